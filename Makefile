@@ -1,0 +1,48 @@
+# Thin wrapper over CMake: the README's commands. See DESIGN.md-derived docs in docs/.
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all run test test-asan unit integration bench fuzz reliability clean deps-run deps-test deps-bench
+
+all: $(BUILD)/streamd
+
+$(BUILD)/Makefile:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+
+$(BUILD)/streamd: $(BUILD)/Makefile FORCE
+	cmake --build $(BUILD) -j $(JOBS)
+
+FORCE:
+
+deps-run:
+	@scripts/install-deps.sh run
+deps-test:
+	@scripts/install-deps.sh test
+deps-bench:
+	@scripts/install-deps.sh bench
+
+run: deps-run all
+	$(BUILD)/streamd --data-dir ./data
+
+test: deps-test all
+	cd $(BUILD) && ctest --output-on-failure -j 2
+	STREAMD_BIN=$(abspath $(BUILD)/streamd) /usr/bin/python3 -m pytest -q tests/integration
+
+test-asan: deps-test
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSD_SANITIZE=address,undefined $(CMAKE_FLAGS)
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j 2
+	STREAMD_BIN=$(abspath $(ASAN_BUILD)/streamd) STREAMD_SANITIZED=1 /usr/bin/python3 -m pytest -q tests/integration
+
+bench: deps-bench all
+	bench/run_bench.sh $(abspath $(BUILD)/streamd)
+
+fuzz: deps-test
+	CC=clang CXX=clang++ cmake -S . -B build-fuzz -DSD_FUZZ=ON -DSD_SANITIZE=address,undefined
+	cmake --build build-fuzz -j $(JOBS)
+	tests/fuzz/run_fuzz.sh build-fuzz $${FUZZ_SECONDS:-60}
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# install-deps.sh: the one list of Debian packages streamd needs, by purpose.
+# Usage: scripts/install-deps.sh [run|test|bench|all]   (default: run)
+# Installs only what is missing; needs root for that (otherwise it lists what is missing).
+set -euo pipefail
+
+run_pkgs=(build-essential cmake pkg-config g++
+  libh2o-evloop-dev libisal-dev libsimdjson-dev libjansson-dev libyaml-dev
+  zlib1g-dev libzstd-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev)
+test_pkgs=(libcmocka-dev python3 python3-pytest sqlite3 gzip clang libclang-rt-14-dev)
+bench_pkgs=(wrk nginx-light procps util-linux)
+
+what=${1:-run}
+case "$what" in
+  run) pkgs=("${run_pkgs[@]}") ;;
+  test) pkgs=("${run_pkgs[@]}" "${test_pkgs[@]}") ;;
+  bench) pkgs=("${run_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  all) pkgs=("${run_pkgs[@]}" "${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  *) echo "usage: $0 [run|test|bench|all]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages (run as root to install): ${missing[*]}" >&2
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

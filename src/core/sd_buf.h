@@ -1,0 +1,57 @@
+/* sd_buf.h: a growable byte buffer (owned bytes) and sd_str, a (pointer, length) view.
+ *
+ * A view never owns its bytes and must not outlive the buffer it points into. Functions that
+ * grow a buffer may move its data: pointers into buf->data are invalid after such a call. */
+#ifndef SD_BUF_H
+#define SD_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+struct sd_str {
+    const char *p;
+    size_t len;
+};
+
+#define SD_STR_LIT(s) ((struct sd_str){(s), sizeof(s) - 1})
+
+static inline struct sd_str sd_str_c(const char *s)
+{
+    struct sd_str v = {s, s ? strlen(s) : 0};
+    return v;
+}
+
+static inline int sd_str_eq(struct sd_str a, struct sd_str b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+}
+
+struct sd_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+};
+
+#define SD_BUF_INIT {NULL, 0, 0}
+
+void sd_buf_init(struct sd_buf *b);
+void sd_buf_fini(struct sd_buf *b);
+/* Empties the buffer, keeping its memory. */
+static inline void sd_buf_reset(struct sd_buf *b)
+{
+    b->len = 0;
+}
+/* Ensures room for extra more bytes (plus a spare NUL). Returns 0 or -ENOMEM. */
+int sd_buf_reserve(struct sd_buf *b, size_t extra);
+int sd_buf_append(struct sd_buf *b, const void *p, size_t len);
+int sd_buf_append_str(struct sd_buf *b, const char *s);
+int sd_buf_append_char(struct sd_buf *b, char c);
+int sd_buf_printf(struct sd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int sd_buf_vprintf(struct sd_buf *b, const char *fmt, va_list ap);
+/* Returns data as a NUL-terminated C string (the NUL is not counted in len). */
+const char *sd_buf_cstr(struct sd_buf *b);
+/* Takes ownership of the bytes out of the buffer (NUL-terminated); leaves b empty. */
+char *sd_buf_steal(struct sd_buf *b);
+
+#endif

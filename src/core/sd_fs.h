@@ -1,0 +1,24 @@
+/* sd_fs.h: filesystem helpers with durability (Redis rdbSave / Postgres durable_rename):
+ * temp file + fsync + rename + fsync of the directory. Functions return 0 or -errno. */
+#ifndef SD_FS_H
+#define SD_FS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Creates path and its missing parents with mode; existing directories are fine. */
+int sd_mkdir_p(const char *path, mode_t mode);
+/* fsyncs the directory at path. */
+int sd_fsync_dir(const char *path);
+/* fsyncs the directory that contains path. */
+int sd_fsync_parent(const char *path);
+/* Atomically replaces path with data: writes path.tmp, fsyncs, renames, fsyncs the dir. */
+int sd_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* Reads a whole file into an owned, NUL-terminated buffer (*out, free with free()). */
+int sd_read_file(const char *path, char **out, size_t *len);
+/* Writes all of len bytes to fd (retrying short writes and EINTR). */
+int sd_write_all(int fd, const void *data, size_t len);
+/* Removes a directory tree (files and subdirectories). Missing path is fine. */
+int sd_rm_rf(const char *path);
+
+#endif
