@@ -1,0 +1,502 @@
+/* sd_http.c: libh2o-evloop glue: loop threads, listeners, cross-thread messages, responses.
+ *
+ * DESIGN: one h2o context per loop, each with its own globalconf (so the data endpoint and the
+ * API can have different body limits and timeouts), HTTP/2 upgrade off, the Server header set
+ * by us. Other threads never touch h2o objects: they post a message through an
+ * h2o_multithread queue and the loop thread runs it. Stopping posts a message that closes the
+ * listeners; the loop then keeps running until its owner reports idle or the drain deadline
+ * passes, so parked requests still get their answers. SIGPIPE must be ignored by the process
+ * (sd_cli does it) before any loop starts. */
+#include "net/sd_http.h"
+#include "core/sd_alloc.h"
+#include "core/sd_error.h"
+#include "core/sd_log.h"
+#include "core/sd_time.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct sd_http_handler {
+    h2o_handler_t super;
+    struct sd_http_loop *loop;
+};
+
+struct sd_http_msg {
+    h2o_multithread_message_t super;
+    sd_http_task_fn fn;
+    void *arg;
+};
+
+static int sd__http_on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    struct sd_http_loop *loop = ((struct sd_http_handler *)self)->loop;
+
+    loop->opts.handler(loop->opts.handler_arg, req);
+    return 0;
+}
+
+static void sd__http_on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    struct sd_http_loop *loop = H2O_STRUCT_FROM_MEMBER(struct sd_http_loop, receiver, receiver);
+
+    while (!h2o_linklist_is_empty(messages)) {
+        struct sd_http_msg *msg =
+            H2O_STRUCT_FROM_MEMBER(struct sd_http_msg, super.link, messages->next);
+        h2o_linklist_unlink(&msg->super.link);
+        msg->fn(loop, msg->arg);
+        free(msg);
+    }
+}
+
+static void sd__http_on_tick(h2o_timeout_entry_t *entry)
+{
+    struct sd_http_loop *loop = H2O_STRUCT_FROM_MEMBER(struct sd_http_loop, tick_entry, entry);
+
+    loop->opts.tick(loop, loop->opts.tick_arg);
+    h2o_timeout_link(loop->ctx.loop, &loop->tick_timeout, &loop->tick_entry);
+}
+
+int sd_http_loop_init(struct sd_http_loop *loop, const struct sd_http_loop_opts *opts)
+{
+    h2o_hostconf_t *host;
+    h2o_pathconf_t *path;
+    struct sd_http_handler *handler;
+
+    memset(loop, 0, sizeof(*loop));
+    loop->opts = *opts;
+    h2o_config_init(&loop->conf);
+    loop->conf.server_name = h2o_iovec_init(H2O_STRLIT(""));
+    loop->conf.max_request_entity_size = opts->max_request_body_bytes;
+    loop->conf.http1.req_timeout = (uint64_t)opts->request_timeout_ms;
+    loop->conf.http1.upgrade_to_http2 = 0;
+    host = h2o_config_register_host(&loop->conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    path = h2o_config_register_path(host, "/", 0);
+    handler = (struct sd_http_handler *)h2o_create_handler(path, sizeof(*handler));
+    handler->super.on_req = sd__http_on_req;
+    handler->loop = loop;
+
+    loop->evloop = h2o_evloop_create();
+    h2o_context_init(&loop->ctx, loop->evloop, &loop->conf);
+    loop->accept_ctx.ctx = &loop->ctx;
+    loop->accept_ctx.hosts = loop->conf.hosts;
+    loop->queue = h2o_multithread_create_queue(loop->ctx.loop);
+    h2o_multithread_register_receiver(loop->queue, &loop->receiver, sd__http_on_messages);
+    if (opts->tick != NULL && opts->tick_ms > 0) {
+        h2o_timeout_init(loop->ctx.loop, &loop->tick_timeout, (uint64_t)opts->tick_ms);
+        loop->tick_entry.cb = sd__http_on_tick;
+        h2o_timeout_link(loop->ctx.loop, &loop->tick_timeout, &loop->tick_entry);
+    }
+    return 0;
+}
+
+static void sd__http_on_accept(h2o_socket_t *listener, const char *err)
+{
+    struct sd_http_loop *loop = listener->data;
+    h2o_socket_t *sock;
+
+    if (err != NULL) {
+        return;
+    }
+    sock = h2o_evloop_socket_accept(listener);
+    if (sock != NULL) {
+        h2o_accept(&loop->accept_ctx, sock);
+    }
+}
+
+int sd_http_loop_listen(struct sd_http_loop *loop, const char *addr, char *url, size_t url_len)
+{
+    struct addrinfo hints, *res = NULL;
+    struct sockaddr_storage bound;
+    socklen_t bound_len = sizeof(bound);
+    char host[256], port_text[16], shown[INET6_ADDRSTRLEN];
+    const char *colon = strrchr(addr, ':');
+    int fd = -1, one = 1, rc, port;
+    h2o_socket_t *sock;
+
+    if (colon == NULL || (size_t)(colon - addr) >= sizeof(host) || strlen(colon + 1) == 0 ||
+        strlen(colon + 1) >= sizeof(port_text) || loop->nlisteners == SD_HTTP_MAX_LISTENERS) {
+        return SD_EINVAL;
+    }
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+        memmove(host, host + 1, strlen(host));
+        host[strlen(host) - 1] = '\0';
+    }
+    snprintf(port_text, sizeof(port_text), "%s", colon + 1);
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    if (getaddrinfo(host[0] ? host : NULL, port_text, &hints, &res) != 0 || res == NULL) {
+        return SD_EINVAL;
+    }
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4096) != 0 ||
+        getsockname(fd, (struct sockaddr *)&bound, &bound_len) != 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if (bound.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&bound;
+        port = ntohs(a6->sin6_port);
+        if (IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr)) {
+            snprintf(url, url_len, "http://127.0.0.1:%d", port);
+        } else {
+            inet_ntop(AF_INET6, &a6->sin6_addr, shown, sizeof(shown));
+            snprintf(url, url_len, "http://[%s]:%d", shown, port);
+        }
+    } else {
+        struct sockaddr_in *a4 = (struct sockaddr_in *)&bound;
+        port = ntohs(a4->sin_port);
+        if (a4->sin_addr.s_addr == htonl(INADDR_ANY)) {
+            snprintf(url, url_len, "http://127.0.0.1:%d", port);
+        } else {
+            inet_ntop(AF_INET, &a4->sin_addr, shown, sizeof(shown));
+            snprintf(url, url_len, "http://%s:%d", shown, port);
+        }
+    }
+    freeaddrinfo(res);
+    sock = h2o_evloop_socket_create(loop->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    sock->data = loop;
+    h2o_socket_read_start(sock, sd__http_on_accept);
+    loop->listeners[loop->nlisteners++] = sock;
+    return 0;
+
+fail:
+    if (fd >= 0) {
+        close(fd);
+    }
+    freeaddrinfo(res);
+    return rc;
+}
+
+static void *sd__http_thread_main(void *arg)
+{
+    struct sd_http_loop *loop = arg;
+    char name[16];
+
+    snprintf(name, sizeof(name), "sd-%s", loop->opts.name);
+    pthread_setname_np(pthread_self(), name);
+    for (;;) {
+        h2o_evloop_run(loop->ctx.loop, loop->is_stopping ? 50 : INT32_MAX);
+        if (loop->is_stopping) {
+            int idle = loop->is_idle == NULL || loop->is_idle(loop->is_idle_arg);
+            if (idle || sd_mono_ms() >= loop->stop_deadline_ms) {
+                break;
+            }
+        }
+    }
+    return NULL;
+}
+
+int sd_http_loop_start(struct sd_http_loop *loop)
+{
+    int rc = pthread_create(&loop->thread, NULL, sd__http_thread_main, loop);
+    if (rc != 0) {
+        return -rc;
+    }
+    loop->is_running = 1;
+    return 0;
+}
+
+void sd_http_loop_post(struct sd_http_loop *loop, sd_http_task_fn fn, void *arg)
+{
+    struct sd_http_msg *msg = sd_xcalloc(1, sizeof(*msg));
+
+    msg->fn = fn;
+    msg->arg = arg;
+    h2o_multithread_send_message(&loop->receiver, &msg->super);
+}
+
+struct sd_http_stop {
+    int64_t drain_ms;
+};
+
+static void sd__http_close_listeners(struct sd_http_loop *loop, void *arg)
+{
+    (void)arg;
+    for (size_t i = 0; i < loop->nlisteners; i++) {
+        h2o_socket_read_stop(loop->listeners[i]);
+        h2o_socket_close(loop->listeners[i]);
+    }
+    loop->nlisteners = 0;
+}
+
+void sd_http_loop_close_listeners(struct sd_http_loop *loop)
+{
+    if (loop->is_running) {
+        sd_http_loop_post(loop, sd__http_close_listeners, NULL);
+    }
+}
+
+static void sd__http_do_stop(struct sd_http_loop *loop, void *arg)
+{
+    struct sd_http_stop *stop = arg;
+
+    sd__http_close_listeners(loop, NULL);
+    loop->stop_deadline_ms = sd_mono_ms() + stop->drain_ms;
+    loop->is_stopping = 1;
+    free(stop);
+}
+
+void sd_http_loop_stop(struct sd_http_loop *loop, int64_t drain_ms)
+{
+    struct sd_http_stop *stop;
+
+    if (!loop->is_running) {
+        return;
+    }
+    stop = sd_xcalloc(1, sizeof(*stop));
+    stop->drain_ms = drain_ms;
+    sd_http_loop_post(loop, sd__http_do_stop, stop);
+    pthread_join(loop->thread, NULL);
+    loop->is_running = 0;
+}
+
+void sd_http_loop_fini(struct sd_http_loop *loop)
+{
+    if (loop->evloop == NULL) {
+        return;
+    }
+    if (h2o_timeout_is_linked(&loop->tick_entry)) {
+        h2o_timeout_unlink(&loop->tick_entry);
+    }
+    h2o_multithread_unregister_receiver(loop->queue, &loop->receiver);
+    h2o_multithread_destroy_queue(loop->queue);
+    h2o_context_dispose(&loop->ctx);
+    h2o_config_dispose(&loop->conf);
+    loop->evloop = NULL;
+}
+
+static const char *sd__http_reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    case 507:
+        return "Insufficient Storage";
+    default:
+        return "Unknown";
+    }
+}
+
+void sd_http_add_header(h2o_req_t *req, const char *name, const char *value)
+{
+    h2o_iovec_t n = h2o_strdup(&req->pool, name, strlen(name));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, n.base, n.len, 1, NULL, value,
+                          strlen(value));
+}
+
+void sd_http_send(h2o_req_t *req, int status, const char *content_type, const char *body,
+                  size_t len)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    h2o_iovec_t copy = h2o_strdup(&req->pool, body, len);
+
+    req->res.status = status;
+    req->res.reason = sd__http_reason(status);
+    req->res.content_length = len;
+    if (content_type != NULL) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
+                       strlen(content_type));
+    }
+    h2o_start_response(req, &generator);
+    h2o_send(req, &copy, 1, H2O_SEND_STATE_FINAL);
+}
+
+void sd_http_send_json(h2o_req_t *req, int status, json_t *json, int pretty)
+{
+    char *text = json_dumps(json, pretty ? JSON_INDENT(2) | JSON_PRESERVE_ORDER
+                                         : JSON_COMPACT | JSON_PRESERVE_ORDER);
+    size_t len;
+
+    json_decref(json);
+    if (text == NULL) {
+        sd_http_send(req, 500, "text/plain", "out of memory\n", 14);
+        return;
+    }
+    len = strlen(text);
+    sd_http_send(req, status, "application/json", text, len);
+    free(text);
+}
+
+void sd_http_send_error(h2o_req_t *req, int status, const char *name, const char *message)
+{
+    json_t *body = json_object();
+
+    json_object_set_new(body, "statusCode", json_integer(status));
+    json_object_set_new(body, "error", json_string(name));
+    json_object_set_new(body, "message", json_string(message));
+    sd_http_send_json(req, status, body, 1);
+}
+
+struct sd_str sd_http_header(h2o_req_t *req, const char *lower_name)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, lower_name, strlen(lower_name), -1);
+    struct sd_str v = {"", 0};
+
+    if (i >= 0) {
+        v.p = req->headers.entries[i].value.base;
+        v.len = req->headers.entries[i].value.len;
+    }
+    return v;
+}
+
+void sd_http_peer_ip(h2o_req_t *req, char *out, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+
+    out[0] = '\0';
+    if (sl == 0) {
+        return;
+    }
+    if (ss.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)len);
+    } else if (ss.ss_family == AF_INET6) {
+        struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a)) {
+            inet_ntop(AF_INET, &a->s6_addr[12], out, (socklen_t)len);
+        } else {
+            inet_ntop(AF_INET6, a, out, (socklen_t)len);
+        }
+    }
+}
+
+size_t sd_http_head_bytes(h2o_req_t *req)
+{
+    /* request line: METHOD SP PATH SP HTTP/1.1 CRLF; each header: name ": " value CRLF */
+    size_t total = req->method.len + req->path.len + 12;
+
+    for (size_t i = 0; i < req->headers.size; i++) {
+        total += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    }
+    if (req->authority.len > 0) {
+        total += req->authority.len + 8; /* "Host: " + CRLF */
+    }
+    return total + 2;
+}
+
+struct sd_str sd_http_path(h2o_req_t *req)
+{
+    struct sd_str p = {req->path.base, req->path.len};
+
+    if (req->query_at != SIZE_MAX && req->query_at < p.len) {
+        p.len = req->query_at;
+    }
+    return p;
+}
+
+int sd_http_query_param(h2o_req_t *req, const char *name, struct sd_str *value)
+{
+    size_t nlen = strlen(name);
+    const char *q, *end;
+
+    if (req->query_at == SIZE_MAX) {
+        return 0;
+    }
+    q = req->path.base + req->query_at + 1;
+    end = req->path.base + req->path.len;
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(q, '=', (size_t)(stop - q));
+        const char *kend = eq ? eq : stop;
+        if ((size_t)(kend - q) == nlen && memcmp(q, name, nlen) == 0) {
+            value->p = eq ? eq + 1 : stop;
+            value->len = (size_t)(stop - value->p);
+            return 1;
+        }
+        q = stop + 1;
+    }
+    return 0;
+}
+
+static int sd__hex(int c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+int sd_http_url_decode(struct sd_str s, struct sd_buf *out)
+{
+    sd_buf_reset(out);
+    if (sd_buf_reserve(out, s.len) != 0) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < s.len; i++) {
+        char c = s.p[i];
+        if (c == '%') {
+            int hi, lo;
+            if (i + 2 >= s.len) {
+                return SD_EPARSE;
+            }
+            hi = sd__hex((unsigned char)s.p[i + 1]);
+            lo = sd__hex((unsigned char)s.p[i + 2]);
+            if (hi < 0 || lo < 0) {
+                return SD_EPARSE;
+            }
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (c == '\0') {
+            return SD_EPARSE;
+        }
+        out->data[out->len++] = c;
+    }
+    out->data[out->len] = '\0';
+    return 0;
+}

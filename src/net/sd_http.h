@@ -1,0 +1,103 @@
+/* sd_http.h: the only module that knows libh2o: event-loop threads with listeners, a handler
+ * callback per loop, response helpers and cross-thread wake-ups.
+ *
+ * Threads: each struct sd_http_loop runs one h2o event loop in its own thread. Handlers run on
+ * that thread. Other threads talk to a loop only through sd_http_loop_post(). A handler may
+ * answer later ("park" the request) from the loop thread; nothing times a parked request out
+ * unless its owner does. */
+#ifndef SD_HTTP_H
+#define SD_HTTP_H
+
+#define H2O_USE_LIBUV 0
+#include <h2o.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "core/sd_buf.h"
+
+struct sd_http_loop;
+
+/* Handles one complete request on the loop thread. Must answer (now or later, on this thread). */
+typedef void (*sd_http_handler_fn)(void *arg, h2o_req_t *req);
+/* Runs on the loop thread for a message posted with sd_http_loop_post. */
+typedef void (*sd_http_task_fn)(struct sd_http_loop *loop, void *arg);
+/* Runs on the loop thread every tick_ms (timeouts of parked requests, etc.). */
+typedef void (*sd_http_tick_fn)(struct sd_http_loop *loop, void *arg);
+
+struct sd_http_loop_opts {
+    const char *name;               /* for logs and the thread name */
+    size_t max_request_body_bytes;  /* over it h2o answers 413 itself */
+    int64_t request_timeout_ms;     /* reading head + body, and keep-alive idle */
+    const char *server_header;      /* value of the Server header on every response */
+    sd_http_handler_fn handler;
+    void *handler_arg;
+    sd_http_tick_fn tick;           /* optional */
+    void *tick_arg;
+    int64_t tick_ms;
+};
+
+#define SD_HTTP_MAX_LISTENERS 4
+
+struct sd_http_loop {
+    struct sd_http_loop_opts opts;
+    h2o_globalconf_t conf;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_evloop_t *evloop;
+    h2o_multithread_queue_t *queue;
+    h2o_multithread_receiver_t receiver;
+    h2o_timeout_t tick_timeout;
+    h2o_timeout_entry_t tick_entry;
+    h2o_socket_t *listeners[SD_HTTP_MAX_LISTENERS];
+    size_t nlisteners;
+    pthread_t thread;
+    int is_running;
+    int is_stopping;        /* loop thread only */
+    int64_t stop_deadline_ms;
+    int (*is_idle)(void *arg); /* optional: the owner's "nothing in flight" check for a drain */
+    void *is_idle_arg;
+};
+
+/* Prepares a loop (no thread yet). Returns 0 or -errno. */
+int sd_http_loop_init(struct sd_http_loop *loop, const struct sd_http_loop_opts *opts);
+/* Binds "host:port" (port 0 = any) and starts accepting once the loop runs. Writes the URL
+ * "http://HOST:PORT" (127.0.0.1 when bound to 0.0.0.0) into url. Returns 0 or -errno. */
+int sd_http_loop_listen(struct sd_http_loop *loop, const char *addr, char *url, size_t url_len);
+/* Starts the loop thread. */
+int sd_http_loop_start(struct sd_http_loop *loop);
+/* From any thread: runs fn(loop, arg) on the loop thread soon. */
+void sd_http_loop_post(struct sd_http_loop *loop, sd_http_task_fn fn, void *arg);
+/* From another thread: stops accepting new connections (existing ones go on). */
+void sd_http_loop_close_listeners(struct sd_http_loop *loop);
+/* From another thread: closes the listeners, lets in-flight work finish (until is_idle says so
+ * or drain_ms passes), then stops and joins the loop thread. */
+void sd_http_loop_stop(struct sd_http_loop *loop, int64_t drain_ms);
+/* Frees what init allocated (after stop). */
+void sd_http_loop_fini(struct sd_http_loop *loop);
+
+/* Responses (loop thread). The body is copied. */
+void sd_http_send(h2o_req_t *req, int status, const char *content_type, const char *body,
+                  size_t len);
+/* Sends json (takes ownership), compact or indented. */
+void sd_http_send_json(h2o_req_t *req, int status, json_t *json, int pretty);
+/* Sends {"statusCode":status,"error":name,"message":message}. */
+void sd_http_send_error(h2o_req_t *req, int status, const char *name, const char *message);
+/* Adds a response header (name and value copied into the request pool). */
+void sd_http_add_header(h2o_req_t *req, const char *name, const char *value);
+
+/* Request helpers. Returns the value of header name (lower-case) or an empty view. */
+struct sd_str sd_http_header(h2o_req_t *req, const char *lower_name);
+/* Writes the peer IP text into out. */
+void sd_http_peer_ip(h2o_req_t *req, char *out, size_t len);
+/* Total bytes of the request head as the client sent it (request line + header lines). */
+size_t sd_http_head_bytes(h2o_req_t *req);
+/* Looks up a query parameter of the request path (not decoded). Returns 1 if found. */
+int sd_http_query_param(h2o_req_t *req, const char *name, struct sd_str *value);
+/* Path without the query string. */
+struct sd_str sd_http_path(h2o_req_t *req);
+/* Percent-decodes s into out (NUL-terminated). Returns 0, or SD_EPARSE on a bad escape or a
+ * decoded NUL byte. */
+int sd_http_url_decode(struct sd_str s, struct sd_buf *out);
+
+#endif

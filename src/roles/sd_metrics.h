@@ -1,0 +1,16 @@
+/* sd_metrics.h: the metrics listener (metrics.listen): Prometheus text at /metrics and
+ * /health-check. */
+#ifndef SD_METRICS_H
+#define SD_METRICS_H
+
+#include "net/sd_http.h"
+
+struct sd_server;
+struct sd_metrics;
+
+struct sd_metrics *sd_metrics_create(struct sd_server *srv);
+void sd_metrics_destroy(struct sd_metrics *m);
+/* sd_http_handler_fn of the metrics loop. */
+void sd_metrics_handle(void *metrics, h2o_req_t *req);
+
+#endif

@@ -1,0 +1,640 @@
+/* sd_ingest.c: the data endpoint: route and authenticate by URL secret, map the record for
+ * every enabled sink, append the CSV rows to the sinks' slices and answer once the sync
+ * covering them has returned.
+ *
+ * DESIGN: everything here runs on the source loop thread except sd_ingest_publish() and the
+ * sync listener, which only posts a message to the loop. A request that waits for syncs is
+ * "parked": a struct sd_pending with one waiter per waiting sink, queued per slice in append
+ * (= sequence) order. A sync message pops every waiter of that slice up to its sequence. The
+ * pending request is reference-counted by its waiters, so a request answered early (timeout)
+ * stays valid until its last waiter is popped. Status = max over sinks, as in the reference. */
+#include "source/sd_ingest.h"
+#include "config/sd_config.h"
+#include "core/sd_alloc.h"
+#include "core/sd_error.h"
+#include "core/sd_log.h"
+#include "core/sd_time.h"
+#include "pipeline/sd_mapping.h"
+#include "pipeline/sd_record.h"
+#include "roles/sd_server.h"
+#include "storage/sd_storage.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SD_INGEST_SERVER "Keboola/Stream/HTTPSource"
+#define SD_INGEST_MAX_SINKS 100
+
+struct sd_sink_result {
+    const char *sink_id; /* borrowed from the routes, copied below when parked */
+    int status;          /* 0 = still waiting */
+    char error[64];
+    char message[192];
+};
+
+struct sd_pending {
+    struct sd_ingest *in;
+    h2o_req_t *req; /* NULL once answered */
+    int refs;       /* waiters + the request itself while unanswered */
+    int waiting;    /* sinks still waiting for their sync */
+    int is_verbose;
+    int64_t deadline_ms;
+    int64_t project_id;
+    int64_t branch_id;
+    char source_id[49];
+    struct sd_pending *prev, *next; /* parked list (answered ones are unlinked) */
+    size_t nsinks;
+    struct sd_sink_result results[];
+};
+
+struct sd_waiter {
+    struct sd_pending *p;
+    size_t index;
+    uint64_t seq;
+    struct sd_waiter *next;
+};
+
+struct sd_waitq {
+    struct sd_waiter *head, *tail;
+};
+
+struct sd_sync_msg {
+    struct sd_slice_handle *slice;
+    uint64_t seq;
+    int rc;
+};
+
+struct sd_ingest {
+    struct sd_server *srv;
+    pthread_rwlock_t routes_lock;
+    struct sd_routes *routes;
+    size_t read_buffer_bytes;
+    size_t row_size_limit;
+    int64_t request_timeout_ms;
+    struct sd_buf rows;     /* loop thread: CSV of the current record */
+    struct sd_pending parked; /* sentinel of the parked list */
+    size_t nparked;
+};
+
+/* ---- routing table ---- */
+
+void sd_routes_free(struct sd_routes *routes)
+{
+    if (routes == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < routes->n; i++) {
+        struct sd_route_source *s = &routes->sources[i];
+        for (size_t k = 0; k < s->nsinks; k++) {
+            free(s->sinks[k].sink_id);
+            sd_mapping_destroy(s->sinks[k].mapping);
+        }
+        free(s->sinks);
+        free(s->source_id);
+    }
+    free(routes->sources);
+    free(routes);
+}
+
+void sd_ingest_publish(struct sd_ingest *in, struct sd_routes *routes)
+{
+    struct sd_routes *old;
+
+    pthread_rwlock_wrlock(&in->routes_lock);
+    old = in->routes;
+    in->routes = routes;
+    pthread_rwlock_unlock(&in->routes_lock);
+    sd_routes_free(old);
+}
+
+static const struct sd_route_source *sd__find_source(const struct sd_routes *r, int64_t project,
+                                                     const char *id, size_t id_len)
+{
+    size_t lo = 0, hi = r ? r->n : 0;
+
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const struct sd_route_source *s = &r->sources[mid];
+        int cmp;
+        if (s->project_id != project) {
+            cmp = s->project_id < project ? -1 : 1;
+        } else {
+            size_t sl = strlen(s->source_id);
+            cmp = memcmp(s->source_id, id, sl < id_len ? sl : id_len);
+            if (cmp == 0) {
+                cmp = sl < id_len ? -1 : sl > id_len ? 1 : 0;
+            }
+        }
+        if (cmp == 0) {
+            return s;
+        }
+        if (cmp < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return NULL;
+}
+
+/* Constant-time comparison of the URL secret with the stored one. */
+static int sd__secret_matches(const char *stored, const char *given, size_t given_len)
+{
+    size_t stored_len = strlen(stored);
+    unsigned char diff = (unsigned char)(stored_len != given_len);
+
+    for (size_t i = 0; i < stored_len; i++) {
+        unsigned char g = i < given_len ? (unsigned char)given[i] : 0;
+        diff |= (unsigned char)(stored[i] ^ g);
+    }
+    return diff == 0;
+}
+
+/* ---- responses ---- */
+
+static void sd__send_error(h2o_req_t *req, int status, const char *name, const char *message)
+{
+    sd_http_add_header(req, "Server", SD_INGEST_SERVER);
+    if (status == 503 || status == 507 || status == 429) {
+        sd_http_add_header(req, "Retry-After", "1");
+    }
+    sd_http_send_error(req, status, name, message);
+}
+
+static void sd__send_text(h2o_req_t *req, int status, const char *text)
+{
+    sd_http_add_header(req, "Server", SD_INGEST_SERVER);
+    sd_http_send(req, status, "text/plain", text, strlen(text));
+}
+
+static void sd__respond(struct sd_pending *p)
+{
+    h2o_req_t *req = p->req;
+    int status = 200, failed = 0, ok = 0;
+    json_t *body, *source, *sinks;
+    char msg[96];
+
+    for (size_t i = 0; i < p->nsinks; i++) {
+        if (p->results[i].status > status) {
+            status = p->results[i].status;
+        }
+        if (p->results[i].status >= 300) {
+            failed++;
+        } else {
+            ok++;
+        }
+    }
+    if (failed == 0 && !p->is_verbose) {
+        if (status == 503 || status == 507) {
+            sd_http_add_header(req, "Retry-After", "1");
+        }
+        sd__send_text(req, status, "OK");
+        return;
+    }
+    sinks = json_array();
+    for (size_t i = 0; i < p->nsinks; i++) {
+        struct sd_sink_result *r = &p->results[i];
+        json_t *s = json_object();
+        json_object_set_new(s, "sinkId", json_string(r->sink_id));
+        json_object_set_new(s, "statusCode", json_integer(r->status));
+        if (r->error[0]) {
+            json_object_set_new(s, "error", json_string(r->error));
+        }
+        json_object_set_new(s, "message", json_string(r->message));
+        json_array_append_new(sinks, s);
+    }
+    if (p->nsinks == 0) {
+        snprintf(msg, sizeof(msg), "No enabled sink found.");
+    } else if (failed == 0) {
+        snprintf(msg, sizeof(msg), "Successfully written to %zu/%zu sinks.", p->nsinks,
+                 p->nsinks);
+    } else {
+        snprintf(msg, sizeof(msg), "Written to %d/%zu sinks.", ok, p->nsinks);
+    }
+    source = json_object();
+    json_object_set_new(source, "projectId", json_integer(p->project_id));
+    json_object_set_new(source, "sourceId", json_string(p->source_id));
+    json_object_set_new(source, "branchId", json_integer(p->branch_id));
+    json_object_set_new(source, "statusCode", json_integer(status));
+    if (failed) {
+        json_object_set_new(source, "error", json_string("stream.in.writeFailed"));
+    }
+    json_object_set_new(source, "message", json_string(msg));
+    json_object_set_new(source, "sinks", sinks);
+    body = json_object();
+    json_object_set_new(body, "statusCode", json_integer(status));
+    if (failed) {
+        json_object_set_new(body, "error", json_string("stream.in.writeFailed"));
+    }
+    json_object_set_new(body, "message", json_string(msg));
+    json_object_set_new(body, "sources", json_pack("[o]", source));
+    sd_http_add_header(req, "Server", SD_INGEST_SERVER);
+    if (status == 503 || status == 507) {
+        sd_http_add_header(req, "Retry-After", "1");
+    }
+    sd_http_send_json(req, status, body, 1);
+}
+
+static void sd__pending_unref(struct sd_pending *p)
+{
+    if (--p->refs == 0) {
+        free(p);
+    }
+}
+
+/* Answers a parked request and drops the request's own reference. */
+static void sd__pending_answer(struct sd_pending *p)
+{
+    if (p->req == NULL) {
+        return;
+    }
+    sd__respond(p);
+    p->req = NULL;
+    p->prev->next = p->next;
+    p->next->prev = p->prev;
+    p->in->nparked--;
+    sd__pending_unref(p);
+}
+
+static void sd__set_result(struct sd_sink_result *r, int status, const char *error,
+                           const char *message)
+{
+    r->status = status;
+    snprintf(r->error, sizeof(r->error), "%s", error ? error : "");
+    snprintf(r->message, sizeof(r->message), "%s", message);
+}
+
+static void sd__result_from_rc(struct sd_sink_result *r, int rc)
+{
+    if (rc == -ENOSPC || rc == -EDQUOT) {
+        sd__set_result(r, 507, "stream.in.insufficientStorage",
+                       "Insufficient storage: the local volume is full, retry later.");
+    } else if (rc == SD_ELIMIT) {
+        sd__set_result(r, 503, "stream.in.tooManyPendingRecords",
+                       "Too many records wait for the disk, retry later.");
+    } else if (rc == SD_EUNHEALTHY || rc == SD_ECLOSED) {
+        sd__set_result(r, 503, "stream.in.noPipelineReady",
+                       "The sink's local storage is not available, retry later.");
+    } else {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "Cannot write the record to local storage: %s.",
+                 sd_strerror(rc));
+        sd__set_result(r, 500, "stream.in.writeFailed", msg);
+    }
+}
+
+/* ---- sync notifications (writer threads -> loop) ---- */
+
+static void sd__on_sync_msg(struct sd_http_loop *loop, void *arg)
+{
+    struct sd_sync_msg *msg = arg;
+    void **slot = sd_storage_slice_waiters(msg->slice);
+    struct sd_waitq *q = *slot;
+
+    (void)loop;
+    while (q != NULL && q->head != NULL && (msg->rc == SD_ECLOSED || q->head->seq <= msg->seq)) {
+        struct sd_waiter *w = q->head;
+        struct sd_pending *p = w->p;
+        q->head = w->next;
+        if (q->head == NULL) {
+            q->tail = NULL;
+        }
+        if (p->req != NULL) {
+            struct sd_sink_result *r = &p->results[w->index];
+            if (msg->rc == 0) {
+                sd__set_result(r, 200, NULL, "processed");
+            } else {
+                sd__result_from_rc(r, msg->rc);
+            }
+            if (--p->waiting == 0) {
+                sd__pending_answer(p);
+            }
+        }
+        sd__pending_unref(p);
+        free(w);
+    }
+    if (msg->rc == SD_ECLOSED) {
+        free(q);
+        *slot = NULL;
+        sd_storage_slice_release(msg->slice);
+    }
+    free(msg);
+}
+
+static void sd__sync_listener(void *arg, struct sd_slice_handle *slice, uint64_t seq, int rc)
+{
+    struct sd_ingest *in = arg;
+    struct sd_sync_msg *msg = sd_xcalloc(1, sizeof(*msg));
+
+    msg->slice = slice;
+    msg->seq = seq;
+    msg->rc = rc;
+    sd_http_loop_post(&in->srv->source_loop, sd__on_sync_msg, msg);
+}
+
+static void sd__park(struct sd_pending *p, struct sd_slice_handle *slice, size_t index,
+                     uint64_t seq)
+{
+    void **slot = sd_storage_slice_waiters(slice);
+    struct sd_waitq *q = *slot;
+    struct sd_waiter *w = sd_xcalloc(1, sizeof(*w));
+
+    if (q == NULL) {
+        q = sd_xcalloc(1, sizeof(*q));
+        *slot = q;
+    }
+    w->p = p;
+    w->index = index;
+    w->seq = seq;
+    if (q->tail) {
+        q->tail->next = w;
+    } else {
+        q->head = w;
+    }
+    q->tail = w;
+    p->refs++;
+    p->waiting++;
+}
+
+/* ---- the request ---- */
+
+/* Fills rec's headers (canonical names, sorted) from what h2o keeps, plus Host and
+ * Content-Length, which h2o keeps elsewhere. */
+static void sd__record_headers(h2o_req_t *req, struct sd_header **out, size_t *n)
+{
+    size_t count = req->headers.size + 2, k = 0;
+    struct sd_header *h = h2o_mem_alloc_pool(&req->pool, sizeof(*h) * count);
+    char *names;
+    size_t names_len = 0, off = 0;
+
+    for (size_t i = 0; i < req->headers.size; i++) {
+        names_len += req->headers.entries[i].name->len;
+    }
+    names_len += 32;
+    names = h2o_mem_alloc_pool(&req->pool, names_len);
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_iovec_t *name = req->headers.entries[i].name;
+        sd_header_canonicalize(name->base, name->len, names + off);
+        h[k].name.p = names + off;
+        h[k].name.len = name->len;
+        h[k].value.p = req->headers.entries[i].value.base;
+        h[k].value.len = req->headers.entries[i].value.len;
+        off += name->len;
+        k++;
+    }
+    if (req->authority.len > 0) {
+        h[k].name = SD_STR_LIT("Host");
+        h[k].value.p = req->authority.base;
+        h[k].value.len = req->authority.len;
+        k++;
+    }
+    if (req->entity.base != NULL) {
+        char *len_text = h2o_mem_alloc_pool(&req->pool, 24);
+        int l = snprintf(len_text, 24, "%zu", req->entity.len);
+        h[k].name = SD_STR_LIT("Content-Length");
+        h[k].value.p = len_text;
+        h[k].value.len = (size_t)l;
+        k++;
+    }
+    sd_record_sort_headers(h, k);
+    *out = h;
+    *n = k;
+}
+
+static int sd__split_path(struct sd_str path, struct sd_str parts[3])
+{
+    const char *p = path.p + strlen("/stream/");
+    const char *end = path.p + path.len;
+
+    for (int i = 0; i < 3; i++) {
+        const char *slash = memchr(p, '/', (size_t)(end - p));
+        const char *stop = slash ? slash : end;
+        if (stop == p || (i < 2 && slash == NULL) || (i == 2 && slash != NULL)) {
+            return -1;
+        }
+        parts[i].p = p;
+        parts[i].len = (size_t)(stop - p);
+        p = stop + 1;
+    }
+    return 0;
+}
+
+static int sd__parse_project(struct sd_str s, int64_t *out)
+{
+    int64_t v = 0;
+
+    if (s.len == 0 || s.len > 18) {
+        return -1;
+    }
+    for (size_t i = 0; i < s.len; i++) {
+        if (s.p[i] < '0' || s.p[i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (s.p[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+static void sd__send_cors(h2o_req_t *req)
+{
+    sd_http_add_header(req, "Allow", "OPTIONS, POST");
+    sd_http_add_header(req, "Access-Control-Allow-Methods", "OPTIONS, POST");
+    sd_http_add_header(req, "Access-Control-Allow-Headers", "*");
+    sd_http_add_header(req, "Access-Control-Expose-Headers", "*");
+    sd_http_add_header(req, "Access-Control-Allow-Origin", "*");
+    sd__send_text(req, 200, "");
+}
+
+static void sd__ingest(struct sd_ingest *in, h2o_req_t *req, struct sd_str parts[3])
+{
+    const struct sd_route_source *src;
+    struct sd_pending *p;
+    struct sd_record rec;
+    struct sd_header *headers;
+    size_t nheaders;
+    struct sd_str verbose;
+    int64_t project;
+
+    if (sd__parse_project(parts[0], &project) != 0) {
+        sd__send_error(req, 400, "stream.in.badRequest", "Invalid project ID.");
+        return;
+    }
+    pthread_rwlock_rdlock(&in->routes_lock);
+    src = sd__find_source(in->routes, project, parts[1].p, parts[1].len);
+    if (src == NULL || !sd__secret_matches(src->secret, parts[2].p, parts[2].len)) {
+        pthread_rwlock_unlock(&in->routes_lock);
+        sd__send_error(req, 404, "stream.in.noSourceFound",
+                       "The specified combination of projectId, sourceId and secret was not "
+                       "found.");
+        return;
+    }
+    if (!src->is_enabled) {
+        pthread_rwlock_unlock(&in->routes_lock);
+        sd__send_error(req, 404, "stream.in.disabledSource", "The source is disabled.");
+        return;
+    }
+    p = sd_xcalloc(1, sizeof(*p) + src->nsinks * sizeof(p->results[0]));
+    p->in = in;
+    p->req = req;
+    p->refs = 1;
+    p->project_id = src->project_id;
+    p->branch_id = src->branch_id;
+    snprintf(p->source_id, sizeof(p->source_id), "%s", src->source_id);
+    p->nsinks = src->nsinks;
+    p->is_verbose = sd_http_query_param(req, "verbose", &verbose) && verbose.len == 4 &&
+                    memcmp(verbose.p, "true", 4) == 0;
+    p->deadline_ms = sd_mono_ms() + in->request_timeout_ms;
+
+    sd_record_init(&rec);
+    rec.recv_time_ms = sd_now_ms();
+    sd_http_peer_ip(req, rec.ip, sizeof(rec.ip));
+    sd__record_headers(req, &headers, &nheaders);
+    rec.headers = headers;
+    rec.nheaders = nheaders;
+    if (req->entity.base != NULL) {
+        rec.body.p = req->entity.base;
+        rec.body.len = req->entity.len;
+    } else {
+        rec.body = SD_STR_LIT("");
+    }
+    rec.content_type = sd_http_header(req, "content-type");
+
+    for (size_t i = 0; i < src->nsinks; i++) {
+        const struct sd_route_sink *sink = &src->sinks[i];
+        struct sd_sink_result *r = &p->results[i];
+        struct sd_map_error merr;
+        struct sd_slice_handle *slice = NULL;
+        uint64_t seq = 0;
+        int rc;
+
+        /* Sink ids outlive the routes table only through this copy. */
+        r->sink_id = h2o_strdup(&req->pool, sink->sink_id, strlen(sink->sink_id)).base;
+        sd_buf_reset(&in->rows);
+        memset(&merr, 0, sizeof(merr));
+        rc = sd_mapping_write_row(sink->mapping, &rec, in->row_size_limit, &in->rows, &merr);
+        if (rc != 0) {
+            if (rc < 0) {
+                sd__set_result(r, 500, "stream.in.genericError", "Out of memory.");
+            } else {
+                sd__set_result(r, rc, merr.name, merr.message);
+            }
+            continue;
+        }
+        rc = sd_storage_append(sink->slot, in->rows.data, in->rows.len, 1, rec.recv_time_ms,
+                               &slice, &seq);
+        if (rc != 0) {
+            sd__result_from_rc(r, rc);
+        } else if (sd_storage_slot_wait(sink->slot)) {
+            sd__park(p, slice, i, seq);
+        } else {
+            sd__set_result(r, 202, NULL, "accepted");
+        }
+    }
+    pthread_rwlock_unlock(&in->routes_lock);
+    sd_record_fini(&rec);
+
+    /* Link into the parked list; answer now if nothing waits. */
+    p->next = in->parked.next;
+    p->prev = &in->parked;
+    in->parked.next->prev = p;
+    in->parked.next = p;
+    in->nparked++;
+    if (p->waiting == 0) {
+        sd__pending_answer(p);
+    }
+}
+
+void sd_ingest_handle(void *arg, h2o_req_t *req)
+{
+    struct sd_ingest *in = arg;
+    struct sd_str path = sd_http_path(req);
+    struct sd_str parts[3];
+
+    if (sd_http_head_bytes(req) > in->read_buffer_bytes) {
+        sd__send_error(req, 413, "stream.in.headerTooLarge",
+                       "Request headers are too large.");
+        return;
+    }
+    if (path.len == strlen("/health-check") && memcmp(path.p, "/health-check", path.len) == 0 &&
+        h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"))) {
+        sd__send_text(req, 200, "OK\n");
+        return;
+    }
+    if (path.len > strlen("/stream/") && memcmp(path.p, "/stream/", 8) == 0 &&
+        sd__split_path(path, parts) == 0) {
+        if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
+            sd__ingest(in, req, parts);
+            return;
+        }
+        if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"))) {
+            sd__send_cors(req);
+            return;
+        }
+        sd_http_add_header(req, "Allow", "OPTIONS, POST");
+        sd__send_error(req, 405, "stream.in.methodNotAllowed",
+                       "Method not allowed, please send data using POST.");
+        return;
+    }
+    sd__send_error(req, 404, "stream.in.routeNotFound",
+                   "Not found, please send data using POST /stream/<projectID>/<sourceID>/<secret>");
+}
+
+void sd_ingest_tick(struct sd_http_loop *loop, void *arg)
+{
+    struct sd_ingest *in = arg;
+    int64_t now = sd_mono_ms();
+    struct sd_pending *p = in->parked.prev;
+
+    (void)loop;
+    /* The list is newest-first: walk from the oldest while deadlines have passed. */
+    while (p != &in->parked && p->deadline_ms <= now) {
+        struct sd_pending *prev = p->prev;
+        for (size_t i = 0; i < p->nsinks; i++) {
+            if (p->results[i].status == 0) {
+                sd__set_result(&p->results[i], 503, "stream.in.syncTimeout",
+                               "The record was not synced to disk within the request timeout.");
+            }
+        }
+        sd__pending_answer(p);
+        p = prev;
+    }
+}
+
+int sd_ingest_is_idle(void *arg)
+{
+    struct sd_ingest *in = arg;
+    return in->nparked == 0;
+}
+
+int sd_ingest_create(struct sd_server *srv, struct sd_ingest **out)
+{
+    struct sd_ingest *in = sd_xcalloc(1, sizeof(*in));
+
+    in->srv = srv;
+    pthread_rwlock_init(&in->routes_lock, NULL);
+    in->read_buffer_bytes = (size_t)sd_config_int(srv->cfg, "source.http.readBufferSize");
+    in->row_size_limit =
+        (size_t)sd_config_int(srv->cfg, "storage.level.local.encoding.encoder.rowSizeLimit");
+    in->request_timeout_ms = sd_config_int(srv->cfg, "source.http.requestTimeout");
+    sd_buf_init(&in->rows);
+    in->parked.next = in->parked.prev = &in->parked;
+    if (srv->storage != NULL) {
+        sd_storage_set_sync_listener(srv->storage, sd__sync_listener, in);
+    }
+    *out = in;
+    return 0;
+}
+
+void sd_ingest_destroy(struct sd_ingest *in)
+{
+    if (in == NULL) {
+        return;
+    }
+    sd_routes_free(in->routes);
+    pthread_rwlock_destroy(&in->routes_lock);
+    sd_buf_fini(&in->rows);
+    free(in);
+}

@@ -1,0 +1,55 @@
+/* sd_ingest.h: the http-source role's data endpoint: POST /stream/<projectId>/<sourceId>/<secret>.
+ *
+ * Threads: the handler, the tick and the sync notifications all run on the source loop thread.
+ * The routing table is rebuilt by sd_server_reconcile() on a control thread and published with
+ * sd_ingest_publish(); the loop reads it under a read lock for the synchronous part of a
+ * request only. */
+#ifndef SD_INGEST_H
+#define SD_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/sd_http.h"
+
+struct sd_server;
+struct sd_ingest;
+struct sd_mapping;
+struct sd_sink_slot;
+
+struct sd_route_sink {
+    char *sink_id;
+    struct sd_mapping *mapping; /* owned */
+    struct sd_sink_slot *slot;  /* borrowed from storage; valid while the routes are published */
+};
+
+struct sd_route_source {
+    int64_t project_id;
+    int64_t branch_id;
+    char *source_id;
+    char secret[49];
+    int is_enabled;
+    struct sd_route_sink *sinks; /* enabled sinks, sorted by sink id */
+    size_t nsinks;
+};
+
+struct sd_routes {
+    struct sd_route_source *sources; /* sorted by (project_id, source_id) */
+    size_t n;
+};
+
+int sd_ingest_create(struct sd_server *srv, struct sd_ingest **out);
+/* Replaces the routing table (takes ownership of routes) and frees the previous one after no
+ * request uses it any more. Any thread. */
+void sd_ingest_publish(struct sd_ingest *in, struct sd_routes *routes);
+void sd_routes_free(struct sd_routes *routes);
+/* sd_http_handler_fn of the source loop. */
+void sd_ingest_handle(void *ingest, h2o_req_t *req);
+/* sd_http_tick_fn: answers parked requests whose sync did not come within the timeout. */
+void sd_ingest_tick(struct sd_http_loop *loop, void *ingest);
+/* 1 when no request waits for a sync (drain check of the loop). */
+int sd_ingest_is_idle(void *ingest);
+/* After the loop stopped. */
+void sd_ingest_destroy(struct sd_ingest *in);
+
+#endif

@@ -1,0 +1,953 @@
+/* sd_storage.c: local volumes, file and slice entities, slice writers and their statistics.
+ *
+ * DESIGN: a volume is every directory two levels below storage.volumesPath (<type>/<label>),
+ * holding a volume-id file and an flock'ed writer.lock. An active sink has one slot: its open
+ * file entity and one slice per assigned volume (one volume in standalone), each with a slice
+ * writer thread. Entities are JSON in the state store, written twice as in the reference
+ * (".../all/..." and ".../level/<level>/..."). A stats thread writes each open slice's synced
+ * statistics to storage/stats/local/<sliceKey>/<nodeID> every storage.statistics.sync.interval
+ * and once more when the slice closes. Sync results go to one listener (the data endpoint).
+ * Control calls (open, activate, deactivate, close) are serialized by the caller; appends
+ * come from the data endpoint's thread and only read the slot's current slice under its lock. */
+#include "storage/sd_storage.h"
+#include "config/sd_config.h"
+#include "core/sd_alloc.h"
+#include "core/sd_error.h"
+#include "core/sd_fs.h"
+#include "core/sd_log.h"
+#include "core/sd_time.h"
+#include "pipeline/sd_slice_writer.h"
+#include "roles/sd_server.h"
+#include "state/sd_state.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SD_VOLUME_ID_LEN 10
+#define SD_STORAGE_MAX_PENDING_BYTES (64u * 1024 * 1024)
+#define SD_STORAGE_MAX_VOLUMES 64
+
+struct sd_volume {
+    char id[SD_VOLUME_ID_LEN + 1];
+    char *path;
+    char *type;
+    char *label;
+    int lock_fd;
+};
+
+struct sd_slice_handle {
+    struct sd_storage *storage;
+    struct sd_slice_writer *writer;
+    char *key;      /* sliceKey: <p>/<b>/<src>/<sink>/<fileOpenedAt>/<volumeId>/<sliceOpenedAt> */
+    char *file_key; /* <p>/<b>/<src>/<sink>/<fileOpenedAt> */
+    struct sd_slice_stats last_flushed;
+    void *waiters; /* owned by the sync listener's thread */
+    struct sd_slice_handle *next_open; /* list of open slices (stats thread) */
+};
+
+struct sd_sink_slot {
+    char *sink_key;
+    int wait;
+    pthread_mutex_t lock;
+    struct sd_slice_handle *slice; /* current slice (one volume in standalone) */
+    struct sd_sink_slot *next;
+};
+
+struct sd_storage {
+    struct sd_server *srv;
+    struct sd_state *state;
+    const char *node_id;
+    struct sd_volume volumes[SD_STORAGE_MAX_VOLUMES];
+    size_t nvolumes;
+    sd_storage_sync_fn listener;
+    void *listener_arg;
+    pthread_mutex_t lock; /* slots and open-slice list */
+    struct sd_sink_slot *slots;
+    struct sd_slice_handle *open_slices;
+    pthread_t stats_thread;
+    pthread_cond_t stats_cond;
+    int stats_running;
+    int64_t stats_interval_ms;
+};
+
+static void sd__random_alnum(char *out, size_t n)
+{
+    static const char alphabet[] =
+        "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    unsigned char rnd[64];
+    size_t got = 0;
+
+    while (got < n) {
+        ssize_t r = getrandom(rnd, sizeof(rnd), 0);
+        if (r <= 0) {
+            continue;
+        }
+        for (ssize_t i = 0; i < r && got < n; i++) {
+            if (rnd[i] < 248) { /* 248 = 4 * 62: no modulo bias */
+                out[got++] = alphabet[rnd[i] % 62];
+            }
+        }
+    }
+    out[n] = '\0';
+}
+
+/* ---- volumes ---- */
+
+static int sd__volume_load_id(struct sd_volume *v)
+{
+    char path[PATH_MAX];
+    char *text = NULL;
+    size_t len = 0;
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/volume-id", v->path);
+    rc = sd_read_file(path, &text, &len);
+    if (rc == -ENOENT) {
+        char id[SD_VOLUME_ID_LEN + 1];
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+        if (fd < 0) {
+            return -errno;
+        }
+        sd__random_alnum(id, SD_VOLUME_ID_LEN);
+        rc = sd_write_all(fd, id, SD_VOLUME_ID_LEN);
+        if (rc == 0 && fsync(fd) != 0) {
+            rc = -errno;
+        }
+        close(fd);
+        if (rc == 0) {
+            rc = sd_fsync_dir(v->path);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+        memcpy(v->id, id, sizeof(id));
+        return 0;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' ')) {
+        len--;
+    }
+    if (len == 0 || len > SD_VOLUME_ID_LEN) {
+        free(text);
+        return SD_ECORRUPT;
+    }
+    memcpy(v->id, text, len);
+    v->id[len] = '\0';
+    free(text);
+    return 0;
+}
+
+static int sd__volume_open(struct sd_storage *st, const char *root, const char *type,
+                           const char *label, struct sd_buf *err)
+{
+    struct sd_volume *v = &st->volumes[st->nvolumes];
+    char path[PATH_MAX];
+    int rc;
+
+    if (st->nvolumes == SD_STORAGE_MAX_VOLUMES) {
+        sd_buf_printf(err, "too many volumes under %s (max %d)", root, SD_STORAGE_MAX_VOLUMES);
+        return SD_ELIMIT;
+    }
+    memset(v, 0, sizeof(*v));
+    v->lock_fd = -1;
+    v->path = sd_xasprintf("%s/%s/%s", root, type, label);
+    v->type = sd_xstrdup(type);
+    v->label = sd_xstrdup(label);
+    for (char *p = v->type; *p; p++) {
+        *p = (char)((*p >= 'A' && *p <= 'Z') ? *p - 'A' + 'a' : *p);
+    }
+    rc = sd__volume_load_id(v);
+    if (rc != 0) {
+        sd_buf_printf(err, "volume %s: cannot read or create volume-id: %s", v->path,
+                      sd_strerror(rc));
+        goto fail;
+    }
+    snprintf(path, sizeof(path), "%s/writer.lock", v->path);
+    v->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (v->lock_fd < 0 || flock(v->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = -errno;
+        sd_buf_printf(err, "volume %s is locked by another writer (%s)", v->path,
+                      sd_strerror(rc));
+        goto fail;
+    }
+    st->nvolumes++;
+    return 0;
+
+fail:
+    if (v->lock_fd >= 0) {
+        close(v->lock_fd);
+    }
+    free(v->path);
+    free(v->type);
+    free(v->label);
+    return rc;
+}
+
+static int sd__is_dir(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+static int sd__open_volumes(struct sd_storage *st, struct sd_buf *err)
+{
+    const char *root = sd_config_str(st->srv->cfg, "storage.volumesPath");
+    DIR *types;
+    struct dirent *t;
+    int rc = sd_mkdir_p(root, 0750);
+
+    if (rc != 0) {
+        sd_buf_printf(err, "cannot create %s: %s", root, sd_strerror(rc));
+        return rc;
+    }
+    types = opendir(root);
+    if (types == NULL) {
+        rc = -errno;
+        sd_buf_printf(err, "cannot read %s: %s", root, sd_strerror(rc));
+        return rc;
+    }
+    while (rc == 0 && (t = readdir(types)) != NULL) {
+        char tpath[PATH_MAX];
+        DIR *labels;
+        struct dirent *l;
+        if (t->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(tpath, sizeof(tpath), "%s/%s", root, t->d_name);
+        if (!sd__is_dir(tpath) || (labels = opendir(tpath)) == NULL) {
+            continue;
+        }
+        while (rc == 0 && (l = readdir(labels)) != NULL) {
+            char lpath[PATH_MAX];
+            if (l->d_name[0] == '.') {
+                continue;
+            }
+            snprintf(lpath, sizeof(lpath), "%s/%s", tpath, l->d_name);
+            if (sd__is_dir(lpath)) {
+                rc = sd__volume_open(st, root, t->d_name, l->d_name, err);
+            }
+        }
+        closedir(labels);
+    }
+    closedir(types);
+    if (rc == 0 && st->nvolumes == 0) {
+        char dpath[PATH_MAX];
+        snprintf(dpath, sizeof(dpath), "%s/default/1", root);
+        rc = sd_mkdir_p(dpath, 0750);
+        if (rc != 0) {
+            sd_buf_printf(err, "cannot create %s: %s", dpath, sd_strerror(rc));
+            return rc;
+        }
+        rc = sd__volume_open(st, root, "default", "1", err);
+    }
+    return rc;
+}
+
+static int sd__register_volumes(struct sd_storage *st)
+{
+    for (size_t i = 0; i < st->nvolumes; i++) {
+        struct sd_volume *v = &st->volumes[i];
+        char key[128];
+        json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "volumeId", v->id, "nodeId",
+                              st->node_id, "hostname",
+                              sd_config_str(st->srv->cfg, "hostname"), "path", v->path, "type",
+                              v->type, "label", v->label);
+        char *text = json_dumps(j, JSON_COMPACT);
+        int rc;
+        snprintf(key, sizeof(key), "storage/volume/writer/%s", v->id);
+        rc = sd_state_put(st->state, key, text, strlen(text), 0, NULL);
+        free(text);
+        json_decref(j);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static struct sd_volume *sd__volume_by_id(struct sd_storage *st, const char *id)
+{
+    for (size_t i = 0; i < st->nvolumes; i++) {
+        if (strcmp(st->volumes[i].id, id) == 0) {
+            return &st->volumes[i];
+        }
+    }
+    return NULL;
+}
+
+/* ---- entities ---- */
+
+static int sd__put_json(struct sd_storage *st, const char *key, json_t *value)
+{
+    char *text = json_dumps(value, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    int rc = sd_state_put(st->state, key, text, strlen(text), 0, NULL);
+    free(text);
+    return rc;
+}
+
+/* Writes an entity under "<kind>/all/<key>" and "<kind>/level/<level>/<key>", removing the
+ * copy at old_level if it differs, in one transaction. */
+static int sd__store_entity(struct sd_storage *st, const char *kind, const char *key,
+                            const char *level, const char *old_level, json_t *value)
+{
+    char *text = json_dumps(value, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *all_key = sd_xasprintf("storage/%s/all/%s", kind, key);
+    char *level_key = sd_xasprintf("storage/%s/level/%s/%s", kind, level, key);
+    char *old_key = old_level && strcmp(old_level, level) != 0
+                        ? sd_xasprintf("storage/%s/level/%s/%s", kind, old_level, key)
+                        : NULL;
+    struct sd_op ops[3];
+    struct sd_txn txn;
+    struct sd_txn_result res;
+    size_t n = 0;
+    int rc;
+
+    memset(ops, 0, sizeof(ops));
+    memset(&txn, 0, sizeof(txn));
+    ops[n++] = (struct sd_op){SD_OP_PUT, all_key, text, strlen(text), 0};
+    ops[n++] = (struct sd_op){SD_OP_PUT, level_key, text, strlen(text), 0};
+    if (old_key != NULL) {
+        ops[n++] = (struct sd_op){SD_OP_DELETE, old_key, NULL, 0, 0};
+    }
+    txn.then_ops = ops;
+    txn.nthen = n;
+    memset(&res, 0, sizeof(res));
+    rc = sd_state_txn(st->state, &txn, &res);
+    if (rc == 0) {
+        sd_txn_result_free(&res);
+    }
+    free(text);
+    free(all_key);
+    free(level_key);
+    free(old_key);
+    return rc;
+}
+
+static const char *sd__level_of_state(const char *state)
+{
+    if (strcmp(state, "uploaded") == 0 || strcmp(state, "importing") == 0) {
+        return "staging";
+    }
+    if (strcmp(state, "imported") == 0) {
+        return "target";
+    }
+    return "local";
+}
+
+static json_t *sd__get_json(struct sd_storage *st, const char *key)
+{
+    struct sd_kv kv;
+    json_t *j;
+
+    if (sd_state_get(st->state, key, &kv) != 0) {
+        return NULL;
+    }
+    j = json_loadb(kv.value, kv.value_len, 0, NULL);
+    sd_kv_free(&kv);
+    return j;
+}
+
+/* Moves an entity (file or slice, by its key) to new_state, with the "<state>At" timestamp. */
+static int sd__transition(struct sd_storage *st, const char *kind, const char *key,
+                          const char *new_state)
+{
+    char *all_key = sd_xasprintf("storage/%s/all/%s", kind, key);
+    json_t *j = sd__get_json(st, all_key);
+    char ts[SD_TIME_ISO_LEN + 1];
+    char at_key[32];
+    char *old_state;
+    int rc;
+
+    free(all_key);
+    if (j == NULL) {
+        return SD_ENOTFOUND;
+    }
+    old_state = sd_xstrdup(json_string_value(json_object_get(j, "state")) ?: "writing");
+    sd_time_format_iso(sd_now_ms(), ts);
+    snprintf(at_key, sizeof(at_key), "%sAt", new_state);
+    json_object_set_new(j, "state", json_string(new_state));
+    json_object_set_new(j, at_key, json_string(ts));
+    rc = sd__store_entity(st, kind, key, sd__level_of_state(new_state),
+                          sd__level_of_state(old_state), j);
+    free(old_state);
+    json_decref(j);
+    return rc;
+}
+
+static void sd__slice_dir(struct sd_volume *v, const char *sink_key, int64_t file_ms,
+                          int64_t slice_ms, char *out, size_t len)
+{
+    char f[SD_TIME_ISO_LEN + 1], s[SD_TIME_ISO_LEN + 1];
+
+    sd_time_format_path(file_ms, f);
+    sd_time_format_path(slice_ms, s);
+    snprintf(out, len, "%s/%s/%s/%s", v->path, sink_key, f, s);
+}
+
+static void sd__writer_opts(struct sd_storage *st, struct sd_slice_writer_opts *o, const char *dir)
+{
+    const struct sd_config *cfg = st->srv->cfg;
+    const char *impl = sd_config_str(cfg, "storage.level.local.encoding.compression.gzip.implementation");
+
+    memset(o, 0, sizeof(*o));
+    o->dir = dir;
+    o->node_id = st->node_id;
+    o->compression =
+        strcmp(sd_config_str(cfg, "storage.level.local.encoding.compression.type"), "none") == 0
+            ? SD_COMPRESSION_NONE
+            : SD_COMPRESSION_GZIP;
+    o->gzip_impl = strcmp(impl, "standard") == 0 ? SD_GZIP_STANDARD
+                   : strcmp(impl, "fast") == 0   ? SD_GZIP_FAST
+                                                 : SD_GZIP_PARALLEL;
+    o->gzip_level = (int)sd_config_int(cfg, "storage.level.local.encoding.compression.gzip.level");
+    o->gzip_block_size =
+        (size_t)sd_config_int(cfg, "storage.level.local.encoding.compression.gzip.blockSize");
+    o->gzip_concurrency =
+        (int)sd_config_int(cfg, "storage.level.local.encoding.compression.gzip.concurrency");
+    o->sync_mode = strcmp(sd_config_str(cfg, "storage.level.local.encoding.sync.mode"), "cache") == 0
+                       ? SD_SYNC_CACHE
+                       : SD_SYNC_DISK;
+    o->sync_check_interval_ms = sd_config_int(cfg, "storage.level.local.encoding.sync.checkInterval");
+    o->max_pending_bytes = SD_STORAGE_MAX_PENDING_BYTES;
+    o->allocate = sd_config_bool(cfg, "storage.level.local.writer.allocation.enabled");
+    o->allocate_bytes = sd_config_int(cfg, "storage.level.local.writer.allocation.static");
+}
+
+static void sd__on_writer_sync(void *arg, uint64_t seq, int rc)
+{
+    struct sd_slice_handle *slice = arg;
+    struct sd_storage *st = slice->storage;
+
+    if (st->listener != NULL) {
+        st->listener(st->listener_arg, slice, seq, rc);
+    }
+}
+
+static void sd__stats_json_set(json_t *j, const struct sd_slice_stats *s)
+{
+    char ts[SD_TIME_ISO_LEN + 1];
+
+    if (s->records > 0) {
+        sd_time_format_iso(s->first_record_ms, ts);
+        json_object_set_new(j, "firstRecordAt", json_string(ts));
+        sd_time_format_iso(s->last_record_ms, ts);
+        json_object_set_new(j, "lastRecordAt", json_string(ts));
+    }
+    json_object_set_new(j, "recordsCount", json_integer((json_int_t)s->records));
+    json_object_set_new(j, "uncompressedSize", json_integer((json_int_t)s->uncompressed_bytes));
+    json_object_set_new(j, "compressedSize", json_integer((json_int_t)s->compressed_bytes));
+}
+
+static int sd__flush_slice_stats(struct sd_storage *st, struct sd_slice_handle *slice,
+                                 const struct sd_slice_stats *s)
+{
+    char *key;
+    json_t *j;
+    int rc;
+
+    if (memcmp(s, &slice->last_flushed, sizeof(*s)) == 0) {
+        return 0;
+    }
+    key = sd_xasprintf("storage/stats/local/%s/%s", slice->key, st->node_id);
+    j = json_object();
+    sd__stats_json_set(j, s);
+    rc = sd__put_json(st, key, j);
+    json_decref(j);
+    free(key);
+    if (rc == 0) {
+        slice->last_flushed = *s;
+    }
+    return rc;
+}
+
+/* Opens the writer of an existing slice entity (recovering its file) and links the handle. */
+static int sd__slice_open(struct sd_storage *st, const char *slice_key, const char *file_key,
+                          const char *dir, struct sd_slice_handle **out, struct sd_buf *err)
+{
+    struct sd_slice_handle *slice = sd_xcalloc(1, sizeof(*slice));
+    struct sd_slice_writer_opts opts;
+    struct sd_slice_stats recovered;
+    int rc;
+
+    slice->storage = st;
+    slice->key = sd_xstrdup(slice_key);
+    slice->file_key = sd_xstrdup(file_key);
+    sd__writer_opts(st, &opts, dir);
+    memset(&recovered, 0, sizeof(recovered));
+    rc = sd_slice_writer_open(&opts, sd__on_writer_sync, slice, &slice->writer, &recovered);
+    if (rc != 0) {
+        sd_buf_printf(err, "cannot open slice writer in %s: %s", dir, sd_strerror(rc));
+        free(slice->key);
+        free(slice->file_key);
+        free(slice);
+        return rc;
+    }
+    memset(&slice->last_flushed, 0xff, sizeof(slice->last_flushed));
+    sd__flush_slice_stats(st, slice, &recovered);
+    pthread_mutex_lock(&st->lock);
+    slice->next_open = st->open_slices;
+    st->open_slices = slice;
+    pthread_mutex_unlock(&st->lock);
+    *out = slice;
+    return 0;
+}
+
+/* Closes a slice's writer, flushes its final statistics and hands the handle to the listener
+ * (or frees it when there is none). */
+static void sd__slice_close(struct sd_storage *st, struct sd_slice_handle *slice)
+{
+    struct sd_slice_stats final;
+    struct sd_slice_handle **pp;
+    int rc;
+
+    pthread_mutex_lock(&st->lock);
+    for (pp = &st->open_slices; *pp != NULL; pp = &(*pp)->next_open) {
+        if (*pp == slice) {
+            *pp = slice->next_open;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&st->lock);
+    memset(&final, 0, sizeof(final));
+    rc = sd_slice_writer_close(slice->writer, &final);
+    slice->writer = NULL;
+    if (rc != 0) {
+        sd_log_error("storage", "closing slice %s: %s", slice->key, sd_strerror(rc));
+    }
+    sd__flush_slice_stats(st, slice, &final);
+    if (st->listener != NULL) {
+        st->listener(st->listener_arg, slice, 0, SD_ECLOSED);
+    } else {
+        sd_storage_slice_release(slice);
+    }
+}
+
+void sd_storage_slice_release(struct sd_slice_handle *slice)
+{
+    if (slice == NULL) {
+        return;
+    }
+    free(slice->key);
+    free(slice->file_key);
+    free(slice);
+}
+
+void **sd_storage_slice_waiters(struct sd_slice_handle *slice)
+{
+    return &slice->waiters;
+}
+
+/* Creates a new file entity and one slice per volume for the sink, in one transaction. */
+static int sd__create_file(struct sd_storage *st, const json_t *sink, const char *sink_key,
+                           char **file_key_out, char **slice_key_out, char **dir_out,
+                           struct sd_buf *err)
+{
+    int64_t now = sd_now_ms();
+    char file_ts[SD_TIME_ISO_LEN + 1];
+    struct sd_volume *v = &st->volumes[(size_t)now % st->nvolumes];
+    char dir[PATH_MAX];
+    json_t *columns = json_object_get(json_object_get(json_object_get(sink, "table"), "mapping"),
+                                      "columns");
+    const char *table_id = json_string_value(json_object_get(json_object_get(sink, "table"),
+                                                             "tableId"));
+    const char *compression =
+        sd_config_str(st->srv->cfg, "storage.level.local.encoding.compression.type");
+    int gz = strcmp(compression, "gzip") == 0;
+    char staging_path[64];
+    char *file_key, *slice_key;
+    json_t *file, *slice;
+    int rc;
+
+    sd_time_format_iso(now, file_ts);
+    snprintf(staging_path, sizeof(staging_path), "%s_%s%s", file_ts, v->id, gz ? ".gz" : "");
+    file_key = sd_xasprintf("%s/%s", sink_key, file_ts);
+    slice_key = sd_xasprintf("%s/%s/%s", file_key, v->id, file_ts);
+    sd__slice_dir(v, sink_key, now, now, dir, sizeof(dir));
+
+    file = json_pack("{s:O, s:O, s:O, s:O, s:s, s:s, s:s, s:{s:[s]}, s:O?, s:{s:s?}}", "projectId",
+                     json_object_get(sink, "projectId"), "branchId",
+                     json_object_get(sink, "branchId"), "sourceId",
+                     json_object_get(sink, "sourceId"), "sinkId", json_object_get(sink, "sinkId"),
+                     "fileOpenedAt", file_ts, "state", "writing", "openedAt", file_ts,
+                     "assignment", "volumes", v->id, "columns", columns, "target", "tableId",
+                     table_id);
+    slice = json_pack("{s:O, s:O, s:O, s:O, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s}, s:{s:s}}",
+                      "projectId", json_object_get(sink, "projectId"), "branchId",
+                      json_object_get(sink, "branchId"), "sourceId",
+                      json_object_get(sink, "sourceId"), "sinkId",
+                      json_object_get(sink, "sinkId"), "fileOpenedAt", file_ts, "volumeId", v->id,
+                      "sliceOpenedAt", file_ts, "state", "writing", "local", "dir", dir,
+                      "filenamePrefix", "slice", "filenameExtension", gz ? ".csv.gz" : ".csv",
+                      "compression", compression, "staging", "path", staging_path);
+    if (file == NULL || slice == NULL) {
+        sd_buf_printf(err, "cannot build file entity for sink %s", sink_key);
+        rc = SD_EINVAL;
+        goto done;
+    }
+    rc = sd__store_entity(st, "file", file_key, "local", NULL, file);
+    if (rc == 0) {
+        rc = sd__store_entity(st, "slice", slice_key, "local", NULL, slice);
+    }
+    if (rc != 0) {
+        sd_buf_printf(err, "cannot store file entity for sink %s: %s", sink_key, sd_strerror(rc));
+    }
+done:
+    json_decref(file);
+    json_decref(slice);
+    if (rc != 0) {
+        free(file_key);
+        free(slice_key);
+        return rc;
+    }
+    *file_key_out = file_key;
+    *slice_key_out = slice_key;
+    *dir_out = sd_xstrdup(dir);
+    return 0;
+}
+
+/* Finds the sink's file in state "writing" and its writing slice on one of our volumes. */
+static int sd__find_open_file(struct sd_storage *st, const char *sink_key, char **file_key,
+                              char **slice_key, char **dir)
+{
+    char *prefix = sd_xasprintf("storage/slice/level/local/%s/", sink_key);
+    struct sd_kvs kvs;
+    int found = 0;
+
+    memset(&kvs, 0, sizeof(kvs));
+    if (sd_state_range(st->state, prefix, 0, &kvs) == 0) {
+        for (size_t i = kvs.n; i-- > 0 && !found;) { /* newest last: scan backwards */
+            json_t *j = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
+            const char *state = json_string_value(json_object_get(j, "state"));
+            const char *vol = json_string_value(json_object_get(j, "volumeId"));
+            const char *d = json_string_value(json_object_get(json_object_get(j, "local"), "dir"));
+            if (state && strcmp(state, "writing") == 0 && vol && sd__volume_by_id(st, vol) && d) {
+                const char *key = kvs.items[i].key + strlen("storage/slice/level/local/");
+                char *fk = sd_xasprintf("%s/%s", sink_key,
+                                        json_string_value(json_object_get(j, "fileOpenedAt")));
+                char *file_all = sd_xasprintf("storage/file/all/%s", fk);
+                json_t *file = sd__get_json(st, file_all);
+                const char *fstate = json_string_value(json_object_get(file, "state"));
+                if (fstate && strcmp(fstate, "writing") == 0) {
+                    *file_key = fk;
+                    *slice_key = sd_xstrdup(key);
+                    *dir = sd_xstrdup(d);
+                    found = 1;
+                } else {
+                    free(fk);
+                }
+                json_decref(file);
+                free(file_all);
+            }
+            json_decref(j);
+        }
+        sd_kvs_free(&kvs);
+    }
+    free(prefix);
+    return found;
+}
+
+static struct sd_sink_slot *sd__slot_find(struct sd_storage *st, const char *sink_key)
+{
+    for (struct sd_sink_slot *s = st->slots; s != NULL; s = s->next) {
+        if (strcmp(s->sink_key, sink_key) == 0) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+int sd_storage_sink_activate(struct sd_storage *st, const json_t *sink, struct sd_sink_slot **out,
+                             struct sd_buf *err)
+{
+    char *sink_key = sd_xasprintf(
+        "%lld/%lld/%s/%s", (long long)json_integer_value(json_object_get(sink, "projectId")),
+        (long long)json_integer_value(json_object_get(sink, "branchId")),
+        json_string_value(json_object_get(sink, "sourceId")) ?: "",
+        json_string_value(json_object_get(sink, "sinkId")) ?: "");
+    struct sd_sink_slot *slot;
+    char *file_key = NULL, *slice_key = NULL, *dir = NULL;
+    struct sd_slice_handle *slice = NULL;
+    int rc = 0;
+
+    pthread_mutex_lock(&st->lock);
+    slot = sd__slot_find(st, sink_key);
+    pthread_mutex_unlock(&st->lock);
+    if (slot != NULL) {
+        free(sink_key);
+        *out = slot;
+        return 0;
+    }
+    if (!sd__find_open_file(st, sink_key, &file_key, &slice_key, &dir)) {
+        rc = sd__create_file(st, sink, sink_key, &file_key, &slice_key, &dir, err);
+        if (rc != 0) {
+            goto done;
+        }
+    }
+    rc = sd__slice_open(st, slice_key, file_key, dir, &slice, err);
+    if (rc != 0) {
+        goto done;
+    }
+    slot = sd_xcalloc(1, sizeof(*slot));
+    slot->sink_key = sink_key;
+    sink_key = NULL;
+    slot->wait = sd_config_bool(st->srv->cfg, "storage.level.local.encoding.sync.wait");
+    pthread_mutex_init(&slot->lock, NULL);
+    slot->slice = slice;
+    pthread_mutex_lock(&st->lock);
+    slot->next = st->slots;
+    st->slots = slot;
+    pthread_mutex_unlock(&st->lock);
+    *out = slot;
+    sd_log_info("storage", "sink %s writes slice %s", slot->sink_key, slice->key);
+done:
+    free(sink_key);
+    free(file_key);
+    free(slice_key);
+    free(dir);
+    return rc;
+}
+
+int sd_storage_sink_is_active(struct sd_storage *st, const char *sink_key)
+{
+    int active;
+
+    pthread_mutex_lock(&st->lock);
+    active = sd__slot_find(st, sink_key) != NULL;
+    pthread_mutex_unlock(&st->lock);
+    return active;
+}
+
+json_t *sd_storage_active_sinks(struct sd_storage *st)
+{
+    json_t *keys = json_array();
+
+    pthread_mutex_lock(&st->lock);
+    for (struct sd_sink_slot *s = st->slots; s != NULL; s = s->next) {
+        json_array_append_new(keys, json_string(s->sink_key));
+    }
+    pthread_mutex_unlock(&st->lock);
+    return keys;
+}
+
+int sd_storage_slot_wait(const struct sd_sink_slot *slot)
+{
+    return slot->wait;
+}
+
+/* Closes the slot's slice and moves the slice and its file to "closing". */
+static void sd__slot_close(struct sd_storage *st, struct sd_sink_slot *slot)
+{
+    struct sd_slice_handle *slice = slot->slice;
+    char *slice_key = sd_xstrdup(slice->key);
+    char *file_key = sd_xstrdup(slice->file_key);
+    int rc;
+
+    pthread_mutex_lock(&slot->lock);
+    slot->slice = NULL;
+    pthread_mutex_unlock(&slot->lock);
+    sd__slice_close(st, slice);
+    rc = sd__transition(st, "slice", slice_key, "closing");
+    if (rc == 0) {
+        rc = sd__transition(st, "file", file_key, "closing");
+    }
+    if (rc != 0) {
+        sd_log_error("storage", "closing file %s: %s", file_key, sd_strerror(rc));
+    }
+    free(slice_key);
+    free(file_key);
+    pthread_mutex_destroy(&slot->lock);
+    free(slot->sink_key);
+    free(slot);
+}
+
+int sd_storage_sink_deactivate(struct sd_storage *st, const char *sink_key)
+{
+    struct sd_sink_slot **pp, *slot = NULL;
+
+    pthread_mutex_lock(&st->lock);
+    for (pp = &st->slots; *pp != NULL; pp = &(*pp)->next) {
+        if (strcmp((*pp)->sink_key, sink_key) == 0) {
+            slot = *pp;
+            *pp = slot->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&st->lock);
+    if (slot != NULL) {
+        sd__slot_close(st, slot);
+    }
+    return 0;
+}
+
+int sd_storage_append(struct sd_sink_slot *slot, const void *rows, size_t len, uint32_t nrows,
+                      int64_t record_ms, struct sd_slice_handle **slice, uint64_t *seq)
+{
+    int rc = SD_ECLOSED;
+
+    pthread_mutex_lock(&slot->lock);
+    if (slot->slice != NULL) {
+        rc = sd_slice_writer_append(slot->slice->writer, rows, len, nrows, record_ms, seq);
+        *slice = slot->slice;
+    }
+    pthread_mutex_unlock(&slot->lock);
+    return rc;
+}
+
+/* ---- statistics thread ---- */
+
+static void *sd__stats_main(void *arg)
+{
+    struct sd_storage *st = arg;
+    struct timespec deadline;
+
+    pthread_setname_np(pthread_self(), "sd-stats");
+    pthread_mutex_lock(&st->lock);
+    while (st->stats_running) {
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += st->stats_interval_ms / 1000;
+        deadline.tv_nsec += (st->stats_interval_ms % 1000) * 1000000;
+        if (deadline.tv_nsec >= 1000000000) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&st->stats_cond, &st->lock, &deadline);
+        if (!st->stats_running) {
+            break;
+        }
+        for (struct sd_slice_handle *s = st->open_slices; s != NULL; s = s->next_open) {
+            struct sd_slice_stats now;
+            sd_slice_writer_stats(s->writer, &now);
+            /* The state store is thread-safe; holding our lock keeps the slice alive. */
+            sd__flush_slice_stats(st, s, &now);
+        }
+    }
+    pthread_mutex_unlock(&st->lock);
+    return NULL;
+}
+
+/* ---- recovery of slices left by a previous run ---- */
+
+/* Recovers the files of every local-level slice of our volumes that no sink reopens (closing
+ * slices, or writing slices of sinks that are gone), so they are valid gzip for the upload. */
+static void sd__recover_closed_slices(struct sd_storage *st)
+{
+    struct sd_kvs kvs;
+
+    memset(&kvs, 0, sizeof(kvs));
+    if (sd_state_range(st->state, "storage/slice/level/local/", 0, &kvs) != 0) {
+        return;
+    }
+    for (size_t i = 0; i < kvs.n; i++) {
+        json_t *j = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
+        const char *state = json_string_value(json_object_get(j, "state"));
+        const char *vol = json_string_value(json_object_get(j, "volumeId"));
+        const char *dir = json_string_value(json_object_get(json_object_get(j, "local"), "dir"));
+        if (state && strcmp(state, "closing") == 0 && vol && sd__volume_by_id(st, vol) && dir) {
+            DIR *d = opendir(dir);
+            struct dirent *e;
+            while (d != NULL && (e = readdir(d)) != NULL) {
+                char path[PATH_MAX];
+                struct sd_slice_stats stats;
+                if (strstr(e->d_name, "slice-") == NULL) {
+                    continue;
+                }
+                snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+                if (sd_slice_recover(path, &stats) != 0) {
+                    sd_log_error("storage", "recovery of %s failed", path);
+                }
+            }
+            if (d != NULL) {
+                closedir(d);
+            }
+        }
+        json_decref(j);
+    }
+    sd_kvs_free(&kvs);
+}
+
+int sd_storage_open(struct sd_server *srv, struct sd_storage **out, struct sd_buf *err)
+{
+    struct sd_storage *st = sd_xcalloc(1, sizeof(*st));
+    int rc;
+
+    st->srv = srv;
+    st->state = srv->state;
+    st->node_id = srv->node_id;
+    pthread_mutex_init(&st->lock, NULL);
+    pthread_cond_init(&st->stats_cond, NULL);
+    st->stats_interval_ms = sd_config_int(srv->cfg, "storage.statistics.sync.interval");
+    rc = sd__open_volumes(st, err);
+    if (rc == 0) {
+        rc = sd__register_volumes(st);
+        if (rc != 0) {
+            sd_buf_printf(err, "cannot register volumes: %s", sd_strerror(rc));
+        }
+    }
+    if (rc != 0) {
+        sd_storage_close(st);
+        return rc;
+    }
+    sd__recover_closed_slices(st);
+    st->stats_running = 1;
+    rc = pthread_create(&st->stats_thread, NULL, sd__stats_main, st);
+    if (rc != 0) {
+        st->stats_running = 0;
+        sd_buf_printf(err, "cannot start statistics thread");
+        sd_storage_close(st);
+        return -rc;
+    }
+    *out = st;
+    return 0;
+}
+
+void sd_storage_set_sync_listener(struct sd_storage *st, sd_storage_sync_fn fn, void *arg)
+{
+    st->listener = fn;
+    st->listener_arg = arg;
+}
+
+void sd_storage_close(struct sd_storage *st)
+{
+    if (st == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&st->lock);
+    if (st->stats_running) {
+        st->stats_running = 0;
+        pthread_cond_signal(&st->stats_cond);
+        pthread_mutex_unlock(&st->lock);
+        pthread_join(st->stats_thread, NULL);
+    } else {
+        pthread_mutex_unlock(&st->lock);
+    }
+    /* Shutdown keeps files "writing": the next start reopens and continues them. */
+    while (st->slots != NULL) {
+        struct sd_sink_slot *slot = st->slots;
+        st->slots = slot->next;
+        sd__slice_close(st, slot->slice);
+        pthread_mutex_destroy(&slot->lock);
+        free(slot->sink_key);
+        free(slot);
+    }
+    for (size_t i = 0; i < st->nvolumes; i++) {
+        close(st->volumes[i].lock_fd);
+        free(st->volumes[i].path);
+        free(st->volumes[i].type);
+        free(st->volumes[i].label);
+    }
+    pthread_cond_destroy(&st->stats_cond);
+    pthread_mutex_destroy(&st->lock);
+    free(st);
+}

@@ -1,0 +1,61 @@
+/* sd_storage.h: the storage-writer role in one process: local volumes, the file and slice
+ * entities of each active sink in the state store, one slice writer per open slice, and the
+ * periodic flush of slice statistics.
+ *
+ * Threads: sd_storage_append() may be called from the data endpoint's loop thread; everything
+ * else from one control thread at a time (reconcile is serialized by the server). Sync results
+ * of every writer are delivered to the listener set with sd_storage_set_sync_listener(), from
+ * writer threads. */
+#ifndef SD_STORAGE_H
+#define SD_STORAGE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "core/sd_buf.h"
+
+struct sd_server;
+struct sd_storage;
+struct sd_sink_slot;
+struct sd_slice_handle;
+
+/* Called from a writer thread: every append on slice with seq <= seq is durable (rc == 0), or
+ * the batch ending at seq failed (rc < 0). After the slice's writer is closed, one last call
+ * with rc == SD_ECLOSED follows; the listener then owns the handle and must release it with
+ * sd_storage_slice_release() (on its own thread, after any waiters of that slice are done). */
+typedef void (*sd_storage_sync_fn)(void *arg, struct sd_slice_handle *slice, uint64_t seq, int rc);
+
+/* Opens the volumes under storage.volumesPath (creating default/1 when there is none), takes
+ * their writer.lock, registers them, and recovers every slice of this node left in a local
+ * state (writing/closing) so its files are valid gzip. Returns 0 or a negative code + err. */
+int sd_storage_open(struct sd_server *srv, struct sd_storage **out, struct sd_buf *err);
+/* Sets who receives sync results (before any sink is activated). */
+void sd_storage_set_sync_listener(struct sd_storage *st, sd_storage_sync_fn fn, void *arg);
+/* Ensures the sink (its stored definition JSON) has an open file and slice with a running
+ * writer; reuses and recovers the active file after a restart. Returns the sink's slot
+ * (owned by storage, valid until sd_storage_sink_deactivate or close). Idempotent. */
+int sd_storage_sink_activate(struct sd_storage *st, const json_t *sink, struct sd_sink_slot **out,
+                             struct sd_buf *err);
+/* Closes the sink's writer and moves its file and slices to "closing" (acknowledged data stays
+ * for the upload). No-op for an unknown sink key "<p>/<b>/<source>/<sink>". */
+int sd_storage_sink_deactivate(struct sd_storage *st, const char *sink_key);
+/* Returns 1 if the sink key currently has a slot. */
+int sd_storage_sink_is_active(struct sd_storage *st, const char *sink_key);
+/* Lists the sink keys with an open slot (owned strings in a json array). */
+json_t *sd_storage_active_sinks(struct sd_storage *st);
+/* Whether a 200 waits for the sync (storage.level.local.encoding.sync.wait) for this slot. */
+int sd_storage_slot_wait(const struct sd_sink_slot *slot);
+/* Appends CSV rows to the slot's current slice without blocking on I/O. On success sets the
+ * slice and seq to wait for. Returns 0, SD_ELIMIT (back-pressure), SD_EUNHEALTHY, SD_ECLOSED. */
+int sd_storage_append(struct sd_sink_slot *slot, const void *rows, size_t len, uint32_t nrows,
+                      int64_t record_ms, struct sd_slice_handle **slice, uint64_t *seq);
+/* Loop-side storage of waiters on a slice (the data endpoint's bookkeeping; storage never
+ * touches it). */
+void **sd_storage_slice_waiters(struct sd_slice_handle *slice);
+/* Frees a slice handle after its SD_ECLOSED notification. */
+void sd_storage_slice_release(struct sd_slice_handle *slice);
+/* Closes every writer (final syncs fire their callbacks), flushes statistics, unlocks the
+ * volumes and frees. */
+void sd_storage_close(struct sd_storage *st);
+
+#endif
