@@ -1,0 +1,107 @@
+"""Helpers shared by the integration tests: slice files on disk, CSV decoding, load clients."""
+import csv
+import glob
+import gzip
+import io
+import os
+import subprocess
+import threading
+
+PATH_COLUMNS = [
+    {"type": "body", "name": "body"},
+    {"type": "path", "name": "id", "path": "id", "rawString": True},
+    {"type": "path", "name": "text", "path": "text", "rawString": True, "defaultValue": ""},
+]
+
+
+def slice_files(data_dir):
+    """Every slice file (hidden while written, or visible), sorted."""
+    pattern = os.path.join(data_dir, "volumes", "*", "*", "*", "*", "*", "*", "*", "*")
+    out = []
+    for d in sorted(glob.glob(pattern)):
+        for name in sorted(os.listdir(d)):
+            if "slice-" in name:
+                out.append(os.path.join(d, name))
+    return out
+
+
+def read_slice_bytes(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    if path.endswith(".gz"):
+        return gzip.decompress(data) if data else b""
+    return data
+
+
+def gzip_test(path):
+    """`gzip -t` on the file; returns (ok, stderr)."""
+    r = subprocess.run(["gzip", "-t", path], capture_output=True)
+    return r.returncode == 0, r.stderr.decode(errors="replace")
+
+
+def all_rows(data_dir):
+    """All CSV rows of every slice file, parsed; asserts every gzip file passes gzip -t."""
+    rows = []
+    for path in slice_files(data_dir):
+        if path.endswith(".gz"):
+            ok, err = gzip_test(path)
+            assert ok, "gzip -t failed for %s: %s" % (path, err)
+        text = read_slice_bytes(path).decode("utf-8")
+        rows.extend(csv.reader(io.StringIO(text, newline=""), strict=True))
+    return rows
+
+
+def csv_row(values):
+    """The CSV encoding streamd must produce: every field quoted, quotes doubled, '\\n' end."""
+    return ",".join('"' + v.replace('"', '""') + '"' for v in values) + "\n"
+
+
+class Loader:
+    """Concurrent clients posting JSON records with ids; records which were acknowledged (200)."""
+
+    def __init__(self, url, clients=8, prefix="r"):
+        self.url, self.clients, self.prefix = url, clients, prefix
+        self.acked, self.sent, self.statuses = set(), set(), {}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.threads = []
+
+    def _run(self, n):
+        import http.client
+        import json
+        import urllib.parse
+        u = urllib.parse.urlsplit(self.url)
+        seq = 0
+        conn = None
+        while not self.stop.is_set():
+            rid = "%s-%d-%d" % (self.prefix, n, seq)
+            seq += 1
+            body = json.dumps({"id": rid, "text": "x,\"y\"\n" + rid}).encode()
+            with self.lock:
+                self.sent.add(rid)
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+                conn.request("POST", u.path, body=body, headers={"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                resp.read()
+                with self.lock:
+                    self.statuses[resp.status] = self.statuses.get(resp.status, 0) + 1
+                    if resp.status == 200:
+                        self.acked.add(rid)
+            except (OSError, http.client.HTTPException):
+                conn = None
+                if self.stop.wait(0.05):
+                    break
+
+    def start(self):
+        for n in range(self.clients):
+            t = threading.Thread(target=self._run, args=(n,), daemon=True)
+            t.start()
+            self.threads.append(t)
+        return self
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
