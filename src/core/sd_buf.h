@@ -9,6 +9,10 @@
 #include <stddef.h>
 #include <string.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct sd_str {
     const char *p;
     size_t len;
@@ -53,5 +57,9 @@ int sd_buf_vprintf(struct sd_buf *b, const char *fmt, va_list ap);
 const char *sd_buf_cstr(struct sd_buf *b);
 /* Takes ownership of the bytes out of the buffer (NUL-terminated); leaves b empty. */
 char *sd_buf_steal(struct sd_buf *b);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -6,6 +6,10 @@
 #ifndef SD_ERROR_H
 #define SD_ERROR_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define SD_ERR_BASE (-10000)
 
 enum sd_error_code {
@@ -22,5 +26,9 @@ enum sd_error_code {
 
 /* Returns a static description of rc (a negated errno or an SD_* code). Thread-safe. */
 const char *sd_strerror(int rc);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -6,6 +6,10 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Creates path and its missing parents with mode; existing directories are fine. */
 int sd_mkdir_p(const char *path, mode_t mode);
 /* fsyncs the directory at path. */
@@ -20,5 +24,9 @@ int sd_read_file(const char *path, char **out, size_t *len);
 int sd_write_all(int fd, const void *data, size_t len);
 /* Removes a directory tree (files and subdirectories). Missing path is fine. */
 int sd_rm_rf(const char *path);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

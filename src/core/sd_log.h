@@ -7,6 +7,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum sd_log_level { SD_LOG_DEBUG = 0, SD_LOG_INFO, SD_LOG_WARN, SD_LOG_ERROR };
 
 void sd_log_set_level(enum sd_log_level level);
@@ -17,5 +21,9 @@ void sd_log_write(enum sd_log_level level, const char *component, const char *fm
 #define sd_log_info(comp, ...) sd_log_write(SD_LOG_INFO, comp, __VA_ARGS__)
 #define sd_log_warn(comp, ...) sd_log_write(SD_LOG_WARN, comp, __VA_ARGS__)
 #define sd_log_error(comp, ...) sd_log_write(SD_LOG_ERROR, comp, __VA_ARGS__)
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -4,6 +4,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Length of "2006-01-02T15:04:05.000Z". */
 #define SD_TIME_ISO_LEN 24
 
@@ -19,5 +23,9 @@ void sd_time_format_iso(int64_t ms, char *out);
 void sd_time_format_path(int64_t ms, char *out);
 /* Parses the ISO form back to ms. Returns 0 or SD_EPARSE. */
 int sd_time_parse_iso(const char *s, int64_t *ms);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

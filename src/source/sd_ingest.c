@@ -31,7 +31,7 @@ struct sd_sink_result {
     const char *sink_id; /* borrowed from the routes, copied below when parked */
     int status;          /* 0 = still waiting */
     char error[64];
-    char message[192];
+    char message[320];
 };
 
 struct sd_pending {
@@ -244,18 +244,14 @@ static void sd__pending_unref(struct sd_pending *p)
     }
 }
 
-/* Answers a parked request and drops the request's own reference. */
+/* Answers a parked request and unlinks it; the caller then drops the request's reference. */
 static void sd__pending_answer(struct sd_pending *p)
 {
-    if (p->req == NULL) {
-        return;
-    }
     sd__respond(p);
     p->req = NULL;
     p->prev->next = p->next;
     p->next->prev = p->prev;
     p->in->nparked--;
-    sd__pending_unref(p);
 }
 
 static void sd__set_result(struct sd_sink_result *r, int status, const char *error,
@@ -310,6 +306,7 @@ static void sd__on_sync_msg(struct sd_http_loop *loop, void *arg)
             }
             if (--p->waiting == 0) {
                 sd__pending_answer(p);
+                p->refs--; /* the request's own reference; the waiter's is dropped below */
             }
         }
         sd__pending_unref(p);
@@ -544,6 +541,7 @@ static void sd__ingest(struct sd_ingest *in, h2o_req_t *req, struct sd_str parts
     in->nparked++;
     if (p->waiting == 0) {
         sd__pending_answer(p);
+        sd__pending_unref(p);
     }
 }
 
@@ -599,6 +597,7 @@ void sd_ingest_tick(struct sd_http_loop *loop, void *arg)
             }
         }
         sd__pending_answer(p);
+        sd__pending_unref(p);
         p = prev;
     }
 }

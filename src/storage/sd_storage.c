@@ -234,7 +234,9 @@ static int sd__open_volumes(struct sd_storage *st, struct sd_buf *err)
             if (l->d_name[0] == '.') {
                 continue;
             }
-            snprintf(lpath, sizeof(lpath), "%s/%s", tpath, l->d_name);
+            if (snprintf(lpath, sizeof(lpath), "%s/%s", tpath, l->d_name) >= (int)sizeof(lpath)) {
+                continue;
+            }
             if (sd__is_dir(lpath)) {
                 rc = sd__volume_open(st, root, t->d_name, l->d_name, err);
             }
