@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# make bench: wrk (1 thread on CPU 1) against standalone streamd (CPU 0) and against nginx
+# `return 204` (1 worker, CPU 0) in the same run. Workload per BENCHMARKS.md: one source, one
+# sink with uuid, datetime, ip, body, headers and two path columns, 1 KiB JSON bodies, durable
+# acknowledgement (sync.mode=disk, wait=true). Prints one line per figure and the ratios.
+# Usage: bench/run_bench.sh BUILD/streamd [DURATION_S]
+set -euo pipefail
+BIN=$(readlink -f "$1"); DUR=${2:-${BENCH_SECONDS:-10}}
+HERE=$(cd "$(dirname "$0")" && pwd)
+WORK=$(mktemp -d "${BENCH_DIR:-$HERE/../build}/bench.XXXXXX")
+TCK=$(getconf CLK_TCK)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cpu_ticks() { awk '{sub(/^.*\) /,""); print $12 + $13}' /proc/"$1"/stat; }
+rss_kb() { awk '/^VmRSS/{print $2}' /proc/"$1"/status; }
+
+# 1 KiB body shaped like the reference's k6 payload.
+python3 - "$WORK/body_1k.json" <<'PY'
+import json, sys
+body = {"a": 1, "c": {"d": "e", "f": {"g": "abcdefghij", "h": ""}}}
+base = len(json.dumps(body, separators=(",", ":")))
+body["c"]["f"]["h"] = "a" * (1024 - base)
+open(sys.argv[1], "w").write(json.dumps(body, separators=(",", ":")))
+PY
+
+# wrk run: LABEL URL PID CONNS SCRIPT -> "rps p50 p99 cpu_us_per_req rss_kb non2xx"
+run_wrk() {
+  local label=$1 url=$2 pid=$3 conns=$4 script=$5
+  local c0 c1 t0 t1 out res
+  c0=$(cpu_ticks "$pid"); t0=$(date +%s.%N)
+  out=$(BODY=$WORK/body_1k.json DEPTH=8 timeout $((DUR + 30)) taskset -c 1 wrk -t1 -c"$conns" -d"${DUR}s" --timeout 10s -s "$HERE/$script" "$url" 2>&1)
+  c1=$(cpu_ticks "$pid"); t1=$(date +%s.%N)
+  res=$(echo "$out" | grep '^RESULT' | sed 's/^RESULT //')
+  local rps p50 p99 reqs non2xx
+  rps=$(echo "$res" | sed -n 's/.*rps=\([0-9]*\).*/\1/p'); p50=$(echo "$res" | sed -n 's/.*p50_us=\([0-9]*\).*/\1/p')
+  p99=$(echo "$res" | sed -n 's/.*p99_us=\([0-9]*\).*/\1/p'); reqs=$(echo "$res" | sed -n 's/.*requests=\([0-9]*\).*/\1/p')
+  non2xx=$(echo "$res" | sed -n 's/.*non2xx3xx=\([0-9]*\).*/\1/p')
+  local cpu_us
+  cpu_us=$(awk -v a="$c0" -v b="$c1" -v k="$TCK" -v n="$reqs" 'BEGIN{ if (n > 0) printf "%.1f", (b-a)/k*1e6/n; else print "nan" }')
+  echo "$rps $p50 $p99 $cpu_us $(rss_kb "$pid") $non2xx"
+}
+
+# nginx
+NPORT=$(free_port); mkdir -p "$WORK/nginx"
+sed -e "s#@PREFIX@#$WORK/nginx#g" -e "s#@PORT@#$NPORT#g" "$HERE/nginx.conf.in" > "$WORK/nginx/nginx.conf"
+taskset -c 0 nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" 2>"$WORK/nginx/stderr" &
+NGINX_MASTER=$!; PIDS+=("$NGINX_MASTER")
+for _ in $(seq 100); do [ -s "$WORK/nginx/nginx.pid" ] && break; sleep 0.05; done
+sleep 0.3
+NGINX_WORKER=$(cat /proc/"$NGINX_MASTER"/task/*/children | awk '{print $1}')
+
+# streamd standalone on the real disk
+TOKEN=bench-admin-token-0123456789
+STREAM_ADMIN_TOKEN=$TOKEN taskset -c 0 "$BIN" --data-dir "$WORK/data" --ready-file "$WORK/ready" \
+  --set api.listen=127.0.0.1:0 --set source.http.listen=127.0.0.1:0 --set metrics.listen=127.0.0.1:0 \
+  2>"$WORK/streamd.log" &
+SPID=$!; PIDS+=("$SPID")
+for _ in $(seq 200); do [ -s "$WORK/ready" ] && break; sleep 0.05; done
+URL=$(python3 - "$WORK/ready" "$TOKEN" <<'PY'
+import json, sys, time, urllib.request
+api = json.load(open(sys.argv[1]))["api"]; tok = sys.argv[2]
+def call(method, path, body=None):
+    req = urllib.request.Request(api + path, method=method, data=json.dumps(body).encode() if body else None,
+                                 headers={"X-StorageApi-Token": tok, "Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        return json.load(r)
+def wait(task):
+    while task["status"] == "processing":
+        time.sleep(0.05); task = call("GET", "/v1/tasks/" + task["taskId"])
+    assert task["status"] == "success", task
+wait(call("POST", "/v1/branches/default/sources", {"sourceId": "bench", "name": "bench", "type": "http"}))
+cols = [{"type": "uuid", "name": "id"}, {"type": "datetime", "name": "datetime"}, {"type": "ip", "name": "ip"},
+        {"type": "body", "name": "body"}, {"type": "headers", "name": "headers"},
+        {"type": "path", "name": "a", "path": "a"}, {"type": "path", "name": "g", "path": "c.f.g", "rawString": True}]
+wait(call("POST", "/v1/branches/default/sources/bench/sinks", {"sinkId": "bench", "name": "bench", "type": "table",
+     "table": {"type": "keboola", "tableId": "in.c-bench.events", "mapping": {"columns": cols}}}))
+print(call("GET", "/v1/branches/default/sources/bench")["http"]["url"])
+PY
+)
+
+echo "# make bench $(date -u +%Y-%m-%dT%H:%M:%SZ) commit $(git -C "$HERE/.." rev-parse --short HEAD 2>/dev/null || echo none), ${DUR}s per run, 1 KiB JSON, wrk -t1 on CPU 1, servers on CPU 0"
+declare -A R
+for mode in plain pipelined; do
+  script=post.lua; [ $mode = pipelined ] && script=post_pipeline.lua
+  R[nginx_$mode]=$(run_wrk nginx "http://127.0.0.1:$NPORT/" "$NGINX_WORKER" 50 $script)
+  R[streamd_$mode]=$(run_wrk streamd "$URL" "$SPID" 50 $script)
+done
+R[streamd_200]=$(run_wrk streamd "$URL" "$SPID" 200 post.lua)
+R[nginx_200]=$(run_wrk nginx "http://127.0.0.1:$NPORT/" "$NGINX_WORKER" 200 post.lua)
+
+for k in nginx_plain streamd_plain nginx_pipelined streamd_pipelined nginx_200 streamd_200; do
+  read -r rps p50 p99 cpu rss non2xx <<<"${R[$k]}"
+  printf '%-18s req/s=%-7s p50_us=%-6s p99_us=%-6s cpu_us_per_req=%-6s rss_kB=%-7s non2xx=%s\n' "$k" "$rps" "$p50" "$p99" "$cpu" "$rss" "$non2xx"
+done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "nan" }'; }
+read -r n_rps n_p50 n_p99 n_cpu _ _ <<<"${R[nginx_plain]}"
+read -r s_rps s_p50 s_p99 s_cpu _ s_non <<<"${R[streamd_plain]}"
+read -r np_rps _ _ np_cpu _ _ <<<"${R[nginx_pipelined]}"
+read -r sp_rps _ _ sp_cpu _ _ <<<"${R[streamd_pipelined]}"
+read -r _ _ _ _ s200_rss _ <<<"${R[streamd_200]}"
+echo "ratio cpu_per_record streamd/nginx = $(ratio "$s_cpu" "$n_cpu") (target <= 2.0)"
+echo "ratio req/s plain streamd/nginx = $(ratio "$s_rps" "$n_rps") (target >= 0.5)"
+echo "ratio req/s pipelined streamd/nginx = $(ratio "$sp_rps" "$np_rps") (target >= 0.5)"
+echo "p99 plain streamd - nginx = $(( (s_p99 - n_p99) / 1000 )) ms (target <= 5 ms)"
+echo "rss at 200 conns streamd = $((s200_rss / 1024)) MiB (target <= 64 MiB)"
+rows=$(find "$WORK/data/volumes" -name '.slice-*' -exec gzip -dc {} + 2>/dev/null | wc -l)
+echo "rows on disk after the runs = $rows"
