@@ -1,0 +1,585 @@
+/* test_mapping.c: unit tests of pipeline/sd_mapping and pipeline/sd_record: compile errors,
+ * every column type, header names and the headers JSON, content types, form bodies, the error
+ * statuses (400/413/415/500) with their names, and the row size limit. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/sd_buf.h"
+#include "core/sd_error.h"
+#include "core/sd_time.h"
+#include "pipeline/sd_mapping.h"
+#include "pipeline/sd_record.h"
+#include "pipeline/sd_uuid.h"
+
+#define REC_MS 1732500000123LL
+
+/* ---- helpers ---- */
+
+/* Splits one CSV row (sd_csv format) into fields; returns the field count or -1. */
+static int csv_split(const char *row, size_t len, struct sd_buf *fields, int max)
+{
+    size_t i = 0;
+    int n = 0;
+
+    while (n < max) {
+        sd_buf_reset(&fields[n]);
+        if (i >= len || row[i] != '"') {
+            return -1;
+        }
+        i++;
+        for (;;) {
+            if (i >= len) {
+                return -1;
+            }
+            if (row[i] == '"') {
+                if (i + 1 < len && row[i + 1] == '"') {
+                    sd_buf_append_char(&fields[n], '"');
+                    i += 2;
+                    continue;
+                }
+                i++;
+                break;
+            }
+            sd_buf_append_char(&fields[n], row[i]);
+            i++;
+        }
+        sd_buf_cstr(&fields[n]);
+        n++;
+        if (i < len && row[i] == ',') {
+            i++;
+            continue;
+        }
+        if (i + 1 == len && row[i] == '\n') {
+            return n;
+        }
+        return -1;
+    }
+    return -1;
+}
+
+static struct sd_mapping *compile(const char *columns_json)
+{
+    json_error_t jerr;
+    json_t *cols = json_loads(columns_json, 0, &jerr);
+    struct sd_buf err = SD_BUF_INIT;
+    struct sd_mapping *m = NULL;
+    int rc;
+
+    assert_non_null(cols);
+    rc = sd_mapping_compile(cols, &m, &err);
+    if (rc != 0) {
+        fail_msg("compile failed: %s", sd_buf_cstr(&err));
+    }
+    json_decref(cols);
+    sd_buf_fini(&err);
+    return m;
+}
+
+static void expect_compile_error(const char *columns_json, const char *message)
+{
+    json_error_t jerr;
+    json_t *cols = json_loads(columns_json, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    struct sd_buf err = SD_BUF_INIT;
+    struct sd_mapping *m = (struct sd_mapping *)&err;
+
+    assert_non_null(cols);
+    assert_int_equal(sd_mapping_compile(cols, &m, &err), SD_EINVAL);
+    assert_null(m);
+    assert_string_equal(sd_buf_cstr(&err), message);
+    json_decref(cols);
+    sd_buf_fini(&err);
+}
+
+struct fixture {
+    struct sd_header headers[8];
+    char names[8][32];
+    struct sd_record rec;
+};
+
+static void rec_setup(struct fixture *f, const char *content_type, const char *body,
+                      size_t body_len)
+{
+    static const char *const raw[][2] = {
+        {"x-custom", "v1"}, {"content-type", NULL}, {"USER-AGENT", "curl/8 \"q\""},
+        {"x-custom", "v2"}, {"accept", "*/*"},
+    };
+    size_t n = 0;
+
+    sd_record_init(&f->rec);
+    f->rec.recv_time_ms = REC_MS;
+    strcpy(f->rec.ip, "192.0.2.7");
+    for (size_t i = 0; i < sizeof(raw) / sizeof(raw[0]); i++) {
+        const char *v = raw[i][1] ? raw[i][1] : content_type;
+        if (v == NULL) {
+            continue;
+        }
+        sd_header_canonicalize(raw[i][0], strlen(raw[i][0]), f->names[n]);
+        f->headers[n].name.p = f->names[n];
+        f->headers[n].name.len = strlen(raw[i][0]);
+        f->headers[n].value = sd_str_c(v);
+        n++;
+    }
+    sd_record_sort_headers(f->headers, n);
+    f->rec.headers = f->headers;
+    f->rec.nheaders = n;
+    f->rec.body.p = body;
+    f->rec.body.len = body_len;
+    f->rec.content_type = content_type ? sd_str_c(content_type) : SD_STR_LIT("");
+}
+
+static void rec_setup_str(struct fixture *f, const char *content_type, const char *body)
+{
+    rec_setup(f, content_type, body, strlen(body));
+}
+
+/* Writes a row and expects success; splits it into fields. */
+static int row_ok(const struct sd_mapping *m, struct sd_record *rec, struct sd_buf *fields, int max)
+{
+    struct sd_buf out = SD_BUF_INIT;
+    struct sd_map_error err;
+    int n;
+    int rc;
+
+    memset(&err, 0, sizeof(err));
+    rc = sd_mapping_write_row(m, rec, 0, &out, &err);
+    if (rc != 0) {
+        fail_msg("write_row: %d %s", rc, err.message);
+    }
+    n = csv_split(out.data, out.len, fields, max);
+    assert_int_equal(n, (int)sd_mapping_ncolumns(m));
+    sd_buf_fini(&out);
+    return n;
+}
+
+static void row_err(const struct sd_mapping *m, struct sd_record *rec, size_t limit, int status,
+                    const char *name, const char *message)
+{
+    struct sd_buf out = SD_BUF_INIT;
+    struct sd_map_error err;
+
+    memset(&err, 0, sizeof(err));
+    sd_buf_append_str(&out, "previous row\n");
+    assert_int_equal(sd_mapping_write_row(m, rec, limit, &out, &err), status);
+    assert_int_equal(err.status, status);
+    assert_string_equal(err.name, name);
+    if (strstr(err.message, message) == NULL) {
+        fail_msg("message \"%s\" lacks \"%s\"", err.message, message);
+    }
+    assert_string_equal(sd_buf_cstr(&out), "previous row\n");
+    sd_buf_fini(&out);
+}
+
+static void fields_fini(struct sd_buf *fields, int n)
+{
+    for (int i = 0; i < n; i++) {
+        sd_buf_fini(&fields[i]);
+    }
+}
+
+/* ---- tests ---- */
+
+static void test_canonical_names(void **state)
+{
+    static const char *const cases[][2] = {
+        {"content-type", "Content-Type"},
+        {"x-custom", "X-Custom"},
+        {"X-CUSTOM-ID", "X-Custom-Id"},
+        {"host", "Host"},
+        {"a_b", "A_b"},
+        {"x--y", "X--Y"},
+        {"1abc-def", "1abc-Def"},
+        {"foo bar", "foo bar"},
+        {"x-\xc3\xa9", "x-\xc3\xa9"},
+        {"", ""},
+        {"WWW-Authenticate", "Www-Authenticate"},
+    };
+    char out[64];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t len = strlen(cases[i][0]);
+        memset(out, 0, sizeof(out));
+        sd_header_canonicalize(cases[i][0], len, out);
+        assert_string_equal(out, cases[i][1]);
+    }
+    /* In place. */
+    strcpy(out, "content-length");
+    sd_header_canonicalize(out, strlen(out), out);
+    assert_string_equal(out, "Content-Length");
+}
+
+static void test_sort_headers(void **state)
+{
+    struct sd_header h[5] = {
+        {SD_STR_LIT("X-B"), SD_STR_LIT("1")}, {SD_STR_LIT("Accept"), SD_STR_LIT("2")},
+        {SD_STR_LIT("X-B"), SD_STR_LIT("3")}, {SD_STR_LIT("X"), SD_STR_LIT("4")},
+        {SD_STR_LIT("Abc"), SD_STR_LIT("5")},
+    };
+    static const char *const names[] = {"Abc", "Accept", "X", "X-B", "X-B"};
+    static const char *const values[] = {"5", "2", "4", "1", "3"};
+
+    (void)state;
+    sd_record_sort_headers(h, 5);
+    for (int i = 0; i < 5; i++) {
+        assert_true(sd_str_eq(h[i].name, sd_str_c(names[i])));
+        assert_true(sd_str_eq(h[i].value, sd_str_c(values[i])));
+    }
+}
+
+static void test_content_types(void **state)
+{
+    static const char *const json[] = {
+        "application/json",         "APPLICATION/JSON",         "application/json; charset=utf-8",
+        " application/json ",       "application/vnd.api+json", "application/ld+json;x=y",
+        "Application/Problem+JSON",
+    };
+    static const char *const not_json[] = {
+        "",
+        "text/json",
+        "application/jsonx",
+        "application/+json",
+        "application/a/b+json",
+        "application/x-www-form-urlencoded",
+        "application/ json",
+        "json",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(json) / sizeof(json[0]); i++) {
+        assert_int_equal(sd_content_type_is_json(sd_str_c(json[i])), 1);
+    }
+    for (size_t i = 0; i < sizeof(not_json) / sizeof(not_json[0]); i++) {
+        assert_int_equal(sd_content_type_is_json(sd_str_c(not_json[i])), 0);
+    }
+    assert_int_equal(
+        sd_content_type_is_form(SD_STR_LIT("application/x-www-form-urlencoded; charset=UTF-8")), 1);
+    assert_int_equal(sd_content_type_is_form(SD_STR_LIT("Application/X-WWW-Form-Urlencoded")), 1);
+    assert_int_equal(sd_content_type_is_form(SD_STR_LIT("multipart/form-data")), 0);
+}
+
+static void test_compile_errors(void **state)
+{
+    struct sd_buf many = SD_BUF_INIT;
+
+    (void)state;
+    expect_compile_error("{}", "\"columns\" must be an array");
+    expect_compile_error("[]", "\"columns\" must contain at least 1 item");
+    expect_compile_error("[1]", "\"columns[0]\" must be an object");
+    expect_compile_error("[{\"name\":\"a\"}]", "\"columns[0].type\" is required");
+    expect_compile_error("[{\"type\":5,\"name\":\"a\"}]", "\"columns[0].type\" must be a string");
+    expect_compile_error("[{\"type\":\"uuid\",\"name\":\"a\"},{\"type\":\"foo\",\"name\":\"b\"}]",
+                         "\"columns[1].type\" must be one of uuid, datetime, ip, body, headers, "
+                         "path, template");
+    expect_compile_error("[{\"type\":\"uuid\"}]", "\"columns[0].name\" is required");
+    expect_compile_error("[{\"type\":\"uuid\",\"name\":\"\"}]", "\"columns[0].name\" is required");
+    expect_compile_error("[{\"type\":\"uuid\",\"name\":[]}]",
+                         "\"columns[0].name\" must be a string");
+    expect_compile_error("[{\"type\":\"uuid\",\"name\":\"a\"},{\"type\":\"ip\",\"name\":\"a\"}]",
+                         "\"columns[1].name\" duplicates the name \"a\" of columns[0]");
+    expect_compile_error("[{\"type\":\"uuid\",\"name\":\"a\"},{\"type\":\"path\",\"name\":\"b\","
+                         "\"rawString\":true},{\"type\":\"path\",\"name\":\"c\"}]",
+                         "\"columns[1].path\" is required");
+    expect_compile_error("[{\"type\":\"path\",\"name\":\"c\",\"path\":\"\"}]",
+                         "\"columns[0].path\" is required");
+    expect_compile_error("[{\"type\":\"path\",\"name\":\"c\",\"path\":1}]",
+                         "\"columns[0].path\" must be a string");
+    expect_compile_error("[{\"type\":\"path\",\"name\":\"c\",\"path\":\"a..b\"}]",
+                         "\"columns[0].path\" is invalid: empty key at offset 2");
+    expect_compile_error("[{\"type\":\"path\",\"name\":\"c\",\"path\":\"a[x]\"}]",
+                         "\"columns[0].path\" is invalid: expected digits and ']' after '[' at "
+                         "offset 2");
+    expect_compile_error("[{\"type\":\"path\",\"name\":\"c\",\"path\":\"a\",\"rawString\":1}]",
+                         "\"columns[0].rawString\" must be a boolean");
+    expect_compile_error("[{\"type\":\"path\",\"name\":\"c\",\"path\":\"a\",\"defaultValue\":1}]",
+                         "\"columns[0].defaultValue\" must be a string");
+    expect_compile_error("[{\"type\":\"path\",\"name\":\"c\",\"path\":\"a\",\"rawString\":true,"
+                         "\"defaultValue\":\"x\\u0000\"}]",
+                         "\"columns[0].defaultValue\" must not contain a NUL character");
+    expect_compile_error("[{\"type\":\"uuid\",\"name\":\"a\",\"primaryKey\":\"yes\"}]",
+                         "\"columns[0].primaryKey\" must be a boolean");
+    expect_compile_error("[{\"type\":\"template\",\"name\":\"t\",\"template\":{\"language\":"
+                         "\"jsonnet\",\"content\":\"Body()\"}}]",
+                         "template columns (Jsonnet) are not supported yet");
+    sd_buf_append_char(&many, '[');
+    for (int i = 0; i < 101; i++) {
+        sd_buf_printf(&many, "%s{\"type\":\"ip\",\"name\":\"c%d\"}", i ? "," : "", i);
+    }
+    sd_buf_append_char(&many, ']');
+    expect_compile_error(many.data, "\"columns\" must contain at most 100 items");
+    sd_buf_fini(&many);
+}
+
+static void test_compile_ok(void **state)
+{
+    struct sd_mapping *m;
+    struct sd_buf cols = SD_BUF_INIT;
+
+    (void)state;
+    m = compile("[{\"type\":\"uuid\",\"name\":\"id\",\"primaryKey\":true},"
+                "{\"type\":\"datetime\",\"name\":\"t\"},{\"type\":\"ip\",\"name\":\"ip\"},"
+                "{\"type\":\"body\",\"name\":\"b\"},{\"type\":\"headers\",\"name\":\"h\"},"
+                "{\"type\":\"path\",\"name\":\"p\",\"path\":\"a.b\",\"defaultValue\":null,"
+                "\"extra\":1}]");
+    assert_int_equal(sd_mapping_ncolumns(m), 6);
+    assert_string_equal(sd_mapping_column_name(m, 0), "id");
+    assert_int_equal(sd_mapping_column_type(m, 0), SD_COL_UUID);
+    assert_int_equal(sd_mapping_column_type(m, 1), SD_COL_DATETIME);
+    assert_int_equal(sd_mapping_column_type(m, 2), SD_COL_IP);
+    assert_int_equal(sd_mapping_column_type(m, 3), SD_COL_BODY);
+    assert_int_equal(sd_mapping_column_type(m, 4), SD_COL_HEADERS);
+    assert_int_equal(sd_mapping_column_type(m, 5), SD_COL_PATH);
+    assert_string_equal(sd_mapping_column_name(m, 5), "p");
+    assert_int_equal(sd_mapping_needs_body(m), 1);
+    sd_mapping_destroy(m);
+    m = compile("[{\"type\":\"body\",\"name\":\"b\"}]");
+    assert_int_equal(sd_mapping_needs_body(m), 0);
+    sd_mapping_destroy(m);
+    sd_buf_append_char(&cols, '[');
+    for (int i = 0; i < 100; i++) {
+        sd_buf_printf(&cols, "%s{\"type\":\"ip\",\"name\":\"c%d\"}", i ? "," : "", i);
+    }
+    sd_buf_append_char(&cols, ']');
+    m = compile(cols.data);
+    assert_int_equal(sd_mapping_ncolumns(m), 100);
+    sd_mapping_destroy(m);
+    sd_buf_fini(&cols);
+    sd_mapping_destroy(NULL);
+}
+
+static const char all_columns[] =
+    "[{\"type\":\"uuid\",\"name\":\"id\"},{\"type\":\"datetime\",\"name\":\"t\"},"
+    "{\"type\":\"ip\",\"name\":\"ip\"},{\"type\":\"body\",\"name\":\"body\"},"
+    "{\"type\":\"headers\",\"name\":\"h\"},"
+    "{\"type\":\"path\",\"name\":\"p1\",\"path\":\"user.name\",\"rawString\":true},"
+    "{\"type\":\"path\",\"name\":\"p2\",\"path\":\"user.name\"},"
+    "{\"type\":\"path\",\"name\":\"p3\",\"path\":\"items[1]\"},"
+    "{\"type\":\"path\",\"name\":\"p4\",\"path\":\"missing\",\"defaultValue\":\"d \\\"q\\\"\"},"
+    "{\"type\":\"path\",\"name\":\"p5\",\"path\":\"missing\",\"defaultValue\":\"d \\\"q\\\"\","
+    "\"rawString\":true},"
+    "{\"type\":\"path\",\"name\":\"p6\",\"path\":\"big\"}]";
+
+static const char body_json[] = "{\"user\": {\"name\": \"Ann, \\\"A\\\"\\n\"},"
+                                " \"items\": [1, {\"k\": [true, null]}], \"big\": 1e400}";
+
+static void test_all_columns(void **state)
+{
+    struct fixture f;
+    struct sd_mapping *m = compile(all_columns);
+    struct sd_buf fields[11];
+    char when[SD_TIME_ISO_LEN + 1];
+
+    (void)state;
+    memset(fields, 0, sizeof(fields));
+    rec_setup_str(&f, "application/json", body_json);
+    row_ok(m, &f.rec, fields, 11);
+    assert_int_equal(fields[0].len, SD_UUID_STR_LEN);
+    assert_int_equal(fields[0].data[14], '7');
+    assert_memory_equal(fields[0].data, "0193", 4); /* 1732500000123 = 0x0193_6229_1a7b */
+    sd_time_format_iso(REC_MS, when);
+    assert_string_equal(fields[1].data, when);
+    assert_string_equal(fields[1].data, "2024-11-25T02:00:00.123Z");
+    assert_string_equal(fields[2].data, "192.0.2.7");
+    assert_string_equal(fields[3].data, body_json);
+    assert_string_equal(fields[4].data, "{\"Accept\":\"*/*\",\"Content-Type\":\"application/json\","
+                                        "\"User-Agent\":\"curl/8 \\\"q\\\"\","
+                                        "\"X-Custom\":\"v1, v2\"}");
+    assert_string_equal(fields[5].data, "Ann, \"A\"\n");
+    assert_string_equal(fields[6].data, "\"Ann, \\\"A\\\"\\n\"");
+    assert_string_equal(fields[7].data, "{\"k\":[true,null]}");
+    assert_string_equal(fields[8].data, "\"d \\\"q\\\"\"");
+    assert_string_equal(fields[9].data, "d \"q\"");
+    assert_string_equal(fields[10].data, "1e400");
+    /* The body was parsed once and is cached for further sinks. */
+    assert_int_equal(f.rec.body_state, 1);
+    row_ok(m, &f.rec, fields, 11);
+    assert_string_equal(fields[5].data, "Ann, \"A\"\n");
+    fields_fini(fields, 11);
+    sd_record_fini(&f.rec);
+    sd_mapping_destroy(m);
+}
+
+static void test_exact_row(void **state)
+{
+    struct fixture f;
+    struct sd_mapping *m = compile("[{\"type\":\"ip\",\"name\":\"ip\"},"
+                                   "{\"type\":\"body\",\"name\":\"b\"},"
+                                   "{\"type\":\"path\",\"name\":\"a\",\"path\":\"a\"},"
+                                   "{\"type\":\"path\",\"name\":\"r\",\"path\":\"a\","
+                                   "\"rawString\":true}]");
+    struct sd_buf out = SD_BUF_INIT;
+    struct sd_map_error err;
+
+    (void)state;
+    rec_setup_str(&f, "application/json", "{\"a\": \"x,\\\"y\\\"\\r\\n\"}");
+    assert_int_equal(sd_mapping_write_row(m, &f.rec, 0, &out, &err), 0);
+    assert_string_equal(sd_buf_cstr(&out),
+                        "\"192.0.2.7\",\"{\"\"a\"\": \"\"x,\\\"\"y\\\"\"\\r\\n\"\"}\","
+                        "\"\"\"x,\\\"\"y\\\"\"\\r\\n\"\"\",\"x,\"\"y\"\"\r\n\"\n");
+    sd_buf_fini(&out);
+    sd_record_fini(&f.rec);
+    sd_mapping_destroy(m);
+}
+
+static void test_no_body_parse_without_path(void **state)
+{
+    struct fixture f;
+    struct sd_mapping *m = compile("[{\"type\":\"ip\",\"name\":\"ip\"},"
+                                   "{\"type\":\"body\",\"name\":\"b\"}]");
+    struct sd_buf fields[2];
+
+    (void)state;
+    memset(fields, 0, sizeof(fields));
+    /* Neither JSON nor a supported content type: fine without path columns. */
+    rec_setup_str(&f, "text/plain", "{not json");
+    row_ok(m, &f.rec, fields, 2);
+    assert_string_equal(fields[1].data, "{not json");
+    assert_int_equal(f.rec.body_state, 0);
+    fields_fini(fields, 2);
+    sd_record_fini(&f.rec);
+    sd_mapping_destroy(m);
+}
+
+static void test_form_body(void **state)
+{
+    struct fixture f;
+    struct sd_mapping *m = compile("[{\"type\":\"path\",\"name\":\"a\",\"path\":\"a.b\","
+                                   "\"rawString\":true},"
+                                   "{\"type\":\"path\",\"name\":\"l\",\"path\":\"list\"},"
+                                   "{\"type\":\"path\",\"name\":\"l1\",\"path\":\"list[1]\"}]");
+    struct sd_buf fields[3];
+
+    (void)state;
+    memset(fields, 0, sizeof(fields));
+    rec_setup_str(&f, "application/x-www-form-urlencoded; charset=utf-8",
+                  "a[b]=hello+w%C3%B6rld&list[]=1&list[]=2");
+    row_ok(m, &f.rec, fields, 3);
+    assert_string_equal(fields[0].data, "hello w\xc3\xb6rld");
+    assert_string_equal(fields[1].data, "[\"1\",\"2\"]");
+    assert_string_equal(fields[2].data, "\"2\"");
+    fields_fini(fields, 3);
+    sd_record_fini(&f.rec);
+    sd_mapping_destroy(m);
+}
+
+static void test_errors(void **state)
+{
+    struct fixture f;
+    struct sd_mapping *m = compile("[{\"type\":\"ip\",\"name\":\"ip\"},"
+                                   "{\"type\":\"path\",\"name\":\"p\",\"path\":\"a.b\","
+                                   "\"rawString\":true}]");
+    struct sd_mapping *mb = compile("[{\"type\":\"body\",\"name\":\"b\"}]");
+
+    (void)state;
+    rec_setup_str(&f, "application/json", "{\"a\":");
+    row_err(m, &f.rec, 0, 400, "stream.in.badRequest", "invalid JSON: ");
+    /* Cached: the same answer again. */
+    row_err(m, &f.rec, 0, 400, "stream.in.badRequest", "invalid JSON: ");
+    sd_record_fini(&f.rec);
+
+    rec_setup_str(&f, "text/plain", "{\"a\":{\"b\":1}}");
+    row_err(m, &f.rec, 0, 415, "stream.in.unsupportedMediaType",
+            "unsupported content type \"text/plain\", supported types: application/json and "
+            "application/x-www-form-urlencoded");
+    sd_record_fini(&f.rec);
+
+    rec_setup_str(&f, NULL, "{\"a\":{\"b\":1}}");
+    row_err(m, &f.rec, 0, 415, "stream.in.unsupportedMediaType", "unsupported content type \"\"");
+    sd_record_fini(&f.rec);
+
+    rec_setup_str(&f, "application/json", "{\"a\":{\"c\":1}}");
+    row_err(m, &f.rec, 0, 500, "stream.in.genericError", "path \"a.b\" not found in the body");
+    sd_record_fini(&f.rec);
+
+    rec_setup_str(&f, "application/json", "{\"a\":{\"b\":\"x\\u0000\"}}");
+    row_err(m, &f.rec, 0, 400, "stream.in.badRequest",
+            "a value to be written contains a NUL character");
+    sd_record_fini(&f.rec);
+
+    rec_setup_str(&f, "application/json", "{\"a\":{\"b\":\"\xff\"}}");
+    row_err(m, &f.rec, 0, 400, "stream.in.badRequest", "invalid JSON: invalid UTF-8");
+    sd_record_fini(&f.rec);
+
+    rec_setup_str(&f, "application/x-www-form-urlencoded", "a[b]=1;");
+    row_err(m, &f.rec, 0, 400, "stream.in.badRequest", "invalid form data: ");
+    sd_record_fini(&f.rec);
+
+    rec_setup(&f, "text/plain", "a\0b", 3);
+    row_err(mb, &f.rec, 0, 400, "stream.in.badRequest",
+            "a value to be written contains a NUL character");
+    sd_record_fini(&f.rec);
+
+    rec_setup_str(&f, "text/plain", "caf\xe9");
+    row_err(mb, &f.rec, 0, 400, "stream.in.badRequest", "not valid UTF-8");
+    sd_record_fini(&f.rec);
+    sd_mapping_destroy(m);
+    sd_mapping_destroy(mb);
+}
+
+static void test_row_size_limit(void **state)
+{
+    struct fixture f;
+    struct sd_mapping *m = compile("[{\"type\":\"body\",\"name\":\"b\"},"
+                                   "{\"type\":\"path\",\"name\":\"p\",\"path\":\"s\","
+                                   "\"rawString\":true}]");
+    struct sd_buf out = SD_BUF_INIT;
+    struct sd_map_error err;
+    static const char body[] = "{\"s\":\"abc\"}"; /* 11 bytes */
+    /* "{""s"":""abc""}" (17) + ,"abc" (6) + \n = 24 */
+    const size_t exact = 24;
+
+    (void)state;
+    rec_setup_str(&f, "application/json", body);
+    assert_int_equal(sd_mapping_write_row(m, &f.rec, exact, &out, &err), 0);
+    assert_int_equal(out.len, exact);
+    row_err(m, &f.rec, exact - 1, 413, "stream.in.payloadTooLarge", "row size limit of 23 bytes");
+    row_err(m, &f.rec, 5, 413, "stream.in.payloadTooLarge", "row size limit");
+    sd_buf_fini(&out);
+    sd_record_fini(&f.rec);
+    sd_mapping_destroy(m);
+}
+
+static void test_headers_json(void **state)
+{
+    struct sd_record rec;
+    struct sd_header h[4] = {
+        {SD_STR_LIT("A"), SD_STR_LIT("x\xff")},
+        {SD_STR_LIT("B"), SD_STR_LIT("1")},
+        {SD_STR_LIT("B"), SD_STR_LIT("2\"")},
+        {SD_STR_LIT("B"), SD_STR_LIT("3")},
+    };
+    struct sd_str out;
+
+    (void)state;
+    sd_record_init(&rec);
+    assert_int_equal(sd_record_headers_json(&rec, &out), 0);
+    assert_true(sd_str_eq(out, SD_STR_LIT("{}")));
+    sd_record_fini(&rec);
+    sd_record_init(&rec);
+    rec.headers = h;
+    rec.nheaders = 4;
+    assert_int_equal(sd_record_headers_json(&rec, &out), 0);
+    assert_true(sd_str_eq(out, SD_STR_LIT("{\"A\":\"x\xef\xbf\xbd\",\"B\":\"1, 2\\\", 3\"}")));
+    sd_record_fini(&rec);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_canonical_names), cmocka_unit_test(test_sort_headers),
+        cmocka_unit_test(test_content_types),   cmocka_unit_test(test_compile_errors),
+        cmocka_unit_test(test_compile_ok),      cmocka_unit_test(test_all_columns),
+        cmocka_unit_test(test_exact_row),       cmocka_unit_test(test_no_body_parse_without_path),
+        cmocka_unit_test(test_form_body),       cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_row_size_limit),  cmocka_unit_test(test_headers_json),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
