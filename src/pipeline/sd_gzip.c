@@ -287,3 +287,12 @@ int sd_gzip_complete_member(uint32_t crc, uint32_t isize, struct sd_buf *out)
     }
     return sd_buf_append(out, b, sizeof(b));
 }
+
+int sd_gzip_empty_member(struct sd_buf *out)
+{
+    /* Header (no flags, mtime 0, OS unix), an empty final fixed-Huffman block, CRC32 0,
+     * ISIZE 0. */
+    static const unsigned char b[SD_GZIP_EMPTY_LEN] = {0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0x03,
+                                                       0x03, 0x00, 0,    0, 0, 0, 0, 0, 0, 0};
+    return sd_buf_append(out, b, sizeof(b));
+}

@@ -27,6 +27,8 @@ enum sd_gzip_impl { SD_GZIP_STANDARD, SD_GZIP_FAST, SD_GZIP_PARALLEL };
 
 /* Bytes appended by sd_gzip_complete_member(). */
 #define SD_GZIP_COMPLETION_LEN 13
+/* Bytes appended by sd_gzip_empty_member(). */
+#define SD_GZIP_EMPTY_LEN 20
 
 /* State of the open member: is_open is 0 when the next compress starts a new member. */
 struct sd_gzip_member {
@@ -69,6 +71,10 @@ void sd_gzip_member_state(const struct sd_gzip *gz, struct sd_gzip_member *m);
  * byte-aligned block boundary (after a sync flush): an empty final stored block, then crc
  * and isize (little-endian). Returns 0 or -ENOMEM. */
 int sd_gzip_complete_member(uint32_t crc, uint32_t isize, struct sd_buf *out);
+
+/* Appends SD_GZIP_EMPTY_LEN bytes: a complete gzip member with no data (so an empty slice
+ * is still a valid gzip file). Returns 0 or -ENOMEM. */
+int sd_gzip_empty_member(struct sd_buf *out);
 
 /* CRC32 as used by gzip (the same values as zlib's crc32()), continuing from crc. */
 uint32_t sd_gzip_crc32(uint32_t crc, const void *data, size_t len);

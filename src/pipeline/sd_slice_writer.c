@@ -1,0 +1,1195 @@
+/* sd_slice_writer.c: the slice writer: group commit of CSV rows into a gzip (or plain) slice
+ * file, with failure handling for failed writes and failed fdatasyncs.
+ *
+ * DESIGN. Threads: appenders (any thread) only copy rows into the pending batch under `mu`
+ * and signal `wake` when the writer waits; no I/O happens under `mu`. The writer thread owns
+ * the file descriptor, the compressor and every file offset: it swaps the pending batch out
+ * under `mu` (appenders keep filling the other buffer), compresses it in one go ending at a
+ * sync-flush boundary, writes it with pwrite at the tracked offset, fdatasyncs (disk mode),
+ * publishes the durable statistics and calls the sync callback, then takes the next batch at
+ * once (group commit). With the `parallel` implementation, a batch larger than the block size
+ * is split at append boundaries into members compressed by a small pool owned by the writer
+ * (the writer thread works too); the pool's jobs and outputs are handed over under its own
+ * mutex. Ownership: appended rows are copied; the batch buffers, output buffers, pool and
+ * compressor belong to the writer and are freed by sd_slice_writer_close after the join.
+ *
+ * Failure behaviour. After each successful batch the writer records the good end offset and
+ * the open member's CRC32 and length. A failed write fails only that batch: the file is cut
+ * back to the good offset with ftruncate, the open member is completed there (empty final
+ * block + trailer, or as a prefix of the next batch if that write fails too), the compressor
+ * is reset, and the next batch starts a new member; one log line per failure episode. A
+ * failed fdatasync fails the batch and that fd is never synced again (fsyncgate): a
+ * continuation file is opened, the old file is reopened by path, cut at its last synced
+ * offset and its member completed, and the old fd is closed. If the continuation cannot be
+ * opened, or an fdatasync fails on a continuation before it ever succeeded, the writer turns
+ * unhealthy: pending batches fail and every append returns SD_EUNHEALTHY. */
+#include "pipeline/sd_slice_writer.h"
+#include "core/sd_alloc.h"
+#include "core/sd_buf.h"
+#include "core/sd_error.h"
+#include "core/sd_fs.h"
+#include "core/sd_log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SD__SW_DEFAULT_BLOCK ((size_t)256 << 10)
+#define SD__SW_DEFAULT_INTERVAL_MS 5
+#define SD__SW_DEFAULT_PENDING ((size_t)64 << 20)
+#define SD__SW_MAX_FILES 10000
+#define SD__SW_MAX_THREADS 64
+
+/* Rows and receive times of a batch. */
+struct sd__batch_stats {
+    uint64_t records;
+    int64_t first_ms;
+    int64_t last_ms;
+};
+
+/* A range of the batch compressed into one output (finish: the member ends with it). */
+struct sd__piece {
+    size_t off;
+    size_t len;
+    int finish;
+};
+
+struct sd__job {
+    const char *in;
+    size_t len;
+    struct sd_buf out;
+    int rc;
+};
+
+struct sd__pool;
+
+struct sd__worker {
+    struct sd__pool *pool;
+    struct sd_gzip *gz;
+    pthread_t tid;
+    int started;
+};
+
+/* Compression workers of the parallel implementation. */
+struct sd__pool {
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;
+    pthread_cond_t done_cv;
+    struct sd__job *jobs; /* jobs_cap entries; their out buffers are reused */
+    size_t jobs_cap;
+    size_t njobs;
+    size_t next;
+    size_t done;
+    int stop;
+    int nworkers;
+    struct sd__worker *workers;
+};
+
+/* One buffer to write, in order. */
+struct sd__span {
+    const char *p;
+    size_t len;
+};
+
+struct sd_slice_writer {
+    /* Immutable after open. */
+    struct sd_slice_writer_opts opts; /* dir and node_id point at the copies below */
+    char *dir;
+    char *node_id;
+    sd_slice_sync_fn cb;
+    void *cb_arg;
+    pthread_t thread;
+    int thread_started;
+
+    /* Guarded by mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
+    struct sd_buf pending;
+    struct sd_buf pending_ends; /* size_t end offset of every append */
+    size_t pending_appends;
+    struct sd__batch_stats pending_st;
+    uint64_t last_seq;
+    size_t inflight_bytes;
+    int closing;
+    int unhealthy;
+    int waiting;
+    struct sd_slice_stats durable;
+
+    /* Writer thread only (and open/close before/after it runs). */
+    struct sd_buf batch;
+    struct sd_buf batch_ends;
+    struct sd__batch_stats batch_st;
+    struct sd_buf out;
+    struct sd_buf out_tail;
+    struct sd__piece *pieces;
+    size_t pieces_cap;
+    struct sd__span *spans;
+    size_t spans_cap;
+    struct sd_gzip *gz;
+    struct sd__pool *pool;
+    int fd;
+    char *path;
+    int file_no;
+    int file_fresh;             /* continuation file without a successful sync yet */
+    uint64_t off;               /* end of good data in the current file */
+    struct sd_gzip_member good; /* the member open at off */
+    uint64_t prev_files_bytes;
+    int need_truncate;
+    int need_complete;
+    int write_failing;
+    uint64_t failed_batches;
+    int is_unhealthy; /* writer-thread copy of unhealthy */
+    int final_rc;
+};
+
+/* ---- small helpers ---- */
+
+static int sd__io_open(const struct sd_slice_writer *w, const char *path, int flags, mode_t mode)
+{
+    const struct sd_slice_io *io = w->opts.io;
+
+    if (io != NULL && io->open != NULL) {
+        return io->open(io->arg, path, flags, mode);
+    }
+    return open(path, flags, mode);
+}
+
+static int sd__io_fdatasync(const struct sd_slice_writer *w, int fd)
+{
+    const struct sd_slice_io *io = w->opts.io;
+    int rc;
+
+    if (io != NULL && io->fdatasync != NULL) {
+        rc = io->fdatasync(io->arg, fd);
+    } else {
+        rc = fdatasync(fd);
+    }
+    return rc == 0 ? 0 : (errno != 0 ? -errno : -EIO);
+}
+
+static int sd__io_pwrite_all(const struct sd_slice_writer *w, int fd, const char *p, size_t len,
+                             uint64_t off)
+{
+    const struct sd_slice_io *io = w->opts.io;
+
+    while (len > 0) {
+        ssize_t n;
+        errno = 0;
+        if (io != NULL && io->pwrite != NULL) {
+            n = io->pwrite(io->arg, fd, p, len, (off_t)off);
+        } else {
+            n = pwrite(fd, p, len, (off_t)off);
+        }
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno != 0 ? -errno : -EIO;
+        }
+        if (n == 0) {
+            return -EIO;
+        }
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+static void sd__stats_merge_times(struct sd_slice_stats *s, int64_t first_ms, int64_t last_ms)
+{
+    if (first_ms != 0 && (s->first_record_ms == 0 || first_ms < s->first_record_ms)) {
+        s->first_record_ms = first_ms;
+    }
+    if (last_ms > s->last_record_ms) {
+        s->last_record_ms = last_ms;
+    }
+}
+
+/* File name of file number n (1 = the base name). */
+static char *sd__file_path(const struct sd_slice_writer *w, int n)
+{
+    int gz = w->opts.compression == SD_COMPRESSION_GZIP;
+
+    if (n <= 1) {
+        return gz ? sd_xasprintf("%s/.slice-%s.csv.gz", w->dir, w->node_id)
+                  : sd_xasprintf("%s/slice-%s.csv", w->dir, w->node_id);
+    }
+    return gz ? sd_xasprintf("%s/.slice-%s-%d.csv.gz", w->dir, w->node_id, n)
+              : sd_xasprintf("%s/slice-%s-%d.csv", w->dir, w->node_id, n);
+}
+
+/* Returns the file number of name if it is one of this writer's files, else 0. */
+static int sd__file_number(const struct sd_slice_writer *w, const char *name)
+{
+    int gz = w->opts.compression == SD_COMPRESSION_GZIP;
+    const char *prefix = gz ? ".slice-" : "slice-";
+    const char *suffix = gz ? ".csv.gz" : ".csv";
+    size_t plen = strlen(prefix);
+    size_t nlen = strlen(w->node_id);
+    size_t slen = strlen(suffix);
+    size_t len = strlen(name);
+    const char *mid;
+    size_t mlen;
+    long n = 0;
+
+    if (len < plen + nlen + slen || strncmp(name, prefix, plen) != 0 ||
+        strncmp(name + plen, w->node_id, nlen) != 0 || strcmp(name + len - slen, suffix) != 0) {
+        return 0;
+    }
+    mid = name + plen + nlen;
+    mlen = len - plen - nlen - slen;
+    if (mlen == 0) {
+        return 1;
+    }
+    if (mid[0] != '-' || mlen < 2 || mlen > 6) {
+        return 0;
+    }
+    for (size_t i = 1; i < mlen; i++) {
+        if (mid[i] < '0' || mid[i] > '9') {
+            return 0;
+        }
+        n = n * 10 + (mid[i] - '0');
+    }
+    return n >= 2 && n <= SD__SW_MAX_FILES ? (int)n : 0;
+}
+
+/* ---- parallel compression pool ---- */
+
+/* Takes and runs jobs until none is left; gz must have no open member. */
+static void sd__pool_work(struct sd__pool *pool, struct sd_gzip *gz)
+{
+    for (;;) {
+        struct sd__job *job;
+        pthread_mutex_lock(&pool->mu);
+        if (pool->next >= pool->njobs) {
+            pthread_mutex_unlock(&pool->mu);
+            return;
+        }
+        job = &pool->jobs[pool->next++];
+        pthread_mutex_unlock(&pool->mu);
+
+        job->out.len = 0;
+        job->rc = sd_gzip_compress(gz, job->in, job->len, 1, &job->out);
+
+        pthread_mutex_lock(&pool->mu);
+        pool->done++;
+        if (pool->done == pool->njobs) {
+            pthread_cond_broadcast(&pool->done_cv);
+        }
+        pthread_mutex_unlock(&pool->mu);
+    }
+}
+
+static void *sd__pool_main(void *arg)
+{
+    struct sd__worker *wk = arg;
+    struct sd__pool *pool = wk->pool;
+
+    for (;;) {
+        pthread_mutex_lock(&pool->mu);
+        while (!pool->stop && pool->next >= pool->njobs) {
+            pthread_cond_wait(&pool->work_cv, &pool->mu);
+        }
+        if (pool->stop) {
+            pthread_mutex_unlock(&pool->mu);
+            return NULL;
+        }
+        pthread_mutex_unlock(&pool->mu);
+        sd__pool_work(pool, wk->gz);
+    }
+}
+
+static void sd__pool_destroy(struct sd__pool *pool)
+{
+    if (pool == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&pool->mu);
+    pool->stop = 1;
+    pthread_cond_broadcast(&pool->work_cv);
+    pthread_mutex_unlock(&pool->mu);
+    for (int i = 0; i < pool->nworkers; i++) {
+        if (pool->workers[i].started) {
+            pthread_join(pool->workers[i].tid, NULL);
+        }
+        sd_gzip_destroy(pool->workers[i].gz);
+    }
+    for (size_t i = 0; i < pool->jobs_cap; i++) {
+        sd_buf_fini(&pool->jobs[i].out);
+    }
+    free(pool->jobs);
+    free(pool->workers);
+    pthread_cond_destroy(&pool->work_cv);
+    pthread_cond_destroy(&pool->done_cv);
+    pthread_mutex_destroy(&pool->mu);
+    free(pool);
+}
+
+static int sd__pool_create(enum sd_gzip_impl impl, int level, int nworkers, struct sd__pool **out)
+{
+    struct sd__pool *pool = calloc(1, sizeof(*pool));
+    int rc = 0;
+
+    *out = NULL;
+    if (pool == NULL) {
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&pool->mu, NULL);
+    pthread_cond_init(&pool->work_cv, NULL);
+    pthread_cond_init(&pool->done_cv, NULL);
+    pool->workers = calloc((size_t)nworkers, sizeof(*pool->workers));
+    if (pool->workers == NULL) {
+        sd__pool_destroy(pool);
+        return -ENOMEM;
+    }
+    pool->nworkers = nworkers;
+    for (int i = 0; i < nworkers; i++) {
+        struct sd__worker *wk = &pool->workers[i];
+        wk->pool = pool;
+        rc = sd_gzip_create(impl, level, &wk->gz);
+        if (rc != 0) {
+            break;
+        }
+        rc = -pthread_create(&wk->tid, NULL, sd__pool_main, wk);
+        if (rc != 0) {
+            break;
+        }
+        wk->started = 1;
+    }
+    if (rc != 0) {
+        sd__pool_destroy(pool);
+        return rc;
+    }
+    *out = pool;
+    return 0;
+}
+
+/* Runs pool->jobs[0..n) on the workers and the calling thread (with gz, which has no open
+ * member and has none after); returns when all are done. */
+static void sd__pool_run(struct sd__pool *pool, size_t n, struct sd_gzip *gz)
+{
+    pthread_mutex_lock(&pool->mu);
+    pool->njobs = n;
+    pool->next = 0;
+    pool->done = 0;
+    pthread_cond_broadcast(&pool->work_cv);
+    pthread_mutex_unlock(&pool->mu);
+
+    sd__pool_work(pool, gz);
+
+    pthread_mutex_lock(&pool->mu);
+    while (pool->done < pool->njobs) {
+        pthread_cond_wait(&pool->done_cv, &pool->mu);
+    }
+    pool->njobs = 0;
+    pool->next = 0;
+    pool->done = 0;
+    pthread_mutex_unlock(&pool->mu);
+}
+
+static int sd__pool_reserve(struct sd__pool *pool, size_t n)
+{
+    struct sd__job *jobs;
+
+    if (n <= pool->jobs_cap) {
+        return 0;
+    }
+    jobs = realloc(pool->jobs, n * sizeof(*jobs));
+    if (jobs == NULL) {
+        return -ENOMEM;
+    }
+    for (size_t i = pool->jobs_cap; i < n; i++) {
+        memset(&jobs[i], 0, sizeof(jobs[i]));
+        sd_buf_init(&jobs[i].out);
+    }
+    pthread_mutex_lock(&pool->mu);
+    pool->jobs = jobs;
+    pool->jobs_cap = n;
+    pthread_mutex_unlock(&pool->mu);
+    return 0;
+}
+
+/* ---- batch compression ---- */
+
+static int sd__reserve_array(void **arr, size_t *cap, size_t n, size_t elem)
+{
+    void *p;
+    size_t ncap = *cap ? *cap : 16;
+
+    if (n <= *cap) {
+        return 0;
+    }
+    while (ncap < n) {
+        ncap *= 2;
+    }
+    p = realloc(*arr, ncap * elem);
+    if (p == NULL) {
+        return -ENOMEM;
+    }
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+/* Splits the batch into pieces: a member is finished at the first append boundary where its
+ * input reaches the block size. member_in: input already in the open member. */
+static int sd__split(struct sd_slice_writer *w, uint64_t member_in, size_t *npieces)
+{
+    const size_t *ends = (const size_t *)(void *)w->batch_ends.data;
+    size_t nends = w->batch_ends.len / sizeof(size_t);
+    size_t block = w->opts.gzip_block_size;
+    size_t len = w->batch.len;
+    size_t pos = 0;
+    size_t k = 0;
+    size_t n = 0;
+    int rc;
+
+    while (pos < len) {
+        size_t need = member_in < block ? (size_t)(block - member_in) : 1;
+        size_t target = len - pos > need ? pos + need : len;
+        size_t lo = k;
+        size_t hi = nends;
+        size_t e;
+        /* First append end >= target (ends are non-decreasing; the last is len). */
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (ends[mid] < target) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        k = lo;
+        e = k < nends ? ends[k] : len;
+        rc = sd__reserve_array((void **)&w->pieces, &w->pieces_cap, n + 1, sizeof(*w->pieces));
+        if (rc != 0) {
+            return rc;
+        }
+        w->pieces[n].off = pos;
+        w->pieces[n].len = e - pos;
+        w->pieces[n].finish = member_in + (e - pos) >= block;
+        member_in = w->pieces[n].finish ? 0 : member_in + (e - pos);
+        pos = e;
+        n++;
+    }
+    *npieces = n;
+    return 0;
+}
+
+static int sd__add_span(struct sd_slice_writer *w, size_t *nspans, const char *p, size_t len)
+{
+    int rc;
+
+    if (len == 0) {
+        return 0;
+    }
+    rc = sd__reserve_array((void **)&w->spans, &w->spans_cap, *nspans + 1, sizeof(*w->spans));
+    if (rc != 0) {
+        return rc;
+    }
+    w->spans[*nspans].p = p;
+    w->spans[*nspans].len = len;
+    (*nspans)++;
+    return 0;
+}
+
+/* Compresses the batch into spans to be written in order. */
+static int sd__compress_batch(struct sd_slice_writer *w, size_t *nspans)
+{
+    struct sd_gzip_member m;
+    size_t npieces = 0;
+    size_t first_job;
+    size_t last_job;
+    int tail_open;
+    int rc;
+
+    w->out.len = 0;
+    w->out_tail.len = 0;
+    if (w->need_complete) {
+        rc = sd_gzip_complete_member(w->good.crc, (uint32_t)w->good.in_bytes, &w->out);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    sd_gzip_member_state(w->gz, &m);
+    rc = sd__split(w, m.is_open ? m.in_bytes : 0, &npieces);
+    if (rc != 0) {
+        return rc;
+    }
+    if (w->pool == NULL || npieces < 3) {
+        for (size_t i = 0; i < npieces && rc == 0; i++) {
+            const struct sd__piece *pc = &w->pieces[i];
+            rc = sd_gzip_compress(w->gz, w->batch.data + pc->off, pc->len, pc->finish, &w->out);
+        }
+        if (rc == 0) {
+            rc = sd__add_span(w, nspans, w->out.data, w->out.len);
+        }
+        return rc;
+    }
+    /* Parallel: the writer does the first piece (it may continue the open member) and an
+     * open last piece; the members in between are jobs. */
+    tail_open = !w->pieces[npieces - 1].finish;
+    first_job = 1;
+    last_job = tail_open ? npieces - 1 : npieces;
+    rc = sd__pool_reserve(w->pool, last_job - first_job);
+    if (rc != 0) {
+        return rc;
+    }
+    for (size_t i = first_job; i < last_job; i++) {
+        struct sd__job *job = &w->pool->jobs[i - first_job];
+        job->in = w->batch.data + w->pieces[i].off;
+        job->len = w->pieces[i].len;
+        job->rc = 0;
+    }
+    rc = sd_gzip_compress(w->gz, w->batch.data + w->pieces[0].off, w->pieces[0].len, 1, &w->out);
+    if (rc != 0) {
+        return rc;
+    }
+    sd__pool_run(w->pool, last_job - first_job, w->gz);
+    if (tail_open) {
+        const struct sd__piece *pc = &w->pieces[npieces - 1];
+        rc = sd_gzip_compress(w->gz, w->batch.data + pc->off, pc->len, 0, &w->out_tail);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    rc = sd__add_span(w, nspans, w->out.data, w->out.len);
+    for (size_t i = 0; i < last_job - first_job && rc == 0; i++) {
+        const struct sd__job *job = &w->pool->jobs[i];
+        rc = job->rc != 0 ? job->rc : sd__add_span(w, nspans, job->out.data, job->out.len);
+    }
+    if (rc == 0) {
+        rc = sd__add_span(w, nspans, w->out_tail.data, w->out_tail.len);
+    }
+    return rc;
+}
+
+/* ---- files ---- */
+
+static void sd__allocate(struct sd_slice_writer *w, int fd, const char *path)
+{
+    if (!w->opts.allocate || w->opts.allocate_bytes <= 0) {
+        return;
+    }
+    if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)w->opts.allocate_bytes) != 0) {
+        sd_log_warn("slice", "fallocate %lld bytes for %s failed: %s (continuing)",
+                    (long long)w->opts.allocate_bytes, path, sd_strerror(-errno));
+    }
+}
+
+/* Opens (creating when missing) file number n; the fd is positioned by offset, not seek. */
+static int sd__open_file(struct sd_slice_writer *w, int n, int *fd_out, char **path_out,
+                         uint64_t *size_out)
+{
+    char *path = sd__file_path(w, n);
+    struct stat sb;
+    int existed = stat(path, &sb) == 0;
+    int fd;
+    int rc;
+
+    errno = 0;
+    fd = sd__io_open(w, path, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        rc = errno != 0 ? -errno : -EIO;
+        free(path);
+        return rc;
+    }
+    if (fstat(fd, &sb) != 0) {
+        rc = -errno;
+        close(fd);
+        free(path);
+        return rc;
+    }
+    if (!existed) {
+        rc = sd_fsync_dir(w->dir);
+        if (rc != 0) {
+            close(fd);
+            free(path);
+            return rc;
+        }
+    }
+    sd__allocate(w, fd, path);
+    *fd_out = fd;
+    *path_out = path;
+    *size_out = (uint64_t)sb.st_size;
+    return 0;
+}
+
+/* Cuts the file at path to off and completes its open member there (a gzip file left empty
+ * gets an empty member), through a new fd and without any fsync: the data up to off was
+ * synced before, and recovery redoes the rest. Returns the bytes appended after off. */
+static uint64_t sd__repair_by_path(struct sd_slice_writer *w, const char *path, uint64_t off,
+                                   const struct sd_gzip_member *m)
+{
+    struct sd_buf tail = SD_BUF_INIT;
+    uint64_t added = 0;
+    int fd;
+    int rc = 0;
+
+    errno = 0;
+    fd = sd__io_open(w, path, O_WRONLY | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        sd_log_error("slice", "reopen %s to cut it at %llu failed: %s", path,
+                     (unsigned long long)off, sd_strerror(errno != 0 ? -errno : -EIO));
+        return 0;
+    }
+    if (ftruncate(fd, (off_t)off) != 0) {
+        rc = -errno;
+    }
+    if (rc == 0 && m->is_open) {
+        rc = sd_gzip_complete_member(m->crc, (uint32_t)m->in_bytes, &tail);
+    } else if (rc == 0 && off == 0 && w->gz != NULL) {
+        rc = sd_gzip_empty_member(&tail);
+    }
+    if (rc == 0 && tail.len > 0) {
+        rc = sd__io_pwrite_all(w, fd, tail.data, tail.len, off);
+    }
+    if (rc != 0) {
+        sd_log_error("slice", "cutting %s at %llu failed: %s (recovery completes it)", path,
+                     (unsigned long long)off, sd_strerror(rc));
+    } else {
+        added = tail.len;
+    }
+    sd_buf_fini(&tail);
+    close(fd);
+    return added;
+}
+
+/* ---- the writer thread ---- */
+
+static void sd__set_unhealthy(struct sd_slice_writer *w)
+{
+    w->is_unhealthy = 1;
+    pthread_mutex_lock(&w->mu);
+    w->unhealthy = 1;
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* The open member (if any) in the file at w->off must be completed before new data. */
+static void sd__abandon_member(struct sd_slice_writer *w)
+{
+    if (w->gz != NULL) {
+        sd_gzip_reset(w->gz);
+        if (w->good.is_open) {
+            w->need_complete = 1;
+        }
+    }
+}
+
+static void sd__on_write_failure(struct sd_slice_writer *w, int err)
+{
+    w->failed_batches++;
+    if (!w->write_failing) {
+        w->write_failing = 1;
+        sd_log_error("slice",
+                     "write to %s at offset %llu failed: %s; batch failed, file cut "
+                     "back, later batches are retried",
+                     w->path, (unsigned long long)w->off, sd_strerror(err));
+    }
+    sd__abandon_member(w);
+    w->need_truncate = ftruncate(w->fd, (off_t)w->off) != 0;
+    if (!w->need_truncate && w->need_complete) {
+        struct sd_buf tail = SD_BUF_INIT;
+        if (sd_gzip_complete_member(w->good.crc, (uint32_t)w->good.in_bytes, &tail) == 0 &&
+            sd__io_pwrite_all(w, w->fd, tail.data, tail.len, w->off) == 0) {
+            w->off += tail.len;
+            w->need_complete = 0;
+            memset(&w->good, 0, sizeof(w->good));
+        } else if (ftruncate(w->fd, (off_t)w->off) != 0) {
+            w->need_truncate = 1;
+        }
+        sd_buf_fini(&tail);
+    }
+}
+
+static void sd__on_sync_failure(struct sd_slice_writer *w, int err)
+{
+    int old_fd = w->fd;
+    char *old_path = w->path;
+    uint64_t old_off = w->off;
+    struct sd_gzip_member old_good = w->good;
+    int was_fresh = w->file_fresh;
+    int rc = 0;
+    int nfd = -1;
+    char *npath = NULL;
+    uint64_t nsize = 0;
+
+    w->failed_batches++;
+    if (was_fresh || w->file_no >= SD__SW_MAX_FILES) {
+        rc = SD_EUNHEALTHY;
+    } else {
+        rc = sd__open_file(w, w->file_no + 1, &nfd, &npath, &nsize);
+        if (rc == 0 && nsize != 0) {
+            /* A leftover file of that number: never append after unknown bytes. */
+            close(nfd);
+            free(npath);
+            rc = -EEXIST;
+        }
+    }
+    if (rc != 0) {
+        sd_log_error("slice", "fdatasync of %s failed: %s; no new file (%s): writer unhealthy",
+                     old_path, sd_strerror(err), sd_strerror(rc));
+    } else {
+        sd_log_error("slice",
+                     "fdatasync of %s failed: %s; file closed at offset %llu, "
+                     "continuing in %s",
+                     old_path, sd_strerror(err), (unsigned long long)old_off, npath);
+    }
+    /* Never fsync old_fd again: cut the file through a new fd, then close the old one. */
+    w->prev_files_bytes += old_off + sd__repair_by_path(w, old_path, old_off, &old_good);
+    close(old_fd);
+    free(old_path);
+    if (w->gz != NULL) {
+        sd_gzip_reset(w->gz);
+    }
+    memset(&w->good, 0, sizeof(w->good));
+    w->need_complete = 0;
+    w->need_truncate = 0;
+    w->write_failing = 0;
+    w->off = 0;
+    if (rc != 0) {
+        w->fd = -1;
+        w->path = NULL;
+        sd__set_unhealthy(w);
+        return;
+    }
+    w->fd = nfd;
+    w->path = npath;
+    w->file_no++;
+    w->file_fresh = 1;
+}
+
+/* Writes and syncs the swapped-out batch. Returns 0 or the batch's failure. */
+static int sd__write_batch(struct sd_slice_writer *w)
+{
+    size_t nspans = 0;
+    uint64_t at;
+    int rc = 0;
+
+    if (w->is_unhealthy || w->fd < 0) {
+        return SD_EUNHEALTHY;
+    }
+    if (w->batch.len == 0) {
+        return 0;
+    }
+    if (w->need_truncate) {
+        if (ftruncate(w->fd, (off_t)w->off) != 0) {
+            return -errno;
+        }
+        w->need_truncate = 0;
+    }
+    if (w->gz != NULL) {
+        rc = sd__compress_batch(w, &nspans);
+        if (rc != 0) {
+            sd_log_error("slice", "compressing a batch for %s failed: %s", w->path,
+                         sd_strerror(rc));
+            sd__abandon_member(w);
+            return rc;
+        }
+    } else {
+        rc = sd__add_span(w, &nspans, w->batch.data, w->batch.len);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    at = w->off;
+    for (size_t i = 0; i < nspans && rc == 0; i++) {
+        rc = sd__io_pwrite_all(w, w->fd, w->spans[i].p, w->spans[i].len, at);
+        at += w->spans[i].len;
+    }
+    if (rc != 0) {
+        sd__on_write_failure(w, rc);
+        return rc;
+    }
+    if (w->opts.sync_mode == SD_SYNC_DISK) {
+        rc = sd__io_fdatasync(w, w->fd);
+        if (rc != 0) {
+            sd__on_sync_failure(w, rc);
+            return rc;
+        }
+    }
+    w->off = at;
+    if (w->gz != NULL) {
+        sd_gzip_member_state(w->gz, &w->good);
+    }
+    w->need_complete = 0;
+    w->file_fresh = 0;
+    if (w->write_failing) {
+        w->write_failing = 0;
+        sd_log_info("slice", "writes to %s succeed again after %llu failed batches", w->path,
+                    (unsigned long long)w->failed_batches);
+    }
+    return 0;
+}
+
+/* Finishes the member, writes it and syncs: the end of the writer thread. */
+static void sd__finish_file(struct sd_slice_writer *w)
+{
+    int rc = 0;
+
+    if (w->is_unhealthy || w->fd < 0) {
+        w->final_rc = SD_EUNHEALTHY;
+        goto done;
+    }
+    if (w->need_truncate && ftruncate(w->fd, (off_t)w->off) != 0) {
+        rc = -errno;
+        goto done;
+    }
+    w->need_truncate = 0;
+    if (w->gz != NULL) {
+        w->out.len = 0;
+        if (w->need_complete) {
+            rc = sd_gzip_complete_member(w->good.crc, (uint32_t)w->good.in_bytes, &w->out);
+        } else {
+            rc = sd_gzip_finish(w->gz, &w->out);
+        }
+        if (rc == 0 && w->off == 0 && w->out.len == 0) {
+            /* A slice without data is still a valid gzip file. */
+            rc = sd_gzip_empty_member(&w->out);
+        }
+        if (rc == 0 && w->out.len > 0) {
+            rc = sd__io_pwrite_all(w, w->fd, w->out.data, w->out.len, w->off);
+            if (rc != 0) {
+                sd__on_write_failure(w, rc);
+                if (!w->need_truncate && !w->need_complete) {
+                    rc = 0; /* the member was completed after all */
+                }
+            } else {
+                w->off += w->out.len;
+                memset(&w->good, 0, sizeof(w->good));
+            }
+        }
+        if (rc != 0) {
+            goto done;
+        }
+    }
+    rc = sd__io_fdatasync(w, w->fd);
+    if (rc != 0) {
+        sd_log_error("slice", "final fdatasync of %s failed: %s", w->path, sd_strerror(rc));
+    }
+done:
+    if (rc != 0 && w->final_rc == 0) {
+        w->final_rc = rc;
+        sd_log_error("slice", "closing %s: %s", w->path != NULL ? w->path : w->dir,
+                     sd_strerror(rc));
+    }
+    if (w->fd >= 0) {
+        close(w->fd);
+        w->fd = -1;
+    }
+    pthread_mutex_lock(&w->mu);
+    w->durable.compressed_bytes = w->prev_files_bytes + w->off;
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void sd__swap_bufs(struct sd_buf *a, struct sd_buf *b)
+{
+    struct sd_buf t = *a;
+    *a = *b;
+    *b = t;
+}
+
+static void *sd__writer_main(void *arg)
+{
+    struct sd_slice_writer *w = arg;
+    struct timespec ts;
+
+    for (;;) {
+        uint64_t seq;
+        int rc;
+
+        pthread_mutex_lock(&w->mu);
+        while (w->pending_appends == 0 && !w->closing) {
+            int64_t ns;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ns = ts.tv_nsec + (w->opts.sync_check_interval_ms % 1000) * 1000000;
+            ts.tv_sec += (time_t)(w->opts.sync_check_interval_ms / 1000 + ns / 1000000000);
+            ts.tv_nsec = (long)(ns % 1000000000);
+            w->waiting = 1;
+            pthread_cond_timedwait(&w->wake, &w->mu, &ts);
+            w->waiting = 0;
+        }
+        if (w->pending_appends == 0) {
+            pthread_mutex_unlock(&w->mu);
+            break;
+        }
+        sd__swap_bufs(&w->pending, &w->batch);
+        sd__swap_bufs(&w->pending_ends, &w->batch_ends);
+        w->batch_st = w->pending_st;
+        memset(&w->pending_st, 0, sizeof(w->pending_st));
+        w->pending.len = 0;
+        w->pending_ends.len = 0;
+        w->pending_appends = 0;
+        w->inflight_bytes = w->batch.len;
+        seq = w->last_seq;
+        pthread_mutex_unlock(&w->mu);
+
+        rc = sd__write_batch(w);
+
+        pthread_mutex_lock(&w->mu);
+        w->inflight_bytes = 0;
+        if (rc == 0) {
+            w->durable.records += w->batch_st.records;
+            w->durable.uncompressed_bytes += w->batch.len;
+            w->durable.compressed_bytes = w->prev_files_bytes + w->off;
+            sd__stats_merge_times(&w->durable, w->batch_st.first_ms, w->batch_st.last_ms);
+        }
+        pthread_mutex_unlock(&w->mu);
+        if (w->cb != NULL) {
+            w->cb(w->cb_arg, seq, rc);
+        }
+    }
+    sd__finish_file(w);
+    return NULL;
+}
+
+/* ---- public API ---- */
+
+static void sd__writer_free(struct sd_slice_writer *w)
+{
+    if (w == NULL) {
+        return;
+    }
+    if (w->fd >= 0) {
+        close(w->fd);
+    }
+    sd__pool_destroy(w->pool);
+    sd_gzip_destroy(w->gz);
+    sd_buf_fini(&w->pending);
+    sd_buf_fini(&w->pending_ends);
+    sd_buf_fini(&w->batch);
+    sd_buf_fini(&w->batch_ends);
+    sd_buf_fini(&w->out);
+    sd_buf_fini(&w->out_tail);
+    free(w->pieces);
+    free(w->spans);
+    free(w->path);
+    free(w->dir);
+    free(w->node_id);
+    pthread_cond_destroy(&w->wake);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
+
+/* Recovers every existing file of this writer; returns the highest file number (0: none). */
+static int sd__recover_files(struct sd_slice_writer *w, struct sd_slice_stats *st, int *last)
+{
+    DIR *d = opendir(w->dir);
+    struct dirent *e;
+    int max_n = 0;
+    int rc = 0;
+
+    *last = 0;
+    if (d == NULL) {
+        return -errno;
+    }
+    while ((e = readdir(d)) != NULL) {
+        int n = sd__file_number(w, e->d_name);
+        if (n > max_n) {
+            max_n = n;
+        }
+    }
+    closedir(d);
+    for (int n = 1; n <= max_n && rc == 0; n++) {
+        char *path = sd__file_path(w, n);
+        struct sd_slice_stats fs;
+        if (access(path, F_OK) == 0) {
+            rc = sd_slice_recover(path, &fs);
+            if (rc == 0) {
+                st->records += fs.records;
+                st->uncompressed_bytes += fs.uncompressed_bytes;
+                st->compressed_bytes += fs.compressed_bytes;
+                *last = n;
+            }
+        }
+        free(path);
+    }
+    return rc;
+}
+
+int sd_slice_writer_open(const struct sd_slice_writer_opts *opts, sd_slice_sync_fn cb, void *arg,
+                         struct sd_slice_writer **out, struct sd_slice_stats *recovered)
+{
+    struct sd_slice_writer *w;
+    struct sd_slice_stats rst;
+    pthread_condattr_t ca;
+    struct stat sb;
+    uint64_t size = 0;
+    int last = 0;
+    int dir_existed;
+    int rc;
+
+    *out = NULL;
+    memset(&rst, 0, sizeof(rst));
+    if (opts == NULL || opts->dir == NULL || opts->node_id == NULL || opts->node_id[0] == '\0' ||
+        strchr(opts->node_id, '/') != NULL || opts->gzip_level < 0 || opts->gzip_level > 9 ||
+        opts->gzip_concurrency < 0 ||
+        (opts->compression != SD_COMPRESSION_NONE && opts->compression != SD_COMPRESSION_GZIP)) {
+        return SD_EINVAL;
+    }
+    w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        return -ENOMEM;
+    }
+    w->fd = -1;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    w->opts = *opts;
+    w->dir = sd_xstrdup(opts->dir);
+    w->node_id = sd_xstrdup(opts->node_id);
+    w->opts.dir = w->dir;
+    w->opts.node_id = w->node_id;
+    w->cb = cb;
+    w->cb_arg = arg;
+    if (w->opts.gzip_level == 0) {
+        w->opts.gzip_level = 1;
+    }
+    if (w->opts.gzip_block_size == 0) {
+        w->opts.gzip_block_size = SD__SW_DEFAULT_BLOCK;
+    }
+    if (w->opts.sync_check_interval_ms <= 0) {
+        w->opts.sync_check_interval_ms = SD__SW_DEFAULT_INTERVAL_MS;
+    }
+    if (w->opts.max_pending_bytes == 0) {
+        w->opts.max_pending_bytes = SD__SW_DEFAULT_PENDING;
+    }
+
+    dir_existed = stat(w->dir, &sb) == 0;
+    rc = sd_mkdir_p(w->dir, 0750);
+    if (rc == 0 && !dir_existed) {
+        rc = sd_fsync_parent(w->dir);
+    }
+    if (rc == 0) {
+        rc = sd__recover_files(w, &rst, &last);
+    }
+    if (rc == 0) {
+        w->file_no = last > 0 ? last : 1;
+        rc = sd__open_file(w, w->file_no, &w->fd, &w->path, &size);
+    }
+    if (rc == 0) {
+        w->off = size;
+        w->prev_files_bytes = rst.compressed_bytes >= size ? rst.compressed_bytes - size : 0;
+        w->durable = rst;
+        if (w->opts.compression == SD_COMPRESSION_GZIP) {
+            int workers = 0;
+            rc = sd_gzip_create(w->opts.gzip_impl, w->opts.gzip_level, &w->gz);
+            if (rc == 0 && w->opts.gzip_impl == SD_GZIP_PARALLEL) {
+                long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+                int threads = w->opts.gzip_concurrency > 0 ? w->opts.gzip_concurrency
+                                                           : (cpus > 0 ? (int)cpus : 1);
+                workers = (threads > SD__SW_MAX_THREADS ? SD__SW_MAX_THREADS : threads) - 1;
+            }
+            if (rc == 0 && workers > 0) {
+                rc = sd__pool_create(w->opts.gzip_impl, w->opts.gzip_level, workers, &w->pool);
+            }
+        }
+    }
+    if (rc == 0) {
+        rc = -pthread_create(&w->thread, NULL, sd__writer_main, w);
+    }
+    if (rc != 0) {
+        sd_log_error("slice", "opening slice writer in %s failed: %s", w->dir, sd_strerror(rc));
+        sd__writer_free(w);
+        return rc;
+    }
+    w->thread_started = 1;
+    if (recovered != NULL) {
+        *recovered = rst;
+    }
+    *out = w;
+    return 0;
+}
+
+int sd_slice_writer_append(struct sd_slice_writer *w, const void *rows, size_t len, uint32_t nrows,
+                           int64_t record_ms, uint64_t *seq)
+{
+    size_t end;
+    int rc = 0;
+
+    pthread_mutex_lock(&w->mu);
+    if (w->closing) {
+        rc = SD_ECLOSED;
+    } else if (w->unhealthy) {
+        rc = SD_EUNHEALTHY;
+    } else if (len > w->opts.max_pending_bytes ||
+               w->pending.len + w->inflight_bytes > w->opts.max_pending_bytes - len) {
+        rc = SD_ELIMIT;
+    } else {
+        size_t old_len = w->pending.len;
+        rc = sd_buf_append(&w->pending, rows, len);
+        if (rc == 0) {
+            end = w->pending.len;
+            rc = sd_buf_append(&w->pending_ends, &end, sizeof(end));
+            if (rc != 0) {
+                w->pending.len = old_len;
+            }
+        }
+    }
+    if (rc == 0) {
+        w->pending_appends++;
+        w->pending_st.records += nrows;
+        if (w->pending_st.first_ms == 0 || (record_ms != 0 && record_ms < w->pending_st.first_ms)) {
+            w->pending_st.first_ms = record_ms;
+        }
+        if (record_ms > w->pending_st.last_ms) {
+            w->pending_st.last_ms = record_ms;
+        }
+        *seq = ++w->last_seq;
+        if (w->waiting) {
+            pthread_cond_signal(&w->wake);
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+void sd_slice_writer_stats(struct sd_slice_writer *w, struct sd_slice_stats *out)
+{
+    pthread_mutex_lock(&w->mu);
+    *out = w->durable;
+    pthread_mutex_unlock(&w->mu);
+}
+
+int sd_slice_writer_is_unhealthy(struct sd_slice_writer *w)
+{
+    int u;
+
+    pthread_mutex_lock(&w->mu);
+    u = w->unhealthy;
+    pthread_mutex_unlock(&w->mu);
+    return u;
+}
+
+int sd_slice_writer_close(struct sd_slice_writer *w, struct sd_slice_stats *final_stats)
+{
+    int rc;
+
+    if (w == NULL) {
+        return 0;
+    }
+    pthread_mutex_lock(&w->mu);
+    w->closing = 1;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->mu);
+    if (w->thread_started) {
+        pthread_join(w->thread, NULL);
+    }
+    rc = w->final_rc;
+    if (final_stats != NULL) {
+        *final_stats = w->durable;
+    }
+    sd__writer_free(w);
+    return rc;
+}

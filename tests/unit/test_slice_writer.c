@@ -1,0 +1,1431 @@
+/* test_slice_writer.c: unit tests of pipeline/sd_slice_writer and pipeline/sd_slice_recover:
+ * group commit from many threads, every compression mode, reopening, recovery at every cut
+ * point of a file, garbage tails, injected write and fdatasync failures (through the
+ * sd_slice_io seam), back-pressure, and a SIGKILL of a writing child process. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "core/sd_buf.h"
+#include "core/sd_error.h"
+#include "core/sd_fs.h"
+#include "pipeline/sd_gzip.h"
+#include "pipeline/sd_slice_recover.h"
+#include "pipeline/sd_slice_writer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define MAX_SEQ (1u << 20)
+#define MAX_FDS 1024
+
+/* ---- helpers ---- */
+
+struct tctx {
+    char dir[4096];
+};
+
+static int setup_dir(void **state)
+{
+    const char *base = getenv("SD_TEST_TMPDIR");
+    struct tctx *t = calloc(1, sizeof(*t));
+
+    if (base == NULL || base[0] == '\0') {
+        base = "/tmp";
+    }
+    sd_mkdir_p(base, 0755);
+    snprintf(t->dir, sizeof(t->dir), "%s/test_slice_writer.XXXXXX", base);
+    if (mkdtemp(t->dir) == NULL) {
+        free(t);
+        return -1;
+    }
+    *state = t;
+    return 0;
+}
+
+static int teardown_dir(void **state)
+{
+    struct tctx *t = *state;
+    sd_rm_rf(t->dir);
+    free(t);
+    return 0;
+}
+
+/* Decompresses complete gzip members into out; returns the member count, -1 if the data is
+ * not exactly a sequence of complete members. */
+static int inflate_all(const void *data, size_t len, struct sd_buf *out)
+{
+    z_stream zs;
+    unsigned char win[65536];
+    int members = 0;
+    int zrc = Z_STREAM_END;
+
+    memset(&zs, 0, sizeof(zs));
+    if (inflateInit2(&zs, 15 + 16) != Z_OK) {
+        return -1;
+    }
+    zs.next_in = (Bytef *)data;
+    zs.avail_in = (uInt)len;
+    while (zs.avail_in > 0) {
+        zs.next_out = win;
+        zs.avail_out = sizeof(win);
+        zrc = inflate(&zs, Z_NO_FLUSH);
+        sd_buf_append(out, win, sizeof(win) - zs.avail_out);
+        if (zrc == Z_STREAM_END) {
+            members++;
+            inflateReset(&zs);
+        } else if (zrc != Z_OK) {
+            break;
+        }
+    }
+    inflateEnd(&zs);
+    return zrc == Z_STREAM_END ? members : -1;
+}
+
+static int gzip_t(const char *path)
+{
+    char cmd[8300];
+    int st;
+
+    snprintf(cmd, sizeof(cmd), "gzip -t '%s' 2>/dev/null", path);
+    st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *file_path(const char *dir, const char *node, int n, int gz)
+{
+    char buf[8300];
+    if (n <= 1) {
+        snprintf(buf, sizeof(buf), gz ? "%s/.slice-%s.csv.gz" : "%s/slice-%s.csv", dir, node);
+    } else {
+        snprintf(buf, sizeof(buf), gz ? "%s/.slice-%s-%d.csv.gz" : "%s/slice-%s-%d.csv", dir, node,
+                 n);
+    }
+    return strdup(buf);
+}
+
+/* Reads and decodes one slice file into out; returns members (gzip) or 0, -1 if invalid. */
+static int read_file_content(const char *path, int gz, struct sd_buf *out, size_t *file_len)
+{
+    char *data = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (sd_read_file(path, &data, &len) != 0) {
+        return -1;
+    }
+    if (file_len != NULL) {
+        *file_len = len;
+    }
+    if (gz) {
+        rc = inflate_all(data, len, out);
+    } else {
+        sd_buf_append(out, data, len);
+        rc = 0;
+    }
+    free(data);
+    return rc;
+}
+
+/* Concatenated content of all files of a slice (file 1, 2, ...). */
+static int read_slice(const char *dir, const char *node, int gz, struct sd_buf *out,
+                      size_t *total_file_bytes)
+{
+    int members = 0;
+    size_t total = 0;
+
+    for (int n = 1; n < 100; n++) {
+        char *p = file_path(dir, node, n, gz);
+        size_t flen = 0;
+        int rc;
+        if (access(p, F_OK) != 0) {
+            free(p);
+            break;
+        }
+        rc = read_file_content(p, gz, out, &flen);
+        free(p);
+        if (rc < 0) {
+            return -1;
+        }
+        members += rc;
+        total += flen;
+    }
+    if (total_file_bytes != NULL) {
+        *total_file_bytes = total;
+    }
+    return members;
+}
+
+/* Records the sync callbacks. */
+struct rec {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t last_seq;
+    uint64_t calls;
+    uint64_t failed_batches;
+    int order_violation;
+    int last_rc;
+    uint8_t *status; /* per seq: 0 unknown, 1 durable, 2 failed */
+};
+
+static void rec_init(struct rec *r)
+{
+    memset(r, 0, sizeof(*r));
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    r->status = calloc(MAX_SEQ, 1);
+}
+
+static void rec_fini(struct rec *r)
+{
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    free(r->status);
+}
+
+static void rec_cb(void *arg, uint64_t seq, int rc)
+{
+    struct rec *r = arg;
+
+    pthread_mutex_lock(&r->mu);
+    if (seq <= r->last_seq || seq >= MAX_SEQ) {
+        r->order_violation = 1;
+    } else {
+        for (uint64_t s = r->last_seq + 1; s <= seq; s++) {
+            r->status[s] = rc == 0 ? 1 : 2;
+        }
+        r->last_seq = seq;
+    }
+    r->calls++;
+    r->last_rc = rc;
+    if (rc != 0) {
+        r->failed_batches++;
+    }
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static int rec_wait(struct rec *r, uint64_t seq)
+{
+    int st;
+    pthread_mutex_lock(&r->mu);
+    while (r->last_seq < seq) {
+        pthread_cond_wait(&r->cv, &r->mu);
+    }
+    st = r->status[seq];
+    pthread_mutex_unlock(&r->mu);
+    return st;
+}
+
+static void default_opts(struct sd_slice_writer_opts *o, const char *dir)
+{
+    memset(o, 0, sizeof(*o));
+    o->dir = dir;
+    o->node_id = "n1";
+    o->compression = SD_COMPRESSION_GZIP;
+    o->gzip_impl = SD_GZIP_FAST;
+    o->gzip_level = 1;
+    o->gzip_block_size = 256 * 1024;
+    o->sync_mode = SD_SYNC_DISK;
+    o->sync_check_interval_ms = 5;
+    o->max_pending_bytes = 64 << 20;
+}
+
+static int make_row(char *buf, size_t cap, const char *tag, uint64_t i, size_t pad)
+{
+    int n =
+        snprintf(buf, cap, "\"%s\",\"%llu\",\"multi\nline \"\"q\"\" ", tag, (unsigned long long)i);
+    size_t len = (size_t)n;
+
+    for (size_t k = 0; k < pad && len + 3 < cap; k++) {
+        buf[len++] = (char)('a' + (i * 7 + k * 13) % 26);
+    }
+    buf[len++] = '"';
+    buf[len++] = '\n';
+    buf[len] = '\0';
+    return (int)len;
+}
+
+/* Appends one row and waits for its callback; returns the status (1 durable, 2 failed) or
+ * the append's error code. */
+static int append_wait(struct sd_slice_writer *w, struct rec *r, const char *row, uint64_t *seq)
+{
+    uint64_t s = 0;
+    int rc = sd_slice_writer_append(w, row, strlen(row), 1, 1000, &s);
+    if (rc != 0) {
+        return rc;
+    }
+    if (seq != NULL) {
+        *seq = s;
+    }
+    return rec_wait(r, s);
+}
+
+/* ---- fault injection through sd_slice_io ---- */
+
+struct fault {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int write_calls;
+    int fail_write[8]; /* call numbers (1-based) to fail */
+    int partial_write; /* write half of the data before failing */
+    int write_errno;
+    int sync_calls;
+    int fail_sync[8];
+    int sync_errno;
+    int fd_syncs[MAX_FDS];
+    int fd_failed[MAX_FDS];
+    int syncs_after_failure; /* fdatasync on an fd after it failed: must stay 0 */
+    const char *fail_open_substr;
+    int sync_delay_ms;
+    int gate_closed; /* fdatasync blocks while set */
+};
+
+static void fault_init(struct fault *f)
+{
+    memset(f, 0, sizeof(*f));
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    f->write_errno = ENOSPC;
+    f->sync_errno = EIO;
+}
+
+static void fault_fini(struct fault *f)
+{
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->cv);
+}
+
+static int in_list(const int *list, int n)
+{
+    for (int i = 0; i < 8; i++) {
+        if (list[i] == n) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int fault_open(void *arg, const char *path, int flags, mode_t mode)
+{
+    struct fault *f = arg;
+    if (f->fail_open_substr != NULL && strstr(path, f->fail_open_substr) != NULL) {
+        errno = EACCES;
+        return -1;
+    }
+    return open(path, flags, mode);
+}
+
+static ssize_t fault_pwrite(void *arg, int fd, const void *buf, size_t len, off_t off)
+{
+    struct fault *f = arg;
+    int n;
+
+    pthread_mutex_lock(&f->mu);
+    n = ++f->write_calls;
+    pthread_mutex_unlock(&f->mu);
+    if (in_list(f->fail_write, n)) {
+        if (f->partial_write && len > 1) {
+            (void)!pwrite(fd, buf, len / 2, off);
+        }
+        errno = f->write_errno;
+        return -1;
+    }
+    return pwrite(fd, buf, len, off);
+}
+
+static int fault_fdatasync(void *arg, int fd)
+{
+    struct fault *f = arg;
+    int n;
+    int fail;
+
+    pthread_mutex_lock(&f->mu);
+    while (f->gate_closed) {
+        pthread_cond_wait(&f->cv, &f->mu);
+    }
+    n = ++f->sync_calls;
+    if (fd >= 0 && fd < MAX_FDS) {
+        f->fd_syncs[fd]++;
+        if (f->fd_failed[fd]) {
+            f->syncs_after_failure++;
+        }
+    }
+    fail = in_list(f->fail_sync, n);
+    if (fail && fd >= 0 && fd < MAX_FDS) {
+        f->fd_failed[fd] = 1;
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (f->sync_delay_ms > 0) {
+        usleep((useconds_t)f->sync_delay_ms * 1000);
+    }
+    if (fail) {
+        errno = f->sync_errno;
+        return -1;
+    }
+    return fdatasync(fd);
+}
+
+static void fault_set_gate(struct fault *f, int closed)
+{
+    pthread_mutex_lock(&f->mu);
+    f->gate_closed = closed;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static struct sd_slice_io fault_io(struct fault *f)
+{
+    struct sd_slice_io io = {fault_open, fault_pwrite, fault_fdatasync, f};
+    return io;
+}
+
+/* ---- many threads ---- */
+
+struct app_rec {
+    uint64_t seq;
+    uint32_t len;
+    char *row;
+};
+
+struct thr {
+    struct sd_slice_writer *w;
+    int id;
+    int count;
+    size_t pad;
+    struct app_rec *recs;
+    uint32_t rows_total;
+};
+
+static void *thr_main(void *arg)
+{
+    struct thr *t = arg;
+    char buf[8192];
+
+    for (int i = 0; i < t->count; i++) {
+        char tag[32];
+        int n;
+        uint32_t nrows = 1;
+        int rc;
+        snprintf(tag, sizeof(tag), "t%d", t->id);
+        n = make_row(buf, sizeof(buf), tag, (uint64_t)i, t->pad + (size_t)(i % 7) * 11);
+        if (i % 5 == 0) { /* some appends carry two rows */
+            n += make_row(buf + n, sizeof(buf) - (size_t)n, tag, (uint64_t)i + 1000000, 3);
+            nrows = 2;
+        }
+        do {
+            rc = sd_slice_writer_append(t->w, buf, (size_t)n, nrows, 1700000000000 + i,
+                                        &t->recs[i].seq);
+            if (rc == SD_ELIMIT) {
+                usleep(200);
+            }
+        } while (rc == SD_ELIMIT);
+        if (rc != 0) {
+            t->recs[i].seq = 0;
+            continue;
+        }
+        t->recs[i].row = strndup(buf, (size_t)n);
+        t->recs[i].len = (uint32_t)n;
+        t->rows_total += nrows;
+    }
+    return NULL;
+}
+
+static int cmp_app(const void *a, const void *b)
+{
+    const struct app_rec *x = a;
+    const struct app_rec *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* nthreads x count appends; checks callbacks, content, stats. Returns members. */
+static int run_threads(const struct tctx *t, struct sd_slice_writer_opts *o, int nthreads,
+                       int count, size_t pad)
+{
+    struct sd_slice_writer *w = NULL;
+    struct rec r;
+    struct thr th[16];
+    pthread_t tids[16];
+    struct app_rec *all = calloc((size_t)nthreads * (size_t)count, sizeof(*all));
+    size_t nall = 0;
+    uint64_t rows = 0;
+    struct sd_buf expect = SD_BUF_INIT;
+    struct sd_buf got = SD_BUF_INIT;
+    struct sd_slice_stats st;
+    struct sd_slice_stats rst;
+    size_t file_bytes = 0;
+    int gz = o->compression == SD_COMPRESSION_GZIP;
+    int members;
+
+    rec_init(&r);
+    o->dir = t->dir;
+    assert_int_equal(sd_slice_writer_open(o, rec_cb, &r, &w, &rst), 0);
+    assert_int_equal(rst.records, 0);
+    for (int i = 0; i < nthreads; i++) {
+        th[i].w = w;
+        th[i].id = i;
+        th[i].count = count;
+        th[i].pad = pad;
+        th[i].recs = calloc((size_t)count, sizeof(struct app_rec));
+        th[i].rows_total = 0;
+        pthread_create(&tids[i], NULL, thr_main, &th[i]);
+    }
+    for (int i = 0; i < nthreads; i++) {
+        pthread_join(tids[i], NULL);
+        for (int k = 0; k < count; k++) {
+            if (th[i].recs[k].seq != 0) {
+                all[nall++] = th[i].recs[k];
+            }
+        }
+        rows += th[i].rows_total;
+        free(th[i].recs);
+    }
+    assert_int_equal(nall, (size_t)nthreads * (size_t)count);
+    assert_int_equal(sd_slice_writer_close(w, &st), 0);
+    qsort(all, nall, sizeof(*all), cmp_app);
+    for (size_t i = 0; i < nall; i++) {
+        assert_int_equal(all[i].seq, i + 1); /* seqs are dense from 1 */
+        sd_buf_append(&expect, all[i].row, all[i].len);
+        free(all[i].row);
+    }
+    free(all);
+    /* Every seq acknowledged, in order, with rc 0. */
+    assert_false(r.order_violation);
+    assert_int_equal(r.last_seq, nall);
+    assert_int_equal(r.failed_batches, 0);
+    for (size_t s = 1; s <= nall; s++) {
+        assert_int_equal(r.status[s], 1);
+    }
+    members = read_slice(t->dir, "n1", gz, &got, &file_bytes);
+    assert_true(members >= 0);
+    assert_int_equal(got.len, expect.len);
+    assert_memory_equal(got.data, expect.data, expect.len);
+    assert_int_equal(st.records, rows);
+    assert_int_equal(st.uncompressed_bytes, expect.len);
+    assert_int_equal(st.compressed_bytes, file_bytes);
+    assert_int_equal(st.first_record_ms, 1700000000000);
+    assert_int_equal(st.last_record_ms, 1700000000000 + count - 1);
+    if (gz) {
+        char *p = file_path(t->dir, "n1", 1, 1);
+        assert_int_equal(gzip_t(p), 0);
+        free(p);
+    }
+    sd_buf_fini(&expect);
+    sd_buf_fini(&got);
+    rec_fini(&r);
+    return members;
+}
+
+static void test_threads_fast(void **state)
+{
+    struct sd_slice_writer_opts o;
+    default_opts(&o, NULL);
+    run_threads(*state, &o, 8, 400, 200);
+}
+
+static void test_threads_standard(void **state)
+{
+    struct sd_slice_writer_opts o;
+    default_opts(&o, NULL);
+    o.gzip_impl = SD_GZIP_STANDARD;
+    o.gzip_level = 6;
+    run_threads(*state, &o, 4, 300, 100);
+}
+
+/* Parallel with a small block size and slow syncs, so batches span many members. */
+static void test_threads_parallel(void **state)
+{
+    struct sd_slice_writer_opts o;
+    struct fault f;
+    struct sd_slice_io io;
+    int members;
+
+    fault_init(&f);
+    f.sync_delay_ms = 15;
+    io = fault_io(&f);
+    default_opts(&o, NULL);
+    o.gzip_impl = SD_GZIP_PARALLEL;
+    o.gzip_concurrency = 3;
+    o.gzip_block_size = 16 * 1024;
+    o.io = &io;
+    members = run_threads(*state, &o, 6, 400, 600);
+    /* ~1.2 MB of rows in 16 KiB blocks. */
+    assert_true(members >= 40);
+    fault_fini(&f);
+}
+
+static void test_threads_cache_mode(void **state)
+{
+    struct sd_slice_writer_opts o;
+    struct fault f;
+    struct sd_slice_io io;
+
+    fault_init(&f);
+    io = fault_io(&f);
+    default_opts(&o, NULL);
+    o.sync_mode = SD_SYNC_CACHE;
+    o.io = &io;
+    run_threads(*state, &o, 4, 300, 50);
+    /* Cache mode: only the close syncs. */
+    assert_int_equal(f.sync_calls, 1);
+    fault_fini(&f);
+}
+
+static void test_threads_no_compression(void **state)
+{
+    struct sd_slice_writer_opts o;
+    struct tctx *t = *state;
+    char *p;
+    default_opts(&o, NULL);
+    o.compression = SD_COMPRESSION_NONE;
+    run_threads(t, &o, 4, 300, 50);
+    p = file_path(t->dir, "n1", 1, 0);
+    assert_int_equal(access(p, F_OK), 0);
+    free(p);
+}
+
+/* Members end at the first append boundary where the input reaches the block size. */
+static void test_block_size(void **state)
+{
+    struct tctx *t = *state;
+    struct sd_slice_writer_opts o;
+    struct sd_slice_writer *w = NULL;
+    struct rec r;
+    struct sd_buf got = SD_BUF_INIT;
+    char row[400];
+
+    rec_init(&r);
+    default_opts(&o, t->dir);
+    o.gzip_block_size = 1000;
+    assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, NULL), 0);
+    memset(row, 'x', 299);
+    row[0] = '"';
+    row[297] = '"';
+    row[298] = '\n';
+    row[299] = '\0';
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(append_wait(w, &r, row, NULL), 1);
+    }
+    assert_int_equal(sd_slice_writer_close(w, NULL), 0);
+    /* 4 appends (1196 bytes) per member: 4 + 4 + 2. */
+    assert_int_equal(read_slice(t->dir, "n1", 1, &got, NULL), 3);
+    assert_int_equal(got.len, 2990);
+    sd_buf_fini(&got);
+    rec_fini(&r);
+}
+
+/* ---- reopen ---- */
+
+static void reopen_case(const struct tctx *t, enum sd_compression comp)
+{
+    struct sd_slice_writer_opts o;
+    struct sd_slice_writer *w = NULL;
+    struct rec r;
+    struct sd_slice_stats rst;
+    struct sd_slice_stats st;
+    struct sd_buf expect = SD_BUF_INIT;
+    struct sd_buf got = SD_BUF_INIT;
+    char row[512];
+    size_t file_bytes = 0;
+    int gz = comp == SD_COMPRESSION_GZIP;
+
+    default_opts(&o, t->dir);
+    o.compression = comp;
+    for (int session = 0; session < 3; session++) {
+        rec_init(&r);
+        assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, &rst), 0);
+        assert_int_equal(rst.records, (uint64_t)session * 20);
+        assert_int_equal(rst.uncompressed_bytes, expect.len);
+        for (int i = 0; i < 20; i++) {
+            int n = make_row(row, sizeof(row), "s", (uint64_t)(session * 100 + i), 40);
+            sd_buf_append(&expect, row, (size_t)n);
+            assert_int_equal(append_wait(w, &r, row, NULL), 1);
+        }
+        assert_int_equal(sd_slice_writer_close(w, &st), 0);
+        assert_int_equal(st.records, (uint64_t)(session + 1) * 20);
+        rec_fini(&r);
+    }
+    assert_true(read_slice(t->dir, "n1", gz, &got, &file_bytes) >= (gz ? 3 : 0));
+    assert_int_equal(got.len, expect.len);
+    assert_memory_equal(got.data, expect.data, expect.len);
+    assert_int_equal(st.compressed_bytes, file_bytes);
+    assert_int_equal(st.uncompressed_bytes, expect.len);
+    sd_buf_fini(&expect);
+    sd_buf_fini(&got);
+}
+
+static void test_reopen_gzip(void **state)
+{
+    reopen_case(*state, SD_COMPRESSION_GZIP);
+}
+
+static void test_reopen_none(void **state)
+{
+    reopen_case(*state, SD_COMPRESSION_NONE);
+}
+
+static void test_invalid_opts(void **state)
+{
+    struct tctx *t = *state;
+    struct sd_slice_writer_opts o;
+    struct sd_slice_writer *w = NULL;
+
+    default_opts(&o, t->dir);
+    o.node_id = "a/b";
+    assert_int_equal(sd_slice_writer_open(&o, rec_cb, NULL, &w, NULL), SD_EINVAL);
+    default_opts(&o, t->dir);
+    o.gzip_level = 10;
+    assert_int_equal(sd_slice_writer_open(&o, rec_cb, NULL, &w, NULL), SD_EINVAL);
+    assert_null(w);
+}
+
+static void test_allocate(void **state)
+{
+    struct tctx *t = *state;
+    struct sd_slice_writer_opts o;
+    struct sd_slice_writer *w = NULL;
+    struct rec r;
+    struct sd_slice_stats st;
+    struct stat sb;
+    char row[512];
+    char *p;
+
+    rec_init(&r);
+    default_opts(&o, t->dir);
+    o.allocate = 1;
+    o.allocate_bytes = 4 << 20;
+    assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, NULL), 0);
+    make_row(row, sizeof(row), "a", 1, 10);
+    assert_int_equal(append_wait(w, &r, row, NULL), 1);
+    assert_int_equal(sd_slice_writer_close(w, &st), 0);
+    p = file_path(t->dir, "n1", 1, 1);
+    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal((uint64_t)sb.st_size, st.compressed_bytes);
+    assert_int_equal(sb.st_mode & 0777, 0640);
+    assert_int_equal(gzip_t(p), 0);
+    free(p);
+    rec_fini(&r);
+}
+
+/* ---- recovery ---- */
+
+/* A 3-member file as the writer makes it: members 1 and 2 finished, member 3 open; every
+ * batch ends with a sync flush. sync_off/sync_len: file offset and content length after
+ * each batch. */
+struct built {
+    struct sd_buf file;
+    struct sd_buf content;
+    size_t sync_off[16];
+    size_t sync_len[16];
+    int nsync;
+};
+
+static void build_file(struct built *b, enum sd_gzip_impl impl, int finish_last)
+{
+    struct sd_gzip *gz = NULL;
+    char row[600];
+    uint64_t i = 0;
+
+    memset(b, 0, sizeof(*b));
+    assert_int_equal(sd_gzip_create(impl, 1, &gz), 0);
+    for (int member = 0; member < 3; member++) {
+        for (int batch = 0; batch < 3; batch++) {
+            struct sd_buf in = SD_BUF_INIT;
+            int finish = batch == 2 && (member < 2 || finish_last);
+            for (int k = 0; k < 1 + batch; k++, i++) {
+                int n = make_row(row, sizeof(row), "r", i, (size_t)((i * 37) % 60));
+                sd_buf_append(&in, row, (size_t)n);
+            }
+            sd_gzip_compress(gz, in.data, in.len, finish, &b->file);
+            sd_buf_append(&b->content, in.data, in.len);
+            b->sync_off[b->nsync] = b->file.len;
+            b->sync_len[b->nsync] = b->content.len;
+            b->nsync++;
+            sd_buf_fini(&in);
+        }
+    }
+    sd_gzip_destroy(gz);
+}
+
+static void built_fini(struct built *b)
+{
+    sd_buf_fini(&b->file);
+    sd_buf_fini(&b->content);
+}
+
+/* Rows counted as recovery counts them (per member; '\n' outside quotes). */
+static uint64_t count_rows(const char *p, size_t n, int *ends_at_row)
+{
+    int q = 0;
+    uint64_t rows = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '"') {
+            q = !q;
+        } else if (p[i] == '\n' && !q) {
+            rows++;
+        }
+    }
+    *ends_at_row = n == 0 || (!q && p[n - 1] == '\n');
+    return rows;
+}
+
+static void check_cut_points(const struct tctx *t, enum sd_gzip_impl impl)
+{
+    struct built b;
+    char path[4200];
+
+    build_file(&b, impl, 0);
+    snprintf(path, sizeof(path), "%s/.slice-cut.csv.gz", t->dir);
+    for (size_t cut = 0; cut <= b.file.len; cut++) {
+        struct sd_slice_stats st;
+        struct sd_buf got = SD_BUF_INIT;
+        size_t flen = 0;
+        size_t synced = 0;
+        int at_row;
+        uint64_t rows;
+        for (int k = 0; k < b.nsync; k++) {
+            if (b.sync_off[k] <= cut) {
+                synced = b.sync_len[k];
+            }
+        }
+        assert_int_equal(sd_write_file_atomic(path, b.file.data, cut, 0640), 0);
+        assert_int_equal(sd_slice_recover(path, &st), 0);
+        assert_true(read_file_content(path, 1, &got, &flen) >= 0);
+        /* A prefix of the rows, holding every synced row, ending at a row end. */
+        assert_true(got.len >= synced);
+        assert_true(got.len <= b.content.len);
+        assert_memory_equal(got.data, b.content.data, got.len);
+        rows = count_rows(got.data, got.len, &at_row);
+        assert_true(at_row);
+        assert_int_equal(st.records, rows);
+        assert_int_equal(st.uncompressed_bytes, got.len);
+        assert_int_equal(st.compressed_bytes, flen);
+        /* A cut exactly at a sync point keeps exactly the synced rows. */
+        for (int k = 0; k < b.nsync; k++) {
+            if (b.sync_off[k] == cut) {
+                assert_int_equal(got.len, b.sync_len[k]);
+            }
+        }
+        if (cut % 211 == 0 || cut == b.file.len) {
+            assert_int_equal(gzip_t(path), 0);
+            /* Recovery of a recovered file changes nothing. */
+            assert_int_equal(sd_slice_recover(path, &st), 0);
+            {
+                size_t flen2 = 0;
+                struct sd_buf again = SD_BUF_INIT;
+                read_file_content(path, 1, &again, &flen2);
+                assert_int_equal(flen2, flen);
+                assert_int_equal(again.len, got.len);
+                sd_buf_fini(&again);
+            }
+        }
+        sd_buf_fini(&got);
+    }
+    built_fini(&b);
+}
+
+static void test_recover_every_cut_fast(void **state)
+{
+    check_cut_points(*state, SD_GZIP_FAST);
+}
+
+static void test_recover_every_cut_zlib(void **state)
+{
+    check_cut_points(*state, SD_GZIP_STANDARD);
+}
+
+static void recover_expect(const char *path, const void *data, size_t len, const char *expect,
+                           size_t expect_len, int expect_members)
+{
+    struct sd_slice_stats st;
+    struct sd_buf got = SD_BUF_INIT;
+    size_t flen = 0;
+
+    assert_int_equal(sd_write_file_atomic(path, data, len, 0640), 0);
+    assert_int_equal(sd_slice_recover(path, &st), 0);
+    assert_int_equal(read_file_content(path, 1, &got, &flen), expect_members);
+    assert_int_equal(got.len, expect_len);
+    assert_memory_equal(got.data, expect, expect_len);
+    assert_int_equal(st.compressed_bytes, flen);
+    assert_int_equal(gzip_t(path), 0);
+    sd_buf_fini(&got);
+}
+
+static void test_recover_garbage(void **state)
+{
+    struct tctx *t = *state;
+    struct built b;
+    struct sd_buf f = SD_BUF_INIT;
+    char path[4200];
+    unsigned char junk[4096];
+    size_t m1_end;
+
+    build_file(&b, SD_GZIP_FAST, 1);
+    snprintf(path, sizeof(path), "%s/.slice-g.csv.gz", t->dir);
+    srand(7);
+    for (size_t i = 0; i < sizeof(junk); i++) {
+        junk[i] = (unsigned char)rand();
+    }
+    /* Valid file + random tail: the file is cut back to exactly the valid members. */
+    for (size_t n = 1; n < sizeof(junk); n = n * 3 + 1) {
+        f.len = 0;
+        sd_buf_append(&f, b.file.data, b.file.len);
+        sd_buf_append(&f, junk, n);
+        recover_expect(path, f.data, f.len, b.content.data, b.content.len, 3);
+    }
+    /* Zeros after the data (a power loss extending the size). */
+    memset(junk, 0, sizeof(junk));
+    f.len = 0;
+    sd_buf_append(&f, b.file.data, b.file.len);
+    sd_buf_append(&f, junk, sizeof(junk));
+    recover_expect(path, f.data, f.len, b.content.data, b.content.len, 3);
+    /* A gzip magic followed by junk. */
+    f.len = 0;
+    sd_buf_append(&f, b.file.data, b.file.len);
+    sd_buf_append(&f, "\x1f\x8b\x08\x00garbage", 11);
+    recover_expect(path, f.data, f.len, b.content.data, b.content.len, 3);
+    /* Garbage between member 1 and member 2: only member 1 is kept. */
+    m1_end = b.sync_off[2];
+    f.len = 0;
+    sd_buf_append(&f, b.file.data, m1_end);
+    sd_buf_append(&f, "GARBAGE!", 8);
+    sd_buf_append(&f, b.file.data + m1_end, b.file.len - m1_end);
+    recover_expect(path, f.data, f.len, b.content.data, b.sync_len[2], 1);
+    /* A bad trailer CRC on the last member: its rows up to the last flush are kept. */
+    f.len = 0;
+    sd_buf_append(&f, b.file.data, b.file.len);
+    f.data[f.len - 6] ^= 0x55;
+    recover_expect(path, f.data, f.len, b.content.data, b.sync_len[7], 3);
+    /* An empty file gets an empty member. */
+    recover_expect(path, "", 0, "", 0, 1);
+    sd_buf_fini(&f);
+    built_fini(&b);
+}
+
+static void test_recover_plain(void **state)
+{
+    struct tctx *t = *state;
+    char path[4200];
+    const char *data = "\"a\",\"b\"\n\"c\",\"multi\nline \"\"x\"\"\"\n\"partial\",\"ro";
+    const char *keep = "\"a\",\"b\"\n\"c\",\"multi\nline \"\"x\"\"\"\n";
+    struct sd_slice_stats st;
+    char *back = NULL;
+    size_t len = 0;
+
+    snprintf(path, sizeof(path), "%s/slice-p.csv", t->dir);
+    assert_int_equal(sd_write_file_atomic(path, data, strlen(data), 0640), 0);
+    assert_int_equal(sd_slice_recover(path, &st), 0);
+    assert_int_equal(sd_read_file(path, &back, &len), 0);
+    assert_int_equal(len, strlen(keep));
+    assert_memory_equal(back, keep, len);
+    assert_int_equal(st.records, 2);
+    assert_int_equal(st.uncompressed_bytes, len);
+    assert_int_equal(st.compressed_bytes, len);
+    free(back);
+    /* A NUL byte (never written by streamd) starts garbage. */
+    assert_int_equal(sd_write_file_atomic(path, "\"a\"\n\"b\"\n\0\"c\"\n", 13, 0640), 0);
+    assert_int_equal(sd_slice_recover(path, &st), 0);
+    assert_int_equal(sd_read_file(path, &back, &len), 0);
+    assert_int_equal(len, 8);
+    assert_int_equal(st.records, 2);
+    free(back);
+    assert_int_equal(sd_slice_recover("/nonexistent/slice-x.csv", &st), -ENOENT);
+}
+
+/* ---- failure injection ---- */
+
+static void write_failure_case(const struct tctx *t, enum sd_compression comp, const int *fails,
+                               int partial)
+{
+    struct sd_slice_writer_opts o;
+    struct sd_slice_writer *w = NULL;
+    struct fault f;
+    struct sd_slice_io io;
+    struct rec r;
+    struct sd_buf expect = SD_BUF_INIT;
+    struct sd_buf got = SD_BUF_INIT;
+    struct sd_slice_stats st;
+    char row[512];
+    int gz = comp == SD_COMPRESSION_GZIP;
+    int failed = 0;
+    size_t flen = 0;
+
+    fault_init(&f);
+    memcpy(f.fail_write, fails, sizeof(f.fail_write));
+    f.partial_write = partial;
+    io = fault_io(&f);
+    rec_init(&r);
+    default_opts(&o, t->dir);
+    o.compression = comp;
+    o.io = &io;
+    assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, NULL), 0);
+    for (int i = 0; i < 12; i++) {
+        int n = make_row(row, sizeof(row), "w", (uint64_t)i, 30 + (size_t)i);
+        int s = append_wait(w, &r, row, NULL);
+        assert_true(s == 1 || s == 2);
+        if (s == 1) {
+            sd_buf_append(&expect, row, (size_t)n);
+        } else {
+            failed++;
+        }
+    }
+    assert_true(failed >= 1);
+    assert_int_equal(r.failed_batches, (uint64_t)failed);
+    assert_false(sd_slice_writer_is_unhealthy(w));
+    assert_int_equal(sd_slice_writer_close(w, &st), 0);
+    assert_true(read_slice(t->dir, "n1", gz, &got, &flen) >= 0);
+    assert_int_equal(got.len, expect.len);
+    assert_memory_equal(got.data, expect.data, expect.len);
+    assert_int_equal(st.records, 12 - (uint64_t)failed);
+    assert_int_equal(st.uncompressed_bytes, expect.len);
+    assert_int_equal(st.compressed_bytes, flen);
+    if (gz) {
+        char *p = file_path(t->dir, "n1", 1, 1);
+        assert_int_equal(gzip_t(p), 0);
+        free(p);
+    }
+    sd_buf_fini(&expect);
+    sd_buf_fini(&got);
+    rec_fini(&r);
+    fault_fini(&f);
+}
+
+static void test_write_failure(void **state)
+{
+    int fails[8] = {3};
+    write_failure_case(*state, SD_COMPRESSION_GZIP, fails, 0);
+}
+
+static void test_write_failure_partial(void **state)
+{
+    int fails[8] = {3, 7};
+    write_failure_case(*state, SD_COMPRESSION_GZIP, fails, 1);
+}
+
+/* The completion write fails too: it goes in front of the next batch. */
+static void test_write_failure_completion_fails(void **state)
+{
+    int fails[8] = {3, 4, 5, 9};
+    write_failure_case(*state, SD_COMPRESSION_GZIP, fails, 1);
+}
+
+static void test_write_failure_none(void **state)
+{
+    int fails[8] = {2, 3, 6};
+    write_failure_case(*state, SD_COMPRESSION_NONE, fails, 1);
+}
+
+static void test_fdatasync_failure(void **state)
+{
+    struct tctx *t = *state;
+    struct sd_slice_writer_opts o;
+    struct sd_slice_writer *w = NULL;
+    struct fault f;
+    struct sd_slice_io io;
+    struct rec r;
+    struct sd_buf expect = SD_BUF_INIT;
+    struct sd_buf got = SD_BUF_INIT;
+    struct sd_buf f1 = SD_BUF_INIT;
+    struct sd_slice_stats st;
+    struct sd_slice_stats rst;
+    char row[512];
+    char *p1 = file_path(t->dir, "n1", 1, 1);
+    char *p2 = file_path(t->dir, "n1", 2, 1);
+    size_t flen = 0;
+
+    fault_init(&f);
+    f.fail_sync[0] = 4;
+    io = fault_io(&f);
+    rec_init(&r);
+    default_opts(&o, t->dir);
+    o.io = &io;
+    assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, NULL), 0);
+    for (int i = 0; i < 8; i++) {
+        int n = make_row(row, sizeof(row), "f", (uint64_t)i, 20);
+        int s = append_wait(w, &r, row, NULL);
+        assert_int_equal(s, i == 3 ? 2 : 1);
+        if (s == 1) {
+            sd_buf_append(&expect, row, (size_t)n);
+        }
+        if (i == 2) {
+            /* Rows 0-2 are the content of file 1. */
+            sd_buf_append(&f1, expect.data, expect.len);
+        }
+    }
+    assert_false(sd_slice_writer_is_unhealthy(w));
+    assert_int_equal(sd_slice_writer_close(w, &st), 0);
+    /* fsyncgate: the failed fd was never synced again. */
+    assert_int_equal(f.syncs_after_failure, 0);
+    assert_int_equal(access(p2, F_OK), 0);
+    assert_int_equal(gzip_t(p1), 0);
+    assert_int_equal(gzip_t(p2), 0);
+    assert_int_equal(read_file_content(p1, 1, &got, NULL), 1);
+    assert_int_equal(got.len, f1.len);
+    assert_memory_equal(got.data, f1.data, f1.len);
+    got.len = 0;
+    assert_true(read_slice(t->dir, "n1", 1, &got, &flen) >= 2);
+    assert_int_equal(got.len, expect.len);
+    assert_memory_equal(got.data, expect.data, expect.len);
+    assert_int_equal(st.records, 7);
+    assert_int_equal(st.compressed_bytes, flen);
+
+    /* Reopening continues in the continuation file. */
+    rec_fini(&r);
+    rec_init(&r);
+    default_opts(&o, t->dir);
+    assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, &rst), 0);
+    assert_int_equal(rst.records, 7);
+    assert_int_equal(rst.compressed_bytes, flen);
+    {
+        int n = make_row(row, sizeof(row), "f", 99, 20);
+        assert_int_equal(append_wait(w, &r, row, NULL), 1);
+        sd_buf_append(&expect, row, (size_t)n);
+    }
+    assert_int_equal(sd_slice_writer_close(w, &st), 0);
+    got.len = 0;
+    assert_true(read_slice(t->dir, "n1", 1, &got, NULL) >= 3);
+    assert_int_equal(got.len, expect.len);
+    assert_memory_equal(got.data, expect.data, expect.len);
+    got.len = 0;
+    assert_int_equal(read_file_content(p1, 1, &got, NULL), 1);
+    assert_int_equal(got.len, f1.len);
+    free(p1);
+    free(p2);
+    sd_buf_fini(&expect);
+    sd_buf_fini(&got);
+    sd_buf_fini(&f1);
+    rec_fini(&r);
+    fault_fini(&f);
+}
+
+/* The continuation cannot be opened: unhealthy. */
+static void test_fdatasync_failure_unhealthy_open(void **state)
+{
+    struct tctx *t = *state;
+    struct sd_slice_writer_opts o;
+    struct sd_slice_writer *w = NULL;
+    struct fault f;
+    struct sd_slice_io io;
+    struct rec r;
+    struct sd_buf expect = SD_BUF_INIT;
+    struct sd_buf got = SD_BUF_INIT;
+    char row[512];
+    uint64_t seq;
+    char *p1 = file_path(t->dir, "n1", 1, 1);
+
+    fault_init(&f);
+    f.fail_sync[0] = 2;
+    f.fail_open_substr = "-2.csv";
+    io = fault_io(&f);
+    rec_init(&r);
+    default_opts(&o, t->dir);
+    o.io = &io;
+    assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, NULL), 0);
+    make_row(row, sizeof(row), "u", 0, 5);
+    assert_int_equal(append_wait(w, &r, row, NULL), 1);
+    sd_buf_append(&expect, row, strlen(row));
+    assert_int_equal(append_wait(w, &r, row, NULL), 2);
+    assert_true(sd_slice_writer_is_unhealthy(w));
+    assert_int_equal(sd_slice_writer_append(w, row, strlen(row), 1, 0, &seq), SD_EUNHEALTHY);
+    assert_int_equal(sd_slice_writer_close(w, NULL), SD_EUNHEALTHY);
+    assert_int_equal(f.syncs_after_failure, 0);
+    assert_int_equal(gzip_t(p1), 0);
+    assert_int_equal(read_file_content(p1, 1, &got, NULL), 1);
+    assert_int_equal(got.len, expect.len);
+    assert_memory_equal(got.data, expect.data, expect.len);
+    free(p1);
+    sd_buf_fini(&expect);
+    sd_buf_fini(&got);
+    rec_fini(&r);
+    fault_fini(&f);
+}
+
+/* The continuation's first fdatasync fails too: unhealthy. */
+static void test_fdatasync_failure_twice(void **state)
+{
+    struct tctx *t = *state;
+    struct sd_slice_writer_opts o;
+    struct sd_slice_writer *w = NULL;
+    struct fault f;
+    struct sd_slice_io io;
+    struct rec r;
+    struct sd_buf got = SD_BUF_INIT;
+    char row[512];
+    uint64_t seq;
+
+    fault_init(&f);
+    f.fail_sync[0] = 2;
+    f.fail_sync[1] = 3;
+    io = fault_io(&f);
+    rec_init(&r);
+    default_opts(&o, t->dir);
+    o.io = &io;
+    assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, NULL), 0);
+    make_row(row, sizeof(row), "u", 0, 5);
+    assert_int_equal(append_wait(w, &r, row, NULL), 1);
+    assert_int_equal(append_wait(w, &r, row, NULL), 2);
+    assert_false(sd_slice_writer_is_unhealthy(w));
+    assert_int_equal(append_wait(w, &r, row, NULL), 2);
+    assert_true(sd_slice_writer_is_unhealthy(w));
+    assert_int_equal(sd_slice_writer_append(w, row, strlen(row), 1, 0, &seq), SD_EUNHEALTHY);
+    assert_int_equal(sd_slice_writer_close(w, NULL), SD_EUNHEALTHY);
+    assert_int_equal(f.syncs_after_failure, 0);
+    assert_true(read_slice(t->dir, "n1", 1, &got, NULL) >= 1);
+    assert_int_equal(got.len, strlen(row));
+    sd_buf_fini(&got);
+    rec_fini(&r);
+    fault_fini(&f);
+}
+
+/* The pending budget answers SD_ELIMIT while the writer is stuck in a sync. */
+static void test_back_pressure(void **state)
+{
+    struct tctx *t = *state;
+    struct sd_slice_writer_opts o;
+    struct sd_slice_writer *w = NULL;
+    struct fault f;
+    struct sd_slice_io io;
+    struct rec r;
+    struct sd_buf expect = SD_BUF_INIT;
+    struct sd_buf got = SD_BUF_INIT;
+    struct sd_slice_stats st;
+    char row[128];
+    uint64_t seq = 0;
+    uint64_t last = 0;
+    int accepted = 0;
+    int rc = 0;
+    size_t rowlen;
+
+    fault_init(&f);
+    io = fault_io(&f);
+    rec_init(&r);
+    default_opts(&o, t->dir);
+    o.io = &io;
+    o.max_pending_bytes = 10000;
+    memset(row, 'x', 99);
+    row[0] = '"';
+    row[98] = '"';
+    row[99] = '\n';
+    row[100] = '\0';
+    rowlen = strlen(row);
+    fault_set_gate(&f, 1);
+    assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, NULL), 0);
+    for (int i = 0; i < 1000; i++) {
+        rc = sd_slice_writer_append(w, row, rowlen, 1, 0, &seq);
+        if (rc != 0) {
+            break;
+        }
+        accepted++;
+        last = seq;
+        sd_buf_append(&expect, row, rowlen);
+    }
+    assert_int_equal(rc, SD_ELIMIT);
+    assert_int_equal(accepted, 100); /* 100 rows of 100 bytes fill the budget */
+    fault_set_gate(&f, 0);
+    assert_int_equal(rec_wait(&r, last), 1);
+    /* Budget free again. */
+    assert_int_equal(sd_slice_writer_append(w, row, rowlen, 1, 0, &seq), 0);
+    sd_buf_append(&expect, row, rowlen);
+    assert_int_equal(sd_slice_writer_close(w, &st), 0);
+    assert_int_equal(st.records, 101);
+    assert_true(read_slice(t->dir, "n1", 1, &got, NULL) >= 1);
+    assert_int_equal(got.len, expect.len);
+    sd_buf_fini(&expect);
+    sd_buf_fini(&got);
+    rec_fini(&r);
+    fault_fini(&f);
+}
+
+/* ---- SIGKILL of a writing process ---- */
+
+struct kill_child {
+    int ackfd;
+};
+
+static void kill_cb(void *arg, uint64_t seq, int rc)
+{
+    struct kill_child *k = arg;
+    if (rc == 0) {
+        (void)!write(k->ackfd, &seq, sizeof(seq));
+    }
+}
+
+static void kill_child_main(const char *dir, int ackfd, enum sd_gzip_impl impl)
+{
+    struct sd_slice_writer_opts o;
+    struct sd_slice_writer *w = NULL;
+    struct kill_child k = {ackfd};
+    char row[512];
+    uint64_t i = 1;
+    time_t start = time(NULL);
+
+    default_opts(&o, dir);
+    o.gzip_impl = impl;
+    o.gzip_concurrency = 2;
+    o.gzip_block_size = 32 * 1024;
+    if (sd_slice_writer_open(&o, kill_cb, &k, &w, NULL) != 0) {
+        _exit(3);
+    }
+    while (time(NULL) - start < 20) {
+        uint64_t seq;
+        int n = make_row(row, sizeof(row), "k", i, (size_t)(i % 90));
+        int rc = sd_slice_writer_append(w, row, (size_t)n, 1, 0, &seq);
+        if (rc == SD_ELIMIT) {
+            usleep(100);
+            continue;
+        }
+        if (rc != 0 || seq != i) {
+            _exit(4);
+        }
+        i++;
+    }
+    _exit(5);
+}
+
+static void kill_case(const struct tctx *t, enum sd_gzip_impl impl, int run_ms)
+{
+    int p[2];
+    pid_t pid;
+    uint64_t acked = 0;
+    uint64_t rows;
+    uint64_t seq;
+    struct sd_buf got = SD_BUF_INIT;
+    struct sd_buf expect = SD_BUF_INIT;
+    char row[512];
+    char *path = file_path(t->dir, "n1", 1, 1);
+    struct sd_slice_stats st;
+    int status;
+    ssize_t n;
+    struct timespec until;
+
+    assert_int_equal(pipe(p), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        kill_child_main(t->dir, p[1], impl);
+    }
+    close(p[1]);
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += (long)run_ms * 1000000;
+    until.tv_sec += until.tv_nsec / 1000000000;
+    until.tv_nsec %= 1000000000;
+    for (;;) {
+        struct timespec now;
+        n = read(p[0], &seq, sizeof(seq));
+        assert_int_equal(n, (ssize_t)sizeof(seq));
+        assert_true(seq > acked);
+        acked = seq;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec > until.tv_sec ||
+            (now.tv_sec == until.tv_sec && now.tv_nsec >= until.tv_nsec)) {
+            break;
+        }
+    }
+    kill(pid, SIGKILL);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    /* Acks written before the kill are acknowledged too. */
+    while ((n = read(p[0], &seq, sizeof(seq))) == (ssize_t)sizeof(seq)) {
+        assert_true(seq > acked);
+        acked = seq;
+    }
+    close(p[0]);
+    assert_true(acked > 0);
+    assert_int_equal(sd_slice_recover(path, &st), 0);
+    assert_int_equal(gzip_t(path), 0);
+    assert_true(read_file_content(path, 1, &got, NULL) >= 1);
+    /* The file holds rows 1..K in order with K >= every acknowledged seq. */
+    for (rows = 0; expect.len < got.len;) {
+        int len;
+        rows++;
+        len = make_row(row, sizeof(row), "k", rows, (size_t)(rows % 90));
+        sd_buf_append(&expect, row, (size_t)len);
+    }
+    assert_true(rows >= acked);
+    assert_int_equal(got.len, expect.len);
+    assert_memory_equal(got.data, expect.data, expect.len);
+    assert_int_equal(st.records, rows);
+    /* A writer continues the recovered file. */
+    {
+        struct sd_slice_writer_opts o;
+        struct sd_slice_writer *w = NULL;
+        struct rec r;
+        struct sd_slice_stats rst;
+        int len = make_row(row, sizeof(row), "k", 0, 1);
+        rec_init(&r);
+        default_opts(&o, t->dir);
+        assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, &rst), 0);
+        assert_int_equal(rst.records, st.records);
+        assert_int_equal(append_wait(w, &r, row, NULL), 1);
+        assert_int_equal(sd_slice_writer_close(w, NULL), 0);
+        sd_buf_append(&expect, row, (size_t)len);
+        got.len = 0;
+        assert_true(read_file_content(path, 1, &got, NULL) >= 2);
+        assert_int_equal(got.len, expect.len);
+        assert_memory_equal(got.data, expect.data, expect.len);
+        rec_fini(&r);
+    }
+    sd_rm_rf(t->dir);
+    sd_mkdir_p(t->dir, 0750);
+    free(path);
+    sd_buf_fini(&got);
+    sd_buf_fini(&expect);
+}
+
+static void test_kill_fast(void **state)
+{
+    kill_case(*state, SD_GZIP_FAST, 150);
+    kill_case(*state, SD_GZIP_FAST, 400);
+}
+
+static void test_kill_parallel(void **state)
+{
+    kill_case(*state, SD_GZIP_PARALLEL, 300);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_threads_fast, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_threads_standard, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_threads_parallel, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_threads_cache_mode, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_threads_no_compression, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_block_size, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_reopen_gzip, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_reopen_none, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_invalid_opts, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_allocate, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_recover_every_cut_fast, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_recover_every_cut_zlib, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_recover_garbage, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_recover_plain, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_write_failure, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_write_failure_partial, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_write_failure_completion_fails, setup_dir,
+                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_write_failure_none, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_fdatasync_failure, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_fdatasync_failure_unhealthy_open, setup_dir,
+                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_fdatasync_failure_twice, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_back_pressure, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_kill_fast, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_kill_parallel, setup_dir, teardown_dir),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
