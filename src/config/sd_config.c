@@ -342,14 +342,17 @@ static void sd_doc_pop(struct sd_doc *doc, size_t saved)
 
 static int sd_yaml_next(struct sd_doc *doc, yaml_parser_t *parser, yaml_event_t *ev)
 {
-    char what[256];
-
     if (yaml_parser_parse(parser, ev)) {
         return 0;
     }
-    snprintf(what, sizeof(what), "column %zu: %s", parser->problem_mark.column + 1,
-             parser->problem ? parser->problem : "YAML syntax error");
-    return sd_doc_fail(doc, parser->problem_mark.line + 1, what);
+    if (doc->err != NULL) {
+        sd_buf_reset(doc->err);
+        sd_buf_printf(doc->err, "config file \"%s\", line %zu, column %zu: %s%s%s", doc->name,
+                      parser->problem_mark.line + 1, parser->problem_mark.column + 1,
+                      parser->context ? parser->context : "", parser->context ? ": " : "",
+                      parser->problem ? parser->problem : "YAML syntax error");
+    }
+    return SD_EINVAL;
 }
 
 static size_t sd_yaml_line(const yaml_event_t *ev)
@@ -613,13 +616,16 @@ static int sd_json_apply(struct sd_doc *doc, const char *text, size_t len)
 {
     json_error_t jerr;
     json_t *root;
-    char what[256];
     int rc;
 
     root = json_loadb(text, len, 0, &jerr);
     if (root == NULL) {
-        snprintf(what, sizeof(what), "column %d: %s", jerr.column, jerr.text);
-        return sd_doc_fail(doc, jerr.line > 0 ? (size_t)jerr.line : 0, what);
+        if (doc->err != NULL) {
+            sd_buf_reset(doc->err);
+            sd_buf_printf(doc->err, "config file \"%s\", line %d, column %d: %s", doc->name,
+                          jerr.line, jerr.column, jerr.text);
+        }
+        return SD_EINVAL;
     }
     if (!json_is_object(root)) {
         rc = sd_doc_fail(doc, 0, "the top level must be an object");
