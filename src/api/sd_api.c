@@ -1,0 +1,607 @@
+/* sd_api.c: the configuration API's router, authentication, CORS, shared response helpers and
+ * the task endpoint. Source and sink handlers live in sd_api_sources.c and sd_api_sinks.c.
+ *
+ * DESIGN: a request is routed by splitting the raw path into segments (each percent-decoded
+ * on use; a task id is the decoded rest of the path, since it contains '/'). Unknown paths get
+ * 404 routeNotFound and known paths with another method 405 methodNotAllowed, both before
+ * authentication, like the reference. Every entity lookup is scoped by the token's projectId
+ * (never by a project taken from the request), so a token only ever sees its own project.
+ * Handlers run on the API loop thread and may block on the state store; the worker thread of
+ * sd_tasks runs the changes. Tokens never reach a log line. */
+#include "api/sd_api.h"
+#include "api/sd_api_internal.h"
+#include "config/sd_config.h"
+#include "core/sd_alloc.h"
+#include "core/sd_error.h"
+#include "core/sd_log.h"
+#include "roles/sd_server.h"
+#include "state/sd_state.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SD_API_MAX_SEGS 8
+
+enum sd_api_route {
+    SD_ROUTE_NONE,
+    SD_ROUTE_ROOT,
+    SD_ROUTE_HEALTH,
+    SD_ROUTE_V1,
+    SD_ROUTE_SOURCES,
+    SD_ROUTE_SOURCE,
+    SD_ROUTE_SINKS,
+    SD_ROUTE_SINK,
+    SD_ROUTE_TASK
+};
+
+enum sd_api_method { SD_M_GET = 1, SD_M_POST = 2, SD_M_DELETE = 4, SD_M_OTHER = 8 };
+
+struct sd_api_path {
+    struct sd_str segs[SD_API_MAX_SEGS];
+    size_t n;
+    int is_too_long;
+};
+
+void sd__api_error(h2o_req_t *req, int status, const char *name, const char *fmt, ...)
+{
+    char full_name[96];
+    char message[1280];
+    va_list ap;
+
+    snprintf(full_name, sizeof(full_name), "stream.api.%s", name);
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+    sd_http_send_error(req, status, full_name, message);
+}
+
+void sd__api_internal_error(h2o_req_t *req, const char *what, int rc)
+{
+    sd_log_error("api", "%s: %s", what, sd_strerror(rc));
+    sd__api_error(req, 500, "internalError", "Application error: %s failed (%s).", what,
+                  sd_strerror(rc));
+}
+
+void sd__api_validation_error(h2o_req_t *req, const struct sd_defs_err *err)
+{
+    sd__api_error(req, 400, err->name ? err->name : "badRequest", "%s", err->message);
+}
+
+char *sd__api_dump(const json_t *value)
+{
+    char *text = json_dumps(value, JSON_COMPACT);
+
+    if (text == NULL) {
+        abort(); /* out of memory */
+    }
+    return text;
+}
+
+json_t *sd__api_body(struct sd_api_ctx *c)
+{
+    h2o_req_t *req = c->req;
+    json_error_t jerr;
+    json_t *body;
+
+    if (req->entity.base == NULL || req->entity.len == 0) {
+        sd__api_error(req, 400, "badRequest", "The request body is empty, expected a JSON object.");
+        return NULL;
+    }
+    body = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (body == NULL) {
+        sd__api_error(req, 400, "badRequest",
+                      "The request body is not valid JSON: %s (line %d, column %d).", jerr.text,
+                      jerr.line, jerr.column);
+        return NULL;
+    }
+    if (!json_is_object(body)) {
+        json_decref(body);
+        sd__api_error(req, 400, "badRequest", "The request body must be a JSON object.");
+        return NULL;
+    }
+    return body;
+}
+
+int sd__api_page(struct sd_api_ctx *c, struct sd_api_page *page)
+{
+    struct sd_buf tmp = SD_BUF_INIT;
+    struct sd_str v;
+    int rc = 0;
+
+    memset(page, 0, sizeof(*page));
+    page->limit = 100;
+    if (sd_http_query_param(c->req, "afterId", &v) && v.len > 0) {
+        if (sd_http_url_decode(v, &tmp) != 0 || tmp.len >= sizeof(page->after_id)) {
+            sd__api_error(c->req, 400, "badRequest", "Invalid afterId query parameter.");
+            rc = SD_EINVAL;
+            goto out;
+        }
+        memcpy(page->after_id, tmp.data, tmp.len);
+        page->after_id[tmp.len] = '\0';
+    }
+    if (sd_http_query_param(c->req, "limit", &v) && v.len > 0) {
+        char *end;
+        long long n;
+        if (sd_http_url_decode(v, &tmp) != 0) {
+            sd__api_error(c->req, 400, "badRequest", "Invalid limit query parameter.");
+            rc = SD_EINVAL;
+            goto out;
+        }
+        errno = 0;
+        n = strtoll(sd_buf_cstr(&tmp), &end, 10);
+        if (errno != 0 || end == tmp.data || *end != '\0') {
+            sd__api_error(c->req, 400, "badRequest",
+                          "Invalid value \"%.32s\" for limit, must be an integer.", tmp.data);
+            rc = SD_EINVAL;
+            goto out;
+        }
+        if (n < 1 || n > 100) {
+            sd__api_error(c->req, 400, "invalidRange",
+                          "Limit must be %s or equal than %d but got value %lld.",
+                          n < 1 ? "greater" : "lesser", n < 1 ? 1 : 100, n);
+            rc = SD_EINVAL;
+            goto out;
+        }
+        page->limit = n;
+    }
+
+out:
+    sd_buf_fini(&tmp);
+    return rc;
+}
+
+json_t *sd__api_page_json(const struct sd_api_page *page, int64_t total, const char *last_id)
+{
+    json_t *j = json_object();
+
+    json_object_set_new(j, "limit", json_integer(page->limit));
+    json_object_set_new(j, "totalCount", json_integer(total));
+    json_object_set_new(j, "afterId", json_string(page->after_id));
+    json_object_set_new(j, "lastId", json_string(last_id ? last_id : ""));
+    return j;
+}
+
+int sd__api_load(struct sd_state *st, const char *key, json_t **out, int64_t *mod_rev)
+{
+    struct sd_kv kv;
+    int rc;
+
+    *out = NULL;
+    memset(&kv, 0, sizeof(kv));
+    rc = sd_state_get(st, key, &kv);
+    if (rc != 0) {
+        return rc;
+    }
+    *out = json_loadb(kv.value, kv.value_len, 0, NULL);
+    if (mod_rev != NULL) {
+        *mod_rev = kv.mod_rev;
+    }
+    sd_kv_free(&kv);
+    return json_is_object(*out) ? 0 : SD_ECORRUPT;
+}
+
+void sd__api_submit(struct sd_api_ctx *c, const struct sd_task_spec *spec,
+                    const char *conflict_name, const char *conflict_message)
+{
+    json_t *task = NULL;
+    int rc = sd_tasks_submit(c->api->tasks, spec, &task);
+
+    if (rc == 0) {
+        sd_http_send_json(c->req, 202, task, 1);
+    } else if (rc == SD_ECONFLICT) {
+        sd__api_error(c->req, 409, conflict_name, "%s", conflict_message);
+    } else if (rc == SD_ECLOSED) {
+        sd__api_error(c->req, 503, "serviceUnavailable", "The service is shutting down.");
+    } else {
+        sd__api_internal_error(c->req, "storing the task", rc);
+    }
+}
+
+/* Splits the raw path "/a/b/c" into segments (not decoded). */
+static void sd__split_path(struct sd_str path, struct sd_api_path *out)
+{
+    size_t i = 1, start = 1;
+
+    memset(out, 0, sizeof(*out));
+    if (path.len <= 1) {
+        return; /* "/" */
+    }
+    for (; i <= path.len; i++) {
+        if (i == path.len || path.p[i] == '/') {
+            if (out->n == SD_API_MAX_SEGS) {
+                out->is_too_long = 1;
+                return;
+            }
+            out->segs[out->n].p = path.p + start;
+            out->segs[out->n].len = i - start;
+            out->n++;
+            start = i + 1;
+        }
+    }
+}
+
+static int sd__seg_is(struct sd_str seg, const char *lit)
+{
+    return sd_str_eq(seg, sd_str_c(lit));
+}
+
+static enum sd_api_route sd__match(struct sd_str path, const struct sd_api_path *p)
+{
+    static const char tasks_prefix[] = "/v1/tasks/";
+
+    if (path.len == 1 && path.p[0] == '/') {
+        return SD_ROUTE_ROOT;
+    }
+    if (path.len > sizeof(tasks_prefix) - 1 &&
+        memcmp(path.p, tasks_prefix, sizeof(tasks_prefix) - 1) == 0) {
+        return SD_ROUTE_TASK;
+    }
+    if (p->is_too_long || p->n == 0) {
+        return SD_ROUTE_NONE;
+    }
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->segs[i].len == 0) {
+            return SD_ROUTE_NONE;
+        }
+    }
+    if (p->n == 1 && sd__seg_is(p->segs[0], "health-check")) {
+        return SD_ROUTE_HEALTH;
+    }
+    if (!sd__seg_is(p->segs[0], "v1")) {
+        return SD_ROUTE_NONE;
+    }
+    if (p->n == 1) {
+        return SD_ROUTE_V1;
+    }
+    if (p->n < 4 || !sd__seg_is(p->segs[1], "branches") || !sd__seg_is(p->segs[3], "sources")) {
+        return SD_ROUTE_NONE;
+    }
+    switch (p->n) {
+    case 4:
+        return SD_ROUTE_SOURCES;
+    case 5:
+        return SD_ROUTE_SOURCE;
+    case 6:
+        return sd__seg_is(p->segs[5], "sinks") ? SD_ROUTE_SINKS : SD_ROUTE_NONE;
+    case 7:
+        return sd__seg_is(p->segs[5], "sinks") ? SD_ROUTE_SINK : SD_ROUTE_NONE;
+    default:
+        return SD_ROUTE_NONE;
+    }
+}
+
+static unsigned sd__allowed(enum sd_api_route r)
+{
+    switch (r) {
+    case SD_ROUTE_SOURCES:
+    case SD_ROUTE_SINKS:
+        return SD_M_GET | SD_M_POST;
+    case SD_ROUTE_SOURCE:
+    case SD_ROUTE_SINK:
+        return SD_M_GET | SD_M_DELETE;
+    case SD_ROUTE_NONE:
+        return 0;
+    default:
+        return SD_M_GET;
+    }
+}
+
+static unsigned sd__method(h2o_req_t *req)
+{
+    struct sd_str m = {req->method.base, req->method.len};
+
+    if (sd_str_eq(m, SD_STR_LIT("GET"))) {
+        return SD_M_GET;
+    }
+    if (sd_str_eq(m, SD_STR_LIT("POST"))) {
+        return SD_M_POST;
+    }
+    if (sd_str_eq(m, SD_STR_LIT("DELETE"))) {
+        return SD_M_DELETE;
+    }
+    return SD_M_OTHER;
+}
+
+static void sd__send_method_not_allowed(h2o_req_t *req, unsigned allowed)
+{
+    char list[64] = "";
+
+    if (allowed & SD_M_GET) {
+        strcat(list, "GET");
+    }
+    if (allowed & SD_M_POST) {
+        strcat(list, list[0] ? ", POST" : "POST");
+    }
+    if (allowed & SD_M_DELETE) {
+        strcat(list, list[0] ? ", DELETE" : "DELETE");
+    }
+    sd_http_add_header(req, "allow", list);
+    sd__api_error(req, 405, "methodNotAllowed", "Method \"%.*s\" is not allowed here, use %s.",
+                  (int)(req->method.len > 16 ? 16 : req->method.len), req->method.base, list);
+}
+
+static void sd__send_cors_preflight(h2o_req_t *req)
+{
+    sd_http_add_header(req, "access-control-allow-origin", "*");
+    sd_http_add_header(req, "access-control-allow-methods", "GET, POST, PATCH, DELETE, PUT");
+    sd_http_add_header(req, "access-control-allow-headers",
+                       "Content-Type, X-StorageApi-Token, X-KBC-ProjectId");
+    sd_http_add_header(req, "access-control-max-age", "86400");
+    sd_http_send(req, 200, "text/plain", "", 0);
+}
+
+/* Authenticates the request into c. Sends the error and returns nonzero on failure. */
+static int sd__authenticate(struct sd_api_ctx *c, unsigned method)
+{
+    struct sd_str tok = sd_http_header(c->req, "x-storageapi-token");
+    int rc;
+
+    if (tok.len == 0) {
+        sd__api_error(c->req, 400, "missingField", "Missing X-StorageApi-Token header.");
+        return -1;
+    }
+    rc = sd_auth_lookup(c->api->state, tok.p, tok.len, &c->token);
+    if (rc == SD_ENOTFOUND) {
+        sd__api_error(c->req, 401, "unauthorized", "Invalid access token.");
+        return -1;
+    }
+    if (rc != 0) {
+        sd__api_internal_error(c->req, "verifying the token", rc);
+        return -1;
+    }
+    if (!c->token.is_master) {
+        sd__api_error(c->req, 401, "masterTokenRequired",
+                      "A master token of a project administrator is required.");
+        return -1;
+    }
+    if ((method & (SD_M_POST | SD_M_DELETE)) && !c->token.is_admin) {
+        sd__api_error(c->req, 403, "forbidden",
+                      "Only admin token can do write operations on streams.");
+        return -1;
+    }
+    c->project_id = c->token.project_id;
+    c->by.type = "user";
+    c->by.token_id = c->token.id;
+    c->by.token_desc = c->token.description;
+    return 0;
+}
+
+/* Decodes the branch segment: "default" or the id of the default branch. */
+static int sd__parse_branch(struct sd_api_ctx *c, struct sd_str seg)
+{
+    struct sd_buf b = SD_BUF_INIT;
+    const char *s;
+    int rc = 0;
+
+    if (sd_http_url_decode(seg, &b) != 0) {
+        sd__api_error(c->req, 400, "badRequest", "Invalid branchId in the path.");
+        sd_buf_fini(&b);
+        return -1;
+    }
+    s = sd_buf_cstr(&b);
+    if (strcmp(s, "default") == 0 || strcmp(s, "1") == 0) {
+        c->branch_id = SD_DEFS_BRANCH_DEFAULT;
+    } else {
+        sd__api_error(c->req, 400, "badRequest",
+                      "Branch \"%.64s\" is not supported: only the default branch (\"default\" or "
+                      "%d) exists.",
+                      s, SD_DEFS_BRANCH_DEFAULT);
+        rc = -1;
+    }
+    sd_buf_fini(&b);
+    return rc;
+}
+
+/* Decodes an id segment into out. Sends 400 (bad length or escape) or 404 (not an id that can
+ * exist) and returns nonzero on failure. */
+static int sd__parse_id(struct sd_api_ctx *c, struct sd_str seg, const char *field,
+                        const char *not_found_name, const char *what, char out[SD_DEFS_ID_MAX + 1])
+{
+    struct sd_buf b = SD_BUF_INIT;
+    struct sd_defs_err err;
+    int rc = 0;
+
+    if (sd_http_url_decode(seg, &b) != 0) {
+        sd__api_error(c->req, 400, "badRequest", "Invalid %s in the path.", field);
+        rc = -1;
+    } else if (sd_defs_check_length(field, sd_buf_cstr(&b), 1, SD_DEFS_ID_MAX, &err) != 0) {
+        sd__api_validation_error(c->req, &err);
+        rc = -1;
+    } else if (!sd_defs_is_valid_id(b.data)) {
+        sd__api_error(c->req, 404, not_found_name, "%s \"%s\" not found.", what, b.data);
+        rc = -1;
+    } else {
+        memcpy(out, b.data, b.len + 1);
+    }
+    sd_buf_fini(&b);
+    return rc;
+}
+
+static void sd__handle_task(struct sd_api_ctx *c, struct sd_str path)
+{
+    static const char prefix[] = "/v1/tasks/";
+    struct sd_str rest = {path.p + sizeof(prefix) - 1, path.len - (sizeof(prefix) - 1)};
+    struct sd_buf id = SD_BUF_INIT;
+    json_t *task = NULL;
+    int rc;
+
+    if (sd_http_url_decode(rest, &id) != 0) {
+        sd__api_error(c->req, 400, "badRequest", "Invalid taskId in the path.");
+        goto out;
+    }
+    rc = sd_tasks_get(c->api->tasks, c->project_id, sd_buf_cstr(&id), &task);
+    if (rc == SD_ENOTFOUND) {
+        sd__api_error(c->req, 404, "taskNotFound", "Task \"%.256s\" not found.", id.data);
+    } else if (rc != 0) {
+        sd__api_internal_error(c->req, "reading the task", rc);
+    } else {
+        sd_http_send_json(c->req, 200, task, 1);
+    }
+
+out:
+    sd_buf_fini(&id);
+}
+
+static void sd__handle_v1(struct sd_api *api, h2o_req_t *req)
+{
+    json_t *j = json_object();
+    char *doc = sd_xasprintf("%s/v1/documentation", api->api_url);
+
+    json_object_set_new(j, "api", json_string("stream"));
+    json_object_set_new(j, "documentation", json_string(doc));
+    free(doc);
+    sd_http_send_json(req, 200, j, 1);
+}
+
+static int sd__is_v1_path(struct sd_str path)
+{
+    return path.len >= 3 && memcmp(path.p, "/v1", 3) == 0 && (path.len == 3 || path.p[3] == '/');
+}
+
+void sd_api_handle(void *arg, h2o_req_t *req)
+{
+    struct sd_api *api = arg;
+    struct sd_str path = sd_http_path(req);
+    struct sd_api_path p;
+    struct sd_api_ctx *c;
+    enum sd_api_route route;
+    unsigned method = sd__method(req);
+    unsigned allowed;
+
+    if (sd__is_v1_path(path)) {
+        if (sd_str_eq((struct sd_str){req->method.base, req->method.len}, SD_STR_LIT("OPTIONS"))) {
+            sd__send_cors_preflight(req);
+            return;
+        }
+        if (sd_http_header(req, "origin").len > 0) {
+            sd_http_add_header(req, "access-control-allow-origin", "*");
+        }
+    }
+    sd__split_path(path, &p);
+    route = sd__match(path, &p);
+    allowed = sd__allowed(route);
+    if (route == SD_ROUTE_NONE) {
+        sd__api_error(req, 404, "routeNotFound", "Route \"%.*s\" not found.",
+                      (int)(path.len > 256 ? 256 : path.len), path.p);
+        return;
+    }
+    if (!(allowed & method)) {
+        sd__send_method_not_allowed(req, allowed);
+        return;
+    }
+    switch (route) {
+    case SD_ROUTE_ROOT:
+        sd_http_add_header(req, "location", "/v1");
+        sd_http_send(req, 301, "text/plain", "", 0);
+        return;
+    case SD_ROUTE_HEALTH:
+        sd_http_send(req, 200, "text/plain", "OK\n", 3);
+        return;
+    case SD_ROUTE_V1:
+        sd__handle_v1(api, req);
+        return;
+    default:
+        break;
+    }
+
+    c = sd_xcalloc(1, sizeof(*c));
+    c->api = api;
+    c->req = req;
+    if (sd__authenticate(c, method) != 0) {
+        goto out;
+    }
+    if (route == SD_ROUTE_TASK) {
+        sd__handle_task(c, path);
+        goto out;
+    }
+    if (sd__parse_branch(c, p.segs[2]) != 0) {
+        goto out;
+    }
+    if (route != SD_ROUTE_SOURCES &&
+        sd__parse_id(c, p.segs[4], "sourceId", "sourceNotFound", "Source", c->source_id) != 0) {
+        goto out;
+    }
+    if (route == SD_ROUTE_SINK &&
+        sd__parse_id(c, p.segs[6], "sinkId", "sinkNotFound", "Sink", c->sink_id) != 0) {
+        goto out;
+    }
+    switch (route) {
+    case SD_ROUTE_SOURCES:
+        if (method == SD_M_GET) {
+            sd__api_sources_list(c);
+        } else {
+            sd__api_source_create(c);
+        }
+        break;
+    case SD_ROUTE_SOURCE:
+        if (method == SD_M_GET) {
+            sd__api_source_get(c);
+        } else {
+            sd__api_source_delete(c);
+        }
+        break;
+    case SD_ROUTE_SINKS:
+        if (method == SD_M_GET) {
+            sd__api_sinks_list(c);
+        } else {
+            sd__api_sink_create(c);
+        }
+        break;
+    case SD_ROUTE_SINK:
+        if (method == SD_M_GET) {
+            sd__api_sink_get(c);
+        } else {
+            sd__api_sink_delete(c);
+        }
+        break;
+    default:
+        sd__api_error(req, 404, "routeNotFound", "Route not found.");
+        break;
+    }
+
+out:
+    free(c);
+}
+
+int sd_api_create(struct sd_server *srv, struct sd_api **out, struct sd_buf *err)
+{
+    struct sd_api *api;
+    int64_t cleanup_ms = 0;
+    int rc;
+
+    *out = NULL;
+    rc = sd_auth_ensure_admin(srv->state, sd_config_str(srv->cfg, "auth.adminToken"),
+                              sd_config_str(srv->cfg, "dataDir"), err);
+    if (rc != 0) {
+        return rc;
+    }
+    api = sd_xcalloc(1, sizeof(*api));
+    api->srv = srv;
+    api->state = srv->state;
+    api->api_url = srv->api_public_url ? srv->api_public_url : "";
+    api->source_url = srv->source_public_url ? srv->source_public_url : "";
+    if (sd_config_bool(srv->cfg, "api.task.cleanupEnabled")) {
+        cleanup_ms = sd_config_int(srv->cfg, "api.task.cleanupInterval");
+    }
+    rc = sd_tasks_create(srv->state, api->api_url, cleanup_ms, &api->tasks);
+    if (rc != 0) {
+        sd_buf_printf(err, "cannot start the task worker: %s", sd_strerror(rc));
+        free(api);
+        return rc;
+    }
+    *out = api;
+    return 0;
+}
+
+void sd_api_destroy(struct sd_api *api)
+{
+    if (api == NULL) {
+        return;
+    }
+    sd_tasks_destroy(api->tasks);
+    free(api);
+}

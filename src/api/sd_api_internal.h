@@ -1,0 +1,81 @@
+/* sd_api_internal.h: what the API's files (router, sources, sinks) share: the API object, the
+ * per-request context and the response helpers. Not for other modules.
+ *
+ * Threads: handlers run on the API loop thread and may block on the state store; task
+ * functions run on the task worker thread and touch only their own argument and the store. */
+#ifndef SD_API_INTERNAL_H
+#define SD_API_INTERNAL_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "api/sd_auth.h"
+#include "api/sd_tasks.h"
+#include "defs/sd_defs.h"
+#include "net/sd_http.h"
+
+struct sd_server;
+struct sd_state;
+
+struct sd_api {
+    struct sd_server *srv;  /* borrowed */
+    struct sd_state *state; /* borrowed (srv->state) */
+    struct sd_tasks *tasks; /* owned */
+    const char *api_url;    /* borrowed (srv->api_public_url) */
+    const char *source_url; /* borrowed (srv->source_public_url) */
+};
+
+/* One authenticated request on a branch route. Ids are decoded and NUL-terminated. */
+struct sd_api_ctx {
+    struct sd_api *api;
+    h2o_req_t *req;
+    struct sd_auth_token token;
+    struct sd_defs_by by;
+    int64_t project_id;
+    int64_t branch_id;
+    char source_id[SD_DEFS_ID_MAX + 1];
+    char sink_id[SD_DEFS_ID_MAX + 1];
+};
+
+/* A list request's paging: afterId (decoded) and limit (1..100). */
+struct sd_api_page {
+    char after_id[SD_DEFS_ID_MAX * 4 + 1];
+    int64_t limit;
+};
+
+/* Sends {"statusCode", "error":"stream.api.<name>", "message"}. */
+void sd__api_error(h2o_req_t *req, int status, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Sends 500 for a state-store failure rc (logged once here). */
+void sd__api_internal_error(h2o_req_t *req, const char *what, int rc);
+/* Sends a 400 for a validation failure. */
+void sd__api_validation_error(h2o_req_t *req, const struct sd_defs_err *err);
+/* Parses the JSON request body; on failure sends 400 and returns NULL. */
+json_t *sd__api_body(struct sd_api_ctx *c);
+/* Parses afterId and limit; on failure sends 400 and returns nonzero. */
+int sd__api_page(struct sd_api_ctx *c, struct sd_api_page *page);
+/* Builds the "page" object of a list answer. */
+json_t *sd__api_page_json(const struct sd_api_page *page, int64_t total, const char *last_id);
+/* Reads key as JSON: 0 with *out (new reference) and *mod_rev (may be NULL), SD_ENOTFOUND, or
+ * another error. */
+int sd__api_load(struct sd_state *st, const char *key, json_t **out, int64_t *mod_rev);
+/* Submits a task and answers 202 with it, or 409 conflict_name/conflict_message when its lock
+ * is held, or an error. spec->arg is consumed. */
+void sd__api_submit(struct sd_api_ctx *c, const struct sd_task_spec *spec,
+                    const char *conflict_name, const char *conflict_message);
+/* Returns value as a compact JSON string (owned; free with free()). Aborts on out-of-memory. */
+char *sd__api_dump(const json_t *value);
+
+/* Source handlers (sd_api_sources.c). */
+void sd__api_sources_list(struct sd_api_ctx *c);
+void sd__api_source_create(struct sd_api_ctx *c);
+void sd__api_source_get(struct sd_api_ctx *c);
+void sd__api_source_delete(struct sd_api_ctx *c);
+
+/* Sink handlers (sd_api_sinks.c). */
+void sd__api_sinks_list(struct sd_api_ctx *c);
+void sd__api_sink_create(struct sd_api_ctx *c);
+void sd__api_sink_get(struct sd_api_ctx *c);
+void sd__api_sink_delete(struct sd_api_ctx *c);
+
+#endif

@@ -1,0 +1,547 @@
+/* sd_api_sinks.c: the table sink endpoints of a source: list, get, create (task), delete (task).
+ *
+ * DESIGN: as for sources (sd_api_sources.c): handlers answer 4xx at once (400 for a bad body or
+ * a column mapping that pipeline/sd_mapping rejects, 404 for a missing source, 409 for an
+ * existing sink, 422 over 100 sinks); the worker commits one transaction guarded by the sink's
+ * CREATE_REV == 0 and the parent source's revision (a sink is never created under a source that
+ * was deleted meanwhile), then calls sd_server_reconcile, which opens the sink's file. When that
+ * fails the sink is rolled back, so a sink that exists can also be written. */
+#include "api/sd_api_internal.h"
+#include "core/sd_alloc.h"
+#include "core/sd_error.h"
+#include "core/sd_log.h"
+#include "core/sd_time.h"
+#include "pipeline/sd_mapping.h"
+#include "roles/sd_server.h"
+#include "state/sd_state.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct sd_sink_task {
+    struct sd_api *api;
+    int64_t project_id;
+    int64_t branch_id;
+    char source_id[SD_DEFS_ID_MAX + 1];
+    char sink_id[SD_DEFS_ID_MAX + 1];
+    json_t *entity; /* create: the stored form to commit */
+    char token_id[32];
+    char token_desc[128];
+    struct sd_defs_by by;
+};
+
+static struct sd_sink_task *sd__task_new(struct sd_api_ctx *c, const char *sink_id)
+{
+    struct sd_sink_task *a = sd_xcalloc(1, sizeof(*a));
+
+    a->api = c->api;
+    a->project_id = c->project_id;
+    a->branch_id = c->branch_id;
+    snprintf(a->source_id, sizeof(a->source_id), "%s", c->source_id);
+    snprintf(a->sink_id, sizeof(a->sink_id), "%s", sink_id);
+    snprintf(a->token_id, sizeof(a->token_id), "%s", c->token.id);
+    snprintf(a->token_desc, sizeof(a->token_desc), "%s", c->token.description);
+    a->by.type = "user";
+    a->by.token_id = a->token_id;
+    a->by.token_desc = a->token_desc;
+    return a;
+}
+
+static void sd__task_free(void *arg)
+{
+    struct sd_sink_task *a = arg;
+
+    if (a != NULL) {
+        json_decref(a->entity);
+        free(a);
+    }
+}
+
+/* Reads the revision of the active source of c (404 sent when missing). */
+static int sd__require_source(struct sd_api_ctx *c)
+{
+    struct sd_buf key = SD_BUF_INIT;
+    struct sd_kv kv;
+    int rc;
+
+    sd_defs_source_key(&key, c->project_id, c->branch_id, c->source_id, 0);
+    memset(&kv, 0, sizeof(kv));
+    rc = sd_state_get(c->api->state, sd_buf_cstr(&key), &kv);
+    sd_kv_free(&kv);
+    sd_buf_fini(&key);
+    if (rc == SD_ENOTFOUND) {
+        sd__api_error(c->req, 404, "sourceNotFound", "Source \"%s\" not found.", c->source_id);
+    } else if (rc != 0) {
+        sd__api_internal_error(c->req, "reading the source", rc);
+    }
+    return rc;
+}
+
+/* Counts the active sinks of a source. */
+static int sd__count_sinks(struct sd_state *st, int64_t project, int64_t branch,
+                           const char *source_id, int64_t *n)
+{
+    struct sd_buf prefix = SD_BUF_INIT;
+    struct sd_kvs kvs;
+    int rc;
+
+    memset(&kvs, 0, sizeof(kvs));
+    sd_defs_sinks_prefix(&prefix, project, branch, source_id, 0);
+    rc = sd_state_range(st, sd_buf_cstr(&prefix), 0, &kvs);
+    *n = (int64_t)kvs.n;
+    sd_kvs_free(&kvs);
+    sd_buf_fini(&prefix);
+    return rc;
+}
+
+void sd__api_sinks_list(struct sd_api_ctx *c)
+{
+    struct sd_api_page page;
+    struct sd_buf prefix = SD_BUF_INIT;
+    struct sd_kvs kvs;
+    const char *last_id = "";
+    json_t *list, *out;
+    int64_t count = 0;
+    int rc;
+
+    memset(&kvs, 0, sizeof(kvs));
+    if (sd__api_page(c, &page) != 0 || sd__require_source(c) != 0) {
+        return;
+    }
+    sd_defs_sinks_prefix(&prefix, c->project_id, c->branch_id, c->source_id, 0);
+    rc = sd_state_range(c->api->state, sd_buf_cstr(&prefix), 0, &kvs);
+    if (rc != 0) {
+        sd__api_internal_error(c->req, "listing sinks", rc);
+        goto out;
+    }
+    list = json_array();
+    for (size_t i = 0; i < kvs.n && count < page.limit; i++) {
+        const char *id = kvs.items[i].key + prefix.len;
+        json_t *stored;
+        if (page.after_id[0] != '\0' && strcmp(id, page.after_id) <= 0) {
+            continue;
+        }
+        stored = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
+        if (stored == NULL) {
+            continue;
+        }
+        json_array_append_new(list, stored);
+        last_id = id;
+        count++;
+    }
+    out = json_object();
+    json_object_set_new(out, "projectId", json_integer(c->project_id));
+    json_object_set_new(out, "branchId", json_integer(c->branch_id));
+    json_object_set_new(out, "sourceId", json_string(c->source_id));
+    json_object_set_new(out, "page", sd__api_page_json(&page, (int64_t)kvs.n, last_id));
+    json_object_set_new(out, "sinks", list);
+    sd_http_send_json(c->req, 200, out, 1);
+
+out:
+    sd_kvs_free(&kvs);
+    sd_buf_fini(&prefix);
+}
+
+void sd__api_sink_get(struct sd_api_ctx *c)
+{
+    struct sd_buf key = SD_BUF_INIT;
+    json_t *stored = NULL;
+    int rc;
+
+    if (sd__require_source(c) != 0) {
+        return;
+    }
+    sd_defs_sink_key(&key, c->project_id, c->branch_id, c->source_id, c->sink_id, 0);
+    rc = sd__api_load(c->api->state, sd_buf_cstr(&key), &stored, NULL);
+    if (rc == SD_ENOTFOUND) {
+        sd__api_error(c->req, 404, "sinkNotFound", "Sink \"%s\" not found.", c->sink_id);
+    } else if (rc != 0) {
+        sd__api_internal_error(c->req, "reading the sink", rc);
+    } else {
+        sd_http_send_json(c->req, 200, stored, 1);
+        stored = NULL;
+    }
+    json_decref(stored);
+    sd_buf_fini(&key);
+}
+
+/* Worker thread: removes a just-created sink again (and restores its deleted predecessor). */
+static void sd__sink_rollback(struct sd_state *st, const char *key, const char *version_key,
+                              const char *deleted_key, const json_t *prev)
+{
+    struct sd_op ops[3];
+    struct sd_txn txn;
+    struct sd_txn_result res;
+    char *prev_text = NULL;
+    size_t nops = 0;
+
+    memset(ops, 0, sizeof(ops));
+    memset(&res, 0, sizeof(res));
+    ops[nops].type = SD_OP_DELETE;
+    ops[nops++].key = key;
+    ops[nops].type = SD_OP_DELETE;
+    ops[nops++].key = version_key;
+    if (prev != NULL) {
+        prev_text = sd__api_dump(prev);
+        ops[nops].type = SD_OP_PUT;
+        ops[nops].key = deleted_key;
+        ops[nops].value = prev_text;
+        ops[nops++].value_len = strlen(prev_text);
+    }
+    memset(&txn, 0, sizeof(txn));
+    txn.then_ops = ops;
+    txn.nthen = nops;
+    if (sd_state_txn(st, &txn, &res) != 0) {
+        sd_log_error("api", "cannot roll back sink %s", key);
+    }
+    sd_txn_result_free(&res);
+    free(prev_text);
+}
+
+/* Worker thread: commits a new sink, then reconciles (rolling back on failure). */
+static int sd__sink_create_run(void *arg, struct sd_task_outcome *out)
+{
+    struct sd_sink_task *a = arg;
+    struct sd_state *st = a->api->state;
+    struct sd_buf key = SD_BUF_INIT, deleted_key = SD_BUF_INIT, version_key = SD_BUF_INIT;
+    struct sd_buf source_key = SD_BUF_INIT, rerr = SD_BUF_INIT;
+    json_t *prev = NULL, *version_rec;
+    char *text = NULL, *version_text = NULL;
+    struct sd_cmp cmps[3];
+    struct sd_op ops[3];
+    struct sd_txn txn;
+    struct sd_txn_result res;
+    struct sd_kv kv;
+    int64_t prev_rev = 0, source_rev = 0, count = 0, number = 1;
+    size_t nops = 0;
+    int rc;
+
+    memset(&res, 0, sizeof(res));
+    memset(&kv, 0, sizeof(kv));
+    sd_defs_source_key(&source_key, a->project_id, a->branch_id, a->source_id, 0);
+    sd_defs_sink_key(&key, a->project_id, a->branch_id, a->source_id, a->sink_id, 0);
+    sd_defs_sink_key(&deleted_key, a->project_id, a->branch_id, a->source_id, a->sink_id, 1);
+    rc = sd_state_get(st, sd_buf_cstr(&source_key), &kv);
+    source_rev = kv.mod_rev;
+    sd_kv_free(&kv);
+    if (rc == SD_ENOTFOUND) {
+        sd_buf_printf(&out->error, "Source \"%s\" not found.", a->source_id);
+        goto out;
+    }
+    if (rc == 0) {
+        rc = sd__count_sinks(st, a->project_id, a->branch_id, a->source_id, &count);
+    }
+    if (rc == 0 && count >= SD_DEFS_SINKS_MAX) {
+        sd_buf_printf(&out->error, "Sink count limit reached in the source, the maximum is %d.",
+                      SD_DEFS_SINKS_MAX);
+        rc = SD_ELIMIT;
+        goto out;
+    }
+    if (rc == 0) {
+        rc = sd__api_load(st, sd_buf_cstr(&deleted_key), &prev, &prev_rev);
+        if (rc == SD_ENOTFOUND) {
+            rc = 0;
+        } else if (rc == 0) {
+            number = sd_defs_version_number(prev) + 1;
+            sd_defs_set_version(a->entity, number, "New sink.", &a->by, sd_now_ms());
+        }
+    }
+    if (rc != 0) {
+        sd_buf_printf(&out->error, "Reading the state failed: %s.", sd_strerror(rc));
+        goto out;
+    }
+    sd_defs_sink_version_key(&version_key, a->project_id, a->branch_id, a->source_id, a->sink_id,
+                             number);
+    text = sd__api_dump(a->entity);
+    version_rec = sd_defs_version_record(a->entity);
+    version_text = sd__api_dump(version_rec);
+    json_decref(version_rec);
+
+    memset(cmps, 0, sizeof(cmps));
+    cmps[0].key = sd_buf_cstr(&key);
+    cmps[0].target = SD_CMP_CREATE_REV;
+    cmps[0].result = SD_CMP_EQUAL;
+    cmps[0].num = 0;
+    cmps[1].key = sd_buf_cstr(&deleted_key);
+    cmps[1].target = SD_CMP_MOD_REV;
+    cmps[1].result = SD_CMP_EQUAL;
+    cmps[1].num = prev_rev;
+    cmps[2].key = sd_buf_cstr(&source_key);
+    cmps[2].target = SD_CMP_MOD_REV;
+    cmps[2].result = SD_CMP_EQUAL;
+    cmps[2].num = source_rev;
+    memset(ops, 0, sizeof(ops));
+    ops[nops].type = SD_OP_PUT;
+    ops[nops].key = sd_buf_cstr(&key);
+    ops[nops].value = text;
+    ops[nops++].value_len = strlen(text);
+    ops[nops].type = SD_OP_PUT;
+    ops[nops].key = sd_buf_cstr(&version_key);
+    ops[nops].value = version_text;
+    ops[nops++].value_len = strlen(version_text);
+    if (prev != NULL) {
+        ops[nops].type = SD_OP_DELETE;
+        ops[nops++].key = sd_buf_cstr(&deleted_key);
+    }
+    memset(&txn, 0, sizeof(txn));
+    txn.cmps = cmps;
+    txn.ncmps = 3;
+    txn.then_ops = ops;
+    txn.nthen = nops;
+    rc = sd_state_txn(st, &txn, &res);
+    if (rc != 0) {
+        sd_buf_printf(&out->error, "Storing the sink failed: %s.", sd_strerror(rc));
+        goto out;
+    }
+    if (!res.succeeded) {
+        rc = sd_state_get(st, sd_buf_cstr(&key), &kv);
+        sd_kv_free(&kv);
+        sd_buf_append_str(&out->error, rc == 0 ? "Sink already exists in the source."
+                                               : "The source was changed concurrently, please "
+                                                 "retry.");
+        rc = SD_ECONFLICT;
+        goto out;
+    }
+
+    rc = sd_server_reconcile(a->api->srv, &rerr);
+    if (rc != 0) {
+        sd__sink_rollback(st, sd_buf_cstr(&key), sd_buf_cstr(&version_key),
+                          sd_buf_cstr(&deleted_key), prev);
+        sd_buf_printf(&out->error, "Sink has not been created: %s", sd_buf_cstr(&rerr));
+        sd_buf_reset(&rerr);
+        (void)sd_server_reconcile(a->api->srv, &rerr);
+        goto out;
+    }
+    out->result = "Sink has been created successfully.";
+    out->outputs = json_object();
+    {
+        char *url = sd_xasprintf("%s/v1/branches/%" PRId64 "/sources/%s/sinks/%s", a->api->api_url,
+                                 a->branch_id, a->source_id, a->sink_id);
+        json_object_set_new(out->outputs, "url", json_string(url));
+        free(url);
+    }
+    json_object_set_new(out->outputs, "projectId", json_integer(a->project_id));
+    json_object_set_new(out->outputs, "branchId", json_integer(a->branch_id));
+    json_object_set_new(out->outputs, "sourceId", json_string(a->source_id));
+    json_object_set_new(out->outputs, "sinkId", json_string(a->sink_id));
+
+out:
+    sd_txn_result_free(&res);
+    json_decref(prev);
+    free(text);
+    free(version_text);
+    sd_buf_fini(&key);
+    sd_buf_fini(&deleted_key);
+    sd_buf_fini(&version_key);
+    sd_buf_fini(&source_key);
+    sd_buf_fini(&rerr);
+    return rc;
+}
+
+void sd__api_sink_create(struct sd_api_ctx *c)
+{
+    struct sd_defs_sink_input in;
+    struct sd_defs_err err;
+    struct sd_buf key = SD_BUF_INIT, merr = SD_BUF_INIT;
+    struct sd_task_spec spec;
+    struct sd_sink_task *a = NULL;
+    struct sd_mapping *mapping = NULL;
+    struct sd_kv kv;
+    char *object_key = NULL, *lock_key = NULL;
+    json_t *body = sd__api_body(c), *entity = NULL, *columns;
+    int64_t count = 0;
+    int rc;
+
+    if (body == NULL) {
+        return;
+    }
+    if (sd_defs_parse_sink_create(body, &in, &err) != 0) {
+        sd__api_validation_error(c->req, &err);
+        goto out;
+    }
+    entity =
+        sd_defs_sink_build(c->project_id, c->branch_id, c->source_id, &in, &c->by, sd_now_ms());
+    columns =
+        json_object_get(json_object_get(json_object_get(entity, "table"), "mapping"), "columns");
+    rc = sd_mapping_compile(columns, &mapping, &merr);
+    sd_mapping_destroy(mapping);
+    if (rc == SD_EINVAL) {
+        sd__api_error(c->req, 400, "badRequest", "Invalid body.table.mapping.columns: %s",
+                      sd_buf_cstr(&merr));
+        goto out;
+    }
+    if (rc != 0) {
+        sd__api_internal_error(c->req, "compiling the mapping", rc);
+        goto out;
+    }
+    if (sd__require_source(c) != 0) {
+        goto out;
+    }
+    sd_defs_sink_key(&key, c->project_id, c->branch_id, c->source_id, in.sink_id, 0);
+    memset(&kv, 0, sizeof(kv));
+    rc = sd_state_get(c->api->state, sd_buf_cstr(&key), &kv);
+    sd_kv_free(&kv);
+    if (rc == 0) {
+        sd__api_error(c->req, 409, "sinkAlreadyExists", "Sink already exists in the source.");
+        goto out;
+    }
+    if (rc == SD_ENOTFOUND) {
+        rc = sd__count_sinks(c->api->state, c->project_id, c->branch_id, c->source_id, &count);
+    }
+    if (rc != 0) {
+        sd__api_internal_error(c->req, "reading sinks", rc);
+        goto out;
+    }
+    if (count >= SD_DEFS_SINKS_MAX) {
+        sd__api_error(c->req, 422, "resourceLimitReached",
+                      "Maximum number of sinks per source is %d.", SD_DEFS_SINKS_MAX);
+        goto out;
+    }
+
+    a = sd__task_new(c, in.sink_id);
+    a->entity = entity;
+    entity = NULL;
+    object_key = sd_xasprintf("%" PRId64 "/%s/%s", c->branch_id, c->source_id, in.sink_id);
+    lock_key = sd_xasprintf("sink/%" PRId64 "/%" PRId64 "/%s/%s", c->project_id, c->branch_id,
+                            c->source_id, in.sink_id);
+    memset(&spec, 0, sizeof(spec));
+    spec.project_id = c->project_id;
+    spec.type = "api.create.sink";
+    spec.object_key = object_key;
+    spec.lock_key = lock_key;
+    spec.fn = sd__sink_create_run;
+    spec.arg = a;
+    spec.free_arg = sd__task_free;
+    sd__api_submit(c, &spec, "sinkAlreadyExists", "Sink already exists in the source.");
+
+out:
+    free(object_key);
+    free(lock_key);
+    sd_buf_fini(&key);
+    sd_buf_fini(&merr);
+    json_decref(entity);
+    json_decref(body);
+}
+
+/* Worker thread: moves the sink to the deleted prefix, then reconciles. */
+static int sd__sink_delete_run(void *arg, struct sd_task_outcome *out)
+{
+    struct sd_sink_task *a = arg;
+    struct sd_state *st = a->api->state;
+    struct sd_buf key = SD_BUF_INIT, deleted_key = SD_BUF_INIT, rerr = SD_BUF_INIT;
+    struct sd_cmp cmp;
+    struct sd_op ops[2];
+    struct sd_txn txn;
+    struct sd_txn_result res;
+    json_t *sink = NULL;
+    char *text = NULL;
+    int64_t rev = 0;
+    int rc;
+
+    memset(&res, 0, sizeof(res));
+    sd_defs_sink_key(&key, a->project_id, a->branch_id, a->source_id, a->sink_id, 0);
+    sd_defs_sink_key(&deleted_key, a->project_id, a->branch_id, a->source_id, a->sink_id, 1);
+    rc = sd__api_load(st, sd_buf_cstr(&key), &sink, &rev);
+    if (rc == SD_ENOTFOUND) {
+        sd_buf_printf(&out->error, "Sink \"%s\" not found.", a->sink_id);
+        goto out;
+    }
+    if (rc != 0) {
+        sd_buf_printf(&out->error, "Reading the state failed: %s.", sd_strerror(rc));
+        goto out;
+    }
+    sd_defs_set_deleted(sink, &a->by, sd_now_ms());
+    text = sd__api_dump(sink);
+    memset(&cmp, 0, sizeof(cmp));
+    cmp.key = sd_buf_cstr(&key);
+    cmp.target = SD_CMP_MOD_REV;
+    cmp.result = SD_CMP_EQUAL;
+    cmp.num = rev;
+    memset(ops, 0, sizeof(ops));
+    ops[0].type = SD_OP_DELETE;
+    ops[0].key = sd_buf_cstr(&key);
+    ops[1].type = SD_OP_PUT;
+    ops[1].key = sd_buf_cstr(&deleted_key);
+    ops[1].value = text;
+    ops[1].value_len = strlen(text);
+    memset(&txn, 0, sizeof(txn));
+    txn.cmps = &cmp;
+    txn.ncmps = 1;
+    txn.then_ops = ops;
+    txn.nthen = 2;
+    rc = sd_state_txn(st, &txn, &res);
+    if (rc != 0) {
+        sd_buf_printf(&out->error, "Deleting the sink failed: %s.", sd_strerror(rc));
+        goto out;
+    }
+    if (!res.succeeded) {
+        sd_buf_append_str(&out->error, "The sink was changed concurrently, please retry.");
+        rc = SD_ECONFLICT;
+        goto out;
+    }
+    rc = sd_server_reconcile(a->api->srv, &rerr);
+    if (rc != 0) {
+        sd_buf_printf(&out->error, "Sink has been deleted, but storage was not updated: %s",
+                      sd_buf_cstr(&rerr));
+        goto out;
+    }
+    out->result = "Sink has been deleted successfully.";
+    out->outputs = json_object();
+    json_object_set_new(out->outputs, "projectId", json_integer(a->project_id));
+    json_object_set_new(out->outputs, "branchId", json_integer(a->branch_id));
+    json_object_set_new(out->outputs, "sourceId", json_string(a->source_id));
+    json_object_set_new(out->outputs, "sinkId", json_string(a->sink_id));
+
+out:
+    sd_txn_result_free(&res);
+    json_decref(sink);
+    free(text);
+    sd_buf_fini(&key);
+    sd_buf_fini(&deleted_key);
+    sd_buf_fini(&rerr);
+    return rc;
+}
+
+void sd__api_sink_delete(struct sd_api_ctx *c)
+{
+    struct sd_buf key = SD_BUF_INIT;
+    struct sd_task_spec spec;
+    struct sd_kv kv;
+    char *object_key, *lock_key, *conflict;
+    int rc;
+
+    if (sd__require_source(c) != 0) {
+        return;
+    }
+    sd_defs_sink_key(&key, c->project_id, c->branch_id, c->source_id, c->sink_id, 0);
+    memset(&kv, 0, sizeof(kv));
+    rc = sd_state_get(c->api->state, sd_buf_cstr(&key), &kv);
+    sd_kv_free(&kv);
+    sd_buf_fini(&key);
+    if (rc == SD_ENOTFOUND) {
+        sd__api_error(c->req, 404, "sinkNotFound", "Sink \"%s\" not found.", c->sink_id);
+        return;
+    }
+    if (rc != 0) {
+        sd__api_internal_error(c->req, "reading the sink", rc);
+        return;
+    }
+    object_key = sd_xasprintf("%" PRId64 "/%s/%s", c->branch_id, c->source_id, c->sink_id);
+    lock_key = sd_xasprintf("sink/%" PRId64 "/%" PRId64 "/%s/%s", c->project_id, c->branch_id,
+                            c->source_id, c->sink_id);
+    conflict = sd_xasprintf("Another task is already running on sink \"%s\".", c->sink_id);
+    memset(&spec, 0, sizeof(spec));
+    spec.project_id = c->project_id;
+    spec.type = "api.delete.sink";
+    spec.object_key = object_key;
+    spec.lock_key = lock_key;
+    spec.fn = sd__sink_delete_run;
+    spec.arg = sd__task_new(c, c->sink_id);
+    spec.free_arg = sd__task_free;
+    sd__api_submit(c, &spec, "conflict", conflict);
+    free(object_key);
+    free(lock_key);
+    free(conflict);
+}
