@@ -193,7 +193,8 @@ static void *sd__http_thread_main(void *arg)
     for (;;) {
         h2o_evloop_run(loop->ctx.loop, loop->is_stopping ? 50 : INT32_MAX);
         if (loop->is_stopping) {
-            int idle = loop->is_idle == NULL || loop->is_idle(loop->is_idle_arg);
+            int idle = (loop->is_idle == NULL || loop->is_idle(loop->is_idle_arg)) &&
+                       h2o_linklist_is_empty(&loop->ctx.http1._conns);
             if (idle || sd_mono_ms() >= loop->stop_deadline_ms) {
                 break;
             }
@@ -247,6 +248,8 @@ static void sd__http_do_stop(struct sd_http_loop *loop, void *arg)
     struct sd_http_stop *stop = arg;
 
     sd__http_close_listeners(loop, NULL);
+    /* Idle keep-alive connections close now, busy ones after their response. */
+    h2o_context_request_shutdown(&loop->ctx);
     loop->stop_deadline_ms = sd_mono_ms() + stop->drain_ms;
     loop->is_stopping = 1;
     free(stop);
@@ -273,6 +276,18 @@ void sd_http_loop_fini(struct sd_http_loop *loop)
     }
     if (h2o_timeout_is_linked(&loop->tick_entry)) {
         h2o_timeout_unlink(&loop->tick_entry);
+    }
+    if (!h2o_linklist_is_empty(&loop->ctx.http1._conns)) {
+        /* Connections outlived the drain deadline: h2o cannot dispose a context that still
+         * has them, and the process is about to exit anyway. */
+        sd_log_warn("http", "%s: connections still open at exit", loop->opts.name);
+        loop->evloop = NULL;
+        return;
+    }
+    /* h2o_context_request_shutdown() arms the HTTP/2 graceful-shutdown timer even though
+     * HTTP/2 is off; it must be unlinked before the context can be disposed. */
+    if (h2o_timeout_is_linked(&loop->ctx.http2._graceful_shutdown_timeout)) {
+        h2o_timeout_unlink(&loop->ctx.http2._graceful_shutdown_timeout);
     }
     h2o_multithread_unregister_receiver(loop->queue, &loop->receiver);
     h2o_multithread_destroy_queue(loop->queue);

@@ -347,17 +347,22 @@ out:
     if (srv.source_loop.evloop != NULL) {
         sd_http_loop_close_listeners(&srv.source_loop);
     }
+    /* The API may reconcile (and touch storage) until its loop and tasks stop. */
+    sd_http_loop_stop(&srv.api_loop, 5000);
+    sd_api_destroy(srv.api);
+    srv.api = NULL;
+    if (srv.ingest != NULL) {
+        sd_ingest_shutdown(srv.ingest);
+    }
     sd_storage_close(srv.storage); /* final syncs answer the parked requests */
     srv.storage = NULL;
     if (srv.source_loop.evloop != NULL) {
         sd_http_loop_stop(&srv.source_loop, sd_config_int(cfg, "source.http.requestTimeout"));
         sd_http_loop_fini(&srv.source_loop);
     }
-    sd_http_loop_stop(&srv.api_loop, 5000);
     sd_http_loop_fini(&srv.api_loop);
     sd_http_loop_stop(&metrics_loop, 1000);
     sd_http_loop_fini(&metrics_loop);
-    sd_api_destroy(srv.api);
     sd_ingest_destroy(srv.ingest);
     sd_metrics_destroy(metrics);
     if (srv.state != NULL) {

@@ -34,7 +34,12 @@ struct sd_sink_result {
     char message[320];
 };
 
+struct sd_link {
+    struct sd_link *prev, *next;
+};
+
 struct sd_pending {
+    struct sd_link link; /* parked list, oldest last (answered ones are unlinked); first member */
     struct sd_ingest *in;
     h2o_req_t *req; /* NULL once answered */
     int refs;       /* waiters + the request itself while unanswered */
@@ -44,7 +49,6 @@ struct sd_pending {
     int64_t project_id;
     int64_t branch_id;
     char source_id[49];
-    struct sd_pending *prev, *next; /* parked list (answered ones are unlinked) */
     size_t nsinks;
     struct sd_sink_result results[];
 };
@@ -70,11 +74,12 @@ struct sd_ingest {
     struct sd_server *srv;
     pthread_rwlock_t routes_lock;
     struct sd_routes *routes;
+    int is_shutting_down; /* under routes_lock */
     size_t read_buffer_bytes;
     size_t row_size_limit;
     int64_t request_timeout_ms;
     struct sd_buf rows;     /* loop thread: CSV of the current record */
-    struct sd_pending parked; /* sentinel of the parked list */
+    struct sd_link parked; /* sentinel of the parked list */
     size_t nparked;
 };
 
@@ -103,8 +108,24 @@ void sd_ingest_publish(struct sd_ingest *in, struct sd_routes *routes)
     struct sd_routes *old;
 
     pthread_rwlock_wrlock(&in->routes_lock);
+    if (in->is_shutting_down) {
+        old = routes;
+    } else {
+        old = in->routes;
+        in->routes = routes;
+    }
+    pthread_rwlock_unlock(&in->routes_lock);
+    sd_routes_free(old);
+}
+
+void sd_ingest_shutdown(struct sd_ingest *in)
+{
+    struct sd_routes *old;
+
+    pthread_rwlock_wrlock(&in->routes_lock);
     old = in->routes;
-    in->routes = routes;
+    in->routes = NULL;
+    in->is_shutting_down = 1;
     pthread_rwlock_unlock(&in->routes_lock);
     sd_routes_free(old);
 }
@@ -249,8 +270,8 @@ static void sd__pending_answer(struct sd_pending *p)
 {
     sd__respond(p);
     p->req = NULL;
-    p->prev->next = p->next;
-    p->next->prev = p->prev;
+    p->link.prev->next = p->link.next;
+    p->link.next->prev = p->link.prev;
     p->in->nparked--;
 }
 
@@ -460,6 +481,11 @@ static void sd__ingest(struct sd_ingest *in, h2o_req_t *req, struct sd_str parts
         return;
     }
     pthread_rwlock_rdlock(&in->routes_lock);
+    if (in->is_shutting_down) {
+        pthread_rwlock_unlock(&in->routes_lock);
+        sd__send_error(req, 503, "stream.in.shutdown", "The node is shutting down, retry later.");
+        return;
+    }
     src = sd__find_source(in->routes, project, parts[1].p, parts[1].len);
     if (src == NULL || !sd__secret_matches(src->secret, parts[2].p, parts[2].len)) {
         pthread_rwlock_unlock(&in->routes_lock);
@@ -534,10 +560,10 @@ static void sd__ingest(struct sd_ingest *in, h2o_req_t *req, struct sd_str parts
     sd_record_fini(&rec);
 
     /* Link into the parked list; answer now if nothing waits. */
-    p->next = in->parked.next;
-    p->prev = &in->parked;
-    in->parked.next->prev = p;
-    in->parked.next = p;
+    p->link.next = in->parked.next;
+    p->link.prev = &in->parked;
+    in->parked.next->prev = &p->link;
+    in->parked.next = &p->link;
     in->nparked++;
     if (p->waiting == 0) {
         sd__pending_answer(p);
@@ -584,12 +610,13 @@ void sd_ingest_tick(struct sd_http_loop *loop, void *arg)
 {
     struct sd_ingest *in = arg;
     int64_t now = sd_mono_ms();
-    struct sd_pending *p = in->parked.prev;
+    struct sd_link *l = in->parked.prev;
 
     (void)loop;
     /* The list is newest-first: walk from the oldest while deadlines have passed. */
-    while (p != &in->parked && p->deadline_ms <= now) {
-        struct sd_pending *prev = p->prev;
+    while (l != &in->parked && ((struct sd_pending *)l)->deadline_ms <= now) {
+        struct sd_pending *p = (struct sd_pending *)l;
+        struct sd_link *prev = l->prev;
         for (size_t i = 0; i < p->nsinks; i++) {
             if (p->results[i].status == 0) {
                 sd__set_result(&p->results[i], 503, "stream.in.syncTimeout",
@@ -598,7 +625,7 @@ void sd_ingest_tick(struct sd_http_loop *loop, void *arg)
         }
         sd__pending_answer(p);
         sd__pending_unref(p);
-        p = prev;
+        l = prev;
     }
 }
 

@@ -43,6 +43,9 @@ int sd_ingest_create(struct sd_server *srv, struct sd_ingest **out);
  * request uses it any more. Any thread. */
 void sd_ingest_publish(struct sd_ingest *in, struct sd_routes *routes);
 void sd_routes_free(struct sd_routes *routes);
+/* Stops routing records (later requests get 503 shutdown) and frees the routing table, so
+ * storage may close the sinks' slots. Any thread. */
+void sd_ingest_shutdown(struct sd_ingest *in);
 /* sd_http_handler_fn of the source loop. */
 void sd_ingest_handle(void *ingest, h2o_req_t *req);
 /* sd_http_tick_fn: answers parked requests whose sync did not come within the timeout. */
