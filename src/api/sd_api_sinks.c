@@ -368,8 +368,9 @@ void sd__api_sink_create(struct sd_api_ctx *c)
     rc = sd_mapping_compile(columns, &mapping, &merr);
     sd_mapping_destroy(mapping);
     if (rc == SD_EINVAL) {
-        sd__api_error(c->req, 400, "badRequest", "Invalid body.table.mapping.columns: %s",
-                      sd_buf_cstr(&merr));
+        sd__api_error(c->req, 400, "badRequest", "Invalid body.table.mapping.columns: %s%s",
+                      sd_buf_cstr(&merr),
+                      merr.len > 0 && merr.data[merr.len - 1] == '.' ? "" : ".");
         goto out;
     }
     if (rc != 0) {
