@@ -277,6 +277,9 @@ void sd_http_loop_fini(struct sd_http_loop *loop)
     if (h2o_timeout_is_linked(&loop->tick_entry)) {
         h2o_timeout_unlink(&loop->tick_entry);
     }
+    if (loop->opts.tick != NULL && loop->opts.tick_ms > 0) {
+        h2o_timeout_dispose(loop->ctx.loop, &loop->tick_timeout);
+    }
     if (!h2o_linklist_is_empty(&loop->ctx.http1._conns)) {
         /* Connections outlived the drain deadline: h2o cannot dispose a context that still
          * has them, and the process is about to exit anyway. */
@@ -293,6 +296,7 @@ void sd_http_loop_fini(struct sd_http_loop *loop)
     h2o_multithread_destroy_queue(loop->queue);
     h2o_context_dispose(&loop->ctx);
     h2o_config_dispose(&loop->conf);
+    h2o_evloop_destroy(loop->evloop);
     loop->evloop = NULL;
 }
 
