@@ -7,6 +7,7 @@
 set -euo pipefail
 BIN=$(readlink -f "$1"); DUR=${2:-${BENCH_SECONDS:-10}}
 HERE=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "${BENCH_DIR:-$HERE/../build}"
 WORK=$(mktemp -d "${BENCH_DIR:-$HERE/../build}/bench.XXXXXX")
 TCK=$(getconf CLK_TCK)
 PIDS=()
@@ -106,5 +107,3 @@ echo "ratio req/s plain streamd/nginx = $(ratio "$s_rps" "$n_rps") (target >= 0.
 echo "ratio req/s pipelined streamd/nginx = $(ratio "$sp_rps" "$np_rps") (target >= 0.5)"
 echo "p99 plain streamd - nginx = $(( (s_p99 - n_p99) / 1000 )) ms (target <= 5 ms)"
 echo "rss at 200 conns streamd = $((s200_rss / 1024)) MiB (target <= 64 MiB)"
-rows=$(find "$WORK/data/volumes" -name '.slice-*' -exec gzip -dc {} + 2>/dev/null | wc -l)
-echo "rows on disk after the runs = $rows"
