@@ -63,7 +63,6 @@
 #define SE_MAX_LEVEL 24
 #define SE_FRAME_MAGIC 0x31574453u /* "SDW1" little-endian */
 #define SE_FRAME_HDR 12
-#define SE_FRAME_MAX (1u << 30)
 #define SE_SNAP_MAGIC "SDSNAP01"
 #define SE_REAP_MS 100
 #define SE_COMPACT_RETRY_MS 5000
@@ -1039,7 +1038,7 @@ static int se_frame_ok(const uint8_t *p, size_t len, size_t off, uint32_t *plen)
         return 0;
     }
     flen = se_get_u32(p + off + 4);
-    if (flen > SE_FRAME_MAX || flen > len - off - SE_FRAME_HDR) {
+    if (flen > len - off - SE_FRAME_HDR) {
         return 0;
     }
     crc = crc32_z(0L, p + off + 4, 4);

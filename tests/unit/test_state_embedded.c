@@ -165,6 +165,7 @@ static void test_persist_reopen(void **state)
     sd_state_close(st);
 
     st = reopen(fx->dir);
+    sd_kvs_free(&before);
     dump(st, &before);
     assert_same(&before, &after);
     assert_int_equal(sd_state_lease_keepalive(st, lease, &ttl), SD_ENOTFOUND);
