@@ -68,8 +68,8 @@ struct sd_slice_writer_opts {
 /* Called from the writer thread after each batch. rc == 0: every append with
  * seq <= synced_seq is durable (disk mode: fdatasync returned; cache mode: write returned).
  * rc < 0: every append with seq in (previous synced_seq, seq] failed and will never be
- * acknowledged. Calls come in increasing seq order. Must not block (and must not call back
- * into the writer except sd_slice_writer_stats). */
+ * acknowledged. Calls come in increasing seq order. Must not block; may call
+ * sd_slice_writer_append and sd_slice_writer_stats (no lock is held), never close. */
 typedef void (*sd_slice_sync_fn)(void *arg, uint64_t seq, int rc);
 
 struct sd_slice_writer;

@@ -1249,6 +1249,68 @@ static void test_back_pressure(void **state)
     fault_fini(&f);
 }
 
+/* Appends during close answer SD_ECLOSED; what was accepted before is still written. */
+struct closer {
+    struct sd_slice_writer *w;
+    int rc;
+    struct sd_slice_stats st;
+};
+
+static void *closer_main(void *arg)
+{
+    struct closer *c = arg;
+    c->rc = sd_slice_writer_close(c->w, &c->st);
+    return NULL;
+}
+
+static void test_closed(void **state)
+{
+    struct tctx *t = *state;
+    struct sd_slice_writer_opts o;
+    struct fault f;
+    struct sd_slice_io io;
+    struct rec r;
+    struct closer c;
+    pthread_t tid;
+    struct sd_buf got = SD_BUF_INIT;
+    const char *row = "\"closing\"\n";
+    uint64_t seq;
+    uint64_t accepted = 0;
+    int rc = 0;
+
+    fault_init(&f);
+    io = fault_io(&f);
+    rec_init(&r);
+    default_opts(&o, t->dir);
+    o.io = &io;
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &c.w, NULL), 0);
+    fault_set_gate(&f, 1);
+    assert_int_equal(sd_slice_writer_append(c.w, row, strlen(row), 1, 0, &seq), 0);
+    accepted++;
+    pthread_create(&tid, NULL, closer_main, &c);
+    /* The writer is stuck in its sync, so close cannot finish: c.w stays valid. */
+    for (int i = 0; i < 5000; i++) {
+        rc = sd_slice_writer_append(c.w, row, strlen(row), 1, 0, &seq);
+        if (rc != 0) {
+            break;
+        }
+        accepted++;
+        usleep(1000);
+    }
+    assert_int_equal(rc, SD_ECLOSED);
+    fault_set_gate(&f, 0);
+    pthread_join(tid, NULL);
+    assert_int_equal(c.rc, 0);
+    assert_int_equal(c.st.records, accepted);
+    assert_int_equal(r.last_seq, accepted);
+    assert_true(read_slice(t->dir, "n1", 1, &got, NULL) >= 1);
+    assert_int_equal(got.len, accepted * strlen(row));
+    sd_buf_fini(&got);
+    rec_fini(&r);
+    fault_fini(&f);
+}
+
 /* ---- SIGKILL of a writing process ---- */
 
 struct kill_child {
@@ -1424,6 +1486,7 @@ int main(void)
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(test_fdatasync_failure_twice, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_back_pressure, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_closed, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_kill_fast, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_kill_parallel, setup_dir, teardown_dir),
     };
