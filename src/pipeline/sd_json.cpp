@@ -22,6 +22,9 @@
 #include <string.h>
 
 #include <simdjson.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "core/sd_error.h"
 
@@ -540,18 +543,67 @@ static inline const char *nav_ws(const char *p, const char *end)
     return p;
 }
 
-/* p is at an opening quote; returns the position of the closing quote. */
-static inline const char *nav_string_end(const char *p, const char *end)
+/* Returns the first position in [p, end) holding '"' or '\\', or end. Never reads past end. */
+static inline const char *find_quote_or_backslash(const char *p, const char *end)
+{
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i bslash = _mm_set1_epi8('\\');
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        unsigned m = (unsigned)_mm_movemask_epi8(
+            _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)));
+        if (m != 0) {
+            return p + __builtin_ctz(m);
+        }
+        p += 16;
+    }
+#endif
+    while (p < end && *p != '"' && *p != '\\') {
+        p++;
+    }
+    return p;
+}
+
+/* Returns the first position in [p, end) holding one of '"' '{' '}' '[' ']', or end. */
+static inline const char *find_structural(const char *p, const char *end)
+{
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i fold = _mm_set1_epi8((char)0xDF); /* '{' -> '[', '}' -> ']' */
+    const __m128i open = _mm_set1_epi8('[');
+    const __m128i close = _mm_set1_epi8(']');
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        __m128i f = _mm_and_si128(v, fold);
+        unsigned m = (unsigned)_mm_movemask_epi8(
+            _mm_or_si128(_mm_cmpeq_epi8(v, quote),
+                         _mm_or_si128(_mm_cmpeq_epi8(f, open), _mm_cmpeq_epi8(f, close))));
+        if (m != 0) {
+            return p + __builtin_ctz(m);
+        }
+        p += 16;
+    }
+#endif
+    while (p < end && *p != '"' && (*p & 0xDF) != '[' && (*p & 0xDF) != ']') {
+        p++;
+    }
+    return p;
+}
+
+/* p is at an opening quote; returns the position of the closing quote and sets *escaped when
+ * the string holds a backslash. */
+static inline const char *nav_string_end(const char *p, const char *end, int *escaped)
 {
     p++;
-    while (p < end) {
-        char c = *p;
-        if (c == '"') {
+    for (;;) {
+        p = find_quote_or_backslash(p, end);
+        if (p >= end || *p == '"') {
             return p;
         }
-        p += c == '\\' ? 2 : 1;
+        *escaped = 1;
+        p += 2;
     }
-    return end;
 }
 
 /* Byte classes ending a number or literal: ',', '}', ']' and whitespace. */
@@ -564,26 +616,29 @@ static inline int nav_is_delim(char c)
 static const char *nav_skip_value(const char *p, const char *end)
 {
     size_t depth = 0;
+    int escaped = 0;
 
     if (p >= end) {
         return end;
     }
     if (*p == '"') {
-        return nav_string_end(p, end) + 1;
+        return nav_string_end(p, end, &escaped) + 1;
     }
     if (*p == '{' || *p == '[') {
-        while (p < end) {
-            char c = *p;
-            if (c == '"') {
-                p = nav_string_end(p, end);
-            } else if (c == '{' || c == '[') {
+        for (;;) {
+            p = find_structural(p, end);
+            if (p >= end) {
+                return end;
+            }
+            if (*p == '"') {
+                p = nav_string_end(p, end, &escaped);
+            } else if (*p == '{' || *p == '[') {
                 depth++;
-            } else if ((c == '}' || c == ']') && --depth == 0) {
+            } else if (--depth == 0) {
                 return p + 1;
             }
             p++;
         }
-        return end;
     }
     while (p < end && !nav_is_delim(*p)) {
         p++;
@@ -629,8 +684,9 @@ static size_t decode_escape(const char *r, unsigned *cp)
     }
 }
 
-/* Compares the raw (escaped) key r[0..rlen) of a validated document with key. */
-static int key_eq(const char *r, size_t rlen, const char *key, size_t klen)
+/* Compares the raw key r[0..rlen) (escaped when escaped is set) of a validated document with
+ * key. */
+static int key_eq(const char *r, size_t rlen, int escaped, const char *key, size_t klen)
 {
     size_t i = 0;
     size_t j = 0;
@@ -638,7 +694,7 @@ static int key_eq(const char *r, size_t rlen, const char *key, size_t klen)
     unsigned cp;
     size_t n;
 
-    if (memchr(r, '\\', rlen) == NULL) {
+    if (!escaped) {
         return rlen == klen && memcmp(r, key, klen) == 0;
     }
     while (i < rlen) {
@@ -665,6 +721,7 @@ static const char *nav_member(const char *p, const char *end, const char *key, s
 {
     const char *ks;
     const char *ke;
+    int escaped;
 
     p = nav_ws(p + 1, end);
     if (p >= end || *p != '"') {
@@ -672,10 +729,11 @@ static const char *nav_member(const char *p, const char *end, const char *key, s
     }
     for (;;) {
         ks = p + 1;
-        ke = nav_string_end(p, end);
+        escaped = 0;
+        ke = nav_string_end(p, end, &escaped);
         p = nav_ws(ke + 1, end); /* ':' */
         p = nav_ws(p + 1, end);  /* the value */
-        if (key_eq(ks, (size_t)(ke - ks), key, klen)) {
+        if (key_eq(ks, (size_t)(ke - ks), escaped, key, klen)) {
             return p;
         }
         p = nav_ws(nav_skip_value(p, end), end);
@@ -759,7 +817,7 @@ static int write_compact(const char *p, const char *vend, struct sd_buf *out)
     int rc = sd_buf_reserve(out, (size_t)(vend - p));
     char *w;
     const char *se;
-    const char *bs;
+    int escaped;
     unsigned cp;
 
     if (rc != 0) {
@@ -777,9 +835,9 @@ static int write_compact(const char *p, const char *vend, struct sd_buf *out)
             p++;
             continue;
         }
-        se = nav_string_end(p, vend);
-        bs = (const char *)memchr(p + 1, '\\', (size_t)(se - p - 1));
-        if (bs == NULL) {
+        escaped = 0;
+        se = nav_string_end(p, vend, &escaped);
+        if (!escaped) {
             memcpy(w, p, (size_t)(se - p + 1));
             w += se - p + 1;
             p = se + 1;

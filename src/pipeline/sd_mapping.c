@@ -289,6 +289,58 @@ static int map_fail(struct sd_map_error *err, int status, const char *fmt, ...)
     return status;
 }
 
+static void put2(char *w, unsigned v)
+{
+    w[0] = (char)('0' + v / 10);
+    w[1] = (char)('0' + v % 10);
+}
+
+/* sd_time_format_iso without gmtime_r and snprintf (it runs for every record): the civil date
+ * from the day count with the era arithmetic of the proleptic Gregorian calendar. */
+static void format_datetime(int64_t ms, char *out)
+{
+    int64_t days;
+    unsigned sod;
+    unsigned doe;
+    unsigned yoe;
+    unsigned doy;
+    unsigned mp;
+    unsigned day;
+    unsigned month;
+    unsigned year;
+
+    if (ms < 0 || ms >= 253402300800000LL) { /* before 1970 or after 9999 */
+        sd_time_format_iso(ms, out);
+        return;
+    }
+    days = ms / 86400000;
+    sod = (unsigned)(ms / 1000 % 86400);
+    doe = (unsigned)((days + 719468) % 146097); /* day of the 400-year era (from 0000-03-01) */
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153; /* month from March = 0 */
+    day = doy - (153 * mp + 2) / 5 + 1;
+    month = mp < 10 ? mp + 3 : mp - 9;
+    year = yoe + (unsigned)((days + 719468) / 146097) * 400 + (month <= 2);
+    put2(out, year / 100);
+    put2(out + 2, year % 100);
+    out[4] = '-';
+    put2(out + 5, month);
+    out[7] = '-';
+    put2(out + 8, day);
+    out[10] = 'T';
+    put2(out + 11, sod / 3600);
+    out[13] = ':';
+    put2(out + 14, sod / 60 % 60);
+    out[16] = ':';
+    put2(out + 17, sod % 60);
+    out[19] = '.';
+    out[20] = (char)('0' + ms % 1000 / 100);
+    put2(out + 21, (unsigned)(ms % 100));
+    out[23] = 'Z';
+    out[24] = '\0';
+}
+
 /* Writes one path column's field. Returns 0, an HTTP status (err filled) or -ENOMEM. */
 static int write_path(const struct sd_column *c, struct sd_record *rec, int first,
                       struct sd_buf *out, struct sd_map_error *err)
@@ -352,7 +404,7 @@ int sd_mapping_write_row(const struct sd_mapping *m, struct sd_record *rec, size
             rc = sd_csv_field(out, tmp, SD_UUID_STR_LEN, first);
             break;
         case SD_COL_DATETIME:
-            sd_time_format_iso(rec->recv_time_ms, tmp);
+            format_datetime(rec->recv_time_ms, tmp);
             rc = sd_csv_field(out, tmp, SD_TIME_ISO_LEN, first);
             break;
         case SD_COL_IP:

@@ -547,6 +547,42 @@ static void test_row_size_limit(void **state)
     sd_mapping_destroy(m);
 }
 
+static void test_datetime_values(void **state)
+{
+    static const int64_t times[] = {
+        0,                /* 1970-01-01 */
+        951782400000LL,   /* 2000-02-29 */
+        951868799999LL,   /* 2000-02-29T23:59:59.999 */
+        1709164800000LL,  /* 2024-02-29 */
+        1735689599999LL,  /* 2024-12-31T23:59:59.999 */
+        4107542400000LL,  /* 2100-03-01 */
+        253402300799999LL /* 9999-12-31T23:59:59.999 */
+    };
+    struct sd_mapping *m = compile("[{\"type\":\"datetime\",\"name\":\"t\"}]");
+    struct sd_buf fields[1];
+    struct fixture f;
+    char want[SD_TIME_ISO_LEN + 1];
+    uint64_t ms = 1;
+
+    (void)state;
+    memset(fields, 0, sizeof(fields));
+    for (size_t i = 0; i < sizeof(times) / sizeof(times[0]) + 2000; i++) {
+        rec_setup_str(&f, NULL, "");
+        if (i < sizeof(times) / sizeof(times[0])) {
+            f.rec.recv_time_ms = times[i];
+        } else {
+            ms = ms * 6364136223846793005ULL + 1442695040888963407ULL;
+            f.rec.recv_time_ms = (int64_t)(ms % 253402300800000ULL);
+        }
+        row_ok(m, &f.rec, fields, 1);
+        sd_time_format_iso(f.rec.recv_time_ms, want);
+        assert_string_equal(fields[0].data, want);
+        sd_record_fini(&f.rec);
+    }
+    fields_fini(fields, 1);
+    sd_mapping_destroy(m);
+}
+
 static void test_headers_json(void **state)
 {
     struct sd_record rec;
@@ -580,6 +616,7 @@ int main(void)
         cmocka_unit_test(test_exact_row),       cmocka_unit_test(test_no_body_parse_without_path),
         cmocka_unit_test(test_form_body),       cmocka_unit_test(test_errors),
         cmocka_unit_test(test_row_size_limit),  cmocka_unit_test(test_headers_json),
+        cmocka_unit_test(test_datetime_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
