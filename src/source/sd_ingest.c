@@ -275,12 +275,24 @@ static void sd__pending_answer(struct sd_pending *p)
     p->in->nparked--;
 }
 
+static void sd__copy_text(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strlen(src) : 0;
+
+    if (n >= cap) {
+        n = cap - 1;
+    }
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
+}
+
+/* Per sink and record on the hot path: plain copies, no printf. */
 static void sd__set_result(struct sd_sink_result *r, int status, const char *error,
                            const char *message)
 {
     r->status = status;
-    snprintf(r->error, sizeof(r->error), "%s", error ? error : "");
-    snprintf(r->message, sizeof(r->message), "%s", message);
+    sd__copy_text(r->error, sizeof(r->error), error);
+    sd__copy_text(r->message, sizeof(r->message), message);
 }
 
 static void sd__result_from_rc(struct sd_sink_result *r, int rc)
@@ -409,11 +421,16 @@ static void sd__record_headers(h2o_req_t *req, struct sd_header **out, size_t *n
         k++;
     }
     if (req->entity.base != NULL) {
-        char *len_text = h2o_mem_alloc_pool(&req->pool, 24);
-        int l = snprintf(len_text, 24, "%zu", req->entity.len);
+        char *end = h2o_mem_alloc_pool(&req->pool, 24) + 24;
+        char *digits = end;
+        size_t v = req->entity.len;
+        do {
+            *--digits = (char)('0' + v % 10);
+            v /= 10;
+        } while (v > 0);
         h[k].name = SD_STR_LIT("Content-Length");
-        h[k].value.p = len_text;
-        h[k].value.len = (size_t)l;
+        h[k].value.p = digits;
+        h[k].value.len = (size_t)(end - digits);
         k++;
     }
     sd_record_sort_headers(h, k);
