@@ -174,6 +174,23 @@ def test_bad_input_table(streamd):
                                          "application/json\r\nContent-Length: %d\r\n\r\n"
                                          % (u, 1024 * 1024 + 1)).encode())
     assert resp.startswith(b"HTTP/1.1 413"), resp[:100]
+    # A chunked body growing past the limit is refused and the connection closed.
+    chunk = b"x" * 65536
+    payload = ("POST /%s HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+               "Transfer-Encoding: chunked\r\n\r\n" % u).encode()
+    payload += (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * 17
+    resp = raw_exchange(streamd.source, payload)
+    assert resp.startswith(b"HTTP/1.1 413"), resp[:100]
+    # Many keys and a long string are accepted in bounded time.
+    many_keys = json.dumps(dict({"id": "many"}, **{"k%d" % i: i for i in range(10000)}))
+    assert streamd.request("POST", url, many_keys, j)[0] == 200
+    long_string = json.dumps({"id": "long", "text": "s" * (600 * 1000)})
+    assert streamd.request("POST", url, long_string, j)[0] == 200
+    # body + text columns of a 1 MB string make a row over rowSizeLimit (1536KB): 413.
+    too_long = json.dumps({"id": "long", "text": "s" * (1000 * 1000)})
+    status, _, data = streamd.request("POST", url, too_long, j)
+    assert status == 413, data[:200]
+    assert json.loads(data)["sources"][0]["sinks"][0]["error"] == "stream.in.payloadTooLarge"
     # Over 100 header lines and a garbage request line: h2o answers 400 itself.
     many = "".join("X-H%d: v\r\n" % i for i in range(120))
     resp = raw_exchange(streamd.source, ("POST /stream/1/s1/x HTTP/1.1\r\nHost: a\r\n" + many +
