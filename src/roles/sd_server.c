@@ -9,6 +9,7 @@
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_log.h"
+#include "defs/sd_settings.h"
 #include "pipeline/sd_mapping.h"
 #include "source/sd_ingest.h"
 #include "state/sd_state.h"
@@ -69,8 +70,8 @@ static char *sd__sink_key(const json_t *sink)
 }
 
 /* Adds the enabled sinks of src to its route, activating them in storage. */
-static int sd__route_sinks(struct sd_server *srv, json_t *sinks, struct sd_route_source *src,
-                           json_t *wanted, struct sd_buf *err)
+static int sd__route_sinks(struct sd_server *srv, const json_t *src_json, json_t *sinks,
+                           struct sd_route_source *src, json_t *wanted, struct sd_buf *err)
 {
     size_t i;
     json_t *sink;
@@ -92,7 +93,9 @@ static int sd__route_sinks(struct sd_server *srv, json_t *sinks, struct sd_route
                                   "columns");
         r = sd_mapping_compile(columns, &rs->mapping, &merr);
         if (r == 0) {
-            r = sd_storage_sink_activate(srv->storage, sink, &rs->slot, &merr);
+            json_t *settings = sd_settings_snapshot(srv->cfg, src_json, sink);
+            r = sd_storage_sink_activate(srv->storage, sink, settings, &rs->slot, &merr);
+            json_decref(settings);
             if (r != 0) {
                 sd_mapping_destroy(rs->mapping);
                 rs->mapping = NULL;
@@ -159,7 +162,7 @@ int sd_server_reconcile(struct sd_server *srv, struct sd_buf *err)
         snprintf(src->secret, sizeof(src->secret), "%s", secret ? secret : "");
         src->is_enabled = json_object_get(src_json, "disabled") == NULL;
         if (src->is_enabled && srv->storage != NULL) {
-            r = sd__route_sinks(srv, sinks, src, wanted, err);
+            r = sd__route_sinks(srv, src_json, sinks, src, wanted, err);
             if (r != 0 && rc == 0) {
                 rc = r;
             }

@@ -16,6 +16,7 @@
 #include "core/sd_fs.h"
 #include "core/sd_log.h"
 #include "core/sd_time.h"
+#include "defs/sd_settings.h"
 #include "pipeline/sd_slice_writer.h"
 #include "roles/sd_server.h"
 #include "state/sd_state.h"
@@ -57,6 +58,8 @@ struct sd_slice_handle {
 
 struct sd_sink_slot {
     char *sink_key;
+    json_t *meta;     /* projectId, branchId, sourceId, sinkId, columns, tableId */
+    json_t *settings; /* effective settings snapshot (sd_settings), under lock */
     int wait;
     pthread_mutex_t lock;
     struct sd_slice_handle *slice; /* current slice (one volume in standalone) */
@@ -361,6 +364,16 @@ static json_t *sd__get_json(struct sd_storage *st, const char *key)
     return j;
 }
 
+/* Every state transition resets the retry fields (reference §4.2). */
+static void sd__retry_clear(json_t *j)
+{
+    static const char *const fields[] = {"retryAttempt", "retryReason", "firstFailedAt",
+                                         "lastFailedAt", "retryAfter"};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        json_object_del(j, fields[i]);
+    }
+}
+
 /* Moves an entity (file or slice, by its key) to new_state, with the "<state>At" timestamp. */
 static int sd__transition(struct sd_storage *st, const char *kind, const char *key,
                           const char *new_state)
@@ -381,6 +394,7 @@ static int sd__transition(struct sd_storage *st, const char *kind, const char *k
     snprintf(at_key, sizeof(at_key), "%sAt", new_state);
     json_object_set_new(j, "state", json_string(new_state));
     json_object_set_new(j, at_key, json_string(ts));
+    sd__retry_clear(j);
     rc = sd__store_entity(st, kind, key, sd__level_of_state(new_state),
                           sd__level_of_state(old_state), j);
     free(old_state);
@@ -441,7 +455,7 @@ static void sd__stats_json_set(json_t *j, const struct sd_slice_stats *s)
 {
     char ts[SD_TIME_ISO_LEN + 1];
 
-    if (s->records > 0) {
+    if (s->records > 0 && s->first_record_ms > 0) { /* unknown (0) after a recovery */
         sd_time_format_iso(s->first_record_ms, ts);
         json_object_set_new(j, "firstRecordAt", json_string(ts));
         sd_time_format_iso(s->last_record_ms, ts);
@@ -551,70 +565,130 @@ void **sd_storage_slice_waiters(struct sd_slice_handle *slice)
     return &slice->waiters;
 }
 
-/* Creates a new file entity and one slice per volume for the sink, in one transaction. */
-static int sd__create_file(struct sd_storage *st, const json_t *sink, const char *sink_key,
-                           char **file_key_out, char **slice_key_out, char **dir_out,
-                           struct sd_buf *err)
+/* Reads an entity by its "all" key and sets its state (with "<state>At") for a transaction. */
+static json_t *sd__entity_with_state(struct sd_storage *st, const char *kind, const char *key,
+                                     const char *state, int64_t now)
 {
-    int64_t now = sd_now_ms();
-    char file_ts[SD_TIME_ISO_LEN + 1];
+    char *all_key = sd_xasprintf("storage/%s/all/%s", kind, key);
+    json_t *j = sd__get_json(st, all_key);
+    char ts[SD_TIME_ISO_LEN + 1];
+    char at_key[32];
+
+    free(all_key);
+    if (j == NULL) {
+        return NULL;
+    }
+    sd_time_format_iso(now, ts);
+    snprintf(at_key, sizeof(at_key), "%sAt", state);
+    json_object_set_new(j, "state", json_string(state));
+    json_object_set_new(j, at_key, json_string(ts));
+    sd__retry_clear(j);
+    return j;
+}
+
+/* Appends PUT ops of an entity (all + level copies) to ops; texts are kept for freeing. */
+static void sd__txn_put_entity(struct sd_op *ops, size_t *n, char **owned, size_t *nowned,
+                               const char *kind, const char *key, const char *level, json_t *j)
+{
+    char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *all_key = sd_xasprintf("storage/%s/all/%s", kind, key);
+    char *level_key = sd_xasprintf("storage/%s/level/%s/%s", kind, level, key);
+
+    ops[(*n)++] = (struct sd_op){SD_OP_PUT, all_key, text, strlen(text), 0};
+    ops[(*n)++] = (struct sd_op){SD_OP_PUT, level_key, text, strlen(text), 0};
+    owned[(*nowned)++] = text;
+    owned[(*nowned)++] = all_key;
+    owned[(*nowned)++] = level_key;
+}
+
+/* Opens the next slice of a sink in one transaction: a new file too when file_key is NULL
+ * (first file, or file rotation), and moves the old slice (and, on file rotation, the old
+ * file) to "closing". meta holds projectId, branchId, sourceId, sinkId, columns, tableId. */
+static int sd__open_next(struct sd_storage *st, const json_t *meta, const json_t *settings,
+                         const char *sink_key, const char *file_key, const char *old_file_key,
+                         const char *old_slice_key, int64_t min_ms, char **file_key_out,
+                         char **slice_key_out, char **dir_out, struct sd_buf *err)
+{
+    int64_t now = sd_now_ms() > min_ms ? sd_now_ms() : min_ms + 1;
     struct sd_volume *v = &st->volumes[(size_t)now % st->nvolumes];
-    char dir[PATH_MAX];
-    json_t *columns = json_object_get(json_object_get(json_object_get(sink, "table"), "mapping"),
-                                      "columns");
-    const char *table_id = json_string_value(json_object_get(json_object_get(sink, "table"),
-                                                             "tableId"));
     const char *compression =
         sd_config_str(st->srv->cfg, "storage.level.local.encoding.compression.type");
     int gz = strcmp(compression, "gzip") == 0;
-    char staging_path[64];
-    char *file_key, *slice_key;
-    json_t *file, *slice;
+    char ts[SD_TIME_ISO_LEN + 1], staging_path[64], dir[PATH_MAX];
+    struct sd_op ops[8];
+    char *owned[24];
+    size_t n = 0, nowned = 0;
+    char *fk, *sk;
+    const char *file_ts;
+    json_t *file = NULL, *slice, *old_slice = NULL, *old_file = NULL;
+    struct sd_txn txn;
+    struct sd_txn_result res;
+    int64_t file_ms;
     int rc;
 
-    sd_time_format_iso(now, file_ts);
-    snprintf(staging_path, sizeof(staging_path), "%s_%s%s", file_ts, v->id, gz ? ".gz" : "");
-    file_key = sd_xasprintf("%s/%s", sink_key, file_ts);
-    slice_key = sd_xasprintf("%s/%s/%s", file_key, v->id, file_ts);
-    sd__slice_dir(v, sink_key, now, now, dir, sizeof(dir));
-
-    file = json_pack("{s:O, s:O, s:O, s:O, s:s, s:s, s:s, s:{s:[s]}, s:O?, s:{s:s?}}", "projectId",
-                     json_object_get(sink, "projectId"), "branchId",
-                     json_object_get(sink, "branchId"), "sourceId",
-                     json_object_get(sink, "sourceId"), "sinkId", json_object_get(sink, "sinkId"),
-                     "fileOpenedAt", file_ts, "state", "writing", "openedAt", file_ts,
-                     "assignment", "volumes", v->id, "columns", columns, "target", "tableId",
-                     table_id);
+    sd_time_format_iso(now, ts);
+    fk = file_key ? sd_xstrdup(file_key) : sd_xasprintf("%s/%s", sink_key, ts);
+    file_ts = fk + strlen(sink_key) + 1;
+    if (sd_time_parse_iso(file_ts, &file_ms) != 0) {
+        file_ms = now;
+    }
+    sk = sd_xasprintf("%s/%s/%s", fk, v->id, ts);
+    sd__slice_dir(v, sink_key, file_ms, now, dir, sizeof(dir));
+    snprintf(staging_path, sizeof(staging_path), "%s_%s%s", ts, v->id, gz ? ".gz" : "");
+    memset(ops, 0, sizeof(ops));
+    if (file_key == NULL) {
+        file = json_pack("{s:O, s:O, s:O, s:O, s:s, s:s, s:s, s:{s:[s]}, s:O, s:{s:O}, s:O}",
+                         "projectId", json_object_get(meta, "projectId"), "branchId",
+                         json_object_get(meta, "branchId"), "sourceId",
+                         json_object_get(meta, "sourceId"), "sinkId",
+                         json_object_get(meta, "sinkId"), "fileOpenedAt", ts, "state", "writing",
+                         "openedAt", ts, "assignment", "volumes", v->id, "columns",
+                         json_object_get(meta, "columns"), "target", "tableId",
+                         json_object_get(meta, "tableId"), "settings", settings);
+        sd__txn_put_entity(ops, &n, owned, &nowned, "file", fk, "local", file);
+    }
     slice = json_pack("{s:O, s:O, s:O, s:O, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s}, s:{s:s}}",
-                      "projectId", json_object_get(sink, "projectId"), "branchId",
-                      json_object_get(sink, "branchId"), "sourceId",
-                      json_object_get(sink, "sourceId"), "sinkId",
-                      json_object_get(sink, "sinkId"), "fileOpenedAt", file_ts, "volumeId", v->id,
-                      "sliceOpenedAt", file_ts, "state", "writing", "local", "dir", dir,
-                      "filenamePrefix", "slice", "filenameExtension", gz ? ".csv.gz" : ".csv",
-                      "compression", compression, "staging", "path", staging_path);
-    if (file == NULL || slice == NULL) {
-        sd_buf_printf(err, "cannot build file entity for sink %s", sink_key);
-        rc = SD_EINVAL;
-        goto done;
+                      "projectId", json_object_get(meta, "projectId"), "branchId",
+                      json_object_get(meta, "branchId"), "sourceId",
+                      json_object_get(meta, "sourceId"), "sinkId", json_object_get(meta, "sinkId"),
+                      "fileOpenedAt", file_ts, "volumeId", v->id, "sliceOpenedAt", ts, "state",
+                      "writing", "local", "dir", dir, "filenamePrefix", "slice",
+                      "filenameExtension", gz ? ".csv.gz" : ".csv", "compression", compression,
+                      "staging", "path", staging_path);
+    sd__txn_put_entity(ops, &n, owned, &nowned, "slice", sk, "local", slice);
+    if (old_slice_key != NULL &&
+        (old_slice = sd__entity_with_state(st, "slice", old_slice_key, "closing", now)) != NULL) {
+        sd__txn_put_entity(ops, &n, owned, &nowned, "slice", old_slice_key, "local", old_slice);
     }
-    rc = sd__store_entity(st, "file", file_key, "local", NULL, file);
+    if (old_file_key != NULL &&
+        (old_file = sd__entity_with_state(st, "file", old_file_key, "closing", now)) != NULL) {
+        sd__txn_put_entity(ops, &n, owned, &nowned, "file", old_file_key, "local", old_file);
+    }
+    memset(&txn, 0, sizeof(txn));
+    memset(&res, 0, sizeof(res));
+    txn.then_ops = ops;
+    txn.nthen = n;
+    rc = sd_state_txn(st->state, &txn, &res);
     if (rc == 0) {
-        rc = sd__store_entity(st, "slice", slice_key, "local", NULL, slice);
+        sd_txn_result_free(&res);
+    } else {
+        sd_buf_printf(err, "cannot store the file and slice of sink %s: %s", sink_key,
+                      sd_strerror(rc));
     }
-    if (rc != 0) {
-        sd_buf_printf(err, "cannot store file entity for sink %s: %s", sink_key, sd_strerror(rc));
+    for (size_t i = 0; i < nowned; i++) {
+        free(owned[i]);
     }
-done:
     json_decref(file);
     json_decref(slice);
+    json_decref(old_slice);
+    json_decref(old_file);
     if (rc != 0) {
-        free(file_key);
-        free(slice_key);
+        free(fk);
+        free(sk);
         return rc;
     }
-    *file_key_out = file_key;
-    *slice_key_out = slice_key;
+    *file_key_out = fk;
+    *slice_key_out = sk;
     *dir_out = sd_xstrdup(dir);
     return 0;
 }
@@ -660,6 +734,15 @@ static int sd__find_open_file(struct sd_storage *st, const char *sink_key, char 
     return found;
 }
 
+static void sd__slot_free(struct sd_sink_slot *slot)
+{
+    pthread_mutex_destroy(&slot->lock);
+    json_decref(slot->meta);
+    json_decref(slot->settings);
+    free(slot->sink_key);
+    free(slot);
+}
+
 static struct sd_sink_slot *sd__slot_find(struct sd_storage *st, const char *sink_key)
 {
     for (struct sd_sink_slot *s = st->slots; s != NULL; s = s->next) {
@@ -670,8 +753,31 @@ static struct sd_sink_slot *sd__slot_find(struct sd_storage *st, const char *sin
     return NULL;
 }
 
-int sd_storage_sink_activate(struct sd_storage *st, const json_t *sink, struct sd_sink_slot **out,
-                             struct sd_buf *err)
+static json_t *sd__sink_meta(const json_t *sink)
+{
+    json_t *table = json_object_get(sink, "table");
+
+    return json_pack("{s:O, s:O, s:O, s:O, s:O, s:O}", "projectId",
+                     json_object_get(sink, "projectId"), "branchId",
+                     json_object_get(sink, "branchId"), "sourceId",
+                     json_object_get(sink, "sourceId"), "sinkId", json_object_get(sink, "sinkId"),
+                     "columns", json_object_get(json_object_get(table, "mapping"), "columns"),
+                     "tableId", json_object_get(table, "tableId"));
+}
+
+static int64_t sd__key_time_ms(const char *key)
+{
+    const char *slash = strrchr(key, '/');
+    int64_t ms = 0;
+
+    if (slash != NULL) {
+        sd_time_parse_iso(slash + 1, &ms);
+    }
+    return ms;
+}
+
+int sd_storage_sink_activate(struct sd_storage *st, const json_t *sink, const json_t *settings,
+                             struct sd_sink_slot **out, struct sd_buf *err)
 {
     char *sink_key = sd_xasprintf(
         "%lld/%lld/%s/%s", (long long)json_integer_value(json_object_get(sink, "projectId")),
@@ -681,18 +787,29 @@ int sd_storage_sink_activate(struct sd_storage *st, const json_t *sink, struct s
     struct sd_sink_slot *slot;
     char *file_key = NULL, *slice_key = NULL, *dir = NULL;
     struct sd_slice_handle *slice = NULL;
+    json_t *meta = NULL;
     int rc = 0;
 
     pthread_mutex_lock(&st->lock);
     slot = sd__slot_find(st, sink_key);
+    if (slot != NULL) {
+        /* Settings take effect at the next rotation, except sync.wait. */
+        pthread_mutex_lock(&slot->lock);
+        json_decref(slot->settings);
+        slot->settings = json_deep_copy(settings);
+        slot->wait = (int)sd_settings_get(settings, "storage.level.local.encoding.sync.wait", 1);
+        pthread_mutex_unlock(&slot->lock);
+    }
     pthread_mutex_unlock(&st->lock);
     if (slot != NULL) {
         free(sink_key);
         *out = slot;
         return 0;
     }
+    meta = sd__sink_meta(sink);
     if (!sd__find_open_file(st, sink_key, &file_key, &slice_key, &dir)) {
-        rc = sd__create_file(st, sink, sink_key, &file_key, &slice_key, &dir, err);
+        rc = sd__open_next(st, meta, settings, sink_key, NULL, NULL, NULL, 0, &file_key,
+                           &slice_key, &dir, err);
         if (rc != 0) {
             goto done;
         }
@@ -704,7 +821,10 @@ int sd_storage_sink_activate(struct sd_storage *st, const json_t *sink, struct s
     slot = sd_xcalloc(1, sizeof(*slot));
     slot->sink_key = sink_key;
     sink_key = NULL;
-    slot->wait = sd_config_bool(st->srv->cfg, "storage.level.local.encoding.sync.wait");
+    slot->meta = meta;
+    meta = NULL;
+    slot->settings = json_deep_copy(settings);
+    slot->wait = (int)sd_settings_get(settings, "storage.level.local.encoding.sync.wait", 1);
     pthread_mutex_init(&slot->lock, NULL);
     slot->slice = slice;
     pthread_mutex_lock(&st->lock);
@@ -714,6 +834,7 @@ int sd_storage_sink_activate(struct sd_storage *st, const json_t *sink, struct s
     *out = slot;
     sd_log_info("storage", "sink %s writes slice %s", slot->sink_key, slice->key);
 done:
+    json_decref(meta);
     free(sink_key);
     free(file_key);
     free(slice_key);
@@ -748,7 +869,66 @@ int sd_storage_slot_wait(const struct sd_sink_slot *slot)
     return slot->wait;
 }
 
-/* Closes the slot's slice and moves the slice and its file to "closing". */
+/* Moves a closed slice (writer closed) from "closing" to "uploading". */
+static void sd__slice_closed(struct sd_storage *st, const char *slice_key)
+{
+    int rc = sd__transition(st, "slice", slice_key, "uploading");
+    if (rc != 0) {
+        sd_log_error("storage", "slice %s cannot move to uploading: %s", slice_key,
+                     sd_strerror(rc));
+    }
+}
+
+int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file,
+                      struct sd_buf *err)
+{
+    struct sd_sink_slot *slot;
+    struct sd_slice_handle *old, *next = NULL;
+    char *file_key = NULL, *slice_key = NULL, *dir = NULL, *old_key;
+    json_t *settings;
+    int rc;
+
+    pthread_mutex_lock(&st->lock);
+    slot = sd__slot_find(st, sink_key);
+    pthread_mutex_unlock(&st->lock);
+    if (slot == NULL) {
+        return SD_ENOTFOUND;
+    }
+    /* Rotation runs on the operator thread only, so slot->slice changes only here. */
+    old = slot->slice;
+    pthread_mutex_lock(&slot->lock);
+    settings = json_incref(slot->settings);
+    pthread_mutex_unlock(&slot->lock);
+    rc = sd__open_next(st, slot->meta, settings, sink_key, new_file ? NULL : old->file_key,
+                       new_file ? old->file_key : NULL, old->key, sd__key_time_ms(old->key),
+                       &file_key, &slice_key, &dir, err);
+    json_decref(settings);
+    if (rc == 0) {
+        rc = sd__slice_open(st, slice_key, file_key, dir, &next, err);
+    }
+    if (rc != 0) {
+        /* The old slice is "closing" in the state store if the txn went through; it keeps
+         * its writer until a later rotation succeeds. */
+        goto done;
+    }
+    pthread_mutex_lock(&slot->lock);
+    slot->slice = next;
+    pthread_mutex_unlock(&slot->lock);
+    old_key = sd_xstrdup(old->key);
+    sd__slice_close(st, old);
+    sd__slice_closed(st, old_key);
+    free(old_key);
+    sd_log_info("storage", "sink %s rotated to slice %s%s", sink_key, next->key,
+                new_file ? " (new file)" : "");
+done:
+    free(file_key);
+    free(slice_key);
+    free(dir);
+    return rc;
+}
+
+/* Closes the slot's slice and moves the slice and its file to "closing", the slice then to
+ * "uploading" (its writer is gone). */
 static void sd__slot_close(struct sd_storage *st, struct sd_sink_slot *slot)
 {
     struct sd_slice_handle *slice = slot->slice;
@@ -764,14 +944,14 @@ static void sd__slot_close(struct sd_storage *st, struct sd_sink_slot *slot)
     if (rc == 0) {
         rc = sd__transition(st, "file", file_key, "closing");
     }
-    if (rc != 0) {
+    if (rc == 0) {
+        sd__slice_closed(st, slice_key);
+    } else {
         sd_log_error("storage", "closing file %s: %s", file_key, sd_strerror(rc));
     }
     free(slice_key);
     free(file_key);
-    pthread_mutex_destroy(&slot->lock);
-    free(slot->sink_key);
-    free(slot);
+    sd__slot_free(slot);
 }
 
 int sd_storage_sink_deactivate(struct sd_storage *st, const char *sink_key)
@@ -805,6 +985,32 @@ int sd_storage_append(struct sd_sink_slot *slot, const void *rows, size_t len, u
     }
     pthread_mutex_unlock(&slot->lock);
     return rc;
+}
+
+json_t *sd_storage_open_slices(struct sd_storage *st)
+{
+    json_t *out = json_array();
+
+    pthread_mutex_lock(&st->lock);
+    for (struct sd_sink_slot *s = st->slots; s != NULL; s = s->next) {
+        struct sd_slice_stats stats;
+        json_t *j;
+        pthread_mutex_lock(&s->lock);
+        if (s->slice == NULL) {
+            pthread_mutex_unlock(&s->lock);
+            continue;
+        }
+        sd_slice_writer_stats(s->slice->writer, &stats);
+        j = json_pack("{s:s, s:s, s:s, s:O, s:I, s:I, s:I}", "sinkKey", s->sink_key, "fileKey",
+                      s->slice->file_key, "sliceKey", s->slice->key, "settings", s->settings,
+                      "records", (json_int_t)stats.records, "compressedSize",
+                      (json_int_t)stats.compressed_bytes, "uncompressedSize",
+                      (json_int_t)stats.uncompressed_bytes);
+        pthread_mutex_unlock(&s->lock);
+        json_array_append_new(out, j);
+    }
+    pthread_mutex_unlock(&st->lock);
+    return out;
 }
 
 /* ---- statistics thread ---- */
@@ -939,9 +1145,7 @@ void sd_storage_close(struct sd_storage *st)
         struct sd_sink_slot *slot = st->slots;
         st->slots = slot->next;
         sd__slice_close(st, slot->slice);
-        pthread_mutex_destroy(&slot->lock);
-        free(slot->sink_key);
-        free(slot);
+        sd__slot_free(slot);
     }
     for (size_t i = 0; i < st->nvolumes; i++) {
         close(st->volumes[i].lock_fd);

@@ -32,10 +32,21 @@ int sd_storage_open(struct sd_server *srv, struct sd_storage **out, struct sd_bu
 /* Sets who receives sync results (before any sink is activated). */
 void sd_storage_set_sync_listener(struct sd_storage *st, sd_storage_sync_fn fn, void *arg);
 /* Ensures the sink (its stored definition JSON) has an open file and slice with a running
- * writer; reuses and recovers the active file after a restart. Returns the sink's slot
- * (owned by storage, valid until sd_storage_sink_deactivate or close). Idempotent. */
-int sd_storage_sink_activate(struct sd_storage *st, const json_t *sink, struct sd_sink_slot **out,
-                             struct sd_buf *err);
+ * writer; reuses and recovers the active file after a restart. settings is the effective
+ * settings snapshot (sd_settings_snapshot; copied): new files record it, and a call for an
+ * active sink replaces the slot's copy (used from the next rotation on). Returns the sink's
+ * slot (owned by storage, valid until sd_storage_sink_deactivate or close). Idempotent. */
+int sd_storage_sink_activate(struct sd_storage *st, const json_t *sink, const json_t *settings,
+                             struct sd_sink_slot **out, struct sd_buf *err);
+/* Rotates the sink's slice (new_file 0: upload trigger) or its file (new_file 1: import
+ * trigger): opens the next slice (and file), switches appends to it, closes the old writer
+ * (its final sync answers its waiters) and moves the old slice to "uploading" (and the old
+ * file to "closing"). Operator thread only. */
+int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file,
+                      struct sd_buf *err);
+/* The open slice of every active sink: [{sinkKey, fileKey, sliceKey, settings, records,
+ * compressedSize, uncompressedSize}] with live (synced) statistics. */
+json_t *sd_storage_open_slices(struct sd_storage *st);
 /* Closes the sink's writer and moves its file and slices to "closing" (acknowledged data stays
  * for the upload). No-op for an unknown sink key "<p>/<b>/<source>/<sink>". */
 int sd_storage_sink_deactivate(struct sd_storage *st, const char *sink_key);
