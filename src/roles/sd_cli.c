@@ -17,7 +17,10 @@
 #include "roles/sd_server.h"
 #include "source/sd_ingest.h"
 #include "state/sd_state.h"
+#include "staging/sd_staging.h"
+#include "storage/sd_operator.h"
 #include "storage/sd_storage.h"
+#include "tables/sd_tables.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -275,6 +278,22 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
             goto out;
         }
     }
+    if (a->roles & (SD_ROLE_READER | SD_ROLE_COORDINATOR)) {
+        rc = sd_staging_open(cfg, &srv.staging);
+        if (rc != 0) {
+            fprintf(stderr, "streamd: cannot open staging (%s) at %s: %s\n",
+                    sd_config_str(cfg, "staging.backend"), sd_config_str(cfg, "staging.local.path"),
+                    sd_strerror(rc));
+            goto out;
+        }
+        rc = sd_tables_open(cfg, &srv.tables);
+        if (rc != 0) {
+            fprintf(stderr, "streamd: cannot open tables (%s) at %s: %s\n",
+                    sd_config_str(cfg, "tables.backend"), sd_config_str(cfg, "tables.sqlite.path"),
+                    sd_strerror(rc));
+            goto out;
+        }
+    }
     if (a->roles & SD_ROLE_SOURCE) {
         sd_ingest_create(&srv, &srv.ingest);
     }
@@ -320,6 +339,11 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
         sd_log_error("server", "some sinks could not be opened: %s", sd_buf_cstr(&err));
     }
 
+    if (srv.storage != NULL && srv.staging != NULL && srv.tables != NULL &&
+        (rc = sd_operator_start(&srv, &srv.storage_op)) != 0) {
+        fprintf(stderr, "streamd: cannot start the storage operator: %s\n", sd_strerror(rc));
+        goto out;
+    }
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
@@ -351,6 +375,8 @@ out:
     sd_http_loop_stop(&srv.api_loop, 5000);
     sd_api_destroy(srv.api);
     srv.api = NULL;
+    sd_operator_stop(srv.storage_op); /* rotations switch slots: stop before closing storage */
+    srv.storage_op = NULL;
     if (srv.ingest != NULL) {
         sd_ingest_shutdown(srv.ingest);
     }
@@ -365,6 +391,12 @@ out:
     sd_http_loop_fini(&metrics_loop);
     sd_ingest_destroy(srv.ingest);
     sd_metrics_destroy(metrics);
+    if (srv.tables != NULL) {
+        sd_tables_close(srv.tables);
+    }
+    if (srv.staging != NULL) {
+        sd_staging_close(srv.staging);
+    }
     if (srv.state != NULL) {
         sd_state_close(srv.state);
     }

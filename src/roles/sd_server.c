@@ -14,6 +14,7 @@
 #include "source/sd_ingest.h"
 #include "state/sd_state.h"
 #include "storage/sd_storage.h"
+#include "tables/sd_tables.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,26 @@ static char *sd__sink_key(const json_t *sink)
                         json_string_value(json_object_get(sink, "sinkId")) ?: "");
 }
 
+/* Creates the sink's table with the mapping's columns, or checks that an existing one has
+ * exactly these columns. */
+static int sd__ensure_table(struct sd_server *srv, const json_t *sink, const json_t *columns,
+                            struct sd_buf *err)
+{
+    size_t n = json_array_size(columns);
+    const char **names = sd_xcalloc(n + 1, sizeof(char *));
+    const char *table_id =
+        json_string_value(json_object_get(json_object_get(sink, "table"), "tableId"));
+    int rc;
+
+    for (size_t i = 0; i < n; i++) {
+        names[i] = json_string_value(json_object_get(json_array_get(columns, i), "name"));
+    }
+    rc = sd_tables_ensure_table(srv->tables, json_integer_value(json_object_get(sink, "projectId")),
+                                table_id, names, n, err);
+    free(names);
+    return rc;
+}
+
 /* Adds the enabled sinks of src to its route, activating them in storage. */
 static int sd__route_sinks(struct sd_server *srv, const json_t *src_json, json_t *sinks,
                            struct sd_route_source *src, json_t *wanted, struct sd_buf *err)
@@ -92,6 +113,13 @@ static int sd__route_sinks(struct sd_server *srv, const json_t *src_json, json_t
         columns = json_object_get(json_object_get(json_object_get(sink, "table"), "mapping"),
                                   "columns");
         r = sd_mapping_compile(columns, &rs->mapping, &merr);
+        if (r == 0 && srv->tables != NULL) {
+            r = sd__ensure_table(srv, sink, columns, &merr);
+            if (r != 0) {
+                sd_mapping_destroy(rs->mapping);
+                rs->mapping = NULL;
+            }
+        }
         if (r == 0) {
             json_t *settings = sd_settings_snapshot(srv->cfg, src_json, sink);
             r = sd_storage_sink_activate(srv->storage, sink, settings, &rs->slot, &merr);

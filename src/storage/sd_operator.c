@@ -1,0 +1,803 @@
+/* sd_operator.c: slice and file state machines of a standalone node.
+ *
+ * DESIGN: one thread wakes every check interval (the smallest of the reference's operator
+ * check intervals) and makes one pass:
+ *   1. rotation: for each open slice, the upload triggers (slice rotation) and the import
+ *      triggers of its file (file rotation), from the settings snapshot of the slot;
+ *   2. closing slices without a writer (left by a crash) move to "uploading";
+ *   3. upload: each "uploading" slice whose retryAfter passed is recovered/verified, renamed
+ *      to its visible name and put to staging as one object; then "uploaded" with its
+ *      statistics moved to the staging level, and the local files are deleted;
+ *   4. files in "closing" whose slices are all uploaded move to "importing";
+ *   5. import: every "importing" file is imported into its table in one transaction with a
+ *      ledger row per slice (a retried import adds nothing), then its slices and the file
+ *      move to "imported" with statistics at the target level, and staged objects are
+ *      deleted.
+ * A failed step records retryAttempt, retryReason, first/lastFailedAt and retryAfter on the
+ * entity (backoff storage.retry.*, +-10 % jitter) and is skipped until then. Nothing is
+ * deleted before the next level holds it. The operator is the only writer of these
+ * transitions, so it reads and writes entities without compare guards. */
+#include "storage/sd_operator.h"
+#include "config/sd_config.h"
+#include "core/sd_alloc.h"
+#include "core/sd_error.h"
+#include "core/sd_fs.h"
+#include "core/sd_log.h"
+#include "core/sd_time.h"
+#include "defs/sd_settings.h"
+#include "pipeline/sd_slice_recover.h"
+#include "roles/sd_server.h"
+#include "staging/sd_staging.h"
+#include "state/sd_state.h"
+#include "storage/sd_storage.h"
+#include "tables/sd_tables.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#define SD_OP_MAX_FILES_PER_SLICE 64
+
+struct sd_operator {
+    struct sd_server *srv;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int is_running;
+    int is_kicked;
+    int64_t check_ms;
+    int64_t retry_initial_ms;
+    double retry_multiplier;
+    int64_t retry_max_ms;
+};
+
+/* ---- small helpers ---- */
+
+static int64_t sd__key_time_ms(const char *key)
+{
+    const char *slash = strrchr(key, '/');
+    int64_t ms = 0;
+
+    if (slash != NULL) {
+        sd_time_parse_iso(slash + 1, &ms);
+    }
+    return ms;
+}
+
+static int64_t sd__field_time_ms(const json_t *j, const char *field)
+{
+    const char *s = json_string_value(json_object_get(j, field));
+    int64_t ms = 0;
+
+    if (s != NULL) {
+        sd_time_parse_iso(s, &ms);
+    }
+    return ms;
+}
+
+static const char *sd__state_of(const json_t *j)
+{
+    return json_string_value(json_object_get(j, "state")) ?: "";
+}
+
+static const char *sd__level_of(const char *kind, const char *state)
+{
+    if (strcmp(state, "imported") == 0) {
+        return "target";
+    }
+    if (strcmp(state, "uploaded") == 0 || (strcmp(kind, "file") == 0 && strcmp(state, "importing") == 0)) {
+        return "staging";
+    }
+    return "local";
+}
+
+/* A batch of state-store operations with owned strings. */
+struct sd_batch {
+    struct sd_op ops[128];
+    size_t n;
+    char *owned[256];
+    size_t nowned;
+};
+
+static char *sd__own(struct sd_batch *b, char *s)
+{
+    b->owned[b->nowned++] = s;
+    return s;
+}
+
+static void sd__batch_put(struct sd_batch *b, char *key, json_t *value)
+{
+    char *text = sd__own(b, json_dumps(value, JSON_COMPACT | JSON_PRESERVE_ORDER));
+    b->ops[b->n++] = (struct sd_op){SD_OP_PUT, sd__own(b, key), text, strlen(text), 0};
+}
+
+static void sd__batch_del(struct sd_batch *b, char *key)
+{
+    b->ops[b->n++] = (struct sd_op){SD_OP_DELETE, sd__own(b, key), NULL, 0, 0};
+}
+
+static int sd__batch_commit(struct sd_state *state, struct sd_batch *b)
+{
+    struct sd_txn txn;
+    struct sd_txn_result res;
+    int rc = 0;
+
+    memset(&txn, 0, sizeof(txn));
+    memset(&res, 0, sizeof(res));
+    txn.then_ops = b->ops;
+    txn.nthen = b->n;
+    if (b->n > 0) {
+        rc = sd_state_txn(state, &txn, &res);
+        if (rc == 0) {
+            sd_txn_result_free(&res);
+        }
+    }
+    for (size_t i = 0; i < b->nowned; i++) {
+        free(b->owned[i]);
+    }
+    b->n = 0;
+    b->nowned = 0;
+    return rc;
+}
+
+/* Adds the ops that store entity j (kind, key) in new_state: the "all" copy, the copy at the
+ * new level, and the removal of the copy at the old level. */
+static void sd__batch_entity(struct sd_batch *b, const char *kind, const char *key, json_t *j,
+                             const char *new_state, int64_t now)
+{
+    const char *old_level = sd__level_of(kind, sd__state_of(j));
+    const char *new_level = sd__level_of(kind, new_state);
+    char ts[SD_TIME_ISO_LEN + 1], at_key[32];
+    static const char *const retry_fields[] = {"retryAttempt", "retryReason", "firstFailedAt",
+                                               "lastFailedAt", "retryAfter"};
+
+    if (strcmp(sd__state_of(j), new_state) != 0) {
+        sd_time_format_iso(now, ts);
+        snprintf(at_key, sizeof(at_key), "%sAt", new_state);
+        json_object_set_new(j, at_key, json_string(ts));
+        json_object_set_new(j, "state", json_string(new_state));
+        for (size_t i = 0; i < sizeof(retry_fields) / sizeof(retry_fields[0]); i++) {
+            json_object_del(j, retry_fields[i]);
+        }
+    }
+    sd__batch_put(b, sd_xasprintf("storage/%s/all/%s", kind, key), j);
+    sd__batch_put(b, sd_xasprintf("storage/%s/level/%s/%s", kind, new_level, key), j);
+    if (strcmp(old_level, new_level) != 0) {
+        sd__batch_del(b, sd_xasprintf("storage/%s/level/%s/%s", kind, old_level, key));
+    }
+}
+
+/* Adds the ops moving every statistics key of a slice from one level to another. */
+static void sd__batch_move_stats(struct sd_state *state, struct sd_batch *b,
+                                 const char *slice_key, const char *from, const char *to,
+                                 int64_t staging_size)
+{
+    char *prefix = sd_xasprintf("storage/stats/%s/%s/", from, slice_key);
+    struct sd_kvs kvs;
+
+    memset(&kvs, 0, sizeof(kvs));
+    if (sd_state_range(state, prefix, 0, &kvs) == 0) {
+        for (size_t i = 0; i < kvs.n && b->n + 2 <= 120; i++) {
+            json_t *j = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
+            const char *node = kvs.items[i].key + strlen(prefix);
+            if (j == NULL) {
+                continue;
+            }
+            if (staging_size >= 0) {
+                json_object_set_new(j, "stagingSize", json_integer(staging_size));
+            }
+            sd__batch_put(b, sd_xasprintf("storage/stats/%s/%s/%s", to, slice_key, node), j);
+            sd__batch_del(b, sd_xstrdup(kvs.items[i].key));
+            json_decref(j);
+        }
+        sd_kvs_free(&kvs);
+    }
+    free(prefix);
+}
+
+/* Records a failed attempt on the entity with the next retryAfter. */
+static void sd__record_failure(struct sd_operator *op, const char *kind, const char *key,
+                               json_t *j, const char *reason)
+{
+    struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
+    int64_t now = sd_now_ms();
+    int64_t attempt = json_integer_value(json_object_get(j, "retryAttempt")) + 1;
+    double delay = (double)op->retry_initial_ms * pow(op->retry_multiplier, (double)(attempt - 1));
+    uint16_t rnd = 0;
+    char ts[SD_TIME_ISO_LEN + 1];
+
+    if (delay > (double)op->retry_max_ms) {
+        delay = (double)op->retry_max_ms;
+    }
+    if (getrandom(&rnd, sizeof(rnd), 0) == (ssize_t)sizeof(rnd)) {
+        delay *= 0.9 + 0.2 * ((double)rnd / 65535.0); /* +-10 % jitter */
+    }
+    sd_time_format_iso(now, ts);
+    json_object_set_new(j, "retryAttempt", json_integer(attempt));
+    json_object_set_new(j, "retryReason", json_string(reason));
+    if (json_object_get(j, "firstFailedAt") == NULL) {
+        json_object_set_new(j, "firstFailedAt", json_string(ts));
+    }
+    json_object_set_new(j, "lastFailedAt", json_string(ts));
+    sd_time_format_iso(now + (int64_t)delay, ts);
+    json_object_set_new(j, "retryAfter", json_string(ts));
+    sd__batch_entity(b, kind, key, j, sd__state_of(j), now);
+    if (sd__batch_commit(op->srv->state, b) != 0) {
+        sd_log_error("operator", "cannot record the failure of %s %s", kind, key);
+    }
+    free(b);
+    sd_log_warn("operator", "%s %s failed (attempt %lld, retry after %s): %s", kind, key,
+                (long long)attempt, ts, reason);
+}
+
+static int sd__retry_due(const json_t *j, int64_t now)
+{
+    return sd__field_time_ms(j, "retryAfter") <= now;
+}
+
+/* Sums the statistics under prefix into records/compressed/uncompressed. */
+static void sd__sum_stats(struct sd_state *state, const char *prefix, const char *skip_prefix,
+                          int64_t *records, int64_t *compressed)
+{
+    struct sd_kvs kvs;
+
+    memset(&kvs, 0, sizeof(kvs));
+    if (sd_state_range(state, prefix, 0, &kvs) != 0) {
+        return;
+    }
+    for (size_t i = 0; i < kvs.n; i++) {
+        json_t *j;
+        if (skip_prefix != NULL && strncmp(kvs.items[i].key, skip_prefix, strlen(skip_prefix)) == 0) {
+            continue;
+        }
+        j = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
+        *records += json_integer_value(json_object_get(j, "recordsCount"));
+        *compressed += json_integer_value(json_object_get(j, "compressedSize"));
+        json_decref(j);
+    }
+    sd_kvs_free(&kvs);
+}
+
+static size_t sd__count(struct sd_state *state, const char *prefix)
+{
+    struct sd_kvs kvs;
+    size_t n = 0;
+
+    memset(&kvs, 0, sizeof(kvs));
+    if (sd_state_range(state, prefix, 0, &kvs) == 0) {
+        n = kvs.n;
+        sd_kvs_free(&kvs);
+    }
+    return n;
+}
+
+/* ---- 1. rotation ---- */
+
+static void sd__rotation(struct sd_operator *op, int64_t now)
+{
+    struct sd_state *state = op->srv->state;
+    json_t *open = sd_storage_open_slices(op->srv->storage);
+    size_t i;
+    json_t *e;
+
+    json_array_foreach(open, i, e)
+    {
+        const char *sink_key = json_string_value(json_object_get(e, "sinkKey"));
+        const char *file_key = json_string_value(json_object_get(e, "fileKey"));
+        const char *slice_key = json_string_value(json_object_get(e, "sliceKey"));
+        json_t *s = json_object_get(e, "settings");
+        int64_t records = json_integer_value(json_object_get(e, "records"));
+        int64_t compressed = json_integer_value(json_object_get(e, "compressedSize"));
+        int64_t slice_age = now - sd__key_time_ms(slice_key);
+        int64_t file_age = now - sd__key_time_ms(file_key);
+        int64_t file_records = records, file_compressed = compressed;
+        int rotate_slice = 0, rotate_file = 0;
+        char *prefix, *skip, *slices_prefix;
+        size_t nslices;
+        struct sd_buf err = SD_BUF_INIT;
+
+        /* Slice rotation: the upload triggers (reference §4.4). */
+        if (slice_age >= sd_settings_get(s, "storage.level.staging.upload.minInterval", 0) &&
+            records > 0) {
+            rotate_slice =
+                records >= sd_settings_get(s, "storage.level.staging.upload.trigger.count", 0) ||
+                compressed >= sd_settings_get(s, "storage.level.staging.upload.trigger.size", 0) ||
+                slice_age >= sd_settings_get(s, "storage.level.staging.upload.trigger.interval", 0);
+        }
+        /* File rotation: the import triggers over the whole file. */
+        skip = sd_xasprintf("storage/stats/local/%s/", slice_key);
+        prefix = sd_xasprintf("storage/stats/local/%s/", file_key);
+        sd__sum_stats(state, prefix, skip, &file_records, &file_compressed);
+        free(prefix);
+        prefix = sd_xasprintf("storage/stats/staging/%s/", file_key);
+        sd__sum_stats(state, prefix, NULL, &file_records, &file_compressed);
+        free(prefix);
+        free(skip);
+        slices_prefix = sd_xasprintf("storage/slice/all/%s/", file_key);
+        nslices = sd__count(state, slices_prefix);
+        free(slices_prefix);
+        if ((int64_t)nslices >= sd_settings_get(s, "storage.level.target.import.maxSlices", 100)) {
+            rotate_file = 1;
+        } else if (file_age >= sd_settings_get(s, "storage.level.target.import.minInterval", 0)) {
+            if ((int64_t)nslices >=
+                sd_settings_get(s, "storage.level.target.import.trigger.slicesCount", 100)) {
+                rotate_file = 1;
+            } else if (file_records > 0) {
+                rotate_file =
+                    file_records >=
+                        sd_settings_get(s, "storage.level.target.import.trigger.count", 0) ||
+                    file_compressed >=
+                        sd_settings_get(s, "storage.level.target.import.trigger.size", 0) ||
+                    file_age >= sd_settings_get(s, "storage.level.target.import.trigger.interval", 0);
+            }
+        }
+        if (rotate_file || rotate_slice) {
+            int rc;
+            /* Serialized with reconcile, which may close this sink's slot. */
+            pthread_mutex_lock(&op->srv->reconcile_lock);
+            rc = sd_storage_rotate(op->srv->storage, sink_key, rotate_file, &err);
+            pthread_mutex_unlock(&op->srv->reconcile_lock);
+            if (rc != 0) {
+                sd_log_error("operator", "rotation of sink %s failed: %s", sink_key,
+                             sd_buf_cstr(&err));
+            }
+        }
+        sd_buf_fini(&err);
+    }
+    json_decref(open);
+}
+
+/* ---- 2. + 3. slices: closing -> uploading -> uploaded ---- */
+
+static int sd__is_open_slice(json_t *open, const char *slice_key)
+{
+    size_t i;
+    json_t *e;
+
+    json_array_foreach(open, i, e)
+    {
+        if (strcmp(json_string_value(json_object_get(e, "sliceKey")), slice_key) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Continuation number of a slice file name: ".slice-N.csv.gz" -> 1, ".slice-N-3.csv.gz" -> 3. */
+static int sd__slice_file_order(const char *name, const char *node_id)
+{
+    const char *p = strstr(name, "slice-");
+    size_t nl = strlen(node_id);
+
+    if (p == NULL) {
+        return INT_MAX;
+    }
+    p += 6;
+    if (strncmp(p, node_id, nl) != 0) {
+        return INT_MAX - 1;
+    }
+    p += nl;
+    return *p == '-' ? atoi(p + 1) : 1;
+}
+
+struct sd_slice_file {
+    char path[PATH_MAX];
+    int order;
+};
+
+static int sd__cmp_slice_files(const void *a, const void *b)
+{
+    const struct sd_slice_file *x = a, *y = b;
+    if (x->order != y->order) {
+        return x->order < y->order ? -1 : 1;
+    }
+    return strcmp(x->path, y->path);
+}
+
+/* Lists, verifies (recovery is idempotent) and renames to their visible names the files of a
+ * slice directory. Returns the number of files (paths in files) or a negative error. */
+static int sd__prepare_slice_files(struct sd_operator *op, const char *dir,
+                                   struct sd_slice_file *files, int64_t *records)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+
+    *records = 0;
+    if (d == NULL) {
+        return errno == ENOENT ? 0 : -errno;
+    }
+    while ((e = readdir(d)) != NULL && n < SD_OP_MAX_FILES_PER_SLICE) {
+        struct sd_slice_stats stats;
+        char path[PATH_MAX];
+        int rc;
+        if (strstr(e->d_name, "slice-") == NULL || strstr(e->d_name, ".tmp") != NULL) {
+            continue;
+        }
+        if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int)sizeof(path)) {
+            continue;
+        }
+        rc = sd_slice_recover(path, &stats);
+        if (rc != 0) {
+            closedir(d);
+            return rc;
+        }
+        *records += (int64_t)stats.records;
+        if (e->d_name[0] == '.') { /* hidden while written: visible once verified */
+            char visible[PATH_MAX];
+            snprintf(visible, sizeof(visible), "%s/%s", dir, e->d_name + 1);
+            if (rename(path, visible) != 0) {
+                rc = -errno;
+                closedir(d);
+                return rc;
+            }
+            memcpy(path, visible, sizeof(path));
+        }
+        memcpy(files[n].path, path, sizeof(path));
+        files[n].order = sd__slice_file_order(strrchr(path, '/') + 1, op->srv->node_id);
+        n++;
+    }
+    closedir(d);
+    if (n > 0) {
+        sd_fsync_dir(dir);
+    }
+    qsort(files, (size_t)n, sizeof(*files), sd__cmp_slice_files);
+    return n;
+}
+
+static void sd__upload_slice(struct sd_operator *op, const char *slice_key, json_t *slice)
+{
+    struct sd_state *state = op->srv->state;
+    const char *dir = json_string_value(json_object_get(json_object_get(slice, "local"), "dir"));
+    struct sd_slice_file *files = sd_xcalloc(SD_OP_MAX_FILES_PER_SLICE, sizeof(*files));
+    const char *paths[SD_OP_MAX_FILES_PER_SLICE];
+    struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
+    struct sd_buf key = SD_BUF_INIT;
+    int64_t records = 0, now;
+    uint64_t size = 0;
+    int n, rc = 0;
+    char reason[256];
+
+    n = dir ? sd__prepare_slice_files(op, dir, files, &records) : 0;
+    if (n < 0) {
+        snprintf(reason, sizeof(reason), "slice files cannot be verified: %s", sd_strerror(n));
+        sd__record_failure(op, "slice", slice_key, slice, reason);
+        goto done;
+    }
+    if (records > 0) {
+        for (int i = 0; i < n; i++) {
+            paths[i] = files[i].path;
+        }
+        sd_staging_slice_key(&key, json_integer_value(json_object_get(slice, "projectId")),
+                             json_integer_value(json_object_get(slice, "branchId")),
+                             json_string_value(json_object_get(slice, "sourceId")),
+                             json_string_value(json_object_get(slice, "sinkId")),
+                             json_string_value(json_object_get(slice, "fileOpenedAt")),
+                             json_string_value(json_object_get(slice, "sliceOpenedAt")),
+                             json_string_value(json_object_get(slice, "volumeId")),
+                             strcmp(json_string_value(json_object_get(json_object_get(slice, "local"),
+                                                                      "compression")) ?: "",
+                                    "gzip") == 0);
+        rc = sd_staging_put_files(op->srv->staging, sd_buf_cstr(&key), paths, (size_t)n, &size);
+        if (rc != 0) {
+            snprintf(reason, sizeof(reason), "upload to staging failed: %s", sd_strerror(rc));
+            sd__record_failure(op, "slice", slice_key, slice, reason);
+            goto done;
+        }
+        json_object_set_new(json_object_get(slice, "staging"), "key", json_string(sd_buf_cstr(&key)));
+    } else {
+        json_object_set_new(slice, "isEmpty", json_true());
+    }
+    now = sd_now_ms();
+    sd__batch_move_stats(state, b, slice_key, "local", "staging", (int64_t)size);
+    sd__batch_entity(b, "slice", slice_key, slice, "uploaded", now);
+    rc = sd__batch_commit(state, b);
+    if (rc != 0) {
+        sd_log_error("operator", "slice %s uploaded but its state cannot be stored: %s",
+                     slice_key, sd_strerror(rc));
+        goto done;
+    }
+    /* The staged object (or nothing, for an empty slice) now holds the data. */
+    if (dir != NULL) {
+        sd_rm_rf(dir);
+        sd_fsync_parent(dir);
+    }
+    sd_log_info("operator", "slice %s uploaded (%lld records, %llu bytes)", slice_key,
+                (long long)records, (unsigned long long)size);
+done:
+    sd_buf_fini(&key);
+    free(files);
+    free(b);
+}
+
+static void sd__slices(struct sd_operator *op, int64_t now)
+{
+    struct sd_state *state = op->srv->state;
+    json_t *open = sd_storage_open_slices(op->srv->storage);
+    struct sd_kvs kvs;
+
+    memset(&kvs, 0, sizeof(kvs));
+    if (sd_state_range(state, "storage/slice/level/local/", 0, &kvs) == 0) {
+        for (size_t i = 0; i < kvs.n; i++) {
+            const char *key = kvs.items[i].key + strlen("storage/slice/level/local/");
+            json_t *slice = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
+            const char *st = sd__state_of(slice);
+            if (strcmp(st, "closing") == 0 && !sd__is_open_slice(open, key)) {
+                struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
+                sd__batch_entity(b, "slice", key, slice, "uploading", now);
+                sd__batch_commit(state, b);
+                free(b);
+                st = "uploading";
+            }
+            if (strcmp(st, "uploading") == 0 && sd__retry_due(slice, now)) {
+                sd__upload_slice(op, key, slice);
+            }
+            json_decref(slice);
+        }
+        sd_kvs_free(&kvs);
+    }
+    json_decref(open);
+}
+
+/* ---- 4. + 5. files: closing -> importing -> imported ---- */
+
+struct sd_staged_read {
+    struct sd_staging *staging;
+    struct sd_staging_reader *reader;
+};
+
+static ssize_t sd__staged_read(void *arg, void *buf, size_t len)
+{
+    struct sd_staged_read *r = arg;
+    return sd_staging_read(r->staging, r->reader, buf, len);
+}
+
+static void sd__import_file(struct sd_operator *op, const char *file_key, json_t *file)
+{
+    struct sd_state *state = op->srv->state;
+    char *prefix = sd_xasprintf("storage/slice/all/%s/", file_key);
+    json_t *columns_json = json_object_get(file, "columns");
+    const char *table_id = json_string_value(json_object_get(json_object_get(file, "target"), "tableId"));
+    int64_t project = json_integer_value(json_object_get(file, "projectId"));
+    size_t ncols = json_array_size(columns_json), nslices = 0;
+    const char **columns = sd_xcalloc(ncols + 1, sizeof(char *));
+    struct sd_import_slice *slices = NULL;
+    struct sd_staged_read *reads = NULL;
+    struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
+    struct sd_buf err = SD_BUF_INIT;
+    struct sd_kvs kvs;
+    uint64_t rows = 0;
+    int64_t now;
+    int rc = 0;
+
+    for (size_t c = 0; c < ncols; c++) {
+        columns[c] = json_string_value(json_object_get(json_array_get(columns_json, c), "name"));
+    }
+    memset(&kvs, 0, sizeof(kvs));
+    rc = sd_state_range(state, prefix, 0, &kvs);
+    if (rc != 0) {
+        goto done;
+    }
+    slices = sd_xcalloc(kvs.n + 1, sizeof(*slices));
+    reads = sd_xcalloc(kvs.n + 1, sizeof(*reads));
+    for (size_t i = 0; i < kvs.n && rc == 0; i++) {
+        json_t *slice = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
+        const char *skey = json_string_value(json_object_get(json_object_get(slice, "staging"), "key"));
+        if (!json_is_true(json_object_get(slice, "isEmpty")) && skey != NULL) {
+            reads[nslices].staging = op->srv->staging;
+            rc = sd_staging_open_read(op->srv->staging, skey, &reads[nslices].reader);
+            if (rc != 0) {
+                sd_buf_printf(&err, "staged slice %s cannot be read: %s", skey, sd_strerror(rc));
+            } else {
+                slices[nslices].slice_key = kvs.items[i].key + strlen("storage/slice/all/");
+                slices[nslices].read = sd__staged_read;
+                slices[nslices].arg = &reads[nslices];
+                nslices++;
+            }
+        }
+        json_decref(slice);
+    }
+    if (rc == 0 && nslices > 0) {
+        rc = sd_tables_ensure_table(op->srv->tables, project, table_id, columns, ncols, &err);
+        if (rc == 0) {
+            rc = sd_tables_import(op->srv->tables, project, table_id, columns, ncols, slices,
+                                  nslices, &rows, &err);
+        }
+    }
+    for (size_t i = 0; i < nslices; i++) {
+        sd_staging_close_read(op->srv->staging, reads[i].reader);
+    }
+    if (rc != 0) {
+        sd__record_failure(op, "file", file_key, file,
+                           err.len ? sd_buf_cstr(&err) : sd_strerror(rc));
+        goto done;
+    }
+    /* Committed in the table: move every slice (with its statistics) and then the file.
+     * A crash in between repeats these moves; the ledger keeps the rows single. */
+    now = sd_now_ms();
+    for (size_t i = 0; i < kvs.n; i++) {
+        json_t *slice = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
+        const char *skey = kvs.items[i].key + strlen("storage/slice/all/");
+        if (strcmp(sd__state_of(slice), "imported") != 0) {
+            sd__batch_move_stats(state, b, skey, "staging", "target", -1);
+            sd__batch_entity(b, "slice", skey, slice, "imported", now);
+            if (sd__batch_commit(state, b) != 0) {
+                rc = SD_EUNHEALTHY;
+            }
+        }
+        json_decref(slice);
+    }
+    if (rc == 0) {
+        sd__batch_entity(b, "file", file_key, file, "imported", now);
+        rc = sd__batch_commit(state, b);
+    }
+    if (rc != 0) {
+        sd_log_error("operator", "file %s imported but its state cannot be stored", file_key);
+        goto done;
+    }
+    for (size_t i = 0; i < kvs.n; i++) {
+        json_t *slice = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
+        const char *skey = json_string_value(json_object_get(json_object_get(slice, "staging"), "key"));
+        if (skey != NULL) {
+            sd_staging_del(op->srv->staging, skey);
+        }
+        json_decref(slice);
+    }
+    sd_log_info("operator", "file %s imported into %s (%llu rows)", file_key, table_id,
+                (unsigned long long)rows);
+done:
+    sd_kvs_free(&kvs);
+    sd_buf_fini(&err);
+    free(columns);
+    free(slices);
+    free(reads);
+    free(prefix);
+    free(b);
+}
+
+static void sd__files(struct sd_operator *op, int64_t now)
+{
+    struct sd_state *state = op->srv->state;
+    struct sd_kvs kvs;
+
+    memset(&kvs, 0, sizeof(kvs));
+    if (sd_state_range(state, "storage/file/level/local/", 0, &kvs) == 0) {
+        for (size_t i = 0; i < kvs.n; i++) {
+            const char *key = kvs.items[i].key + strlen("storage/file/level/local/");
+            json_t *file = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
+            char *prefix = sd_xasprintf("storage/slice/level/local/%s/", key);
+            if (strcmp(sd__state_of(file), "closing") == 0 && sd__count(state, prefix) == 0) {
+                struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
+                int64_t records = 0, compressed = 0;
+                char *stats = sd_xasprintf("storage/stats/staging/%s/", key);
+                sd__sum_stats(state, stats, NULL, &records, &compressed);
+                if (records == 0) {
+                    json_object_set_new(file, "isEmpty", json_true());
+                }
+                sd__batch_entity(b, "file", key, file, "importing", now);
+                sd__batch_commit(state, b);
+                free(stats);
+                free(b);
+            }
+            free(prefix);
+            json_decref(file);
+        }
+        sd_kvs_free(&kvs);
+    }
+    memset(&kvs, 0, sizeof(kvs));
+    if (sd_state_range(state, "storage/file/level/staging/", 0, &kvs) == 0) {
+        for (size_t i = 0; i < kvs.n; i++) {
+            const char *key = kvs.items[i].key + strlen("storage/file/level/staging/");
+            json_t *file = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
+            if (strcmp(sd__state_of(file), "importing") == 0 && sd__retry_due(file, now)) {
+                sd__import_file(op, key, file);
+            }
+            json_decref(file);
+        }
+        sd_kvs_free(&kvs);
+    }
+}
+
+/* ---- the thread ---- */
+
+static void *sd__operator_main(void *arg)
+{
+    struct sd_operator *op = arg;
+
+    pthread_setname_np(pthread_self(), "sd-operator");
+    pthread_mutex_lock(&op->lock);
+    while (op->is_running) {
+        struct timespec deadline;
+        int64_t now;
+
+        if (!op->is_kicked) {
+            clock_gettime(CLOCK_REALTIME, &deadline);
+            deadline.tv_sec += op->check_ms / 1000;
+            deadline.tv_nsec += (op->check_ms % 1000) * 1000000;
+            if (deadline.tv_nsec >= 1000000000) {
+                deadline.tv_sec++;
+                deadline.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&op->cond, &op->lock, &deadline);
+        }
+        op->is_kicked = 0;
+        if (!op->is_running) {
+            break;
+        }
+        pthread_mutex_unlock(&op->lock);
+        now = sd_now_ms();
+        sd__rotation(op, now);
+        sd__slices(op, sd_now_ms());
+        sd__files(op, sd_now_ms());
+        pthread_mutex_lock(&op->lock);
+    }
+    pthread_mutex_unlock(&op->lock);
+    return NULL;
+}
+
+int sd_operator_start(struct sd_server *srv, struct sd_operator **out)
+{
+    struct sd_operator *op = sd_xcalloc(1, sizeof(*op));
+    const struct sd_config *cfg = srv->cfg;
+    static const char *const intervals[] = {
+        "storage.level.staging.operator.sliceRotationCheckInterval",
+        "storage.level.staging.operator.sliceUploadCheckInterval",
+        "storage.level.target.operator.fileRotationCheckInterval",
+        "storage.level.target.operator.fileImportCheckInterval",
+    };
+    int rc;
+
+    op->srv = srv;
+    op->check_ms = INT64_MAX;
+    for (size_t i = 0; i < sizeof(intervals) / sizeof(intervals[0]); i++) {
+        int64_t v = sd_config_int(cfg, intervals[i]);
+        if (v < op->check_ms) {
+            op->check_ms = v;
+        }
+    }
+    op->retry_initial_ms = sd_config_int(cfg, "storage.retry.initialInterval");
+    op->retry_multiplier = sd_config_float(cfg, "storage.retry.multiplier");
+    op->retry_max_ms = sd_config_int(cfg, "storage.retry.maxInterval");
+    pthread_mutex_init(&op->lock, NULL);
+    pthread_cond_init(&op->cond, NULL);
+    op->is_running = 1;
+    rc = pthread_create(&op->thread, NULL, sd__operator_main, op);
+    if (rc != 0) {
+        pthread_mutex_destroy(&op->lock);
+        pthread_cond_destroy(&op->cond);
+        free(op);
+        return -rc;
+    }
+    *out = op;
+    return 0;
+}
+
+void sd_operator_kick(struct sd_operator *op)
+{
+    pthread_mutex_lock(&op->lock);
+    op->is_kicked = 1;
+    pthread_cond_signal(&op->cond);
+    pthread_mutex_unlock(&op->lock);
+}
+
+void sd_operator_stop(struct sd_operator *op)
+{
+    if (op == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&op->lock);
+    op->is_running = 0;
+    pthread_cond_signal(&op->cond);
+    pthread_mutex_unlock(&op->lock);
+    pthread_join(op->thread, NULL);
+    pthread_mutex_destroy(&op->lock);
+    pthread_cond_destroy(&op->cond);
+    free(op);
+}
