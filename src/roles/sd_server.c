@@ -219,3 +219,16 @@ int sd_server_reconcile(struct sd_server *srv, struct sd_buf *err)
     pthread_mutex_unlock(&srv->reconcile_lock);
     return rc;
 }
+
+int sd_server_rotate_sink(struct sd_server *srv, const char *sink_key, struct sd_buf *err)
+{
+    int rc = sd_server_reconcile(srv, err);
+
+    if (rc != 0 || srv->storage == NULL) {
+        return rc;
+    }
+    pthread_mutex_lock(&srv->reconcile_lock);
+    rc = sd_storage_rotate(srv->storage, sink_key, 1, err);
+    pthread_mutex_unlock(&srv->reconcile_lock);
+    return rc == SD_ENOTFOUND ? 0 : rc;
+}

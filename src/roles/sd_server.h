@@ -49,4 +49,9 @@ struct sd_server {
 struct sd_buf;
 int sd_server_reconcile(struct sd_server *srv, struct sd_buf *err);
 
+/* Rotates the active file of the sink "<p>/<b>/<source>/<sink>" (a settings change takes
+ * effect in the new file), after reconciling so the slot has the new settings. No-op for an
+ * inactive sink. Thread-safe. Returns 0 or a negative code with a message in err. */
+int sd_server_rotate_sink(struct sd_server *srv, const char *sink_key, struct sd_buf *err);
+
 #endif
