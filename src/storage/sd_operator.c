@@ -283,9 +283,13 @@ static size_t sd__count(struct sd_state *state, const char *prefix)
 static void sd__rotation(struct sd_operator *op, int64_t now)
 {
     struct sd_state *state = op->srv->state;
-    json_t *open = sd_storage_open_slices(op->srv->storage);
+    json_t *open, *e;
     size_t i;
-    json_t *e;
+
+    pthread_mutex_lock(&op->srv->reconcile_lock);
+    sd_storage_reopen_pending(op->srv->storage);
+    pthread_mutex_unlock(&op->srv->reconcile_lock);
+    open = sd_storage_open_slices(op->srv->storage);
 
     json_array_foreach(open, i, e)
     {

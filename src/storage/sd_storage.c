@@ -62,7 +62,11 @@ struct sd_sink_slot {
     json_t *settings; /* effective settings snapshot (sd_settings), under lock */
     int wait;
     pthread_mutex_t lock;
-    struct sd_slice_handle *slice; /* current slice (one volume in standalone) */
+    struct sd_slice_handle *slice; /* current slice (one volume in standalone); NULL while the
+                                    * next slice could not be opened (disk full) */
+    char *pending_slice_key;       /* the stored next slice to open when slice is NULL */
+    char *pending_file_key;
+    char *pending_dir;
     struct sd_sink_slot *next;
 };
 
@@ -736,6 +740,9 @@ static int sd__find_open_file(struct sd_storage *st, const char *sink_key, char 
 
 static void sd__slot_free(struct sd_sink_slot *slot)
 {
+    free(slot->pending_slice_key);
+    free(slot->pending_file_key);
+    free(slot->pending_dir);
     pthread_mutex_destroy(&slot->lock);
     json_decref(slot->meta);
     json_decref(slot->settings);
@@ -903,12 +910,28 @@ int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file,
                        new_file ? old->file_key : NULL, old->key, sd__key_time_ms(old->key),
                        &file_key, &slice_key, &dir, err);
     json_decref(settings);
-    if (rc == 0) {
-        rc = sd__slice_open(st, slice_key, file_key, dir, &next, err);
-    }
     if (rc != 0) {
-        /* The old slice is "closing" in the state store if the txn went through; it keeps
-         * its writer until a later rotation succeeds. */
+        goto done; /* nothing changed: the old slice keeps its writer */
+    }
+    rc = sd__slice_open(st, slice_key, file_key, dir, &next, err);
+    if (rc != 0) {
+        /* The store already names the next slice (the old one is "closing"), but its file
+         * cannot be opened, typically because the volume is full. Close the old slice
+         * anyway so it can be uploaded and its space freed; appends get 503 until
+         * sd_storage_reopen_pending() opens the next slice. */
+        pthread_mutex_lock(&slot->lock);
+        slot->slice = NULL;
+        slot->pending_slice_key = slice_key;
+        slot->pending_file_key = file_key;
+        slot->pending_dir = dir;
+        pthread_mutex_unlock(&slot->lock);
+        slice_key = file_key = dir = NULL;
+        old_key = sd_xstrdup(old->key);
+        sd__slice_close(st, old);
+        sd__slice_closed(st, old_key);
+        free(old_key);
+        sd_log_warn("storage", "sink %s: next slice cannot be opened (%s); intake paused",
+                    sink_key, sd_buf_cstr(err));
         goto done;
     }
     pthread_mutex_lock(&slot->lock);
@@ -927,19 +950,59 @@ done:
     return rc;
 }
 
+int sd_storage_reopen_pending(struct sd_storage *st)
+{
+    int reopened = 0;
+
+    pthread_mutex_lock(&st->lock);
+    for (struct sd_sink_slot *slot = st->slots; slot != NULL; slot = slot->next) {
+        struct sd_slice_handle *next = NULL;
+        struct sd_buf err = SD_BUF_INIT;
+        if (slot->slice != NULL || slot->pending_slice_key == NULL) {
+            continue;
+        }
+        /* sd__slice_open takes st->lock to list the slice: open it without holding it. */
+        pthread_mutex_unlock(&st->lock);
+        if (sd__slice_open(st, slot->pending_slice_key, slot->pending_file_key,
+                           slot->pending_dir, &next, &err) == 0) {
+            pthread_mutex_lock(&slot->lock);
+            slot->slice = next;
+            pthread_mutex_unlock(&slot->lock);
+            sd_log_info("storage", "sink %s resumed in slice %s", slot->sink_key, next->key);
+            reopened++;
+        }
+        sd_buf_fini(&err);
+        pthread_mutex_lock(&st->lock);
+        if (next != NULL) {
+            free(slot->pending_slice_key);
+            free(slot->pending_file_key);
+            free(slot->pending_dir);
+            slot->pending_slice_key = slot->pending_file_key = slot->pending_dir = NULL;
+        }
+    }
+    pthread_mutex_unlock(&st->lock);
+    return reopened;
+}
+
 /* Closes the slot's slice and moves the slice and its file to "closing", the slice then to
  * "uploading" (its writer is gone). */
 static void sd__slot_close(struct sd_storage *st, struct sd_sink_slot *slot)
 {
     struct sd_slice_handle *slice = slot->slice;
-    char *slice_key = sd_xstrdup(slice->key);
-    char *file_key = sd_xstrdup(slice->file_key);
+    char *slice_key, *file_key;
     int rc;
 
-    pthread_mutex_lock(&slot->lock);
-    slot->slice = NULL;
-    pthread_mutex_unlock(&slot->lock);
-    sd__slice_close(st, slice);
+    if (slice == NULL) { /* paused after a full disk: close the stored next slice */
+        slice_key = sd_xstrdup(slot->pending_slice_key);
+        file_key = sd_xstrdup(slot->pending_file_key);
+    } else {
+        slice_key = sd_xstrdup(slice->key);
+        file_key = sd_xstrdup(slice->file_key);
+        pthread_mutex_lock(&slot->lock);
+        slot->slice = NULL;
+        pthread_mutex_unlock(&slot->lock);
+        sd__slice_close(st, slice);
+    }
     rc = sd__transition(st, "slice", slice_key, "closing");
     if (rc == 0) {
         rc = sd__transition(st, "file", file_key, "closing");
@@ -1144,7 +1207,9 @@ void sd_storage_close(struct sd_storage *st)
     while (st->slots != NULL) {
         struct sd_sink_slot *slot = st->slots;
         st->slots = slot->next;
-        sd__slice_close(st, slot->slice);
+        if (slot->slice != NULL) {
+            sd__slice_close(st, slot->slice);
+        }
         sd__slot_free(slot);
     }
     for (size_t i = 0; i < st->nvolumes; i++) {

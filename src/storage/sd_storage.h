@@ -44,6 +44,9 @@ int sd_storage_sink_activate(struct sd_storage *st, const json_t *sink, const js
  * file to "closing"). Operator thread only. */
 int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file,
                       struct sd_buf *err);
+/* Opens the next slice of sinks paused by sd_storage_rotate() (the slice's file could not be
+ * opened, e.g. a full volume). Operator thread. Returns how many sinks resumed. */
+int sd_storage_reopen_pending(struct sd_storage *st);
 /* The open slice of every active sink: [{sinkKey, fileKey, sliceKey, settings, records,
  * compressedSize, uncompressedSize}] with live (synced) statistics. */
 json_t *sd_storage_open_slices(struct sd_storage *st);

@@ -1,0 +1,229 @@
+"""From records to table rows: rotation, upload to staging, exactly-once import into SQLite,
+with kill -9, a staging outage and a full disk (RELIABILITY.md (a), (b), (c))."""
+import json
+import os
+import random
+import re
+import shutil
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from conftest import TIMEOUT_MULT
+from helpers import PATH_COLUMNS, Loader, csv_row
+
+TABLE = "in.c-bucket.table"
+J = {"Content-Type": "application/json"}
+# Small triggers and short intervals: every record is in the table within seconds.
+FAST = ["--set", "storage.level.staging.upload.minInterval=1s",
+        "--set", "storage.level.staging.upload.trigger.count=1",
+        "--set", "storage.level.target.import.minInterval=1s",
+        "--set", "storage.level.target.import.trigger.count=1",
+        "--set", "storage.level.staging.operator.sliceRotationCheckInterval=100ms",
+        "--set", "storage.level.staging.operator.sliceUploadCheckInterval=500ms",
+        "--set", "storage.level.target.operator.fileRotationCheckInterval=100ms",
+        "--set", "storage.level.target.operator.fileImportCheckInterval=500ms",
+        "--set", "storage.retry.initialInterval=100ms",
+        "--set", "storage.retry.multiplier=2",
+        "--set", "storage.retry.maxInterval=2s"]
+
+
+def table_rows(data_dir, table=TABLE):
+    path = os.path.join(data_dir, "tables", "project-1.sqlite")
+    if not os.path.exists(path):
+        return []
+    db = sqlite3.connect(path, timeout=10)
+    try:
+        return db.execute('SELECT * FROM "%s" ORDER BY rowid' % table).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        db.close()
+
+
+def wait_rows(data_dir, predicate, timeout=60):
+    deadline = time.time() + timeout * TIMEOUT_MULT
+    while True:
+        rows = table_rows(data_dir)
+        if predicate(rows):
+            return rows
+        assert time.time() < deadline, "table never reached the expected rows (%d now)" % len(rows)
+        time.sleep(0.2)
+
+
+def make_pipeline(s):
+    src = s.create_source("s1")
+    s.create_sink("s1", "k1", PATH_COLUMNS, table_id=TABLE)
+    return src["http"]["url"]
+
+
+def test_thousand_hostile_records_become_rows(streamd_factory):
+    s = streamd_factory(args=FAST)
+    url = make_pipeline(s)
+    rnd = random.Random(11)
+    expected = []
+    for i in range(1000):
+        text = "".join(rnd.choice(['a,b', '"q"', "\n", "\r\n", "ěš日🚀", "=1", "", "\\"])
+                       for _ in range(rnd.randint(0, 8)))
+        body = json.dumps({"id": "id-%d" % i, "text": text}, ensure_ascii=(i % 3 == 0))
+        assert s.request("POST", url, body, J)[0] == 200
+        expected.append((body, "id-%d" % i, text))
+    rows = wait_rows(s.data_dir, lambda r: len(r) >= 1000)
+    time.sleep(1)
+    rows = table_rows(s.data_dir)
+    assert len(rows) == 1000
+    assert sorted(rows, key=lambda r: int(r[1][3:])) == expected
+    # The user's table has the mapping's columns only; the ledger is in its own table.
+    db = sqlite3.connect(os.path.join(s.data_dir, "tables", "project-1.sqlite"))
+    cols = [r[1] for r in db.execute('PRAGMA table_info("%s")' % TABLE)]
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    db.close()
+    assert cols == ["body", "id", "text"]
+    assert all(t == TABLE or t.startswith("_streamd_") for t in tables), tables
+    # Local slice files and staged objects of imported data are gone.
+    time.sleep(1.5)
+    staged = [f for _, _, fs in os.walk(os.path.join(s.data_dir, "staging")) for f in fs]
+    assert staged == [], staged
+
+
+def test_existing_table_with_other_columns_fails_the_sink_task(streamd_factory):
+    s = streamd_factory(args=FAST)
+    s.create_source("s1")
+    os.makedirs(os.path.join(s.data_dir, "tables"), exist_ok=True)
+    db = sqlite3.connect(os.path.join(s.data_dir, "tables", "project-1.sqlite"))
+    db.execute('CREATE TABLE "in.c-b.other" ("x" TEXT, "y" TEXT)')
+    db.commit()
+    db.close()
+    body = {"sinkId": "k2", "name": "k2", "type": "table",
+            "table": {"type": "keboola", "tableId": "in.c-b.other", "mapping": {"columns": PATH_COLUMNS}}}
+    status, task = s.api_call("POST", "/v1/branches/default/sources/s1/sinks", body)
+    assert status == 202
+    done = s.wait_task(task)
+    assert done["status"] == "error", done
+    assert "x" in done["error"] and "body" in done["error"], done
+    assert s.api_call("GET", "/v1/branches/default/sources/s1/sinks/k2")[0] == 404
+
+
+def drain(s, acked):
+    return wait_rows(s.data_dir, lambda r: acked <= {row[1] for row in r}, timeout=90)
+
+
+def test_kill9_repeatedly_every_acked_record_in_table_exactly_once(streamd_factory):
+    s = streamd_factory(args=FAST)
+    url = make_pipeline(s)
+    acked, sent = set(), set()
+    kills = 0
+    while kills < 3 or len(acked) < 5000:
+        load = Loader(url, clients=16, prefix="k%d" % kills).start()
+        time.sleep(random.uniform(1.5, 3.0))
+        s.kill()
+        kills += 1
+        load.finish()
+        acked |= load.acked
+        sent |= load.sent
+        s.start()
+        assert kills < 12, "too slow to acknowledge 5000 records"
+    drain(s, acked)
+    time.sleep(2)
+    rows = table_rows(s.data_dir)
+    ids = [r[1] for r in rows]
+    assert acked <= set(ids), "lost %d" % len(acked - set(ids))
+    assert set(ids) <= sent, "phantom rows"
+    assert len(ids) == len(set(ids)), "duplicates: %d" % (len(ids) - len(set(ids)))
+    for body, rid, text in rows:
+        assert json.loads(body) == {"id": rid, "text": "x,\"y\"\n" + rid}
+        assert text == "x,\"y\"\n" + rid
+
+
+def break_staging(data_dir):
+    staging = os.path.join(data_dir, "staging")
+    os.rename(staging, staging + ".off")
+    with open(staging, "w") as f:
+        f.write("not a directory\n")
+
+
+def repair_staging(data_dir):
+    staging = os.path.join(data_dir, "staging")
+    os.unlink(staging)
+    os.rename(staging + ".off", staging)
+
+
+def test_staging_outage_keeps_ingesting_and_catches_up(streamd_factory):
+    outage = float(os.environ.get("SD_STAGING_OUTAGE_SECONDS", "30"))
+    s = streamd_factory(args=FAST)
+    url = make_pipeline(s)
+    load = Loader(url, clients=4, prefix="o").start()
+    time.sleep(1)
+    break_staging(s.data_dir)
+    time.sleep(outage)
+    during = dict(load.statuses)
+    repair_staging(s.data_dir)
+    time.sleep(1)
+    load.finish()
+    assert set(during) == {200}, during
+    drain(s, load.acked)
+    time.sleep(2)
+    ids = [r[1] for r in table_rows(s.data_dir)]
+    assert load.acked <= set(ids)
+    assert len(ids) == len(set(ids))
+    # Retries backed off: no slice was tried more often than the backoff allows.
+    attempts = {}
+    for m in re.finditer(r'slice (\S+) failed \(attempt (\d+)', s.read_stderr()):
+        attempts[m.group(1)] = max(attempts.get(m.group(1), 0), int(m.group(2)))
+    assert attempts, "the outage caused no failed upload"
+    assert max(attempts.values()) <= outage / 2 + 6, attempts
+
+
+def can_mount():
+    return os.geteuid() == 0 and shutil.which("mkfs.ext4") and shutil.which("mount")
+
+
+def test_disk_full_refuses_with_507_then_recovers(streamd_factory, tmp_path):
+    if not can_mount():
+        pytest.skip("disk-full test needs root and mkfs.ext4 (loop mount)")
+    image = tmp_path / "vol.img"
+    mnt = tmp_path / "vols" / "default" / "1"
+    os.makedirs(mnt)
+    subprocess.run(["truncate", "-s", "12M", str(image)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", str(image)], check=True)
+    r = subprocess.run(["mount", "-o", "loop", str(image), str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("cannot loop-mount here: " + r.stderr.decode(errors="replace"))
+    try:
+        s = streamd_factory(args=FAST + ["--set", "storage.volumesPath=" + str(tmp_path / "vols")])
+        url = make_pipeline(s)
+        break_staging(s.data_dir)  # nothing drains: the volume fills up
+        pad = "p" * 20000
+        acked, codes = set(), {}
+        deadline = time.time() + 120 * TIMEOUT_MULT
+        i = 0
+        while time.time() < deadline:
+            rid = "d-%d" % i
+            i += 1
+            status, headers, _ = s.request("POST", url, json.dumps({"id": rid, "text": pad}), J)
+            codes[status] = codes.get(status, 0) + 1
+            if status == 200:
+                acked.add(rid)
+            elif status in (503, 507):
+                assert headers.get("retry-after"), headers
+                if codes.get(507, 0) + codes.get(503, 0) >= 20:
+                    break
+            else:
+                pytest.fail("unexpected status %d while the disk fills" % status)
+        assert codes.get(507, 0) + codes.get(503, 0) >= 20, codes
+        repair_staging(s.data_dir)  # uploads resume and free the volume
+        t0 = time.time()
+        while True:
+            status, _, _ = s.request("POST", url, json.dumps({"id": "after-%d" % i, "text": "x"}), J)
+            if status == 200:
+                acked.add("after-%d" % i)
+                break
+            i += 1
+            assert time.time() - t0 < 30 * TIMEOUT_MULT, "no 200 after space was freed"
+            time.sleep(0.2)
+        drain(s, acked)
+        assert s.stop() == 0
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])
