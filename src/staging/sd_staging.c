@@ -1,0 +1,182 @@
+/* sd_staging.c: the staging-storage backend registry, sd_staging_open, the key and prefix rules
+ * shared by every backend, and the slice object key.
+ *
+ * DESIGN: backends are a plain, greppable array of ops tables (no dlopen); a name picks one.
+ * sd_staging_open only reads config and delegates; the backend owns its context and files.
+ * Nothing here keeps state between calls, so every function is thread-safe. Errors are logged
+ * once, here at open, where the caller gets a code and decides what to do; the backends and the
+ * per-object wrappers only return codes (the uploader logs and retries with backoff). */
+#include "staging/sd_staging.h"
+
+#include "config/sd_config.h"
+#include "core/sd_alloc.h"
+#include "core/sd_buf.h"
+#include "core/sd_error.h"
+#include "core/sd_log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct sd_staging_ops *const staging_backends[] = {
+    &sd_staging_local_ops,
+};
+
+int sd_staging_open_backend(const char *name, const struct sd_config *cfg, const char *location,
+                            struct sd_staging **out)
+{
+    const struct sd_staging_ops *ops = NULL;
+    struct sd_staging *st;
+    void *ctx = NULL;
+    int rc;
+
+    *out = NULL;
+    if (name == NULL || location == NULL) {
+        return SD_EINVAL;
+    }
+    for (size_t i = 0; i < sizeof(staging_backends) / sizeof(staging_backends[0]); i++) {
+        if (strcmp(staging_backends[i]->name, name) == 0) {
+            ops = staging_backends[i];
+            break;
+        }
+    }
+    if (ops == NULL) {
+        return strcmp(name, "s3") == 0 ? -ENOTSUP : SD_EINVAL;
+    }
+    rc = ops->open(cfg, location, &ctx);
+    if (rc != 0) {
+        return rc;
+    }
+    st = sd_xmalloc(sizeof(*st));
+    st->ops = ops;
+    st->ctx = ctx;
+    *out = st;
+    return 0;
+}
+
+int sd_staging_open(const struct sd_config *cfg, struct sd_staging **out)
+{
+    /* the config loader validates the enum and derives the local path below dataDir */
+    const char *backend = sd_config_str(cfg, "staging.backend");
+    const char *where = strcmp(backend, "local") == 0 ? sd_config_str(cfg, "staging.local.path")
+                                                      : "(not configured)";
+    int rc = sd_staging_open_backend(backend, cfg, where, out);
+
+    if (rc != 0) {
+        sd_log_error("staging", "open %s staging storage at %s: %s", backend, where,
+                     sd_strerror(rc));
+    } else {
+        sd_log_info("staging", "opened %s staging storage at %s", backend, where);
+    }
+    return rc;
+}
+
+void sd_staging_close(struct sd_staging *st)
+{
+    if (st == NULL) {
+        return;
+    }
+    st->ops->close(st->ctx);
+    free(st);
+}
+
+void sd_staging_keys_free(char **keys, size_t n)
+{
+    if (keys == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(keys[i]);
+    }
+    free(keys);
+}
+
+/* Checks one complete segment [p, p + len). */
+static int staging_segment_ok(const char *p, size_t len)
+{
+    if (len == 0 || len > SD_STAGING_SEGMENT_LEN) {
+        return 0;
+    }
+    if ((len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.')) {
+        return 0;
+    }
+    if (memmem(p, len, ".tmp-", 5) != NULL) {
+        return 0;
+    }
+    return 1;
+}
+
+/* Checks s as a key (is_prefix 0) or a prefix (is_prefix 1). */
+static int staging_check(const char *s, int is_prefix)
+{
+    const char *seg;
+    size_t len, nseg = 0;
+
+    if (s == NULL) {
+        return SD_EINVAL;
+    }
+    len = strlen(s);
+    if ((len == 0 && !is_prefix) || len > SD_STAGING_KEY_MAX || s[0] == '/') {
+        return SD_EINVAL;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c < 0x20 || c == 0x7f || c == '\\') {
+            return SD_EINVAL;
+        }
+    }
+    seg = s;
+    for (;;) {
+        const char *slash = strchr(seg, '/');
+
+        if (slash == NULL) {
+            break;
+        }
+        if (!staging_segment_ok(seg, (size_t)(slash - seg))) {
+            return SD_EINVAL;
+        }
+        nseg++;
+        seg = slash + 1;
+    }
+    /* the last segment: complete in a key; in a prefix only a filter on names, so it may be
+     * empty or partial, but must not carry the reserved temp marker or be too long */
+    if (!is_prefix) {
+        if (!staging_segment_ok(seg, strlen(seg))) {
+            return SD_EINVAL;
+        }
+    } else if (strlen(seg) > SD_STAGING_SEGMENT_LEN || strstr(seg, ".tmp-") != NULL) {
+        return SD_EINVAL;
+    }
+    if (nseg + 1 > SD_STAGING_SEGMENT_MAX) {
+        return SD_EINVAL;
+    }
+    return 0;
+}
+
+int sd_staging_key_check(const char *key)
+{
+    return staging_check(key, 0);
+}
+
+int sd_staging_prefix_check(const char *prefix)
+{
+    return staging_check(prefix, 1);
+}
+
+void sd_staging_slice_key(struct sd_buf *out, int64_t project, int64_t branch,
+                          const char *source_id, const char *sink_id, const char *file_opened_at,
+                          const char *slice_opened_at, const char *volume_id, int gzip)
+{
+    sd_buf_reset(out);
+    if (source_id == NULL || sink_id == NULL || file_opened_at == NULL || slice_opened_at == NULL ||
+        volume_id == NULL) {
+        return;
+    }
+    if (sd_buf_printf(out, "%" PRId64 "/%" PRId64 "/%s/%s/%s/%s_%s%s", project, branch, source_id,
+                      sink_id, file_opened_at, slice_opened_at, volume_id,
+                      gzip ? ".gz" : "") != 0) {
+        sd_buf_reset(out);
+    }
+}
