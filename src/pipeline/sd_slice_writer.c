@@ -47,6 +47,7 @@
 #define SD__SW_DEFAULT_PENDING ((size_t)64 << 20)
 #define SD__SW_MAX_FILES 10000
 #define SD__SW_MAX_THREADS 64
+#define SD__SW_SHRINK_ABOVE ((size_t)1 << 20)
 
 /* Rows and receive times of a batch. */
 struct sd__batch_stats {
@@ -891,6 +892,15 @@ done:
     pthread_mutex_unlock(&w->mu);
 }
 
+/* Frees a buffer that grew in a burst (over 1 MiB, last use under a quarter of it), so a
+ * writer does not keep its peak memory forever. */
+static void sd__maybe_shrink(struct sd_buf *b, size_t used)
+{
+    if (b->cap > SD__SW_SHRINK_ABOVE && used < b->cap / 4) {
+        sd_buf_fini(b);
+    }
+}
+
 static void sd__swap_bufs(struct sd_buf *a, struct sd_buf *b)
 {
     struct sd_buf t = *a;
@@ -905,6 +915,7 @@ static void *sd__writer_main(void *arg)
 
     for (;;) {
         uint64_t seq;
+        size_t batch_len;
         int rc;
 
         pthread_mutex_lock(&w->mu);
@@ -930,16 +941,21 @@ static void *sd__writer_main(void *arg)
         w->pending_ends.len = 0;
         w->pending_appends = 0;
         w->inflight_bytes = w->batch.len;
+        batch_len = w->batch.len;
         seq = w->last_seq;
         pthread_mutex_unlock(&w->mu);
 
         rc = sd__write_batch(w);
+        sd__maybe_shrink(&w->out, w->out.len);
+        sd__maybe_shrink(&w->out_tail, w->out_tail.len);
+        sd__maybe_shrink(&w->batch_ends, w->batch_ends.len);
+        sd__maybe_shrink(&w->batch, w->batch.len);
 
         pthread_mutex_lock(&w->mu);
         w->inflight_bytes = 0;
         if (rc == 0) {
             w->durable.records += w->batch_st.records;
-            w->durable.uncompressed_bytes += w->batch.len;
+            w->durable.uncompressed_bytes += batch_len;
             w->durable.compressed_bytes = w->prev_files_bytes + w->off;
             sd__stats_merge_times(&w->durable, w->batch_st.first_ms, w->batch_st.last_ms);
         }
