@@ -1,5 +1,6 @@
 /* sd_api.c: the configuration API's router, authentication, CORS, shared response helpers and
- * the task endpoint. Source and sink handlers live in sd_api_sources.c and sd_api_sinks.c.
+ * the task endpoint. Source and sink handlers live in sd_api_sources.c and sd_api_sinks.c,
+ * settings in sd_api_settings.c and statistics in sd_api_stats.c.
  *
  * DESIGN: a request is routed by splitting the raw path into segments (each percent-decoded
  * on use; a task id is the decoded rest of the path, since it contains '/'). Unknown paths get
@@ -24,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SD_API_MAX_SEGS 8
+#define SD_API_MAX_SEGS 10
 
 enum sd_api_route {
     SD_ROUTE_NONE,
@@ -35,10 +36,22 @@ enum sd_api_route {
     SD_ROUTE_SOURCE,
     SD_ROUTE_SINKS,
     SD_ROUTE_SINK,
+    SD_ROUTE_SOURCE_SETTINGS,
+    SD_ROUTE_SOURCE_STATS_CLEAR,
+    SD_ROUTE_SINK_SETTINGS,
+    SD_ROUTE_SINK_STATS_TOTAL,
+    SD_ROUTE_SINK_STATS_FILES,
+    SD_ROUTE_SINK_STATS_CLEAR,
     SD_ROUTE_TASK
 };
 
-enum sd_api_method { SD_M_GET = 1, SD_M_POST = 2, SD_M_DELETE = 4, SD_M_OTHER = 8 };
+enum sd_api_method {
+    SD_M_GET = 1,
+    SD_M_POST = 2,
+    SD_M_DELETE = 4,
+    SD_M_OTHER = 8,
+    SD_M_PATCH = 16
+};
 
 struct sd_api_path {
     struct sd_str segs[SD_API_MAX_SEGS];
@@ -266,9 +279,30 @@ static enum sd_api_route sd__match(struct sd_str path, const struct sd_api_path 
     case 5:
         return SD_ROUTE_SOURCE;
     case 6:
+        if (sd__seg_is(p->segs[5], "settings")) {
+            return SD_ROUTE_SOURCE_SETTINGS;
+        }
         return sd__seg_is(p->segs[5], "sinks") ? SD_ROUTE_SINKS : SD_ROUTE_NONE;
     case 7:
+        if (sd__seg_is(p->segs[5], "statistics") && sd__seg_is(p->segs[6], "clear")) {
+            return SD_ROUTE_SOURCE_STATS_CLEAR;
+        }
         return sd__seg_is(p->segs[5], "sinks") ? SD_ROUTE_SINK : SD_ROUTE_NONE;
+    case 8:
+        return sd__seg_is(p->segs[5], "sinks") && sd__seg_is(p->segs[7], "settings")
+                   ? SD_ROUTE_SINK_SETTINGS
+                   : SD_ROUTE_NONE;
+    case 9:
+        if (!sd__seg_is(p->segs[5], "sinks") || !sd__seg_is(p->segs[7], "statistics")) {
+            return SD_ROUTE_NONE;
+        }
+        if (sd__seg_is(p->segs[8], "total")) {
+            return SD_ROUTE_SINK_STATS_TOTAL;
+        }
+        if (sd__seg_is(p->segs[8], "files")) {
+            return SD_ROUTE_SINK_STATS_FILES;
+        }
+        return sd__seg_is(p->segs[8], "clear") ? SD_ROUTE_SINK_STATS_CLEAR : SD_ROUTE_NONE;
     default:
         return SD_ROUTE_NONE;
     }
@@ -283,6 +317,12 @@ static unsigned sd__allowed(enum sd_api_route r)
     case SD_ROUTE_SOURCE:
     case SD_ROUTE_SINK:
         return SD_M_GET | SD_M_DELETE;
+    case SD_ROUTE_SOURCE_SETTINGS:
+    case SD_ROUTE_SINK_SETTINGS:
+        return SD_M_GET | SD_M_PATCH;
+    case SD_ROUTE_SOURCE_STATS_CLEAR:
+    case SD_ROUTE_SINK_STATS_CLEAR:
+        return SD_M_DELETE;
     case SD_ROUTE_NONE:
         return 0;
     default:
@@ -303,6 +343,9 @@ static unsigned sd__method(h2o_req_t *req)
     if (sd_str_eq(m, SD_STR_LIT("DELETE"))) {
         return SD_M_DELETE;
     }
+    if (sd_str_eq(m, SD_STR_LIT("PATCH"))) {
+        return SD_M_PATCH;
+    }
     return SD_M_OTHER;
 }
 
@@ -315,6 +358,9 @@ static void sd__send_method_not_allowed(h2o_req_t *req, unsigned allowed)
     }
     if (allowed & SD_M_POST) {
         strcat(list, list[0] ? ", POST" : "POST");
+    }
+    if (allowed & SD_M_PATCH) {
+        strcat(list, list[0] ? ", PATCH" : "PATCH");
     }
     if (allowed & SD_M_DELETE) {
         strcat(list, list[0] ? ", DELETE" : "DELETE");
@@ -358,7 +404,7 @@ static int sd__authenticate(struct sd_api_ctx *c, unsigned method)
                       "A master token of a project administrator is required.");
         return -1;
     }
-    if ((method & (SD_M_POST | SD_M_DELETE)) && !c->token.is_admin) {
+    if ((method & (SD_M_POST | SD_M_PATCH | SD_M_DELETE)) && !c->token.is_admin) {
         sd__api_error(c->req, 403, "forbidden",
                       "Only admin token can do write operations on streams.");
         return -1;
@@ -525,7 +571,9 @@ void sd_api_handle(void *arg, h2o_req_t *req)
         sd__parse_id(c, p.segs[4], "sourceId", "sourceNotFound", "Source", c->source_id) != 0) {
         goto out;
     }
-    if (route == SD_ROUTE_SINK &&
+    if ((route == SD_ROUTE_SINK || route == SD_ROUTE_SINK_SETTINGS ||
+         route == SD_ROUTE_SINK_STATS_TOTAL || route == SD_ROUTE_SINK_STATS_FILES ||
+         route == SD_ROUTE_SINK_STATS_CLEAR) &&
         sd__parse_id(c, p.segs[6], "sinkId", "sinkNotFound", "Sink", c->sink_id) != 0) {
         goto out;
     }
@@ -557,6 +605,32 @@ void sd_api_handle(void *arg, h2o_req_t *req)
         } else {
             sd__api_sink_delete(c);
         }
+        break;
+    case SD_ROUTE_SOURCE_SETTINGS:
+        if (method == SD_M_GET) {
+            sd__api_source_settings_get(c);
+        } else {
+            sd__api_source_settings_patch(c);
+        }
+        break;
+    case SD_ROUTE_SINK_SETTINGS:
+        if (method == SD_M_GET) {
+            sd__api_sink_settings_get(c);
+        } else {
+            sd__api_sink_settings_patch(c);
+        }
+        break;
+    case SD_ROUTE_SOURCE_STATS_CLEAR:
+        sd__api_source_stats_clear(c);
+        break;
+    case SD_ROUTE_SINK_STATS_TOTAL:
+        sd__api_sink_stats_total(c);
+        break;
+    case SD_ROUTE_SINK_STATS_FILES:
+        sd__api_sink_stats_files(c);
+        break;
+    case SD_ROUTE_SINK_STATS_CLEAR:
+        sd__api_sink_stats_clear(c);
         break;
     default:
         sd__api_error(req, 404, "routeNotFound", "Route not found.");

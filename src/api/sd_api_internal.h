@@ -1,5 +1,5 @@
-/* sd_api_internal.h: what the API's files (router, sources, sinks) share: the API object, the
- * per-request context and the response helpers. Not for other modules.
+/* sd_api_internal.h: what the API's files (router, sources, sinks, settings, statistics) share:
+ * the API object, the per-request context and the response helpers. Not for other modules.
  *
  * Threads: handlers run on the API loop thread and may block on the state store; task
  * functions run on the task worker thread and touch only their own argument and the store. */
@@ -77,5 +77,24 @@ void sd__api_sinks_list(struct sd_api_ctx *c);
 void sd__api_sink_create(struct sd_api_ctx *c);
 void sd__api_sink_get(struct sd_api_ctx *c);
 void sd__api_sink_delete(struct sd_api_ctx *c);
+
+/* Loads the active source of c, or sends 404 sourceNotFound (or 500) and returns nonzero.
+ * *out (may be NULL) gets a new reference, *mod_rev (may be NULL) its revision. */
+int sd__api_get_source(struct sd_api_ctx *c, json_t **out, int64_t *mod_rev);
+/* Loads the active sink of c (after its source), or sends 404 sourceNotFound/sinkNotFound (or
+ * 500) and returns nonzero. *out (may be NULL) gets a new reference. */
+int sd__api_get_sink(struct sd_api_ctx *c, json_t **out, int64_t *mod_rev);
+
+/* Settings handlers (sd_api_settings.c). */
+void sd__api_source_settings_get(struct sd_api_ctx *c);
+void sd__api_source_settings_patch(struct sd_api_ctx *c);
+void sd__api_sink_settings_get(struct sd_api_ctx *c);
+void sd__api_sink_settings_patch(struct sd_api_ctx *c);
+
+/* Statistics handlers (sd_api_stats.c). */
+void sd__api_sink_stats_total(struct sd_api_ctx *c);
+void sd__api_sink_stats_files(struct sd_api_ctx *c);
+void sd__api_sink_stats_clear(struct sd_api_ctx *c);
+void sd__api_source_stats_clear(struct sd_api_ctx *c);
 
 #endif
