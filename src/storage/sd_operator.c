@@ -12,7 +12,11 @@
  *   5. import: every "importing" file is imported into its table in one transaction with a
  *      ledger row per slice (a retried import adds nothing), then its slices and the file
  *      move to "imported" with statistics at the target level, and staged objects are
- *      deleted.
+ *      deleted;
+ *   6. metadata cleanup (every storage.metadataCleanup.interval): imported files older than
+ *      archivedFileExpiration beyond the newest archivedFileRetentionPerSink of their sink are
+ *      deleted with their slices, their target statistics rolled into the sink's "_sum" key
+ *      so totals do not change. Files not yet imported are never deleted.
  * A failed step records retryAttempt, retryReason, first/lastFailedAt and retryAfter on the
  * entity (backoff storage.retry.*, +-10 % jitter) and is skipped until then. Nothing is
  * deleted before the next level holds it. The operator is the only writer of these
@@ -56,6 +60,8 @@ struct sd_operator {
     int64_t retry_initial_ms;
     double retry_multiplier;
     int64_t retry_max_ms;
+    int64_t cleanup_interval_ms; /* 0 = metadata cleanup disabled */
+    int64_t next_cleanup_ms;
 };
 
 /* ---- small helpers ---- */
@@ -709,6 +715,133 @@ static void sd__files(struct sd_operator *op, int64_t now)
     }
 }
 
+/* ---- 6. metadata cleanup ---- */
+
+static void sd__add_level(json_t *sum, const json_t *add)
+{
+    static const char *const counters[] = {"recordsCount", "uncompressedSize", "compressedSize",
+                                           "stagingSize"};
+    const char *first = json_string_value(json_object_get(add, "firstRecordAt"));
+    const char *last = json_string_value(json_object_get(add, "lastRecordAt"));
+    const char *sum_first = json_string_value(json_object_get(sum, "firstRecordAt"));
+    const char *sum_last = json_string_value(json_object_get(sum, "lastRecordAt"));
+
+    for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+        json_int_t v = json_integer_value(json_object_get(sum, counters[i])) +
+                       json_integer_value(json_object_get(add, counters[i]));
+        json_object_set_new(sum, counters[i], json_integer(v));
+    }
+    /* ISO timestamps of one fixed width compare as strings. */
+    if (first != NULL && (sum_first == NULL || strcmp(first, sum_first) < 0)) {
+        json_object_set_new(sum, "firstRecordAt", json_string(first));
+    }
+    if (last != NULL && (sum_last == NULL || strcmp(last, sum_last) > 0)) {
+        json_object_set_new(sum, "lastRecordAt", json_string(last));
+    }
+}
+
+/* Deletes one imported file: slice by slice (statistics rolled into the sink's sum in the
+ * same transaction), then the file. Each step is atomic; a crash between steps leaves a
+ * consistent subset that the next cleanup finishes. */
+static int sd__delete_file(struct sd_operator *op, const char *sink_key, const char *file_key)
+{
+    struct sd_state *state = op->srv->state;
+    char *sum_key = sd_xasprintf("storage/stats/target/%s/_sum", sink_key);
+    char *prefix = sd_xasprintf("storage/slice/all/%s/", file_key);
+    struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
+    struct sd_kvs slices;
+    int rc = 0;
+
+    memset(&slices, 0, sizeof(slices));
+    rc = sd_state_range(state, prefix, 0, &slices);
+    for (size_t i = 0; rc == 0 && i < slices.n; i++) {
+        const char *skey = slices.items[i].key + strlen("storage/slice/all/");
+        char *stats_prefix = sd_xasprintf("storage/stats/target/%s/", skey);
+        struct sd_kvs stats;
+        struct sd_kv kv;
+        json_t *sum = NULL;
+
+        if (sd_state_get(state, sum_key, &kv) == 0) {
+            sum = json_loadb(kv.value, kv.value_len, 0, NULL);
+            sd_kv_free(&kv);
+        }
+        if (sum == NULL) {
+            sum = json_object();
+        }
+        memset(&stats, 0, sizeof(stats));
+        if (sd_state_range(state, stats_prefix, 0, &stats) == 0) {
+            for (size_t k = 0; k < stats.n && b->n < 100; k++) {
+                json_t *j = json_loadb(stats.items[k].value, stats.items[k].value_len, 0, NULL);
+                if (j != NULL) {
+                    sd__add_level(sum, j);
+                    json_decref(j);
+                }
+                sd__batch_del(b, sd_xstrdup(stats.items[k].key));
+            }
+            sd_kvs_free(&stats);
+        }
+        sd__batch_put(b, sd_xstrdup(sum_key), sum);
+        sd__batch_del(b, sd_xstrdup(slices.items[i].key));
+        sd__batch_del(b, sd_xasprintf("storage/slice/level/target/%s", skey));
+        rc = sd__batch_commit(state, b);
+        json_decref(sum);
+        free(stats_prefix);
+    }
+    sd_kvs_free(&slices);
+    if (rc == 0) {
+        sd__batch_del(b, sd_xasprintf("storage/file/all/%s", file_key));
+        sd__batch_del(b, sd_xasprintf("storage/file/level/target/%s", file_key));
+        rc = sd__batch_commit(state, b);
+    }
+    free(b);
+    free(prefix);
+    free(sum_key);
+    return rc;
+}
+
+static void sd__cleanup(struct sd_operator *op, int64_t now)
+{
+    const struct sd_config *cfg = op->srv->cfg;
+    int64_t expiration = sd_config_int(cfg, "storage.metadataCleanup.archivedFileExpiration");
+    int64_t keep = sd_config_int(cfg, "storage.metadataCleanup.archivedFileRetentionPerSink");
+    struct sd_kvs kvs;
+    char *sink = NULL;
+    int64_t newer = 0;
+
+    if (op->cleanup_interval_ms == 0 || now < op->next_cleanup_ms) {
+        return;
+    }
+    op->next_cleanup_ms = now + op->cleanup_interval_ms;
+    memset(&kvs, 0, sizeof(kvs));
+    if (sd_state_range(op->srv->state, "storage/file/level/target/", 0, &kvs) != 0) {
+        return;
+    }
+    /* Keys sort by sink, then by open time: walk backwards to see each sink's newest first. */
+    for (size_t i = kvs.n; i-- > 0;) {
+        const char *file_key = kvs.items[i].key + strlen("storage/file/level/target/");
+        const char *slash = strrchr(file_key, '/');
+        json_t *file;
+        if (slash == NULL) {
+            continue;
+        }
+        if (sink == NULL || strlen(sink) != (size_t)(slash - file_key) ||
+            strncmp(sink, file_key, (size_t)(slash - file_key)) != 0) {
+            free(sink);
+            sink = sd_xstrndup(file_key, (size_t)(slash - file_key));
+            newer = 0;
+        }
+        file = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
+        if (newer++ >= keep && now - sd__field_time_ms(file, "importedAt") >= expiration) {
+            if (sd__delete_file(op, sink, file_key) == 0) {
+                sd_log_info("operator", "file %s cleaned up", file_key);
+            }
+        }
+        json_decref(file);
+    }
+    free(sink);
+    sd_kvs_free(&kvs);
+}
+
 /* ---- the thread ---- */
 
 static void *sd__operator_main(void *arg)
@@ -740,6 +873,7 @@ static void *sd__operator_main(void *arg)
         sd__rotation(op, now);
         sd__slices(op, sd_now_ms());
         sd__files(op, sd_now_ms());
+        sd__cleanup(op, sd_now_ms());
         pthread_mutex_lock(&op->lock);
     }
     pthread_mutex_unlock(&op->lock);
@@ -769,6 +903,10 @@ int sd_operator_start(struct sd_server *srv, struct sd_operator **out)
     op->retry_initial_ms = sd_config_int(cfg, "storage.retry.initialInterval");
     op->retry_multiplier = sd_config_float(cfg, "storage.retry.multiplier");
     op->retry_max_ms = sd_config_int(cfg, "storage.retry.maxInterval");
+    if (sd_config_bool(cfg, "storage.metadataCleanup.enable")) {
+        op->cleanup_interval_ms = sd_config_int(cfg, "storage.metadataCleanup.interval");
+        op->next_cleanup_ms = sd_now_ms() + op->cleanup_interval_ms;
+    }
     pthread_mutex_init(&op->lock, NULL);
     pthread_cond_init(&op->cond, NULL);
     op->is_running = 1;
