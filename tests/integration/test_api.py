@@ -62,9 +62,9 @@ def test_root_v1_and_health(streamd):
 def test_unknown_route_wrong_method_and_cors(streamd):
     status, body = streamd.api_call("GET", "/v1/nope")
     assert_error(status, body, 404, "stream.api.routeNotFound")
-    # later features stay unrouted
+    # a known route of a missing source answers the entity's 404, not the route's
     status, body = streamd.api_call("GET", SOURCES + "/s1/settings")
-    assert_error(status, body, 404, "stream.api.routeNotFound")
+    assert_error(status, body, 404, "stream.api.sourceNotFound")
     status, body = streamd.api_call("PUT", SOURCES)
     assert_error(status, body, 405, "stream.api.methodNotAllowed")
     status, body = streamd.api_call("POST", "/v1/tasks/x/y")
