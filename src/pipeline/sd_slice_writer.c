@@ -582,8 +582,16 @@ static void sd__allocate(struct sd_slice_writer *w, int fd, const char *path)
         return;
     }
     if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)w->opts.allocate_bytes) != 0) {
+        struct stat sb;
+        int err = errno;
+        /* A failed fallocate may keep the blocks it got beyond EOF, filling the volume with
+         * nothing: give them back by truncating to the current size. */
+        if (fstat(fd, &sb) == 0 && ftruncate(fd, sb.st_size) != 0) {
+            sd_log_warn("slice", "releasing preallocated space of %s failed: %s", path,
+                        sd_strerror(-errno));
+        }
         sd_log_warn("slice", "fallocate %lld bytes for %s failed: %s (continuing)",
-                    (long long)w->opts.allocate_bytes, path, sd_strerror(-errno));
+                    (long long)w->opts.allocate_bytes, path, sd_strerror(-err));
     }
 }
 
