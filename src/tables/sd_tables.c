@@ -1,0 +1,94 @@
+/* sd_tables.c: the table-storage backend registry and sd_tables_open.
+ *
+ * DESIGN: backends are a plain, greppable array of ops tables (no dlopen); a name picks one.
+ * Backends that are planned but not built yet ("postgres", "keboola") are known names that
+ * answer -ENOTSUP, so a config naming them fails clearly instead of as a typo. sd_tables_open
+ * only reads config and delegates; the backend owns its context, connections and locks.
+ * Nothing here keeps state between calls. The outcome of an open is logged once, here, where
+ * the caller receives the code. */
+#include "tables/sd_tables.h"
+
+#include "config/sd_config.h"
+#include "core/sd_alloc.h"
+#include "core/sd_error.h"
+#include "core/sd_log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct sd_tables_ops *const tables_backends[] = {
+    &sd_tables_sqlite_ops,
+};
+
+/* Names that are valid config values but have no backend yet. */
+static const char *const tables_planned[] = {"postgres", "keboola"};
+
+int sd_tables_open_backend(const char *name, const struct sd_config *cfg, const char *location,
+                           struct sd_tables **out)
+{
+    const struct sd_tables_ops *ops = NULL;
+    struct sd_tables *t;
+    void *ctx = NULL;
+    int rc;
+
+    *out = NULL;
+    if (name == NULL) {
+        return SD_EINVAL;
+    }
+    for (size_t i = 0; i < sizeof(tables_backends) / sizeof(tables_backends[0]); i++) {
+        if (strcmp(tables_backends[i]->name, name) == 0) {
+            ops = tables_backends[i];
+            break;
+        }
+    }
+    if (ops == NULL) {
+        for (size_t i = 0; i < sizeof(tables_planned) / sizeof(tables_planned[0]); i++) {
+            if (strcmp(tables_planned[i], name) == 0) {
+                return -ENOTSUP;
+            }
+        }
+        return SD_EINVAL;
+    }
+    if (location == NULL || location[0] == '\0') {
+        return SD_EINVAL;
+    }
+    rc = ops->open(cfg, location, &ctx);
+    if (rc != 0) {
+        return rc;
+    }
+    t = sd_xmalloc(sizeof(*t));
+    t->ops = ops;
+    t->ctx = ctx;
+    *out = t;
+    return 0;
+}
+
+int sd_tables_open(const struct sd_config *cfg, struct sd_tables **out)
+{
+    const char *backend = sd_config_str(cfg, "tables.backend");
+    const char *where = "";
+    int rc;
+
+    if (strcmp(backend, "sqlite") == 0) {
+        where = sd_config_str(cfg, "tables.sqlite.path");
+    }
+    rc = sd_tables_open_backend(backend, cfg, where, out);
+    if (rc == -ENOTSUP) {
+        sd_log_error("tables", "tables.backend %s is not supported yet", backend);
+    } else if (rc != 0) {
+        sd_log_error("tables", "open %s table storage at %s: %s", backend, where, sd_strerror(rc));
+    } else {
+        sd_log_info("tables", "opened %s table storage at %s", backend, where);
+    }
+    return rc;
+}
+
+void sd_tables_close(struct sd_tables *t)
+{
+    if (t == NULL) {
+        return;
+    }
+    t->ops->close(t->ctx);
+    free(t);
+}
