@@ -195,13 +195,14 @@ def test_disk_full_refuses_with_507_then_recovers(streamd_factory, tmp_path):
         s = streamd_factory(args=FAST + ["--set", "storage.volumesPath=" + str(tmp_path / "vols")])
         url = make_pipeline(s)
         break_staging(s.data_dir)  # nothing drains: the volume fills up
-        pad = "p" * 20000
+        import base64
         acked, codes = set(), {}
         deadline = time.time() + 120 * TIMEOUT_MULT
         i = 0
         while time.time() < deadline:
             rid = "d-%d" % i
             i += 1
+            pad = base64.b64encode(os.urandom(15000)).decode()  # barely compressible
             status, headers, _ = s.request("POST", url, json.dumps({"id": rid, "text": pad}), J)
             codes[status] = codes.get(status, 0) + 1
             if status == 200:
