@@ -22,6 +22,7 @@
  * deleted before the next level holds it. The operator is the only writer of these
  * transitions, so it reads and writes entities without compare guards. */
 #include "storage/sd_operator.h"
+#include "storage/sd_states.h"
 #include "config/sd_config.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
@@ -164,6 +165,13 @@ static void sd__batch_entity(struct sd_batch *b, const char *kind, const char *k
     static const char *const retry_fields[] = {"retryAttempt", "retryReason", "firstFailedAt",
                                                "lastFailedAt", "retryAfter"};
 
+    if (!sd_states_transition_ok(kind, sd__state_of(j), new_state)) {
+        /* Never store an impossible state; the commit of this batch then does nothing. */
+        sd_log_error("operator", "refused %s %s transition %s -> %s", kind, key,
+                     sd__state_of(j), new_state);
+        b->n = 0;
+        return;
+    }
     if (strcmp(sd__state_of(j), new_state) != 0) {
         sd_time_format_iso(now, ts);
         snprintf(at_key, sizeof(at_key), "%sAt", new_state);

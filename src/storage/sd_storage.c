@@ -10,6 +10,7 @@
  * Control calls (open, activate, deactivate, close) are serialized by the caller; appends
  * come from the data endpoint's thread and only read the slot's current slice under its lock. */
 #include "storage/sd_storage.h"
+#include "storage/sd_states.h"
 #include "config/sd_config.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
@@ -394,6 +395,13 @@ static int sd__transition(struct sd_storage *st, const char *kind, const char *k
         return SD_ENOTFOUND;
     }
     old_state = sd_xstrdup(json_string_value(json_object_get(j, "state")) ?: "writing");
+    if (!sd_states_transition_ok(kind, old_state, new_state)) {
+        sd_log_error("storage", "refused %s %s transition %s -> %s", kind, key, old_state,
+                     new_state);
+        free(old_state);
+        json_decref(j);
+        return SD_EINVAL;
+    }
     sd_time_format_iso(sd_now_ms(), ts);
     snprintf(at_key, sizeof(at_key), "%sAt", new_state);
     json_object_set_new(j, "state", json_string(new_state));
