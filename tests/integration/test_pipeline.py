@@ -228,3 +228,19 @@ def test_disk_full_refuses_with_507_then_recovers(streamd_factory, tmp_path):
         assert s.stop() == 0
     finally:
         subprocess.run(["umount", "-l", str(mnt)])
+
+
+def test_deleted_sink_still_imports_acknowledged_records(streamd_factory):
+    # Triggers high enough that nothing rotates before the delete.
+    args = [a.replace("trigger.count=1", "trigger.count=100000") for a in FAST]
+    s = streamd_factory(args=args)
+    url = make_pipeline(s)
+    for i in range(50):
+        assert s.request("POST", url, json.dumps({"id": "del-%d" % i}), J)[0] == 200
+    status, task = s.api_call("DELETE", "/v1/branches/default/sources/s1/sinks/k1")
+    assert status == 202 and s.wait_task(task)["status"] == "success"
+    rows = wait_rows(s.data_dir, lambda r: len(r) >= 50)
+    assert sorted(r[1] for r in rows) == sorted("del-%d" % i for i in range(50))
+    # The source has no sink now: records are accepted and stored nowhere, as the reference does.
+    status, _, data = s.request("POST", url + "?verbose=true", '{"id":"x"}', J)
+    assert status == 200 and json.loads(data)["message"] == "No enabled sink found."
