@@ -60,8 +60,16 @@ def make_pipeline(s):
 
 
 def test_thousand_hostile_records_become_rows(streamd_factory):
-    s = streamd_factory(args=FAST)
+    # As a user would: service-level minimum intervals lowered through the environment,
+    # per-sink triggers set small through the settings API.
+    s = streamd_factory(env={"STREAM_STORAGE_LEVEL_STAGING_UPLOAD_MIN_INTERVAL": "1s",
+                             "STREAM_STORAGE_LEVEL_TARGET_IMPORT_MIN_INTERVAL": "1s"})
     url = make_pipeline(s)
+    status, task = s.api_call("PATCH", "/v1/branches/default/sources/s1/sinks/k1/settings", {
+        "settings": [{"key": "storage.level.staging.upload.trigger.count", "value": 100},
+                     {"key": "storage.level.target.import.trigger.count", "value": 300}]})
+    assert status == 202, task
+    assert s.wait_task(task)["status"] == "success"
     rnd = random.Random(11)
     expected = []
     for i in range(1000):
@@ -70,7 +78,8 @@ def test_thousand_hostile_records_become_rows(streamd_factory):
         body = json.dumps({"id": "id-%d" % i, "text": text}, ensure_ascii=(i % 3 == 0))
         assert s.request("POST", url, body, J)[0] == 200
         expected.append((body, "id-%d" % i, text))
-    rows = wait_rows(s.data_dir, lambda r: len(r) >= 1000)
+    # The last file reaches no count trigger: it is imported by the 1-minute interval trigger.
+    rows = wait_rows(s.data_dir, lambda r: len(r) >= 1000, timeout=120)
     time.sleep(1)
     rows = table_rows(s.data_dir)
     assert len(rows) == 1000
