@@ -31,6 +31,21 @@ static inline int sd_str_eq(struct sd_str a, struct sd_str b)
     return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
 }
 
+/* Value of a hexadecimal digit, or -1. */
+static inline int sd_hex_digit(int c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
 struct sd_buf {
     char *data;
     size_t len;

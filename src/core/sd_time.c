@@ -69,3 +69,14 @@ int sd_time_parse_iso(const char *s, int64_t *ms)
     *ms = (int64_t)timegm(&tm) * 1000 + msec;
     return 0;
 }
+
+int64_t sd_time_of_key(const char *key)
+{
+    const char *slash = strrchr(key, '/');
+    int64_t ms = 0;
+
+    if (slash != NULL && sd_time_parse_iso(slash + 1, &ms) != 0) {
+        ms = 0;
+    }
+    return ms;
+}

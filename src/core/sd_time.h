@@ -23,6 +23,9 @@ void sd_time_format_iso(int64_t ms, char *out);
 void sd_time_format_path(int64_t ms, char *out);
 /* Parses the ISO form back to ms. Returns 0 or SD_EPARSE. */
 int sd_time_parse_iso(const char *s, int64_t *ms);
+/* Time of an entity key whose last '/'-separated segment is an ISO timestamp (file and slice
+ * keys end with their open time); 0 when it has none. */
+int64_t sd_time_of_key(const char *key);
 
 #ifdef __cplusplus
 }

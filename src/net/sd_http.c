@@ -476,20 +476,6 @@ int sd_http_query_param(h2o_req_t *req, const char *name, struct sd_str *value)
     return 0;
 }
 
-static int sd__hex(int c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 int sd_http_url_decode(struct sd_str s, struct sd_buf *out)
 {
     sd_buf_reset(out);
@@ -503,8 +489,8 @@ int sd_http_url_decode(struct sd_str s, struct sd_buf *out)
             if (i + 2 >= s.len) {
                 return SD_EPARSE;
             }
-            hi = sd__hex((unsigned char)s.p[i + 1]);
-            lo = sd__hex((unsigned char)s.p[i + 2]);
+            hi = sd_hex_digit((unsigned char)s.p[i + 1]);
+            lo = sd_hex_digit((unsigned char)s.p[i + 2]);
             if (hi < 0 || lo < 0) {
                 return SD_EPARSE;
             }

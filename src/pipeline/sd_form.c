@@ -37,20 +37,6 @@ struct form_ctx {
     size_t errlen;
 };
 
-static int hexv(unsigned char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* Writes at most 48 bytes of s into the error message, non-printable bytes as '?'. */
 static void form_err(struct form_ctx *c, const char *what, const char *s, size_t len)
 {
@@ -95,8 +81,8 @@ static int form_unescape(struct form_ctx *c, const char *src, size_t len, struct
         if (ch == '+') {
             *w++ = ' ';
         } else if (ch == '%') {
-            h = i + 1 < len ? hexv((unsigned char)src[i + 1]) : -1;
-            l = i + 2 < len ? hexv((unsigned char)src[i + 2]) : -1;
+            h = i + 1 < len ? sd_hex_digit((unsigned char)src[i + 1]) : -1;
+            l = i + 2 < len ? sd_hex_digit((unsigned char)src[i + 2]) : -1;
             if (h < 0 || l < 0) {
                 form_err(c, "invalid URL escape", src + i, len - i < 3 ? len - i : 3);
                 return SD_EPARSE;

@@ -67,17 +67,6 @@ struct sd_operator {
 
 /* ---- small helpers ---- */
 
-static int64_t sd__key_time_ms(const char *key)
-{
-    const char *slash = strrchr(key, '/');
-    int64_t ms = 0;
-
-    if (slash != NULL) {
-        sd_time_parse_iso(slash + 1, &ms);
-    }
-    return ms;
-}
-
 static int64_t sd__field_time_ms(const json_t *j, const char *field)
 {
     const char *s = json_string_value(json_object_get(j, field));
@@ -313,8 +302,8 @@ static void sd__rotation(struct sd_operator *op, int64_t now)
         json_t *s = json_object_get(e, "settings");
         int64_t records = json_integer_value(json_object_get(e, "records"));
         int64_t compressed = json_integer_value(json_object_get(e, "compressedSize"));
-        int64_t slice_age = now - sd__key_time_ms(slice_key);
-        int64_t file_age = now - sd__key_time_ms(file_key);
+        int64_t slice_age = now - sd_time_of_key(slice_key);
+        int64_t file_age = now - sd_time_of_key(file_key);
         int64_t file_records = records, file_compressed = compressed;
         int rotate_slice = 0, rotate_file = 0;
         char *prefix, *skip, *slices_prefix;

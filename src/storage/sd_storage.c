@@ -780,17 +780,6 @@ static json_t *sd__sink_meta(const json_t *sink)
                      "tableId", json_object_get(table, "tableId"));
 }
 
-static int64_t sd__key_time_ms(const char *key)
-{
-    const char *slash = strrchr(key, '/');
-    int64_t ms = 0;
-
-    if (slash != NULL) {
-        sd_time_parse_iso(slash + 1, &ms);
-    }
-    return ms;
-}
-
 int sd_storage_sink_activate(struct sd_storage *st, const json_t *sink, const json_t *settings,
                              struct sd_sink_slot **out, struct sd_buf *err)
 {
@@ -915,7 +904,7 @@ int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file,
     settings = json_incref(slot->settings);
     pthread_mutex_unlock(&slot->lock);
     rc = sd__open_next(st, slot->meta, settings, sink_key, new_file ? NULL : old->file_key,
-                       new_file ? old->file_key : NULL, old->key, sd__key_time_ms(old->key),
+                       new_file ? old->file_key : NULL, old->key, sd_time_of_key(old->key),
                        &file_key, &slice_key, &dir, err);
     json_decref(settings);
     if (rc != 0) {
