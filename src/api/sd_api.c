@@ -380,8 +380,17 @@ static void sd__send_cors_preflight(h2o_req_t *req)
     sd_http_send(req, 200, "text/plain", "", 0);
 }
 
-/* Authenticates the request into c. Sends the error and returns nonzero on failure. */
-static int sd__authenticate(struct sd_api_ctx *c, unsigned method)
+/* 1 for a request that changes nothing although its method is not GET: the dry run
+ * POST /v1/branches/{branchId}/sources/{sourceId}/test (read-only tokens may use it, as in the
+ * reference). */
+static int sd__is_dry_run(const struct sd_api_path *p)
+{
+    return p->n == 6 && sd__seg_is(p->segs[3], "sources") && sd__seg_is(p->segs[5], "test");
+}
+
+/* Authenticates the request into c. Every method but GET writes (except the dry run) and needs
+ * an admin token. Sends the error and returns nonzero on failure. */
+static int sd__authenticate(struct sd_api_ctx *c, unsigned method, const struct sd_api_path *p)
 {
     struct sd_str tok = sd_http_header(c->req, "x-storageapi-token");
     int rc;
@@ -401,10 +410,10 @@ static int sd__authenticate(struct sd_api_ctx *c, unsigned method)
     }
     if (!c->token.is_master) {
         sd__api_error(c->req, 401, "masterTokenRequired",
-                      "A master token of a project administrator is required.");
+                      "Please provide a master token of a project administrator.");
         return -1;
     }
-    if ((method & (SD_M_POST | SD_M_PATCH | SD_M_DELETE)) && !c->token.is_admin) {
+    if (method != SD_M_GET && !sd__is_dry_run(p) && !c->token.is_admin) {
         sd__api_error(c->req, 403, "forbidden",
                       "Only admin token can do write operations on streams.");
         return -1;
@@ -557,7 +566,7 @@ void sd_api_handle(void *arg, h2o_req_t *req)
     c = sd_xcalloc(1, sizeof(*c));
     c->api = api;
     c->req = req;
-    if (sd__authenticate(c, method) != 0) {
+    if (sd__authenticate(c, method, &p) != 0) {
         goto out;
     }
     if (route == SD_ROUTE_TASK) {

@@ -24,6 +24,7 @@
 
 #define SD_AUTH_MARKER_KEY "auth/admin"
 #define SD_AUTH_TOKEN_MAX 1024
+#define SD_AUTH_TOKEN_PREFIX "auth/token/"
 
 static const char sd__token_alphabet[] =
     "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -47,7 +48,7 @@ void sd_auth_hash(const char *token, size_t len, char out[SD_AUTH_HASH_HEX_LEN +
 static void sd__token_key(struct sd_buf *out, const char *hash)
 {
     sd_buf_reset(out);
-    sd_buf_printf(out, "auth/token/%s", hash);
+    sd_buf_printf(out, SD_AUTH_TOKEN_PREFIX "%s", hash);
 }
 
 /* Builds the stored record of a token (new reference). */
@@ -81,12 +82,35 @@ static void sd__new_info(struct sd_auth_token *t, int64_t project_id, int is_mas
     snprintf(t->description, sizeof(t->description), "%s", description ? description : "");
 }
 
+/* Parses a stored record into *out. Returns 0 or SD_ECORRUPT. */
+static int sd__parse_record(const char *value, size_t len, struct sd_auth_token *out)
+{
+    json_t *j = json_loadb(value, len, 0, NULL);
+    const char *id, *desc, *created;
+
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return SD_ECORRUPT;
+    }
+    id = json_string_value(json_object_get(j, "id"));
+    desc = json_string_value(json_object_get(j, "description"));
+    created = json_string_value(json_object_get(j, "created"));
+    snprintf(out->id, sizeof(out->id), "%s", id ? id : "");
+    out->project_id = json_integer_value(json_object_get(j, "projectId"));
+    out->is_master = json_is_true(json_object_get(j, "isMaster"));
+    out->is_admin = json_is_true(json_object_get(j, "isAdmin"));
+    snprintf(out->description, sizeof(out->description), "%s", desc ? desc : "");
+    snprintf(out->created, sizeof(out->created), "%s", created ? created : "");
+    json_decref(j);
+    return 0;
+}
+
 int sd_auth_lookup(struct sd_state *st, const char *token, size_t len, struct sd_auth_token *out)
 {
     char hash[SD_AUTH_HASH_HEX_LEN + 1];
     struct sd_buf key = SD_BUF_INIT;
     struct sd_kv kv;
-    json_t *j;
     int rc;
 
     memset(out, 0, sizeof(*out));
@@ -101,25 +125,110 @@ int sd_auth_lookup(struct sd_state *st, const char *token, size_t len, struct sd
     if (rc != 0) {
         return rc;
     }
-    j = json_loadb(kv.value, kv.value_len, 0, NULL);
+    rc = sd__parse_record(kv.value, kv.value_len, out);
     sd_kv_free(&kv);
-    if (!json_is_object(j)) {
-        json_decref(j);
-        return SD_ECORRUPT;
+    return rc;
+}
+
+static int sd__token_cmp(const void *a, const void *b)
+{
+    const struct sd_auth_token *x = a, *y = b;
+
+    if (x->project_id != y->project_id) {
+        return x->project_id < y->project_id ? -1 : 1;
     }
-    snprintf(out->id, sizeof(out->id), "%s",
-             json_string_value(json_object_get(j, "id"))
-                 ? json_string_value(json_object_get(j, "id"))
-                 : "");
-    out->project_id = json_integer_value(json_object_get(j, "projectId"));
-    out->is_master = json_is_true(json_object_get(j, "isMaster"));
-    out->is_admin = json_is_true(json_object_get(j, "isAdmin"));
-    snprintf(out->description, sizeof(out->description), "%s",
-             json_string_value(json_object_get(j, "description"))
-                 ? json_string_value(json_object_get(j, "description"))
-                 : "");
-    json_decref(j);
-    return 0;
+    if (strlen(x->id) != strlen(y->id)) {
+        return strlen(x->id) < strlen(y->id) ? -1 : 1;
+    }
+    return strcmp(x->id, y->id);
+}
+
+int sd_auth_token_list(struct sd_state *st, int64_t project_id, struct sd_auth_token **out,
+                       size_t *n)
+{
+    struct sd_kvs kvs;
+    struct sd_auth_token *list = NULL;
+    size_t count = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    memset(&kvs, 0, sizeof(kvs));
+    rc = sd_state_range(st, SD_AUTH_TOKEN_PREFIX, 0, &kvs);
+    if (rc != 0) {
+        goto out;
+    }
+    list = sd_xcalloc(kvs.n + 1, sizeof(*list));
+    for (size_t i = 0; i < kvs.n; i++) {
+        rc = sd__parse_record(kvs.items[i].value, kvs.items[i].value_len, &list[count]);
+        if (rc != 0) {
+            goto out;
+        }
+        if (project_id <= 0 || list[count].project_id == project_id) {
+            count++;
+        }
+    }
+    qsort(list, count, sizeof(*list), sd__token_cmp);
+    *out = list;
+    *n = count;
+    list = NULL;
+
+out:
+    free(list);
+    sd_kvs_free(&kvs);
+    return rc;
+}
+
+int sd_auth_token_revoke(struct sd_state *st, const char *id, struct sd_auth_token *info)
+{
+    struct sd_kvs kvs;
+    struct sd_auth_token t;
+    struct sd_cmp cmp;
+    struct sd_op op;
+    struct sd_txn txn;
+    struct sd_txn_result res;
+    int rc;
+
+    memset(&kvs, 0, sizeof(kvs));
+    memset(&res, 0, sizeof(res));
+    rc = sd_state_range(st, SD_AUTH_TOKEN_PREFIX, 0, &kvs);
+    if (rc != 0) {
+        goto out;
+    }
+    rc = SD_ENOTFOUND;
+    for (size_t i = 0; i < kvs.n; i++) {
+        if (sd__parse_record(kvs.items[i].value, kvs.items[i].value_len, &t) != 0 ||
+            strcmp(t.id, id) != 0) {
+            continue;
+        }
+        /* Delete only the record that was read, so a concurrent change is not lost. */
+        memset(&cmp, 0, sizeof(cmp));
+        cmp.key = kvs.items[i].key;
+        cmp.target = SD_CMP_MOD_REV;
+        cmp.result = SD_CMP_EQUAL;
+        cmp.num = kvs.items[i].mod_rev;
+        memset(&op, 0, sizeof(op));
+        op.type = SD_OP_DELETE;
+        op.key = kvs.items[i].key;
+        memset(&txn, 0, sizeof(txn));
+        txn.cmps = &cmp;
+        txn.ncmps = 1;
+        txn.then_ops = &op;
+        txn.nthen = 1;
+        rc = sd_state_txn(st, &txn, &res);
+        if (rc == 0 && !res.succeeded) {
+            rc = SD_ECONFLICT;
+        }
+        if (rc == 0 && info != NULL) {
+            *info = t;
+        }
+        break;
+    }
+
+out:
+    sd_txn_result_free(&res);
+    sd_kvs_free(&kvs);
+    return rc;
 }
 
 int sd_auth_token_create(struct sd_state *st, int64_t project_id, int is_master, int is_admin,
@@ -131,13 +240,16 @@ int sd_auth_token_create(struct sd_state *st, int64_t project_id, int is_master,
     struct sd_buf key = SD_BUF_INIT;
     char *value;
     json_t *rec;
+    int64_t now;
     int rc;
 
     sd__new_info(&t, project_id, is_master, is_admin, description);
     sd_defs_random_chars(token_out, SD_AUTH_GENERATED_LEN, sd__token_alphabet);
     sd_auth_hash(token_out, SD_AUTH_GENERATED_LEN, hash);
     sd__token_key(&key, hash);
-    rec = sd__record(&t, sd_now_ms());
+    now = sd_now_ms();
+    sd_time_format_iso(now, t.created);
+    rec = sd__record(&t, now);
     value = json_dumps(rec, JSON_COMPACT);
     rc = sd_state_put(st, sd_buf_cstr(&key), value, strlen(value), 0, NULL);
     free(value);

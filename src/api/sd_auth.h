@@ -28,6 +28,7 @@ struct sd_auth_token {
     int is_master;
     int is_admin;
     char description[128];
+    char created[32]; /* ISO time of creation, "" when unknown */
 };
 
 /* Writes the lower-case hex SHA-256 of token[0..len) plus a NUL into out[65]. */
@@ -43,6 +44,17 @@ int sd_auth_lookup(struct sd_state *st, const char *token, size_t len, struct sd
 int sd_auth_token_create(struct sd_state *st, int64_t project_id, int is_master, int is_admin,
                          const char *description, char token_out[SD_AUTH_GENERATED_LEN + 1],
                          struct sd_auth_token *info);
+
+/* Lists the stored tokens (their records, never the tokens), of project_id only when > 0, sorted
+ * by project then id. *out is owned (free with free()); *n gets the count. Returns 0 or a
+ * state-store error (SD_ECORRUPT for an unreadable record). */
+int sd_auth_token_list(struct sd_state *st, int64_t project_id, struct sd_auth_token **out,
+                       size_t *n);
+
+/* Deletes the token whose record has id id. *info (may be NULL) gets its record. Returns 0,
+ * SD_ENOTFOUND when no token has that id, SD_ECONFLICT when it changed meanwhile, or a
+ * state-store error. The token is rejected (401) by the next request that uses it. */
+int sd_auth_token_revoke(struct sd_state *st, const char *id, struct sd_auth_token *info);
 
 /* Start-up: makes sure project 1 has its master admin token. configured (auth.adminToken; NULL
  * or "" = unset) is stored when missing and replaces a previous admin token. When unset and no

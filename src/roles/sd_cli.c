@@ -13,6 +13,7 @@
 #include "core/sd_fs.h"
 #include "core/sd_log.h"
 #include "core/sd_time.h"
+#include "roles/sd_cli_token.h"
 #include "roles/sd_metrics.h"
 #include "roles/sd_server.h"
 #include "source/sd_ingest.h"
@@ -68,6 +69,7 @@ static void sd__usage(FILE *out)
             "[--ready-file FILE] [ROLE...]\n"
             "       streamd config dump [--json] [--config FILE] [--data-dir DIR] "
             "[--set KEY=VALUE]...\n"
+            "       streamd token create|list|revoke ... (see streamd token --help)\n"
             "\n"
             "Streaming data ingestion: POST JSON records over HTTP, get them durably on disk\n"
             "as compressed CSV slices, and imported exactly once into tables.\n"
@@ -415,6 +417,9 @@ int sd_cli_run(int argc, char **argv)
     sigset_t sigs;
     int rc;
 
+    if (sd_cli_token_wanted(argc, argv)) {
+        return sd_cli_token_run(argc, argv);
+    }
     if (sd__parse_args(argc, argv, &a) != 0) {
         free(a.sets);
         return 2;

@@ -1,0 +1,406 @@
+/* sd_cli_token.c: "streamd token create|list|revoke": local API tokens from the command line.
+ *
+ * DESIGN: the subcommands open the state store directly (no server), so they share its
+ * exclusive lock: while a streamd runs on the same data dir they fail with a clear message
+ * (exit 1) instead of waiting. A new token is printed once, on stdout; only its SHA-256 is
+ * stored (sd_auth), and nothing here logs a token. Exit codes: 0 done, 1 failure, 2 usage. */
+#include "roles/sd_cli_token.h"
+#include "api/sd_auth.h"
+#include "config/sd_config.h"
+#include "core/sd_alloc.h"
+#include "core/sd_buf.h"
+#include "core/sd_error.h"
+#include "core/sd_fs.h"
+#include "core/sd_log.h"
+#include "state/sd_state.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern char **environ;
+
+enum sd_token_cmd { SD_TOKEN_NONE, SD_TOKEN_CREATE, SD_TOKEN_LIST, SD_TOKEN_REVOKE };
+
+struct sd_token_args {
+    struct sd_config_args cfg;
+    const char **sets;
+    size_t nsets;
+    enum sd_token_cmd cmd;
+    int64_t project_id; /* 0 = not given */
+    int is_admin;
+    int is_master;
+    int is_json;
+    const char *description;
+    const char *id;
+};
+
+/* Options of the server that take a value (their values are not commands). */
+static const char *const sd__value_opts[] = {"--config", "--data-dir", "--set", "--ready-file"};
+
+static void sd__token_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: streamd token create --project N [--admin] [--master|--no-master]\n"
+            "                            [--description TEXT] [--json] [OPTIONS]\n"
+            "       streamd token list [--project N] [--json] [OPTIONS]\n"
+            "       streamd token revoke ID [OPTIONS]\n"
+            "\n"
+            "Manage the local API tokens (X-StorageApi-Token) in the data dir. Stop the server\n"
+            "first: a running streamd locks its data dir.\n"
+            "\n"
+            "  create   prints the new token once (only its hash is stored) and its id.\n"
+            "           --admin: may write (default: read-only); --no-master: not a master\n"
+            "           token (the API answers 401 masterTokenRequired); default --master.\n"
+            "  list     prints id, project, admin, master, created and description of every\n"
+            "           token (never a token).\n"
+            "  revoke   deletes the token with that id; it is rejected (401) at once.\n"
+            "\n"
+            "OPTIONS (as the server): --config FILE, --data-dir DIR, --set KEY=VALUE.\n"
+            "Exit codes: 0 done, 1 failure, 2 usage error.\n");
+}
+
+static int sd__is_value_opt(const char *arg, size_t nlen)
+{
+    for (size_t k = 0; k < sizeof(sd__value_opts) / sizeof(sd__value_opts[0]); k++) {
+        if (strlen(sd__value_opts[k]) == nlen && strncmp(arg, sd__value_opts[k], nlen) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int sd_cli_token_wanted(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+
+        if (strncmp(arg, "--", 2) == 0) {
+            if (strchr(arg, '=') == NULL && sd__is_value_opt(arg, strlen(arg))) {
+                i++; /* skip the option's value */
+            }
+            continue;
+        }
+        return strcmp(arg, "token") == 0;
+    }
+    return 0;
+}
+
+/* Parses a positive project id. Returns 0 or -1. */
+static int sd__parse_project(const char *text, int64_t *out)
+{
+    char *end = NULL;
+    long long v;
+
+    if (text[0] == '\0' || strspn(text, "0123456789") != strlen(text)) {
+        return -1;
+    }
+    errno = 0;
+    v = strtoll(text, &end, 10);
+    if (errno != 0 || *end != '\0' || v < 1) {
+        return -1;
+    }
+    *out = (int64_t)v;
+    return 0;
+}
+
+/* Parses argv into a. Prints the problem and returns -1 on a usage error; exits 0 on --help. */
+static int sd__token_parse(int argc, char **argv, struct sd_token_args *a)
+{
+    int seen_token = 0, seen_master = 0;
+
+    memset(a, 0, sizeof(*a));
+    a->is_master = 1;
+    a->sets = sd_xcalloc((size_t)argc + 1, sizeof(char *));
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *eq = strchr(arg, '=');
+        size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
+        const char *value = NULL;
+
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            sd__token_usage(stdout);
+            free(a->sets);
+            exit(0);
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            if (!seen_token) {
+                seen_token = 1; /* "token" itself (sd_cli_token_wanted checked it) */
+            } else if (a->cmd == SD_TOKEN_NONE) {
+                if (strcmp(arg, "create") == 0) {
+                    a->cmd = SD_TOKEN_CREATE;
+                } else if (strcmp(arg, "list") == 0) {
+                    a->cmd = SD_TOKEN_LIST;
+                } else if (strcmp(arg, "revoke") == 0) {
+                    a->cmd = SD_TOKEN_REVOKE;
+                } else {
+                    fprintf(stderr,
+                            "streamd token: unknown command \"%s\" (create, list, revoke)\n", arg);
+                    return -1;
+                }
+            } else if (a->cmd == SD_TOKEN_REVOKE && a->id == NULL) {
+                a->id = arg;
+            } else {
+                fprintf(stderr, "streamd token: unexpected argument \"%s\" (see --help)\n", arg);
+                return -1;
+            }
+            continue;
+        }
+        /* Flags without a value. */
+        if (eq == NULL && strcmp(arg, "--admin") == 0) {
+            a->is_admin = 1;
+            continue;
+        }
+        if (eq == NULL && (strcmp(arg, "--master") == 0 || strcmp(arg, "--no-master") == 0)) {
+            if (seen_master && a->is_master != (arg[2] == 'm')) {
+                fprintf(stderr, "streamd token: --master and --no-master exclude each other\n");
+                return -1;
+            }
+            seen_master = 1;
+            a->is_master = arg[2] == 'm';
+            continue;
+        }
+        if (eq == NULL && strcmp(arg, "--json") == 0) {
+            a->is_json = 1;
+            continue;
+        }
+        /* Options with a value. */
+        if (!sd__is_value_opt(arg, nlen) &&
+            !(nlen == strlen("--project") && strncmp(arg, "--project", nlen) == 0) &&
+            !(nlen == strlen("--description") && strncmp(arg, "--description", nlen) == 0)) {
+            fprintf(stderr, "streamd token: unknown option %.*s (see --help)\n", (int)nlen, arg);
+            return -1;
+        }
+        if (eq) {
+            value = eq + 1;
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            fprintf(stderr, "streamd token: option %s needs a value\n", arg);
+            return -1;
+        }
+        if (strncmp(arg, "--config", nlen) == 0) {
+            a->cfg.file = value;
+        } else if (strncmp(arg, "--data-dir", nlen) == 0) {
+            a->cfg.data_dir = value;
+        } else if (strncmp(arg, "--set", nlen) == 0) {
+            a->sets[a->nsets++] = value;
+        } else if (strncmp(arg, "--project", nlen) == 0) {
+            if (sd__parse_project(value, &a->project_id) != 0) {
+                fprintf(stderr, "streamd token: --project needs a project id >= 1, not \"%s\"\n",
+                        value);
+                return -1;
+            }
+        } else if (strncmp(arg, "--description", nlen) == 0) {
+            a->description = value;
+        } else {
+            fprintf(stderr, "streamd token: --ready-file is not used by token commands\n");
+            return -1;
+        }
+    }
+    if (a->cmd == SD_TOKEN_NONE) {
+        fprintf(stderr, "streamd token: missing command: create, list or revoke (see --help)\n");
+        return -1;
+    }
+    if (a->cmd == SD_TOKEN_CREATE && a->project_id == 0) {
+        fprintf(stderr, "streamd token create: --project N is required\n");
+        return -1;
+    }
+    if (a->cmd != SD_TOKEN_CREATE && (a->is_admin || seen_master || a->description != NULL)) {
+        fprintf(stderr, "streamd token: --admin, --master, --no-master and --description are "
+                        "options of create\n");
+        return -1;
+    }
+    if (a->cmd == SD_TOKEN_REVOKE && (a->project_id != 0 || a->is_json)) {
+        fprintf(stderr, "streamd token revoke: takes only the token id\n");
+        return -1;
+    }
+    if (a->cmd == SD_TOKEN_REVOKE && a->id == NULL) {
+        fprintf(stderr, "streamd token revoke: missing the token ID (see streamd token list)\n");
+        return -1;
+    }
+    if (a->id != NULL && (a->id[0] == '\0' || strspn(a->id, "0123456789") != strlen(a->id) ||
+                          strlen(a->id) >= sizeof(((struct sd_auth_token *)0)->id))) {
+        fprintf(stderr, "streamd token revoke: \"%s\" is not a token id (digits, see list)\n",
+                a->id);
+        return -1;
+    }
+    if (a->description != NULL &&
+        strlen(a->description) >= sizeof(((struct sd_auth_token *)0)->description)) {
+        fprintf(stderr, "streamd token create: --description is longer than %zu bytes\n",
+                sizeof(((struct sd_auth_token *)0)->description) - 1);
+        return -1;
+    }
+    a->cfg.sets = a->sets;
+    a->cfg.nsets = a->nsets;
+    a->cfg.envp = environ;
+    return 0;
+}
+
+/* Opens the state store of cfg; prints why not and returns nonzero when it cannot. */
+static int sd__token_open_state(const struct sd_config *cfg, struct sd_state **st)
+{
+    const char *data_dir = sd_config_str(cfg, "dataDir");
+    int rc;
+
+    rc = sd_mkdir_p(data_dir, 0750);
+    if (rc != 0) {
+        fprintf(stderr, "streamd token: cannot create data dir %s: %s\n", data_dir,
+                sd_strerror(rc));
+        return rc;
+    }
+    rc = sd_state_open(cfg, st);
+    if (rc == -EBUSY || rc == -EAGAIN) {
+        fprintf(stderr,
+                "streamd token: the data dir %s is in use by a running streamd (its state store "
+                "%s is locked); stop it first\n",
+                data_dir, sd_config_str(cfg, "state.embedded.path"));
+    } else if (rc != 0) {
+        fprintf(stderr, "streamd token: cannot open the state store (%s) at %s: %s\n",
+                sd_config_str(cfg, "state.backend"), sd_config_str(cfg, "state.embedded.path"),
+                sd_strerror(rc));
+    }
+    return rc;
+}
+
+static json_t *sd__token_json(const struct sd_auth_token *t)
+{
+    return json_pack("{s:s, s:I, s:b, s:b, s:s, s:s}", "id", t->id, "projectId",
+                     (json_int_t)t->project_id, "isAdmin", t->is_admin, "isMaster", t->is_master,
+                     "description", t->description, "created", t->created);
+}
+
+static void sd__print_json(json_t *j)
+{
+    char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+    printf("%s\n", text);
+    free(text);
+    json_decref(j);
+}
+
+static int sd__token_create(struct sd_state *st, const struct sd_token_args *a)
+{
+    char token[SD_AUTH_GENERATED_LEN + 1];
+    struct sd_auth_token t;
+    json_t *j;
+    int rc;
+
+    rc = sd_auth_token_create(st, a->project_id, a->is_master, a->is_admin,
+                              a->description ? a->description : "", token, &t);
+    if (rc != 0) {
+        fprintf(stderr, "streamd token create: cannot store the token: %s\n", sd_strerror(rc));
+        explicit_bzero(token, sizeof(token));
+        return 1;
+    }
+    if (a->is_json) {
+        j = sd__token_json(&t);
+        json_object_set_new(j, "token", json_string(token));
+        sd__print_json(j);
+    } else {
+        printf("id: %s\nproject: %" PRId64 "\nadmin: %s\nmaster: %s\ndescription: %s\n"
+               "created: %s\ntoken: %s\n",
+               t.id, t.project_id, t.is_admin ? "yes" : "no", t.is_master ? "yes" : "no",
+               t.description, t.created, token);
+        fprintf(stderr, "streamd token: the token is shown only this once; only its hash is "
+                        "stored\n");
+    }
+    explicit_bzero(token, sizeof(token));
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static int sd__token_list(struct sd_state *st, const struct sd_token_args *a)
+{
+    struct sd_auth_token *list = NULL;
+    size_t n = 0;
+    json_t *arr;
+    int rc;
+
+    rc = sd_auth_token_list(st, a->project_id, &list, &n);
+    if (rc != 0) {
+        fprintf(stderr, "streamd token list: cannot read the tokens: %s\n", sd_strerror(rc));
+        return 1;
+    }
+    if (a->is_json) {
+        arr = json_array();
+        for (size_t i = 0; i < n; i++) {
+            json_array_append_new(arr, sd__token_json(&list[i]));
+        }
+        sd__print_json(json_pack("{s:o}", "tokens", arr));
+    } else {
+        printf("%-10s %-8s %-5s %-6s %-24s %s\n", "ID", "PROJECT", "ADMIN", "MASTER", "CREATED",
+               "DESCRIPTION");
+        for (size_t i = 0; i < n; i++) {
+            printf("%-10s %-8" PRId64 " %-5s %-6s %-24s %s\n", list[i].id, list[i].project_id,
+                   list[i].is_admin ? "yes" : "no", list[i].is_master ? "yes" : "no",
+                   list[i].created[0] ? list[i].created : "-", list[i].description);
+        }
+    }
+    free(list);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static int sd__token_revoke(struct sd_state *st, const struct sd_token_args *a)
+{
+    struct sd_auth_token t;
+    int rc;
+
+    rc = sd_auth_token_revoke(st, a->id, &t);
+    if (rc == SD_ENOTFOUND) {
+        fprintf(stderr, "streamd token revoke: no token with id %s (see streamd token list)\n",
+                a->id);
+        return 1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "streamd token revoke: cannot revoke token %s: %s\n", a->id,
+                sd_strerror(rc));
+        return 1;
+    }
+    printf("revoked token %s of project %" PRId64 "\n", t.id, t.project_id);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+int sd_cli_token_run(int argc, char **argv)
+{
+    struct sd_token_args a;
+    struct sd_config *cfg = NULL;
+    struct sd_state *st = NULL;
+    struct sd_buf err = SD_BUF_INIT;
+    int rc;
+
+    sd_log_set_level(SD_LOG_WARN); /* a command: only its own output and real problems */
+    if (sd__token_parse(argc, argv, &a) != 0) {
+        rc = 2;
+        goto out;
+    }
+    if (sd_config_load(&a.cfg, &cfg, &err) != 0) {
+        fprintf(stderr, "streamd token: %s\n", sd_buf_cstr(&err));
+        rc = 2;
+        goto out;
+    }
+    if (sd__token_open_state(cfg, &st) != 0) {
+        rc = 1;
+        goto out;
+    }
+    switch (a.cmd) {
+    case SD_TOKEN_CREATE:
+        rc = sd__token_create(st, &a);
+        break;
+    case SD_TOKEN_LIST:
+        rc = sd__token_list(st, &a);
+        break;
+    default:
+        rc = sd__token_revoke(st, &a);
+        break;
+    }
+
+out:
+    sd_state_close(st);
+    sd_config_destroy(cfg);
+    sd_buf_fini(&err);
+    free(a.sets);
+    return rc;
+}
