@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 extern char **environ;
 
@@ -240,12 +241,22 @@ static int sd__token_parse(int argc, char **argv, struct sd_token_args *a)
     return 0;
 }
 
-/* Opens the state store of cfg; prints why not and returns nonzero when it cannot. */
-static int sd__token_open_state(const struct sd_config *cfg, struct sd_state **st)
+/* Opens the state store of cfg; prints why not and returns nonzero when it cannot. Only create
+ * makes a new data dir (tokens may be made before the first start); list and revoke refuse an
+ * embedded store that does not exist, so a mistyped --data-dir is not an empty list. */
+static int sd__token_open_state(const struct sd_config *cfg, enum sd_token_cmd cmd,
+                                struct sd_state **st)
 {
     const char *data_dir = sd_config_str(cfg, "dataDir");
+    const char *state_path = sd_config_str(cfg, "state.embedded.path");
+    struct stat sb;
     int rc;
 
+    if (cmd != SD_TOKEN_CREATE && strcmp(sd_config_str(cfg, "state.backend"), "embedded") == 0 &&
+        stat(state_path, &sb) != 0) {
+        fprintf(stderr, "streamd token: no state store at %s (wrong --data-dir?)\n", state_path);
+        return -ENOENT;
+    }
     rc = sd_mkdir_p(data_dir, 0750);
     if (rc != 0) {
         fprintf(stderr, "streamd token: cannot create data dir %s: %s\n", data_dir,
@@ -381,7 +392,7 @@ int sd_cli_token_run(int argc, char **argv)
         rc = 2;
         goto out;
     }
-    if (sd__token_open_state(cfg, &st) != 0) {
+    if (sd__token_open_state(cfg, a.cmd, &st) != 0) {
         rc = 1;
         goto out;
     }

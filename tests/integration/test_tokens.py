@@ -223,8 +223,16 @@ def test_token_cli_usage_errors(tmp_path):
     assert r.returncode == 0 and "streamd token create" in r.stdout
     r = run_cli("--help")
     assert r.returncode == 0 and "streamd token" in r.stdout
+    r = run_cli("token", "list", "--data-dir", d)  # no data dir yet: a mistyped --data-dir?
+    assert r.returncode == 1 and "no state store" in r.stderr, r.stderr
+    assert not os.path.exists(d)
+    r = run_cli("token", "revoke", "--data-dir", d, "123")
+    assert r.returncode == 1 and "no state store" in r.stderr, r.stderr
+    create_token(d, 5, "--description", "five")
     r = run_cli("--data-dir", d, "token", "list")
     assert r.returncode == 0 and r.stdout.startswith("ID"), r.stderr
-    r = run_cli("token", "list", "--data-dir=" + d, "--project=5")
+    r = run_cli("token", "list", "--data-dir=" + d, "--project=4")
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 1, r.stdout
+    r = run_cli("token", "list", "--data-dir=" + d, "--project=5")
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2 and "five" in r.stdout, r.stdout
     assert not os.path.exists(os.path.join(d, "admin-token"))  # commands never start a server
