@@ -238,12 +238,26 @@ int sd_auth_token_create(struct sd_state *st, int64_t project_id, int is_master,
     char hash[SD_AUTH_HASH_HEX_LEN + 1];
     struct sd_auth_token t;
     struct sd_buf key = SD_BUF_INIT;
+    struct sd_auth_token *list = NULL;
+    size_t n = 0;
     char *value;
     json_t *rec;
     int64_t now;
-    int rc;
+    int is_taken, rc;
 
-    sd__new_info(&t, project_id, is_master, is_admin, description);
+    /* A fresh id, so that revoking by id names exactly one token. */
+    rc = sd_auth_token_list(st, 0, &list, &n);
+    if (rc != 0) {
+        return rc;
+    }
+    do {
+        sd__new_info(&t, project_id, is_master, is_admin, description);
+        is_taken = 0;
+        for (size_t i = 0; i < n; i++) {
+            is_taken |= strcmp(list[i].id, t.id) == 0;
+        }
+    } while (is_taken);
+    free(list);
     sd_defs_random_chars(token_out, SD_AUTH_GENERATED_LEN, sd__token_alphabet);
     sd_auth_hash(token_out, SD_AUTH_GENERATED_LEN, hash);
     sd__token_key(&key, hash);

@@ -40,7 +40,8 @@ int sd_auth_lookup(struct sd_state *st, const char *token, size_t len, struct sd
 
 /* Stores a new token for project_id and writes its text (SD_AUTH_GENERATED_LEN characters of
  * [0-9a-zA-Z] from getrandom) plus a NUL into token_out[SD_AUTH_GENERATED_LEN + 1]; *info (may
- * be NULL) gets its record. Returns 0 or a state-store error. */
+ * be NULL) gets its record, whose id no other stored token has. Returns 0 or a state-store
+ * error. */
 int sd_auth_token_create(struct sd_state *st, int64_t project_id, int is_master, int is_admin,
                          const char *description, char token_out[SD_AUTH_GENERATED_LEN + 1],
                          struct sd_auth_token *info);

@@ -236,3 +236,11 @@ def test_token_cli_usage_errors(tmp_path):
     r = run_cli("token", "list", "--data-dir=" + d, "--project=5")
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 2 and "five" in r.stdout, r.stdout
     assert not os.path.exists(os.path.join(d, "admin-token"))  # commands never start a server
+    # the data dir may come from --config (and STREAM_* / --set) as for the server
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"dataDir": d}))
+    r = run_cli("token", "list", "--config", str(cfg), "--json")
+    assert r.returncode == 0, r.stderr
+    assert [t["description"] for t in json.loads(r.stdout)["tokens"]] == ["five"]
+    r = run_cli("token", "list", "--set", "dataDir=" + d, "--json")
+    assert r.returncode == 0 and "five" in r.stdout, r.stderr
