@@ -42,6 +42,9 @@ enum sd_api_route {
     SD_ROUTE_SINK_STATS_TOTAL,
     SD_ROUTE_SINK_STATS_FILES,
     SD_ROUTE_SINK_STATS_CLEAR,
+    SD_ROUTE_SOURCE_SWITCH,
+    SD_ROUTE_SOURCE_ROTATE,
+    SD_ROUTE_SINK_SWITCH,
     SD_ROUTE_TASK
 };
 
@@ -50,7 +53,8 @@ enum sd_api_method {
     SD_M_POST = 2,
     SD_M_DELETE = 4,
     SD_M_OTHER = 8,
-    SD_M_PATCH = 16
+    SD_M_PATCH = 16,
+    SD_M_PUT = 32
 };
 
 struct sd_api_path {
@@ -242,8 +246,35 @@ static int sd__seg_is(struct sd_str seg, const char *lit)
     return sd_str_eq(seg, sd_str_c(lit));
 }
 
+/* Matches the lifecycle routes: PUT .../disable, /enable, /undelete of a source or a sink and
+ * POST .../rotate-secret (p has a "v1" first segment and no empty segment). The lists of
+ * deleted entities are the GET of the entity routes with the id "deleted" (an id that cannot
+ * be created). */
+static enum sd_api_route sd__match_lifecycle(const struct sd_api_path *p)
+{
+    struct sd_str last;
+
+    if (p->n < 6 || !sd__seg_is(p->segs[1], "branches") || !sd__seg_is(p->segs[3], "sources")) {
+        return SD_ROUTE_NONE;
+    }
+    last = p->segs[p->n - 1];
+    if (p->n == 6 && sd__seg_is(last, "rotate-secret")) {
+        return SD_ROUTE_SOURCE_ROTATE;
+    }
+    if (!sd__seg_is(last, "disable") && !sd__seg_is(last, "enable") &&
+        !sd__seg_is(last, "undelete")) {
+        return SD_ROUTE_NONE;
+    }
+    if (p->n == 6) {
+        return SD_ROUTE_SOURCE_SWITCH;
+    }
+    return p->n == 8 && sd__seg_is(p->segs[5], "sinks") ? SD_ROUTE_SINK_SWITCH : SD_ROUTE_NONE;
+}
+
 static enum sd_api_route sd__match(struct sd_str path, const struct sd_api_path *p)
 {
+    enum sd_api_route ext;
+
     static const char tasks_prefix[] = "/v1/tasks/";
 
     if (path.len == 1 && path.p[0] == '/') {
@@ -269,6 +300,10 @@ static enum sd_api_route sd__match(struct sd_str path, const struct sd_api_path 
     }
     if (p->n == 1) {
         return SD_ROUTE_V1;
+    }
+    ext = sd__match_lifecycle(p);
+    if (ext != SD_ROUTE_NONE) {
+        return ext;
     }
     if (p->n < 4 || !sd__seg_is(p->segs[1], "branches") || !sd__seg_is(p->segs[3], "sources")) {
         return SD_ROUTE_NONE;
@@ -316,7 +351,12 @@ static unsigned sd__allowed(enum sd_api_route r)
         return SD_M_GET | SD_M_POST;
     case SD_ROUTE_SOURCE:
     case SD_ROUTE_SINK:
-        return SD_M_GET | SD_M_DELETE;
+        return SD_M_GET | SD_M_PATCH | SD_M_DELETE;
+    case SD_ROUTE_SOURCE_SWITCH:
+    case SD_ROUTE_SINK_SWITCH:
+        return SD_M_PUT;
+    case SD_ROUTE_SOURCE_ROTATE:
+        return SD_M_POST;
     case SD_ROUTE_SOURCE_SETTINGS:
     case SD_ROUTE_SINK_SETTINGS:
         return SD_M_GET | SD_M_PATCH;
@@ -346,6 +386,9 @@ static unsigned sd__method(h2o_req_t *req)
     if (sd_str_eq(m, SD_STR_LIT("PATCH"))) {
         return SD_M_PATCH;
     }
+    if (sd_str_eq(m, SD_STR_LIT("PUT"))) {
+        return SD_M_PUT;
+    }
     return SD_M_OTHER;
 }
 
@@ -361,6 +404,9 @@ static void sd__send_method_not_allowed(h2o_req_t *req, unsigned allowed)
     }
     if (allowed & SD_M_PATCH) {
         strcat(list, list[0] ? ", PATCH" : "PATCH");
+    }
+    if (allowed & SD_M_PUT) {
+        strcat(list, list[0] ? ", PUT" : "PUT");
     }
     if (allowed & SD_M_DELETE) {
         strcat(list, list[0] ? ", DELETE" : "DELETE");
@@ -582,7 +628,7 @@ void sd_api_handle(void *arg, h2o_req_t *req)
     }
     if ((route == SD_ROUTE_SINK || route == SD_ROUTE_SINK_SETTINGS ||
          route == SD_ROUTE_SINK_STATS_TOTAL || route == SD_ROUTE_SINK_STATS_FILES ||
-         route == SD_ROUTE_SINK_STATS_CLEAR) &&
+         route == SD_ROUTE_SINK_STATS_CLEAR || route == SD_ROUTE_SINK_SWITCH) &&
         sd__parse_id(c, p.segs[6], "sinkId", "sinkNotFound", "Sink", c->sink_id) != 0) {
         goto out;
     }
@@ -595,8 +641,12 @@ void sd_api_handle(void *arg, h2o_req_t *req)
         }
         break;
     case SD_ROUTE_SOURCE:
-        if (method == SD_M_GET) {
+        if (method == SD_M_GET && strcmp(c->source_id, "deleted") == 0) {
+            sd__api_sources_deleted_list(c);
+        } else if (method == SD_M_GET) {
             sd__api_source_get(c);
+        } else if (method == SD_M_PATCH) {
+            sd__api_source_update(c);
         } else {
             sd__api_source_delete(c);
         }
@@ -609,8 +659,12 @@ void sd_api_handle(void *arg, h2o_req_t *req)
         }
         break;
     case SD_ROUTE_SINK:
-        if (method == SD_M_GET) {
+        if (method == SD_M_GET && strcmp(c->sink_id, "deleted") == 0) {
+            sd__api_sinks_deleted_list(c);
+        } else if (method == SD_M_GET) {
             sd__api_sink_get(c);
+        } else if (method == SD_M_PATCH) {
+            sd__api_sink_update(c);
         } else {
             sd__api_sink_delete(c);
         }
@@ -640,6 +694,18 @@ void sd_api_handle(void *arg, h2o_req_t *req)
         break;
     case SD_ROUTE_SINK_STATS_CLEAR:
         sd__api_sink_stats_clear(c);
+        break;
+    case SD_ROUTE_SOURCE_SWITCH:
+    case SD_ROUTE_SINK_SWITCH:
+        snprintf(c->action, sizeof(c->action), "%.*s", (int)p.segs[p.n - 1].len, p.segs[p.n - 1].p);
+        if (route == SD_ROUTE_SOURCE_SWITCH) {
+            sd__api_source_switch(c);
+        } else {
+            sd__api_sink_switch(c);
+        }
+        break;
+    case SD_ROUTE_SOURCE_ROTATE:
+        sd__api_source_rotate_secret(c);
         break;
     default:
         sd__api_error(req, 404, "routeNotFound", "Route not found.");

@@ -35,6 +35,7 @@ struct sd_api_ctx {
     int64_t branch_id;
     char source_id[SD_DEFS_ID_MAX + 1];
     char sink_id[SD_DEFS_ID_MAX + 1];
+    char action[16]; /* lifecycle routes: "disable", "enable", "undelete" */
 };
 
 /* A list request's paging: afterId (decoded) and limit (1..100). */
@@ -84,6 +85,17 @@ int sd__api_get_source(struct sd_api_ctx *c, json_t **out, int64_t *mod_rev);
 /* Loads the active sink of c (after its source), or sends 404 sourceNotFound/sinkNotFound (or
  * 500) and returns nonzero. *out (may be NULL) gets a new reference. */
 int sd__api_get_sink(struct sd_api_ctx *c, json_t **out, int64_t *mod_rev);
+
+/* Lifecycle handlers (sd_api_lifecycle.c): update (PATCH), disable/enable/undelete (PUT, the
+ * action in c->action), deleted lists, rotate-secret and the cascade (hard) delete. */
+void sd__api_source_update(struct sd_api_ctx *c);
+void sd__api_sink_update(struct sd_api_ctx *c);
+void sd__api_source_switch(struct sd_api_ctx *c);
+void sd__api_sink_switch(struct sd_api_ctx *c);
+void sd__api_sources_deleted_list(struct sd_api_ctx *c);
+void sd__api_sinks_deleted_list(struct sd_api_ctx *c);
+void sd__api_source_rotate_secret(struct sd_api_ctx *c);
+void sd__api_source_hard_delete(struct sd_api_ctx *c);
 
 /* Settings handlers (sd_api_settings.c). */
 void sd__api_source_settings_get(struct sd_api_ctx *c);

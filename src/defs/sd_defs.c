@@ -316,6 +316,13 @@ int sd_defs_resolve_id(const char *field, const json_t *given, const char *name,
             id.len--;
         }
     }
+    if (rc == 0 && id.len == 7 && memcmp(id.data, "deleted", 7) == 0) {
+        /* GET .../sources/deleted and .../sinks/deleted are the lists of deleted entities. */
+        rc = sd__fail(err, "badRequest",
+                      "Invalid %s \"deleted\": the id is reserved for the list of deleted "
+                      "entities, please choose another one.",
+                      path);
+    }
     if (rc == 0) {
         memcpy(out, id.data, id.len);
         out[id.len] = '\0';
@@ -732,6 +739,140 @@ int64_t sd_defs_version_number(const json_t *entity)
 void sd_defs_set_deleted(json_t *entity, const struct sd_defs_by *by, int64_t now_ms)
 {
     json_object_set_new(entity, "deleted", sd__at_by(by, now_ms));
+}
+
+void sd_defs_set_disabled(json_t *entity, const struct sd_defs_by *by, const char *reason,
+                          int64_t now_ms)
+{
+    json_t *d = sd__at_by(by, now_ms);
+
+    json_object_set_new(d, "reason", json_string(reason));
+    json_object_set_new(entity, "disabled", d);
+}
+
+int sd_defs_parse_update(const json_t *body, int is_sink, struct sd_defs_update *u,
+                         struct sd_defs_err *err)
+{
+    const json_t *table = NULL, *mapping = NULL;
+    int rc;
+
+    memset(u, 0, sizeof(*u));
+    if (!json_is_object(body)) {
+        return sd__fail(err, "badRequest", "The request body must be a JSON object.");
+    }
+    if ((rc = sd__get_string(body, "body", "changeDescription", 0, &u->change_description, err)) !=
+            0 ||
+        (rc = sd__get_string(body, "body", "name", 0, &u->name, err)) != 0 ||
+        (rc = sd__get_string(body, "body", "description", 0, &u->description, err)) != 0 ||
+        (rc = sd__get_string(body, "body", "type", 0, &u->type, err)) != 0) {
+        return rc;
+    }
+    if (u->name != NULL &&
+        (rc = sd_defs_check_length("body.name", u->name, 1, SD_DEFS_NAME_MAX, err)) != 0) {
+        return rc;
+    }
+    if (u->description != NULL && (rc = sd_defs_check_length("body.description", u->description, 0,
+                                                             SD_DEFS_DESCRIPTION_MAX, err)) != 0) {
+        return rc;
+    }
+    if (!is_sink) {
+        if (u->type != NULL && strcmp(u->type, "otlp") == 0) {
+            return sd__fail(err, "badRequest", "Source type \"otlp\" is not supported yet.");
+        }
+        if (u->type != NULL && strcmp(u->type, "http") != 0) {
+            return sd__fail(err, "invalidEnumValue",
+                            "Value of body.type must be one of \"http\", \"otlp\" but got value "
+                            "\"%.64s\".",
+                            u->type);
+        }
+        return 0;
+    }
+    if (u->type != NULL && strcmp(u->type, "table") != 0) {
+        return sd__fail(err, "invalidEnumValue",
+                        "Value of body.type must be one of \"table\" but got value \"%.64s\".",
+                        u->type);
+    }
+    if ((rc = sd__get_container(body, "body", "allowedSignals", 0, 1, &u->allowed_signals, err)) !=
+        0) {
+        return rc;
+    }
+    if (u->allowed_signals != NULL && (rc = sd__check_signals(u->allowed_signals, err)) != 0) {
+        return rc;
+    }
+    if ((rc = sd__get_container(body, "body", "table", 0, 0, &table, err)) != 0 || table == NULL) {
+        return rc;
+    }
+    if ((rc = sd__get_string(table, "body.table", "type", 0, &u->table_type, err)) != 0) {
+        return rc;
+    }
+    if (u->table_type != NULL && strcmp(u->table_type, "keboola") != 0) {
+        return sd__fail(err, "invalidEnumValue",
+                        "Value of body.table.type must be one of \"keboola\" but got value "
+                        "\"%.64s\".",
+                        u->table_type);
+    }
+    if ((rc = sd__get_string(table, "body.table", "tableId", 0, &u->table_id, err)) != 0) {
+        return rc;
+    }
+    if (u->table_id != NULL &&
+        (rc = sd_defs_check_table_id("body.table.tableId", u->table_id, err)) != 0) {
+        return rc;
+    }
+    if ((rc = sd__get_container(table, "body.table", "mapping", 0, 0, &mapping, err)) != 0 ||
+        mapping == NULL) {
+        return rc;
+    }
+    if ((rc = sd__get_container(mapping, "body.table.mapping", "columns", 1, 1, &u->columns,
+                                err)) != 0 ||
+        (rc = sd__check_columns(u->columns, err)) != 0) {
+        return rc;
+    }
+    return 0;
+}
+
+json_t *sd_defs_apply_update(const json_t *stored, const struct sd_defs_update *u)
+{
+    json_t *j = json_deep_copy(stored);
+    json_t *table, *mapping, *columns, *col;
+    size_t i;
+
+    if (u->name != NULL) {
+        json_object_set_new(j, "name", json_string(u->name));
+    }
+    if (u->description != NULL) {
+        json_object_set_new(j, "description", json_string(u->description));
+    }
+    if (u->type != NULL) {
+        json_object_set_new(j, "type", json_string(u->type));
+    }
+    if (u->allowed_signals != NULL) {
+        json_object_set_new(j, "allowedSignals", json_deep_copy(u->allowed_signals));
+    }
+    if (u->table_type == NULL && u->table_id == NULL && u->columns == NULL) {
+        return j;
+    }
+    table = json_object_get(j, "table");
+    if (!json_is_object(table)) {
+        table = json_object();
+        json_object_set_new(j, "table", table);
+    }
+    if (u->table_type != NULL) {
+        json_object_set_new(table, "type", json_string(u->table_type));
+    }
+    if (u->table_id != NULL) {
+        json_object_set_new(table, "tableId", json_string(u->table_id));
+    }
+    if (u->columns != NULL) {
+        mapping = json_object();
+        columns = json_array();
+        json_array_foreach(u->columns, i, col)
+        {
+            json_array_append_new(columns, sd__copy_column(col));
+        }
+        json_object_set_new(mapping, "columns", columns);
+        json_object_set_new(table, "mapping", mapping);
+    }
+    return j;
 }
 
 json_t *sd_defs_source_to_api(const json_t *stored, const char *source_public_url)

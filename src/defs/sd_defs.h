@@ -142,6 +142,34 @@ int64_t sd_defs_version_number(const json_t *entity);
 /* Sets entity.deleted to {at, by}. */
 void sd_defs_set_deleted(json_t *entity, const struct sd_defs_by *by, int64_t now_ms);
 
+/* Sets entity.disabled to {at, by, reason}. */
+void sd_defs_set_disabled(json_t *entity, const struct sd_defs_by *by, const char *reason,
+                          int64_t now_ms);
+
+/* A validated update (PATCH) body of a source or a sink. Every member is optional: NULL when
+ * absent. Pointers are borrowed from the request JSON. For sinks, table members are validated
+ * like on create (shape only; compiling the mapping is the caller's job). */
+struct sd_defs_update {
+    const char *change_description;
+    const char *name;
+    const char *description;
+    const char *type;
+    const json_t *allowed_signals; /* sinks */
+    const char *table_type;        /* sinks */
+    const char *table_id;          /* sinks */
+    const json_t *columns;         /* sinks */
+};
+
+/* Validates an update body of a source (is_sink 0: changeDescription?, name?, description?,
+ * type? "http") or a sink (is_sink 1: also allowedSignals?, table?{type?, tableId?,
+ * mapping?{columns}}). Returns 0 with *u filled, or SD_EINVAL with err. */
+int sd_defs_parse_update(const json_t *body, int is_sink, struct sd_defs_update *u,
+                         struct sd_defs_err *err);
+
+/* Applies a validated update to a copy of the stored entity (new reference); only the known
+ * column members are kept. The version is not touched. */
+json_t *sd_defs_apply_update(const json_t *stored, const struct sd_defs_update *u);
+
 /* Returns the API form of a stored source (new reference): http.secret replaced by http.url =
  * "<source_public_url>/stream/<projectId>/<sourceId>/<secret>". */
 json_t *sd_defs_source_to_api(const json_t *stored, const char *source_public_url);
