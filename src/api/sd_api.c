@@ -32,6 +32,7 @@ enum sd_api_route {
     SD_ROUTE_ROOT,
     SD_ROUTE_HEALTH,
     SD_ROUTE_V1,
+    SD_ROUTE_DOCS,
     SD_ROUTE_SOURCES,
     SD_ROUTE_SOURCE,
     SD_ROUTE_SINKS,
@@ -279,6 +280,9 @@ static enum sd_api_route sd__match(struct sd_str path, const struct sd_api_path 
 
     if (path.len == 1 && path.p[0] == '/') {
         return SD_ROUTE_ROOT;
+    }
+    if (sd__api_docs_is_path(path)) {
+        return SD_ROUTE_DOCS;
     }
     if (path.len > sizeof(tasks_prefix) - 1 &&
         memcmp(path.p, tasks_prefix, sizeof(tasks_prefix) - 1) == 0) {
@@ -605,6 +609,9 @@ void sd_api_handle(void *arg, h2o_req_t *req)
     case SD_ROUTE_V1:
         sd__handle_v1(api, req);
         return;
+    case SD_ROUTE_DOCS:
+        sd__api_docs_handle(api, req, path);
+        return;
     default:
         break;
     }
@@ -752,5 +759,6 @@ void sd_api_destroy(struct sd_api *api)
         return;
     }
     sd_tasks_destroy(api->tasks);
+    sd__api_docs_destroy(api->docs);
     free(api);
 }

@@ -14,6 +14,7 @@
 #include "defs/sd_defs.h"
 #include "net/sd_http.h"
 
+struct sd_api_docs;
 struct sd_server;
 struct sd_state;
 
@@ -23,6 +24,7 @@ struct sd_api {
     struct sd_tasks *tasks; /* owned */
     const char *api_url;    /* borrowed (srv->api_public_url) */
     const char *source_url; /* borrowed (srv->source_public_url) */
+    struct sd_api_docs *docs; /* owned; built on the first documentation request */
 };
 
 /* One authenticated request on a branch route. Ids are decoded and NUL-terminated. */
@@ -66,6 +68,19 @@ void sd__api_submit(struct sd_api_ctx *c, const struct sd_task_spec *spec,
                     const char *conflict_name, const char *conflict_message);
 /* Returns value as a compact JSON string (owned; free with free()). Aborts on out-of-memory. */
 char *sd__api_dump(const json_t *value);
+
+/* Documentation (sd_api_docs.c). The OpenAPI 3 document docs/openapi3.yaml, embedded at
+ * build time (cmake/embed.cmake): sd__openapi3_yaml_len bytes plus a NUL. */
+extern const unsigned char sd__openapi3_yaml[];
+extern const size_t sd__openapi3_yaml_len;
+/* 1 if path (without query) is a documentation route: /v1/documentation, its page "/" or
+ * openapi3.yaml, openapi3.json, openapi.yaml, openapi.json. */
+int sd__api_docs_is_path(struct sd_str path);
+/* Answers a documentation route (no token needed); builds and caches every form in
+ * api->docs on first use. Loop thread only. */
+void sd__api_docs_handle(struct sd_api *api, h2o_req_t *req, struct sd_str path);
+/* Frees the cache (NULL allowed). */
+void sd__api_docs_destroy(struct sd_api_docs *docs);
 
 /* Source handlers (sd_api_sources.c). */
 void sd__api_sources_list(struct sd_api_ctx *c);
