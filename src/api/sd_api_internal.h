@@ -19,11 +19,11 @@ struct sd_server;
 struct sd_state;
 
 struct sd_api {
-    struct sd_server *srv;  /* borrowed */
-    struct sd_state *state; /* borrowed (srv->state) */
-    struct sd_tasks *tasks; /* owned */
-    const char *api_url;    /* borrowed (srv->api_public_url) */
-    const char *source_url; /* borrowed (srv->source_public_url) */
+    struct sd_server *srv;    /* borrowed */
+    struct sd_state *state;   /* borrowed (srv->state) */
+    struct sd_tasks *tasks;   /* owned */
+    const char *api_url;      /* borrowed (srv->api_public_url) */
+    const char *source_url;   /* borrowed (srv->source_public_url) */
     struct sd_api_docs *docs; /* owned; built on the first documentation request */
 };
 
