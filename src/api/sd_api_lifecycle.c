@@ -19,9 +19,13 @@
  * two phases, because storage keeps the table and columns of an open file: first the new
  * definition is committed marked disabled and reconciled (the old file is closed with the old
  * mapping and is still imported), then committed enabled and reconciled (a new file with the
- * new mapping). So a row of the new mapping never lands in a file of the old one. When the
- * second reconcile fails (e.g. the table exists with other columns) the old definition is
- * restored. Other updates commit, reconcile and rotate the sink's file.
+ * new mapping). So a row of the new mapping never lands in a file of the old one (its import
+ * would fail on the column count). The price: records accepted between the two reconciles (a
+ * few milliseconds) skip this sink, as for a disabled one; storage refreshing an open slot's
+ * table and columns at rotation would remove that window. A crash between the phases leaves
+ * the sink disabled with the reason "Updating the sink."; enabling it finishes the update.
+ * When the second reconcile fails (e.g. the table exists with other columns) the old
+ * definition is restored. Other updates commit, reconcile and rotate the sink's file.
  *
  * A cascade delete removes the source, its sinks (active and deleted) and all their version
  * records in one transaction (the ids can be reused at once), reconciles (closing the files),

@@ -5,9 +5,10 @@ answers after each change. Talks to the real binary over HTTP (stdlib only)."""
 import json
 import os
 import sqlite3
+import subprocess
 import time
 
-from conftest import TIMEOUT_MULT
+from conftest import BIN, TIMEOUT_MULT
 
 SOURCES = "/v1/branches/default/sources"
 COLUMNS = [{"type": "uuid", "name": "id"}, {"type": "body", "name": "body"}]
@@ -443,3 +444,63 @@ def test_rotate_secret(streamd):
     s.restart()
     assert post_record(s, rebase(s, new_url), {"a": 1})[0] == 200
     assert post_record(s, rebase(s, old_url), {"a": 1})[0] == 404
+
+
+# ---- tokens: read-only tokens cannot change, other projects cannot see ----
+
+def create_token(data_dir, project, *flags):
+    env = dict(os.environ)
+    env.pop("STREAM_ADMIN_TOKEN", None)
+    r = subprocess.run([BIN, "token", "create", "--data-dir", data_dir, "--project", str(project)]
+                       + list(flags), capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    fields = dict(line.split(": ", 1) for line in r.stdout.splitlines() if ": " in line)
+    return fields["token"]
+
+
+def test_lifecycle_needs_an_admin_token_of_the_project(streamd_factory):
+    s = streamd_factory(start=False)
+    reader = create_token(s.data_dir, 1, "--description", "read only")
+    other = create_token(s.data_dir, 2, "--admin")
+    s.start()
+    s.create_source("s1")
+    s.create_sink("s1", "k1", COLUMNS)
+    writes = [("PATCH", "/s1", {"name": "x"}), ("PUT", "/s1/disable", None),
+              ("PUT", "/s1/enable", None), ("PUT", "/s1/undelete", None),
+              ("POST", "/s1/rotate-secret", None), ("DELETE", "/s1?cascade=true", None),
+              ("PATCH", "/s1/sinks/k1", {"name": "x"}), ("PUT", "/s1/sinks/k1/disable", None)]
+    for method, path, body in writes:
+        status, err = s.api_call(method, SOURCES + path, body, token=reader)
+        assert_error(status, err, 403, "stream.api.forbidden")
+    for method, path, body in writes:
+        if path.endswith("/undelete"):
+            continue
+        status, err = s.api_call(method, SOURCES + path, body, token=other)
+        assert_error(status, err, 404, "stream.api.sourceNotFound")
+    status, body = s.api_call("GET", SOURCES + "/deleted", token=reader)
+    assert status == 200 and body["sources"] == []
+    status, body = s.api_call("GET", SOURCES + "/deleted", token=other)
+    assert status == 200 and body["projectId"] == 2 and body["sources"] == []
+    src = get(s, SOURCES + "/s1")
+    assert src["version"]["number"] == 1 and "disabled" not in src
+
+
+def test_disabled_sink_still_imports_acknowledged_records(streamd_factory):
+    # Triggers high enough that nothing rotates before the disable.
+    args = [a.replace("trigger.count=1", "trigger.count=100000") for a in FAST]
+    s = streamd_factory(args=args)
+    src = s.create_source("s1")
+    s.create_sink("s1", "k1", [{"type": "path", "name": "id", "path": "id", "rawString": True}],
+                  table_id="in.c-b.t1")
+    for i in range(20):
+        assert post_record(s, src["http"]["url"], {"id": "r-%d" % i})[0] == 200
+    run_task(s, "PUT", SOURCES + "/s1/sinks/k1/disable")
+    rows = wait_for(lambda: len(table_rows(s, "in.c-b.t1")) >= 20 and table_rows(s, "in.c-b.t1"),
+                    "rows of the disabled sink")
+    assert sorted(r[0] for r in rows) == sorted("r-%d" % i for i in range(20))
+    status, body = post_record(s, src["http"]["url"], {"id": "late"}, verbose=True)
+    assert status == 200 and body["sources"][0]["sinks"] == [], body
+    # enabled again: a new file takes the records
+    run_task(s, "PUT", SOURCES + "/s1/sinks/k1/enable")
+    status, body = post_record(s, src["http"]["url"], {"id": "again"}, verbose=True)
+    assert status == 200 and [k["sinkId"] for k in body["sources"][0]["sinks"]] == ["k1"], body
