@@ -43,6 +43,14 @@ enum sd_api_route {
     SD_ROUTE_SINK_STATS_TOTAL,
     SD_ROUTE_SINK_STATS_FILES,
     SD_ROUTE_SINK_STATS_CLEAR,
+    SD_ROUTE_SOURCE_VERSIONS,
+    SD_ROUTE_SOURCE_VERSION,
+    SD_ROUTE_SOURCE_VERSION_ROLLBACK,
+    SD_ROUTE_SINK_VERSIONS,
+    SD_ROUTE_SINK_VERSION,
+    SD_ROUTE_SINK_VERSION_ROLLBACK,
+    SD_ROUTE_SOURCE_TEST,
+    SD_ROUTE_AGGREGATION,
     SD_ROUTE_SOURCE_SWITCH,
     SD_ROUTE_SOURCE_ROTATE,
     SD_ROUTE_SINK_SWITCH,
@@ -247,6 +255,41 @@ static int sd__seg_is(struct sd_str seg, const char *lit)
     return sd_str_eq(seg, sd_str_c(lit));
 }
 
+/* Matches the version, test and aggregation routes (p has a "v1" first segment and no empty
+ * segment); SD_ROUTE_NONE for any other path. */
+static enum sd_api_route sd__match_versions(const struct sd_api_path *p)
+{
+    int is_sink;
+
+    if (p->n == 5 && sd__seg_is(p->segs[1], "branches") && sd__seg_is(p->segs[3], "aggregation") &&
+        sd__seg_is(p->segs[4], "sources")) {
+        return SD_ROUTE_AGGREGATION;
+    }
+    if (p->n < 6 || !sd__seg_is(p->segs[1], "branches") || !sd__seg_is(p->segs[3], "sources")) {
+        return SD_ROUTE_NONE;
+    }
+    if (p->n == 6 && sd__seg_is(p->segs[5], "test")) {
+        return SD_ROUTE_SOURCE_TEST;
+    }
+    is_sink = p->n >= 8 && sd__seg_is(p->segs[5], "sinks");
+    if (!sd__seg_is(p->segs[is_sink ? 7 : 5], "versions")) {
+        return SD_ROUTE_NONE;
+    }
+    switch (p->n - (is_sink ? 2 : 0)) {
+    case 6:
+        return is_sink ? SD_ROUTE_SINK_VERSIONS : SD_ROUTE_SOURCE_VERSIONS;
+    case 7:
+        return is_sink ? SD_ROUTE_SINK_VERSION : SD_ROUTE_SOURCE_VERSION;
+    case 8:
+        if (sd__seg_is(p->segs[p->n - 1], "rollback")) {
+            return is_sink ? SD_ROUTE_SINK_VERSION_ROLLBACK : SD_ROUTE_SOURCE_VERSION_ROLLBACK;
+        }
+        return SD_ROUTE_NONE;
+    default:
+        return SD_ROUTE_NONE;
+    }
+}
+
 /* Matches the lifecycle routes: PUT .../disable, /enable, /undelete of a source or a sink and
  * POST .../rotate-secret (p has a "v1" first segment and no empty segment). The lists of
  * deleted entities are the GET of the entity routes with the id "deleted" (an id that cannot
@@ -304,6 +347,10 @@ static enum sd_api_route sd__match(struct sd_str path, const struct sd_api_path 
     }
     if (p->n == 1) {
         return SD_ROUTE_V1;
+    }
+    ext = sd__match_versions(p);
+    if (ext != SD_ROUTE_NONE) {
+        return ext;
     }
     ext = sd__match_lifecycle(p);
     if (ext != SD_ROUTE_NONE) {
@@ -367,6 +414,11 @@ static unsigned sd__allowed(enum sd_api_route r)
     case SD_ROUTE_SOURCE_STATS_CLEAR:
     case SD_ROUTE_SINK_STATS_CLEAR:
         return SD_M_DELETE;
+    case SD_ROUTE_SOURCE_VERSION_ROLLBACK:
+    case SD_ROUTE_SINK_VERSION_ROLLBACK:
+        return SD_M_PUT;
+    case SD_ROUTE_SOURCE_TEST:
+        return SD_M_POST;
     case SD_ROUTE_NONE:
         return 0;
     default:
@@ -629,13 +681,15 @@ void sd_api_handle(void *arg, h2o_req_t *req)
     if (sd__parse_branch(c, p.segs[2]) != 0) {
         goto out;
     }
-    if (route != SD_ROUTE_SOURCES &&
+    if (route != SD_ROUTE_SOURCES && route != SD_ROUTE_AGGREGATION &&
         sd__parse_id(c, p.segs[4], "sourceId", "sourceNotFound", "Source", c->source_id) != 0) {
         goto out;
     }
-    if ((route == SD_ROUTE_SINK || route == SD_ROUTE_SINK_SETTINGS ||
-         route == SD_ROUTE_SINK_STATS_TOTAL || route == SD_ROUTE_SINK_STATS_FILES ||
-         route == SD_ROUTE_SINK_STATS_CLEAR || route == SD_ROUTE_SINK_SWITCH) &&
+    if ((route == SD_ROUTE_SINK_VERSIONS || route == SD_ROUTE_SINK_VERSION ||
+         route == SD_ROUTE_SINK_VERSION_ROLLBACK || route == SD_ROUTE_SINK ||
+         route == SD_ROUTE_SINK_SETTINGS || route == SD_ROUTE_SINK_STATS_TOTAL ||
+         route == SD_ROUTE_SINK_STATS_FILES || route == SD_ROUTE_SINK_STATS_CLEAR ||
+         route == SD_ROUTE_SINK_SWITCH) &&
         sd__parse_id(c, p.segs[6], "sinkId", "sinkNotFound", "Sink", c->sink_id) != 0) {
         goto out;
     }
@@ -701,6 +755,30 @@ void sd_api_handle(void *arg, h2o_req_t *req)
         break;
     case SD_ROUTE_SINK_STATS_CLEAR:
         sd__api_sink_stats_clear(c);
+        break;
+    case SD_ROUTE_SOURCE_VERSIONS:
+        sd__api_source_versions_list(c);
+        break;
+    case SD_ROUTE_SOURCE_VERSION:
+        sd__api_source_version_get(c);
+        break;
+    case SD_ROUTE_SOURCE_VERSION_ROLLBACK:
+        sd__api_source_version_rollback(c);
+        break;
+    case SD_ROUTE_SINK_VERSIONS:
+        sd__api_sink_versions_list(c);
+        break;
+    case SD_ROUTE_SINK_VERSION:
+        sd__api_sink_version_get(c);
+        break;
+    case SD_ROUTE_SINK_VERSION_ROLLBACK:
+        sd__api_sink_version_rollback(c);
+        break;
+    case SD_ROUTE_SOURCE_TEST:
+        sd__api_source_test(c);
+        break;
+    case SD_ROUTE_AGGREGATION:
+        sd__api_aggregation_sources(c);
         break;
     case SD_ROUTE_SOURCE_SWITCH:
     case SD_ROUTE_SINK_SWITCH:

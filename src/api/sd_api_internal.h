@@ -124,4 +124,19 @@ void sd__api_sink_stats_files(struct sd_api_ctx *c);
 void sd__api_sink_stats_clear(struct sd_api_ctx *c);
 void sd__api_source_stats_clear(struct sd_api_ctx *c);
 
+/* Version handlers (sd_api_versions.c): list, detail and rollback (task) of the versions of the
+ * source (or sink) of c; the version number is read from the path. */
+void sd__api_source_versions_list(struct sd_api_ctx *c);
+void sd__api_source_version_get(struct sd_api_ctx *c);
+void sd__api_source_version_rollback(struct sd_api_ctx *c);
+void sd__api_sink_versions_list(struct sd_api_ctx *c);
+void sd__api_sink_version_get(struct sd_api_ctx *c);
+void sd__api_sink_version_rollback(struct sd_api_ctx *c);
+
+/* Test endpoint (sd_api_test.c): the dry run of the request through every enabled sink. */
+void sd__api_source_test(struct sd_api_ctx *c);
+
+/* Aggregation endpoint (sd_api_aggregation.c): sources with their sinks and statistics. */
+void sd__api_aggregation_sources(struct sd_api_ctx *c);
+
 #endif

@@ -1,0 +1,204 @@
+/* sd_api_aggregation.c: the UI's aggregation endpoint (reference §2.3,
+ * GET /v1/branches/{branchId}/aggregation/sources): the branch's sources, paginated like the
+ * sources list, each with its sinks[], each sink with statistics{total, levels, files}.
+ *
+ * DESIGN: composed from what the other endpoints answer: a source as in the sources list (API
+ * form, http.url), a sink as in the sinks list, its total and levels as the sink's
+ * statistics/total endpoint (reset applied) and its files as statistics/files (the files opened
+ * after the last reset, in the same order: imported first, then without a retry reason, then by
+ * openedAt). Each sink is read in its own store calls (sd_stats reads one sink consistently),
+ * so the answer is not one snapshot of the whole branch. Runs on the API loop thread. */
+#include "api/sd_api_internal.h"
+#include "core/sd_alloc.h"
+#include "core/sd_error.h"
+#include "core/sd_time.h"
+#include "state/sd_state.h"
+#include "storage/sd_stats.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int sd__agg_is_imported(const struct sd_stats_file *f)
+{
+    const char *state = json_string_value(json_object_get(f->entity, "state"));
+
+    return state != NULL && strcmp(state, "imported") == 0;
+}
+
+/* Imported files first, then files without a retry reason, then by openedAt. */
+static int sd__agg_cmp_files(const void *pa, const void *pb)
+{
+    const struct sd_stats_file *a = *(const struct sd_stats_file *const *)pa;
+    const struct sd_stats_file *b = *(const struct sd_stats_file *const *)pb;
+    int d = sd__agg_is_imported(b) - sd__agg_is_imported(a);
+
+    if (d == 0) {
+        d = (json_object_get(a->entity, "retryReason") != NULL) -
+            (json_object_get(b->entity, "retryReason") != NULL);
+    }
+    if (d == 0) {
+        d = a->opened_at_ms < b->opened_at_ms ? -1 : a->opened_at_ms > b->opened_at_ms;
+    }
+    return d != 0 ? d : strcmp(a->key, b->key);
+}
+
+/* Returns the SinkFile object of f (new reference). */
+static json_t *sd__agg_file_json(const struct sd_stats_file *f)
+{
+    static const char *const members[] = {"state",       "openedAt",   "closingAt",
+                                          "importingAt", "importedAt", "retryAttempt",
+                                          "retryReason", "retryAfter"};
+    json_t *j = json_object();
+
+    for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
+        json_t *v = json_object_get(f->entity, members[i]);
+        if (v != NULL && !json_is_null(v)) {
+            json_object_set(j, members[i], v);
+        }
+    }
+    if (json_object_get(j, "openedAt") == NULL) {
+        char ts[SD_TIME_ISO_LEN + 1];
+        sd_time_format_iso(f->opened_at_ms, ts);
+        json_object_set_new(j, "openedAt", json_string(ts));
+    }
+    json_object_set_new(j, "statistics", sd_stats_agg_json(&f->agg));
+    return j;
+}
+
+/* Returns the statistics{total, levels, files} of sink_key (new reference) in *out. */
+static int sd__agg_sink_stats(struct sd_state *st, const char *sink_key, json_t **out)
+{
+    struct sd_stats_agg agg;
+    struct sd_stats_files files;
+    struct sd_stats_file **sorted = NULL;
+    json_t *stats = NULL, *list;
+    int rc;
+
+    memset(&files, 0, sizeof(files));
+    *out = NULL;
+    rc = sd_stats_sink(st, sink_key, &agg);
+    if (rc == 0) {
+        rc = sd_stats_sink_files(st, sink_key, &files);
+    }
+    if (rc != 0) {
+        goto out;
+    }
+    stats = sd_stats_agg_json(&agg);
+    if (files.n > 0) {
+        sorted = sd_xcalloc(files.n, sizeof(*sorted));
+        for (size_t i = 0; i < files.n; i++) {
+            sorted[i] = &files.items[i];
+        }
+        qsort(sorted, files.n, sizeof(*sorted), sd__agg_cmp_files);
+    }
+    list = json_array();
+    for (size_t i = 0; i < files.n; i++) {
+        json_array_append_new(list, sd__agg_file_json(sorted[i]));
+    }
+    json_object_set_new(stats, "files", list);
+    *out = stats;
+
+out:
+    free(sorted);
+    sd_stats_files_fini(&files);
+    return rc;
+}
+
+/* Returns the sinks[] of source_id with their statistics (new reference) in *out. */
+static int sd__agg_sinks(struct sd_api_ctx *c, const char *source_id, json_t **out)
+{
+    struct sd_buf prefix = SD_BUF_INIT;
+    struct sd_kvs kvs;
+    json_t *list = json_array();
+    int rc;
+
+    memset(&kvs, 0, sizeof(kvs));
+    *out = NULL;
+    sd_defs_sinks_prefix(&prefix, c->project_id, c->branch_id, source_id, 0);
+    rc = sd_state_range(c->api->state, sd_buf_cstr(&prefix), 0, &kvs);
+    for (size_t i = 0; rc == 0 && i < kvs.n; i++) {
+        json_t *sink = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
+        json_t *stats = NULL;
+        char *sink_key;
+        if (sink == NULL) {
+            continue;
+        }
+        sink_key = sd_xasprintf("%" PRId64 "/%" PRId64 "/%s/%s", c->project_id, c->branch_id,
+                                source_id, kvs.items[i].key + prefix.len);
+        rc = sd__agg_sink_stats(c->api->state, sink_key, &stats);
+        free(sink_key);
+        if (rc == 0) {
+            json_object_set_new(sink, "statistics", stats);
+            json_array_append(list, sink);
+        }
+        json_decref(sink);
+    }
+    if (rc == 0) {
+        *out = list;
+        list = NULL;
+    }
+    json_decref(list);
+    sd_kvs_free(&kvs);
+    sd_buf_fini(&prefix);
+    return rc;
+}
+
+void sd__api_aggregation_sources(struct sd_api_ctx *c)
+{
+    struct sd_api_page page;
+    struct sd_buf prefix = SD_BUF_INIT;
+    struct sd_kvs kvs;
+    const char *last_id = "";
+    json_t *list = NULL, *out;
+    int64_t count = 0;
+    int rc;
+
+    memset(&kvs, 0, sizeof(kvs));
+    if (sd__api_page(c, &page) != 0) {
+        return;
+    }
+    sd_defs_sources_prefix(&prefix, c->project_id, c->branch_id, 0);
+    rc = sd_state_range(c->api->state, sd_buf_cstr(&prefix), 0, &kvs);
+    if (rc != 0) {
+        sd__api_internal_error(c->req, "listing sources", rc);
+        goto out;
+    }
+    list = json_array();
+    for (size_t i = 0; i < kvs.n && count < page.limit; i++) {
+        const char *id = kvs.items[i].key + prefix.len;
+        json_t *stored, *source, *sinks = NULL;
+        if (page.after_id[0] != '\0' && strcmp(id, page.after_id) <= 0) {
+            continue;
+        }
+        stored = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
+        if (stored == NULL) {
+            continue;
+        }
+        source = sd_defs_source_to_api(stored, c->api->source_url);
+        json_decref(stored);
+        rc = sd__agg_sinks(c, id, &sinks);
+        if (rc != 0) {
+            json_decref(source);
+            sd__api_internal_error(c->req, "reading the sinks and their statistics", rc);
+            goto out;
+        }
+        json_object_set_new(source, "sinks", sinks);
+        json_array_append_new(list, source);
+        last_id = id;
+        count++;
+    }
+    out = json_object();
+    json_object_set_new(out, "projectId", json_integer(c->project_id));
+    json_object_set_new(out, "branchId", json_integer(c->branch_id));
+    json_object_set_new(out, "page", sd__api_page_json(&page, (int64_t)kvs.n, last_id));
+    json_object_set_new(out, "sources", list);
+    list = NULL;
+    sd_http_send_json(c->req, 200, out, 1);
+
+out:
+    json_decref(list);
+    sd_kvs_free(&kvs);
+    sd_buf_fini(&prefix);
+}

@@ -1,0 +1,304 @@
+/* sd_api_test.c: the test endpoint of a source (reference §2.3, POST .../sources/{id}/test): a
+ * dry run of the request as one record through the mapping of every enabled sink, answering
+ * the rows that would be written, {projectId, branchId, sourceId, tables:[{sinkId, tableId,
+ * rows:[{columns:[{name, value}]}]}]}. Nothing is stored.
+ *
+ * DESIGN: the record is built as the data endpoint builds it (pipeline/sd_record.h): the
+ * request's headers with canonical names, minus X-StorageApi-Token (the API token must never
+ * reach a rendered value), plus Host and Content-Length; the body and its Content-Type; the
+ * receive time; and the client IP taken from X-Real-IP, else the first X-Forwarded-For entry,
+ * else the peer (a header value that is not an IP address is skipped). Each column is compiled
+ * as a one-column mapping and written with sd_mapping_write_row, so the value is exactly what
+ * ingestion writes and a failure names its column: a mapping error answers 422
+ * stream.api.invalidColumnValue "Invalid value for column "<name>": <reason>" (the reference's
+ * OpenAPI name). The one-field CSV row is unquoted back into the value. Runs on the API loop
+ * thread, like the other handlers; the mappings are compiled per request (a test request is
+ * rare and small). */
+#include "api/sd_api_internal.h"
+#include "core/sd_alloc.h"
+#include "core/sd_error.h"
+#include "core/sd_time.h"
+#include "pipeline/sd_mapping.h"
+#include "pipeline/sd_record.h"
+#include "state/sd_state.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Fills headers (canonical names, sorted; allocated in the request pool) from the request,
+ * without the API token header, plus Host and Content-Length. */
+static void sd__test_headers(h2o_req_t *req, struct sd_header **out, size_t *n)
+{
+    size_t count = req->headers.size + 2, k = 0;
+    struct sd_header *h = h2o_mem_alloc_pool(&req->pool, sizeof(*h) * count);
+
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_iovec_t *name = req->headers.entries[i].name;
+        char *canonical;
+        if (h2o_lcstris(name->base, name->len, H2O_STRLIT("x-storageapi-token"))) {
+            continue;
+        }
+        canonical = h2o_mem_alloc_pool(&req->pool, name->len + 1);
+        sd_header_canonicalize(name->base, name->len, canonical);
+        h[k].name.p = canonical;
+        h[k].name.len = name->len;
+        h[k].value.p = req->headers.entries[i].value.base;
+        h[k].value.len = req->headers.entries[i].value.len;
+        k++;
+    }
+    if (req->authority.len > 0) {
+        h[k].name = SD_STR_LIT("Host");
+        h[k].value.p = req->authority.base;
+        h[k].value.len = req->authority.len;
+        k++;
+    }
+    if (req->entity.base != NULL) {
+        char *digits = h2o_mem_alloc_pool(&req->pool, 24);
+        int len = snprintf(digits, 24, "%zu", req->entity.len);
+        h[k].name = SD_STR_LIT("Content-Length");
+        h[k].value.p = digits;
+        h[k].value.len = (size_t)len;
+        k++;
+    }
+    sd_record_sort_headers(h, k);
+    *out = h;
+    *n = k;
+}
+
+/* Copies v (blanks around it trimmed) into out when it is an IPv4 or IPv6 address. Returns 1
+ * when copied. */
+static int sd__take_ip(struct sd_str v, char *out, size_t out_len)
+{
+    unsigned char addr[sizeof(struct in6_addr)];
+    char tmp[64];
+
+    while (v.len > 0 && (v.p[0] == ' ' || v.p[0] == '\t')) {
+        v.p++;
+        v.len--;
+    }
+    while (v.len > 0 && (v.p[v.len - 1] == ' ' || v.p[v.len - 1] == '\t')) {
+        v.len--;
+    }
+    if (v.len == 0 || v.len >= sizeof(tmp) || v.len >= out_len) {
+        return 0;
+    }
+    memcpy(tmp, v.p, v.len);
+    tmp[v.len] = '\0';
+    if (inet_pton(AF_INET, tmp, addr) != 1 && inet_pton(AF_INET6, tmp, addr) != 1) {
+        return 0;
+    }
+    memcpy(out, tmp, v.len + 1);
+    return 1;
+}
+
+/* The client IP: X-Real-IP, else the first X-Forwarded-For entry, else the peer. */
+static void sd__client_ip(h2o_req_t *req, char *out, size_t out_len)
+{
+    struct sd_str real_ip = sd_http_header(req, "x-real-ip");
+    struct sd_str fwd = sd_http_header(req, "x-forwarded-for");
+    const char *comma = fwd.len > 0 ? memchr(fwd.p, ',', fwd.len) : NULL;
+
+    if (comma != NULL) {
+        fwd.len = (size_t)(comma - fwd.p);
+    }
+    if (sd__take_ip(real_ip, out, out_len) || sd__take_ip(fwd, out, out_len)) {
+        return;
+    }
+    sd_http_peer_ip(req, out, out_len);
+}
+
+/* Unquotes the one-field CSV row "<value with "" doubled>"\n into a JSON string (new
+ * reference), or NULL when row has another shape. */
+static json_t *sd__row_value(const struct sd_buf *row)
+{
+    struct sd_buf v = SD_BUF_INIT;
+    json_t *j = NULL;
+
+    if (row->len < 3 || row->data[0] != '"' || row->data[row->len - 2] != '"' ||
+        row->data[row->len - 1] != '\n') {
+        return NULL;
+    }
+    for (size_t i = 1; i < row->len - 2; i++) {
+        if (row->data[i] == '"') {
+            if (row->data[i + 1] != '"') {
+                goto out; /* more than one field */
+            }
+            i++;
+        }
+        sd_buf_append_char(&v, row->data[i]);
+    }
+    j = json_stringn(v.data ? v.data : "", v.len);
+
+out:
+    sd_buf_fini(&v);
+    return j;
+}
+
+/* Maps rec through the columns of one sink into row (a TestResultRow's "columns" array).
+ * Returns 0; 422 with msg filled for a mapping error; or a negative error. */
+static int sd__map_sink(const json_t *columns, struct sd_record *rec, json_t *row,
+                        struct sd_buf *msg)
+{
+    struct sd_buf csv = SD_BUF_INIT, merr = SD_BUF_INIT;
+    size_t i;
+    json_t *col;
+    int rc = 0;
+
+    json_array_foreach(columns, i, col)
+    {
+        const char *name = json_string_value(json_object_get(col, "name"));
+        struct sd_mapping *m = NULL;
+        struct sd_map_error err;
+        json_t *one = json_array(), *value, *cell;
+
+        json_array_append(one, (json_t *)col);
+        sd_buf_reset(&csv);
+        sd_buf_reset(&merr);
+        memset(&err, 0, sizeof(err));
+        rc = sd_mapping_compile(one, &m, &merr);
+        json_decref(one);
+        if (rc == SD_EINVAL) {
+            sd_buf_printf(msg, "Invalid value for column \"%s\": %s", name ? name : "",
+                          sd_buf_cstr(&merr));
+            rc = 422;
+        } else if (rc == 0) {
+            rc = sd_mapping_write_row(m, rec, 0, &csv, &err);
+            if (rc > 0) {
+                sd_buf_printf(msg, "Invalid value for column \"%s\": %s", name ? name : "",
+                              err.message);
+                rc = 422;
+            }
+        }
+        sd_mapping_destroy(m);
+        if (rc != 0) {
+            break;
+        }
+        value = sd__row_value(&csv);
+        if (value == NULL) {
+            rc = SD_ECORRUPT;
+            break;
+        }
+        cell = json_object();
+        json_object_set_new(cell, "name", json_string(name ? name : ""));
+        json_object_set_new(cell, "value", value);
+        json_array_append_new(row, cell);
+    }
+    sd_buf_fini(&csv);
+    sd_buf_fini(&merr);
+    return rc;
+}
+
+/* Checks the optional ?signal= (logs, metrics or traces). Sends 400 and returns nonzero when
+ * it has another value. */
+static int sd__signal_param(struct sd_api_ctx *c)
+{
+    struct sd_buf b = SD_BUF_INIT;
+    struct sd_str v;
+    const char *s;
+    int rc = 0;
+
+    if (!sd_http_query_param(c->req, "signal", &v) || v.len == 0) {
+        return 0;
+    }
+    if (sd_http_url_decode(v, &b) != 0) {
+        rc = SD_EINVAL;
+    } else {
+        s = sd_buf_cstr(&b);
+        if (strcmp(s, "logs") != 0 && strcmp(s, "metrics") != 0 && strcmp(s, "traces") != 0) {
+            rc = SD_EINVAL;
+        }
+    }
+    if (rc != 0) {
+        sd__api_error(c->req, 400, "invalidEnumValue",
+                      "Value of signal must be one of \"logs\", \"metrics\", \"traces\".");
+    }
+    sd_buf_fini(&b);
+    return rc;
+}
+
+void sd__api_source_test(struct sd_api_ctx *c)
+{
+    struct sd_buf prefix = SD_BUF_INIT, msg = SD_BUF_INIT;
+    struct sd_record rec;
+    struct sd_header *headers = NULL;
+    struct sd_kvs kvs;
+    size_t nheaders = 0;
+    json_t *tables = NULL, *out;
+    int rc;
+
+    memset(&kvs, 0, sizeof(kvs));
+    sd_record_init(&rec);
+    if (sd__signal_param(c) != 0 || sd__api_get_source(c, NULL, NULL) != 0) {
+        goto out;
+    }
+    sd_defs_sinks_prefix(&prefix, c->project_id, c->branch_id, c->source_id, 0);
+    rc = sd_state_range(c->api->state, sd_buf_cstr(&prefix), 0, &kvs);
+    if (rc != 0) {
+        sd__api_internal_error(c->req, "listing sinks", rc);
+        goto out;
+    }
+
+    rec.recv_time_ms = sd_now_ms();
+    sd__client_ip(c->req, rec.ip, sizeof(rec.ip));
+    sd__test_headers(c->req, &headers, &nheaders);
+    rec.headers = headers;
+    rec.nheaders = nheaders;
+    if (c->req->entity.base != NULL) {
+        rec.body.p = c->req->entity.base;
+        rec.body.len = c->req->entity.len;
+    } else {
+        rec.body = SD_STR_LIT("");
+    }
+    rec.content_type = sd_http_header(c->req, "content-type");
+
+    tables = json_array();
+    for (size_t i = 0; i < kvs.n; i++) {
+        json_t *sink = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
+        json_t *table = json_object_get(sink, "table");
+        json_t *columns = json_object_get(json_object_get(table, "mapping"), "columns");
+        json_t *entry, *rows, *row, *cells;
+
+        if (sink == NULL || json_object_get(sink, "disabled") != NULL || !json_is_array(columns)) {
+            json_decref(sink);
+            continue;
+        }
+        cells = json_array();
+        rc = sd__map_sink(columns, &rec, cells, &msg);
+        if (rc != 0) {
+            json_decref(cells);
+            json_decref(sink);
+            if (rc == 422) {
+                sd__api_error(c->req, 422, "invalidColumnValue", "%s", sd_buf_cstr(&msg));
+            } else {
+                sd__api_internal_error(c->req, "mapping the record", rc);
+            }
+            goto out;
+        }
+        row = json_object();
+        json_object_set_new(row, "columns", cells);
+        rows = json_array();
+        json_array_append_new(rows, row);
+        entry = json_object();
+        json_object_set_new(entry, "sinkId", json_string(kvs.items[i].key + prefix.len));
+        json_object_set(entry, "tableId", json_object_get(table, "tableId"));
+        json_object_set_new(entry, "rows", rows);
+        json_array_append_new(tables, entry);
+        json_decref(sink);
+    }
+    out = json_object();
+    json_object_set_new(out, "projectId", json_integer(c->project_id));
+    json_object_set_new(out, "branchId", json_integer(c->branch_id));
+    json_object_set_new(out, "sourceId", json_string(c->source_id));
+    json_object_set_new(out, "tables", tables);
+    tables = NULL;
+    sd_http_send_json(c->req, 200, out, 1);
+
+out:
+    json_decref(tables);
+    sd_record_fini(&rec);
+    sd_kvs_free(&kvs);
+    sd_buf_fini(&prefix);
+    sd_buf_fini(&msg);
+}

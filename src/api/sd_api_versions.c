@@ -1,0 +1,537 @@
+/* sd_api_versions.c: the version endpoints of sources and sinks (reference §2.3, §2.5): the
+ * version list, one version's detail, and the rollback to a version (a task).
+ *
+ * DESIGN: every committed change of an entity also writes its version record (sd_defs.h keys
+ * ".../version/.../<10-digit number>"), the stored entity without secrets. The list and the
+ * detail answer the "version" member of those records. The list pages by version number: afterId
+ * and lastId are the 10-digit numbers of the keys (afterId also accepts a plain number).
+ * A rollback never rewrites history: the worker reads the current entity and the record of the
+ * target version, builds the entity from the record's content (keeping the ids, the secret, the
+ * created, disabled and deleted members of the current entity) and commits it as the next
+ * version "Rollback to version N." with its record, in one transaction guarded by the entity's
+ * revision (retried on a concurrent change). A sink rollback then rotates the sink's file, so
+ * the restored mapping and settings apply from the new file; a source rollback that changes the
+ * source's settings rotates the files of all its sinks, as a settings change does. */
+#include "api/sd_api_internal.h"
+#include "core/sd_alloc.h"
+#include "core/sd_error.h"
+#include "core/sd_log.h"
+#include "core/sd_time.h"
+#include "roles/sd_server.h"
+#include "state/sd_state.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SD_VERSIONS_MAX 1000 /* per source or sink (reference *_limits.go) */
+#define SD_ROLLBACK_MAX_ATTEMPTS 5
+
+struct sd_rollback_task {
+    struct sd_api *api;
+    int64_t project_id;
+    int64_t branch_id;
+    char source_id[SD_DEFS_ID_MAX + 1];
+    char sink_id[SD_DEFS_ID_MAX + 1]; /* "" for a source */
+    int64_t number;                   /* the version to roll back to */
+    char token_id[32];
+    char token_desc[128];
+    struct sd_defs_by by;
+};
+
+/* Writes the key of version number of a source, or of a sink when sink_id is not "". */
+static void sd__version_key(struct sd_buf *out, int64_t project, int64_t branch,
+                            const char *source_id, const char *sink_id, int64_t number)
+{
+    if (sink_id[0] != '\0') {
+        sd_defs_sink_version_key(out, project, branch, source_id, sink_id, number);
+    } else {
+        sd_defs_source_version_key(out, project, branch, source_id, number);
+    }
+}
+
+/* Loads the active entity of c: 0, or nonzero with the 404/500 sent. */
+static int sd__require_entity(struct sd_api_ctx *c, int is_sink, json_t **out, int64_t *rev)
+{
+    return is_sink ? sd__api_get_sink(c, out, rev) : sd__api_get_source(c, out, rev);
+}
+
+/* Parses a decimal version number ("3" or "0000000003"). Returns 0 with *out, or SD_EINVAL. */
+static int sd__parse_number(const char *s, int64_t *out)
+{
+    char *end;
+    long long n;
+
+    if (*s < '0' || *s > '9') {
+        return SD_EINVAL;
+    }
+    errno = 0;
+    n = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0') {
+        return SD_EINVAL;
+    }
+    *out = n;
+    return 0;
+}
+
+/* Reads {versionNumber} from the path: the segment after the last "versions" segment. Sends 400
+ * and returns nonzero when it is not an integer >= 1. */
+static int sd__version_param(struct sd_api_ctx *c, int64_t *out)
+{
+    struct sd_str path = sd_http_path(c->req);
+    struct sd_buf seg = SD_BUF_INIT;
+    struct sd_str raw = {NULL, 0};
+    size_t i = 0;
+    int rc = 0;
+
+    while (i < path.len) {
+        size_t start = i + 1, end = start;
+        while (end < path.len && path.p[end] != '/') {
+            end++;
+        }
+        if (end - start == 8 && memcmp(path.p + start, "versions", 8) == 0 && end < path.len) {
+            size_t vend = end + 1;
+            while (vend < path.len && path.p[vend] != '/') {
+                vend++;
+            }
+            raw.p = path.p + end + 1;
+            raw.len = vend - end - 1;
+        }
+        i = end;
+    }
+    if (raw.p == NULL || sd_http_url_decode(raw, &seg) != 0 ||
+        sd__parse_number(sd_buf_cstr(&seg), out) != 0) {
+        sd__api_error(c->req, 400, "badRequest",
+                      "Invalid value \"%.32s\" for versionNumber, must be an integer.",
+                      seg.data ? seg.data : "");
+        rc = SD_EINVAL;
+    } else if (*out < 1) {
+        sd__api_error(c->req, 400, "invalidRange",
+                      "versionNumber must be greater or equal than 1 but got value %" PRId64 ".",
+                      *out);
+        rc = SD_EINVAL;
+    }
+    sd_buf_fini(&seg);
+    return rc;
+}
+
+/* Loads version record number of the entity of c. Sends 404 versionNotFound (or 500) and
+ * returns nonzero on failure. */
+static int sd__load_version(struct sd_api_ctx *c, int is_sink, int64_t number, json_t **out)
+{
+    struct sd_buf key = SD_BUF_INIT;
+    int rc;
+
+    sd__version_key(&key, c->project_id, c->branch_id, c->source_id, is_sink ? c->sink_id : "",
+                    number);
+    rc = sd__api_load(c->api->state, sd_buf_cstr(&key), out, NULL);
+    sd_buf_fini(&key);
+    if (rc == SD_ENOTFOUND) {
+        sd__api_error(c->req, 404, "versionNotFound", "Version \"%" PRId64 "\" not found.", number);
+    } else if (rc != 0) {
+        sd__api_internal_error(c->req, "reading the version", rc);
+    }
+    return rc;
+}
+
+/* Returns the Version object of a record (new reference). */
+static json_t *sd__version_json(const json_t *record)
+{
+    json_t *v = json_object_get(record, "version");
+
+    return json_is_object(v) ? json_deep_copy(v) : json_object();
+}
+
+static void sd__versions_list(struct sd_api_ctx *c, int is_sink)
+{
+    struct sd_api_page page;
+    struct sd_buf prefix = SD_BUF_INIT;
+    struct sd_kvs kvs;
+    char last_id[24] = "";
+    json_t *list, *out;
+    int64_t after = 0, count = 0;
+    int rc;
+
+    memset(&kvs, 0, sizeof(kvs));
+    if (sd__api_page(c, &page) != 0) {
+        return;
+    }
+    if (page.after_id[0] != '\0' && sd__parse_number(page.after_id, &after) != 0) {
+        sd__api_error(c->req, 400, "badRequest",
+                      "Invalid afterId \"%.32s\": expected a version number.", page.after_id);
+        return;
+    }
+    if (sd__require_entity(c, is_sink, NULL, NULL) != 0) {
+        return;
+    }
+    /* The prefix: a version key without its 10-digit number. */
+    sd__version_key(&prefix, c->project_id, c->branch_id, c->source_id, is_sink ? c->sink_id : "",
+                    0);
+    prefix.len -= 10;
+    rc = sd_state_range(c->api->state, sd_buf_cstr(&prefix), 0, &kvs);
+    if (rc != 0) {
+        sd__api_internal_error(c->req, "listing versions", rc);
+        goto out;
+    }
+    list = json_array();
+    for (size_t i = 0; i < kvs.n && count < page.limit; i++) {
+        const char *id = kvs.items[i].key + prefix.len;
+        int64_t number = 0;
+        json_t *record;
+        if (sd__parse_number(id, &number) != 0 || number <= after) {
+            continue;
+        }
+        record = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
+        if (record == NULL) {
+            continue;
+        }
+        json_array_append_new(list, sd__version_json(record));
+        json_decref(record);
+        snprintf(last_id, sizeof(last_id), "%s", id);
+        count++;
+    }
+    out = json_object();
+    json_object_set_new(out, "page", sd__api_page_json(&page, (int64_t)kvs.n, last_id));
+    json_object_set_new(out, "versions", list);
+    sd_http_send_json(c->req, 200, out, 1);
+
+out:
+    sd_kvs_free(&kvs);
+    sd_buf_fini(&prefix);
+}
+
+static void sd__version_get(struct sd_api_ctx *c, int is_sink)
+{
+    json_t *record = NULL;
+    int64_t number = 0;
+
+    if (sd__version_param(c, &number) != 0 || sd__require_entity(c, is_sink, NULL, NULL) != 0 ||
+        sd__load_version(c, is_sink, number, &record) != 0) {
+        return;
+    }
+    sd_http_send_json(c->req, 200, sd__version_json(record), 1);
+    json_decref(record);
+}
+
+/* Builds the rolled-back entity: the content of record with the identity and lifecycle members
+ * (and the secret) of current. Returns a new reference. */
+static json_t *sd__rollback_entity(const json_t *current, const json_t *record)
+{
+    static const char *const kept[] = {"projectId", "branchId", "sourceId", "sinkId",
+                                       "created",   "disabled", "deleted",  "version"};
+    json_t *entity = json_deep_copy(record);
+    json_t *cur_http = json_object_get(current, "http");
+    json_t *secret = json_object_get(cur_http, "secret");
+
+    for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+        json_t *v = json_object_get(current, kept[i]);
+        if (v != NULL) {
+            json_object_set_new(entity, kept[i], json_deep_copy(v));
+        } else {
+            json_object_del(entity, kept[i]);
+        }
+    }
+    if (secret != NULL) {
+        json_t *http = json_object_get(entity, "http");
+        if (!json_is_object(http)) {
+            http = json_object();
+            json_object_set_new(entity, "http", http);
+        }
+        json_object_set(http, "secret", secret);
+    }
+    return entity;
+}
+
+/* 1 if the "config" members (settings) of a and b differ. */
+static int sd__config_differs(const json_t *a, const json_t *b)
+{
+    json_t *ca = json_object_get(a, "config"), *cb = json_object_get(b, "config");
+
+    if (ca == NULL || cb == NULL) {
+        return ca != cb && json_object_size(ca ? ca : cb) > 0;
+    }
+    return !json_equal(ca, cb);
+}
+
+/* Worker thread: commits the rolled-back entity with its version record. *is_config_changed
+ * tells whether the settings changed. */
+static int sd__rollback_commit(struct sd_rollback_task *a, struct sd_task_outcome *out,
+                               int *is_config_changed)
+{
+    struct sd_state *st = a->api->state;
+    int is_sink = a->sink_id[0] != '\0';
+    const char *what = is_sink ? "Sink" : "Source";
+    struct sd_buf key = SD_BUF_INIT, version_key = SD_BUF_INIT, target_key = SD_BUF_INIT;
+    json_t *current = NULL, *record = NULL, *entity = NULL, *version_rec;
+    char *text = NULL, *version_text = NULL;
+    char description[64];
+    struct sd_cmp cmps[2];
+    struct sd_op ops[2];
+    struct sd_txn txn;
+    struct sd_txn_result res;
+    int64_t rev = 0, number;
+    int rc = SD_ECONFLICT;
+
+    memset(&res, 0, sizeof(res));
+    *is_config_changed = 0;
+    if (is_sink) {
+        sd_defs_sink_key(&key, a->project_id, a->branch_id, a->source_id, a->sink_id, 0);
+    } else {
+        sd_defs_source_key(&key, a->project_id, a->branch_id, a->source_id, 0);
+    }
+    sd__version_key(&target_key, a->project_id, a->branch_id, a->source_id, a->sink_id, a->number);
+    snprintf(description, sizeof(description), "Rollback to version %" PRId64 ".", a->number);
+    for (int attempt = 0; attempt < SD_ROLLBACK_MAX_ATTEMPTS && rc == SD_ECONFLICT; attempt++) {
+        json_decref(current);
+        json_decref(record);
+        json_decref(entity);
+        free(text);
+        free(version_text);
+        sd_txn_result_free(&res);
+        current = record = entity = NULL;
+        text = version_text = NULL;
+        rc = sd__api_load(st, sd_buf_cstr(&key), &current, &rev);
+        if (rc == SD_ENOTFOUND) {
+            sd_buf_printf(&out->error, "%s \"%s\" not found.", what,
+                          is_sink ? a->sink_id : a->source_id);
+            goto out;
+        }
+        if (rc == 0) {
+            rc = sd__api_load(st, sd_buf_cstr(&target_key), &record, NULL);
+            if (rc == SD_ENOTFOUND) {
+                sd_buf_printf(&out->error, "Version \"%" PRId64 "\" not found.", a->number);
+                goto out;
+            }
+        }
+        if (rc != 0) {
+            sd_buf_printf(&out->error, "Reading the state failed: %s.", sd_strerror(rc));
+            goto out;
+        }
+        number = sd_defs_version_number(current) + 1;
+        if (number > SD_VERSIONS_MAX) {
+            sd_buf_printf(&out->error, "Version count limit reached in the %s, the maximum is %d.",
+                          is_sink ? "sink" : "source", SD_VERSIONS_MAX);
+            rc = SD_ELIMIT;
+            goto out;
+        }
+        entity = sd__rollback_entity(current, record);
+        *is_config_changed = sd__config_differs(current, entity);
+        sd_defs_set_version(entity, number, description, &a->by, sd_now_ms());
+        sd__version_key(&version_key, a->project_id, a->branch_id, a->source_id, a->sink_id,
+                        number);
+        text = sd__api_dump(entity);
+        version_rec = sd_defs_version_record(entity);
+        version_text = sd__api_dump(version_rec);
+        json_decref(version_rec);
+
+        memset(cmps, 0, sizeof(cmps));
+        cmps[0].key = sd_buf_cstr(&key);
+        cmps[0].target = SD_CMP_MOD_REV;
+        cmps[0].result = SD_CMP_EQUAL;
+        cmps[0].num = rev;
+        cmps[1].key = sd_buf_cstr(&version_key);
+        cmps[1].target = SD_CMP_CREATE_REV;
+        cmps[1].result = SD_CMP_EQUAL;
+        cmps[1].num = 0;
+        memset(ops, 0, sizeof(ops));
+        ops[0].type = SD_OP_PUT;
+        ops[0].key = sd_buf_cstr(&key);
+        ops[0].value = text;
+        ops[0].value_len = strlen(text);
+        ops[1].type = SD_OP_PUT;
+        ops[1].key = sd_buf_cstr(&version_key);
+        ops[1].value = version_text;
+        ops[1].value_len = strlen(version_text);
+        memset(&txn, 0, sizeof(txn));
+        txn.cmps = cmps;
+        txn.ncmps = 2;
+        txn.then_ops = ops;
+        txn.nthen = 2;
+        rc = sd_state_txn(st, &txn, &res);
+        if (rc != 0) {
+            sd_buf_printf(&out->error, "Storing the %s failed: %s.", is_sink ? "sink" : "source",
+                          sd_strerror(rc));
+            goto out;
+        }
+        rc = res.succeeded ? 0 : SD_ECONFLICT;
+    }
+    if (rc == SD_ECONFLICT) {
+        sd_buf_printf(&out->error, "The %s was changed concurrently, please retry.",
+                      is_sink ? "sink" : "source");
+    }
+
+out:
+    sd_txn_result_free(&res);
+    json_decref(current);
+    json_decref(record);
+    json_decref(entity);
+    free(text);
+    free(version_text);
+    sd_buf_fini(&key);
+    sd_buf_fini(&version_key);
+    sd_buf_fini(&target_key);
+    return rc;
+}
+
+/* Worker thread: rotates the file of the rolled-back sink, or of every sink of the source. */
+static int sd__rollback_rotate(struct sd_rollback_task *a, struct sd_buf *err)
+{
+    struct sd_buf prefix = SD_BUF_INIT;
+    struct sd_kvs kvs;
+    char *sink_key;
+    int rc;
+
+    memset(&kvs, 0, sizeof(kvs));
+    if (a->sink_id[0] != '\0') {
+        sink_key = sd_xasprintf("%" PRId64 "/%" PRId64 "/%s/%s", a->project_id, a->branch_id,
+                                a->source_id, a->sink_id);
+        rc = sd_server_rotate_sink(a->api->srv, sink_key, err);
+        free(sink_key);
+        return rc;
+    }
+    sd_defs_sinks_prefix(&prefix, a->project_id, a->branch_id, a->source_id, 0);
+    rc = sd_state_range(a->api->state, sd_buf_cstr(&prefix), 0, &kvs);
+    if (rc != 0) {
+        sd_buf_printf(err, "cannot list the sinks: %s", sd_strerror(rc));
+    }
+    for (size_t i = 0; rc == 0 && i < kvs.n; i++) {
+        sink_key = sd_xasprintf("%" PRId64 "/%" PRId64 "/%s/%s", a->project_id, a->branch_id,
+                                a->source_id, kvs.items[i].key + prefix.len);
+        rc = sd_server_rotate_sink(a->api->srv, sink_key, err);
+        free(sink_key);
+    }
+    sd_kvs_free(&kvs);
+    sd_buf_fini(&prefix);
+    return rc;
+}
+
+static int sd__rollback_run(void *arg, struct sd_task_outcome *out)
+{
+    struct sd_rollback_task *a = arg;
+    int is_sink = a->sink_id[0] != '\0';
+    struct sd_buf rerr = SD_BUF_INIT;
+    int is_config_changed = 0;
+    char *url;
+    int rc;
+
+    rc = sd__rollback_commit(a, out, &is_config_changed);
+    if (rc != 0) {
+        goto out;
+    }
+    if (is_sink || is_config_changed) {
+        rc = sd__rollback_rotate(a, &rerr);
+    }
+    if (rc != 0) {
+        sd_log_error(
+            "api", "source %s%s%s rolled back to version %" PRId64 ", but rotation failed: %s",
+            a->source_id, is_sink ? " sink " : "", a->sink_id, a->number, sd_buf_cstr(&rerr));
+        sd_buf_printf(&out->error, "%s has been rolled back, but the file was not rotated: %s",
+                      is_sink ? "Sink" : "Source", sd_buf_cstr(&rerr));
+        goto out;
+    }
+    out->result = is_sink ? "Sink version has been rolled back successfully."
+                          : "Source version has been rolled back successfully.";
+    out->outputs = json_object();
+    if (is_sink) {
+        url = sd_xasprintf("%s/v1/branches/%" PRId64 "/sources/%s/sinks/%s", a->api->api_url,
+                           a->branch_id, a->source_id, a->sink_id);
+    } else {
+        url = sd_xasprintf("%s/v1/branches/%" PRId64 "/sources/%s", a->api->api_url, a->branch_id,
+                           a->source_id);
+    }
+    json_object_set_new(out->outputs, "url", json_string(url));
+    free(url);
+    json_object_set_new(out->outputs, "projectId", json_integer(a->project_id));
+    json_object_set_new(out->outputs, "branchId", json_integer(a->branch_id));
+    json_object_set_new(out->outputs, "sourceId", json_string(a->source_id));
+    if (is_sink) {
+        json_object_set_new(out->outputs, "sinkId", json_string(a->sink_id));
+    }
+
+out:
+    sd_buf_fini(&rerr);
+    return rc;
+}
+
+static void sd__version_rollback(struct sd_api_ctx *c, int is_sink)
+{
+    struct sd_rollback_task *a;
+    struct sd_task_spec spec;
+    json_t *record = NULL;
+    char *object_key, *lock_key, *conflict;
+    int64_t number = 0;
+
+    if (sd__version_param(c, &number) != 0 || sd__require_entity(c, is_sink, NULL, NULL) != 0 ||
+        sd__load_version(c, is_sink, number, &record) != 0) {
+        return;
+    }
+    json_decref(record);
+    a = sd_xcalloc(1, sizeof(*a));
+    a->api = c->api;
+    a->project_id = c->project_id;
+    a->branch_id = c->branch_id;
+    a->number = number;
+    snprintf(a->source_id, sizeof(a->source_id), "%s", c->source_id);
+    snprintf(a->sink_id, sizeof(a->sink_id), "%s", is_sink ? c->sink_id : "");
+    snprintf(a->token_id, sizeof(a->token_id), "%s", c->token.id);
+    snprintf(a->token_desc, sizeof(a->token_desc), "%s", c->token.description);
+    a->by.type = "user";
+    a->by.token_id = a->token_id;
+    a->by.token_desc = a->token_desc;
+
+    if (is_sink) {
+        object_key = sd_xasprintf("%" PRId64 "/%s/%s", c->branch_id, c->source_id, c->sink_id);
+        lock_key = sd_xasprintf("sink/%" PRId64 "/%" PRId64 "/%s/%s", c->project_id, c->branch_id,
+                                c->source_id, c->sink_id);
+        conflict = sd_xasprintf("Another task is already running on sink \"%s\".", c->sink_id);
+    } else {
+        object_key = sd_xasprintf("%" PRId64 "/%s", c->branch_id, c->source_id);
+        lock_key = sd_xasprintf("source/%" PRId64 "/%" PRId64 "/%s", c->project_id, c->branch_id,
+                                c->source_id);
+        conflict = sd_xasprintf("Another task is already running on source \"%s\".", c->source_id);
+    }
+    memset(&spec, 0, sizeof(spec));
+    spec.project_id = c->project_id;
+    spec.type = is_sink ? "api.rollback.sinkVersion" : "api.rollback.sourceVersion";
+    spec.object_key = object_key;
+    spec.lock_key = lock_key;
+    spec.fn = sd__rollback_run;
+    spec.arg = a;
+    spec.free_arg = free;
+    sd__api_submit(c, &spec, "conflict", conflict);
+    free(object_key);
+    free(lock_key);
+    free(conflict);
+}
+
+void sd__api_source_versions_list(struct sd_api_ctx *c)
+{
+    sd__versions_list(c, 0);
+}
+
+void sd__api_source_version_get(struct sd_api_ctx *c)
+{
+    sd__version_get(c, 0);
+}
+
+void sd__api_source_version_rollback(struct sd_api_ctx *c)
+{
+    sd__version_rollback(c, 0);
+}
+
+void sd__api_sink_versions_list(struct sd_api_ctx *c)
+{
+    sd__versions_list(c, 1);
+}
+
+void sd__api_sink_version_get(struct sd_api_ctx *c)
+{
+    sd__version_get(c, 1);
+}
+
+void sd__api_sink_version_rollback(struct sd_api_ctx *c)
+{
+    sd__version_rollback(c, 1);
+}
