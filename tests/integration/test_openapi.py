@@ -2,6 +2,7 @@
 documented and every documented route is served, the HTML page covers every path, and real
 responses validate against the document's schemas (stdlib only; PyYAML is used when present)."""
 import json
+import os
 import re
 
 import pytest
@@ -209,6 +210,9 @@ def test_forms_parse_and_agree(streamd):
     headers, yaml_text = get_doc(streamd, "openapi3.yaml")
     assert headers["content-type"].startswith("application/yaml")
     text = yaml_text.decode()
+    repo_copy = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "openapi3.yaml")
+    with open(repo_copy, "rb") as f:
+        assert f.read() == yaml_text, "the binary embeds a stale docs/openapi3.yaml: rebuild"
     assert re.search(r"^openapi: 3\.0", text, re.M)
     for path in doc["paths"]:
         assert re.search(r"^  %s:$" % re.escape(path), text, re.M), path
