@@ -10,8 +10,13 @@
  * created, disabled and deleted members of the current entity) and commits it as the next
  * version "Rollback to version N." with its record, in one transaction guarded by the entity's
  * revision (retried on a concurrent change). A sink rollback then rotates the sink's file, so
- * the restored mapping and settings apply from the new file; a source rollback that changes the
- * source's settings rotates the files of all its sinks, as a settings change does. */
+ * the restored mapping and settings apply from the new file. When the restored table differs
+ * and the sink has an open file, the rollback is committed with the sink held disabled first and
+ * enabled after a reconcile closed the old file (as an update does), so no record mapped with
+ * the restored definition lands in a file of the old table. When the restored definition cannot
+ * be written (its table now has other columns), the previous definition is put back and the new
+ * version record removed: the task fails and nothing changed. A source rollback that changes
+ * the source's settings rotates the files of all its sinks, as a settings change does. */
 #include "api/sd_api_internal.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
@@ -19,6 +24,7 @@
 #include "core/sd_time.h"
 #include "roles/sd_server.h"
 #include "state/sd_state.h"
+#include "storage/sd_storage.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -28,6 +34,7 @@
 
 #define SD_VERSIONS_MAX 1000 /* per source or sink (reference *_limits.go) */
 #define SD_ROLLBACK_MAX_ATTEMPTS 5
+#define SD_ROLLBACK_REASON "Rolling back the sink."
 
 struct sd_rollback_task {
     struct sd_api *api;
@@ -255,44 +262,115 @@ static int sd__config_differs(const json_t *a, const json_t *b)
     return !json_equal(ca, cb);
 }
 
-/* Worker thread: commits the rolled-back entity with its version record. *is_config_changed
- * tells whether the settings changed. */
+/* What the worker knows after committing a rollback. */
+struct sd_rollback_state {
+    struct sd_buf key;         /* the active key of the entity */
+    struct sd_buf version_key; /* the new version record */
+    json_t *old;               /* the entity before the rollback */
+    json_t *entity;            /* the rolled-back entity */
+    int64_t rev;               /* the revision of the commit */
+    int is_two_phase;          /* committed disabled first: the sink's table changes */
+    int is_config_changed;     /* the settings differ */
+};
+
+static void sd__rollback_state_fini(struct sd_rollback_state *s)
+{
+    sd_buf_fini(&s->key);
+    sd_buf_fini(&s->version_key);
+    json_decref(s->old);
+    json_decref(s->entity);
+}
+
+/* Worker thread: puts entity at key guarded by rev (and deletes delete_key when not NULL).
+ * Returns 0 with *new_rev, SD_ECONFLICT when key changed, or a store error. */
+static int sd__put_guarded(struct sd_state *st, const char *key, const json_t *entity, int64_t rev,
+                           const char *delete_key, int64_t *new_rev)
+{
+    char *text = sd__api_dump(entity);
+    struct sd_cmp cmp;
+    struct sd_op ops[2];
+    struct sd_txn txn;
+    struct sd_txn_result res;
+    int rc;
+
+    memset(&res, 0, sizeof(res));
+    memset(&cmp, 0, sizeof(cmp));
+    cmp.key = key;
+    cmp.target = SD_CMP_MOD_REV;
+    cmp.result = SD_CMP_EQUAL;
+    cmp.num = rev;
+    memset(ops, 0, sizeof(ops));
+    ops[0].type = SD_OP_PUT;
+    ops[0].key = key;
+    ops[0].value = text;
+    ops[0].value_len = strlen(text);
+    ops[1].type = SD_OP_DELETE;
+    ops[1].key = delete_key;
+    memset(&txn, 0, sizeof(txn));
+    txn.cmps = &cmp;
+    txn.ncmps = 1;
+    txn.then_ops = ops;
+    txn.nthen = delete_key != NULL ? 2 : 1;
+    rc = sd_state_txn(st, &txn, &res);
+    if (rc == 0 && !res.succeeded) {
+        rc = SD_ECONFLICT;
+    }
+    if (rc == 0) {
+        *new_rev = res.rev;
+    }
+    sd_txn_result_free(&res);
+    free(text);
+    return rc;
+}
+
+/* The storage key "<p>/<b>/<source>/<sink>" of the task's sink (owned; free with free()). */
+static char *sd__sink_storage_key(const struct sd_rollback_task *a)
+{
+    return sd_xasprintf("%" PRId64 "/%" PRId64 "/%s/%s", a->project_id, a->branch_id, a->source_id,
+                        a->sink_id);
+}
+
+/* Worker thread: commits the rolled-back entity with its version record into s (zeroed by the
+ * caller). A sink whose table definition changes while it has an open file is committed
+ * disabled first (s->is_two_phase), as an update does, so reconcile closes the old file before
+ * records are mapped with the restored definition. */
 static int sd__rollback_commit(struct sd_rollback_task *a, struct sd_task_outcome *out,
-                               int *is_config_changed)
+                               struct sd_rollback_state *s)
 {
     struct sd_state *st = a->api->state;
     int is_sink = a->sink_id[0] != '\0';
     const char *what = is_sink ? "Sink" : "Source";
-    struct sd_buf key = SD_BUF_INIT, version_key = SD_BUF_INIT, target_key = SD_BUF_INIT;
-    json_t *current = NULL, *record = NULL, *entity = NULL, *version_rec;
-    char *text = NULL, *version_text = NULL;
+    struct sd_buf target_key = SD_BUF_INIT;
+    json_t *record = NULL, *version_rec, *staged = NULL;
+    char *text = NULL, *version_text = NULL, *sink_key = NULL;
     char description[64];
     struct sd_cmp cmps[2];
     struct sd_op ops[2];
     struct sd_txn txn;
     struct sd_txn_result res;
-    int64_t rev = 0, number;
+    int64_t number;
     int rc = SD_ECONFLICT;
 
     memset(&res, 0, sizeof(res));
-    *is_config_changed = 0;
     if (is_sink) {
-        sd_defs_sink_key(&key, a->project_id, a->branch_id, a->source_id, a->sink_id, 0);
+        sd_defs_sink_key(&s->key, a->project_id, a->branch_id, a->source_id, a->sink_id, 0);
+        sink_key = sd__sink_storage_key(a);
     } else {
-        sd_defs_source_key(&key, a->project_id, a->branch_id, a->source_id, 0);
+        sd_defs_source_key(&s->key, a->project_id, a->branch_id, a->source_id, 0);
     }
     sd__version_key(&target_key, a->project_id, a->branch_id, a->source_id, a->sink_id, a->number);
     snprintf(description, sizeof(description), "Rollback to version %" PRId64 ".", a->number);
     for (int attempt = 0; attempt < SD_ROLLBACK_MAX_ATTEMPTS && rc == SD_ECONFLICT; attempt++) {
-        json_decref(current);
+        json_decref(s->old);
         json_decref(record);
-        json_decref(entity);
+        json_decref(s->entity);
+        json_decref(staged);
         free(text);
         free(version_text);
         sd_txn_result_free(&res);
-        current = record = entity = NULL;
+        s->old = record = s->entity = staged = NULL;
         text = version_text = NULL;
-        rc = sd__api_load(st, sd_buf_cstr(&key), &current, &rev);
+        rc = sd__api_load(st, sd_buf_cstr(&s->key), &s->old, &s->rev);
         if (rc == SD_ENOTFOUND) {
             sd_buf_printf(&out->error, "%s \"%s\" not found.", what,
                           is_sink ? a->sink_id : a->source_id);
@@ -309,39 +387,47 @@ static int sd__rollback_commit(struct sd_rollback_task *a, struct sd_task_outcom
             sd_buf_printf(&out->error, "Reading the state failed: %s.", sd_strerror(rc));
             goto out;
         }
-        number = sd_defs_version_number(current) + 1;
+        number = sd_defs_version_number(s->old) + 1;
         if (number > SD_VERSIONS_MAX) {
             sd_buf_printf(&out->error, "Version count limit reached in the %s, the maximum is %d.",
                           is_sink ? "sink" : "source", SD_VERSIONS_MAX);
             rc = SD_ELIMIT;
             goto out;
         }
-        entity = sd__rollback_entity(current, record);
-        *is_config_changed = sd__config_differs(current, entity);
-        sd_defs_set_version(entity, number, description, &a->by, sd_now_ms());
-        sd__version_key(&version_key, a->project_id, a->branch_id, a->source_id, a->sink_id,
+        s->entity = sd__rollback_entity(s->old, record);
+        s->is_config_changed = sd__config_differs(s->old, s->entity);
+        sd_defs_set_version(s->entity, number, description, &a->by, sd_now_ms());
+        sd__version_key(&s->version_key, a->project_id, a->branch_id, a->source_id, a->sink_id,
                         number);
-        text = sd__api_dump(entity);
-        version_rec = sd_defs_version_record(entity);
+        s->is_two_phase =
+            is_sink && a->api->srv->storage != NULL &&
+            !json_equal(json_object_get(s->old, "table"), json_object_get(s->entity, "table")) &&
+            sd_storage_sink_is_active(a->api->srv->storage, sink_key);
+        if (s->is_two_phase) {
+            staged = json_deep_copy(s->entity);
+            sd_defs_set_disabled(staged, &a->by, SD_ROLLBACK_REASON, sd_now_ms());
+        }
+        text = sd__api_dump(staged != NULL ? staged : s->entity);
+        version_rec = sd_defs_version_record(s->entity);
         version_text = sd__api_dump(version_rec);
         json_decref(version_rec);
 
         memset(cmps, 0, sizeof(cmps));
-        cmps[0].key = sd_buf_cstr(&key);
+        cmps[0].key = sd_buf_cstr(&s->key);
         cmps[0].target = SD_CMP_MOD_REV;
         cmps[0].result = SD_CMP_EQUAL;
-        cmps[0].num = rev;
-        cmps[1].key = sd_buf_cstr(&version_key);
+        cmps[0].num = s->rev;
+        cmps[1].key = sd_buf_cstr(&s->version_key);
         cmps[1].target = SD_CMP_CREATE_REV;
         cmps[1].result = SD_CMP_EQUAL;
         cmps[1].num = 0;
         memset(ops, 0, sizeof(ops));
         ops[0].type = SD_OP_PUT;
-        ops[0].key = sd_buf_cstr(&key);
+        ops[0].key = sd_buf_cstr(&s->key);
         ops[0].value = text;
         ops[0].value_len = strlen(text);
         ops[1].type = SD_OP_PUT;
-        ops[1].key = sd_buf_cstr(&version_key);
+        ops[1].key = sd_buf_cstr(&s->version_key);
         ops[1].value = version_text;
         ops[1].value_len = strlen(version_text);
         memset(&txn, 0, sizeof(txn));
@@ -360,23 +446,23 @@ static int sd__rollback_commit(struct sd_rollback_task *a, struct sd_task_outcom
     if (rc == SD_ECONFLICT) {
         sd_buf_printf(&out->error, "The %s was changed concurrently, please retry.",
                       is_sink ? "sink" : "source");
+    } else if (rc == 0) {
+        s->rev = res.rev;
     }
 
 out:
     sd_txn_result_free(&res);
-    json_decref(current);
     json_decref(record);
-    json_decref(entity);
+    json_decref(staged);
     free(text);
     free(version_text);
-    sd_buf_fini(&key);
-    sd_buf_fini(&version_key);
+    free(sink_key);
     sd_buf_fini(&target_key);
     return rc;
 }
 
-/* Worker thread: rotates the file of the rolled-back sink, or of every sink of the source. */
-static int sd__rollback_rotate(struct sd_rollback_task *a, struct sd_buf *err)
+/* Worker thread: rotates the file of every sink of the source. */
+static int sd__rotate_source_sinks(struct sd_rollback_task *a, struct sd_buf *err)
 {
     struct sd_buf prefix = SD_BUF_INIT;
     struct sd_kvs kvs;
@@ -384,13 +470,6 @@ static int sd__rollback_rotate(struct sd_rollback_task *a, struct sd_buf *err)
     int rc;
 
     memset(&kvs, 0, sizeof(kvs));
-    if (a->sink_id[0] != '\0') {
-        sink_key = sd_xasprintf("%" PRId64 "/%" PRId64 "/%s/%s", a->project_id, a->branch_id,
-                                a->source_id, a->sink_id);
-        rc = sd_server_rotate_sink(a->api->srv, sink_key, err);
-        free(sink_key);
-        return rc;
-    }
     sd_defs_sinks_prefix(&prefix, a->project_id, a->branch_id, a->source_id, 0);
     rc = sd_state_range(a->api->state, sd_buf_cstr(&prefix), 0, &kvs);
     if (rc != 0) {
@@ -407,29 +486,78 @@ static int sd__rollback_rotate(struct sd_rollback_task *a, struct sd_buf *err)
     return rc;
 }
 
+/* Worker thread: brings storage in line with a committed sink rollback (a new file with the
+ * restored definition). When the definition cannot be written (e.g. its table now has other
+ * columns), the old definition is restored and the new version record removed. */
+static int sd__rollback_apply_sink(struct sd_rollback_task *a, struct sd_rollback_state *s,
+                                   struct sd_task_outcome *out)
+{
+    struct sd_server *srv = a->api->srv;
+    struct sd_buf rerr = SD_BUF_INIT, rerr2 = SD_BUF_INIT;
+    char *sink_key = sd__sink_storage_key(a);
+    int64_t ignored = 0;
+    int rc;
+
+    if (s->is_two_phase) {
+        /* Phase 1 (committed): the sink is held disabled, so reconcile closes the old file. */
+        rc = sd_server_reconcile(srv, &rerr);
+        if (rc == 0) {
+            rc = sd__put_guarded(a->api->state, sd_buf_cstr(&s->key), s->entity, s->rev, NULL,
+                                 &s->rev);
+            if (rc != 0) {
+                sd_buf_printf(&rerr, "storing the sink failed: %s", sd_strerror(rc));
+            }
+        }
+        if (rc == 0) {
+            rc = sd_server_reconcile(srv, &rerr);
+        }
+    } else {
+        rc = sd_server_rotate_sink(srv, sink_key, &rerr);
+    }
+    if (rc != 0) {
+        if (sd__put_guarded(a->api->state, sd_buf_cstr(&s->key), s->old, s->rev,
+                            sd_buf_cstr(&s->version_key), &ignored) != 0) {
+            sd_log_error("api", "cannot restore sink %s after a failed rollback", sink_key);
+        }
+        (void)sd_server_reconcile(srv, &rerr2);
+        sd_buf_printf(&out->error, "Sink has not been rolled back: %s", sd_buf_cstr(&rerr));
+    }
+    free(sink_key);
+    sd_buf_fini(&rerr);
+    sd_buf_fini(&rerr2);
+    return rc;
+}
+
 static int sd__rollback_run(void *arg, struct sd_task_outcome *out)
 {
     struct sd_rollback_task *a = arg;
     int is_sink = a->sink_id[0] != '\0';
+    struct sd_rollback_state s;
     struct sd_buf rerr = SD_BUF_INIT;
-    int is_config_changed = 0;
     char *url;
     int rc;
 
-    rc = sd__rollback_commit(a, out, &is_config_changed);
+    memset(&s, 0, sizeof(s));
+    rc = sd__rollback_commit(a, out, &s);
     if (rc != 0) {
         goto out;
     }
-    if (is_sink || is_config_changed) {
-        rc = sd__rollback_rotate(a, &rerr);
-    }
-    if (rc != 0) {
-        sd_log_error(
-            "api", "source %s%s%s rolled back to version %" PRId64 ", but rotation failed: %s",
-            a->source_id, is_sink ? " sink " : "", a->sink_id, a->number, sd_buf_cstr(&rerr));
-        sd_buf_printf(&out->error, "%s has been rolled back, but the file was not rotated: %s",
-                      is_sink ? "Sink" : "Source", sd_buf_cstr(&rerr));
-        goto out;
+    if (is_sink) {
+        rc = sd__rollback_apply_sink(a, &s, out);
+        if (rc != 0) {
+            goto out;
+        }
+    } else if (s.is_config_changed) {
+        rc = sd__rotate_source_sinks(a, &rerr);
+        if (rc != 0) {
+            sd_log_error("api",
+                         "source %s rolled back to version %" PRId64 ", but rotation failed: %s",
+                         a->source_id, a->number, sd_buf_cstr(&rerr));
+            sd_buf_printf(&out->error,
+                          "Source has been rolled back, but the files were not rotated: %s",
+                          sd_buf_cstr(&rerr));
+            goto out;
+        }
     }
     out->result = is_sink ? "Sink version has been rolled back successfully."
                           : "Source version has been rolled back successfully.";
@@ -451,6 +579,7 @@ static int sd__rollback_run(void *arg, struct sd_task_outcome *out)
     }
 
 out:
+    sd__rollback_state_fini(&s);
     sd_buf_fini(&rerr);
     return rc;
 }

@@ -5,7 +5,9 @@ run of a request through every sink's mapping, and the UI's aggregation of sourc
 statistics. Talks to the real binary over HTTP (stdlib only)."""
 import datetime
 import json
+import os
 import re
+import sqlite3
 import time
 
 from conftest import TIMEOUT_MULT
@@ -14,6 +16,15 @@ SOURCES = "/v1/branches/default/sources"
 TABLE = "in.c-bucket.table"
 J = {"Content-Type": "application/json"}
 UPLOAD_COUNT = "storage.level.staging.upload.trigger.count"
+FAST = ["--set", "storage.level.staging.upload.minInterval=1s",
+        "--set", "storage.level.staging.upload.trigger.count=1",
+        "--set", "storage.level.target.import.minInterval=1s",
+        "--set", "storage.level.target.import.trigger.count=1",
+        "--set", "storage.level.staging.operator.sliceRotationCheckInterval=100ms",
+        "--set", "storage.level.staging.operator.sliceUploadCheckInterval=500ms",
+        "--set", "storage.level.target.operator.fileRotationCheckInterval=100ms",
+        "--set", "storage.level.target.operator.fileImportCheckInterval=500ms",
+        "--set", "storage.retry.initialInterval=100ms"]
 ISO_MS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 ALL_COLUMNS = [
     {"type": "uuid", "name": "id"},
@@ -229,6 +240,78 @@ def test_sink_versions_and_rollback_restore_mapping(streamd):
     assert_error(status, err, 404, "stream.api.sinkNotFound")
     status, err = streamd.api_call("GET", SOURCES + "/nope/sinks/k1/versions/1")
     assert_error(status, err, 404, "stream.api.sourceNotFound")
+
+
+def table_rows(s, table):
+    path = os.path.join(s.data_dir, "tables", "project-1.sqlite")
+    if not os.path.exists(path):
+        return []
+    db = sqlite3.connect(path, timeout=10)
+    try:
+        return db.execute('SELECT * FROM "%s" ORDER BY rowid' % table).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        db.close()
+
+
+def test_sink_rollback_of_the_table_takes_effect_in_a_new_file(streamd_factory):
+    s = streamd_factory(args=FAST)
+    src = s.create_source("s1")
+    path = SOURCES + "/s1/sinks/k1"
+    old_columns = [{"type": "path", "name": "id", "path": "id", "rawString": True}]
+    s.create_sink("s1", "k1", old_columns, table_id="in.c-b.old")
+    new_columns = old_columns + [{"type": "path", "name": "n", "path": "n",
+                                  "defaultValue": "none"}]
+    run_task(s, "PATCH", path, {"changeDescription": "New table.",
+                                "table": {"type": "keboola", "tableId": "in.c-b.new",
+                                          "mapping": {"columns": new_columns}}})
+    url = src["http"]["url"]
+    for i in range(3):
+        status, _, data = s.request("POST", url, json.dumps({"id": "new-%d" % i, "n": i}), J)
+        assert status == 200, data
+    task, done = run_task(s, "PUT", path + "/versions/1/rollback")
+    status, sink = s.api_call("GET", path)
+    assert sink["table"]["tableId"] == "in.c-b.old" and "disabled" not in sink, sink
+    assert sink["table"]["mapping"]["columns"] == old_columns
+    assert [(v["number"], v["description"]) for v in versions(s, path)["versions"]] == \
+        [(1, "New sink."), (2, "New table."), (3, "Rollback to version 1.")]
+    for i in range(3):
+        status, _, data = s.request("POST", url, json.dumps({"id": "old-%d" % i, "n": i}), J)
+        assert status == 200, data
+    wait_for(lambda: len(table_rows(s, "in.c-b.new")) + len(table_rows(s, "in.c-b.old")),
+             lambda n: n >= 6)
+    assert sorted(table_rows(s, "in.c-b.new")) == [("new-%d" % i, str(i)) for i in range(3)]
+    assert sorted(table_rows(s, "in.c-b.old")) == [("old-%d" % i,) for i in range(3)]
+
+
+def test_failed_sink_rollback_keeps_the_current_definition(streamd):
+    s = streamd
+    src = s.create_source("s1")
+    path = SOURCES + "/s1/sinks/k1"
+    s.create_sink("s1", "k1", [{"type": "body", "name": "raw"}], table_id="in.c-b.t1")
+    run_task(s, "PATCH", path, {"table": {"type": "keboola", "tableId": "in.c-b.t2",
+                                          "mapping": {"columns": [{"type": "uuid",
+                                                                   "name": "id"}]}}})
+    # table t1 is dropped (cascade delete of another source using it) and created again with
+    # other columns, so version 1 of k1 can no longer be written
+    s.create_source("s2")
+    s.create_sink("s2", "x", [{"type": "body", "name": "raw"}], table_id="in.c-b.t1")
+    run_task(s, "DELETE", SOURCES + "/s2?cascade=true")
+    s.create_source("s3")
+    s.create_sink("s3", "y", [{"type": "ip", "name": "ip"}], table_id="in.c-b.t1")
+    status, before = s.api_call("GET", path)
+
+    task, done = run_task(s, "PUT", path + "/versions/1/rollback", want="error")
+    assert "Sink has not been rolled back" in done["error"], done
+    status, after = s.api_call("GET", path)
+    assert after == before
+    assert [v["number"] for v in versions(s, path)["versions"]] == [1, 2]
+    status, _, data = s.request("POST", src["http"]["url"], '{"a":1}', J)
+    assert status == 200, data
+    # the sink still maps with version 2
+    status, result = s.api_call("POST", SOURCES + "/s1/test", "{}", headers=J)
+    assert [c["name"] for c in result["tables"][0]["rows"][0]["columns"]] == ["id"]
 
 
 # ---- test endpoint ----
