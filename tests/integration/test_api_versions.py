@@ -190,6 +190,13 @@ def test_source_rollback(streamd):
     assert now["version"]["number"] == 4
     assert now["version"]["hash"] == versions(streamd, path)["versions"][1]["hash"]
 
+    # a rollback keeps the lifecycle state: a disabled source stays disabled
+    run_task(streamd, "PUT", path + "/disable")
+    run_task(streamd, "PUT", path + "/versions/1/rollback")
+    status, now = streamd.api_call("GET", path)
+    assert "disabled" in now and now["version"]["description"] == "Rollback to version 1.", now
+    run_task(streamd, "PUT", path + "/enable")
+
     status, err = streamd.api_call("PUT", path + "/versions/9/rollback")
     assert_error(status, err, 404, "stream.api.versionNotFound")
     status, err = streamd.api_call("PUT", SOURCES + "/nope/versions/1/rollback")
@@ -378,6 +385,14 @@ def test_source_test_endpoint(streamd):
     for sink in ("k1", "k2"):
         status, total = streamd.api_call("GET", SOURCES + "/s1/sinks/%s/statistics/total" % sink)
         assert total["total"]["recordsCount"] == 0, total
+
+    # a disabled sink is left out
+    run_task(streamd, "PUT", SOURCES + "/s1/sinks/k2/disable")
+    status, res = streamd.api_call("POST", SOURCES + "/s1/test", "{}", headers=J)
+    assert status == 200 and [t["sinkId"] for t in res["tables"]] == ["k1"], res
+    run_task(streamd, "PUT", SOURCES + "/s1/sinks/k2/enable")
+    status, res = streamd.api_call("POST", SOURCES + "/s1/test", payload, headers=J)
+    assert status == 200 and [t["sinkId"] for t in res["tables"]] == ["k1", "k2"], res
 
     status, err = streamd.api_call("POST", SOURCES + "/nope/test", "{}", headers=J)
     assert_error(status, err, 404, "stream.api.sourceNotFound")
