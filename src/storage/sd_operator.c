@@ -669,6 +669,74 @@ done:
     free(b);
 }
 
+/* 1 if the sink of a file key ("<p>/<b>/<source>/<sink>/<fileOpenedAt>") still has a
+ * definition, active or soft-deleted. A cascade delete removes both: its data is dropped. */
+static int sd__sink_exists(struct sd_state *state, const char *file_key)
+{
+    const char *slash = strrchr(file_key, '/');
+    char *active, *deleted;
+    struct sd_kv kv;
+    int exists = 0;
+
+    if (slash == NULL) {
+        return 1;
+    }
+    active = sd_xasprintf("definition/sink/active/%.*s", (int)(slash - file_key), file_key);
+    deleted = sd_xasprintf("definition/sink/deleted/%.*s", (int)(slash - file_key), file_key);
+    if (sd_state_get(state, active, &kv) == 0 || sd_state_get(state, deleted, &kv) == 0) {
+        sd_kv_free(&kv);
+        exists = 1;
+    }
+    free(active);
+    free(deleted);
+    return exists;
+}
+
+/* Drops a file of a hard-deleted sink: its staged objects, statistics, slices and itself. */
+static void sd__purge_file(struct sd_operator *op, const char *file_key)
+{
+    struct sd_state *state = op->srv->state;
+    char *prefix = sd_xasprintf("storage/slice/all/%s/", file_key);
+    static const char *const levels[] = {"local", "staging", "target"};
+    struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
+    struct sd_kvs kvs;
+    int rc = 0;
+
+    memset(&kvs, 0, sizeof(kvs));
+    if (sd_state_range(state, prefix, 0, &kvs) == 0) {
+        for (size_t i = 0; i < kvs.n && rc == 0; i++) {
+            json_t *slice = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
+            const char *skey = kvs.items[i].key + strlen("storage/slice/all/");
+            const char *staged =
+                json_string_value(json_object_get(json_object_get(slice, "staging"), "key"));
+            if (staged != NULL) {
+                sd_staging_del(op->srv->staging, staged);
+            }
+            for (size_t l = 0; l < 3; l++) {
+                char *stats = sd_xasprintf("storage/stats/%s/%s/", levels[l], skey);
+                b->ops[b->n++] = (struct sd_op){SD_OP_DELETE_PREFIX, sd__own(b, stats), NULL, 0, 0};
+                sd__batch_del(b, sd_xasprintf("storage/slice/level/%s/%s", levels[l], skey));
+            }
+            sd__batch_del(b, sd_xstrdup(kvs.items[i].key));
+            rc = sd__batch_commit(state, b);
+            json_decref(slice);
+        }
+        sd_kvs_free(&kvs);
+    }
+    if (rc == 0) {
+        for (size_t l = 0; l < 3; l++) {
+            sd__batch_del(b, sd_xasprintf("storage/file/level/%s/%s", levels[l], file_key));
+        }
+        sd__batch_del(b, sd_xasprintf("storage/file/all/%s", file_key));
+        rc = sd__batch_commit(state, b);
+    }
+    if (rc == 0) {
+        sd_log_info("operator", "file %s of a deleted sink dropped", file_key);
+    }
+    free(b);
+    free(prefix);
+}
+
 static void sd__files(struct sd_operator *op, int64_t now)
 {
     struct sd_state *state = op->srv->state;
@@ -703,7 +771,10 @@ static void sd__files(struct sd_operator *op, int64_t now)
         for (size_t i = 0; i < kvs.n; i++) {
             const char *key = kvs.items[i].key + strlen("storage/file/level/staging/");
             json_t *file = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
-            if (strcmp(sd__state_of(file), "importing") == 0 && sd__retry_due(file, now)) {
+            if (strcmp(sd__state_of(file), "importing") == 0 && !sd__sink_exists(state, key)) {
+                sd__purge_file(op, key);
+            } else if (strcmp(sd__state_of(file), "importing") == 0 &&
+                       sd__retry_due(file, now)) {
                 sd__import_file(op, key, file);
             }
             json_decref(file);

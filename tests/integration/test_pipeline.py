@@ -253,3 +253,26 @@ def test_deleted_sink_still_imports_acknowledged_records(streamd_factory):
     # The source has no sink now: records are accepted and stored nowhere, as the reference does.
     status, _, data = s.request("POST", url + "?verbose=true", '{"id":"x"}', J)
     assert status == 200 and json.loads(data)["message"] == "No enabled sink found."
+
+
+def test_cascade_delete_drops_data_not_yet_imported(streamd_factory):
+    args = [a.replace("trigger.count=1", "trigger.count=100000") for a in FAST]
+    s = streamd_factory(args=args)
+    url = make_pipeline(s)
+    for i in range(20):
+        assert s.request("POST", url, json.dumps({"id": "c-%d" % i}), J)[0] == 200
+    status, task = s.api_call("DELETE", "/v1/branches/default/sources/s1?cascade=true")
+    assert status == 202 and s.wait_task(task)["status"] == "success"
+    db_path = os.path.join(s.data_dir, "tables", "project-1.sqlite")
+    deadline = time.time() + 10 * TIMEOUT_MULT
+    while time.time() < deadline:  # the operator drops the closed file instead of importing it
+        if "dropped" in s.read_stderr():
+            break
+        time.sleep(0.2)
+    assert "of a deleted sink dropped" in s.read_stderr()
+    db = sqlite3.connect(db_path)
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    db.close()
+    assert TABLE not in tables, tables
+    staged = [f for _, _, fs in os.walk(os.path.join(s.data_dir, "staging")) for f in fs]
+    assert staged == [], staged
