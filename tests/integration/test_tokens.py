@@ -167,6 +167,24 @@ def test_tokens_projects_roles_and_revocation(streamd_factory):
     assert_error(status, body, 403, "stream.api.forbidden", msg)
     assert source_ids(s, ADMIN_TOKEN) == ["only-one", "shared"]
 
+    # reads that use other methods are open to it: the dry run; version rollback is a write
+    status, body = s.api_call("POST", SOURCES + "/only-one/test", {"a": 1}, token=p1_reader)
+    assert status == 200 and body["sourceId"] == "only-one", body
+    status, body = s.api_call("GET", SOURCES + "/only-one/versions", token=p1_reader)
+    assert status == 200 and body["versions"][0]["number"] == 1, body
+    status, body = s.api_call("PUT", SOURCES + "/only-one/versions/1/rollback", token=p1_reader)
+    assert_error(status, body, 403, "stream.api.forbidden", msg)
+    # versions, the dry run and the aggregation are per project too
+    for method, path in (("GET", "/only-one/versions"), ("GET", "/only-one/versions/1"),
+                         ("POST", "/only-one/test"), ("PUT", "/only-one/versions/1/rollback")):
+        status, body = s.api_call(method, SOURCES + path, {"a": 1} if method != "GET" else None,
+                                  token=p2_admin)
+        assert_error(status, body, 404, "stream.api.sourceNotFound")
+    for token, want in ((p1_reader, ["only-one", "shared"]), (p2_admin, ["only-two"])):
+        status, body = s.api_call("GET", "/v1/branches/default/aggregation/sources", token=token)
+        assert status == 200, body
+        assert sorted(src["sourceId"] for src in body["sources"]) == want
+
     # a non-master token is refused for reads and writes
     for method, body in (("GET", None), ("POST", {"sourceId": "y", "name": "y", "type": "http"})):
         status, resp = s.api_call(method, SOURCES, body, token=p1_plain)
