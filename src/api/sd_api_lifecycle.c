@@ -46,7 +46,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SD_LIFE_VERSIONS_MAX 1000
 #define SD_LIFE_AUTO_REASON "Auto-disabled with the parent source."
 #define SD_LIFE_USER_REASON "Disabled by user."
 #define SD_LIFE_UPDATING_REASON "Updating the sink."
@@ -202,12 +201,10 @@ static int sd__bump(const struct sd_life_task *a, json_t *entity, const char *de
                     struct sd_life_txn *t, struct sd_task_outcome *out)
 {
     struct sd_buf key = SD_BUF_INIT;
-    int64_t number = sd_defs_version_number(entity) + 1;
+    int64_t number;
     json_t *rec;
 
-    if (number > SD_LIFE_VERSIONS_MAX) {
-        sd_buf_printf(&out->error, "%s version count limit reached, the maximum is %d.",
-                      sd__what(a), SD_LIFE_VERSIONS_MAX);
+    if (sd_defs_next_version(entity, a->is_sink ? "sink" : "source", &number, &out->error) != 0) {
         return SD_ELIMIT;
     }
     sd_defs_set_version(entity, number, description, &a->by, sd_now_ms());

@@ -565,7 +565,10 @@ static int sd__commit_patch(struct sd_settings_task *a, struct sd_task_outcome *
             json_object_del(entity, "config");
             json_decref(config);
         }
-        number = sd_defs_version_number(entity) + 1;
+        rc = sd_defs_next_version(entity, is_sink ? "sink" : "source", &number, &out->error);
+        if (rc != 0) {
+            goto out;
+        }
         sd_defs_set_version(entity, number,
                             a->description != NULL ? a->description : "Updated settings.", &a->by,
                             sd_now_ms());

@@ -32,7 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SD_VERSIONS_MAX 1000 /* per source or sink (reference *_limits.go) */
 #define SD_ROLLBACK_MAX_ATTEMPTS 5
 #define SD_ROLLBACK_REASON "Rolling back the sink."
 
@@ -387,11 +386,8 @@ static int sd__rollback_commit(struct sd_rollback_task *a, struct sd_task_outcom
             sd_buf_printf(&out->error, "Reading the state failed: %s.", sd_strerror(rc));
             goto out;
         }
-        number = sd_defs_version_number(s->old) + 1;
-        if (number > SD_VERSIONS_MAX) {
-            sd_buf_printf(&out->error, "Version count limit reached in the %s, the maximum is %d.",
-                          is_sink ? "sink" : "source", SD_VERSIONS_MAX);
-            rc = SD_ELIMIT;
+        rc = sd_defs_next_version(s->old, is_sink ? "sink" : "source", &number, &out->error);
+        if (rc != 0) {
             goto out;
         }
         s->entity = sd__rollback_entity(s->old, record);

@@ -951,3 +951,17 @@ void sd_defs_sink_version_key(struct sd_buf *out, int64_t project, int64_t branc
     sd_buf_printf(out, "definition/sink/version/%" PRId64 "/%" PRId64 "/%s/%s/%010" PRId64, project,
                   branch, source_id, sink_id, number);
 }
+
+int sd_defs_next_version(const json_t *entity, const char *what, int64_t *number,
+                         struct sd_buf *err)
+{
+    int64_t next = sd_defs_version_number(entity) + 1;
+
+    if (next > SD_DEFS_VERSIONS_MAX) {
+        sd_buf_printf(err, "Version count limit reached in the %s, the maximum is %d.", what,
+                      SD_DEFS_VERSIONS_MAX);
+        return SD_ELIMIT;
+    }
+    *number = next;
+    return 0;
+}

@@ -139,6 +139,14 @@ void sd_defs_set_version(json_t *entity, int64_t number, const char *description
 /* Returns entity.version.number, 0 when missing. */
 int64_t sd_defs_version_number(const json_t *entity);
 
+/* Versions kept per source or sink (reference: 1000). */
+#define SD_DEFS_VERSIONS_MAX 1000
+/* Sets *number to the entity's next version number, or returns SD_ELIMIT with the reference's
+ * message in err ("Version count limit reached in the sink, the maximum is 1000.") when the
+ * entity already has SD_DEFS_VERSIONS_MAX versions. what: "source" or "sink". */
+int sd_defs_next_version(const json_t *entity, const char *what, int64_t *number,
+                         struct sd_buf *err);
+
 /* Sets entity.deleted to {at, by}. */
 void sd_defs_set_deleted(json_t *entity, const struct sd_defs_by *by, int64_t now_ms);
 

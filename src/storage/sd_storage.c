@@ -898,8 +898,13 @@ int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file,
     if (slot == NULL) {
         return SD_ENOTFOUND;
     }
-    /* Rotation runs on the operator thread only, so slot->slice changes only here. */
+    /* Rotations are serialized by the caller (reconcile_lock), so slot->slice changes only
+     * here and in sd_storage_reopen_pending. A paused sink has no slice to rotate. */
     old = slot->slice;
+    if (old == NULL) {
+        sd_buf_printf(err, "sink %s is paused until its next slice can be opened", sink_key);
+        return SD_ECLOSED;
+    }
     pthread_mutex_lock(&slot->lock);
     settings = json_incref(slot->settings);
     pthread_mutex_unlock(&slot->lock);
