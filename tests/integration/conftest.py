@@ -126,7 +126,7 @@ class Streamd:
         except ValueError:
             return status, data.decode(errors="replace")
 
-    def wait_task(self, task, timeout=20):
+    def wait_task(self, task, timeout=60):
         deadline = time.time() + timeout * TIMEOUT_MULT
         while True:
             path = urllib.parse.urlsplit(task["url"]).path
