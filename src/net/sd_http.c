@@ -42,6 +42,8 @@ static int sd__http_on_req(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
+static void sd__http_on_accept(h2o_socket_t *listener, const char *err);
+
 static void sd__http_on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
     struct sd_http_loop *loop = H2O_STRUCT_FROM_MEMBER(struct sd_http_loop, receiver, receiver);
@@ -65,16 +67,28 @@ static void sd__http_on_tick(h2o_timeout_entry_t *entry)
 
 int sd_http_loop_init(struct sd_http_loop *loop, const struct sd_http_loop_opts *opts)
 {
+    memset(loop, 0, sizeof(*loop));
+    loop->opts = *opts;
+    loop->is_initialized = 1;
+    pthread_mutex_init(&loop->start_lock, NULL);
+    pthread_cond_init(&loop->start_cond, NULL);
+    return 0;
+}
+
+/* Creates every h2o object of the loop. Runs on the loop thread: h2o keeps per-thread buffer
+ * caches (thread-local allocators), and a socket created on one thread allocates from that
+ * thread's cache forever, so objects made on the main thread and used by several loop
+ * threads would share one unlocked cache and corrupt the heap. */
+static void sd__http_setup(struct sd_http_loop *loop)
+{
     h2o_hostconf_t *host;
     h2o_pathconf_t *path;
     struct sd_http_handler *handler;
 
-    memset(loop, 0, sizeof(*loop));
-    loop->opts = *opts;
     h2o_config_init(&loop->conf);
     loop->conf.server_name = h2o_iovec_init(H2O_STRLIT(""));
-    loop->conf.max_request_entity_size = opts->max_request_body_bytes;
-    loop->conf.http1.req_timeout = (uint64_t)opts->request_timeout_ms;
+    loop->conf.max_request_entity_size = loop->opts.max_request_body_bytes;
+    loop->conf.http1.req_timeout = (uint64_t)loop->opts.request_timeout_ms;
     loop->conf.http1.upgrade_to_http2 = 0;
     host = h2o_config_register_host(&loop->conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     path = h2o_config_register_path(host, "/", 0);
@@ -88,12 +102,19 @@ int sd_http_loop_init(struct sd_http_loop *loop, const struct sd_http_loop_opts 
     loop->accept_ctx.hosts = loop->conf.hosts;
     loop->queue = h2o_multithread_create_queue(loop->ctx.loop);
     h2o_multithread_register_receiver(loop->queue, &loop->receiver, sd__http_on_messages);
-    if (opts->tick != NULL && opts->tick_ms > 0) {
-        h2o_timeout_init(loop->ctx.loop, &loop->tick_timeout, (uint64_t)opts->tick_ms);
+    if (loop->opts.tick != NULL && loop->opts.tick_ms > 0) {
+        h2o_timeout_init(loop->ctx.loop, &loop->tick_timeout, (uint64_t)loop->opts.tick_ms);
         loop->tick_entry.cb = sd__http_on_tick;
         h2o_timeout_link(loop->ctx.loop, &loop->tick_timeout, &loop->tick_entry);
     }
-    return 0;
+    for (size_t i = 0; i < loop->nlisteners; i++) {
+        h2o_socket_t *sock =
+            h2o_evloop_socket_create(loop->ctx.loop, loop->listen_fds[i], H2O_SOCKET_FLAG_DONT_READ);
+        sock->data = loop;
+        h2o_socket_read_start(sock, sd__http_on_accept);
+        loop->listeners[i] = sock;
+        loop->listen_fds[i] = -1; /* owned by the socket now */
+    }
 }
 
 static void sd__http_on_accept(h2o_socket_t *listener, const char *err)
@@ -118,7 +139,6 @@ int sd_http_loop_listen(struct sd_http_loop *loop, const char *addr, char *url, 
     char host[256], port_text[16], shown[INET6_ADDRSTRLEN];
     const char *colon = strrchr(addr, ':');
     int fd = -1, one = 1, rc, port;
-    h2o_socket_t *sock;
 
     if (colon == NULL || (size_t)(colon - addr) >= sizeof(host) || strlen(colon + 1) == 0 ||
         strlen(colon + 1) >= sizeof(port_text) || loop->nlisteners == SD_HTTP_MAX_LISTENERS) {
@@ -169,10 +189,7 @@ int sd_http_loop_listen(struct sd_http_loop *loop, const char *addr, char *url, 
         }
     }
     freeaddrinfo(res);
-    sock = h2o_evloop_socket_create(loop->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-    sock->data = loop;
-    h2o_socket_read_start(sock, sd__http_on_accept);
-    loop->listeners[loop->nlisteners++] = sock;
+    loop->listen_fds[loop->nlisteners++] = fd; /* wrapped by the loop thread at start */
     return 0;
 
 fail:
@@ -183,6 +200,8 @@ fail:
     return rc;
 }
 
+static void sd__http_teardown(struct sd_http_loop *loop);
+
 static void *sd__http_thread_main(void *arg)
 {
     struct sd_http_loop *loop = arg;
@@ -190,6 +209,11 @@ static void *sd__http_thread_main(void *arg)
 
     snprintf(name, sizeof(name), "sd-%s", loop->opts.name);
     pthread_setname_np(pthread_self(), name);
+    sd__http_setup(loop);
+    pthread_mutex_lock(&loop->start_lock);
+    loop->is_started = 1;
+    pthread_cond_signal(&loop->start_cond);
+    pthread_mutex_unlock(&loop->start_lock);
     for (;;) {
         h2o_evloop_run(loop->ctx.loop, loop->is_stopping ? 50 : INT32_MAX);
         if (loop->is_stopping) {
@@ -200,6 +224,7 @@ static void *sd__http_thread_main(void *arg)
             }
         }
     }
+    sd__http_teardown(loop);
     return NULL;
 }
 
@@ -209,6 +234,12 @@ int sd_http_loop_start(struct sd_http_loop *loop)
     if (rc != 0) {
         return -rc;
     }
+    /* Posting needs the loop's receiver: wait until the thread has built it. */
+    pthread_mutex_lock(&loop->start_lock);
+    while (!loop->is_started) {
+        pthread_cond_wait(&loop->start_cond, &loop->start_lock);
+    }
+    pthread_mutex_unlock(&loop->start_lock);
     loop->is_running = 1;
     return 0;
 }
@@ -269,11 +300,8 @@ void sd_http_loop_stop(struct sd_http_loop *loop, int64_t drain_ms)
     loop->is_running = 0;
 }
 
-void sd_http_loop_fini(struct sd_http_loop *loop)
+static void sd__http_teardown(struct sd_http_loop *loop)
 {
-    if (loop->evloop == NULL) {
-        return;
-    }
     if (h2o_timeout_is_linked(&loop->tick_entry)) {
         h2o_timeout_unlink(&loop->tick_entry);
     }
@@ -298,6 +326,21 @@ void sd_http_loop_fini(struct sd_http_loop *loop)
     h2o_config_dispose(&loop->conf);
     h2o_evloop_destroy(loop->evloop);
     loop->evloop = NULL;
+}
+
+void sd_http_loop_fini(struct sd_http_loop *loop)
+{
+    if (!loop->is_initialized) {
+        return;
+    }
+    for (size_t i = 0; i < loop->nlisteners; i++) {
+        if (loop->listen_fds[i] >= 0 && loop->listeners[i] == NULL) {
+            close(loop->listen_fds[i]); /* never started */
+        }
+    }
+    pthread_cond_destroy(&loop->start_cond);
+    pthread_mutex_destroy(&loop->start_lock);
+    loop->is_initialized = 0;
 }
 
 static const char *sd__http_reason(int status)

@@ -49,9 +49,14 @@ struct sd_http_loop {
     h2o_multithread_receiver_t receiver;
     h2o_timeout_t tick_timeout;
     h2o_timeout_entry_t tick_entry;
-    h2o_socket_t *listeners[SD_HTTP_MAX_LISTENERS];
+    h2o_socket_t *listeners[SD_HTTP_MAX_LISTENERS]; /* loop thread */
+    int listen_fds[SD_HTTP_MAX_LISTENERS];          /* bound by listen(), wrapped at start */
     size_t nlisteners;
     pthread_t thread;
+    pthread_mutex_t start_lock;
+    pthread_cond_t start_cond;
+    int is_initialized;
+    int is_started; /* under start_lock: the loop thread has built its h2o objects */
     int is_running;
     int is_stopping;        /* loop thread only */
     int64_t stop_deadline_ms;
@@ -59,12 +64,13 @@ struct sd_http_loop {
     void *is_idle_arg;
 };
 
-/* Prepares a loop (no thread yet). Returns 0 or -errno. */
+/* Prepares a loop (no thread, no h2o object yet: those are made on the loop thread, since
+ * h2o's buffer caches are per thread). Returns 0 or -errno. */
 int sd_http_loop_init(struct sd_http_loop *loop, const struct sd_http_loop_opts *opts);
 /* Binds "host:port" (port 0 = any) and starts accepting once the loop runs. Writes the URL
  * "http://HOST:PORT" (127.0.0.1 when bound to 0.0.0.0) into url. Returns 0 or -errno. */
 int sd_http_loop_listen(struct sd_http_loop *loop, const char *addr, char *url, size_t url_len);
-/* Starts the loop thread. */
+/* Starts the loop thread and returns once it can take posts. */
 int sd_http_loop_start(struct sd_http_loop *loop);
 /* From any thread: runs fn(loop, arg) on the loop thread soon. */
 void sd_http_loop_post(struct sd_http_loop *loop, sd_http_task_fn fn, void *arg);
@@ -73,7 +79,7 @@ void sd_http_loop_close_listeners(struct sd_http_loop *loop);
 /* From another thread: closes the listeners, lets in-flight work finish (until is_idle says so
  * or drain_ms passes), then stops and joins the loop thread. */
 void sd_http_loop_stop(struct sd_http_loop *loop, int64_t drain_ms);
-/* Frees what init allocated (after stop). */
+/* Frees what init allocated (after stop; the loop thread disposed its h2o objects itself). */
 void sd_http_loop_fini(struct sd_http_loop *loop);
 
 /* Responses (loop thread). The body is copied. */

@@ -370,7 +370,7 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
     rc = 0;
 
 out:
-    if (srv.source_loop.evloop != NULL) {
+    if (srv.source_loop.is_initialized) {
         sd_http_loop_close_listeners(&srv.source_loop);
     }
     /* The API may reconcile (and touch storage) until its loop and tasks stop. */
@@ -384,7 +384,7 @@ out:
     }
     sd_storage_close(srv.storage); /* final syncs answer the parked requests */
     srv.storage = NULL;
-    if (srv.source_loop.evloop != NULL) {
+    if (srv.source_loop.is_initialized) {
         sd_http_loop_stop(&srv.source_loop, sd_config_int(cfg, "source.http.requestTimeout"));
         sd_http_loop_fini(&srv.source_loop);
     }
