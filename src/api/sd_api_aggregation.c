@@ -130,6 +130,7 @@ static int sd__agg_sinks(struct sd_api_ctx *c, const char *source_id, json_t **o
         rc = sd__agg_sink_stats(c->api->state, sink_key, &stats);
         free(sink_key);
         if (rc == 0) {
+            json_object_del(sink, "config"); /* as sd_defs_sink_to_api shows a sink */
             json_object_set_new(sink, "statistics", stats);
             json_array_append(list, sink);
         }

@@ -1007,12 +1007,9 @@ static void sd__deleted_list(struct sd_api_ctx *c, int is_sink)
         if (stored == NULL) {
             continue;
         }
-        if (is_sink) {
-            json_array_append_new(list, stored);
-        } else {
-            json_array_append_new(list, sd_defs_source_to_api(stored, c->api->source_url));
-            json_decref(stored);
-        }
+        json_array_append_new(list, is_sink ? sd_defs_sink_to_api(stored)
+                                            : sd_defs_source_to_api(stored, c->api->source_url));
+        json_decref(stored);
         last_id = id;
         count++;
     }

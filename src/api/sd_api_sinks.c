@@ -127,7 +127,8 @@ void sd__api_sinks_list(struct sd_api_ctx *c)
         if (stored == NULL) {
             continue;
         }
-        json_array_append_new(list, stored);
+        json_array_append_new(list, sd_defs_sink_to_api(stored));
+        json_decref(stored);
         last_id = id;
         count++;
     }
@@ -160,8 +161,7 @@ void sd__api_sink_get(struct sd_api_ctx *c)
     } else if (rc != 0) {
         sd__api_internal_error(c->req, "reading the sink", rc);
     } else {
-        sd_http_send_json(c->req, 200, stored, 1);
-        stored = NULL;
+        sd_http_send_json(c->req, 200, sd_defs_sink_to_api(stored), 1);
     }
     json_decref(stored);
     sd_buf_fini(&key);

@@ -891,6 +891,15 @@ json_t *sd_defs_source_to_api(const json_t *stored, const char *source_public_ur
         free(url);
         json_object_set_new(j, "http", h);
     }
+    json_object_del(j, "config"); /* settings overrides: shown by the settings endpoints */
+    return j;
+}
+
+json_t *sd_defs_sink_to_api(const json_t *stored)
+{
+    json_t *j = json_deep_copy(stored);
+
+    json_object_del(j, "config");
     return j;
 }
 

@@ -181,6 +181,9 @@ json_t *sd_defs_apply_update(const json_t *stored, const struct sd_defs_update *
 /* Returns the API form of a stored source (new reference): http.secret replaced by http.url =
  * "<source_public_url>/stream/<projectId>/<sourceId>/<secret>". */
 json_t *sd_defs_source_to_api(const json_t *stored, const char *source_public_url);
+/* Returns a new copy of a stored sink as the API shows it (without the settings overrides in
+ * "config", which only the settings endpoints show). */
+json_t *sd_defs_sink_to_api(const json_t *stored);
 
 /* Returns the version record of a stored entity (new reference): the entity without secrets. */
 json_t *sd_defs_version_record(const json_t *stored);

@@ -1,6 +1,7 @@
 """pytest harness: starts the real streamd binary on port 0 with a temp data dir, waits for its
-ready file, and offers small HTTP helpers (stdlib only). Teardown sends SIGTERM, asserts exit 0,
-and fails the test if stderr shows sanitizer reports."""
+ready file, and offers small HTTP helpers (stdlib only). Every configuration-API answer a test
+receives through api_call is validated against streamd's own OpenAPI document. Teardown sends
+SIGTERM, asserts exit 0, and fails the test if stderr shows sanitizer reports."""
 import http.client
 import json
 import os
@@ -11,6 +12,8 @@ import time
 import urllib.parse
 
 import pytest
+
+from openapi_check import check, template_matches
 
 BIN = os.environ.get("STREAMD_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "streamd")
@@ -48,6 +51,7 @@ class Streamd:
         self.args = args or []
         self.proc = None
         self.api = self.source = self.metrics = None
+        self.openapi = None
         self.stderr_path = os.path.join(data_dir, "..", os.path.basename(data_dir) + ".stderr")
 
     def start(self, timeout=20):
@@ -122,9 +126,25 @@ class Streamd:
             h["X-StorageApi-Token"] = tok
         status, _, data = http_request(self.api + path, method, body, h)
         try:
-            return status, json.loads(data) if data else None
+            parsed = json.loads(data) if data else None
         except ValueError:
             return status, data.decode(errors="replace")
+        self.check_against_openapi(method, path, status, parsed)
+        return status, parsed
+
+    def check_against_openapi(self, method, path, status, body):
+        """Asserts an API answer is what streamd's OpenAPI document promises."""
+        route = urllib.parse.unquote(urllib.parse.urlsplit(path).path)
+        if not route.startswith("/v1/") or route.startswith("/v1/documentation"):
+            return
+        if self.openapi is None:
+            st, _, data = http_request(self.api + "/v1/documentation/openapi3.json")
+            assert st == 200, "the OpenAPI document is not served"
+            self.openapi = json.loads(data)
+        for template, item in self.openapi["paths"].items():
+            if method.lower() in item and template_matches(template, route):
+                check(self.openapi, method.lower(), template, status, body)
+                return
 
     def wait_task(self, task, timeout=60):
         deadline = time.time() + timeout * TIMEOUT_MULT
