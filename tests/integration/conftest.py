@@ -65,7 +65,10 @@ class Streamd:
             env.pop("STREAM_ADMIN_TOKEN", None)
         cmd = [BIN, "--data-dir", self.data_dir, "--ready-file", ready,
                "--set", "api.listen=127.0.0.1:0", "--set", "source.http.listen=127.0.0.1:0",
-               "--set", "metrics.listen=127.0.0.1:0"] + self.args
+               "--set", "metrics.listen=127.0.0.1:0",
+               # Each open slice would preallocate 100 MB: a test run starts hundreds of
+               # servers, so tests keep the disk free (the writer handles both cases).
+               "--set", "storage.level.local.writer.allocation.enabled=false"] + self.args
         self.stderr = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.stderr, stderr=self.stderr)
         deadline = time.time() + timeout * TIMEOUT_MULT
