@@ -52,7 +52,10 @@ struct sd_buf {
     size_t cap;
 };
 
-#define SD_BUF_INIT {NULL, 0, 0}
+#define SD_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 void sd_buf_init(struct sd_buf *b);
 void sd_buf_fini(struct sd_buf *b);

@@ -57,8 +57,7 @@ int64_t sd_settings_int(const struct sd_config *cfg, const json_t *source, const
     return sd_config_int(cfg, key);
 }
 
-json_t *sd_settings_snapshot(const struct sd_config *cfg, const json_t *source,
-                             const json_t *sink)
+json_t *sd_settings_snapshot(const struct sd_config *cfg, const json_t *source, const json_t *sink)
 {
     json_t *out = json_object();
 

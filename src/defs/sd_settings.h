@@ -21,8 +21,7 @@ extern const char *const sd_settings_snapshot_keys[];
 int64_t sd_settings_int(const struct sd_config *cfg, const json_t *source, const json_t *sink,
                         const char *key);
 /* Returns a new object {key: number} of every snapshot key's effective value. */
-json_t *sd_settings_snapshot(const struct sd_config *cfg, const json_t *source,
-                             const json_t *sink);
+json_t *sd_settings_snapshot(const struct sd_config *cfg, const json_t *source, const json_t *sink);
 /* Reads key from a snapshot object; def when missing. */
 int64_t sd_settings_get(const json_t *snapshot, const char *key, int64_t def);
 

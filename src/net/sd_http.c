@@ -108,8 +108,8 @@ static void sd__http_setup(struct sd_http_loop *loop)
         h2o_timeout_link(loop->ctx.loop, &loop->tick_timeout, &loop->tick_entry);
     }
     for (size_t i = 0; i < loop->nlisteners; i++) {
-        h2o_socket_t *sock =
-            h2o_evloop_socket_create(loop->ctx.loop, loop->listen_fds[i], H2O_SOCKET_FLAG_DONT_READ);
+        h2o_socket_t *sock = h2o_evloop_socket_create(loop->ctx.loop, loop->listen_fds[i],
+                                                      H2O_SOCKET_FLAG_DONT_READ);
         sock->data = loop;
         h2o_socket_read_start(sock, sd__http_on_accept);
         loop->listeners[i] = sock;

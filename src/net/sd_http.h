@@ -26,13 +26,13 @@ typedef void (*sd_http_task_fn)(struct sd_http_loop *loop, void *arg);
 typedef void (*sd_http_tick_fn)(struct sd_http_loop *loop, void *arg);
 
 struct sd_http_loop_opts {
-    const char *name;               /* for logs and the thread name */
-    size_t max_request_body_bytes;  /* over it h2o answers 413 itself */
-    int64_t request_timeout_ms;     /* reading head + body, and keep-alive idle */
-    const char *server_header;      /* value of the Server header on every response */
+    const char *name;              /* for logs and the thread name */
+    size_t max_request_body_bytes; /* over it h2o answers 413 itself */
+    int64_t request_timeout_ms;    /* reading head + body, and keep-alive idle */
+    const char *server_header;     /* value of the Server header on every response */
     sd_http_handler_fn handler;
     void *handler_arg;
-    sd_http_tick_fn tick;           /* optional */
+    sd_http_tick_fn tick; /* optional */
     void *tick_arg;
     int64_t tick_ms;
 };
@@ -58,7 +58,7 @@ struct sd_http_loop {
     int is_initialized;
     int is_started; /* under start_lock: the loop thread has built its h2o objects */
     int is_running;
-    int is_stopping;        /* loop thread only */
+    int is_stopping; /* loop thread only */
     int64_t stop_deadline_ms;
     int (*is_idle)(void *arg); /* optional: the owner's "nothing in flight" check for a drain */
     void *is_idle_arg;

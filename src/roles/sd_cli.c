@@ -64,27 +64,26 @@ struct sd_cli_args {
 
 static void sd__usage(FILE *out)
 {
-    fprintf(out,
-            "usage: streamd [--config FILE] [--data-dir DIR] [--set KEY=VALUE]... "
-            "[--ready-file FILE] [ROLE...]\n"
-            "       streamd config dump [--json] [--config FILE] [--data-dir DIR] "
-            "[--set KEY=VALUE]...\n"
-            "       streamd token create|list|revoke ... (see streamd token --help)\n"
-            "\n"
-            "Streaming data ingestion: POST JSON records over HTTP, get them durably on disk\n"
-            "as compressed CSV slices, and imported exactly once into tables.\n"
-            "\n"
-            "Roles: api, http-source, storage-writer, storage-reader, storage-coordinator.\n"
-            "No role = standalone: every role in one process with embedded backends.\n"
-            "\n"
-            "Options:\n"
-            "  --config FILE      YAML (.yaml/.yml) or JSON (.json) config file\n"
-            "  --data-dir DIR     data directory (default ./data)\n"
-            "  --set KEY=VALUE    override one config key (repeatable)\n"
-            "  --ready-file FILE  write the listener URLs as JSON once ready\n"
-            "  --help             this text\n"
-            "Environment: STREAM_<KEY> per config key (e.g. STREAM_SOURCE_HTTP_LISTEN),\n"
-            "STREAM_ADMIN_TOKEN for the admin API token.\n");
+    fprintf(out, "usage: streamd [--config FILE] [--data-dir DIR] [--set KEY=VALUE]... "
+                 "[--ready-file FILE] [ROLE...]\n"
+                 "       streamd config dump [--json] [--config FILE] [--data-dir DIR] "
+                 "[--set KEY=VALUE]...\n"
+                 "       streamd token create|list|revoke ... (see streamd token --help)\n"
+                 "\n"
+                 "Streaming data ingestion: POST JSON records over HTTP, get them durably on disk\n"
+                 "as compressed CSV slices, and imported exactly once into tables.\n"
+                 "\n"
+                 "Roles: api, http-source, storage-writer, storage-reader, storage-coordinator.\n"
+                 "No role = standalone: every role in one process with embedded backends.\n"
+                 "\n"
+                 "Options:\n"
+                 "  --config FILE      YAML (.yaml/.yml) or JSON (.json) config file\n"
+                 "  --data-dir DIR     data directory (default ./data)\n"
+                 "  --set KEY=VALUE    override one config key (repeatable)\n"
+                 "  --ready-file FILE  write the listener URLs as JSON once ready\n"
+                 "  --help             this text\n"
+                 "Environment: STREAM_<KEY> per config key (e.g. STREAM_SOURCE_HTTP_LISTEN),\n"
+                 "STREAM_ADMIN_TOKEN for the admin API token.\n");
 }
 
 static int sd__parse_args(int argc, char **argv, struct sd_cli_args *a)
@@ -320,9 +319,8 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
         fprintf(stderr, "streamd: %s\n", sd_buf_cstr(&err));
         goto out;
     }
-    api_public = sd__trim_slash(sd_config_is_set(cfg, "api.publicUrl")
-                                    ? sd_config_str(cfg, "api.publicUrl")
-                                    : srv.api_url);
+    api_public = sd__trim_slash(
+        sd_config_is_set(cfg, "api.publicUrl") ? sd_config_str(cfg, "api.publicUrl") : srv.api_url);
     source_public = sd__trim_slash(sd_config_is_set(cfg, "source.http.publicUrl")
                                        ? sd_config_str(cfg, "source.http.publicUrl")
                                        : srv.source_url);

@@ -57,8 +57,7 @@ static int sd__same_source(const json_t *sink, const struct sd_route_source *src
 {
     return json_integer_value(json_object_get(sink, "projectId")) == src->project_id &&
            json_integer_value(json_object_get(sink, "branchId")) == src->branch_id &&
-           strcmp(json_string_value(json_object_get(sink, "sourceId")) ?: "", src->source_id) ==
-               0;
+           strcmp(json_string_value(json_object_get(sink, "sourceId")) ?: "", src->source_id) == 0;
 }
 
 static char *sd__sink_key(const json_t *sink)
@@ -110,8 +109,8 @@ static int sd__route_sinks(struct sd_server *srv, const json_t *src_json, json_t
         if (!sd__same_source(sink, src) || json_object_get(sink, "disabled") != NULL) {
             continue;
         }
-        columns = json_object_get(json_object_get(json_object_get(sink, "table"), "mapping"),
-                                  "columns");
+        columns =
+            json_object_get(json_object_get(json_object_get(sink, "table"), "mapping"), "columns");
         r = sd_mapping_compile(columns, &rs->mapping, &merr);
         if (r == 0 && srv->tables != NULL) {
             r = sd__ensure_table(srv, sink, columns, &merr);

@@ -23,15 +23,15 @@ struct sd_tables;
 struct sd_operator;
 
 struct sd_server {
-    struct sd_config *cfg;      /* owned */
-    struct sd_state *state;     /* owned */
-    struct sd_storage *storage; /* owned; storage-writer role */
-    struct sd_ingest *ingest;   /* owned; http-source role */
-    struct sd_api *api;         /* owned; api role */
-    struct sd_staging *staging; /* owned; storage-reader role */
-    struct sd_tables *tables;   /* owned; storage-coordinator role (imports, table checks) */
+    struct sd_config *cfg;          /* owned */
+    struct sd_state *state;         /* owned */
+    struct sd_storage *storage;     /* owned; storage-writer role */
+    struct sd_ingest *ingest;       /* owned; http-source role */
+    struct sd_api *api;             /* owned; api role */
+    struct sd_staging *staging;     /* owned; storage-reader role */
+    struct sd_tables *tables;       /* owned; storage-coordinator role (imports, table checks) */
     struct sd_operator *storage_op; /* owned; storage-reader + storage-coordinator roles */
-    const char *node_id;        /* from cfg */
+    const char *node_id;            /* from cfg */
     struct sd_http_loop api_loop;
     struct sd_http_loop source_loop;
     char api_url[128];

@@ -78,7 +78,7 @@ struct sd_ingest {
     size_t read_buffer_bytes;
     size_t row_size_limit;
     int64_t request_timeout_ms;
-    struct sd_buf rows;     /* loop thread: CSV of the current record */
+    struct sd_buf rows;    /* loop thread: CSV of the current record */
     struct sd_link parked; /* sentinel of the parked list */
     size_t nparked;
 };
@@ -229,8 +229,7 @@ static void sd__respond(struct sd_pending *p)
     if (p->nsinks == 0) {
         snprintf(msg, sizeof(msg), "No enabled sink found.");
     } else if (failed == 0) {
-        snprintf(msg, sizeof(msg), "Successfully written to %zu/%zu sinks.", p->nsinks,
-                 p->nsinks);
+        snprintf(msg, sizeof(msg), "Successfully written to %zu/%zu sinks.", p->nsinks, p->nsinks);
     } else {
         snprintf(msg, sizeof(msg), "Written to %d/%zu sinks.", ok, p->nsinks);
     }
@@ -563,8 +562,8 @@ static void sd__ingest(struct sd_ingest *in, h2o_req_t *req, struct sd_str parts
             }
             continue;
         }
-        rc = sd_storage_append(sink->slot, in->rows.data, in->rows.len, 1, rec.recv_time_ms,
-                               &slice, &seq);
+        rc = sd_storage_append(sink->slot, in->rows.data, in->rows.len, 1, rec.recv_time_ms, &slice,
+                               &seq);
         if (rc != 0) {
             sd__result_from_rc(r, rc);
         } else if (sd_storage_slot_wait(sink->slot)) {
@@ -595,8 +594,7 @@ void sd_ingest_handle(void *arg, h2o_req_t *req)
     struct sd_str parts[3];
 
     if (sd_http_head_bytes(req) > in->read_buffer_bytes) {
-        sd__send_error(req, 413, "stream.in.headerTooLarge",
-                       "Request headers are too large.");
+        sd__send_error(req, 413, "stream.in.headerTooLarge", "Request headers are too large.");
         return;
     }
     if (path.len == strlen("/health-check") && memcmp(path.p, "/health-check", path.len) == 0 &&
@@ -619,8 +617,9 @@ void sd_ingest_handle(void *arg, h2o_req_t *req)
                        "Method not allowed, please send data using POST.");
         return;
     }
-    sd__send_error(req, 404, "stream.in.routeNotFound",
-                   "Not found, please send data using POST /stream/<projectID>/<sourceID>/<secret>");
+    sd__send_error(
+        req, 404, "stream.in.routeNotFound",
+        "Not found, please send data using POST /stream/<projectID>/<sourceID>/<secret>");
 }
 
 void sd_ingest_tick(struct sd_http_loop *loop, void *arg)

@@ -88,7 +88,8 @@ static const char *sd__level_of(const char *kind, const char *state)
     if (strcmp(state, "imported") == 0) {
         return "target";
     }
-    if (strcmp(state, "uploaded") == 0 || (strcmp(kind, "file") == 0 && strcmp(state, "importing") == 0)) {
+    if (strcmp(state, "uploaded") == 0 ||
+        (strcmp(kind, "file") == 0 && strcmp(state, "importing") == 0)) {
         return "staging";
     }
     return "local";
@@ -156,8 +157,8 @@ static void sd__batch_entity(struct sd_batch *b, const char *kind, const char *k
 
     if (!sd_states_transition_ok(kind, sd__state_of(j), new_state)) {
         /* Never store an impossible state; the commit of this batch then does nothing. */
-        sd_log_error("operator", "refused %s %s transition %s -> %s", kind, key,
-                     sd__state_of(j), new_state);
+        sd_log_error("operator", "refused %s %s transition %s -> %s", kind, key, sd__state_of(j),
+                     new_state);
         b->n = 0;
         return;
     }
@@ -178,9 +179,8 @@ static void sd__batch_entity(struct sd_batch *b, const char *kind, const char *k
 }
 
 /* Adds the ops moving every statistics key of a slice from one level to another. */
-static void sd__batch_move_stats(struct sd_state *state, struct sd_batch *b,
-                                 const char *slice_key, const char *from, const char *to,
-                                 int64_t staging_size)
+static void sd__batch_move_stats(struct sd_state *state, struct sd_batch *b, const char *slice_key,
+                                 const char *from, const char *to, int64_t staging_size)
 {
     char *prefix = sd_xasprintf("storage/stats/%s/%s/", from, slice_key);
     struct sd_kvs kvs;
@@ -206,8 +206,8 @@ static void sd__batch_move_stats(struct sd_state *state, struct sd_batch *b,
 }
 
 /* Records a failed attempt on the entity with the next retryAfter. */
-static void sd__record_failure(struct sd_operator *op, const char *kind, const char *key,
-                               json_t *j, const char *reason)
+static void sd__record_failure(struct sd_operator *op, const char *kind, const char *key, json_t *j,
+                               const char *reason)
 {
     struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
     int64_t now = sd_now_ms();
@@ -257,7 +257,8 @@ static void sd__sum_stats(struct sd_state *state, const char *prefix, const char
     }
     for (size_t i = 0; i < kvs.n; i++) {
         json_t *j;
-        if (skip_prefix != NULL && strncmp(kvs.items[i].key, skip_prefix, strlen(skip_prefix)) == 0) {
+        if (skip_prefix != NULL &&
+            strncmp(kvs.items[i].key, skip_prefix, strlen(skip_prefix)) == 0) {
             continue;
         }
         j = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
@@ -342,7 +343,8 @@ static void sd__rotation(struct sd_operator *op, int64_t now)
                         sd_settings_get(s, "storage.level.target.import.trigger.count", 0) ||
                     file_compressed >=
                         sd_settings_get(s, "storage.level.target.import.trigger.size", 0) ||
-                    file_age >= sd_settings_get(s, "storage.level.target.import.trigger.interval", 0);
+                    file_age >=
+                        sd_settings_get(s, "storage.level.target.import.trigger.interval", 0);
             }
         }
         if (rotate_file || rotate_slice) {
@@ -489,8 +491,9 @@ static void sd__upload_slice(struct sd_operator *op, const char *slice_key, json
                              json_string_value(json_object_get(slice, "fileOpenedAt")),
                              json_string_value(json_object_get(slice, "sliceOpenedAt")),
                              json_string_value(json_object_get(slice, "volumeId")),
-                             strcmp(json_string_value(json_object_get(json_object_get(slice, "local"),
-                                                                      "compression")) ?: "",
+                             strcmp(json_string_value(json_object_get(
+                                        json_object_get(slice, "local"), "compression"))
+                                        ?: "",
                                     "gzip") == 0);
         rc = sd_staging_put_files(op->srv->staging, sd_buf_cstr(&key), paths, (size_t)n, &size);
         if (rc != 0) {
@@ -498,7 +501,8 @@ static void sd__upload_slice(struct sd_operator *op, const char *slice_key, json
             sd__record_failure(op, "slice", slice_key, slice, reason);
             goto done;
         }
-        json_object_set_new(json_object_get(slice, "staging"), "key", json_string(sd_buf_cstr(&key)));
+        json_object_set_new(json_object_get(slice, "staging"), "key",
+                            json_string(sd_buf_cstr(&key)));
     } else {
         json_object_set_new(slice, "isEmpty", json_true());
     }
@@ -507,8 +511,8 @@ static void sd__upload_slice(struct sd_operator *op, const char *slice_key, json
     sd__batch_entity(b, "slice", slice_key, slice, "uploaded", now);
     rc = sd__batch_commit(state, b);
     if (rc != 0) {
-        sd_log_error("operator", "slice %s uploaded but its state cannot be stored: %s",
-                     slice_key, sd_strerror(rc));
+        sd_log_error("operator", "slice %s uploaded but its state cannot be stored: %s", slice_key,
+                     sd_strerror(rc));
         goto done;
     }
     /* The staged object (or nothing, for an empty slice) now holds the data. */
@@ -571,7 +575,8 @@ static void sd__import_file(struct sd_operator *op, const char *file_key, json_t
     struct sd_state *state = op->srv->state;
     char *prefix = sd_xasprintf("storage/slice/all/%s/", file_key);
     json_t *columns_json = json_object_get(file, "columns");
-    const char *table_id = json_string_value(json_object_get(json_object_get(file, "target"), "tableId"));
+    const char *table_id =
+        json_string_value(json_object_get(json_object_get(file, "target"), "tableId"));
     int64_t project = json_integer_value(json_object_get(file, "projectId"));
     size_t ncols = json_array_size(columns_json), nslices = 0;
     const char **columns = sd_xcalloc(ncols + 1, sizeof(char *));
@@ -596,7 +601,8 @@ static void sd__import_file(struct sd_operator *op, const char *file_key, json_t
     reads = sd_xcalloc(kvs.n + 1, sizeof(*reads));
     for (size_t i = 0; i < kvs.n && rc == 0; i++) {
         json_t *slice = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
-        const char *skey = json_string_value(json_object_get(json_object_get(slice, "staging"), "key"));
+        const char *skey =
+            json_string_value(json_object_get(json_object_get(slice, "staging"), "key"));
         if (!json_is_true(json_object_get(slice, "isEmpty")) && skey != NULL) {
             reads[nslices].staging = op->srv->staging;
             rc = sd_staging_open_read(op->srv->staging, skey, &reads[nslices].reader);
@@ -651,7 +657,8 @@ static void sd__import_file(struct sd_operator *op, const char *file_key, json_t
     }
     for (size_t i = 0; i < kvs.n; i++) {
         json_t *slice = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
-        const char *skey = json_string_value(json_object_get(json_object_get(slice, "staging"), "key"));
+        const char *skey =
+            json_string_value(json_object_get(json_object_get(slice, "staging"), "key"));
         if (skey != NULL) {
             sd_staging_del(op->srv->staging, skey);
         }
@@ -773,8 +780,7 @@ static void sd__files(struct sd_operator *op, int64_t now)
             json_t *file = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
             if (strcmp(sd__state_of(file), "importing") == 0 && !sd__sink_exists(state, key)) {
                 sd__purge_file(op, key);
-            } else if (strcmp(sd__state_of(file), "importing") == 0 &&
-                       sd__retry_due(file, now)) {
+            } else if (strcmp(sd__state_of(file), "importing") == 0 && sd__retry_due(file, now)) {
                 sd__import_file(op, key, file);
             }
             json_decref(file);

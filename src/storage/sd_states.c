@@ -5,8 +5,8 @@
 #include <string.h>
 
 static const char *const sd__file_states[] = {"writing", "closing", "importing", "imported", NULL};
-static const char *const sd__slice_states[] = {"writing", "closing", "uploading", "uploaded",
-                                               "imported", NULL};
+static const char *const sd__slice_states[] = {"writing",  "closing",  "uploading",
+                                               "uploaded", "imported", NULL};
 
 static int sd__index(const char *const *states, const char *s)
 {

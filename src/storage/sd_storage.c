@@ -53,7 +53,7 @@ struct sd_slice_handle {
     char *key;      /* sliceKey: <p>/<b>/<src>/<sink>/<fileOpenedAt>/<volumeId>/<sliceOpenedAt> */
     char *file_key; /* <p>/<b>/<src>/<sink>/<fileOpenedAt> */
     struct sd_slice_stats last_flushed;
-    void *waiters; /* owned by the sync listener's thread */
+    void *waiters;                     /* owned by the sync listener's thread */
     struct sd_slice_handle *next_open; /* list of open slices (stats thread) */
 };
 
@@ -90,8 +90,7 @@ struct sd_storage {
 
 static void sd__random_alnum(char *out, size_t n)
 {
-    static const char alphabet[] =
-        "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    static const char alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
     unsigned char rnd[64];
     size_t got = 0;
 
@@ -186,8 +185,7 @@ static int sd__volume_open(struct sd_storage *st, const char *root, const char *
     v->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
     if (v->lock_fd < 0 || flock(v->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         rc = -errno;
-        sd_buf_printf(err, "volume %s is locked by another writer (%s)", v->path,
-                      sd_strerror(rc));
+        sd_buf_printf(err, "volume %s is locked by another writer (%s)", v->path, sd_strerror(rc));
         goto fail;
     }
     st->nvolumes++;
@@ -271,9 +269,8 @@ static int sd__register_volumes(struct sd_storage *st)
         struct sd_volume *v = &st->volumes[i];
         char key[128];
         json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "volumeId", v->id, "nodeId",
-                              st->node_id, "hostname",
-                              sd_config_str(st->srv->cfg, "hostname"), "path", v->path, "type",
-                              v->type, "label", v->label);
+                              st->node_id, "hostname", sd_config_str(st->srv->cfg, "hostname"),
+                              "path", v->path, "type", v->type, "label", v->label);
         char *text = json_dumps(j, JSON_COMPACT);
         int rc;
         snprintf(key, sizeof(key), "storage/volume/writer/%s", v->id);
@@ -427,7 +424,8 @@ static void sd__slice_dir(struct sd_volume *v, const char *sink_key, int64_t fil
 static void sd__writer_opts(struct sd_storage *st, struct sd_slice_writer_opts *o, const char *dir)
 {
     const struct sd_config *cfg = st->srv->cfg;
-    const char *impl = sd_config_str(cfg, "storage.level.local.encoding.compression.gzip.implementation");
+    const char *impl =
+        sd_config_str(cfg, "storage.level.local.encoding.compression.gzip.implementation");
 
     memset(o, 0, sizeof(*o));
     o->dir = dir;
@@ -444,10 +442,12 @@ static void sd__writer_opts(struct sd_storage *st, struct sd_slice_writer_opts *
         (size_t)sd_config_int(cfg, "storage.level.local.encoding.compression.gzip.blockSize");
     o->gzip_concurrency =
         (int)sd_config_int(cfg, "storage.level.local.encoding.compression.gzip.concurrency");
-    o->sync_mode = strcmp(sd_config_str(cfg, "storage.level.local.encoding.sync.mode"), "cache") == 0
-                       ? SD_SYNC_CACHE
-                       : SD_SYNC_DISK;
-    o->sync_check_interval_ms = sd_config_int(cfg, "storage.level.local.encoding.sync.checkInterval");
+    o->sync_mode =
+        strcmp(sd_config_str(cfg, "storage.level.local.encoding.sync.mode"), "cache") == 0
+            ? SD_SYNC_CACHE
+            : SD_SYNC_DISK;
+    o->sync_check_interval_ms =
+        sd_config_int(cfg, "storage.level.local.encoding.sync.checkInterval");
     o->max_pending_bytes = SD_STORAGE_MAX_PENDING_BYTES;
     o->allocate = sd_config_bool(cfg, "storage.level.local.writer.allocation.enabled");
     o->allocate_bytes = sd_config_int(cfg, "storage.level.local.writer.allocation.static");
@@ -649,24 +649,22 @@ static int sd__open_next(struct sd_storage *st, const json_t *meta, const json_t
     snprintf(staging_path, sizeof(staging_path), "%s_%s%s", ts, v->id, gz ? ".gz" : "");
     memset(ops, 0, sizeof(ops));
     if (file_key == NULL) {
-        file = json_pack("{s:O, s:O, s:O, s:O, s:s, s:s, s:s, s:{s:[s]}, s:O, s:{s:O}, s:O}",
-                         "projectId", json_object_get(meta, "projectId"), "branchId",
-                         json_object_get(meta, "branchId"), "sourceId",
-                         json_object_get(meta, "sourceId"), "sinkId",
-                         json_object_get(meta, "sinkId"), "fileOpenedAt", ts, "state", "writing",
-                         "openedAt", ts, "assignment", "volumes", v->id, "columns",
-                         json_object_get(meta, "columns"), "target", "tableId",
-                         json_object_get(meta, "tableId"), "settings", settings);
+        file = json_pack(
+            "{s:O, s:O, s:O, s:O, s:s, s:s, s:s, s:{s:[s]}, s:O, s:{s:O}, s:O}", "projectId",
+            json_object_get(meta, "projectId"), "branchId", json_object_get(meta, "branchId"),
+            "sourceId", json_object_get(meta, "sourceId"), "sinkId",
+            json_object_get(meta, "sinkId"), "fileOpenedAt", ts, "state", "writing", "openedAt", ts,
+            "assignment", "volumes", v->id, "columns", json_object_get(meta, "columns"), "target",
+            "tableId", json_object_get(meta, "tableId"), "settings", settings);
         sd__txn_put_entity(ops, &n, owned, &nowned, "file", fk, "local", file);
     }
-    slice = json_pack("{s:O, s:O, s:O, s:O, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s}, s:{s:s}}",
-                      "projectId", json_object_get(meta, "projectId"), "branchId",
-                      json_object_get(meta, "branchId"), "sourceId",
-                      json_object_get(meta, "sourceId"), "sinkId", json_object_get(meta, "sinkId"),
-                      "fileOpenedAt", file_ts, "volumeId", v->id, "sliceOpenedAt", ts, "state",
-                      "writing", "local", "dir", dir, "filenamePrefix", "slice",
-                      "filenameExtension", gz ? ".csv.gz" : ".csv", "compression", compression,
-                      "staging", "path", staging_path);
+    slice = json_pack(
+        "{s:O, s:O, s:O, s:O, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s}, s:{s:s}}", "projectId",
+        json_object_get(meta, "projectId"), "branchId", json_object_get(meta, "branchId"),
+        "sourceId", json_object_get(meta, "sourceId"), "sinkId", json_object_get(meta, "sinkId"),
+        "fileOpenedAt", file_ts, "volumeId", v->id, "sliceOpenedAt", ts, "state", "writing",
+        "local", "dir", dir, "filenamePrefix", "slice", "filenameExtension",
+        gz ? ".csv.gz" : ".csv", "compression", compression, "staging", "path", staging_path);
     sd__txn_put_entity(ops, &n, owned, &nowned, "slice", sk, "local", slice);
     if (old_slice_key != NULL &&
         (old_slice = sd__entity_with_state(st, "slice", old_slice_key, "closing", now)) != NULL) {
@@ -783,11 +781,11 @@ static json_t *sd__sink_meta(const json_t *sink)
 int sd_storage_sink_activate(struct sd_storage *st, const json_t *sink, const json_t *settings,
                              struct sd_sink_slot **out, struct sd_buf *err)
 {
-    char *sink_key = sd_xasprintf(
-        "%lld/%lld/%s/%s", (long long)json_integer_value(json_object_get(sink, "projectId")),
-        (long long)json_integer_value(json_object_get(sink, "branchId")),
-        json_string_value(json_object_get(sink, "sourceId")) ?: "",
-        json_string_value(json_object_get(sink, "sinkId")) ?: "");
+    char *sink_key = sd_xasprintf("%lld/%lld/%s/%s",
+                                  (long long)json_integer_value(json_object_get(sink, "projectId")),
+                                  (long long)json_integer_value(json_object_get(sink, "branchId")),
+                                  json_string_value(json_object_get(sink, "sourceId")) ?: "",
+                                  json_string_value(json_object_get(sink, "sinkId")) ?: "");
     struct sd_sink_slot *slot;
     char *file_key = NULL, *slice_key = NULL, *dir = NULL;
     struct sd_slice_handle *slice = NULL;
@@ -812,8 +810,8 @@ int sd_storage_sink_activate(struct sd_storage *st, const json_t *sink, const js
     }
     meta = sd__sink_meta(sink);
     if (!sd__find_open_file(st, sink_key, &file_key, &slice_key, &dir)) {
-        rc = sd__open_next(st, meta, settings, sink_key, NULL, NULL, NULL, 0, &file_key,
-                           &slice_key, &dir, err);
+        rc = sd__open_next(st, meta, settings, sink_key, NULL, NULL, NULL, 0, &file_key, &slice_key,
+                           &dir, err);
         if (rc != 0) {
             goto done;
         }
@@ -883,8 +881,7 @@ static void sd__slice_closed(struct sd_storage *st, const char *slice_key)
     }
 }
 
-int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file,
-                      struct sd_buf *err)
+int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file, struct sd_buf *err)
 {
     struct sd_sink_slot *slot;
     struct sd_slice_handle *old, *next = NULL;
@@ -932,8 +929,8 @@ int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file,
         sd__slice_close(st, old);
         sd__slice_closed(st, old_key);
         free(old_key);
-        sd_log_warn("storage", "sink %s: next slice cannot be opened (%s); intake paused",
-                    sink_key, sd_buf_cstr(err));
+        sd_log_warn("storage", "sink %s: next slice cannot be opened (%s); intake paused", sink_key,
+                    sd_buf_cstr(err));
         goto done;
     }
     pthread_mutex_lock(&slot->lock);
@@ -965,8 +962,8 @@ int sd_storage_reopen_pending(struct sd_storage *st)
         }
         /* sd__slice_open takes st->lock to list the slice: open it without holding it. */
         pthread_mutex_unlock(&st->lock);
-        if (sd__slice_open(st, slot->pending_slice_key, slot->pending_file_key,
-                           slot->pending_dir, &next, &err) == 0) {
+        if (sd__slice_open(st, slot->pending_slice_key, slot->pending_file_key, slot->pending_dir,
+                           &next, &err) == 0) {
             pthread_mutex_lock(&slot->lock);
             slot->slice = next;
             pthread_mutex_unlock(&slot->lock);
