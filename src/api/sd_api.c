@@ -227,6 +227,37 @@ void sd__api_submit(struct sd_api_ctx *c, const struct sd_task_spec *spec,
     }
 }
 
+void sd__api_submit_entity_task(struct sd_api_ctx *c, int is_sink, const char *type, sd_task_fn fn,
+                                void *arg, sd_task_free_fn free_arg)
+{
+    struct sd_task_spec spec;
+    char *object_key, *lock_key, *conflict;
+
+    if (is_sink) {
+        object_key = sd_xasprintf("%" PRId64 "/%s/%s", c->branch_id, c->source_id, c->sink_id);
+        lock_key = sd_xasprintf("sink/%" PRId64 "/%" PRId64 "/%s/%s", c->project_id, c->branch_id,
+                                c->source_id, c->sink_id);
+        conflict = sd_xasprintf("Another task is already running on sink \"%s\".", c->sink_id);
+    } else {
+        object_key = sd_xasprintf("%" PRId64 "/%s", c->branch_id, c->source_id);
+        lock_key = sd_xasprintf("source/%" PRId64 "/%" PRId64 "/%s", c->project_id, c->branch_id,
+                                c->source_id);
+        conflict = sd_xasprintf("Another task is already running on source \"%s\".", c->source_id);
+    }
+    memset(&spec, 0, sizeof(spec));
+    spec.project_id = c->project_id;
+    spec.type = type;
+    spec.object_key = object_key;
+    spec.lock_key = lock_key;
+    spec.fn = fn;
+    spec.arg = arg;
+    spec.free_arg = free_arg;
+    sd__api_submit(c, &spec, "conflict", conflict);
+    free(object_key);
+    free(lock_key);
+    free(conflict);
+}
+
 /* Splits the raw path "/a/b/c" into segments (not decoded). */
 static void sd__split_path(struct sd_str path, struct sd_api_path *out)
 {

@@ -66,6 +66,10 @@ int sd__api_load(struct sd_state *st, const char *key, json_t **out, int64_t *mo
  * is held, or an error. spec->arg is consumed. */
 void sd__api_submit(struct sd_api_ctx *c, const struct sd_task_spec *spec,
                     const char *conflict_name, const char *conflict_message);
+/* Submits a task on the request's source (is_sink 0) or sink (1): the object and lock keys of
+ * that entity and the 409 "conflict" message when another task holds it. arg is consumed. */
+void sd__api_submit_entity_task(struct sd_api_ctx *c, int is_sink, const char *type, sd_task_fn fn,
+                                void *arg, sd_task_free_fn free_arg);
 /* Returns value as a compact JSON string (owned; free with free()). Aborts on out-of-memory. */
 char *sd__api_dump(const json_t *value);
 

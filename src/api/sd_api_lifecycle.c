@@ -800,8 +800,7 @@ static void sd__life_submit(struct sd_api_ctx *c, enum sd_life_op op, int is_sin
 {
     static const char *const names[] = {"update", "disable", "enable", "undelete", "delete"};
     struct sd_life_task *a = sd_xcalloc(1, sizeof(*a));
-    struct sd_task_spec spec;
-    char *object_key, *lock_key, *conflict, *type;
+    char *type;
 
     a->api = c->api;
     a->op = op;
@@ -817,30 +816,8 @@ static void sd__life_submit(struct sd_api_ctx *c, enum sd_life_op op, int is_sin
     a->by.token_desc = a->token_desc;
     a->body = body;
     type = sd_xasprintf("api.%s.%s", names[op], is_sink ? "sink" : "source");
-    if (is_sink) {
-        object_key = sd_xasprintf("%" PRId64 "/%s/%s", c->branch_id, c->source_id, c->sink_id);
-        lock_key = sd_xasprintf("sink/%" PRId64 "/%" PRId64 "/%s/%s", c->project_id, c->branch_id,
-                                c->source_id, c->sink_id);
-        conflict = sd_xasprintf("Another task is already running on sink \"%s\".", c->sink_id);
-    } else {
-        object_key = sd_xasprintf("%" PRId64 "/%s", c->branch_id, c->source_id);
-        lock_key = sd_xasprintf("source/%" PRId64 "/%" PRId64 "/%s", c->project_id, c->branch_id,
-                                c->source_id);
-        conflict = sd_xasprintf("Another task is already running on source \"%s\".", c->source_id);
-    }
-    memset(&spec, 0, sizeof(spec));
-    spec.project_id = c->project_id;
-    spec.type = type;
-    spec.object_key = object_key;
-    spec.lock_key = lock_key;
-    spec.fn = sd__life_run;
-    spec.arg = a;
-    spec.free_arg = sd__life_free;
-    sd__api_submit(c, &spec, "conflict", conflict);
+    sd__api_submit_entity_task(c, is_sink, type, sd__life_run, a, sd__life_free);
     free(type);
-    free(object_key);
-    free(lock_key);
-    free(conflict);
 }
 
 /* ---- handlers ---- */

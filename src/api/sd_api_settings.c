@@ -706,9 +706,7 @@ out:
 static void sd__settings_patch(struct sd_api_ctx *c, int is_sink)
 {
     struct sd_settings_task *a;
-    struct sd_task_spec spec;
     const char *description = NULL;
-    char *object_key, *lock_key, *conflict;
     json_t *body, *patch;
     int rc;
 
@@ -740,29 +738,9 @@ static void sd__settings_patch(struct sd_api_ctx *c, int is_sink)
     a->description = description != NULL ? sd_xstrdup(description) : NULL;
     json_decref(body);
 
-    if (is_sink) {
-        object_key = sd_xasprintf("%" PRId64 "/%s/%s", c->branch_id, c->source_id, c->sink_id);
-        lock_key = sd_xasprintf("sink/%" PRId64 "/%" PRId64 "/%s/%s", c->project_id, c->branch_id,
-                                c->source_id, c->sink_id);
-        conflict = sd_xasprintf("Another task is already running on sink \"%s\".", c->sink_id);
-    } else {
-        object_key = sd_xasprintf("%" PRId64 "/%s", c->branch_id, c->source_id);
-        lock_key = sd_xasprintf("source/%" PRId64 "/%" PRId64 "/%s", c->project_id, c->branch_id,
-                                c->source_id);
-        conflict = sd_xasprintf("Another task is already running on source \"%s\".", c->source_id);
-    }
-    memset(&spec, 0, sizeof(spec));
-    spec.project_id = c->project_id;
-    spec.type = is_sink ? "api.update.sinkSettings" : "api.update.sourceSettings";
-    spec.object_key = object_key;
-    spec.lock_key = lock_key;
-    spec.fn = sd__settings_run;
-    spec.arg = a;
-    spec.free_arg = sd__task_free;
-    sd__api_submit(c, &spec, "conflict", conflict);
-    free(object_key);
-    free(lock_key);
-    free(conflict);
+    sd__api_submit_entity_task(c, is_sink,
+                               is_sink ? "api.update.sinkSettings" : "api.update.sourceSettings",
+                               sd__settings_run, a, sd__task_free);
 }
 
 void sd__api_source_settings_patch(struct sd_api_ctx *c)

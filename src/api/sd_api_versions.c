@@ -583,9 +583,7 @@ out:
 static void sd__version_rollback(struct sd_api_ctx *c, int is_sink)
 {
     struct sd_rollback_task *a;
-    struct sd_task_spec spec;
     json_t *record = NULL;
-    char *object_key, *lock_key, *conflict;
     int64_t number = 0;
 
     if (sd__version_param(c, &number) != 0 || sd__require_entity(c, is_sink, NULL, NULL) != 0 ||
@@ -606,29 +604,9 @@ static void sd__version_rollback(struct sd_api_ctx *c, int is_sink)
     a->by.token_id = a->token_id;
     a->by.token_desc = a->token_desc;
 
-    if (is_sink) {
-        object_key = sd_xasprintf("%" PRId64 "/%s/%s", c->branch_id, c->source_id, c->sink_id);
-        lock_key = sd_xasprintf("sink/%" PRId64 "/%" PRId64 "/%s/%s", c->project_id, c->branch_id,
-                                c->source_id, c->sink_id);
-        conflict = sd_xasprintf("Another task is already running on sink \"%s\".", c->sink_id);
-    } else {
-        object_key = sd_xasprintf("%" PRId64 "/%s", c->branch_id, c->source_id);
-        lock_key = sd_xasprintf("source/%" PRId64 "/%" PRId64 "/%s", c->project_id, c->branch_id,
-                                c->source_id);
-        conflict = sd_xasprintf("Another task is already running on source \"%s\".", c->source_id);
-    }
-    memset(&spec, 0, sizeof(spec));
-    spec.project_id = c->project_id;
-    spec.type = is_sink ? "api.rollback.sinkVersion" : "api.rollback.sourceVersion";
-    spec.object_key = object_key;
-    spec.lock_key = lock_key;
-    spec.fn = sd__rollback_run;
-    spec.arg = a;
-    spec.free_arg = free;
-    sd__api_submit(c, &spec, "conflict", conflict);
-    free(object_key);
-    free(lock_key);
-    free(conflict);
+    sd__api_submit_entity_task(c, is_sink,
+                               is_sink ? "api.rollback.sinkVersion" : "api.rollback.sourceVersion",
+                               sd__rollback_run, a, free);
 }
 
 void sd__api_source_versions_list(struct sd_api_ctx *c)
