@@ -227,6 +227,28 @@ void sd__api_submit(struct sd_api_ctx *c, const struct sd_task_spec *spec,
     }
 }
 
+json_t *sd__api_task_outputs(const char *api_url, int64_t project_id, int64_t branch_id,
+                             const char *source_id, const char *sink_id, int with_url)
+{
+    json_t *out = json_object();
+
+    if (with_url) {
+        char *url = sink_id != NULL ? sd_xasprintf("%s/v1/branches/%" PRId64 "/sources/%s/sinks/%s",
+                                                   api_url, branch_id, source_id, sink_id)
+                                    : sd_xasprintf("%s/v1/branches/%" PRId64 "/sources/%s", api_url,
+                                                   branch_id, source_id);
+        json_object_set_new(out, "url", json_string(url));
+        free(url);
+    }
+    json_object_set_new(out, "projectId", json_integer(project_id));
+    json_object_set_new(out, "branchId", json_integer(branch_id));
+    json_object_set_new(out, "sourceId", json_string(source_id));
+    if (sink_id != NULL) {
+        json_object_set_new(out, "sinkId", json_string(sink_id));
+    }
+    return out;
+}
+
 void sd__api_submit_entity_task(struct sd_api_ctx *c, int is_sink, const char *type, sd_task_fn fn,
                                 void *arg, sd_task_free_fn free_arg)
 {

@@ -70,6 +70,10 @@ void sd__api_submit(struct sd_api_ctx *c, const struct sd_task_spec *spec,
  * that entity and the 409 "conflict" message when another task holds it. arg is consumed. */
 void sd__api_submit_entity_task(struct sd_api_ctx *c, int is_sink, const char *type, sd_task_fn fn,
                                 void *arg, sd_task_free_fn free_arg);
+/* The "outputs" object of a task on a source (sink_id NULL) or sink: projectId, branchId,
+ * sourceId[, sinkId], and with with_url the entity's API URL. Returns a new object. */
+json_t *sd__api_task_outputs(const char *api_url, int64_t project_id, int64_t branch_id,
+                             const char *source_id, const char *sink_id, int with_url);
 /* Returns value as a compact JSON string (owned; free with free()). Aborts on out-of-memory. */
 char *sd__api_dump(const json_t *value);
 

@@ -223,26 +223,8 @@ static int sd__bump(const struct sd_life_task *a, json_t *entity, const char *de
 
 static void sd__set_outputs(const struct sd_life_task *a, struct sd_task_outcome *out, int url)
 {
-    char *u;
-
-    out->outputs = json_object();
-    if (url) {
-        if (a->is_sink) {
-            u = sd_xasprintf("%s/v1/branches/%" PRId64 "/sources/%s/sinks/%s", a->api->api_url,
-                             a->branch_id, a->source_id, a->sink_id);
-        } else {
-            u = sd_xasprintf("%s/v1/branches/%" PRId64 "/sources/%s", a->api->api_url, a->branch_id,
-                             a->source_id);
-        }
-        json_object_set_new(out->outputs, "url", json_string(u));
-        free(u);
-    }
-    json_object_set_new(out->outputs, "projectId", json_integer(a->project_id));
-    json_object_set_new(out->outputs, "branchId", json_integer(a->branch_id));
-    json_object_set_new(out->outputs, "sourceId", json_string(a->source_id));
-    if (a->is_sink) {
-        json_object_set_new(out->outputs, "sinkId", json_string(a->sink_id));
-    }
+    out->outputs = sd__api_task_outputs(a->api->api_url, a->project_id, a->branch_id, a->source_id,
+                                        a->is_sink ? a->sink_id : NULL, url);
 }
 
 /* Loads key; SD_ENOTFOUND and errors are written to out->error. */

@@ -662,7 +662,6 @@ static int sd__settings_run(void *arg, struct sd_task_outcome *out)
     struct sd_settings_task *a = arg;
     int is_sink = a->sink_id[0] != '\0';
     struct sd_buf rerr = SD_BUF_INIT;
-    char *url;
     int rc;
 
     rc = sd__commit_patch(a, out);
@@ -680,22 +679,8 @@ static int sd__settings_run(void *arg, struct sd_task_outcome *out)
     }
     out->result = is_sink ? "Sink settings have been updated successfully."
                           : "Source settings have been updated successfully.";
-    out->outputs = json_object();
-    if (is_sink) {
-        url = sd_xasprintf("%s/v1/branches/%" PRId64 "/sources/%s/sinks/%s", a->api->api_url,
-                           a->branch_id, a->source_id, a->sink_id);
-    } else {
-        url = sd_xasprintf("%s/v1/branches/%" PRId64 "/sources/%s", a->api->api_url, a->branch_id,
-                           a->source_id);
-    }
-    json_object_set_new(out->outputs, "url", json_string(url));
-    free(url);
-    json_object_set_new(out->outputs, "projectId", json_integer(a->project_id));
-    json_object_set_new(out->outputs, "branchId", json_integer(a->branch_id));
-    json_object_set_new(out->outputs, "sourceId", json_string(a->source_id));
-    if (is_sink) {
-        json_object_set_new(out->outputs, "sinkId", json_string(a->sink_id));
-    }
+    out->outputs = sd__api_task_outputs(a->api->api_url, a->project_id, a->branch_id, a->source_id,
+                                        is_sink ? a->sink_id : NULL, 1);
 
 out:
     sd_buf_fini(&rerr);

@@ -315,17 +315,8 @@ static int sd__sink_create_run(void *arg, struct sd_task_outcome *out)
         goto out;
     }
     out->result = "Sink has been created successfully.";
-    out->outputs = json_object();
-    {
-        char *url = sd_xasprintf("%s/v1/branches/%" PRId64 "/sources/%s/sinks/%s", a->api->api_url,
-                                 a->branch_id, a->source_id, a->sink_id);
-        json_object_set_new(out->outputs, "url", json_string(url));
-        free(url);
-    }
-    json_object_set_new(out->outputs, "projectId", json_integer(a->project_id));
-    json_object_set_new(out->outputs, "branchId", json_integer(a->branch_id));
-    json_object_set_new(out->outputs, "sourceId", json_string(a->source_id));
-    json_object_set_new(out->outputs, "sinkId", json_string(a->sink_id));
+    out->outputs = sd__api_task_outputs(a->api->api_url, a->project_id, a->branch_id, a->source_id,
+                                        a->sink_id, 1);
 
 out:
     sd_txn_result_free(&res);
@@ -489,11 +480,8 @@ static int sd__sink_delete_run(void *arg, struct sd_task_outcome *out)
         goto out;
     }
     out->result = "Sink has been deleted successfully.";
-    out->outputs = json_object();
-    json_object_set_new(out->outputs, "projectId", json_integer(a->project_id));
-    json_object_set_new(out->outputs, "branchId", json_integer(a->branch_id));
-    json_object_set_new(out->outputs, "sourceId", json_string(a->source_id));
-    json_object_set_new(out->outputs, "sinkId", json_string(a->sink_id));
+    out->outputs = sd__api_task_outputs(a->api->api_url, a->project_id, a->branch_id, a->source_id,
+                                        a->sink_id, 0);
 
 out:
     sd_txn_result_free(&res);

@@ -256,16 +256,8 @@ static int sd__source_create_run(void *arg, struct sd_task_outcome *out)
         goto out;
     }
     out->result = "Source has been created successfully.";
-    out->outputs = json_object();
-    {
-        char *url = sd_xasprintf("%s/v1/branches/%" PRId64 "/sources/%s", a->api->api_url,
-                                 a->branch_id, a->source_id);
-        json_object_set_new(out->outputs, "url", json_string(url));
-        free(url);
-    }
-    json_object_set_new(out->outputs, "projectId", json_integer(a->project_id));
-    json_object_set_new(out->outputs, "branchId", json_integer(a->branch_id));
-    json_object_set_new(out->outputs, "sourceId", json_string(a->source_id));
+    out->outputs =
+        sd__api_task_outputs(a->api->api_url, a->project_id, a->branch_id, a->source_id, NULL, 1);
 
 out:
     sd_txn_result_free(&res);
@@ -449,10 +441,8 @@ static int sd__source_delete_run(void *arg, struct sd_task_outcome *out)
         goto out;
     }
     out->result = "Source has been deleted successfully.";
-    out->outputs = json_object();
-    json_object_set_new(out->outputs, "projectId", json_integer(a->project_id));
-    json_object_set_new(out->outputs, "branchId", json_integer(a->branch_id));
-    json_object_set_new(out->outputs, "sourceId", json_string(a->source_id));
+    out->outputs =
+        sd__api_task_outputs(a->api->api_url, a->project_id, a->branch_id, a->source_id, NULL, 0);
 
 out:
     for (size_t i = 0; i < ntexts; i++) {

@@ -530,7 +530,6 @@ static int sd__rollback_run(void *arg, struct sd_task_outcome *out)
     int is_sink = a->sink_id[0] != '\0';
     struct sd_rollback_state s;
     struct sd_buf rerr = SD_BUF_INIT;
-    char *url;
     int rc;
 
     memset(&s, 0, sizeof(s));
@@ -557,22 +556,8 @@ static int sd__rollback_run(void *arg, struct sd_task_outcome *out)
     }
     out->result = is_sink ? "Sink version has been rolled back successfully."
                           : "Source version has been rolled back successfully.";
-    out->outputs = json_object();
-    if (is_sink) {
-        url = sd_xasprintf("%s/v1/branches/%" PRId64 "/sources/%s/sinks/%s", a->api->api_url,
-                           a->branch_id, a->source_id, a->sink_id);
-    } else {
-        url = sd_xasprintf("%s/v1/branches/%" PRId64 "/sources/%s", a->api->api_url, a->branch_id,
-                           a->source_id);
-    }
-    json_object_set_new(out->outputs, "url", json_string(url));
-    free(url);
-    json_object_set_new(out->outputs, "projectId", json_integer(a->project_id));
-    json_object_set_new(out->outputs, "branchId", json_integer(a->branch_id));
-    json_object_set_new(out->outputs, "sourceId", json_string(a->source_id));
-    if (is_sink) {
-        json_object_set_new(out->outputs, "sinkId", json_string(a->sink_id));
-    }
+    out->outputs = sd__api_task_outputs(a->api->api_url, a->project_id, a->branch_id, a->source_id,
+                                        is_sink ? a->sink_id : NULL, 1);
 
 out:
     sd__rollback_state_fini(&s);
