@@ -1067,19 +1067,19 @@ int sd_json_cpath_compile(const char *path, size_t len, struct sd_json_cpath *cp
     return 0;
 }
 
-int sd_json_cpath_lookup(const struct sd_json_doc *doc, const struct sd_json_cpath *cp,
-                         int raw_string, struct sd_buf *out, int *found)
+/* Returns the first byte of the value at cp in doc (NULL or no segments: the document), or
+ * NULL when there is none. */
+static const char *nav_lookup(const struct sd_json_doc *doc, const struct sd_json_cpath *cp)
 {
     const char *end = doc->text + doc->len;
     const char *p = nav_ws(doc->text, end);
-    const char *vend;
     const struct sd_json_seg *seg;
+    size_t nsegs = cp != NULL ? cp->nsegs : 0;
 
-    *found = 0;
-    for (size_t i = 0; i < cp->nsegs; i++) {
+    for (size_t i = 0; i < nsegs; i++) {
         seg = &cp->segs[i];
         if (p >= end) {
-            return 0;
+            return NULL;
         }
         if (seg->key != NULL) {
             p = *p == '{' ? nav_member(p, end, seg->key, seg->key_len) : NULL;
@@ -1087,10 +1087,21 @@ int sd_json_cpath_lookup(const struct sd_json_doc *doc, const struct sd_json_cpa
             p = *p == '[' ? nav_element(p, end, seg->index) : NULL;
         }
         if (p == NULL) {
-            return 0;
+            return NULL;
         }
     }
-    if (p >= end) {
+    return p < end ? p : NULL;
+}
+
+int sd_json_cpath_lookup(const struct sd_json_doc *doc, const struct sd_json_cpath *cp,
+                         int raw_string, struct sd_buf *out, int *found)
+{
+    const char *end = doc->text + doc->len;
+    const char *p = nav_lookup(doc, cp);
+    const char *vend;
+
+    *found = 0;
+    if (p == NULL) {
         return 0;
     }
     vend = nav_skip_value(p, end);
@@ -1125,5 +1136,154 @@ int sd_json_path_check(const char *path, size_t len)
     if (rc == 0) {
         sd_json_cpath_fini(&cp);
     }
+    return rc;
+}
+
+/* ---- walking a value ------------------------------------------------------------------ */
+
+/* Decodes the escaped, validated string body r[0..rlen) into scratch (NUL characters kept).
+ * Returns 0 or -ENOMEM. */
+static int decode_string(const char *r, size_t rlen, struct sd_buf *scratch)
+{
+    const char *end = r + rlen;
+    const char *bs;
+    char *w;
+    unsigned cp;
+    int rc;
+
+    sd_buf_reset(scratch);
+    rc = sd_buf_reserve(scratch, rlen);
+    if (rc != 0) {
+        return rc;
+    }
+    w = scratch->data;
+    while (r < end) {
+        bs = (const char *)memchr(r, '\\', (size_t)(end - r));
+        if (bs == NULL) {
+            bs = end;
+        }
+        memcpy(w, r, (size_t)(bs - r));
+        w += bs - r;
+        r = bs;
+        if (r >= end) {
+            break;
+        }
+        r += decode_escape(r, &cp);
+        w += utf8_encode(cp, w);
+    }
+    scratch->len = (size_t)(w - scratch->data);
+    scratch->data[scratch->len] = '\0';
+    return 0;
+}
+
+/* p is at the opening quote of a validated string: emits it as ev (STRING or KEY) and returns
+ * the position after the closing quote in *next. Returns 0, the visitor's value or -ENOMEM. */
+static int walk_string(const char *p, const char *end, enum sd_json_event ev, sd_json_visit_fn fn,
+                       void *ctx, struct sd_buf *scratch, const char **next)
+{
+    int escaped = 0;
+    const char *se = nav_string_end(p, end, &escaped);
+    int rc;
+
+    *next = se + 1;
+    if (!escaped) {
+        return fn(ctx, ev, p + 1, (size_t)(se - p - 1));
+    }
+    rc = decode_string(p + 1, (size_t)(se - p - 1), scratch);
+    if (rc != 0) {
+        return rc;
+    }
+    return fn(ctx, ev, scratch->data, scratch->len);
+}
+
+int sd_json_cpath_walk(const struct sd_json_doc *doc, const struct sd_json_cpath *cp,
+                       sd_json_visit_fn fn, void *ctx, int *found)
+{
+    const char *end = doc->text + doc->len;
+    const char *p = nav_lookup(doc, cp);
+    const char *q;
+    char stack[SD_JSON_MAX_DEPTH + 1]; /* '{' or '[' per open container */
+    size_t depth = 0;
+    struct sd_buf scratch = SD_BUF_INIT;
+    int rc = 0;
+
+    *found = p != NULL;
+    if (p == NULL) {
+        return 0;
+    }
+    for (;;) {
+        /* p is at the first byte of a value. */
+        switch (*p) {
+        case '{':
+        case '[':
+            rc = fn(ctx, *p == '{' ? SD_JSON_EV_OBJECT_BEGIN : SD_JSON_EV_ARRAY_BEGIN, NULL, 0);
+            if (rc != 0) {
+                goto out;
+            }
+            q = nav_ws(p + 1, end);
+            if (q < end && (*q == '}' || *q == ']')) {
+                rc = fn(ctx, *q == '}' ? SD_JSON_EV_OBJECT_END : SD_JSON_EV_ARRAY_END, NULL, 0);
+                p = q + 1;
+                break;
+            }
+            stack[depth++] = *p;
+            p = q;
+            if (stack[depth - 1] == '{') {
+                rc = walk_string(p, end, SD_JSON_EV_KEY, fn, ctx, &scratch, &q);
+                if (rc != 0) {
+                    goto out;
+                }
+                p = nav_ws(nav_ws(q, end) + 1, end); /* past ':' */
+            }
+            continue;
+        case '"':
+            rc = walk_string(p, end, SD_JSON_EV_STRING, fn, ctx, &scratch, &p);
+            break;
+        case 't':
+            rc = fn(ctx, SD_JSON_EV_TRUE, NULL, 0);
+            p += 4;
+            break;
+        case 'f':
+            rc = fn(ctx, SD_JSON_EV_FALSE, NULL, 0);
+            p += 5;
+            break;
+        case 'n':
+            rc = fn(ctx, SD_JSON_EV_NULL, NULL, 0);
+            p += 4;
+            break;
+        default:
+            q = p;
+            while (q < end && !nav_is_delim(*q)) {
+                q++;
+            }
+            rc = fn(ctx, SD_JSON_EV_NUMBER, p, (size_t)(q - p));
+            p = q;
+            break;
+        }
+        /* After a complete value: close containers until one has a next item. */
+        while (rc == 0) {
+            if (depth == 0) {
+                goto out;
+            }
+            p = nav_ws(p, end);
+            if (p < end && *p == ',') {
+                p = nav_ws(p + 1, end);
+                if (stack[depth - 1] == '{') {
+                    rc = walk_string(p, end, SD_JSON_EV_KEY, fn, ctx, &scratch, &q);
+                    p = nav_ws(nav_ws(q, end) + 1, end);
+                }
+                break;
+            }
+            depth--;
+            rc = fn(ctx, stack[depth] == '{' ? SD_JSON_EV_OBJECT_END : SD_JSON_EV_ARRAY_END, NULL,
+                    0);
+            p++;
+        }
+        if (rc != 0) {
+            goto out;
+        }
+    }
+out:
+    sd_buf_fini(&scratch);
     return rc;
 }

@@ -66,6 +66,33 @@ void sd_json_cpath_fini(struct sd_json_cpath *cp);
 int sd_json_cpath_lookup(const struct sd_json_doc *doc, const struct sd_json_cpath *cp,
                          int raw_string, struct sd_buf *out, int *found);
 
+/* Events of sd_json_cpath_walk, in document order. p/len: the number's original text (NUMBER),
+ * the decoded string (STRING, KEY: valid UTF-8, may contain NUL), else NULL/0. A KEY is followed
+ * by the events of its member's value. */
+enum sd_json_event {
+    SD_JSON_EV_NULL,
+    SD_JSON_EV_TRUE,
+    SD_JSON_EV_FALSE,
+    SD_JSON_EV_NUMBER,
+    SD_JSON_EV_STRING,
+    SD_JSON_EV_KEY,
+    SD_JSON_EV_ARRAY_BEGIN,
+    SD_JSON_EV_ARRAY_END,
+    SD_JSON_EV_OBJECT_BEGIN,
+    SD_JSON_EV_OBJECT_END
+};
+/* A visitor: returns 0 to go on, any other value to stop the walk (which then returns it). The
+ * bytes at p are valid only during the call. */
+typedef int (*sd_json_visit_fn)(void *ctx, enum sd_json_event ev, const char *p, size_t len);
+
+/* Looks up cp in doc (cp NULL or without segments: the whole document) and, when found, walks
+ * the value found with fn: one event per scalar, BEGIN/END around arrays and objects, KEY before
+ * every member (duplicate keys are reported as they appear). Iterative: the depth is bounded
+ * by SD_JSON_MAX_DEPTH, never by the C stack. Sets *found to 0 or 1. Returns 0, the visitor's
+ * nonzero value, or -ENOMEM. */
+int sd_json_cpath_walk(const struct sd_json_doc *doc, const struct sd_json_cpath *cp,
+                       sd_json_visit_fn fn, void *ctx, int *found);
+
 /* Appends the whole document in its compact encoding (as a non-raw path lookup would). Returns 0
  * or -ENOMEM. */
 int sd_json_doc_compact(const struct sd_json_doc *doc, struct sd_buf *out);
