@@ -1,0 +1,506 @@
+/* sd_jn_value.c: the engine's memory and value model: the arena, UTF-8 strings, arrays, objects
+ * built by natives, field enumeration and lookup, equality and ordering.
+ *
+ * DESIGN. Values are allocated from chunked arenas that are freed at once (the VM's after each
+ * evaluation, the program's with the program), so natives never free and nothing leaks on an
+ * error path. Strings keep their code-point count, so Jsonnet's code-point indexing is O(1) for
+ * ASCII. A simple object with more than a few fields gets an open-addressing index on first
+ * lookup, so a large parsed body costs O(1) per field access. */
+#include "jsonnet/sd_jn_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/sd_alloc.h"
+
+#define JN_CHUNK_SIZE (64 * 1024)
+#define JN_INDEX_MIN_FIELDS 8
+
+void *jn_chunk_alloc(struct jn_chunk **chunks, size_t size, size_t *total)
+{
+    struct jn_chunk *c = *chunks;
+    void *p;
+
+    size = (size + 15) & ~(size_t)15;
+    if (c == NULL || c->size - c->used < size) {
+        size_t cap = size > JN_CHUNK_SIZE / 4 ? size : JN_CHUNK_SIZE;
+        struct jn_chunk *nc = sd_xmalloc(sizeof(*nc) + cap);
+        nc->size = cap;
+        nc->used = 0;
+        if (c != NULL && cap != JN_CHUNK_SIZE) {
+            /* a big block goes behind the current chunk, which keeps serving small ones */
+            nc->next = c->next;
+            c->next = nc;
+        } else {
+            nc->next = c;
+            *chunks = nc;
+        }
+        *total += sizeof(*nc) + cap;
+        c = nc;
+    }
+    p = c->data + c->used;
+    c->used += size;
+    memset(p, 0, size);
+    return p;
+}
+
+void jn_chunks_free(struct jn_chunk *chunks)
+{
+    while (chunks != NULL) {
+        struct jn_chunk *next = chunks->next;
+        free(chunks);
+        chunks = next;
+    }
+}
+
+void jn_arena_reset(struct sd_jn_vm *vm)
+{
+    struct jn_chunk *keep = vm->chunks;
+
+    /* keep one standard chunk for the next evaluation */
+    while (keep != NULL && keep->size != JN_CHUNK_SIZE) {
+        keep = keep->next;
+    }
+    for (struct jn_chunk *c = vm->chunks; c != NULL;) {
+        struct jn_chunk *next = c->next;
+        if (c != keep) {
+            free(c);
+        }
+        c = next;
+    }
+    vm->chunks = keep;
+    vm->arena_bytes = 0;
+    if (keep != NULL) {
+        keep->next = NULL;
+        keep->used = 0;
+        vm->arena_bytes = sizeof(*keep) + keep->size;
+    }
+}
+
+void *sd_jn_alloc(struct sd_jn_vm *vm, size_t size)
+{
+    return jn_chunk_alloc(&vm->chunks, size, &vm->arena_bytes);
+}
+
+/* --- UTF-8 ---------------------------------------------------------------------------------- */
+
+int sd_jn_utf8_check(const char *p, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)p;
+    size_t i = 0;
+
+    while (i < len) {
+        unsigned c = s[i];
+        size_t n;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF) {
+            n = 1;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            n = 2;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if (len - i <= n) {
+            return 0;
+        }
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) {
+                return 0;
+            }
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF)) {
+            return 0;
+        }
+        i += n + 1;
+    }
+    return 1;
+}
+
+size_t sd_jn_utf8_decode(const char *p, uint32_t *cp)
+{
+    const unsigned char *s = (const unsigned char *)p;
+
+    if (s[0] < 0x80) {
+        *cp = s[0];
+        return 1;
+    }
+    if (s[0] < 0xE0) {
+        *cp = ((uint32_t)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
+        return 2;
+    }
+    if (s[0] < 0xF0) {
+        *cp = ((uint32_t)(s[0] & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
+        return 3;
+    }
+    *cp = ((uint32_t)(s[0] & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
+          ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
+    return 4;
+}
+
+size_t sd_jn_utf8_encode(uint32_t cp, char *out)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp >= 0xD800 && cp <= 0xDFFF) {
+        cp = 0xFFFD;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    if (cp > 0x10FFFF) {
+        return sd_jn_utf8_encode(0xFFFD, out);
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+size_t sd_jn_str_offset(const struct sd_jn_str *s, size_t i)
+{
+    size_t off = 0;
+
+    if (s->ncp == s->len) {
+        return i;
+    }
+    while (i-- > 0 && off < s->len) {
+        uint32_t cp;
+        off += sd_jn_utf8_decode(s->data + off, &cp);
+    }
+    return off;
+}
+
+/* --- strings -------------------------------------------------------------------------------- */
+
+struct sd_jn_str *sd_jn_str_new(struct sd_jn_vm *vm, const char *p, size_t len)
+{
+    struct sd_jn_str *s = sd_jn_alloc(vm, sizeof(*s) + len + 1);
+    const unsigned char *u = (const unsigned char *)p;
+
+    if (len > 0) {
+        memcpy(s->data, p, len);
+    }
+    s->len = len;
+    for (size_t i = 0; i < len; i++) {
+        s->ncp += (u[i] & 0xC0) != 0x80;
+    }
+    return s;
+}
+
+struct sd_jn_val jn_string_of(struct sd_jn_str *s)
+{
+    struct sd_jn_val v;
+
+    v.type = SD_JN_STRING;
+    v.u.s = s;
+    return v;
+}
+
+struct sd_jn_val sd_jn_string(struct sd_jn_vm *vm, const char *p, size_t len)
+{
+    return jn_string_of(sd_jn_str_new(vm, p, len));
+}
+
+int jn_str_eq(const struct sd_jn_str *a, const char *p, size_t len)
+{
+    return a->len == len && memcmp(a->data, p, len) == 0;
+}
+
+const char *sd_jn_type_name(enum sd_jn_type t)
+{
+    static const char *const names[] = {"null",  "boolean", "number",   "string",
+                                        "array", "object",  "function", "absent"};
+    return (unsigned)t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
+}
+
+/* --- thunks and arrays ---------------------------------------------------------------------- */
+
+struct sd_jn_thunk *jn_thunk_done(struct sd_jn_vm *vm, struct sd_jn_val v)
+{
+    struct sd_jn_thunk *t = sd_jn_alloc(vm, sizeof(*t));
+
+    t->state = JN_THUNK_DONE;
+    t->v = v;
+    return t;
+}
+
+struct sd_jn_arr *sd_jn_arr_new(struct sd_jn_vm *vm, size_t n)
+{
+    struct sd_jn_arr *a = sd_jn_alloc(vm, sizeof(*a));
+
+    a->n = n;
+    a->items = n > 0 ? sd_jn_alloc(vm, sizeof(*a->items) * n) : NULL;
+    if (n > 0) {
+        /* one block of done thunks, all null */
+        struct sd_jn_thunk *t = sd_jn_alloc(vm, sizeof(*t) * n);
+        for (size_t i = 0; i < n; i++) {
+            t[i].state = JN_THUNK_DONE;
+            a->items[i] = &t[i];
+        }
+    }
+    return a;
+}
+
+void sd_jn_arr_set(struct sd_jn_vm *vm, struct sd_jn_arr *a, size_t i, struct sd_jn_val v)
+{
+    (void)vm;
+    a->items[i]->state = JN_THUNK_DONE;
+    a->items[i]->v = v;
+}
+
+size_t sd_jn_arr_len(const struct sd_jn_arr *a)
+{
+    return a->n;
+}
+
+int sd_jn_arr_get(struct sd_jn_vm *vm, struct sd_jn_arr *a, size_t i, struct sd_jn_val *out)
+{
+    return jn_force(vm, a->items[i], out);
+}
+
+struct sd_jn_arr *sd_jn_arr_concat(struct sd_jn_vm *vm, struct sd_jn_arr *a, struct sd_jn_arr *b)
+{
+    struct sd_jn_arr *r = sd_jn_alloc(vm, sizeof(*r));
+
+    r->n = a->n + b->n;
+    r->items = r->n > 0 ? sd_jn_alloc(vm, sizeof(*r->items) * r->n) : NULL;
+    if (a->n > 0) {
+        memcpy(r->items, a->items, sizeof(*r->items) * a->n);
+    }
+    if (b->n > 0) {
+        memcpy(r->items + a->n, b->items, sizeof(*r->items) * b->n);
+    }
+    return r;
+}
+
+struct sd_jn_arr *sd_jn_arr_slice(struct sd_jn_vm *vm, struct sd_jn_arr *a, size_t from, size_t to)
+{
+    struct sd_jn_arr *r = sd_jn_alloc(vm, sizeof(*r));
+
+    if (to > a->n) {
+        to = a->n;
+    }
+    r->n = from < to ? to - from : 0;
+    r->items = a->items + (r->n > 0 ? from : 0);
+    return r;
+}
+
+/* --- objects -------------------------------------------------------------------------------- */
+
+struct sd_jn_obj *sd_jn_obj_new(struct sd_jn_vm *vm, size_t n)
+{
+    struct sd_jn_obj *o = sd_jn_alloc(vm, sizeof(*o));
+
+    o->kind = JN_OBJ_SIMPLE;
+    o->nlayers = 1;
+    o->nfields = n;
+    o->fields = n > 0 ? sd_jn_alloc(vm, sizeof(*o->fields) * n) : NULL;
+    return o;
+}
+
+void sd_jn_obj_set(struct sd_jn_vm *vm, struct sd_jn_obj *o, size_t i, struct sd_jn_str *name,
+                   struct sd_jn_val v)
+{
+    o->fields[i].name = name;
+    o->fields[i].hide = JN_HIDE_INHERIT;
+    o->fields[i].value = jn_thunk_done(vm, v);
+}
+
+static uint32_t name_hash(const char *p, size_t len)
+{
+    uint32_t h = 2166136261u;
+
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ (unsigned char)p[i]) * 16777619u;
+    }
+    return h;
+}
+
+static void build_index(struct sd_jn_vm *vm, struct sd_jn_obj *o)
+{
+    size_t cap = 16;
+
+    while (cap < o->nfields * 2) {
+        cap *= 2;
+    }
+    o->index = sd_jn_alloc(vm, sizeof(*o->index) * cap);
+    o->index_cap = cap;
+    for (size_t i = 0; i < o->nfields; i++) {
+        const struct sd_jn_str *s = o->fields[i].name;
+        size_t h = name_hash(s->data, s->len) & (cap - 1);
+        while (o->index[h] != 0) {
+            h = (h + 1) & (cap - 1);
+        }
+        o->index[h] = (uint32_t)(i + 1);
+    }
+}
+
+struct jn_ofield *jn_simple_field(struct sd_jn_vm *vm, struct sd_jn_obj *o, const char *name,
+                                  size_t len)
+{
+    if (o->nfields <= JN_INDEX_MIN_FIELDS) {
+        for (size_t i = 0; i < o->nfields; i++) {
+            if (jn_str_eq(o->fields[i].name, name, len)) {
+                return &o->fields[i];
+            }
+        }
+        return NULL;
+    }
+    if (o->index == NULL) {
+        build_index(vm, o);
+    }
+    for (size_t h = name_hash(name, len) & (o->index_cap - 1); o->index[h] != 0;
+         h = (h + 1) & (o->index_cap - 1)) {
+        struct jn_ofield *f = &o->fields[o->index[h] - 1];
+        if (jn_str_eq(f->name, name, len)) {
+            return f;
+        }
+    }
+    return NULL;
+}
+
+struct field_vis {
+    struct sd_jn_str *name;
+    uint8_t hide;
+};
+
+static int cmp_str(const struct sd_jn_str *a, const struct sd_jn_str *b)
+{
+    size_t n = a->len < b->len ? a->len : b->len;
+    int c = memcmp(a->data, b->data, n);
+
+    if (c != 0) {
+        return c;
+    }
+    return a->len < b->len ? -1 : a->len > b->len;
+}
+
+/* Collects every layer's fields from the bottom layer up. */
+static void collect_fields(struct sd_jn_obj *o, struct field_vis *out, size_t *n)
+{
+    if (o->kind == JN_OBJ_EXTENDED) {
+        collect_fields(o->left, out, n);
+        collect_fields(o->right, out, n);
+        return;
+    }
+    for (size_t i = 0; i < o->nfields; i++) {
+        out[*n].name = o->fields[i].name;
+        out[*n].hide = o->fields[i].hide;
+        (*n)++;
+    }
+}
+
+static size_t count_fields(const struct sd_jn_obj *o)
+{
+    if (o->kind == JN_OBJ_EXTENDED) {
+        return count_fields(o->left) + count_fields(o->right);
+    }
+    return o->nfields;
+}
+
+/* Stable merge sort of fv by name (equal names keep their layer order, bottom first). */
+static void sort_fields(struct sd_jn_vm *vm, struct field_vis *fv, size_t k)
+{
+    struct field_vis *tmp = sd_jn_alloc(vm, sizeof(*tmp) * (k + 1));
+
+    for (size_t width = 1; width < k; width *= 2) {
+        for (size_t lo = 0; lo < k; lo += 2 * width) {
+            size_t mid = lo + width < k ? lo + width : k;
+            size_t hi = lo + 2 * width < k ? lo + 2 * width : k;
+            size_t a = lo;
+            size_t b = mid;
+            size_t t = lo;
+            while (a < mid && b < hi) {
+                tmp[t++] = cmp_str(fv[b].name, fv[a].name) < 0 ? fv[b++] : fv[a++];
+            }
+            while (a < mid) {
+                tmp[t++] = fv[a++];
+            }
+            while (b < hi) {
+                tmp[t++] = fv[b++];
+            }
+        }
+        memcpy(fv, tmp, sizeof(*fv) * k);
+    }
+}
+
+int sd_jn_obj_fields(struct sd_jn_vm *vm, struct sd_jn_obj *o, int all, struct sd_jn_str ***names,
+                     size_t *n)
+{
+    size_t total = count_fields(o);
+    struct field_vis *fv;
+    struct sd_jn_str **res;
+    size_t k = 0;
+    size_t out = 0;
+
+    if (jn_obj_check_asserts(vm, o) != 0 || sd_jn_tick(vm, total) != 0) {
+        return SD_JN_ERR;
+    }
+    fv = sd_jn_alloc(vm, sizeof(*fv) * (total + 1));
+    collect_fields(o, fv, &k);
+    sort_fields(vm, fv, k);
+    res = sd_jn_alloc(vm, sizeof(*res) * (total + 1));
+    for (size_t i = 0; i < k;) {
+        size_t j = i;
+        uint8_t hide = JN_HIDE_INHERIT;
+        /* the topmost layer that does not inherit decides; visible by default */
+        for (; j < k && cmp_str(fv[j].name, fv[i].name) == 0; j++) {
+            if (fv[j].hide != JN_HIDE_INHERIT) {
+                hide = fv[j].hide;
+            }
+        }
+        if (all || hide != JN_HIDE_HIDDEN) {
+            res[out++] = fv[i].name;
+        }
+        i = j;
+    }
+    *names = res;
+    *n = out;
+    return 0;
+}
+
+int sd_jn_obj_has(struct sd_jn_vm *vm, struct sd_jn_obj *o, const char *name, size_t len, int all)
+{
+    struct sd_jn_obj *layer;
+    unsigned depth;
+    unsigned min = 0;
+
+    if (all) {
+        return jn_find_field(vm, o, name, len, 0, &layer, &depth) != NULL;
+    }
+    /* the topmost layer that does not inherit decides; visible by default */
+    for (;;) {
+        struct jn_ofield *f = jn_find_field(vm, o, name, len, min, &layer, &depth);
+        if (f == NULL) {
+            return min > 0;
+        }
+        if (f->hide != JN_HIDE_INHERIT) {
+            return f->hide == JN_HIDE_VISIBLE;
+        }
+        min = depth + 1;
+    }
+}
