@@ -399,14 +399,8 @@ static int cmp_str(const struct sd_jn_str *a, const struct sd_jn_str *b)
     return a->len < b->len ? -1 : a->len > b->len;
 }
 
-/* Collects every layer's fields from the bottom layer up. */
-static void collect_fields(struct sd_jn_obj *o, struct field_vis *out, size_t *n)
+static void collect_simple(const struct sd_jn_obj *o, struct field_vis *out, size_t *n)
 {
-    if (o->kind == JN_OBJ_EXTENDED) {
-        collect_fields(o->left, out, n);
-        collect_fields(o->right, out, n);
-        return;
-    }
     for (size_t i = 0; i < o->nfields; i++) {
         out[*n].name = o->fields[i].name;
         out[*n].hide = o->fields[i].hide;
@@ -414,12 +408,38 @@ static void collect_fields(struct sd_jn_obj *o, struct field_vis *out, size_t *n
     }
 }
 
+/* Collects every layer's fields from the bottom layer up. Extensions are usually left-deep
+ * (a + b + c ...): the left spine is walked with an explicit stack, only right operands
+ * recurse. */
+static void collect_fields(struct sd_jn_vm *vm, struct sd_jn_obj *o, struct field_vis *out,
+                           size_t *n)
+{
+    struct sd_jn_obj **rights;
+    size_t nr = 0;
+    struct sd_jn_obj *p;
+
+    for (p = o; p->kind == JN_OBJ_EXTENDED; p = p->left) {
+        nr++;
+    }
+    rights = sd_jn_alloc(vm, sizeof(*rights) * (nr + 1));
+    nr = 0;
+    for (p = o; p->kind == JN_OBJ_EXTENDED; p = p->left) {
+        rights[nr++] = p->right;
+    }
+    collect_simple(p, out, n);
+    while (nr-- > 0) {
+        collect_fields(vm, rights[nr], out, n);
+    }
+}
+
 static size_t count_fields(const struct sd_jn_obj *o)
 {
-    if (o->kind == JN_OBJ_EXTENDED) {
-        return count_fields(o->left) + count_fields(o->right);
+    size_t n = 0;
+
+    for (; o->kind == JN_OBJ_EXTENDED; o = o->left) {
+        n += count_fields(o->right);
     }
-    return o->nfields;
+    return n + o->nfields;
 }
 
 /* Stable merge sort of fv by name (equal names keep their layer order, bottom first). */
@@ -461,7 +481,7 @@ int sd_jn_obj_fields(struct sd_jn_vm *vm, struct sd_jn_obj *o, int all, struct s
         return SD_JN_ERR;
     }
     fv = sd_jn_alloc(vm, sizeof(*fv) * (total + 1));
-    collect_fields(o, fv, &k);
+    collect_fields(vm, o, fv, &k);
     sort_fields(vm, fv, k);
     res = sd_jn_alloc(vm, sizeof(*res) * (total + 1));
     for (size_t i = 0; i < k;) {
