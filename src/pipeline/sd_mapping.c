@@ -6,7 +6,8 @@
  * straight into the row (path lookups write there and are quoted in place by sd_csv). A compiled
  * mapping is immutable and shared by threads; the per-record state (parsed body, headers JSON)
  * lives in the record. Errors are returned as HTTP statuses with the reference's names; the row
- * buffer is restored on every error. */
+ * buffer is restored on every error. Template columns are compiled Jsonnet programs
+ * (sd_template) evaluated on the calling thread's VM straight into the row. */
 #include "pipeline/sd_mapping.h"
 
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include "core/sd_time.h"
 #include "pipeline/sd_csv.h"
 #include "pipeline/sd_json.h"
+#include "pipeline/sd_template.h"
 #include "pipeline/sd_uuid.h"
 
 #define SD_MAPPING_MAX_COLUMNS 100
@@ -31,6 +33,7 @@ struct sd_column {
     int has_default;
     char *def; /* the bytes written for a missing path (owned) */
     size_t def_len;
+    struct sd_template *tpl; /* template columns (owned) */
 };
 
 struct sd_mapping {
@@ -57,6 +60,7 @@ void sd_mapping_destroy(struct sd_mapping *m)
         free(m->cols[i].name);
         free(m->cols[i].def);
         sd_json_cpath_fini(&m->cols[i].path);
+        sd_template_destroy(m->cols[i].tpl);
     }
     free(m);
 }
@@ -131,6 +135,69 @@ static int compile_path(const json_t *col, size_t i, struct sd_column *c, struct
     return 0;
 }
 
+/* Compiles the members of a template column: template {language: "jsonnet", content} and
+ * rawString. Returns 0, SD_EINVAL or -ENOMEM. */
+static int compile_template(const json_t *col, size_t i, struct sd_column *c, struct sd_buf *err)
+{
+    const json_t *t = json_object_get(col, "template");
+    const json_t *lang;
+    const json_t *content;
+    struct sd_buf why = SD_BUF_INIT;
+    size_t len;
+    int rc;
+
+    if (t == NULL || json_is_null(t)) {
+        sd_buf_printf(err, "\"columns[%zu].template\" is required", i);
+        return SD_EINVAL;
+    }
+    if (!json_is_object(t)) {
+        sd_buf_printf(err, "\"columns[%zu].template\" must be an object", i);
+        return SD_EINVAL;
+    }
+    lang = json_object_get(t, "language");
+    if (lang == NULL || json_is_null(lang)) {
+        sd_buf_printf(err, "\"columns[%zu].template.language\" is required", i);
+        return SD_EINVAL;
+    }
+    if (!json_is_string(lang) || strcmp(json_string_value(lang), "jsonnet") != 0 ||
+        json_string_length(lang) != strlen("jsonnet")) {
+        sd_buf_printf(err, "\"columns[%zu].template.language\" must be one of jsonnet", i);
+        return SD_EINVAL;
+    }
+    content = json_object_get(t, "content");
+    if (content == NULL || json_is_null(content) ||
+        (json_is_string(content) && json_string_length(content) == 0)) {
+        sd_buf_printf(err, "\"columns[%zu].template.content\" is required", i);
+        return SD_EINVAL;
+    }
+    if (!json_is_string(content)) {
+        sd_buf_printf(err, "\"columns[%zu].template.content\" must be a string", i);
+        return SD_EINVAL;
+    }
+    /* The reference counts characters (code points), as its validator does. */
+    len = 0;
+    for (size_t k = 0; k < json_string_length(content); k++) {
+        len += ((unsigned char)json_string_value(content)[k] & 0xC0) != 0x80;
+    }
+    if (len > SD_TEMPLATE_MAX_CONTENT) {
+        sd_buf_printf(err, "\"columns[%zu].template.content\" must be at most %d characters", i,
+                      SD_TEMPLATE_MAX_CONTENT);
+        return SD_EINVAL;
+    }
+    rc = opt_bool(col, i, "rawString", &c->raw_string, err);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = sd_template_compile(json_string_value(content), json_string_length(content), &c->tpl,
+                             &why);
+    if (rc == SD_EPARSE) {
+        sd_buf_printf(err, "\"columns[%zu].template\" is invalid: %s", i, sd_buf_cstr(&why));
+        rc = SD_EINVAL;
+    }
+    sd_buf_fini(&why);
+    return rc;
+}
+
 static int compile_column(const json_t *col, size_t i, struct sd_mapping *m, struct sd_buf *err)
 {
     struct sd_column *c = &m->cols[i];
@@ -196,8 +263,11 @@ static int compile_column(const json_t *col, size_t i, struct sd_mapping *m, str
         return rc;
     }
     if (c->type == SD_COL_TEMPLATE) {
-        sd_buf_append_str(err, "template columns (Jsonnet) are not supported yet");
-        return SD_EINVAL;
+        rc = compile_template(col, i, c, err);
+        if (rc == 0 && sd_template_uses_body(c->tpl)) {
+            m->needs_body = 1;
+        }
+        return rc;
     }
     if (c->type == SD_COL_PATH) {
         m->needs_body = 1;
@@ -373,6 +443,35 @@ static int write_path(const struct sd_column *c, struct sd_record *rec, int firs
     return sd_csv_field_tail(out, vstart, first);
 }
 
+/* Writes one template column's field: the value evaluated straight into the row, then quoted in
+ * place. Returns 0, an HTTP status (err filled) or -ENOMEM. */
+static int write_template(const struct sd_column *c, struct sd_record *rec, int first,
+                          struct sd_buf *out, struct sd_map_error *err)
+{
+    size_t vstart = out->len;
+    struct sd_map_error terr;
+    int rc;
+
+    memset(&terr, 0, sizeof(terr));
+    rc = sd_template_eval(c->tpl, rec, c->raw_string, out, &terr);
+    if (rc == 500) {
+        return map_fail(err, 500, "column \"%s\": %s", c->name, terr.message);
+    }
+    if (rc != 0) {
+        if (rc > 0 && err != NULL) {
+            *err = terr; /* the body's own 400/415, as path columns report it */
+        }
+        return rc;
+    }
+    if (out->len > vstart && memchr(out->data + vstart, '\0', out->len - vstart) != NULL) {
+        out->len = vstart;
+        out->data[vstart] = '\0';
+        return map_fail(err, 400, "a value to be written contains a NUL character (column \"%s\")",
+                        c->name);
+    }
+    return sd_csv_field_tail(out, vstart, first);
+}
+
 static int write_body(const struct sd_column *c, const struct sd_record *rec, int first,
                       struct sd_buf *out, struct sd_map_error *err)
 {
@@ -426,8 +525,8 @@ int sd_mapping_write_row(const struct sd_mapping *m, struct sd_record *rec, size
         case SD_COL_PATH:
             rc = write_path(c, rec, first, out, err);
             break;
-        default:
-            rc = map_fail(err, 500, "column \"%s\": template columns are not supported", c->name);
+        case SD_COL_TEMPLATE:
+            rc = write_template(c, rec, first, out, err);
             break;
         }
         if (rc == 0 && out->len - start > limit) {

@@ -5,8 +5,9 @@
  * ip, body (the raw bytes, which must be valid UTF-8 without NUL: otherwise 400, so a bad record
  * never fails a later table import), headers (sd_record_headers_json), path (sd_json lookup in
  * the parsed body; rawString writes a string value unquoted; when the path is missing the
- * defaultValue is written, as given with rawString, else as a JSON string). template (Jsonnet) is
- * not supported yet. */
+ * defaultValue is written, as given with rawString, else as a JSON string), template (a Jsonnet
+ * program with the record functions, sd_template.h: its value as compact JSON, or with
+ * rawString a string value as its raw bytes). */
 #ifndef SD_MAPPING_H
 #define SD_MAPPING_H
 
@@ -36,8 +37,9 @@ struct sd_mapping;
  * threads. Validation errors return SD_EINVAL with a message for a 400 appended to err (e.g.
  * `"columns[2].path" is required`): not an array, not 1..100 columns, a missing, empty or
  * duplicate name, an unknown type, a missing or invalid path, members of the wrong type, a
- * template column ("template columns (Jsonnet) are not supported yet"). Returns 0, SD_EINVAL or
- * -ENOMEM. */
+ * template that is not {language: "jsonnet", content: 1..4096 characters} or does not compile
+ * (`"columns[2].template" is invalid: 1:5: unexpected end of input, ...`, the line:column of the
+ * error in the content). Returns 0, SD_EINVAL or -ENOMEM. */
 int sd_mapping_compile(const json_t *columns, struct sd_mapping **out, struct sd_buf *err);
 /* Frees a mapping (NULL is fine). */
 void sd_mapping_destroy(struct sd_mapping *m);
@@ -46,7 +48,7 @@ size_t sd_mapping_ncolumns(const struct sd_mapping *m);
 /* Returns column i's name (owned by m). */
 const char *sd_mapping_column_name(const struct sd_mapping *m, size_t i);
 enum sd_column_type sd_mapping_column_type(const struct sd_mapping *m, size_t i);
-/* Returns 1 when a column reads the parsed body (path, template). */
+/* Returns 1 when a column reads the parsed body (path, or a template that mentions Body). */
 int sd_mapping_needs_body(const struct sd_mapping *m);
 
 /* Appends one CSV row (sd_csv format, '\n'-terminated) for rec to out; out is not reset, and on
@@ -56,7 +58,8 @@ int sd_mapping_needs_body(const struct sd_mapping *m);
  * not valid JSON/form, a NUL character or invalid UTF-8 in a value to be written), 413
  * stream.in.payloadTooLarge (row over the limit), 415 stream.in.unsupportedMediaType (a path
  * column and a content type that is neither JSON nor form), 500 stream.in.genericError (`path
- * "a.b" not found in the body` without a default); or -ENOMEM. Uses rec from one thread. */
+ * "a.b" not found in the body` without a default; a template's runtime error as `column "x":
+ * <message>`); or -ENOMEM. Uses rec from one thread; templates run on the calling thread's VM. */
 int sd_mapping_write_row(const struct sd_mapping *m, struct sd_record *rec, size_t row_size_limit,
                          struct sd_buf *out, struct sd_map_error *err);
 

@@ -13,6 +13,7 @@
 #include "core/sd_fs.h"
 #include "core/sd_log.h"
 #include "core/sd_time.h"
+#include "roles/sd_cli_jsonnet.h"
 #include "roles/sd_cli_token.h"
 #include "roles/sd_metrics.h"
 #include "roles/sd_server.h"
@@ -69,6 +70,10 @@ static void sd__usage(FILE *out)
                  "       streamd config dump [--json] [--config FILE] [--data-dir DIR] "
                  "[--set KEY=VALUE]...\n"
                  "       streamd token create|list|revoke ... (see streamd token --help)\n"
+                 "       streamd jsonnet FILE|-\n"
+                 "       streamd template eval [--body FILE] [--header 'Name: value']... "
+                 "[--ip IP] TEMPLATE_FILE\n"
+                 "                             (see streamd template --help)\n"
                  "\n"
                  "Streaming data ingestion: POST JSON records over HTTP, get them durably on disk\n"
                  "as compressed CSV slices, and imported exactly once into tables.\n"
@@ -417,6 +422,9 @@ int sd_cli_run(int argc, char **argv)
 
     if (sd_cli_token_wanted(argc, argv)) {
         return sd_cli_token_run(argc, argv);
+    }
+    if (sd_cli_jsonnet_wanted(argc, argv)) {
+        return sd_cli_jsonnet_run(argc, argv);
     }
     if (sd__parse_args(argc, argv, &a) != 0) {
         free(a.sets);

@@ -1,6 +1,7 @@
-/* test_mapping.c: unit tests of pipeline/sd_mapping and pipeline/sd_record: compile errors,
- * every column type, header names and the headers JSON, content types, form bodies, the error
- * statuses (400/413/415/500) with their names, and the row size limit. */
+/* test_mapping.c: unit tests of pipeline/sd_mapping, pipeline/sd_record and the template columns
+ * (pipeline/sd_template): compile errors, every column type, header names and the headers JSON,
+ * content types, form bodies, the record functions of templates, the error statuses
+ * (400/413/415/500) with their names, and the row size limit. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 #include "core/sd_time.h"
 #include "pipeline/sd_mapping.h"
 #include "pipeline/sd_record.h"
+#include "pipeline/sd_template.h"
 #include "pipeline/sd_uuid.h"
 
 #define REC_MS 1732500000123LL
@@ -306,9 +308,34 @@ static void test_compile_errors(void **state)
                          "\"columns[0].defaultValue\" must not contain a NUL character");
     expect_compile_error("[{\"type\":\"uuid\",\"name\":\"a\",\"primaryKey\":\"yes\"}]",
                          "\"columns[0].primaryKey\" must be a boolean");
+    expect_compile_error("[{\"type\":\"template\",\"name\":\"t\"}]",
+                         "\"columns[0].template\" is required");
+    expect_compile_error("[{\"type\":\"template\",\"name\":\"t\",\"template\":\"Ip()\"}]",
+                         "\"columns[0].template\" must be an object");
+    expect_compile_error("[{\"type\":\"template\",\"name\":\"t\",\"template\":{"
+                         "\"content\":\"Ip()\"}}]",
+                         "\"columns[0].template.language\" is required");
     expect_compile_error("[{\"type\":\"template\",\"name\":\"t\",\"template\":{\"language\":"
-                         "\"jsonnet\",\"content\":\"Body()\"}}]",
-                         "template columns (Jsonnet) are not supported yet");
+                         "\"go\",\"content\":\"Ip()\"}}]",
+                         "\"columns[0].template.language\" must be one of jsonnet");
+    expect_compile_error("[{\"type\":\"template\",\"name\":\"t\",\"template\":{\"language\":"
+                         "\"jsonnet\",\"content\":\"\"}}]",
+                         "\"columns[0].template.content\" is required");
+    expect_compile_error("[{\"type\":\"template\",\"name\":\"t\",\"template\":{\"language\":"
+                         "\"jsonnet\",\"content\":7}}]",
+                         "\"columns[0].template.content\" must be a string");
+    expect_compile_error("[{\"type\":\"template\",\"name\":\"t\",\"rawString\":\"y\","
+                         "\"template\":{\"language\":\"jsonnet\",\"content\":\"Ip()\"}}]",
+                         "\"columns[0].rawString\" must be a boolean");
+    sd_buf_append_str(&many, "[{\"type\":\"template\",\"name\":\"t\",\"template\":{"
+                             "\"language\":\"jsonnet\",\"content\":\"");
+    for (int i = 0; i < 4097; i++) {
+        sd_buf_append_char(&many, ' ');
+    }
+    sd_buf_append_str(&many, "\"}}]");
+    expect_compile_error(many.data, "\"columns[0].template.content\" must be at most 4096 "
+                                    "characters");
+    sd_buf_reset(&many);
     sd_buf_append_char(&many, '[');
     for (int i = 0; i < 101; i++) {
         sd_buf_printf(&many, "%s{\"type\":\"ip\",\"name\":\"c%d\"}", i ? "," : "", i);
@@ -607,6 +634,209 @@ static void test_headers_json(void **state)
     sd_record_fini(&rec);
 }
 
+/* ---- template columns ---- */
+
+static const char tpl_body[] = "{\"a\": 1, \"c\": {\"d\": \"e\", \"f\": {\"g\": \"abcdefghij\"}},"
+                               " \"arr\": [1, 2.5, \"x\\\"y\", null, true, false, {}, []],"
+                               " \"dup\": {\"k\": 1, \"k\": 2}, \"u\": \"\\u00e9\\ud83d\\ude00\","
+                               " \"n\": -1.5e3}";
+
+/* Compiles one template column (content as a JSON string literal's content). */
+static struct sd_mapping *tpl_compile(const char *content, int raw)
+{
+    json_t *cols = json_pack("[{s:s, s:s, s:b, s:{s:s, s:s}}]", "type", "template", "name", "t",
+                             "rawString", raw, "template", "language", "jsonnet", "content",
+                             content);
+    struct sd_buf err = SD_BUF_INIT;
+    struct sd_mapping *m = NULL;
+
+    assert_non_null(cols);
+    if (sd_mapping_compile(cols, &m, &err) != 0) {
+        fail_msg("compile of %s failed: %s", content, sd_buf_cstr(&err));
+    }
+    json_decref(cols);
+    sd_buf_fini(&err);
+    return m;
+}
+
+/* Evaluates a template for a JSON record with tpl_body and compares the field. */
+static void tpl_expect(const char *content, int raw, const char *want)
+{
+    struct fixture f;
+    struct sd_mapping *m = tpl_compile(content, raw);
+    struct sd_buf fields[1];
+
+    memset(fields, 0, sizeof(fields));
+    rec_setup_str(&f, "application/json", tpl_body);
+    row_ok(m, &f.rec, fields, 1);
+    if (strcmp(fields[0].data, want) != 0) {
+        fail_msg("%s: got %s, want %s", content, fields[0].data, want);
+    }
+    fields_fini(fields, 1);
+    sd_record_fini(&f.rec);
+    sd_mapping_destroy(m);
+}
+
+static void tpl_expect_err(const char *content, int raw, const char *content_type,
+                           const char *body, size_t limit, int status, const char *name,
+                           const char *message)
+{
+    struct fixture f;
+    struct sd_mapping *m = tpl_compile(content, raw);
+
+    rec_setup_str(&f, content_type, body);
+    row_err(m, &f.rec, limit, status, name, message);
+    sd_record_fini(&f.rec);
+    sd_mapping_destroy(m);
+}
+
+static void test_template_compile(void **state)
+{
+    json_t *cols = json_loads("[{\"type\":\"ip\",\"name\":\"ip\"},{\"type\":\"template\","
+                              "\"name\":\"t\",\"template\":{\"language\":\"jsonnet\","
+                              "\"content\":\"{\\n  a: Body('a'\\n\"}}]",
+                              0, NULL);
+    struct sd_buf err = SD_BUF_INIT;
+    struct sd_mapping *m = NULL;
+    const char *msg;
+
+    (void)state;
+    assert_non_null(cols);
+    assert_int_equal(sd_mapping_compile(cols, &m, &err), SD_EINVAL);
+    assert_null(m);
+    msg = sd_buf_cstr(&err);
+    /* The position is the content's line:column. */
+    if (strncmp(msg, "\"columns[1].template\" is invalid: 3:1: ",
+                strlen("\"columns[1].template\" is invalid: 3:1: ")) != 0) {
+        fail_msg("unexpected message: %s", msg);
+    }
+    json_decref(cols);
+    sd_buf_fini(&err);
+
+    /* Unknown functions fail when the sink is saved, not per record. */
+    cols = json_loads("[{\"type\":\"template\",\"name\":\"t\",\"template\":{\"language\":"
+                      "\"jsonnet\",\"content\":\"Foo('a')\"}}]",
+                      0, NULL);
+    assert_int_equal(sd_mapping_compile(cols, &m, &err), SD_EINVAL);
+    assert_non_null(strstr(sd_buf_cstr(&err), "\"columns[0].template\" is invalid: 1:1"));
+    json_decref(cols);
+    sd_buf_fini(&err);
+
+    /* Only templates that mention Body parse the body. */
+    m = tpl_compile("Ip() + BodyStr()", 0);
+    assert_int_equal(sd_mapping_needs_body(m), 0);
+    assert_int_equal(sd_mapping_column_type(m, 0), SD_COL_TEMPLATE);
+    sd_mapping_destroy(m);
+    m = tpl_compile("local b = Body; b('a')", 0);
+    assert_int_equal(sd_mapping_needs_body(m), 1);
+    sd_mapping_destroy(m);
+}
+
+static void test_template_values(void **state)
+{
+    (void)state;
+    tpl_expect("Body('a') + \":\" + Body('c.f.g')", 0, "\"1:abcdefghij\"");
+    tpl_expect("Body('a') + \":\" + Body('c.f.g')", 1, "1:abcdefghij");
+    tpl_expect("Body('c.f.g')", 1, "abcdefghij");
+    tpl_expect("Body('a')", 1, "1");
+    tpl_expect("{a: Body('a'), g: Body('c.f.g'), ip: Ip(), n: Body('n')}", 0,
+               "{\"a\":1,\"g\":\"abcdefghij\",\"ip\":\"192.0.2.7\",\"n\":-1500}");
+    tpl_expect("Body('arr')", 0, "[1,2.5,\"x\\\"y\",null,true,false,{},[]]");
+    tpl_expect("Body('arr[2]')", 1, "x\"y");
+    tpl_expect("Body('dup')", 0, "{\"k\":1}");
+    tpl_expect("Body('u')", 1, "\xc3\xa9\xf0\x9f\x98\x80");
+    tpl_expect("std.objectFields(Body())", 0, "[\"a\",\"arr\",\"c\",\"dup\",\"n\",\"u\"]");
+    tpl_expect("Body()['c']", 0, "{\"d\":\"e\",\"f\":{\"g\":\"abcdefghij\"}}");
+    tpl_expect("Body('', 'x').a", 0, "1");
+    tpl_expect("Body('c.x', 'def')", 0, "\"def\"");
+    tpl_expect("Body('c.x', {d: 1})", 0, "{\"d\":1}");
+    tpl_expect("Body('a[0]', null)", 0, "null");
+    tpl_expect("Body('bad..path', 7)", 0, "7");
+    tpl_expect("Body(path='c.d')", 1, "e");
+    tpl_expect("Ip()", 0, "\"192.0.2.7\"");
+    tpl_expect("Header('x-custom')", 1, "v1, v2");
+    tpl_expect("Header('ACCEPT')", 0, "\"*/*\"");
+    tpl_expect("Header('x-none', 'd')", 0, "\"d\"");
+    tpl_expect("Header()", 0,
+               "{\"Accept\":\"*/*\",\"Content-Type\":\"application/json\","
+               "\"User-Agent\":\"curl/8 \\\"q\\\"\",\"X-Custom\":\"v1, v2\"}");
+    tpl_expect("Header('')['Accept']", 1, "*/*");
+    tpl_expect("HeaderStr()", 1,
+               "Accept: */*\nContent-Type: application/json\nUser-Agent: curl/8 \"q\"\n"
+               "X-Custom: v1, v2\n");
+    tpl_expect("BodyStr()", 1, tpl_body);
+    tpl_expect("Now()", 0, "\"2024-11-25T02:00:00.123Z\"");
+    tpl_expect("Now('%Y/%j %a %A %b %B %p %I %V %G %U %W %u %w %e %C %y %D %F %T %R %r')", 1,
+               "2024/330 Mon Monday Nov November AM 02 48 2024 47 48 1 1 25 20 24 11/25/24 "
+               "2024-11-25 02:00:00 02:00 02:00:00 AM");
+    tpl_expect("Now('%c|%h|%k|%l|%x|%X|%v|%g|%Z|%z|%%|%f|%n|%t|%H%M%S|%d%m|%M')", 1,
+               "Mon Nov 25 02:00:00 2024|Nov| 2| 2|11/25/24|02:00:00|25-Nov-2024|24|UTC|+0000|%|"
+               "123|\n|\t|020000|2511|00");
+    tpl_expect("Now(format='%Y')", 0, "\"2024\"");
+    tpl_expect("'x' + Ip()", 1, "x192.0.2.7");
+}
+
+static void test_template_errors(void **state)
+{
+    (void)state;
+    tpl_expect_err("Body('x.y')", 0, "application/json", tpl_body, 0, 500,
+                   "stream.in.genericError", "column \"t\": path \"x.y\" not found in the body");
+    tpl_expect_err("Header('x-nope')", 0, "application/json", tpl_body, 0, 500,
+                   "stream.in.genericError", "column \"t\": header \"X-Nope\" not found");
+    tpl_expect_err("Now('%Q')", 0, "application/json", tpl_body, 0, 500, "stream.in.genericError",
+                   "datetime format \"%Q\" is invalid: failed to compile format: pattern "
+                   "compilation failed: lookup failed: '%Q' was not found in specification set");
+    tpl_expect_err("Now('%')", 0, "application/json", tpl_body, 0, 500, "stream.in.genericError",
+                   "stray % at the end of pattern");
+    tpl_expect_err("Body(1)", 0, "application/json", tpl_body, 0, 500, "stream.in.genericError",
+                   "the path must be a string");
+    tpl_expect_err("error 'boom'", 0, "application/json", tpl_body, 0, 500,
+                   "stream.in.genericError", "column \"t\": ");
+    /* A body that cannot be parsed: the status and message of path columns. */
+    tpl_expect_err("{a: Body('a')}", 0, "text/plain", tpl_body, 0, 415,
+                   "stream.in.unsupportedMediaType", "unsupported content type \"text/plain\"");
+    tpl_expect_err("Body('a', 'd')", 0, "application/json", "{\"a\":", 0, 400,
+                   "stream.in.badRequest", "invalid JSON: ");
+    tpl_expect_err("Body()", 0, "application/x-www-form-urlencoded", "a[b]=1;", 0, 400,
+                   "stream.in.badRequest", "invalid form data: ");
+    /* NUL bytes are refused as in other columns; the row limit applies to the value. */
+    tpl_expect_err("'a\\u0000b'", 1, "application/json", tpl_body, 0, 400, "stream.in.badRequest",
+                   "a value to be written contains a NUL character (column \"t\")");
+    tpl_expect_err("std.join('', ['xy' for i in std.range(1, 2000)])", 0, "application/json",
+                   tpl_body, 1024, 413, "stream.in.payloadTooLarge", "row size limit");
+    /* Runaway templates end with an error, never a crash or a hang. */
+    tpl_expect_err("local f(x) = x + f(x + 1); {r: f(1)}", 0, "application/json", tpl_body, 0,
+                   500, "stream.in.genericError", "column \"t\": ");
+    tpl_expect_err("local f(x) = if x == 0 then 0 else f(x - 1); f(100000000)", 0,
+                   "application/json", tpl_body, 0, 500, "stream.in.genericError",
+                   "column \"t\": ");
+}
+
+static void test_template_form_and_text(void **state)
+{
+    struct fixture f;
+    struct sd_mapping *m = tpl_compile("{b: Body('a.b'), l: Body('list'), ip: Ip()}", 0);
+    struct sd_mapping *mt = tpl_compile("Ip() + ' ' + BodyStr()", 1);
+    struct sd_buf fields[1];
+
+    (void)state;
+    memset(fields, 0, sizeof(fields));
+    rec_setup_str(&f, "application/x-www-form-urlencoded", "a[b]=h%C3%A9+x&list[]=1&list[]=2");
+    row_ok(m, &f.rec, fields, 1);
+    assert_string_equal(fields[0].data,
+                        "{\"b\":\"h\xc3\xa9 x\",\"ip\":\"192.0.2.7\",\"l\":[\"1\",\"2\"]}");
+    sd_record_fini(&f.rec);
+    /* No Body(): any content type is fine, and the body is not parsed. */
+    rec_setup_str(&f, "text/plain", "{not json");
+    row_ok(mt, &f.rec, fields, 1);
+    assert_string_equal(fields[0].data, "192.0.2.7 {not json");
+    assert_int_equal(f.rec.body_state, 0);
+    sd_record_fini(&f.rec);
+    fields_fini(fields, 1);
+    sd_mapping_destroy(m);
+    sd_mapping_destroy(mt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -617,6 +847,13 @@ int main(void)
         cmocka_unit_test(test_form_body),       cmocka_unit_test(test_errors),
         cmocka_unit_test(test_row_size_limit),  cmocka_unit_test(test_headers_json),
         cmocka_unit_test(test_datetime_values),
+        cmocka_unit_test(test_template_compile),
+        cmocka_unit_test(test_template_values),
+        cmocka_unit_test(test_template_errors),
+        cmocka_unit_test(test_template_form_and_text),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+
+    sd_template_thread_cleanup(); /* the main thread's VM (other threads free theirs on exit) */
+    return rc;
 }
