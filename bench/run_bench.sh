@@ -2,7 +2,9 @@
 # make bench: wrk (1 thread on CPU 1) against standalone streamd (CPU 0) and against nginx
 # `return 204` (1 worker, CPU 0) in the same run. Workload per BENCHMARKS.md: one source, one
 # sink with uuid, datetime, ip, body, headers and two path columns, 1 KiB JSON bodies, durable
-# acknowledgement (sync.mode=disk, wait=true). Prints one line per figure and the ratios.
+# acknowledgement (sync.mode=disk, wait=true); a second source whose sink has one template
+# column (Body('a') + ":" + Body('c.f.g')) instead of the two path columns; and a one-thread
+# micro-benchmark of template evaluations. Prints one line per figure and the ratios.
 # Usage: bench/run_bench.sh BUILD/streamd [DURATION_S]
 set -euo pipefail
 BIN=$(readlink -f "$1"); DUR=${2:-${BENCH_SECONDS:-10}}
@@ -26,6 +28,29 @@ base = len(json.dumps(body, separators=(",", ":")))
 body["c"]["f"]["h"] = "a" * (1024 - base)
 open(sys.argv[1], "w").write(json.dumps(body, separators=(",", ":")))
 PY
+
+# Template micro-benchmark (one thread, the binary's hidden `template bench` mode): the typical
+# template and a 10-field object template over the same 1 KiB body; the body is parsed once per
+# record and shared with path columns, so evals_per_s excludes the parse and records_per_s
+# includes it.
+printf '%s' "Body('a') + \":\" + Body('c.f.g')" > "$WORK/typical.jsonnet"
+cat > "$WORK/object10.jsonnet" <<'JSONNET'
+{
+  a: Body('a'),
+  d: Body('c.d'),
+  g: Body('c.f.g'),
+  ip: Ip(),
+  now: Now(),
+  ct: Header('Content-Type'),
+  len: std.length(BodyStr()),
+  ag: Body('a') + ':' + Body('c.f.g'),
+  up: std.asciiUpper(Body('c.d')),
+  h: Body('c.f.h', '') != '',
+}
+JSONNET
+TPL_ITER=${BENCH_TEMPLATE_ITERATIONS:-1000000}
+TPL_TYPICAL=$(taskset -c 0 "$BIN" template bench --iterations "$TPL_ITER" --body "$WORK/body_1k.json" "$WORK/typical.jsonnet")
+TPL_OBJECT=$(taskset -c 0 "$BIN" template bench --iterations $((TPL_ITER / 4)) --body "$WORK/body_1k.json" "$WORK/object10.jsonnet")
 
 # wrk run: LABEL URL PID CONNS SCRIPT -> "rps p50 p99 cpu_us_per_req rss_kb non2xx"
 run_wrk() {
@@ -78,9 +103,17 @@ cols = [{"type": "uuid", "name": "id"}, {"type": "datetime", "name": "datetime"}
         {"type": "path", "name": "a", "path": "a"}, {"type": "path", "name": "g", "path": "c.f.g", "rawString": True}]
 wait(call("POST", "/v1/branches/default/sources/bench/sinks", {"sinkId": "bench", "name": "bench", "type": "table",
      "table": {"type": "keboola", "tableId": "in.c-bench.events", "mapping": {"columns": cols}}}))
+# The same sink with one template column instead of the two path columns.
+tcols = cols[:5] + [{"type": "template", "name": "ag", "rawString": True,
+                     "template": {"language": "jsonnet", "content": "Body('a') + \":\" + Body('c.f.g')"}}]
+wait(call("POST", "/v1/branches/default/sources", {"sourceId": "benchtpl", "name": "benchtpl", "type": "http"}))
+wait(call("POST", "/v1/branches/default/sources/benchtpl/sinks", {"sinkId": "benchtpl", "name": "benchtpl",
+     "type": "table", "table": {"type": "keboola", "tableId": "in.c-bench.tpl", "mapping": {"columns": tcols}}}))
 print(call("GET", "/v1/branches/default/sources/bench")["http"]["url"])
+print(call("GET", "/v1/branches/default/sources/benchtpl")["http"]["url"])
 PY
 )
+TURL=$(echo "$URL" | sed -n 2p); URL=$(echo "$URL" | sed -n 1p)
 
 echo "# make bench $(date -u +%Y-%m-%dT%H:%M:%SZ) commit $(git -C "$HERE/.." rev-parse --short HEAD 2>/dev/null || echo none), ${DUR}s per run, 1 KiB JSON, wrk -t1 on CPU 1, servers on CPU 0"
 declare -A R
@@ -90,9 +123,11 @@ for mode in plain pipelined; do
   R[streamd_$mode]=$(run_wrk streamd "$URL" "$SPID" 50 $script)
 done
 R[streamd_200]=$(run_wrk streamd "$URL" "$SPID" 200 post.lua)
+R[streamd_tpl_plain]=$(run_wrk streamd "$TURL" "$SPID" 50 post.lua)
+R[streamd_tpl_pipelined]=$(run_wrk streamd "$TURL" "$SPID" 50 post_pipeline.lua)
 R[nginx_200]=$(run_wrk nginx "http://127.0.0.1:$NPORT/" "$NGINX_WORKER" 200 post.lua)
 
-for k in nginx_plain streamd_plain nginx_pipelined streamd_pipelined nginx_200 streamd_200; do
+for k in nginx_plain streamd_plain nginx_pipelined streamd_pipelined nginx_200 streamd_200 streamd_tpl_plain streamd_tpl_pipelined; do
   read -r rps p50 p99 cpu rss non2xx <<<"${R[$k]}"
   printf '%-18s req/s=%-7s p50_us=%-6s p99_us=%-6s cpu_us_per_req=%-6s rss_kB=%-7s non2xx=%s\n' "$k" "$rps" "$p50" "$p99" "$cpu" "$rss" "$non2xx"
 done
@@ -107,3 +142,11 @@ echo "ratio req/s plain streamd/nginx = $(ratio "$s_rps" "$n_rps") (target >= 0.
 echo "ratio req/s pipelined streamd/nginx = $(ratio "$sp_rps" "$np_rps") (target >= 0.5)"
 echo "p99 plain streamd - nginx = $(( (s_p99 - n_p99) / 1000 )) ms (target <= 5 ms)"
 echo "rss at 200 conns streamd = $((s200_rss / 1024)) MiB (target <= 64 MiB)"
+read -r t_rps _ _ t_cpu _ t_non <<<"${R[streamd_tpl_plain]}"
+read -r tp_rps _ _ _ _ _ <<<"${R[streamd_tpl_pipelined]}"
+echo "template typical: $TPL_TYPICAL"
+echo "template object10: $TPL_OBJECT"
+echo "jsonnet evals/s typical = $(echo "$TPL_TYPICAL" | sed -n 's/.*evals_per_s=\([0-9]*\).*/\1/p') (target >= 500000 per core)"
+echo "ratio req/s plain template/path = $(ratio "$t_rps" "$s_rps") (target >= 0.5)"
+echo "ratio req/s pipelined template/path = $(ratio "$tp_rps" "$sp_rps") (target >= 0.5)"
+echo "cpu_us_per_req template - path = $(awk -v a="$t_cpu" -v b="$s_cpu" 'BEGIN{printf "%.1f", a-b}')"

@@ -150,7 +150,7 @@ static struct sd_jn_val sd__lossy_string(struct sd_jn_vm *vm, const char *p, siz
     struct sd_buf b = SD_BUF_INIT;
     struct sd_jn_val v;
 
-    if (sd_jn_utf8_check(p, len)) {
+    if (sd_json_utf8_valid(p, len)) { /* simdjson's validator: SIMD, for bodies */
         return sd_jn_string(vm, p, len);
     }
     /* Rare (headers and bodies are normally UTF-8): take the longest valid sequence of at most
