@@ -188,8 +188,8 @@ static int compile_template(const json_t *col, size_t i, struct sd_column *c, st
     if (rc != 0) {
         return rc;
     }
-    rc = sd_template_compile(json_string_value(content), json_string_length(content), &c->tpl,
-                             &why);
+    rc =
+        sd_template_compile(json_string_value(content), json_string_length(content), &c->tpl, &why);
     if (rc == SD_EPARSE) {
         sd_buf_printf(err, "\"columns[%zu].template\" is invalid: %s", i, sd_buf_cstr(&why));
         rc = SD_EINVAL;

@@ -211,9 +211,9 @@ static int sd__fn_body_str(struct sd_jn_vm *vm, struct sd_jn_val *args, struct s
 
 static const char *const sd__wday_names[] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
                                              "Thursday", "Friday", "Saturday"};
-static const char *const sd__month_names[] = {"January", "February", "March",     "April",
-                                              "May",     "June",     "July",      "August",
-                                              "September", "October", "November", "December"};
+static const char *const sd__month_names[] = {"January",   "February", "March",    "April",
+                                              "May",       "June",     "July",     "August",
+                                              "September", "October",  "November", "December"};
 
 /* Weeks of ISO year y: 53 when it starts on a Thursday, or on a Wednesday in a leap year. */
 static int sd__iso_weeks(long y)
@@ -470,8 +470,8 @@ static int sd__fn_now(struct sd_jn_vm *vm, struct sd_jn_val *args, struct sd_jn_
 /* ---- Header(), HeaderStr() ---------------------------------------------------------------- */
 
 /* The value of headers [i, j) (equal names) joined with ", ", as a Jsonnet string. */
-static struct sd_jn_val sd__header_value(struct sd_jn_vm *vm, const struct sd_record *rec,
-                                         size_t i, size_t j)
+static struct sd_jn_val sd__header_value(struct sd_jn_vm *vm, const struct sd_record *rec, size_t i,
+                                         size_t j)
 {
     struct sd_buf b = SD_BUF_INIT;
     struct sd_jn_val v;
@@ -530,8 +530,7 @@ static int sd__fn_header(struct sd_jn_vm *vm, struct sd_jn_val *args, struct sd_
     const struct sd_jn_str *name;
     char *canon;
 
-    if (args[0].type == SD_JN_ABSENT ||
-        (args[0].type == SD_JN_STRING && args[0].u.s->len == 0)) {
+    if (args[0].type == SD_JN_ABSENT || (args[0].type == SD_JN_STRING && args[0].u.s->len == 0)) {
         return sd__headers_object(vm, rec, out);
     }
     if (args[0].type != SD_JN_STRING) {
@@ -722,8 +721,8 @@ static struct sd_jn_obj *sd__build_object(struct sd_tpl_walk *w, size_t start, s
         }
         qsort(m, n, sizeof(*m), sd__member_cmp);
         for (size_t i = 1; i < n; i++) {
-            if (sd__str_cmp(m[i].key->data, m[i].key->len, m[i - 1].key->data,
-                            m[i - 1].key->len) == 0) {
+            if (sd__str_cmp(m[i].key->data, m[i].key->len, m[i - 1].key->data, m[i - 1].key->len) ==
+                0) {
                 if (drop == NULL) {
                     drop = sd_jn_alloc(w->vm, n);
                 }

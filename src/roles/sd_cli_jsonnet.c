@@ -38,23 +38,24 @@ struct sd_tpl_args {
 
 static void sd__jsonnet_usage(FILE *out)
 {
-    fprintf(out, "usage: streamd jsonnet FILE|-\n"
-                 "       streamd template eval [--body FILE] [--header 'Name: value']... [--ip IP]\n"
-                 "                             [--content-type TYPE] [--raw-string] TEMPLATE_FILE|-\n"
-                 "\n"
-                 "jsonnet: evaluate a Jsonnet program (no imports) and print its value as the\n"
-                 "jsonnet CLI does.\n"
-                 "template eval: evaluate a template column's Jsonnet for one record made of the\n"
-                 "given body, headers and client IP, with the record functions Ip(), Now(),\n"
-                 "HeaderStr(), Header(), BodyStr() and Body(), and print the value the column\n"
-                 "receives (before CSV quoting).\n"
-                 "  --body FILE          the request body (default: empty; - for stdin)\n"
-                 "  --header 'N: V'      a request header (repeatable)\n"
-                 "  --ip IP              the client IP (default 127.0.0.1)\n"
-                 "  --content-type TYPE  the body's type (default: the Content-Type header, else\n"
-                 "                       application/json)\n"
-                 "  --raw-string         the column's rawString: a string value without quotes\n"
-                 "Errors go to stderr; exit codes: 0 done, 1 evaluation error, 2 usage error.\n");
+    fprintf(out,
+            "usage: streamd jsonnet FILE|-\n"
+            "       streamd template eval [--body FILE] [--header 'Name: value']... [--ip IP]\n"
+            "                             [--content-type TYPE] [--raw-string] TEMPLATE_FILE|-\n"
+            "\n"
+            "jsonnet: evaluate a Jsonnet program (no imports) and print its value as the\n"
+            "jsonnet CLI does.\n"
+            "template eval: evaluate a template column's Jsonnet for one record made of the\n"
+            "given body, headers and client IP, with the record functions Ip(), Now(),\n"
+            "HeaderStr(), Header(), BodyStr() and Body(), and print the value the column\n"
+            "receives (before CSV quoting).\n"
+            "  --body FILE          the request body (default: empty; - for stdin)\n"
+            "  --header 'N: V'      a request header (repeatable)\n"
+            "  --ip IP              the client IP (default 127.0.0.1)\n"
+            "  --content-type TYPE  the body's type (default: the Content-Type header, else\n"
+            "                       application/json)\n"
+            "  --raw-string         the column's rawString: a string value without quotes\n"
+            "Errors go to stderr; exit codes: 0 done, 1 evaluation error, 2 usage error.\n");
 }
 
 int sd_cli_jsonnet_wanted(int argc, char **argv)

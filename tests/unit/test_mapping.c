@@ -644,9 +644,9 @@ static const char tpl_body[] = "{\"a\": 1, \"c\": {\"d\": \"e\", \"f\": {\"g\": 
 /* Compiles one template column (content as a JSON string literal's content). */
 static struct sd_mapping *tpl_compile(const char *content, int raw)
 {
-    json_t *cols = json_pack("[{s:s, s:s, s:b, s:{s:s, s:s}}]", "type", "template", "name", "t",
-                             "rawString", raw, "template", "language", "jsonnet", "content",
-                             content);
+    json_t *cols =
+        json_pack("[{s:s, s:s, s:b, s:{s:s, s:s}}]", "type", "template", "name", "t", "rawString",
+                  raw, "template", "language", "jsonnet", "content", content);
     struct sd_buf err = SD_BUF_INIT;
     struct sd_mapping *m = NULL;
 
@@ -677,9 +677,8 @@ static void tpl_expect(const char *content, int raw, const char *want)
     sd_mapping_destroy(m);
 }
 
-static void tpl_expect_err(const char *content, int raw, const char *content_type,
-                           const char *body, size_t limit, int status, const char *name,
-                           const char *message)
+static void tpl_expect_err(const char *content, int raw, const char *content_type, const char *body,
+                           size_t limit, int status, const char *name, const char *message)
 {
     struct fixture f;
     struct sd_mapping *m = tpl_compile(content, raw);
@@ -779,8 +778,8 @@ static void test_template_values(void **state)
 static void test_template_errors(void **state)
 {
     (void)state;
-    tpl_expect_err("Body('x.y')", 0, "application/json", tpl_body, 0, 500,
-                   "stream.in.genericError", "column \"t\": path \"x.y\" not found in the body");
+    tpl_expect_err("Body('x.y')", 0, "application/json", tpl_body, 0, 500, "stream.in.genericError",
+                   "column \"t\": path \"x.y\" not found in the body");
     tpl_expect_err("Header('x-nope')", 0, "application/json", tpl_body, 0, 500,
                    "stream.in.genericError", "column \"t\": header \"X-Nope\" not found");
     tpl_expect_err("Now('%Q')", 0, "application/json", tpl_body, 0, 500, "stream.in.genericError",
@@ -805,8 +804,8 @@ static void test_template_errors(void **state)
     tpl_expect_err("std.join('', ['xy' for i in std.range(1, 2000)])", 0, "application/json",
                    tpl_body, 1024, 413, "stream.in.payloadTooLarge", "row size limit");
     /* Runaway templates end with an error, never a crash or a hang. */
-    tpl_expect_err("local f(x) = x + f(x + 1); {r: f(1)}", 0, "application/json", tpl_body, 0,
-                   500, "stream.in.genericError", "column \"t\": ");
+    tpl_expect_err("local f(x) = x + f(x + 1); {r: f(1)}", 0, "application/json", tpl_body, 0, 500,
+                   "stream.in.genericError", "column \"t\": ");
     tpl_expect_err("local f(x) = if x == 0 then 0 else f(x - 1); f(100000000)", 0,
                    "application/json", tpl_body, 0, 500, "stream.in.genericError",
                    "column \"t\": ");
@@ -840,12 +839,18 @@ static void test_template_form_and_text(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_canonical_names), cmocka_unit_test(test_sort_headers),
-        cmocka_unit_test(test_content_types),   cmocka_unit_test(test_compile_errors),
-        cmocka_unit_test(test_compile_ok),      cmocka_unit_test(test_all_columns),
-        cmocka_unit_test(test_exact_row),       cmocka_unit_test(test_no_body_parse_without_path),
-        cmocka_unit_test(test_form_body),       cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_row_size_limit),  cmocka_unit_test(test_headers_json),
+        cmocka_unit_test(test_canonical_names),
+        cmocka_unit_test(test_sort_headers),
+        cmocka_unit_test(test_content_types),
+        cmocka_unit_test(test_compile_errors),
+        cmocka_unit_test(test_compile_ok),
+        cmocka_unit_test(test_all_columns),
+        cmocka_unit_test(test_exact_row),
+        cmocka_unit_test(test_no_body_parse_without_path),
+        cmocka_unit_test(test_form_body),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_row_size_limit),
+        cmocka_unit_test(test_headers_json),
         cmocka_unit_test(test_datetime_values),
         cmocka_unit_test(test_template_compile),
         cmocka_unit_test(test_template_values),
