@@ -765,6 +765,7 @@ static int jnumber(struct jparser *jp, double *out)
 {
     size_t start = jp->pos;
     size_t n;
+    int is_int = 1;
     char small[64];
     char *text;
     double d;
@@ -778,12 +779,14 @@ static int jnumber(struct jparser *jp, double *out)
         return jerror(jp, "invalid number");
     }
     if (jp->pos < jp->len && jp->p[jp->pos] == '.') {
+        is_int = 0;
         jp->pos++;
         if (!jdigits(jp)) {
             return jerror(jp, "invalid number");
         }
     }
     if (jp->pos < jp->len && (jp->p[jp->pos] == 'e' || jp->p[jp->pos] == 'E')) {
+        is_int = 0;
         jp->pos++;
         if (jp->pos < jp->len && (jp->p[jp->pos] == '+' || jp->p[jp->pos] == '-')) {
             jp->pos++;
@@ -804,7 +807,8 @@ static int jnumber(struct jparser *jp, double *out)
         jp->pos = start;
         return jerror(jp, "number out of range");
     }
-    *out = d;
+    /* "-0" is the integer 0, as libjsonnet's parser reads integers. */
+    *out = is_int && d == 0 ? 0.0 : d;
     return 0;
 }
 
