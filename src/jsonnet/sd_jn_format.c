@@ -538,6 +538,9 @@ int sd_jn_format(struct sd_jn_vm *vm, const struct sd_jn_str *fmt, const struct 
                 sd_jn_throw(vm, "Cannot use * field width with object.");
                 goto done;
             }
+            if (sd_jn_tick(vm, SD__JN_TICKS_OF(fw > prec ? fw : prec)) != 0) {
+                goto done;
+            }
             if (c->ctype != '%') {
                 if (c->prec_kind == FMT_STAR) {
                     sd_jn_throw(vm, "Cannot use * precision with object.");
@@ -570,6 +573,10 @@ int sd_jn_format(struct sd_jn_vm *vm, const struct sd_jn_str *fmt, const struct 
             goto done;
         }
         if (c->prec_kind == FMT_STAR && star_value(vm, arr, nvals, &j, &prec) != 0) {
+            goto done;
+        }
+        /* Padding costs a step per character. */
+        if (sd_jn_tick(vm, SD__JN_TICKS_OF(fw > prec ? fw : prec)) != 0) {
             goto done;
         }
         if (c->ctype == '%') {

@@ -101,7 +101,7 @@ SD__JN_NATIVE(makeArray)
     if (sz < 0) {
         return sd_jn_throw(vm, "std.makeArray: requires size >= 0, got %g", args[0].u.n);
     }
-    if (sd_jn_tick(vm, (uint64_t)sz) != 0) {
+    if (sd_jn_tick(vm, SD__JN_TICKS_OF(sz)) != 0) {
         return SD_JN_ERR;
     }
     n = (size_t)sz;
@@ -133,7 +133,7 @@ SD__JN_NATIVE(range)
         *out = sd_jn_array(empty_array(vm));
         return 0;
     }
-    if (sd_jn_tick(vm, (uint64_t)(to - from + 1)) != 0) {
+    if (sd_jn_tick(vm, SD__JN_TICKS_OF(to - from + 1)) != 0) {
         return SD_JN_ERR;
     }
     n = (size_t)(to - from + 1);
@@ -165,7 +165,7 @@ SD__JN_NATIVE(repeat)
     }
     n = (size_t)count;
     if (args[0].type == SD_JN_STRING) {
-        if (sd_jn_tick(vm, (uint64_t)count * SD__JN_STR_TICKS(args[0].u.s->len)) != 0) {
+        if (sd_jn_tick(vm, SD__JN_TICKS_OF(count * (1 + (double)args[0].u.s->len / 16))) != 0) {
             return SD_JN_ERR;
         }
         sd_buf_reserve(&b, n * args[0].u.s->len);
@@ -176,7 +176,7 @@ SD__JN_NATIVE(repeat)
         sd_buf_fini(&b);
         return 0;
     }
-    if (sd_jn_tick(vm, (uint64_t)count * (1 + sd_jn_arr_len(args[0].u.a))) != 0) {
+    if (sd_jn_tick(vm, SD__JN_TICKS_OF(count * (1 + (double)sd_jn_arr_len(args[0].u.a)))) != 0) {
         return SD_JN_ERR;
     }
     parts = sd_jn_alloc(vm, (n + 1) * sizeof(*parts));
@@ -245,6 +245,10 @@ SD__JN_NATIVE(slice)
     n = from >= end ? 0 : (size_t)ceil((end - from) / step);
     if (sd_jn_tick(vm, n + 1) != 0) {
         return SD_JN_ERR;
+    }
+    if (n == 0) {
+        *out = args[0].type == SD_JN_ARRAY ? sd_jn_array(empty_array(vm)) : sd_jn_string(vm, "", 0);
+        return 0;
     }
     if (args[0].type == SD_JN_ARRAY) {
         if (step == 1) {

@@ -12,6 +12,10 @@
 /* Steps charged per byte of string processed: one per 16 bytes (plus one per call). */
 #define SD__JN_STR_TICKS(len) (1 + (uint64_t)(len) / 16)
 
+/* Steps for a count given as a double, saturated (a huge count then fails the step limit
+ * instead of overflowing a conversion). */
+#define SD__JN_TICKS_OF(x) ((x) > 1e15 ? (uint64_t)1e15 : ((x) > 0 ? (uint64_t)(x) : 0))
+
 /* Raises "std.<fn>: <ordinal> argument must be <a type>, got <type>" unless v has type t. argi is
  * 0-based. Returns 0 or SD_JN_ERR. */
 int sd__jn_want(struct sd_jn_vm *vm, const char *fn, unsigned argi, const struct sd_jn_val *v,
