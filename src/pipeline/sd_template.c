@@ -143,6 +143,12 @@ static struct sd_record *sd__rec(struct sd_jn_vm *vm)
     return sd_jn_host(vm);
 }
 
+/* The error of a record function evaluated without a record (not by sd_template_eval). */
+static int sd__no_record(struct sd_jn_vm *vm, const char *fn)
+{
+    return sd_jn_throw(vm, "%s() is only available in template columns", fn);
+}
+
 /* A Jsonnet string from foreign bytes: invalid UTF-8 sequences become U+FFFD (as the headers
  * column writes them). */
 static struct sd_jn_val sd__lossy_string(struct sd_jn_vm *vm, const char *p, size_t len)
@@ -193,6 +199,9 @@ static int sd__fn_ip(struct sd_jn_vm *vm, struct sd_jn_val *args, struct sd_jn_v
 {
     struct sd_record *rec = sd__rec(vm);
 
+    if (rec == NULL) {
+        return sd__no_record(vm, "Ip");
+    }
     (void)args;
     *out = sd_jn_string(vm, rec->ip, strnlen(rec->ip, sizeof(rec->ip)));
     return 0;
@@ -202,6 +211,9 @@ static int sd__fn_body_str(struct sd_jn_vm *vm, struct sd_jn_val *args, struct s
 {
     struct sd_record *rec = sd__rec(vm);
 
+    if (rec == NULL) {
+        return sd__no_record(vm, "BodyStr");
+    }
     (void)args;
     *out = sd__lossy_string(vm, rec->body.p != NULL ? rec->body.p : "", rec->body.len);
     return 0;
@@ -442,6 +454,10 @@ static int sd__fn_now(struct sd_jn_vm *vm, struct sd_jn_val *args, struct sd_jn_
     struct sd_buf b;
     int rc;
 
+    if (rec == NULL) {
+        return sd__no_record(vm, "Now");
+    }
+
     if (args[0].type == SD_JN_STRING) {
         fmt = args[0].u.s->data;
         len = args[0].u.s->len;
@@ -530,6 +546,10 @@ static int sd__fn_header(struct sd_jn_vm *vm, struct sd_jn_val *args, struct sd_
     const struct sd_jn_str *name;
     char *canon;
 
+    if (rec == NULL) {
+        return sd__no_record(vm, "Header");
+    }
+
     if (args[0].type == SD_JN_ABSENT || (args[0].type == SD_JN_STRING && args[0].u.s->len == 0)) {
         return sd__headers_object(vm, rec, out);
     }
@@ -577,6 +597,9 @@ static int sd__fn_header_str(struct sd_jn_vm *vm, struct sd_jn_val *args, struct
     size_t n = 0;
     size_t k = 0;
 
+    if (rec == NULL) {
+        return sd__no_record(vm, "HeaderStr");
+    }
     (void)args;
     for (size_t i = 0; i < rec->nheaders; i = sd__header_run(rec, i)) {
         n++;
@@ -827,7 +850,7 @@ static int sd__body_doc(struct sd_jn_vm *vm, struct sd_tpl_tls *t, struct sd_rec
 static int sd__fn_body(struct sd_jn_vm *vm, struct sd_jn_val *args, struct sd_jn_val *out)
 {
     struct sd_record *rec = sd__rec(vm);
-    struct sd_tpl_tls *t = pthread_getspecific(sd__tpl_key);
+    struct sd_tpl_tls *t;
     const struct sd_json_cpath *cp = NULL;
     const struct sd_jn_str *path = NULL;
     struct sd_tpl_walk w;
@@ -835,8 +858,14 @@ static int sd__fn_body(struct sd_jn_vm *vm, struct sd_jn_val *args, struct sd_jn
     int found = 0;
     int rc;
 
-    if (t == NULL) { /* the VM was not made by sd_template_eval */
-        return sd_jn_throw(vm, "Body() is not available here");
+    if (rec == NULL) {
+        return sd__no_record(vm, "Body");
+    }
+
+    pthread_once(&sd__tpl_once, sd__tpl_key_init);
+    t = pthread_getspecific(sd__tpl_key);
+    if (t == NULL || t->vm != vm) { /* not evaluated by sd_template_eval */
+        return sd__no_record(vm, "Body");
     }
     if (args[0].type == SD_JN_STRING) {
         path = args[0].u.s;

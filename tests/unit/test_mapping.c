@@ -17,6 +17,7 @@
 #include "core/sd_buf.h"
 #include "core/sd_error.h"
 #include "core/sd_time.h"
+#include "jsonnet/sd_jsonnet.h"
 #include "pipeline/sd_mapping.h"
 #include "pipeline/sd_record.h"
 #include "pipeline/sd_template.h"
@@ -836,6 +837,36 @@ static void test_template_form_and_text(void **state)
     sd_mapping_destroy(mt);
 }
 
+/* The record functions need sd_template_eval's record and VM: elsewhere they fail cleanly. */
+static void test_template_natives_elsewhere(void **state)
+{
+    struct sd_jn_program *prog = NULL;
+    struct sd_jn_vm *vm = sd_jn_vm_new(NULL);
+    struct sd_buf out = SD_BUF_INIT;
+    struct sd_buf err = SD_BUF_INIT;
+    struct fixture f;
+
+    (void)state;
+    assert_non_null(vm);
+    assert_int_equal(
+        sd_jn_compile("Ip()", 4, "t", sd_template_natives, sd_template_nnatives, &prog, &err), 0);
+    assert_int_equal(sd_jn_eval(prog, vm, NULL, SD_JN_OUT_COMPACT, &out, &err), SD_EINVAL);
+    assert_string_equal(sd_buf_cstr(&err), "Ip() is only available in template columns");
+    sd_jn_program_free(prog);
+    sd_buf_reset(&err);
+    assert_int_equal(
+        sd_jn_compile("Body('a')", 9, "t", sd_template_natives, sd_template_nnatives, &prog, &err),
+        0);
+    rec_setup_str(&f, "application/json", tpl_body);
+    assert_int_equal(sd_jn_eval(prog, vm, &f.rec, SD_JN_OUT_COMPACT, &out, &err), SD_EINVAL);
+    assert_string_equal(sd_buf_cstr(&err), "Body() is only available in template columns");
+    sd_record_fini(&f.rec);
+    sd_jn_program_free(prog);
+    sd_jn_vm_free(vm);
+    sd_buf_fini(&out);
+    sd_buf_fini(&err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -856,6 +887,7 @@ int main(void)
         cmocka_unit_test(test_template_values),
         cmocka_unit_test(test_template_errors),
         cmocka_unit_test(test_template_form_and_text),
+        cmocka_unit_test(test_template_natives_elsewhere),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
 
