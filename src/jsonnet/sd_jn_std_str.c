@@ -212,8 +212,8 @@ static int split_limit(struct sd_jn_vm *vm, const char *fn, struct sd_jn_val *ar
     if (sd__jn_want_int(vm, fn, 2, &args[2], &max) != 0) {
         return SD_JN_ERR;
     }
-    if (max < 0 && max != -1) {
-        max = 0; /* as jsonnet: only -1 means "no limit" */
+    if (max < 0) {
+        max = -1; /* any negative count means "no limit", as libjsonnet's native */
     }
     return split_common(vm, fn, args, max, from_right, out);
 }
