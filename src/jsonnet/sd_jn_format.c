@@ -39,8 +39,7 @@ static int truncated(struct sd_jn_vm *vm)
 }
 
 /* Parses the code after a '%' at s[*i]; advances *i past it. */
-static int parse_code(struct sd_jn_vm *vm, const char *s, size_t len, size_t *i,
-                      struct fmt_code *c)
+static int parse_code(struct sd_jn_vm *vm, const char *s, size_t len, size_t *i, struct fmt_code *c)
 {
     size_t j = *i;
     uint32_t cp;
@@ -344,8 +343,7 @@ static int render_float_dec(struct sd_jn_vm *vm, struct sd_buf *b, double n, dou
 
 /* jsonnet's render_float_sci. */
 static int render_float_sci(struct sd_jn_vm *vm, struct sd_buf *b, double n, double zero_pad,
-                            int blank, int plus, int ensure_pt, int trailing, int caps,
-                            double prec)
+                            int blank, int plus, int ensure_pt, int trailing, int caps, double prec)
 {
     double e = 0;
     double mant;
@@ -415,8 +413,7 @@ static int format_code(struct sd_jn_vm *vm, struct sd_buf *b, const struct sd_jn
             sd_buf_append(b, val->u.s->data, val->u.s->len);
             return 0;
         }
-        return sd_jn_throw(vm, "%%c expected number / string, got: %s",
-                           sd_jn_type_name(val->type));
+        return sd_jn_throw(vm, "%%c expected number / string, got: %s", sd_jn_type_name(val->type));
     }
     if (val->type != SD_JN_NUMBER) {
         return sd_jn_throw(vm, "Format required number at %s, got %s", where,
@@ -428,8 +425,7 @@ static int format_code(struct sd_jn_vm *vm, struct sd_buf *b, const struct sd_jn
         render_int(b, v <= -1, floor(fabs(v)), zp, iprec, c->blank, c->plus, 10, "");
         return 0;
     case 'o':
-        render_int(b, v <= -1, floor(fabs(v)), zp, iprec, c->blank, c->plus, 8,
-                   c->alt ? "0" : "");
+        render_int(b, v <= -1, floor(fabs(v)), zp, iprec, c->blank, c->plus, 8, c->alt ? "0" : "");
         return 0;
     case 'x':
         render_hex(b, floor(v), zp, iprec, c->blank, c->plus, c->alt, c->caps);

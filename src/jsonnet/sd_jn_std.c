@@ -195,8 +195,9 @@ SD__JN_NATIVE(length)
         *out = sd_jn_number((double)sd_jn_func_nparams(args[0].u.f));
         return 0;
     default:
-        return sd_jn_throw(vm, "std.length: argument must be a string, an array, an object or a "
-                               "function, got %s",
+        return sd_jn_throw(vm,
+                           "std.length: argument must be a string, an array, an object or a "
+                           "function, got %s",
                            sd_jn_type_name(args[0].type));
     }
 }
@@ -474,12 +475,14 @@ SD__JN_NATIVE(mod)
 
 /* --- the table --------------------------------------------------------------------------- */
 
+/* clang-format off */
 #define N1(name, p0) {#name, sd__jn_std_##name, 1, 1, {p0, NULL, NULL, NULL}}
 #define N2(name, p0, p1) {#name, sd__jn_std_##name, 2, 2, {p0, p1, NULL, NULL}}
 #define N3(name, p0, p1, p2) {#name, sd__jn_std_##name, 3, 3, {p0, p1, p2, NULL}}
 #define N4(name, p0, p1, p2, p3) {#name, sd__jn_std_##name, 4, 4, {p0, p1, p2, p3}}
 /* req of n parameters are required, the rest optional. */
 #define NOPT(name, n, req, p0, p1, p2, p3) {#name, sd__jn_std_##name, n, req, {p0, p1, p2, p3}}
+/* clang-format on */
 
 const struct sd_jn_native sd_jn_std_natives[] = {
     N1(abs, "n"),

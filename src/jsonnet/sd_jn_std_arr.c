@@ -203,8 +203,9 @@ static int slice_bound(struct sd_jn_vm *vm, const struct sd_jn_val *v, const cha
         return sd_jn_throw(vm, "std.slice: %s must be an integer, got %g", what, v->u.n);
     }
     if (v->u.n < 0) {
-        return sd_jn_throw(vm, "std.slice: negative index, end, and steps are not supported, "
-                               "got %s %g",
+        return sd_jn_throw(vm,
+                           "std.slice: negative index, end, and steps are not supported, "
+                           "got %s %g",
                            what, v->u.n);
     }
     *out = v->u.n;
@@ -229,8 +230,8 @@ SD__JN_NATIVE(slice)
     if (want_seq(vm, "slice", 0, &args[0]) != 0) {
         return SD_JN_ERR;
     }
-    len = args[0].type == SD_JN_ARRAY ? (double)sd_jn_arr_len(args[0].u.a)
-                                      : (double)args[0].u.s->ncp;
+    len =
+        args[0].type == SD_JN_ARRAY ? (double)sd_jn_arr_len(args[0].u.a) : (double)args[0].u.s->ncp;
     if (slice_bound(vm, &args[1], "index", 0, &from) != 0 ||
         slice_bound(vm, &args[2], "end", len, &end) != 0 ||
         slice_bound(vm, &args[3], "step", 1, &step) != 0) {
@@ -252,8 +253,7 @@ SD__JN_NATIVE(slice)
     }
     if (args[0].type == SD_JN_ARRAY) {
         if (step == 1) {
-            *out = sd_jn_array(sd_jn_arr_slice(vm, args[0].u.a, (size_t)from,
-                                               (size_t)from + n));
+            *out = sd_jn_array(sd_jn_arr_slice(vm, args[0].u.a, (size_t)from, (size_t)from + n));
             return 0;
         }
         /* Elements one by one: they must be read to be placed, so they are forced. */
@@ -546,8 +546,7 @@ static int map_common(struct sd_jn_vm *vm, const char *fn, struct sd_jn_val *arg
     for (i = 0; i < q.n; i++) {
         cargs[0] = sd_jn_number((double)i);
         if (seq_next(vm, &q, i, &cargs[1]) != 0 ||
-            sd_jn_call(vm, &args[0], with_index ? 2 : 1, with_index ? cargs : cargs + 1, &v) !=
-                0) {
+            sd_jn_call(vm, &args[0], with_index ? 2 : 1, with_index ? cargs : cargs + 1, &v) != 0) {
             return SD_JN_ERR;
         }
         sd_jn_arr_set(vm, a, i, v);
@@ -667,8 +666,9 @@ SD__JN_NATIVE(flatMap)
                 return SD_JN_ERR;
             }
             if (r.type != SD_JN_ARRAY) {
-                return sd_jn_throw(vm, "std.flatMap: the function must return an array for an "
-                                       "array, got %s",
+                return sd_jn_throw(vm,
+                                   "std.flatMap: the function must return an array for an "
+                                   "array, got %s",
                                    sd_jn_type_name(r.type));
             }
             parts[i] = r.u.a;
@@ -830,8 +830,9 @@ SD__JN_NATIVE(member)
     }
     if (args[0].type == SD_JN_STRING) {
         if (args[1].type != SD_JN_STRING) {
-            return sd_jn_throw(vm, "std.member: second argument must be a string when the first "
-                                   "is, got %s",
+            return sd_jn_throw(vm,
+                               "std.member: second argument must be a string when the first "
+                               "is, got %s",
                                sd_jn_type_name(args[1].type));
         }
         fargs[0] = args[1];
@@ -1010,8 +1011,7 @@ static int keyed_init(struct sd_jn_vm *vm, const char *fn, unsigned argi, struct
         if (sd_jn_arr_get(vm, arr->u.a, i, &k->vals[i]) != 0) {
             return SD_JN_ERR;
         }
-        if (keyf->type != SD_JN_ABSENT &&
-            sd_jn_call(vm, keyf, 1, &k->vals[i], &k->keys[i]) != 0) {
+        if (keyf->type != SD_JN_ABSENT && sd_jn_call(vm, keyf, 1, &k->vals[i], &k->keys[i]) != 0) {
             return SD_JN_ERR;
         }
     }
@@ -1231,9 +1231,8 @@ SD__JN_NATIVE(setMember)
     if (sd__jn_want(vm, "setMember", 1, &args[1], SD_JN_ARRAY) != 0) {
         return SD_JN_ERR;
     }
-    if (args[2].type != SD_JN_ABSENT &&
-        (want_func(vm, "setMember", 2, &args[2]) != 0 ||
-         sd_jn_call(vm, &args[2], 1, &args[0], &key) != 0)) {
+    if (args[2].type != SD_JN_ABSENT && (want_func(vm, "setMember", 2, &args[2]) != 0 ||
+                                         sd_jn_call(vm, &args[2], 1, &args[0], &key) != 0)) {
         return SD_JN_ERR;
     }
     n = sd_jn_arr_len(args[1].u.a);

@@ -69,12 +69,10 @@ SD__JN_NATIVE(objectFieldsEx)
 static int has_native(struct sd_jn_vm *vm, const char *fn, struct sd_jn_val *args, int all,
                       struct sd_jn_val *out)
 {
-    if (want_obj(vm, fn, 0, &args[0]) != 0 ||
-        sd__jn_want(vm, fn, 1, &args[1], SD_JN_STRING) != 0) {
+    if (want_obj(vm, fn, 0, &args[0]) != 0 || sd__jn_want(vm, fn, 1, &args[1], SD_JN_STRING) != 0) {
         return SD_JN_ERR;
     }
-    *out = sd_jn_bool(
-        sd_jn_obj_has(vm, args[0].u.o, args[1].u.s->data, args[1].u.s->len, all));
+    *out = sd_jn_bool(sd_jn_obj_has(vm, args[0].u.o, args[1].u.s->data, args[1].u.s->len, all));
     return 0;
 }
 
@@ -161,8 +159,7 @@ SD__JN_NATIVE(get)
         all = args[3].u.b;
     }
     if (sd_jn_obj_has(vm, args[0].u.o, args[1].u.s->data, args[1].u.s->len, all)) {
-        if (sd_jn_obj_get(vm, args[0].u.o, args[1].u.s->data, args[1].u.s->len, out, &found) !=
-            0) {
+        if (sd_jn_obj_get(vm, args[0].u.o, args[1].u.s->data, args[1].u.s->len, out, &found) != 0) {
             return SD_JN_ERR;
         }
         if (found) {

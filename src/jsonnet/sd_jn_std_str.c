@@ -118,9 +118,9 @@ SD__JN_NATIVE(endsWith)
     if (want_strings(vm, "endsWith", args, 2) != 0) {
         return SD_JN_ERR;
     }
-    *out = sd_jn_bool(SLEN(args[1]) <= SLEN(args[0]) &&
-                      memcmp(SDATA(args[0]) + SLEN(args[0]) - SLEN(args[1]), SDATA(args[1]),
-                             SLEN(args[1])) == 0);
+    *out = sd_jn_bool(
+        SLEN(args[1]) <= SLEN(args[0]) &&
+        memcmp(SDATA(args[0]) + SLEN(args[0]) - SLEN(args[1]), SDATA(args[1]), SLEN(args[1])) == 0);
     return 0;
 }
 
@@ -421,8 +421,8 @@ static int cpset_has(const struct cpset *set, uint32_t cp)
 }
 
 /* Strips code points of set from the left and/or right of s. */
-static void strip(struct sd_jn_vm *vm, const struct sd_jn_str *s, const struct cpset *set,
-                  int left, int right, struct sd_jn_val *out)
+static void strip(struct sd_jn_vm *vm, const struct sd_jn_str *s, const struct cpset *set, int left,
+                  int right, struct sd_jn_val *out)
 {
     size_t a = 0;
     size_t b = s->len;
@@ -517,8 +517,8 @@ SD__JN_NATIVE(findSubstr)
     double *idx = NULL;
     size_t n = 0;
     size_t cap = 0;
-    size_t off = 0;  /* byte offset of the candidate */
-    size_t cpi = 0;  /* its code point index */
+    size_t off = 0; /* byte offset of the candidate */
+    size_t cpi = 0; /* its code point index */
     size_t next;
     size_t i;
     struct sd_jn_arr *a;
@@ -531,8 +531,8 @@ SD__JN_NATIVE(findSubstr)
     if (sd_jn_tick(vm, SD__JN_STR_TICKS(s->len)) != 0) {
         return SD_JN_ERR;
     }
-    while (pat->len > 0 && (next = find_bytes(s->data, s->len, pat->data, pat->len, off)) !=
-                               (size_t)-1) {
+    while (pat->len > 0 &&
+           (next = find_bytes(s->data, s->len, pat->data, pat->len, off)) != (size_t)-1) {
         /* Count the code points between the previous candidate and this match. */
         for (; off < next; off++) {
             if (((unsigned char)s->data[off] & 0xC0) != 0x80) {
@@ -685,8 +685,8 @@ SD__JN_NATIVE(parseHex)
 
 /* The bytes of a byte-ish argument: a string's code points (each < 256) or an array of integers
  * 0..255. *bytes is arena memory. */
-static int arg_bytes(struct sd_jn_vm *vm, const char *fn, struct sd_jn_val *v, unsigned char **bytes,
-                     size_t *n)
+static int arg_bytes(struct sd_jn_vm *vm, const char *fn, struct sd_jn_val *v,
+                     unsigned char **bytes, size_t *n)
 {
     const struct sd_jn_str *s;
     struct sd_jn_val e;
@@ -703,8 +703,9 @@ static int arg_bytes(struct sd_jn_vm *vm, const char *fn, struct sd_jn_val *v, u
         for (i = 0; i < s->ncp; i++) {
             off += sd_jn_utf8_decode(s->data + off, &cp);
             if (cp > 255) {
-                return sd_jn_throw(vm, "std.%s: can only encode strings of code points below 256 "
-                                       "and arrays of bytes, got code point %u",
+                return sd_jn_throw(vm,
+                                   "std.%s: can only encode strings of code points below 256 "
+                                   "and arrays of bytes, got code point %u",
                                    fn, (unsigned)cp);
             }
             (*bytes)[i] = (unsigned char)cp;

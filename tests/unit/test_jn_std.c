@@ -152,8 +152,7 @@ static void test_strings(void **state)
            "std.rstripChars('xxabcxx', 'x'), std.stripChars('abcba', ['a', 'b']), "
            "std.stripChars('\u00e9a\u00e9', '\u00e9')]",
            "[\"abc\",\"abcxx\",\"xxabc\",\"c\",\"a\"]");
-    expect("[std.trim(' \\t\\n a b \\r\\f'), std.trim(''), std.trim('x')]",
-           "[\"a b\",\"\",\"x\"]");
+    expect("[std.trim(' \\t\\n a b \\r\\f'), std.trim(''), std.trim('x')]", "[\"a b\",\"\",\"x\"]");
     expect_error("std.trim(1)", "std.trim");
     expect("[std.isEmpty(''), std.isEmpty('a')]", "[true,false]");
     expect("[std.findSubstr('aa', 'aaaa'), std.findSubstr('\u00e9', 'a\u00e9b\u00e9'), "
@@ -164,8 +163,9 @@ static void test_strings(void **state)
            "\"\\\"a\\\\\\\"b\\\\\\\\c\\\\n\\\\t\\\\u0001\u00e9\\\"\"");
     expect("std.escapeStringJson(12)", "\"\\\"12\\\"\"");
     expect("std.lines(['a', null, 'b'])", "\"a\\nb\\n\"");
-    expect("[std.join(',', ['a', null, 'b']), std.join('', []), std.join([0], [[1], null, [2, 3]])]",
-           "[\"a,b\",\"\",[1,0,2,3]]");
+    expect(
+        "[std.join(',', ['a', null, 'b']), std.join('', []), std.join([0], [[1], null, [2, 3]])]",
+        "[\"a,b\",\"\",[1,0,2,3]]");
     expect_error("std.join(',', ['a', 1])", "std.join");
     expect_error("std.join(1, [])", "std.join");
     expect_error("std.join(',', 'ab')", "std.join");
@@ -454,12 +454,12 @@ static void test_limits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table),        cmocka_unit_test(test_types),
-        cmocka_unit_test(test_strings),      cmocka_unit_test(test_integers),
-        cmocka_unit_test(test_format),       cmocka_unit_test(test_json),
-        cmocka_unit_test(test_objects),      cmocka_unit_test(test_higher_order),
-        cmocka_unit_test(test_sets),         cmocka_unit_test(test_encodings),
-        cmocka_unit_test(test_math),         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_table),   cmocka_unit_test(test_types),
+        cmocka_unit_test(test_strings), cmocka_unit_test(test_integers),
+        cmocka_unit_test(test_format),  cmocka_unit_test(test_json),
+        cmocka_unit_test(test_objects), cmocka_unit_test(test_higher_order),
+        cmocka_unit_test(test_sets),    cmocka_unit_test(test_encodings),
+        cmocka_unit_test(test_math),    cmocka_unit_test(test_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
