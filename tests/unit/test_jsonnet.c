@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/sd_buf.h"
 #include "core/sd_error.h"
@@ -170,9 +173,19 @@ static void test_static_errors(void **state)
     expect_compile_error("Body('a')", "1:1:", "Body");
     /* Every compile error message carries a position. */
     {
-        static const char *const bad[] = {"local", "1 +", "{", "[1,,2]", "a b", "if 1", "@'x",
-                                          "|||\nno indent\n|||", "local f(a = ) = 1; f",
-                                          "{ [1]: }", "1 ++", "x.", "'\\q'"};
+        static const char *const bad[] = {"local",
+                                          "1 +",
+                                          "{",
+                                          "[1,,2]",
+                                          "a b",
+                                          "if 1",
+                                          "@'x",
+                                          "|||\nno indent\n|||",
+                                          "local f(a = ) = 1; f",
+                                          "{ [1]: }",
+                                          "1 ++",
+                                          "x.",
+                                          "'\\q'"};
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
             assert_int_equal(compile(bad[i], &prog, &err), SD_EPARSE);
             if (!has_position(sd_buf_cstr(&err))) {
@@ -219,9 +232,9 @@ static void test_runtime_error(void **state)
                      SD_EINVAL);
     assert_non_null(strstr(sd_buf_cstr(&err), "nope"));
     assert_int_equal(eval_on(vm, "function(x) x", SD_JN_OUT_COMPACT, &out, &err), SD_EINVAL);
-    assert_int_equal(eval_on(vm, "{ a: 1, assert self.a > 1 : 'small' }", SD_JN_OUT_COMPACT, &out,
-                             &err),
-                     SD_EINVAL);
+    assert_int_equal(
+        eval_on(vm, "{ a: 1, assert self.a > 1 : 'small' }", SD_JN_OUT_COMPACT, &out, &err),
+        SD_EINVAL);
     assert_non_null(strstr(sd_buf_cstr(&err), "small"));
 
     /* The VM is usable after errors. */
@@ -272,9 +285,9 @@ static void test_deep_recursion(void **state)
     assert_int_equal(eval_limited(&tiny, src, &out, &err), SD_EINVAL);
 
     /* Mutual recursion through objects and through thunks. */
-    assert_int_equal(eval_on(NULL, "local o = { a: self.b, b: self.a }; o.a", SD_JN_OUT_COMPACT,
-                             &out, &err),
-                     SD_EINVAL);
+    assert_int_equal(
+        eval_on(NULL, "local o = { a: self.b, b: self.a }; o.a", SD_JN_OUT_COMPACT, &out, &err),
+        SD_EINVAL);
     assert_int_equal(eval_on(NULL, "local x = x + 1; x", SD_JN_OUT_COMPACT, &out, &err), SD_EINVAL);
     assert_int_equal(eval_on(NULL,
                              "local nest(n) = if n == 0 then {} else { a: nest(n - 1) }; "
@@ -390,47 +403,108 @@ static void test_step_limit(void **state)
     lim.max_steps = 100000;
     assert_int_equal(eval_limited(&lim, "local f(n) = f(n + 1) tailstrict; f(0)", &out, &err),
                      SD_EINVAL);
-    assert_int_equal(eval_limited(&lim, "local f(n) = if n > 0 then f(n - 1) tailstrict else n; f(1e12)",
+    assert_int_equal(eval_limited(&lim,
+                                  "local f(n) = if n > 0 then f(n - 1) tailstrict else n; f(1e12)",
                                   &out, &err),
                      SD_EINVAL);
     /* Natives count their steps too. */
-    assert_int_equal(eval_limited(&lim, "std.foldl(function(a, b) a + b, std.range(1, 1e7), 0)",
-                                  &out, &err),
-                     SD_EINVAL);
+    assert_int_equal(
+        eval_limited(&lim, "std.foldl(function(a, b) a + b, std.range(1, 1e7), 0)", &out, &err),
+        SD_EINVAL);
     assert_int_equal(eval_limited(&lim, "std.length(std.sort(std.range(1, 1e7)))", &out, &err),
                      SD_EINVAL);
     assert_int_equal(eval_limited(&lim, "[x for x in std.range(1, 1e7)]", &out, &err), SD_EINVAL);
     /* Below the limit the same programs work. */
-    assert_int_equal(eval_limited(&lim, "std.foldl(function(a, b) a + b, std.range(1, 100), 0)",
-                                  &out, &err),
-                     0);
+    assert_int_equal(
+        eval_limited(&lim, "std.foldl(function(a, b) a + b, std.range(1, 100), 0)", &out, &err), 0);
     assert_string_equal(sd_buf_cstr(&out), "5050");
     sd_buf_fini(&out);
     sd_buf_fini(&err);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define SD_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SD_TEST_ASAN 1
+#endif
+#endif
+
+/* Evaluates src with lim in a child process whose address space is capped (1 GiB beyond what it
+ * has), so an engine that allocates past its memory limit fails the test instead of exhausting
+ * the machine. Returns the child's verdict: 0 the evaluation failed with SD_EINVAL, 1 it
+ * succeeded, 2 any other rc, 3 no VM; 128 + signal when it died (an abort on out-of-memory). */
+static int eval_capped(const struct sd_jn_limits *lim, const char *src)
+{
+    pid_t pid;
+    int status = 0;
+
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct sd_jn_program *prog = NULL;
+        struct sd_jn_vm *vm;
+        struct sd_buf out = SD_BUF_INIT;
+        struct sd_buf err = SD_BUF_INIT;
+        int rc;
+#ifndef SD_TEST_ASAN /* ASan reserves terabytes of shadow; its allocator caps allocations */
+        struct rlimit rl;
+        FILE *f = fopen("/proc/self/statm", "r");
+        unsigned long pages = 0;
+
+        if (f != NULL) {
+            if (fscanf(f, "%lu", &pages) != 1) {
+                pages = 0;
+            }
+            fclose(f);
+        }
+        rl.rlim_cur = rl.rlim_max = (rlim_t)pages * 4096u + (1ul << 30);
+        setrlimit(RLIMIT_AS, &rl);
+#endif
+        alarm(60);
+        if (sd_jn_compile(src, strlen(src), "capped", NULL, 0, &prog, &err) != 0) {
+            _exit(2);
+        }
+        vm = sd_jn_vm_new(lim);
+        if (vm == NULL) {
+            _exit(3);
+        }
+        rc = sd_jn_eval(prog, vm, NULL, SD_JN_OUT_COMPACT, &out, &err);
+        _exit(rc == SD_EINVAL ? 0 : rc == 0 ? 1 : 2);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 static void test_memory_limit(void **state)
 {
+    static const char *const hostile[] = {
+        /* each needs hundreds of MiB or more; the limit is 16 MiB */
+        "std.length([x for x in std.range(1, 2e7)])",
+        "std.length(std.range(1, 1e9))",
+        "local d(s, n) = if n == 0 then s else d(s + s, n - 1) tailstrict; std.length(d('x', 40))",
+        "std.length(std.makeArray(2e7, function(i) i))",
+        "std.length(std.join(',', std.map(std.toString, std.range(1, 1e7))))",
+        "std.length('%100000000d' % 1)", /* a format width is memory too */
+        "std.length(std.repeat('abc', 1e8))",
+    };
     struct sd_buf out = SD_BUF_INIT;
     struct sd_buf err = SD_BUF_INIT;
     struct sd_jn_limits lim = {0};
+    int failed = 0;
 
     (void)state;
     lim.max_memory = 16u << 20;
     lim.max_steps = UINT64_MAX / 2;
-    assert_int_equal(eval_limited(&lim, "std.length([x for x in std.range(1, 1e9)])", &out, &err),
-                     SD_EINVAL);
-    assert_int_equal(eval_limited(&lim,
-                                  "local d(s, n) = if n == 0 then s else d(s + s, n - 1) tailstrict;"
-                                  " std.length(d('x', 40))",
-                                  &out, &err),
-                     SD_EINVAL);
-    assert_int_equal(eval_limited(&lim, "std.length(std.makeArray(1e9, function(i) i))", &out, &err),
-                     SD_EINVAL);
-    assert_int_equal(eval_limited(&lim, "std.length(std.join(',', std.map(std.toString, "
-                                        "std.range(1, 1e8))))",
-                                  &out, &err),
-                     SD_EINVAL);
+    for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+        int verdict = eval_capped(&lim, hostile[i]);
+        if (verdict != 0) {
+            print_error("memory limit not enforced (verdict %d): %s\n", verdict, hostile[i]);
+            failed++;
+        }
+    }
+    assert_int_equal(failed, 0);
     assert_int_equal(eval_limited(&lim, "std.length(std.range(1, 1000))", &out, &err), 0);
     assert_string_equal(sd_buf_cstr(&out), "1000");
     sd_buf_fini(&out);
@@ -450,14 +524,14 @@ static void test_output_limit(void **state)
     vm = sd_jn_vm_new(&lim);
     assert_int_equal(compile("std.range(1, 100000)", &prog, &err), 0);
     sd_buf_append_str(&out, "prefix");
-    assert_int_equal(sd_jn_eval(prog, vm, NULL, SD_JN_OUT_COMPACT, &out, &err), SD_EINVAL);
+    assert_int_equal(sd_jn_eval(prog, vm, NULL, SD_JN_OUT_COMPACT, &out, &err), SD_ELIMIT);
     assert_string_equal(sd_buf_cstr(&out), "prefix");
-    assert_int_equal(sd_jn_eval(prog, vm, NULL, SD_JN_OUT_PRETTY, &out, &err), SD_EINVAL);
+    assert_int_equal(sd_jn_eval(prog, vm, NULL, SD_JN_OUT_PRETTY, &out, &err), SD_ELIMIT);
     assert_int_equal(out.len, 6);
     sd_jn_program_free(prog);
     /* A long string result, in every form. */
     assert_int_equal(compile("std.join('', std.makeArray(2000, function(i) 'x'))", &prog, &err), 0);
-    assert_int_equal(sd_jn_eval(prog, vm, NULL, SD_JN_OUT_RAW, &out, &err), SD_EINVAL);
+    assert_int_equal(sd_jn_eval(prog, vm, NULL, SD_JN_OUT_RAW, &out, &err), SD_ELIMIT);
     assert_int_equal(out.len, 6);
     sd_jn_program_free(prog);
     /* Small outputs pass. */
@@ -515,9 +589,10 @@ static void test_output_forms(void **state)
 
     (void)state;
     check_value(obj, SD_JN_OUT_PRETTY,
-                 "{\n   \"a\": [\n      1,\n      2.5,\n      \"x\"\n   ],\n   \"b\": {\n"
-                 "      \"c\": [ ]\n   },\n   \"d\": { },\n   \"e\": null\n}\n");
-    check_value(obj, SD_JN_OUT_COMPACT, "{\"a\":[1,2.5,\"x\"],\"b\":{\"c\":[]},\"d\":{},\"e\":null}");
+                "{\n   \"a\": [\n      1,\n      2.5,\n      \"x\"\n   ],\n   \"b\": {\n"
+                "      \"c\": [ ]\n   },\n   \"d\": { },\n   \"e\": null\n}\n");
+    check_value(obj, SD_JN_OUT_COMPACT,
+                "{\"a\":[1,2.5,\"x\"],\"b\":{\"c\":[]},\"d\":{},\"e\":null}");
     check_value(obj, SD_JN_OUT_RAW, "{\"a\":[1,2.5,\"x\"],\"b\":{\"c\":[]},\"d\":{},\"e\":null}");
     check_value("'a\"b\\n\u00e9'", SD_JN_OUT_PRETTY, "\"a\\\"b\\n\u00e9\"\n");
     check_value("'a\"b\\n\u00e9'", SD_JN_OUT_COMPACT, "\"a\\\"b\\n\u00e9\"");
@@ -528,8 +603,8 @@ static void test_output_forms(void **state)
     check_value("true", SD_JN_OUT_PRETTY, "true\n");
     /* Numbers as go-jsonnet writes them. */
     check_value("[0.1, 1e-7, 1e20, 0.1 + 0.2, 1 / 3, -0.5, 123456789012]", SD_JN_OUT_COMPACT,
-                 "[0.1,1e-07,100000000000000000000,0.30000000000000004,0.3333333333333333,-0.5,"
-                 "123456789012]");
+                "[0.1,1e-07,100000000000000000000,0.30000000000000004,0.3333333333333333,-0.5,"
+                "123456789012]");
     check_value("std.toString(0.1) + '|' + 0.25 + '|' + [0.1]", SD_JN_OUT_RAW, "0.1|0.25|[0.1]");
     check_value("'\\u0001\\u007f'", SD_JN_OUT_COMPACT, "\"\\u0001\\u007f\"");
 }
@@ -599,12 +674,12 @@ static void test_host_functions(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_compile_ok),      cmocka_unit_test(test_syntax_error_position),
-        cmocka_unit_test(test_static_errors),   cmocka_unit_test(test_runtime_error),
-        cmocka_unit_test(test_deep_recursion),  cmocka_unit_test(test_deep_input),
-        cmocka_unit_test(test_step_limit),      cmocka_unit_test(test_memory_limit),
-        cmocka_unit_test(test_output_limit),    cmocka_unit_test(test_vm_reuse),
-        cmocka_unit_test(test_output_forms),    cmocka_unit_test(test_host_functions),
+        cmocka_unit_test(test_compile_ok),     cmocka_unit_test(test_syntax_error_position),
+        cmocka_unit_test(test_static_errors),  cmocka_unit_test(test_runtime_error),
+        cmocka_unit_test(test_deep_recursion), cmocka_unit_test(test_deep_input),
+        cmocka_unit_test(test_step_limit),     cmocka_unit_test(test_memory_limit),
+        cmocka_unit_test(test_output_limit),   cmocka_unit_test(test_vm_reuse),
+        cmocka_unit_test(test_output_forms),   cmocka_unit_test(test_host_functions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
