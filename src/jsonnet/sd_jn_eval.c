@@ -45,6 +45,32 @@ static int vthrow(struct sd_jn_vm *vm, const struct jn_node *node, const char *f
     return SD_JN_ERR;
 }
 
+/* An error whose message is the user's text (error / assert): kept byte for byte, but a NUL
+ * becomes "\u0000" and an empty text a placeholder, so the message is always a readable,
+ * non-empty C string. */
+static int throw_text(struct sd_jn_vm *vm, const struct jn_node *node, const char *p, size_t len)
+{
+    if (vm->failed) {
+        return SD_JN_ERR;
+    }
+    vm->failed = 1;
+    vm->err_node = node;
+    sd_buf_reset(&vm->err);
+    if (len == 0) {
+        sd_buf_append_str(&vm->err, "(empty error message)");
+    }
+    for (size_t i = 0; i < len; i++) {
+        const char *nul = memchr(p + i, '\0', len - i);
+        size_t run = nul != NULL ? (size_t)(nul - (p + i)) : len - i;
+        sd_buf_append(&vm->err, p + i, run);
+        i += run;
+        if (i < len) {
+            sd_buf_append_str(&vm->err, "\\u0000");
+        }
+    }
+    return SD_JN_ERR;
+}
+
 int jn_throw_at(struct sd_jn_vm *vm, const struct jn_node *node, const char *fmt, ...)
 {
     va_list ap;
@@ -303,7 +329,7 @@ static int run_layer_asserts(struct sd_jn_vm *vm, struct sd_jn_obj *self, struct
                 rc = sd_jn_to_string(vm, &m, &msg);
             }
             if (rc == 0) {
-                rc = jn_throw_at(vm, a, "%s", sd_buf_cstr(&msg));
+                rc = throw_text(vm, a, msg.data, msg.len);
             }
             sd_buf_fini(&msg);
             return rc;
@@ -454,7 +480,7 @@ static int call_native(struct sd_jn_vm *vm, const struct jn_node *at,
     vm->call_node = at;
     rc = nat->fn(vm, args, out);
     vm->call_node = saved;
-    return rc;
+    return vm->failed ? SD_JN_ERR : rc; /* e.g. a value it built hit the memory limit */
 }
 
 /* Maps the application's arguments to a native's parameters, evaluating them. */
@@ -544,8 +570,8 @@ static int bind_closure(struct sd_jn_vm *vm, const struct jn_node *n, struct jn_
     return 0;
 }
 
-int sd_jn_call(struct sd_jn_vm *vm, const struct sd_jn_val *fnv, size_t nargs,
-               const struct sd_jn_val *args, struct sd_jn_val *out)
+int sd_jn_call_lazy(struct sd_jn_vm *vm, const struct sd_jn_val *fnv, size_t nargs,
+                    struct sd_jn_thunk *const *args, struct sd_jn_val *out)
 {
     const struct sd_jn_func *f;
     struct jn_env *e;
@@ -565,14 +591,16 @@ int sd_jn_call(struct sd_jn_vm *vm, const struct sd_jn_val *fnv, size_t nargs,
             a[i].type = SD_JN_ABSENT;
         }
         for (size_t i = 0; i < nargs; i++) {
-            a[i] = args[i];
+            if (jn_force(vm, args[i], &a[i]) != 0) {
+                return SD_JN_ERR;
+            }
         }
         return call_native(vm, vm->call_node, f->native, a, out);
     }
     e = env_new(vm, f->env, f->fn->nparams);
     for (size_t i = 0; i < f->fn->nparams; i++) {
         if (i < nargs) {
-            e->slots[i] = jn_thunk_done(vm, args[i]);
+            e->slots[i] = args[i];
         } else if (f->fn->params[i].def != NULL) {
             e->slots[i] = thunk_new(vm, f->fn->params[i].def, e);
         } else {
@@ -586,6 +614,69 @@ int sd_jn_call(struct sd_jn_vm *vm, const struct sd_jn_val *fnv, size_t nargs,
     rc = eval(vm, f->fn->a, e, out);
     vm->calls--;
     return rc;
+}
+
+int sd_jn_call(struct sd_jn_vm *vm, const struct sd_jn_val *fnv, size_t nargs,
+               const struct sd_jn_val *args, struct sd_jn_val *out)
+{
+    struct sd_jn_thunk *t[SD_JN_NATIVE_MAX_PARAMS];
+    struct sd_jn_thunk **th = t;
+
+    if (nargs > SD_JN_NATIVE_MAX_PARAMS) {
+        th = sd_jn_alloc(vm, sizeof(*th) * nargs);
+    }
+    for (size_t i = 0; i < nargs; i++) {
+        th[i] = jn_thunk_done(vm, args[i]);
+    }
+    return sd_jn_call_lazy(vm, fnv, nargs, th, out);
+}
+
+struct sd_jn_thunk *sd_jn_arr_elem(struct sd_jn_arr *a, size_t i)
+{
+    return a->items[i];
+}
+
+struct sd_jn_thunk *sd_jn_thunk_of(struct sd_jn_vm *vm, const struct sd_jn_val *v)
+{
+    return jn_thunk_done(vm, *v);
+}
+
+/* A thunk that calls fn(args) when forced: a frame holding the function and the arguments,
+ * evaluated by the JN_CALL_VALUE node. */
+static const struct jn_node call_value_node = {.kind = JN_CALL_VALUE};
+
+static struct sd_jn_thunk *call_thunk(struct sd_jn_vm *vm, const struct sd_jn_val *fn,
+                                      size_t nargs, struct sd_jn_thunk *const *args)
+{
+    struct jn_env *e = env_new(vm, NULL, (unsigned)nargs + 1);
+    struct sd_jn_thunk *t = sd_jn_alloc(vm, sizeof(*t));
+
+    e->slots[0] = jn_thunk_done(vm, *fn);
+    for (size_t i = 0; i < nargs; i++) {
+        e->slots[i + 1] = args[i];
+    }
+    t->expr = &call_value_node;
+    t->env = e;
+    return t;
+}
+
+void sd_jn_arr_set_call(struct sd_jn_vm *vm, struct sd_jn_arr *a, size_t i,
+                        const struct sd_jn_val *fn, size_t nargs, struct sd_jn_thunk *const *args)
+{
+    if (i < a->n) {
+        a->items[i] = call_thunk(vm, fn, nargs, args);
+    }
+}
+
+void sd_jn_obj_set_call(struct sd_jn_vm *vm, struct sd_jn_obj *o, size_t i, struct sd_jn_str *name,
+                        const struct sd_jn_val *fn, size_t nargs, struct sd_jn_thunk *const *args)
+{
+    if (i >= o->nfields) {
+        return;
+    }
+    o->fields[i].name = name;
+    o->fields[i].hide = JN_HIDE_INHERIT;
+    o->fields[i].value = call_thunk(vm, fn, nargs, args);
 }
 
 /* --- operators ------------------------------------------------------------------------------ */
@@ -648,6 +739,10 @@ static int concat_strings(struct sd_jn_vm *vm, struct sd_jn_val *a, struct sd_jn
     if (pb == NULL) {
         pb = tmp.data + (a->type == SD_JN_STRING ? 0 : la);
     }
+    if (!jn_fits(vm, la + lb, 1)) {
+        sd_buf_fini(&tmp);
+        return SD_JN_ERR;
+    }
     s = sd_jn_alloc(vm, sizeof(*s) + la + lb + 1);
     if (la > 0) {
         memcpy(s->data, pa, la);
@@ -657,9 +752,7 @@ static int concat_strings(struct sd_jn_vm *vm, struct sd_jn_val *a, struct sd_jn
     }
     s->len = la + lb;
     if (a->type != SD_JN_STRING || b->type != SD_JN_STRING) {
-        for (size_t i = 0; i < s->len; i++) {
-            s->ncp += ((unsigned char)s->data[i] & 0xC0) != 0x80;
-        }
+        s->ncp = jn_count_code_points(s->data, s->len);
     } else {
         s->ncp = na + nb;
     }
@@ -1130,7 +1223,7 @@ static int eval_message(struct sd_jn_vm *vm, const struct jn_node *at, const str
     }
     rc = sd_jn_to_string(vm, &m, &text);
     if (rc == 0) {
-        rc = jn_throw_at(vm, at, "%s", sd_buf_cstr(&text));
+        rc = throw_text(vm, at, text.data, text.len);
     }
     sd_buf_fini(&text);
     return rc;
@@ -1323,6 +1416,8 @@ static int eval(struct sd_jn_vm *vm, const struct jn_node *n, struct jn_env *env
             }
             n = n->c;
             continue;
+        case JN_CALL_VALUE:
+            return sd_jn_call_lazy(vm, &env->slots[0]->v, env->n - 1, env->slots + 1, out);
         default:
             return jn_throw_at(vm, n, "internal error: unknown node %d", n->kind);
         }
@@ -1549,6 +1644,7 @@ int sd_jn_eval(const struct sd_jn_program *prog, struct sd_jn_vm *vm, void *host
     vm->stack_base = __builtin_frame_address(0);
     vm->stack_budget = stack_budget(vm, vm->stack_base);
     vm->failed = 0;
+    vm->output_exceeded = 0;
     vm->err_node = NULL;
     vm->call_node = prog->root;
     vm->steps = 0;
@@ -1570,6 +1666,7 @@ int sd_jn_eval(const struct sd_jn_program *prog, struct sd_jn_vm *vm, void *host
             }
         }
         if (rc == 0 && out->len - start > vm->limits.max_output) {
+            vm->output_exceeded = 1;
             rc = sd_jn_throw(vm, "output limit (%zu bytes) exceeded", vm->limits.max_output);
         }
     }
@@ -1580,7 +1677,7 @@ int sd_jn_eval(const struct sd_jn_program *prog, struct sd_jn_vm *vm, void *host
         }
         if (rc != -ENOMEM) {
             sd_buf_append(err, vm->err.data != NULL ? vm->err.data : "error", vm->err.len);
-            rc = SD_EINVAL;
+            rc = vm->output_exceeded ? SD_ELIMIT : SD_EINVAL;
         }
     }
     vm->host = NULL;

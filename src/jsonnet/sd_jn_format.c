@@ -493,7 +493,6 @@ int sd_jn_format(struct sd_jn_vm *vm, const struct sd_jn_str *fmt, const struct 
     struct sd_buf where = SD_BUF_INIT;
     struct sd_jn_arr *arr = NULL;
     struct sd_jn_obj *obj = NULL;
-    struct sd_jn_val single;
     struct sd_jn_val v;
     size_t ncodes = 0;
     size_t nvals = 1;
@@ -513,8 +512,9 @@ int sd_jn_format(struct sd_jn_vm *vm, const struct sd_jn_str *fmt, const struct 
         nvals = sd_jn_arr_len(arr);
     } else if (vals->type == SD_JN_OBJECT) {
         obj = vals->u.o;
-    } else {
-        single = *vals;
+    } else { /* a single value formats as a one-element array */
+        arr = sd_jn_arr_new(vm, 1);
+        sd_jn_arr_set(vm, arr, 0, *vals);
     }
     for (i = 0; i < ncodes; i++) {
         c = &codes[i];
@@ -583,12 +583,8 @@ int sd_jn_format(struct sd_jn_vm *vm, const struct sd_jn_str *fmt, const struct 
                             j);
                 goto done;
             }
-            if (arr != NULL) {
-                if (sd_jn_arr_get(vm, arr, j, &v) != 0) {
-                    goto done;
-                }
-            } else {
-                v = single;
+            if (sd_jn_arr_get(vm, arr, j, &v) != 0) {
+                goto done;
             }
             sd_buf_printf(&where, "%zu", j);
             if (format_code(vm, &tmp, &v, c, fw, prec, sd_buf_cstr(&where)) != 0) {

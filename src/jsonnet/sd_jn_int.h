@@ -46,7 +46,8 @@ enum jn_kind {
     JN_OBJECT,      /* object literal */
     JN_OBJECT_COMP, /* object comprehension */
     JN_ERROR,       /* error a */
-    JN_ASSERT       /* assert a : b; c */
+    JN_ASSERT,      /* assert a : b; c */
+    JN_CALL_VALUE   /* internal: a lazy call of slots[0] with the frame's other slots as args */
 };
 
 enum jn_op {
@@ -239,6 +240,7 @@ struct sd_jn_vm {
     const struct jn_node *call_node; /* the application of the native being run */
     struct sd_buf err;
     int failed;
+    int output_exceeded; /* the error is the output limit */
     struct sd_jn_obj *std_obj; /* the std object, built when used as a value */
 };
 
@@ -258,6 +260,9 @@ void jn_arena_reset(struct sd_jn_vm *vm);
 void *jn_chunk_alloc(struct jn_chunk **chunks, size_t size, size_t *total);
 void jn_chunks_free(struct jn_chunk *chunks);
 int jn_str_eq(const struct sd_jn_str *a, const char *p, size_t len);
+size_t jn_count_code_points(const char *p, size_t len);
+/* 1 when n items of size bytes fit in the memory limit; else 0, and the VM has failed. */
+int jn_fits(struct sd_jn_vm *vm, size_t n, size_t size);
 struct sd_jn_val jn_string_of(struct sd_jn_str *s);
 /* Simple-object field lookup (name in this layer only); returns the field or NULL. */
 struct jn_ofield *jn_simple_field(struct sd_jn_vm *vm, struct sd_jn_obj *o, const char *name,

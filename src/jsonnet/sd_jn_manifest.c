@@ -108,10 +108,10 @@ static void put_indent(struct sd_buf *out, const char *indent, unsigned depth)
 }
 
 static int manifest(struct sd_jn_vm *vm, const struct sd_jn_val *v, const struct sd_jn_style *st,
-                    unsigned depth, struct sd_buf *out);
+                    unsigned depth, struct sd_buf *out, size_t start);
 
 static int manifest_array(struct sd_jn_vm *vm, struct sd_jn_arr *a, const struct sd_jn_style *st,
-                          unsigned depth, struct sd_buf *out)
+                          unsigned depth, struct sd_buf *out, size_t start)
 {
     if (a->n == 0) {
         sd_buf_append_str(out, st->empty_array);
@@ -125,7 +125,7 @@ static int manifest_array(struct sd_jn_vm *vm, struct sd_jn_arr *a, const struct
             sd_buf_append_str(out, st->item_sep);
         }
         put_indent(out, st->indent, depth + 1);
-        if (jn_force(vm, a->items[i], &e) != 0 || manifest(vm, &e, st, depth + 1, out) != 0) {
+        if (jn_force(vm, a->items[i], &e) != 0 || manifest(vm, &e, st, depth + 1, out, start) != 0) {
             return SD_JN_ERR;
         }
     }
@@ -136,7 +136,7 @@ static int manifest_array(struct sd_jn_vm *vm, struct sd_jn_arr *a, const struct
 }
 
 static int manifest_object(struct sd_jn_vm *vm, struct sd_jn_obj *o, const struct sd_jn_style *st,
-                           unsigned depth, struct sd_buf *out)
+                           unsigned depth, struct sd_buf *out, size_t start)
 {
     struct sd_jn_str **names;
     size_t n;
@@ -160,7 +160,7 @@ static int manifest_object(struct sd_jn_vm *vm, struct sd_jn_obj *o, const struc
         sd_jn_escape_string(out, names[i]->data, names[i]->len);
         sd_buf_append_str(out, st->kv_sep);
         if (sd_jn_obj_get(vm, o, names[i]->data, names[i]->len, &e, &found) != 0 ||
-            manifest(vm, &e, st, depth + 1, out) != 0) {
+            manifest(vm, &e, st, depth + 1, out, start) != 0) {
             return SD_JN_ERR;
         }
     }
@@ -171,14 +171,15 @@ static int manifest_object(struct sd_jn_vm *vm, struct sd_jn_obj *o, const struc
 }
 
 static int manifest(struct sd_jn_vm *vm, const struct sd_jn_val *v, const struct sd_jn_style *st,
-                    unsigned depth, struct sd_buf *out)
+                    unsigned depth, struct sd_buf *out, size_t start)
 {
     const char *here = __builtin_frame_address(0);
 
     if ((size_t)(vm->stack_base - here) > vm->stack_budget) {
         return sd_jn_throw(vm, "max stack depth exceeded (value nested too deeply)");
     }
-    if (out->len > vm->limits.max_output) {
+    if (out->len - start > vm->limits.max_output) {
+        vm->output_exceeded = 1;
         return sd_jn_throw(vm, "output limit (%zu bytes) exceeded", vm->limits.max_output);
     }
     if (sd_jn_tick(vm, 1) != 0) {
@@ -198,9 +199,9 @@ static int manifest(struct sd_jn_vm *vm, const struct sd_jn_val *v, const struct
         sd_jn_escape_string(out, v->u.s->data, v->u.s->len);
         return 0;
     case SD_JN_ARRAY:
-        return manifest_array(vm, v->u.a, st, depth, out);
+        return manifest_array(vm, v->u.a, st, depth, out, start);
     case SD_JN_OBJECT:
-        return manifest_object(vm, v->u.o, st, depth, out);
+        return manifest_object(vm, v->u.o, st, depth, out, start);
     default:
         return sd_jn_throw(vm, "couldn't manifest function as JSON");
     }
@@ -209,7 +210,7 @@ static int manifest(struct sd_jn_vm *vm, const struct sd_jn_val *v, const struct
 int sd_jn_manifest(struct sd_jn_vm *vm, const struct sd_jn_val *v, const struct sd_jn_style *st,
                    struct sd_buf *out)
 {
-    return manifest(vm, v, st, 0, out);
+    return manifest(vm, v, st, 0, out, out->len);
 }
 
 int sd_jn_to_string(struct sd_jn_vm *vm, const struct sd_jn_val *v, struct sd_buf *out)

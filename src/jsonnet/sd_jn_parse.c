@@ -100,16 +100,10 @@ static void *palloc(struct parser *ps, size_t size)
 static struct sd_jn_str *pstr(struct parser *ps, const char *p, size_t len)
 {
     struct sd_jn_str *s = palloc(ps, sizeof(*s) + len + 1);
-    size_t i = 0;
 
     memcpy(s->data, p, len);
-    s->data[len] = '\0';
     s->len = len;
-    while (i < len) {
-        uint32_t cp;
-        i += sd_jn_utf8_decode(p + i, &cp);
-        s->ncp++;
-    }
+    s->ncp = jn_count_code_points(p, len);
     return s;
 }
 
@@ -195,8 +189,12 @@ static int lex_number(struct parser *ps, struct token *t)
     char tmp[64];
     size_t n;
 
-    while (is_digit(peekc(ps, 0))) {
+    if (peekc(ps, 0) == '0') { /* no leading zeros: "01" is 0 then 1, an error as in jsonnet */
         advance(ps, 1);
+    } else {
+        while (is_digit(peekc(ps, 0))) {
+            advance(ps, 1);
+        }
     }
     if (peekc(ps, 0) == '.') {
         if (!is_digit(peekc(ps, 1))) {
@@ -1004,6 +1002,13 @@ static int parse_primary(struct parser *ps, struct jn_node **out)
             return rc == 0 ? expect_op(ps, "]") : rc;
         }
         return rc == 0 ? expected(ps, "'.' or '[' after super") : rc;
+    case T_LOCAL:
+    case T_IF:
+    case T_FUNCTION:
+    case T_ERROR:
+    case T_ASSERT:
+        /* as an operand they extend as far right as possible: 1 + local x = 2; x */
+        return parse_expr(ps, out);
     case T_IMPORT:
     case T_IMPORTSTR:
     case T_IMPORTBIN:

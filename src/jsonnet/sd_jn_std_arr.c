@@ -92,7 +92,6 @@ SD__JN_NATIVE(makeArray)
     size_t n;
     struct sd_jn_arr *a;
     struct sd_jn_val idx;
-    struct sd_jn_val v;
 
     if (sd__jn_want_int(vm, "makeArray", 0, &args[0], &sz) != 0 ||
         want_func(vm, "makeArray", 1, &args[1]) != 0) {
@@ -107,11 +106,10 @@ SD__JN_NATIVE(makeArray)
     n = (size_t)sz;
     a = sd_jn_arr_new(vm, n);
     for (i = 0; i < n; i++) {
+        struct sd_jn_thunk *arg;
         idx = sd_jn_number((double)i);
-        if (sd_jn_call(vm, &args[1], 1, &idx, &v) != 0) {
-            return SD_JN_ERR;
-        }
-        sd_jn_arr_set(vm, a, i, v);
+        arg = sd_jn_thunk_of(vm, &idx);
+        sd_jn_arr_set_call(vm, a, i, &args[1], 1, &arg);
     }
     *out = sd_jn_array(a);
     return 0;
@@ -531,8 +529,6 @@ static int map_common(struct sd_jn_vm *vm, const char *fn, struct sd_jn_val *arg
 {
     struct seq q;
     struct sd_jn_arr *a;
-    struct sd_jn_val cargs[2];
-    struct sd_jn_val v;
     size_t i;
 
     if (want_func(vm, fn, 0, &args[0]) != 0 || want_seq(vm, fn, 1, &args[1]) != 0) {
@@ -544,12 +540,18 @@ static int map_common(struct sd_jn_vm *vm, const char *fn, struct sd_jn_val *arg
     }
     a = sd_jn_arr_new(vm, q.n);
     for (i = 0; i < q.n; i++) {
-        cargs[0] = sd_jn_number((double)i);
-        if (seq_next(vm, &q, i, &cargs[1]) != 0 ||
-            sd_jn_call(vm, &args[0], with_index ? 2 : 1, with_index ? cargs : cargs + 1, &v) != 0) {
-            return SD_JN_ERR;
+        struct sd_jn_thunk *cargs[2];
+        struct sd_jn_val v = sd_jn_number((double)i);
+        cargs[0] = sd_jn_thunk_of(vm, &v);
+        if (q.a != NULL) {
+            cargs[1] = sd_jn_arr_elem(q.a, i); /* elements stay lazy */
+        } else {
+            if (seq_next(vm, &q, i, &v) != 0) {
+                return SD_JN_ERR;
+            }
+            cargs[1] = sd_jn_thunk_of(vm, &v);
         }
-        sd_jn_arr_set(vm, a, i, v);
+        sd_jn_arr_set_call(vm, a, i, &args[0], with_index ? 2 : 1, with_index ? cargs : cargs + 1);
     }
     *out = sd_jn_array(a);
     return 0;
@@ -565,14 +567,13 @@ SD__JN_NATIVE(mapWithIndex)
     return map_common(vm, "mapWithIndex", args, 1, out);
 }
 
-/* Elements of arr for which pred returns true (a boolean, else an error), as a new array of
- * *n values in *kept (arena). */
-static int filter_values(struct sd_jn_vm *vm, const char *fn, const struct sd_jn_val *pred,
-                         struct sd_jn_arr *arr, struct sd_jn_val **kept, size_t *n)
+/* The indexes of arr's elements for which pred returns true (a boolean, else an error), in
+ * *kept (arena), *n of them. The elements are passed unforced: pred reads what it needs. */
+static int filter_indexes(struct sd_jn_vm *vm, const char *fn, const struct sd_jn_val *pred,
+                          struct sd_jn_arr *arr, size_t **kept, size_t *n)
 {
     size_t len = sd_jn_arr_len(arr);
     size_t i;
-    struct sd_jn_val e;
     struct sd_jn_val r;
 
     if (sd_jn_tick(vm, len + 1) != 0) {
@@ -581,7 +582,8 @@ static int filter_values(struct sd_jn_vm *vm, const char *fn, const struct sd_jn
     *kept = sd_jn_alloc(vm, (len + 1) * sizeof(**kept));
     *n = 0;
     for (i = 0; i < len; i++) {
-        if (sd_jn_arr_get(vm, arr, i, &e) != 0 || sd_jn_call(vm, pred, 1, &e, &r) != 0) {
+        struct sd_jn_thunk *e = sd_jn_arr_elem(arr, i);
+        if (sd_jn_call_lazy(vm, pred, 1, &e, &r) != 0) {
             return SD_JN_ERR;
         }
         if (r.type != SD_JN_BOOL) {
@@ -589,7 +591,7 @@ static int filter_values(struct sd_jn_vm *vm, const char *fn, const struct sd_jn
                                sd_jn_type_name(r.type));
         }
         if (r.u.b) {
-            (*kept)[(*n)++] = e;
+            (*kept)[(*n)++] = i;
         }
     }
     return 0;
@@ -608,38 +610,37 @@ static struct sd_jn_arr *array_of(struct sd_jn_vm *vm, const struct sd_jn_val *v
 
 SD__JN_NATIVE(filter)
 {
-    struct sd_jn_val *kept;
+    size_t *kept;
     size_t n;
 
     if (want_func(vm, "filter", 0, &args[0]) != 0 ||
         sd__jn_want(vm, "filter", 1, &args[1], SD_JN_ARRAY) != 0 ||
-        filter_values(vm, "filter", &args[0], args[1].u.a, &kept, &n) != 0) {
+        filter_indexes(vm, "filter", &args[0], args[1].u.a, &kept, &n) != 0) {
         return SD_JN_ERR;
     }
-    *out = sd_jn_array(array_of(vm, kept, n));
+    *out = sd_jn_array(sd_jn_arr_pick(vm, args[1].u.a, kept, n));
     return 0;
 }
 
 SD__JN_NATIVE(filterMap)
 {
-    struct sd_jn_val *kept;
-    struct sd_jn_val v;
+    struct sd_jn_arr *a;
+    size_t *kept;
     size_t n;
     size_t i;
 
     if (want_func(vm, "filterMap", 0, &args[0]) != 0 ||
         want_func(vm, "filterMap", 1, &args[1]) != 0 ||
         sd__jn_want(vm, "filterMap", 2, &args[2], SD_JN_ARRAY) != 0 ||
-        filter_values(vm, "filterMap", &args[0], args[2].u.a, &kept, &n) != 0) {
+        filter_indexes(vm, "filterMap", &args[0], args[2].u.a, &kept, &n) != 0) {
         return SD_JN_ERR;
     }
+    a = sd_jn_arr_new(vm, n);
     for (i = 0; i < n; i++) {
-        if (sd_jn_call(vm, &args[1], 1, &kept[i], &v) != 0) {
-            return SD_JN_ERR;
-        }
-        kept[i] = v;
+        struct sd_jn_thunk *e = sd_jn_arr_elem(args[2].u.a, kept[i]);
+        sd_jn_arr_set_call(vm, a, i, &args[1], 1, &e);
     }
-    *out = sd_jn_array(array_of(vm, kept, n));
+    *out = sd_jn_array(a);
     return 0;
 }
 

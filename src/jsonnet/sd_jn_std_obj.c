@@ -175,7 +175,6 @@ SD__JN_NATIVE(mapWithKey)
     struct sd_jn_str **names;
     struct sd_jn_obj *o;
     struct sd_jn_val cargs[2];
-    struct sd_jn_val v;
     size_t n;
     size_t i;
 
@@ -187,11 +186,13 @@ SD__JN_NATIVE(mapWithKey)
     o = sd_jn_obj_new(vm, n);
     for (i = 0; i < n; i++) {
         cargs[0] = string_val(names[i]);
-        if (get_field(vm, args[1].u.o, names[i], &cargs[1]) != 0 ||
-            sd_jn_call(vm, &args[0], 2, cargs, &v) != 0) {
+        struct sd_jn_thunk *targs[2];
+        if (get_field(vm, args[1].u.o, names[i], &cargs[1]) != 0) {
             return SD_JN_ERR;
         }
-        sd_jn_obj_set(vm, o, i, names[i], v);
+        targs[0] = sd_jn_thunk_of(vm, &cargs[0]);
+        targs[1] = sd_jn_thunk_of(vm, &cargs[1]);
+        sd_jn_obj_set_call(vm, o, i, names[i], &args[0], 2, targs);
     }
     *out = sd_jn_object(o);
     return 0;

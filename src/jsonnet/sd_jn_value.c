@@ -196,18 +196,53 @@ size_t sd_jn_str_offset(const struct sd_jn_str *s, size_t i)
 
 /* --- strings -------------------------------------------------------------------------------- */
 
+size_t jn_count_code_points(const char *p, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    size_t cont = 0;
+    size_t i = 0;
+
+    /* continuation bytes (10xxxxxx), eight at a time: bit 7 set and bit 6 clear */
+    for (; i + 8 <= len; i += 8) {
+        uint64_t x;
+        memcpy(&x, u + i, 8);
+        cont += (size_t)__builtin_popcountll(x & ~(x << 1) & 0x8080808080808080ULL);
+    }
+    for (; i < len; i++) {
+        cont += (u[i] & 0xC0) == 0x80;
+    }
+    return len - cont;
+}
+
+/* Whether n items of size bytes fit in what is left of the memory limit; if not, the VM fails
+ * with the memory error (the caller then builds an empty value, and the evaluator reports the
+ * error as soon as the native returns). */
+int jn_fits(struct sd_jn_vm *vm, size_t n, size_t size)
+{
+    size_t left = vm->limits.max_memory > vm->arena_bytes ? vm->limits.max_memory - vm->arena_bytes
+                                                          : 0;
+
+    if (n > 0 && size > 0 && n > left / size) {
+        sd_jn_throw(vm, "memory limit (%zu bytes) exceeded", vm->limits.max_memory);
+        return 0;
+    }
+    return 1;
+}
+
 struct sd_jn_str *sd_jn_str_new(struct sd_jn_vm *vm, const char *p, size_t len)
 {
-    struct sd_jn_str *s = sd_jn_alloc(vm, sizeof(*s) + len + 1);
-    const unsigned char *u = (const unsigned char *)p;
+    struct sd_jn_str *s;
+
+    if (!jn_fits(vm, len, 1)) {
+        len = 0;
+    }
+    s = sd_jn_alloc(vm, sizeof(*s) + len + 1);
 
     if (len > 0) {
         memcpy(s->data, p, len);
     }
     s->len = len;
-    for (size_t i = 0; i < len; i++) {
-        s->ncp += (u[i] & 0xC0) != 0x80;
-    }
+    s->ncp = jn_count_code_points(p, len);
     return s;
 }
 
@@ -252,6 +287,10 @@ struct sd_jn_arr *sd_jn_arr_new(struct sd_jn_vm *vm, size_t n)
 {
     struct sd_jn_arr *a = sd_jn_alloc(vm, sizeof(*a));
 
+    if (!jn_fits(vm, n, sizeof(*a->items) + sizeof(struct sd_jn_thunk))) {
+        n = 0;
+    }
+
     a->n = n;
     a->items = n > 0 ? sd_jn_alloc(vm, sizeof(*a->items) * n) : NULL;
     if (n > 0) {
@@ -268,6 +307,9 @@ struct sd_jn_arr *sd_jn_arr_new(struct sd_jn_vm *vm, size_t n)
 void sd_jn_arr_set(struct sd_jn_vm *vm, struct sd_jn_arr *a, size_t i, struct sd_jn_val v)
 {
     (void)vm;
+    if (i >= a->n) { /* the array could not be allocated (memory limit) */
+        return;
+    }
     a->items[i]->state = JN_THUNK_DONE;
     a->items[i]->v = v;
 }
@@ -297,6 +339,19 @@ struct sd_jn_arr *sd_jn_arr_concat(struct sd_jn_vm *vm, struct sd_jn_arr *a, str
     return r;
 }
 
+struct sd_jn_arr *sd_jn_arr_pick(struct sd_jn_vm *vm, struct sd_jn_arr *a, const size_t *idx,
+                                 size_t n)
+{
+    struct sd_jn_arr *r = sd_jn_alloc(vm, sizeof(*r));
+
+    r->n = n;
+    r->items = n > 0 ? sd_jn_alloc(vm, sizeof(*r->items) * n) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        r->items[i] = a->items[idx[i]];
+    }
+    return r;
+}
+
 struct sd_jn_arr *sd_jn_arr_slice(struct sd_jn_vm *vm, struct sd_jn_arr *a, size_t from, size_t to)
 {
     struct sd_jn_arr *r = sd_jn_alloc(vm, sizeof(*r));
@@ -315,6 +370,10 @@ struct sd_jn_obj *sd_jn_obj_new(struct sd_jn_vm *vm, size_t n)
 {
     struct sd_jn_obj *o = sd_jn_alloc(vm, sizeof(*o));
 
+    if (!jn_fits(vm, n, sizeof(*o->fields))) {
+        n = 0;
+    }
+
     o->kind = JN_OBJ_SIMPLE;
     o->nlayers = 1;
     o->nfields = n;
@@ -325,6 +384,9 @@ struct sd_jn_obj *sd_jn_obj_new(struct sd_jn_vm *vm, size_t n)
 void sd_jn_obj_set(struct sd_jn_vm *vm, struct sd_jn_obj *o, size_t i, struct sd_jn_str *name,
                    struct sd_jn_val v)
 {
+    if (i >= o->nfields) { /* the object could not be allocated (memory limit) */
+        return;
+    }
     o->fields[i].name = name;
     o->fields[i].hide = JN_HIDE_INHERIT;
     o->fields[i].value = jn_thunk_done(vm, v);

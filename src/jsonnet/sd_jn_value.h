@@ -3,8 +3,11 @@
  * arrays and objects, calling function values, comparing, manifesting, raising errors.
  *
  * Memory: every value lives in the VM's arena and is freed all at once when the evaluation ends;
- * natives never free. Allocation never fails (out of memory aborts, as sd_xmalloc); the arena's
- * size is bounded by sd_jn_tick, which natives must call in loops proportional to their input.
+ * natives never free. Allocation never returns NULL. The constructors (strings, arrays, objects)
+ * check the memory limit: a value that does not fit fails the evaluation and comes back empty
+ * (setters ignore indexes beyond it), and the evaluator reports the error when the native
+ * returns. sd_jn_tick bounds steps and memory; natives call it in loops proportional to their
+ * input, and size scratch memory by existing values only.
  *
  * Errors: functions that can fail return 0 or SD_JN_ERR; after SD_JN_ERR the VM holds the message
  * and the caller must return SD_JN_ERR at once (sd_jn_throw sets a message and returns it). */
@@ -134,11 +137,30 @@ static inline struct sd_jn_val sd_jn_array(struct sd_jn_arr *a)
     v.u.a = a;
     return v;
 }
+/* Laziness for natives (std.map, filter, makeArray, mapWithKey are lazy, as in Jsonnet): a
+ * struct sd_jn_thunk * is an unforced value, either an array's element (sd_jn_arr_elem) or a
+ * value wrapped by sd_jn_thunk_of. */
+struct sd_jn_thunk *sd_jn_arr_elem(struct sd_jn_arr *a, size_t i);
+struct sd_jn_thunk *sd_jn_thunk_of(struct sd_jn_vm *vm, const struct sd_jn_val *v);
+/* Calls fn with unforced arguments (a closure forces only what it reads). Returns 0 or
+ * SD_JN_ERR, as sd_jn_call. */
+int sd_jn_call_lazy(struct sd_jn_vm *vm, const struct sd_jn_val *fn, size_t nargs,
+                    struct sd_jn_thunk *const *args, struct sd_jn_val *out);
+/* Sets element i of a to the lazy result of fn(args[0..nargs)): the call runs when the element
+ * is first read, so an element nobody reads never fails. nargs ≤ SD_JN_NATIVE_MAX_PARAMS. */
+void sd_jn_arr_set_call(struct sd_jn_vm *vm, struct sd_jn_arr *a, size_t i,
+                        const struct sd_jn_val *fn, size_t nargs, struct sd_jn_thunk *const *args);
+/* A new array of a's elements idx[0..n) (not forced). */
+struct sd_jn_arr *sd_jn_arr_pick(struct sd_jn_vm *vm, struct sd_jn_arr *a, const size_t *idx,
+                                 size_t n);
 /* A new object of n visible fields set with sd_jn_obj_set (names must be distinct; every index
  * 0..n-1 must be set before the object is used). */
 struct sd_jn_obj *sd_jn_obj_new(struct sd_jn_vm *vm, size_t n);
 void sd_jn_obj_set(struct sd_jn_vm *vm, struct sd_jn_obj *o, size_t i, struct sd_jn_str *name,
                    struct sd_jn_val v);
+/* sd_jn_obj_set with the lazy result of fn(args[0..nargs)) as the value. */
+void sd_jn_obj_set_call(struct sd_jn_vm *vm, struct sd_jn_obj *o, size_t i, struct sd_jn_str *name,
+                        const struct sd_jn_val *fn, size_t nargs, struct sd_jn_thunk *const *args);
 static inline struct sd_jn_val sd_jn_object(struct sd_jn_obj *o)
 {
     struct sd_jn_val v;

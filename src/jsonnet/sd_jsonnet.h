@@ -58,8 +58,9 @@ void sd_jn_vm_free(struct sd_jn_vm *vm);
  * functions (sd_jn_host). On a runtime error (error expression, failed assert, type error, limit
  * exceeded, a host function's error, a function value as the result) returns SD_EINVAL with the
  * message alone in err (e.g. `field "x" does not exist`, `path "a.b" not found in the body`, as
- * the reference reports it); sd_jn_vm_error_pos then gives where it happened. out is restored to
- * its previous length on any error. Returns 0, SD_EINVAL or -ENOMEM. */
+ * the reference reports it); sd_jn_vm_error_pos then gives where it happened. A value larger
+ * than the output limit returns SD_ELIMIT (with a message). out is restored to its previous
+ * length on any error. Returns 0, SD_EINVAL, SD_ELIMIT or -ENOMEM. */
 int sd_jn_eval(const struct sd_jn_program *prog, struct sd_jn_vm *vm, void *host,
                enum sd_jn_output form, struct sd_buf *out, struct sd_buf *err);
 /* After a failed sd_jn_eval: the 1-based line and column of the innermost expression being

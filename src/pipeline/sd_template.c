@@ -998,6 +998,14 @@ int sd_template_eval(const struct sd_template *t, struct sd_record *rec, int raw
     }
     if (tls->is_nomem) {
         rc = -ENOMEM;
+    } else if (rc == SD_ELIMIT) { /* the value alone is larger than any row may be */
+        rc = 413;
+        if (err != NULL) {
+            err->status = 413;
+            err->name = "stream.in.payloadTooLarge";
+            snprintf(err->message, sizeof(err->message), "%s",
+                     msg.data != NULL ? msg.data : "output limit exceeded");
+        }
     } else if (tls->body_status != 0) {
         rc = tls->body_status;
         if (err != NULL) {

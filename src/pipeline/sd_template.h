@@ -68,7 +68,8 @@ int sd_template_uses_body(const struct sd_template *t);
 /* Evaluates t for rec on the calling thread's VM and appends the value to out: compact JSON, or
  * with raw_string a string result as its raw bytes (SD_JN_OUT_RAW). Returns 0; an HTTP status
  * with err filled: 400 or 415 when Body() met a body that cannot be parsed (the message is the
- * body's parse error, as path columns report it), 500 stream.in.genericError for any other
+ * body's parse error, as path columns report it), 413 when the value alone exceeds
+ * SD_TEMPLATE_MAX_OUTPUT, 500 stream.in.genericError for any other
  * error (err->message is the engine's message alone, e.g. `path "a.b" not found in the body`);
  * or -ENOMEM. out is restored on any error. */
 int sd_template_eval(const struct sd_template *t, struct sd_record *rec, int raw_string,
