@@ -166,8 +166,16 @@ static int sd__map_sink(const json_t *columns, struct sd_record *rec, json_t *ro
         } else if (rc == 0) {
             rc = sd_mapping_write_row(m, rec, 0, &csv, &err);
             if (rc > 0) {
+                /* the mapping names the column itself in some messages: say it once */
+                char prefix[300];
+                size_t plen = (size_t)snprintf(prefix, sizeof(prefix), "column \"%s\": ",
+                                               name ? name : "");
+                const char *text = err.message;
+                if (plen < sizeof(prefix) && strncmp(text, prefix, plen) == 0) {
+                    text += plen;
+                }
                 sd_buf_printf(msg, "Invalid value for column \"%s\": %s", name ? name : "",
-                              err.message);
+                              text);
                 rc = 422;
             }
         }

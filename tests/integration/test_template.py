@@ -207,6 +207,7 @@ def test_test_endpoint_renders_templates(streamd):
     assert err["error"] == "stream.api.invalidColumnValue", err
     assert 'Invalid value for column "ag"' in err["message"], err
     assert 'path "c.f.g" not found in the body' in err["message"], err
+    assert err["message"].count('"ag"') == 1, err  # the column is named once
 
 
 def run_cli(args, stdin=None):
