@@ -752,7 +752,7 @@ static int concat_strings(struct sd_jn_vm *vm, struct sd_jn_val *a, struct sd_jn
     }
     s->len = la + lb;
     if (a->type != SD_JN_STRING || b->type != SD_JN_STRING) {
-        s->ncp = jn_count_code_points(s->data, s->len);
+        s->ncp = sd_utf8_count(s->data, s->len);
     } else {
         s->ncp = na + nb;
     }
@@ -968,7 +968,7 @@ static int index_value(struct sd_jn_vm *vm, const struct jn_node *n, struct sd_j
         {
             size_t off = sd_jn_str_offset(t->u.s, k);
             uint32_t cp;
-            size_t l = sd_jn_utf8_decode(t->u.s->data + off, &cp);
+            size_t l = sd_utf8_decode(t->u.s->data + off, &cp);
             *out = sd_jn_string(vm, t->u.s->data + off, l);
         }
         return 0;

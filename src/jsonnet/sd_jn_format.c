@@ -140,7 +140,7 @@ static int parse_code(struct sd_jn_vm *vm, const char *s, size_t len, size_t *i,
         c->caps = s[j] < 'a';
         break;
     default:
-        n = sd_jn_utf8_decode(s + j, &cp);
+        n = sd_utf8_decode(s + j, &cp);
         return sd_jn_throw(vm, "Unrecognised conversion type: %.*s", (int)n, s + j);
     }
     *i = j + 1;
@@ -186,17 +186,6 @@ static int parse_codes(struct sd_jn_vm *vm, const struct sd_jn_str *fmt, struct 
 }
 
 /* --- rendering --------------------------------------------------------------------------- */
-
-static size_t count_cps(const char *p, size_t len)
-{
-    size_t n = 0;
-    size_t i;
-
-    for (i = 0; i < len; i++) {
-        n += ((unsigned char)p[i] & 0xC0) != 0x80;
-    }
-    return n;
-}
 
 /* Appends c so many times as jsonnet's padding(w, c): ceil(w) when w > 0. */
 static void pad(struct sd_buf *b, double w, char c)
@@ -403,7 +392,7 @@ static int format_code(struct sd_jn_vm *vm, struct sd_buf *b, const struct sd_jn
             if (!(t >= 0 && t <= 0x10FFFF) || (t >= 0xD800 && t <= 0xDFFF)) {
                 return sd_jn_throw(vm, "%%c: invalid unicode code point, got %g", val->u.n);
             }
-            sd_buf_append(b, tmp, sd_jn_utf8_encode((uint32_t)t, tmp));
+            sd_buf_append(b, tmp, sd_utf8_encode((uint32_t)t, tmp));
             return 0;
         }
         if (val->type == SD_JN_STRING) {
@@ -452,7 +441,7 @@ static int format_code(struct sd_jn_vm *vm, struct sd_buf *b, const struct sd_jn
 /* Appends s (tmp) padded to width fw with spaces, left or right. */
 static void append_padded(struct sd_buf *b, const struct sd_buf *s, double fw, int left)
 {
-    double w = fw - (double)count_cps(s->data ? s->data : "", s->len);
+    double w = fw - (double)sd_utf8_count(s->data ? s->data : "", s->len);
 
     if (!left) {
         pad(b, w, ' ');

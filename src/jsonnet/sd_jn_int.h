@@ -260,7 +260,6 @@ void jn_arena_reset(struct sd_jn_vm *vm);
 void *jn_chunk_alloc(struct jn_chunk **chunks, size_t size, size_t *total);
 void jn_chunks_free(struct jn_chunk *chunks);
 int jn_str_eq(const struct sd_jn_str *a, const char *p, size_t len);
-size_t jn_count_code_points(const char *p, size_t len);
 /* 1 when n items of size bytes fit in the memory limit; else 0, and the VM has failed. */
 int jn_fits(struct sd_jn_vm *vm, size_t n, size_t size);
 struct sd_jn_val jn_string_of(struct sd_jn_str *s);

@@ -103,7 +103,7 @@ static struct sd_jn_str *pstr(struct parser *ps, const char *p, size_t len)
 
     memcpy(s->data, p, len);
     s->len = len;
-    s->ncp = jn_count_code_points(p, len);
+    s->ncp = sd_utf8_count(p, len);
     return s;
 }
 
@@ -242,7 +242,7 @@ static int lex_number(struct parser *ps, struct token *t)
 static int append_cp(struct parser *ps, uint32_t cp)
 {
     char u[4];
-    return sd_buf_append(&ps->sbuf, u, sd_jn_utf8_encode(cp, u));
+    return sd_buf_append(&ps->sbuf, u, sd_utf8_encode(cp, u));
 }
 
 static int hex4(struct parser *ps, uint32_t *v)
@@ -1643,7 +1643,7 @@ int jn_parse(const char *src, size_t len, const struct sd_jn_native *globals, si
     ps.chunks = chunks;
     ps.err = err;
     *root = NULL;
-    if (!sd_jn_utf8_check(src, len)) {
+    if (!sd_utf8_valid(src, len)) {
         sd_buf_append_str(err, "1:1: the program is not valid UTF-8");
         return SD_EPARSE;
     }

@@ -39,7 +39,7 @@ static int seq_next(struct sd_jn_vm *vm, struct seq *q, size_t i, struct sd_jn_v
     if (q->a) {
         return sd_jn_arr_get(vm, q->a, i, out);
     }
-    n = sd_jn_utf8_decode(q->s->data + q->off, &cp);
+    n = sd_utf8_decode(q->s->data + q->off, &cp);
     *out = sd_jn_string(vm, q->s->data + q->off, n);
     q->off += n;
     return 0;
@@ -278,11 +278,11 @@ SD__JN_NATIVE(slice)
     for (i = 0; i < n; i++) {
         uint32_t cp;
 
-        b = sd_jn_utf8_decode(s->data + a, &cp);
+        b = sd_utf8_decode(s->data + a, &cp);
         sd_buf_append(&buf, s->data + a, b);
         /* Advance step code points. */
         for (k = 0; k < (size_t)step && a < s->len; k++) {
-            a += sd_jn_utf8_decode(s->data + a, &cp);
+            a += sd_utf8_decode(s->data + a, &cp);
         }
     }
     sd__jn_buf_string(vm, &buf, out);

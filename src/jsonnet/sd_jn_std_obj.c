@@ -733,7 +733,7 @@ static int jstring(struct jparser *jp, struct sd_jn_str **out)
                 }
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
             }
-            sd_buf_append(&jp->sbuf, tmp, sd_jn_utf8_encode(cp, tmp));
+            sd_buf_append(&jp->sbuf, tmp, sd_utf8_encode(cp, tmp));
             break;
         default:
             jp->pos--;
@@ -892,7 +892,7 @@ int sd_jn_parse_json(struct sd_jn_vm *vm, const char *p, size_t len, struct sd_j
     jp.len = len;
     jp.pos = 0;
     sd_buf_init(&jp.sbuf);
-    if (!sd_jn_utf8_check(p, len)) {
+    if (!sd_utf8_valid(p, len)) {
         sd_jn_throw(vm, "JSON parse error: invalid UTF-8");
         goto done;
     }

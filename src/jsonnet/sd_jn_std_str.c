@@ -325,7 +325,7 @@ SD__JN_NATIVE(stringChars)
     }
     a = sd_jn_arr_new(vm, s->ncp);
     for (i = 0; i < s->ncp; i++) {
-        n = sd_jn_utf8_decode(s->data + off, &cp);
+        n = sd_utf8_decode(s->data + off, &cp);
         sd_jn_arr_set(vm, a, i, sd_jn_string(vm, s->data + off, n));
         off += n;
     }
@@ -344,7 +344,7 @@ SD__JN_NATIVE(codepoint)
         return sd_jn_throw(vm, "std.codepoint: takes a string of length 1, got length %zu",
                            args[0].u.s->ncp);
     }
-    (void)sd_jn_utf8_decode(args[0].u.s->data, &cp);
+    (void)sd_utf8_decode(args[0].u.s->data, &cp);
     *out = sd_jn_number((double)cp);
     return 0;
 }
@@ -361,7 +361,7 @@ SD__JN_NATIVE(char)
     if (!(t >= 0 && t <= 0x10FFFF) || (t >= 0xD800 && t <= 0xDFFF)) {
         return sd_jn_throw(vm, "std.char: invalid unicode code point, got %g", args[0].u.n);
     }
-    *out = sd_jn_string(vm, tmp, sd_jn_utf8_encode((uint32_t)t, tmp));
+    *out = sd_jn_string(vm, tmp, sd_utf8_encode((uint32_t)t, tmp));
     return 0;
 }
 
@@ -384,7 +384,7 @@ static int cpset_init(struct sd_jn_vm *vm, const char *fn, struct sd_jn_val *cha
     if (chars->type == SD_JN_STRING) {
         set->cps = sd_jn_alloc(vm, (chars->u.s->ncp + 1) * sizeof(uint32_t));
         for (i = 0; i < chars->u.s->ncp; i++) {
-            off += sd_jn_utf8_decode(chars->u.s->data + off, &set->cps[set->n++]);
+            off += sd_utf8_decode(chars->u.s->data + off, &set->cps[set->n++]);
         }
         return 0;
     }
@@ -402,7 +402,7 @@ static int cpset_init(struct sd_jn_vm *vm, const char *fn, struct sd_jn_val *cha
             return SD_JN_ERR;
         }
         if (e.type == SD_JN_STRING && e.u.s->ncp == 1) {
-            (void)sd_jn_utf8_decode(e.u.s->data, &set->cps[set->n++]);
+            (void)sd_utf8_decode(e.u.s->data, &set->cps[set->n++]);
         }
     }
     return 0;
@@ -431,7 +431,7 @@ static void strip(struct sd_jn_vm *vm, const struct sd_jn_str *s, const struct c
 
     if (left) {
         while (a < b) {
-            n = sd_jn_utf8_decode(s->data + a, &cp);
+            n = sd_utf8_decode(s->data + a, &cp);
             if (!cpset_has(set, cp)) {
                 break;
             }
@@ -444,7 +444,7 @@ static void strip(struct sd_jn_vm *vm, const struct sd_jn_str *s, const struct c
             while (n < b - a && ((unsigned char)s->data[b - n] & 0xC0) == 0x80) {
                 n++;
             }
-            (void)sd_jn_utf8_decode(s->data + b - n, &cp);
+            (void)sd_utf8_decode(s->data + b - n, &cp);
             if (!cpset_has(set, cp)) {
                 break;
             }
@@ -701,7 +701,7 @@ static int arg_bytes(struct sd_jn_vm *vm, const char *fn, struct sd_jn_val *v,
         }
         *bytes = sd_jn_alloc(vm, s->ncp + 1);
         for (i = 0; i < s->ncp; i++) {
-            off += sd_jn_utf8_decode(s->data + off, &cp);
+            off += sd_utf8_decode(s->data + off, &cp);
             if (cp > 255) {
                 return sd_jn_throw(vm,
                                    "std.%s: can only encode strings of code points below 256 "
@@ -866,7 +866,7 @@ SD__JN_NATIVE(base64Decode)
     /* Each byte becomes the code point of its value, as jsonnet's std.char(b). */
     sd_buf_reserve(&b, n * 2);
     for (i = 0; i < n; i++) {
-        sd_buf_append(&b, tmp, sd_jn_utf8_encode(bytes[i], tmp));
+        sd_buf_append(&b, tmp, sd_utf8_encode(bytes[i], tmp));
     }
     sd__jn_buf_string(vm, &b, out);
     sd_buf_fini(&b);
@@ -890,21 +890,6 @@ SD__JN_NATIVE(encodeUTF8)
     return 0;
 }
 
-/* Length of the UTF-8 sequence a lead byte announces (1 for invalid leads). */
-static size_t utf8_seq_len(unsigned char c)
-{
-    if (c < 0xC0) {
-        return 1;
-    }
-    if (c < 0xE0) {
-        return 2;
-    }
-    if (c < 0xF0) {
-        return 3;
-    }
-    return 4;
-}
-
 SD__JN_NATIVE(decodeUTF8)
 {
     unsigned char *bytes;
@@ -921,11 +906,8 @@ SD__JN_NATIVE(decodeUTF8)
     }
     sd_buf_reserve(&b, n);
     while (i < n) {
-        k = utf8_seq_len(bytes[i]);
-        if (bytes[i] < 0x80) {
-            sd_buf_append_char(&b, (char)bytes[i]);
-            i++;
-        } else if (k > 1 && k <= n - i && sd_jn_utf8_check((const char *)bytes + i, k)) {
+        k = sd_utf8_seq_len((const char *)bytes + i, n - i);
+        if (k > 0) {
             sd_buf_append(&b, bytes + i, k);
             i += k;
         } else {

@@ -84,102 +84,6 @@ void *sd_jn_alloc(struct sd_jn_vm *vm, size_t size)
     return jn_chunk_alloc(&vm->chunks, size, &vm->arena_bytes);
 }
 
-/* --- UTF-8 ---------------------------------------------------------------------------------- */
-
-int sd_jn_utf8_check(const char *p, size_t len)
-{
-    const unsigned char *s = (const unsigned char *)p;
-    size_t i = 0;
-
-    while (i < len) {
-        unsigned c = s[i];
-        size_t n;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xC2 && c <= 0xDF) {
-            n = 1;
-            cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        if (len - i <= n) {
-            return 0;
-        }
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) {
-                return 0;
-            }
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF)) {
-            return 0;
-        }
-        i += n + 1;
-    }
-    return 1;
-}
-
-size_t sd_jn_utf8_decode(const char *p, uint32_t *cp)
-{
-    const unsigned char *s = (const unsigned char *)p;
-
-    if (s[0] < 0x80) {
-        *cp = s[0];
-        return 1;
-    }
-    if (s[0] < 0xE0) {
-        *cp = ((uint32_t)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
-        return 2;
-    }
-    if (s[0] < 0xF0) {
-        *cp = ((uint32_t)(s[0] & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
-        return 3;
-    }
-    *cp = ((uint32_t)(s[0] & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
-          ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
-    return 4;
-}
-
-size_t sd_jn_utf8_encode(uint32_t cp, char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp >= 0xD800 && cp <= 0xDFFF) {
-        cp = 0xFFFD;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    if (cp > 0x10FFFF) {
-        return sd_jn_utf8_encode(0xFFFD, out);
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 size_t sd_jn_str_offset(const struct sd_jn_str *s, size_t i)
 {
     size_t off = 0;
@@ -189,30 +93,12 @@ size_t sd_jn_str_offset(const struct sd_jn_str *s, size_t i)
     }
     while (i-- > 0 && off < s->len) {
         uint32_t cp;
-        off += sd_jn_utf8_decode(s->data + off, &cp);
+        off += sd_utf8_decode(s->data + off, &cp);
     }
     return off;
 }
 
 /* --- strings -------------------------------------------------------------------------------- */
-
-size_t jn_count_code_points(const char *p, size_t len)
-{
-    const unsigned char *u = (const unsigned char *)p;
-    size_t cont = 0;
-    size_t i = 0;
-
-    /* continuation bytes (10xxxxxx), eight at a time: bit 7 set and bit 6 clear */
-    for (; i + 8 <= len; i += 8) {
-        uint64_t x;
-        memcpy(&x, u + i, 8);
-        cont += (size_t)__builtin_popcountll(x & ~(x << 1) & 0x8080808080808080ULL);
-    }
-    for (; i < len; i++) {
-        cont += (u[i] & 0xC0) == 0x80;
-    }
-    return len - cont;
-}
 
 /* Whether n items of size bytes fit in what is left of the memory limit; if not, the VM fails
  * with the memory error (the caller then builds an empty value, and the evaluator reports the
@@ -242,7 +128,7 @@ struct sd_jn_str *sd_jn_str_new(struct sd_jn_vm *vm, const char *p, size_t len)
         memcpy(s->data, p, len);
     }
     s->len = len;
-    s->ncp = jn_count_code_points(p, len);
+    s->ncp = sd_utf8_count(p, len);
     return s;
 }
 

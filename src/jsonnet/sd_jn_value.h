@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "core/sd_buf.h"
+#include "core/sd_utf8.h"
 #include "jsonnet/sd_jsonnet.h"
 
 #define SD_JN_ERR (-1)
@@ -115,15 +116,9 @@ static inline struct sd_jn_val sd_jn_number(double n)
     v.u.n = n;
     return v;
 }
-/* A string copied from p[0..len) (must be valid UTF-8; use sd_jn_utf8_check for foreign bytes). */
+/* A string copied from p[0..len) (must be valid UTF-8: check foreign bytes with sd_utf8_valid). */
 struct sd_jn_val sd_jn_string(struct sd_jn_vm *vm, const char *p, size_t len);
 struct sd_jn_str *sd_jn_str_new(struct sd_jn_vm *vm, const char *p, size_t len);
-/* Returns 1 when p[0..len) is valid UTF-8. */
-int sd_jn_utf8_check(const char *p, size_t len);
-/* Decodes the code point at p (valid UTF-8) into *cp; returns its length in bytes. */
-size_t sd_jn_utf8_decode(const char *p, uint32_t *cp);
-/* Encodes cp (≤ 0x10FFFF) into out (4 bytes room); returns the length. */
-size_t sd_jn_utf8_encode(uint32_t cp, char *out);
 /* Byte offset of code point index i in s (i ≤ s->ncp). */
 size_t sd_jn_str_offset(const struct sd_jn_str *s, size_t i);
 

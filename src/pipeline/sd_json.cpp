@@ -27,6 +27,7 @@
 #endif
 
 #include "core/sd_error.h"
+#include "core/sd_utf8.h"
 
 /* A parser whose buffers grew past this for a big body is shrunk again after the parse. */
 #define SD_JSON_KEEP_CAPACITY (1024 * 1024)
@@ -68,71 +69,12 @@ static void set_err(char *err, size_t errlen, const char *why, size_t offset, in
 
 /* ---- UTF-8 ---------------------------------------------------------------------------- */
 
-/* Returns the length (1-4) of the valid UTF-8 sequence at s, or 0 if it is invalid. */
-static size_t utf8_seq_len(const unsigned char *s, size_t avail)
-{
-    unsigned c = s[0];
-
-    if (c < 0x80) {
-        return 1;
-    }
-    if (c < 0xC2) {
-        return 0;
-    }
-    if (c < 0xE0) {
-        return (avail >= 2 && (s[1] & 0xC0) == 0x80) ? 2 : 0;
-    }
-    if (c < 0xF0) {
-        if (avail < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) {
-            return 0;
-        }
-        if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F)) {
-            return 0; /* overlong, or a surrogate */
-        }
-        return 3;
-    }
-    if (c < 0xF5) {
-        if (avail < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80) {
-            return 0;
-        }
-        if ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] > 0x8F)) {
-            return 0; /* overlong, or above U+10FFFF */
-        }
-        return 4;
-    }
-    return 0;
-}
-
 int sd_json_utf8_valid(const char *s, size_t len)
 {
     if (len == 0) {
         return 1;
     }
     return simdjson::validate_utf8(s, len) ? 1 : 0;
-}
-
-static size_t utf8_encode(unsigned cp, char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
 }
 
 static int hex_val(unsigned c)
@@ -237,7 +179,7 @@ static const char *v_string(const unsigned char *s, size_t len, size_t *pos)
             i++;
             continue;
         }
-        n = utf8_seq_len(s + i, len - i);
+        n = sd_utf8_seq_len((const char *)s + i, len - i);
         if (n == 0) {
             *pos = i;
             return "invalid UTF-8";
@@ -707,7 +649,7 @@ static int key_eq(const char *r, size_t rlen, int escaped, const char *key, size
             continue;
         }
         i += decode_escape(r + i, &cp);
-        n = utf8_encode(cp, tmp);
+        n = sd_utf8_encode(cp, tmp);
         if (j + n > klen || memcmp(tmp, key + j, n) != 0) {
             return 0;
         }
@@ -806,7 +748,7 @@ static size_t put_escaped_cp(char *w, unsigned cp)
             w[5] = hex_digits[cp & 0xF];
             return 6;
         }
-        return utf8_encode(cp, w);
+        return sd_utf8_encode(cp, w);
     }
 }
 
@@ -891,7 +833,7 @@ static int write_decoded(const char *r, size_t rlen, struct sd_buf *out)
             out->data[out->len] = '\0';
             return SD_EINVAL;
         }
-        w += utf8_encode(cp, w);
+        w += sd_utf8_encode(cp, w);
     }
     out->len = (size_t)(w - out->data);
     out->data[out->len] = '\0';
@@ -933,7 +875,7 @@ int sd_json_write_string(struct sd_buf *out, const char *s, size_t len)
             i++;
             continue;
         }
-        n = utf8_seq_len(u + i, len - i);
+        n = sd_utf8_seq_len((const char *)u + i, len - i);
         if (n == 0) {
             memcpy(w, "\xEF\xBF\xBD", 3);
             w += 3;
@@ -1169,7 +1111,7 @@ static int decode_string(const char *r, size_t rlen, struct sd_buf *scratch)
             break;
         }
         r += decode_escape(r, &cp);
-        w += utf8_encode(cp, w);
+        w += sd_utf8_encode(cp, w);
     }
     scratch->len = (size_t)(w - scratch->data);
     scratch->data[scratch->len] = '\0';

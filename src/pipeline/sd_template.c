@@ -159,16 +159,10 @@ static struct sd_jn_val sd__lossy_string(struct sd_jn_vm *vm, const char *p, siz
     if (sd_json_utf8_valid(p, len)) { /* simdjson's validator: SIMD, for bodies */
         return sd_jn_string(vm, p, len);
     }
-    /* Rare (headers and bodies are normally UTF-8): take the longest valid sequence of at most
-     * 4 bytes at each position, or replace one byte. */
+    /* Rare (headers and bodies are normally UTF-8): keep each valid sequence, replace each
+     * byte that starts none. */
     for (size_t i = 0; i < len;) {
-        size_t n = 0;
-        for (size_t k = 1; k <= 4 && i + k <= len; k++) {
-            if (sd_jn_utf8_check(p + i, k)) {
-                n = k;
-                break;
-            }
-        }
+        size_t n = sd_utf8_seq_len(p + i, len - i);
         if (n == 0) {
             sd_buf_append(&b, "\xEF\xBF\xBD", 3);
             i++;
