@@ -16,7 +16,8 @@ as doubles; strings that differ are compared token by token, numeric tokens as d
 keboola.jsonnet-cases holds template cases with sections instead of a bare program:
 
     ### case-name
-    --- body              the request body (default: {})
+    --- body              the request body (default: {}; JSON, or a form for
+                          Content-Type: application/x-www-form-urlencoded)
     --- headers           "Name: value" lines (Content-Type: application/json is added if absent)
     --- ip                the client IP (default 192.0.2.10)
     --- template          the template: run by `streamd template eval`
@@ -33,6 +34,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import urllib.parse
 
 import pytest
 
@@ -276,10 +278,18 @@ def oracle_program(case):
     headers = {canonical_header(n): v for n, v in case_headers(case)}
     ip = (case.text("ip") or DEFAULT_IP).strip()
     ctype = headers.get("Content-Type", "")
-    parsed = json.loads(body) if "json" in ctype else None
+    try:
+        if "json" in ctype:
+            parsed = json.dumps(json.loads(body))
+        elif ctype.startswith("application/x-www-form-urlencoded"):
+            parsed = json.dumps(dict(urllib.parse.parse_qsl(body, keep_blank_values=True)))
+        else:
+            parsed = "error 'unsupported content type'"
+    except ValueError:
+        parsed = "error 'invalid body'"  # Body() must fail in both; BodyStr() still works
     head = "local __sd_ip = %s;\nlocal __sd_body_str = %s;\nlocal __sd_body = %s;\n" \
-           "local __sd_headers = %s;\n" % (jsonnet_str(ip), jsonnet_str(body),
-                                            json.dumps(parsed), json.dumps(headers))
+           "local __sd_headers = %s;\n" % (jsonnet_str(ip), jsonnet_str(body), parsed,
+                                            json.dumps(headers))
     return head + PRELUDE + case.text("template")
 
 
