@@ -803,9 +803,9 @@ static int write_compact(const char *p, const char *vend, struct sd_buf *out)
     return 0;
 }
 
-/* Appends the decoded content of the validated string body r[0..rlen). Returns 0, SD_EINVAL
- * for a NUL character (out unchanged) or -ENOMEM. */
-static int write_decoded(const char *r, size_t rlen, struct sd_buf *out)
+/* Appends the decoded content of the validated string body r[0..rlen). With reject_nul, a NUL
+ * character returns SD_EINVAL (out unchanged). Returns 0, SD_EINVAL or -ENOMEM. */
+static int write_decoded(const char *r, size_t rlen, int reject_nul, struct sd_buf *out)
 {
     int rc = sd_buf_reserve(out, rlen);
     const char *end = r + rlen;
@@ -829,7 +829,7 @@ static int write_decoded(const char *r, size_t rlen, struct sd_buf *out)
             break;
         }
         r += decode_escape(r, &cp);
-        if (cp == 0) {
+        if (cp == 0 && reject_nul) {
             out->data[out->len] = '\0';
             return SD_EINVAL;
         }
@@ -1049,7 +1049,7 @@ int sd_json_cpath_lookup(const struct sd_json_doc *doc, const struct sd_json_cpa
     vend = nav_skip_value(p, end);
     *found = 1;
     if (raw_string && *p == '"') {
-        return write_decoded(p + 1, (size_t)(vend - p - 2), out);
+        return write_decoded(p + 1, (size_t)(vend - p - 2), 1, out);
     }
     return write_compact(p, vend, out);
 }
@@ -1087,35 +1087,8 @@ int sd_json_path_check(const char *path, size_t len)
  * Returns 0 or -ENOMEM. */
 static int decode_string(const char *r, size_t rlen, struct sd_buf *scratch)
 {
-    const char *end = r + rlen;
-    const char *bs;
-    char *w;
-    unsigned cp;
-    int rc;
-
     sd_buf_reset(scratch);
-    rc = sd_buf_reserve(scratch, rlen);
-    if (rc != 0) {
-        return rc;
-    }
-    w = scratch->data;
-    while (r < end) {
-        bs = (const char *)memchr(r, '\\', (size_t)(end - r));
-        if (bs == NULL) {
-            bs = end;
-        }
-        memcpy(w, r, (size_t)(bs - r));
-        w += bs - r;
-        r = bs;
-        if (r >= end) {
-            break;
-        }
-        r += decode_escape(r, &cp);
-        w += sd_utf8_encode(cp, w);
-    }
-    scratch->len = (size_t)(w - scratch->data);
-    scratch->data[scratch->len] = '\0';
-    return 0;
+    return write_decoded(r, rlen, 0, scratch);
 }
 
 /* p is at the opening quote of a validated string: emits it as ev (STRING or KEY) and returns
