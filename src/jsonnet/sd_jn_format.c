@@ -224,6 +224,18 @@ static size_t radix_digits(double mag, int radix, char *d, size_t cap, int caps)
     return n;
 }
 
+/* The sign column of a number: '-', '+' (flag +), ' ' (flag space) or nothing. */
+static void put_sign(struct sd_buf *b, int neg, int plus, int blank)
+{
+    if (neg) {
+        sd_buf_append_char(b, '-');
+    } else if (plus) {
+        sd_buf_append_char(b, '+');
+    } else if (blank) {
+        sd_buf_append_char(b, ' ');
+    }
+}
+
 /* jsonnet's render_int. */
 static void render_int(struct sd_buf *b, int neg, double mag, double min_chars, double min_digits,
                        int blank, int plus, int radix, const char *zero_prefix)
@@ -244,13 +256,7 @@ static void render_int(struct sd_buf *b, int neg, double mag, double min_chars, 
     if (zp < min_digits) {
         zp = min_digits;
     }
-    if (neg) {
-        sd_buf_append_char(b, '-');
-    } else if (plus) {
-        sd_buf_append_char(b, '+');
-    } else if (blank) {
-        sd_buf_append_char(b, ' ');
-    }
+    put_sign(b, neg, plus, blank);
     pad(b, zp - (double)(nd + plen), '0');
     sd_buf_append(b, zero_prefix, plen);
     sd_buf_append(b, digits, nd);
@@ -276,13 +282,7 @@ static void render_hex(struct sd_buf *b, double n, double min_chars, double min_
     if (zp < min_digits) {
         zp = min_digits;
     }
-    if (neg) {
-        sd_buf_append_char(b, '-');
-    } else if (plus) {
-        sd_buf_append_char(b, '+');
-    } else if (blank) {
-        sd_buf_append_char(b, ' ');
-    }
+    put_sign(b, neg, plus, blank);
     if (add_zerox) {
         sd_buf_append_str(b, caps ? "0X" : "0x");
     }
