@@ -361,8 +361,8 @@ static uint32_t cache_hash(const char *p, size_t len)
     return h;
 }
 
-static struct jn_cache_entry *cache_slot(struct sd_jn_vm *vm, struct sd_jn_obj *o,
-                                         const char *name, size_t len)
+static struct jn_cache_entry *cache_slot(struct sd_jn_vm *vm, struct sd_jn_obj *o, const char *name,
+                                         size_t len)
 {
     size_t h;
 
@@ -465,6 +465,12 @@ static struct sd_jn_val func_val(struct sd_jn_vm *vm, const struct sd_jn_native 
     return v;
 }
 
+/* "std." for the std library's natives (messages name them as written), "" for host globals. */
+static const char *std_prefix(const struct sd_jn_native *nat)
+{
+    return nat >= sd_jn_std_natives && nat < sd_jn_std_natives + sd_jn_std_nnatives ? "std." : "";
+}
+
 static int call_native(struct sd_jn_vm *vm, const struct jn_node *at,
                        const struct sd_jn_native *nat, struct sd_jn_val *args,
                        struct sd_jn_val *out)
@@ -474,7 +480,8 @@ static int call_native(struct sd_jn_vm *vm, const struct jn_node *at,
 
     for (unsigned i = 0; i < nat->nrequired; i++) {
         if (args[i].type == SD_JN_ABSENT) {
-            return jn_throw_at(vm, at, "%s: missing argument: %s", nat->name, nat->params[i]);
+            return jn_throw_at(vm, at, "%s%s: missing argument: %s", std_prefix(nat), nat->name,
+                               nat->params[i]);
         }
     }
     vm->call_node = at;
@@ -491,8 +498,8 @@ static int apply_native(struct sd_jn_vm *vm, const struct jn_node *n, struct jn_
     int rc;
 
     if (n->npositional > nat->nparams) {
-        return jn_throw_at(vm, n, "%s: too many arguments: takes %u, got %u", nat->name,
-                           nat->nparams, n->npositional);
+        return jn_throw_at(vm, n, "%s%s: too many arguments: takes %u, got %u", std_prefix(nat),
+                           nat->name, nat->nparams, n->npositional);
     }
     for (unsigned i = 0; i < SD_JN_NATIVE_MAX_PARAMS; i++) {
         args[i].type = SD_JN_ABSENT;
@@ -506,12 +513,12 @@ static int apply_native(struct sd_jn_vm *vm, const struct jn_node *n, struct jn_
                 }
             }
             if (slot == nat->nparams) {
-                return jn_throw_at(vm, n, "%s: function has no parameter %s", nat->name,
-                                   n->args[i].name->data);
+                return jn_throw_at(vm, n, "%s%s: function has no parameter %s", std_prefix(nat),
+                                   nat->name, n->args[i].name->data);
             }
             if (args[slot].type != SD_JN_ABSENT) {
-                return jn_throw_at(vm, n, "%s: argument %s given twice", nat->name,
-                                   nat->params[slot]);
+                return jn_throw_at(vm, n, "%s%s: argument %s given twice", std_prefix(nat),
+                                   nat->name, nat->params[slot]);
             }
         }
         rc = eval(vm, n->args[i].expr, env, &args[slot]);
@@ -645,8 +652,8 @@ struct sd_jn_thunk *sd_jn_thunk_of(struct sd_jn_vm *vm, const struct sd_jn_val *
  * evaluated by the JN_CALL_VALUE node. */
 static const struct jn_node call_value_node = {.kind = JN_CALL_VALUE};
 
-static struct sd_jn_thunk *call_thunk(struct sd_jn_vm *vm, const struct sd_jn_val *fn,
-                                      size_t nargs, struct sd_jn_thunk *const *args)
+static struct sd_jn_thunk *call_thunk(struct sd_jn_vm *vm, const struct sd_jn_val *fn, size_t nargs,
+                                      struct sd_jn_thunk *const *args)
 {
     struct jn_env *e = env_new(vm, NULL, (unsigned)nargs + 1);
     struct sd_jn_thunk *t = sd_jn_alloc(vm, sizeof(*t));
@@ -785,7 +792,7 @@ static int binary_add(struct sd_jn_vm *vm, const struct jn_node *at, struct sd_j
 
 static const char *op_text(int op)
 {
-    static const char *const t[] = {"*",  "/",  "%", "+",  "-",  "<<", ">>", "<",
+    static const char *const t[] = {"*",  "/",  "%",  "+",  "-",  "<<", ">>", "<",
                                     "<=", ">",  ">=", "in", "==", "!=", "&",  "^",
                                     "|",  "&&", "||", "-",  "+",  "!",  "~"};
     return (unsigned)op < sizeof(t) / sizeof(t[0]) ? t[op] : "?";
@@ -951,8 +958,8 @@ static int index_value(struct sd_jn_vm *vm, const struct jn_node *n, struct sd_j
         size_t len = t->type == SD_JN_ARRAY ? t->u.a->n : t->u.s->ncp;
         size_t k;
         if (i->type != SD_JN_NUMBER) {
-            return jn_throw_at(vm, n, "%s index must be a number, got %s",
-                               sd_jn_type_name(t->type), sd_jn_type_name(i->type));
+            return jn_throw_at(vm, n, "%s index must be a number, got %s", sd_jn_type_name(t->type),
+                               sd_jn_type_name(i->type));
         }
         if (floor(i->u.n) != i->u.n) {
             return jn_throw_at(vm, n, "%s index must be an integer, got %g",
@@ -1003,8 +1010,7 @@ static int field_name(struct sd_jn_vm *vm, const struct jn_node *at, struct sd_j
         return 0;
     }
     if (v->type != SD_JN_STRING) {
-        return jn_throw_at(vm, at, "field name must be a string, got %s",
-                           sd_jn_type_name(v->type));
+        return jn_throw_at(vm, at, "field name must be a string, got %s", sd_jn_type_name(v->type));
     }
     *name = v->u.s;
     return 0;
@@ -1036,7 +1042,8 @@ static int eval_object(struct sd_jn_vm *vm, const struct jn_node *n, struct jn_e
         struct sd_jn_str *name = f->name;
         if (f->name_expr != NULL) {
             struct sd_jn_val nv;
-            if (eval(vm, f->name_expr, env, &nv) != 0 || field_name(vm, f->name_expr, &nv, &name) != 0) {
+            if (eval(vm, f->name_expr, env, &nv) != 0 ||
+                field_name(vm, f->name_expr, &nv, &name) != 0) {
                 return SD_JN_ERR;
             }
             if (name == NULL) {
@@ -1060,7 +1067,7 @@ static int eval_object(struct sd_jn_vm *vm, const struct jn_node *n, struct jn_e
 /* Runs a comprehension's specs from spec i, calling emit for every innermost binding. */
 struct comp_ctx {
     const struct jn_node *n;
-    struct sd_jn_obj *obj;       /* object comprehension */
+    struct sd_jn_obj *obj;      /* object comprehension */
     struct sd_jn_thunk **items; /* array comprehension */
     size_t nitems, cap;
 };
@@ -1087,7 +1094,8 @@ static int comp_emit(struct sd_jn_vm *vm, struct comp_ctx *cx, struct jn_env *en
         struct sd_jn_val nv;
         struct sd_jn_str *name = NULL;
         struct jn_ofield *of;
-        if (eval(vm, f->name_expr, env, &nv) != 0 || field_name(vm, f->name_expr, &nv, &name) != 0) {
+        if (eval(vm, f->name_expr, env, &nv) != 0 ||
+            field_name(vm, f->name_expr, &nv, &name) != 0) {
             return SD_JN_ERR;
         }
         if (name == NULL) {
@@ -1446,8 +1454,7 @@ int sd_jn_equal(struct sd_jn_vm *vm, const struct sd_jn_val *a, const struct sd_
         *eq = a->u.n == b->u.n;
         return 0;
     case SD_JN_STRING:
-        *eq = a->u.s->len == b->u.s->len &&
-              memcmp(a->u.s->data, b->u.s->data, a->u.s->len) == 0;
+        *eq = a->u.s->len == b->u.s->len && memcmp(a->u.s->data, b->u.s->data, a->u.s->len) == 0;
         return 0;
     case SD_JN_ARRAY:
         if (a->u.a->n != b->u.a->n) {
@@ -1456,8 +1463,8 @@ int sd_jn_equal(struct sd_jn_vm *vm, const struct sd_jn_val *a, const struct sd_
         for (size_t i = 0; i < a->u.a->n; i++) {
             struct sd_jn_val x;
             struct sd_jn_val y;
-            if (jn_force(vm, a->u.a->items[i], &x) != 0 || jn_force(vm, b->u.a->items[i], &y) != 0 ||
-                sd_jn_equal(vm, &x, &y, eq) != 0) {
+            if (jn_force(vm, a->u.a->items[i], &x) != 0 ||
+                jn_force(vm, b->u.a->items[i], &y) != 0 || sd_jn_equal(vm, &x, &y, eq) != 0) {
                 return SD_JN_ERR;
             }
             if (!*eq) {
@@ -1528,8 +1535,8 @@ int sd_jn_compare(struct sd_jn_vm *vm, const struct sd_jn_val *a, const struct s
         for (size_t i = 0; i < a->u.a->n && i < b->u.a->n; i++) {
             struct sd_jn_val x;
             struct sd_jn_val y;
-            if (jn_force(vm, a->u.a->items[i], &x) != 0 || jn_force(vm, b->u.a->items[i], &y) != 0 ||
-                sd_jn_compare(vm, &x, &y, cmp) != 0) {
+            if (jn_force(vm, a->u.a->items[i], &x) != 0 ||
+                jn_force(vm, b->u.a->items[i], &y) != 0 || sd_jn_compare(vm, &x, &y, cmp) != 0) {
                 return SD_JN_ERR;
             }
             if (*cmp != 0) {
@@ -1598,7 +1605,8 @@ static size_t stack_budget(struct sd_jn_vm *vm, const char *here)
         if (pthread_getattr_np(pthread_self(), &attr) == 0) {
             if (pthread_attr_getstack(&attr, &addr, &size) == 0 && here > (const char *)addr) {
                 size_t room = (size_t)(here - (const char *)addr);
-                vm->stack_size_cap = room > 2 * JN_STACK_RESERVE ? room - JN_STACK_RESERVE : room / 2;
+                vm->stack_size_cap =
+                    room > 2 * JN_STACK_RESERVE ? room - JN_STACK_RESERVE : room / 2;
             }
             pthread_attr_destroy(&attr);
         }
@@ -1658,9 +1666,8 @@ int sd_jn_eval(const struct sd_jn_program *prog, struct sd_jn_vm *vm, void *host
         if (form == SD_JN_OUT_RAW && v.type == SD_JN_STRING) {
             rc = sd_buf_append(out, v.u.s->data, v.u.s->len) == 0 ? 0 : -ENOMEM;
         } else {
-            rc = sd_jn_manifest(vm, &v,
-                                form == SD_JN_OUT_PRETTY ? &sd_jn_style_pretty : &sd_jn_style_compact,
-                                out);
+            rc = sd_jn_manifest(
+                vm, &v, form == SD_JN_OUT_PRETTY ? &sd_jn_style_pretty : &sd_jn_style_compact, out);
             if (rc == 0 && form == SD_JN_OUT_PRETTY) {
                 rc = sd_buf_append_char(out, '\n') == 0 ? 0 : -ENOMEM;
             }

@@ -240,7 +240,7 @@ struct sd_jn_vm {
     const struct jn_node *call_node; /* the application of the native being run */
     struct sd_buf err;
     int failed;
-    int output_exceeded; /* the error is the output limit */
+    int output_exceeded;       /* the error is the output limit */
     struct sd_jn_obj *std_obj; /* the std object, built when used as a value */
 };
 

@@ -125,7 +125,8 @@ static int manifest_array(struct sd_jn_vm *vm, struct sd_jn_arr *a, const struct
             sd_buf_append_str(out, st->item_sep);
         }
         put_indent(out, st->indent, depth + 1);
-        if (jn_force(vm, a->items[i], &e) != 0 || manifest(vm, &e, st, depth + 1, out, start) != 0) {
+        if (jn_force(vm, a->items[i], &e) != 0 ||
+            manifest(vm, &e, st, depth + 1, out, start) != 0) {
             return SD_JN_ERR;
         }
     }

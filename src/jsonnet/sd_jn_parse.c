@@ -52,19 +52,31 @@ static const struct {
     const char *word;
     enum tok_kind kind;
 } keywords[] = {
-    {"assert", T_ASSERT},       {"else", T_ELSE},       {"error", T_ERROR},
-    {"false", T_FALSE},         {"for", T_FOR},         {"function", T_FUNCTION},
-    {"if", T_IF},               {"import", T_IMPORT},   {"importstr", T_IMPORTSTR},
-    {"importbin", T_IMPORTBIN}, {"in", T_IN},           {"local", T_LOCAL},
-    {"null", T_NULL},           {"tailstrict", T_TAILSTRICT}, {"then", T_THEN},
-    {"self", T_SELF},           {"super", T_SUPER},     {"true", T_TRUE},
+    {"assert", T_ASSERT},
+    {"else", T_ELSE},
+    {"error", T_ERROR},
+    {"false", T_FALSE},
+    {"for", T_FOR},
+    {"function", T_FUNCTION},
+    {"if", T_IF},
+    {"import", T_IMPORT},
+    {"importstr", T_IMPORTSTR},
+    {"importbin", T_IMPORTBIN},
+    {"in", T_IN},
+    {"local", T_LOCAL},
+    {"null", T_NULL},
+    {"tailstrict", T_TAILSTRICT},
+    {"then", T_THEN},
+    {"self", T_SELF},
+    {"super", T_SUPER},
+    {"true", T_TRUE},
 };
 
 /* Longest first, so the lexer takes the longest operator. */
 static const char *const operators[] = {
     "+:::", ":::", "+::", "::", "+:", "==", "!=", "<=", ">=", "<<", ">>", "&&", "||",
-    "{", "}", "[", "]", "(", ")", ",", ".", ";", ":", "$", "=", "+", "-", "*", "/", "%",
-    "<", ">", "!", "~", "&", "^", "|",
+    "{",    "}",   "[",   "]",  "(",  ")",  ",",  ".",  ";",  ":",  "$",  "=",  "+",
+    "-",    "*",   "/",   "%",  "<",  ">",  "!",  "~",  "&",  "^",  "|",
 };
 
 struct token {
@@ -665,7 +677,8 @@ static int parse_binds(struct parser *ps, struct jn_node *n)
         rc = parse_bind(ps, b);
         for (unsigned k = 0; rc == 0 && k + 1 < v.n; k++) {
             struct jn_bind *o = &((struct jn_bind *)v.items)[k];
-            if (o->name->len == b->name->len && memcmp(o->name->data, b->name->data, b->name->len) == 0) {
+            if (o->name->len == b->name->len &&
+                memcmp(o->name->data, b->name->data, b->name->len) == 0) {
                 rc = perr(ps, n->line, n->col, "duplicate local var: %s", b->name->data);
             }
         }
@@ -782,8 +795,8 @@ static int parse_object(struct parser *ps, struct jn_node **out)
                 struct jn_node *fn = node_new(ps, JN_FUNCTION, &at);
                 rc = parse_params(ps, fn);
                 f->body = fn;
-                if (rc == 0 && !(is_op(&ps->tok, ":") || is_op(&ps->tok, "::") ||
-                                 is_op(&ps->tok, ":::"))) {
+                if (rc == 0 &&
+                    !(is_op(&ps->tok, ":") || is_op(&ps->tok, "::") || is_op(&ps->tok, ":::"))) {
                     rc = expected(ps, "':'");
                 }
                 f->hide = is_op(&ps->tok, "::")    ? JN_HIDE_HIDDEN
@@ -1160,11 +1173,11 @@ static int binary_prec(const struct token *t, int *op)
         int op;
         int prec;
     } ops[] = {
-        {"*", JN_OP_MUL, 10},  {"/", JN_OP_DIV, 10},  {"%", JN_OP_MOD, 10},  {"+", JN_OP_ADD, 9},
-        {"-", JN_OP_SUB, 9},   {"<<", JN_OP_SHL, 8},  {">>", JN_OP_SHR, 8},  {"<", JN_OP_LT, 7},
-        {"<=", JN_OP_LE, 7},   {">", JN_OP_GT, 7},    {">=", JN_OP_GE, 7},   {"==", JN_OP_EQ, 6},
-        {"!=", JN_OP_NE, 6},   {"&", JN_OP_BAND, 5},  {"^", JN_OP_BXOR, 4},  {"|", JN_OP_BOR, 3},
-        {"&&", JN_OP_AND, 2},  {"||", JN_OP_OR, 1},
+        {"*", JN_OP_MUL, 10}, {"/", JN_OP_DIV, 10}, {"%", JN_OP_MOD, 10}, {"+", JN_OP_ADD, 9},
+        {"-", JN_OP_SUB, 9},  {"<<", JN_OP_SHL, 8}, {">>", JN_OP_SHR, 8}, {"<", JN_OP_LT, 7},
+        {"<=", JN_OP_LE, 7},  {">", JN_OP_GT, 7},   {">=", JN_OP_GE, 7},  {"==", JN_OP_EQ, 6},
+        {"!=", JN_OP_NE, 6},  {"&", JN_OP_BAND, 5}, {"^", JN_OP_BXOR, 4}, {"|", JN_OP_BOR, 3},
+        {"&&", JN_OP_AND, 2}, {"||", JN_OP_OR, 1},
     };
 
     if (t->kind == T_IN) {
@@ -1429,7 +1442,8 @@ static int resolve_object(struct resolver *r, struct jn_node *n, struct scope *s
     if (r->obj_depth == 0) {
         /* the outermost object binds $ to self, as the first local */
         struct jn_bind *binds = palloc(r->ps, sizeof(*binds) * (n->nbinds + 1));
-        struct jn_node *self = node_new(r->ps, JN_SELF, &(struct token){.line = n->line, .col = n->col});
+        struct jn_node *self =
+            node_new(r->ps, JN_SELF, &(struct token){.line = n->line, .col = n->col});
         binds[0].name = pstr(r->ps, "$", 1);
         binds[0].body = self;
         if (n->nbinds > 0) {

@@ -105,8 +105,8 @@ size_t sd_jn_str_offset(const struct sd_jn_str *s, size_t i)
  * error as soon as the native returns). */
 int jn_fits(struct sd_jn_vm *vm, size_t n, size_t size)
 {
-    size_t left = vm->limits.max_memory > vm->arena_bytes ? vm->limits.max_memory - vm->arena_bytes
-                                                          : 0;
+    size_t left =
+        vm->limits.max_memory > vm->arena_bytes ? vm->limits.max_memory - vm->arena_bytes : 0;
 
     if (n > 0 && size > 0 && n > left / size) {
         sd_jn_throw(vm, "memory limit (%zu bytes) exceeded", vm->limits.max_memory);

@@ -26,11 +26,11 @@ struct sd_jn_native;  /* sd_jn_value.h */
 
 /* Bounds of one evaluation. 0 in a field means the default given. */
 struct sd_jn_limits {
-    uint64_t max_steps;  /* evaluation steps (default 10 000 000) */
-    unsigned max_calls;  /* depth of nested function calls (default 500, as the jsonnet CLI) */
-    size_t max_stack;    /* bytes of C stack the evaluator may use (default 1 MiB) */
-    size_t max_memory;   /* bytes of arena memory (default 256 MiB) */
-    size_t max_output;   /* bytes of output (default 64 MiB) */
+    uint64_t max_steps; /* evaluation steps (default 10 000 000) */
+    unsigned max_calls; /* depth of nested function calls (default 500, as the jsonnet CLI) */
+    size_t max_stack;   /* bytes of C stack the evaluator may use (default 1 MiB) */
+    size_t max_memory;  /* bytes of arena memory (default 256 MiB) */
+    size_t max_output;  /* bytes of output (default 64 MiB) */
 };
 
 /* How sd_jn_eval writes the value. */
