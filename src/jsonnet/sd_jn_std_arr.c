@@ -221,7 +221,7 @@ SD__JN_NATIVE(slice)
     size_t k;
     size_t a;
     size_t b;
-    struct sd_jn_arr *arr;
+    size_t *idx;
     struct sd_buf buf = SD_BUF_INIT;
     const struct sd_jn_str *s;
 
@@ -241,6 +241,9 @@ SD__JN_NATIVE(slice)
     if (end > len) {
         end = len;
     }
+    if (step > len) { /* only the first element is taken; keeps the conversions below exact */
+        step = len + 1;
+    }
     n = from >= end ? 0 : (size_t)ceil((end - from) / step);
     if (sd_jn_tick(vm, n + 1) != 0) {
         return SD_JN_ERR;
@@ -254,17 +257,12 @@ SD__JN_NATIVE(slice)
             *out = sd_jn_array(sd_jn_arr_slice(vm, args[0].u.a, (size_t)from, (size_t)from + n));
             return 0;
         }
-        /* Elements one by one: they must be read to be placed, so they are forced. */
-        arr = sd_jn_arr_new(vm, n);
+        /* every step-th element, not forced */
+        idx = sd_jn_alloc(vm, n * sizeof(*idx));
         for (i = 0; i < n; i++) {
-            struct sd_jn_val v;
-
-            if (sd_jn_arr_get(vm, args[0].u.a, (size_t)(from + (double)i * step), &v) != 0) {
-                return SD_JN_ERR;
-            }
-            sd_jn_arr_set(vm, arr, i, v);
+            idx[i] = (size_t)(from + (double)i * step);
         }
-        *out = sd_jn_array(arr);
+        *out = sd_jn_array(sd_jn_arr_pick(vm, args[0].u.a, idx, n));
         return 0;
     }
     s = args[0].u.s;
