@@ -35,6 +35,9 @@ static int eval(struct sd_jn_vm *vm, const struct jn_node *n, struct jn_env *env
 /* --- errors and limits ---------------------------------------------------------------------- */
 
 static int vthrow(struct sd_jn_vm *vm, const struct jn_node *node, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static int vthrow(struct sd_jn_vm *vm, const struct jn_node *node, const char *fmt, va_list ap)
 {
     if (!vm->failed) {
         vm->failed = 1;
