@@ -107,6 +107,91 @@ char *sd__api_dump(const json_t *value)
     return text;
 }
 
+int sd__api_create_commit(struct sd_state *st, const struct sd__api_create *cr,
+                          const json_t *entity, struct sd_txn_result *res)
+{
+    json_t *version_rec = sd_defs_version_record(entity);
+    char *text = sd__api_dump(entity);
+    char *version_text = sd__api_dump(version_rec);
+    struct sd_cmp cmps[3];
+    struct sd_op ops[3];
+    struct sd_txn txn;
+    size_t ncmps = 2;
+    size_t nops = 0;
+    int rc;
+
+    json_decref(version_rec);
+    memset(cmps, 0, sizeof(cmps));
+    cmps[0].key = cr->key;
+    cmps[0].target = SD_CMP_CREATE_REV;
+    cmps[0].result = SD_CMP_EQUAL;
+    cmps[0].num = 0;
+    cmps[1].key = cr->deleted_key;
+    cmps[1].target = SD_CMP_MOD_REV;
+    cmps[1].result = SD_CMP_EQUAL;
+    cmps[1].num = cr->prev_rev;
+    if (cr->guard_key != NULL) {
+        cmps[2].key = cr->guard_key;
+        cmps[2].target = SD_CMP_MOD_REV;
+        cmps[2].result = SD_CMP_EQUAL;
+        cmps[2].num = cr->guard_rev;
+        ncmps = 3;
+    }
+    memset(ops, 0, sizeof(ops));
+    ops[nops].type = SD_OP_PUT;
+    ops[nops].key = cr->key;
+    ops[nops].value = text;
+    ops[nops++].value_len = strlen(text);
+    ops[nops].type = SD_OP_PUT;
+    ops[nops].key = cr->version_key;
+    ops[nops].value = version_text;
+    ops[nops++].value_len = strlen(version_text);
+    if (cr->prev != NULL) {
+        ops[nops].type = SD_OP_DELETE;
+        ops[nops++].key = cr->deleted_key;
+    }
+    memset(&txn, 0, sizeof(txn));
+    txn.cmps = cmps;
+    txn.ncmps = ncmps;
+    txn.then_ops = ops;
+    txn.nthen = nops;
+    rc = sd_state_txn(st, &txn, res);
+    free(text);
+    free(version_text);
+    return rc;
+}
+
+void sd__api_create_rollback(struct sd_state *st, const struct sd__api_create *cr)
+{
+    struct sd_op ops[3];
+    struct sd_txn txn;
+    struct sd_txn_result res;
+    char *prev_text = NULL;
+    size_t nops = 0;
+
+    memset(ops, 0, sizeof(ops));
+    memset(&res, 0, sizeof(res));
+    ops[nops].type = SD_OP_DELETE;
+    ops[nops++].key = cr->key;
+    ops[nops].type = SD_OP_DELETE;
+    ops[nops++].key = cr->version_key;
+    if (cr->prev != NULL) {
+        prev_text = sd__api_dump(cr->prev);
+        ops[nops].type = SD_OP_PUT;
+        ops[nops].key = cr->deleted_key;
+        ops[nops].value = prev_text;
+        ops[nops++].value_len = strlen(prev_text);
+    }
+    memset(&txn, 0, sizeof(txn));
+    txn.then_ops = ops;
+    txn.nthen = nops;
+    if (sd_state_txn(st, &txn, &res) != 0) {
+        sd_log_error("api", "cannot roll back the creation of %s", cr->key);
+    }
+    sd_txn_result_free(&res);
+    free(prev_text);
+}
+
 json_t *sd__api_body(struct sd_api_ctx *c)
 {
     h2o_req_t *req = c->req;

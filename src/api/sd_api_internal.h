@@ -17,6 +17,7 @@
 struct sd_api_docs;
 struct sd_server;
 struct sd_state;
+struct sd_txn_result;
 
 struct sd_api {
     struct sd_server *srv;    /* borrowed */
@@ -76,6 +77,25 @@ json_t *sd__api_task_outputs(const char *api_url, int64_t project_id, int64_t br
                              const char *source_id, const char *sink_id, int with_url);
 /* Returns value as a compact JSON string (owned; free with free()). Aborts on out-of-memory. */
 char *sd__api_dump(const json_t *value);
+
+/* The keys of a source or sink being created, for sd__api_create_commit/_rollback. */
+struct sd__api_create {
+    const char *key;         /* the entity */
+    const char *deleted_key; /* its soft-deleted copy */
+    const char *version_key; /* its version record */
+    const json_t *prev;      /* the soft-deleted predecessor (undeleted by the create), or NULL */
+    int64_t prev_rev;        /* mod revision of deleted_key when read (0: absent) */
+    const char *guard_key;   /* a key that must not have changed (a sink's source), or NULL */
+    int64_t guard_rev;       /* its mod revision when read */
+};
+/* Stores entity at key and its version record, in one transaction that succeeds only while key
+ * does not exist and deleted_key (and guard_key) are unchanged; removes the soft-deleted copy.
+ * Returns 0 (res->succeeded says whether the compares held) or a state error. */
+int sd__api_create_commit(struct sd_state *st, const struct sd__api_create *cr,
+                          const json_t *entity, struct sd_txn_result *res);
+/* Undoes a committed create (the entity and its version removed, the predecessor restored);
+ * a failure is logged. */
+void sd__api_create_rollback(struct sd_state *st, const struct sd__api_create *cr);
 
 /* Documentation (sd_api_docs.c). The OpenAPI 3 document docs/openapi3.yaml, embedded at
  * build time (cmake/embed.cmake): sd__openapi3_yaml_len bytes plus a NUL. */

@@ -167,39 +167,6 @@ void sd__api_sink_get(struct sd_api_ctx *c)
     sd_buf_fini(&key);
 }
 
-/* Worker thread: removes a just-created sink again (and restores its deleted predecessor). */
-static void sd__sink_rollback(struct sd_state *st, const char *key, const char *version_key,
-                              const char *deleted_key, const json_t *prev)
-{
-    struct sd_op ops[3];
-    struct sd_txn txn;
-    struct sd_txn_result res;
-    char *prev_text = NULL;
-    size_t nops = 0;
-
-    memset(ops, 0, sizeof(ops));
-    memset(&res, 0, sizeof(res));
-    ops[nops].type = SD_OP_DELETE;
-    ops[nops++].key = key;
-    ops[nops].type = SD_OP_DELETE;
-    ops[nops++].key = version_key;
-    if (prev != NULL) {
-        prev_text = sd__api_dump(prev);
-        ops[nops].type = SD_OP_PUT;
-        ops[nops].key = deleted_key;
-        ops[nops].value = prev_text;
-        ops[nops++].value_len = strlen(prev_text);
-    }
-    memset(&txn, 0, sizeof(txn));
-    txn.then_ops = ops;
-    txn.nthen = nops;
-    if (sd_state_txn(st, &txn, &res) != 0) {
-        sd_log_error("api", "cannot roll back sink %s", key);
-    }
-    sd_txn_result_free(&res);
-    free(prev_text);
-}
-
 /* Worker thread: commits a new sink, then reconciles (rolling back on failure). */
 static int sd__sink_create_run(void *arg, struct sd_task_outcome *out)
 {
@@ -207,15 +174,11 @@ static int sd__sink_create_run(void *arg, struct sd_task_outcome *out)
     struct sd_state *st = a->api->state;
     struct sd_buf key = SD_BUF_INIT, deleted_key = SD_BUF_INIT, version_key = SD_BUF_INIT;
     struct sd_buf source_key = SD_BUF_INIT, rerr = SD_BUF_INIT;
-    json_t *prev = NULL, *version_rec;
-    char *text = NULL, *version_text = NULL;
-    struct sd_cmp cmps[3];
-    struct sd_op ops[3];
-    struct sd_txn txn;
+    struct sd__api_create cr;
+    json_t *prev = NULL;
     struct sd_txn_result res;
     struct sd_kv kv;
     int64_t prev_rev = 0, source_rev = 0, count = 0, number = 1;
-    size_t nops = 0;
     int rc;
 
     memset(&res, 0, sizeof(res));
@@ -254,43 +217,15 @@ static int sd__sink_create_run(void *arg, struct sd_task_outcome *out)
     }
     sd_defs_sink_version_key(&version_key, a->project_id, a->branch_id, a->source_id, a->sink_id,
                              number);
-    text = sd__api_dump(a->entity);
-    version_rec = sd_defs_version_record(a->entity);
-    version_text = sd__api_dump(version_rec);
-    json_decref(version_rec);
-
-    memset(cmps, 0, sizeof(cmps));
-    cmps[0].key = sd_buf_cstr(&key);
-    cmps[0].target = SD_CMP_CREATE_REV;
-    cmps[0].result = SD_CMP_EQUAL;
-    cmps[0].num = 0;
-    cmps[1].key = sd_buf_cstr(&deleted_key);
-    cmps[1].target = SD_CMP_MOD_REV;
-    cmps[1].result = SD_CMP_EQUAL;
-    cmps[1].num = prev_rev;
-    cmps[2].key = sd_buf_cstr(&source_key);
-    cmps[2].target = SD_CMP_MOD_REV;
-    cmps[2].result = SD_CMP_EQUAL;
-    cmps[2].num = source_rev;
-    memset(ops, 0, sizeof(ops));
-    ops[nops].type = SD_OP_PUT;
-    ops[nops].key = sd_buf_cstr(&key);
-    ops[nops].value = text;
-    ops[nops++].value_len = strlen(text);
-    ops[nops].type = SD_OP_PUT;
-    ops[nops].key = sd_buf_cstr(&version_key);
-    ops[nops].value = version_text;
-    ops[nops++].value_len = strlen(version_text);
-    if (prev != NULL) {
-        ops[nops].type = SD_OP_DELETE;
-        ops[nops++].key = sd_buf_cstr(&deleted_key);
-    }
-    memset(&txn, 0, sizeof(txn));
-    txn.cmps = cmps;
-    txn.ncmps = 3;
-    txn.then_ops = ops;
-    txn.nthen = nops;
-    rc = sd_state_txn(st, &txn, &res);
+    memset(&cr, 0, sizeof(cr));
+    cr.key = sd_buf_cstr(&key);
+    cr.deleted_key = sd_buf_cstr(&deleted_key);
+    cr.version_key = sd_buf_cstr(&version_key);
+    cr.prev = prev;
+    cr.prev_rev = prev_rev;
+    cr.guard_key = sd_buf_cstr(&source_key);
+    cr.guard_rev = source_rev;
+    rc = sd__api_create_commit(st, &cr, a->entity, &res);
     if (rc != 0) {
         sd_buf_printf(&out->error, "Storing the sink failed: %s.", sd_strerror(rc));
         goto out;
@@ -307,8 +242,7 @@ static int sd__sink_create_run(void *arg, struct sd_task_outcome *out)
 
     rc = sd_server_reconcile(a->api->srv, &rerr);
     if (rc != 0) {
-        sd__sink_rollback(st, sd_buf_cstr(&key), sd_buf_cstr(&version_key),
-                          sd_buf_cstr(&deleted_key), prev);
+        sd__api_create_rollback(st, &cr);
         sd_buf_printf(&out->error, "Sink has not been created: %s", sd_buf_cstr(&rerr));
         sd_buf_reset(&rerr);
         (void)sd_server_reconcile(a->api->srv, &rerr);
@@ -321,8 +255,6 @@ static int sd__sink_create_run(void *arg, struct sd_task_outcome *out)
 out:
     sd_txn_result_free(&res);
     json_decref(prev);
-    free(text);
-    free(version_text);
     sd_buf_fini(&key);
     sd_buf_fini(&deleted_key);
     sd_buf_fini(&version_key);

@@ -149,14 +149,10 @@ static int sd__source_create_run(void *arg, struct sd_task_outcome *out)
     struct sd_state *st = a->api->state;
     struct sd_buf key = SD_BUF_INIT, deleted_key = SD_BUF_INIT, version_key = SD_BUF_INIT;
     struct sd_buf rerr = SD_BUF_INIT;
-    json_t *prev = NULL, *version_rec;
-    char *text = NULL, *version_text = NULL, *prev_text = NULL;
-    struct sd_cmp cmps[2];
-    struct sd_op ops[3];
-    struct sd_txn txn;
+    struct sd__api_create cr;
+    json_t *prev = NULL;
     struct sd_txn_result res;
     int64_t prev_rev = 0, count = 0, number = 1;
-    size_t nops = 0;
     int rc;
 
     memset(&res, 0, sizeof(res));
@@ -183,39 +179,13 @@ static int sd__source_create_run(void *arg, struct sd_task_outcome *out)
         goto out;
     }
     sd_defs_source_version_key(&version_key, a->project_id, a->branch_id, a->source_id, number);
-    text = sd__api_dump(a->entity);
-    version_rec = sd_defs_version_record(a->entity);
-    version_text = sd__api_dump(version_rec);
-    json_decref(version_rec);
-
-    memset(cmps, 0, sizeof(cmps));
-    cmps[0].key = sd_buf_cstr(&key);
-    cmps[0].target = SD_CMP_CREATE_REV;
-    cmps[0].result = SD_CMP_EQUAL;
-    cmps[0].num = 0;
-    cmps[1].key = sd_buf_cstr(&deleted_key);
-    cmps[1].target = SD_CMP_MOD_REV;
-    cmps[1].result = SD_CMP_EQUAL;
-    cmps[1].num = prev_rev;
-    memset(ops, 0, sizeof(ops));
-    ops[nops].type = SD_OP_PUT;
-    ops[nops].key = sd_buf_cstr(&key);
-    ops[nops].value = text;
-    ops[nops++].value_len = strlen(text);
-    ops[nops].type = SD_OP_PUT;
-    ops[nops].key = sd_buf_cstr(&version_key);
-    ops[nops].value = version_text;
-    ops[nops++].value_len = strlen(version_text);
-    if (prev != NULL) {
-        ops[nops].type = SD_OP_DELETE;
-        ops[nops++].key = sd_buf_cstr(&deleted_key);
-    }
-    memset(&txn, 0, sizeof(txn));
-    txn.cmps = cmps;
-    txn.ncmps = 2;
-    txn.then_ops = ops;
-    txn.nthen = nops;
-    rc = sd_state_txn(st, &txn, &res);
+    memset(&cr, 0, sizeof(cr));
+    cr.key = sd_buf_cstr(&key);
+    cr.deleted_key = sd_buf_cstr(&deleted_key);
+    cr.version_key = sd_buf_cstr(&version_key);
+    cr.prev = prev;
+    cr.prev_rev = prev_rev;
+    rc = sd__api_create_commit(st, &cr, a->entity, &res);
     if (rc != 0) {
         sd_buf_printf(&out->error, "Storing the source failed: %s.", sd_strerror(rc));
         goto out;
@@ -228,28 +198,7 @@ static int sd__source_create_run(void *arg, struct sd_task_outcome *out)
 
     rc = sd_server_reconcile(a->api->srv, &rerr);
     if (rc != 0) {
-        /* Roll back: remove the new source and its version, restore a deleted predecessor. */
-        struct sd_txn_result rres;
-        memset(&rres, 0, sizeof(rres));
-        nops = 0;
-        ops[nops].type = SD_OP_DELETE;
-        ops[nops++].key = sd_buf_cstr(&key);
-        ops[nops].type = SD_OP_DELETE;
-        ops[nops++].key = sd_buf_cstr(&version_key);
-        if (prev != NULL) {
-            prev_text = sd__api_dump(prev);
-            ops[nops].type = SD_OP_PUT;
-            ops[nops].key = sd_buf_cstr(&deleted_key);
-            ops[nops].value = prev_text;
-            ops[nops++].value_len = strlen(prev_text);
-        }
-        memset(&txn, 0, sizeof(txn));
-        txn.then_ops = ops;
-        txn.nthen = nops;
-        if (sd_state_txn(st, &txn, &rres) != 0) {
-            sd_log_error("api", "cannot roll back source %s", a->source_id);
-        }
-        sd_txn_result_free(&rres);
+        sd__api_create_rollback(st, &cr);
         sd_buf_printf(&out->error, "Source has not been created: %s", sd_buf_cstr(&rerr));
         sd_buf_reset(&rerr);
         (void)sd_server_reconcile(a->api->srv, &rerr);
@@ -262,9 +211,6 @@ static int sd__source_create_run(void *arg, struct sd_task_outcome *out)
 out:
     sd_txn_result_free(&res);
     json_decref(prev);
-    free(text);
-    free(version_text);
-    free(prev_text);
     sd_buf_fini(&key);
     sd_buf_fini(&deleted_key);
     sd_buf_fini(&version_key);
