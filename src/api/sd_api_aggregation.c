@@ -20,53 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int sd__agg_is_imported(const struct sd_stats_file *f)
-{
-    const char *state = json_string_value(json_object_get(f->entity, "state"));
-
-    return state != NULL && strcmp(state, "imported") == 0;
-}
-
-/* Imported files first, then files without a retry reason, then by openedAt. */
-static int sd__agg_cmp_files(const void *pa, const void *pb)
-{
-    const struct sd_stats_file *a = *(const struct sd_stats_file *const *)pa;
-    const struct sd_stats_file *b = *(const struct sd_stats_file *const *)pb;
-    int d = sd__agg_is_imported(b) - sd__agg_is_imported(a);
-
-    if (d == 0) {
-        d = (json_object_get(a->entity, "retryReason") != NULL) -
-            (json_object_get(b->entity, "retryReason") != NULL);
-    }
-    if (d == 0) {
-        d = a->opened_at_ms < b->opened_at_ms ? -1 : a->opened_at_ms > b->opened_at_ms;
-    }
-    return d != 0 ? d : strcmp(a->key, b->key);
-}
-
-/* Returns the SinkFile object of f (new reference). */
-static json_t *sd__agg_file_json(const struct sd_stats_file *f)
-{
-    static const char *const members[] = {"state",       "openedAt",   "closingAt",
-                                          "importingAt", "importedAt", "retryAttempt",
-                                          "retryReason", "retryAfter"};
-    json_t *j = json_object();
-
-    for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
-        json_t *v = json_object_get(f->entity, members[i]);
-        if (v != NULL && !json_is_null(v)) {
-            json_object_set(j, members[i], v);
-        }
-    }
-    if (json_object_get(j, "openedAt") == NULL) {
-        char ts[SD_TIME_ISO_LEN + 1];
-        sd_time_format_iso(f->opened_at_ms, ts);
-        json_object_set_new(j, "openedAt", json_string(ts));
-    }
-    json_object_set_new(j, "statistics", sd_stats_agg_json(&f->agg));
-    return j;
-}
-
 /* Returns the statistics{total, levels, files} of sink_key (new reference) in *out. */
 static int sd__agg_sink_stats(struct sd_state *st, const char *sink_key, json_t **out)
 {
@@ -91,11 +44,11 @@ static int sd__agg_sink_stats(struct sd_state *st, const char *sink_key, json_t 
         for (size_t i = 0; i < files.n; i++) {
             sorted[i] = &files.items[i];
         }
-        qsort(sorted, files.n, sizeof(*sorted), sd__agg_cmp_files);
+        qsort(sorted, files.n, sizeof(*sorted), sd__api_cmp_files);
     }
     list = json_array();
     for (size_t i = 0; i < files.n; i++) {
-        json_array_append_new(list, sd__agg_file_json(sorted[i]));
+        json_array_append_new(list, sd__api_file_json(sorted[i]));
     }
     json_object_set_new(stats, "files", list);
     *out = stats;

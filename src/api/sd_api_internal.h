@@ -17,6 +17,7 @@
 struct sd_api_docs;
 struct sd_server;
 struct sd_state;
+struct sd_stats_file;
 struct sd_txn_result;
 
 struct sd_api {
@@ -77,6 +78,12 @@ json_t *sd__api_task_outputs(const char *api_url, int64_t project_id, int64_t br
                              const char *source_id, const char *sink_id, int with_url);
 /* Returns value as a compact JSON string (owned; free with free()). Aborts on out-of-memory. */
 char *sd__api_dump(const json_t *value);
+
+/* Statistics files (sd_api_stats.c, also used by the aggregation endpoint): the qsort order of
+ * struct sd_stats_file pointers (imported first, then without a retry reason, then by openedAt,
+ * as the reference), and a file as the API's SinkFile object (new reference). */
+int sd__api_cmp_files(const void *pa, const void *pb);
+json_t *sd__api_file_json(const struct sd_stats_file *f);
 
 /* The keys of a source or sink being created, for sd__api_create_commit/_rollback. */
 struct sd__api_create {

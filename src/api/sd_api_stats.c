@@ -81,8 +81,7 @@ static int sd__has_retry_reason(const struct sd_stats_file *f)
     return json_object_get(f->entity, "retryReason") != NULL;
 }
 
-/* Imported files first, then files without a retry reason, then by openedAt (reference). */
-static int sd__cmp_files(const void *pa, const void *pb)
+int sd__api_cmp_files(const void *pa, const void *pb)
 {
     const struct sd_stats_file *a = *(const struct sd_stats_file *const *)pa;
     const struct sd_stats_file *b = *(const struct sd_stats_file *const *)pb;
@@ -97,7 +96,7 @@ static int sd__cmp_files(const void *pa, const void *pb)
     return d != 0 ? d : strcmp(a->key, b->key);
 }
 
-static json_t *sd__file_json(const struct sd_stats_file *f)
+json_t *sd__api_file_json(const struct sd_stats_file *f)
 {
     static const char *const members[] = {"state",       "openedAt",   "closingAt",
                                           "importingAt", "importedAt", "retryAttempt",
@@ -150,11 +149,11 @@ void sd__api_sink_stats_files(struct sd_api_ctx *c)
         sorted[n++] = f;
     }
     if (n > 1) {
-        qsort(sorted, n, sizeof(*sorted), sd__cmp_files);
+        qsort(sorted, n, sizeof(*sorted), sd__api_cmp_files);
     }
     list = json_array();
     for (size_t i = 0; i < n; i++) {
-        json_array_append_new(list, sd__file_json(sorted[i]));
+        json_array_append_new(list, sd__api_file_json(sorted[i]));
     }
     out = json_object();
     json_object_set_new(out, "files", list);
