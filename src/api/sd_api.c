@@ -107,6 +107,72 @@ char *sd__api_dump(const json_t *value)
     return text;
 }
 
+void sd__api_list_entities(struct sd_api_ctx *c, int is_sink, int deleted,
+                           sd__api_list_extend_fn extend)
+{
+    struct sd_api_page page;
+    struct sd_buf prefix = SD_BUF_INIT;
+    struct sd_kvs kvs;
+    const char *last_id = "";
+    json_t *list = NULL, *out;
+    int64_t count = 0;
+    int rc;
+
+    memset(&kvs, 0, sizeof(kvs));
+    if (sd__api_page(c, &page) != 0) {
+        return;
+    }
+    if (is_sink) {
+        if (sd__api_get_source(c, NULL, NULL) != 0) {
+            return;
+        }
+        sd_defs_sinks_prefix(&prefix, c->project_id, c->branch_id, c->source_id, deleted);
+    } else {
+        sd_defs_sources_prefix(&prefix, c->project_id, c->branch_id, deleted);
+    }
+    rc = sd_state_range(c->api->state, sd_buf_cstr(&prefix), 0, &kvs);
+    if (rc != 0) {
+        sd__api_internal_error(c->req, is_sink ? "listing sinks" : "listing sources", rc);
+        goto out;
+    }
+    list = json_array();
+    for (size_t i = 0; i < kvs.n && count < page.limit; i++) {
+        const char *id = kvs.items[i].key + prefix.len;
+        json_t *stored, *entity;
+        if (page.after_id[0] != '\0' && strcmp(id, page.after_id) <= 0) {
+            continue;
+        }
+        stored = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
+        if (stored == NULL) {
+            continue;
+        }
+        entity = is_sink ? sd_defs_sink_to_api(stored)
+                         : sd_defs_source_to_api(stored, c->api->source_url);
+        json_decref(stored);
+        json_array_append_new(list, entity);
+        if (extend != NULL && extend(c, id, entity) != 0) {
+            goto out;
+        }
+        last_id = id;
+        count++;
+    }
+    out = json_object();
+    json_object_set_new(out, "projectId", json_integer(c->project_id));
+    json_object_set_new(out, "branchId", json_integer(c->branch_id));
+    if (is_sink) {
+        json_object_set_new(out, "sourceId", json_string(c->source_id));
+    }
+    json_object_set_new(out, "page", sd__api_page_json(&page, (int64_t)kvs.n, last_id));
+    json_object_set_new(out, is_sink ? "sinks" : "sources", list);
+    list = NULL;
+    sd_http_send_json(c->req, 200, out, 1);
+
+out:
+    json_decref(list);
+    sd_kvs_free(&kvs);
+    sd_buf_fini(&prefix);
+}
+
 int sd__api_create_commit(struct sd_state *st, const struct sd__api_create *cr,
                           const json_t *entity, struct sd_txn_result *res)
 {

@@ -99,60 +99,21 @@ static int sd__agg_sinks(struct sd_api_ctx *c, const char *source_id, json_t **o
     return rc;
 }
 
+/* Adds sinks[] with their statistics to a listed source. */
+static int sd__agg_extend(struct sd_api_ctx *c, const char *id, json_t *source)
+{
+    json_t *sinks = NULL;
+    int rc = sd__agg_sinks(c, id, &sinks);
+
+    if (rc != 0) {
+        sd__api_internal_error(c->req, "reading the sinks and their statistics", rc);
+        return rc;
+    }
+    json_object_set_new(source, "sinks", sinks);
+    return 0;
+}
+
 void sd__api_aggregation_sources(struct sd_api_ctx *c)
 {
-    struct sd_api_page page;
-    struct sd_buf prefix = SD_BUF_INIT;
-    struct sd_kvs kvs;
-    const char *last_id = "";
-    json_t *list = NULL, *out;
-    int64_t count = 0;
-    int rc;
-
-    memset(&kvs, 0, sizeof(kvs));
-    if (sd__api_page(c, &page) != 0) {
-        return;
-    }
-    sd_defs_sources_prefix(&prefix, c->project_id, c->branch_id, 0);
-    rc = sd_state_range(c->api->state, sd_buf_cstr(&prefix), 0, &kvs);
-    if (rc != 0) {
-        sd__api_internal_error(c->req, "listing sources", rc);
-        goto out;
-    }
-    list = json_array();
-    for (size_t i = 0; i < kvs.n && count < page.limit; i++) {
-        const char *id = kvs.items[i].key + prefix.len;
-        json_t *stored, *source, *sinks = NULL;
-        if (page.after_id[0] != '\0' && strcmp(id, page.after_id) <= 0) {
-            continue;
-        }
-        stored = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
-        if (stored == NULL) {
-            continue;
-        }
-        source = sd_defs_source_to_api(stored, c->api->source_url);
-        json_decref(stored);
-        rc = sd__agg_sinks(c, id, &sinks);
-        if (rc != 0) {
-            json_decref(source);
-            sd__api_internal_error(c->req, "reading the sinks and their statistics", rc);
-            goto out;
-        }
-        json_object_set_new(source, "sinks", sinks);
-        json_array_append_new(list, source);
-        last_id = id;
-        count++;
-    }
-    out = json_object();
-    json_object_set_new(out, "projectId", json_integer(c->project_id));
-    json_object_set_new(out, "branchId", json_integer(c->branch_id));
-    json_object_set_new(out, "page", sd__api_page_json(&page, (int64_t)kvs.n, last_id));
-    json_object_set_new(out, "sources", list);
-    list = NULL;
-    sd_http_send_json(c->req, 200, out, 1);
-
-out:
-    json_decref(list);
-    sd_kvs_free(&kvs);
-    sd_buf_fini(&prefix);
+    sd__api_list_entities(c, 0, 0, sd__agg_extend);
 }

@@ -79,6 +79,16 @@ json_t *sd__api_task_outputs(const char *api_url, int64_t project_id, int64_t br
 /* Returns value as a compact JSON string (owned; free with free()). Aborts on out-of-memory. */
 char *sd__api_dump(const json_t *value);
 
+/* Adds to the API form entity of the listed source or sink id (the aggregation endpoint adds
+ * its sinks). On failure it answers the request itself and returns nonzero. */
+typedef int (*sd__api_list_extend_fn)(struct sd_api_ctx *c, const char *id, json_t *entity);
+/* Answers a page (afterId, limit) of the branch's sources (is_sink 0) or the request source's
+ * sinks (404 when the source does not exist), live or soft-deleted: {projectId, branchId
+ * [, sourceId], page, sources|sinks}, each entity in its API form, extended by extend (may be
+ * NULL). */
+void sd__api_list_entities(struct sd_api_ctx *c, int is_sink, int deleted,
+                           sd__api_list_extend_fn extend);
+
 /* Statistics files (sd_api_stats.c, also used by the aggregation endpoint): the qsort order of
  * struct sd_stats_file pointers (imported first, then without a retry reason, then by openedAt,
  * as the reference), and a file as the API's SinkFile object (new reference). */

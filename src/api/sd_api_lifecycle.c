@@ -927,74 +927,14 @@ void sd__api_source_hard_delete(struct sd_api_ctx *c)
     sd__life_submit(c, SD_LIFE_HARD_DELETE, 0, NULL);
 }
 
-/* Lists the deleted entities under prefix (sources when is_sink is 0). */
-static void sd__deleted_list(struct sd_api_ctx *c, int is_sink)
-{
-    struct sd_api_page page;
-    struct sd_buf prefix = SD_BUF_INIT;
-    struct sd_kvs kvs;
-    const char *last_id = "";
-    json_t *list, *out;
-    int64_t count = 0;
-    int rc;
-
-    memset(&kvs, 0, sizeof(kvs));
-    if (sd__api_page(c, &page) != 0) {
-        return;
-    }
-    if (is_sink) {
-        if (sd__api_get_source(c, NULL, NULL) != 0) {
-            return;
-        }
-        sd_defs_sinks_prefix(&prefix, c->project_id, c->branch_id, c->source_id, 1);
-    } else {
-        sd_defs_sources_prefix(&prefix, c->project_id, c->branch_id, 1);
-    }
-    rc = sd_state_range(c->api->state, sd_buf_cstr(&prefix), 0, &kvs);
-    if (rc != 0) {
-        sd__api_internal_error(c->req, "listing deleted entities", rc);
-        goto out;
-    }
-    list = json_array();
-    for (size_t i = 0; i < kvs.n && count < page.limit; i++) {
-        const char *id = kvs.items[i].key + prefix.len;
-        json_t *stored;
-        if (page.after_id[0] != '\0' && strcmp(id, page.after_id) <= 0) {
-            continue;
-        }
-        stored = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
-        if (stored == NULL) {
-            continue;
-        }
-        json_array_append_new(list, is_sink ? sd_defs_sink_to_api(stored)
-                                            : sd_defs_source_to_api(stored, c->api->source_url));
-        json_decref(stored);
-        last_id = id;
-        count++;
-    }
-    out = json_object();
-    json_object_set_new(out, "projectId", json_integer(c->project_id));
-    json_object_set_new(out, "branchId", json_integer(c->branch_id));
-    if (is_sink) {
-        json_object_set_new(out, "sourceId", json_string(c->source_id));
-    }
-    json_object_set_new(out, "page", sd__api_page_json(&page, (int64_t)kvs.n, last_id));
-    json_object_set_new(out, is_sink ? "sinks" : "sources", list);
-    sd_http_send_json(c->req, 200, out, 1);
-
-out:
-    sd_kvs_free(&kvs);
-    sd_buf_fini(&prefix);
-}
-
 void sd__api_sources_deleted_list(struct sd_api_ctx *c)
 {
-    sd__deleted_list(c, 0);
+    sd__api_list_entities(c, 0, 1, NULL);
 }
 
 void sd__api_sinks_deleted_list(struct sd_api_ctx *c)
 {
-    sd__deleted_list(c, 1);
+    sd__api_list_entities(c, 1, 1, NULL);
 }
 
 void sd__api_source_rotate_secret(struct sd_api_ctx *c)

@@ -98,51 +98,7 @@ static int sd__count_sinks(struct sd_state *st, int64_t project, int64_t branch,
 
 void sd__api_sinks_list(struct sd_api_ctx *c)
 {
-    struct sd_api_page page;
-    struct sd_buf prefix = SD_BUF_INIT;
-    struct sd_kvs kvs;
-    const char *last_id = "";
-    json_t *list, *out;
-    int64_t count = 0;
-    int rc;
-
-    memset(&kvs, 0, sizeof(kvs));
-    if (sd__api_page(c, &page) != 0 || sd__require_source(c) != 0) {
-        return;
-    }
-    sd_defs_sinks_prefix(&prefix, c->project_id, c->branch_id, c->source_id, 0);
-    rc = sd_state_range(c->api->state, sd_buf_cstr(&prefix), 0, &kvs);
-    if (rc != 0) {
-        sd__api_internal_error(c->req, "listing sinks", rc);
-        goto out;
-    }
-    list = json_array();
-    for (size_t i = 0; i < kvs.n && count < page.limit; i++) {
-        const char *id = kvs.items[i].key + prefix.len;
-        json_t *stored;
-        if (page.after_id[0] != '\0' && strcmp(id, page.after_id) <= 0) {
-            continue;
-        }
-        stored = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
-        if (stored == NULL) {
-            continue;
-        }
-        json_array_append_new(list, sd_defs_sink_to_api(stored));
-        json_decref(stored);
-        last_id = id;
-        count++;
-    }
-    out = json_object();
-    json_object_set_new(out, "projectId", json_integer(c->project_id));
-    json_object_set_new(out, "branchId", json_integer(c->branch_id));
-    json_object_set_new(out, "sourceId", json_string(c->source_id));
-    json_object_set_new(out, "page", sd__api_page_json(&page, (int64_t)kvs.n, last_id));
-    json_object_set_new(out, "sinks", list);
-    sd_http_send_json(c->req, 200, out, 1);
-
-out:
-    sd_kvs_free(&kvs);
-    sd_buf_fini(&prefix);
+    sd__api_list_entities(c, 1, 0, NULL);
 }
 
 void sd__api_sink_get(struct sd_api_ctx *c)

@@ -77,50 +77,7 @@ static int sd__count_sources(struct sd_state *st, int64_t project, int64_t branc
 
 void sd__api_sources_list(struct sd_api_ctx *c)
 {
-    struct sd_api_page page;
-    struct sd_buf prefix = SD_BUF_INIT;
-    struct sd_kvs kvs;
-    const char *last_id = "";
-    json_t *list, *out;
-    int64_t count = 0;
-    int rc;
-
-    if (sd__api_page(c, &page) != 0) {
-        return;
-    }
-    memset(&kvs, 0, sizeof(kvs));
-    sd_defs_sources_prefix(&prefix, c->project_id, c->branch_id, 0);
-    rc = sd_state_range(c->api->state, sd_buf_cstr(&prefix), 0, &kvs);
-    if (rc != 0) {
-        sd__api_internal_error(c->req, "listing sources", rc);
-        goto out;
-    }
-    list = json_array();
-    for (size_t i = 0; i < kvs.n && count < page.limit; i++) {
-        const char *id = kvs.items[i].key + prefix.len;
-        json_t *stored;
-        if (page.after_id[0] != '\0' && strcmp(id, page.after_id) <= 0) {
-            continue;
-        }
-        stored = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
-        if (stored == NULL) {
-            continue;
-        }
-        json_array_append_new(list, sd_defs_source_to_api(stored, c->api->source_url));
-        json_decref(stored);
-        last_id = id;
-        count++;
-    }
-    out = json_object();
-    json_object_set_new(out, "projectId", json_integer(c->project_id));
-    json_object_set_new(out, "branchId", json_integer(c->branch_id));
-    json_object_set_new(out, "page", sd__api_page_json(&page, (int64_t)kvs.n, last_id));
-    json_object_set_new(out, "sources", list);
-    sd_http_send_json(c->req, 200, out, 1);
-
-out:
-    sd_kvs_free(&kvs);
-    sd_buf_fini(&prefix);
+    sd__api_list_entities(c, 0, 0, NULL);
 }
 
 void sd__api_source_get(struct sd_api_ctx *c)
