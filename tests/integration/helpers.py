@@ -4,6 +4,7 @@ import glob
 import gzip
 import io
 import os
+import sqlite3
 import subprocess
 import threading
 
@@ -105,3 +106,18 @@ class Loader:
         self.stop.set()
         for t in self.threads:
             t.join(30)
+
+
+def table_rows(data_dir, table):
+    """The rows of table in the standalone SQLite table storage (project 1), in insertion order;
+    [] while the database or the table does not exist yet."""
+    path = os.path.join(data_dir, "tables", "project-1.sqlite")
+    if not os.path.exists(path):
+        return []
+    db = sqlite3.connect(path, timeout=10)
+    try:
+        return db.execute('SELECT * FROM "%s" ORDER BY rowid' % table).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        db.close()

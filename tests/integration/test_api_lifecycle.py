@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import time
 
+from helpers import table_rows
 from conftest import BIN, TIMEOUT_MULT
 
 SOURCES = "/v1/branches/default/sources"
@@ -76,16 +77,6 @@ def table_names(s):
         db.close()
 
 
-def table_rows(s, table):
-    if not os.path.exists(tables_db(s)):
-        return []
-    db = sqlite3.connect(tables_db(s), timeout=10)
-    try:
-        return db.execute('SELECT * FROM "%s" ORDER BY rowid' % table).fetchall()
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        db.close()
 
 
 def wait_for(predicate, what, timeout=60):
@@ -201,10 +192,10 @@ def test_update_sink_mapping_takes_effect_in_a_new_file(streamd_factory):
     assert "disabled" not in sink
     for i in range(5):
         assert post_record(s, url, {"id": "new-%d" % i, "n": i})[0] == 200
-    old = wait_for(lambda: len(table_rows(s, "in.c-b.old")) >= 5 and table_rows(s, "in.c-b.old"),
+    old = wait_for(lambda: len(table_rows(s.data_dir, "in.c-b.old")) >= 5 and table_rows(s.data_dir, "in.c-b.old"),
                    "old rows")
     assert sorted(r[0] for r in old) == ["old-%d" % i for i in range(5)]
-    new = wait_for(lambda: len(table_rows(s, "in.c-b.new")) >= 5 and table_rows(s, "in.c-b.new"),
+    new = wait_for(lambda: len(table_rows(s.data_dir, "in.c-b.new")) >= 5 and table_rows(s.data_dir, "in.c-b.new"),
                    "new rows")
     assert sorted(new) == [("new-%d" % i, str(i)) for i in range(5)]
 
@@ -495,7 +486,7 @@ def test_disabled_sink_still_imports_acknowledged_records(streamd_factory):
     for i in range(20):
         assert post_record(s, src["http"]["url"], {"id": "r-%d" % i})[0] == 200
     run_task(s, "PUT", SOURCES + "/s1/sinks/k1/disable")
-    rows = wait_for(lambda: len(table_rows(s, "in.c-b.t1")) >= 20 and table_rows(s, "in.c-b.t1"),
+    rows = wait_for(lambda: len(table_rows(s.data_dir, "in.c-b.t1")) >= 20 and table_rows(s.data_dir, "in.c-b.t1"),
                     "rows of the disabled sink")
     assert sorted(r[0] for r in rows) == sorted("r-%d" % i for i in range(20))
     status, body = post_record(s, src["http"]["url"], {"id": "late"}, verbose=True)

@@ -5,11 +5,10 @@ run of a request through every sink's mapping, and the UI's aggregation of sourc
 statistics. Talks to the real binary over HTTP (stdlib only)."""
 import datetime
 import json
-import os
 import re
-import sqlite3
 import time
 
+from helpers import table_rows
 from conftest import TIMEOUT_MULT
 
 SOURCES = "/v1/branches/default/sources"
@@ -249,17 +248,6 @@ def test_sink_versions_and_rollback_restore_mapping(streamd):
     assert_error(status, err, 404, "stream.api.sourceNotFound")
 
 
-def table_rows(s, table):
-    path = os.path.join(s.data_dir, "tables", "project-1.sqlite")
-    if not os.path.exists(path):
-        return []
-    db = sqlite3.connect(path, timeout=10)
-    try:
-        return db.execute('SELECT * FROM "%s" ORDER BY rowid' % table).fetchall()
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        db.close()
 
 
 def test_sink_rollback_of_the_table_takes_effect_in_a_new_file(streamd_factory):
@@ -286,10 +274,10 @@ def test_sink_rollback_of_the_table_takes_effect_in_a_new_file(streamd_factory):
     for i in range(3):
         status, _, data = s.request("POST", url, json.dumps({"id": "old-%d" % i, "n": i}), J)
         assert status == 200, data
-    wait_for(lambda: len(table_rows(s, "in.c-b.new")) + len(table_rows(s, "in.c-b.old")),
+    wait_for(lambda: len(table_rows(s.data_dir, "in.c-b.new")) + len(table_rows(s.data_dir, "in.c-b.old")),
              lambda n: n >= 6)
-    assert sorted(table_rows(s, "in.c-b.new")) == [("new-%d" % i, str(i)) for i in range(3)]
-    assert sorted(table_rows(s, "in.c-b.old")) == [("old-%d" % i,) for i in range(3)]
+    assert sorted(table_rows(s.data_dir, "in.c-b.new")) == [("new-%d" % i, str(i)) for i in range(3)]
+    assert sorted(table_rows(s.data_dir, "in.c-b.old")) == [("old-%d" % i,) for i in range(3)]
 
 
 def test_failed_sink_rollback_keeps_the_current_definition(streamd):

@@ -6,7 +6,6 @@ import random
 import socket
 import time
 
-import pytest
 
 from helpers import PATH_COLUMNS, Loader, all_rows, csv_row, gzip_test, slice_files
 

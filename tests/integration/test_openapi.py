@@ -5,7 +5,6 @@ import json
 import os
 import re
 
-import pytest
 
 from conftest import ADMIN_TOKEN, http_request
 from openapi_check import check, resolve, template_matches, validate

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import TIMEOUT_MULT
-from helpers import PATH_COLUMNS, Loader, csv_row
+from helpers import PATH_COLUMNS, Loader, table_rows
 
 TABLE = "in.c-bucket.table"
 J = {"Content-Type": "application/json"}
@@ -30,23 +30,12 @@ FAST = ["--set", "storage.level.staging.upload.minInterval=1s",
         "--set", "storage.retry.maxInterval=2s"]
 
 
-def table_rows(data_dir, table=TABLE):
-    path = os.path.join(data_dir, "tables", "project-1.sqlite")
-    if not os.path.exists(path):
-        return []
-    db = sqlite3.connect(path, timeout=10)
-    try:
-        return db.execute('SELECT * FROM "%s" ORDER BY rowid' % table).fetchall()
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        db.close()
 
 
 def wait_rows(data_dir, predicate, timeout=60):
     deadline = time.time() + timeout * TIMEOUT_MULT
     while True:
-        rows = table_rows(data_dir)
+        rows = table_rows(data_dir, TABLE)
         if predicate(rows):
             return rows
         assert time.time() < deadline, "table never reached the expected rows (%d now)" % len(rows)
@@ -81,7 +70,7 @@ def test_thousand_hostile_records_become_rows(streamd_factory):
     # The last file reaches no count trigger: it is imported by the 1-minute interval trigger.
     rows = wait_rows(s.data_dir, lambda r: len(r) >= 1000, timeout=120)
     time.sleep(1)
-    rows = table_rows(s.data_dir)
+    rows = table_rows(s.data_dir, TABLE)
     assert len(rows) == 1000
     assert sorted(rows, key=lambda r: int(r[1][3:])) == expected
     # The user's table has the mapping's columns only; the ledger is in its own table.
@@ -136,7 +125,7 @@ def test_kill9_repeatedly_every_acked_record_in_table_exactly_once(streamd_facto
         assert kills < 12, "too slow to acknowledge 5000 records"
     drain(s, acked)
     time.sleep(2)
-    rows = table_rows(s.data_dir)
+    rows = table_rows(s.data_dir, TABLE)
     ids = [r[1] for r in rows]
     assert acked <= set(ids), "lost %d" % len(acked - set(ids))
     assert set(ids) <= sent, "phantom rows"
@@ -174,7 +163,7 @@ def test_staging_outage_keeps_ingesting_and_catches_up(streamd_factory):
     assert set(during) == {200}, during
     drain(s, load.acked)
     time.sleep(2)
-    ids = [r[1] for r in table_rows(s.data_dir)]
+    ids = [r[1] for r in table_rows(s.data_dir, TABLE)]
     assert load.acked <= set(ids)
     assert len(ids) == len(set(ids))
     # Retries backed off: no slice was tried more often than the backoff allows.

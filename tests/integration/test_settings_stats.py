@@ -9,7 +9,7 @@ import threading
 import time
 
 from conftest import TIMEOUT_MULT
-from helpers import PATH_COLUMNS
+from helpers import PATH_COLUMNS, table_rows
 
 SOURCES = "/v1/branches/default/sources"
 TABLE = "in.c-bucket.table"
@@ -330,17 +330,6 @@ def post_records(s, url, ids, threads=20):
     assert not failures, failures[:3]
 
 
-def table_rows(data_dir):
-    path = os.path.join(data_dir, "tables", "project-1.sqlite")
-    if not os.path.exists(path):
-        return []
-    db = sqlite3.connect(path, timeout=10)
-    try:
-        return db.execute('SELECT * FROM "%s"' % TABLE).fetchall()
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        db.close()
 
 
 def utc_now_iso():
@@ -386,7 +375,7 @@ def test_statistics_end_to_end(streamd_factory):
     # (the statistics of the open file may grow meanwhile: its gzip header is flushed later)
     assert [(f["state"], f["openedAt"]) for f in get_files(s, failed="false")] == \
         [(f["state"], f["openedAt"]) for f in files]
-    rows = table_rows(s.data_dir)
+    rows = table_rows(s.data_dir, TABLE)
     assert len(rows) == 100
     assert sorted(r[1] for r in rows) == sorted("a%d" % i for i in range(100))
 
@@ -411,7 +400,7 @@ def test_statistics_end_to_end(streamd_factory):
     body = wait_for(total_after, lambda b: level_count(b, "target") == 30)
     assert body["total"]["recordsCount"] == 30
     assert max(seen) == 30, seen
-    assert len(table_rows(s.data_dir)) == 130
+    assert len(table_rows(s.data_dir, TABLE)) == 130
     for f in get_files(s):
         assert f["openedAt"] > before_clear, f
 
@@ -462,7 +451,7 @@ def test_failed_files_are_listed(streamd_factory):
     db.close()
     wait_for(lambda: get_total(s), lambda b: level_count(b, "target") == 3)
     assert get_files(s, failed="true") == []
-    assert sorted(r[1] for r in table_rows(s.data_dir)) == ["f0", "f1", "f2"]
+    assert sorted(r[1] for r in table_rows(s.data_dir, TABLE)) == ["f0", "f1", "f2"]
 
 
 def test_statistics_errors_and_source_settings_rotate(streamd):

@@ -2,13 +2,12 @@
 rawString, the record functions, runtime errors that fail only their sink, syntax errors at
 save time, the test endpoint, and the `streamd template eval` / `streamd jsonnet` commands."""
 import json
-import os
 import re
-import sqlite3
 import subprocess
 import time
 
 from conftest import BIN, TIMEOUT_MULT
+from helpers import table_rows
 
 SOURCES = "/v1/branches/default/sources"
 TABLE = "in.c-bucket.tpl"
@@ -46,17 +45,6 @@ COLUMNS = [
 ]
 
 
-def table_rows(data_dir, table):
-    path = os.path.join(data_dir, "tables", "project-1.sqlite")
-    if not os.path.exists(path):
-        return []
-    db = sqlite3.connect(path, timeout=10)
-    try:
-        return db.execute('SELECT * FROM "%s" ORDER BY rowid' % table).fetchall()
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        db.close()
 
 
 def wait_rows(data_dir, table, n, timeout=60):
