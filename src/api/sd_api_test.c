@@ -168,14 +168,13 @@ static int sd__map_sink(const json_t *columns, struct sd_record *rec, json_t *ro
             if (rc > 0) {
                 /* the mapping names the column itself in some messages: say it once */
                 char prefix[300];
-                size_t plen = (size_t)snprintf(prefix, sizeof(prefix), "column \"%s\": ",
-                                               name ? name : "");
+                size_t plen =
+                    (size_t)snprintf(prefix, sizeof(prefix), "column \"%s\": ", name ? name : "");
                 const char *text = err.message;
                 if (plen < sizeof(prefix) && strncmp(text, prefix, plen) == 0) {
                     text += plen;
                 }
-                sd_buf_printf(msg, "Invalid value for column \"%s\": %s", name ? name : "",
-                              text);
+                sd_buf_printf(msg, "Invalid value for column \"%s\": %s", name ? name : "", text);
                 rc = 422;
             }
         }
