@@ -15,6 +15,7 @@
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_log.h"
+#include "core/sd_time.h"
 #include "roles/sd_server.h"
 #include "state/sd_state.h"
 
@@ -227,7 +228,28 @@ int sd__api_create_commit(struct sd_state *st, const struct sd__api_create *cr,
     return rc;
 }
 
-void sd__api_create_rollback(struct sd_state *st, const struct sd__api_create *cr)
+int sd__api_create_predecessor(struct sd_state *st, struct sd__api_create *cr, json_t *entity,
+                               const char *description, const struct sd_defs_by *by, json_t **prev,
+                               int64_t *number)
+{
+    int rc = sd__api_load(st, cr->deleted_key, prev, &cr->prev_rev);
+
+    *number = 1;
+    if (rc == SD_ENOTFOUND) {
+        *prev = NULL;
+        cr->prev_rev = 0;
+        rc = 0;
+    } else if (rc == 0) {
+        *number = sd_defs_version_number(*prev) + 1;
+        sd_defs_set_version(entity, *number, description, by, sd_now_ms());
+    }
+    cr->prev = *prev;
+    return rc;
+}
+
+/* Undoes a committed create (the entity and its version removed, the predecessor restored);
+ * a failure is logged. */
+static void sd__api_create_rollback(struct sd_state *st, const struct sd__api_create *cr)
 {
     struct sd_op ops[3];
     struct sd_txn txn;
@@ -256,6 +278,22 @@ void sd__api_create_rollback(struct sd_state *st, const struct sd__api_create *c
     }
     sd_txn_result_free(&res);
     free(prev_text);
+}
+
+int sd__api_create_reconcile(struct sd_api *api, const struct sd__api_create *cr, const char *what,
+                             struct sd_buf *error)
+{
+    struct sd_buf rerr = SD_BUF_INIT;
+    int rc = sd_server_reconcile(api->srv, &rerr);
+
+    if (rc != 0) {
+        sd__api_create_rollback(api->state, cr);
+        sd_buf_printf(error, "%s has not been created: %s", what, sd_buf_cstr(&rerr));
+        sd_buf_reset(&rerr);
+        (void)sd_server_reconcile(api->srv, &rerr);
+    }
+    sd_buf_fini(&rerr);
+    return rc;
 }
 
 json_t *sd__api_body(struct sd_api_ctx *c)

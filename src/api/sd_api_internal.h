@@ -100,7 +100,7 @@ struct sd__api_create {
     const char *key;         /* the entity */
     const char *deleted_key; /* its soft-deleted copy */
     const char *version_key; /* its version record */
-    const json_t *prev;      /* the soft-deleted predecessor (undeleted by the create), or NULL */
+    const json_t *prev;      /* the soft-deleted predecessor (replaced by the create), or NULL */
     int64_t prev_rev;        /* mod revision of deleted_key when read (0: absent) */
     const char *guard_key;   /* a key that must not have changed (a sink's source), or NULL */
     int64_t guard_rev;       /* its mod revision when read */
@@ -110,9 +110,17 @@ struct sd__api_create {
  * Returns 0 (res->succeeded says whether the compares held) or a state error. */
 int sd__api_create_commit(struct sd_state *st, const struct sd__api_create *cr,
                           const json_t *entity, struct sd_txn_result *res);
-/* Undoes a committed create (the entity and its version removed, the predecessor restored);
- * a failure is logged. */
-void sd__api_create_rollback(struct sd_state *st, const struct sd__api_create *cr);
+/* Reads the soft-deleted predecessor at cr->deleted_key into *prev (a new reference, NULL when
+ * there is none) and cr->prev/prev_rev; with one, entity continues its version numbering
+ * (*number = the predecessor's + 1, described as description). Returns 0 or a state error. */
+int sd__api_create_predecessor(struct sd_state *st, struct sd__api_create *cr, json_t *entity,
+                               const char *description, const struct sd_defs_by *by, json_t **prev,
+                               int64_t *number);
+/* After a committed create: reconciles the server; when that fails, undoes the create, appends
+ * "<what> has not been created: <reason>" to error and reconciles again. Returns the first
+ * reconcile's result. */
+int sd__api_create_reconcile(struct sd_api *api, const struct sd__api_create *cr, const char *what,
+                             struct sd_buf *error);
 
 /* Documentation (sd_api_docs.c). The OpenAPI 3 document docs/openapi3.yaml, embedded at
  * build time (cmake/embed.cmake): sd__openapi3_yaml_len bytes plus a NUL. */

@@ -129,12 +129,12 @@ static int sd__sink_create_run(void *arg, struct sd_task_outcome *out)
     struct sd_sink_task *a = arg;
     struct sd_state *st = a->api->state;
     struct sd_buf key = SD_BUF_INIT, deleted_key = SD_BUF_INIT, version_key = SD_BUF_INIT;
-    struct sd_buf source_key = SD_BUF_INIT, rerr = SD_BUF_INIT;
+    struct sd_buf source_key = SD_BUF_INIT;
     struct sd__api_create cr;
     json_t *prev = NULL;
     struct sd_txn_result res;
     struct sd_kv kv;
-    int64_t prev_rev = 0, source_rev = 0, count = 0, number = 1;
+    int64_t source_rev = 0, count = 0, number = 1;
     int rc;
 
     memset(&res, 0, sizeof(res));
@@ -158,14 +158,11 @@ static int sd__sink_create_run(void *arg, struct sd_task_outcome *out)
         rc = SD_ELIMIT;
         goto out;
     }
+    memset(&cr, 0, sizeof(cr));
+    cr.key = sd_buf_cstr(&key);
+    cr.deleted_key = sd_buf_cstr(&deleted_key);
     if (rc == 0) {
-        rc = sd__api_load(st, sd_buf_cstr(&deleted_key), &prev, &prev_rev);
-        if (rc == SD_ENOTFOUND) {
-            rc = 0;
-        } else if (rc == 0) {
-            number = sd_defs_version_number(prev) + 1;
-            sd_defs_set_version(a->entity, number, "New sink.", &a->by, sd_now_ms());
-        }
+        rc = sd__api_create_predecessor(st, &cr, a->entity, "New sink.", &a->by, &prev, &number);
     }
     if (rc != 0) {
         sd_buf_printf(&out->error, "Reading the state failed: %s.", sd_strerror(rc));
@@ -173,12 +170,7 @@ static int sd__sink_create_run(void *arg, struct sd_task_outcome *out)
     }
     sd_defs_sink_version_key(&version_key, a->project_id, a->branch_id, a->source_id, a->sink_id,
                              number);
-    memset(&cr, 0, sizeof(cr));
-    cr.key = sd_buf_cstr(&key);
-    cr.deleted_key = sd_buf_cstr(&deleted_key);
     cr.version_key = sd_buf_cstr(&version_key);
-    cr.prev = prev;
-    cr.prev_rev = prev_rev;
     cr.guard_key = sd_buf_cstr(&source_key);
     cr.guard_rev = source_rev;
     rc = sd__api_create_commit(st, &cr, a->entity, &res);
@@ -196,12 +188,8 @@ static int sd__sink_create_run(void *arg, struct sd_task_outcome *out)
         goto out;
     }
 
-    rc = sd_server_reconcile(a->api->srv, &rerr);
+    rc = sd__api_create_reconcile(a->api, &cr, "Sink", &out->error);
     if (rc != 0) {
-        sd__api_create_rollback(st, &cr);
-        sd_buf_printf(&out->error, "Sink has not been created: %s", sd_buf_cstr(&rerr));
-        sd_buf_reset(&rerr);
-        (void)sd_server_reconcile(a->api->srv, &rerr);
         goto out;
     }
     out->result = "Sink has been created successfully.";
@@ -215,7 +203,6 @@ out:
     sd_buf_fini(&deleted_key);
     sd_buf_fini(&version_key);
     sd_buf_fini(&source_key);
-    sd_buf_fini(&rerr);
     return rc;
 }
 

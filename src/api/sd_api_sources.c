@@ -105,11 +105,10 @@ static int sd__source_create_run(void *arg, struct sd_task_outcome *out)
     struct sd_source_task *a = arg;
     struct sd_state *st = a->api->state;
     struct sd_buf key = SD_BUF_INIT, deleted_key = SD_BUF_INIT, version_key = SD_BUF_INIT;
-    struct sd_buf rerr = SD_BUF_INIT;
     struct sd__api_create cr;
     json_t *prev = NULL;
     struct sd_txn_result res;
-    int64_t prev_rev = 0, count = 0, number = 1;
+    int64_t count = 0, number = 1;
     int rc;
 
     memset(&res, 0, sizeof(res));
@@ -122,26 +121,18 @@ static int sd__source_create_run(void *arg, struct sd_task_outcome *out)
         rc = SD_ELIMIT;
         goto out;
     }
+    memset(&cr, 0, sizeof(cr));
+    cr.key = sd_buf_cstr(&key);
+    cr.deleted_key = sd_buf_cstr(&deleted_key);
     if (rc == 0) {
-        rc = sd__api_load(st, sd_buf_cstr(&deleted_key), &prev, &prev_rev);
-        if (rc == SD_ENOTFOUND) {
-            rc = 0;
-        } else if (rc == 0) {
-            number = sd_defs_version_number(prev) + 1;
-            sd_defs_set_version(a->entity, number, "New source.", &a->by, sd_now_ms());
-        }
+        rc = sd__api_create_predecessor(st, &cr, a->entity, "New source.", &a->by, &prev, &number);
     }
     if (rc != 0) {
         sd_buf_printf(&out->error, "Reading the state failed: %s.", sd_strerror(rc));
         goto out;
     }
     sd_defs_source_version_key(&version_key, a->project_id, a->branch_id, a->source_id, number);
-    memset(&cr, 0, sizeof(cr));
-    cr.key = sd_buf_cstr(&key);
-    cr.deleted_key = sd_buf_cstr(&deleted_key);
     cr.version_key = sd_buf_cstr(&version_key);
-    cr.prev = prev;
-    cr.prev_rev = prev_rev;
     rc = sd__api_create_commit(st, &cr, a->entity, &res);
     if (rc != 0) {
         sd_buf_printf(&out->error, "Storing the source failed: %s.", sd_strerror(rc));
@@ -153,12 +144,8 @@ static int sd__source_create_run(void *arg, struct sd_task_outcome *out)
         goto out;
     }
 
-    rc = sd_server_reconcile(a->api->srv, &rerr);
+    rc = sd__api_create_reconcile(a->api, &cr, "Source", &out->error);
     if (rc != 0) {
-        sd__api_create_rollback(st, &cr);
-        sd_buf_printf(&out->error, "Source has not been created: %s", sd_buf_cstr(&rerr));
-        sd_buf_reset(&rerr);
-        (void)sd_server_reconcile(a->api->srv, &rerr);
         goto out;
     }
     out->result = "Source has been created successfully.";
@@ -171,7 +158,6 @@ out:
     sd_buf_fini(&key);
     sd_buf_fini(&deleted_key);
     sd_buf_fini(&version_key);
-    sd_buf_fini(&rerr);
     return rc;
 }
 
