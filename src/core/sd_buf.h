@@ -31,6 +31,18 @@ static inline int sd_str_eq(struct sd_str a, struct sd_str b)
     return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
 }
 
+/* Bytewise order of two views, a prefix before the longer view: <0, 0 or >0. */
+static inline int sd_str_cmp(struct sd_str a, struct sd_str b)
+{
+    size_t n = a.len < b.len ? a.len : b.len;
+    int c = n > 0 ? memcmp(a.p, b.p, n) : 0;
+
+    if (c != 0) {
+        return c;
+    }
+    return a.len < b.len ? -1 : a.len > b.len;
+}
+
 /* Value of a hexadecimal digit, or -1. */
 static inline int sd_hex_digit(int c)
 {

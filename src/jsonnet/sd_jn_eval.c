@@ -1528,12 +1528,9 @@ int sd_jn_compare(struct sd_jn_vm *vm, const struct sd_jn_val *a, const struct s
     case SD_JN_NUMBER:
         *cmp = a->u.n < b->u.n ? -1 : a->u.n > b->u.n;
         return 0;
-    case SD_JN_STRING: {
-        size_t n = a->u.s->len < b->u.s->len ? a->u.s->len : b->u.s->len;
-        int c = memcmp(a->u.s->data, b->u.s->data, n);
-        *cmp = c != 0 ? c : a->u.s->len < b->u.s->len ? -1 : a->u.s->len > b->u.s->len;
+    case SD_JN_STRING:
+        *cmp = sd_jn_str_cmp(a->u.s, b->u.s);
         return 0;
-    }
     case SD_JN_ARRAY:
         for (size_t i = 0; i < a->u.a->n && i < b->u.a->n; i++) {
             struct sd_jn_val x;

@@ -99,13 +99,8 @@ int sd__jn_key_cmp(struct sd_jn_vm *vm, const struct sd_jn_val *a, const struct 
         return 0;
     }
     if (a->type == SD_JN_STRING && b->type == SD_JN_STRING) {
-        /* UTF-8 byte order is code point order. */
-        size_t n = a->u.s->len < b->u.s->len ? a->u.s->len : b->u.s->len;
-        int c = memcmp(a->u.s->data, b->u.s->data, n);
+        int c = sd_jn_str_cmp(a->u.s, b->u.s);
 
-        if (c == 0) {
-            c = a->u.s->len < b->u.s->len ? -1 : (a->u.s->len > b->u.s->len ? 1 : 0);
-        }
         *cmp = c < 0 ? -1 : (c > 0 ? 1 : 0);
         return 0;
     }

@@ -200,17 +200,6 @@ SD__JN_NATIVE(mapWithKey)
 
 /* --- mergePatch and prune ---------------------------------------------------------------- */
 
-static int str_cmp(const struct sd_jn_str *a, const struct sd_jn_str *b)
-{
-    size_t n = a->len < b->len ? a->len : b->len;
-    int c = memcmp(a->data, b->data, n);
-
-    if (c != 0) {
-        return c;
-    }
-    return a->len < b->len ? -1 : (a->len > b->len ? 1 : 0);
-}
-
 /* RFC 7396 as jsonnet's std.mergePatch: visible fields only; a null in the patch removes. */
 static int merge_patch(struct sd_jn_vm *vm, const struct sd_jn_val *target,
                        const struct sd_jn_val *patch, unsigned depth, struct sd_jn_val *out)
@@ -247,7 +236,7 @@ static int merge_patch(struct sd_jn_vm *vm, const struct sd_jn_val *target,
     names = sd_jn_alloc(vm, (tn + pn + 1) * sizeof(*names));
     vals = sd_jn_alloc(vm, (tn + pn + 1) * sizeof(*vals));
     while (i < tn || j < pn) {
-        c = i >= tn ? 1 : (j >= pn ? -1 : str_cmp(tf[i], pf[j]));
+        c = i >= tn ? 1 : (j >= pn ? -1 : sd_jn_str_cmp(tf[i], pf[j]));
         if (c < 0) {
             /* Only in the target: kept as is. */
             if (get_field(vm, target->u.o, tf[i], &vals[n]) != 0) {
@@ -825,7 +814,7 @@ static int jentry_cmp(const void *a, const void *b)
 {
     const struct jentry *x = *(const struct jentry *const *)a;
     const struct jentry *y = *(const struct jentry *const *)b;
-    int c = str_cmp(x->key, y->key);
+    int c = sd_jn_str_cmp(x->key, y->key);
 
     if (c != 0) {
         return c;
@@ -859,7 +848,7 @@ static struct sd_jn_val jbuild(struct sd_jn_vm *vm, int is_obj, struct jentry *e
     }
     for (i = 0; i < n; i++) {
         /* The last of a run of equal keys is the last one in the text. */
-        if (i + 1 < n && str_cmp(sorted[i]->key, sorted[i + 1]->key) == 0) {
+        if (i + 1 < n && sd_jn_str_cmp(sorted[i]->key, sorted[i + 1]->key) == 0) {
             continue;
         }
         sorted[m++] = sorted[i];

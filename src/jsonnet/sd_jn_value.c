@@ -336,17 +336,6 @@ struct field_vis {
     uint8_t hide;
 };
 
-static int cmp_str(const struct sd_jn_str *a, const struct sd_jn_str *b)
-{
-    size_t n = a->len < b->len ? a->len : b->len;
-    int c = memcmp(a->data, b->data, n);
-
-    if (c != 0) {
-        return c;
-    }
-    return a->len < b->len ? -1 : a->len > b->len;
-}
-
 static void collect_simple(const struct sd_jn_obj *o, struct field_vis *out, size_t *n)
 {
     for (size_t i = 0; i < o->nfields; i++) {
@@ -403,7 +392,7 @@ static void sort_fields(struct sd_jn_vm *vm, struct field_vis *fv, size_t k)
             size_t b = mid;
             size_t t = lo;
             while (a < mid && b < hi) {
-                tmp[t++] = cmp_str(fv[b].name, fv[a].name) < 0 ? fv[b++] : fv[a++];
+                tmp[t++] = sd_jn_str_cmp(fv[b].name, fv[a].name) < 0 ? fv[b++] : fv[a++];
             }
             while (a < mid) {
                 tmp[t++] = fv[a++];
@@ -436,7 +425,7 @@ int sd_jn_obj_fields(struct sd_jn_vm *vm, struct sd_jn_obj *o, int all, struct s
         size_t j = i;
         uint8_t hide = JN_HIDE_INHERIT;
         /* the topmost layer that does not inherit decides; visible by default */
-        for (; j < k && cmp_str(fv[j].name, fv[i].name) == 0; j++) {
+        for (; j < k && sd_jn_str_cmp(fv[j].name, fv[i].name) == 0; j++) {
             if (fv[j].hide != JN_HIDE_INHERIT) {
                 hide = fv[j].hide;
             }

@@ -119,6 +119,14 @@ static inline struct sd_jn_val sd_jn_number(double n)
 /* A string copied from p[0..len) (must be valid UTF-8: check foreign bytes with sd_utf8_valid). */
 struct sd_jn_val sd_jn_string(struct sd_jn_vm *vm, const char *p, size_t len);
 struct sd_jn_str *sd_jn_str_new(struct sd_jn_vm *vm, const char *p, size_t len);
+/* Code-point order of two strings (bytewise on UTF-8): <0, 0 or >0. */
+static inline int sd_jn_str_cmp(const struct sd_jn_str *a, const struct sd_jn_str *b)
+{
+    struct sd_str x = {a->data, a->len};
+    struct sd_str y = {b->data, b->len};
+
+    return sd_str_cmp(x, y);
+}
 /* Byte offset of code point index i in s (i ≤ s->ncp). */
 size_t sd_jn_str_offset(const struct sd_jn_str *s, size_t i);
 

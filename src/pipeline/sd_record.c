@@ -66,24 +66,13 @@ void sd_header_canonicalize(const char *name, size_t len, char *out)
     }
 }
 
-static int str_cmp(struct sd_str a, struct sd_str b)
-{
-    size_t n = a.len < b.len ? a.len : b.len;
-    int c = n ? memcmp(a.p, b.p, n) : 0;
-
-    if (c != 0) {
-        return c;
-    }
-    return a.len < b.len ? -1 : a.len > b.len;
-}
-
 void sd_record_sort_headers(struct sd_header *headers, size_t n)
 {
     /* Insertion sort: stable, and h2o caps a request at 100 header lines. */
     for (size_t i = 1; i < n; i++) {
         struct sd_header h = headers[i];
         size_t j = i;
-        while (j > 0 && str_cmp(headers[j - 1].name, h.name) > 0) {
+        while (j > 0 && sd_str_cmp(headers[j - 1].name, h.name) > 0) {
             headers[j] = headers[j - 1];
             j--;
         }

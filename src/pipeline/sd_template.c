@@ -176,17 +176,6 @@ static struct sd_jn_val sd__lossy_string(struct sd_jn_vm *vm, const char *p, siz
     return v;
 }
 
-static int sd__str_cmp(const char *a, size_t alen, const char *b, size_t blen)
-{
-    size_t n = alen < blen ? alen : blen;
-    int c = n > 0 ? memcmp(a, b, n) : 0;
-
-    if (c != 0) {
-        return c;
-    }
-    return alen < blen ? -1 : alen > blen;
-}
-
 /* ---- Ip(), BodyStr() ---------------------------------------------------------------------- */
 
 static int sd__fn_ip(struct sd_jn_vm *vm, struct sd_jn_val *args, struct sd_jn_val *out)
@@ -568,17 +557,12 @@ static int sd__fn_header(struct sd_jn_vm *vm, struct sd_jn_val *args, struct sd_
     return sd_jn_throw(vm, "header \"%.*s\" not found", (int)name->len, canon);
 }
 
-struct sd_tpl_line {
-    const char *p;
-    size_t len;
-};
-
 static int sd__line_cmp(const void *a, const void *b)
 {
-    const struct sd_tpl_line *x = a;
-    const struct sd_tpl_line *y = b;
+    const struct sd_str *x = a;
+    const struct sd_str *y = b;
 
-    return sd__str_cmp(x->p, x->len, y->p, y->len);
+    return sd_str_cmp(*x, *y);
 }
 
 static int sd__fn_header_str(struct sd_jn_vm *vm, struct sd_jn_val *args, struct sd_jn_val *out)
@@ -586,7 +570,7 @@ static int sd__fn_header_str(struct sd_jn_vm *vm, struct sd_jn_val *args, struct
     struct sd_record *rec = sd__rec(vm);
     struct sd_buf b = SD_BUF_INIT;
     struct sd_buf all = SD_BUF_INIT;
-    struct sd_tpl_line *lines;
+    struct sd_str *lines;
     size_t *offs;
     size_t n = 0;
     size_t k = 0;
@@ -710,7 +694,7 @@ static int sd__member_cmp(const void *a, const void *b)
 {
     const struct sd_tpl_member *x = a;
     const struct sd_tpl_member *y = b;
-    int c = sd__str_cmp(x->key->data, x->key->len, y->key->data, y->key->len);
+    int c = sd_jn_str_cmp(x->key, y->key);
 
     if (c != 0) {
         return c;
@@ -738,8 +722,7 @@ static struct sd_jn_obj *sd__build_object(struct sd_tpl_walk *w, size_t start, s
         }
         qsort(m, n, sizeof(*m), sd__member_cmp);
         for (size_t i = 1; i < n; i++) {
-            if (sd__str_cmp(m[i].key->data, m[i].key->len, m[i - 1].key->data, m[i - 1].key->len) ==
-                0) {
+            if (sd_jn_str_cmp(m[i].key, m[i - 1].key) == 0) {
                 if (drop == NULL) {
                     drop = sd_jn_alloc(w->vm, n);
                 }
