@@ -354,16 +354,6 @@ int jn_obj_check_asserts(struct sd_jn_vm *vm, struct sd_jn_obj *o)
     return rc;
 }
 
-static uint32_t cache_hash(const char *p, size_t len)
-{
-    uint32_t h = 2166136261u;
-
-    for (size_t i = 0; i < len; i++) {
-        h = (h ^ (unsigned char)p[i]) * 16777619u;
-    }
-    return h;
-}
-
 static struct jn_cache_entry *cache_slot(struct sd_jn_vm *vm, struct sd_jn_obj *o, const char *name,
                                          size_t len)
 {
@@ -377,7 +367,7 @@ static struct jn_cache_entry *cache_slot(struct sd_jn_vm *vm, struct sd_jn_obj *
         o->cache_cap = cap;
         for (size_t i = 0; i < old_cap; i++) {
             if (old[i].name != NULL) {
-                size_t k = cache_hash(old[i].name->data, old[i].name->len) & (cap - 1);
+                size_t k = jn_name_hash(old[i].name->data, old[i].name->len) & (cap - 1);
                 while (o->cache[k].name != NULL) {
                     k = (k + 1) & (cap - 1);
                 }
@@ -385,7 +375,7 @@ static struct jn_cache_entry *cache_slot(struct sd_jn_vm *vm, struct sd_jn_obj *
             }
         }
     }
-    for (h = cache_hash(name, len) & (o->cache_cap - 1); o->cache[h].name != NULL;
+    for (h = jn_name_hash(name, len) & (o->cache_cap - 1); o->cache[h].name != NULL;
          h = (h + 1) & (o->cache_cap - 1)) {
         if (jn_str_eq(o->cache[h].name, name, len)) {
             return &o->cache[h];
@@ -1147,11 +1137,11 @@ static int comp_run(struct sd_jn_vm *vm, struct comp_ctx *cx, unsigned i, struct
         }
         return v.u.b ? comp_run(vm, cx, i + 1, env) : 0;
     }
-    if (eval(vm, s->expr->a, env, &v) != 0) {
+    if (eval(vm, s->expr, env, &v) != 0) {
         return SD_JN_ERR;
     }
     if (v.type != SD_JN_ARRAY) {
-        return jn_throw_at(vm, s->expr->a, "for loop must iterate over an array, got %s",
+        return jn_throw_at(vm, s->expr, "for loop must iterate over an array, got %s",
                            sd_jn_type_name(v.type));
     }
     for (size_t k = 0; k < v.u.a->n; k++) {

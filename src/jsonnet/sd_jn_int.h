@@ -103,16 +103,16 @@ struct jn_field {
     uint8_t plus; /* +: */
 };
 
-struct jn_comp_spec { /* for x in e / if e */
+struct jn_comp_spec { /* for var in expr / if expr */
     int is_if;
-    struct jn_node *expr;
+    struct sd_jn_str *var; /* for: the variable */
+    struct jn_node *expr;  /* for: the array; if: the condition */
 };
 
 struct jn_node {
     uint8_t kind;
     uint8_t op;
     uint8_t tailstrict;
-    uint8_t outermost; /* objects: binds $ to self */
     uint32_t line;
     uint32_t col;
     union {
@@ -260,6 +260,8 @@ void jn_arena_reset(struct sd_jn_vm *vm);
 void *jn_chunk_alloc(struct jn_chunk **chunks, size_t size, size_t *total);
 void jn_chunks_free(struct jn_chunk *chunks);
 int jn_str_eq(const struct sd_jn_str *a, const char *p, size_t len);
+/* FNV-1a of a field name: the field index of simple objects and the per-object value cache. */
+uint32_t jn_name_hash(const char *p, size_t len);
 /* 1 when n items of size bytes fit in the memory limit; else 0, and the VM has failed. */
 int jn_fits(struct sd_jn_vm *vm, size_t n, size_t size);
 struct sd_jn_val jn_string_of(struct sd_jn_str *s);

@@ -697,20 +697,17 @@ static int parse_comp_specs(struct parser *ps, struct jn_node *n, const char *cl
     while (rc == 0 && (ps->tok.kind == T_FOR || ps->tok.kind == T_IF)) {
         struct jn_comp_spec *s = vec_push(ps, &v, sizeof(*s));
         if (ps->tok.kind == T_FOR) {
-            /* the variable's name rides on a JN_LIT_STRING wrapper; a is the array expression */
-            struct jn_node *w = node_new(ps, JN_LIT_STRING, &ps->tok);
             rc = lex(ps);
             if (rc == 0) {
-                rc = ident(ps, &w->u.str);
+                rc = ident(ps, &s->var);
             }
             if (rc == 0) {
                 rc = expect_kw(ps, T_IN, "in");
             }
             if (rc == 0) {
-                rc = parse_expr(ps, &w->a);
+                rc = parse_expr(ps, &s->expr);
             }
             s->is_if = 0;
-            s->expr = w;
         } else {
             s->is_if = 1;
             rc = lex(ps);
@@ -1069,7 +1066,6 @@ static int parse_postfix(struct parser *ps, struct jn_node **out)
             n->a = *out;
             n->b = node_new(ps, JN_LIT_STRING, &ps->tok);
             n->b->u.str = pstr(ps, ps->tok.p, ps->tok.len);
-            n->op = 1; /* written as .name */
             *out = n;
             rc = lex(ps);
         } else if (is_op(&at, "[")) {
@@ -1401,8 +1397,7 @@ static int resolve_function(struct resolver *r, struct jn_node *n, struct scope 
 }
 
 /* The comprehension's for-scopes, one per 'for'; resolves the specs' expressions and returns
- * the innermost scope in *inner. The for variable's name rides on a JN_LIT_STRING wrapper whose
- * a is the array expression (parse_comp_specs). */
+ * the innermost scope in *inner. */
 static int resolve_specs(struct resolver *r, struct jn_node *n, struct scope *sc,
                          struct scope **inner)
 {
@@ -1410,14 +1405,12 @@ static int resolve_specs(struct resolver *r, struct jn_node *n, struct scope *sc
 
     for (unsigned i = 0; rc == 0 && i < n->nspecs; i++) {
         struct jn_comp_spec *s = &n->specs[i];
-        if (s->is_if) {
-            rc = resolve(r, s->expr, sc);
-        } else {
+        rc = resolve(r, s->expr, sc);
+        if (!s->is_if) {
             struct scope *fs = palloc(r->ps, sizeof(*fs));
-            rc = resolve(r, s->expr->a, sc);
             fs->up = sc;
             fs->names = palloc(r->ps, sizeof(*fs->names));
-            fs->names[0] = s->expr->u.str;
+            fs->names[0] = s->var;
             fs->n = 1;
             sc = fs;
         }
@@ -1451,7 +1444,6 @@ static int resolve_object(struct resolver *r, struct jn_node *n, struct scope *s
         }
         n->binds = binds;
         n->nbinds++;
-        n->outermost = 1;
     }
     /* field bodies and asserts always run in a frame of their own: it carries the self binding
      * and the object's locals (maybe none) */
@@ -1603,10 +1595,6 @@ static int resolve(struct resolver *r, struct jn_node *n, struct scope *sc)
         }
         if (rc == 0) {
             rc = resolve_opt(r, n->c, sc);
-        }
-        if (rc == 0 && n->kind == JN_BINARY && n->op == JN_OP_MOD) {
-            /* % on strings formats */
-            n->u.native = jn_std_lookup("format", 6);
         }
         break;
     case JN_APPLY:

@@ -278,7 +278,7 @@ void sd_jn_obj_set(struct sd_jn_vm *vm, struct sd_jn_obj *o, size_t i, struct sd
     o->fields[i].value = jn_thunk_done(vm, v);
 }
 
-static uint32_t name_hash(const char *p, size_t len)
+uint32_t jn_name_hash(const char *p, size_t len)
 {
     uint32_t h = 2166136261u;
 
@@ -299,7 +299,7 @@ static void build_index(struct sd_jn_vm *vm, struct sd_jn_obj *o)
     o->index_cap = cap;
     for (size_t i = 0; i < o->nfields; i++) {
         const struct sd_jn_str *s = o->fields[i].name;
-        size_t h = name_hash(s->data, s->len) & (cap - 1);
+        size_t h = jn_name_hash(s->data, s->len) & (cap - 1);
         while (o->index[h] != 0) {
             h = (h + 1) & (cap - 1);
         }
@@ -321,7 +321,7 @@ struct jn_ofield *jn_simple_field(struct sd_jn_vm *vm, struct sd_jn_obj *o, cons
     if (o->index == NULL) {
         build_index(vm, o);
     }
-    for (size_t h = name_hash(name, len) & (o->index_cap - 1); o->index[h] != 0;
+    for (size_t h = jn_name_hash(name, len) & (o->index_cap - 1); o->index[h] != 0;
          h = (h + 1) & (o->index_cap - 1)) {
         struct jn_ofield *f = &o->fields[o->index[h] - 1];
         if (jn_str_eq(f->name, name, len)) {
