@@ -492,6 +492,7 @@ int sd_mapping_write_row(const struct sd_mapping *m, struct sd_record *rec, size
     size_t limit = row_size_limit ? row_size_limit : SIZE_MAX;
     char tmp[SD_UUID_STR_LEN + 1];
     struct sd_str hj;
+    int over = 0;
     int rc = 0;
 
     for (size_t i = 0; i < m->n && rc == 0; i++) {
@@ -512,6 +513,7 @@ int sd_mapping_write_row(const struct sd_mapping *m, struct sd_record *rec, size
         case SD_COL_BODY:
             if (rec->body.len > limit - (out->len - start)) {
                 rc = 413;
+                over = 1;
                 break;
             }
             rc = write_body(c, rec, first, out, err);
@@ -531,6 +533,7 @@ int sd_mapping_write_row(const struct sd_mapping *m, struct sd_record *rec, size
         }
         if (rc == 0 && out->len - start > limit) {
             rc = 413;
+            over = 1;
         }
     }
     if (rc == 0) {
@@ -538,8 +541,9 @@ int sd_mapping_write_row(const struct sd_mapping *m, struct sd_record *rec, size
     }
     if (rc == 0 && out->len - start > limit) {
         rc = 413;
+        over = 1;
     }
-    if (rc == 413) {
+    if (over) { /* a column's own 413 (a template value over its limit) keeps its message */
         map_fail(err, 413, "the CSV row exceeds the row size limit of %zu bytes", row_size_limit);
     }
     if (rc != 0) {

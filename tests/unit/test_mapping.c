@@ -804,6 +804,10 @@ static void test_template_errors(void **state)
                    "a value to be written contains a NUL character (column \"t\")");
     tpl_expect_err("std.join('', ['xy' for i in std.range(1, 2000)])", 0, "application/json",
                    tpl_body, 1024, 413, "stream.in.payloadTooLarge", "row size limit");
+    /* a value over the template output limit is refused even without a row limit */
+    tpl_expect_err("local d(s, n) = if n == 0 then s else d(s + s, n - 1); d('x', 22)", 1,
+                   "application/json", tpl_body, 0, 413, "stream.in.payloadTooLarge",
+                   "output limit (2097152 bytes) exceeded");
     /* Runaway templates end with an error, never a crash or a hang. */
     tpl_expect_err("local f(x) = x + f(x + 1); {r: f(1)}", 0, "application/json", tpl_body, 0, 500,
                    "stream.in.genericError", "column \"t\": ");
