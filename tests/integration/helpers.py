@@ -8,6 +8,20 @@ import sqlite3
 import subprocess
 import threading
 
+# Operator intervals and triggers short enough for a test to see slices uploaded and imported
+# within seconds, and quick retries.
+FAST = ["--set", "storage.level.staging.upload.minInterval=1s",
+        "--set", "storage.level.staging.upload.trigger.count=1",
+        "--set", "storage.level.target.import.minInterval=1s",
+        "--set", "storage.level.target.import.trigger.count=1",
+        "--set", "storage.level.staging.operator.sliceRotationCheckInterval=100ms",
+        "--set", "storage.level.staging.operator.sliceUploadCheckInterval=500ms",
+        "--set", "storage.level.target.operator.fileRotationCheckInterval=100ms",
+        "--set", "storage.level.target.operator.fileImportCheckInterval=500ms",
+        "--set", "storage.retry.initialInterval=100ms",
+        "--set", "storage.retry.multiplier=2",
+        "--set", "storage.retry.maxInterval=2s"]
+
 PATH_COLUMNS = [
     {"type": "body", "name": "body"},
     {"type": "path", "name": "id", "path": "id", "rawString": True},
@@ -121,3 +135,13 @@ def table_rows(data_dir, table):
         return []
     finally:
         db.close()
+
+
+def assert_error(status, body, want_status, want_name, *needles):
+    """An API error answer: the status, the error name and every needle in the message."""
+    assert status == want_status, (status, body)
+    assert isinstance(body, dict), body
+    assert body["statusCode"] == want_status, body
+    assert body["error"] == want_name, body
+    for needle in needles:
+        assert needle in body["message"], body

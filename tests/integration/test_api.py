@@ -10,6 +10,8 @@ import urllib.parse
 
 import pytest
 
+from helpers import assert_error
+
 SOURCES = "/v1/branches/default/sources"
 COLUMNS = [{"type": "uuid", "name": "id"}, {"type": "body", "name": "body"}]
 
@@ -22,13 +24,6 @@ def sink_body(sink_id="k1", columns=None, table_id="in.c-bucket.table", **extra)
     return body
 
 
-def assert_error(status, body, want_status, want_name, *needles):
-    assert status == want_status, (status, body)
-    assert isinstance(body, dict), body
-    assert body["statusCode"] == want_status, body
-    assert body["error"] == want_name, body
-    for needle in needles:
-        assert needle in body["message"], body
 
 
 def run_task(s, method, path, body=None):

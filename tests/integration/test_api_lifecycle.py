@@ -8,31 +8,14 @@ import sqlite3
 import subprocess
 import time
 
-from helpers import table_rows
+from helpers import FAST, assert_error, table_rows
 from conftest import BIN, TIMEOUT_MULT
 
 SOURCES = "/v1/branches/default/sources"
 COLUMNS = [{"type": "uuid", "name": "id"}, {"type": "body", "name": "body"}]
 J = {"Content-Type": "application/json"}
-FAST = ["--set", "storage.level.staging.upload.minInterval=1s",
-        "--set", "storage.level.staging.upload.trigger.count=1",
-        "--set", "storage.level.target.import.minInterval=1s",
-        "--set", "storage.level.target.import.trigger.count=1",
-        "--set", "storage.level.staging.operator.sliceRotationCheckInterval=100ms",
-        "--set", "storage.level.staging.operator.sliceUploadCheckInterval=500ms",
-        "--set", "storage.level.target.operator.fileRotationCheckInterval=100ms",
-        "--set", "storage.level.target.operator.fileImportCheckInterval=500ms",
-        "--set", "storage.retry.initialInterval=100ms",
-        "--set", "storage.retry.multiplier=2",
-        "--set", "storage.retry.maxInterval=2s"]
 
 
-def assert_error(status, body, want_status, want_name, *needles):
-    assert status == want_status, (status, body)
-    assert body["statusCode"] == want_status, body
-    assert body["error"] == want_name, body
-    for needle in needles:
-        assert needle in body["message"], body
 
 
 def run_task(s, method, path, body=None, want="success"):

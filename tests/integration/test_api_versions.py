@@ -8,22 +8,13 @@ import json
 import re
 import time
 
-from helpers import table_rows
+from helpers import FAST, assert_error, table_rows
 from conftest import TIMEOUT_MULT
 
 SOURCES = "/v1/branches/default/sources"
 TABLE = "in.c-bucket.table"
 J = {"Content-Type": "application/json"}
 UPLOAD_COUNT = "storage.level.staging.upload.trigger.count"
-FAST = ["--set", "storage.level.staging.upload.minInterval=1s",
-        "--set", "storage.level.staging.upload.trigger.count=1",
-        "--set", "storage.level.target.import.minInterval=1s",
-        "--set", "storage.level.target.import.trigger.count=1",
-        "--set", "storage.level.staging.operator.sliceRotationCheckInterval=100ms",
-        "--set", "storage.level.staging.operator.sliceUploadCheckInterval=500ms",
-        "--set", "storage.level.target.operator.fileRotationCheckInterval=100ms",
-        "--set", "storage.level.target.operator.fileImportCheckInterval=500ms",
-        "--set", "storage.retry.initialInterval=100ms"]
 ISO_MS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 ALL_COLUMNS = [
     {"type": "uuid", "name": "id"},
@@ -37,12 +28,6 @@ ALL_COLUMNS = [
 ]
 
 
-def assert_error(status, body, want_status, want_name, *needles):
-    assert status == want_status, (status, body)
-    assert body["statusCode"] == want_status, body
-    assert body["error"] == want_name, body
-    for needle in needles:
-        assert needle in body["message"], body
 
 
 def run_task(s, method, path, body=None, want="success"):

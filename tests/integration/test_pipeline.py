@@ -12,22 +12,11 @@ import time
 import pytest
 
 from conftest import TIMEOUT_MULT
-from helpers import PATH_COLUMNS, Loader, table_rows
+from helpers import FAST, PATH_COLUMNS, Loader, table_rows
 
 TABLE = "in.c-bucket.table"
 J = {"Content-Type": "application/json"}
 # Small triggers and short intervals: every record is in the table within seconds.
-FAST = ["--set", "storage.level.staging.upload.minInterval=1s",
-        "--set", "storage.level.staging.upload.trigger.count=1",
-        "--set", "storage.level.target.import.minInterval=1s",
-        "--set", "storage.level.target.import.trigger.count=1",
-        "--set", "storage.level.staging.operator.sliceRotationCheckInterval=100ms",
-        "--set", "storage.level.staging.operator.sliceUploadCheckInterval=500ms",
-        "--set", "storage.level.target.operator.fileRotationCheckInterval=100ms",
-        "--set", "storage.level.target.operator.fileImportCheckInterval=500ms",
-        "--set", "storage.retry.initialInterval=100ms",
-        "--set", "storage.retry.multiplier=2",
-        "--set", "storage.retry.maxInterval=2s"]
 
 
 

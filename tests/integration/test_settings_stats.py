@@ -9,7 +9,7 @@ import threading
 import time
 
 from conftest import TIMEOUT_MULT
-from helpers import PATH_COLUMNS, table_rows
+from helpers import PATH_COLUMNS, assert_error, table_rows
 
 SOURCES = "/v1/branches/default/sources"
 TABLE = "in.c-bucket.table"
@@ -50,12 +50,6 @@ UPLOAD_COUNT = "storage.level.staging.upload.trigger.count"
 IMPORT_COUNT = "storage.level.target.import.trigger.count"
 
 
-def assert_error(status, body, want_status, want_name, *needles):
-    assert status == want_status, (status, body)
-    assert body["statusCode"] == want_status, body
-    assert body["error"] == want_name, body
-    for needle in needles:
-        assert needle in body["message"], body
 
 
 def settings_path(source="s1", sink=None):

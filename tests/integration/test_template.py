@@ -7,21 +7,13 @@ import subprocess
 import time
 
 from conftest import BIN, TIMEOUT_MULT
-from helpers import table_rows
+from helpers import FAST, table_rows
 
 SOURCES = "/v1/branches/default/sources"
 TABLE = "in.c-bucket.tpl"
 OTHER = "in.c-bucket.paths"
 J = {"Content-Type": "application/json"}
 ISO_MS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
-FAST = ["--set", "storage.level.staging.upload.minInterval=1s",
-        "--set", "storage.level.staging.upload.trigger.count=1",
-        "--set", "storage.level.target.import.minInterval=1s",
-        "--set", "storage.level.target.import.trigger.count=1",
-        "--set", "storage.level.staging.operator.sliceRotationCheckInterval=100ms",
-        "--set", "storage.level.staging.operator.sliceUploadCheckInterval=500ms",
-        "--set", "storage.level.target.operator.fileRotationCheckInterval=100ms",
-        "--set", "storage.level.target.operator.fileImportCheckInterval=500ms"]
 
 
 def tpl(name, content, raw=None):

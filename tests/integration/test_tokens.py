@@ -10,6 +10,7 @@ import time
 import urllib.parse
 
 from conftest import ADMIN_TOKEN, BIN, TIMEOUT_MULT
+from helpers import assert_error
 
 SOURCES = "/v1/branches/default/sources"
 COLUMNS = [{"type": "uuid", "name": "id"}, {"type": "body", "name": "body"}]
@@ -32,11 +33,6 @@ def create_token(data_dir, project, *flags):
     return fields["token"], fields["id"]
 
 
-def assert_error(status, body, want_status, want_name, *needles):
-    assert status == want_status, (status, body)
-    assert body["statusCode"] == want_status and body["error"] == want_name, body
-    for needle in needles:
-        assert needle in body["message"], body
 
 
 def run_task(s, token, method, path, body=None):
