@@ -393,6 +393,17 @@ static struct sd_slice_io fault_io(struct fault *f)
     return io;
 }
 
+/* Writer options on dir whose I/O goes through the (configured) fault f, and a fresh record of
+ * its callbacks. */
+static void faulty_writer_opts(const char *dir, struct fault *f, struct sd_slice_io *io,
+                               struct rec *r, struct sd_slice_writer_opts *o)
+{
+    *io = fault_io(f);
+    rec_init(r);
+    default_opts(o, dir);
+    o->io = io;
+}
+
 /* ---- many threads ---- */
 
 struct app_rec {
@@ -1048,10 +1059,7 @@ static void test_fdatasync_failure(void **state)
 
     fault_init(&f);
     f.fail_sync[0] = 4;
-    io = fault_io(&f);
-    rec_init(&r);
-    default_opts(&o, t->dir);
-    o.io = &io;
+    faulty_writer_opts(t->dir, &f, &io, &r, &o);
     assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, NULL), 0);
     for (int i = 0; i < 8; i++) {
         int n = make_row(row, sizeof(row), "f", (uint64_t)i, 20);
@@ -1129,10 +1137,7 @@ static void test_fdatasync_failure_unhealthy_open(void **state)
     fault_init(&f);
     f.fail_sync[0] = 2;
     f.fail_open_substr = "-2.csv";
-    io = fault_io(&f);
-    rec_init(&r);
-    default_opts(&o, t->dir);
-    o.io = &io;
+    faulty_writer_opts(t->dir, &f, &io, &r, &o);
     assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, NULL), 0);
     make_row(row, sizeof(row), "u", 0, 5);
     assert_int_equal(append_wait(w, &r, row, NULL), 1);
@@ -1169,10 +1174,7 @@ static void test_fdatasync_failure_twice(void **state)
     fault_init(&f);
     f.fail_sync[0] = 2;
     f.fail_sync[1] = 3;
-    io = fault_io(&f);
-    rec_init(&r);
-    default_opts(&o, t->dir);
-    o.io = &io;
+    faulty_writer_opts(t->dir, &f, &io, &r, &o);
     assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, NULL), 0);
     make_row(row, sizeof(row), "u", 0, 5);
     assert_int_equal(append_wait(w, &r, row, NULL), 1);
@@ -1210,10 +1212,7 @@ static void test_back_pressure(void **state)
     size_t rowlen;
 
     fault_init(&f);
-    io = fault_io(&f);
-    rec_init(&r);
-    default_opts(&o, t->dir);
-    o.io = &io;
+    faulty_writer_opts(t->dir, &f, &io, &r, &o);
     o.max_pending_bytes = 10000;
     memset(row, 'x', 99);
     row[0] = '"';
@@ -1279,10 +1278,7 @@ static void test_closed(void **state)
     int rc = 0;
 
     fault_init(&f);
-    io = fault_io(&f);
-    rec_init(&r);
-    default_opts(&o, t->dir);
-    o.io = &io;
+    faulty_writer_opts(t->dir, &f, &io, &r, &o);
     memset(&c, 0, sizeof(c));
     assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &c.w, NULL), 0);
     fault_set_gate(&f, 1);
