@@ -41,6 +41,10 @@ test-asan: deps-test
 bench: deps-bench all
 	bench/run_bench.sh $(abspath $(BUILD)/streamd)
 
+# The long fault tests (RELIABILITY.md §4): minutes each, not part of `make test` or CI.
+reliability: deps-test all
+	STREAMD_BIN=$(abspath $(BUILD)/streamd) /usr/bin/python3 -m pytest -v -rA tests/reliability
+
 fuzz: deps-test
 	CC=clang CXX=clang++ cmake -S . -B build-fuzz -DSD_FUZZ=ON -DSD_SANITIZE=address,undefined
 	cmake --build build-fuzz -j $(JOBS)
