@@ -1,0 +1,141 @@
+/* sd_health.c: the readiness registry (see sd_health.h).
+ *
+ * DESIGN
+ * A small fixed table of (component, reason) slots under one mutex; the number of broken
+ * components is also kept in an atomic counter, so sd_health_is_ok costs one load and
+ * components may set and clear from any thread (including under their own locks: the
+ * registry's mutex is a leaf, held only to copy strings). When the table is full, further
+ * components share the last slot's count but not their reason, so the answer stays "broken". */
+#include "core/sd_health.h"
+#include "core/sd_alloc.h"
+#include "core/sd_buf.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SD_HEALTH_SLOTS 32
+#define SD_HEALTH_NAME 96
+#define SD_HEALTH_REASON 160
+
+struct sd_health_slot {
+    char component[SD_HEALTH_NAME];
+    char reason[SD_HEALTH_REASON];
+};
+
+struct sd_health {
+    pthread_mutex_t mu;
+    atomic_int broken; /* components currently broken */
+    size_t n;          /* used slots */
+    int overflow;      /* broken components without a slot */
+    struct sd_health_slot slots[SD_HEALTH_SLOTS];
+};
+
+struct sd_health *sd_health_create(void)
+{
+    struct sd_health *h = sd_xcalloc(1, sizeof(*h));
+
+    pthread_mutex_init(&h->mu, NULL);
+    atomic_init(&h->broken, 0);
+    return h;
+}
+
+void sd_health_destroy(struct sd_health *h)
+{
+    if (h == NULL) {
+        return;
+    }
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+}
+
+/* Index of component's slot or h->n (mu held). */
+static size_t sd__health_find(const struct sd_health *h, const char *component)
+{
+    size_t i;
+
+    for (i = 0; i < h->n; i++) {
+        if (strncmp(h->slots[i].component, component, SD_HEALTH_NAME - 1) == 0) {
+            break;
+        }
+    }
+    return i;
+}
+
+int sd_health_set(struct sd_health *h, const char *component, const char *reason)
+{
+    size_t i;
+    int was_ok = 0;
+
+    if (h == NULL) {
+        return 0;
+    }
+    pthread_mutex_lock(&h->mu);
+    i = sd__health_find(h, component);
+    if (i == h->n && h->n == SD_HEALTH_SLOTS) {
+        h->overflow++;
+        was_ok = 1;
+    } else {
+        if (i == h->n) {
+            h->n++;
+            was_ok = 1;
+            snprintf(h->slots[i].component, SD_HEALTH_NAME, "%s", component);
+        }
+        snprintf(h->slots[i].reason, SD_HEALTH_REASON, "%s", reason);
+    }
+    if (was_ok) {
+        atomic_fetch_add(&h->broken, 1);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return was_ok;
+}
+
+int sd_health_clear(struct sd_health *h, const char *component)
+{
+    size_t i;
+    int was_broken = 0;
+
+    if (h == NULL) {
+        return 0;
+    }
+    pthread_mutex_lock(&h->mu);
+    i = sd__health_find(h, component);
+    if (i < h->n) {
+        h->slots[i] = h->slots[h->n - 1];
+        h->n--;
+        was_broken = 1;
+    } else if (h->overflow > 0) {
+        /* without a slot we cannot tell which one it was: count it healthy again */
+        h->overflow--;
+        was_broken = 1;
+    }
+    if (was_broken) {
+        atomic_fetch_sub(&h->broken, 1);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return was_broken;
+}
+
+int sd_health_is_ok(const struct sd_health *h)
+{
+    return h == NULL || atomic_load(&h->broken) == 0;
+}
+
+int sd_health_render(struct sd_health *h, struct sd_buf *out)
+{
+    if (sd_health_is_ok(h)) {
+        sd_buf_append(out, "OK\n", 3);
+        return 200;
+    }
+    pthread_mutex_lock(&h->mu);
+    for (size_t i = 0; i < h->n; i++) {
+        sd_buf_printf(out, "%s: %s\n", h->slots[i].component, h->slots[i].reason);
+    }
+    if (h->overflow > 0) {
+        sd_buf_printf(out, "%d more components: broken\n", h->overflow);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return 503;
+}
