@@ -139,3 +139,15 @@ int sd_health_render(struct sd_health *h, struct sd_buf *out)
     pthread_mutex_unlock(&h->mu);
     return 503;
 }
+
+int sd_health_route(struct sd_health *h, const char *path, size_t len, struct sd_buf *out)
+{
+    if (len == strlen("/health-check") && memcmp(path, "/health-check", len) == 0) {
+        return sd_health_render(h, out);
+    }
+    if (len == strlen("/livez") && memcmp(path, "/livez", len) == 0) {
+        sd_buf_append(out, "OK\n", 3);
+        return 200;
+    }
+    return 0;
+}

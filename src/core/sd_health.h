@@ -7,6 +7,8 @@
 #ifndef SD_HEALTH_H
 #define SD_HEALTH_H
 
+#include <stddef.h>
+
 struct sd_buf;
 struct sd_health;
 
@@ -31,5 +33,11 @@ int sd_health_is_ok(const struct sd_health *h);
  * component, "<component>: <reason>\n". Returns the HTTP status of a readiness check: 200 or
  * 503. h may be NULL (healthy). Thread-safe. */
 int sd_health_render(struct sd_health *h, struct sd_buf *out);
+
+/* Answers the health paths of a listener: "/health-check" is the readiness check (the
+ * reference's path; sd_health_render) and "/livez" the liveness check (200 "OK\n" whenever the
+ * process answers). path is the request path (len bytes, borrowed). Returns the HTTP status
+ * with the text/plain body appended to out, or 0 (out untouched) for any other path. */
+int sd_health_route(struct sd_health *h, const char *path, size_t len, struct sd_buf *out);
 
 #endif

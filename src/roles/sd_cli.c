@@ -11,6 +11,7 @@
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_fs.h"
+#include "core/sd_health.h"
 #include "core/sd_log.h"
 #include "core/sd_time.h"
 #include "roles/sd_cli_jsonnet.h"
@@ -277,6 +278,8 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
                 sd_strerror(rc));
         return 1;
     }
+    srv.health = sd_health_create();
+    sd_state_set_health(srv.state, srv.health);
     if (a->roles & SD_ROLE_WRITER) {
         rc = sd_storage_open(&srv, &srv.storage, &err);
         if (rc != 0) {
@@ -405,6 +408,7 @@ out:
     if (srv.state != NULL) {
         sd_state_close(srv.state);
     }
+    sd_health_destroy(srv.health);
     free(api_public);
     free(source_public);
     sd_buf_fini(&err);
