@@ -75,6 +75,7 @@
 #define SE_REAP_MS 100
 #define SE_COMPACT_RETRY_MS 5000
 #define SE_PROBE_MS 1000
+#define SE_PROBE_BYTES (1 << 20)
 #define SE_HEALTH_NAME "state"
 
 enum se_op_kind { SE_REC_PUT = 1, SE_REC_DEL = 2, SE_REC_GRANT = 3, SE_REC_REVOKE = 4 };
@@ -1451,13 +1452,24 @@ static void se_repair_locked(struct se_store *s)
     pthread_cond_broadcast(&s->sync_cv);
 }
 
-/* Tries the log again (mu held, store broken and repaired, no sync in flight): appends and
- * syncs an empty frame, which replays as nothing. Success accepts writes again. */
+/* Tries the log again (mu held, store broken and repaired, no sync in flight): reserves
+ * SE_PROBE_BYTES past its end (so a nearly full disk does not pass with a tiny write and fail
+ * the next real one), then appends and syncs an empty frame, which replays as nothing. Success
+ * accepts writes again. */
 static void se_probe_locked(struct se_store *s)
 {
     uint8_t hdr[SE_FRAME_HDR] = {0};
+    int rc = 0;
 
     s->retry_ms = sd_mono_ms() + SE_PROBE_MS;
+    if (fallocate(s->wal_fd, FALLOC_FL_KEEP_SIZE, (off_t)s->wal_bytes, SE_PROBE_BYTES) != 0 &&
+        errno != EOPNOTSUPP) {
+        rc = -errno;
+    }
+    if (rc != 0) {
+        se_fail_locked(s, rc);
+        return;
+    }
     sd_buf_reset(&s->pending);
     se_enc_bytes(&s->pending, hdr, sizeof(hdr));
     se_lead_sync(s);
