@@ -789,7 +789,7 @@ static int se_open_wal_file(const char *path, int trunc, int *fd)
 {
     int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (trunc ? O_TRUNC : 0);
 
-    *fd = open(path, flags, 0644);
+    *fd = open(path, flags, SD_FILE_MODE);
     if (*fd < 0) {
         return -errno;
     }
@@ -1063,7 +1063,7 @@ static int se_compact_run(struct se_store *s)
     pthread_mutex_unlock(&s->mu);
 
     if (rc == 0) {
-        rc = sd_write_file_atomic(s->snap_path, img.data, img.len, 0644);
+        rc = sd_write_file_atomic(s->snap_path, img.data, img.len, SD_FILE_MODE);
     }
     if (rc == 0 && rename(s->walnew_path, s->wal_path) != 0) {
         rc = -errno;
@@ -1742,6 +1742,18 @@ static int se_init_sync(struct se_store *s)
     return -rc;
 }
 
+/* Removes group and other permissions from the store's directory and files. */
+static int se_make_private(const struct se_store *s)
+{
+    const char *paths[] = {s->dir, s->wal_path, s->walnew_path, s->snap_path, s->lock_path};
+    int rc = 0;
+
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]) && rc == 0; i++) {
+        rc = sd_make_private(paths[i]);
+    }
+    return rc;
+}
+
 static int se_open(const struct sd_config *cfg, const char *path, void **ctx)
 {
     struct se_store *s = sd_xcalloc(1, sizeof(*s));
@@ -1769,14 +1781,18 @@ static int se_open(const struct sd_config *cfg, const char *path, void **ctx)
     s->snap_path = sd_xasprintf("%s/snapshot", path);
     s->lock_path = sd_xasprintf("%s/LOCK", path);
 
-    rc = sd_mkdir_p(path, 0755);
+    rc = sd_mkdir_p(path, SD_DIR_MODE);
     if (rc == 0) {
         rc = sd_fsync_parent(path);
+    }
+    /* the store holds source secrets: stores made by older versions become private */
+    if (rc == 0) {
+        rc = se_make_private(s);
     }
     if (rc != 0) {
         goto fail;
     }
-    s->lock_fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    s->lock_fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, SD_FILE_MODE);
     if (s->lock_fd < 0) {
         rc = -errno;
         goto fail;

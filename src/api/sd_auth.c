@@ -420,12 +420,12 @@ int sd_auth_ensure_admin(struct sd_state *st, const char *configured, const char
     sd_auth_hash(token, SD_AUTH_GENERATED_LEN, hash);
     token[SD_AUTH_GENERATED_LEN] = '\n';
     token[SD_AUTH_GENERATED_LEN + 1] = '\0';
-    rc = sd_mkdir_p(data_dir, 0750);
+    rc = sd_mkdir_p(data_dir, SD_DIR_MODE);
     if (rc == 0) {
         path = sd_xasprintf("%s/admin-token", data_dir);
         tmp = sd_xasprintf("%s.tmp", path);
         unlink(tmp); /* a stale temp file would keep its old mode */
-        rc = sd_write_file_atomic(path, token, SD_AUTH_GENERATED_LEN + 1, 0600);
+        rc = sd_write_file_atomic(path, token, SD_AUTH_GENERATED_LEN + 1, SD_FILE_MODE);
     }
     explicit_bzero(token, sizeof(token));
     if (rc != 0) {

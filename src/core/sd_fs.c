@@ -156,6 +156,19 @@ int sd_read_file(const char *path, char **out, size_t *len)
     return 0;
 }
 
+int sd_make_private(const char *path)
+{
+    struct stat st;
+
+    if (stat(path, &st) != 0) {
+        return errno == ENOENT ? 0 : -errno;
+    }
+    if ((st.st_mode & 077) != 0 && chmod(path, st.st_mode & 07700) != 0) {
+        return -errno;
+    }
+    return 0;
+}
+
 static int sd__rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;

@@ -121,7 +121,7 @@ static int sd__volume_load_id(struct sd_volume *v)
     rc = sd_read_file(path, &text, &len);
     if (rc == -ENOENT) {
         char id[SD_VOLUME_ID_LEN + 1];
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, SD_FILE_MODE);
         if (fd < 0) {
             return -errno;
         }
@@ -182,7 +182,7 @@ static int sd__volume_open(struct sd_storage *st, const char *root, const char *
         goto fail;
     }
     snprintf(path, sizeof(path), "%s/writer.lock", v->path);
-    v->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    v->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, SD_FILE_MODE);
     if (v->lock_fd < 0 || flock(v->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         rc = -errno;
         sd_buf_printf(err, "volume %s is locked by another writer (%s)", v->path, sd_strerror(rc));
@@ -212,7 +212,7 @@ static int sd__open_volumes(struct sd_storage *st, struct sd_buf *err)
     const char *root = sd_config_str(st->srv->cfg, "storage.volumesPath");
     DIR *types;
     struct dirent *t;
-    int rc = sd_mkdir_p(root, 0750);
+    int rc = sd_mkdir_p(root, SD_DIR_MODE);
 
     if (rc != 0) {
         sd_buf_printf(err, "cannot create %s: %s", root, sd_strerror(rc));
@@ -253,7 +253,7 @@ static int sd__open_volumes(struct sd_storage *st, struct sd_buf *err)
     if (rc == 0 && st->nvolumes == 0) {
         char dpath[PATH_MAX];
         snprintf(dpath, sizeof(dpath), "%s/default/1", root);
-        rc = sd_mkdir_p(dpath, 0750);
+        rc = sd_mkdir_p(dpath, SD_DIR_MODE);
         if (rc != 0) {
             sd_buf_printf(err, "cannot create %s: %s", dpath, sd_strerror(rc));
             return rc;
