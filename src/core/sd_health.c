@@ -17,11 +17,10 @@
 #include <string.h>
 
 #define SD_HEALTH_SLOTS 32
-#define SD_HEALTH_NAME 96
 #define SD_HEALTH_REASON 160
 
 struct sd_health_slot {
-    char component[SD_HEALTH_NAME];
+    char component[SD_HEALTH_NAME_MAX];
     char reason[SD_HEALTH_REASON];
 };
 
@@ -57,7 +56,7 @@ static size_t sd__health_find(const struct sd_health *h, const char *component)
     size_t i;
 
     for (i = 0; i < h->n; i++) {
-        if (strncmp(h->slots[i].component, component, SD_HEALTH_NAME - 1) == 0) {
+        if (strncmp(h->slots[i].component, component, SD_HEALTH_NAME_MAX - 1) == 0) {
             break;
         }
     }
@@ -81,7 +80,7 @@ int sd_health_set(struct sd_health *h, const char *component, const char *reason
         if (i == h->n) {
             h->n++;
             was_ok = 1;
-            snprintf(h->slots[i].component, SD_HEALTH_NAME, "%s", component);
+            snprintf(h->slots[i].component, SD_HEALTH_NAME_MAX, "%s", component);
         }
         snprintf(h->slots[i].reason, SD_HEALTH_REASON, "%s", reason);
     }

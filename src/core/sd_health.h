@@ -12,6 +12,9 @@
 struct sd_buf;
 struct sd_health;
 
+/* Component names are cut to this many bytes (NUL included). */
+#define SD_HEALTH_NAME_MAX 192
+
 /* Returns an empty registry (everything healthy); owned, free with sd_health_destroy. Aborts
  * on OOM. */
 struct sd_health *sd_health_create(void);

@@ -15,6 +15,7 @@
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_fs.h"
+#include "core/sd_health.h"
 #include "core/sd_log.h"
 #include "core/sd_time.h"
 #include "defs/sd_settings.h"
@@ -457,7 +458,13 @@ static void sd__on_writer_sync(void *arg, uint64_t seq, int rc)
 {
     struct sd_slice_handle *slice = arg;
     struct sd_storage *st = slice->storage;
+    char name[SD_HEALTH_NAME_MAX];
 
+    /* readiness: an unhealthy writer refuses every append until its slice is rotated */
+    if (rc < 0 && sd_slice_writer_is_unhealthy(slice->writer)) {
+        snprintf(name, sizeof(name), "slice %s", slice->key);
+        sd_health_set(st->srv->health, name, sd_strerror(rc));
+    }
     if (st->listener != NULL) {
         st->listener(st->listener_arg, slice, seq, rc);
     }
@@ -536,6 +543,7 @@ static int sd__slice_open(struct sd_storage *st, const char *slice_key, const ch
  * (or frees it when there is none). */
 static void sd__slice_close(struct sd_storage *st, struct sd_slice_handle *slice)
 {
+    char name[SD_HEALTH_NAME_MAX];
     struct sd_slice_stats final;
     struct sd_slice_handle **pp;
     int rc;
@@ -551,6 +559,8 @@ static void sd__slice_close(struct sd_storage *st, struct sd_slice_handle *slice
     memset(&final, 0, sizeof(final));
     rc = sd_slice_writer_close(slice->writer, &final);
     slice->writer = NULL;
+    snprintf(name, sizeof(name), "slice %s", slice->key);
+    sd_health_clear(st->srv->health, name);
     if (rc != 0) {
         sd_log_error("storage", "closing slice %s: %s", slice->key, sd_strerror(rc));
     }
