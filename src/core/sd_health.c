@@ -1,11 +1,11 @@
 /* sd_health.c: the readiness registry (see sd_health.h).
  *
  * DESIGN
- * A small fixed table of (component, reason) slots under one mutex; the number of broken
- * components is also kept in an atomic counter, so sd_health_is_ok costs one load and
- * components may set and clear from any thread (including under their own locks: the
- * registry's mutex is a leaf, held only to copy strings). When the table is full, further
- * components share the last slot's count but not their reason, so the answer stays "broken". */
+ * A small array of (component, reason) slots under one mutex, grown on demand (one slot per
+ * broken component: bounded by the components that exist); the number of broken components is
+ * also kept in an atomic counter, so sd_health_is_ok costs one load. Components may set and
+ * clear from any thread, including under their own locks: the registry's mutex is a leaf, held
+ * only to copy strings. */
 #include "core/sd_health.h"
 #include "core/sd_alloc.h"
 #include "core/sd_buf.h"
@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SD_HEALTH_SLOTS 32
 #define SD_HEALTH_REASON 160
 
 struct sd_health_slot {
@@ -26,10 +25,9 @@ struct sd_health_slot {
 
 struct sd_health {
     pthread_mutex_t mu;
-    atomic_int broken; /* components currently broken */
-    size_t n;          /* used slots */
-    int overflow;      /* broken components without a slot */
-    struct sd_health_slot slots[SD_HEALTH_SLOTS];
+    atomic_int broken; /* components currently broken (== n) */
+    size_t n, cap;
+    struct sd_health_slot *slots;
 };
 
 struct sd_health *sd_health_create(void)
@@ -47,6 +45,7 @@ void sd_health_destroy(struct sd_health *h)
         return;
     }
     pthread_mutex_destroy(&h->mu);
+    free(h->slots);
     free(h);
 }
 
@@ -73,20 +72,17 @@ int sd_health_set(struct sd_health *h, const char *component, const char *reason
     }
     pthread_mutex_lock(&h->mu);
     i = sd__health_find(h, component);
-    if (i == h->n && h->n == SD_HEALTH_SLOTS) {
-        h->overflow++;
-        was_ok = 1;
-    } else {
-        if (i == h->n) {
-            h->n++;
-            was_ok = 1;
-            snprintf(h->slots[i].component, SD_HEALTH_NAME_MAX, "%s", component);
+    if (i == h->n) {
+        if (h->n == h->cap) {
+            h->cap = h->cap ? h->cap * 2 : 8;
+            h->slots = sd_xrealloc(h->slots, h->cap * sizeof(h->slots[0]));
         }
-        snprintf(h->slots[i].reason, SD_HEALTH_REASON, "%s", reason);
-    }
-    if (was_ok) {
+        h->n++;
+        was_ok = 1;
+        snprintf(h->slots[i].component, SD_HEALTH_NAME_MAX, "%s", component);
         atomic_fetch_add(&h->broken, 1);
     }
+    snprintf(h->slots[i].reason, SD_HEALTH_REASON, "%s", reason);
     pthread_mutex_unlock(&h->mu);
     return was_ok;
 }
@@ -105,12 +101,6 @@ int sd_health_clear(struct sd_health *h, const char *component)
         h->slots[i] = h->slots[h->n - 1];
         h->n--;
         was_broken = 1;
-    } else if (h->overflow > 0) {
-        /* without a slot we cannot tell which one it was: count it healthy again */
-        h->overflow--;
-        was_broken = 1;
-    }
-    if (was_broken) {
         atomic_fetch_sub(&h->broken, 1);
     }
     pthread_mutex_unlock(&h->mu);
@@ -124,19 +114,22 @@ int sd_health_is_ok(const struct sd_health *h)
 
 int sd_health_render(struct sd_health *h, struct sd_buf *out)
 {
+    int status = 200;
+
     if (sd_health_is_ok(h)) {
         sd_buf_append(out, "OK\n", 3);
-        return 200;
+        return status;
     }
     pthread_mutex_lock(&h->mu);
     for (size_t i = 0; i < h->n; i++) {
         sd_buf_printf(out, "%s: %s\n", h->slots[i].component, h->slots[i].reason);
-    }
-    if (h->overflow > 0) {
-        sd_buf_printf(out, "%d more components: broken\n", h->overflow);
+        status = 503;
     }
     pthread_mutex_unlock(&h->mu);
-    return 503;
+    if (status == 200) { /* cleared meanwhile */
+        sd_buf_append(out, "OK\n", 3);
+    }
+    return status;
 }
 
 int sd_health_route(struct sd_health *h, const char *path, size_t len, struct sd_buf *out)
