@@ -282,7 +282,79 @@ static void run_log_fault(const char *dir, atomic_int *errno_slot, int err)
     atomic_store(&fault_failed_fd, -1);
 }
 
+/* Writers racing a log that fails for a while: outcomes of every put, by thread and attempt. */
+#define RACE_THREADS 4
+#define RACE_PUTS 300
+
+struct race {
+    struct sd_state *st;
+    int id;
+    int rc[RACE_PUTS];
+};
+
+static void *race_main(void *arg)
+{
+    struct race *r = arg;
+    char key[64];
+
+    for (int i = 0; i < RACE_PUTS; i++) {
+        snprintf(key, sizeof(key), "race/%d/%03d", r->id, i);
+        r->rc[i] = sd_state_put(r->st, key, key, strlen(key), 0, NULL);
+        assert_true(r->rc[i] == 0 || r->rc[i] == SD_EUNHEALTHY);
+        usleep(500);
+    }
+    return NULL;
+}
+
 /* ---- tests ------------------------------------------------------------------------------ */
+
+/* Concurrent writers while the log fails and recovers: every acknowledged put is there after a
+ * reopen, every failed one nowhere. */
+static void test_log_fault_racing_writers(void **state)
+{
+    struct dir_fixture *fx = *state;
+    struct sd_state *st = reopen(fx->dir);
+    struct race races[RACE_THREADS];
+    pthread_t threads[RACE_THREADS];
+    struct sd_kv kv;
+    int ok = 0, failed = 0;
+    int64_t deadline;
+
+    for (int t = 0; t < RACE_THREADS; t++) {
+        races[t].st = st;
+        races[t].id = t;
+        assert_int_equal(pthread_create(&threads[t], NULL, race_main, &races[t]), 0);
+    }
+    usleep(50000);
+    atomic_store(&fault_write_errno, ENOSPC);
+    usleep(100000);
+    atomic_store(&fault_write_errno, 0);
+    for (int t = 0; t < RACE_THREADS; t++) {
+        pthread_join(threads[t], NULL);
+    }
+    deadline = sd_now_ms() + 5000;
+    while (sd_state_put(st, "race/after", "x", 1, 0, NULL) != 0) { /* writes come back */
+        assert_true(sd_now_ms() < deadline);
+        usleep(20000);
+    }
+    sd_state_close(st);
+    st = reopen(fx->dir);
+    for (int t = 0; t < RACE_THREADS; t++) {
+        for (int i = 0; i < RACE_PUTS; i++) {
+            char key[64];
+            snprintf(key, sizeof(key), "race/%d/%03d", t, i);
+            assert_int_equal(sd_state_get(st, key, &kv), races[t].rc[i] == 0 ? 0 : SD_ENOTFOUND);
+            sd_kv_free(&kv);
+            ok += races[t].rc[i] == 0;
+            failed += races[t].rc[i] != 0;
+        }
+    }
+    assert_true(failed > 0);
+    assert_int_equal(sd_state_get(st, "race/after", &kv), 0);
+    sd_kv_free(&kv);
+    printf("# racing writers: %d acknowledged, %d failed\n", ok, failed);
+    sd_state_close(st);
+}
 
 static void test_log_enospc_recovers(void **state)
 {
@@ -808,6 +880,7 @@ int main(void)
         DIR_TEST(test_group_commit),
         DIR_TEST(test_log_enospc_recovers),
         DIR_TEST(test_log_eio_recovers),
+        DIR_TEST(test_log_fault_racing_writers),
     };
 
     return cmocka_run_group_tests_name("state_embedded", tests, NULL, NULL);
