@@ -21,7 +21,8 @@ int sd_mkdir_p(const char *path, mode_t mode);
 int sd_fsync_dir(const char *path);
 /* fsyncs the directory that contains path. */
 int sd_fsync_parent(const char *path);
-/* Atomically replaces path with data: writes path.tmp, fsyncs, renames, fsyncs the dir. */
+/* Atomically replaces path with data: writes a new path.tmp created with mode (a stale one is
+ * removed first), fsyncs, renames, fsyncs the dir. */
 int sd_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
 /* Reads a whole file into an owned, NUL-terminated buffer (*out, free with free()). */
 int sd_read_file(const char *path, char **out, size_t *len);
