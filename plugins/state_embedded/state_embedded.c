@@ -1387,8 +1387,7 @@ static int se_reload_locked(struct se_store *s)
     t->snap_path = s->snap_path;
     se_map_init(&t->map, (uint64_t)sd_now_us() ^ (uint64_t)(uintptr_t)t);
     rc = se_load(t, &walnew_exists, &records, &bytes);
-    if (rc == 0 && (t->seq != s->synced_seq || t->rev != s->durable_rev || bytes != s->wal_bytes ||
-                    walnew_exists != s->rotated)) {
+    if (rc == 0 && (t->seq != s->synced_seq || t->rev != s->durable_rev || bytes != s->wal_bytes)) {
         sd_log_error(SE_LOG, "%s: the log does not hold what was synced (seq %llu, expected %llu)",
                      s->dir, (unsigned long long)t->seq, (unsigned long long)s->synced_seq);
         rc = SD_ECORRUPT;
@@ -1426,10 +1425,14 @@ static int se_reload_locked(struct se_store *s)
 static void se_repair_locked(struct se_store *s)
 {
     const char *path = s->rotated ? s->walnew_path : s->wal_path;
+    char self[64];
     int fd = -1, rc = 0;
 
     if (s->reopen) {
-        rc = se_open_wal_file(path, 0, &fd);
+        /* the same file whatever its name now (a compaction may have renamed it) */
+        snprintf(self, sizeof(self), "/proc/self/fd/%d", s->wal_fd);
+        fd = open(self, O_WRONLY | O_APPEND | O_CLOEXEC);
+        rc = fd < 0 ? -errno : 0;
         if (rc == 0 && ftruncate(fd, (off_t)s->wal_bytes) != 0) {
             rc = -errno;
             close(fd);
