@@ -42,8 +42,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STAGING_LOCAL_DIR_MODE 0750
-#define STAGING_LOCAL_FILE_MODE 0640
 #define STAGING_LOCAL_TMP_MARK ".tmp-"
 #define STAGING_LOCAL_COPY_BUF (256 * 1024)
 /* How often a put re-creates its directory when something else removed it meanwhile. */
@@ -151,8 +149,8 @@ static int staging_local_mkdirs(struct staging_local *sl, const char *key)
     const char *seg = key, *slash;
     int rc = 0;
 
-    if (mkdir(sl->root, STAGING_LOCAL_DIR_MODE) != 0 && errno != EEXIST) {
-        rc = errno == ENOENT ? sd_mkdir_p(sl->root, STAGING_LOCAL_DIR_MODE) : -errno;
+    if (mkdir(sl->root, SD_DIR_MODE) != 0 && errno != EEXIST) {
+        rc = errno == ENOENT ? sd_mkdir_p(sl->root, SD_DIR_MODE) : -errno;
         if (rc != 0) {
             goto out;
         }
@@ -167,7 +165,7 @@ static int staging_local_mkdirs(struct staging_local *sl, const char *key)
             rc = -ENOMEM;
             goto out;
         }
-        if (mkdir(sd_buf_cstr(&path), STAGING_LOCAL_DIR_MODE) == 0) {
+        if (mkdir(sd_buf_cstr(&path), SD_DIR_MODE) == 0) {
             rc = sd_fsync_parent(sd_buf_cstr(&path));
             if (rc != 0) {
                 goto out;
@@ -426,7 +424,7 @@ static int staging_local_open(const struct sd_config *cfg, const char *location,
     while (len > 1 && sl->root[len - 1] == '/') {
         sl->root[--len] = '\0';
     }
-    rc = sd_mkdir_p(sl->root, STAGING_LOCAL_DIR_MODE);
+    rc = sd_mkdir_p(sl->root, SD_DIR_MODE);
     if (rc == 0 && stat(sl->root, &st) != 0) {
         rc = -errno;
     }
@@ -519,8 +517,7 @@ static int staging_local_create_temp(struct staging_local *sl, const char *key,
             rc = *dfd < 0 ? -errno : 0;
         }
         if (rc == 0) {
-            *fd = openat(*dfd, tmp_name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-                         STAGING_LOCAL_FILE_MODE);
+            *fd = openat(*dfd, tmp_name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, SD_FILE_MODE);
             if (*fd < 0) {
                 rc = -errno;
                 close(*dfd);

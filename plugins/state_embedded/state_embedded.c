@@ -15,8 +15,15 @@
  * length and payload) and fdatasyncs it with the mutex released; writers arriving meanwhile
  * fill the next batch and wait for the next sync. Reads also wait until the state they saw is
  * synced, and watches only see synced revisions, so nothing unacknowledged is ever observed.
- * A failed write or fdatasync is fatal: the store stops acknowledging and every later call
- * returns SD_EUNHEALTHY (a failed fsync is never retried).
+ *
+ * A failed write or fdatasync (ENOSPC, EIO) fails the records it covered and every record
+ * not yet durable: their callers get SD_EUNHEALTHY, and the store refuses writes (reads go on)
+ * and reports "state" broken to the health registry, with one error log per episode. The
+ * maintenance thread then repairs: it cuts the log back to its last synced byte through a new
+ * descriptor (the failed one is never fsynced again: fsyncgate; the pages it may have dropped
+ * lie past the cut) and, when memory held lost changes, rebuilds keys and leases from disk, so
+ * nothing half-applied stays visible. Every SE_PROBE_MS it appends an empty frame; once that is
+ * durable, writes are accepted again and the health entry is cleared.
  *
  * Recovery: open loads "snapshot" (written atomically, whole-file CRC) and replays the log
  * frames, skipping records the snapshot already holds. A frame is written only after the
@@ -44,6 +51,7 @@
 #include "core/sd_buf.h"
 #include "core/sd_error.h"
 #include "core/sd_fs.h"
+#include "core/sd_health.h"
 #include "core/sd_log.h"
 #include "core/sd_time.h"
 
@@ -66,6 +74,9 @@
 #define SE_SNAP_MAGIC "SDSNAP01"
 #define SE_REAP_MS 100
 #define SE_COMPACT_RETRY_MS 5000
+#define SE_PROBE_MS 1000
+#define SE_PROBE_BYTES (1 << 20)
+#define SE_HEALTH_NAME "state"
 
 enum se_op_kind { SE_REC_PUT = 1, SE_REC_DEL = 2, SE_REC_GRANT = 3, SE_REC_REVOKE = 4 };
 
@@ -144,7 +155,13 @@ struct se_store {
     int syncing;
     uint64_t synced_seq;
     int64_t durable_rev;
-    int failed;
+    int broken;               /* rc of the failed append of this episode; 0 = writes accepted */
+    int stale;                /* memory holds changes a failed append lost: reads wait for repair */
+    int reopen;               /* the log must be cut back to wal_bytes and reopened */
+    int repair_rc;            /* last repair's result; reads fail while it is an error */
+    uint64_t epoch;           /* bumped by each failed append: earlier waiters fail */
+    int64_t retry_ms;         /* monotonic time of the next repair or probe */
+    struct sd_health *health; /* borrowed; may be NULL */
     uint64_t wal_bytes, wal_records;
     struct sd_state_embedded_limits lim;
     struct sd_state_embedded_stats stats;
@@ -772,7 +789,7 @@ static int se_open_wal_file(const char *path, int trunc, int *fd)
 {
     int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (trunc ? O_TRUNC : 0);
 
-    *fd = open(path, flags, 0644);
+    *fd = open(path, flags, SD_FILE_MODE);
     if (*fd < 0) {
         return -errno;
     }
@@ -793,6 +810,29 @@ static int se_create_walnew(struct se_store *s, int *fd)
         }
     }
     return rc;
+}
+
+/* A log append failed (mu held, no sync in flight): fails every record not yet durable (their
+ * waiters see the epoch change), refuses writes until a probe succeeds and wakes the maintenance
+ * thread to repair. Logs and reports health once per episode. */
+static void se_fail_locked(struct se_store *s, int rc)
+{
+    char reason[160];
+
+    if (!s->broken) {
+        sd_log_error(SE_LOG, "append to %s: %s; refusing writes until it can be written again",
+                     s->wal_path, sd_strerror(rc));
+        snprintf(reason, sizeof(reason), "cannot write %s: %s", s->wal_path, sd_strerror(rc));
+        sd_health_set(s->health, SE_HEALTH_NAME, reason);
+    }
+    s->broken = rc;
+    s->epoch++;
+    s->reopen = 1;
+    s->stale |= s->seq != s->synced_seq;
+    sd_buf_reset(&s->pending);
+    s->pending_records = 0;
+    s->retry_ms = sd_mono_ms();
+    pthread_cond_signal(&s->maint_cv);
 }
 
 /* Called with mu held, no sync in flight and a non-empty pending batch: writes and syncs the
@@ -837,12 +877,13 @@ static void se_lead_sync(struct se_store *s)
     s->syncing = 0;
     s->stats.syncs++;
     if (rc != 0) {
-        if (!s->failed) {
-            sd_log_error(SE_LOG, "append to %s: %s; store is unhealthy", s->wal_path,
-                         sd_strerror(rc));
-        }
-        s->failed = SD_EUNHEALTHY;
+        se_fail_locked(s, rc);
     } else {
+        if (s->broken) {
+            sd_log_info(SE_LOG, "%s can be written again; accepting writes", s->wal_path);
+            sd_health_clear(s->health, SE_HEALTH_NAME);
+            s->broken = 0;
+        }
         s->synced_seq = last_seq;
         s->durable_rev = last_rev;
         s->wal_bytes += batch.len;
@@ -867,12 +908,15 @@ static void se_lead_sync(struct se_store *s)
     pthread_cond_broadcast(&s->watch_cv);
 }
 
-/* Called with mu held: returns once record seq is durable (0), or SD_EUNHEALTHY. */
+/* Called with mu held: returns once record seq is durable (0), or SD_EUNHEALTHY when an
+ * append failed meanwhile (the record, or state it was built on, is lost). */
 static int se_wait_durable(struct se_store *s, uint64_t seq)
 {
+    uint64_t epoch = s->epoch;
+
     while (s->synced_seq < seq) {
-        if (s->failed) {
-            return s->failed;
+        if (s->epoch != epoch || s->broken) {
+            return SD_EUNHEALTHY;
         }
         if (!s->syncing) {
             se_lead_sync(s);
@@ -883,13 +927,31 @@ static int se_wait_durable(struct se_store *s, uint64_t seq)
     return 0;
 }
 
-/* Called with mu held at the start of every call. */
+/* Called with mu held at the start of every call that writes. */
 static int se_usable(const struct se_store *s)
 {
     if (s->closing) {
         return SD_ECLOSED;
     }
-    return s->failed;
+    return s->broken ? SD_EUNHEALTHY : 0;
+}
+
+/* Called with mu held at the start of every call that only reads: waits while memory holds
+ * changes a failed append lost, until the repair removed them. */
+static int se_readable(struct se_store *s)
+{
+    for (;;) {
+        if (s->closing) {
+            return SD_ECLOSED;
+        }
+        if (!s->stale) {
+            return 0;
+        }
+        if (s->repair_rc != 0) {
+            return SD_EUNHEALTHY;
+        }
+        pthread_cond_wait(&s->sync_cv, &s->mu);
+    }
 }
 
 /* ---- snapshot --------------------------------------------------------------------------- */
@@ -990,8 +1052,8 @@ static int se_compact_run(struct se_store *s)
     while (s->compact_busy) {
         pthread_cond_wait(&s->compact_cv, &s->mu);
     }
-    if (!s->rotated || s->failed) {
-        rc = s->failed;
+    if (!s->rotated || s->broken) {
+        rc = se_usable(s);
         pthread_mutex_unlock(&s->mu);
         return rc;
     }
@@ -1001,7 +1063,7 @@ static int se_compact_run(struct se_store *s)
     pthread_mutex_unlock(&s->mu);
 
     if (rc == 0) {
-        rc = sd_write_file_atomic(s->snap_path, img.data, img.len, 0644);
+        rc = sd_write_file_atomic(s->snap_path, img.data, img.len, SD_FILE_MODE);
     }
     if (rc == 0 && rename(s->walnew_path, s->wal_path) != 0) {
         rc = -errno;
@@ -1259,6 +1321,163 @@ static int se_replay_file(struct se_store *s, const char *path, int allow_torn, 
     return rc;
 }
 
+/* Loads "snapshot" and replays the logs into the empty in-memory state of s (keys, leases,
+ * counters, history). *walnew_exists gets whether "wal.new" exists (a compaction was switching
+ * logs); *records and *bytes describe the log appended to next (wal.new if it exists). */
+static int se_load(struct se_store *s, int *walnew_exists, uint64_t *records, uint64_t *bytes)
+{
+    struct stat sb;
+    int applied_any = 0, rc;
+    char *buf = NULL;
+    size_t len = 0;
+
+    rc = sd_read_file(s->snap_path, &buf, &len);
+    if (rc == 0) {
+        rc = se_snapshot_load(s, (const uint8_t *)buf, len);
+        free(buf);
+        if (rc != 0) {
+            sd_log_error(SE_LOG, "%s: damaged snapshot", s->snap_path);
+            return rc;
+        }
+    } else if (rc != -ENOENT) {
+        return rc;
+    }
+    s->hist_first_rev = s->rev + 1;
+    *walnew_exists = stat(s->walnew_path, &sb) == 0;
+    rc = se_replay_file(s, s->wal_path, !*walnew_exists, &applied_any, records, bytes);
+    if (rc == 0 && *walnew_exists) {
+        rc = se_replay_file(s, s->walnew_path, 1, &applied_any, records, bytes);
+    }
+    return rc;
+}
+
+/* ---- repair after a failed append -------------------------------------------------------- */
+
+/* Drops history entries newer than rev (their changes were lost). */
+static void se_hist_drop_after(struct se_store *s, int64_t rev)
+{
+    while (s->hist_n > 0 && se_hist_at(s, s->hist_n - 1)->rev > rev) {
+        struct se_rev *r = se_hist_at(s, s->hist_n - 1);
+        s->hist_n--;
+        s->hist_bytes -= r->bytes;
+        se_rev_unref(r);
+    }
+    if (s->hist_n == 0) {
+        s->hist_first_rev = rev + 1;
+    }
+}
+
+/* Rebuilds keys, leases and counters from disk (mu held, log already cut back to its synced
+ * bytes), so the changes of failed records disappear from memory. The history keeps its
+ * durable revisions; leases restart their countdown as after a reopen. */
+static int se_reload_locked(struct se_store *s)
+{
+    struct se_store *t = sd_xcalloc(1, sizeof(*t));
+    struct se_map map;
+    struct se_lease *leases;
+    size_t nleases, cap_leases;
+    int walnew_exists, rc;
+    uint64_t records = 0, bytes = 0;
+
+    t->next_lease = 1;
+    t->lim.history_revs = 1; /* the reloaded history is not used */
+    t->lim.history_bytes = s->lim.history_bytes;
+    t->wal_path = s->wal_path;
+    t->walnew_path = s->walnew_path;
+    t->snap_path = s->snap_path;
+    se_map_init(&t->map, (uint64_t)sd_now_us() ^ (uint64_t)(uintptr_t)t);
+    rc = se_load(t, &walnew_exists, &records, &bytes);
+    if (rc == 0 && (t->seq != s->synced_seq || t->rev != s->durable_rev || bytes != s->wal_bytes)) {
+        sd_log_error(SE_LOG, "%s: the log does not hold what was synced (seq %llu, expected %llu)",
+                     s->dir, (unsigned long long)t->seq, (unsigned long long)s->synced_seq);
+        rc = SD_ECORRUPT;
+    }
+    if (rc == 0) {
+        map = s->map;
+        s->map = t->map;
+        t->map = map;
+        leases = s->leases;
+        nleases = s->nleases;
+        cap_leases = s->cap_leases;
+        s->leases = t->leases;
+        s->nleases = t->nleases;
+        s->cap_leases = t->cap_leases;
+        t->leases = leases;
+        t->nleases = nleases;
+        t->cap_leases = cap_leases;
+        s->seq = t->seq;
+        s->rev = t->rev;
+        se_hist_drop_after(s, s->durable_rev);
+    }
+    se_map_fini(&t->map);
+    free(t->leases);
+    while (t->hist_n > 0) {
+        se_hist_pop(t);
+    }
+    free(t->hist);
+    free(t);
+    return rc;
+}
+
+/* Repairs the store after a failed append (mu held, no sync or compaction in flight): cuts the
+ * log back to its last synced byte through a new descriptor, then rebuilds memory when it held
+ * lost changes. On failure it is tried again after SE_PROBE_MS; reads fail meanwhile. */
+static void se_repair_locked(struct se_store *s)
+{
+    const char *path = s->rotated ? s->walnew_path : s->wal_path;
+    char self[64];
+    int fd = -1, rc = 0;
+
+    if (s->reopen) {
+        /* the same file whatever its name now (a compaction may have renamed it) */
+        snprintf(self, sizeof(self), "/proc/self/fd/%d", s->wal_fd);
+        fd = open(self, O_WRONLY | O_APPEND | O_CLOEXEC);
+        rc = fd < 0 ? -errno : 0;
+        if (rc == 0 && ftruncate(fd, (off_t)s->wal_bytes) != 0) {
+            rc = -errno;
+            close(fd);
+        }
+        if (rc == 0) {
+            close(s->wal_fd);
+            s->wal_fd = fd;
+            s->reopen = 0;
+        }
+    }
+    if (rc == 0 && s->stale) {
+        rc = se_reload_locked(s);
+        s->stale = rc != 0;
+    }
+    if (rc != 0 && s->repair_rc == 0) {
+        sd_log_error(SE_LOG, "repair of %s: %s; retrying", path, sd_strerror(rc));
+    }
+    s->repair_rc = rc;
+    s->retry_ms = sd_mono_ms() + SE_PROBE_MS;
+    pthread_cond_broadcast(&s->sync_cv);
+}
+
+/* Tries the log again (mu held, store broken and repaired, no sync in flight): reserves
+ * SE_PROBE_BYTES past its end (so a nearly full disk does not pass with a tiny write and fail
+ * the next real one), then appends and syncs an empty frame, which replays as nothing. Success
+ * accepts writes again. */
+static void se_probe_locked(struct se_store *s)
+{
+    uint8_t hdr[SE_FRAME_HDR] = {0};
+    int rc = 0;
+
+    s->retry_ms = sd_mono_ms() + SE_PROBE_MS;
+    if (fallocate(s->wal_fd, FALLOC_FL_KEEP_SIZE, (off_t)s->wal_bytes, SE_PROBE_BYTES) != 0 &&
+        errno != EOPNOTSUPP) {
+        rc = -errno;
+    }
+    if (rc != 0) {
+        se_fail_locked(s, rc);
+        return;
+    }
+    sd_buf_reset(&s->pending);
+    se_enc_bytes(&s->pending, hdr, sizeof(hdr));
+    se_lead_sync(s);
+}
+
 /* ---- background threads ----------------------------------------------------------------- */
 
 /* Revokes lease l under mu as one record; returns the seq to wait for. */
@@ -1294,7 +1513,15 @@ static void *se_maint_main(void *arg)
         int64_t now = sd_mono_ms();
         uint64_t wait_seq = 0;
 
-        for (size_t i = 0; i < s->nleases && !s->failed;) {
+        if (s->broken && !s->syncing && !s->compact_busy && now >= s->retry_ms) {
+            if (s->reopen || s->stale) {
+                se_repair_locked(s);
+            } else {
+                se_probe_locked(s);
+            }
+            continue;
+        }
+        for (size_t i = 0; i < s->nleases && !s->broken;) {
             if (s->leases[i].deadline_ms <= now) {
                 sd_log_debug(SE_LOG, "lease %lld expired", (long long)s->leases[i].id);
                 wait_seq = se_revoke_locked(s, &s->leases[i]);
@@ -1305,7 +1532,7 @@ static void *se_maint_main(void *arg)
         if (wait_seq != 0) {
             se_wait_durable(s, wait_seq);
         }
-        if (s->rotated && !s->compact_busy && !s->failed && now >= s->compact_retry_ms) {
+        if (s->rotated && !s->compact_busy && !s->broken && now >= s->compact_retry_ms) {
             pthread_mutex_unlock(&s->mu);
             se_compact_run(s);
             pthread_mutex_lock(&s->mu);
@@ -1485,6 +1712,7 @@ static void se_close(void *ctx)
     s->closing = 1;
     pthread_cond_broadcast(&s->maint_cv);
     pthread_cond_broadcast(&s->watch_cv);
+    pthread_cond_broadcast(&s->sync_cv);
     pthread_mutex_unlock(&s->mu);
     if (s->maint_started) {
         pthread_join(s->maint_thread, NULL);
@@ -1517,14 +1745,23 @@ static int se_init_sync(struct se_store *s)
     return -rc;
 }
 
+/* Removes group and other permissions from the store's directory and files. */
+static int se_make_private(const struct se_store *s)
+{
+    const char *paths[] = {s->dir, s->wal_path, s->walnew_path, s->snap_path, s->lock_path};
+    int rc = 0;
+
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]) && rc == 0; i++) {
+        rc = sd_make_private(paths[i]);
+    }
+    return rc;
+}
+
 static int se_open(const struct sd_config *cfg, const char *path, void **ctx)
 {
     struct se_store *s = sd_xcalloc(1, sizeof(*s));
-    struct stat sb;
-    int applied_any = 0, walnew_exists, rc;
-    uint64_t records, bytes, records2 = 0, bytes2 = 0;
-    char *buf = NULL;
-    size_t len = 0;
+    int walnew_exists, rc;
+    uint64_t records = 0, bytes = 0;
 
     (void)cfg;
     *ctx = NULL;
@@ -1547,14 +1784,18 @@ static int se_open(const struct sd_config *cfg, const char *path, void **ctx)
     s->snap_path = sd_xasprintf("%s/snapshot", path);
     s->lock_path = sd_xasprintf("%s/LOCK", path);
 
-    rc = sd_mkdir_p(path, 0755);
+    rc = sd_mkdir_p(path, SD_DIR_MODE);
     if (rc == 0) {
         rc = sd_fsync_parent(path);
+    }
+    /* the store holds source secrets: stores made by older versions become private */
+    if (rc == 0) {
+        rc = se_make_private(s);
     }
     if (rc != 0) {
         goto fail;
     }
-    s->lock_fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    s->lock_fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, SD_FILE_MODE);
     if (s->lock_fd < 0) {
         rc = -errno;
         goto fail;
@@ -1564,38 +1805,16 @@ static int se_open(const struct sd_config *cfg, const char *path, void **ctx)
         goto fail;
     }
 
-    rc = sd_read_file(s->snap_path, &buf, &len);
-    if (rc == 0) {
-        rc = se_snapshot_load(s, (const uint8_t *)buf, len);
-        free(buf);
-        if (rc != 0) {
-            sd_log_error(SE_LOG, "%s: damaged snapshot", s->snap_path);
-            goto fail;
-        }
-    } else if (rc != -ENOENT) {
-        goto fail;
-    }
-    s->hist_first_rev = s->rev + 1;
-    walnew_exists = stat(s->walnew_path, &sb) == 0;
-    rc = se_replay_file(s, s->wal_path, !walnew_exists, &applied_any, &records, &bytes);
-    if (rc == 0 && walnew_exists) {
-        rc = se_replay_file(s, s->walnew_path, 1, &applied_any, &records2, &bytes2);
-    }
+    rc = se_load(s, &walnew_exists, &records, &bytes);
     if (rc != 0) {
         goto fail;
     }
     s->synced_seq = s->seq;
     s->durable_rev = s->rev;
-    if (walnew_exists) {
-        s->wal_records = records2;
-        s->wal_bytes = bytes2;
-        s->rotated = 1;
-        rc = se_open_wal_file(s->walnew_path, 0, &s->wal_fd);
-    } else {
-        s->wal_records = records;
-        s->wal_bytes = bytes;
-        rc = se_open_wal_file(s->wal_path, 0, &s->wal_fd);
-    }
+    s->wal_records = records;
+    s->wal_bytes = bytes;
+    s->rotated = walnew_exists;
+    rc = se_open_wal_file(walnew_exists ? s->walnew_path : s->wal_path, 0, &s->wal_fd);
     if (rc == 0) {
         rc = fsync(s->wal_fd) == 0 ? sd_fsync_dir(path) : -errno;
     }
@@ -1644,8 +1863,8 @@ static int se_get(void *ctx, const char *key, struct sd_kv *out)
         return rc;
     }
     pthread_mutex_lock(&s->mu);
-    rc = se_usable(s);
-    if (rc == 0) {
+    /* a failed append may take back what was seen: read again after the repair */
+    while ((rc = se_readable(s)) == 0) {
         n = se_map_find(&s->map, key);
         if (n != NULL) {
             se_kv_copy(out, n);
@@ -1654,6 +1873,10 @@ static int se_get(void *ctx, const char *key, struct sd_kv *out)
         if (rc == 0 && n == NULL) {
             rc = SD_ENOTFOUND;
         }
+        if (rc != SD_EUNHEALTHY) {
+            break;
+        }
+        sd_kv_free(out);
     }
     pthread_mutex_unlock(&s->mu);
     if (rc != 0) {
@@ -1672,11 +1895,15 @@ static int se_range(void *ctx, const char *prefix, int64_t limit, struct sd_kvs 
         return SD_EINVAL;
     }
     pthread_mutex_lock(&s->mu);
-    rc = se_usable(s);
-    if (rc == 0) {
+    /* a failed append may take back what was seen: read again after the repair */
+    while ((rc = se_readable(s)) == 0) {
         se_map_range(&s->map, prefix, limit, out);
         out->rev = s->rev;
         rc = se_wait_durable(s, s->seq);
+        if (rc != SD_EUNHEALTHY) {
+            break;
+        }
+        sd_kvs_free(out);
     }
     pthread_mutex_unlock(&s->mu);
     if (rc != 0) {
@@ -1873,6 +2100,22 @@ static int se_cmp_holds(struct se_store *s, const struct sd_cmp *c)
     }
 }
 
+/* The txn may write (a write op in either branch). */
+static int se_txn_writes(const struct sd_txn *txn)
+{
+    for (size_t i = 0; i < txn->nthen; i++) {
+        if (se_op_is_write(&txn->then_ops[i])) {
+            return 1;
+        }
+    }
+    for (size_t i = 0; i < txn->nelse; i++) {
+        if (se_op_is_write(&txn->else_ops[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int se_txn(void *ctx, const struct sd_txn *txn, struct sd_txn_result *out)
 {
     struct se_store *s = ctx;
@@ -1888,7 +2131,7 @@ static int se_txn(void *ctx, const struct sd_txn *txn, struct sd_txn_result *out
         return rc;
     }
     pthread_mutex_lock(&s->mu);
-    rc = se_usable(s);
+    rc = se_txn_writes(txn) ? se_usable(s) : se_readable(s);
     if (rc != 0) {
         goto out;
     }
@@ -1985,7 +2228,7 @@ static int se_lease_keepalive(void *ctx, int64_t lease_id, int64_t *ttl_s)
     int rc;
 
     pthread_mutex_lock(&s->mu);
-    rc = se_usable(s);
+    rc = se_readable(s);
     if (rc == 0) {
         l = se_lease_find(s, lease_id);
         if (l == NULL || l->deadline_ms <= now) {
@@ -2040,7 +2283,7 @@ static int se_watch(void *ctx, const char *prefix, int64_t start_rev, sd_watch_f
     w->cb = cb;
     w->arg = arg;
     pthread_mutex_lock(&s->mu);
-    rc = se_usable(s);
+    rc = se_readable(s);
     if (rc == 0) {
         w->next_rev = start_rev > 0 ? start_rev : s->rev + 1;
         if (s->nwatches == s->cap_watches) {
@@ -2142,6 +2385,15 @@ void sd_state_embedded_stats(void *ctx, struct sd_state_embedded_stats *out)
     pthread_mutex_unlock(&s->mu);
 }
 
+static void se_set_health(void *ctx, struct sd_health *h)
+{
+    struct se_store *s = ctx;
+
+    pthread_mutex_lock(&s->mu);
+    s->health = h;
+    pthread_mutex_unlock(&s->mu);
+}
+
 const struct sd_state_ops sd_state_embedded_ops = {
     .name = "embedded",
     .open = se_open,
@@ -2156,4 +2408,5 @@ const struct sd_state_ops sd_state_embedded_ops = {
     .lease_revoke = se_lease_revoke,
     .watch = se_watch,
     .unwatch = se_unwatch,
+    .set_health = se_set_health,
 };

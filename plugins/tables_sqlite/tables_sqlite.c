@@ -26,6 +26,7 @@
 #include "tables/sd_csv_reader.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -219,6 +220,26 @@ static int tables_sqlite_prepare(sqlite3 *conn, const char *sql, sqlite3_stmt **
     return 0;
 }
 
+/* Creates the database file at path private (SQLite gives its -wal and -shm files the
+ * database's mode); an existing one and its companions lose group and other permissions. */
+static int tables_sqlite_create_private(const char *path)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    char companion[PATH_MAX];
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, SD_FILE_MODE);
+    int rc = 0;
+
+    if (fd < 0) {
+        return -errno;
+    }
+    close(fd);
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]) && rc == 0; i++) {
+        snprintf(companion, sizeof(companion), "%s%s", path, suffixes[i]);
+        rc = sd_make_private(companion);
+    }
+    return rc;
+}
+
 /* Opens (creating when missing) and sets up the database of project at path. */
 static int tables_sqlite_db_open(const char *dir, const char *path, int64_t project,
                                  struct tables_sqlite_db **out, struct sd_buf *err)
@@ -232,6 +253,11 @@ static int tables_sqlite_db_open(const char *dir, const char *path, int64_t proj
     *out = NULL;
     d->project = project;
     pthread_mutex_init(&d->mu, NULL);
+    rc = tables_sqlite_create_private(path);
+    if (rc != 0) {
+        sd_buf_printf(err, "cannot create %s: %s", path, sd_strerror(rc));
+        goto fail;
+    }
     src = sqlite3_open_v2(path, &d->conn,
                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (src != SQLITE_OK) {
@@ -514,7 +540,10 @@ static int tables_sqlite_open(const struct sd_config *cfg, const char *location,
     if (location == NULL || location[0] == '\0') {
         return SD_EINVAL;
     }
-    rc = sd_mkdir_p(location, 0755);
+    rc = sd_mkdir_p(location, SD_DIR_MODE);
+    if (rc == 0) {
+        rc = sd_make_private(location);
+    }
     if (rc != 0) {
         return rc;
     }

@@ -88,6 +88,12 @@ void sd__api_error(h2o_req_t *req, int status, const char *name, const char *fmt
 
 void sd__api_internal_error(h2o_req_t *req, const char *what, int rc)
 {
+    if (rc == SD_EUNHEALTHY) { /* the state store logged it once and recovers by itself */
+        sd_http_add_header(req, "Retry-After", "1");
+        sd__api_error(req, 503, "stateStoreUnavailable",
+                      "The state store cannot store changes now: %s failed; retry later.", what);
+        return;
+    }
     sd_log_error("api", "%s: %s", what, sd_strerror(rc));
     sd__api_error(req, 500, "internalError", "Application error: %s failed (%s).", what,
                   sd_strerror(rc));

@@ -389,7 +389,7 @@ int sd_auth_ensure_admin(struct sd_state *st, const char *configured, const char
 {
     char hash[SD_AUTH_HASH_HEX_LEN + 1], old_hash[SD_AUTH_HASH_HEX_LEN + 1];
     char token[SD_AUTH_GENERATED_LEN + 2];
-    char *path = NULL, *tmp = NULL;
+    char *path = NULL;
     int64_t marker_rev;
     int rc;
 
@@ -420,12 +420,10 @@ int sd_auth_ensure_admin(struct sd_state *st, const char *configured, const char
     sd_auth_hash(token, SD_AUTH_GENERATED_LEN, hash);
     token[SD_AUTH_GENERATED_LEN] = '\n';
     token[SD_AUTH_GENERATED_LEN + 1] = '\0';
-    rc = sd_mkdir_p(data_dir, 0750);
+    rc = sd_mkdir_p(data_dir, SD_DIR_MODE);
     if (rc == 0) {
         path = sd_xasprintf("%s/admin-token", data_dir);
-        tmp = sd_xasprintf("%s.tmp", path);
-        unlink(tmp); /* a stale temp file would keep its old mode */
-        rc = sd_write_file_atomic(path, token, SD_AUTH_GENERATED_LEN + 1, 0600);
+        rc = sd_write_file_atomic(path, token, SD_AUTH_GENERATED_LEN + 1, SD_FILE_MODE);
     }
     explicit_bzero(token, sizeof(token));
     if (rc != 0) {
@@ -441,6 +439,5 @@ int sd_auth_ensure_admin(struct sd_state *st, const char *configured, const char
 
 out:
     free(path);
-    free(tmp);
     return rc;
 }

@@ -26,6 +26,7 @@
 
 #define SD_TASKS_SUCCESS_TTL_MS (3600LL * 1000)
 #define SD_TASKS_OTHER_TTL_MS (48LL * 3600 * 1000)
+#define SD_TASKS_STORE_RETRY_MS 1000
 #define SD_TASKS_INTERRUPTED "Task was interrupted: the service stopped before the task finished."
 
 struct sd_task_job {
@@ -136,6 +137,33 @@ static int64_t sd__time_member(const json_t *record, const char *name, int64_t f
     return ms;
 }
 
+static void sd__deadline(struct timespec *ts, int64_t wait_ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += wait_ms / 1000;
+    ts->tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Waits wait_ms unless the tasks stop; returns 1 when not stopping. */
+static int sd__wait_unless_stopping(struct sd_tasks *t, int64_t wait_ms)
+{
+    struct timespec ts;
+    int go_on;
+
+    pthread_mutex_lock(&t->mu);
+    if (!t->is_stopping) {
+        sd__deadline(&ts, wait_ms);
+        pthread_cond_timedwait(&t->cond, &t->mu, &ts);
+    }
+    go_on = !t->is_stopping;
+    pthread_mutex_unlock(&t->mu);
+    return go_on;
+}
+
 static void sd__run_job(struct sd_tasks *t, struct sd_task_job *job)
 {
     struct sd_task_outcome out;
@@ -159,23 +187,15 @@ static void sd__run_job(struct sd_tasks *t, struct sd_task_job *job)
         pthread_mutex_unlock(&t->mu);
     }
     rc = sd__put_record(t->st, job->key, job->record);
+    while (rc == SD_EUNHEALTHY && sd__wait_unless_stopping(t, SD_TASKS_STORE_RETRY_MS)) {
+        rc = sd__put_record(t->st, job->key, job->record); /* the store recovers by itself */
+    }
     if (rc != 0) {
         sd_log_error("tasks", "cannot store the result of task %s: %s",
                      json_string_value(json_object_get(job->record, "taskId")), sd_strerror(rc));
     }
     sd_buf_fini(&out.error);
     sd__job_free(job);
-}
-
-static void sd__deadline(struct timespec *ts, int64_t wait_ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += wait_ms / 1000;
-    ts->tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
 }
 
 static void *sd__worker_main(void *arg)

@@ -100,7 +100,11 @@ int sd_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
         return -ENAMETOOLONG;
     }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    /* a stale temp file would keep its old mode: start from a new one */
+    if (unlink(tmp) != 0 && errno != ENOENT) {
+        return -errno;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0) {
         return -errno;
     }
@@ -152,6 +156,19 @@ int sd_read_file(const char *path, char **out, size_t *len)
     *out = buf;
     if (len) {
         *len = got;
+    }
+    return 0;
+}
+
+int sd_make_private(const char *path)
+{
+    struct stat st;
+
+    if (stat(path, &st) != 0) {
+        return errno == ENOENT ? 0 : -errno;
+    }
+    if ((st.st_mode & 077) != 0 && chmod(path, st.st_mode & 07700) != 0) {
+        return -errno;
     }
     return 0;
 }

@@ -606,7 +606,7 @@ static int sd__open_file(struct sd_slice_writer *w, int n, int *fd_out, char **p
     int rc;
 
     errno = 0;
-    fd = sd__io_open(w, path, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+    fd = sd__io_open(w, path, O_WRONLY | O_CREAT | O_CLOEXEC, SD_FILE_MODE);
     if (fd < 0) {
         rc = errno != 0 ? -errno : -EIO;
         free(path);
@@ -645,7 +645,7 @@ static uint64_t sd__repair_by_path(struct sd_slice_writer *w, const char *path, 
     int rc = 0;
 
     errno = 0;
-    fd = sd__io_open(w, path, O_WRONLY | O_CLOEXEC, 0640);
+    fd = sd__io_open(w, path, O_WRONLY | O_CLOEXEC, SD_FILE_MODE);
     if (fd < 0) {
         sd_log_error("slice", "reopen %s to cut it at %llu failed: %s", path,
                      (unsigned long long)off, sd_strerror(errno != 0 ? -errno : -EIO));
@@ -1091,7 +1091,7 @@ int sd_slice_writer_open(const struct sd_slice_writer_opts *opts, sd_slice_sync_
     }
 
     dir_existed = stat(w->dir, &sb) == 0;
-    rc = sd_mkdir_p(w->dir, 0750);
+    rc = sd_mkdir_p(w->dir, SD_DIR_MODE);
     if (rc == 0 && !dir_existed) {
         rc = sd_fsync_parent(w->dir);
     }

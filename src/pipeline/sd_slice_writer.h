@@ -46,8 +46,8 @@ struct sd_slice_io {
 };
 
 struct sd_slice_writer_opts {
-    const char *dir;     /* slice directory, created (mkdir -p, 0750) if missing */
-    const char *node_id; /* file name part (see above); files are created 0640 */
+    const char *dir;     /* slice directory, created (mkdir -p, 0700) if missing */
+    const char *node_id; /* file name part (see above); files are created 0600 */
     enum sd_compression compression;
     enum sd_gzip_impl gzip_impl;
     int gzip_level;         /* 1-9 (ISA-L uses at most 3); 0 = 1 */

@@ -11,6 +11,7 @@
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_fs.h"
+#include "core/sd_health.h"
 #include "core/sd_log.h"
 #include "core/sd_time.h"
 #include "roles/sd_cli_jsonnet.h"
@@ -182,7 +183,7 @@ static int sd__write_ready_file(struct sd_server *srv, const char *path)
         json_object_set_new(j, "metrics", json_string(srv->metrics_url));
     }
     text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    rc = sd_write_file_atomic(path, text, strlen(text), 0644);
+    rc = sd_write_file_atomic(path, text, strlen(text), SD_FILE_MODE);
     free(text);
     json_decref(j);
     return rc;
@@ -264,7 +265,7 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
                         "(the network writer protocol is not available yet)\n");
         return 2;
     }
-    rc = sd_mkdir_p(sd_config_str(cfg, "dataDir"), 0750);
+    rc = sd_mkdir_p(sd_config_str(cfg, "dataDir"), SD_DIR_MODE);
     if (rc != 0) {
         fprintf(stderr, "streamd: cannot create data dir %s: %s\n", sd_config_str(cfg, "dataDir"),
                 sd_strerror(rc));
@@ -277,6 +278,8 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
                 sd_strerror(rc));
         return 1;
     }
+    srv.health = sd_health_create();
+    sd_state_set_health(srv.state, srv.health);
     if (a->roles & SD_ROLE_WRITER) {
         rc = sd_storage_open(&srv, &srv.storage, &err);
         if (rc != 0) {
@@ -405,6 +408,7 @@ out:
     if (srv.state != NULL) {
         sd_state_close(srv.state);
     }
+    sd_health_destroy(srv.health);
     free(api_public);
     free(source_public);
     sd_buf_fini(&err);

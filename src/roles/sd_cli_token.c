@@ -257,7 +257,7 @@ static int sd__token_open_state(const struct sd_config *cfg, enum sd_token_cmd c
         fprintf(stderr, "streamd token: no state store at %s (wrong --data-dir?)\n", state_path);
         return -ENOENT;
     }
-    rc = sd_mkdir_p(data_dir, 0750);
+    rc = sd_mkdir_p(data_dir, SD_DIR_MODE);
     if (rc != 0) {
         fprintf(stderr, "streamd token: cannot create data dir %s: %s\n", data_dir,
                 sd_strerror(rc));

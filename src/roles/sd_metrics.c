@@ -1,9 +1,11 @@
 /* sd_metrics.c: process metrics in the Prometheus text format, read from /proc at request
- * time (no counters on the hot path), plus the health check of the metrics listener. */
+ * time (no counters on the hot path), plus the health checks of the metrics listener
+ * (readiness /health-check and liveness /livez, core/sd_health.h). */
 #include "roles/sd_metrics.h"
 #include "core/sd_alloc.h"
 #include "core/sd_buf.h"
 #include "core/sd_fs.h"
+#include "core/sd_health.h"
 #include "core/sd_time.h"
 #include "roles/sd_server.h"
 
@@ -69,9 +71,11 @@ void sd_metrics_handle(void *arg, h2o_req_t *req)
     struct sd_metrics *m = arg;
     struct sd_str path = sd_http_path(req);
     struct sd_buf out = SD_BUF_INIT;
+    int status = sd_health_route(m->srv->health, path.p, path.len, &out);
 
-    if (path.len == 13 && memcmp(path.p, "/health-check", 13) == 0) {
-        sd_http_send(req, 200, "text/plain", "OK\n", 3);
+    if (status != 0) {
+        sd_http_send(req, status, "text/plain", out.data, out.len);
+        sd_buf_fini(&out);
         return;
     }
     if (!(path.len == 8 && memcmp(path.p, "/metrics", 8) == 0)) {

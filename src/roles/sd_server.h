@@ -21,6 +21,7 @@ struct sd_api;
 struct sd_staging;
 struct sd_tables;
 struct sd_operator;
+struct sd_health;
 
 struct sd_server {
     struct sd_config *cfg;          /* owned */
@@ -31,6 +32,7 @@ struct sd_server {
     struct sd_staging *staging;     /* owned; storage-reader role */
     struct sd_tables *tables;       /* owned; storage-coordinator role (imports, table checks) */
     struct sd_operator *storage_op; /* owned; storage-reader + storage-coordinator roles */
+    struct sd_health *health;       /* owned; readiness of every backend (core/sd_health.h) */
     const char *node_id;            /* from cfg */
     struct sd_http_loop api_loop;
     struct sd_http_loop source_loop;

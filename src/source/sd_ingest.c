@@ -12,6 +12,7 @@
 #include "config/sd_config.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
+#include "core/sd_health.h"
 #include "core/sd_log.h"
 #include "core/sd_time.h"
 #include "pipeline/sd_mapping.h"
@@ -592,14 +593,17 @@ void sd_ingest_handle(void *arg, h2o_req_t *req)
     struct sd_ingest *in = arg;
     struct sd_str path = sd_http_path(req);
     struct sd_str parts[3];
+    struct sd_buf health = SD_BUF_INIT;
+    int health_status;
 
     if (sd_http_head_bytes(req) > in->read_buffer_bytes) {
         sd__send_error(req, 413, "stream.in.headerTooLarge", "Request headers are too large.");
         return;
     }
-    if (path.len == strlen("/health-check") && memcmp(path.p, "/health-check", path.len) == 0 &&
-        h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"))) {
-        sd__send_text(req, 200, "OK\n");
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
+        (health_status = sd_health_route(in->srv->health, path.p, path.len, &health)) != 0) {
+        sd__send_text(req, health_status, sd_buf_cstr(&health));
+        sd_buf_fini(&health);
         return;
     }
     if (path.len > strlen("/stream/") && memcmp(path.p, "/stream/", 8) == 0 &&

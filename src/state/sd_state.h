@@ -16,7 +16,9 @@
  *   bytes of keys plus values per call (SD_ELIMIT).
  *
  * Return codes: 0, a negated errno, or SD_ENOTFOUND, SD_ECONFLICT, SD_EINVAL, SD_ELIMIT,
- * SD_ECLOSED, SD_EUNHEALTHY (the backend failed to persist earlier and refuses all work),
+ * SD_ECLOSED, SD_EUNHEALTHY (the backend cannot persist writes now: the call, or a write it
+ * depended on, failed and nothing of it is applied; reads keep working and writes are accepted
+ * again once the backend can persist),
  * SD_ECORRUPT (open found damaged data). A call that returned 0 is durable.
  *
  * Threads: every call is thread-safe, except that sd_state_close must not race with any other
@@ -29,6 +31,7 @@
 #include <stdint.h>
 
 struct sd_config;
+struct sd_health;
 
 /* etcd's default --max-txn-ops. */
 #define SD_STATE_MAX_TXN_OPS 128
@@ -149,6 +152,7 @@ struct sd_state_ops {
     int (*watch)(void *ctx, const char *prefix, int64_t start_rev, sd_watch_fn cb, void *arg,
                  struct sd_watch **out);
     void (*unwatch)(void *ctx, struct sd_watch *w);
+    void (*set_health)(void *ctx, struct sd_health *h);
 };
 
 /* An open store: a backend and its context. */
@@ -252,6 +256,14 @@ static inline int sd_state_watch(struct sd_state *st, const char *prefix, int64_
 static inline void sd_state_unwatch(struct sd_state *st, struct sd_watch *w)
 {
     st->ops->unwatch(st->ctx, w);
+}
+
+/* Makes the store report to h (borrowed; must outlive st): while it cannot persist writes it
+ * marks component "state" broken there with the reason, and clears it once writes succeed
+ * again. Call once after open, before other threads use st. */
+static inline void sd_state_set_health(struct sd_state *st, struct sd_health *h)
+{
+    st->ops->set_health(st->ctx, h);
 }
 
 #endif

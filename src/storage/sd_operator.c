@@ -353,7 +353,8 @@ static void sd__rotation(struct sd_operator *op, int64_t now)
             pthread_mutex_lock(&op->srv->reconcile_lock);
             rc = sd_storage_rotate(op->srv->storage, sink_key, rotate_file, &err);
             pthread_mutex_unlock(&op->srv->reconcile_lock);
-            if (rc != 0) {
+            /* a broken state store logs its episode once; the next check retries */
+            if (rc != 0 && rc != SD_EUNHEALTHY) {
                 sd_log_error("operator", "rotation of sink %s failed: %s", sink_key,
                              sd_buf_cstr(&err));
             }

@@ -15,6 +15,7 @@
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_fs.h"
+#include "core/sd_health.h"
 #include "core/sd_log.h"
 #include "core/sd_time.h"
 #include "defs/sd_settings.h"
@@ -121,7 +122,7 @@ static int sd__volume_load_id(struct sd_volume *v)
     rc = sd_read_file(path, &text, &len);
     if (rc == -ENOENT) {
         char id[SD_VOLUME_ID_LEN + 1];
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, SD_FILE_MODE);
         if (fd < 0) {
             return -errno;
         }
@@ -182,7 +183,7 @@ static int sd__volume_open(struct sd_storage *st, const char *root, const char *
         goto fail;
     }
     snprintf(path, sizeof(path), "%s/writer.lock", v->path);
-    v->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    v->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, SD_FILE_MODE);
     if (v->lock_fd < 0 || flock(v->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         rc = -errno;
         sd_buf_printf(err, "volume %s is locked by another writer (%s)", v->path, sd_strerror(rc));
@@ -212,7 +213,7 @@ static int sd__open_volumes(struct sd_storage *st, struct sd_buf *err)
     const char *root = sd_config_str(st->srv->cfg, "storage.volumesPath");
     DIR *types;
     struct dirent *t;
-    int rc = sd_mkdir_p(root, 0750);
+    int rc = sd_mkdir_p(root, SD_DIR_MODE);
 
     if (rc != 0) {
         sd_buf_printf(err, "cannot create %s: %s", root, sd_strerror(rc));
@@ -253,7 +254,7 @@ static int sd__open_volumes(struct sd_storage *st, struct sd_buf *err)
     if (rc == 0 && st->nvolumes == 0) {
         char dpath[PATH_MAX];
         snprintf(dpath, sizeof(dpath), "%s/default/1", root);
-        rc = sd_mkdir_p(dpath, 0750);
+        rc = sd_mkdir_p(dpath, SD_DIR_MODE);
         if (rc != 0) {
             sd_buf_printf(err, "cannot create %s: %s", dpath, sd_strerror(rc));
             return rc;
@@ -457,7 +458,13 @@ static void sd__on_writer_sync(void *arg, uint64_t seq, int rc)
 {
     struct sd_slice_handle *slice = arg;
     struct sd_storage *st = slice->storage;
+    char name[SD_HEALTH_NAME_MAX];
 
+    /* readiness: an unhealthy writer refuses every append until its slice is rotated */
+    if (rc < 0 && sd_slice_writer_is_unhealthy(slice->writer)) {
+        snprintf(name, sizeof(name), "slice %s", slice->key);
+        sd_health_set(st->srv->health, name, sd_strerror(rc));
+    }
     if (st->listener != NULL) {
         st->listener(st->listener_arg, slice, seq, rc);
     }
@@ -536,6 +543,7 @@ static int sd__slice_open(struct sd_storage *st, const char *slice_key, const ch
  * (or frees it when there is none). */
 static void sd__slice_close(struct sd_storage *st, struct sd_slice_handle *slice)
 {
+    char name[SD_HEALTH_NAME_MAX];
     struct sd_slice_stats final;
     struct sd_slice_handle **pp;
     int rc;
@@ -551,6 +559,8 @@ static void sd__slice_close(struct sd_storage *st, struct sd_slice_handle *slice
     memset(&final, 0, sizeof(final));
     rc = sd_slice_writer_close(slice->writer, &final);
     slice->writer = NULL;
+    snprintf(name, sizeof(name), "slice %s", slice->key);
+    sd_health_clear(st->srv->health, name);
     if (rc != 0) {
         sd_log_error("storage", "closing slice %s: %s", slice->key, sd_strerror(rc));
     }

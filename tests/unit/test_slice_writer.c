@@ -725,7 +725,7 @@ static void test_allocate(void **state)
     p = file_path(t->dir, "n1", 1, 1);
     assert_int_equal(stat(p, &sb), 0);
     assert_int_equal((uint64_t)sb.st_size, st.compressed_bytes);
-    assert_int_equal(sb.st_mode & 0777, 0640);
+    assert_int_equal(sb.st_mode & 0777, SD_FILE_MODE);
     assert_int_equal(gzip_t(p), 0);
     free(p);
     rec_fini(&r);

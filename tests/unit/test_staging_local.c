@@ -131,11 +131,11 @@ static void test_layout(void **state)
     stc_put_str(fx, "1/2/src/k.gz", "hello");
     assert_int_equal(stat(p, &st), 0);
     assert_true(S_ISREG(st.st_mode));
-    assert_int_equal(st.st_mode & 0777, 0640);
+    assert_int_equal(st.st_mode & 0777, SD_FILE_MODE);
     free(p);
     p = in_dir(fx, "staging/1/2");
     assert_int_equal(stat(p, &st), 0);
-    assert_int_equal(st.st_mode & 0777, 0750);
+    assert_int_equal(st.st_mode & 0777, SD_DIR_MODE);
     free(p);
     data = read_rel(fx, "staging/1/2/src/k.gz", &len);
     assert_int_equal(len, 5);

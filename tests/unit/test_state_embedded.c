@@ -1,20 +1,27 @@
 /* test_state_embedded.c: the state contract suite against the "embedded" backend, plus its
  * own durability tests: reopen, torn and corrupt logs, crash (SIGKILL) durability, compaction
- * and its crash-safe log switch, watch history limits, the directory lock and group commit.
+ * and its crash-safe log switch, watch history limits, the directory lock, group commit and
+ * recovery from a log that fails to write or sync (ENOSPC, EIO) without a restart.
  *
  * DESIGN: single-threaded cmocka runner; crash tests fork() a child that uses its own store
  * and dies by SIGKILL, while the parent only reopens the directory afterwards. Every test
- * works in a fresh temp directory that it removes at the end. */
+ * works in a fresh temp directory that it removes at the end. Log faults are injected by this
+ * binary's own write() and fdatasync(), which the linker prefers to libc's: they fail calls on
+ * the store's log descriptors while armed and pass everything else through. */
 #include "state_contract.h"
 
 #include "config/sd_config.h"
 #include "core/sd_buf.h"
+#include "core/sd_health.h"
 #include "state_embedded/state_embedded.h"
 
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 static int open_embedded(const char *dir, struct sd_state **out)
 {
@@ -131,7 +138,240 @@ static int64_t write_mix(struct sd_state *st, int n)
     return lease;
 }
 
+/* ---- log faults ------------------------------------------------------------------------- */
+
+static atomic_int fault_write_errno;    /* armed: writes to a log fail (after half the bytes) */
+static atomic_int fault_sync_errno;     /* armed: fdatasync of a log fails */
+static atomic_int fault_failed_fd = -1; /* the log descriptor whose fdatasync failed */
+static atomic_int fault_syncs_after;    /* fdatasync on it afterwards: must stay 0 */
+
+/* fd is open on a store's "wal" or "wal.new". */
+static int is_log_fd(int fd)
+{
+    char link[64], target[600];
+    ssize_t n;
+
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    n = readlink(link, target, sizeof(target) - 1);
+    if (n <= 0) {
+        return 0;
+    }
+    target[n] = '\0';
+    return (n >= 4 && strcmp(target + n - 4, "/wal") == 0) ||
+           (n >= 8 && strcmp(target + n - 8, "/wal.new") == 0);
+}
+
+ssize_t write(int fd, const void *buf, size_t len)
+{
+    int e = atomic_load(&fault_write_errno);
+
+    if (e != 0 && is_log_fd(fd)) {
+        if (len > 1) {
+            (void)syscall(SYS_write, fd, buf, len / 2);
+        }
+        errno = e;
+        return -1;
+    }
+    return syscall(SYS_write, fd, buf, len);
+}
+
+int fdatasync(int fd)
+{
+    int e = atomic_load(&fault_sync_errno);
+
+    if ((e != 0 || atomic_load(&fault_failed_fd) >= 0) && is_log_fd(fd)) {
+        if (fd == atomic_load(&fault_failed_fd)) {
+            atomic_fetch_add(&fault_syncs_after, 1);
+        }
+        if (e != 0) {
+            atomic_store(&fault_failed_fd, fd);
+            errno = e;
+            return -1;
+        }
+    }
+    return (int)syscall(SYS_fdatasync, fd);
+}
+
+struct fault_watch {
+    atomic_int lost_events; /* events of writes that failed: must stay 0 */
+    atomic_int later_events;
+};
+
+static void fault_watch_cb(const struct sd_watch_event *ev, size_t n, int64_t rev, int rc,
+                           void *arg)
+{
+    struct fault_watch *fw = arg;
+
+    (void)rev;
+    (void)rc;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(ev[i].kv->key, "b") == 0 || strcmp(ev[i].kv->key, "c") == 0) {
+            atomic_fetch_add(&fw->lost_events, 1);
+        } else if (strcmp(ev[i].kv->key, "d") == 0) {
+            atomic_fetch_add(&fw->later_events, 1);
+        }
+    }
+}
+
+/* The log fails (errno_slot armed with err), then works again: the failed writes are applied
+ * nowhere (memory, watches, disk), reads go on meanwhile, the health registry says "state" is
+ * broken, and writes are accepted again without a reopen. */
+static void run_log_fault(const char *dir, atomic_int *errno_slot, int err)
+{
+    struct sd_health *h = sd_health_create();
+    struct sd_state *st = reopen(dir);
+    struct fault_watch fw = {0, 0};
+    struct sd_watch *w = NULL;
+    struct sd_kv kv;
+    struct sd_kvs kvs;
+    struct sd_buf why = SD_BUF_INIT;
+    struct sd_op op = {SD_OP_PUT, "c", "3", 1, 0};
+    struct sd_txn txn = {NULL, 0, &op, 1, NULL, 0};
+    struct sd_txn_result res;
+    int64_t lease = 0, a_rev = 0, d_rev = 0, deadline;
+
+    sd_state_set_health(st, h);
+    assert_int_equal(sd_state_watch(st, "", 0, fault_watch_cb, &fw, &w), 0);
+    assert_int_equal(sd_state_put(st, "a", "1", 1, 0, &a_rev), 0);
+
+    atomic_store(errno_slot, err);
+    assert_int_equal(sd_state_put(st, "b", "2", 1, 0, NULL), SD_EUNHEALTHY);
+    assert_false(sd_health_is_ok(h));
+    assert_int_equal(sd_health_render(h, &why), 503);
+    assert_non_null(strstr(sd_buf_cstr(&why), "state: cannot write"));
+    assert_int_equal(sd_state_txn(st, &txn, &res), SD_EUNHEALTHY);
+    assert_int_equal(sd_state_lease_grant(st, 10, &lease), SD_EUNHEALTHY);
+    /* reads keep working and see nothing of the failed writes */
+    assert_int_equal(sd_state_get(st, "a", &kv), 0);
+    assert_string_equal(kv.value, "1");
+    sd_kv_free(&kv);
+    assert_int_equal(sd_state_get(st, "b", &kv), SD_ENOTFOUND);
+    assert_int_equal(sd_state_range(st, "", 0, &kvs), 0);
+    assert_int_equal(kvs.n, 1);
+    assert_int_equal(kvs.rev, a_rev);
+    sd_kvs_free(&kvs);
+
+    atomic_store(errno_slot, 0);
+    deadline = sd_now_ms() + 5000;
+    while (sd_state_put(st, "d", "4", 1, 0, &d_rev) != 0) {
+        assert_true(sd_now_ms() < deadline);
+        usleep(20000);
+    }
+    assert_true(sd_health_is_ok(h));
+    assert_int_equal(d_rev, a_rev + 1);
+    assert_int_equal(sd_state_get(st, "b", &kv), SD_ENOTFOUND);
+    assert_int_equal(atomic_load(&fault_syncs_after), 0);
+    while (atomic_load(&fw.later_events) == 0) {
+        assert_true(sd_now_ms() < deadline);
+        usleep(5000);
+    }
+    assert_int_equal(atomic_load(&fw.lost_events), 0);
+    sd_state_unwatch(st, w);
+    sd_state_close(st);
+
+    st = reopen(dir);
+    assert_int_equal(sd_state_range(st, "", 0, &kvs), 0);
+    assert_int_equal(kvs.n, 2);
+    assert_string_equal(kvs.items[0].key, "a");
+    assert_string_equal(kvs.items[1].key, "d");
+    assert_int_equal(kvs.rev, d_rev);
+    sd_kvs_free(&kvs);
+    sd_state_close(st);
+    sd_buf_fini(&why);
+    sd_health_destroy(h);
+    atomic_store(&fault_failed_fd, -1);
+}
+
+/* Writers racing a log that fails for a while: outcomes of every put, by thread and attempt. */
+#define RACE_THREADS 4
+#define RACE_PUTS 300
+
+struct race {
+    struct sd_state *st;
+    int id;
+    int rc[RACE_PUTS];
+};
+
+static void *race_main(void *arg)
+{
+    struct race *r = arg;
+    char key[64];
+
+    for (int i = 0; i < RACE_PUTS; i++) {
+        snprintf(key, sizeof(key), "race/%d/%03d", r->id, i);
+        r->rc[i] = sd_state_put(r->st, key, key, strlen(key), 0, NULL);
+        assert_true(r->rc[i] == 0 || r->rc[i] == SD_EUNHEALTHY);
+        usleep(500);
+    }
+    return NULL;
+}
+
 /* ---- tests ------------------------------------------------------------------------------ */
+
+/* Concurrent writers while the log fails and recovers, with frequent compactions: every
+ * acknowledged put is there after a reopen, every failed one nowhere. */
+static void test_log_fault_racing_writers(void **state)
+{
+    struct dir_fixture *fx = *state;
+    struct sd_state *st = reopen(fx->dir);
+    struct race races[RACE_THREADS];
+    pthread_t threads[RACE_THREADS];
+    struct sd_state_embedded_limits lim = {0, 40, 0, 0}; /* compactions meet the failures */
+    struct sd_kv kv;
+    int ok = 0, failed = 0;
+    int64_t deadline;
+
+    sd_state_embedded_set_limits(st->ctx, &lim);
+    for (int t = 0; t < RACE_THREADS; t++) {
+        races[t].st = st;
+        races[t].id = t;
+        assert_int_equal(pthread_create(&threads[t], NULL, race_main, &races[t]), 0);
+    }
+    usleep(50000);
+    atomic_store(&fault_write_errno, ENOSPC);
+    usleep(100000);
+    atomic_store(&fault_write_errno, 0);
+    for (int t = 0; t < RACE_THREADS; t++) {
+        pthread_join(threads[t], NULL);
+    }
+    deadline = sd_now_ms() + 5000;
+    while (sd_state_put(st, "race/after", "x", 1, 0, NULL) != 0) { /* writes come back */
+        assert_true(sd_now_ms() < deadline);
+        usleep(20000);
+    }
+    sd_state_close(st);
+    st = reopen(fx->dir);
+    for (int t = 0; t < RACE_THREADS; t++) {
+        for (int i = 0; i < RACE_PUTS; i++) {
+            char key[64];
+            snprintf(key, sizeof(key), "race/%d/%03d", t, i);
+            assert_int_equal(sd_state_get(st, key, &kv), races[t].rc[i] == 0 ? 0 : SD_ENOTFOUND);
+            sd_kv_free(&kv);
+            ok += races[t].rc[i] == 0;
+            failed += races[t].rc[i] != 0;
+        }
+    }
+    assert_true(failed > 0);
+    assert_int_equal(sd_state_get(st, "race/after", &kv), 0);
+    sd_kv_free(&kv);
+    printf("# racing writers: %d acknowledged, %d failed\n", ok, failed);
+    sd_state_close(st);
+}
+
+static void test_log_enospc_recovers(void **state)
+{
+    struct dir_fixture *fx = *state;
+
+    run_log_fault(fx->dir, &fault_write_errno, ENOSPC);
+}
+
+/* fsyncgate: the descriptor whose fdatasync failed is never synced again. */
+static void test_log_eio_recovers(void **state)
+{
+    struct dir_fixture *fx = *state;
+
+    run_log_fault(fx->dir, &fault_sync_errno, EIO);
+}
 
 static void test_persist_reopen(void **state)
 {
@@ -640,6 +880,9 @@ int main(void)
         DIR_TEST(test_lock_exclusive),
         DIR_TEST(test_open_from_config),
         DIR_TEST(test_group_commit),
+        DIR_TEST(test_log_enospc_recovers),
+        DIR_TEST(test_log_eio_recovers),
+        DIR_TEST(test_log_fault_racing_writers),
     };
 
     return cmocka_run_group_tests_name("state_embedded", tests, NULL, NULL);
