@@ -116,6 +116,7 @@ static struct sd_tpl_tls *sd__tpl_tls(void)
     lim.max_stack = SD_TEMPLATE_MAX_STACK;
     lim.max_memory = SD_TEMPLATE_MAX_MEMORY;
     lim.max_output = SD_TEMPLATE_MAX_OUTPUT;
+    lim.max_time_ms = SD_TEMPLATE_MAX_TIME_MS;
     t->vm = sd_jn_vm_new(&lim);
     if (t->vm == NULL || pthread_setspecific(sd__tpl_key, t) != 0) {
         sd__tpl_tls_free(t);

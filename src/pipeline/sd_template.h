@@ -24,7 +24,10 @@
  *   SD_TEMPLATE_MAX_STEPS   1 000 000 evaluation steps
  *   SD_TEMPLATE_MAX_CALLS   500 nested calls (the reference: "max stack frames exceeded.")
  *   SD_TEMPLATE_MAX_STACK   1 MiB of C stack
- *   SD_TEMPLATE_MAX_MEMORY  64 MiB of evaluation memory
+ *   SD_TEMPLATE_MAX_MEMORY  64 MiB of evaluation memory (values and every string built on the
+ *                           way, manifests included)
+ *   SD_TEMPLATE_MAX_TIME_MS 500 ms of wall-clock time (natives included), so a record fails
+ *                           well within a second whatever its template does
  *   SD_TEMPLATE_MAX_OUTPUT  2 MiB of output, the largest row size limit
  *                           (storage.level.local.encoding.encoder.rowSizeLimit); the mapping
  *                           checks the row's own limit after the evaluation.
@@ -46,6 +49,7 @@
 #define SD_TEMPLATE_MAX_STACK (1024u * 1024u)
 #define SD_TEMPLATE_MAX_MEMORY (64u * 1024u * 1024u)
 #define SD_TEMPLATE_MAX_OUTPUT (2u * 1024u * 1024u)
+#define SD_TEMPLATE_MAX_TIME_MS 500u
 /* Longest template content the API accepts (reference: 1-4096 characters). */
 #define SD_TEMPLATE_MAX_CONTENT 4096
 
