@@ -21,6 +21,7 @@ struct sd_api;
 struct sd_staging;
 struct sd_tables;
 struct sd_operator;
+struct sd_eval_pool;
 
 struct sd_server {
     struct sd_config *cfg;          /* owned */
@@ -31,6 +32,8 @@ struct sd_server {
     struct sd_staging *staging;     /* owned; storage-reader role */
     struct sd_tables *tables;       /* owned; storage-coordinator role (imports, table checks) */
     struct sd_operator *storage_op; /* owned; storage-reader + storage-coordinator roles */
+    struct sd_eval_pool *eval_pool; /* owned; template evaluations of the data endpoint and the
+                                       API's test endpoint (NULL: they run inline) */
     const char *node_id;            /* from cfg */
     struct sd_http_loop api_loop;
     struct sd_http_loop source_loop;
