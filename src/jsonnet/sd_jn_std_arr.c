@@ -103,8 +103,8 @@ SD__JN_NATIVE(makeArray)
     if (sd_jn_tick(vm, SD__JN_TICKS_OF(sz)) != 0) {
         return SD_JN_ERR;
     }
-    n = (size_t)sz;
-    a = sd_jn_arr_new(vm, n);
+    a = sd_jn_arr_new(vm, (size_t)sz);
+    n = sd_jn_arr_len(a); /* 0 when it does not fit: no work for an array that failed */
     for (i = 0; i < n; i++) {
         struct sd_jn_thunk *arg;
         idx = sd_jn_number((double)i);
@@ -134,8 +134,8 @@ SD__JN_NATIVE(range)
     if (sd_jn_tick(vm, SD__JN_TICKS_OF(to - from + 1)) != 0) {
         return SD_JN_ERR;
     }
-    n = (size_t)(to - from + 1);
-    a = sd_jn_arr_new(vm, n);
+    a = sd_jn_arr_new(vm, (size_t)(to - from + 1));
+    n = sd_jn_arr_len(a); /* 0 when it does not fit: no work for an array that failed */
     for (i = 0; i < n; i++) {
         sd_jn_arr_set(vm, a, i, sd_jn_number(from + (double)i));
     }
