@@ -7,7 +7,14 @@
  * "parked": a struct sd_pending with one waiter per waiting sink, queued per slice in append
  * (= sequence) order. A sync message pops every waiter of that slice up to its sequence. The
  * pending request is reference-counted by its waiters, so a request answered early (timeout)
- * stays valid until its last waiter is popped. Status = max over sinks, as in the reference. */
+ * stays valid until its last waiter is popped. Status = max over sinks, as in the reference.
+ *
+ * A source with template columns is mapped on the template workers (pipeline/sd_eval_pool.h),
+ * never on the loop: the loop hands the record (views into the unanswered request) to a worker,
+ * which maps every sink's row under the routes' read lock and posts the rows back; the loop then
+ * routes the request again (the routes may have changed), appends and parks it like any record.
+ * Appends stay on the loop, so waiters are queued in sequence order before their sync can come.
+ * in->njobs keeps the loop's drain waiting for records on the workers. */
 #include "source/sd_ingest.h"
 #include "config/sd_config.h"
 #include "core/sd_alloc.h"
