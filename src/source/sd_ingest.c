@@ -640,6 +640,13 @@ static int sd__has_template(const struct sd_route_source *src)
     return 0;
 }
 
+/* The template workers' queue is full (or the record waited in it past its timeout). */
+static void sd__send_busy(h2o_req_t *req)
+{
+    sd__send_error(req, 503, "stream.in.templatesBusy",
+                   "Too many records wait for template evaluation, retry later.");
+}
+
 static void sd__job_free(struct sd_ingest_job *job)
 {
     for (size_t i = 0; i < job->nrows; i++) {
@@ -662,8 +669,7 @@ static void sd__on_mapped(struct sd_http_loop *loop, void *arg)
     (void)loop;
     in->njobs--;
     if (!job->is_done) {
-        sd__send_error(job->req, 503, "stream.in.templatesBusy",
-                       "Too many records wait for template evaluation, retry later.");
+        sd__send_busy(job->req);
         sd__job_free(job);
         return;
     }
@@ -743,8 +749,7 @@ static void sd__ingest_on_pool(struct sd_ingest *in, h2o_req_t *req, const struc
             sd__send_error(req, 503, "stream.in.shutdown",
                            "The node is shutting down, retry later.");
         } else {
-            sd__send_error(req, 503, "stream.in.templatesBusy",
-                           "Too many records wait for template evaluation, retry later.");
+            sd__send_busy(req);
         }
         return;
     }
