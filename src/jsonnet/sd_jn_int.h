@@ -231,8 +231,9 @@ struct sd_jn_vm {
     struct jn_chunk *chunks;
     struct sd_buf_budget mem; /* the arena's chunks plus every buffer of the evaluation */
     uint64_t steps;
-    uint64_t clock_steps; /* look at the clock when steps reaches this */
-    int64_t deadline_ms;  /* sd_mono_ms() after which the evaluation fails */
+    uint64_t clock_steps;      /* look at the clock when steps reaches this */
+    int64_t deadline_ms;       /* sd_mono_ms() after which the evaluation fails */
+    int64_t outer_deadline_ms; /* sd_jn_vm_set_deadline's, 0 = none */
     unsigned calls;
     const char *stack_base;
     size_t stack_budget;

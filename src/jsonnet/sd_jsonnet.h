@@ -56,6 +56,9 @@ void sd_jn_program_free(struct sd_jn_program *prog);
 /* Creates a VM with the given limits (NULL = defaults). Free with sd_jn_vm_free. */
 struct sd_jn_vm *sd_jn_vm_new(const struct sd_jn_limits *limits);
 void sd_jn_vm_free(struct sd_jn_vm *vm);
+/* Also ends every later evaluation on vm at the sd_mono_ms() time deadline_ms (0 = none), when
+ * that comes before its own max_time_ms: one time budget for several evaluations. */
+void sd_jn_vm_set_deadline(struct sd_jn_vm *vm, int64_t deadline_ms);
 
 /* Evaluates prog and appends its value to out in the given form. host is passed to the host
  * functions (sd_jn_host). On a runtime error (error expression, failed assert, type error, limit

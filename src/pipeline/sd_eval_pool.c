@@ -17,6 +17,7 @@
 
 #include "core/sd_error.h"
 #include "core/sd_log.h"
+#include "core/sd_time.h"
 #include "pipeline/sd_template.h"
 
 #define SD_EVAL_POOL_MAX_THREADS 8
@@ -60,6 +61,7 @@ static void *sd__eval_worker(void *arg)
         pool->n--;
         is_cancelled = pool->is_stopping;
         pthread_mutex_unlock(&pool->lock);
+        sd_template_set_deadline(sd_mono_ms() + SD_TEMPLATE_MAX_JOB_MS);
         job.fn(job.arg, is_cancelled);
         pthread_mutex_lock(&pool->lock);
     }

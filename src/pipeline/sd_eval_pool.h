@@ -4,7 +4,8 @@
  *
  * A job is a function and its argument, queued in a bounded FIFO; the submitter learns at once
  * when the queue is full (it answers 503 instead of waiting). A job runs on a worker thread with
- * that thread's template VM and reports back by posting to its loop (sd_http_loop_post). Workers
+ * that thread's template VM, whose evaluations together get SD_TEMPLATE_MAX_JOB_MS, and reports
+ * back by posting to its loop (sd_http_loop_post). Workers
  * run at a lower scheduling priority than the loops, so a flood of slow templates leaves the
  * CPU to the loops first. Every queued job runs exactly once: normally, or with is_cancelled set
  * when the pool stops first (the job must then answer without evaluating). */

@@ -1002,6 +1002,15 @@ int sd_template_eval(const struct sd_template *t, struct sd_record *rec, int raw
     return rc;
 }
 
+void sd_template_set_deadline(int64_t deadline_ms)
+{
+    struct sd_tpl_tls *tls = sd__tpl_tls();
+
+    if (tls != NULL) {
+        sd_jn_vm_set_deadline(tls->vm, deadline_ms);
+    }
+}
+
 void sd_template_error_pos(unsigned *line, unsigned *col)
 {
     struct sd_tpl_tls *t;
