@@ -707,7 +707,7 @@ static int sd__member_cmp(const void *a, const void *b)
 static struct sd_jn_obj *sd__build_object(struct sd_tpl_walk *w, size_t start, size_t n)
 {
     struct sd_tpl_tls *t = w->t;
-    struct sd_jn_str **keys = t->keys + start;
+    struct sd_jn_str **keys = n > 0 ? t->keys + start : NULL; /* no keys yet for {} */
     unsigned char *drop = NULL;
     struct sd_tpl_member *m;
     struct sd_jn_obj *o;
