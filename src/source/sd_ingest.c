@@ -109,7 +109,8 @@ struct sd_ingest_job {
     int64_t project_id;
     int64_t deadline_ms;
     struct sd_record rec;
-    int is_done; /* the worker mapped the record (else it was cancelled or waited too long) */
+    int is_done;      /* the worker mapped the record */
+    int is_cancelled; /* not mapped: the pool stopped (else it waited past its timeout) */
     struct sd_mapped_row *rows;
     size_t nrows;
     struct sd_buf csv;
@@ -214,6 +215,11 @@ static void sd__send_error(h2o_req_t *req, int status, const char *name, const c
         sd_http_add_header(req, "Retry-After", "1");
     }
     sd_http_send_error(req, status, name, message);
+}
+
+static void sd__send_shutdown(h2o_req_t *req)
+{
+    sd__send_error(req, 503, "stream.in.shutdown", "The node is shutting down, retry later.");
 }
 
 static void sd__send_text(h2o_req_t *req, int status, const char *text)
@@ -524,7 +530,7 @@ static const struct sd_route_source *sd__route(struct sd_ingest *in, h2o_req_t *
     pthread_rwlock_rdlock(&in->routes_lock);
     if (in->is_shutting_down) {
         pthread_rwlock_unlock(&in->routes_lock);
-        sd__send_error(req, 503, "stream.in.shutdown", "The node is shutting down, retry later.");
+        sd__send_shutdown(req);
         return NULL;
     }
     src = sd__find_source(in->routes, project, parts[1].p, parts[1].len);
@@ -668,12 +674,12 @@ static void sd__on_mapped(struct sd_http_loop *loop, void *arg)
 
     (void)loop;
     in->njobs--;
-    if (!job->is_done) {
+    if (job->is_cancelled) {
+        sd__send_shutdown(job->req);
+    } else if (!job->is_done) {
         sd__send_busy(job->req);
-        sd__job_free(job);
-        return;
     }
-    src = sd__route(in, job->req, job->parts, job->project_id);
+    src = job->is_done ? sd__route(in, job->req, job->parts, job->project_id) : NULL;
     if (src == NULL) {
         sd__job_free(job);
         return;
@@ -707,6 +713,7 @@ static void sd__map_job(void *arg, int is_cancelled)
     struct sd_ingest *in = job->in;
     const struct sd_route_source *src;
 
+    job->is_cancelled = is_cancelled;
     if (!is_cancelled && sd_mono_ms() < job->deadline_ms) {
         pthread_rwlock_rdlock(&in->routes_lock);
         src = sd__find_source(in->routes, job->project_id, job->parts[1].p, job->parts[1].len);
@@ -746,8 +753,7 @@ static void sd__ingest_on_pool(struct sd_ingest *in, h2o_req_t *req, const struc
         sd_record_fini(&job->rec);
         sd__job_free(job);
         if (rc == SD_ECLOSED) {
-            sd__send_error(req, 503, "stream.in.shutdown",
-                           "The node is shutting down, retry later.");
+            sd__send_shutdown(req);
         } else {
             sd__send_busy(req);
         }

@@ -173,3 +173,30 @@ def test_full_template_queue_answers_503(streamd_factory):
             assert doc["error"] == "stream.in.templatesBusy", doc
             assert headers.get("retry-after") == "1", headers
             assert elapsed < 1 * TIMEOUT_MULT, elapsed  # answered at once, not queued
+
+
+def test_shutdown_answers_records_on_the_template_workers(streamd_factory):
+    """Not a regression of the issue but of the workers' shutdown: every record on or queued for
+    the workers is answered (queued ones 503 stream.in.shutdown), and the server exits 0 (with no
+    sanitizer report, checked by the fixture)."""
+    s = streamd_factory(args=FAST)
+    url = s.create_source("s1")["http"]["url"]
+    s.create_sink("s1", "k1", slow_columns(), table_id="in.c-bucket.slow")
+    results = []
+
+    def send():
+        status, _, data = http_request(url, "POST", '{"a": 1}', J, timeout=60)
+        results.append((status, data))
+
+    threads = [threading.Thread(target=send) for _ in range(12)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    assert s.stop() == 0
+    for t in threads:
+        t.join()
+    assert len(results) == 12
+    for status, data in results:
+        assert status in (200, 500, 503), (status, data)
+        if status == 503:
+            assert json.loads(data)["error"] in ("stream.in.shutdown", "stream.in.noPipelineReady"), data
