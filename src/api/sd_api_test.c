@@ -11,15 +11,19 @@
  * as a one-column mapping and written with sd_mapping_write_row, so the value is exactly what
  * ingestion writes and a failure names its column: a mapping error answers 422
  * stream.api.invalidColumnValue "Invalid value for column "<name>": <reason>" (the reference's
- * OpenAPI name). The one-field CSV row is unquoted back into the value. Runs on the API loop
- * thread, like the other handlers; the mappings are compiled per request (a test request is
- * rare and small). */
+ * OpenAPI name). The one-field CSV row is unquoted back into the value. The mappings are
+ * compiled per request (a test request is rare and small). Templates may run to their limits,
+ * so the mapping runs on the evaluation pool (pipeline/sd_eval_pool.h): the request is parked,
+ * a worker builds the answer and posts it back to the API loop, which sends it; the API keeps
+ * serving meanwhile. */
 #include "api/sd_api_internal.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_time.h"
+#include "pipeline/sd_eval_pool.h"
 #include "pipeline/sd_mapping.h"
 #include "pipeline/sd_record.h"
+#include "roles/sd_server.h"
 #include "state/sd_state.h"
 
 #include <arpa/inet.h>
@@ -225,44 +229,31 @@ static int sd__signal_param(struct sd_api_ctx *c)
     return rc;
 }
 
-void sd__api_source_test(struct sd_api_ctx *c)
-{
-    struct sd_buf prefix = SD_BUF_INIT, msg = SD_BUF_INIT;
+/* A test request, mapped on the evaluation pool: the record borrows the parked request's
+ * memory (valid while it is unanswered). */
+struct sd_test_job {
+    struct sd_api *api;
+    h2o_req_t *req;
+    int64_t project_id;
+    int64_t branch_id;
+    char source_id[SD_DEFS_ID_MAX + 1];
+    struct sd_kvs kvs; /* the source's sinks */
+    size_t prefix_len; /* of their keys */
     struct sd_record rec;
-    struct sd_header *headers = NULL;
-    struct sd_kvs kvs;
-    size_t nheaders = 0;
-    json_t *tables = NULL, *out;
-    int rc;
+    int is_done; /* mapped (else cancelled: the pool stopped first) */
+    int rc;      /* 0: out is the answer; 422: msg; else an internal error */
+    json_t *out;
+    struct sd_buf msg;
+};
 
-    memset(&kvs, 0, sizeof(kvs));
-    sd_record_init(&rec);
-    if (sd__signal_param(c) != 0 || sd__api_get_source(c, NULL, NULL) != 0) {
-        goto out;
-    }
-    sd_defs_sinks_prefix(&prefix, c->project_id, c->branch_id, c->source_id, 0);
-    rc = sd_state_range(c->api->state, sd_buf_cstr(&prefix), 0, &kvs);
-    if (rc != 0) {
-        sd__api_internal_error(c->req, "listing sinks", rc);
-        goto out;
-    }
+/* Maps the record through every enabled sink into job->out (any thread). */
+static void sd__test_map(struct sd_test_job *job)
+{
+    json_t *tables = json_array();
 
-    rec.recv_time_ms = sd_now_ms();
-    sd__client_ip(c->req, rec.ip, sizeof(rec.ip));
-    sd__test_headers(c->req, &headers, &nheaders);
-    rec.headers = headers;
-    rec.nheaders = nheaders;
-    if (c->req->entity.base != NULL) {
-        rec.body.p = c->req->entity.base;
-        rec.body.len = c->req->entity.len;
-    } else {
-        rec.body = SD_STR_LIT("");
-    }
-    rec.content_type = sd_http_header(c->req, "content-type");
-
-    tables = json_array();
-    for (size_t i = 0; i < kvs.n; i++) {
-        json_t *sink = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
+    for (size_t i = 0; i < job->kvs.n; i++) {
+        const struct sd_kv *kv = &job->kvs.items[i];
+        json_t *sink = json_loadb(kv->value, kv->value_len, 0, NULL);
         json_t *table = json_object_get(sink, "table");
         json_t *columns = json_object_get(json_object_get(table, "mapping"), "columns");
         json_t *entry, *rows, *row, *cells;
@@ -272,40 +263,130 @@ void sd__api_source_test(struct sd_api_ctx *c)
             continue;
         }
         cells = json_array();
-        rc = sd__map_sink(columns, &rec, cells, &msg);
-        if (rc != 0) {
+        job->rc = sd__map_sink(columns, &job->rec, cells, &job->msg);
+        if (job->rc != 0) {
             json_decref(cells);
             json_decref(sink);
-            if (rc == 422) {
-                sd__api_error(c->req, 422, "invalidColumnValue", "%s", sd_buf_cstr(&msg));
-            } else {
-                sd__api_internal_error(c->req, "mapping the record", rc);
-            }
-            goto out;
+            json_decref(tables);
+            return;
         }
         row = json_object();
         json_object_set_new(row, "columns", cells);
         rows = json_array();
         json_array_append_new(rows, row);
         entry = json_object();
-        json_object_set_new(entry, "sinkId", json_string(kvs.items[i].key + prefix.len));
+        json_object_set_new(entry, "sinkId", json_string(kv->key + job->prefix_len));
         json_object_set(entry, "tableId", json_object_get(table, "tableId"));
         json_object_set_new(entry, "rows", rows);
         json_array_append_new(tables, entry);
         json_decref(sink);
     }
-    out = json_object();
-    json_object_set_new(out, "projectId", json_integer(c->project_id));
-    json_object_set_new(out, "branchId", json_integer(c->branch_id));
-    json_object_set_new(out, "sourceId", json_string(c->source_id));
-    json_object_set_new(out, "tables", tables);
-    tables = NULL;
-    sd_http_send_json(c->req, 200, out, 1);
+    job->out = json_object();
+    json_object_set_new(job->out, "projectId", json_integer(job->project_id));
+    json_object_set_new(job->out, "branchId", json_integer(job->branch_id));
+    json_object_set_new(job->out, "sourceId", json_string(job->source_id));
+    json_object_set_new(job->out, "tables", tables);
+}
 
-out:
-    json_decref(tables);
-    sd_record_fini(&rec);
-    sd_kvs_free(&kvs);
+static void sd__test_job_free(struct sd_test_job *job)
+{
+    json_decref(job->out);
+    sd_record_fini(&job->rec);
+    sd_kvs_free(&job->kvs);
+    sd_buf_fini(&job->msg);
+    free(job);
+}
+
+/* API loop: answers the test request and frees the job. */
+static void sd__test_answer(struct sd_test_job *job)
+{
+    if (!job->is_done) {
+        sd__api_error(job->req, 503, "shutdown", "The node is shutting down, retry later.");
+    } else if (job->out != NULL) {
+        sd_http_send_json(job->req, 200, job->out, 1);
+        job->out = NULL;
+    } else if (job->rc == 422) {
+        sd__api_error(job->req, 422, "invalidColumnValue", "%s", sd_buf_cstr(&job->msg));
+    } else {
+        sd__api_internal_error(job->req, "mapping the record", job->rc);
+    }
+    sd__test_job_free(job);
+}
+
+static void sd__test_on_mapped(struct sd_http_loop *loop, void *arg)
+{
+    (void)loop;
+    sd__test_answer(arg);
+}
+
+/* Pool worker: maps, then hands the answer to the API loop. */
+static void sd__test_job(void *arg, int is_cancelled)
+{
+    struct sd_test_job *job = arg;
+
+    if (!is_cancelled) {
+        sd__test_map(job);
+        job->is_done = 1;
+    }
+    sd_record_fini(&job->rec); /* the parsed body is freed on the thread that made it */
+    sd_http_loop_post(&job->api->srv->api_loop, sd__test_on_mapped, job);
+}
+
+void sd__api_source_test(struct sd_api_ctx *c)
+{
+    struct sd_buf prefix = SD_BUF_INIT;
+    struct sd_test_job *job;
+    struct sd_header *headers = NULL;
+    struct sd_eval_pool *pool = c->api->srv->eval_pool;
+    size_t nheaders = 0;
+    int rc;
+
+    if (sd__signal_param(c) != 0 || sd__api_get_source(c, NULL, NULL) != 0) {
+        return;
+    }
+    job = sd_xcalloc(1, sizeof(*job));
+    job->api = c->api;
+    job->req = c->req;
+    job->project_id = c->project_id;
+    job->branch_id = c->branch_id;
+    snprintf(job->source_id, sizeof(job->source_id), "%s", c->source_id);
+    sd_buf_init(&job->msg);
+    sd_record_init(&job->rec);
+    sd_defs_sinks_prefix(&prefix, c->project_id, c->branch_id, c->source_id, 0);
+    job->prefix_len = prefix.len;
+    rc = sd_state_range(c->api->state, sd_buf_cstr(&prefix), 0, &job->kvs);
     sd_buf_fini(&prefix);
-    sd_buf_fini(&msg);
+    if (rc != 0) {
+        sd__api_internal_error(c->req, "listing sinks", rc);
+        sd__test_job_free(job);
+        return;
+    }
+
+    job->rec.recv_time_ms = sd_now_ms();
+    sd__client_ip(c->req, job->rec.ip, sizeof(job->rec.ip));
+    sd__test_headers(c->req, &headers, &nheaders);
+    job->rec.headers = headers;
+    job->rec.nheaders = nheaders;
+    if (c->req->entity.base != NULL) {
+        job->rec.body.p = c->req->entity.base;
+        job->rec.body.len = c->req->entity.len;
+    } else {
+        job->rec.body = SD_STR_LIT("");
+    }
+    job->rec.content_type = sd_http_header(c->req, "content-type");
+
+    if (pool == NULL) { /* no workers (an API without the server's pool): inline */
+        sd__test_map(job);
+        job->is_done = 1;
+        sd__test_answer(job);
+        return;
+    }
+    rc = sd_eval_pool_submit(pool, sd__test_job, job);
+    if (rc == SD_ELIMIT) {
+        sd__api_error(c->req, 503, "templatesBusy",
+                      "Too many requests wait for template evaluation, retry later.");
+        sd__test_job_free(job);
+    } else if (rc != 0) {
+        sd__test_answer(job); /* not done: the pool is stopping */
+    }
 }

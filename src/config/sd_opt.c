@@ -158,6 +158,12 @@ static const struct sd_opt sd_opts[] = {
      "Maximum time to handle one request (duration)."},
     {"source.http.shutdownTimeout", SD_OPT_DURATION, "30s", SD_SEC(1), SD_MIN(10), NULL, 0,
      "Maximum time of the graceful shutdown of the import endpoint (duration)."},
+    {"source.http.templateQueueSize", SD_OPT_INT, "64", 1, 100000, NULL, 0,
+     "Records and test requests that may wait for a template worker; more are answered 503 "
+     "(count)."},
+    {"source.http.templateWorkers", SD_OPT_INT, "0", 0, 8, NULL, 0,
+     "Threads that evaluate templates, away from the event loops (count; 0 = one per core, at "
+     "most 8)."},
     {"source.http.writeBufferSize", SD_OPT_SIZE, "4KB", SD_KB(1), SD_MB(1), NULL, 0,
      "Size of the response write buffer (bytes)."},
     {"staging.backend", SD_OPT_ENUM, "local", 0, 0, sd_enum_staging_backend, 0,

@@ -11,12 +11,31 @@ void sd_buf_init(struct sd_buf *b)
     b->data = NULL;
     b->len = 0;
     b->cap = 0;
+    b->budget = NULL;
+}
+
+void sd_buf_init_budget(struct sd_buf *b, struct sd_buf_budget *budget)
+{
+    sd_buf_init(b);
+    b->budget = budget;
+}
+
+/* Gives the capacity back to the budget and empties the buffer (the bytes are freed or owned by
+ * someone else). */
+static void sd__buf_release(struct sd_buf *b)
+{
+    if (b->budget != NULL) {
+        b->budget->used -= b->cap < b->budget->used ? b->cap : b->budget->used;
+    }
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
 }
 
 void sd_buf_fini(struct sd_buf *b)
 {
     free(b->data);
-    sd_buf_init(b);
+    sd__buf_release(b);
 }
 
 int sd_buf_reserve(struct sd_buf *b, size_t extra)
@@ -33,11 +52,21 @@ int sd_buf_reserve(struct sd_buf *b, size_t extra)
     }
     cap = b->cap ? b->cap : 64;
     while (cap < need) {
-        cap *= 2;
+        cap = cap * 2 > cap ? cap * 2 : need;
+    }
+    if (b->budget != NULL) {
+        struct sd_buf_budget *g = b->budget;
+        if (cap - b->cap > (g->max > g->used ? g->max - g->used : 0)) {
+            g->is_exceeded = 1;
+            return -ENOMEM;
+        }
     }
     p = realloc(b->data, cap);
     if (p == NULL) {
         return -ENOMEM;
+    }
+    if (b->budget != NULL) {
+        b->budget->used += cap - b->cap;
     }
     b->data = p;
     b->cap = cap;
@@ -115,6 +144,6 @@ char *sd_buf_steal(struct sd_buf *b)
 
     sd_buf_cstr(b);
     p = b->data;
-    sd_buf_init(b);
+    sd__buf_release(b);
     return p;
 }

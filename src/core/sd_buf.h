@@ -58,25 +58,40 @@ static inline int sd_hex_digit(int c)
     return -1;
 }
 
+/* A byte budget shared by a group of buffers (e.g. everything one Jsonnet evaluation builds
+ * outside its arena). A buffer with a budget charges its capacity to it when it grows and gives
+ * it back when freed or stolen; growth that would take used past max fails with -ENOMEM and sets
+ * is_exceeded, so the owner can report the limit. The budget must outlive its buffers. */
+struct sd_buf_budget {
+    size_t used;
+    size_t max;
+    int is_exceeded;
+};
+
 struct sd_buf {
     char *data;
     size_t len;
     size_t cap;
+    struct sd_buf_budget *budget; /* NULL: unbounded */
 };
 
 #define SD_BUF_INIT                                                                                \
     {                                                                                              \
-        NULL, 0, 0                                                                                 \
+        NULL, 0, 0, NULL                                                                           \
     }
 
 void sd_buf_init(struct sd_buf *b);
+/* An empty buffer whose growth is charged to budget. */
+void sd_buf_init_budget(struct sd_buf *b, struct sd_buf_budget *budget);
+/* Frees the bytes (refunding its budget); the buffer stays usable, with the same budget. */
 void sd_buf_fini(struct sd_buf *b);
 /* Empties the buffer, keeping its memory. */
 static inline void sd_buf_reset(struct sd_buf *b)
 {
     b->len = 0;
 }
-/* Ensures room for extra more bytes (plus a spare NUL). Returns 0 or -ENOMEM. */
+/* Ensures room for extra more bytes (plus a spare NUL). Returns 0 or -ENOMEM (also when the
+ * budget has no room). */
 int sd_buf_reserve(struct sd_buf *b, size_t extra);
 int sd_buf_append(struct sd_buf *b, const void *p, size_t len);
 int sd_buf_append_str(struct sd_buf *b, const char *s);
@@ -86,7 +101,8 @@ int sd_buf_vprintf(struct sd_buf *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 /* Returns data as a NUL-terminated C string (the NUL is not counted in len). */
 const char *sd_buf_cstr(struct sd_buf *b);
-/* Takes ownership of the bytes out of the buffer (NUL-terminated); leaves b empty. */
+/* Takes ownership of the bytes out of the buffer (NUL-terminated; they leave the budget); leaves
+ * b empty. */
 char *sd_buf_steal(struct sd_buf *b);
 
 #ifdef __cplusplus

@@ -21,12 +21,16 @@
 
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
+#include "core/sd_time.h"
 
 #define JN_DEFAULT_STEPS 10000000ULL
 #define JN_DEFAULT_CALLS 500
 #define JN_DEFAULT_STACK (4u << 20)
 #define JN_DEFAULT_MEMORY ((size_t)256 << 20)
 #define JN_DEFAULT_OUTPUT ((size_t)64 << 20)
+#define JN_DEFAULT_TIME_MS 60000u
+/* Steps between two looks at the clock (a step costs tens of nanoseconds, the clock ~20 ns). */
+#define JN_CLOCK_STEPS 1024u
 #define JN_STACK_RESERVE (256u << 10)
 
 static int eval(struct sd_jn_vm *vm, const struct jn_node *n, struct jn_env *env,
@@ -96,6 +100,11 @@ int sd_jn_throw(struct sd_jn_vm *vm, const char *fmt, ...)
     return rc;
 }
 
+int jn_memory_error(struct sd_jn_vm *vm)
+{
+    return sd_jn_throw(vm, "memory limit (%zu bytes) exceeded", vm->limits.max_memory);
+}
+
 int sd_jn_tick(struct sd_jn_vm *vm, uint64_t n)
 {
     vm->steps += n;
@@ -103,10 +112,24 @@ int sd_jn_tick(struct sd_jn_vm *vm, uint64_t n)
         return sd_jn_throw(vm, "evaluation step limit (%llu) exceeded",
                            (unsigned long long)vm->limits.max_steps);
     }
-    if (vm->arena_bytes > vm->limits.max_memory) {
-        return sd_jn_throw(vm, "memory limit (%zu bytes) exceeded", vm->limits.max_memory);
+    if (vm->mem.used > vm->limits.max_memory || vm->mem.is_exceeded) {
+        return jn_memory_error(vm);
+    }
+    if (vm->steps >= vm->clock_steps) {
+        vm->clock_steps = vm->steps + JN_CLOCK_STEPS;
+        if (sd_mono_ms() > vm->deadline_ms) {
+            return sd_jn_throw(vm, "evaluation time limit exceeded");
+        }
     }
     return 0;
+}
+
+struct sd_buf sd_jn_buf(struct sd_jn_vm *vm)
+{
+    struct sd_buf b;
+
+    sd_buf_init_budget(&b, &vm->mem);
+    return b;
 }
 
 void *sd_jn_host(struct sd_jn_vm *vm)
@@ -122,7 +145,8 @@ static int enter(struct sd_jn_vm *vm, const struct jn_node *n)
     if ((size_t)(vm->stack_base - here) > vm->stack_budget) {
         return jn_throw_at(vm, n, "max stack depth exceeded (expression nested too deeply)");
     }
-    if (++vm->steps > vm->limits.max_steps || vm->arena_bytes > vm->limits.max_memory) {
+    if (++vm->steps > vm->limits.max_steps || vm->steps >= vm->clock_steps ||
+        vm->mem.used > vm->limits.max_memory || vm->mem.is_exceeded) {
         vm->call_node = n;
         return sd_jn_tick(vm, 0);
     }
@@ -323,7 +347,7 @@ static int run_layer_asserts(struct sd_jn_vm *vm, struct sd_jn_obj *self, struct
         }
         if (!c.u.b) {
             struct sd_jn_val m;
-            struct sd_buf msg = SD_BUF_INIT;
+            struct sd_buf msg = sd_jn_buf(vm);
             if (a->b == NULL) {
                 return jn_throw_at(vm, a, "object assertion failed");
             }
@@ -479,6 +503,9 @@ static int call_native(struct sd_jn_vm *vm, const struct jn_node *at,
     }
     vm->call_node = at;
     rc = nat->fn(vm, args, out);
+    if (rc == 0 && vm->mem.is_exceeded) { /* a buffer it grew hit the memory limit */
+        rc = jn_memory_error(vm);
+    }
     vm->call_node = saved;
     return vm->failed ? SD_JN_ERR : rc; /* e.g. a value it built hit the memory limit */
 }
@@ -698,7 +725,7 @@ static int concat_strings(struct sd_jn_vm *vm, struct sd_jn_val *a, struct sd_jn
                           struct sd_jn_val *out)
 {
     struct sd_jn_str *s;
-    struct sd_buf tmp = SD_BUF_INIT;
+    struct sd_buf tmp = sd_jn_buf(vm);
     const char *pa;
     const char *pb;
     size_t la;
@@ -1009,9 +1036,20 @@ static int field_name(struct sd_jn_vm *vm, const struct jn_node *at, struct sd_j
     return 0;
 }
 
+/* A linear scan: charged as steps (a comparison costs a fraction of a step), so a comprehension
+ * of many fields cannot do quadratic work within its step limit. */
 static int check_duplicate(struct sd_jn_vm *vm, const struct jn_node *at, struct sd_jn_obj *o,
                            struct sd_jn_str *name)
 {
+    const struct jn_node *saved = vm->call_node;
+    int rc;
+
+    vm->call_node = at; /* where a limit error points */
+    rc = sd_jn_tick(vm, o->nfields / 8);
+    vm->call_node = saved;
+    if (rc != 0) {
+        return SD_JN_ERR;
+    }
     for (size_t i = 0; i < o->nfields; i++) {
         if (jn_str_eq(o->fields[i].name, name->data, name->len)) {
             return jn_throw_at(vm, at, "duplicate field name: \"%s\"", name->data);
@@ -1213,7 +1251,7 @@ static int eval_message(struct sd_jn_vm *vm, const struct jn_node *at, const str
                         struct jn_env *env, const char *fallback)
 {
     struct sd_jn_val m;
-    struct sd_buf text = SD_BUF_INIT;
+    struct sd_buf text = sd_jn_buf(vm);
     int rc;
 
     if (msg == NULL) {
@@ -1564,6 +1602,10 @@ struct sd_jn_vm *sd_jn_vm_new(const struct sd_jn_limits *limits)
     if (vm->limits.max_output == 0) {
         vm->limits.max_output = JN_DEFAULT_OUTPUT;
     }
+    if (vm->limits.max_time_ms == 0) {
+        vm->limits.max_time_ms = JN_DEFAULT_TIME_MS;
+    }
+    vm->mem.max = vm->limits.max_memory;
     return vm;
 }
 
@@ -1575,6 +1617,11 @@ void sd_jn_vm_free(struct sd_jn_vm *vm)
     jn_chunks_free(vm->chunks);
     sd_buf_fini(&vm->err);
     free(vm);
+}
+
+void sd_jn_vm_set_deadline(struct sd_jn_vm *vm, int64_t deadline_ms)
+{
+    vm->outer_deadline_ms = deadline_ms;
 }
 
 void sd_jn_vm_error_pos(const struct sd_jn_vm *vm, unsigned *line, unsigned *col)
@@ -1635,10 +1682,17 @@ int sd_jn_eval(const struct sd_jn_program *prog, struct sd_jn_vm *vm, void *host
                enum sd_jn_output form, struct sd_buf *out, struct sd_buf *err)
 {
     size_t start = out->len;
+    struct sd_buf_budget *out_budget = out->budget;
     struct sd_jn_val v;
     struct jn_env *root;
     int rc;
 
+    out->budget = &vm->mem; /* the output's growth counts against the memory limit too */
+    vm->deadline_ms = sd_mono_ms() + vm->limits.max_time_ms;
+    if (vm->outer_deadline_ms != 0 && vm->outer_deadline_ms < vm->deadline_ms) {
+        vm->deadline_ms = vm->outer_deadline_ms;
+    }
+    vm->clock_steps = JN_CLOCK_STEPS;
     vm->stack_base = __builtin_frame_address(0);
     vm->stack_budget = stack_budget(vm, vm->stack_base);
     vm->failed = 0;
@@ -1662,7 +1716,9 @@ int sd_jn_eval(const struct sd_jn_program *prog, struct sd_jn_vm *vm, void *host
                 rc = sd_buf_append_char(out, '\n') == 0 ? 0 : -ENOMEM;
             }
         }
-        if (rc == 0 && out->len - start > vm->limits.max_output) {
+        if (rc != SD_JN_ERR && vm->mem.is_exceeded) {
+            rc = jn_memory_error(vm);
+        } else if (rc == 0 && out->len - start > vm->limits.max_output) {
             vm->output_exceeded = 1;
             rc = sd_jn_throw(vm, "output limit (%zu bytes) exceeded", vm->limits.max_output);
         }
@@ -1677,6 +1733,7 @@ int sd_jn_eval(const struct sd_jn_program *prog, struct sd_jn_vm *vm, void *host
             rc = vm->output_exceeded ? SD_ELIMIT : SD_EINVAL;
         }
     }
+    out->budget = out_budget;
     vm->host = NULL;
     jn_arena_reset(vm);
     return rc;

@@ -300,7 +300,7 @@ static int render_float_dec(struct sd_jn_vm *vm, struct sd_buf *b, double n, dou
     double whole;
     double frac;
     double dot = prec == 0 && !ensure_pt ? 0 : 1;
-    struct sd_buf fs = SD_BUF_INIT;
+    struct sd_buf fs = sd_jn_buf(vm);
     size_t k;
 
     if (finite_or_overflow(vm, den) != 0 || finite_or_overflow(vm, num) != 0) {
@@ -336,7 +336,7 @@ static int render_float_sci(struct sd_jn_vm *vm, struct sd_buf *b, double n, dou
 {
     double e = 0;
     double mant;
-    struct sd_buf suff = SD_BUF_INIT;
+    struct sd_buf suff = sd_jn_buf(vm);
     int rc;
 
     if (n != 0) {
@@ -477,9 +477,9 @@ int sd_jn_format(struct sd_jn_vm *vm, const struct sd_jn_str *fmt, const struct 
 {
     struct fmt_code *codes = NULL;
     struct fmt_code *c;
-    struct sd_buf b = SD_BUF_INIT;
-    struct sd_buf tmp = SD_BUF_INIT;
-    struct sd_buf where = SD_BUF_INIT;
+    struct sd_buf b = sd_jn_buf(vm);
+    struct sd_buf tmp = sd_jn_buf(vm);
+    struct sd_buf where = sd_jn_buf(vm);
     struct sd_jn_arr *arr = NULL;
     struct sd_jn_obj *obj = NULL;
     struct sd_jn_val v;

@@ -229,8 +229,11 @@ struct jn_chunk {
 struct sd_jn_vm {
     struct sd_jn_limits limits;
     struct jn_chunk *chunks;
-    size_t arena_bytes;
+    struct sd_buf_budget mem; /* the arena's chunks plus every buffer of the evaluation */
     uint64_t steps;
+    uint64_t clock_steps;      /* look at the clock when steps reaches this */
+    int64_t deadline_ms;       /* sd_mono_ms() after which the evaluation fails */
+    int64_t outer_deadline_ms; /* sd_jn_vm_set_deadline's, 0 = none */
     unsigned calls;
     const char *stack_base;
     size_t stack_budget;
@@ -271,6 +274,8 @@ struct jn_ofield *jn_simple_field(struct sd_jn_vm *vm, struct sd_jn_obj *o, cons
 
 /* sd_jn_eval.c */
 int jn_force(struct sd_jn_vm *vm, struct sd_jn_thunk *t, struct sd_jn_val *out);
+/* Fails the VM with the memory-limit error; returns SD_JN_ERR. */
+int jn_memory_error(struct sd_jn_vm *vm);
 int jn_throw_at(struct sd_jn_vm *vm, const struct jn_node *node, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Finds the field name in o's layers at or below depth min_depth from the top; returns its layer

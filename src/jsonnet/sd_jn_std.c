@@ -199,7 +199,7 @@ SD__JN_NATIVE(length)
 
 SD__JN_NATIVE(toString)
 {
-    struct sd_buf b = SD_BUF_INIT;
+    struct sd_buf b = sd_jn_buf(vm);
 
     if (args[0].type == SD_JN_STRING) {
         *out = args[0];
@@ -253,8 +253,8 @@ SD__JN_NATIVE(primitiveEquals)
 
 SD__JN_NATIVE(assertEqual)
 {
-    struct sd_buf a = SD_BUF_INIT;
-    struct sd_buf b = SD_BUF_INIT;
+    struct sd_buf a = sd_jn_buf(vm);
+    struct sd_buf b = sd_jn_buf(vm);
     int eq;
     int rc = SD_JN_ERR;
 

@@ -103,8 +103,8 @@ SD__JN_NATIVE(makeArray)
     if (sd_jn_tick(vm, SD__JN_TICKS_OF(sz)) != 0) {
         return SD_JN_ERR;
     }
-    n = (size_t)sz;
-    a = sd_jn_arr_new(vm, n);
+    a = sd_jn_arr_new(vm, (size_t)sz);
+    n = sd_jn_arr_len(a); /* 0 when it does not fit: no work for an array that failed */
     for (i = 0; i < n; i++) {
         struct sd_jn_thunk *arg;
         idx = sd_jn_number((double)i);
@@ -134,8 +134,8 @@ SD__JN_NATIVE(range)
     if (sd_jn_tick(vm, SD__JN_TICKS_OF(to - from + 1)) != 0) {
         return SD_JN_ERR;
     }
-    n = (size_t)(to - from + 1);
-    a = sd_jn_arr_new(vm, n);
+    a = sd_jn_arr_new(vm, (size_t)(to - from + 1));
+    n = sd_jn_arr_len(a); /* 0 when it does not fit: no work for an array that failed */
     for (i = 0; i < n; i++) {
         sd_jn_arr_set(vm, a, i, sd_jn_number(from + (double)i));
     }
@@ -148,7 +148,7 @@ SD__JN_NATIVE(repeat)
     double count;
     size_t i;
     size_t n;
-    struct sd_buf b = SD_BUF_INIT;
+    struct sd_buf b = sd_jn_buf(vm);
     struct sd_jn_arr **parts;
 
     if (sd__jn_want_int(vm, "repeat", 1, &args[1], &count) != 0) {
@@ -222,7 +222,7 @@ SD__JN_NATIVE(slice)
     size_t a;
     size_t b;
     size_t *idx;
-    struct sd_buf buf = SD_BUF_INIT;
+    struct sd_buf buf = sd_jn_buf(vm);
     const struct sd_jn_str *s;
 
     if (want_seq(vm, "slice", 0, &args[0]) != 0) {
@@ -330,7 +330,7 @@ SD__JN_NATIVE(join)
     struct sd_jn_arr *arr;
     struct sd_jn_arr **parts;
     struct sd_jn_val e;
-    struct sd_buf b = SD_BUF_INIT;
+    struct sd_buf b = sd_jn_buf(vm);
     size_t n;
     size_t i;
     size_t np = 0;
@@ -402,7 +402,7 @@ fail:
 SD__JN_NATIVE(lines)
 {
     struct sd_jn_val e;
-    struct sd_buf b = SD_BUF_INIT;
+    struct sd_buf b = sd_jn_buf(vm);
     size_t n;
     size_t i;
 
@@ -448,7 +448,7 @@ SD__JN_NATIVE(deepJoin)
     struct frame *stack = NULL;
     size_t depth = 0;
     size_t cap = 0;
-    struct sd_buf b = SD_BUF_INIT;
+    struct sd_buf b = sd_jn_buf(vm);
     struct sd_jn_val e = args[0];
     int rc = SD_JN_ERR;
 
@@ -648,7 +648,7 @@ SD__JN_NATIVE(flatMap)
     struct sd_jn_val e;
     struct sd_jn_val r;
     struct sd_jn_arr **parts;
-    struct sd_buf b = SD_BUF_INIT;
+    struct sd_buf b = sd_jn_buf(vm);
     size_t i;
 
     if (want_func(vm, "flatMap", 0, &args[0]) != 0 || want_seq(vm, "flatMap", 1, &args[1]) != 0) {

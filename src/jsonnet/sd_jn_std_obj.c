@@ -422,7 +422,7 @@ static int manifest_ex(struct sd_jn_vm *vm, const struct sd_jn_val *value,
     size_t depth = 0;
     size_t cap = 0;
     struct sd_jn_val v = *value;
-    struct sd_buf path = SD_BUF_INIT;
+    struct sd_buf path = sd_jn_buf(vm);
     int rc = SD_JN_ERR;
 
     for (;;) {
@@ -514,7 +514,7 @@ done:
 static int manifest_native(struct sd_jn_vm *vm, const struct sd_jn_val *value, const char *indent,
                            const char *newline, const char *kvsep, struct sd_jn_val *out)
 {
-    struct sd_buf b = SD_BUF_INIT;
+    struct sd_buf b = sd_jn_buf(vm);
     struct sd_jn_str *si = sd_jn_str_new(vm, indent, strlen(indent));
     struct sd_jn_str *sn = sd_jn_str_new(vm, newline, strlen(newline));
     struct sd_jn_str *sk = sd_jn_str_new(vm, kvsep, strlen(kvsep));
@@ -540,7 +540,7 @@ SD__JN_NATIVE(manifestJsonMinified)
 
 SD__JN_NATIVE(manifestJsonEx)
 {
-    struct sd_buf b = SD_BUF_INIT;
+    struct sd_buf b = sd_jn_buf(vm);
     struct sd_jn_str *newline;
     struct sd_jn_str *kvsep;
 
@@ -880,7 +880,7 @@ int sd_jn_parse_json(struct sd_jn_vm *vm, const char *p, size_t len, struct sd_j
     jp.p = p;
     jp.len = len;
     jp.pos = 0;
-    sd_buf_init(&jp.sbuf);
+    jp.sbuf = sd_jn_buf(vm);
     if (!sd_utf8_valid(p, len)) {
         sd_jn_throw(vm, "JSON parse error: invalid UTF-8");
         goto done;

@@ -230,7 +230,7 @@ SD__JN_NATIVE(splitLimitR)
 
 SD__JN_NATIVE(strReplace)
 {
-    struct sd_buf b = SD_BUF_INIT;
+    struct sd_buf b = sd_jn_buf(vm);
     const char *s;
     size_t len;
     size_t flen;
@@ -566,8 +566,8 @@ SD__JN_NATIVE(findSubstr)
 
 SD__JN_NATIVE(escapeStringJson)
 {
-    struct sd_buf s = SD_BUF_INIT;
-    struct sd_buf b = SD_BUF_INIT;
+    struct sd_buf s = sd_jn_buf(vm);
+    struct sd_buf b = sd_jn_buf(vm);
     int rc = SD_JN_ERR;
 
     if (args[0].type == SD_JN_STRING) {
@@ -857,7 +857,7 @@ SD__JN_NATIVE(base64Decode)
     unsigned char *bytes;
     size_t n;
     size_t i;
-    struct sd_buf b = SD_BUF_INIT;
+    struct sd_buf b = sd_jn_buf(vm);
     char tmp[4];
 
     if (b64_decode(vm, "base64Decode", &args[0], &bytes, &n) != 0) {
@@ -896,7 +896,7 @@ SD__JN_NATIVE(decodeUTF8)
     size_t n;
     size_t i = 0;
     size_t k;
-    struct sd_buf b = SD_BUF_INIT;
+    struct sd_buf b = sd_jn_buf(vm);
 
     if (args[0].type != SD_JN_ARRAY) {
         return sd__jn_want(vm, "decodeUTF8", 0, &args[0], SD_JN_ARRAY);

@@ -70,18 +70,20 @@ void jn_arena_reset(struct sd_jn_vm *vm)
         }
         c = next;
     }
+    /* every buffer of the evaluation has been freed: only the kept chunk stays charged */
     vm->chunks = keep;
-    vm->arena_bytes = 0;
+    vm->mem.used = 0;
+    vm->mem.is_exceeded = 0;
     if (keep != NULL) {
         keep->next = NULL;
         keep->used = 0;
-        vm->arena_bytes = sizeof(*keep) + keep->size;
+        vm->mem.used = sizeof(*keep) + keep->size;
     }
 }
 
 void *sd_jn_alloc(struct sd_jn_vm *vm, size_t size)
 {
-    return jn_chunk_alloc(&vm->chunks, size, &vm->arena_bytes);
+    return jn_chunk_alloc(&vm->chunks, size, &vm->mem.used);
 }
 
 size_t sd_jn_str_offset(const struct sd_jn_str *s, size_t i)
@@ -105,11 +107,10 @@ size_t sd_jn_str_offset(const struct sd_jn_str *s, size_t i)
  * error as soon as the native returns). */
 int jn_fits(struct sd_jn_vm *vm, size_t n, size_t size)
 {
-    size_t left =
-        vm->limits.max_memory > vm->arena_bytes ? vm->limits.max_memory - vm->arena_bytes : 0;
+    size_t left = vm->limits.max_memory > vm->mem.used ? vm->limits.max_memory - vm->mem.used : 0;
 
     if (n > 0 && size > 0 && n > left / size) {
-        sd_jn_throw(vm, "memory limit (%zu bytes) exceeded", vm->limits.max_memory);
+        jn_memory_error(vm);
         return 0;
     }
     return 1;

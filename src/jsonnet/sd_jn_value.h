@@ -6,8 +6,9 @@
  * natives never free. Allocation never returns NULL. The constructors (strings, arrays, objects)
  * check the memory limit: a value that does not fit fails the evaluation and comes back empty
  * (setters ignore indexes beyond it), and the evaluator reports the error when the native
- * returns. sd_jn_tick bounds steps and memory; natives call it in loops proportional to their
- * input, and size scratch memory by existing values only.
+ * returns. Buffers natives grow come from sd_jn_buf and count against the same limit.
+ * sd_jn_tick bounds steps, memory and time; natives call it in loops proportional to their
+ * input, and size other scratch memory by existing values only.
  *
  * Errors: functions that can fail return 0 or SD_JN_ERR; after SD_JN_ERR the VM holds the message
  * and the caller must return SD_JN_ERR at once (sd_jn_throw sets a message and returns it). */
@@ -83,9 +84,14 @@ extern const size_t sd_jn_std_nnatives;
 
 /* Sets the VM's error message (printf format) and returns SD_JN_ERR. */
 int sd_jn_throw(struct sd_jn_vm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Charges n evaluation steps; returns SD_JN_ERR (with a message) when the step or memory limit is
- * exceeded. */
+/* Charges n evaluation steps; returns SD_JN_ERR (with a message) when the step, memory or time
+ * limit is exceeded. */
 int sd_jn_tick(struct sd_jn_vm *vm, uint64_t n);
+/* An empty scratch buffer whose growth counts against the evaluation's memory limit (free it
+ * with sd_buf_fini before the native returns). Growth past the limit fails (appends do nothing)
+ * and the next sd_jn_tick, or the native's return, reports the memory error. Natives build
+ * every string in such buffers. */
+struct sd_buf sd_jn_buf(struct sd_jn_vm *vm);
 /* The host pointer of the current evaluation (sd_jn_eval). */
 void *sd_jn_host(struct sd_jn_vm *vm);
 /* "null", "boolean", "number", "string", "array", "object", "function". */

@@ -6,8 +6,9 @@
  * library (sd_jn_std.c). Hosts add global functions (the record functions of template columns,
  * sd_template.c) as a table of natives given at compile time; their per-evaluation data is the
  * opaque host pointer given to sd_jn_eval. Every evaluation is bounded: steps, call depth,
- * C stack, memory and output size (struct sd_jn_limits), so no input can crash the process or
- * run forever. */
+ * C stack, memory (values and every buffer built on the way, output included), output size and
+ * wall-clock time (struct sd_jn_limits), so no input can crash the process, exhaust its memory
+ * or run long. */
 #ifndef SD_JSONNET_H
 #define SD_JSONNET_H
 
@@ -26,11 +27,13 @@ struct sd_jn_native;  /* sd_jn_value.h */
 
 /* Bounds of one evaluation. 0 in a field means the default given. */
 struct sd_jn_limits {
-    uint64_t max_steps; /* evaluation steps (default 10 000 000) */
-    unsigned max_calls; /* depth of nested function calls (default 500, as the jsonnet CLI) */
-    size_t max_stack;   /* bytes of C stack the evaluator may use (default 1 MiB) */
-    size_t max_memory;  /* bytes of arena memory (default 256 MiB) */
-    size_t max_output;  /* bytes of output (default 64 MiB) */
+    uint64_t max_steps;   /* evaluation steps (default 10 000 000) */
+    unsigned max_calls;   /* depth of nested function calls (default 500, as the jsonnet CLI) */
+    size_t max_stack;     /* bytes of C stack the evaluator may use (default 1 MiB) */
+    size_t max_memory;    /* bytes of memory: values, and every buffer natives and the output grow
+                             (default 256 MiB) */
+    size_t max_output;    /* bytes of output (default 64 MiB) */
+    unsigned max_time_ms; /* wall-clock time of one evaluation (default 60 000) */
 };
 
 /* How sd_jn_eval writes the value. */
@@ -53,6 +56,9 @@ void sd_jn_program_free(struct sd_jn_program *prog);
 /* Creates a VM with the given limits (NULL = defaults). Free with sd_jn_vm_free. */
 struct sd_jn_vm *sd_jn_vm_new(const struct sd_jn_limits *limits);
 void sd_jn_vm_free(struct sd_jn_vm *vm);
+/* Also ends every later evaluation on vm at the sd_mono_ms() time deadline_ms (0 = none), when
+ * that comes before its own max_time_ms: one time budget for several evaluations. */
+void sd_jn_vm_set_deadline(struct sd_jn_vm *vm, int64_t deadline_ms);
 
 /* Evaluates prog and appends its value to out in the given form. host is passed to the host
  * functions (sd_jn_host). On a runtime error (error expression, failed assert, type error, limit

@@ -39,6 +39,7 @@ struct sd_column {
 struct sd_mapping {
     size_t n;
     int needs_body;
+    int has_template;
     struct sd_column cols[];
 };
 
@@ -264,6 +265,7 @@ static int compile_column(const json_t *col, size_t i, struct sd_mapping *m, str
     }
     if (c->type == SD_COL_TEMPLATE) {
         rc = compile_template(col, i, c, err);
+        m->has_template = 1;
         if (rc == 0 && sd_template_uses_body(c->tpl)) {
             m->needs_body = 1;
         }
@@ -327,6 +329,11 @@ enum sd_column_type sd_mapping_column_type(const struct sd_mapping *m, size_t i)
 int sd_mapping_needs_body(const struct sd_mapping *m)
 {
     return m->needs_body;
+}
+
+int sd_mapping_has_template(const struct sd_mapping *m)
+{
+    return m->has_template;
 }
 
 static int map_fail(struct sd_map_error *err, int status, const char *fmt, ...)

@@ -116,6 +116,7 @@ static struct sd_tpl_tls *sd__tpl_tls(void)
     lim.max_stack = SD_TEMPLATE_MAX_STACK;
     lim.max_memory = SD_TEMPLATE_MAX_MEMORY;
     lim.max_output = SD_TEMPLATE_MAX_OUTPUT;
+    lim.max_time_ms = SD_TEMPLATE_MAX_TIME_MS;
     t->vm = sd_jn_vm_new(&lim);
     if (t->vm == NULL || pthread_setspecific(sd__tpl_key, t) != 0) {
         sd__tpl_tls_free(t);
@@ -706,7 +707,7 @@ static int sd__member_cmp(const void *a, const void *b)
 static struct sd_jn_obj *sd__build_object(struct sd_tpl_walk *w, size_t start, size_t n)
 {
     struct sd_tpl_tls *t = w->t;
-    struct sd_jn_str **keys = t->keys + start;
+    struct sd_jn_str **keys = n > 0 ? t->keys + start : NULL; /* no keys yet for {} */
     unsigned char *drop = NULL;
     struct sd_tpl_member *m;
     struct sd_jn_obj *o;
@@ -999,6 +1000,15 @@ int sd_template_eval(const struct sd_template *t, struct sd_record *rec, int raw
     }
     sd_buf_fini(&msg);
     return rc;
+}
+
+void sd_template_set_deadline(int64_t deadline_ms)
+{
+    struct sd_tpl_tls *tls = sd__tpl_tls();
+
+    if (tls != NULL) {
+        sd_jn_vm_set_deadline(tls->vm, deadline_ms);
+    }
 }
 
 void sd_template_error_pos(unsigned *line, unsigned *col)

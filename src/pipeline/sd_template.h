@@ -24,7 +24,11 @@
  *   SD_TEMPLATE_MAX_STEPS   1 000 000 evaluation steps
  *   SD_TEMPLATE_MAX_CALLS   500 nested calls (the reference: "max stack frames exceeded.")
  *   SD_TEMPLATE_MAX_STACK   1 MiB of C stack
- *   SD_TEMPLATE_MAX_MEMORY  64 MiB of evaluation memory
+ *   SD_TEMPLATE_MAX_MEMORY  64 MiB of evaluation memory (values and every string built on the
+ *                           way, manifests included)
+ *   SD_TEMPLATE_MAX_TIME_MS 500 ms of wall-clock time (natives included); all the columns of
+ *                           a record together get SD_TEMPLATE_MAX_JOB_MS on the template
+ *                           workers, so a record fails within a second whatever its templates do
  *   SD_TEMPLATE_MAX_OUTPUT  2 MiB of output, the largest row size limit
  *                           (storage.level.local.encoding.encoder.rowSizeLimit); the mapping
  *                           checks the row's own limit after the evaluation.
@@ -46,6 +50,10 @@
 #define SD_TEMPLATE_MAX_STACK (1024u * 1024u)
 #define SD_TEMPLATE_MAX_MEMORY (64u * 1024u * 1024u)
 #define SD_TEMPLATE_MAX_OUTPUT (2u * 1024u * 1024u)
+#define SD_TEMPLATE_MAX_TIME_MS 500u
+/* Wall-clock time of all the evaluations of one job of the template workers (a record's columns
+ * for every sink, or a test request), pipeline/sd_eval_pool.h. */
+#define SD_TEMPLATE_MAX_JOB_MS 1000
 /* Longest template content the API accepts (reference: 1-4096 characters). */
 #define SD_TEMPLATE_MAX_CONTENT 4096
 
@@ -77,6 +85,10 @@ int sd_template_eval(const struct sd_template *t, struct sd_record *rec, int raw
 /* After a failed sd_template_eval on this thread: where the error happened in the template
  * (1-based line and column; 0, 0 when unknown). */
 void sd_template_error_pos(unsigned *line, unsigned *col);
+
+/* Ends the calling thread's later evaluations at the sd_mono_ms() time deadline_ms (0 = none)
+ * when it comes before SD_TEMPLATE_MAX_TIME_MS: one budget for all the columns of a record. */
+void sd_template_set_deadline(int64_t deadline_ms);
 
 /* Frees the calling thread's VM and caches now (they are recreated on the next evaluation). */
 void sd_template_thread_cleanup(void);

@@ -14,6 +14,7 @@
 #include "core/sd_health.h"
 #include "core/sd_log.h"
 #include "core/sd_time.h"
+#include "pipeline/sd_eval_pool.h"
 #include "roles/sd_cli_jsonnet.h"
 #include "roles/sd_cli_token.h"
 #include "roles/sd_metrics.h"
@@ -306,6 +307,13 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
     if (a->roles & SD_ROLE_SOURCE) {
         sd_ingest_create(&srv, &srv.ingest);
     }
+    if ((a->roles & (SD_ROLE_SOURCE | SD_ROLE_API)) &&
+        (rc = sd_eval_pool_create((unsigned)sd_config_int(cfg, "source.http.templateWorkers"),
+                                  (size_t)sd_config_int(cfg, "source.http.templateQueueSize"),
+                                  &srv.eval_pool)) != 0) {
+        fprintf(stderr, "streamd: cannot start the template workers: %s\n", sd_strerror(rc));
+        goto out;
+    }
     metrics = sd_metrics_create(&srv);
     rc = sd__start_loops(&srv, a->roles, &err);
     if (rc == 0) {
@@ -379,6 +387,9 @@ out:
     if (srv.source_loop.is_initialized) {
         sd_http_loop_close_listeners(&srv.source_loop);
     }
+    /* Template jobs read their requests and post to the loops: finish them while both run. */
+    sd_eval_pool_destroy(srv.eval_pool);
+    srv.eval_pool = NULL;
     /* The API may reconcile (and touch storage) until its loop and tasks stop. */
     sd_http_loop_stop(&srv.api_loop, 5000);
     sd_api_destroy(srv.api);

@@ -22,6 +22,7 @@ struct sd_staging;
 struct sd_tables;
 struct sd_operator;
 struct sd_health;
+struct sd_eval_pool;
 
 struct sd_server {
     struct sd_config *cfg;          /* owned */
@@ -33,6 +34,8 @@ struct sd_server {
     struct sd_tables *tables;       /* owned; storage-coordinator role (imports, table checks) */
     struct sd_operator *storage_op; /* owned; storage-reader + storage-coordinator roles */
     struct sd_health *health;       /* owned; readiness of every backend (core/sd_health.h) */
+    struct sd_eval_pool *eval_pool; /* owned; template evaluations of the data endpoint and the
+                                       API's test endpoint (NULL: they run inline) */
     const char *node_id;            /* from cfg */
     struct sd_http_loop api_loop;
     struct sd_http_loop source_loop;

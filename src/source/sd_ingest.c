@@ -7,7 +7,14 @@
  * "parked": a struct sd_pending with one waiter per waiting sink, queued per slice in append
  * (= sequence) order. A sync message pops every waiter of that slice up to its sequence. The
  * pending request is reference-counted by its waiters, so a request answered early (timeout)
- * stays valid until its last waiter is popped. Status = max over sinks, as in the reference. */
+ * stays valid until its last waiter is popped. Status = max over sinks, as in the reference.
+ *
+ * A source with template columns is mapped on the template workers (pipeline/sd_eval_pool.h),
+ * never on the loop: the loop hands the record (views into the unanswered request) to a worker,
+ * which maps every sink's row under the routes' read lock and posts the rows back; the loop then
+ * routes the request again (the routes may have changed), appends and parks it like any record.
+ * Appends stay on the loop, so waiters are queued in sequence order before their sync can come.
+ * in->njobs keeps the loop's drain waiting for records on the workers. */
 #include "source/sd_ingest.h"
 #include "config/sd_config.h"
 #include "core/sd_alloc.h"
@@ -15,6 +22,7 @@
 #include "core/sd_health.h"
 #include "core/sd_log.h"
 #include "core/sd_time.h"
+#include "pipeline/sd_eval_pool.h"
 #include "pipeline/sd_mapping.h"
 #include "pipeline/sd_record.h"
 #include "roles/sd_server.h"
@@ -82,6 +90,31 @@ struct sd_ingest {
     struct sd_buf rows;    /* loop thread: CSV of the current record */
     struct sd_link parked; /* sentinel of the parked list */
     size_t nparked;
+    size_t njobs; /* loop thread: records on the evaluation pool */
+};
+
+/* One sink's row, mapped by a pool worker. */
+struct sd_mapped_row {
+    char *sink_id;
+    int rc; /* of sd_mapping_write_row */
+    struct sd_map_error merr;
+    size_t off, len; /* the row in the job's csv */
+};
+
+/* A record of a source with template sinks, mapped on the evaluation pool. The record borrows
+ * the parked request's memory, valid while the request is unanswered. */
+struct sd_ingest_job {
+    struct sd_ingest *in;
+    h2o_req_t *req;
+    struct sd_str parts[3]; /* project, source, secret: routed again when the rows come back */
+    int64_t project_id;
+    int64_t deadline_ms;
+    struct sd_record rec;
+    int is_done;      /* the worker mapped the record */
+    int is_cancelled; /* not mapped: the pool stopped (else it waited past its timeout) */
+    struct sd_mapped_row *rows;
+    size_t nrows;
+    struct sd_buf csv;
 };
 
 /* ---- routing table ---- */
@@ -183,6 +216,11 @@ static void sd__send_error(h2o_req_t *req, int status, const char *name, const c
         sd_http_add_header(req, "Retry-After", "1");
     }
     sd_http_send_error(req, status, name, message);
+}
+
+static void sd__send_shutdown(h2o_req_t *req)
+{
+    sd__send_error(req, 503, "stream.in.shutdown", "The node is shutting down, retry later.");
 }
 
 static void sd__send_text(h2o_req_t *req, int status, const char *text)
@@ -483,25 +521,18 @@ static void sd__send_cors(h2o_req_t *req)
     sd__send_text(req, 200, "");
 }
 
-static void sd__ingest(struct sd_ingest *in, h2o_req_t *req, struct sd_str parts[3])
+/* Looks the source of parts up, with the routes read-locked, and checks its secret. Returns it
+ * with the lock held; or NULL, lock released, after answering the request's error. */
+static const struct sd_route_source *sd__route(struct sd_ingest *in, h2o_req_t *req,
+                                               const struct sd_str parts[3], int64_t project)
 {
     const struct sd_route_source *src;
-    struct sd_pending *p;
-    struct sd_record rec;
-    struct sd_header *headers;
-    size_t nheaders;
-    struct sd_str verbose;
-    int64_t project;
 
-    if (sd__parse_project(parts[0], &project) != 0) {
-        sd__send_error(req, 400, "stream.in.badRequest", "Invalid project ID.");
-        return;
-    }
     pthread_rwlock_rdlock(&in->routes_lock);
     if (in->is_shutting_down) {
         pthread_rwlock_unlock(&in->routes_lock);
-        sd__send_error(req, 503, "stream.in.shutdown", "The node is shutting down, retry later.");
-        return;
+        sd__send_shutdown(req);
+        return NULL;
     }
     src = sd__find_source(in->routes, project, parts[1].p, parts[1].len);
     if (src == NULL || !sd__secret_matches(src->secret, parts[2].p, parts[2].len)) {
@@ -509,14 +540,23 @@ static void sd__ingest(struct sd_ingest *in, h2o_req_t *req, struct sd_str parts
         sd__send_error(req, 404, "stream.in.noSourceFound",
                        "The specified combination of projectId, sourceId and secret was not "
                        "found.");
-        return;
+        return NULL;
     }
     if (!src->is_enabled) {
         pthread_rwlock_unlock(&in->routes_lock);
         sd__send_error(req, 404, "stream.in.disabledSource", "The source is disabled.");
-        return;
+        return NULL;
     }
-    p = sd_xcalloc(1, sizeof(*p) + src->nsinks * sizeof(p->results[0]));
+    return src;
+}
+
+/* A pending request for the sinks of src (results still empty). */
+static struct sd_pending *sd__pending_new(struct sd_ingest *in, h2o_req_t *req,
+                                          const struct sd_route_source *src, int64_t deadline_ms)
+{
+    struct sd_pending *p = sd_xcalloc(1, sizeof(*p) + src->nsinks * sizeof(p->results[0]));
+    struct sd_str verbose;
+
     p->in = in;
     p->req = req;
     p->refs = 1;
@@ -526,57 +566,18 @@ static void sd__ingest(struct sd_ingest *in, h2o_req_t *req, struct sd_str parts
     p->nsinks = src->nsinks;
     p->is_verbose = sd_http_query_param(req, "verbose", &verbose) && verbose.len == 4 &&
                     memcmp(verbose.p, "true", 4) == 0;
-    p->deadline_ms = sd_mono_ms() + in->request_timeout_ms;
-
-    sd_record_init(&rec);
-    rec.recv_time_ms = sd_now_ms();
-    sd_http_peer_ip(req, rec.ip, sizeof(rec.ip));
-    sd__record_headers(req, &headers, &nheaders);
-    rec.headers = headers;
-    rec.nheaders = nheaders;
-    if (req->entity.base != NULL) {
-        rec.body.p = req->entity.base;
-        rec.body.len = req->entity.len;
-    } else {
-        rec.body = SD_STR_LIT("");
-    }
-    rec.content_type = sd_http_header(req, "content-type");
-
+    p->deadline_ms = deadline_ms;
     for (size_t i = 0; i < src->nsinks; i++) {
-        const struct sd_route_sink *sink = &src->sinks[i];
-        struct sd_sink_result *r = &p->results[i];
-        struct sd_map_error merr;
-        struct sd_slice_handle *slice = NULL;
-        uint64_t seq = 0;
-        int rc;
-
         /* Sink ids outlive the routes table only through this copy. */
-        r->sink_id = h2o_strdup(&req->pool, sink->sink_id, strlen(sink->sink_id)).base;
-        sd_buf_reset(&in->rows);
-        memset(&merr, 0, sizeof(merr));
-        rc = sd_mapping_write_row(sink->mapping, &rec, in->row_size_limit, &in->rows, &merr);
-        if (rc != 0) {
-            if (rc < 0) {
-                sd__set_result(r, 500, "stream.in.genericError", "Out of memory.");
-            } else {
-                sd__set_result(r, rc, merr.name, merr.message);
-            }
-            continue;
-        }
-        rc = sd_storage_append(sink->slot, in->rows.data, in->rows.len, 1, rec.recv_time_ms, &slice,
-                               &seq);
-        if (rc != 0) {
-            sd__result_from_rc(r, rc);
-        } else if (sd_storage_slot_wait(sink->slot)) {
-            sd__park(p, slice, i, seq);
-        } else {
-            sd__set_result(r, 202, NULL, "accepted");
-        }
+        const char *id = src->sinks[i].sink_id;
+        p->results[i].sink_id = h2o_strdup(&req->pool, id, strlen(id)).base;
     }
-    pthread_rwlock_unlock(&in->routes_lock);
-    sd_record_fini(&rec);
+    return p;
+}
 
-    /* Link into the parked list; answer now if nothing waits. */
+/* Links p into the parked list; answers it now if nothing waits. */
+static void sd__pending_start(struct sd_ingest *in, struct sd_pending *p)
+{
     p->link.next = in->parked.next;
     p->link.prev = &in->parked;
     in->parked.next->prev = &p->link;
@@ -586,6 +587,222 @@ static void sd__ingest(struct sd_ingest *in, h2o_req_t *req, struct sd_str parts
         sd__pending_answer(p);
         sd__pending_unref(p);
     }
+}
+
+/* The result of sink i when its row could not be mapped (rc of sd_mapping_write_row). */
+static void sd__map_failed(struct sd_sink_result *r, int rc, const struct sd_map_error *merr)
+{
+    if (rc < 0) {
+        sd__set_result(r, 500, "stream.in.genericError", "Out of memory.");
+    } else {
+        sd__set_result(r, rc, merr->name, merr->message);
+    }
+}
+
+/* Appends sink i's row to its slot and parks p on the sync, or sets the result. */
+static void sd__deliver(struct sd_pending *p, size_t i, struct sd_sink_slot *slot, const char *row,
+                        size_t len, int64_t recv_time_ms)
+{
+    struct sd_slice_handle *slice = NULL;
+    uint64_t seq = 0;
+    int rc = sd_storage_append(slot, row, len, 1, recv_time_ms, &slice, &seq);
+
+    if (rc != 0) {
+        sd__result_from_rc(&p->results[i], rc);
+    } else if (sd_storage_slot_wait(slot)) {
+        sd__park(p, slice, i, seq);
+    } else {
+        sd__set_result(&p->results[i], 202, NULL, "accepted");
+    }
+}
+
+/* Fills rec from the request (views into its memory). */
+static void sd__record_fill(h2o_req_t *req, struct sd_record *rec)
+{
+    struct sd_header *headers;
+    size_t nheaders;
+
+    sd__record_headers(req, &headers, &nheaders);
+    sd_record_init(rec);
+    rec->headers = headers;
+    rec->nheaders = nheaders;
+    rec->recv_time_ms = sd_now_ms();
+    sd_http_peer_ip(req, rec->ip, sizeof(rec->ip));
+    if (req->entity.base != NULL) {
+        rec->body.p = req->entity.base;
+        rec->body.len = req->entity.len;
+    } else {
+        rec->body = SD_STR_LIT("");
+    }
+    rec->content_type = sd_http_header(req, "content-type");
+}
+
+static int sd__has_template(const struct sd_route_source *src)
+{
+    for (size_t i = 0; i < src->nsinks; i++) {
+        if (sd_mapping_has_template(src->sinks[i].mapping)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The template workers' queue is full (or the record waited in it past its timeout). */
+static void sd__send_busy(h2o_req_t *req)
+{
+    sd__send_error(req, 503, "stream.in.templatesBusy",
+                   "Too many records wait for template evaluation, retry later.");
+}
+
+static void sd__job_free(struct sd_ingest_job *job)
+{
+    for (size_t i = 0; i < job->nrows; i++) {
+        free(job->rows[i].sink_id);
+    }
+    free(job->rows);
+    sd_buf_fini(&job->csv);
+    free(job);
+}
+
+/* Loop thread: the worker's rows come back; route the request again (the routes may have
+ * changed meanwhile) and append each sink's row as the inline path does. */
+static void sd__on_mapped(struct sd_http_loop *loop, void *arg)
+{
+    struct sd_ingest_job *job = arg;
+    struct sd_ingest *in = job->in;
+    const struct sd_route_source *src;
+    struct sd_pending *p;
+
+    (void)loop;
+    in->njobs--;
+    if (job->is_cancelled) {
+        sd__send_shutdown(job->req);
+    } else if (!job->is_done) {
+        sd__send_busy(job->req);
+    }
+    src = job->is_done ? sd__route(in, job->req, job->parts, job->project_id) : NULL;
+    if (src == NULL) {
+        sd__job_free(job);
+        return;
+    }
+    p = sd__pending_new(in, job->req, src, job->deadline_ms);
+    for (size_t i = 0; i < src->nsinks; i++) {
+        const struct sd_route_sink *sink = &src->sinks[i];
+        const struct sd_mapped_row *m = NULL;
+        for (size_t k = 0; k < job->nrows && m == NULL; k++) {
+            m = strcmp(job->rows[k].sink_id, sink->sink_id) == 0 ? &job->rows[k] : NULL;
+        }
+        if (m == NULL) { /* a sink added while the record was mapped */
+            sd__set_result(&p->results[i], 503, "stream.in.noPipelineReady",
+                           "The sink changed while the record was mapped, retry later.");
+        } else if (m->rc != 0) {
+            sd__map_failed(&p->results[i], m->rc, &m->merr);
+        } else {
+            sd__deliver(p, i, sink->slot, job->csv.data + m->off, m->len, job->rec.recv_time_ms);
+        }
+    }
+    pthread_rwlock_unlock(&in->routes_lock);
+    sd__job_free(job);
+    sd__pending_start(in, p);
+}
+
+/* Pool worker: maps the record for every sink of its source (under the routes' read lock) and
+ * posts the rows back to the loop. */
+static void sd__map_job(void *arg, int is_cancelled)
+{
+    struct sd_ingest_job *job = arg;
+    struct sd_ingest *in = job->in;
+    const struct sd_route_source *src;
+
+    job->is_cancelled = is_cancelled;
+    if (!is_cancelled && sd_mono_ms() < job->deadline_ms) {
+        pthread_rwlock_rdlock(&in->routes_lock);
+        src = sd__find_source(in->routes, job->project_id, job->parts[1].p, job->parts[1].len);
+        job->rows = src != NULL ? sd_xcalloc(src->nsinks + 1, sizeof(*job->rows)) : NULL;
+        for (size_t i = 0; src != NULL && i < src->nsinks; i++) {
+            struct sd_mapped_row *m = &job->rows[job->nrows++];
+            m->sink_id = sd_xstrdup(src->sinks[i].sink_id);
+            m->off = job->csv.len;
+            m->rc = sd_mapping_write_row(src->sinks[i].mapping, &job->rec, in->row_size_limit,
+                                         &job->csv, &m->merr);
+            m->len = job->csv.len - m->off;
+        }
+        pthread_rwlock_unlock(&in->routes_lock);
+        job->is_done = 1;
+    }
+    sd_record_fini(&job->rec);
+    sd_http_loop_post(&in->srv->source_loop, sd__on_mapped, job);
+}
+
+/* Hands the record to the evaluation pool (routes read-locked by the caller); answers 503 when
+ * the pool's queue is full. */
+static void sd__ingest_on_pool(struct sd_ingest *in, h2o_req_t *req, const struct sd_str parts[3],
+                               int64_t project)
+{
+    struct sd_ingest_job *job = sd_xcalloc(1, sizeof(*job));
+    int rc;
+
+    job->in = in;
+    job->req = req;
+    memcpy(job->parts, parts, sizeof(job->parts));
+    job->project_id = project;
+    job->deadline_ms = sd_mono_ms() + in->request_timeout_ms;
+    sd__record_fill(req, &job->rec);
+    sd_buf_init(&job->csv);
+    rc = sd_eval_pool_submit(in->srv->eval_pool, sd__map_job, job);
+    if (rc != 0) {
+        sd_record_fini(&job->rec);
+        sd__job_free(job);
+        if (rc == SD_ECLOSED) {
+            sd__send_shutdown(req);
+        } else {
+            sd__send_busy(req);
+        }
+        return;
+    }
+    in->njobs++;
+}
+
+static void sd__ingest(struct sd_ingest *in, h2o_req_t *req, struct sd_str parts[3])
+{
+    const struct sd_route_source *src;
+    struct sd_pending *p;
+    struct sd_record rec;
+    int64_t project;
+
+    if (sd__parse_project(parts[0], &project) != 0) {
+        sd__send_error(req, 400, "stream.in.badRequest", "Invalid project ID.");
+        return;
+    }
+    src = sd__route(in, req, parts, project);
+    if (src == NULL) {
+        return;
+    }
+    if (in->srv->eval_pool != NULL && sd__has_template(src)) {
+        /* templates may run long: never on the loop */
+        sd__ingest_on_pool(in, req, parts, project);
+        pthread_rwlock_unlock(&in->routes_lock);
+        return;
+    }
+    p = sd__pending_new(in, req, src, sd_mono_ms() + in->request_timeout_ms);
+    sd__record_fill(req, &rec);
+    for (size_t i = 0; i < src->nsinks; i++) {
+        const struct sd_route_sink *sink = &src->sinks[i];
+        struct sd_map_error merr;
+        int rc;
+
+        sd_buf_reset(&in->rows);
+        memset(&merr, 0, sizeof(merr));
+        rc = sd_mapping_write_row(sink->mapping, &rec, in->row_size_limit, &in->rows, &merr);
+        if (rc != 0) {
+            sd__map_failed(&p->results[i], rc, &merr);
+        } else {
+            sd__deliver(p, i, sink->slot, in->rows.data, in->rows.len, rec.recv_time_ms);
+        }
+    }
+    pthread_rwlock_unlock(&in->routes_lock);
+    sd_record_fini(&rec);
+    sd__pending_start(in, p);
 }
 
 void sd_ingest_handle(void *arg, h2o_req_t *req)
@@ -652,7 +869,7 @@ void sd_ingest_tick(struct sd_http_loop *loop, void *arg)
 int sd_ingest_is_idle(void *arg)
 {
     struct sd_ingest *in = arg;
-    return in->nparked == 0;
+    return in->nparked == 0 && in->njobs == 0;
 }
 
 int sd_ingest_create(struct sd_server *srv, struct sd_ingest **out)

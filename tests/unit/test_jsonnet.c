@@ -21,6 +21,7 @@
 
 #include "core/sd_buf.h"
 #include "core/sd_error.h"
+#include "core/sd_time.h"
 #include "jsonnet/sd_jn_value.h"
 #include "jsonnet/sd_jsonnet.h"
 
@@ -414,6 +415,14 @@ static void test_step_limit(void **state)
     assert_int_equal(eval_limited(&lim, "std.length(std.sort(std.range(1, 1e7)))", &out, &err),
                      SD_EINVAL);
     assert_int_equal(eval_limited(&lim, "[x for x in std.range(1, 1e7)]", &out, &err), SD_EINVAL);
+    /* The duplicate-name scan of an object comprehension counts too (quadratic in its fields):
+     * the same names and values fit in the limit as an array. */
+    assert_int_equal(
+        eval_limited(&lim, "std.length([['f%d' % i, i] for i in std.range(1, 3000)])", &out, &err),
+        0);
+    assert_int_equal(
+        eval_limited(&lim, "std.length({['f%d' % i]: i for i in std.range(1, 3000)})", &out, &err),
+        SD_EINVAL);
     /* Below the limit the same programs work. */
     assert_int_equal(
         eval_limited(&lim, "std.foldl(function(a, b) a + b, std.range(1, 100), 0)", &out, &err), 0);
@@ -432,8 +441,9 @@ static void test_step_limit(void **state)
 
 /* Evaluates src with lim in a child process whose address space is capped (1 GiB beyond what it
  * has), so an engine that allocates past its memory limit fails the test instead of exhausting
- * the machine. Returns the child's verdict: 0 the evaluation failed with SD_EINVAL, 1 it
- * succeeded, 2 any other rc, 3 no VM; 128 + signal when it died (an abort on out-of-memory). */
+ * the machine. Returns the child's verdict: 0 the evaluation failed with the memory-limit error,
+ * 1 it succeeded, 2 any other rc, 3 no VM, 4 another error; 128 + signal when it died (an abort
+ * on out-of-memory). */
 static int eval_capped(const struct sd_jn_limits *lim, const char *src)
 {
     pid_t pid;
@@ -471,6 +481,9 @@ static int eval_capped(const struct sd_jn_limits *lim, const char *src)
             _exit(3);
         }
         rc = sd_jn_eval(prog, vm, NULL, SD_JN_OUT_COMPACT, &out, &err);
+        if (rc == SD_EINVAL && strstr(sd_buf_cstr(&err), "memory limit") == NULL) {
+            _exit(4); /* failed, but not for its memory */
+        }
         _exit(rc == SD_EINVAL ? 0 : rc == 0 ? 1 : 2);
     }
     assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -488,6 +501,16 @@ static void test_memory_limit(void **state)
         "std.length(std.join(',', std.map(std.toString, std.range(1, 1e7))))",
         "std.length('%100000000d' % 1)", /* a format width is memory too */
         "std.length(std.repeat('abc', 1e8))",
+        /* Strings natives build outside the arena count as they grow: a manifest whose
+         * indentation grows quadratically (1.5 GB for 20,000 levels) stops at the limit, in a
+         * fraction of a second, instead of failing after building it all. */
+        "local nest(n) = std.foldl(function(acc, i) [acc], std.range(1, n), []);"
+        "std.length(std.manifestJson(nest(20000)))",
+        "local nest(n) = std.foldl(function(acc, i) {a: acc}, std.range(1, n), {});"
+        "std.length(std.manifestJsonEx(nest(20000), '        '))",
+        "local nest(n) = if n == 0 then [] else [nest(n - 1)];"
+        "std.md5(std.manifestJsonEx(nest(400), std.repeat(' ', 1000)))",
+        "std.length(std.join(std.repeat('x', 1e5), std.makeArray(1000, function(i) '')))",
     };
     struct sd_buf out = SD_BUF_INIT;
     struct sd_buf err = SD_BUF_INIT;
@@ -498,15 +521,38 @@ static void test_memory_limit(void **state)
     lim.max_memory = 16u << 20;
     lim.max_steps = UINT64_MAX / 2;
     for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+        int64_t start = sd_mono_ms();
         int verdict = eval_capped(&lim, hostile[i]);
-        if (verdict != 0) {
-            print_error("memory limit not enforced (verdict %d): %s\n", verdict, hostile[i]);
+        int64_t ms = sd_mono_ms() - start;
+        if (verdict != 0 || ms > 10000) {
+            print_error("memory limit not enforced (verdict %d, %lld ms): %s\n", verdict,
+                        (long long)ms, hostile[i]);
             failed++;
         }
     }
     assert_int_equal(failed, 0);
     assert_int_equal(eval_limited(&lim, "std.length(std.range(1, 1000))", &out, &err), 0);
     assert_string_equal(sd_buf_cstr(&out), "1000");
+    sd_buf_fini(&out);
+    sd_buf_fini(&err);
+}
+
+/* The wall-clock limit ends an evaluation that stays within its steps and memory. */
+static void test_time_limit(void **state)
+{
+    struct sd_buf out = SD_BUF_INIT;
+    struct sd_buf err = SD_BUF_INIT;
+    struct sd_jn_limits lim = {0};
+    int64_t start;
+
+    (void)state;
+    lim.max_steps = UINT64_MAX / 2;
+    lim.max_time_ms = 100;
+    start = sd_mono_ms();
+    assert_int_equal(eval_limited(&lim, "local f(n) = f(n + 1) tailstrict; f(0)", &out, &err),
+                     SD_EINVAL);
+    assert_true(sd_mono_ms() - start < 2000);
+    assert_non_null(strstr(sd_buf_cstr(&err), "evaluation time limit exceeded"));
     sd_buf_fini(&out);
     sd_buf_fini(&err);
 }
@@ -678,8 +724,9 @@ int main(void)
         cmocka_unit_test(test_static_errors),  cmocka_unit_test(test_runtime_error),
         cmocka_unit_test(test_deep_recursion), cmocka_unit_test(test_deep_input),
         cmocka_unit_test(test_step_limit),     cmocka_unit_test(test_memory_limit),
-        cmocka_unit_test(test_output_limit),   cmocka_unit_test(test_vm_reuse),
-        cmocka_unit_test(test_output_forms),   cmocka_unit_test(test_host_functions),
+        cmocka_unit_test(test_time_limit),     cmocka_unit_test(test_output_limit),
+        cmocka_unit_test(test_vm_reuse),       cmocka_unit_test(test_output_forms),
+        cmocka_unit_test(test_host_functions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
