@@ -1,17 +1,24 @@
 /* sd_slice_writer.c: the slice writer: group commit of CSV rows into a gzip (or plain) slice
  * file, with failure handling for failed writes and failed fdatasyncs.
  *
- * DESIGN. Threads: appenders (any thread) only copy rows into the pending batch under `mu`
- * and signal `wake` when the writer waits; no I/O happens under `mu`. The writer thread owns
- * the file descriptor, the compressor and every file offset: it swaps the pending batch out
- * under `mu` (appenders keep filling the other buffer), compresses it in one go ending at a
- * sync-flush boundary, writes it with pwrite at the tracked offset, fdatasyncs (disk mode),
- * publishes the durable statistics and calls the sync callback, then takes the next batch at
- * once (group commit). With the `parallel` implementation, a batch larger than the block size
- * is split at append boundaries into members compressed by a small pool owned by the writer
- * (the writer thread works too); the pool's jobs and outputs are handed over under its own
- * mutex. Ownership: appended rows are copied; the batch buffers, output buffers, pool and
- * compressor belong to the writer and are freed by sd_slice_writer_close after the join.
+ * DESIGN. Threads: every open writer shares one sd_taskpool of writer threads (4 per CPU,
+ * 4 to 32), started with the first open writer and stopped with the last. Appenders (any
+ * thread) only copy rows into the pending batch under `mu`; the first append of a batch
+ * schedules the writer's task (under `mu`, so close cannot detach it in between); no I/O
+ * happens under `mu`. The task runs one batch per run, on one pool thread at a time, and owns
+ * the file descriptor, the compressor and every file offset meanwhile: it swaps the pending
+ * batch out under `mu` (appenders keep filling the other buffer), compresses it in one go
+ * ending at a sync-flush boundary, writes it with pwrite at the tracked offset, fdatasyncs
+ * (disk mode), publishes the durable statistics and calls the sync callback. An append during
+ * the run schedules the task again, so the next batch follows at once (group commit) behind
+ * the other ready writers. Close refuses appends, detaches the task (waiting for a running
+ * batch) and writes what is left on its own thread. With the `parallel` implementation, a
+ * batch larger than the block size is split at append boundaries into members compressed by
+ * compression workers shared by every writer (the writer's thread works too); one batch uses
+ * them at a time (`submit_mu`, tried without blocking: a batch that finds them busy is
+ * compressed serially), its jobs and outputs handed over under the workers' mutex.
+ * Ownership: appended rows are copied; the batch buffers, output buffers, jobs and compressor
+ * belong to the writer and are freed by sd_slice_writer_close.
  *
  * Failure behaviour. After each successful batch the writer records the good end offset and
  * the open member's CRC32 and length. A failed write fails only that batch: the file is cut
@@ -29,6 +36,7 @@
 #include "core/sd_error.h"
 #include "core/sd_fs.h"
 #include "core/sd_log.h"
+#include "core/sd_taskpool.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -39,14 +47,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define SD__SW_DEFAULT_BLOCK ((size_t)256 << 10)
-#define SD__SW_DEFAULT_INTERVAL_MS 5
 #define SD__SW_DEFAULT_PENDING ((size_t)64 << 20)
 #define SD__SW_MAX_FILES 10000
 #define SD__SW_MAX_THREADS 64
+#define SD__SW_POOL_THREADS_PER_CPU 4
+#define SD__SW_POOL_MIN_THREADS 4
+#define SD__SW_POOL_MAX_THREADS 32
 #define SD__SW_SHRINK_ABOVE ((size_t)1 << 20)
 
 /* Rows and receive times of a batch. */
@@ -79,13 +88,15 @@ struct sd__worker {
     int started;
 };
 
-/* Compression workers of the parallel implementation. */
+/* Compression workers of the parallel implementation, shared by every writer: one batch at a
+ * time uses them (whoever holds `submit_mu`); the jobs belong to that batch's writer. */
 struct sd__pool {
+    pthread_mutex_t submit_mu;
     pthread_mutex_t mu;
     pthread_cond_t work_cv;
     pthread_cond_t done_cv;
-    struct sd__job *jobs; /* jobs_cap entries; their out buffers are reused */
-    size_t jobs_cap;
+    int level;
+    struct sd__job *jobs; /* njobs entries of the submitting writer */
     size_t njobs;
     size_t next;
     size_t done;
@@ -107,12 +118,11 @@ struct sd_slice_writer {
     char *node_id;
     sd_slice_sync_fn cb;
     void *cb_arg;
-    pthread_t thread;
-    int thread_started;
+    struct sd_task task; /* runs one batch on a shared writer thread */
+    int has_shared;      /* holds a reference on sd__shared */
 
     /* Guarded by mu. */
     pthread_mutex_t mu;
-    pthread_cond_t wake;
     struct sd_buf pending;
     struct sd_buf pending_ends; /* size_t end offset of every append */
     size_t pending_appends;
@@ -121,21 +131,23 @@ struct sd_slice_writer {
     size_t inflight_bytes;
     int closing;
     int unhealthy;
-    int waiting;
     struct sd_slice_stats durable;
 
-    /* Writer thread only (and open/close before/after it runs). */
+    /* The task's callback only (one thread at a time), and open/close before/after it. */
     struct sd_buf batch;
     struct sd_buf batch_ends;
     struct sd__batch_stats batch_st;
+    uint64_t batch_seq; /* the batch's last sequence number */
     struct sd_buf out;
     struct sd_buf out_tail;
     struct sd__piece *pieces;
     size_t pieces_cap;
     struct sd__span *spans;
     size_t spans_cap;
+    struct sd__job *jobs; /* compression jobs of a parallel batch; their out buffers are reused */
+    size_t jobs_cap;
     struct sd_gzip *gz;
-    struct sd__pool *pool;
+    struct sd__pool *pool; /* the shared compression workers, NULL: none at this level */
     int fd;
     char *path;
     int file_no;
@@ -324,14 +336,11 @@ static void sd__pool_destroy(struct sd__pool *pool)
         }
         sd_gzip_destroy(pool->workers[i].gz);
     }
-    for (size_t i = 0; i < pool->jobs_cap; i++) {
-        sd_buf_fini(&pool->jobs[i].out);
-    }
-    free(pool->jobs);
     free(pool->workers);
     pthread_cond_destroy(&pool->work_cv);
     pthread_cond_destroy(&pool->done_cv);
     pthread_mutex_destroy(&pool->mu);
+    pthread_mutex_destroy(&pool->submit_mu);
     free(pool);
 }
 
@@ -344,9 +353,11 @@ static int sd__pool_create(enum sd_gzip_impl impl, int level, int nworkers, stru
     if (pool == NULL) {
         return -ENOMEM;
     }
+    pthread_mutex_init(&pool->submit_mu, NULL);
     pthread_mutex_init(&pool->mu, NULL);
     pthread_cond_init(&pool->work_cv, NULL);
     pthread_cond_init(&pool->done_cv, NULL);
+    pool->level = level;
     pool->workers = calloc((size_t)nworkers, sizeof(*pool->workers));
     if (pool->workers == NULL) {
         sd__pool_destroy(pool);
@@ -374,11 +385,12 @@ static int sd__pool_create(enum sd_gzip_impl impl, int level, int nworkers, stru
     return 0;
 }
 
-/* Runs pool->jobs[0..n) on the workers and the calling thread (with gz, which has no open
- * member and has none after); returns when all are done. */
-static void sd__pool_run(struct sd__pool *pool, size_t n, struct sd_gzip *gz)
+/* Runs jobs[0..n) on the workers and the calling thread (with gz, which has no open member
+ * and has none after); returns when all are done. The caller holds pool->submit_mu. */
+static void sd__pool_run(struct sd__pool *pool, struct sd__job *jobs, size_t n, struct sd_gzip *gz)
 {
     pthread_mutex_lock(&pool->mu);
+    pool->jobs = jobs;
     pool->njobs = n;
     pool->next = 0;
     pool->done = 0;
@@ -391,31 +403,30 @@ static void sd__pool_run(struct sd__pool *pool, size_t n, struct sd_gzip *gz)
     while (pool->done < pool->njobs) {
         pthread_cond_wait(&pool->done_cv, &pool->mu);
     }
+    pool->jobs = NULL;
     pool->njobs = 0;
     pool->next = 0;
     pool->done = 0;
     pthread_mutex_unlock(&pool->mu);
 }
 
-static int sd__pool_reserve(struct sd__pool *pool, size_t n)
+static int sd__jobs_reserve(struct sd_slice_writer *w, size_t n)
 {
     struct sd__job *jobs;
 
-    if (n <= pool->jobs_cap) {
+    if (n <= w->jobs_cap) {
         return 0;
     }
-    jobs = realloc(pool->jobs, n * sizeof(*jobs));
+    jobs = realloc(w->jobs, n * sizeof(*jobs));
     if (jobs == NULL) {
         return -ENOMEM;
     }
-    for (size_t i = pool->jobs_cap; i < n; i++) {
+    for (size_t i = w->jobs_cap; i < n; i++) {
         memset(&jobs[i], 0, sizeof(jobs[i]));
         sd_buf_init(&jobs[i].out);
     }
-    pthread_mutex_lock(&pool->mu);
-    pool->jobs = jobs;
-    pool->jobs_cap = n;
-    pthread_mutex_unlock(&pool->mu);
+    w->jobs = jobs;
+    w->jobs_cap = n;
     return 0;
 }
 
@@ -526,7 +537,8 @@ static int sd__compress_batch(struct sd_slice_writer *w, size_t *nspans)
     if (rc != 0) {
         return rc;
     }
-    if (w->pool == NULL || npieces < 3) {
+    if (w->pool == NULL || npieces < 3 || pthread_mutex_trylock(&w->pool->submit_mu) != 0) {
+        /* Serial: small batch, or the shared workers compress another writer's batch. */
         for (size_t i = 0; i < npieces && rc == 0; i++) {
             const struct sd__piece *pc = &w->pieces[i];
             rc = sd_gzip_compress(w->gz, w->batch.data + pc->off, pc->len, pc->finish, &w->out);
@@ -541,21 +553,24 @@ static int sd__compress_batch(struct sd_slice_writer *w, size_t *nspans)
     tail_open = !w->pieces[npieces - 1].finish;
     first_job = 1;
     last_job = tail_open ? npieces - 1 : npieces;
-    rc = sd__pool_reserve(w->pool, last_job - first_job);
-    if (rc != 0) {
-        return rc;
-    }
-    for (size_t i = first_job; i < last_job; i++) {
-        struct sd__job *job = &w->pool->jobs[i - first_job];
+    rc = sd__jobs_reserve(w, last_job - first_job);
+    for (size_t i = first_job; i < last_job && rc == 0; i++) {
+        struct sd__job *job = &w->jobs[i - first_job];
         job->in = w->batch.data + w->pieces[i].off;
         job->len = w->pieces[i].len;
         job->rc = 0;
     }
-    rc = sd_gzip_compress(w->gz, w->batch.data + w->pieces[0].off, w->pieces[0].len, 1, &w->out);
+    if (rc == 0) {
+        rc =
+            sd_gzip_compress(w->gz, w->batch.data + w->pieces[0].off, w->pieces[0].len, 1, &w->out);
+    }
+    if (rc == 0) {
+        sd__pool_run(w->pool, w->jobs, last_job - first_job, w->gz);
+    }
+    pthread_mutex_unlock(&w->pool->submit_mu);
     if (rc != 0) {
         return rc;
     }
-    sd__pool_run(w->pool, last_job - first_job, w->gz);
     if (tail_open) {
         const struct sd__piece *pc = &w->pieces[npieces - 1];
         rc = sd_gzip_compress(w->gz, w->batch.data + pc->off, pc->len, 0, &w->out_tail);
@@ -565,7 +580,7 @@ static int sd__compress_batch(struct sd_slice_writer *w, size_t *nspans)
     }
     rc = sd__add_span(w, nspans, w->out.data, w->out.len);
     for (size_t i = 0; i < last_job - first_job && rc == 0; i++) {
-        const struct sd__job *job = &w->pool->jobs[i];
+        const struct sd__job *job = &w->jobs[i];
         rc = job->rc != 0 ? job->rc : sd__add_span(w, nspans, job->out.data, job->out.len);
     }
     if (rc == 0) {
@@ -673,7 +688,7 @@ static uint64_t sd__repair_by_path(struct sd_slice_writer *w, const char *path, 
     return added;
 }
 
-/* ---- the writer thread ---- */
+/* ---- a batch (the writer's task, one thread at a time) ---- */
 
 static void sd__set_unhealthy(struct sd_slice_writer *w)
 {
@@ -840,7 +855,7 @@ static int sd__write_batch(struct sd_slice_writer *w)
     return 0;
 }
 
-/* Finishes the member, writes it and syncs: the end of the writer thread. */
+/* Finishes the member, writes it and syncs: the end of the writer, in close. */
 static void sd__finish_file(struct sd_slice_writer *w)
 {
     int rc = 0;
@@ -916,31 +931,15 @@ static void sd__swap_bufs(struct sd_buf *a, struct sd_buf *b)
     *b = t;
 }
 
-static void *sd__writer_main(void *arg)
+/* Takes the pending batch (the task's callback or the closing thread). Returns 0 when there
+ * was none. */
+static int sd__take_batch(struct sd_slice_writer *w)
 {
-    struct sd_slice_writer *w = arg;
-    struct timespec ts;
+    int taken;
 
-    for (;;) {
-        uint64_t seq;
-        size_t batch_len;
-        int rc;
-
-        pthread_mutex_lock(&w->mu);
-        while (w->pending_appends == 0 && !w->closing) {
-            int64_t ns;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ns = ts.tv_nsec + (w->opts.sync_check_interval_ms % 1000) * 1000000;
-            ts.tv_sec += (time_t)(w->opts.sync_check_interval_ms / 1000 + ns / 1000000000);
-            ts.tv_nsec = (long)(ns % 1000000000);
-            w->waiting = 1;
-            pthread_cond_timedwait(&w->wake, &w->mu, &ts);
-            w->waiting = 0;
-        }
-        if (w->pending_appends == 0) {
-            pthread_mutex_unlock(&w->mu);
-            break;
-        }
+    pthread_mutex_lock(&w->mu);
+    taken = w->pending_appends > 0;
+    if (taken) {
         sd__swap_bufs(&w->pending, &w->batch);
         sd__swap_bufs(&w->pending_ends, &w->batch_ends);
         w->batch_st = w->pending_st;
@@ -949,31 +948,112 @@ static void *sd__writer_main(void *arg)
         w->pending_ends.len = 0;
         w->pending_appends = 0;
         w->inflight_bytes = w->batch.len;
-        batch_len = w->batch.len;
-        seq = w->last_seq;
-        pthread_mutex_unlock(&w->mu);
+        w->batch_seq = w->last_seq;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return taken;
+}
 
-        rc = sd__write_batch(w);
-        sd__maybe_shrink(&w->out, w->out.len);
-        sd__maybe_shrink(&w->out_tail, w->out_tail.len);
-        sd__maybe_shrink(&w->batch_ends, w->batch_ends.len);
-        sd__maybe_shrink(&w->batch, w->batch.len);
+/* Writes and syncs the taken batch, publishes the durable statistics and calls back. */
+static void sd__run_batch(struct sd_slice_writer *w)
+{
+    size_t batch_len = w->batch.len;
+    int rc = sd__write_batch(w);
 
-        pthread_mutex_lock(&w->mu);
-        w->inflight_bytes = 0;
-        if (rc == 0) {
-            w->durable.records += w->batch_st.records;
-            w->durable.uncompressed_bytes += batch_len;
-            w->durable.compressed_bytes = w->prev_files_bytes + w->off;
-            sd__stats_merge_times(&w->durable, w->batch_st.first_ms, w->batch_st.last_ms);
-        }
-        pthread_mutex_unlock(&w->mu);
-        if (w->cb != NULL) {
-            w->cb(w->cb_arg, seq, rc);
+    sd__maybe_shrink(&w->out, w->out.len);
+    sd__maybe_shrink(&w->out_tail, w->out_tail.len);
+    sd__maybe_shrink(&w->batch_ends, w->batch_ends.len);
+    sd__maybe_shrink(&w->batch, w->batch.len);
+
+    pthread_mutex_lock(&w->mu);
+    w->inflight_bytes = 0;
+    if (rc == 0) {
+        w->durable.records += w->batch_st.records;
+        w->durable.uncompressed_bytes += batch_len;
+        w->durable.compressed_bytes = w->prev_files_bytes + w->off;
+        sd__stats_merge_times(&w->durable, w->batch_st.first_ms, w->batch_st.last_ms);
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (w->cb != NULL) {
+        w->cb(w->cb_arg, w->batch_seq, rc);
+    }
+}
+
+/* The task: one batch per run; an append during the run schedules the next one. */
+static void sd__writer_run(void *arg)
+{
+    struct sd_slice_writer *w = arg;
+
+    if (sd__take_batch(w)) {
+        sd__run_batch(w);
+    }
+}
+
+/* ---- threads shared by every writer ---- */
+
+/* The writer threads, and the compression workers of the parallel implementation: created
+ * with the first open writer, stopped with the last. */
+static struct {
+    pthread_mutex_t mu;
+    int refs;
+    struct sd_taskpool *tasks;
+    struct sd__pool *gzip;
+} sd__shared = {PTHREAD_MUTEX_INITIALIZER, 0, NULL, NULL};
+
+static int sd__cpus(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+    return cpus > 0 ? (int)cpus : 1;
+}
+
+static void sd__shared_release(void)
+{
+    pthread_mutex_lock(&sd__shared.mu);
+    if (--sd__shared.refs == 0) {
+        sd_taskpool_destroy(sd__shared.tasks);
+        sd__pool_destroy(sd__shared.gzip);
+        sd__shared.tasks = NULL;
+        sd__shared.gzip = NULL;
+    }
+    pthread_mutex_unlock(&sd__shared.mu);
+}
+
+/* Takes a reference on the shared threads (starting them when needed), binds w's task to
+ * them and points w->pool at the compression workers when they serve w's level. */
+static int sd__shared_acquire(struct sd_slice_writer *w)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&sd__shared.mu);
+    if (sd__shared.tasks == NULL) {
+        int n = sd__cpus() * SD__SW_POOL_THREADS_PER_CPU;
+        n = n < SD__SW_POOL_MIN_THREADS ? SD__SW_POOL_MIN_THREADS : n;
+        n = n > SD__SW_POOL_MAX_THREADS ? SD__SW_POOL_MAX_THREADS : n;
+        rc = sd_taskpool_create(n, &sd__shared.tasks);
+    }
+    if (rc == 0 && sd__shared.gzip == NULL && w->gz != NULL &&
+        w->opts.gzip_impl == SD_GZIP_PARALLEL) {
+        int threads = w->opts.gzip_concurrency > 0 ? w->opts.gzip_concurrency : sd__cpus();
+        int workers = (threads > SD__SW_MAX_THREADS ? SD__SW_MAX_THREADS : threads) - 1;
+        if (workers > 0) {
+            rc = sd__pool_create(w->opts.gzip_impl, w->opts.gzip_level, workers, &sd__shared.gzip);
         }
     }
-    sd__finish_file(w);
-    return NULL;
+    if (rc == 0) {
+        sd__shared.refs++;
+        sd_task_init(&w->task, sd__shared.tasks, sd__writer_run, w);
+        w->has_shared = 1;
+        if (sd__shared.gzip != NULL && w->gz != NULL && w->opts.gzip_impl == SD_GZIP_PARALLEL &&
+            sd__shared.gzip->level == w->opts.gzip_level) {
+            w->pool = sd__shared.gzip;
+        }
+    } else if (sd__shared.refs == 0) {
+        sd_taskpool_destroy(sd__shared.tasks);
+        sd__shared.tasks = NULL;
+    }
+    pthread_mutex_unlock(&sd__shared.mu);
+    return rc;
 }
 
 /* ---- public API ---- */
@@ -983,10 +1063,13 @@ static void sd__writer_free(struct sd_slice_writer *w)
     if (w == NULL) {
         return;
     }
+    if (w->has_shared) {
+        sd_task_detach(&w->task);
+        sd__shared_release();
+    }
     if (w->fd >= 0) {
         close(w->fd);
     }
-    sd__pool_destroy(w->pool);
     sd_gzip_destroy(w->gz);
     sd_buf_fini(&w->pending);
     sd_buf_fini(&w->pending_ends);
@@ -994,12 +1077,15 @@ static void sd__writer_free(struct sd_slice_writer *w)
     sd_buf_fini(&w->batch_ends);
     sd_buf_fini(&w->out);
     sd_buf_fini(&w->out_tail);
+    for (size_t i = 0; i < w->jobs_cap; i++) {
+        sd_buf_fini(&w->jobs[i].out);
+    }
+    free(w->jobs);
     free(w->pieces);
     free(w->spans);
     free(w->path);
     free(w->dir);
     free(w->node_id);
-    pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->mu);
     free(w);
 }
@@ -1045,7 +1131,6 @@ int sd_slice_writer_open(const struct sd_slice_writer_opts *opts, sd_slice_sync_
 {
     struct sd_slice_writer *w;
     struct sd_slice_stats rst;
-    pthread_condattr_t ca;
     struct stat sb;
     uint64_t size = 0;
     int last = 0;
@@ -1066,10 +1151,6 @@ int sd_slice_writer_open(const struct sd_slice_writer_opts *opts, sd_slice_sync_
     }
     w->fd = -1;
     pthread_mutex_init(&w->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->wake, &ca);
-    pthread_condattr_destroy(&ca);
     w->opts = *opts;
     w->dir = sd_xstrdup(opts->dir);
     w->node_id = sd_xstrdup(opts->node_id);
@@ -1082,9 +1163,6 @@ int sd_slice_writer_open(const struct sd_slice_writer_opts *opts, sd_slice_sync_
     }
     if (w->opts.gzip_block_size == 0) {
         w->opts.gzip_block_size = SD__SW_DEFAULT_BLOCK;
-    }
-    if (w->opts.sync_check_interval_ms <= 0) {
-        w->opts.sync_check_interval_ms = SD__SW_DEFAULT_INTERVAL_MS;
     }
     if (w->opts.max_pending_bytes == 0) {
         w->opts.max_pending_bytes = SD__SW_DEFAULT_PENDING;
@@ -1107,28 +1185,17 @@ int sd_slice_writer_open(const struct sd_slice_writer_opts *opts, sd_slice_sync_
         w->prev_files_bytes = rst.compressed_bytes >= size ? rst.compressed_bytes - size : 0;
         w->durable = rst;
         if (w->opts.compression == SD_COMPRESSION_GZIP) {
-            int workers = 0;
             rc = sd_gzip_create(w->opts.gzip_impl, w->opts.gzip_level, &w->gz);
-            if (rc == 0 && w->opts.gzip_impl == SD_GZIP_PARALLEL) {
-                long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-                int threads = w->opts.gzip_concurrency > 0 ? w->opts.gzip_concurrency
-                                                           : (cpus > 0 ? (int)cpus : 1);
-                workers = (threads > SD__SW_MAX_THREADS ? SD__SW_MAX_THREADS : threads) - 1;
-            }
-            if (rc == 0 && workers > 0) {
-                rc = sd__pool_create(w->opts.gzip_impl, w->opts.gzip_level, workers, &w->pool);
-            }
         }
     }
     if (rc == 0) {
-        rc = -pthread_create(&w->thread, NULL, sd__writer_main, w);
+        rc = sd__shared_acquire(w);
     }
     if (rc != 0) {
         sd_log_error("slice", "opening slice writer in %s failed: %s", w->dir, sd_strerror(rc));
         sd__writer_free(w);
         return rc;
     }
-    w->thread_started = 1;
     if (recovered != NULL) {
         *recovered = rst;
     }
@@ -1171,8 +1238,9 @@ int sd_slice_writer_append(struct sd_slice_writer *w, const void *rows, size_t l
             w->pending_st.last_ms = record_ms;
         }
         *seq = ++w->last_seq;
-        if (w->waiting) {
-            pthread_cond_signal(&w->wake);
+        if (w->pending_appends == 1) {
+            /* The first append of a batch: queue the task (or rerun it after its batch). */
+            sd_task_schedule(&w->task);
         }
     }
     pthread_mutex_unlock(&w->mu);
@@ -1205,11 +1273,13 @@ int sd_slice_writer_close(struct sd_slice_writer *w, struct sd_slice_stats *fina
     }
     pthread_mutex_lock(&w->mu);
     w->closing = 1;
-    pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&w->mu);
-    if (w->thread_started) {
-        pthread_join(w->thread, NULL);
+    /* No append can schedule the task now: wait for its batch, then finish here. */
+    sd_task_detach(&w->task);
+    while (sd__take_batch(w)) {
+        sd__run_batch(w);
     }
+    sd__finish_file(w);
     rc = w->final_rc;
     if (final_stats != NULL) {
         *final_stats = w->durable;

@@ -446,8 +446,6 @@ static void sd__writer_opts(struct sd_storage *st, struct sd_slice_writer_opts *
         strcmp(sd_config_str(cfg, "storage.level.local.encoding.sync.mode"), "cache") == 0
             ? SD_SYNC_CACHE
             : SD_SYNC_DISK;
-    o->sync_check_interval_ms =
-        sd_config_int(cfg, "storage.level.local.encoding.sync.checkInterval");
     o->max_pending_bytes = SD_STORAGE_MAX_PENDING_BYTES;
     o->allocate = sd_config_bool(cfg, "storage.level.local.writer.allocation.enabled");
     o->allocate_bytes = sd_config_int(cfg, "storage.level.local.writer.allocation.static");

@@ -240,7 +240,6 @@ static void default_opts(struct sd_slice_writer_opts *o, const char *dir)
     o->gzip_level = 1;
     o->gzip_block_size = 256 * 1024;
     o->sync_mode = SD_SYNC_DISK;
-    o->sync_check_interval_ms = 5;
     o->max_pending_bytes = 64 << 20;
 }
 
