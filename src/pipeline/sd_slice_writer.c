@@ -152,6 +152,7 @@ struct sd_slice_writer {
     char *path;
     int file_no;
     int file_fresh;             /* continuation file without a successful sync yet */
+    int file_allocated;         /* the current file's space was preallocated (first batch) */
     uint64_t off;               /* end of good data in the current file */
     struct sd_gzip_member good; /* the member open at off */
     uint64_t prev_files_bytes;
@@ -641,7 +642,6 @@ static int sd__open_file(struct sd_slice_writer *w, int n, int *fd_out, char **p
             return rc;
         }
     }
-    sd__allocate(w, fd, path);
     *fd_out = fd;
     *path_out = path;
     *size_out = (uint64_t)sb.st_size;
@@ -790,6 +790,7 @@ static void sd__on_sync_failure(struct sd_slice_writer *w, int err)
     w->path = npath;
     w->file_no++;
     w->file_fresh = 1;
+    w->file_allocated = 0;
 }
 
 /* Writes and syncs the swapped-out batch. Returns 0 or the batch's failure. */
@@ -810,6 +811,11 @@ static int sd__write_batch(struct sd_slice_writer *w)
             return -errno;
         }
         w->need_truncate = 0;
+    }
+    if (!w->file_allocated) {
+        /* Reserve at the first data, not at open: an idle slice reserves nothing. */
+        sd__allocate(w, w->fd, w->path);
+        w->file_allocated = 1;
     }
     if (w->gz != NULL) {
         rc = sd__compress_batch(w, &nspans);
@@ -899,6 +905,11 @@ static void sd__finish_file(struct sd_slice_writer *w)
     rc = sd__io_fdatasync(w, w->fd);
     if (rc != 0) {
         sd_log_error("slice", "final fdatasync of %s failed: %s", w->path, sd_strerror(rc));
+    } else if (w->file_allocated && w->opts.allocate && ftruncate(w->fd, (off_t)w->off) != 0) {
+        /* Gives the unused preallocated blocks back (the size stays): a closed slice waiting
+         * for its upload holds only its data. */
+        sd_log_warn("slice", "releasing preallocated space of %s failed: %s", w->path,
+                    sd_strerror(-errno));
     }
 done:
     if (rc != 0 && w->final_rc == 0) {
