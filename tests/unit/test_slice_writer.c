@@ -1500,7 +1500,9 @@ static void test_stuck_sync_isolated(void **state)
         assert_int_equal(sd_slice_writer_append(b, row, strlen(row), 1, 0, &sb), 0);
         assert_true(last_cb_wait(&lb, sb));
     }
+    pthread_mutex_lock(&ra.mu);
     assert_int_equal(ra.last_seq, 0); /* still stuck */
+    pthread_mutex_unlock(&ra.mu);
     fault_set_gate(&f, 0);
     assert_int_equal(rec_wait(&ra, sa), 1);
     assert_int_equal(sd_slice_writer_close(a, NULL), 0);
