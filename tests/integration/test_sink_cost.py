@@ -6,7 +6,7 @@ import re
 import time
 
 from conftest import TIMEOUT_MULT
-from helpers import PATH_COLUMNS, slice_files
+from helpers import PATH_COLUMNS
 
 SOURCES = 2
 SINKS_PER_SOURCE = 100  # the reference's limit of sinks per source
@@ -21,13 +21,16 @@ def threads(pid):
 
 
 def reserved_bytes(data_dir):
-    """Disk blocks held by slice files, preallocated space beyond their end included."""
+    """Disk blocks held by slice files, preallocated space beyond their end included (files
+    and directories removed after their upload meanwhile are skipped)."""
     total = 0
-    for path in slice_files(data_dir):
-        try:
-            total += os.stat(path).st_blocks * 512
-        except FileNotFoundError:
-            pass  # uploaded and deleted meanwhile
+    for root, _, names in os.walk(os.path.join(data_dir, "volumes")):
+        for name in names:
+            if "slice-" in name:
+                try:
+                    total += os.stat(os.path.join(root, name)).st_blocks * 512
+                except FileNotFoundError:
+                    pass
     return total
 
 
