@@ -5,13 +5,13 @@
  * file entity and one slice per assigned volume (one volume in standalone), each with a slice
  * writer (served by threads shared by every writer). A slice reserves disk space at its first
  * write (storage.level.local.writer.allocation: static for a sink's first slice, then a share
- * of its recent slices' sizes), so an idle sink reserves nothing. Entities are JSON in the state
- * store, written twice as in the reference
- * (".../all/..." and ".../level/<level>/..."). A stats thread writes each open slice's synced
- * statistics to storage/stats/local/<sliceKey>/<nodeID> every storage.statistics.sync.interval
- * and once more when the slice closes. Sync results go to one listener (the data endpoint).
- * Control calls (open, activate, deactivate, close) are serialized by the caller; appends
- * come from the data endpoint's thread and only read the slot's current slice under its lock. */
+ * of its recent slices' sizes), so an idle sink reserves nothing. Entities are JSON in the
+ * state store, written twice as in the reference (".../all/..." and ".../level/<level>/..."). A
+ * stats thread writes each open slice's synced statistics to
+ * storage/stats/local/<sliceKey>/<nodeID> every storage.statistics.sync.interval and once more when
+ * the slice closes. Sync results go to one listener (the data endpoint). Control calls (open,
+ * activate, deactivate, close) are serialized by the caller; appends come from the data endpoint's
+ * thread and only read the slot's current slice under its lock. */
 #include "storage/sd_storage.h"
 #include "storage/sd_states.h"
 #include "config/sd_config.h"
@@ -460,13 +460,14 @@ static void sd__writer_opts(struct sd_storage *st, struct sd_slice_writer_opts *
 }
 
 /* storage.level.local.writer.allocation (reference diskalloc): the space a sink's next slice
- * reserves: `static` while no earlier slice of it has data, else `relative` percent of the
- * largest of its last SD_STORAGE_ALLOC_HISTORY slices, so small sinks reserve little; 0 when
- * disabled. slot NULL: the sink's first slice here. */
+ * reserves: `relative` percent of the largest of its last SD_STORAGE_ALLOC_HISTORY slices on
+ * this node, so small sinks reserve little, or `static` while none of them had data (slot
+ * NULL: the sink's first slice here); 0 when disabled. */
 static int64_t sd__allocation_bytes(struct sd_storage *st, const struct sd_sink_slot *slot)
 {
     const struct sd_config *cfg = st->srv->cfg;
     uint64_t largest = 0;
+    uint64_t relative;
     size_t n;
 
     if (!sd_config_bool(cfg, "storage.level.local.writer.allocation.enabled")) {
@@ -479,10 +480,8 @@ static int64_t sd__allocation_bytes(struct sd_storage *st, const struct sd_sink_
     if (largest == 0) {
         return sd_config_int(cfg, "storage.level.local.writer.allocation.static");
     }
-    return (
-        int64_t)(largest *
-                 (uint64_t)sd_config_int(cfg, "storage.level.local.writer.allocation.relative") /
-                 100);
+    relative = (uint64_t)sd_config_int(cfg, "storage.level.local.writer.allocation.relative");
+    return (int64_t)(largest * relative / 100);
 }
 
 /* Remembers the size of the slice a sink rotates away from (for sd__allocation_bytes). */
