@@ -57,6 +57,7 @@
 #define SD__SW_POOL_MIN_THREADS 4
 #define SD__SW_POOL_MAX_THREADS 32
 #define SD__SW_SHRINK_ABOVE ((size_t)1 << 20)
+#define SD__SW_RESERVE_FLOOR_DIV 10 /* reservations leave a tenth of the volume free */
 
 /* Rows and receive times of a batch. */
 struct sd__batch_stats {
@@ -592,10 +593,34 @@ static int sd__compress_batch(struct sd_slice_writer *w, size_t *nspans)
 
 /* ---- files ---- */
 
+static int sd__io_fstatvfs(const struct sd_slice_writer *w, int fd, struct statvfs *out)
+{
+    const struct sd_slice_io *io = w->opts.io;
+
+    if (io != NULL && io->fstatvfs != NULL) {
+        return io->fstatvfs(io->arg, fd, out);
+    }
+    return fstatvfs(fd, out);
+}
+
+/* Reserves the file's space, unless the reservation would leave the volume less than a tenth
+ * of its size free: reservations of many sinks at once must not fill it (their data still can,
+ * and then fails as a full volume does). */
 static void sd__allocate(struct sd_slice_writer *w, int fd, const char *path)
 {
+    struct statvfs vfs;
+
     if (!w->opts.allocate || w->opts.allocate_bytes <= 0) {
         return;
+    }
+    if (sd__io_fstatvfs(w, fd, &vfs) == 0) {
+        uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+        uint64_t floor = (uint64_t)vfs.f_blocks * vfs.f_frsize / SD__SW_RESERVE_FLOOR_DIV;
+        if (avail < floor || avail - floor < (uint64_t)w->opts.allocate_bytes) {
+            sd_log_debug("slice", "no reservation for %s: %llu bytes free", path,
+                         (unsigned long long)avail);
+            return;
+        }
     }
     if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)w->opts.allocate_bytes) != 0) {
         struct stat sb;

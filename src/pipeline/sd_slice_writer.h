@@ -33,6 +33,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 
 /* encoding.sync.mode: disk = fdatasync before the callback; cache = write() returned. */
@@ -47,6 +48,7 @@ struct sd_slice_io {
     int (*open)(void *arg, const char *path, int flags, mode_t mode);
     ssize_t (*pwrite)(void *arg, int fd, const void *buf, size_t len, off_t off);
     int (*fdatasync)(void *arg, int fd);
+    int (*fstatvfs)(void *arg, int fd, struct statvfs *out); /* before a reservation */
     void *arg;
 };
 
@@ -63,8 +65,10 @@ struct sd_slice_writer_opts {
     size_t max_pending_bytes; /* budget of appended rows not yet written (pending batch and
                                * the batch being written); beyond -> SD_ELIMIT; 0 = 64 MiB */
     int allocate;             /* fallocate(FALLOC_FL_KEEP_SIZE) allocate_bytes for each file before
-                               * its first write (an idle writer reserves nothing) and give the
-                               * unused rest back at close; failure is logged, not fatal */
+                               * its first write (an idle writer reserves nothing), unless that
+                               * leaves the volume less than a tenth of its size free (a burst
+                               * of sinks cannot fill it with reservations), and give the unused
+                               * rest back at close; failure is logged, not fatal */
     int64_t allocate_bytes;   /* bytes to reserve per file (the caller picks static or relative) */
     const struct sd_slice_io *io; /* test seam, NULL = real syscalls; borrowed for the
                                    * writer's lifetime */

@@ -389,7 +389,7 @@ static void fault_set_gate(struct fault *f, int closed)
 
 static struct sd_slice_io fault_io(struct fault *f)
 {
-    struct sd_slice_io io = {fault_open, fault_pwrite, fault_fdatasync, f};
+    struct sd_slice_io io = {fault_open, fault_pwrite, fault_fdatasync, NULL, f};
     return io;
 }
 
@@ -736,6 +736,65 @@ static void test_allocate(void **state)
     assert_int_equal(gzip_t(p), 0);
     free(p);
     rec_fini(&r);
+}
+
+/* A volume as fstatvfs reports it to the writer (real I/O otherwise). */
+struct fake_volume {
+    uint64_t total;
+    uint64_t avail;
+};
+
+static int fake_fstatvfs(void *arg, int fd, struct statvfs *out)
+{
+    const struct fake_volume *v = arg;
+
+    (void)fd;
+    memset(out, 0, sizeof(*out));
+    out->f_frsize = 4096;
+    out->f_bsize = 4096;
+    out->f_blocks = v->total / 4096;
+    out->f_bavail = v->avail / 4096;
+    return 0;
+}
+
+/* Blocks of the first slice file of node in dir after one durable row. */
+static int64_t blocks_after_one_row(const char *dir, const char *node, const struct sd_slice_io *io)
+{
+    struct sd_slice_writer_opts o;
+    struct sd_slice_writer *w = NULL;
+    struct rec r;
+    struct stat sb;
+    char row[128];
+    char *p = file_path(dir, node, 1, 1);
+
+    rec_init(&r);
+    default_opts(&o, dir);
+    o.node_id = node;
+    o.allocate = 1;
+    o.allocate_bytes = 4 << 20;
+    o.io = io;
+    assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, NULL), 0);
+    make_row(row, sizeof(row), "v", 1, 10);
+    assert_int_equal(append_wait(w, &r, row, NULL), 1);
+    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal(sd_slice_writer_close(w, NULL), 0);
+    free(p);
+    rec_fini(&r);
+    return (int64_t)sb.st_blocks * 512;
+}
+
+/* A reservation never takes the volume below a tenth of its size free. */
+static void test_allocate_keeps_volume_floor(void **state)
+{
+    struct tctx *t = *state;
+    struct fake_volume v = {(uint64_t)1 << 30, (uint64_t)100 << 20};
+    struct sd_slice_io io = {NULL, NULL, NULL, fake_fstatvfs, &v};
+
+    /* 100 MiB free of 1 GiB: under the 102.4 MiB floor, no reservation. */
+    assert_true(blocks_after_one_row(t->dir, "low", &io) < (1 << 20));
+    /* 500 MiB free: 4 MiB fit above the floor. */
+    v.avail = (uint64_t)500 << 20;
+    assert_true(blocks_after_one_row(t->dir, "high", &io) >= (4 << 20));
 }
 
 /* ---- recovery ---- */
@@ -1675,6 +1734,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_none, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_invalid_opts, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_allocate, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_allocate_keeps_volume_floor, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_recover_every_cut_fast, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_recover_every_cut_zlib, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_recover_garbage, setup_dir, teardown_dir),
