@@ -14,9 +14,8 @@
  * the other ready writers. Close refuses appends, detaches the task (waiting for a running
  * batch) and writes what is left on its own thread. With the `parallel` implementation, a
  * batch larger than the block size is split at append boundaries into members compressed by
- * compression workers shared by every writer (the writer's thread works too); one batch uses
- * them at a time (`submit_mu`, tried without blocking: a batch that finds them busy is
- * compressed serially), its jobs and outputs handed over under the workers' mutex.
+ * the shared workers of sd_gzip_pool (the writer's thread works too; when they serve another
+ * batch, the writer's thread compresses alone).
  * Ownership: appended rows are copied; the batch buffers, output buffers, jobs and compressor
  * belong to the writer and are freed by sd_slice_writer_close.
  *
@@ -31,6 +30,7 @@
  * opened, or an fdatasync fails on a continuation before it ever succeeded, the writer turns
  * unhealthy: pending batches fail and every append returns SD_EUNHEALTHY. */
 #include "pipeline/sd_slice_writer.h"
+#include "pipeline/sd_gzip_pool.h"
 #include "core/sd_alloc.h"
 #include "core/sd_buf.h"
 #include "core/sd_error.h"
@@ -73,39 +73,6 @@ struct sd__piece {
     int finish;
 };
 
-struct sd__job {
-    const char *in;
-    size_t len;
-    struct sd_buf out;
-    int rc;
-};
-
-struct sd__pool;
-
-struct sd__worker {
-    struct sd__pool *pool;
-    struct sd_gzip *gz;
-    pthread_t tid;
-    int started;
-};
-
-/* Compression workers of the parallel implementation, shared by every writer: one batch at a
- * time uses them (whoever holds `submit_mu`); the jobs belong to that batch's writer. */
-struct sd__pool {
-    pthread_mutex_t submit_mu;
-    pthread_mutex_t mu;
-    pthread_cond_t work_cv;
-    pthread_cond_t done_cv;
-    int level;
-    struct sd__job *jobs; /* njobs entries of the submitting writer */
-    size_t njobs;
-    size_t next;
-    size_t done;
-    int stop;
-    int nworkers;
-    struct sd__worker *workers;
-};
-
 /* One buffer to write, in order. */
 struct sd__span {
     const char *p;
@@ -145,10 +112,11 @@ struct sd_slice_writer {
     size_t pieces_cap;
     struct sd__span *spans;
     size_t spans_cap;
-    struct sd__job *jobs; /* compression jobs of a parallel batch; their out buffers are reused */
+    struct sd_gzip_job
+        *jobs; /* compression jobs of a parallel batch; their out buffers are reused */
     size_t jobs_cap;
     struct sd_gzip *gz;
-    struct sd__pool *pool; /* the shared compression workers, NULL: none at this level */
+    struct sd_gzip_pool *pool; /* the shared compression workers, NULL: none at this level */
     int fd;
     char *path;
     int file_no;
@@ -277,144 +245,9 @@ static int sd__file_number(const struct sd_slice_writer *w, const char *name)
     return n >= 2 && n <= SD__SW_MAX_FILES ? (int)n : 0;
 }
 
-/* ---- parallel compression pool ---- */
-
-/* Takes and runs jobs until none is left; gz must have no open member. */
-static void sd__pool_work(struct sd__pool *pool, struct sd_gzip *gz)
-{
-    for (;;) {
-        struct sd__job *job;
-        pthread_mutex_lock(&pool->mu);
-        if (pool->next >= pool->njobs) {
-            pthread_mutex_unlock(&pool->mu);
-            return;
-        }
-        job = &pool->jobs[pool->next++];
-        pthread_mutex_unlock(&pool->mu);
-
-        job->out.len = 0;
-        job->rc = sd_gzip_compress(gz, job->in, job->len, 1, &job->out);
-
-        pthread_mutex_lock(&pool->mu);
-        pool->done++;
-        if (pool->done == pool->njobs) {
-            pthread_cond_broadcast(&pool->done_cv);
-        }
-        pthread_mutex_unlock(&pool->mu);
-    }
-}
-
-static void *sd__pool_main(void *arg)
-{
-    struct sd__worker *wk = arg;
-    struct sd__pool *pool = wk->pool;
-
-    for (;;) {
-        pthread_mutex_lock(&pool->mu);
-        while (!pool->stop && pool->next >= pool->njobs) {
-            pthread_cond_wait(&pool->work_cv, &pool->mu);
-        }
-        if (pool->stop) {
-            pthread_mutex_unlock(&pool->mu);
-            return NULL;
-        }
-        pthread_mutex_unlock(&pool->mu);
-        sd__pool_work(pool, wk->gz);
-    }
-}
-
-static void sd__pool_destroy(struct sd__pool *pool)
-{
-    if (pool == NULL) {
-        return;
-    }
-    pthread_mutex_lock(&pool->mu);
-    pool->stop = 1;
-    pthread_cond_broadcast(&pool->work_cv);
-    pthread_mutex_unlock(&pool->mu);
-    for (int i = 0; i < pool->nworkers; i++) {
-        if (pool->workers[i].started) {
-            pthread_join(pool->workers[i].tid, NULL);
-        }
-        sd_gzip_destroy(pool->workers[i].gz);
-    }
-    free(pool->workers);
-    pthread_cond_destroy(&pool->work_cv);
-    pthread_cond_destroy(&pool->done_cv);
-    pthread_mutex_destroy(&pool->mu);
-    pthread_mutex_destroy(&pool->submit_mu);
-    free(pool);
-}
-
-static int sd__pool_create(enum sd_gzip_impl impl, int level, int nworkers, struct sd__pool **out)
-{
-    struct sd__pool *pool = calloc(1, sizeof(*pool));
-    int rc = 0;
-
-    *out = NULL;
-    if (pool == NULL) {
-        return -ENOMEM;
-    }
-    pthread_mutex_init(&pool->submit_mu, NULL);
-    pthread_mutex_init(&pool->mu, NULL);
-    pthread_cond_init(&pool->work_cv, NULL);
-    pthread_cond_init(&pool->done_cv, NULL);
-    pool->level = level;
-    pool->workers = calloc((size_t)nworkers, sizeof(*pool->workers));
-    if (pool->workers == NULL) {
-        sd__pool_destroy(pool);
-        return -ENOMEM;
-    }
-    pool->nworkers = nworkers;
-    for (int i = 0; i < nworkers; i++) {
-        struct sd__worker *wk = &pool->workers[i];
-        wk->pool = pool;
-        rc = sd_gzip_create(impl, level, &wk->gz);
-        if (rc != 0) {
-            break;
-        }
-        rc = -pthread_create(&wk->tid, NULL, sd__pool_main, wk);
-        if (rc != 0) {
-            break;
-        }
-        wk->started = 1;
-    }
-    if (rc != 0) {
-        sd__pool_destroy(pool);
-        return rc;
-    }
-    *out = pool;
-    return 0;
-}
-
-/* Runs jobs[0..n) on the workers and the calling thread (with gz, which has no open member
- * and has none after); returns when all are done. The caller holds pool->submit_mu. */
-static void sd__pool_run(struct sd__pool *pool, struct sd__job *jobs, size_t n, struct sd_gzip *gz)
-{
-    pthread_mutex_lock(&pool->mu);
-    pool->jobs = jobs;
-    pool->njobs = n;
-    pool->next = 0;
-    pool->done = 0;
-    pthread_cond_broadcast(&pool->work_cv);
-    pthread_mutex_unlock(&pool->mu);
-
-    sd__pool_work(pool, gz);
-
-    pthread_mutex_lock(&pool->mu);
-    while (pool->done < pool->njobs) {
-        pthread_cond_wait(&pool->done_cv, &pool->mu);
-    }
-    pool->jobs = NULL;
-    pool->njobs = 0;
-    pool->next = 0;
-    pool->done = 0;
-    pthread_mutex_unlock(&pool->mu);
-}
-
 static int sd__jobs_reserve(struct sd_slice_writer *w, size_t n)
 {
-    struct sd__job *jobs;
+    struct sd_gzip_job *jobs;
 
     if (n <= w->jobs_cap) {
         return 0;
@@ -539,8 +372,7 @@ static int sd__compress_batch(struct sd_slice_writer *w, size_t *nspans)
     if (rc != 0) {
         return rc;
     }
-    if (w->pool == NULL || npieces < 3 || pthread_mutex_trylock(&w->pool->submit_mu) != 0) {
-        /* Serial: small batch, or the shared workers compress another writer's batch. */
+    if (w->pool == NULL || npieces < 3) {
         for (size_t i = 0; i < npieces && rc == 0; i++) {
             const struct sd__piece *pc = &w->pieces[i];
             rc = sd_gzip_compress(w->gz, w->batch.data + pc->off, pc->len, pc->finish, &w->out);
@@ -557,7 +389,7 @@ static int sd__compress_batch(struct sd_slice_writer *w, size_t *nspans)
     last_job = tail_open ? npieces - 1 : npieces;
     rc = sd__jobs_reserve(w, last_job - first_job);
     for (size_t i = first_job; i < last_job && rc == 0; i++) {
-        struct sd__job *job = &w->jobs[i - first_job];
+        struct sd_gzip_job *job = &w->jobs[i - first_job];
         job->in = w->batch.data + w->pieces[i].off;
         job->len = w->pieces[i].len;
         job->rc = 0;
@@ -567,9 +399,8 @@ static int sd__compress_batch(struct sd_slice_writer *w, size_t *nspans)
             sd_gzip_compress(w->gz, w->batch.data + w->pieces[0].off, w->pieces[0].len, 1, &w->out);
     }
     if (rc == 0) {
-        sd__pool_run(w->pool, w->jobs, last_job - first_job, w->gz);
+        sd_gzip_pool_run(w->pool, w->jobs, last_job - first_job, w->gz);
     }
-    pthread_mutex_unlock(&w->pool->submit_mu);
     if (rc != 0) {
         return rc;
     }
@@ -582,7 +413,7 @@ static int sd__compress_batch(struct sd_slice_writer *w, size_t *nspans)
     }
     rc = sd__add_span(w, nspans, w->out.data, w->out.len);
     for (size_t i = 0; i < last_job - first_job && rc == 0; i++) {
-        const struct sd__job *job = &w->jobs[i];
+        const struct sd_gzip_job *job = &w->jobs[i];
         rc = job->rc != 0 ? job->rc : sd__add_span(w, nspans, job->out.data, job->out.len);
     }
     if (rc == 0) {
@@ -1033,7 +864,7 @@ static struct {
     pthread_mutex_t mu;
     int refs;
     struct sd_taskpool *tasks;
-    struct sd__pool *gzip;
+    struct sd_gzip_pool *gzip;
 } sd__shared = {PTHREAD_MUTEX_INITIALIZER, 0, NULL, NULL};
 
 static int sd__cpus(void)
@@ -1048,7 +879,7 @@ static void sd__shared_release(void)
     pthread_mutex_lock(&sd__shared.mu);
     if (--sd__shared.refs == 0) {
         sd_taskpool_destroy(sd__shared.tasks);
-        sd__pool_destroy(sd__shared.gzip);
+        sd_gzip_pool_destroy(sd__shared.gzip);
         sd__shared.tasks = NULL;
         sd__shared.gzip = NULL;
     }
@@ -1073,7 +904,8 @@ static int sd__shared_acquire(struct sd_slice_writer *w)
         int threads = w->opts.gzip_concurrency > 0 ? w->opts.gzip_concurrency : sd__cpus();
         int workers = (threads > SD__SW_MAX_THREADS ? SD__SW_MAX_THREADS : threads) - 1;
         if (workers > 0) {
-            rc = sd__pool_create(w->opts.gzip_impl, w->opts.gzip_level, workers, &sd__shared.gzip);
+            rc = sd_gzip_pool_create(w->opts.gzip_impl, w->opts.gzip_level, workers,
+                                     &sd__shared.gzip);
         }
     }
     if (rc == 0) {
@@ -1081,7 +913,7 @@ static int sd__shared_acquire(struct sd_slice_writer *w)
         sd_task_init(&w->task, sd__shared.tasks, sd__writer_run, w);
         w->has_shared = 1;
         if (sd__shared.gzip != NULL && w->gz != NULL && w->opts.gzip_impl == SD_GZIP_PARALLEL &&
-            sd__shared.gzip->level == w->opts.gzip_level) {
+            sd_gzip_pool_level(sd__shared.gzip) == w->opts.gzip_level) {
             w->pool = sd__shared.gzip;
         }
     } else if (sd__shared.refs == 0) {
