@@ -1,17 +1,23 @@
 /* sd_slice_writer.c: the slice writer: group commit of CSV rows into a gzip (or plain) slice
  * file, with failure handling for failed writes and failed fdatasyncs.
  *
- * DESIGN. Threads: appenders (any thread) only copy rows into the pending batch under `mu`
- * and signal `wake` when the writer waits; no I/O happens under `mu`. The writer thread owns
- * the file descriptor, the compressor and every file offset: it swaps the pending batch out
- * under `mu` (appenders keep filling the other buffer), compresses it in one go ending at a
- * sync-flush boundary, writes it with pwrite at the tracked offset, fdatasyncs (disk mode),
- * publishes the durable statistics and calls the sync callback, then takes the next batch at
- * once (group commit). With the `parallel` implementation, a batch larger than the block size
- * is split at append boundaries into members compressed by a small pool owned by the writer
- * (the writer thread works too); the pool's jobs and outputs are handed over under its own
- * mutex. Ownership: appended rows are copied; the batch buffers, output buffers, pool and
- * compressor belong to the writer and are freed by sd_slice_writer_close after the join.
+ * DESIGN. Threads: every open writer shares one sd_taskpool of writer threads (4 per CPU,
+ * 4 to 32), started with the first open writer and stopped with the last. Appenders (any
+ * thread) only copy rows into the pending batch under `mu`; the first append of a batch
+ * schedules the writer's task (under `mu`, so close cannot detach it in between); no I/O
+ * happens under `mu`. The task runs one batch per run, on one pool thread at a time, and owns
+ * the file descriptor, the compressor and every file offset meanwhile: it swaps the pending
+ * batch out under `mu` (appenders keep filling the other buffer), compresses it in one go
+ * ending at a sync-flush boundary, writes it with pwrite at the tracked offset, fdatasyncs
+ * (disk mode), publishes the durable statistics and calls the sync callback. An append during
+ * the run schedules the task again, so the next batch follows at once (group commit) behind
+ * the other ready writers. Close refuses appends, detaches the task (waiting for a running
+ * batch) and writes what is left on its own thread. With the `parallel` implementation, a
+ * batch larger than the block size is split at append boundaries into members compressed by
+ * the shared workers of sd_gzip_pool (the writer's thread works too; when they serve another
+ * batch, the writer's thread compresses alone).
+ * Ownership: appended rows are copied; the batch buffers, output buffers, jobs and compressor
+ * belong to the writer and are freed by sd_slice_writer_close.
  *
  * Failure behaviour. After each successful batch the writer records the good end offset and
  * the open member's CRC32 and length. A failed write fails only that batch: the file is cut
@@ -24,11 +30,13 @@
  * opened, or an fdatasync fails on a continuation before it ever succeeded, the writer turns
  * unhealthy: pending batches fail and every append returns SD_EUNHEALTHY. */
 #include "pipeline/sd_slice_writer.h"
+#include "pipeline/sd_gzip_pool.h"
 #include "core/sd_alloc.h"
 #include "core/sd_buf.h"
 #include "core/sd_error.h"
 #include "core/sd_fs.h"
 #include "core/sd_log.h"
+#include "core/sd_taskpool.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -39,15 +47,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define SD__SW_DEFAULT_BLOCK ((size_t)256 << 10)
-#define SD__SW_DEFAULT_INTERVAL_MS 5
 #define SD__SW_DEFAULT_PENDING ((size_t)64 << 20)
 #define SD__SW_MAX_FILES 10000
 #define SD__SW_MAX_THREADS 64
+#define SD__SW_POOL_THREADS_PER_CPU 4
+#define SD__SW_POOL_MIN_THREADS 4
+#define SD__SW_POOL_MAX_THREADS 32
 #define SD__SW_SHRINK_ABOVE ((size_t)1 << 20)
+#define SD__SW_RESERVE_FLOOR_DIV 10 /* reservations leave a tenth of the volume free */
 
 /* Rows and receive times of a batch. */
 struct sd__batch_stats {
@@ -63,37 +73,6 @@ struct sd__piece {
     int finish;
 };
 
-struct sd__job {
-    const char *in;
-    size_t len;
-    struct sd_buf out;
-    int rc;
-};
-
-struct sd__pool;
-
-struct sd__worker {
-    struct sd__pool *pool;
-    struct sd_gzip *gz;
-    pthread_t tid;
-    int started;
-};
-
-/* Compression workers of the parallel implementation. */
-struct sd__pool {
-    pthread_mutex_t mu;
-    pthread_cond_t work_cv;
-    pthread_cond_t done_cv;
-    struct sd__job *jobs; /* jobs_cap entries; their out buffers are reused */
-    size_t jobs_cap;
-    size_t njobs;
-    size_t next;
-    size_t done;
-    int stop;
-    int nworkers;
-    struct sd__worker *workers;
-};
-
 /* One buffer to write, in order. */
 struct sd__span {
     const char *p;
@@ -107,12 +86,11 @@ struct sd_slice_writer {
     char *node_id;
     sd_slice_sync_fn cb;
     void *cb_arg;
-    pthread_t thread;
-    int thread_started;
+    struct sd_task task; /* runs one batch on a shared writer thread */
+    int has_shared;      /* holds a reference on sd__shared */
 
     /* Guarded by mu. */
     pthread_mutex_t mu;
-    pthread_cond_t wake;
     struct sd_buf pending;
     struct sd_buf pending_ends; /* size_t end offset of every append */
     size_t pending_appends;
@@ -121,25 +99,29 @@ struct sd_slice_writer {
     size_t inflight_bytes;
     int closing;
     int unhealthy;
-    int waiting;
     struct sd_slice_stats durable;
 
-    /* Writer thread only (and open/close before/after it runs). */
+    /* The task's callback only (one thread at a time), and open/close before/after it. */
     struct sd_buf batch;
     struct sd_buf batch_ends;
     struct sd__batch_stats batch_st;
+    uint64_t batch_seq; /* the batch's last sequence number */
     struct sd_buf out;
     struct sd_buf out_tail;
     struct sd__piece *pieces;
     size_t pieces_cap;
     struct sd__span *spans;
     size_t spans_cap;
+    struct sd_gzip_job
+        *jobs; /* compression jobs of a parallel batch; their out buffers are reused */
+    size_t jobs_cap;
     struct sd_gzip *gz;
-    struct sd__pool *pool;
+    struct sd_gzip_pool *pool; /* the shared compression workers, NULL: none at this level */
     int fd;
     char *path;
     int file_no;
     int file_fresh;             /* continuation file without a successful sync yet */
+    int file_allocated;         /* the current file's space was preallocated (first batch) */
     uint64_t off;               /* end of good data in the current file */
     struct sd_gzip_member good; /* the member open at off */
     uint64_t prev_files_bytes;
@@ -263,159 +245,23 @@ static int sd__file_number(const struct sd_slice_writer *w, const char *name)
     return n >= 2 && n <= SD__SW_MAX_FILES ? (int)n : 0;
 }
 
-/* ---- parallel compression pool ---- */
-
-/* Takes and runs jobs until none is left; gz must have no open member. */
-static void sd__pool_work(struct sd__pool *pool, struct sd_gzip *gz)
+static int sd__jobs_reserve(struct sd_slice_writer *w, size_t n)
 {
-    for (;;) {
-        struct sd__job *job;
-        pthread_mutex_lock(&pool->mu);
-        if (pool->next >= pool->njobs) {
-            pthread_mutex_unlock(&pool->mu);
-            return;
-        }
-        job = &pool->jobs[pool->next++];
-        pthread_mutex_unlock(&pool->mu);
+    struct sd_gzip_job *jobs;
 
-        job->out.len = 0;
-        job->rc = sd_gzip_compress(gz, job->in, job->len, 1, &job->out);
-
-        pthread_mutex_lock(&pool->mu);
-        pool->done++;
-        if (pool->done == pool->njobs) {
-            pthread_cond_broadcast(&pool->done_cv);
-        }
-        pthread_mutex_unlock(&pool->mu);
-    }
-}
-
-static void *sd__pool_main(void *arg)
-{
-    struct sd__worker *wk = arg;
-    struct sd__pool *pool = wk->pool;
-
-    for (;;) {
-        pthread_mutex_lock(&pool->mu);
-        while (!pool->stop && pool->next >= pool->njobs) {
-            pthread_cond_wait(&pool->work_cv, &pool->mu);
-        }
-        if (pool->stop) {
-            pthread_mutex_unlock(&pool->mu);
-            return NULL;
-        }
-        pthread_mutex_unlock(&pool->mu);
-        sd__pool_work(pool, wk->gz);
-    }
-}
-
-static void sd__pool_destroy(struct sd__pool *pool)
-{
-    if (pool == NULL) {
-        return;
-    }
-    pthread_mutex_lock(&pool->mu);
-    pool->stop = 1;
-    pthread_cond_broadcast(&pool->work_cv);
-    pthread_mutex_unlock(&pool->mu);
-    for (int i = 0; i < pool->nworkers; i++) {
-        if (pool->workers[i].started) {
-            pthread_join(pool->workers[i].tid, NULL);
-        }
-        sd_gzip_destroy(pool->workers[i].gz);
-    }
-    for (size_t i = 0; i < pool->jobs_cap; i++) {
-        sd_buf_fini(&pool->jobs[i].out);
-    }
-    free(pool->jobs);
-    free(pool->workers);
-    pthread_cond_destroy(&pool->work_cv);
-    pthread_cond_destroy(&pool->done_cv);
-    pthread_mutex_destroy(&pool->mu);
-    free(pool);
-}
-
-static int sd__pool_create(enum sd_gzip_impl impl, int level, int nworkers, struct sd__pool **out)
-{
-    struct sd__pool *pool = calloc(1, sizeof(*pool));
-    int rc = 0;
-
-    *out = NULL;
-    if (pool == NULL) {
-        return -ENOMEM;
-    }
-    pthread_mutex_init(&pool->mu, NULL);
-    pthread_cond_init(&pool->work_cv, NULL);
-    pthread_cond_init(&pool->done_cv, NULL);
-    pool->workers = calloc((size_t)nworkers, sizeof(*pool->workers));
-    if (pool->workers == NULL) {
-        sd__pool_destroy(pool);
-        return -ENOMEM;
-    }
-    pool->nworkers = nworkers;
-    for (int i = 0; i < nworkers; i++) {
-        struct sd__worker *wk = &pool->workers[i];
-        wk->pool = pool;
-        rc = sd_gzip_create(impl, level, &wk->gz);
-        if (rc != 0) {
-            break;
-        }
-        rc = -pthread_create(&wk->tid, NULL, sd__pool_main, wk);
-        if (rc != 0) {
-            break;
-        }
-        wk->started = 1;
-    }
-    if (rc != 0) {
-        sd__pool_destroy(pool);
-        return rc;
-    }
-    *out = pool;
-    return 0;
-}
-
-/* Runs pool->jobs[0..n) on the workers and the calling thread (with gz, which has no open
- * member and has none after); returns when all are done. */
-static void sd__pool_run(struct sd__pool *pool, size_t n, struct sd_gzip *gz)
-{
-    pthread_mutex_lock(&pool->mu);
-    pool->njobs = n;
-    pool->next = 0;
-    pool->done = 0;
-    pthread_cond_broadcast(&pool->work_cv);
-    pthread_mutex_unlock(&pool->mu);
-
-    sd__pool_work(pool, gz);
-
-    pthread_mutex_lock(&pool->mu);
-    while (pool->done < pool->njobs) {
-        pthread_cond_wait(&pool->done_cv, &pool->mu);
-    }
-    pool->njobs = 0;
-    pool->next = 0;
-    pool->done = 0;
-    pthread_mutex_unlock(&pool->mu);
-}
-
-static int sd__pool_reserve(struct sd__pool *pool, size_t n)
-{
-    struct sd__job *jobs;
-
-    if (n <= pool->jobs_cap) {
+    if (n <= w->jobs_cap) {
         return 0;
     }
-    jobs = realloc(pool->jobs, n * sizeof(*jobs));
+    jobs = realloc(w->jobs, n * sizeof(*jobs));
     if (jobs == NULL) {
         return -ENOMEM;
     }
-    for (size_t i = pool->jobs_cap; i < n; i++) {
+    for (size_t i = w->jobs_cap; i < n; i++) {
         memset(&jobs[i], 0, sizeof(jobs[i]));
         sd_buf_init(&jobs[i].out);
     }
-    pthread_mutex_lock(&pool->mu);
-    pool->jobs = jobs;
-    pool->jobs_cap = n;
-    pthread_mutex_unlock(&pool->mu);
+    w->jobs = jobs;
+    w->jobs_cap = n;
     return 0;
 }
 
@@ -541,21 +387,23 @@ static int sd__compress_batch(struct sd_slice_writer *w, size_t *nspans)
     tail_open = !w->pieces[npieces - 1].finish;
     first_job = 1;
     last_job = tail_open ? npieces - 1 : npieces;
-    rc = sd__pool_reserve(w->pool, last_job - first_job);
-    if (rc != 0) {
-        return rc;
-    }
-    for (size_t i = first_job; i < last_job; i++) {
-        struct sd__job *job = &w->pool->jobs[i - first_job];
+    rc = sd__jobs_reserve(w, last_job - first_job);
+    for (size_t i = first_job; i < last_job && rc == 0; i++) {
+        struct sd_gzip_job *job = &w->jobs[i - first_job];
         job->in = w->batch.data + w->pieces[i].off;
         job->len = w->pieces[i].len;
         job->rc = 0;
     }
-    rc = sd_gzip_compress(w->gz, w->batch.data + w->pieces[0].off, w->pieces[0].len, 1, &w->out);
+    if (rc == 0) {
+        rc =
+            sd_gzip_compress(w->gz, w->batch.data + w->pieces[0].off, w->pieces[0].len, 1, &w->out);
+    }
+    if (rc == 0) {
+        sd_gzip_pool_run(w->pool, w->jobs, last_job - first_job, w->gz);
+    }
     if (rc != 0) {
         return rc;
     }
-    sd__pool_run(w->pool, last_job - first_job, w->gz);
     if (tail_open) {
         const struct sd__piece *pc = &w->pieces[npieces - 1];
         rc = sd_gzip_compress(w->gz, w->batch.data + pc->off, pc->len, 0, &w->out_tail);
@@ -565,7 +413,7 @@ static int sd__compress_batch(struct sd_slice_writer *w, size_t *nspans)
     }
     rc = sd__add_span(w, nspans, w->out.data, w->out.len);
     for (size_t i = 0; i < last_job - first_job && rc == 0; i++) {
-        const struct sd__job *job = &w->pool->jobs[i];
+        const struct sd_gzip_job *job = &w->jobs[i];
         rc = job->rc != 0 ? job->rc : sd__add_span(w, nspans, job->out.data, job->out.len);
     }
     if (rc == 0) {
@@ -576,10 +424,34 @@ static int sd__compress_batch(struct sd_slice_writer *w, size_t *nspans)
 
 /* ---- files ---- */
 
+static int sd__io_fstatvfs(const struct sd_slice_writer *w, int fd, struct statvfs *out)
+{
+    const struct sd_slice_io *io = w->opts.io;
+
+    if (io != NULL && io->fstatvfs != NULL) {
+        return io->fstatvfs(io->arg, fd, out);
+    }
+    return fstatvfs(fd, out);
+}
+
+/* Reserves the file's space, unless the reservation would leave the volume less than a tenth
+ * of its size free: reservations of many sinks at once must not fill it (their data still can,
+ * and then fails as a full volume does). */
 static void sd__allocate(struct sd_slice_writer *w, int fd, const char *path)
 {
+    struct statvfs vfs;
+
     if (!w->opts.allocate || w->opts.allocate_bytes <= 0) {
         return;
+    }
+    if (sd__io_fstatvfs(w, fd, &vfs) == 0) {
+        uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+        uint64_t floor = (uint64_t)vfs.f_blocks * vfs.f_frsize / SD__SW_RESERVE_FLOOR_DIV;
+        if (avail < floor || avail - floor < (uint64_t)w->opts.allocate_bytes) {
+            sd_log_debug("slice", "no reservation for %s: %llu bytes free", path,
+                         (unsigned long long)avail);
+            return;
+        }
     }
     if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)w->opts.allocate_bytes) != 0) {
         struct stat sb;
@@ -626,7 +498,6 @@ static int sd__open_file(struct sd_slice_writer *w, int n, int *fd_out, char **p
             return rc;
         }
     }
-    sd__allocate(w, fd, path);
     *fd_out = fd;
     *path_out = path;
     *size_out = (uint64_t)sb.st_size;
@@ -673,7 +544,7 @@ static uint64_t sd__repair_by_path(struct sd_slice_writer *w, const char *path, 
     return added;
 }
 
-/* ---- the writer thread ---- */
+/* ---- a batch (the writer's task, one thread at a time) ---- */
 
 static void sd__set_unhealthy(struct sd_slice_writer *w)
 {
@@ -775,6 +646,7 @@ static void sd__on_sync_failure(struct sd_slice_writer *w, int err)
     w->path = npath;
     w->file_no++;
     w->file_fresh = 1;
+    w->file_allocated = 0;
 }
 
 /* Writes and syncs the swapped-out batch. Returns 0 or the batch's failure. */
@@ -795,6 +667,11 @@ static int sd__write_batch(struct sd_slice_writer *w)
             return -errno;
         }
         w->need_truncate = 0;
+    }
+    if (!w->file_allocated) {
+        /* Reserve at the first data, not at open: an idle slice reserves nothing. */
+        sd__allocate(w, w->fd, w->path);
+        w->file_allocated = 1;
     }
     if (w->gz != NULL) {
         rc = sd__compress_batch(w, &nspans);
@@ -840,7 +717,7 @@ static int sd__write_batch(struct sd_slice_writer *w)
     return 0;
 }
 
-/* Finishes the member, writes it and syncs: the end of the writer thread. */
+/* Finishes the member, writes it and syncs: the end of the writer, in close. */
 static void sd__finish_file(struct sd_slice_writer *w)
 {
     int rc = 0;
@@ -884,6 +761,11 @@ static void sd__finish_file(struct sd_slice_writer *w)
     rc = sd__io_fdatasync(w, w->fd);
     if (rc != 0) {
         sd_log_error("slice", "final fdatasync of %s failed: %s", w->path, sd_strerror(rc));
+    } else if (w->file_allocated && w->opts.allocate && ftruncate(w->fd, (off_t)w->off) != 0) {
+        /* Gives the unused preallocated blocks back (the size stays): a closed slice waiting
+         * for its upload holds only its data. */
+        sd_log_warn("slice", "releasing preallocated space of %s failed: %s", w->path,
+                    sd_strerror(-errno));
     }
 done:
     if (rc != 0 && w->final_rc == 0) {
@@ -916,31 +798,15 @@ static void sd__swap_bufs(struct sd_buf *a, struct sd_buf *b)
     *b = t;
 }
 
-static void *sd__writer_main(void *arg)
+/* Takes the pending batch (the task's callback or the closing thread). Returns 0 when there
+ * was none. */
+static int sd__take_batch(struct sd_slice_writer *w)
 {
-    struct sd_slice_writer *w = arg;
-    struct timespec ts;
+    int taken;
 
-    for (;;) {
-        uint64_t seq;
-        size_t batch_len;
-        int rc;
-
-        pthread_mutex_lock(&w->mu);
-        while (w->pending_appends == 0 && !w->closing) {
-            int64_t ns;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ns = ts.tv_nsec + (w->opts.sync_check_interval_ms % 1000) * 1000000;
-            ts.tv_sec += (time_t)(w->opts.sync_check_interval_ms / 1000 + ns / 1000000000);
-            ts.tv_nsec = (long)(ns % 1000000000);
-            w->waiting = 1;
-            pthread_cond_timedwait(&w->wake, &w->mu, &ts);
-            w->waiting = 0;
-        }
-        if (w->pending_appends == 0) {
-            pthread_mutex_unlock(&w->mu);
-            break;
-        }
+    pthread_mutex_lock(&w->mu);
+    taken = w->pending_appends > 0;
+    if (taken) {
         sd__swap_bufs(&w->pending, &w->batch);
         sd__swap_bufs(&w->pending_ends, &w->batch_ends);
         w->batch_st = w->pending_st;
@@ -949,31 +815,113 @@ static void *sd__writer_main(void *arg)
         w->pending_ends.len = 0;
         w->pending_appends = 0;
         w->inflight_bytes = w->batch.len;
-        batch_len = w->batch.len;
-        seq = w->last_seq;
-        pthread_mutex_unlock(&w->mu);
+        w->batch_seq = w->last_seq;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return taken;
+}
 
-        rc = sd__write_batch(w);
-        sd__maybe_shrink(&w->out, w->out.len);
-        sd__maybe_shrink(&w->out_tail, w->out_tail.len);
-        sd__maybe_shrink(&w->batch_ends, w->batch_ends.len);
-        sd__maybe_shrink(&w->batch, w->batch.len);
+/* Writes and syncs the taken batch, publishes the durable statistics and calls back. */
+static void sd__run_batch(struct sd_slice_writer *w)
+{
+    size_t batch_len = w->batch.len;
+    int rc = sd__write_batch(w);
 
-        pthread_mutex_lock(&w->mu);
-        w->inflight_bytes = 0;
-        if (rc == 0) {
-            w->durable.records += w->batch_st.records;
-            w->durable.uncompressed_bytes += batch_len;
-            w->durable.compressed_bytes = w->prev_files_bytes + w->off;
-            sd__stats_merge_times(&w->durable, w->batch_st.first_ms, w->batch_st.last_ms);
-        }
-        pthread_mutex_unlock(&w->mu);
-        if (w->cb != NULL) {
-            w->cb(w->cb_arg, seq, rc);
+    sd__maybe_shrink(&w->out, w->out.len);
+    sd__maybe_shrink(&w->out_tail, w->out_tail.len);
+    sd__maybe_shrink(&w->batch_ends, w->batch_ends.len);
+    sd__maybe_shrink(&w->batch, w->batch.len);
+
+    pthread_mutex_lock(&w->mu);
+    w->inflight_bytes = 0;
+    if (rc == 0) {
+        w->durable.records += w->batch_st.records;
+        w->durable.uncompressed_bytes += batch_len;
+        w->durable.compressed_bytes = w->prev_files_bytes + w->off;
+        sd__stats_merge_times(&w->durable, w->batch_st.first_ms, w->batch_st.last_ms);
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (w->cb != NULL) {
+        w->cb(w->cb_arg, w->batch_seq, rc);
+    }
+}
+
+/* The task: one batch per run; an append during the run schedules the next one. */
+static void sd__writer_run(void *arg)
+{
+    struct sd_slice_writer *w = arg;
+
+    if (sd__take_batch(w)) {
+        sd__run_batch(w);
+    }
+}
+
+/* ---- threads shared by every writer ---- */
+
+/* The writer threads, and the compression workers of the parallel implementation: created
+ * with the first open writer, stopped with the last. */
+static struct {
+    pthread_mutex_t mu;
+    int refs;
+    struct sd_taskpool *tasks;
+    struct sd_gzip_pool *gzip;
+} sd__shared = {PTHREAD_MUTEX_INITIALIZER, 0, NULL, NULL};
+
+static int sd__cpus(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+    return cpus > 0 ? (int)cpus : 1;
+}
+
+static void sd__shared_release(void)
+{
+    pthread_mutex_lock(&sd__shared.mu);
+    if (--sd__shared.refs == 0) {
+        sd_taskpool_destroy(sd__shared.tasks);
+        sd_gzip_pool_destroy(sd__shared.gzip);
+        sd__shared.tasks = NULL;
+        sd__shared.gzip = NULL;
+    }
+    pthread_mutex_unlock(&sd__shared.mu);
+}
+
+/* Takes a reference on the shared threads (starting them when needed), binds w's task to
+ * them and points w->pool at the compression workers when they serve w's level. */
+static int sd__shared_acquire(struct sd_slice_writer *w)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&sd__shared.mu);
+    if (sd__shared.tasks == NULL) {
+        int n = sd__cpus() * SD__SW_POOL_THREADS_PER_CPU;
+        n = n < SD__SW_POOL_MIN_THREADS ? SD__SW_POOL_MIN_THREADS : n;
+        n = n > SD__SW_POOL_MAX_THREADS ? SD__SW_POOL_MAX_THREADS : n;
+        rc = sd_taskpool_create(n, &sd__shared.tasks);
+    }
+    if (rc == 0 && sd__shared.gzip == NULL && w->gz != NULL &&
+        w->opts.gzip_impl == SD_GZIP_PARALLEL) {
+        int threads = w->opts.gzip_concurrency > 0 ? w->opts.gzip_concurrency : sd__cpus();
+        int workers = (threads > SD__SW_MAX_THREADS ? SD__SW_MAX_THREADS : threads) - 1;
+        if (workers > 0) {
+            rc = sd_gzip_pool_create(w->opts.gzip_impl, w->opts.gzip_level, workers,
+                                     &sd__shared.gzip);
         }
     }
-    sd__finish_file(w);
-    return NULL;
+    if (rc == 0) {
+        sd__shared.refs++;
+        sd_task_init(&w->task, sd__shared.tasks, sd__writer_run, w);
+        w->has_shared = 1;
+        if (sd__shared.gzip != NULL && w->gz != NULL && w->opts.gzip_impl == SD_GZIP_PARALLEL &&
+            sd_gzip_pool_level(sd__shared.gzip) == w->opts.gzip_level) {
+            w->pool = sd__shared.gzip;
+        }
+    } else if (sd__shared.refs == 0) {
+        sd_taskpool_destroy(sd__shared.tasks);
+        sd__shared.tasks = NULL;
+    }
+    pthread_mutex_unlock(&sd__shared.mu);
+    return rc;
 }
 
 /* ---- public API ---- */
@@ -983,10 +931,13 @@ static void sd__writer_free(struct sd_slice_writer *w)
     if (w == NULL) {
         return;
     }
+    if (w->has_shared) {
+        sd_task_detach(&w->task);
+        sd__shared_release();
+    }
     if (w->fd >= 0) {
         close(w->fd);
     }
-    sd__pool_destroy(w->pool);
     sd_gzip_destroy(w->gz);
     sd_buf_fini(&w->pending);
     sd_buf_fini(&w->pending_ends);
@@ -994,12 +945,15 @@ static void sd__writer_free(struct sd_slice_writer *w)
     sd_buf_fini(&w->batch_ends);
     sd_buf_fini(&w->out);
     sd_buf_fini(&w->out_tail);
+    for (size_t i = 0; i < w->jobs_cap; i++) {
+        sd_buf_fini(&w->jobs[i].out);
+    }
+    free(w->jobs);
     free(w->pieces);
     free(w->spans);
     free(w->path);
     free(w->dir);
     free(w->node_id);
-    pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->mu);
     free(w);
 }
@@ -1045,7 +999,6 @@ int sd_slice_writer_open(const struct sd_slice_writer_opts *opts, sd_slice_sync_
 {
     struct sd_slice_writer *w;
     struct sd_slice_stats rst;
-    pthread_condattr_t ca;
     struct stat sb;
     uint64_t size = 0;
     int last = 0;
@@ -1066,10 +1019,6 @@ int sd_slice_writer_open(const struct sd_slice_writer_opts *opts, sd_slice_sync_
     }
     w->fd = -1;
     pthread_mutex_init(&w->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->wake, &ca);
-    pthread_condattr_destroy(&ca);
     w->opts = *opts;
     w->dir = sd_xstrdup(opts->dir);
     w->node_id = sd_xstrdup(opts->node_id);
@@ -1082,9 +1031,6 @@ int sd_slice_writer_open(const struct sd_slice_writer_opts *opts, sd_slice_sync_
     }
     if (w->opts.gzip_block_size == 0) {
         w->opts.gzip_block_size = SD__SW_DEFAULT_BLOCK;
-    }
-    if (w->opts.sync_check_interval_ms <= 0) {
-        w->opts.sync_check_interval_ms = SD__SW_DEFAULT_INTERVAL_MS;
     }
     if (w->opts.max_pending_bytes == 0) {
         w->opts.max_pending_bytes = SD__SW_DEFAULT_PENDING;
@@ -1107,28 +1053,17 @@ int sd_slice_writer_open(const struct sd_slice_writer_opts *opts, sd_slice_sync_
         w->prev_files_bytes = rst.compressed_bytes >= size ? rst.compressed_bytes - size : 0;
         w->durable = rst;
         if (w->opts.compression == SD_COMPRESSION_GZIP) {
-            int workers = 0;
             rc = sd_gzip_create(w->opts.gzip_impl, w->opts.gzip_level, &w->gz);
-            if (rc == 0 && w->opts.gzip_impl == SD_GZIP_PARALLEL) {
-                long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-                int threads = w->opts.gzip_concurrency > 0 ? w->opts.gzip_concurrency
-                                                           : (cpus > 0 ? (int)cpus : 1);
-                workers = (threads > SD__SW_MAX_THREADS ? SD__SW_MAX_THREADS : threads) - 1;
-            }
-            if (rc == 0 && workers > 0) {
-                rc = sd__pool_create(w->opts.gzip_impl, w->opts.gzip_level, workers, &w->pool);
-            }
         }
     }
     if (rc == 0) {
-        rc = -pthread_create(&w->thread, NULL, sd__writer_main, w);
+        rc = sd__shared_acquire(w);
     }
     if (rc != 0) {
         sd_log_error("slice", "opening slice writer in %s failed: %s", w->dir, sd_strerror(rc));
         sd__writer_free(w);
         return rc;
     }
-    w->thread_started = 1;
     if (recovered != NULL) {
         *recovered = rst;
     }
@@ -1171,8 +1106,9 @@ int sd_slice_writer_append(struct sd_slice_writer *w, const void *rows, size_t l
             w->pending_st.last_ms = record_ms;
         }
         *seq = ++w->last_seq;
-        if (w->waiting) {
-            pthread_cond_signal(&w->wake);
+        if (w->pending_appends == 1) {
+            /* The first append of a batch: queue the task (or rerun it after its batch). */
+            sd_task_schedule(&w->task);
         }
     }
     pthread_mutex_unlock(&w->mu);
@@ -1205,11 +1141,13 @@ int sd_slice_writer_close(struct sd_slice_writer *w, struct sd_slice_stats *fina
     }
     pthread_mutex_lock(&w->mu);
     w->closing = 1;
-    pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&w->mu);
-    if (w->thread_started) {
-        pthread_join(w->thread, NULL);
+    /* No append can schedule the task now: wait for its batch, then finish here. */
+    sd_task_detach(&w->task);
+    while (sd__take_batch(w)) {
+        sd__run_batch(w);
     }
+    sd__finish_file(w);
     rc = w->final_rc;
     if (final_stats != NULL) {
         *final_stats = w->durable;

@@ -1,14 +1,18 @@
 /* sd_slice_writer.h: the slice writer: appends CSV rows to a local slice file, compressed
- * (gzip members) or plain, with its own thread and group commit.
+ * (gzip members) or plain, with group commit on threads shared by every writer.
  *
  * Appenders (any thread, no I/O) copy complete rows into a pending batch and get a sequence
- * number. The writer thread takes the whole batch, compresses it in one go ending at a
+ * number. The first append of a batch queues the writer on a process-wide pool of writer
+ * threads (4 per CPU, 4 to 32; an idle writer costs no thread); one pool thread at a time
+ * takes the writer's whole batch, compresses it in one go ending at a
  * sync-flush boundary, writes it, fdatasyncs (sync mode disk) and reports through the sync
  * callback that every sequence number up to the batch's last is durable; the next batch,
- * filled meanwhile, starts at once, so one fdatasync covers every record that arrived while
+ * filled meanwhile, is queued at once, so one fdatasync covers every record that arrived while
  * the previous one ran. A gzip member is finished at the first append boundary where its
  * input reaches gzip_block_size, and the next member starts right after it (with the
- * `parallel` implementation, the members of a large batch are compressed by worker threads).
+ * `parallel` implementation, the members of a large batch are compressed by worker threads
+ * shared by every writer, one batch at a time; a batch that finds them busy is compressed by
+ * its own writer thread). Different writers write and fdatasync in parallel, up to the pool.
  *
  * Files of a slice (all in opts->dir, data = their concatenation in order):
  *   gzip: .slice-<node_id>.csv.gz, then .slice-<node_id>-2.csv.gz, -3, ... (continuations)
@@ -29,6 +33,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 
 /* encoding.sync.mode: disk = fdatasync before the callback; cache = write() returned. */
@@ -36,12 +41,14 @@ enum sd_sync_mode { SD_SYNC_DISK, SD_SYNC_CACHE };
 
 /* Test seam (SQLite test_vfs style): optional replacements for the writer's file calls, with
  * the syscalls' conventions (-1 and errno on failure). A NULL table or NULL member means the
- * real syscall. Called from the writer thread (open also from sd_slice_writer_open). Tests
+ * real syscall. Called from a writer thread (open also from sd_slice_writer_open, and every
+ * call from sd_slice_writer_close for what is left at close). Tests
  * use it to inject EIO/ENOSPC on the Nth call and to count fdatasync calls per fd. */
 struct sd_slice_io {
     int (*open)(void *arg, const char *path, int flags, mode_t mode);
     ssize_t (*pwrite)(void *arg, int fd, const void *buf, size_t len, off_t off);
     int (*fdatasync)(void *arg, int fd);
+    int (*fstatvfs)(void *arg, int fd, struct statvfs *out); /* before a reservation */
     void *arg;
 };
 
@@ -55,17 +62,20 @@ struct sd_slice_writer_opts {
                              * input reaches this (appends are never split); 0 = 256 KiB */
     int gzip_concurrency;   /* parallel impl: threads compressing one batch; 0 = CPUs */
     enum sd_sync_mode sync_mode;
-    int64_t sync_check_interval_ms; /* writer wakes at least this often; 0 = 5 ms */
-    size_t max_pending_bytes;       /* budget of appended rows not yet written (pending batch and
-                                     * the batch being written); beyond -> SD_ELIMIT; 0 = 64 MiB */
-    int allocate;                   /* fallocate(FALLOC_FL_KEEP_SIZE) each file at open; failure
-                                     * is logged, not fatal */
-    int64_t allocate_bytes;
+    size_t max_pending_bytes; /* budget of appended rows not yet written (pending batch and
+                               * the batch being written); beyond -> SD_ELIMIT; 0 = 64 MiB */
+    int allocate;             /* fallocate(FALLOC_FL_KEEP_SIZE) allocate_bytes for each file before
+                               * its first write (an idle writer reserves nothing), unless that
+                               * leaves the volume less than a tenth of its size free (a burst
+                               * of sinks cannot fill it with reservations), and give the unused
+                               * rest back at close; failure is logged, not fatal */
+    int64_t allocate_bytes;   /* bytes to reserve per file (the caller picks static or relative) */
     const struct sd_slice_io *io; /* test seam, NULL = real syscalls; borrowed for the
                                    * writer's lifetime */
 };
 
-/* Called from the writer thread after each batch. rc == 0: every append with
+/* Called after each batch, from a pool thread (or the thread in sd_slice_writer_close for the
+ * batches left at close), never for two batches of one writer at once. rc == 0: every append with
  * seq <= synced_seq is durable (disk mode: fdatasync returned; cache mode: write returned).
  * rc < 0: every append with seq in (previous synced_seq, seq] failed and will never be
  * acknowledged. Calls come in increasing seq order. Must not block; may call
@@ -76,9 +86,10 @@ struct sd_slice_writer;
 
 /* Opens (creating or continuing) the slice files of node_id in opts->dir: existing files are
  * first recovered (sd_slice_recover) and new data is appended as new gzip members after the
- * last one. Starts the writer thread. opts is copied (strings too). *recovered (optional)
- * receives the statistics of the existing data. Returns 0 with *out owned by the caller
- * (sd_slice_writer_close), SD_EINVAL for bad options, or -errno (mkdir, open, recovery). */
+ * last one. Starts the shared writer threads if this is the only open writer. opts is copied
+ * (strings too). *recovered (optional) receives the statistics of the existing data. Returns 0 with
+ * *out owned by the caller (sd_slice_writer_close), SD_EINVAL for bad options, or -errno (mkdir,
+ * open, recovery). */
 int sd_slice_writer_open(const struct sd_slice_writer_opts *opts, sd_slice_sync_fn cb, void *arg,
                          struct sd_slice_writer **out, struct sd_slice_stats *recovered);
 
@@ -97,7 +108,8 @@ void sd_slice_writer_stats(struct sd_slice_writer *w, struct sd_slice_stats *out
 int sd_slice_writer_is_unhealthy(struct sd_slice_writer *w);
 
 /* Stops intake (appends return SD_ECLOSED), writes and syncs everything pending (their
- * callbacks fire), finishes the gzip member, fdatasyncs, closes the file, joins the thread
+ * callbacks fire), finishes the gzip member, fdatasyncs, closes the file, stops the shared
+ * threads if this was the last open writer
  * and frees w. Must not be called from the callback. Returns 0, or the first error that
  * left the slice without all accepted data (SD_EUNHEALTHY or the final write/sync error).
  * *final_stats (optional) receives the durable statistics. */

@@ -3,12 +3,15 @@
  * DESIGN: a volume is every directory two levels below storage.volumesPath (<type>/<label>),
  * holding a volume-id file and an flock'ed writer.lock. An active sink has one slot: its open
  * file entity and one slice per assigned volume (one volume in standalone), each with a slice
- * writer thread. Entities are JSON in the state store, written twice as in the reference
- * (".../all/..." and ".../level/<level>/..."). A stats thread writes each open slice's synced
- * statistics to storage/stats/local/<sliceKey>/<nodeID> every storage.statistics.sync.interval
- * and once more when the slice closes. Sync results go to one listener (the data endpoint).
- * Control calls (open, activate, deactivate, close) are serialized by the caller; appends
- * come from the data endpoint's thread and only read the slot's current slice under its lock. */
+ * writer (served by threads shared by every writer). A slice reserves disk space at its first
+ * write (storage.level.local.writer.allocation: static for a sink's first slice, then a share
+ * of its recent slices' sizes), so an idle sink reserves nothing. Entities are JSON in the
+ * state store, written twice as in the reference (".../all/..." and ".../level/<level>/..."). A
+ * stats thread writes each open slice's synced statistics to
+ * storage/stats/local/<sliceKey>/<nodeID> every storage.statistics.sync.interval and once more when
+ * the slice closes. Sync results go to one listener (the data endpoint). Control calls (open,
+ * activate, deactivate, close) are serialized by the caller; appends come from the data endpoint's
+ * thread and only read the slot's current slice under its lock. */
 #include "storage/sd_storage.h"
 #include "storage/sd_states.h"
 #include "config/sd_config.h"
@@ -39,6 +42,7 @@
 #define SD_VOLUME_ID_LEN 10
 #define SD_STORAGE_MAX_PENDING_BYTES (64u * 1024 * 1024)
 #define SD_STORAGE_MAX_VOLUMES 64
+#define SD_STORAGE_ALLOC_HISTORY 10 /* slices whose largest sizes the relative allocation uses */
 
 struct sd_volume {
     char id[SD_VOLUME_ID_LEN + 1];
@@ -69,6 +73,9 @@ struct sd_sink_slot {
     char *pending_slice_key;       /* the stored next slice to open when slice is NULL */
     char *pending_file_key;
     char *pending_dir;
+    uint64_t slice_bytes[SD_STORAGE_ALLOC_HISTORY]; /* compressed sizes of the last rotated
+                                                     * slices (ring; rotations only) */
+    size_t nslices_rotated;
     struct sd_sink_slot *next;
 };
 
@@ -422,7 +429,8 @@ static void sd__slice_dir(struct sd_volume *v, const char *sink_key, int64_t fil
     snprintf(out, len, "%s/%s/%s/%s", v->path, sink_key, f, s);
 }
 
-static void sd__writer_opts(struct sd_storage *st, struct sd_slice_writer_opts *o, const char *dir)
+static void sd__writer_opts(struct sd_storage *st, struct sd_slice_writer_opts *o, const char *dir,
+                            int64_t allocate_bytes)
 {
     const struct sd_config *cfg = st->srv->cfg;
     const char *impl =
@@ -447,11 +455,44 @@ static void sd__writer_opts(struct sd_storage *st, struct sd_slice_writer_opts *
         strcmp(sd_config_str(cfg, "storage.level.local.encoding.sync.mode"), "cache") == 0
             ? SD_SYNC_CACHE
             : SD_SYNC_DISK;
-    o->sync_check_interval_ms =
-        sd_config_int(cfg, "storage.level.local.encoding.sync.checkInterval");
     o->max_pending_bytes = SD_STORAGE_MAX_PENDING_BYTES;
-    o->allocate = sd_config_bool(cfg, "storage.level.local.writer.allocation.enabled");
-    o->allocate_bytes = sd_config_int(cfg, "storage.level.local.writer.allocation.static");
+    o->allocate = allocate_bytes > 0;
+    o->allocate_bytes = allocate_bytes;
+}
+
+/* storage.level.local.writer.allocation (reference diskalloc): the space a sink's next slice
+ * reserves: `relative` percent of the largest of its last SD_STORAGE_ALLOC_HISTORY slices on
+ * this node, so small sinks reserve little, or `static` while none of them had data (slot
+ * NULL: the sink's first slice here); 0 when disabled. */
+static int64_t sd__allocation_bytes(struct sd_storage *st, const struct sd_sink_slot *slot)
+{
+    const struct sd_config *cfg = st->srv->cfg;
+    uint64_t largest = 0;
+    uint64_t relative;
+    size_t n;
+
+    if (!sd_config_bool(cfg, "storage.level.local.writer.allocation.enabled")) {
+        return 0;
+    }
+    n = slot == NULL ? 0 : slot->nslices_rotated;
+    for (size_t i = 0; i < n && i < SD_STORAGE_ALLOC_HISTORY; i++) {
+        largest = slot->slice_bytes[i] > largest ? slot->slice_bytes[i] : largest;
+    }
+    if (largest == 0) {
+        return sd_config_int(cfg, "storage.level.local.writer.allocation.static");
+    }
+    relative = (uint64_t)sd_config_int(cfg, "storage.level.local.writer.allocation.relative");
+    return (int64_t)(largest * relative / 100);
+}
+
+/* Remembers the size of the slice a sink rotates away from (for sd__allocation_bytes). */
+static void sd__slot_note_rotation(struct sd_sink_slot *slot, struct sd_slice_handle *old)
+{
+    struct sd_slice_stats now;
+
+    sd_slice_writer_stats(old->writer, &now);
+    slot->slice_bytes[slot->nslices_rotated % SD_STORAGE_ALLOC_HISTORY] = now.compressed_bytes;
+    slot->nslices_rotated++;
 }
 
 static void sd__on_writer_sync(void *arg, uint64_t seq, int rc)
@@ -509,7 +550,8 @@ static int sd__flush_slice_stats(struct sd_storage *st, struct sd_slice_handle *
 
 /* Opens the writer of an existing slice entity (recovering its file) and links the handle. */
 static int sd__slice_open(struct sd_storage *st, const char *slice_key, const char *file_key,
-                          const char *dir, struct sd_slice_handle **out, struct sd_buf *err)
+                          const char *dir, int64_t allocate_bytes, struct sd_slice_handle **out,
+                          struct sd_buf *err)
 {
     struct sd_slice_handle *slice = sd_xcalloc(1, sizeof(*slice));
     struct sd_slice_writer_opts opts;
@@ -519,7 +561,7 @@ static int sd__slice_open(struct sd_storage *st, const char *slice_key, const ch
     slice->storage = st;
     slice->key = sd_xstrdup(slice_key);
     slice->file_key = sd_xstrdup(file_key);
-    sd__writer_opts(st, &opts, dir);
+    sd__writer_opts(st, &opts, dir, allocate_bytes);
     memset(&recovered, 0, sizeof(recovered));
     rc = sd_slice_writer_open(&opts, sd__on_writer_sync, slice, &slice->writer, &recovered);
     if (rc != 0) {
@@ -826,7 +868,7 @@ int sd_storage_sink_activate(struct sd_storage *st, const json_t *sink, const js
             goto done;
         }
     }
-    rc = sd__slice_open(st, slice_key, file_key, dir, &slice, err);
+    rc = sd__slice_open(st, slice_key, file_key, dir, sd__allocation_bytes(st, NULL), &slice, err);
     if (rc != 0) {
         goto done;
     }
@@ -915,6 +957,7 @@ int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file,
     pthread_mutex_lock(&slot->lock);
     settings = json_incref(slot->settings);
     pthread_mutex_unlock(&slot->lock);
+    sd__slot_note_rotation(slot, old);
     rc = sd__open_next(st, slot->meta, settings, sink_key, new_file ? NULL : old->file_key,
                        new_file ? old->file_key : NULL, old->key, sd_time_of_key(old->key),
                        &file_key, &slice_key, &dir, err);
@@ -922,7 +965,7 @@ int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file,
     if (rc != 0) {
         goto done; /* nothing changed: the old slice keeps its writer */
     }
-    rc = sd__slice_open(st, slice_key, file_key, dir, &next, err);
+    rc = sd__slice_open(st, slice_key, file_key, dir, sd__allocation_bytes(st, slot), &next, err);
     if (rc != 0) {
         /* The store already names the next slice (the old one is "closing"), but its file
          * cannot be opened, typically because the volume is full. Close the old slice
@@ -973,7 +1016,7 @@ int sd_storage_reopen_pending(struct sd_storage *st)
         /* sd__slice_open takes st->lock to list the slice: open it without holding it. */
         pthread_mutex_unlock(&st->lock);
         if (sd__slice_open(st, slot->pending_slice_key, slot->pending_file_key, slot->pending_dir,
-                           &next, &err) == 0) {
+                           sd__allocation_bytes(st, slot), &next, &err) == 0) {
             pthread_mutex_lock(&slot->lock);
             slot->slice = next;
             pthread_mutex_unlock(&slot->lock);

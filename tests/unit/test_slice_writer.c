@@ -17,6 +17,7 @@
 #include "pipeline/sd_slice_writer.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -240,7 +241,6 @@ static void default_opts(struct sd_slice_writer_opts *o, const char *dir)
     o->gzip_level = 1;
     o->gzip_block_size = 256 * 1024;
     o->sync_mode = SD_SYNC_DISK;
-    o->sync_check_interval_ms = 5;
     o->max_pending_bytes = 64 << 20;
 }
 
@@ -389,7 +389,7 @@ static void fault_set_gate(struct fault *f, int closed)
 
 static struct sd_slice_io fault_io(struct fault *f)
 {
-    struct sd_slice_io io = {fault_open, fault_pwrite, fault_fdatasync, f};
+    struct sd_slice_io io = {fault_open, fault_pwrite, fault_fdatasync, NULL, f};
     return io;
 }
 
@@ -719,16 +719,82 @@ static void test_allocate(void **state)
     o.allocate = 1;
     o.allocate_bytes = 4 << 20;
     assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, NULL), 0);
+    p = file_path(t->dir, "n1", 1, 1);
+    /* An idle writer reserves nothing; the first data reserves the space, close gives the
+     * unused rest back. */
+    assert_int_equal(stat(p, &sb), 0);
+    assert_true((int64_t)sb.st_blocks * 512 < (1 << 20));
     make_row(row, sizeof(row), "a", 1, 10);
     assert_int_equal(append_wait(w, &r, row, NULL), 1);
-    assert_int_equal(sd_slice_writer_close(w, &st), 0);
-    p = file_path(t->dir, "n1", 1, 1);
     assert_int_equal(stat(p, &sb), 0);
+    assert_true((int64_t)sb.st_blocks * 512 >= (4 << 20));
+    assert_int_equal(sd_slice_writer_close(w, &st), 0);
+    assert_int_equal(stat(p, &sb), 0);
+    assert_true((int64_t)sb.st_blocks * 512 < (1 << 20));
     assert_int_equal((uint64_t)sb.st_size, st.compressed_bytes);
     assert_int_equal(sb.st_mode & 0777, SD_FILE_MODE);
     assert_int_equal(gzip_t(p), 0);
     free(p);
     rec_fini(&r);
+}
+
+/* A volume as fstatvfs reports it to the writer (real I/O otherwise). */
+struct fake_volume {
+    uint64_t total;
+    uint64_t avail;
+};
+
+static int fake_fstatvfs(void *arg, int fd, struct statvfs *out)
+{
+    const struct fake_volume *v = arg;
+
+    (void)fd;
+    memset(out, 0, sizeof(*out));
+    out->f_frsize = 4096;
+    out->f_bsize = 4096;
+    out->f_blocks = v->total / 4096;
+    out->f_bavail = v->avail / 4096;
+    return 0;
+}
+
+/* Blocks of the first slice file of node in dir after one durable row. */
+static int64_t blocks_after_one_row(const char *dir, const char *node, const struct sd_slice_io *io)
+{
+    struct sd_slice_writer_opts o;
+    struct sd_slice_writer *w = NULL;
+    struct rec r;
+    struct stat sb;
+    char row[128];
+    char *p = file_path(dir, node, 1, 1);
+
+    rec_init(&r);
+    default_opts(&o, dir);
+    o.node_id = node;
+    o.allocate = 1;
+    o.allocate_bytes = 4 << 20;
+    o.io = io;
+    assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, NULL), 0);
+    make_row(row, sizeof(row), "v", 1, 10);
+    assert_int_equal(append_wait(w, &r, row, NULL), 1);
+    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal(sd_slice_writer_close(w, NULL), 0);
+    free(p);
+    rec_fini(&r);
+    return (int64_t)sb.st_blocks * 512;
+}
+
+/* A reservation never takes the volume below a tenth of its size free. */
+static void test_allocate_keeps_volume_floor(void **state)
+{
+    struct tctx *t = *state;
+    struct fake_volume v = {(uint64_t)1 << 30, (uint64_t)100 << 20};
+    struct sd_slice_io io = {NULL, NULL, NULL, fake_fstatvfs, &v};
+
+    /* 100 MiB free of 1 GiB: under the 102.4 MiB floor, no reservation. */
+    assert_true(blocks_after_one_row(t->dir, "low", &io) < (1 << 20));
+    /* 500 MiB free: 4 MiB fit above the floor. */
+    v.avail = (uint64_t)500 << 20;
+    assert_true(blocks_after_one_row(t->dir, "high", &io) >= (4 << 20));
 }
 
 /* ---- recovery ---- */
@@ -1307,6 +1373,206 @@ static void test_closed(void **state)
     fault_fini(&f);
 }
 
+/* ---- many writers on the shared writer threads ---- */
+
+static int thread_count(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        n += e->d_name[0] != '.';
+    }
+    closedir(d);
+    return n;
+}
+
+/* The last callback of a writer (without rec's per-seq table, for many writers). */
+struct last_cb {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t seq;
+    int failed;
+    int order_violation;
+};
+
+static void last_cb_fn(void *arg, uint64_t seq, int rc)
+{
+    struct last_cb *l = arg;
+
+    pthread_mutex_lock(&l->mu);
+    l->order_violation |= seq <= l->seq;
+    l->seq = seq;
+    l->failed += rc != 0;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* Waits up to 10 s for the callback of seq; returns 1 if it came. */
+static int last_cb_wait(struct last_cb *l, uint64_t seq)
+{
+    struct timespec ts;
+    int ok;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 10;
+    pthread_mutex_lock(&l->mu);
+    while (l->seq < seq && pthread_cond_timedwait(&l->cv, &l->mu, &ts) == 0) {
+    }
+    ok = l->seq >= seq;
+    pthread_mutex_unlock(&l->mu);
+    return ok;
+}
+
+#define MANY_WRITERS 200
+#define MANY_APPENDERS 4
+#define MANY_ROWS 5
+
+struct many {
+    struct sd_slice_writer *w[MANY_WRITERS];
+    struct last_cb cb[MANY_WRITERS];
+    uint64_t last[MANY_WRITERS];
+    int failed_appends;
+};
+
+struct many_thr {
+    struct many *m;
+    int id;
+};
+
+static void *many_main(void *arg)
+{
+    struct many_thr *mt = arg;
+    char row[256];
+
+    for (int k = 0; k < MANY_ROWS; k++) {
+        for (int j = mt->id; j < MANY_WRITERS; j += MANY_APPENDERS) {
+            int n = make_row(row, sizeof(row), "m", (uint64_t)(j * MANY_ROWS + k), 20);
+            if (sd_slice_writer_append(mt->m->w[j], row, (size_t)n, 1, 1000, &mt->m->last[j]) !=
+                0) {
+                __atomic_add_fetch(&mt->m->failed_appends, 1, __ATOMIC_SEQ_CST);
+            }
+        }
+    }
+    return NULL;
+}
+
+/* 200 open writers share the writer threads (idle ones cost none): appends from 4 threads to
+ * all of them become durable in each writer's own file, and the threads stop with the last
+ * writer. */
+static void test_many_writers(void **state)
+{
+    struct tctx *t = *state;
+    struct many *m = calloc(1, sizeof(*m));
+    struct many_thr mts[MANY_APPENDERS];
+    pthread_t tids[MANY_APPENDERS];
+    struct sd_slice_writer_opts o;
+    int before = thread_count();
+    char node[32];
+    char row[256];
+
+    default_opts(&o, t->dir);
+    o.node_id = node;
+    for (int j = 0; j < MANY_WRITERS; j++) {
+        pthread_mutex_init(&m->cb[j].mu, NULL);
+        pthread_cond_init(&m->cb[j].cv, NULL);
+        snprintf(node, sizeof(node), "w%d", j);
+        assert_int_equal(sd_slice_writer_open(&o, last_cb_fn, &m->cb[j], &m->w[j], NULL), 0);
+    }
+    /* The shared pool has at most 32 threads, whatever the number of writers. */
+    assert_true(thread_count() - before <= 32);
+    for (int i = 0; i < MANY_APPENDERS; i++) {
+        mts[i].m = m;
+        mts[i].id = i;
+        pthread_create(&tids[i], NULL, many_main, &mts[i]);
+    }
+    for (int i = 0; i < MANY_APPENDERS; i++) {
+        pthread_join(tids[i], NULL);
+    }
+    assert_int_equal(m->failed_appends, 0);
+    for (int j = 0; j < MANY_WRITERS; j++) {
+        assert_true(last_cb_wait(&m->cb[j], m->last[j]));
+        assert_int_equal(m->last[j], MANY_ROWS);
+    }
+    for (int j = 0; j < MANY_WRITERS; j++) {
+        struct sd_slice_stats st;
+        struct sd_buf got = SD_BUF_INIT;
+        struct sd_buf expect = SD_BUF_INIT;
+        char *p;
+
+        assert_int_equal(sd_slice_writer_close(m->w[j], &st), 0);
+        assert_int_equal(st.records, MANY_ROWS);
+        assert_int_equal(m->cb[j].failed, 0);
+        assert_int_equal(m->cb[j].order_violation, 0);
+        for (int k = 0; k < MANY_ROWS; k++) {
+            int n = make_row(row, sizeof(row), "m", (uint64_t)(j * MANY_ROWS + k), 20);
+            sd_buf_append(&expect, row, (size_t)n);
+        }
+        snprintf(node, sizeof(node), "w%d", j);
+        p = file_path(t->dir, node, 1, 1);
+        assert_true(read_file_content(p, 1, &got, NULL) >= 1);
+        assert_int_equal(got.len, expect.len);
+        assert_memory_equal(got.data, expect.data, got.len);
+        free(p);
+        sd_buf_fini(&got);
+        sd_buf_fini(&expect);
+        pthread_mutex_destroy(&m->cb[j].mu);
+        pthread_cond_destroy(&m->cb[j].cv);
+    }
+    assert_int_equal(thread_count(), before);
+    free(m);
+}
+
+/* One writer stuck in its fdatasync holds one shared thread only: another writer's batches
+ * still become durable meanwhile, and the stuck one completes once its disk answers. */
+static void test_stuck_sync_isolated(void **state)
+{
+    struct tctx *t = *state;
+    struct sd_slice_writer_opts oa;
+    struct sd_slice_writer_opts ob;
+    struct sd_slice_writer *a = NULL;
+    struct sd_slice_writer *b = NULL;
+    struct fault f;
+    struct sd_slice_io io;
+    struct rec ra;
+    struct last_cb lb;
+    const char *row = "\"row\"\n";
+    uint64_t sa = 0;
+    uint64_t sb = 0;
+
+    fault_init(&f);
+    faulty_writer_opts(t->dir, &f, &io, &ra, &oa);
+    oa.node_id = "a";
+    default_opts(&ob, t->dir);
+    ob.node_id = "b";
+    memset(&lb, 0, sizeof(lb));
+    pthread_mutex_init(&lb.mu, NULL);
+    pthread_cond_init(&lb.cv, NULL);
+    assert_int_equal(sd_slice_writer_open(&oa, rec_cb, &ra, &a, NULL), 0);
+    assert_int_equal(sd_slice_writer_open(&ob, last_cb_fn, &lb, &b, NULL), 0);
+    fault_set_gate(&f, 1);
+    assert_int_equal(sd_slice_writer_append(a, row, strlen(row), 1, 0, &sa), 0);
+    usleep(20 * 1000); /* a's batch reaches its fdatasync and blocks there */
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(sd_slice_writer_append(b, row, strlen(row), 1, 0, &sb), 0);
+        assert_true(last_cb_wait(&lb, sb));
+    }
+    pthread_mutex_lock(&ra.mu);
+    assert_int_equal(ra.last_seq, 0); /* still stuck */
+    pthread_mutex_unlock(&ra.mu);
+    fault_set_gate(&f, 0);
+    assert_int_equal(rec_wait(&ra, sa), 1);
+    assert_int_equal(sd_slice_writer_close(a, NULL), 0);
+    assert_int_equal(sd_slice_writer_close(b, NULL), 0);
+    assert_int_equal(lb.failed, 0);
+    pthread_mutex_destroy(&lb.mu);
+    pthread_cond_destroy(&lb.cv);
+    rec_fini(&ra);
+    fault_fini(&f);
+}
+
 /* ---- SIGKILL of a writing process ---- */
 
 struct kill_child {
@@ -1468,6 +1734,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_none, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_invalid_opts, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_allocate, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_allocate_keeps_volume_floor, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_recover_every_cut_fast, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_recover_every_cut_zlib, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_recover_garbage, setup_dir, teardown_dir),
@@ -1483,6 +1750,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fdatasync_failure_twice, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_back_pressure, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_closed, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_many_writers, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_stuck_sync_isolated, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_kill_fast, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_kill_parallel, setup_dir, teardown_dir),
     };
