@@ -64,14 +64,21 @@ json_t *sd__api_page_json(const struct sd_api_page *page, int64_t total, const c
 /* Reads key as JSON: 0 with *out (new reference) and *mod_rev (may be NULL), SD_ENOTFOUND, or
  * another error. */
 int sd__api_load(struct sd_state *st, const char *key, json_t **out, int64_t *mod_rev);
-/* Submits a task and answers 202 with it, or 409 conflict_name/conflict_message when its lock
- * is held, or an error. spec->arg is consumed. */
+/* Submits a task and answers 202 with it, 409 conflict_name/conflict_message when its lock is
+ * held, 422 resourceLimitReached when its quota is full, or an error. spec->arg is consumed. */
 void sd__api_submit(struct sd_api_ctx *c, const struct sd_task_spec *spec,
                     const char *conflict_name, const char *conflict_message);
 /* Submits a task on the request's source (is_sink 0) or sink (1): the object and lock keys of
- * that entity and the 409 "conflict" message when another task holds it. arg is consumed. */
+ * that entity and the 409 "conflict" message when another task holds it. quota (may be NULL)
+ * as in sd_task_spec. arg is consumed. */
 void sd__api_submit_entity_task(struct sd_api_ctx *c, int is_sink, const char *type, sd_task_fn fn,
-                                void *arg, sd_task_free_fn free_arg);
+                                void *arg, sd_task_free_fn free_arg,
+                                const struct sd_task_quota *quota);
+/* Fills *q for a task that makes source source_id of the request's branch (sink_id NULL) or
+ * sink sink_id of the request's source active: the limit of sources per branch or sinks per
+ * source. prefix and key receive the strings q points to (the caller finishes them). */
+void sd__api_quota(struct sd_api_ctx *c, const char *source_id, const char *sink_id,
+                   struct sd_buf *prefix, struct sd_buf *key, struct sd_task_quota *q);
 /* The "outputs" object of a task on a source (sink_id NULL) or sink: projectId, branchId,
  * sourceId[, sinkId], and with with_url the entity's API URL. Returns a new object. */
 json_t *sd__api_task_outputs(const char *api_url, int64_t project_id, int64_t branch_id,

@@ -496,26 +496,14 @@ out:
 
 /* ---- undelete ---- */
 
-static int sd__count(struct sd_state *st, const char *prefix, int64_t *n)
-{
-    struct sd_kvs kvs;
-    int rc;
-
-    memset(&kvs, 0, sizeof(kvs));
-    rc = sd_state_range(st, prefix, 0, &kvs);
-    *n = (int64_t)kvs.n;
-    sd_kvs_free(&kvs);
-    return rc;
-}
-
 static int sd__undelete_run(struct sd_life_task *a, struct sd_task_outcome *out)
 {
-    struct sd_buf key = SD_BUF_INIT, deleted_key = SD_BUF_INIT, prefix = SD_BUF_INIT;
+    struct sd_buf key = SD_BUF_INIT, deleted_key = SD_BUF_INIT;
     struct sd_buf source_key = SD_BUF_INIT, dprefix = SD_BUF_INIT, skey = SD_BUF_INIT;
     struct sd_life_txn *t = sd_xcalloc(1, sizeof(*t));
     struct sd_kvs sinks;
     json_t *entity = NULL, *deleted_at;
-    int64_t rev = 0, count = 0;
+    int64_t rev = 0;
     int rc;
 
     memset(&sinks, 0, sizeof(sinks));
@@ -532,25 +520,10 @@ static int sd__undelete_run(struct sd_life_task *a, struct sd_task_outcome *out)
             goto out;
         }
         sd__txn_cmp(t, sd_buf_cstr(&source_key), source_rev);
-        sd_defs_sinks_prefix(&prefix, a->project_id, a->branch_id, a->source_id, 0);
-    } else {
-        sd_defs_sources_prefix(&prefix, a->project_id, a->branch_id, 0);
     }
     rc = sd__load(a, sd_buf_cstr(&deleted_key), sd__what(a), a->is_sink ? a->sink_id : a->source_id,
                   &entity, &rev, out);
     if (rc != 0) {
-        goto out;
-    }
-    rc = sd__count(a->api->state, sd_buf_cstr(&prefix), &count);
-    if (rc == 0 && count >= (a->is_sink ? SD_DEFS_SINKS_MAX : SD_DEFS_SOURCES_MAX)) {
-        sd_buf_printf(&out->error, "%s count limit reached in the %s, the maximum is %d.",
-                      sd__what(a), a->is_sink ? "source" : "branch",
-                      a->is_sink ? SD_DEFS_SINKS_MAX : SD_DEFS_SOURCES_MAX);
-        rc = SD_ELIMIT;
-        goto out;
-    }
-    if (rc != 0) {
-        sd_buf_printf(&out->error, "Reading the state failed: %s.", sd_strerror(rc));
         goto out;
     }
     deleted_at = json_incref(json_object_get(json_object_get(entity, "deleted"), "at"));
@@ -611,7 +584,6 @@ out:
     json_decref(entity);
     sd_buf_fini(&key);
     sd_buf_fini(&deleted_key);
-    sd_buf_fini(&prefix);
     sd_buf_fini(&source_key);
     sd_buf_fini(&dprefix);
     sd_buf_fini(&skey);
@@ -777,11 +749,14 @@ static void sd__life_free(void *arg)
     }
 }
 
-/* Submits op on the source (is_sink 0) or sink of c. body (may be NULL) is consumed. */
+/* Submits op on the source (is_sink 0) or sink of c. body (may be NULL) is consumed. An
+ * undelete makes the entity active again, so it takes a slot of the limit. */
 static void sd__life_submit(struct sd_api_ctx *c, enum sd_life_op op, int is_sink, json_t *body)
 {
     static const char *const names[] = {"update", "disable", "enable", "undelete", "delete"};
     struct sd_life_task *a = sd_xcalloc(1, sizeof(*a));
+    struct sd_buf prefix = SD_BUF_INIT, key = SD_BUF_INIT;
+    struct sd_task_quota quota;
     char *type;
 
     a->api = c->api;
@@ -798,8 +773,12 @@ static void sd__life_submit(struct sd_api_ctx *c, enum sd_life_op op, int is_sin
     a->by.token_desc = a->token_desc;
     a->body = body;
     type = sd_xasprintf("api.%s.%s", names[op], is_sink ? "sink" : "source");
-    sd__api_submit_entity_task(c, is_sink, type, sd__life_run, a, sd__life_free);
+    sd__api_quota(c, c->source_id, is_sink ? c->sink_id : NULL, &prefix, &key, &quota);
+    sd__api_submit_entity_task(c, is_sink, type, sd__life_run, a, sd__life_free,
+                               op == SD_LIFE_UNDELETE ? &quota : NULL);
     free(type);
+    sd_buf_fini(&prefix);
+    sd_buf_fini(&key);
 }
 
 /* ---- handlers ---- */

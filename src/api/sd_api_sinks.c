@@ -2,7 +2,8 @@
  *
  * DESIGN: as for sources (sd_api_sources.c): handlers answer 4xx at once (400 for a bad body or
  * a column mapping that pipeline/sd_mapping rejects, 404 for a missing source, 409 for an
- * existing sink, 422 over 100 sinks); the worker commits one transaction guarded by the sink's
+ * existing sink, 422 over 100 sinks, counting the creations still queued as in
+ * sd_api_sources.c); the worker commits one transaction guarded by the sink's
  * CREATE_REV == 0 and the parent source's revision (a sink is never created under a source that
  * was deleted meanwhile), then calls sd_server_reconcile, which opens the sink's file. When that
  * fails the sink is rolled back, so a sink that exists can also be written. */
@@ -79,23 +80,6 @@ static int sd__require_source(struct sd_api_ctx *c)
     return rc;
 }
 
-/* Counts the active sinks of a source. */
-static int sd__count_sinks(struct sd_state *st, int64_t project, int64_t branch,
-                           const char *source_id, int64_t *n)
-{
-    struct sd_buf prefix = SD_BUF_INIT;
-    struct sd_kvs kvs;
-    int rc;
-
-    memset(&kvs, 0, sizeof(kvs));
-    sd_defs_sinks_prefix(&prefix, project, branch, source_id, 0);
-    rc = sd_state_range(st, sd_buf_cstr(&prefix), 0, &kvs);
-    *n = (int64_t)kvs.n;
-    sd_kvs_free(&kvs);
-    sd_buf_fini(&prefix);
-    return rc;
-}
-
 void sd__api_sinks_list(struct sd_api_ctx *c)
 {
     sd__api_list_entities(c, 1, 0, NULL);
@@ -134,7 +118,7 @@ static int sd__sink_create_run(void *arg, struct sd_task_outcome *out)
     json_t *prev = NULL;
     struct sd_txn_result res;
     struct sd_kv kv;
-    int64_t source_rev = 0, count = 0, number = 1;
+    int64_t source_rev = 0, number = 1;
     int rc;
 
     memset(&res, 0, sizeof(res));
@@ -147,15 +131,6 @@ static int sd__sink_create_run(void *arg, struct sd_task_outcome *out)
     sd_kv_free(&kv);
     if (rc == SD_ENOTFOUND) {
         sd_buf_printf(&out->error, "Source \"%s\" not found.", a->source_id);
-        goto out;
-    }
-    if (rc == 0) {
-        rc = sd__count_sinks(st, a->project_id, a->branch_id, a->source_id, &count);
-    }
-    if (rc == 0 && count >= SD_DEFS_SINKS_MAX) {
-        sd_buf_printf(&out->error, "Sink count limit reached in the source, the maximum is %d.",
-                      SD_DEFS_SINKS_MAX);
-        rc = SD_ELIMIT;
         goto out;
     }
     memset(&cr, 0, sizeof(cr));
@@ -210,14 +185,14 @@ void sd__api_sink_create(struct sd_api_ctx *c)
 {
     struct sd_defs_sink_input in;
     struct sd_defs_err err;
-    struct sd_buf key = SD_BUF_INIT, merr = SD_BUF_INIT;
+    struct sd_buf key = SD_BUF_INIT, prefix = SD_BUF_INIT, merr = SD_BUF_INIT;
     struct sd_task_spec spec;
+    struct sd_task_quota quota;
     struct sd_sink_task *a = NULL;
     struct sd_mapping *mapping = NULL;
     struct sd_kv kv;
     char *object_key = NULL, *lock_key = NULL;
     json_t *body = sd__api_body(c), *entity = NULL, *columns;
-    int64_t count = 0;
     int rc;
 
     if (body == NULL) {
@@ -246,24 +221,16 @@ void sd__api_sink_create(struct sd_api_ctx *c)
     if (sd__require_source(c) != 0) {
         goto out;
     }
-    sd_defs_sink_key(&key, c->project_id, c->branch_id, c->source_id, in.sink_id, 0);
+    sd__api_quota(c, c->source_id, in.sink_id, &prefix, &key, &quota);
     memset(&kv, 0, sizeof(kv));
-    rc = sd_state_get(c->api->state, sd_buf_cstr(&key), &kv);
+    rc = sd_state_get(c->api->state, quota.key, &kv);
     sd_kv_free(&kv);
     if (rc == 0) {
         sd__api_error(c->req, 409, "sinkAlreadyExists", "Sink already exists in the source.");
         goto out;
     }
-    if (rc == SD_ENOTFOUND) {
-        rc = sd__count_sinks(c->api->state, c->project_id, c->branch_id, c->source_id, &count);
-    }
-    if (rc != 0) {
+    if (rc != SD_ENOTFOUND) {
         sd__api_internal_error(c->req, "reading sinks", rc);
-        goto out;
-    }
-    if (count >= SD_DEFS_SINKS_MAX) {
-        sd__api_error(c->req, 422, "resourceLimitReached",
-                      "Maximum number of sinks per source is %d.", SD_DEFS_SINKS_MAX);
         goto out;
     }
 
@@ -281,12 +248,14 @@ void sd__api_sink_create(struct sd_api_ctx *c)
     spec.fn = sd__sink_create_run;
     spec.arg = a;
     spec.free_arg = sd__task_free;
+    spec.quota = &quota;
     sd__api_submit(c, &spec, "sinkAlreadyExists", "Sink already exists in the source.");
 
 out:
     free(object_key);
     free(lock_key);
     sd_buf_fini(&key);
+    sd_buf_fini(&prefix);
     sd_buf_fini(&merr);
     json_decref(entity);
     json_decref(body);

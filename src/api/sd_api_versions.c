@@ -591,7 +591,7 @@ static void sd__version_rollback(struct sd_api_ctx *c, int is_sink)
 
     sd__api_submit_entity_task(c, is_sink,
                                is_sink ? "api.rollback.sinkVersion" : "api.rollback.sourceVersion",
-                               sd__rollback_run, a, free);
+                               sd__rollback_run, a, free, NULL);
 }
 
 void sd__api_source_versions_list(struct sd_api_ctx *c)

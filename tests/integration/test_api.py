@@ -278,6 +278,71 @@ def test_source_limit(streamd):
     assert body["page"]["totalCount"] == 100 and len(body["sources"]) == 100
 
 
+def burst(streamd, path, bodies):
+    """POSTs every body to path at once from its own thread. Returns the (status, body) list."""
+    results = [None] * len(bodies)
+    start = threading.Barrier(len(bodies))
+
+    def post(i):
+        start.wait()
+        results[i] = streamd.api_call("POST", path, bodies[i])
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def assert_exact_limit(streamd, results, allowed, message):
+    """Exactly allowed creations were accepted and each task succeeded; the rest got 422."""
+    accepted = [body for status, body in results if status == 202]
+    refused = [(status, body) for status, body in results if status != 202]
+    assert len(accepted) == allowed, (len(accepted), refused[:3])
+    for status, body in refused:
+        assert_error(status, body, 422, "stream.api.resourceLimitReached", message)
+    for task in accepted:
+        done = streamd.wait_task(task)
+        assert done["status"] == "success", done
+
+
+def test_source_limit_burst(streamd):
+    # creations still queued count against the limit: no task is accepted and then fails for it
+    streamd.create_source("first")
+    results = burst(streamd, SOURCES, [{"sourceId": "b%03d" % i, "name": "n", "type": "http"}
+                                       for i in range(150)])
+    assert_exact_limit(streamd, results, 99, "Maximum number of sources per branch is 100.")
+    status, body = streamd.api_call("GET", SOURCES + "?limit=100")
+    assert body["page"]["totalCount"] == 100
+    # a deleted source frees its slot, a refused one took none
+    run_task(streamd, "DELETE", SOURCES + "/first")
+    results = burst(streamd, SOURCES, [{"sourceId": "c%d" % i, "name": "n", "type": "http"}
+                                       for i in range(5)])
+    assert_exact_limit(streamd, results, 1, "Maximum number of sources per branch is 100.")
+    # undelete makes a source active again, so it needs a free slot too
+    status, body = streamd.api_call("PUT", SOURCES + "/first/undelete")
+    assert_error(status, body, 422, "stream.api.resourceLimitReached",
+                 "Maximum number of sources per branch is 100.")
+
+
+def test_sink_limit_burst(streamd):
+    streamd.create_source("src")
+    streamd.create_sink("src", "first", COLUMNS)
+    results = burst(streamd, SOURCES + "/src/sinks",
+                    [sink_body("k%03d" % i, table_id="in.c-b.t%d" % i) for i in range(130)])
+    assert_exact_limit(streamd, results, 99, "Maximum number of sinks per source is 100.")
+    status, body = streamd.api_call("GET", SOURCES + "/src/sinks?limit=100")
+    assert body["page"]["totalCount"] == 100
+    run_task(streamd, "DELETE", SOURCES + "/src/sinks/first")
+    status, body = streamd.api_call("PUT", SOURCES + "/src/sinks/first/undelete")
+    assert status == 202, body
+    assert streamd.wait_task(body)["status"] == "success"
+    status, body = streamd.api_call("POST", SOURCES + "/src/sinks", sink_body("more"))
+    assert_error(status, body, 422, "stream.api.resourceLimitReached",
+                 "Maximum number of sinks per source is 100.")
+
+
 def test_delete_source_and_recreate(streamd):
     src = streamd.create_source("gone")
     streamd.create_sink("gone", "k1", COLUMNS)
