@@ -471,6 +471,65 @@ def test_invalid_sink_bodies(streamd, body, name, needle):
     assert resp["sinks"] == []
 
 
+NAME_PATTERN = '"^[a-zA-Z0-9]([a-zA-Z0-9_-]*[a-zA-Z0-9])?$"'
+
+
+def named_columns(*names):
+    return [{"type": "uuid", "name": "id"}] + [{"type": "body", "name": n} for n in names]
+
+
+@pytest.mark.parametrize("names,name,message", [
+    (["x" * 65], "stream.api.invalidLength",
+     "Length of body.table.mapping.columns[1].name must be lesser or equal than 64 (len=65)."),
+    (["x" * 5000], "stream.api.invalidLength",
+     "Length of body.table.mapping.columns[1].name must be lesser or equal than 64 (len=5000)."),
+    (["a\x01b"], "stream.api.invalidPattern",
+     "body.table.mapping.columns[1].name must match the regexp %s but got value \"a\\x01b\""
+     % NAME_PATTERN),
+    (["ok", "line\nbreak"], "stream.api.invalidPattern",
+     "body.table.mapping.columns[2].name must match the regexp %s but got value "
+     "\"line\\nbreak\"" % NAME_PATTERN),
+    (["a b"], "stream.api.invalidPattern",
+     "body.table.mapping.columns[1].name must match the regexp %s but got value \"a b\""
+     % NAME_PATTERN),
+    (["_streamd"], "stream.api.invalidPattern",
+     "body.table.mapping.columns[1].name must match the regexp %s but got value \"_streamd\""
+     % NAME_PATTERN),
+    (["\u00e9t\u00e9"], "stream.api.invalidPattern",
+     "body.table.mapping.columns[1].name must match the regexp %s but got value "
+     "\"\u00e9t\u00e9\"" % NAME_PATTERN),
+    (["c", "C"], "stream.api.badRequest",
+     "Invalid body.table.mapping.columns: \"columns[2].name\" \"C\" duplicates the name \"c\" "
+     "of columns[1] (column names ignore case)."),
+    (["ID"], "stream.api.badRequest",
+     "Invalid body.table.mapping.columns: \"columns[1].name\" \"ID\" duplicates the name \"id\" "
+     "of columns[0] (column names ignore case)."),
+])
+def test_invalid_column_names(streamd, names, name, message):
+    # refused at request time: a name never reaches the table and fails the task there
+    streamd.create_source("src")
+    status, resp = streamd.api_call("POST", SOURCES + "/src/sinks",
+                                    sink_body(columns=named_columns(*names)))
+    assert_error(status, resp, 400, name)
+    assert resp["message"] == message, resp
+    streamd.create_sink("src", "k1", COLUMNS)
+    status, resp = streamd.api_call("PATCH", SOURCES + "/src/sinks/k1",
+                                    {"table": {"mapping": {"columns": named_columns(*names)}}})
+    assert_error(status, resp, 400, name)
+    assert resp["message"] == message, resp
+    status, resp = streamd.api_call("GET", SOURCES + "/src/sinks")
+    assert [k["sinkId"] for k in resp["sinks"]] == ["k1"]
+
+
+def test_longest_column_names_work(streamd):
+    # 64 characters of every allowed kind make a working table
+    names = ["A" * 63 + "z", "a-b_c-9", "9" * 64]
+    src = streamd.create_source("src")
+    streamd.create_sink("src", "k1", named_columns(*names))
+    status, _, data = streamd.request("POST", src["http"]["url"], {"a": 1})
+    assert (status, data) == (200, b"OK")
+
+
 # ---- tasks ----
 
 def test_task_not_found(streamd):

@@ -370,6 +370,58 @@ static void test_parse_sink(void **state)
     expect_sink_error(big, "invalidLength", "lesser or equal than 100");
 }
 
+#define COLUMN_SINK(name)                                                                          \
+    "{\"name\":\"x\",\"type\":\"table\",\"table\":{\"type\":\"keboola\",\"tableId\":\"in.c-b.t\"," \
+    "\"mapping\":{\"columns\":[{\"type\":\"uuid\",\"name\":\"ok\"},{\"type\":\"body\","            \
+    "\"name\":" name "}]}}}"
+#define NAME_PATTERN_ERROR(value)                                                                  \
+    "body.table.mapping.columns[1].name must match the regexp "                                    \
+    "\"^[a-zA-Z0-9]([a-zA-Z0-9_-]*[a-zA-Z0-9])?$\" but got value " value
+
+static void test_column_names(void **state)
+{
+    struct sd_defs_sink_input in;
+    struct sd_defs_err err;
+    char body[512], name[80];
+    json_t *j;
+
+    (void)state;
+    /* 64 characters of every allowed kind pass, 65 do not */
+    memset(name, 'a', sizeof(name));
+    memcpy(name, "\"A-z_9", 6);
+    snprintf(name + 65, sizeof(name) - 65, "\"");
+    snprintf(body, sizeof(body), COLUMN_SINK("%s"), name);
+    j = parse(body);
+    assert_int_equal(sd_defs_parse_sink_create(j, &in, &err), 0);
+    json_decref(j);
+    snprintf(name + 65, sizeof(name) - 65, "b\"");
+    snprintf(body, sizeof(body), COLUMN_SINK("%s"), name);
+    expect_sink_error(
+        body, "invalidLength",
+        "Length of body.table.mapping.columns[1].name must be lesser or equal than 64 "
+        "(len=65).");
+    expect_sink_error(
+        COLUMN_SINK("\"\""), "invalidLength",
+        "Length of body.table.mapping.columns[1].name must be greater or equal than 1 "
+        "(len=0).");
+    /* control characters, quotes and backslashes are shown escaped */
+    expect_sink_error(COLUMN_SINK("\"a\\u0001b\""), "invalidPattern",
+                      NAME_PATTERN_ERROR("\"a\\x01b\""));
+    expect_sink_error(COLUMN_SINK("\"a\\nb\\t\""), "invalidPattern",
+                      NAME_PATTERN_ERROR("\"a\\nb\\t\""));
+    expect_sink_error(COLUMN_SINK("\"a\\\"b\\\\\""), "invalidPattern",
+                      NAME_PATTERN_ERROR("\"a\\\"b\\\\\""));
+    expect_sink_error(COLUMN_SINK("\"a\\u007f\""), "invalidPattern",
+                      NAME_PATTERN_ERROR("\"a\\x7f\""));
+    /* other characters, and '_' or '-' at either end */
+    expect_sink_error(COLUMN_SINK("\"a b\""), "invalidPattern", NAME_PATTERN_ERROR("\"a b\""));
+    expect_sink_error(COLUMN_SINK("\"a.b\""), "invalidPattern", NAME_PATTERN_ERROR("\"a.b\""));
+    expect_sink_error(COLUMN_SINK("\"\u00e9\""), "invalidPattern",
+                      NAME_PATTERN_ERROR("\"\xc3\xa9\""));
+    expect_sink_error(COLUMN_SINK("\"_a\""), "invalidPattern", NAME_PATTERN_ERROR("\"_a\""));
+    expect_sink_error(COLUMN_SINK("\"a-\""), "invalidPattern", NAME_PATTERN_ERROR("\"a-\""));
+}
+
 /* ---- entities and keys ---- */
 
 static void test_source_entity(void **state)
@@ -732,6 +784,81 @@ static void test_tasks_lock_conflict(void **state)
     sd_rm_rf(dir);
 }
 
+static struct sd_state *g_quota_st;
+
+/* Commits its key (arg) as the entity it creates, after a while. */
+static int commit_fn(void *arg, struct sd_task_outcome *out)
+{
+    usleep(50000);
+    assert_int_equal(sd_state_put(g_quota_st, arg, "{}", 2, 0, NULL), 0);
+    out->result = "Created.";
+    return 0;
+}
+
+static int submit_quota(struct sd_tasks *t, const char *key, sd_task_fn fn, json_t **task)
+{
+    struct sd_task_quota quota = {"q/", key, 2, "things"};
+    struct sd_task_spec spec;
+
+    memset(&spec, 0, sizeof(spec));
+    spec.project_id = 1;
+    spec.type = "api.create.thing";
+    spec.object_key = key;
+    spec.lock_key = key;
+    spec.fn = fn;
+    spec.arg = (void *)key;
+    spec.quota = &quota;
+    *task = NULL;
+    return sd_tasks_submit(t, &spec, task);
+}
+
+static void finish(struct sd_tasks *t, json_t *task, const char *status)
+{
+    json_t *rec = wait_task(t, json_string_value(json_object_get(task, "taskId")));
+
+    assert_string_equal(json_string_value(json_object_get(rec, "status")), status);
+    json_decref(rec);
+    json_decref(task);
+}
+
+static void test_tasks_quota(void **state)
+{
+    char dir[512], path[600];
+    struct sd_state *st = NULL;
+    struct sd_tasks *t = NULL;
+    json_t *a, *b, *c, *d;
+    int64_t deleted = 0;
+
+    (void)state;
+    make_tmp_dir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/state", dir);
+    assert_int_equal(sd_state_open_backend("embedded", NULL, path, &st), 0);
+    g_quota_st = st;
+    assert_int_equal(sd_tasks_create(st, "http://api", 0, &t), 0);
+    /* queued creations count: the third is refused at once and keeps no lock */
+    assert_int_equal(submit_quota(t, "q/a", commit_fn, &a), 0);
+    assert_int_equal(submit_quota(t, "q/b", task_fail, &b), 0);
+    assert_int_equal(submit_quota(t, "q/c", commit_fn, &c), SD_ELIMIT);
+    assert_null(c);
+    assert_false(sd_tasks_is_locked(t, "q/c"));
+    finish(t, a, "success");
+    finish(t, b, "error");
+    /* a failed task freed its slot, a committed one holds it in the state store */
+    assert_int_equal(submit_quota(t, "q/c", commit_fn, &c), 0);
+    assert_int_equal(submit_quota(t, "q/d", commit_fn, &d), SD_ELIMIT);
+    /* a key that exists already is not counted twice (its creation fails as a conflict) */
+    assert_int_equal(submit_quota(t, "q/a", task_fail, &d), 0);
+    finish(t, d, "error");
+    finish(t, c, "success");
+    /* a deleted entity frees its slot */
+    assert_int_equal(sd_state_del(st, "q/a", 0, &deleted, NULL), 0);
+    assert_int_equal(submit_quota(t, "q/d", commit_fn, &d), 0);
+    finish(t, d, "success");
+    sd_tasks_destroy(t);
+    sd_state_close(st);
+    sd_rm_rf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -743,6 +870,7 @@ int main(void)
         cmocka_unit_test(test_table_id),
         cmocka_unit_test(test_parse_source),
         cmocka_unit_test(test_parse_sink),
+        cmocka_unit_test(test_column_names),
         cmocka_unit_test(test_source_entity),
         cmocka_unit_test(test_sink_entity),
         cmocka_unit_test(test_keys),
@@ -751,6 +879,7 @@ int main(void)
         cmocka_unit_test(test_auth_admin_token),
         cmocka_unit_test(test_tasks),
         cmocka_unit_test(test_tasks_lock_conflict),
+        cmocka_unit_test(test_tasks_quota),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
