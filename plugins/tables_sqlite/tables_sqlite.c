@@ -425,17 +425,19 @@ static int tables_sqlite_compare(struct tables_sqlite_db *d, const char *table_i
     return rc;
 }
 
-/* ensure_table inside the caller's transaction. */
-static int tables_sqlite_ensure_locked(struct tables_sqlite_db *d, const char *table_id,
-                                       const char *const *columns, size_t ncolumns,
-                                       struct sd_buf *err)
+/* check_table on d (caller holds d->mu): *exists = 1 when table_id is a table with exactly
+ * these columns, 0 when no object of that name (ignoring case) exists. */
+static int tables_sqlite_check_locked(struct tables_sqlite_db *d, const char *table_id,
+                                      const char *const *columns, size_t ncolumns, int *exists,
+                                      struct sd_buf *err)
 {
     sqlite3_stmt *st = NULL;
-    struct sd_buf sql = SD_BUF_INIT;
     char *found = NULL;
     char *kind = NULL;
     int src;
     int rc;
+
+    *exists = 0;
 
     /* object names are one case-insensitive namespace in SQLite */
     rc = tables_sqlite_prepare(
@@ -467,8 +469,29 @@ static int tables_sqlite_ensure_locked(struct tables_sqlite_db *d, const char *t
             rc = SD_ECONFLICT;
         } else {
             rc = tables_sqlite_compare(d, table_id, columns, ncolumns, err);
+            *exists = rc == 0;
         }
-        goto out;
+    }
+
+out:
+    free(found);
+    free(kind);
+    return rc;
+}
+
+/* ensure_table inside the caller's transaction. */
+static int tables_sqlite_ensure_locked(struct tables_sqlite_db *d, const char *table_id,
+                                       const char *const *columns, size_t ncolumns,
+                                       struct sd_buf *err)
+{
+    struct sd_buf sql = SD_BUF_INIT;
+    int exists = 0;
+    int src;
+    int rc;
+
+    rc = tables_sqlite_check_locked(d, table_id, columns, ncolumns, &exists, err);
+    if (rc != 0 || exists) {
+        return rc;
     }
     rc = sd_buf_append_str(&sql, "CREATE TABLE ");
     if (rc == 0) {
@@ -497,8 +520,6 @@ static int tables_sqlite_ensure_locked(struct tables_sqlite_db *d, const char *t
 
 out:
     sd_buf_fini(&sql);
-    free(found);
-    free(kind);
     return rc;
 }
 
@@ -542,11 +563,12 @@ static void tables_sqlite_close(void *ctx)
     free(ts);
 }
 
-static int tables_sqlite_ensure_table(void *ctx, int64_t project, const char *table_id,
-                                      const char *const *columns, size_t ncolumns,
-                                      struct sd_buf *err)
+/* Checks the arguments of a table call, then gets the project's database (tables_sqlite_get:
+ * with create 0, SD_ENOTFOUND when it does not exist). */
+static int tables_sqlite_table_db(void *ctx, int64_t project, const char *table_id,
+                                  const char *const *columns, size_t ncolumns, int create,
+                                  struct tables_sqlite_db **d, struct sd_buf *err)
 {
-    struct tables_sqlite_db *d;
     int rc;
 
     rc = tables_sqlite_check_id(table_id, err);
@@ -554,8 +576,19 @@ static int tables_sqlite_ensure_table(void *ctx, int64_t project, const char *ta
         rc = tables_sqlite_check_columns(columns, ncolumns, err);
     }
     if (rc == 0) {
-        rc = tables_sqlite_get(ctx, project, 1, &d, err);
+        rc = tables_sqlite_get(ctx, project, create, d, err);
     }
+    return rc;
+}
+
+static int tables_sqlite_ensure_table(void *ctx, int64_t project, const char *table_id,
+                                      const char *const *columns, size_t ncolumns,
+                                      struct sd_buf *err)
+{
+    struct tables_sqlite_db *d;
+    int rc;
+
+    rc = tables_sqlite_table_db(ctx, project, table_id, columns, ncolumns, 1, &d, err);
     if (rc != 0) {
         return rc;
     }
@@ -570,6 +603,27 @@ static int tables_sqlite_ensure_table(void *ctx, int64_t project, const char *ta
     if (rc != 0) {
         tables_sqlite_rollback(d->conn);
     }
+    pthread_mutex_unlock(&d->mu);
+    return rc;
+}
+
+static int tables_sqlite_check_table(void *ctx, int64_t project, const char *table_id,
+                                     const char *const *columns, size_t ncolumns,
+                                     struct sd_buf *err)
+{
+    struct tables_sqlite_db *d;
+    int exists = 0;
+    int rc;
+
+    rc = tables_sqlite_table_db(ctx, project, table_id, columns, ncolumns, 0, &d, err);
+    if (rc == SD_ENOTFOUND) {
+        return 0; /* no database yet, so no table */
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    pthread_mutex_lock(&d->mu);
+    rc = tables_sqlite_check_locked(d, table_id, columns, ncolumns, &exists, err);
     pthread_mutex_unlock(&d->mu);
     return rc;
 }
@@ -852,6 +906,7 @@ const struct sd_tables_ops sd_tables_sqlite_ops = {
     .open = tables_sqlite_open,
     .close = tables_sqlite_close,
     .ensure_table = tables_sqlite_ensure_table,
+    .check_table = tables_sqlite_check_table,
     .import = tables_sqlite_import,
     .is_imported = tables_sqlite_is_imported,
     .drop_table = tables_sqlite_drop_table,

@@ -787,47 +787,35 @@ static void sd__update(struct sd_api_ctx *c, int is_sink)
 {
     struct sd_defs_update u;
     struct sd_defs_err err;
-    struct sd_buf merr = SD_BUF_INIT;
-    struct sd_mapping *mapping = NULL;
-    json_t *body;
+    json_t *body = NULL, *stored = NULL, *next = NULL;
     int rc;
 
-    rc = is_sink ? sd__api_get_sink(c, NULL, NULL) : sd__api_get_source(c, NULL, NULL);
+    rc = is_sink ? sd__api_get_sink(c, &stored, NULL) : sd__api_get_source(c, NULL, NULL);
     if (rc != 0) {
-        return;
+        goto fail;
     }
     body = sd__api_body(c);
     if (body == NULL) {
-        return;
+        goto fail;
     }
     if (sd_defs_parse_update(body, is_sink, &u, &err) != 0) {
         sd__api_validation_error(c->req, &err);
         goto fail;
     }
-    if (u.columns != NULL) {
-        json_t *stored = sd_defs_apply_update(json_object(), &u);
-        json_t *columns = json_object_get(
-            json_object_get(json_object_get(stored, "table"), "mapping"), "columns");
-        rc = sd_mapping_compile(columns, &mapping, &merr);
-        sd_mapping_destroy(mapping);
-        json_decref(stored);
-        if (rc == SD_EINVAL) {
-            sd__api_error(c->req, 400, "badRequest", "Invalid body.table.mapping.columns: %s%s",
-                          sd_buf_cstr(&merr),
-                          merr.len > 0 && merr.data[merr.len - 1] == '.' ? "" : ".");
-            goto fail;
-        }
-        if (rc != 0) {
-            sd__api_internal_error(c->req, "compiling the mapping", rc);
+    if (u.columns != NULL || u.table_id != NULL) {
+        next = sd_defs_apply_update(stored, &u);
+        if (sd__api_check_sink(c, next) != 0) {
             goto fail;
         }
     }
-    sd_buf_fini(&merr);
+    json_decref(stored);
+    json_decref(next);
     sd__life_submit(c, SD_LIFE_UPDATE, is_sink, body);
     return;
 
 fail:
-    sd_buf_fini(&merr);
+    json_decref(stored);
+    json_decref(next);
     json_decref(body);
 }
 

@@ -15,6 +15,7 @@
 #include "pipeline/sd_mapping.h"
 #include "roles/sd_server.h"
 #include "state/sd_state.h"
+#include "tables/sd_tables.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -181,18 +182,63 @@ out:
     return rc;
 }
 
+int sd__api_check_sink(struct sd_api_ctx *c, const json_t *sink)
+{
+    const json_t *table = json_object_get(sink, "table");
+    const json_t *columns = json_object_get(json_object_get(table, "mapping"), "columns");
+    const char *table_id = json_string_value(json_object_get(table, "tableId"));
+    struct sd_tables *tables = c->api->srv->tables;
+    struct sd_mapping *mapping = NULL;
+    struct sd_buf err = SD_BUF_INIT;
+    const char **names = NULL;
+    size_t n;
+    int rc;
+
+    rc = sd_mapping_compile(columns, &mapping, &err);
+    if (rc == SD_EINVAL) {
+        sd__api_error(c->req, 400, "badRequest", "Invalid body.table.mapping.columns: %s%s",
+                      sd_buf_cstr(&err), err.len > 0 && err.data[err.len - 1] == '.' ? "" : ".");
+        goto out;
+    }
+    if (rc != 0) {
+        sd__api_internal_error(c->req, "compiling the mapping", rc);
+        goto out;
+    }
+    if (tables == NULL) {
+        goto out;
+    }
+    /* The task creates the table or checks it, and fails on a table of another shape or a
+     * name that differs only in case: tell now, not through a failed task. */
+    n = sd_mapping_ncolumns(mapping);
+    names = sd_xcalloc(n, sizeof(*names));
+    for (size_t i = 0; i < n; i++) {
+        names[i] = sd_mapping_column_name(mapping, i);
+    }
+    rc = sd_tables_check_table(tables, c->project_id, table_id, names, n, &err);
+    if (rc == SD_ECONFLICT || rc == SD_EINVAL) {
+        sd__api_error(c->req, 400, "badRequest", "Invalid body.table: %s.", sd_buf_cstr(&err));
+    } else if (rc != 0) {
+        sd__api_internal_error(c->req, "checking the table", rc);
+    }
+
+out:
+    free(names);
+    sd_mapping_destroy(mapping);
+    sd_buf_fini(&err);
+    return rc;
+}
+
 void sd__api_sink_create(struct sd_api_ctx *c)
 {
     struct sd_defs_sink_input in;
     struct sd_defs_err err;
-    struct sd_buf key = SD_BUF_INIT, prefix = SD_BUF_INIT, merr = SD_BUF_INIT;
+    struct sd_buf key = SD_BUF_INIT, prefix = SD_BUF_INIT;
     struct sd_task_spec spec;
     struct sd_task_quota quota;
     struct sd_sink_task *a = NULL;
-    struct sd_mapping *mapping = NULL;
     struct sd_kv kv;
     char *object_key = NULL, *lock_key = NULL;
-    json_t *body = sd__api_body(c), *entity = NULL, *columns;
+    json_t *body = sd__api_body(c), *entity = NULL;
     int rc;
 
     if (body == NULL) {
@@ -204,20 +250,6 @@ void sd__api_sink_create(struct sd_api_ctx *c)
     }
     entity =
         sd_defs_sink_build(c->project_id, c->branch_id, c->source_id, &in, &c->by, sd_now_ms());
-    columns =
-        json_object_get(json_object_get(json_object_get(entity, "table"), "mapping"), "columns");
-    rc = sd_mapping_compile(columns, &mapping, &merr);
-    sd_mapping_destroy(mapping);
-    if (rc == SD_EINVAL) {
-        sd__api_error(c->req, 400, "badRequest", "Invalid body.table.mapping.columns: %s%s",
-                      sd_buf_cstr(&merr),
-                      merr.len > 0 && merr.data[merr.len - 1] == '.' ? "" : ".");
-        goto out;
-    }
-    if (rc != 0) {
-        sd__api_internal_error(c->req, "compiling the mapping", rc);
-        goto out;
-    }
     if (sd__require_source(c) != 0) {
         goto out;
     }
@@ -231,6 +263,9 @@ void sd__api_sink_create(struct sd_api_ctx *c)
     }
     if (rc != SD_ENOTFOUND) {
         sd__api_internal_error(c->req, "reading sinks", rc);
+        goto out;
+    }
+    if (sd__api_check_sink(c, entity) != 0) {
         goto out;
     }
 
@@ -256,7 +291,6 @@ out:
     free(lock_key);
     sd_buf_fini(&key);
     sd_buf_fini(&prefix);
-    sd_buf_fini(&merr);
     json_decref(entity);
     json_decref(body);
 }

@@ -183,14 +183,14 @@ def test_update_sink_mapping_takes_effect_in_a_new_file(streamd_factory):
     assert sorted(new) == [("new-%d" % i, str(i)) for i in range(5)]
 
 
-def test_update_sink_to_a_table_with_other_columns_keeps_the_old_definition(streamd):
+def test_update_sink_to_a_table_with_other_columns_is_refused(streamd):
     s = streamd
     src = s.create_source("s1")
     s.create_sink("s1", "k1", COLUMNS, table_id="in.c-b.t1")
     s.create_sink("s1", "k2", [{"type": "body", "name": "only"}], table_id="in.c-b.t2")
-    done = run_task(s, "PATCH", SOURCES + "/s1/sinks/k1",
-                    {"table": {"tableId": "in.c-b.t2"}}, want="error")
-    assert "Sink has not been updated" in done["error"], done
+    status, body = s.api_call("PATCH", SOURCES + "/s1/sinks/k1", {"table": {"tableId": "in.c-b.t2"}})
+    assert_error(status, body, 400, "stream.api.badRequest",
+                 'Invalid body.table: table "in.c-b.t2" exists with columns ("only")')
     sink = get(s, SOURCES + "/s1/sinks/k1")
     assert sink["table"]["tableId"] == "in.c-b.t1" and sink["version"]["number"] == 1
     assert "disabled" not in sink

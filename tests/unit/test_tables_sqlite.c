@@ -401,6 +401,10 @@ static void test_case_clash(void **state)
                      SD_ECONFLICT);
     assert_non_null(strstr(err.data, "in.c-b.T"));
     assert_non_null(strstr(err.data, "ignore case"));
+    sd_buf_reset(&err);
+    assert_int_equal(sd_tables_check_table(fx->t, 1, "in.c-b.T", tc_cols, TC_NCOLS, &err),
+                     SD_ECONFLICT);
+    assert_non_null(strstr(err.data, "ignore case"));
     assert_int_equal(sd_tables_drop_table(fx->t, 1, "in.c-b.T"), 0);
     t = tc_read(fx, 1, "in.c-b.t");
     tc_table_free(&t);
