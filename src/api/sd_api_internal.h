@@ -162,9 +162,10 @@ int sd__api_get_source(struct sd_api_ctx *c, json_t **out, int64_t *mod_rev);
 int sd__api_get_sink(struct sd_api_ctx *c, json_t **out, int64_t *mod_rev);
 
 /* Checks a sink about to be stored (stored form) as its task would: its mapping compiles and
- * its table, when it exists, has exactly the mapping's columns under exactly that name. On
- * failure sends 400 (500 for a storage error) and returns nonzero. */
-int sd__api_check_sink(struct sd_api_ctx *c, const json_t *sink);
+ * its table, when it exists, has exactly the mapping's columns under exactly that name. where
+ * names the table object in messages ("body.table"). On failure sends 400 (500 for a storage
+ * error) and returns nonzero. */
+int sd__api_check_sink(struct sd_api_ctx *c, const json_t *sink, const char *where);
 
 /* Lifecycle handlers (sd_api_lifecycle.c): update (PATCH), disable/enable/undelete (PUT, the
  * action in c->action), deleted lists, rotate-secret and the cascade (hard) delete. */

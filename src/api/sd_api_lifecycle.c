@@ -804,7 +804,7 @@ static void sd__update(struct sd_api_ctx *c, int is_sink)
     }
     if (u.columns != NULL || u.table_id != NULL) {
         next = sd_defs_apply_update(stored, &u);
-        if (sd__api_check_sink(c, next) != 0) {
+        if (sd__api_check_sink(c, next, "body.table") != 0) {
             goto fail;
         }
     }

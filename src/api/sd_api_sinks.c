@@ -182,7 +182,7 @@ out:
     return rc;
 }
 
-int sd__api_check_sink(struct sd_api_ctx *c, const json_t *sink)
+int sd__api_check_sink(struct sd_api_ctx *c, const json_t *sink, const char *where)
 {
     const json_t *table = json_object_get(sink, "table");
     const json_t *columns = json_object_get(json_object_get(table, "mapping"), "columns");
@@ -196,7 +196,7 @@ int sd__api_check_sink(struct sd_api_ctx *c, const json_t *sink)
 
     rc = sd_mapping_compile(columns, &mapping, &err);
     if (rc == SD_EINVAL) {
-        sd__api_error(c->req, 400, "badRequest", "Invalid body.table.mapping.columns: %s%s",
+        sd__api_error(c->req, 400, "badRequest", "Invalid %s.mapping.columns: %s%s", where,
                       sd_buf_cstr(&err), err.len > 0 && err.data[err.len - 1] == '.' ? "" : ".");
         goto out;
     }
@@ -216,7 +216,7 @@ int sd__api_check_sink(struct sd_api_ctx *c, const json_t *sink)
     }
     rc = sd_tables_check_table(tables, c->project_id, table_id, names, n, &err);
     if (rc == SD_ECONFLICT || rc == SD_EINVAL) {
-        sd__api_error(c->req, 400, "badRequest", "Invalid body.table: %s.", sd_buf_cstr(&err));
+        sd__api_error(c->req, 400, "badRequest", "Invalid %s: %s.", where, sd_buf_cstr(&err));
     } else if (rc != 0) {
         sd__api_internal_error(c->req, "checking the table", rc);
     }
@@ -265,7 +265,7 @@ void sd__api_sink_create(struct sd_api_ctx *c)
         sd__api_internal_error(c->req, "reading sinks", rc);
         goto out;
     }
-    if (sd__api_check_sink(c, entity) != 0) {
+    if (sd__api_check_sink(c, entity, "body.table") != 0) {
         goto out;
     }
 

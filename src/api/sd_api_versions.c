@@ -570,12 +570,20 @@ static void sd__version_rollback(struct sd_api_ctx *c, int is_sink)
     struct sd_rollback_task *a;
     json_t *record = NULL;
     int64_t number = 0;
+    char where[64];
+    int rc;
 
     if (sd__version_param(c, &number) != 0 || sd__require_entity(c, is_sink, NULL, NULL) != 0 ||
         sd__load_version(c, is_sink, number, &record) != 0) {
         return;
     }
+    /* The version's mapping and table become the sink's: the same checks as an update. */
+    snprintf(where, sizeof(where), "version %" PRId64 " table", number);
+    rc = is_sink ? sd__api_check_sink(c, record, where) : 0;
     json_decref(record);
+    if (rc != 0) {
+        return;
+    }
     a = sd_xcalloc(1, sizeof(*a));
     a->api = c->api;
     a->project_id = c->project_id;
