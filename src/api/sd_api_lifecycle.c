@@ -829,8 +829,8 @@ void sd__api_sink_update(struct sd_api_ctx *c)
     sd__update(c, 1);
 }
 
-/* Answers 404 unless the deleted copy of the entity exists. */
-static int sd__require_deleted(struct sd_api_ctx *c, int is_sink)
+/* Answers 404 unless the deleted copy of the entity exists; *out (new reference) gets it. */
+static int sd__require_deleted(struct sd_api_ctx *c, int is_sink, json_t **out)
 {
     struct sd_buf key = SD_BUF_INIT;
     json_t *j = NULL;
@@ -849,31 +849,34 @@ static int sd__require_deleted(struct sd_api_ctx *c, int is_sink)
     } else if (rc != 0) {
         sd__api_internal_error(c->req, "reading the deleted entity", rc);
     }
-    json_decref(j);
+    *out = j;
     sd_buf_fini(&key);
     return rc;
 }
 
 static void sd__switch(struct sd_api_ctx *c, int is_sink)
 {
+    enum sd_life_op op = SD_LIFE_UNDELETE;
+    json_t *entity = NULL;
     int rc;
 
     if (strcmp(c->action, "undelete") == 0) {
-        if (is_sink && sd__api_get_source(c, NULL, NULL) != 0) {
-            return;
+        rc = is_sink ? sd__api_get_source(c, NULL, NULL) : 0;
+        if (rc == 0) {
+            rc = sd__require_deleted(c, is_sink, &entity);
         }
-        if (sd__require_deleted(c, is_sink) != 0) {
-            return;
-        }
-        sd__life_submit(c, SD_LIFE_UNDELETE, is_sink, NULL);
-        return;
+    } else {
+        op = strcmp(c->action, "disable") == 0 ? SD_LIFE_DISABLE : SD_LIFE_ENABLE;
+        rc = is_sink ? sd__api_get_sink(c, &entity, NULL) : sd__api_get_source(c, NULL, NULL);
     }
-    rc = is_sink ? sd__api_get_sink(c, NULL, NULL) : sd__api_get_source(c, NULL, NULL);
-    if (rc != 0) {
-        return;
+    /* A sink that becomes active again opens its table: check it as a create would. */
+    if (rc == 0 && is_sink && op != SD_LIFE_DISABLE) {
+        rc = sd__api_check_sink(c, entity, "table");
     }
-    sd__life_submit(c, strcmp(c->action, "disable") == 0 ? SD_LIFE_DISABLE : SD_LIFE_ENABLE,
-                    is_sink, NULL);
+    json_decref(entity);
+    if (rc == 0) {
+        sd__life_submit(c, op, is_sink, NULL);
+    }
 }
 
 void sd__api_source_switch(struct sd_api_ctx *c)
