@@ -4,10 +4,11 @@
  * a column mapping that pipeline/sd_mapping rejects or a table that exists with other columns
  * or another case of its name (sd__api_check_sink, also used by update, enable, undelete and
  * rollback), 404 for a missing source, 409 for an existing sink, 422 over 100 sinks, counting
- * the creations still queued as in sd_api_sources.c); the worker commits one transaction guarded by the sink's
- * CREATE_REV == 0 and the parent source's revision (a sink is never created under a source that
- * was deleted meanwhile), then calls sd_server_reconcile, which opens the sink's file. When that
- * fails the sink is rolled back, so a sink that exists can also be written. */
+ * the creations still queued as in sd_api_sources.c); the worker commits one transaction
+ * guarded by the sink's CREATE_REV == 0 and the parent source's revision (a sink is never
+ * created under a source that was deleted meanwhile), then calls sd_server_reconcile, which
+ * opens the sink's file. When that fails the sink is rolled back, so a sink that exists can also
+ * be written. */
 #include "api/sd_api_internal.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
