@@ -39,6 +39,8 @@
 
 /* How long a call waits for another writer's lock before failing with -EBUSY. */
 #define TABLES_SQLITE_BUSY_MS 30000
+/* The same for check_table, which the API thread calls: a WAL reader is hardly ever busy. */
+#define TABLES_SQLITE_CHECK_BUSY_MS 1000
 
 #define TABLES_SQLITE_LEDGER "_streamd_import_ledger"
 
@@ -563,22 +565,13 @@ static void tables_sqlite_close(void *ctx)
     free(ts);
 }
 
-/* Checks the arguments of a table call, then gets the project's database (tables_sqlite_get:
- * with create 0, SD_ENOTFOUND when it does not exist). */
-static int tables_sqlite_table_db(void *ctx, int64_t project, const char *table_id,
-                                  const char *const *columns, size_t ncolumns, int create,
-                                  struct tables_sqlite_db **d, struct sd_buf *err)
+/* Checks the table id and the columns of a table call. */
+static int tables_sqlite_check_args(const char *table_id, const char *const *columns,
+                                    size_t ncolumns, struct sd_buf *err)
 {
-    int rc;
+    int rc = tables_sqlite_check_id(table_id, err);
 
-    rc = tables_sqlite_check_id(table_id, err);
-    if (rc == 0) {
-        rc = tables_sqlite_check_columns(columns, ncolumns, err);
-    }
-    if (rc == 0) {
-        rc = tables_sqlite_get(ctx, project, create, d, err);
-    }
-    return rc;
+    return rc != 0 ? rc : tables_sqlite_check_columns(columns, ncolumns, err);
 }
 
 static int tables_sqlite_ensure_table(void *ctx, int64_t project, const char *table_id,
@@ -588,7 +581,10 @@ static int tables_sqlite_ensure_table(void *ctx, int64_t project, const char *ta
     struct tables_sqlite_db *d;
     int rc;
 
-    rc = tables_sqlite_table_db(ctx, project, table_id, columns, ncolumns, 1, &d, err);
+    rc = tables_sqlite_check_args(table_id, columns, ncolumns, err);
+    if (rc == 0) {
+        rc = tables_sqlite_get(ctx, project, 1, &d, err);
+    }
     if (rc != 0) {
         return rc;
     }
@@ -607,24 +603,39 @@ static int tables_sqlite_ensure_table(void *ctx, int64_t project, const char *ta
     return rc;
 }
 
+/* Reads through a connection of its own, open for the call only, so that it never waits for
+ * an import holding the project's connection (the API thread calls it); in WAL mode it reads
+ * while a writer works. A project without a database has no table. */
 static int tables_sqlite_check_table(void *ctx, int64_t project, const char *table_id,
                                      const char *const *columns, size_t ncolumns,
                                      struct sd_buf *err)
 {
-    struct tables_sqlite_db *d;
+    struct tables_sqlite *ts = ctx;
+    struct tables_sqlite_db view;
+    char *path;
     int exists = 0;
+    int src;
     int rc;
 
-    rc = tables_sqlite_table_db(ctx, project, table_id, columns, ncolumns, 0, &d, err);
-    if (rc == SD_ENOTFOUND) {
-        return 0; /* no database yet, so no table */
-    }
+    rc = tables_sqlite_check_args(table_id, columns, ncolumns, err);
     if (rc != 0) {
         return rc;
     }
-    pthread_mutex_lock(&d->mu);
-    rc = tables_sqlite_check_locked(d, table_id, columns, ncolumns, &exists, err);
-    pthread_mutex_unlock(&d->mu);
+    path = sd_xasprintf("%s/project-%" PRId64 ".sqlite", ts->dir, project);
+    if (access(path, F_OK) != 0) {
+        free(path);
+        return 0;
+    }
+    memset(&view, 0, sizeof(view));
+    src = sqlite3_open_v2(path, &view.conn, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (src != SQLITE_OK) {
+        rc = tables_sqlite_fail(err, view.conn, src, path);
+    } else {
+        sqlite3_busy_timeout(view.conn, TABLES_SQLITE_CHECK_BUSY_MS);
+        rc = tables_sqlite_check_locked(&view, table_id, columns, ncolumns, &exists, err);
+    }
+    sqlite3_close(view.conn);
+    free(path);
     return rc;
 }
 
