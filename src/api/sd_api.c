@@ -412,6 +412,8 @@ void sd__api_submit(struct sd_api_ctx *c, const struct sd_task_spec *spec,
     } else if (rc == SD_ELIMIT && spec->quota != NULL) {
         sd__api_error(c->req, 422, "resourceLimitReached", "Maximum number of %s is %zu.",
                       spec->quota->what, spec->quota->max);
+    } else if (spec->claim != NULL && spec->claim->why->len > 0) {
+        sd__api_error(c->req, 400, "badRequest", "%s", sd_buf_cstr(spec->claim->why));
     } else if (rc == SD_ECLOSED) {
         sd__api_error(c->req, 503, "serviceUnavailable", "The service is shutting down.");
     } else {
@@ -462,7 +464,8 @@ void sd__api_quota(struct sd_api_ctx *c, const char *source_id, const char *sink
 
 void sd__api_submit_entity_task(struct sd_api_ctx *c, int is_sink, const char *type, sd_task_fn fn,
                                 void *arg, sd_task_free_fn free_arg,
-                                const struct sd_task_quota *quota)
+                                const struct sd_task_quota *quota,
+                                const struct sd_task_claim *claim)
 {
     struct sd_task_spec spec;
     char *object_key, *lock_key, *conflict;
@@ -487,6 +490,7 @@ void sd__api_submit_entity_task(struct sd_api_ctx *c, int is_sink, const char *t
     spec.arg = arg;
     spec.free_arg = free_arg;
     spec.quota = quota;
+    spec.claim = claim;
     sd__api_submit(c, &spec, "conflict", conflict);
     free(object_key);
     free(lock_key);

@@ -750,8 +750,10 @@ static void sd__life_free(void *arg)
 }
 
 /* Submits op on the source (is_sink 0) or sink of c. body (may be NULL) is consumed. An
- * undelete makes the entity active again, so it takes a slot of the limit. */
-static void sd__life_submit(struct sd_api_ctx *c, enum sd_life_op op, int is_sink, json_t *body)
+ * undelete makes the entity active again, so it takes a slot of the limit. claim (may be NULL)
+ * as in sd_task_spec. */
+static void sd__life_submit(struct sd_api_ctx *c, enum sd_life_op op, int is_sink, json_t *body,
+                            const struct sd_task_claim *claim)
 {
     static const char *const names[] = {"update", "disable", "enable", "undelete", "delete"};
     struct sd_life_task *a = sd_xcalloc(1, sizeof(*a));
@@ -775,7 +777,7 @@ static void sd__life_submit(struct sd_api_ctx *c, enum sd_life_op op, int is_sin
     type = sd_xasprintf("api.%s.%s", names[op], is_sink ? "sink" : "source");
     sd__api_quota(c, c->source_id, is_sink ? c->sink_id : NULL, &prefix, &key, &quota);
     sd__api_submit_entity_task(c, is_sink, type, sd__life_run, a, sd__life_free,
-                               op == SD_LIFE_UNDELETE ? &quota : NULL);
+                               op == SD_LIFE_UNDELETE ? &quota : NULL, claim);
     free(type);
     sd_buf_fini(&prefix);
     sd_buf_fini(&key);
@@ -787,9 +789,11 @@ static void sd__update(struct sd_api_ctx *c, int is_sink)
 {
     struct sd_defs_update u;
     struct sd_defs_err err;
+    struct sd__api_table_claim tc;
     json_t *body = NULL, *stored = NULL, *next = NULL;
     int rc;
 
+    memset(&tc, 0, sizeof(tc));
     rc = is_sink ? sd__api_get_sink(c, &stored, NULL) : sd__api_get_source(c, NULL, NULL);
     if (rc != 0) {
         goto fail;
@@ -804,16 +808,15 @@ static void sd__update(struct sd_api_ctx *c, int is_sink)
     }
     if (u.columns != NULL || u.table_id != NULL) {
         next = sd_defs_apply_update(stored, &u);
-        if (sd__api_check_sink(c, next, "body.table") != 0) {
+        if (sd__api_check_sink(c, next, "body.table", &tc) != 0) {
             goto fail;
         }
     }
-    json_decref(stored);
-    json_decref(next);
-    sd__life_submit(c, SD_LIFE_UPDATE, is_sink, body);
-    return;
+    sd__life_submit(c, SD_LIFE_UPDATE, is_sink, body, sd__api_claim(&tc));
+    body = NULL;
 
 fail:
+    sd__api_table_claim_fini(&tc);
     json_decref(stored);
     json_decref(next);
     json_decref(body);
@@ -857,9 +860,11 @@ static int sd__require_deleted(struct sd_api_ctx *c, int is_sink, json_t **out)
 static void sd__switch(struct sd_api_ctx *c, int is_sink)
 {
     enum sd_life_op op = SD_LIFE_UNDELETE;
+    struct sd__api_table_claim tc;
     json_t *entity = NULL;
     int rc;
 
+    memset(&tc, 0, sizeof(tc));
     if (strcmp(c->action, "undelete") == 0) {
         rc = is_sink ? sd__api_get_source(c, NULL, NULL) : 0;
         if (rc == 0) {
@@ -871,12 +876,13 @@ static void sd__switch(struct sd_api_ctx *c, int is_sink)
     }
     /* A sink that becomes active again opens its table: check it as a create would. */
     if (rc == 0 && is_sink && op != SD_LIFE_DISABLE) {
-        rc = sd__api_check_sink(c, entity, "table");
+        rc = sd__api_check_sink(c, entity, "table", &tc);
     }
     json_decref(entity);
     if (rc == 0) {
-        sd__life_submit(c, op, is_sink, NULL);
+        sd__life_submit(c, op, is_sink, NULL, sd__api_claim(&tc));
     }
+    sd__api_table_claim_fini(&tc);
 }
 
 void sd__api_source_switch(struct sd_api_ctx *c)
@@ -894,7 +900,7 @@ void sd__api_source_hard_delete(struct sd_api_ctx *c)
     if (sd__api_get_source(c, NULL, NULL) != 0) {
         return;
     }
-    sd__life_submit(c, SD_LIFE_HARD_DELETE, 0, NULL);
+    sd__life_submit(c, SD_LIFE_HARD_DELETE, 0, NULL, NULL);
 }
 
 void sd__api_sources_deleted_list(struct sd_api_ctx *c)

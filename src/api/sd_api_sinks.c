@@ -1,9 +1,9 @@
 /* sd_api_sinks.c: the table sink endpoints of a source: list, get, create (task), delete (task).
  *
  * DESIGN: as for sources (sd_api_sources.c): handlers answer 4xx at once (400 for a bad body,
- * a column mapping that pipeline/sd_mapping rejects or a table that exists with other columns
- * or another case of its name (sd__api_check_sink, also used by update, enable, undelete and
- * rollback), 404 for a missing source, 409 for an existing sink, 422 over 100 sinks, counting
+ * a column mapping that pipeline/sd_mapping rejects or a table that exists, or that a queued
+ * task will make, with other columns or another case of its name (sd__api_check_sink and the
+ * task's claim, also used by update, enable, undelete and rollback), 404 for a missing source, 409 for an existing sink, 422 over 100 sinks, counting
  * the creations still queued as in sd_api_sources.c); the worker commits one transaction
  * guarded by the sink's CREATE_REV == 0 and the parent source's revision (a sink is never
  * created under a source that was deleted meanwhile), then calls sd_server_reconcile, which
@@ -19,6 +19,7 @@
 #include "state/sd_state.h"
 #include "tables/sd_tables.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,50 +185,90 @@ out:
     return rc;
 }
 
-int sd__api_check_sink(struct sd_api_ctx *c, const json_t *sink, const char *where)
+/* The claim's check (struct sd_task_claim), run at submit: the same test reconcile makes when
+ * it opens the table, plus the tables other running tasks are making. */
+static int sd__table_check(void *arg, const char *held)
+{
+    struct sd__api_table_claim *tc = arg;
+    struct sd_buf err = SD_BUF_INIT;
+    int rc;
+
+    if (held != NULL) {
+        sd_buf_printf(&tc->why,
+                      "Invalid %s: a task still running sets table \"%s\" up with other columns "
+                      "or another spelling; retry when it has finished.",
+                      tc->where, tc->table_id);
+        return SD_EINVAL;
+    }
+    rc = sd_tables_check_table(tc->tables, tc->project_id, tc->table_id, tc->names, tc->ncolumns,
+                               &err);
+    if (rc == SD_ECONFLICT || rc == SD_EINVAL) {
+        sd_buf_printf(&tc->why, "Invalid %s: %s.", tc->where, sd_buf_cstr(&err));
+        rc = SD_EINVAL;
+    }
+    sd_buf_fini(&err);
+    return rc;
+}
+
+int sd__api_check_sink(struct sd_api_ctx *c, const json_t *sink, const char *where,
+                       struct sd__api_table_claim *tc)
 {
     const json_t *table = json_object_get(sink, "table");
     const json_t *columns = json_object_get(json_object_get(table, "mapping"), "columns");
     const char *table_id = json_string_value(json_object_get(table, "tableId"));
-    struct sd_tables *tables = c->api->srv->tables;
-    struct sd_mapping *mapping = NULL;
     struct sd_buf err = SD_BUF_INIT;
-    const char **names = NULL;
-    size_t n;
     int rc;
 
-    rc = sd_mapping_compile(columns, &mapping, &err);
+    memset(tc, 0, sizeof(*tc));
+    rc = sd_mapping_compile(columns, &tc->mapping, &err);
     if (rc == SD_EINVAL) {
         sd__api_error(c->req, 400, "badRequest", "Invalid %s.mapping.columns: %s%s", where,
                       sd_buf_cstr(&err), err.len > 0 && err.data[err.len - 1] == '.' ? "" : ".");
-        goto out;
-    }
-    if (rc != 0) {
-        sd__api_internal_error(c->req, "compiling the mapping", rc);
-        goto out;
-    }
-    if (tables == NULL) {
-        goto out;
-    }
-    /* The task creates the table or checks it, and fails on a table of another shape or a
-     * name that differs only in case: tell now, not through a failed task. */
-    n = sd_mapping_ncolumns(mapping);
-    names = sd_xcalloc(n, sizeof(*names));
-    for (size_t i = 0; i < n; i++) {
-        names[i] = sd_mapping_column_name(mapping, i);
-    }
-    rc = sd_tables_check_table(tables, c->project_id, table_id, names, n, &err);
-    if (rc == SD_ECONFLICT || rc == SD_EINVAL) {
-        sd__api_error(c->req, 400, "badRequest", "Invalid %s: %s.", where, sd_buf_cstr(&err));
     } else if (rc != 0) {
-        sd__api_internal_error(c->req, "checking the table", rc);
+        sd__api_internal_error(c->req, "compiling the mapping", rc);
     }
-
-out:
-    free(names);
-    sd_mapping_destroy(mapping);
     sd_buf_fini(&err);
-    return rc;
+    if (rc != 0 || c->api->srv->tables == NULL || table_id == NULL) {
+        return rc;
+    }
+    tc->tables = c->api->srv->tables;
+    tc->project_id = c->project_id;
+    tc->table_id = sd_xstrdup(table_id);
+    tc->where = where;
+    tc->ncolumns = sd_mapping_ncolumns(tc->mapping);
+    tc->names = sd_xcalloc(tc->ncolumns, sizeof(*tc->names));
+    sd_buf_printf(&tc->key, "%" PRId64 "/", c->project_id);
+    for (const char *p = table_id; *p != '\0'; p++) {
+        sd_buf_append_char(&tc->key, (char)tolower((unsigned char)*p));
+    }
+    sd_buf_append_str(&tc->value, table_id);
+    for (size_t i = 0; i < tc->ncolumns; i++) {
+        tc->names[i] = sd_mapping_column_name(tc->mapping, i);
+        sd_buf_append_char(&tc->value, '\x1f');
+        sd_buf_append_str(&tc->value, tc->names[i]);
+    }
+    tc->claim.key = sd_buf_cstr(&tc->key);
+    tc->claim.value = sd_buf_cstr(&tc->value);
+    tc->claim.check = sd__table_check;
+    tc->claim.arg = tc;
+    tc->claim.why = &tc->why;
+    return 0;
+}
+
+const struct sd_task_claim *sd__api_claim(const struct sd__api_table_claim *tc)
+{
+    return tc->tables != NULL ? &tc->claim : NULL;
+}
+
+void sd__api_table_claim_fini(struct sd__api_table_claim *tc)
+{
+    sd_mapping_destroy(tc->mapping);
+    free(tc->names);
+    free(tc->table_id);
+    sd_buf_fini(&tc->key);
+    sd_buf_fini(&tc->value);
+    sd_buf_fini(&tc->why);
+    memset(tc, 0, sizeof(*tc));
 }
 
 void sd__api_sink_create(struct sd_api_ctx *c)
@@ -237,12 +278,14 @@ void sd__api_sink_create(struct sd_api_ctx *c)
     struct sd_buf key = SD_BUF_INIT, prefix = SD_BUF_INIT;
     struct sd_task_spec spec;
     struct sd_task_quota quota;
+    struct sd__api_table_claim tc;
     struct sd_sink_task *a = NULL;
     struct sd_kv kv;
     char *object_key = NULL, *lock_key = NULL;
     json_t *body = sd__api_body(c), *entity = NULL;
     int rc;
 
+    memset(&tc, 0, sizeof(tc));
     if (body == NULL) {
         return;
     }
@@ -267,7 +310,7 @@ void sd__api_sink_create(struct sd_api_ctx *c)
         sd__api_internal_error(c->req, "reading sinks", rc);
         goto out;
     }
-    if (sd__api_check_sink(c, entity, "body.table") != 0) {
+    if (sd__api_check_sink(c, entity, "body.table", &tc) != 0) {
         goto out;
     }
 
@@ -286,9 +329,11 @@ void sd__api_sink_create(struct sd_api_ctx *c)
     spec.arg = a;
     spec.free_arg = sd__task_free;
     spec.quota = &quota;
+    spec.claim = sd__api_claim(&tc);
     sd__api_submit(c, &spec, "sinkAlreadyExists", "Sink already exists in the source.");
 
 out:
+    sd__api_table_claim_fini(&tc);
     free(object_key);
     free(lock_key);
     sd_buf_fini(&key);

@@ -14,7 +14,9 @@
  * second mutex, quota_mu, covers the count at submit (a state-store range of the prefix plus
  * the slots of that prefix not yet committed) and the release of a slot, which happens only
  * after the task's commit or failure. So every counted entity is seen either committed or
- * reserved, never neither, and parallel creations cannot pass the limit and fail later. */
+ * reserved, never neither, and parallel creations cannot pass the limit and fail later.
+ * Claims (a name and what the task makes of it) live in the same list under the same mutex
+ * and are released at the same point, for the same reason. */
 #include "api/sd_tasks.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
@@ -34,19 +36,22 @@
 #define SD_TASKS_OTHER_TTL_MS (48LL * 3600 * 1000)
 #define SD_TASKS_INTERRUPTED "Task was interrupted: the service stopped before the task finished."
 
-/* A reserved creation: the key a queued or running task may create under prefix. */
+/* A reserved creation, the key a queued or running task may create under prefix, or (prefix
+ * NULL) a claim of key with value. */
 struct sd_task_slot {
     struct sd_task_slot *next;
     char *prefix;
     char *key;
+    char *value;
 };
 
 struct sd_task_job {
     struct sd_task_job *next;
-    char *key;                 /* state key of the record */
-    json_t *record;            /* owned */
-    char *lock_key;            /* owned; NULL = none */
-    struct sd_task_slot *slot; /* in the quota list while reserved; NULL = none */
+    char *key;                  /* state key of the record */
+    json_t *record;             /* owned */
+    char *lock_key;             /* owned; NULL = none */
+    struct sd_task_slot *slot;  /* in the quota list while reserved; NULL = none */
+    struct sd_task_slot *claim; /* likewise */
     int64_t created_ms;
     sd_task_fn fn;
     void *arg;
@@ -130,7 +135,7 @@ static int sd__reserve(struct sd_tasks *t, const struct sd_task_quota *q, struct
     used = kvs.n;
     has_key = sd__kvs_has(&kvs, q->key);
     for (s = t->slots; s != NULL; s = s->next) {
-        if (strcmp(s->prefix, q->prefix) != 0 || sd__kvs_has(&kvs, s->key)) {
+        if (s->prefix == NULL || strcmp(s->prefix, q->prefix) != 0 || sd__kvs_has(&kvs, s->key)) {
             continue;
         }
         used++;
@@ -153,7 +158,35 @@ out:
     return rc;
 }
 
-/* Releases a slot taken by sd__reserve (NULL is fine). */
+/* Runs c->check with the differing value another task claims for c->key, if any; takes the
+ * claim into *out when it passes. Returns 0 or check's code. */
+static int sd__claim(struct sd_tasks *t, const struct sd_task_claim *c, struct sd_task_slot **out)
+{
+    struct sd_task_slot *s;
+    const char *held = NULL;
+    int rc;
+
+    *out = NULL;
+    pthread_mutex_lock(&t->quota_mu);
+    for (s = t->slots; s != NULL && held == NULL; s = s->next) {
+        if (s->prefix == NULL && strcmp(s->key, c->key) == 0 && strcmp(s->value, c->value) != 0) {
+            held = s->value;
+        }
+    }
+    rc = c->check(c->arg, held);
+    if (rc == 0) {
+        s = sd_xcalloc(1, sizeof(*s));
+        s->key = sd_xstrdup(c->key);
+        s->value = sd_xstrdup(c->value);
+        s->next = t->slots;
+        t->slots = s;
+        *out = s;
+    }
+    pthread_mutex_unlock(&t->quota_mu);
+    return rc;
+}
+
+/* Releases a slot taken by sd__reserve or sd__claim (NULL is fine). */
 static void sd__release(struct sd_tasks *t, struct sd_task_slot *slot)
 {
     struct sd_task_slot **p;
@@ -171,6 +204,7 @@ static void sd__release(struct sd_tasks *t, struct sd_task_slot *slot)
     pthread_mutex_unlock(&t->quota_mu);
     free(slot->prefix);
     free(slot->key);
+    free(slot->value);
     free(slot);
 }
 
@@ -255,7 +289,8 @@ static void sd__run_job(struct sd_tasks *t, struct sd_task_job *job)
      * start the next task on the same object or take the freed slot. Only this worker runs
      * tasks, so nothing can overtake this one. */
     sd__release(t, job->slot);
-    job->slot = NULL;
+    sd__release(t, job->claim);
+    job->slot = job->claim = NULL;
     if (job->lock_key != NULL) {
         pthread_mutex_lock(&t->mu);
         sd__unlock_key(t, job->lock_key);
@@ -409,6 +444,7 @@ void sd_tasks_destroy(struct sd_tasks *t)
             sd_log_warn("tasks", "cannot store an interrupted task");
         }
         sd__release(t, job->slot);
+        sd__release(t, job->claim);
         sd__job_free(job);
     }
     for (size_t i = 0; i < t->nlocks; i++) {
@@ -424,11 +460,12 @@ void sd_tasks_destroy(struct sd_tasks *t)
 
 int sd_tasks_submit(struct sd_tasks *t, const struct sd_task_spec *spec, json_t **task)
 {
-    struct sd_task_slot *slot = NULL;
+    struct sd_task_slot *slot = NULL, *claim = NULL;
     struct sd_task_job *job;
     char at[SD_TIME_ISO_LEN + 1];
     char suffix[6];
     char *task_id, *url;
+    int is_locked = 0;
     int rc;
 
     *task = NULL;
@@ -445,18 +482,23 @@ int sd_tasks_submit(struct sd_tasks *t, const struct sd_task_spec *spec, json_t 
                 t->locks = sd_xrealloc(t->locks, t->cap_locks * sizeof(*t->locks));
             }
             t->locks[t->nlocks++] = sd_xstrdup(spec->lock_key);
+            is_locked = 1;
         }
     }
     pthread_mutex_unlock(&t->mu);
     if (rc == 0 && spec->quota != NULL) {
         rc = sd__reserve(t, spec->quota, &slot);
-        if (rc != 0 && spec->lock_key != NULL) {
+    }
+    if (rc == 0 && spec->claim != NULL) {
+        rc = sd__claim(t, spec->claim, &claim);
+    }
+    if (rc != 0) {
+        sd__release(t, slot);
+        if (is_locked) {
             pthread_mutex_lock(&t->mu);
             sd__unlock_key(t, spec->lock_key);
             pthread_mutex_unlock(&t->mu);
         }
-    }
-    if (rc != 0) {
         if (spec->free_arg != NULL) {
             spec->free_arg(spec->arg);
         }
@@ -465,6 +507,7 @@ int sd_tasks_submit(struct sd_tasks *t, const struct sd_task_spec *spec, json_t 
 
     job = sd_xcalloc(1, sizeof(*job));
     job->slot = slot;
+    job->claim = claim;
     job->created_ms = sd_now_ms();
     job->fn = spec->fn;
     job->arg = spec->arg;
@@ -488,6 +531,7 @@ int sd_tasks_submit(struct sd_tasks *t, const struct sd_task_spec *spec, json_t 
     rc = sd__put_record(t->st, job->key, job->record);
     if (rc != 0) {
         sd__release(t, job->slot);
+        sd__release(t, job->claim);
         pthread_mutex_lock(&t->mu);
         if (job->lock_key != NULL) {
             sd__unlock_key(t, job->lock_key);

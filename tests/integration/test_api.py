@@ -343,6 +343,32 @@ def test_sink_limit_burst(streamd):
                  "Maximum number of sinks per source is 100.")
 
 
+def test_parallel_sinks_on_one_new_table_agree_or_are_refused(streamd):
+    # the table does not exist yet; sinks set up in parallel that would make it differently
+    # (other columns, or the id spelled in another case): exactly one is accepted, the others
+    # get 400 at once instead of a task that fails on the table
+    streamd.create_source("src")
+    bodies = []
+    for i in range(16):
+        table = "in.c-b." + "".join(ch.upper() if (i // 2) >> n & 1 else ch
+                                    for n, ch in enumerate("shared"))
+        bodies.append(sink_body("k%d" % i, named_columns("c%d" % (i % 2)), table_id=table))
+    # queued work first, so that the burst's tasks wait and none has made the table yet
+    busy = [streamd.api_call("POST", SOURCES, {"sourceId": "busy%d" % i, "name": "n",
+                                               "type": "http"})[1] for i in range(80)]
+    results = burst(streamd, SOURCES + "/src/sinks", bodies)
+    accepted = [body for status, body in results if status == 202]
+    assert len(accepted) == 1, results
+    for status, body in results:
+        if status != 202:
+            assert_error(status, body, 400, "stream.api.badRequest", "Invalid body.table: ")
+            assert ("a task still running sets table" in body["message"]
+                    or "exists with columns" in body["message"]
+                    or "clashes with existing table" in body["message"]), body
+    assert streamd.wait_task(accepted[0])["status"] == "success"
+    assert all(streamd.wait_task(task)["status"] == "success" for task in busy)
+
+
 def test_delete_source_and_recreate(streamd):
     src = streamd.create_source("gone")
     streamd.create_sink("gone", "k1", COLUMNS)

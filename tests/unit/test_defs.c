@@ -795,21 +795,30 @@ static int commit_fn(void *arg, struct sd_task_outcome *out)
     return 0;
 }
 
-static int submit_quota(struct sd_tasks *t, const char *key, sd_task_fn fn, json_t **task)
+static int submit_spec(struct sd_tasks *t, const char *lock, sd_task_fn fn, void *arg,
+                       const struct sd_task_quota *quota, const struct sd_task_claim *claim,
+                       json_t **task)
 {
-    struct sd_task_quota quota = {"q/", key, 2, "things"};
     struct sd_task_spec spec;
 
     memset(&spec, 0, sizeof(spec));
     spec.project_id = 1;
     spec.type = "api.create.thing";
-    spec.object_key = key;
-    spec.lock_key = key;
+    spec.object_key = lock;
+    spec.lock_key = lock;
     spec.fn = fn;
-    spec.arg = (void *)key;
-    spec.quota = &quota;
+    spec.arg = arg;
+    spec.quota = quota;
+    spec.claim = claim;
     *task = NULL;
     return sd_tasks_submit(t, &spec, task);
+}
+
+static int submit_quota(struct sd_tasks *t, const char *key, sd_task_fn fn, json_t **task)
+{
+    struct sd_task_quota quota = {"q/", key, 2, "things"};
+
+    return submit_spec(t, key, fn, (void *)key, &quota, NULL, task);
 }
 
 static void finish(struct sd_tasks *t, json_t *task, const char *status)
@@ -859,6 +868,67 @@ static void test_tasks_quota(void **state)
     sd_rm_rf(dir);
 }
 
+/* A claim check that records what it was shown and refuses a differing held value. */
+struct claim_probe {
+    const char *held;
+    int calls;
+};
+
+static int claim_check(void *arg, const char *held)
+{
+    struct claim_probe *p = arg;
+
+    p->calls++;
+    p->held = held;
+    return held != NULL ? SD_EINVAL : 0;
+}
+
+static int submit_claim(struct sd_tasks *t, const char *lock, const char *value,
+                        struct claim_probe *probe, json_t **task)
+{
+    struct sd_buf why = SD_BUF_INIT;
+    struct sd_task_claim claim = {"1/in.c-b.t", value, claim_check, probe, &why};
+    int rc = submit_spec(t, lock, block_fn, NULL, NULL, &claim, task);
+
+    sd_buf_fini(&why);
+    return rc;
+}
+
+static void test_tasks_claim(void **state)
+{
+    char dir[512], path[600];
+    struct sd_state *st = NULL;
+    struct sd_tasks *t = NULL;
+    struct claim_probe probe;
+    json_t *a, *b, *c;
+
+    (void)state;
+    make_tmp_dir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/state", dir);
+    assert_int_equal(sd_state_open_backend("embedded", NULL, path, &st), 0);
+    assert_int_equal(sd_tasks_create(st, "http://api", 0, &t), 0);
+    memset(&probe, 0, sizeof(probe));
+    assert_int_equal(submit_claim(t, "a", "in.c-b.t|x", &probe, &a), 0);
+    assert_null(probe.held);
+    /* while a runs, another value is shown to the check (which refuses it), the same is not */
+    assert_int_equal(submit_claim(t, "b", "in.c-b.T|x", &probe, &b), SD_EINVAL);
+    assert_string_equal(probe.held, "in.c-b.t|x");
+    assert_null(b);
+    assert_false(sd_tasks_is_locked(t, "b"));
+    assert_int_equal(submit_claim(t, "c", "in.c-b.t|x", &probe, &c), 0);
+    assert_null(probe.held);
+    finish(t, a, "success");
+    finish(t, c, "success");
+    /* released when the tasks end */
+    assert_int_equal(submit_claim(t, "b", "in.c-b.T|x", &probe, &b), 0);
+    assert_null(probe.held);
+    assert_int_equal(probe.calls, 4);
+    finish(t, b, "success");
+    sd_tasks_destroy(t);
+    sd_state_close(st);
+    sd_rm_rf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -880,6 +950,7 @@ int main(void)
         cmocka_unit_test(test_tasks),
         cmocka_unit_test(test_tasks_lock_conflict),
         cmocka_unit_test(test_tasks_quota),
+        cmocka_unit_test(test_tasks_claim),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
