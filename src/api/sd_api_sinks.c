@@ -3,8 +3,9 @@
  * DESIGN: as for sources (sd_api_sources.c): handlers answer 4xx at once (400 for a bad body,
  * a column mapping that pipeline/sd_mapping rejects or a table that exists, or that a queued
  * task will make, with other columns or another case of its name (sd__api_check_sink and the
- * task's claim, also used by update, enable, undelete and rollback), 404 for a missing source, 409 for an existing sink, 422 over 100 sinks, counting
- * the creations still queued as in sd_api_sources.c); the worker commits one transaction
+ * task's claim, also used by update, enable, undelete and rollback), 404 for a missing
+ * source, 409 for an existing sink, 422 over 100 sinks, counting the creations still queued as
+ * in sd_api_sources.c); the worker commits one transaction
  * guarded by the sink's CREATE_REV == 0 and the parent source's revision (a sink is never
  * created under a source that was deleted meanwhile), then calls sd_server_reconcile, which
  * opens the sink's file. When that fails the sink is rolled back, so a sink that exists can also
