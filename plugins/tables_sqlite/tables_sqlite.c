@@ -40,6 +40,8 @@
 
 /* How long a call waits for another writer's lock before failing with -EBUSY. */
 #define TABLES_SQLITE_BUSY_MS 30000
+/* The same for check_table, which the API thread calls: a WAL reader is hardly ever busy. */
+#define TABLES_SQLITE_CHECK_BUSY_MS 1000
 
 #define TABLES_SQLITE_LEDGER "_streamd_import_ledger"
 
@@ -451,17 +453,19 @@ static int tables_sqlite_compare(struct tables_sqlite_db *d, const char *table_i
     return rc;
 }
 
-/* ensure_table inside the caller's transaction. */
-static int tables_sqlite_ensure_locked(struct tables_sqlite_db *d, const char *table_id,
-                                       const char *const *columns, size_t ncolumns,
-                                       struct sd_buf *err)
+/* check_table on d (caller holds d->mu): *exists = 1 when table_id is a table with exactly
+ * these columns, 0 when no object of that name (ignoring case) exists. */
+static int tables_sqlite_check_locked(struct tables_sqlite_db *d, const char *table_id,
+                                      const char *const *columns, size_t ncolumns, int *exists,
+                                      struct sd_buf *err)
 {
     sqlite3_stmt *st = NULL;
-    struct sd_buf sql = SD_BUF_INIT;
     char *found = NULL;
     char *kind = NULL;
     int src;
     int rc;
+
+    *exists = 0;
 
     /* object names are one case-insensitive namespace in SQLite */
     rc = tables_sqlite_prepare(
@@ -493,8 +497,29 @@ static int tables_sqlite_ensure_locked(struct tables_sqlite_db *d, const char *t
             rc = SD_ECONFLICT;
         } else {
             rc = tables_sqlite_compare(d, table_id, columns, ncolumns, err);
+            *exists = rc == 0;
         }
-        goto out;
+    }
+
+out:
+    free(found);
+    free(kind);
+    return rc;
+}
+
+/* ensure_table inside the caller's transaction. */
+static int tables_sqlite_ensure_locked(struct tables_sqlite_db *d, const char *table_id,
+                                       const char *const *columns, size_t ncolumns,
+                                       struct sd_buf *err)
+{
+    struct sd_buf sql = SD_BUF_INIT;
+    int exists = 0;
+    int src;
+    int rc;
+
+    rc = tables_sqlite_check_locked(d, table_id, columns, ncolumns, &exists, err);
+    if (rc != 0 || exists) {
+        return rc;
     }
     rc = sd_buf_append_str(&sql, "CREATE TABLE ");
     if (rc == 0) {
@@ -523,8 +548,6 @@ static int tables_sqlite_ensure_locked(struct tables_sqlite_db *d, const char *t
 
 out:
     sd_buf_fini(&sql);
-    free(found);
-    free(kind);
     return rc;
 }
 
@@ -571,6 +594,15 @@ static void tables_sqlite_close(void *ctx)
     free(ts);
 }
 
+/* Checks the table id and the columns of a table call. */
+static int tables_sqlite_check_args(const char *table_id, const char *const *columns,
+                                    size_t ncolumns, struct sd_buf *err)
+{
+    int rc = tables_sqlite_check_id(table_id, err);
+
+    return rc != 0 ? rc : tables_sqlite_check_columns(columns, ncolumns, err);
+}
+
 static int tables_sqlite_ensure_table(void *ctx, int64_t project, const char *table_id,
                                       const char *const *columns, size_t ncolumns,
                                       struct sd_buf *err)
@@ -578,10 +610,7 @@ static int tables_sqlite_ensure_table(void *ctx, int64_t project, const char *ta
     struct tables_sqlite_db *d;
     int rc;
 
-    rc = tables_sqlite_check_id(table_id, err);
-    if (rc == 0) {
-        rc = tables_sqlite_check_columns(columns, ncolumns, err);
-    }
+    rc = tables_sqlite_check_args(table_id, columns, ncolumns, err);
     if (rc == 0) {
         rc = tables_sqlite_get(ctx, project, 1, &d, err);
     }
@@ -600,6 +629,42 @@ static int tables_sqlite_ensure_table(void *ctx, int64_t project, const char *ta
         tables_sqlite_rollback(d->conn);
     }
     pthread_mutex_unlock(&d->mu);
+    return rc;
+}
+
+/* Reads through a connection of its own, open for the call only, so that it never waits for
+ * an import holding the project's connection (the API thread calls it); in WAL mode it reads
+ * while a writer works. A project without a database has no table. */
+static int tables_sqlite_check_table(void *ctx, int64_t project, const char *table_id,
+                                     const char *const *columns, size_t ncolumns,
+                                     struct sd_buf *err)
+{
+    struct tables_sqlite *ts = ctx;
+    struct tables_sqlite_db view;
+    char *path;
+    int exists = 0;
+    int src;
+    int rc;
+
+    rc = tables_sqlite_check_args(table_id, columns, ncolumns, err);
+    if (rc != 0) {
+        return rc;
+    }
+    path = sd_xasprintf("%s/project-%" PRId64 ".sqlite", ts->dir, project);
+    if (access(path, F_OK) != 0) {
+        free(path);
+        return 0;
+    }
+    memset(&view, 0, sizeof(view));
+    src = sqlite3_open_v2(path, &view.conn, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (src != SQLITE_OK) {
+        rc = tables_sqlite_fail(err, view.conn, src, path);
+    } else {
+        sqlite3_busy_timeout(view.conn, TABLES_SQLITE_CHECK_BUSY_MS);
+        rc = tables_sqlite_check_locked(&view, table_id, columns, ncolumns, &exists, err);
+    }
+    sqlite3_close(view.conn);
+    free(path);
     return rc;
 }
 
@@ -881,6 +946,7 @@ const struct sd_tables_ops sd_tables_sqlite_ops = {
     .open = tables_sqlite_open,
     .close = tables_sqlite_close,
     .ensure_table = tables_sqlite_ensure_table,
+    .check_table = tables_sqlite_check_table,
     .import = tables_sqlite_import,
     .is_imported = tables_sqlite_is_imported,
     .drop_table = tables_sqlite_drop_table,

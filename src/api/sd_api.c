@@ -415,6 +415,11 @@ void sd__api_submit(struct sd_api_ctx *c, const struct sd_task_spec *spec,
         sd_http_send_json(c->req, 202, task, 1);
     } else if (rc == SD_ECONFLICT) {
         sd__api_error(c->req, 409, conflict_name, "%s", conflict_message);
+    } else if (rc == SD_ELIMIT && spec->quota != NULL) {
+        sd__api_error(c->req, 422, "resourceLimitReached", "Maximum number of %s is %zu.",
+                      spec->quota->what, spec->quota->max);
+    } else if (spec->claim != NULL && spec->claim->why->len > 0) {
+        sd__api_error(c->req, 400, "badRequest", "%s", sd_buf_cstr(spec->claim->why));
     } else if (rc == SD_ECLOSED) {
         sd__api_error(c->req, 503, "serviceUnavailable", "The service is shutting down.");
     } else {
@@ -444,8 +449,29 @@ json_t *sd__api_task_outputs(const char *api_url, int64_t project_id, int64_t br
     return out;
 }
 
+void sd__api_quota(struct sd_api_ctx *c, const char *source_id, const char *sink_id,
+                   struct sd_buf *prefix, struct sd_buf *key, struct sd_task_quota *q)
+{
+    memset(q, 0, sizeof(*q));
+    if (sink_id != NULL) {
+        sd_defs_sinks_prefix(prefix, c->project_id, c->branch_id, source_id, 0);
+        sd_defs_sink_key(key, c->project_id, c->branch_id, source_id, sink_id, 0);
+        q->max = SD_DEFS_SINKS_MAX;
+        q->what = "sinks per source";
+    } else {
+        sd_defs_sources_prefix(prefix, c->project_id, c->branch_id, 0);
+        sd_defs_source_key(key, c->project_id, c->branch_id, source_id, 0);
+        q->max = SD_DEFS_SOURCES_MAX;
+        q->what = "sources per branch";
+    }
+    q->prefix = sd_buf_cstr(prefix);
+    q->key = sd_buf_cstr(key);
+}
+
 void sd__api_submit_entity_task(struct sd_api_ctx *c, int is_sink, const char *type, sd_task_fn fn,
-                                void *arg, sd_task_free_fn free_arg)
+                                void *arg, sd_task_free_fn free_arg,
+                                const struct sd_task_quota *quota,
+                                const struct sd_task_claim *claim)
 {
     struct sd_task_spec spec;
     char *object_key, *lock_key, *conflict;
@@ -469,6 +495,8 @@ void sd__api_submit_entity_task(struct sd_api_ctx *c, int is_sink, const char *t
     spec.fn = fn;
     spec.arg = arg;
     spec.free_arg = free_arg;
+    spec.quota = quota;
+    spec.claim = claim;
     sd__api_submit(c, &spec, "conflict", conflict);
     free(object_key);
     free(lock_key);

@@ -64,14 +64,23 @@ json_t *sd__api_page_json(const struct sd_api_page *page, int64_t total, const c
 /* Reads key as JSON: 0 with *out (new reference) and *mod_rev (may be NULL), SD_ENOTFOUND, or
  * another error. */
 int sd__api_load(struct sd_state *st, const char *key, json_t **out, int64_t *mod_rev);
-/* Submits a task and answers 202 with it, or 409 conflict_name/conflict_message when its lock
- * is held, or an error. spec->arg is consumed. */
+/* Submits a task and answers 202 with it, 409 conflict_name/conflict_message when its lock is
+ * held, 422 resourceLimitReached when its quota is full, 400 with the claim's why when its
+ * claim is refused, or an error. spec->arg is consumed. */
 void sd__api_submit(struct sd_api_ctx *c, const struct sd_task_spec *spec,
                     const char *conflict_name, const char *conflict_message);
 /* Submits a task on the request's source (is_sink 0) or sink (1): the object and lock keys of
- * that entity and the 409 "conflict" message when another task holds it. arg is consumed. */
+ * that entity and the 409 "conflict" message when another task holds it. quota and claim (may
+ * be NULL) as in sd_task_spec. arg is consumed. */
 void sd__api_submit_entity_task(struct sd_api_ctx *c, int is_sink, const char *type, sd_task_fn fn,
-                                void *arg, sd_task_free_fn free_arg);
+                                void *arg, sd_task_free_fn free_arg,
+                                const struct sd_task_quota *quota,
+                                const struct sd_task_claim *claim);
+/* Fills *q for a task that makes source source_id of the request's branch (sink_id NULL) or
+ * sink sink_id of the request's source active: the limit of sources per branch or sinks per
+ * source. prefix and key receive the strings q points to (the caller finishes them). */
+void sd__api_quota(struct sd_api_ctx *c, const char *source_id, const char *sink_id,
+                   struct sd_buf *prefix, struct sd_buf *key, struct sd_task_quota *q);
 /* The "outputs" object of a task on a source (sink_id NULL) or sink: projectId, branchId,
  * sourceId[, sinkId], and with with_url the entity's API URL. Returns a new object. */
 json_t *sd__api_task_outputs(const char *api_url, int64_t project_id, int64_t branch_id,
@@ -153,6 +162,36 @@ int sd__api_get_source(struct sd_api_ctx *c, json_t **out, int64_t *mod_rev);
 /* Loads the active sink of c (after its source), or sends 404 sourceNotFound/sinkNotFound (or
  * 500) and returns nonzero. *out (may be NULL) gets a new reference. */
 int sd__api_get_sink(struct sd_api_ctx *c, json_t **out, int64_t *mod_rev);
+
+struct sd_mapping;
+struct sd_tables;
+
+/* A sink's table as the claim of the task that stores the sink (struct sd_task_claim): named
+ * by the project and the table id folded to lower case (how SQLite compares names), valued by
+ * the exact id and the mapping's columns. Its check refuses, with 400, a table that exists
+ * with other columns or another spelling, or that another queued or running task makes
+ * differently, so the task cannot fail on the table. */
+struct sd__api_table_claim {
+    struct sd_task_claim claim;
+    struct sd_tables *tables; /* borrowed; NULL = no table storage, nothing to claim */
+    int64_t project_id;
+    char *table_id;
+    const char *where; /* names the table object in messages: "body.table" */
+    struct sd_mapping *mapping;
+    const char **names; /* the mapping's column names */
+    size_t ncolumns;
+    struct sd_buf key, value, why;
+};
+
+/* Compiles the mapping of a sink about to be stored (stored form): on failure sends 400 (500)
+ * and returns nonzero; otherwise fills *tc, whose sd__api_claim is the claim to submit the
+ * task with. where as in struct sd__api_table_claim. Finish tc with sd__api_table_claim_fini
+ * in every case (it must be zeroed or filled). */
+int sd__api_check_sink(struct sd_api_ctx *c, const json_t *sink, const char *where,
+                       struct sd__api_table_claim *tc);
+/* The claim of tc, or NULL when there is nothing to claim. */
+const struct sd_task_claim *sd__api_claim(const struct sd__api_table_claim *tc);
+void sd__api_table_claim_fini(struct sd__api_table_claim *tc);
 
 /* Lifecycle handlers (sd_api_lifecycle.c): update (PATCH), disable/enable/undelete (PUT, the
  * action in c->action), deleted lists, rotate-secret and the cascade (hard) delete. */

@@ -496,26 +496,14 @@ out:
 
 /* ---- undelete ---- */
 
-static int sd__count(struct sd_state *st, const char *prefix, int64_t *n)
-{
-    struct sd_kvs kvs;
-    int rc;
-
-    memset(&kvs, 0, sizeof(kvs));
-    rc = sd_state_range(st, prefix, 0, &kvs);
-    *n = (int64_t)kvs.n;
-    sd_kvs_free(&kvs);
-    return rc;
-}
-
 static int sd__undelete_run(struct sd_life_task *a, struct sd_task_outcome *out)
 {
-    struct sd_buf key = SD_BUF_INIT, deleted_key = SD_BUF_INIT, prefix = SD_BUF_INIT;
+    struct sd_buf key = SD_BUF_INIT, deleted_key = SD_BUF_INIT;
     struct sd_buf source_key = SD_BUF_INIT, dprefix = SD_BUF_INIT, skey = SD_BUF_INIT;
     struct sd_life_txn *t = sd_xcalloc(1, sizeof(*t));
     struct sd_kvs sinks;
     json_t *entity = NULL, *deleted_at;
-    int64_t rev = 0, count = 0;
+    int64_t rev = 0;
     int rc;
 
     memset(&sinks, 0, sizeof(sinks));
@@ -532,25 +520,10 @@ static int sd__undelete_run(struct sd_life_task *a, struct sd_task_outcome *out)
             goto out;
         }
         sd__txn_cmp(t, sd_buf_cstr(&source_key), source_rev);
-        sd_defs_sinks_prefix(&prefix, a->project_id, a->branch_id, a->source_id, 0);
-    } else {
-        sd_defs_sources_prefix(&prefix, a->project_id, a->branch_id, 0);
     }
     rc = sd__load(a, sd_buf_cstr(&deleted_key), sd__what(a), a->is_sink ? a->sink_id : a->source_id,
                   &entity, &rev, out);
     if (rc != 0) {
-        goto out;
-    }
-    rc = sd__count(a->api->state, sd_buf_cstr(&prefix), &count);
-    if (rc == 0 && count >= (a->is_sink ? SD_DEFS_SINKS_MAX : SD_DEFS_SOURCES_MAX)) {
-        sd_buf_printf(&out->error, "%s count limit reached in the %s, the maximum is %d.",
-                      sd__what(a), a->is_sink ? "source" : "branch",
-                      a->is_sink ? SD_DEFS_SINKS_MAX : SD_DEFS_SOURCES_MAX);
-        rc = SD_ELIMIT;
-        goto out;
-    }
-    if (rc != 0) {
-        sd_buf_printf(&out->error, "Reading the state failed: %s.", sd_strerror(rc));
         goto out;
     }
     deleted_at = json_incref(json_object_get(json_object_get(entity, "deleted"), "at"));
@@ -611,7 +584,6 @@ out:
     json_decref(entity);
     sd_buf_fini(&key);
     sd_buf_fini(&deleted_key);
-    sd_buf_fini(&prefix);
     sd_buf_fini(&source_key);
     sd_buf_fini(&dprefix);
     sd_buf_fini(&skey);
@@ -777,11 +749,16 @@ static void sd__life_free(void *arg)
     }
 }
 
-/* Submits op on the source (is_sink 0) or sink of c. body (may be NULL) is consumed. */
-static void sd__life_submit(struct sd_api_ctx *c, enum sd_life_op op, int is_sink, json_t *body)
+/* Submits op on the source (is_sink 0) or sink of c. body (may be NULL) is consumed. An
+ * undelete makes the entity active again, so it takes a slot of the limit. claim (may be NULL)
+ * as in sd_task_spec. */
+static void sd__life_submit(struct sd_api_ctx *c, enum sd_life_op op, int is_sink, json_t *body,
+                            const struct sd_task_claim *claim)
 {
     static const char *const names[] = {"update", "disable", "enable", "undelete", "delete"};
     struct sd_life_task *a = sd_xcalloc(1, sizeof(*a));
+    struct sd_buf prefix = SD_BUF_INIT, key = SD_BUF_INIT;
+    struct sd_task_quota quota;
     char *type;
 
     a->api = c->api;
@@ -798,8 +775,12 @@ static void sd__life_submit(struct sd_api_ctx *c, enum sd_life_op op, int is_sin
     a->by.token_desc = a->token_desc;
     a->body = body;
     type = sd_xasprintf("api.%s.%s", names[op], is_sink ? "sink" : "source");
-    sd__api_submit_entity_task(c, is_sink, type, sd__life_run, a, sd__life_free);
+    sd__api_quota(c, c->source_id, is_sink ? c->sink_id : NULL, &prefix, &key, &quota);
+    sd__api_submit_entity_task(c, is_sink, type, sd__life_run, a, sd__life_free,
+                               op == SD_LIFE_UNDELETE ? &quota : NULL, claim);
     free(type);
+    sd_buf_fini(&prefix);
+    sd_buf_fini(&key);
 }
 
 /* ---- handlers ---- */
@@ -808,47 +789,36 @@ static void sd__update(struct sd_api_ctx *c, int is_sink)
 {
     struct sd_defs_update u;
     struct sd_defs_err err;
-    struct sd_buf merr = SD_BUF_INIT;
-    struct sd_mapping *mapping = NULL;
-    json_t *body;
+    struct sd__api_table_claim tc;
+    json_t *body = NULL, *stored = NULL, *next = NULL;
     int rc;
 
-    rc = is_sink ? sd__api_get_sink(c, NULL, NULL) : sd__api_get_source(c, NULL, NULL);
+    memset(&tc, 0, sizeof(tc));
+    rc = is_sink ? sd__api_get_sink(c, &stored, NULL) : sd__api_get_source(c, NULL, NULL);
     if (rc != 0) {
-        return;
+        goto fail;
     }
     body = sd__api_body(c);
     if (body == NULL) {
-        return;
+        goto fail;
     }
     if (sd_defs_parse_update(body, is_sink, &u, &err) != 0) {
         sd__api_validation_error(c->req, &err);
         goto fail;
     }
-    if (u.columns != NULL) {
-        json_t *stored = sd_defs_apply_update(json_object(), &u);
-        json_t *columns = json_object_get(
-            json_object_get(json_object_get(stored, "table"), "mapping"), "columns");
-        rc = sd_mapping_compile(columns, &mapping, &merr);
-        sd_mapping_destroy(mapping);
-        json_decref(stored);
-        if (rc == SD_EINVAL) {
-            sd__api_error(c->req, 400, "badRequest", "Invalid body.table.mapping.columns: %s%s",
-                          sd_buf_cstr(&merr),
-                          merr.len > 0 && merr.data[merr.len - 1] == '.' ? "" : ".");
-            goto fail;
-        }
-        if (rc != 0) {
-            sd__api_internal_error(c->req, "compiling the mapping", rc);
+    if (u.columns != NULL || u.table_id != NULL) {
+        next = sd_defs_apply_update(stored, &u);
+        if (sd__api_check_sink(c, next, "body.table", &tc) != 0) {
             goto fail;
         }
     }
-    sd_buf_fini(&merr);
-    sd__life_submit(c, SD_LIFE_UPDATE, is_sink, body);
-    return;
+    sd__life_submit(c, SD_LIFE_UPDATE, is_sink, body, sd__api_claim(&tc));
+    body = NULL;
 
 fail:
-    sd_buf_fini(&merr);
+    sd__api_table_claim_fini(&tc);
+    json_decref(stored);
+    json_decref(next);
     json_decref(body);
 }
 
@@ -862,8 +832,8 @@ void sd__api_sink_update(struct sd_api_ctx *c)
     sd__update(c, 1);
 }
 
-/* Answers 404 unless the deleted copy of the entity exists. */
-static int sd__require_deleted(struct sd_api_ctx *c, int is_sink)
+/* Answers 404 unless the deleted copy of the entity exists; *out (new reference) gets it. */
+static int sd__require_deleted(struct sd_api_ctx *c, int is_sink, json_t **out)
 {
     struct sd_buf key = SD_BUF_INIT;
     json_t *j = NULL;
@@ -882,31 +852,37 @@ static int sd__require_deleted(struct sd_api_ctx *c, int is_sink)
     } else if (rc != 0) {
         sd__api_internal_error(c->req, "reading the deleted entity", rc);
     }
-    json_decref(j);
+    *out = j;
     sd_buf_fini(&key);
     return rc;
 }
 
 static void sd__switch(struct sd_api_ctx *c, int is_sink)
 {
+    enum sd_life_op op = SD_LIFE_UNDELETE;
+    struct sd__api_table_claim tc;
+    json_t *entity = NULL;
     int rc;
 
+    memset(&tc, 0, sizeof(tc));
     if (strcmp(c->action, "undelete") == 0) {
-        if (is_sink && sd__api_get_source(c, NULL, NULL) != 0) {
-            return;
+        rc = is_sink ? sd__api_get_source(c, NULL, NULL) : 0;
+        if (rc == 0) {
+            rc = sd__require_deleted(c, is_sink, &entity);
         }
-        if (sd__require_deleted(c, is_sink) != 0) {
-            return;
-        }
-        sd__life_submit(c, SD_LIFE_UNDELETE, is_sink, NULL);
-        return;
+    } else {
+        op = strcmp(c->action, "disable") == 0 ? SD_LIFE_DISABLE : SD_LIFE_ENABLE;
+        rc = is_sink ? sd__api_get_sink(c, &entity, NULL) : sd__api_get_source(c, NULL, NULL);
     }
-    rc = is_sink ? sd__api_get_sink(c, NULL, NULL) : sd__api_get_source(c, NULL, NULL);
-    if (rc != 0) {
-        return;
+    /* A sink that becomes active again opens its table: check it as a create would. */
+    if (rc == 0 && is_sink && op != SD_LIFE_DISABLE) {
+        rc = sd__api_check_sink(c, entity, "table", &tc);
     }
-    sd__life_submit(c, strcmp(c->action, "disable") == 0 ? SD_LIFE_DISABLE : SD_LIFE_ENABLE,
-                    is_sink, NULL);
+    json_decref(entity);
+    if (rc == 0) {
+        sd__life_submit(c, op, is_sink, NULL, sd__api_claim(&tc));
+    }
+    sd__api_table_claim_fini(&tc);
 }
 
 void sd__api_source_switch(struct sd_api_ctx *c)
@@ -924,7 +900,7 @@ void sd__api_source_hard_delete(struct sd_api_ctx *c)
     if (sd__api_get_source(c, NULL, NULL) != 0) {
         return;
     }
-    sd__life_submit(c, SD_LIFE_HARD_DELETE, 0, NULL);
+    sd__life_submit(c, SD_LIFE_HARD_DELETE, 0, NULL, NULL);
 }
 
 void sd__api_sources_deleted_list(struct sd_api_ctx *c)

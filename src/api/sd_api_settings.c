@@ -725,7 +725,7 @@ static void sd__settings_patch(struct sd_api_ctx *c, int is_sink)
 
     sd__api_submit_entity_task(c, is_sink,
                                is_sink ? "api.update.sinkSettings" : "api.update.sourceSettings",
-                               sd__settings_run, a, sd__task_free);
+                               sd__settings_run, a, sd__task_free, NULL, NULL);
 }
 
 void sd__api_source_settings_patch(struct sd_api_ctx *c)

@@ -1,11 +1,15 @@
 /* sd_api_sinks.c: the table sink endpoints of a source: list, get, create (task), delete (task).
  *
- * DESIGN: as for sources (sd_api_sources.c): handlers answer 4xx at once (400 for a bad body or
- * a column mapping that pipeline/sd_mapping rejects, 404 for a missing source, 409 for an
- * existing sink, 422 over 100 sinks); the worker commits one transaction guarded by the sink's
- * CREATE_REV == 0 and the parent source's revision (a sink is never created under a source that
- * was deleted meanwhile), then calls sd_server_reconcile, which opens the sink's file. When that
- * fails the sink is rolled back, so a sink that exists can also be written. */
+ * DESIGN: as for sources (sd_api_sources.c): handlers answer 4xx at once (400 for a bad body,
+ * a column mapping that pipeline/sd_mapping rejects or a table that exists, or that a queued
+ * task will make, with other columns or another case of its name (sd__api_check_sink and the
+ * task's claim, also used by update, enable, undelete and rollback), 404 for a missing
+ * source, 409 for an existing sink, 422 over 100 sinks, counting the creations still queued as
+ * in sd_api_sources.c); the worker commits one transaction
+ * guarded by the sink's CREATE_REV == 0 and the parent source's revision (a sink is never
+ * created under a source that was deleted meanwhile), then calls sd_server_reconcile, which
+ * opens the sink's file. When that fails the sink is rolled back, so a sink that exists can also
+ * be written. */
 #include "api/sd_api_internal.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
@@ -14,7 +18,9 @@
 #include "pipeline/sd_mapping.h"
 #include "roles/sd_server.h"
 #include "state/sd_state.h"
+#include "tables/sd_tables.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,23 +85,6 @@ static int sd__require_source(struct sd_api_ctx *c)
     return rc;
 }
 
-/* Counts the active sinks of a source. */
-static int sd__count_sinks(struct sd_state *st, int64_t project, int64_t branch,
-                           const char *source_id, int64_t *n)
-{
-    struct sd_buf prefix = SD_BUF_INIT;
-    struct sd_kvs kvs;
-    int rc;
-
-    memset(&kvs, 0, sizeof(kvs));
-    sd_defs_sinks_prefix(&prefix, project, branch, source_id, 0);
-    rc = sd_state_range(st, sd_buf_cstr(&prefix), 0, &kvs);
-    *n = (int64_t)kvs.n;
-    sd_kvs_free(&kvs);
-    sd_buf_fini(&prefix);
-    return rc;
-}
-
 void sd__api_sinks_list(struct sd_api_ctx *c)
 {
     sd__api_list_entities(c, 1, 0, NULL);
@@ -134,7 +123,7 @@ static int sd__sink_create_run(void *arg, struct sd_task_outcome *out)
     json_t *prev = NULL;
     struct sd_txn_result res;
     struct sd_kv kv;
-    int64_t source_rev = 0, count = 0, number = 1;
+    int64_t source_rev = 0, number = 1;
     int rc;
 
     memset(&res, 0, sizeof(res));
@@ -147,15 +136,6 @@ static int sd__sink_create_run(void *arg, struct sd_task_outcome *out)
     sd_kv_free(&kv);
     if (rc == SD_ENOTFOUND) {
         sd_buf_printf(&out->error, "Source \"%s\" not found.", a->source_id);
-        goto out;
-    }
-    if (rc == 0) {
-        rc = sd__count_sinks(st, a->project_id, a->branch_id, a->source_id, &count);
-    }
-    if (rc == 0 && count >= SD_DEFS_SINKS_MAX) {
-        sd_buf_printf(&out->error, "Sink count limit reached in the source, the maximum is %d.",
-                      SD_DEFS_SINKS_MAX);
-        rc = SD_ELIMIT;
         goto out;
     }
     memset(&cr, 0, sizeof(cr));
@@ -206,20 +186,107 @@ out:
     return rc;
 }
 
+/* The claim's check (struct sd_task_claim), run at submit: the same test reconcile makes when
+ * it opens the table, plus the tables other running tasks are making. */
+static int sd__table_check(void *arg, const char *held)
+{
+    struct sd__api_table_claim *tc = arg;
+    struct sd_buf err = SD_BUF_INIT;
+    int rc;
+
+    if (held != NULL) {
+        sd_buf_printf(&tc->why,
+                      "Invalid %s: a task still running sets table \"%s\" up with other columns "
+                      "or another spelling; retry when it has finished.",
+                      tc->where, tc->table_id);
+        return SD_EINVAL;
+    }
+    rc = sd_tables_check_table(tc->tables, tc->project_id, tc->table_id, tc->names, tc->ncolumns,
+                               &err);
+    if (rc == SD_ECONFLICT || rc == SD_EINVAL) {
+        sd_buf_printf(&tc->why, "Invalid %s: %s.", tc->where, sd_buf_cstr(&err));
+        rc = SD_EINVAL;
+    }
+    sd_buf_fini(&err);
+    return rc;
+}
+
+int sd__api_check_sink(struct sd_api_ctx *c, const json_t *sink, const char *where,
+                       struct sd__api_table_claim *tc)
+{
+    const json_t *table = json_object_get(sink, "table");
+    const json_t *columns = json_object_get(json_object_get(table, "mapping"), "columns");
+    const char *table_id = json_string_value(json_object_get(table, "tableId"));
+    struct sd_buf err = SD_BUF_INIT;
+    int rc;
+
+    memset(tc, 0, sizeof(*tc));
+    rc = sd_mapping_compile(columns, &tc->mapping, &err);
+    if (rc == SD_EINVAL) {
+        sd__api_error(c->req, 400, "badRequest", "Invalid %s.mapping.columns: %s%s", where,
+                      sd_buf_cstr(&err), err.len > 0 && err.data[err.len - 1] == '.' ? "" : ".");
+    } else if (rc != 0) {
+        sd__api_internal_error(c->req, "compiling the mapping", rc);
+    }
+    sd_buf_fini(&err);
+    if (rc != 0 || c->api->srv->tables == NULL || table_id == NULL) {
+        return rc;
+    }
+    tc->tables = c->api->srv->tables;
+    tc->project_id = c->project_id;
+    tc->table_id = sd_xstrdup(table_id);
+    tc->where = where;
+    tc->ncolumns = sd_mapping_ncolumns(tc->mapping);
+    tc->names = sd_xcalloc(tc->ncolumns, sizeof(*tc->names));
+    sd_buf_printf(&tc->key, "%" PRId64 "/", c->project_id);
+    for (const char *p = table_id; *p != '\0'; p++) {
+        sd_buf_append_char(&tc->key, (char)tolower((unsigned char)*p));
+    }
+    sd_buf_append_str(&tc->value, table_id);
+    for (size_t i = 0; i < tc->ncolumns; i++) {
+        tc->names[i] = sd_mapping_column_name(tc->mapping, i);
+        sd_buf_append_char(&tc->value, '\x1f');
+        sd_buf_append_str(&tc->value, tc->names[i]);
+    }
+    tc->claim.key = sd_buf_cstr(&tc->key);
+    tc->claim.value = sd_buf_cstr(&tc->value);
+    tc->claim.check = sd__table_check;
+    tc->claim.arg = tc;
+    tc->claim.why = &tc->why;
+    return 0;
+}
+
+const struct sd_task_claim *sd__api_claim(const struct sd__api_table_claim *tc)
+{
+    return tc->tables != NULL ? &tc->claim : NULL;
+}
+
+void sd__api_table_claim_fini(struct sd__api_table_claim *tc)
+{
+    sd_mapping_destroy(tc->mapping);
+    free(tc->names);
+    free(tc->table_id);
+    sd_buf_fini(&tc->key);
+    sd_buf_fini(&tc->value);
+    sd_buf_fini(&tc->why);
+    memset(tc, 0, sizeof(*tc));
+}
+
 void sd__api_sink_create(struct sd_api_ctx *c)
 {
     struct sd_defs_sink_input in;
     struct sd_defs_err err;
-    struct sd_buf key = SD_BUF_INIT, merr = SD_BUF_INIT;
+    struct sd_buf key = SD_BUF_INIT, prefix = SD_BUF_INIT;
     struct sd_task_spec spec;
+    struct sd_task_quota quota;
+    struct sd__api_table_claim tc;
     struct sd_sink_task *a = NULL;
-    struct sd_mapping *mapping = NULL;
     struct sd_kv kv;
     char *object_key = NULL, *lock_key = NULL;
-    json_t *body = sd__api_body(c), *entity = NULL, *columns;
-    int64_t count = 0;
+    json_t *body = sd__api_body(c), *entity = NULL;
     int rc;
 
+    memset(&tc, 0, sizeof(tc));
     if (body == NULL) {
         return;
     }
@@ -229,41 +296,22 @@ void sd__api_sink_create(struct sd_api_ctx *c)
     }
     entity =
         sd_defs_sink_build(c->project_id, c->branch_id, c->source_id, &in, &c->by, sd_now_ms());
-    columns =
-        json_object_get(json_object_get(json_object_get(entity, "table"), "mapping"), "columns");
-    rc = sd_mapping_compile(columns, &mapping, &merr);
-    sd_mapping_destroy(mapping);
-    if (rc == SD_EINVAL) {
-        sd__api_error(c->req, 400, "badRequest", "Invalid body.table.mapping.columns: %s%s",
-                      sd_buf_cstr(&merr),
-                      merr.len > 0 && merr.data[merr.len - 1] == '.' ? "" : ".");
-        goto out;
-    }
-    if (rc != 0) {
-        sd__api_internal_error(c->req, "compiling the mapping", rc);
-        goto out;
-    }
     if (sd__require_source(c) != 0) {
         goto out;
     }
-    sd_defs_sink_key(&key, c->project_id, c->branch_id, c->source_id, in.sink_id, 0);
+    sd__api_quota(c, c->source_id, in.sink_id, &prefix, &key, &quota);
     memset(&kv, 0, sizeof(kv));
-    rc = sd_state_get(c->api->state, sd_buf_cstr(&key), &kv);
+    rc = sd_state_get(c->api->state, quota.key, &kv);
     sd_kv_free(&kv);
     if (rc == 0) {
         sd__api_error(c->req, 409, "sinkAlreadyExists", "Sink already exists in the source.");
         goto out;
     }
-    if (rc == SD_ENOTFOUND) {
-        rc = sd__count_sinks(c->api->state, c->project_id, c->branch_id, c->source_id, &count);
-    }
-    if (rc != 0) {
+    if (rc != SD_ENOTFOUND) {
         sd__api_internal_error(c->req, "reading sinks", rc);
         goto out;
     }
-    if (count >= SD_DEFS_SINKS_MAX) {
-        sd__api_error(c->req, 422, "resourceLimitReached",
-                      "Maximum number of sinks per source is %d.", SD_DEFS_SINKS_MAX);
+    if (sd__api_check_sink(c, entity, "body.table", &tc) != 0) {
         goto out;
     }
 
@@ -281,13 +329,16 @@ void sd__api_sink_create(struct sd_api_ctx *c)
     spec.fn = sd__sink_create_run;
     spec.arg = a;
     spec.free_arg = sd__task_free;
+    spec.quota = &quota;
+    spec.claim = sd__api_claim(&tc);
     sd__api_submit(c, &spec, "sinkAlreadyExists", "Sink already exists in the source.");
 
 out:
+    sd__api_table_claim_fini(&tc);
     free(object_key);
     free(lock_key);
     sd_buf_fini(&key);
-    sd_buf_fini(&merr);
+    sd_buf_fini(&prefix);
     json_decref(entity);
     json_decref(body);
 }

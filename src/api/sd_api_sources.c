@@ -2,7 +2,9 @@
  * ?cascade=true the hard delete of sd_api_lifecycle.c).
  *
  * DESIGN: handlers (API loop thread) validate and answer 4xx at once: a bad body 400, an
- * existing id 409, the per-branch limit 422. The change itself runs as a task on the worker
+ * existing id 409, the per-branch limit 422 (a slot reserved at submit, sd_task_quota, so
+ * creations still queued count too and no accepted task fails for the limit). The change itself
+ * runs as a task on the worker
  * thread: one state-store transaction guarded by revisions (a new source only if its active key
  * is absent, CREATE_REV == 0, so of two parallel creates exactly one commits), then
  * sd_server_reconcile. A failed reconcile after a create rolls the source back. Creating over a
@@ -59,22 +61,6 @@ static void sd__task_free(void *arg)
     }
 }
 
-/* Counts the active sources of a branch. */
-static int sd__count_sources(struct sd_state *st, int64_t project, int64_t branch, int64_t *n)
-{
-    struct sd_buf prefix = SD_BUF_INIT;
-    struct sd_kvs kvs;
-    int rc;
-
-    memset(&kvs, 0, sizeof(kvs));
-    sd_defs_sources_prefix(&prefix, project, branch, 0);
-    rc = sd_state_range(st, sd_buf_cstr(&prefix), 0, &kvs);
-    *n = (int64_t)kvs.n;
-    sd_kvs_free(&kvs);
-    sd_buf_fini(&prefix);
-    return rc;
-}
-
 void sd__api_sources_list(struct sd_api_ctx *c)
 {
     sd__api_list_entities(c, 0, 0, NULL);
@@ -108,25 +94,16 @@ static int sd__source_create_run(void *arg, struct sd_task_outcome *out)
     struct sd__api_create cr;
     json_t *prev = NULL;
     struct sd_txn_result res;
-    int64_t count = 0, number = 1;
+    int64_t number = 1;
     int rc;
 
     memset(&res, 0, sizeof(res));
     sd_defs_source_key(&key, a->project_id, a->branch_id, a->source_id, 0);
     sd_defs_source_key(&deleted_key, a->project_id, a->branch_id, a->source_id, 1);
-    rc = sd__count_sources(st, a->project_id, a->branch_id, &count);
-    if (rc == 0 && count >= SD_DEFS_SOURCES_MAX) {
-        sd_buf_printf(&out->error, "Source count limit reached in the branch, the maximum is %d.",
-                      SD_DEFS_SOURCES_MAX);
-        rc = SD_ELIMIT;
-        goto out;
-    }
     memset(&cr, 0, sizeof(cr));
     cr.key = sd_buf_cstr(&key);
     cr.deleted_key = sd_buf_cstr(&deleted_key);
-    if (rc == 0) {
-        rc = sd__api_create_predecessor(st, &cr, a->entity, "New source.", &a->by, &prev, &number);
-    }
+    rc = sd__api_create_predecessor(st, &cr, a->entity, "New source.", &a->by, &prev, &number);
     if (rc != 0) {
         sd_buf_printf(&out->error, "Reading the state failed: %s.", sd_strerror(rc));
         goto out;
@@ -165,14 +142,14 @@ void sd__api_source_create(struct sd_api_ctx *c)
 {
     struct sd_defs_source_input in;
     struct sd_defs_err err;
-    struct sd_buf key = SD_BUF_INIT;
+    struct sd_buf key = SD_BUF_INIT, prefix = SD_BUF_INIT;
     struct sd_task_spec spec;
+    struct sd_task_quota quota;
     struct sd_source_task *a;
     struct sd_kv kv;
     char secret[SD_DEFS_SECRET_LEN + 1];
     char *object_key = NULL, *lock_key = NULL;
     json_t *body = sd__api_body(c);
-    int64_t count = 0;
     int rc;
 
     if (body == NULL) {
@@ -182,24 +159,16 @@ void sd__api_source_create(struct sd_api_ctx *c)
         sd__api_validation_error(c->req, &err);
         goto out;
     }
-    sd_defs_source_key(&key, c->project_id, c->branch_id, in.source_id, 0);
+    sd__api_quota(c, in.source_id, NULL, &prefix, &key, &quota);
     memset(&kv, 0, sizeof(kv));
-    rc = sd_state_get(c->api->state, sd_buf_cstr(&key), &kv);
+    rc = sd_state_get(c->api->state, quota.key, &kv);
     sd_kv_free(&kv);
     if (rc == 0) {
         sd__api_error(c->req, 409, "sourceAlreadyExists", "Source already exists in the branch.");
         goto out;
     }
-    if (rc == SD_ENOTFOUND) {
-        rc = sd__count_sources(c->api->state, c->project_id, c->branch_id, &count);
-    }
-    if (rc != 0) {
+    if (rc != SD_ENOTFOUND) {
         sd__api_internal_error(c->req, "reading sources", rc);
-        goto out;
-    }
-    if (count >= SD_DEFS_SOURCES_MAX) {
-        sd__api_error(c->req, 422, "resourceLimitReached",
-                      "Maximum number of sources per branch is %d.", SD_DEFS_SOURCES_MAX);
         goto out;
     }
 
@@ -218,12 +187,14 @@ void sd__api_source_create(struct sd_api_ctx *c)
     spec.fn = sd__source_create_run;
     spec.arg = a;
     spec.free_arg = sd__task_free;
+    spec.quota = &quota;
     sd__api_submit(c, &spec, "sourceAlreadyExists", "Source already exists in the branch.");
 
 out:
     free(object_key);
     free(lock_key);
     sd_buf_fini(&key);
+    sd_buf_fini(&prefix);
     json_decref(body);
 }
 

@@ -570,12 +570,23 @@ static void sd__version_rollback(struct sd_api_ctx *c, int is_sink)
     struct sd_rollback_task *a;
     json_t *record = NULL;
     int64_t number = 0;
+    struct sd__api_table_claim tc;
+    char where[64];
+    int rc;
 
     if (sd__version_param(c, &number) != 0 || sd__require_entity(c, is_sink, NULL, NULL) != 0 ||
         sd__load_version(c, is_sink, number, &record) != 0) {
         return;
     }
+    /* The version's mapping and table become the sink's: the same checks as an update. */
+    memset(&tc, 0, sizeof(tc));
+    snprintf(where, sizeof(where), "version %" PRId64 " table", number);
+    rc = is_sink ? sd__api_check_sink(c, record, where, &tc) : 0;
     json_decref(record);
+    if (rc != 0) {
+        sd__api_table_claim_fini(&tc);
+        return;
+    }
     a = sd_xcalloc(1, sizeof(*a));
     a->api = c->api;
     a->project_id = c->project_id;
@@ -591,7 +602,8 @@ static void sd__version_rollback(struct sd_api_ctx *c, int is_sink)
 
     sd__api_submit_entity_task(c, is_sink,
                                is_sink ? "api.rollback.sinkVersion" : "api.rollback.sourceVersion",
-                               sd__rollback_run, a, free);
+                               sd__rollback_run, a, free, NULL, sd__api_claim(&tc));
+    sd__api_table_claim_fini(&tc);
 }
 
 void sd__api_source_versions_list(struct sd_api_ctx *c)

@@ -8,7 +8,15 @@
  * "processing" before the job is queued and written again, finished, right after the job's
  * lock is released, so a client that sees the task finished can act on the object at once. A
  * process that dies mid-task leaves a "processing" record; the next start finishes it as
- * interrupted. */
+ * interrupted.
+ *
+ * Quotas: a creating task holds a slot (its prefix and key) from submit until it ends. A
+ * second mutex, quota_mu, covers the count at submit (a state-store range of the prefix plus
+ * the slots of that prefix not yet committed) and the release of a slot, which happens only
+ * after the task's commit or failure. So every counted entity is seen either committed or
+ * reserved, never neither, and parallel creations cannot pass the limit and fail later.
+ * Claims (a name and what the task makes of it) live in the same list under the same mutex
+ * and are released at the same point, for the same reason. */
 #include "api/sd_tasks.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
@@ -29,11 +37,22 @@
 #define SD_TASKS_STORE_RETRY_MS 1000
 #define SD_TASKS_INTERRUPTED "Task was interrupted: the service stopped before the task finished."
 
+/* A reserved creation, the key a queued or running task may create under prefix, or (prefix
+ * NULL) a claim of key with value. */
+struct sd_task_slot {
+    struct sd_task_slot *next;
+    char *prefix;
+    char *key;
+    char *value;
+};
+
 struct sd_task_job {
     struct sd_task_job *next;
-    char *key;      /* state key of the record */
-    json_t *record; /* owned */
-    char *lock_key; /* owned; NULL = none */
+    char *key;                  /* state key of the record */
+    json_t *record;             /* owned */
+    char *lock_key;             /* owned; NULL = none */
+    struct sd_task_slot *slot;  /* in the quota list while reserved; NULL = none */
+    struct sd_task_slot *claim; /* likewise */
     int64_t created_ms;
     sd_task_fn fn;
     void *arg;
@@ -50,6 +69,8 @@ struct sd_tasks {
     char **locks;                    /* held lock keys, guarded by mu */
     size_t nlocks, cap_locks;
     int is_stopping; /* guarded by mu */
+    pthread_mutex_t quota_mu;
+    struct sd_task_slot *slots; /* reserved creations, guarded by quota_mu */
     int is_started;
     pthread_t thread;
 };
@@ -73,6 +94,119 @@ static void sd__unlock_key(struct sd_tasks *t, const char *lock_key)
         free(t->locks[i]);
         t->locks[i] = t->locks[--t->nlocks];
     }
+}
+
+/* 1 if kvs (sorted by key) holds key. */
+static int sd__kvs_has(const struct sd_kvs *kvs, const char *key)
+{
+    size_t lo = 0, hi = kvs->n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(kvs->items[mid].key, key);
+        if (c == 0) {
+            return 1;
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return 0;
+}
+
+/* Counts the entities of q->prefix, committed or reserved, as if q->key were added; reserves
+ * q->key into *out when that stays within q->max. Returns 0, SD_ELIMIT or a state-store error. */
+static int sd__reserve(struct sd_tasks *t, const struct sd_task_quota *q, struct sd_task_slot **out)
+{
+    struct sd_task_slot *s;
+    struct sd_kvs kvs;
+    size_t used;
+    int has_key;
+    int rc;
+
+    *out = NULL;
+    memset(&kvs, 0, sizeof(kvs));
+    pthread_mutex_lock(&t->quota_mu);
+    rc = sd_state_range(t->st, q->prefix, 0, &kvs);
+    if (rc != 0) {
+        goto out;
+    }
+    used = kvs.n;
+    has_key = sd__kvs_has(&kvs, q->key);
+    for (s = t->slots; s != NULL; s = s->next) {
+        if (s->prefix == NULL || strcmp(s->prefix, q->prefix) != 0 || sd__kvs_has(&kvs, s->key)) {
+            continue;
+        }
+        used++;
+        has_key = has_key || strcmp(s->key, q->key) == 0;
+    }
+    if (used + (has_key ? 0 : 1) > q->max) {
+        rc = SD_ELIMIT;
+        goto out;
+    }
+    s = sd_xcalloc(1, sizeof(*s));
+    s->prefix = sd_xstrdup(q->prefix);
+    s->key = sd_xstrdup(q->key);
+    s->next = t->slots;
+    t->slots = s;
+    *out = s;
+
+out:
+    pthread_mutex_unlock(&t->quota_mu);
+    sd_kvs_free(&kvs);
+    return rc;
+}
+
+/* Runs c->check with the differing value another task claims for c->key, if any; takes the
+ * claim into *out when it passes. Returns 0 or check's code. */
+static int sd__claim(struct sd_tasks *t, const struct sd_task_claim *c, struct sd_task_slot **out)
+{
+    struct sd_task_slot *s;
+    const char *held = NULL;
+    int rc;
+
+    *out = NULL;
+    pthread_mutex_lock(&t->quota_mu);
+    for (s = t->slots; s != NULL && held == NULL; s = s->next) {
+        if (s->prefix == NULL && strcmp(s->key, c->key) == 0 && strcmp(s->value, c->value) != 0) {
+            held = s->value;
+        }
+    }
+    rc = c->check(c->arg, held);
+    if (rc == 0) {
+        s = sd_xcalloc(1, sizeof(*s));
+        s->key = sd_xstrdup(c->key);
+        s->value = sd_xstrdup(c->value);
+        s->next = t->slots;
+        t->slots = s;
+        *out = s;
+    }
+    pthread_mutex_unlock(&t->quota_mu);
+    return rc;
+}
+
+/* Releases a slot taken by sd__reserve or sd__claim (NULL is fine). */
+static void sd__release(struct sd_tasks *t, struct sd_task_slot *slot)
+{
+    struct sd_task_slot **p;
+
+    if (slot == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&t->quota_mu);
+    for (p = &t->slots; *p != NULL; p = &(*p)->next) {
+        if (*p == slot) {
+            *p = slot->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&t->quota_mu);
+    free(slot->prefix);
+    free(slot->key);
+    free(slot->value);
+    free(slot);
 }
 
 static void sd__job_free(struct sd_task_job *job)
@@ -179,8 +313,12 @@ static void sd__run_job(struct sd_tasks *t, struct sd_task_job *job)
                     json_string_value(json_object_get(job->record, "taskId")),
                     sd_buf_cstr(&out.error));
     }
-    /* Unlock first: a client that sees the finished record may at once start the next task
-     * on the same object. Only this worker runs tasks, so nothing can overtake this one. */
+    /* Release the slot and unlock first: a client that sees the finished record may at once
+     * start the next task on the same object or take the freed slot. Only this worker runs
+     * tasks, so nothing can overtake this one. */
+    sd__release(t, job->slot);
+    sd__release(t, job->claim);
+    job->slot = job->claim = NULL;
     if (job->lock_key != NULL) {
         pthread_mutex_lock(&t->mu);
         sd__unlock_key(t, job->lock_key);
@@ -282,6 +420,7 @@ int sd_tasks_create(struct sd_state *st, const char *api_public_url, int64_t cle
     t->api_url = sd_xstrdup(api_public_url ? api_public_url : "");
     t->cleanup_interval_ms = cleanup_interval_ms;
     pthread_mutex_init(&t->mu, NULL);
+    pthread_mutex_init(&t->quota_mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&t->cond, &ca);
@@ -324,6 +463,8 @@ void sd_tasks_destroy(struct sd_tasks *t)
         if (sd__put_record(t->st, job->key, job->record) != 0) {
             sd_log_warn("tasks", "cannot store an interrupted task");
         }
+        sd__release(t, job->slot);
+        sd__release(t, job->claim);
         sd__job_free(job);
     }
     for (size_t i = 0; i < t->nlocks; i++) {
@@ -332,16 +473,19 @@ void sd_tasks_destroy(struct sd_tasks *t)
     free(t->locks);
     pthread_cond_destroy(&t->cond);
     pthread_mutex_destroy(&t->mu);
+    pthread_mutex_destroy(&t->quota_mu);
     free(t->api_url);
     free(t);
 }
 
 int sd_tasks_submit(struct sd_tasks *t, const struct sd_task_spec *spec, json_t **task)
 {
+    struct sd_task_slot *slot = NULL, *claim = NULL;
     struct sd_task_job *job;
     char at[SD_TIME_ISO_LEN + 1];
     char suffix[6];
     char *task_id, *url;
+    int is_locked = 0;
     int rc;
 
     *task = NULL;
@@ -358,10 +502,23 @@ int sd_tasks_submit(struct sd_tasks *t, const struct sd_task_spec *spec, json_t 
                 t->locks = sd_xrealloc(t->locks, t->cap_locks * sizeof(*t->locks));
             }
             t->locks[t->nlocks++] = sd_xstrdup(spec->lock_key);
+            is_locked = 1;
         }
     }
     pthread_mutex_unlock(&t->mu);
+    if (rc == 0 && spec->quota != NULL) {
+        rc = sd__reserve(t, spec->quota, &slot);
+    }
+    if (rc == 0 && spec->claim != NULL) {
+        rc = sd__claim(t, spec->claim, &claim);
+    }
     if (rc != 0) {
+        sd__release(t, slot);
+        if (is_locked) {
+            pthread_mutex_lock(&t->mu);
+            sd__unlock_key(t, spec->lock_key);
+            pthread_mutex_unlock(&t->mu);
+        }
         if (spec->free_arg != NULL) {
             spec->free_arg(spec->arg);
         }
@@ -369,6 +526,8 @@ int sd_tasks_submit(struct sd_tasks *t, const struct sd_task_spec *spec, json_t 
     }
 
     job = sd_xcalloc(1, sizeof(*job));
+    job->slot = slot;
+    job->claim = claim;
     job->created_ms = sd_now_ms();
     job->fn = spec->fn;
     job->arg = spec->arg;
@@ -391,6 +550,8 @@ int sd_tasks_submit(struct sd_tasks *t, const struct sd_task_spec *spec, json_t 
 
     rc = sd__put_record(t->st, job->key, job->record);
     if (rc != 0) {
+        sd__release(t, job->slot);
+        sd__release(t, job->claim);
         pthread_mutex_lock(&t->mu);
         if (job->lock_key != NULL) {
             sd__unlock_key(t, job->lock_key);

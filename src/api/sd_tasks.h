@@ -14,6 +14,7 @@
 #define SD_TASKS_H
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/sd_buf.h"
@@ -35,6 +36,32 @@ typedef int (*sd_task_fn)(void *arg, struct sd_task_outcome *out);
 /* Frees the argument of a task (worker thread or the submitting thread on failure). */
 typedef void (*sd_task_free_fn)(void *arg);
 
+/* A creation counted against a limit (sources per branch, sinks per source). At most max keys
+ * may exist directly under prefix, counting both the keys committed in the state store and those
+ * reserved by queued or running tasks; a key in both counts once. The reservation of key is
+ * taken at submit and released when the task ends, after its commit (or its failure). */
+struct sd_task_quota {
+    const char *prefix; /* state-store prefix of the counted entities, e.g. a branch's sources */
+    const char *key;    /* the key the task may create, under prefix */
+    size_t max;
+    const char *what; /* for the caller's limit message, e.g. "sources per branch" */
+};
+
+/* A name that tasks must agree on while they run, e.g. the table a sink writes to: key is the
+ * name as the backend compares it (a table id folded to lower case), value what the task makes
+ * of it (the exact id and the columns). At submit, under the mutex that covers the claims and
+ * their release, check runs with held = the value another queued or running task claims for
+ * key when it differs from value (else NULL); it also reads what such tasks change (the table),
+ * so the two form one view. When check returns 0 the claim is taken until the task ends;
+ * otherwise submit fails with check's code, and check has said why in *why. */
+struct sd_task_claim {
+    const char *key;
+    const char *value;
+    int (*check)(void *arg, const char *held);
+    void *arg;
+    struct sd_buf *why;
+};
+
 struct sd_task_spec {
     int64_t project_id;
     const char *type;       /* e.g. "api.create.source" */
@@ -42,7 +69,9 @@ struct sd_task_spec {
     const char *lock_key;   /* held from submit until the task ends; NULL = none */
     sd_task_fn fn;
     void *arg;
-    sd_task_free_fn free_arg; /* may be NULL */
+    sd_task_free_fn free_arg;          /* may be NULL */
+    const struct sd_task_quota *quota; /* NULL = the task creates nothing counted */
+    const struct sd_task_claim *claim; /* NULL = none */
 };
 
 /* Opens the framework on st (borrowed; must outlive it): finishes interrupted records, then
@@ -55,10 +84,13 @@ int sd_tasks_create(struct sd_state *st, const char *api_public_url, int64_t cle
  * frees t. NULL is fine. */
 void sd_tasks_destroy(struct sd_tasks *t);
 
-/* Creates a task: takes spec->lock_key, stores the "processing" record and queues the task.
- * Returns 0 with *task (new reference) the record to answer with; SD_ECONFLICT when lock_key is
- * held by another task; SD_ECLOSED when shutting down; or a state-store error. spec->arg is
- * consumed in every case (freed with free_arg when the task is not queued). */
+/* Creates a task: takes spec->lock_key, reserves spec->quota's key, takes spec->claim, stores
+ * the "processing" record and queues the task. The quota is checked and reserved under one
+ * mutex, so parallel submits never admit more than quota->max; claims likewise. Returns 0 with
+ * *task (new reference) the record to answer with; SD_ECONFLICT when lock_key is held by
+ * another task; SD_ELIMIT when the quota is full; the claim's check code; SD_ECLOSED when
+ * shutting down; or a state-store error. spec->arg is consumed in every case (freed with
+ * free_arg when the task is not queued). */
 int sd_tasks_submit(struct sd_tasks *t, const struct sd_task_spec *spec, json_t **task);
 
 /* Reads the record of task_id in project_id. Returns 0 with *out (new reference), SD_ENOTFOUND,

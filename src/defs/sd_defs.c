@@ -486,6 +486,67 @@ static int sd__check_signals(const json_t *signals, struct sd_defs_err *err)
     return 0;
 }
 
+/* 1 if the len bytes at s are a column name of the destination (Keboola Storage): ASCII
+ * letters, digits, '_' and '-', starting and ending with a letter or digit. */
+static int sd__is_column_name(const char *s, size_t len)
+{
+    if (len == 0 || !isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[len - 1])) {
+        return 0;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80 || !(isalnum(c) || c == '_' || c == '-')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Appends the len bytes at s to out as a Go %q literal: quoted, with '"' and '\\' escaped and
+ * control characters written as escapes, so the message shows exactly what was refused. */
+static void sd__append_quoted(struct sd_buf *out, const char *s, size_t len)
+{
+    static const char named[] = "abtnvfr";
+
+    sd_buf_append_char(out, '"');
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            sd_buf_append_char(out, '\\');
+            sd_buf_append_char(out, (char)c);
+        } else if (c >= 0x07 && c <= 0x0D) {
+            sd_buf_append_char(out, '\\');
+            sd_buf_append_char(out, named[c - 0x07]);
+        } else if (c < 0x20 || c == 0x7F) {
+            sd_buf_printf(out, "\\x%02x", c);
+        } else {
+            sd_buf_append_char(out, (char)c);
+        }
+    }
+    sd_buf_append_char(out, '"');
+}
+
+/* Checks the name of column cctx (e.g. "body.table.mapping.columns[0]"): 1..64 characters as
+ * sd__is_column_name says, with the messages of the reference's (Goa) length and pattern
+ * validations. The whole JSON string is checked, an embedded NUL included. */
+static int sd__check_column_name(const char *cctx, const json_t *name, struct sd_defs_err *err)
+{
+    struct sd_buf quoted = SD_BUF_INIT;
+    char field[80];
+    int rc;
+
+    snprintf(field, sizeof(field), "%s.name", cctx);
+    rc = sd_defs_check_length(field, json_string_value(name), 1, SD_DEFS_COLUMN_NAME_MAX, err);
+    if (rc != 0 || sd__is_column_name(json_string_value(name), json_string_length(name))) {
+        return rc;
+    }
+    sd__append_quoted(&quoted, json_string_value(name), json_string_length(name));
+    rc = sd__fail(err, "invalidPattern", "%s must match the regexp \"%s\" but got value %s", field,
+                  SD_DEFS_COLUMN_NAME_PATTERN, sd_buf_cstr(&quoted));
+    sd_buf_fini(&quoted);
+    return rc;
+}
+
 static int sd__check_columns(const json_t *columns, struct sd_defs_err *err)
 {
     const char *ctx = "body.table.mapping.columns";
@@ -511,7 +572,8 @@ static int sd__check_columns(const json_t *columns, struct sd_defs_err *err)
             return sd__fail(err, "badRequest", "Field %s must be an object.", cctx);
         }
         if ((rc = sd__get_string(col, cctx, "type", 1, &s, err)) != 0 ||
-            (rc = sd__get_string(col, cctx, "name", 1, &s, err)) != 0) {
+            (rc = sd__get_string(col, cctx, "name", 1, &s, err)) != 0 ||
+            (rc = sd__check_column_name(cctx, json_object_get(col, "name"), err)) != 0) {
             return rc;
         }
     }

@@ -31,6 +31,11 @@
 #define SD_DEFS_SINKS_MAX 100   /* per source */
 #define SD_DEFS_COLUMNS_MAX 100 /* per sink */
 #define SD_DEFS_TABLE_NAME_MAX 96
+/* Column names as the destination (Keboola Storage) accepts them: at most 64 characters of
+ * [a-zA-Z0-9_-], starting and ending with a letter or digit. The pattern is shown in messages
+ * and in docs/openapi3.yaml; it needs no escaping inside a quoted string. */
+#define SD_DEFS_COLUMN_NAME_MAX 64
+#define SD_DEFS_COLUMN_NAME_PATTERN "^[a-zA-Z0-9]([a-zA-Z0-9_-]*[a-zA-Z0-9])?$"
 #define SD_DEFS_BRANCH_DEFAULT 1
 
 /* A validation failure: name is the API error name without the "stream.api." prefix (a static
@@ -56,8 +61,9 @@ struct sd_defs_source_input {
 };
 
 /* A validated create-sink request. Pointers are borrowed from the request JSON. The columns
- * have the right shape (array of 1..100 objects with string "type" and "name"); compiling them
- * (pipeline/sd_mapping) is the caller's job. */
+ * have the right shape (array of 1..100 objects with string "type" and a "name" as
+ * SD_DEFS_COLUMN_NAME_PATTERN says); compiling them (pipeline/sd_mapping, which also refuses
+ * names equal but for case) is the caller's job. */
 struct sd_defs_sink_input {
     char sink_id[SD_DEFS_ID_MAX + 1];
     const char *type;

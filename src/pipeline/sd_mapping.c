@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
@@ -251,10 +252,13 @@ static int compile_column(const json_t *col, size_t i, struct sd_mapping *m, str
         sd_buf_printf(err, "\"columns[%zu].name\" must not contain a NUL character", i);
         return SD_EINVAL;
     }
+    /* Table columns are one case-insensitive namespace (SQLite, Keboola Storage). */
     for (k = 0; k < i; k++) {
-        if (strcmp(m->cols[k].name, json_string_value(name)) == 0) {
-            sd_buf_printf(err, "\"columns[%zu].name\" duplicates the name \"%s\" of columns[%zu]",
-                          i, json_string_value(name), k);
+        if (strcasecmp(m->cols[k].name, json_string_value(name)) == 0) {
+            sd_buf_printf(err,
+                          "\"columns[%zu].name\" \"%s\" duplicates the name \"%s\" of "
+                          "columns[%zu] (column names ignore case)",
+                          i, json_string_value(name), m->cols[k].name, k);
             return SD_EINVAL;
         }
     }

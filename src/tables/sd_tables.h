@@ -54,6 +54,8 @@ struct sd_tables_ops {
     void (*close)(void *ctx);
     int (*ensure_table)(void *ctx, int64_t project, const char *table_id,
                         const char *const *columns, size_t ncolumns, struct sd_buf *err);
+    int (*check_table)(void *ctx, int64_t project, const char *table_id, const char *const *columns,
+                       size_t ncolumns, struct sd_buf *err);
     int (*import)(void *ctx, int64_t project, const char *table_id, const char *const *columns,
                   size_t ncolumns, const struct sd_import_slice *slices, size_t nslices,
                   uint64_t *rows, struct sd_buf *err);
@@ -97,6 +99,17 @@ static inline int sd_tables_ensure_table(struct sd_tables *t, int64_t project, c
                                          struct sd_buf *err)
 {
     return t->ops->ensure_table(t->ctx, project, table_id, columns, ncolumns, err);
+}
+
+/* Tells, changing nothing, whether sd_tables_ensure_table would succeed: 0 when table_id is
+ * missing or has exactly these columns, otherwise its error and message (SD_ECONFLICT, SD_EINVAL
+ * or a storage error). Reads only, so it is quick; the API checks a sink's table with it before
+ * accepting the sink. Another writer may still create the table differently meanwhile. */
+static inline int sd_tables_check_table(struct sd_tables *t, int64_t project, const char *table_id,
+                                        const char *const *columns, size_t ncolumns,
+                                        struct sd_buf *err)
+{
+    return t->ops->check_table(t->ctx, project, table_id, columns, ncolumns, err);
 }
 
 /* Imports, in ONE transaction, every slice of slices[0..nslices) whose slice_key is not yet in

@@ -278,6 +278,97 @@ def test_source_limit(streamd):
     assert body["page"]["totalCount"] == 100 and len(body["sources"]) == 100
 
 
+def burst(streamd, path, bodies):
+    """POSTs every body to path at once from its own thread. Returns the (status, body) list."""
+    results = [None] * len(bodies)
+    start = threading.Barrier(len(bodies))
+
+    def post(i):
+        start.wait()
+        results[i] = streamd.api_call("POST", path, bodies[i])
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def assert_exact_limit(streamd, results, allowed, message):
+    """Exactly allowed creations were accepted and each task succeeded; the rest got 422."""
+    accepted = [body for status, body in results if status == 202]
+    refused = [(status, body) for status, body in results if status != 202]
+    assert len(accepted) == allowed, (len(accepted), refused[:3])
+    for status, body in refused:
+        assert_error(status, body, 422, "stream.api.resourceLimitReached", message)
+    for task in accepted:
+        done = streamd.wait_task(task)
+        assert done["status"] == "success", done
+
+
+def test_source_limit_burst(streamd):
+    # creations still queued count against the limit: no task is accepted and then fails for it
+    streamd.create_source("first")
+    results = burst(streamd, SOURCES, [{"sourceId": "b%03d" % i, "name": "n", "type": "http"}
+                                       for i in range(150)])
+    assert_exact_limit(streamd, results, 99, "Maximum number of sources per branch is 100.")
+    status, body = streamd.api_call("GET", SOURCES + "?limit=100")
+    assert body["page"]["totalCount"] == 100
+    # a deleted source frees its slot, a refused one took none
+    run_task(streamd, "DELETE", SOURCES + "/first")
+    results = burst(streamd, SOURCES, [{"sourceId": "c%d" % i, "name": "n", "type": "http"}
+                                       for i in range(5)])
+    assert_exact_limit(streamd, results, 1, "Maximum number of sources per branch is 100.")
+    # undelete makes a source active again, so it needs a free slot too
+    status, body = streamd.api_call("PUT", SOURCES + "/first/undelete")
+    assert_error(status, body, 422, "stream.api.resourceLimitReached",
+                 "Maximum number of sources per branch is 100.")
+
+
+def test_sink_limit_burst(streamd):
+    streamd.create_source("src")
+    streamd.create_sink("src", "first", COLUMNS)
+    results = burst(streamd, SOURCES + "/src/sinks",
+                    [sink_body("k%03d" % i, table_id="in.c-b.t%d" % i) for i in range(130)])
+    assert_exact_limit(streamd, results, 99, "Maximum number of sinks per source is 100.")
+    status, body = streamd.api_call("GET", SOURCES + "/src/sinks?limit=100")
+    assert body["page"]["totalCount"] == 100
+    run_task(streamd, "DELETE", SOURCES + "/src/sinks/first")
+    status, body = streamd.api_call("PUT", SOURCES + "/src/sinks/first/undelete")
+    assert status == 202, body
+    assert streamd.wait_task(body)["status"] == "success"
+    status, body = streamd.api_call("POST", SOURCES + "/src/sinks", sink_body("more"))
+    assert_error(status, body, 422, "stream.api.resourceLimitReached",
+                 "Maximum number of sinks per source is 100.")
+
+
+def test_parallel_sinks_on_one_new_table_agree_or_are_refused(streamd):
+    # the table does not exist yet; sinks set up in parallel that would make it differently
+    # (other columns, or the id spelled in another case): exactly one is accepted, the others
+    # get 400 at once instead of a task that fails on the table
+    streamd.create_source("src")
+    bodies = []
+    for i in range(16):
+        table = "in.c-b." + "".join(ch.upper() if (i // 2) >> n & 1 else ch
+                                    for n, ch in enumerate("shared"))
+        bodies.append(sink_body("k%d" % i, named_columns("c%d" % (i % 2)), table_id=table))
+    # queued work first, so that the burst's tasks wait and none has made the table yet
+    busy = [streamd.api_call("POST", SOURCES, {"sourceId": "busy%d" % i, "name": "n",
+                                               "type": "http"})[1] for i in range(80)]
+    results = burst(streamd, SOURCES + "/src/sinks", bodies)
+    accepted = [body for status, body in results if status == 202]
+    assert len(accepted) == 1, results
+    for status, body in results:
+        if status != 202:
+            assert_error(status, body, 400, "stream.api.badRequest", "Invalid body.table: ")
+            assert ("a task still running sets table" in body["message"]
+                    or "exists with columns" in body["message"]
+                    or "clashes with existing table" in body["message"]), body
+    assert streamd.wait_task(accepted[0])["status"] == "success"
+    assert all(streamd.wait_task(task)["status"] == "success" for task in busy)
+
+
 def test_delete_source_and_recreate(streamd):
     src = streamd.create_source("gone")
     streamd.create_sink("gone", "k1", COLUMNS)
@@ -404,6 +495,65 @@ def test_invalid_sink_bodies(streamd, body, name, needle):
     assert_error(status, resp, 400, name, needle)
     status, resp = streamd.api_call("GET", SOURCES + "/src/sinks")
     assert resp["sinks"] == []
+
+
+NAME_PATTERN = '"^[a-zA-Z0-9]([a-zA-Z0-9_-]*[a-zA-Z0-9])?$"'
+
+
+def named_columns(*names):
+    return [{"type": "uuid", "name": "id"}] + [{"type": "body", "name": n} for n in names]
+
+
+@pytest.mark.parametrize("names,name,message", [
+    (["x" * 65], "stream.api.invalidLength",
+     "Length of body.table.mapping.columns[1].name must be lesser or equal than 64 (len=65)."),
+    (["x" * 5000], "stream.api.invalidLength",
+     "Length of body.table.mapping.columns[1].name must be lesser or equal than 64 (len=5000)."),
+    (["a\x01b"], "stream.api.invalidPattern",
+     "body.table.mapping.columns[1].name must match the regexp %s but got value \"a\\x01b\""
+     % NAME_PATTERN),
+    (["ok", "line\nbreak"], "stream.api.invalidPattern",
+     "body.table.mapping.columns[2].name must match the regexp %s but got value "
+     "\"line\\nbreak\"" % NAME_PATTERN),
+    (["a b"], "stream.api.invalidPattern",
+     "body.table.mapping.columns[1].name must match the regexp %s but got value \"a b\""
+     % NAME_PATTERN),
+    (["_streamd"], "stream.api.invalidPattern",
+     "body.table.mapping.columns[1].name must match the regexp %s but got value \"_streamd\""
+     % NAME_PATTERN),
+    (["\u00e9t\u00e9"], "stream.api.invalidPattern",
+     "body.table.mapping.columns[1].name must match the regexp %s but got value "
+     "\"\u00e9t\u00e9\"" % NAME_PATTERN),
+    (["c", "C"], "stream.api.badRequest",
+     "Invalid body.table.mapping.columns: \"columns[2].name\" \"C\" duplicates the name \"c\" "
+     "of columns[1] (column names ignore case)."),
+    (["ID"], "stream.api.badRequest",
+     "Invalid body.table.mapping.columns: \"columns[1].name\" \"ID\" duplicates the name \"id\" "
+     "of columns[0] (column names ignore case)."),
+])
+def test_invalid_column_names(streamd, names, name, message):
+    # refused at request time: a name never reaches the table and fails the task there
+    streamd.create_source("src")
+    status, resp = streamd.api_call("POST", SOURCES + "/src/sinks",
+                                    sink_body(columns=named_columns(*names)))
+    assert_error(status, resp, 400, name)
+    assert resp["message"] == message, resp
+    streamd.create_sink("src", "k1", COLUMNS)
+    status, resp = streamd.api_call("PATCH", SOURCES + "/src/sinks/k1",
+                                    {"table": {"mapping": {"columns": named_columns(*names)}}})
+    assert_error(status, resp, 400, name)
+    assert resp["message"] == message, resp
+    status, resp = streamd.api_call("GET", SOURCES + "/src/sinks")
+    assert [k["sinkId"] for k in resp["sinks"]] == ["k1"]
+
+
+def test_longest_column_names_work(streamd):
+    # 64 characters of every allowed kind make a working table
+    names = ["A" * 63 + "z", "a-b_c-9", "9" * 64]
+    src = streamd.create_source("src")
+    streamd.create_sink("src", "k1", named_columns(*names))
+    status, _, data = streamd.request("POST", src["http"]["url"], {"a": 1})
+    assert (status, data) == (200, b"OK")
 
 
 # ---- tasks ----

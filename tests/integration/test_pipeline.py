@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import TIMEOUT_MULT
-from helpers import FAST, PATH_COLUMNS, Loader, table_rows
+from helpers import FAST, PATH_COLUMNS, Loader, assert_error, table_rows
 
 TABLE = "in.c-bucket.table"
 J = {"Content-Type": "application/json"}
@@ -75,7 +75,8 @@ def test_thousand_hostile_records_become_rows(streamd_factory):
     assert staged == [], staged
 
 
-def test_existing_table_with_other_columns_fails_the_sink_task(streamd_factory):
+def test_existing_table_with_other_columns_or_case_refuses_the_sink(streamd_factory):
+    # refused at request time: the sink's task would fail on the table
     s = streamd_factory(args=FAST)
     s.create_source("s1")
     os.makedirs(os.path.join(s.data_dir, "tables"), exist_ok=True)
@@ -83,14 +84,15 @@ def test_existing_table_with_other_columns_fails_the_sink_task(streamd_factory):
     db.execute('CREATE TABLE "in.c-b.other" ("x" TEXT, "y" TEXT)')
     db.commit()
     db.close()
-    body = {"sinkId": "k2", "name": "k2", "type": "table",
-            "table": {"type": "keboola", "tableId": "in.c-b.other", "mapping": {"columns": PATH_COLUMNS}}}
-    status, task = s.api_call("POST", "/v1/branches/default/sources/s1/sinks", body)
-    assert status == 202
-    done = s.wait_task(task)
-    assert done["status"] == "error", done
-    assert "x" in done["error"] and "body" in done["error"], done
-    assert s.api_call("GET", "/v1/branches/default/sources/s1/sinks/k2")[0] == 404
+    for table_id, needles in (("in.c-b.other", ('"x"', '"body"')),
+                              ("in.c-b.OTHER", ('"in.c-b.OTHER" clashes', '"in.c-b.other"'))):
+        body = {"sinkId": "k2", "name": "k2", "type": "table",
+                "table": {"type": "keboola", "tableId": table_id,
+                          "mapping": {"columns": PATH_COLUMNS}}}
+        status, resp = s.api_call("POST", "/v1/branches/default/sources/s1/sinks", body)
+        assert_error(status, resp, 400, "stream.api.badRequest", "Invalid body.table: table ",
+                     *needles)
+        assert s.api_call("GET", "/v1/branches/default/sources/s1/sinks/k2")[0] == 404
 
 
 def drain(s, acked):

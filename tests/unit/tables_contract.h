@@ -437,6 +437,33 @@ static void tc_test_ensure_table(void **state)
     sd_buf_fini(&err);
 }
 
+/* check_table answers as ensure_table would and changes nothing: no table, no database. */
+static void tc_test_check_table(void **state)
+{
+    struct tc_fixture *fx = *state;
+    static const char *const other[] = {"id", "other"};
+    static const char *const empty_name[] = {"a", ""};
+    struct sd_buf err = SD_BUF_INIT;
+    struct tc_table t;
+
+    assert_int_equal(sd_tables_check_table(fx->t, 1, "in.c-b.t", tc_cols, TC_NCOLS, &err), 0);
+    assert_int_equal(fx->be->read_table(fx->dir, 1, "in.c-b.t", &t), SD_ENOTFOUND);
+    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.t", tc_cols, TC_NCOLS, &err), 0);
+    assert_int_equal(sd_tables_check_table(fx->t, 1, "in.c-b.t", tc_cols, TC_NCOLS, &err), 0);
+    assert_int_equal(sd_tables_check_table(fx->t, 1, "in.c-b.t", other, 2, &err), SD_ECONFLICT);
+    assert_non_null(strstr(err.data, "other"));
+    assert_int_equal(sd_tables_check_table(fx->t, 1, "in.c-b.u", other, 2, &err), 0);
+    assert_int_equal(fx->be->read_table(fx->dir, 1, "in.c-b.u", &t), SD_ENOTFOUND);
+    assert_int_equal(sd_tables_check_table(fx->t, 1, "in.c-b.t", empty_name, 2, &err), SD_EINVAL);
+    assert_int_equal(
+        sd_tables_check_table(fx->t, 1, SD_TABLES_INTERNAL_PREFIX "x", tc_cols, TC_NCOLS, &err),
+        SD_EINVAL);
+    t = tc_read(fx, 1, "in.c-b.t");
+    tc_assert_columns(&t, tc_cols, TC_NCOLS);
+    tc_table_free(&t);
+    sd_buf_fini(&err);
+}
+
 /* Invalid arguments are refused before anything is created. */
 static void tc_test_invalid_args(void **state)
 {
@@ -985,11 +1012,12 @@ static void tc_test_projects_separate(void **state)
 /* The whole suite for one backend, for a cmocka test array. */
 #define TC_TEST(f, be) cmocka_unit_test_prestate_setup_teardown(f, tc_setup, tc_teardown, (be))
 #define TC_CONTRACT_TESTS(be)                                                                      \
-    TC_TEST(tc_test_ensure_table, be), TC_TEST(tc_test_invalid_args, be),                          \
-        TC_TEST(tc_test_import_two_slices, be), TC_TEST(tc_test_reimport, be),                     \
-        TC_TEST(tc_test_failures_commit_nothing, be), TC_TEST(tc_test_import_ensures_table, be),   \
-        TC_TEST(tc_test_empty_slices, be), TC_TEST(tc_test_byte_exact_values, be),                 \
-        TC_TEST(tc_test_concurrent_same_slice, be), TC_TEST(tc_test_drop_table, be),               \
-        TC_TEST(tc_test_bookkeeping_separate, be), TC_TEST(tc_test_projects_separate, be)
+    TC_TEST(tc_test_ensure_table, be), TC_TEST(tc_test_check_table, be),                           \
+        TC_TEST(tc_test_invalid_args, be), TC_TEST(tc_test_import_two_slices, be),                 \
+        TC_TEST(tc_test_reimport, be), TC_TEST(tc_test_failures_commit_nothing, be),               \
+        TC_TEST(tc_test_import_ensures_table, be), TC_TEST(tc_test_empty_slices, be),              \
+        TC_TEST(tc_test_byte_exact_values, be), TC_TEST(tc_test_concurrent_same_slice, be),        \
+        TC_TEST(tc_test_drop_table, be), TC_TEST(tc_test_bookkeeping_separate, be),                \
+        TC_TEST(tc_test_projects_separate, be)
 
 #endif

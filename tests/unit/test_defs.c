@@ -370,6 +370,58 @@ static void test_parse_sink(void **state)
     expect_sink_error(big, "invalidLength", "lesser or equal than 100");
 }
 
+#define COLUMN_SINK(name)                                                                          \
+    "{\"name\":\"x\",\"type\":\"table\",\"table\":{\"type\":\"keboola\",\"tableId\":\"in.c-b.t\"," \
+    "\"mapping\":{\"columns\":[{\"type\":\"uuid\",\"name\":\"ok\"},{\"type\":\"body\","            \
+    "\"name\":" name "}]}}}"
+#define NAME_PATTERN_ERROR(value)                                                                  \
+    "body.table.mapping.columns[1].name must match the regexp "                                    \
+    "\"^[a-zA-Z0-9]([a-zA-Z0-9_-]*[a-zA-Z0-9])?$\" but got value " value
+
+static void test_column_names(void **state)
+{
+    struct sd_defs_sink_input in;
+    struct sd_defs_err err;
+    char body[512], name[80];
+    json_t *j;
+
+    (void)state;
+    /* 64 characters of every allowed kind pass, 65 do not */
+    memset(name, 'a', sizeof(name));
+    memcpy(name, "\"A-z_9", 6);
+    snprintf(name + 65, sizeof(name) - 65, "\"");
+    snprintf(body, sizeof(body), COLUMN_SINK("%s"), name);
+    j = parse(body);
+    assert_int_equal(sd_defs_parse_sink_create(j, &in, &err), 0);
+    json_decref(j);
+    snprintf(name + 65, sizeof(name) - 65, "b\"");
+    snprintf(body, sizeof(body), COLUMN_SINK("%s"), name);
+    expect_sink_error(
+        body, "invalidLength",
+        "Length of body.table.mapping.columns[1].name must be lesser or equal than 64 "
+        "(len=65).");
+    expect_sink_error(
+        COLUMN_SINK("\"\""), "invalidLength",
+        "Length of body.table.mapping.columns[1].name must be greater or equal than 1 "
+        "(len=0).");
+    /* control characters, quotes and backslashes are shown escaped */
+    expect_sink_error(COLUMN_SINK("\"a\\u0001b\""), "invalidPattern",
+                      NAME_PATTERN_ERROR("\"a\\x01b\""));
+    expect_sink_error(COLUMN_SINK("\"a\\nb\\t\""), "invalidPattern",
+                      NAME_PATTERN_ERROR("\"a\\nb\\t\""));
+    expect_sink_error(COLUMN_SINK("\"a\\\"b\\\\\""), "invalidPattern",
+                      NAME_PATTERN_ERROR("\"a\\\"b\\\\\""));
+    expect_sink_error(COLUMN_SINK("\"a\\u007f\""), "invalidPattern",
+                      NAME_PATTERN_ERROR("\"a\\x7f\""));
+    /* other characters, and '_' or '-' at either end */
+    expect_sink_error(COLUMN_SINK("\"a b\""), "invalidPattern", NAME_PATTERN_ERROR("\"a b\""));
+    expect_sink_error(COLUMN_SINK("\"a.b\""), "invalidPattern", NAME_PATTERN_ERROR("\"a.b\""));
+    expect_sink_error(COLUMN_SINK("\"\u00e9\""), "invalidPattern",
+                      NAME_PATTERN_ERROR("\"\xc3\xa9\""));
+    expect_sink_error(COLUMN_SINK("\"_a\""), "invalidPattern", NAME_PATTERN_ERROR("\"_a\""));
+    expect_sink_error(COLUMN_SINK("\"a-\""), "invalidPattern", NAME_PATTERN_ERROR("\"a-\""));
+}
+
 /* ---- entities and keys ---- */
 
 static void test_source_entity(void **state)
@@ -732,6 +784,151 @@ static void test_tasks_lock_conflict(void **state)
     sd_rm_rf(dir);
 }
 
+static struct sd_state *g_quota_st;
+
+/* Commits its key (arg) as the entity it creates, after a while. */
+static int commit_fn(void *arg, struct sd_task_outcome *out)
+{
+    usleep(50000);
+    assert_int_equal(sd_state_put(g_quota_st, arg, "{}", 2, 0, NULL), 0);
+    out->result = "Created.";
+    return 0;
+}
+
+static int submit_spec(struct sd_tasks *t, const char *lock, sd_task_fn fn, void *arg,
+                       const struct sd_task_quota *quota, const struct sd_task_claim *claim,
+                       json_t **task)
+{
+    struct sd_task_spec spec;
+
+    memset(&spec, 0, sizeof(spec));
+    spec.project_id = 1;
+    spec.type = "api.create.thing";
+    spec.object_key = lock;
+    spec.lock_key = lock;
+    spec.fn = fn;
+    spec.arg = arg;
+    spec.quota = quota;
+    spec.claim = claim;
+    *task = NULL;
+    return sd_tasks_submit(t, &spec, task);
+}
+
+static int submit_quota(struct sd_tasks *t, const char *key, sd_task_fn fn, json_t **task)
+{
+    struct sd_task_quota quota = {"q/", key, 2, "things"};
+
+    return submit_spec(t, key, fn, (void *)key, &quota, NULL, task);
+}
+
+static void finish(struct sd_tasks *t, json_t *task, const char *status)
+{
+    json_t *rec = wait_task(t, json_string_value(json_object_get(task, "taskId")));
+
+    assert_string_equal(json_string_value(json_object_get(rec, "status")), status);
+    json_decref(rec);
+    json_decref(task);
+}
+
+static void test_tasks_quota(void **state)
+{
+    char dir[512], path[600];
+    struct sd_state *st = NULL;
+    struct sd_tasks *t = NULL;
+    json_t *a, *b, *c, *d;
+    int64_t deleted = 0;
+
+    (void)state;
+    make_tmp_dir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/state", dir);
+    assert_int_equal(sd_state_open_backend("embedded", NULL, path, &st), 0);
+    g_quota_st = st;
+    assert_int_equal(sd_tasks_create(st, "http://api", 0, &t), 0);
+    /* queued creations count: the third is refused at once and keeps no lock */
+    assert_int_equal(submit_quota(t, "q/a", commit_fn, &a), 0);
+    assert_int_equal(submit_quota(t, "q/b", task_fail, &b), 0);
+    assert_int_equal(submit_quota(t, "q/c", commit_fn, &c), SD_ELIMIT);
+    assert_null(c);
+    assert_false(sd_tasks_is_locked(t, "q/c"));
+    finish(t, a, "success");
+    finish(t, b, "error");
+    /* a failed task freed its slot, a committed one holds it in the state store */
+    assert_int_equal(submit_quota(t, "q/c", commit_fn, &c), 0);
+    assert_int_equal(submit_quota(t, "q/d", commit_fn, &d), SD_ELIMIT);
+    /* a key that exists already is not counted twice (its creation fails as a conflict) */
+    assert_int_equal(submit_quota(t, "q/a", task_fail, &d), 0);
+    finish(t, d, "error");
+    finish(t, c, "success");
+    /* a deleted entity frees its slot */
+    assert_int_equal(sd_state_del(st, "q/a", 0, &deleted, NULL), 0);
+    assert_int_equal(submit_quota(t, "q/d", commit_fn, &d), 0);
+    finish(t, d, "success");
+    sd_tasks_destroy(t);
+    sd_state_close(st);
+    sd_rm_rf(dir);
+}
+
+/* A claim check that records what it was shown and refuses a differing held value. */
+struct claim_probe {
+    const char *held;
+    int calls;
+};
+
+static int claim_check(void *arg, const char *held)
+{
+    struct claim_probe *p = arg;
+
+    p->calls++;
+    p->held = held;
+    return held != NULL ? SD_EINVAL : 0;
+}
+
+static int submit_claim(struct sd_tasks *t, const char *lock, const char *value,
+                        struct claim_probe *probe, json_t **task)
+{
+    struct sd_buf why = SD_BUF_INIT;
+    struct sd_task_claim claim = {"1/in.c-b.t", value, claim_check, probe, &why};
+    int rc = submit_spec(t, lock, block_fn, NULL, NULL, &claim, task);
+
+    sd_buf_fini(&why);
+    return rc;
+}
+
+static void test_tasks_claim(void **state)
+{
+    char dir[512], path[600];
+    struct sd_state *st = NULL;
+    struct sd_tasks *t = NULL;
+    struct claim_probe probe;
+    json_t *a, *b, *c;
+
+    (void)state;
+    make_tmp_dir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/state", dir);
+    assert_int_equal(sd_state_open_backend("embedded", NULL, path, &st), 0);
+    assert_int_equal(sd_tasks_create(st, "http://api", 0, &t), 0);
+    memset(&probe, 0, sizeof(probe));
+    assert_int_equal(submit_claim(t, "a", "in.c-b.t|x", &probe, &a), 0);
+    assert_null(probe.held);
+    /* while a runs, another value is shown to the check (which refuses it), the same is not */
+    assert_int_equal(submit_claim(t, "b", "in.c-b.T|x", &probe, &b), SD_EINVAL);
+    assert_string_equal(probe.held, "in.c-b.t|x");
+    assert_null(b);
+    assert_false(sd_tasks_is_locked(t, "b"));
+    assert_int_equal(submit_claim(t, "c", "in.c-b.t|x", &probe, &c), 0);
+    assert_null(probe.held);
+    finish(t, a, "success");
+    finish(t, c, "success");
+    /* released when the tasks end */
+    assert_int_equal(submit_claim(t, "b", "in.c-b.T|x", &probe, &b), 0);
+    assert_null(probe.held);
+    assert_int_equal(probe.calls, 4);
+    finish(t, b, "success");
+    sd_tasks_destroy(t);
+    sd_state_close(st);
+    sd_rm_rf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -743,6 +940,7 @@ int main(void)
         cmocka_unit_test(test_table_id),
         cmocka_unit_test(test_parse_source),
         cmocka_unit_test(test_parse_sink),
+        cmocka_unit_test(test_column_names),
         cmocka_unit_test(test_source_entity),
         cmocka_unit_test(test_sink_entity),
         cmocka_unit_test(test_keys),
@@ -751,6 +949,8 @@ int main(void)
         cmocka_unit_test(test_auth_admin_token),
         cmocka_unit_test(test_tasks),
         cmocka_unit_test(test_tasks_lock_conflict),
+        cmocka_unit_test(test_tasks_quota),
+        cmocka_unit_test(test_tasks_claim),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -287,7 +287,12 @@ static void test_compile_errors(void **state)
     expect_compile_error("[{\"type\":\"uuid\",\"name\":[]}]",
                          "\"columns[0].name\" must be a string");
     expect_compile_error("[{\"type\":\"uuid\",\"name\":\"a\"},{\"type\":\"ip\",\"name\":\"a\"}]",
-                         "\"columns[1].name\" duplicates the name \"a\" of columns[0]");
+                         "\"columns[1].name\" \"a\" duplicates the name \"a\" of columns[0] "
+                         "(column names ignore case)");
+    expect_compile_error("[{\"type\":\"uuid\",\"name\":\"Id\"},{\"type\":\"ip\",\"name\":\"b\"},"
+                         "{\"type\":\"body\",\"name\":\"iD\"}]",
+                         "\"columns[2].name\" \"iD\" duplicates the name \"Id\" of columns[0] "
+                         "(column names ignore case)");
     expect_compile_error("[{\"type\":\"uuid\",\"name\":\"a\"},{\"type\":\"path\",\"name\":\"b\","
                          "\"rawString\":true},{\"type\":\"path\",\"name\":\"c\"}]",
                          "\"columns[1].path\" is required");

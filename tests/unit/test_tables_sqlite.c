@@ -223,9 +223,11 @@ static void test_file_layout_wal(void **state)
 struct probe_src {
     struct tc_src src;
     sqlite3 *user;
+    struct sd_tables *tables; /* check_table's answer during the import goes to check_rc */
     int probed;
     int64_t seen;
     int rc;
+    int check_rc;
 };
 
 static ssize_t probe_read(void *arg, void *buf, size_t len)
@@ -241,12 +243,14 @@ static ssize_t probe_read(void *arg, void *buf, size_t len)
             p->seen = sqlite3_column_int64(st, 0);
         }
         sqlite3_finalize(st);
+        p->check_rc = sd_tables_check_table(p->tables, 1, "in.c-b.t", tc_cols, TC_NCOLS, NULL);
     }
     return tc_src_read(&p->src, buf, len);
 }
 
 /* Users can read while streamd writes: a reader inside a read transaction keeps its snapshot
- * and does not block the import; a reader during the import sees the committed rows only. */
+ * and does not block the import; a reader during the import sees the committed rows only, and
+ * so does check_table. */
 static void test_reader_during_import(void **state)
 {
     struct tc_fixture *fx = *state;
@@ -280,11 +284,15 @@ static void test_reader_during_import(void **state)
     probe.src = tc_src_of(&b.csv);
     probe.src.chunk = 512;
     probe.user = reader;
+    probe.tables = fx->t;
+    probe.check_rc = -1;
     s = (struct sd_import_slice){"slice-c", probe_read, &probe};
     assert_int_equal(tc_import(fx, 1, "in.c-b.t", &s, 1), 2000);
     assert_true(probe.probed);
     assert_int_equal(probe.rc, SQLITE_ROW);
     assert_int_equal(probe.seen, 2010);
+    /* check_table (the API thread's) answers while the import holds the project's connection */
+    assert_int_equal(probe.check_rc, 0);
     assert_int_equal(user_count(reader, "in.c-b.t"), 4010);
     sqlite3_close(reader);
     tc_data_free(&a);
@@ -400,6 +408,10 @@ static void test_case_clash(void **state)
     assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.T", tc_cols, TC_NCOLS, &err),
                      SD_ECONFLICT);
     assert_non_null(strstr(err.data, "in.c-b.T"));
+    assert_non_null(strstr(err.data, "ignore case"));
+    sd_buf_reset(&err);
+    assert_int_equal(sd_tables_check_table(fx->t, 1, "in.c-b.T", tc_cols, TC_NCOLS, &err),
+                     SD_ECONFLICT);
     assert_non_null(strstr(err.data, "ignore case"));
     assert_int_equal(sd_tables_drop_table(fx->t, 1, "in.c-b.T"), 0);
     t = tc_read(fx, 1, "in.c-b.t");
