@@ -223,6 +223,10 @@ int sd_http_loop_init(struct sd_http_loop *loop, const struct sd_http_loop_opts 
 {
     memset(loop, 0, sizeof(*loop));
     loop->opts = *opts;
+    /* a head is part of its request: the request timeout bounds it too */
+    if (loop->opts.header_timeout_ms > loop->opts.request_timeout_ms) {
+        loop->opts.header_timeout_ms = loop->opts.request_timeout_ms;
+    }
     loop->is_initialized = 1;
     pthread_mutex_init(&loop->start_lock, NULL);
     pthread_cond_init(&loop->start_cond, NULL);

@@ -33,13 +33,17 @@ typedef void (*sd_http_tick_fn)(struct sd_http_loop *loop, void *arg);
 struct sd_http_loop_opts {
     const char *name;              /* for logs and the thread name */
     size_t max_request_body_bytes; /* over it h2o answers 413 itself */
-    int64_t header_timeout_ms;     /* from accept or a request's first byte to its complete head */
-    int64_t request_timeout_ms;    /* from a request's first byte to its complete body */
-    int64_t idle_timeout_ms; /* keep-alive: from a response to the next request's first byte */
-    size_t max_connections;  /* open connections; accepting pauses at this many */
-    const char
-        *bad_request_error;    /* error name of the 400 for bad framing ("stream.in.badRequest") */
-    const char *server_header; /* Server header of the answers sd_http gives itself, or NULL */
+    /* Timeouts: a complete head within header_timeout_ms of accept or of a request's first byte
+     * (at most request_timeout_ms), the whole request within request_timeout_ms of its first
+     * byte, and the next request's first byte within idle_timeout_ms of a response. */
+    int64_t header_timeout_ms;
+    int64_t request_timeout_ms;
+    int64_t idle_timeout_ms;
+    size_t max_connections; /* open connections; accepting pauses at this many */
+    /* Error name of the 400 for ambiguous framing ("stream.in.badRequest"), and the Server
+     * header of that answer (or NULL). */
+    const char *bad_request_error;
+    const char *server_header;
     sd_http_handler_fn handler;
     void *handler_arg;
     sd_http_tick_fn tick; /* optional */
