@@ -161,7 +161,7 @@ static const struct sd_opt sd_opts[] = {
     {"source.http.readHeaderTimeout", SD_OPT_DURATION, "10s", SD_MS(100), SD_MIN(1), NULL, 0,
      "Maximum time from a new connection, or from the first byte of a request on a kept-alive "
      "one, until its request head (request line and headers) is complete; then the connection "
-     "is closed without a response (duration)."},
+     "is closed without a response; at most source.http.requestTimeout (duration)."},
     {"source.http.requestTimeout", SD_OPT_DURATION, "30s", SD_SEC(1), SD_MIN(1), NULL, 0,
      "Maximum time to handle one request; reading its head and body from the first byte is "
      "bounded by it as well (duration)."},

@@ -6,7 +6,16 @@
  * h2o_multithread queue and the loop thread runs it. Stopping posts a message that closes the
  * listeners; the loop then keeps running until its owner reports idle or the drain deadline
  * passes, so parked requests still get their answers. SIGPIPE must be ignored by the process
- * (sd_cli does it) before any loop starts. */
+ * (sd_cli does it) before any loop starts.
+ *
+ * Connections: every accepted socket gets a struct sd_http_conn through its on_close callback
+ * (unused by h2o's HTTP/1 layer), which counts it against max_connections and unlinks it when
+ * h2o closes it. The listeners are read only below the cap and outside an accept back-off.
+ * h2o 2.2.5 has one silent timer over idle + head + body; a sweep on the loop enforces each part
+ * by shutdown() of the descriptor, so h2o sees EOF and frees the connection on its own path,
+ * and h2o's timer stays as a backstop. Before the handler runs, the head h2o parsed (still at
+ * the start of the socket's input) is checked by sd_http_framing; a refused one gets 400 and
+ * Connection: close, so whatever follows it is never read. */
 #include "net/sd_http.h"
 #include "net/sd_http_framing.h"
 #include "core/sd_alloc.h"
@@ -151,7 +160,8 @@ static int sd__http_has_head(const h2o_buffer_t *in)
 }
 
 /* Whether conn has waited too long: idle after a response, for a complete head, or for its
- * whole request. A connection whose request is with the handler is never over-due here. */
+ * whole request; while the loop stops, a connection without a request is over-due at once. A
+ * connection whose request is with the handler is never over-due here. */
 static int sd__http_is_overdue(struct sd_http_conn *conn, int64_t now)
 {
     const struct sd_http_loop_opts *o = &conn->loop->opts;
@@ -162,8 +172,9 @@ static int sd__http_is_overdue(struct sd_http_conn *conn, int64_t now)
     }
     if (in->size == 0) {
         conn->head_start_ms = 0;
-        return now - conn->since_ms >=
-               (conn->has_served ? o->idle_timeout_ms : o->header_timeout_ms);
+        return conn->loop->is_stopping ||
+               now - conn->since_ms >=
+                   (conn->has_served ? o->idle_timeout_ms : o->header_timeout_ms);
     }
     if (conn->head_start_ms == 0) {
         conn->head_start_ms = conn->has_served ? now : conn->since_ms;
@@ -485,7 +496,7 @@ static void sd__http_do_stop(struct sd_http_loop *loop, void *arg)
     struct sd_http_stop *stop = arg;
 
     sd__http_close_listeners(loop, NULL);
-    /* Idle keep-alive connections close now, busy ones after their response. */
+    /* Idle connections close at the next sweep, busy ones after their response. */
     h2o_context_request_shutdown(&loop->ctx);
     loop->stop_deadline_ms = sd_mono_ms() + stop->drain_ms;
     loop->is_stopping = 1;
