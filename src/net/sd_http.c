@@ -66,7 +66,7 @@ struct sd_http_busy {
 #define SD_HTTP_SWEEP_MS 100
 #define SD_HTTP_ACCEPT_BATCH 32
 #define SD_HTTP_BACKOFF_MS 100
-#define SD_HTTP_FULL_LOG_MS 60000
+#define SD_HTTP_LOG_EVERY_MS 60000 /* at most one warning a minute per kind */
 
 static void sd__http_on_accept(h2o_socket_t *listener, const char *err);
 static void sd__http_on_conn_close(void *data);
@@ -294,16 +294,20 @@ static void sd__http_setup(struct sd_http_loop *loop)
 }
 
 /* accept() failed for want of descriptors or memory: stop reading the listeners (they would
- * stay readable and the loop would spin) and try again after SD_HTTP_BACKOFF_MS. */
+ * stay readable and the loop would spin) and try again after SD_HTTP_BACKOFF_MS. Warns at most
+ * once a minute: at the edge of the limit accepts can fail and succeed in turn. */
 static void sd__http_accept_backoff(struct sd_http_loop *loop, int err)
 {
-    if (loop->backoff_until_ms == 0 && loop->is_accepting) {
+    int64_t now = sd_mono_ms();
+
+    if (loop->backoff_logged_ms == 0 || now - loop->backoff_logged_ms >= SD_HTTP_LOG_EVERY_MS) {
         sd_log_warn("http",
                     "%s: accept failed (%s) with %zu connections open: pausing accepts, "
                     "retrying every %d ms",
                     loop->opts.name, sd_strerror(-err), loop->nconns, SD_HTTP_BACKOFF_MS);
+        loop->backoff_logged_ms = now;
     }
-    loop->backoff_until_ms = sd_mono_ms() + SD_HTTP_BACKOFF_MS;
+    loop->backoff_until_ms = now + SD_HTTP_BACKOFF_MS;
 }
 
 static void sd__http_track(struct sd_http_loop *loop, h2o_socket_t *sock)
@@ -339,7 +343,8 @@ static void sd__http_on_accept(h2o_socket_t *listener, const char *err)
         h2o_accept(&loop->accept_ctx, sock);
     }
     if (loop->nconns >= loop->opts.max_connections &&
-        sd_mono_ms() - loop->full_logged_ms >= SD_HTTP_FULL_LOG_MS) {
+        (loop->full_logged_ms == 0 ||
+         sd_mono_ms() - loop->full_logged_ms >= SD_HTTP_LOG_EVERY_MS)) {
         loop->full_logged_ms = sd_mono_ms();
         sd_log_warn("http", "%s: %zu connections open, the limit: new ones wait until some close",
                     loop->opts.name, loop->nconns);

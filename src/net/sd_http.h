@@ -73,8 +73,9 @@ struct sd_http_loop {
     h2o_linklist_t conns;
     size_t nconns;
     int is_accepting;
-    int64_t backoff_until_ms; /* accept back-off in progress until then (0 = none) */
-    int64_t full_logged_ms;   /* last warning that max_connections was reached */
+    int64_t backoff_until_ms;  /* accept back-off in progress until then (0 = none) */
+    int64_t backoff_logged_ms; /* last warning of a failed accept (0 = none yet) */
+    int64_t full_logged_ms;    /* last warning that max_connections was reached (0 = none) */
     pthread_t thread;
     pthread_mutex_t start_lock;
     pthread_cond_t start_cond;
