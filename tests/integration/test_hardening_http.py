@@ -1,7 +1,8 @@
 """Connections and HTTP framing under a hostile client: ambiguous framing (RFC 9112) answers 400
 and closes on every listener, a smuggled request is never executed, maxConnections holds, slow
 heads and idle keep-alive connections are closed, and a flood of idle connections beyond the
-descriptor limit neither spins the server nor takes the API, metrics or data port down."""
+descriptor limit neither spins the server nor takes the API, metrics or data port down; an
+accept() without descriptors backs off, and SIGTERM closes idle connections at once."""
 import json
 import os
 import resource
