@@ -22,14 +22,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
         }                                                                                          \
     } while (0)
 
-/* Whether a line of buf[0..end) starts with name (case-insensitive) followed by ':'. */
+/* Whether a header line of buf[0..end) (any line after the request line) starts with name
+ * (case-insensitive) followed by ':'. */
 static int has_line(const char *buf, size_t end, const char *name)
 {
     size_t n = strlen(name);
 
-    for (size_t i = 0; i + n < end; i++) {
-        if ((i == 0 || buf[i - 1] == '\n') && strncasecmp(buf + i, name, n) == 0 &&
-            buf[i + n] == ':') {
+    for (size_t i = 1; i + n < end; i++) {
+        if (buf[i - 1] == '\n' && strncasecmp(buf + i, name, n) == 0 && buf[i + n] == ':') {
             return 1;
         }
     }
