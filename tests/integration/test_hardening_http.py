@@ -137,6 +137,16 @@ def test_slow_head_and_idle_keepalive_are_closed(streamd_factory):
         assert read_until_close(sock).startswith(b"HTTP/1.1 404 ")
 
 
+def test_slow_body_is_closed_after_request_timeout(streamd_factory):
+    # h2o's own timer now only backs up the sweep: the sweep must bound the body as well
+    s = streamd_factory(args=["--set", "source.http.requestTimeout=2s",
+                              "--set", "source.http.idleTimeout=1m"])
+    with connect(s.source) as sock:
+        sock.sendall(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n{")
+        data = read_until_close(sock)
+    assert not data.startswith(b"HTTP/1.1 2"), data
+
+
 def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
