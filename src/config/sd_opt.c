@@ -142,11 +142,15 @@ static const struct sd_opt sd_opts[] = {
     {"sink.table.keboola.jobLimit", SD_OPT_INT, "2", 1, 100, NULL, 0,
      "Maximum number of running import jobs per sink before throttling (count)."},
     {"source.http.idleTimeout", SD_OPT_DURATION, "30s", SD_SEC(1), SD_MIN(10), NULL, 0,
-     "Maximum idle time of a keep-alive connection (duration)."},
+     "Maximum idle time of a keep-alive connection between two requests; then it is closed "
+     "(duration)."},
     {"source.http.listen", SD_OPT_STRING, "0.0.0.0:7000", 0, 0, NULL, 0,
      "Listen address of the data import endpoint (host:port)."},
     {"source.http.maxConnections", SD_OPT_INT, "200000", 100, 1000000, NULL, 0,
-     "Maximum number of concurrent client connections (count)."},
+     "Maximum number of concurrent client connections; at the limit new connections wait in the "
+     "listen backlog. Never more than three quarters of the open-file limit (RLIMIT_NOFILE, "
+     "raised to its hard limit at start), so that the API, metrics and files keep descriptors "
+     "(count)."},
     {"source.http.maxRequestBodySize", SD_OPT_SIZE, "1MB", 100, SD_MB(4), NULL, 0,
      "Maximum size of one request body (bytes)."},
     {"source.http.publicUrl", SD_OPT_STRING, "", 0, 0, NULL, 0,
@@ -154,8 +158,13 @@ static const struct sd_opt sd_opts[] = {
      "address)."},
     {"source.http.readBufferSize", SD_OPT_SIZE, "16KB", SD_KB(1), SD_MB(1), NULL, 0,
      "Maximum size of all request headers together (bytes)."},
+    {"source.http.readHeaderTimeout", SD_OPT_DURATION, "10s", SD_MS(100), SD_MIN(1), NULL, 0,
+     "Maximum time from a new connection, or from the first byte of a request on a kept-alive "
+     "one, until its request head (request line and headers) is complete; then the connection "
+     "is closed without a response; at most source.http.requestTimeout (duration)."},
     {"source.http.requestTimeout", SD_OPT_DURATION, "30s", SD_SEC(1), SD_MIN(1), NULL, 0,
-     "Maximum time to handle one request (duration)."},
+     "Maximum time to handle one request; reading its head and body from the first byte is "
+     "bounded by it as well (duration)."},
     {"source.http.shutdownTimeout", SD_OPT_DURATION, "30s", SD_SEC(1), SD_MIN(10), NULL, 0,
      "Maximum time of the graceful shutdown of the import endpoint (duration)."},
     {"source.http.templateQueueSize", SD_OPT_INT, "64", 1, 100000, NULL, 0,

@@ -6,8 +6,18 @@
  * h2o_multithread queue and the loop thread runs it. Stopping posts a message that closes the
  * listeners; the loop then keeps running until its owner reports idle or the drain deadline
  * passes, so parked requests still get their answers. SIGPIPE must be ignored by the process
- * (sd_cli does it) before any loop starts. */
+ * (sd_cli does it) before any loop starts.
+ *
+ * Connections: every accepted socket gets a struct sd_http_conn through its on_close callback
+ * (unused by h2o's HTTP/1 layer), which counts it against max_connections and unlinks it when
+ * h2o closes it. The listeners are read only below the cap and outside an accept back-off.
+ * h2o 2.2.5 has one silent timer over idle + head + body; a sweep on the loop enforces each part
+ * by shutdown() of the descriptor, so h2o sees EOF and frees the connection on its own path,
+ * and h2o's timer stays as a backstop. Before the handler runs, the head h2o parsed (still at
+ * the start of the socket's input) is checked by sd_http_framing; a refused one gets 400 and
+ * Connection: close, so whatever follows it is never read. */
 #include "net/sd_http.h"
+#include "net/sd_http_framing.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_log.h"
@@ -34,12 +44,167 @@ struct sd_http_msg {
     void *arg;
 };
 
+/* One accepted connection, tracked from accept to the close of its socket (the socket's
+ * on_close callback, which neither h2o's HTTP/1 layer nor its evloop use). */
+struct sd_http_conn {
+    h2o_linklist_t link; /* in loop->conns */
+    struct sd_http_loop *loop;
+    h2o_socket_t *sock;
+    struct sd_http_busy *busy; /* the request a handler has, or NULL */
+    int64_t since_ms;          /* accept, or the end of the last request */
+    int64_t head_start_ms;     /* when bytes of the next request were first seen (0 = none yet) */
+    int has_served;            /* a request reached the handler: waiting is keep-alive idle */
+    int is_closing;            /* shut down by the sweep; h2o closes it on the EOF */
+};
+
+/* Lives in a request's pool: disposing the request (response done or connection closed)
+ * ends the connection's busy time. */
+struct sd_http_busy {
+    struct sd_http_conn *conn;
+};
+
+#define SD_HTTP_SWEEP_MS 100
+#define SD_HTTP_ACCEPT_BATCH 32
+#define SD_HTTP_BACKOFF_MS 100
+#define SD_HTTP_LOG_EVERY_MS 60000 /* at most one warning a minute per kind */
+
+static void sd__http_on_accept(h2o_socket_t *listener, const char *err);
+static void sd__http_on_conn_close(void *data);
+
+/* Reads the listeners exactly while a connection may be accepted. */
+static void sd__http_update_accepting(struct sd_http_loop *loop)
+{
+    int want = loop->backoff_until_ms == 0 && loop->nconns < loop->opts.max_connections;
+
+    if (want == loop->is_accepting) {
+        return;
+    }
+    for (size_t i = 0; i < loop->nlisteners; i++) {
+        if (want) {
+            h2o_socket_read_start(loop->listeners[i], sd__http_on_accept);
+        } else {
+            h2o_socket_read_stop(loop->listeners[i]);
+        }
+    }
+    loop->is_accepting = want;
+}
+
+static void sd__http_on_busy_done(void *p)
+{
+    struct sd_http_busy *busy = p;
+
+    if (busy->conn != NULL) {
+        busy->conn->busy = NULL;
+        busy->conn->since_ms = sd_mono_ms();
+        busy->conn->head_start_ms = 0;
+    }
+}
+
+/* The tracked connection of req, or NULL if req did not come through our accept. */
+static struct sd_http_conn *sd__http_conn_of(h2o_req_t *req)
+{
+    h2o_socket_t *sock = NULL;
+
+    if (req->conn->callbacks->get_socket != NULL) {
+        sock = req->conn->callbacks->get_socket(req->conn);
+    }
+    if (sock == NULL || sock->on_close.cb != sd__http_on_conn_close) {
+        return NULL;
+    }
+    return sock->on_close.data;
+}
+
 static int sd__http_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct sd_http_loop *loop = ((struct sd_http_handler *)self)->loop;
+    struct sd_http_conn *conn = sd__http_conn_of(req);
+    const char *why = "connection state unknown";
 
+    /* h2o leaves the head as received at the start of the socket's input (header names
+     * lower-cased); the body, if any, follows it. */
+    if (conn == NULL ||
+        sd_http_framing_check(conn->sock->input->bytes, conn->sock->input->size, &why) != 0) {
+        req->http1_is_persistent = 0;
+        if (loop->opts.server_header != NULL) {
+            sd_http_add_header(req, "Server", loop->opts.server_header);
+        }
+        sd_http_send_error(req, 400, loop->opts.bad_request_error, why);
+        return 0;
+    }
+    conn->busy = h2o_mem_alloc_shared(&req->pool, sizeof(*conn->busy), sd__http_on_busy_done);
+    conn->busy->conn = conn;
+    conn->has_served = 1;
     loop->opts.handler(loop->opts.handler_arg, req);
     return 0;
+}
+
+static void sd__http_on_conn_close(void *data)
+{
+    struct sd_http_conn *conn = data;
+    struct sd_http_loop *loop = conn->loop;
+
+    if (conn->busy != NULL) {
+        conn->busy->conn = NULL;
+    }
+    h2o_linklist_unlink(&conn->link);
+    free(conn);
+    loop->nconns--;
+    sd__http_update_accepting(loop);
+}
+
+/* Whether the buffered bytes hold a complete request head (up to its empty line). */
+static int sd__http_has_head(const h2o_buffer_t *in)
+{
+    return memmem(in->bytes, in->size, "\n\r\n", 3) != NULL ||
+           memmem(in->bytes, in->size, "\n\n", 2) != NULL;
+}
+
+/* Whether conn has waited too long: idle after a response, for a complete head, or for its
+ * whole request; while the loop stops, a connection without a request is over-due at once. A
+ * connection whose request is with the handler is never over-due here. */
+static int sd__http_is_overdue(struct sd_http_conn *conn, int64_t now)
+{
+    const struct sd_http_loop_opts *o = &conn->loop->opts;
+    const h2o_buffer_t *in = conn->sock->input;
+
+    if (conn->busy != NULL || conn->is_closing) {
+        return 0;
+    }
+    if (in->size == 0) {
+        conn->head_start_ms = 0;
+        return conn->loop->is_stopping ||
+               now - conn->since_ms >=
+                   (conn->has_served ? o->idle_timeout_ms : o->header_timeout_ms);
+    }
+    if (conn->head_start_ms == 0) {
+        conn->head_start_ms = conn->has_served ? now : conn->since_ms;
+    }
+    if (now - conn->head_start_ms >= o->request_timeout_ms) {
+        return 1;
+    }
+    return now - conn->head_start_ms >= o->header_timeout_ms && !sd__http_has_head(in);
+}
+
+/* Every SD_HTTP_SWEEP_MS: ends an accept back-off and closes over-due connections. Closing is a
+ * shutdown() of the descriptor: h2o sees EOF (or a failed write) and frees the connection
+ * through its own path. */
+static void sd__http_on_sweep(h2o_timeout_entry_t *entry)
+{
+    struct sd_http_loop *loop = H2O_STRUCT_FROM_MEMBER(struct sd_http_loop, sweep_entry, entry);
+    int64_t now = sd_mono_ms();
+
+    if (loop->backoff_until_ms != 0 && now >= loop->backoff_until_ms) {
+        loop->backoff_until_ms = 0;
+        sd__http_update_accepting(loop);
+    }
+    for (h2o_linklist_t *node = loop->conns.next; node != &loop->conns; node = node->next) {
+        struct sd_http_conn *conn = H2O_STRUCT_FROM_MEMBER(struct sd_http_conn, link, node);
+        if (sd__http_is_overdue(conn, now)) {
+            conn->is_closing = 1;
+            shutdown(h2o_socket_get_fd(conn->sock), SHUT_RDWR);
+        }
+    }
+    h2o_timeout_link(loop->ctx.loop, &loop->sweep_timeout, &loop->sweep_entry);
 }
 
 static void sd__http_on_accept(h2o_socket_t *listener, const char *err);
@@ -69,6 +234,10 @@ int sd_http_loop_init(struct sd_http_loop *loop, const struct sd_http_loop_opts 
 {
     memset(loop, 0, sizeof(*loop));
     loop->opts = *opts;
+    /* a head is part of its request: the request timeout bounds it too */
+    if (loop->opts.header_timeout_ms > loop->opts.request_timeout_ms) {
+        loop->opts.header_timeout_ms = loop->opts.request_timeout_ms;
+    }
     loop->is_initialized = 1;
     pthread_mutex_init(&loop->start_lock, NULL);
     pthread_cond_init(&loop->start_cond, NULL);
@@ -88,7 +257,10 @@ static void sd__http_setup(struct sd_http_loop *loop)
     h2o_config_init(&loop->conf);
     loop->conf.server_name = h2o_iovec_init(H2O_STRLIT(""));
     loop->conf.max_request_entity_size = loop->opts.max_request_body_bytes;
-    loop->conf.http1.req_timeout = (uint64_t)loop->opts.request_timeout_ms;
+    /* h2o's one timer runs from the end of a response over idle, head and body; the sweep
+     * enforces each part, h2o's timer only backs it up. */
+    loop->conf.http1.req_timeout =
+        (uint64_t)(loop->opts.idle_timeout_ms + loop->opts.request_timeout_ms + 1000);
     loop->conf.http1.upgrade_to_http2 = 0;
     host = h2o_config_register_host(&loop->conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     path = h2o_config_register_path(host, "/", 0);
@@ -107,14 +279,48 @@ static void sd__http_setup(struct sd_http_loop *loop)
         loop->tick_entry.cb = sd__http_on_tick;
         h2o_timeout_link(loop->ctx.loop, &loop->tick_timeout, &loop->tick_entry);
     }
+    h2o_linklist_init_anchor(&loop->conns);
+    h2o_timeout_init(loop->ctx.loop, &loop->sweep_timeout, SD_HTTP_SWEEP_MS);
+    loop->sweep_entry.cb = sd__http_on_sweep;
+    h2o_timeout_link(loop->ctx.loop, &loop->sweep_timeout, &loop->sweep_entry);
     for (size_t i = 0; i < loop->nlisteners; i++) {
         h2o_socket_t *sock = h2o_evloop_socket_create(loop->ctx.loop, loop->listen_fds[i],
                                                       H2O_SOCKET_FLAG_DONT_READ);
         sock->data = loop;
-        h2o_socket_read_start(sock, sd__http_on_accept);
         loop->listeners[i] = sock;
         loop->listen_fds[i] = -1; /* owned by the socket now */
     }
+    sd__http_update_accepting(loop);
+}
+
+/* accept() failed for want of descriptors or memory: stop reading the listeners (they would
+ * stay readable and the loop would spin) and try again after SD_HTTP_BACKOFF_MS. Warns at most
+ * once a minute: at the edge of the limit accepts can fail and succeed in turn. */
+static void sd__http_accept_backoff(struct sd_http_loop *loop, int err)
+{
+    int64_t now = sd_mono_ms();
+
+    if (loop->backoff_logged_ms == 0 || now - loop->backoff_logged_ms >= SD_HTTP_LOG_EVERY_MS) {
+        sd_log_warn("http",
+                    "%s: accept failed (%s) with %zu connections open: pausing accepts, "
+                    "retrying every %d ms",
+                    loop->opts.name, sd_strerror(-err), loop->nconns, SD_HTTP_BACKOFF_MS);
+        loop->backoff_logged_ms = now;
+    }
+    loop->backoff_until_ms = now + SD_HTTP_BACKOFF_MS;
+}
+
+static void sd__http_track(struct sd_http_loop *loop, h2o_socket_t *sock)
+{
+    struct sd_http_conn *conn = sd_xcalloc(1, sizeof(*conn));
+
+    conn->loop = loop;
+    conn->sock = sock;
+    conn->since_ms = sd_mono_ms();
+    sock->on_close.cb = sd__http_on_conn_close;
+    sock->on_close.data = conn;
+    h2o_linklist_insert(&loop->conns, &conn->link);
+    loop->nconns++;
 }
 
 static void sd__http_on_accept(h2o_socket_t *listener, const char *err)
@@ -125,10 +331,25 @@ static void sd__http_on_accept(h2o_socket_t *listener, const char *err)
     if (err != NULL) {
         return;
     }
-    sock = h2o_evloop_socket_accept(listener);
-    if (sock != NULL) {
+    for (int i = 0; i < SD_HTTP_ACCEPT_BATCH && loop->nconns < loop->opts.max_connections; i++) {
+        sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                sd__http_accept_backoff(loop, errno);
+            }
+            break;
+        }
+        sd__http_track(loop, sock);
         h2o_accept(&loop->accept_ctx, sock);
     }
+    if (loop->nconns >= loop->opts.max_connections &&
+        (loop->full_logged_ms == 0 ||
+         sd_mono_ms() - loop->full_logged_ms >= SD_HTTP_LOG_EVERY_MS)) {
+        loop->full_logged_ms = sd_mono_ms();
+        sd_log_warn("http", "%s: %zu connections open, the limit: new ones wait until some close",
+                    loop->opts.name, loop->nconns);
+    }
+    sd__http_update_accepting(loop);
 }
 
 int sd_http_loop_listen(struct sd_http_loop *loop, const char *addr, char *url, size_t url_len)
@@ -265,6 +486,7 @@ static void sd__http_close_listeners(struct sd_http_loop *loop, void *arg)
         h2o_socket_close(loop->listeners[i]);
     }
     loop->nlisteners = 0;
+    loop->is_accepting = 0;
 }
 
 void sd_http_loop_close_listeners(struct sd_http_loop *loop)
@@ -279,7 +501,7 @@ static void sd__http_do_stop(struct sd_http_loop *loop, void *arg)
     struct sd_http_stop *stop = arg;
 
     sd__http_close_listeners(loop, NULL);
-    /* Idle keep-alive connections close now, busy ones after their response. */
+    /* Idle connections close at the next sweep, busy ones after their response. */
     h2o_context_request_shutdown(&loop->ctx);
     loop->stop_deadline_ms = sd_mono_ms() + stop->drain_ms;
     loop->is_stopping = 1;
@@ -308,6 +530,8 @@ static void sd__http_teardown(struct sd_http_loop *loop)
     if (loop->opts.tick != NULL && loop->opts.tick_ms > 0) {
         h2o_timeout_dispose(loop->ctx.loop, &loop->tick_timeout);
     }
+    h2o_timeout_unlink(&loop->sweep_entry);
+    h2o_timeout_dispose(loop->ctx.loop, &loop->sweep_timeout);
     if (!h2o_linklist_is_empty(&loop->ctx.http1._conns)) {
         /* Connections outlived the drain deadline: h2o cannot dispose a context that still
          * has them, and the process is about to exit anyway. */

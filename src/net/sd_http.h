@@ -4,7 +4,12 @@
  * Threads: each struct sd_http_loop runs one h2o event loop in its own thread. Handlers run on
  * that thread. Other threads talk to a loop only through sd_http_loop_post(). A handler may
  * answer later ("park" the request) from the loop thread; nothing times a parked request out
- * unless its owner does. */
+ * unless its owner does.
+ *
+ * Limits: a loop holds at most max_connections open connections (accepting pauses at the cap
+ * and resumes below it, and backs off while accept() lacks descriptors or memory), closes
+ * connections that stay idle or send their request too slowly, and answers 400 and closes for
+ * a request head with ambiguous framing (net/sd_http_framing) before the handler runs. */
 #ifndef SD_HTTP_H
 #define SD_HTTP_H
 
@@ -28,8 +33,17 @@ typedef void (*sd_http_tick_fn)(struct sd_http_loop *loop, void *arg);
 struct sd_http_loop_opts {
     const char *name;              /* for logs and the thread name */
     size_t max_request_body_bytes; /* over it h2o answers 413 itself */
-    int64_t request_timeout_ms;    /* reading head + body, and keep-alive idle */
-    const char *server_header;     /* value of the Server header on every response */
+    /* Timeouts: a complete head within header_timeout_ms of accept or of a request's first byte
+     * (at most request_timeout_ms), the whole request within request_timeout_ms of its first
+     * byte, and the next request's first byte within idle_timeout_ms of a response. */
+    int64_t header_timeout_ms;
+    int64_t request_timeout_ms;
+    int64_t idle_timeout_ms;
+    size_t max_connections; /* open connections; accepting pauses at this many */
+    /* Error name of the 400 for ambiguous framing ("stream.in.badRequest"), and the Server
+     * header of that answer (or NULL). */
+    const char *bad_request_error;
+    const char *server_header;
     sd_http_handler_fn handler;
     void *handler_arg;
     sd_http_tick_fn tick; /* optional */
@@ -49,9 +63,19 @@ struct sd_http_loop {
     h2o_multithread_receiver_t receiver;
     h2o_timeout_t tick_timeout;
     h2o_timeout_entry_t tick_entry;
+    h2o_timeout_t sweep_timeout; /* connection timeouts and the end of an accept back-off */
+    h2o_timeout_entry_t sweep_entry;
     h2o_socket_t *listeners[SD_HTTP_MAX_LISTENERS]; /* loop thread */
     int listen_fds[SD_HTTP_MAX_LISTENERS];          /* bound by listen(), wrapped at start */
     size_t nlisteners;
+    /* Loop thread: accepted connections (struct sd_http_conn), their count, and whether the
+     * listeners are being read (off at max_connections or during an accept back-off). */
+    h2o_linklist_t conns;
+    size_t nconns;
+    int is_accepting;
+    int64_t backoff_until_ms;  /* accept back-off in progress until then (0 = none) */
+    int64_t backoff_logged_ms; /* last warning of a failed accept (0 = none yet) */
+    int64_t full_logged_ms;    /* last warning that max_connections was reached (0 = none) */
     pthread_t thread;
     pthread_mutex_t start_lock;
     pthread_cond_t start_cond;

@@ -14,6 +14,7 @@
 #include "core/sd_health.h"
 #include "core/sd_log.h"
 #include "core/sd_time.h"
+#include "net/sd_fd_budget.h"
 #include "pipeline/sd_eval_pool.h"
 #include "roles/sd_cli_jsonnet.h"
 #include "roles/sd_cli_token.h"
@@ -200,7 +201,12 @@ static char *sd__trim_slash(const char *url)
     return s;
 }
 
-static int sd__start_loops(struct sd_server *srv, unsigned roles, struct sd_buf *err)
+/* Header read and keep-alive idle timeouts of the API and metrics listeners. */
+#define SD_CLI_HEADER_TIMEOUT_MS 10000
+#define SD_CLI_IDLE_TIMEOUT_MS 30000
+
+static int sd__start_loops(struct sd_server *srv, unsigned roles, const struct sd_fd_budget *fds,
+                           struct sd_buf *err)
 {
     const struct sd_config *cfg = srv->cfg;
     struct sd_http_loop_opts o;
@@ -210,7 +216,12 @@ static int sd__start_loops(struct sd_server *srv, unsigned roles, struct sd_buf 
         memset(&o, 0, sizeof(o));
         o.name = "source";
         o.max_request_body_bytes = (size_t)sd_config_int(cfg, "source.http.maxRequestBodySize");
+        o.header_timeout_ms = sd_config_int(cfg, "source.http.readHeaderTimeout");
         o.request_timeout_ms = sd_config_int(cfg, "source.http.requestTimeout");
+        o.idle_timeout_ms = sd_config_int(cfg, "source.http.idleTimeout");
+        o.max_connections = fds->data_max_connections;
+        o.bad_request_error = "stream.in.badRequest";
+        o.server_header = SD_INGEST_SERVER;
         o.handler = sd_ingest_handle;
         o.handler_arg = srv->ingest;
         o.tick = sd_ingest_tick;
@@ -231,7 +242,11 @@ static int sd__start_loops(struct sd_server *srv, unsigned roles, struct sd_buf 
         memset(&o, 0, sizeof(o));
         o.name = "api";
         o.max_request_body_bytes = 1024 * 1024;
+        o.header_timeout_ms = SD_CLI_HEADER_TIMEOUT_MS;
         o.request_timeout_ms = 30000;
+        o.idle_timeout_ms = SD_CLI_IDLE_TIMEOUT_MS;
+        o.max_connections = fds->api_max_connections;
+        o.bad_request_error = "stream.api.badRequest";
         o.handler = sd_api_handle;
         sd_http_loop_init(&srv->api_loop, &o);
         rc = sd_http_loop_listen(&srv->api_loop, sd_config_str(cfg, "api.listen"), srv->api_url,
@@ -251,6 +266,7 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
     struct sd_http_loop metrics_loop;
     struct sd_metrics *metrics = NULL;
     struct sd_http_loop_opts mo;
+    struct sd_fd_budget fds;
     struct sd_buf err = SD_BUF_INIT;
     char *api_public = NULL, *source_public = NULL;
     sigset_t sigs;
@@ -266,6 +282,7 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
                         "(the network writer protocol is not available yet)\n");
         return 2;
     }
+    sd_fd_budget_init((size_t)sd_config_int(cfg, "source.http.maxConnections"), &fds);
     rc = sd_mkdir_p(sd_config_str(cfg, "dataDir"), SD_DIR_MODE);
     if (rc != 0) {
         fprintf(stderr, "streamd: cannot create data dir %s: %s\n", sd_config_str(cfg, "dataDir"),
@@ -315,12 +332,16 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
         goto out;
     }
     metrics = sd_metrics_create(&srv);
-    rc = sd__start_loops(&srv, a->roles, &err);
+    rc = sd__start_loops(&srv, a->roles, &fds, &err);
     if (rc == 0) {
         memset(&mo, 0, sizeof(mo));
         mo.name = "metrics";
         mo.max_request_body_bytes = 4096;
+        mo.header_timeout_ms = SD_CLI_HEADER_TIMEOUT_MS;
         mo.request_timeout_ms = 10000;
+        mo.idle_timeout_ms = SD_CLI_IDLE_TIMEOUT_MS;
+        mo.max_connections = fds.metrics_max_connections;
+        mo.bad_request_error = "stream.metrics.badRequest";
         mo.handler = sd_metrics_handle;
         mo.handler_arg = metrics;
         sd_http_loop_init(&metrics_loop, &mo);

@@ -33,7 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SD_INGEST_SERVER "Keboola/Stream/HTTPSource"
 #define SD_INGEST_MAX_SINKS 100
 
 struct sd_sink_result {

@@ -12,6 +12,9 @@
 
 #include "net/sd_http.h"
 
+/* Server header of every data endpoint response (the reference's). */
+#define SD_INGEST_SERVER "Keboola/Stream/HTTPSource"
+
 struct sd_server;
 struct sd_ingest;
 struct sd_mapping;

@@ -43,8 +43,9 @@ def http_request(url, method="GET", body=None, headers=None, timeout=30):
 class Streamd:
     """A running streamd process and helpers to talk to it."""
 
-    def __init__(self, data_dir, env=None, args=None, token=ADMIN_TOKEN):
+    def __init__(self, data_dir, env=None, args=None, token=ADMIN_TOKEN, preexec_fn=None):
         self.data_dir = data_dir
+        self.preexec_fn = preexec_fn  # runs in the child before exec (e.g. resource limits)
         self.token = token
         self.extra_env = env or {}
         self.args = args or []
@@ -69,7 +70,8 @@ class Streamd:
                # servers, so tests keep the disk free (the writer handles both cases).
                "--set", "storage.level.local.writer.allocation.enabled=false"] + self.args
         self.stderr = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self.stderr, stderr=self.stderr)
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.stderr, stderr=self.stderr,
+                                     preexec_fn=self.preexec_fn)
         deadline = time.time() + timeout * TIMEOUT_MULT
         while time.time() < deadline:
             if os.path.exists(ready):
@@ -184,10 +186,10 @@ def streamd_factory(tmp_path):
     """Creates streamd instances (each with its own data dir unless given); stops them all."""
     started = []
 
-    def make(env=None, args=None, token=ADMIN_TOKEN, data_dir=None, start=True):
+    def make(env=None, args=None, token=ADMIN_TOKEN, data_dir=None, start=True, preexec_fn=None):
         d = data_dir or str(tmp_path / ("data%d" % len(started)))
         os.makedirs(d, exist_ok=True)
-        s = Streamd(d, env=env, args=args, token=token)
+        s = Streamd(d, env=env, args=args, token=token, preexec_fn=preexec_fn)
         started.append(s)
         return s.start() if start else s
 
