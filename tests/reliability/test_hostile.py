@@ -18,14 +18,15 @@ from conftest import http_request
 PATH_COLUMNS = [{"type": "path", "name": "id", "path": "id", "rawString": True},
                 {"type": "body", "name": "body"}]
 NESTED_MANIFEST = "std.manifestJson(std.foldl(function(acc, i) [acc], std.range(1, 20000), []))"
-LIMIT_HITTING = "std.foldl(function(a, b) a + b, std.range(1, 3000000), 0)"
+# Stays within every limit, but near them: ~10 ms of one core per column.
+HEAVY = "std.length(std.join(',', [std.toString(i) for i in std.range(1, 100000)]))"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def template_columns(content):
-    return [{"type": "path", "name": "id", "path": "id", "rawString": True},
-            {"type": "template", "name": "t",
-             "template": {"language": "jsonnet", "content": content}}]
+def template_columns(content, n=1):
+    return [{"type": "path", "name": "id", "path": "id", "rawString": True}] + [
+        {"type": "template", "name": "t%d" % i,
+         "template": {"language": "jsonnet", "content": content}} for i in range(n)]
 
 
 def cpu_seconds(pid):
@@ -91,7 +92,8 @@ def test_descriptor_exhaustion_leaves_every_port_working(streamd_factory, figure
     if hard < 10_500:
         pytest.skip("the test client needs 10,500 descriptors (hard limit %d)" % hard)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    sd = streamd_factory(wrapper=["prlimit", "--nofile=1024:1024", "--"])
+    sd = streamd_factory(
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024)))
     sd.create_source("canary")
     sd.create_sink("canary", "k", PATH_COLUMNS, table_id="in.c-b.canary")
     url = source_url(sd, "canary")
@@ -168,7 +170,7 @@ def test_nested_manifest_template_is_bounded(streamd_factory, figures):
 def test_template_flood_leaves_other_sources_fast(streamd_factory, figures):
     sd = streamd_factory()
     sd.create_source("evil")
-    sd.create_sink("evil", "t", template_columns(LIMIT_HITTING), table_id="in.c-b.evil")
+    sd.create_sink("evil", "t", template_columns(HEAVY, 8), table_id="in.c-b.evil")
     sd.create_source("canary")
     sd.create_sink("canary", "k", PATH_COLUMNS, table_id="in.c-b.canary")
     evil = source_url(sd, "evil")
@@ -196,7 +198,7 @@ def test_template_flood_leaves_other_sources_fast(streamd_factory, figures):
     figures.update({"baseline": base, "under_flood": c, "evil_requests": len(evil_done),
                     "evil_statuses": sorted(set(evil_done)),
                     "evil_median_ms": round(statistics.median(evil_times) * 1000, 1)})
-    assert all(400 <= s < 600 for s in evil_done), figures
+    assert figures["evil_median_ms"] >= 68, "the flood is lighter than the attack: %r" % figures
     assert c["median_ms"] < 20 and set(c["statuses"]) == {200}, figures
 
 
