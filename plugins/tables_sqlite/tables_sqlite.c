@@ -268,12 +268,21 @@ static int tables_sqlite_db_open(const char *dir, const char *path, int64_t proj
     }
     sqlite3_busy_timeout(d->conn, TABLES_SQLITE_BUSY_MS);
     /* journal_mode answers the mode in effect: anything but "wal" (a file system without
-     * shared memory, say) would block users' readers, so it is an error */
+     * shared memory, say) would block users' readers, so it is an error. While another
+     * connection creates the database and switches it to WAL, the pragma answers SQLITE_BUSY at
+     * once, without the busy handler: retry it for as long as the busy timeout. */
     rc = tables_sqlite_prepare(d->conn, "PRAGMA journal_mode=WAL", &st, err);
     if (rc != 0) {
         goto fail;
     }
-    src = sqlite3_step(st);
+    for (int64_t waited_ms = 0;; waited_ms += 10) {
+        src = sqlite3_step(st);
+        if (src != SQLITE_BUSY || waited_ms >= TABLES_SQLITE_BUSY_MS) {
+            break;
+        }
+        sqlite3_reset(st);
+        usleep(10 * 1000);
+    }
     if (src != SQLITE_ROW) {
         rc = tables_sqlite_fail(err, d->conn, src, "PRAGMA journal_mode=WAL");
         goto fail;
