@@ -108,7 +108,12 @@ int jn_memory_error(struct sd_jn_vm *vm)
 int sd_jn_tick(struct sd_jn_vm *vm, uint64_t n)
 {
     vm->steps += n;
-    if (vm->steps > vm->limits.max_steps) {
+    if (vm->steps > vm->step_cap) {
+        if (vm->step_cap < vm->limits.max_steps) {
+            vm->budget_exhausted = 1;
+            return sd_jn_throw(vm, "evaluation step budget (%llu) exhausted",
+                               (unsigned long long)vm->step_cap);
+        }
         return sd_jn_throw(vm, "evaluation step limit (%llu) exceeded",
                            (unsigned long long)vm->limits.max_steps);
     }
@@ -145,7 +150,7 @@ static int enter(struct sd_jn_vm *vm, const struct jn_node *n)
     if ((size_t)(vm->stack_base - here) > vm->stack_budget) {
         return jn_throw_at(vm, n, "max stack depth exceeded (expression nested too deeply)");
     }
-    if (++vm->steps > vm->limits.max_steps || vm->steps >= vm->clock_steps ||
+    if (++vm->steps > vm->step_cap || vm->steps >= vm->clock_steps ||
         vm->mem.used > vm->limits.max_memory || vm->mem.is_exceeded) {
         vm->call_node = n;
         return sd_jn_tick(vm, 0);
@@ -1590,6 +1595,7 @@ struct sd_jn_vm *sd_jn_vm_new(const struct sd_jn_limits *limits)
     if (vm->limits.max_steps == 0) {
         vm->limits.max_steps = JN_DEFAULT_STEPS;
     }
+    vm->step_budget = SD_JN_NO_STEP_BUDGET;
     if (vm->limits.max_calls == 0) {
         vm->limits.max_calls = JN_DEFAULT_CALLS;
     }
@@ -1622,6 +1628,16 @@ void sd_jn_vm_free(struct sd_jn_vm *vm)
 void sd_jn_vm_set_deadline(struct sd_jn_vm *vm, int64_t deadline_ms)
 {
     vm->outer_deadline_ms = deadline_ms;
+}
+
+void sd_jn_vm_set_step_budget(struct sd_jn_vm *vm, uint64_t budget)
+{
+    vm->step_budget = budget;
+}
+
+int sd_jn_vm_budget_exhausted(const struct sd_jn_vm *vm)
+{
+    return vm->budget_exhausted;
 }
 
 void sd_jn_vm_error_pos(const struct sd_jn_vm *vm, unsigned *line, unsigned *col)
@@ -1700,6 +1716,8 @@ int sd_jn_eval(const struct sd_jn_program *prog, struct sd_jn_vm *vm, void *host
     vm->err_node = NULL;
     vm->call_node = prog->root;
     vm->steps = 0;
+    vm->step_cap = vm->step_budget < vm->limits.max_steps ? vm->step_budget : vm->limits.max_steps;
+    vm->budget_exhausted = 0;
     vm->calls = 0;
     vm->host = host;
     vm->std_obj = NULL;
@@ -1734,6 +1752,9 @@ int sd_jn_eval(const struct sd_jn_program *prog, struct sd_jn_vm *vm, void *host
         }
     }
     out->budget = out_budget;
+    if (vm->step_budget != SD_JN_NO_STEP_BUDGET) {
+        vm->step_budget -= vm->steps < vm->step_budget ? vm->steps : vm->step_budget;
+    }
     vm->host = NULL;
     jn_arena_reset(vm);
     return rc;

@@ -231,6 +231,9 @@ struct sd_jn_vm {
     struct jn_chunk *chunks;
     struct sd_buf_budget mem; /* the arena's chunks plus every buffer of the evaluation */
     uint64_t steps;
+    uint64_t step_cap;         /* this evaluation's: max_steps, or less under a step budget */
+    uint64_t step_budget;      /* sd_jn_vm_set_step_budget's steps left, SD_JN_NO_STEP_BUDGET */
+    int budget_exhausted;      /* the last evaluation failed on step_budget */
     uint64_t clock_steps;      /* look at the clock when steps reaches this */
     int64_t deadline_ms;       /* sd_mono_ms() after which the evaluation fails */
     int64_t outer_deadline_ms; /* sd_jn_vm_set_deadline's, 0 = none */

@@ -59,6 +59,13 @@ void sd_jn_vm_free(struct sd_jn_vm *vm);
 /* Also ends every later evaluation on vm at the sd_mono_ms() time deadline_ms (0 = none), when
  * that comes before its own max_time_ms: one time budget for several evaluations. */
 void sd_jn_vm_set_deadline(struct sd_jn_vm *vm, int64_t deadline_ms);
+/* Also caps the steps of every later evaluation on vm together at budget, until the next call
+ * (SD_JN_NO_STEP_BUDGET = no cap): a small budget lets a host try cheap evaluations where a long
+ * one would hurt and move the others elsewhere. An evaluation that runs out of this budget
+ * (rather than its own max_steps) fails with sd_jn_vm_budget_exhausted() returning 1. */
+#define SD_JN_NO_STEP_BUDGET UINT64_MAX
+void sd_jn_vm_set_step_budget(struct sd_jn_vm *vm, uint64_t budget);
+int sd_jn_vm_budget_exhausted(const struct sd_jn_vm *vm);
 
 /* Evaluates prog and appends its value to out in the given form. host is passed to the host
  * functions (sd_jn_host). On a runtime error (error expression, failed assert, type error, limit

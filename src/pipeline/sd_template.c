@@ -1011,6 +1011,24 @@ void sd_template_set_deadline(int64_t deadline_ms)
     }
 }
 
+void sd_template_set_step_budget(uint64_t budget)
+{
+    struct sd_tpl_tls *tls = sd__tpl_tls();
+
+    if (tls != NULL) {
+        sd_jn_vm_set_step_budget(tls->vm, budget);
+    }
+}
+
+int sd_template_budget_exhausted(void)
+{
+    struct sd_tpl_tls *t;
+
+    pthread_once(&sd__tpl_once, sd__tpl_key_init);
+    t = pthread_getspecific(sd__tpl_key);
+    return t != NULL && t->vm != NULL && sd_jn_vm_budget_exhausted(t->vm);
+}
+
 void sd_template_error_pos(unsigned *line, unsigned *col)
 {
     struct sd_tpl_tls *t;

@@ -89,6 +89,12 @@ void sd_template_error_pos(unsigned *line, unsigned *col);
 /* Ends the calling thread's later evaluations at the sd_mono_ms() time deadline_ms (0 = none)
  * when it comes before SD_TEMPLATE_MAX_TIME_MS: one budget for all the columns of a record. */
 void sd_template_set_deadline(int64_t deadline_ms);
+/* Caps the steps of the calling thread's later evaluations together at budget
+ * (SD_JN_NO_STEP_BUDGET = no cap): a cheap attempt where a long evaluation must not run. After a
+ * failed sd_template_eval, sd_template_budget_exhausted() returns 1 when it ran out of this
+ * budget (its result says nothing about the template then), 0 for a real failure. */
+void sd_template_set_step_budget(uint64_t budget);
+int sd_template_budget_exhausted(void);
 
 /* Frees the calling thread's VM and caches now (they are recreated on the next evaluation). */
 void sd_template_thread_cleanup(void);

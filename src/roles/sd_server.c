@@ -139,6 +139,7 @@ static int sd__route_sinks(struct sd_server *srv, const json_t *src_json, json_t
             continue;
         }
         sd_buf_fini(&merr);
+        src->has_template |= sd_mapping_has_template(rs->mapping);
         rs->sink_id = sd_xstrdup(json_string_value(json_object_get(sink, "sinkId")));
         key = sd__sink_key(sink);
         json_array_append_new(wanted, json_string(key));

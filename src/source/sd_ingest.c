@@ -9,8 +9,12 @@
  * pending request is reference-counted by its waiters, so a request answered early (timeout)
  * stays valid until its last waiter is popped. Status = max over sinks, as in the reference.
  *
- * A source with template columns is mapped on the template workers (pipeline/sd_eval_pool.h),
- * never on the loop: the loop hands the record (views into the unanswered request) to a worker,
+ * A record of a source with template columns is first mapped on the loop under a small step
+ * budget (SD_INGEST_INLINE_STEPS for all its evaluations together). When that is not enough the
+ * attempt is dropped (nothing was appended), the source is marked heavy for a while, and the
+ * record, like the source's next ones, goes to the template workers (pipeline/sd_eval_pool.h),
+ * so no long evaluation runs on the loop: the loop hands the record (views into the unanswered
+ * request) to a worker,
  * which maps every sink's row under the routes' read lock and posts the rows back; the loop then
  * routes the request again (the routes may have changed), appends and parks it like any record.
  * Appends stay on the loop, so waiters are queued in sequence order before their sync can come.
@@ -25,6 +29,7 @@
 #include "pipeline/sd_eval_pool.h"
 #include "pipeline/sd_mapping.h"
 #include "pipeline/sd_record.h"
+#include "pipeline/sd_template.h"
 #include "roles/sd_server.h"
 #include "storage/sd_storage.h"
 
@@ -33,7 +38,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SD_INGEST_MAX_SINKS 100
+/* Steps all the template evaluations of one record may take on the loop thread (about 0.1 ms;
+ * a typical template takes tens), and how long a source that needed more maps on the template
+ * workers before it is tried on the loop again. */
+#define SD_INGEST_INLINE_STEPS 10000
+#define SD_INGEST_HEAVY_MS 10000
 
 struct sd_sink_result {
     const char *sink_id; /* borrowed from the routes, copied below when parked */
@@ -86,7 +95,9 @@ struct sd_ingest {
     size_t read_buffer_bytes;
     size_t row_size_limit;
     int64_t request_timeout_ms;
-    struct sd_buf rows;    /* loop thread: CSV of the current record */
+    struct sd_buf rows;                /* loop thread: CSV of the current record */
+    struct sd_mapped_row *inline_rows; /* loop thread: one per sink of an inline template record */
+    size_t inline_cap;
     struct sd_link parked; /* sentinel of the parked list */
     size_t nparked;
     size_t njobs; /* loop thread: records on the evaluation pool */
@@ -636,16 +647,6 @@ static void sd__record_fill(h2o_req_t *req, struct sd_record *rec)
     rec->content_type = sd_http_header(req, "content-type");
 }
 
-static int sd__has_template(const struct sd_route_source *src)
-{
-    for (size_t i = 0; i < src->nsinks; i++) {
-        if (sd_mapping_has_template(src->sinks[i].mapping)) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* The template workers' queue is full (or the record waited in it past its timeout). */
 static void sd__send_busy(h2o_req_t *req)
 {
@@ -705,6 +706,18 @@ static void sd__on_mapped(struct sd_http_loop *loop, void *arg)
     sd__pending_start(in, p);
 }
 
+/* Maps rec for every sink of src into csv, rows[i] for sink i (routes read-locked). */
+static void sd__map_rows(const struct sd_ingest *in, const struct sd_route_source *src,
+                         struct sd_record *rec, struct sd_buf *csv, struct sd_mapped_row *rows)
+{
+    for (size_t i = 0; i < src->nsinks; i++) {
+        struct sd_mapped_row *m = &rows[i];
+        m->off = csv->len;
+        m->rc = sd_mapping_write_row(src->sinks[i].mapping, rec, in->row_size_limit, csv, &m->merr);
+        m->len = csv->len - m->off;
+    }
+}
+
 /* Pool worker: maps the record for every sink of its source (under the routes' read lock) and
  * posts the rows back to the loop. */
 static void sd__map_job(void *arg, int is_cancelled)
@@ -717,14 +730,13 @@ static void sd__map_job(void *arg, int is_cancelled)
     if (!is_cancelled && sd_mono_ms() < job->deadline_ms) {
         pthread_rwlock_rdlock(&in->routes_lock);
         src = sd__find_source(in->routes, job->project_id, job->parts[1].p, job->parts[1].len);
-        job->rows = src != NULL ? sd_xcalloc(src->nsinks + 1, sizeof(*job->rows)) : NULL;
-        for (size_t i = 0; src != NULL && i < src->nsinks; i++) {
-            struct sd_mapped_row *m = &job->rows[job->nrows++];
-            m->sink_id = sd_xstrdup(src->sinks[i].sink_id);
-            m->off = job->csv.len;
-            m->rc = sd_mapping_write_row(src->sinks[i].mapping, &job->rec, in->row_size_limit,
-                                         &job->csv, &m->merr);
-            m->len = job->csv.len - m->off;
+        if (src != NULL) {
+            job->rows = sd_xcalloc(src->nsinks + 1, sizeof(*job->rows));
+            job->nrows = src->nsinks;
+            sd__map_rows(in, src, &job->rec, &job->csv, job->rows);
+            for (size_t i = 0; i < src->nsinks; i++) {
+                job->rows[i].sink_id = sd_xstrdup(src->sinks[i].sink_id);
+            }
         }
         pthread_rwlock_unlock(&in->routes_lock);
         job->is_done = 1;
@@ -762,6 +774,58 @@ static void sd__ingest_on_pool(struct sd_ingest *in, h2o_req_t *req, const struc
     in->njobs++;
 }
 
+/* Loop thread: maps a record of a source with templates right here when its evaluations fit in
+ * SD_INGEST_INLINE_STEPS together, and appends it as any record (returns 1). A record that needs
+ * more is left to the template workers (returns 0, nothing appended), and so are the source's
+ * next records for SD_INGEST_HEAVY_MS: cheap templates skip two thread hand-offs, costly ones
+ * hold up the loop once per source and period at most. */
+static int sd__ingest_inline(struct sd_ingest *in, h2o_req_t *req,
+                             const struct sd_route_source *src)
+{
+    struct sd_mapped_row *rows;
+    struct sd_pending *p;
+    struct sd_record rec;
+    int64_t now = sd_mono_ms();
+    int is_heavy = 0;
+
+    if (now < __atomic_load_n(&src->heavy_until_ms, __ATOMIC_RELAXED)) {
+        return 0;
+    }
+    if (src->nsinks > in->inline_cap) {
+        free(in->inline_rows);
+        in->inline_rows = sd_xcalloc(src->nsinks, sizeof(*in->inline_rows));
+        in->inline_cap = src->nsinks;
+    }
+    rows = in->inline_rows;
+    sd__record_fill(req, &rec);
+    sd_buf_reset(&in->rows);
+    sd_template_set_step_budget(SD_INGEST_INLINE_STEPS);
+    sd__map_rows(in, src, &rec, &in->rows, rows);
+    for (size_t i = 0; i < src->nsinks && !is_heavy; i++) {
+        is_heavy = rows[i].rc != 0 && sd_template_budget_exhausted();
+    }
+    sd_template_set_step_budget(SD_JN_NO_STEP_BUDGET);
+    if (is_heavy) {
+        __atomic_store_n(&((struct sd_route_source *)src)->heavy_until_ms, now + SD_INGEST_HEAVY_MS,
+                         __ATOMIC_RELAXED);
+        sd_record_fini(&rec);
+        return 0;
+    }
+    p = sd__pending_new(in, req, src, now + in->request_timeout_ms);
+    for (size_t i = 0; i < src->nsinks; i++) {
+        if (rows[i].rc != 0) {
+            sd__map_failed(&p->results[i], rows[i].rc, &rows[i].merr);
+        } else {
+            sd__deliver(p, i, src->sinks[i].slot, in->rows.data + rows[i].off, rows[i].len,
+                        rec.recv_time_ms);
+        }
+    }
+    sd_record_fini(&rec);
+    pthread_rwlock_unlock(&in->routes_lock);
+    sd__pending_start(in, p);
+    return 1;
+}
+
 static void sd__ingest(struct sd_ingest *in, h2o_req_t *req, struct sd_str parts[3])
 {
     const struct sd_route_source *src;
@@ -777,8 +841,11 @@ static void sd__ingest(struct sd_ingest *in, h2o_req_t *req, struct sd_str parts
     if (src == NULL) {
         return;
     }
-    if (in->srv->eval_pool != NULL && sd__has_template(src)) {
-        /* templates may run long: never on the loop */
+    if (in->srv->eval_pool != NULL && src->has_template) {
+        /* templates may run long: never beyond a small budget on the loop */
+        if (sd__ingest_inline(in, req, src)) {
+            return;
+        }
         sd__ingest_on_pool(in, req, parts, project);
         pthread_rwlock_unlock(&in->routes_lock);
         return;
@@ -898,5 +965,6 @@ void sd_ingest_destroy(struct sd_ingest *in)
     sd_routes_free(in->routes);
     pthread_rwlock_destroy(&in->routes_lock);
     sd_buf_fini(&in->rows);
+    free(in->inline_rows);
     free(in);
 }

@@ -34,6 +34,8 @@ struct sd_route_source {
     int is_enabled;
     struct sd_route_sink *sinks; /* enabled sinks, sorted by sink id */
     size_t nsinks;
+    int has_template;       /* a sink maps with a template column */
+    int64_t heavy_until_ms; /* loop threads (atomic): map on the template workers until then */
 };
 
 struct sd_routes {

@@ -10,7 +10,7 @@ import threading
 import time
 
 from conftest import TIMEOUT_MULT, http_request
-from helpers import FAST
+from helpers import FAST, table_rows
 
 SOURCES = "/v1/branches/default/sources"
 J = {"Content-Type": "application/json"}
@@ -200,3 +200,48 @@ def test_shutdown_answers_records_on_the_template_workers(streamd_factory):
         assert status in (200, 500, 503), (status, data)
         if status == 503:
             assert json.loads(data)["error"] in ("stream.in.shutdown", "stream.in.noPipelineReady"), data
+
+
+def wait_rows(s, table, n):
+    deadline = time.monotonic() + 30 * TIMEOUT_MULT
+    while True:
+        rows = table_rows(s.data_dir, table)
+        if len(rows) >= n or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
+
+
+def test_cheap_templates_map_on_the_loop_while_the_workers_are_full(streamd_factory):
+    """A record whose templates fit in the loop's small step budget is mapped on the loop: it is
+    answered even while the template workers' queue is full of slow records."""
+    s = streamd_factory(args=FAST + ["--set", "source.http.templateWorkers=1",
+                                     "--set", "source.http.templateQueueSize=1"])
+    slow_url = s.create_source("s1")["http"]["url"]
+    s.create_sink("s1", "k1", slow_columns(), table_id="in.c-bucket.slow")
+    cheap_url = s.create_source("s2")["http"]["url"]
+    s.create_sink("s2", "k2", [tpl("t", "Body('a') + 1")], table_id="in.c-bucket.cheap")
+    statuses = []
+    with Flood(lambda: http_request(slow_url, "POST", '{"a": 1}', J, timeout=60)[0]) as flood:
+        while 503 not in flood.statuses:  # the queue is full
+            time.sleep(0.01)
+        for n in range(20):
+            status, _, data = s.request("POST", cheap_url, '{"a": %d}' % n, J)
+            statuses.append((status, data))
+    assert all(status == 200 for status, _ in statuses), statuses
+    assert sorted(int(r[0]) for r in wait_rows(s, "in.c-bucket.cheap", 20)) == list(range(1, 21))
+
+
+def test_records_over_the_loop_budget_land_once_from_the_workers(streamd_factory):
+    """A record whose templates need more than the loop's budget is dropped there unwritten and
+    mapped again on the workers: every record lands exactly once, with its full value."""
+    s = streamd_factory(args=FAST)
+    url = s.create_source("s1")["http"]["url"]
+    s.create_sink("s1", "k1", [{"type": "path", "name": "id", "path": "id"}, tpl("t", SLOW)],
+                  table_id="in.c-bucket.slow")
+    for n in range(3):
+        status, _, data = s.request("POST", url, '{"id": %d}' % n, J)
+        assert status == 200, data
+    rows = wait_rows(s, "in.c-bucket.slow", 3)
+    time.sleep(1)  # nothing more arrives
+    assert sorted(table_rows(s.data_dir, "in.c-bucket.slow")) == \
+        [(str(n), "11250075000") for n in range(3)], rows

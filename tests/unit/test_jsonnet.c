@@ -557,6 +557,59 @@ static void test_time_limit(void **state)
     sd_buf_fini(&err);
 }
 
+/* A step budget caps several evaluations together, says when it (not max_steps) ended one, and
+ * lifts with SD_JN_NO_STEP_BUDGET. */
+static void test_step_budget(void **state)
+{
+    struct sd_jn_program *cheap, *loop;
+    struct sd_jn_vm *vm;
+    struct sd_buf out = SD_BUF_INIT;
+    struct sd_buf err = SD_BUF_INIT;
+    struct sd_jn_limits lim = {0};
+    int n = 0;
+
+    (void)state;
+    lim.max_steps = 100000;
+    vm = sd_jn_vm_new(&lim);
+    assert_int_equal(compile("1 + 2", &cheap, &err), 0);
+    assert_int_equal(
+        compile("local f(n, a) = if n == 0 then a else f(n - 1, a + 1) tailstrict; f(1000, 0)",
+                &loop, &err),
+        0);
+    /* Cheap evaluations share the budget until it runs out. */
+    sd_jn_vm_set_step_budget(vm, 50);
+    while (sd_jn_eval(cheap, vm, NULL, SD_JN_OUT_COMPACT, &out, &err) == 0) {
+        assert_false(sd_jn_vm_budget_exhausted(vm));
+        n++;
+        assert_true(n < 50);
+    }
+    assert_true(n >= 2);
+    assert_true(sd_jn_vm_budget_exhausted(vm));
+    assert_non_null(strstr(sd_buf_cstr(&err), "step budget"));
+    /* A longer evaluation fails on the budget, and passes once it is lifted. */
+    sd_jn_vm_set_step_budget(vm, 1000);
+    assert_int_equal(sd_jn_eval(loop, vm, NULL, SD_JN_OUT_COMPACT, &out, &err), SD_EINVAL);
+    assert_true(sd_jn_vm_budget_exhausted(vm));
+    sd_jn_vm_set_step_budget(vm, SD_JN_NO_STEP_BUDGET);
+    sd_buf_reset(&out);
+    assert_int_equal(sd_jn_eval(loop, vm, NULL, SD_JN_OUT_COMPACT, &out, &err), 0);
+    assert_string_equal(sd_buf_cstr(&out), "1000");
+    assert_false(sd_jn_vm_budget_exhausted(vm));
+    /* A budget above max_steps leaves the step limit in charge. */
+    sd_jn_vm_set_step_budget(vm, 10 * lim.max_steps);
+    sd_jn_program_free(loop);
+    assert_int_equal(compile("local f(n) = f(n + 1) tailstrict; f(0)", &loop, &err), 0);
+    sd_buf_reset(&err);
+    assert_int_equal(sd_jn_eval(loop, vm, NULL, SD_JN_OUT_COMPACT, &out, &err), SD_EINVAL);
+    assert_false(sd_jn_vm_budget_exhausted(vm));
+    assert_non_null(strstr(sd_buf_cstr(&err), "step limit"));
+    sd_jn_program_free(cheap);
+    sd_jn_program_free(loop);
+    sd_jn_vm_free(vm);
+    sd_buf_fini(&out);
+    sd_buf_fini(&err);
+}
+
 static void test_output_limit(void **state)
 {
     struct sd_jn_program *prog;
@@ -724,9 +777,9 @@ int main(void)
         cmocka_unit_test(test_static_errors),  cmocka_unit_test(test_runtime_error),
         cmocka_unit_test(test_deep_recursion), cmocka_unit_test(test_deep_input),
         cmocka_unit_test(test_step_limit),     cmocka_unit_test(test_memory_limit),
-        cmocka_unit_test(test_time_limit),     cmocka_unit_test(test_output_limit),
-        cmocka_unit_test(test_vm_reuse),       cmocka_unit_test(test_output_forms),
-        cmocka_unit_test(test_host_functions),
+        cmocka_unit_test(test_time_limit),     cmocka_unit_test(test_step_budget),
+        cmocka_unit_test(test_output_limit),   cmocka_unit_test(test_vm_reuse),
+        cmocka_unit_test(test_output_forms),   cmocka_unit_test(test_host_functions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
