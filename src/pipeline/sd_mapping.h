@@ -50,9 +50,8 @@ const char *sd_mapping_column_name(const struct sd_mapping *m, size_t i);
 enum sd_column_type sd_mapping_column_type(const struct sd_mapping *m, size_t i);
 /* Returns 1 when a column reads the parsed body (path, or a template that mentions Body). */
 int sd_mapping_needs_body(const struct sd_mapping *m);
-/* Returns 1 when a column is a template (its rows may run long: the data endpoint maps them on
- * the loop only under a small step budget, else on the evaluation pool, pipeline/sd_eval_pool.h).
- */
+/* Returns 1 when a column is a template: its rows may take long, so the data endpoint maps them
+ * on the loop only under a small step budget, else on the evaluation pool (sd_eval_pool.h). */
 int sd_mapping_has_template(const struct sd_mapping *m);
 
 /* Appends one CSV row (sd_csv format, '\n'-terminated) for rec to out; out is not reset, and on
