@@ -712,6 +712,7 @@ static void sd__map_rows(const struct sd_ingest *in, const struct sd_route_sourc
 {
     for (size_t i = 0; i < src->nsinks; i++) {
         struct sd_mapped_row *m = &rows[i];
+        memset(&m->merr, 0, sizeof(m->merr));
         m->off = csv->len;
         m->rc = sd_mapping_write_row(src->sinks[i].mapping, rec, in->row_size_limit, csv, &m->merr);
         m->len = csv->len - m->off;
