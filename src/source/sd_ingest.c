@@ -14,11 +14,10 @@
  * attempt is dropped (nothing was appended), the source is marked heavy for a while, and the
  * record, like the source's next ones, goes to the template workers (pipeline/sd_eval_pool.h),
  * so no long evaluation runs on the loop: the loop hands the record (views into the unanswered
- * request) to a worker,
- * which maps every sink's row under the routes' read lock and posts the rows back; the loop then
- * routes the request again (the routes may have changed), appends and parks it like any record.
- * Appends stay on the loop, so waiters are queued in sequence order before their sync can come.
- * in->njobs keeps the loop's drain waiting for records on the workers. */
+ * request) to a worker, which maps every sink's row under the routes' read lock and posts the rows
+ * back; the loop then routes the request again (the routes may have changed), appends and parks it
+ * like any record. Appends stay on the loop, so waiters are queued in sequence order before their
+ * sync can come. in->njobs keeps the loop's drain waiting for records on the workers. */
 #include "source/sd_ingest.h"
 #include "config/sd_config.h"
 #include "core/sd_alloc.h"
@@ -95,20 +94,20 @@ struct sd_ingest {
     size_t read_buffer_bytes;
     size_t row_size_limit;
     int64_t request_timeout_ms;
-    struct sd_buf rows;                /* loop thread: CSV of the current record */
-    struct sd_mapped_row *inline_rows; /* loop thread: one per sink of an inline template record */
-    size_t inline_cap;
+    struct sd_buf rows;           /* loop thread: CSV of the current record */
+    struct sd_mapped_row *mapped; /* loop thread: the rows of the current record, per sink */
+    size_t mapped_cap;
     struct sd_link parked; /* sentinel of the parked list */
     size_t nparked;
     size_t njobs; /* loop thread: records on the evaluation pool */
 };
 
-/* One sink's row, mapped by a pool worker. */
+/* One sink's row of a record, mapped on the loop or by a pool worker. */
 struct sd_mapped_row {
     char *sink_id;
     int rc; /* of sd_mapping_write_row */
     struct sd_map_error merr;
-    size_t off, len; /* the row in the job's csv */
+    size_t off, len; /* the row in its csv buffer */
 };
 
 /* A record of a source with template sinks, mapped on the evaluation pool. The record borrows
@@ -599,16 +598,6 @@ static void sd__pending_start(struct sd_ingest *in, struct sd_pending *p)
     }
 }
 
-/* The result of sink i when its row could not be mapped (rc of sd_mapping_write_row). */
-static void sd__map_failed(struct sd_sink_result *r, int rc, const struct sd_map_error *merr)
-{
-    if (rc < 0) {
-        sd__set_result(r, 500, "stream.in.genericError", "Out of memory.");
-    } else {
-        sd__set_result(r, rc, merr->name, merr->message);
-    }
-}
-
 /* Appends sink i's row to its slot and parks p on the sync, or sets the result. */
 static void sd__deliver(struct sd_pending *p, size_t i, struct sd_sink_slot *slot, const char *row,
                         size_t len, int64_t recv_time_ms)
@@ -623,6 +612,21 @@ static void sd__deliver(struct sd_pending *p, size_t i, struct sd_sink_slot *slo
         sd__park(p, slice, i, seq);
     } else {
         sd__set_result(&p->results[i], 202, NULL, "accepted");
+    }
+}
+
+/* Appends sink i's mapped row m (in csv) to its slot, or sets the mapping's error as its
+ * result. */
+static void sd__deliver_mapped(struct sd_pending *p, size_t i, struct sd_sink_slot *slot,
+                               const struct sd_mapped_row *m, const struct sd_buf *csv,
+                               int64_t recv_time_ms)
+{
+    if (m->rc < 0) {
+        sd__set_result(&p->results[i], 500, "stream.in.genericError", "Out of memory.");
+    } else if (m->rc > 0) {
+        sd__set_result(&p->results[i], m->rc, m->merr.name, m->merr.message);
+    } else {
+        sd__deliver(p, i, slot, csv->data + m->off, m->len, recv_time_ms);
     }
 }
 
@@ -695,10 +699,8 @@ static void sd__on_mapped(struct sd_http_loop *loop, void *arg)
         if (m == NULL) { /* a sink added while the record was mapped */
             sd__set_result(&p->results[i], 503, "stream.in.noPipelineReady",
                            "The sink changed while the record was mapped, retry later.");
-        } else if (m->rc != 0) {
-            sd__map_failed(&p->results[i], m->rc, &m->merr);
         } else {
-            sd__deliver(p, i, sink->slot, job->csv.data + m->off, m->len, job->rec.recv_time_ms);
+            sd__deliver_mapped(p, i, sink->slot, m, &job->csv, job->rec.recv_time_ms);
         }
     }
     pthread_rwlock_unlock(&in->routes_lock);
@@ -775,13 +777,14 @@ static void sd__ingest_on_pool(struct sd_ingest *in, h2o_req_t *req, const struc
     in->njobs++;
 }
 
-/* Loop thread: maps a record of a source with templates right here when its evaluations fit in
- * SD_INGEST_INLINE_STEPS together, and appends it as any record (returns 1). A record that needs
- * more is left to the template workers (returns 0, nothing appended), and so are the source's
- * next records for SD_INGEST_HEAVY_MS: cheap templates skip two thread hand-offs, costly ones
- * hold up the loop once per source and period at most. */
-static int sd__ingest_inline(struct sd_ingest *in, h2o_req_t *req,
-                             const struct sd_route_source *src)
+/* Loop thread: maps the record for every sink of src and appends its rows (routes read-locked;
+ * released when it returns 1). For a source with templates (is_budgeted) all its evaluations
+ * share SD_INGEST_INLINE_STEPS: a record that needs more is dropped unwritten and left to the
+ * template workers (returns 0, lock held), and so are the source's next records for
+ * SD_INGEST_HEAVY_MS. Cheap templates skip two thread hand-offs; costly ones hold up the loop
+ * once per source and period at most. */
+static int sd__ingest_here(struct sd_ingest *in, h2o_req_t *req, const struct sd_route_source *src,
+                           int is_budgeted)
 {
     struct sd_mapped_row *rows;
     struct sd_pending *p;
@@ -789,23 +792,27 @@ static int sd__ingest_inline(struct sd_ingest *in, h2o_req_t *req,
     int64_t now = sd_mono_ms();
     int is_heavy = 0;
 
-    if (now < __atomic_load_n(&src->heavy_until_ms, __ATOMIC_RELAXED)) {
+    if (is_budgeted && now < __atomic_load_n(&src->heavy_until_ms, __ATOMIC_RELAXED)) {
         return 0;
     }
-    if (src->nsinks > in->inline_cap) {
-        free(in->inline_rows);
-        in->inline_rows = sd_xcalloc(src->nsinks, sizeof(*in->inline_rows));
-        in->inline_cap = src->nsinks;
+    if (src->nsinks > in->mapped_cap) {
+        free(in->mapped);
+        in->mapped = sd_xcalloc(src->nsinks, sizeof(*in->mapped));
+        in->mapped_cap = src->nsinks;
     }
-    rows = in->inline_rows;
+    rows = in->mapped;
     sd__record_fill(req, &rec);
     sd_buf_reset(&in->rows);
-    sd_template_set_step_budget(SD_INGEST_INLINE_STEPS);
-    sd__map_rows(in, src, &rec, &in->rows, rows);
-    for (size_t i = 0; i < src->nsinks && !is_heavy; i++) {
-        is_heavy = rows[i].rc != 0 && sd_template_budget_exhausted();
+    if (is_budgeted) {
+        sd_template_set_step_budget(SD_INGEST_INLINE_STEPS);
     }
-    sd_template_set_step_budget(SD_JN_NO_STEP_BUDGET);
+    sd__map_rows(in, src, &rec, &in->rows, rows);
+    if (is_budgeted) {
+        for (size_t i = 0; i < src->nsinks && !is_heavy; i++) {
+            is_heavy = rows[i].rc != 0 && sd_template_budget_exhausted();
+        }
+        sd_template_set_step_budget(SD_JN_NO_STEP_BUDGET);
+    }
     if (is_heavy) {
         __atomic_store_n(&((struct sd_route_source *)src)->heavy_until_ms, now + SD_INGEST_HEAVY_MS,
                          __ATOMIC_RELAXED);
@@ -814,12 +821,7 @@ static int sd__ingest_inline(struct sd_ingest *in, h2o_req_t *req,
     }
     p = sd__pending_new(in, req, src, now + in->request_timeout_ms);
     for (size_t i = 0; i < src->nsinks; i++) {
-        if (rows[i].rc != 0) {
-            sd__map_failed(&p->results[i], rows[i].rc, &rows[i].merr);
-        } else {
-            sd__deliver(p, i, src->sinks[i].slot, in->rows.data + rows[i].off, rows[i].len,
-                        rec.recv_time_ms);
-        }
+        sd__deliver_mapped(p, i, src->sinks[i].slot, &rows[i], &in->rows, rec.recv_time_ms);
     }
     sd_record_fini(&rec);
     pthread_rwlock_unlock(&in->routes_lock);
@@ -830,8 +832,6 @@ static int sd__ingest_inline(struct sd_ingest *in, h2o_req_t *req,
 static void sd__ingest(struct sd_ingest *in, h2o_req_t *req, struct sd_str parts[3])
 {
     const struct sd_route_source *src;
-    struct sd_pending *p;
-    struct sd_record rec;
     int64_t project;
 
     if (sd__parse_project(parts[0], &project) != 0) {
@@ -842,34 +842,11 @@ static void sd__ingest(struct sd_ingest *in, h2o_req_t *req, struct sd_str parts
     if (src == NULL) {
         return;
     }
-    if (in->srv->eval_pool != NULL && src->has_template) {
-        /* templates may run long: never beyond a small budget on the loop */
-        if (sd__ingest_inline(in, req, src)) {
-            return;
-        }
+    /* templates may run long: never beyond a small budget on the loop */
+    if (!sd__ingest_here(in, req, src, in->srv->eval_pool != NULL && src->has_template)) {
         sd__ingest_on_pool(in, req, parts, project);
         pthread_rwlock_unlock(&in->routes_lock);
-        return;
     }
-    p = sd__pending_new(in, req, src, sd_mono_ms() + in->request_timeout_ms);
-    sd__record_fill(req, &rec);
-    for (size_t i = 0; i < src->nsinks; i++) {
-        const struct sd_route_sink *sink = &src->sinks[i];
-        struct sd_map_error merr;
-        int rc;
-
-        sd_buf_reset(&in->rows);
-        memset(&merr, 0, sizeof(merr));
-        rc = sd_mapping_write_row(sink->mapping, &rec, in->row_size_limit, &in->rows, &merr);
-        if (rc != 0) {
-            sd__map_failed(&p->results[i], rc, &merr);
-        } else {
-            sd__deliver(p, i, sink->slot, in->rows.data, in->rows.len, rec.recv_time_ms);
-        }
-    }
-    pthread_rwlock_unlock(&in->routes_lock);
-    sd_record_fini(&rec);
-    sd__pending_start(in, p);
 }
 
 void sd_ingest_handle(void *arg, h2o_req_t *req)
@@ -966,6 +943,6 @@ void sd_ingest_destroy(struct sd_ingest *in)
     sd_routes_free(in->routes);
     pthread_rwlock_destroy(&in->routes_lock);
     sd_buf_fini(&in->rows);
-    free(in->inline_rows);
+    free(in->mapped);
     free(in);
 }
