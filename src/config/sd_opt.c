@@ -221,7 +221,9 @@ static const struct sd_opt sd_opts[] = {
     {"storage.level.local.encoding.maxChunkSize", SD_OPT_SIZE, "512KB", SD_KB(64), SD_MB(1), NULL,
      SD_OPT_P, "Maximum size of one compressed chunk sent to a writer (bytes)."},
     {"storage.level.local.encoding.sync.checkInterval", SD_OPT_DURATION, "5ms", SD_MS(1),
-     SD_SEC(30), NULL, SD_OPT_P, "Interval between checks of the sync triggers (duration)."},
+     SD_SEC(30), NULL, SD_OPT_P,
+     "Interval between checks of the sync triggers (duration). Accepted for compatibility: "
+     "streamd queues a batch for its sync at its first row, so nothing waits for a check."},
     {"storage.level.local.encoding.sync.compressedBytesTrigger", SD_OPT_SIZE, "256KB", 100,
      SD_MB(100), NULL, SD_OPT_P,
      "Compressed bytes since the last sync that trigger a sync (bytes)."},
