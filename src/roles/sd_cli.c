@@ -9,6 +9,7 @@
 #include "api/sd_api.h"
 #include "config/sd_config.h"
 #include "config/sd_config_bind.h"
+#include "config/sd_config_doc.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_fs.h"
@@ -65,6 +66,7 @@ struct sd_cli_args {
     unsigned roles;
     int dump_config;
     int dump_json;
+    int config_docs;
 };
 
 static void sd__usage(FILE *out)
@@ -73,6 +75,7 @@ static void sd__usage(FILE *out)
                  "[--ready-file FILE] [ROLE...]\n"
                  "       streamd config dump [--json] [--config FILE] [--data-dir DIR] "
                  "[--set KEY=VALUE]...\n"
+                 "       streamd config docs   (every key as Markdown: docs/CONFIG.md)\n"
                  "       streamd token create|list|revoke ... (see streamd token --help)\n"
                  "       streamd jsonnet FILE|-\n"
                  "       streamd template eval [--body FILE] [--header 'Name: value']... "
@@ -150,6 +153,11 @@ static int sd__parse_args(int argc, char **argv, struct sd_cli_args *a)
             i++;
             continue;
         }
+        if (strcmp(arg, "config") == 0 && i + 1 < argc && strcmp(argv[i + 1], "docs") == 0) {
+            a->config_docs = 1;
+            i++;
+            continue;
+        }
         for (size_t k = 0; k < sizeof(sd_roles) / sizeof(sd_roles[0]); k++) {
             if (strcmp(arg, sd_roles[k].name) == 0) {
                 a->roles |= sd_roles[k].bit;
@@ -222,6 +230,8 @@ struct sd_cli_config {
     int64_t header_timeout_ms;
     int64_t request_timeout_ms;
     int64_t idle_timeout_ms;
+    int64_t shutdown_timeout_ms;
+    size_t write_buffer;
     size_t template_workers;
     size_t template_queue;
 };
@@ -246,6 +256,8 @@ static const struct sd_config_binding sd_cli_rows[] = {
     SD_CLI_BIND(header_timeout_ms, "source.http.readHeaderTimeout", SD_BIND_I64),
     SD_CLI_BIND(request_timeout_ms, "source.http.requestTimeout", SD_BIND_I64),
     SD_CLI_BIND(idle_timeout_ms, "source.http.idleTimeout", SD_BIND_I64),
+    SD_CLI_BIND(shutdown_timeout_ms, "source.http.shutdownTimeout", SD_BIND_I64),
+    SD_CLI_BIND(write_buffer, "source.http.writeBufferSize", SD_BIND_SIZE_T),
     SD_CLI_BIND(template_workers, "source.http.templateWorkers", SD_BIND_SIZE_T),
     SD_CLI_BIND(template_queue, "source.http.templateQueueSize", SD_BIND_SIZE_T),
 };
@@ -268,6 +280,7 @@ static int sd__start_loops(struct sd_server *srv, const struct sd_cli_config *c,
         o.header_timeout_ms = c->header_timeout_ms;
         o.request_timeout_ms = c->request_timeout_ms;
         o.idle_timeout_ms = c->idle_timeout_ms;
+        o.send_buffer_bytes = c->write_buffer;
         o.max_connections = fds->data_max_connections;
         o.bad_request_error = "stream.in.badRequest";
         o.server_header = SD_INGEST_SERVER;
@@ -466,7 +479,7 @@ out:
     sd_storage_close(srv.storage); /* final syncs answer the parked requests */
     srv.storage = NULL;
     if (srv.source_loop.is_initialized) {
-        sd_http_loop_stop(&srv.source_loop, c.request_timeout_ms);
+        sd_http_loop_stop(&srv.source_loop, c.shutdown_timeout_ms);
         sd_http_loop_fini(&srv.source_loop);
     }
     sd_http_loop_fini(&srv.api_loop);
@@ -508,6 +521,13 @@ int sd_cli_run(int argc, char **argv)
     if (sd__parse_args(argc, argv, &a) != 0) {
         free(a.sets);
         return 2;
+    }
+    if (a.config_docs) {
+        sd_config_doc(&err);
+        fwrite(err.data, 1, err.len, stdout);
+        sd_buf_fini(&err);
+        free(a.sets);
+        return 0;
     }
     /* Block the shutdown signals in every thread; the main thread takes them with sigwait. */
     signal(SIGPIPE, SIG_IGN);

@@ -910,7 +910,7 @@ static void test_unknown_env_is_warning(void **state)
 {
     char *env[] = {"HOME=/root", "STREAM_NO_SUCH_OPTION=1", "STREAMD_OTHER=1",
                    "STREAM_SOURCE_HTTP_LISTEN=127.0.0.1:0", NULL};
-    char *ok_env[] = {"STREAM_NODE_ID=n1", "STREAM_DEBUG_HTTP_CLIENT=true", NULL};
+    char *ok_env[] = {"STREAM_NODE_ID=n1", "STREAM_DEBUG_HTTP_CLIENT=false", NULL};
     char *logged;
     int rc = -1;
 
@@ -928,6 +928,52 @@ static void test_unknown_env_is_warning(void **state)
     assert_int_equal(rc, 0);
     assert_string_equal(logged, "");
     free(logged);
+}
+
+/* Keys marked cluster or not applicable warn when set to another value than the default;
+ * rejected keys and the cloud KMS providers are errors. */
+static void test_marked_keys(void **state)
+{
+    char *cluster_env[] = {"STREAM_ETCD_NAMESPACE=other/", "STREAM_DATADOG_ENABLED=false",
+                           "STREAM_PPROF_LISTEN=0.0.0.0:4000", NULL};
+    char *aes_env[] = {"STREAM_ENCRYPTION_PROVIDER=aes",
+                       "STREAM_ENCRYPTION_AES_SECRET_KEY=0123456789abcdef0123456789abcdef", NULL};
+    const char *why = NULL;
+    char *logged;
+    char *msg;
+    int rc = -1;
+
+    (void)state;
+    assert_int_equal(sd_opt_mark(sd_opt_find("etcd.endpoint"), &why), SD_OPT_CLUSTER);
+    assert_non_null(why);
+    assert_int_equal(sd_opt_mark(sd_opt_find("source.http.listen"), &why), SD_OPT_WORKS);
+    assert_null(why);
+    assert_int_equal(sd_opt_mark(sd_opt_find("encryption.gcp.kmsKeyId"), NULL), SD_OPT_REJECTED);
+    assert_int_equal(sd_opt_mark(sd_opt_find("storageApiHost"), NULL), SD_OPT_NOT_APPLICABLE);
+
+    logged = load_capturing_stderr(cluster_env, &rc);
+    assert_int_equal(rc, 0);
+    assert_contains(logged, "\\\"etcd.namespace\\\" is set but has no effect in standalone streamd "
+                            "(cluster)");
+    assert_contains(logged, "\\\"datadog.enabled\\\" is set but has no effect in streamd "
+                            "(not applicable)");
+    /* set to its default: nothing to warn about */
+    assert_not_contains(logged, "pprof.listen");
+    free(logged);
+
+    logged = load_capturing_stderr(aes_env, &rc);
+    assert_int_equal(rc, 0);
+    assert_contains(logged, "encryption.provider");
+    assert_contains(logged, "encryption.aes.secretKey");
+    assert_not_contains(logged, "0123456789abcdef");
+    free(logged);
+
+    msg = load_fail_set("encryption.provider=aws");
+    assert_contains(msg, "invalid value \"aws\" for \"encryption.provider\": cloud KMS");
+    free(msg);
+    msg = load_fail_set("encryption.gcp.kmsKeyId=projects/p/keys/k");
+    assert_contains(msg, "config key \"encryption.gcp.kmsKeyId\" is not supported by streamd");
+    free(msg);
 }
 
 static void test_env_values(void **state)
@@ -1150,7 +1196,9 @@ static void test_dump(void **state)
     sd_config_dump(cfg, 0, &out);
     assert_contains(out.data, "auth.adminToken: \"***\"\n");
     assert_not_contains(out.data, "my-admin-token");
-    assert_contains(out.data, "etcd.password: \"\"\n");
+    assert_contains(out.data, "etcd.password: \"\"  # cluster\n");
+    assert_contains(out.data, "pprof.enabled: false  # not applicable\n");
+    assert_contains(out.data, "encryption.aws.region: \"\"  # rejected\n");
     assert_contains(out.data, "source.http.listen: 0.0.0.0:7000\n");
     assert_contains(out.data, "source.http.maxRequestBodySize: 1MB\n");
     assert_contains(out.data, "source.http.requestTimeout: 30s\n");
@@ -1195,7 +1243,14 @@ static void test_dump(void **state)
     assert_not_contains(out.data, "another-admin-token");
     root = json_loads(out.data, 0, &jerr);
     assert_non_null(root);
-    assert_int_equal(json_object_size(root), n);
+    assert_int_equal(json_object_size(root), n + 1);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(root, "$marks"), "etcd.endpoint")),
+        "cluster");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(root, "$marks"), "datadog.enabled")),
+        "not applicable");
+    assert_null(json_object_get(json_object_get(root, "$marks"), "source.http.listen"));
     assert_string_equal(json_string_value(json_object_get(root, "auth.adminToken")), "***");
     assert_string_equal(json_string_value(json_object_get(root, "source.http.listen")),
                         "0.0.0.0:7000");
@@ -1215,6 +1270,22 @@ static void test_dump(void **state)
         free(first);
     }
     json_decref(root);
+
+    /* the JSON dump loads back too: the loader skips "$marks" */
+    tmp_make(&t);
+    sd_config_set(cfg, "auth.adminToken", "", &err);
+    sd_buf_reset(&out);
+    sd_config_dump(cfg, 1, &out);
+    path = tmp_file(&t, "dump.json", out.data);
+    memset(&args, 0, sizeof(args));
+    args.file = path;
+    if (sd_config_load(&args, &back, &err) != 0) {
+        fail_msg("reloading the JSON dump failed: %s", sd_buf_cstr(&err));
+    }
+    assert_string_equal(sd_config_str(back, "nodeID"), "node: one");
+    sd_config_destroy(back);
+    free(path);
+    tmp_remove(&t);
     sd_config_destroy(cfg);
     sd_buf_fini(&out);
     sd_buf_fini(&err);
@@ -1261,6 +1332,7 @@ int main(void)
         cmocka_unit_test(test_out_of_range),
         cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_unknown_env_is_warning),
+        cmocka_unit_test(test_marked_keys),
         cmocka_unit_test(test_env_values),
         cmocka_unit_test(test_derived),
         cmocka_unit_test(test_set_after_load),
