@@ -6,6 +6,7 @@
 #include "core/sd_buf.h"
 #include "core/sd_log.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,9 @@ static int sd_bind_fits(enum sd_bind_type bt, const struct sd_opt *opt)
     switch (bt) {
     case SD_BIND_BOOL:
         return opt->type == SD_OPT_BOOL;
+    case SD_BIND_INT:
+        return opt->type == SD_OPT_INT && !(opt->min == 0 && opt->max == 0) &&
+               opt->min >= INT_MIN && opt->max <= INT_MAX;
     case SD_BIND_I64:
         return opt->type == SD_OPT_INT || opt->type == SD_OPT_SIZE || opt->type == SD_OPT_DURATION;
     case SD_BIND_SIZE_T:
@@ -72,6 +76,9 @@ void sd_config_fill(const struct sd_config *cfg, const struct sd_config_bindings
         switch (row->type) {
         case SD_BIND_BOOL:
             *(int *)(void *)field = sd_config_bool(cfg, row->key);
+            break;
+        case SD_BIND_INT:
+            *(int *)(void *)field = (int)sd_config_int(cfg, row->key);
             break;
         case SD_BIND_I64:
             *(int64_t *)(void *)field = sd_config_int(cfg, row->key);

@@ -18,6 +18,7 @@ struct sd_opt;
 /* Type of the bound field, and the option types it accepts. */
 enum sd_bind_type {
     SD_BIND_BOOL,   /* int (0/1): BOOL */
+    SD_BIND_INT,    /* int: INT whose bounds both fit an int */
     SD_BIND_I64,    /* int64_t: INT value, SIZE bytes, DURATION milliseconds */
     SD_BIND_SIZE_T, /* size_t: SIZE bytes, or INT whose lower bound is >= 0 */
     SD_BIND_DOUBLE, /* double: FLOAT */

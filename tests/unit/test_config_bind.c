@@ -179,8 +179,12 @@ static void test_every_key_read_or_marked(void **state)
             fail_msg("\"%s\" is neither read by a module nor marked in src/config/sd_opt.c", key);
         }
     }
+    /* sd_settings reads these as numbers (sd_config_int) */
     for (i = 0; sd_settings_snapshot_keys[i] != NULL; i++) {
-        assert_non_null(sd_opt_find(sd_settings_snapshot_keys[i]));
+        const struct sd_opt *o = sd_opt_find(sd_settings_snapshot_keys[i]);
+        assert_non_null(o);
+        assert_true(o->type == SD_OPT_INT || o->type == SD_OPT_SIZE || o->type == SD_OPT_DURATION ||
+                    o->type == SD_OPT_BOOL);
     }
     for (i = 0; i < sizeof(pending) / sizeof(pending[0]); i++) {
         assert_non_null(sd_opt_find(pending[i]));
@@ -193,6 +197,7 @@ static void test_every_key_read_or_marked(void **state)
 
 struct sample {
     int flag;
+    int level;
     int64_t timeout_ms;
     size_t body;
     double factor;
@@ -204,6 +209,7 @@ struct sample {
 #define S_BIND(field, key, type) SD_BIND(struct sample, field, key, type)
 static const struct sd_config_binding sample_rows[] = {
     S_BIND(flag, "pprof.enabled", SD_BIND_BOOL),
+    S_BIND(level, "storage.level.local.encoding.compression.gzip.level", SD_BIND_INT),
     S_BIND(timeout_ms, "source.http.requestTimeout", SD_BIND_I64),
     S_BIND(body, "source.http.maxRequestBodySize", SD_BIND_SIZE_T),
     S_BIND(factor, "storage.retry.multiplier", SD_BIND_DOUBLE),
@@ -221,8 +227,9 @@ static void test_fill(void **state)
                           "storage.retry.multiplier=2.5",
                           "api.listen=127.0.0.1:0",
                           "storage.level.local.encoding.sync.mode=CACHE",
-                          "storage.level.local.volume.assignment.preferredTypes=ssd, hdd"};
-    struct sd_config_args args = {.sets = sets, .nsets = 7};
+                          "storage.level.local.volume.assignment.preferredTypes=ssd, hdd",
+                          "storage.level.local.encoding.compression.gzip.level=7"};
+    struct sd_config_args args = {.sets = sets, .nsets = 8};
     struct sd_config *cfg = NULL;
     struct sample s;
 
@@ -231,6 +238,7 @@ static void test_fill(void **state)
     memset(&s, 0xa5, sizeof(s));
     sd_config_fill(cfg, &sample, &s);
     assert_int_equal(s.flag, 1);
+    assert_int_equal(s.level, 7);
     assert_int_equal(s.timeout_ms, 45000);
     assert_int_equal(s.body, 2 * 1024 * 1024);
     assert_true(s.factor == 2.5);
@@ -252,6 +260,7 @@ static void test_check_rejects_bad_rows(void **state)
         S_BIND(body, "storage.retry.multiplier", SD_BIND_SIZE_T),     /* float as size */
         S_BIND(factor, "api.listen", SD_BIND_DOUBLE),                 /* string as double */
         S_BIND(types, "api.listen", SD_BIND_LIST),                    /* string as list */
+        S_BIND(level, "source.http.maxRequestBodySize", SD_BIND_INT), /* size as int */
     };
     static const struct sd_config_bindings t = SD_BINDINGS("bad", bad);
     struct sd_buf err = SD_BUF_INIT;
