@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config/sd_config.h"
+#include "config/sd_config_doc.h"
 #include "config/sd_opt.h"
 #include "core/sd_alloc.h"
 #include "core/sd_buf.h"
@@ -976,6 +977,42 @@ static void test_marked_keys(void **state)
     free(msg);
 }
 
+/* docs/CONFIG.md: one table row per key, in table order, with env name, type, default, range,
+ * effect and mark. */
+static void test_config_doc(void **state)
+{
+    struct sd_buf out = SD_BUF_INIT;
+    size_t n = 0, i, rows = 0;
+    const struct sd_opt *t = sd_opt_table(&n);
+    const char *p;
+
+    (void)state;
+    sd_config_doc(&out);
+    for (p = out.data; (p = strstr(p, "\n| `")) != NULL; p++) {
+        rows++;
+    }
+    assert_int_equal(rows, n);
+    for (i = 1; i < n; i++) {
+        char *a = sd_xasprintf("\n| `%s` |", t[i - 1].key);
+        char *b = sd_xasprintf("\n| `%s` |", t[i].key);
+        assert_true(strstr(out.data, a) < strstr(out.data, b));
+        free(a);
+        free(b);
+    }
+    assert_contains(out.data, "| `source.http.maxRequestBodySize` | "
+                              "`STREAM_SOURCE_HTTP_MAX_REQUEST_BODY_SIZE` | size | `1MB` | "
+                              "100B .. 4MB | Maximum size of one request body (bytes). |  |\n");
+    assert_contains(out.data, "| `api.task.cleanupInterval` | `STREAM_API_TASK_CLEANUP_INTERVAL` "
+                              "| duration | `1h` | 1s .. 24h |");
+    assert_contains(out.data, "| enum | `none` | `none`, `aes`, `gcp`, `aws`, `azure` |");
+    assert_contains(out.data, "| `etcd.endpoint` | `STREAM_ETCD_ENDPOINT` | string |  | - |");
+    assert_contains(out.data, "| **cluster**: etcd client of the distributed mode");
+    assert_contains(out.data, "| **rejected**: Cloud KMS encryption (encryption.provider aws)");
+    assert_contains(out.data, "Secret: never printed. |");
+    assert_contains(out.data, "| list | `default` | items 1 .. any |");
+    sd_buf_fini(&out);
+}
+
 static void test_env_values(void **state)
 {
     char *env[] = {"STREAM_ADMIN_TOKEN=my-admin-token-0123456789",
@@ -1333,6 +1370,7 @@ int main(void)
         cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_unknown_env_is_warning),
         cmocka_unit_test(test_marked_keys),
+        cmocka_unit_test(test_config_doc),
         cmocka_unit_test(test_env_values),
         cmocka_unit_test(test_derived),
         cmocka_unit_test(test_set_after_load),
