@@ -80,34 +80,6 @@ static const char *const pending[] = {
     "storage.statistics.sync.timeout",
 };
 
-/* Keys src/storage reads by string until it is converted to bindings in its own commit (it is
- * edited on h-storage as well, so that commit is merged by hand). Remove with that commit. */
-static const char *const storage_by_string[] = {
-    "hostname",
-    "storage.level.local.encoding.compression.gzip.blockSize",
-    "storage.level.local.encoding.compression.gzip.concurrency",
-    "storage.level.local.encoding.compression.gzip.implementation",
-    "storage.level.local.encoding.compression.gzip.level",
-    "storage.level.local.encoding.compression.type",
-    "storage.level.local.encoding.sync.mode",
-    "storage.level.local.writer.allocation.enabled",
-    "storage.level.local.writer.allocation.relative",
-    "storage.level.local.writer.allocation.static",
-    "storage.level.staging.operator.sliceRotationCheckInterval",
-    "storage.level.staging.operator.sliceUploadCheckInterval",
-    "storage.level.target.operator.fileImportCheckInterval",
-    "storage.level.target.operator.fileRotationCheckInterval",
-    "storage.metadataCleanup.archivedFileExpiration",
-    "storage.metadataCleanup.archivedFileRetentionPerSink",
-    "storage.metadataCleanup.enable",
-    "storage.metadataCleanup.interval",
-    "storage.retry.initialInterval",
-    "storage.retry.maxInterval",
-    "storage.retry.multiplier",
-    "storage.statistics.sync.interval",
-    "storage.volumesPath",
-};
-
 static int is_bound(const char *key)
 {
     size_t i, j;
@@ -169,7 +141,7 @@ static void test_every_key_read_or_marked(void **state)
             marked++;
             continue;
         }
-        if (LISTED(pending, key) || LISTED(storage_by_string, key)) {
+        if (LISTED(pending, key)) {
             if (read) {
                 fail_msg("\"%s\" is read now: remove it from the pending list", key);
             }
@@ -188,9 +160,6 @@ static void test_every_key_read_or_marked(void **state)
     }
     for (i = 0; i < sizeof(pending) / sizeof(pending[0]); i++) {
         assert_non_null(sd_opt_find(pending[i]));
-    }
-    for (i = 0; i < sizeof(storage_by_string) / sizeof(storage_by_string[0]); i++) {
-        assert_non_null(sd_opt_find(storage_by_string[i]));
     }
     assert_true(marked > 40);
 }
