@@ -12,6 +12,7 @@
 #include "api/sd_api.h"
 #include "api/sd_api_internal.h"
 #include "config/sd_config.h"
+#include "config/sd_config_bind.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_log.h"
@@ -1077,15 +1078,33 @@ out:
     free(c);
 }
 
+/* The keys the API reads, filled once by sd_config_fill. */
+struct sd_api_config {
+    const char *admin_token;
+    const char *data_dir;
+    int task_cleanup;
+    int64_t task_cleanup_interval_ms;
+};
+
+#define SD_API_BIND(field, key, type) SD_BIND(struct sd_api_config, field, key, type)
+static const struct sd_config_binding sd_api_rows[] = {
+    SD_API_BIND(admin_token, "auth.adminToken", SD_BIND_STR),
+    SD_API_BIND(data_dir, "dataDir", SD_BIND_STR),
+    SD_API_BIND(task_cleanup, "api.task.cleanupEnabled", SD_BIND_BOOL),
+    SD_API_BIND(task_cleanup_interval_ms, "api.task.cleanupInterval", SD_BIND_I64),
+};
+const struct sd_config_bindings sd_api_config_bindings = SD_BINDINGS("api", sd_api_rows);
+
 int sd_api_create(struct sd_server *srv, struct sd_api **out, struct sd_buf *err)
 {
+    struct sd_api_config c;
     struct sd_api *api;
     int64_t cleanup_ms = 0;
     int rc;
 
     *out = NULL;
-    rc = sd_auth_ensure_admin(srv->state, sd_config_str(srv->cfg, "auth.adminToken"),
-                              sd_config_str(srv->cfg, "dataDir"), err);
+    sd_config_fill(srv->cfg, &sd_api_config_bindings, &c);
+    rc = sd_auth_ensure_admin(srv->state, c.admin_token, c.data_dir, err);
     if (rc != 0) {
         return rc;
     }
@@ -1094,8 +1113,8 @@ int sd_api_create(struct sd_server *srv, struct sd_api **out, struct sd_buf *err
     api->state = srv->state;
     api->api_url = srv->api_public_url ? srv->api_public_url : "";
     api->source_url = srv->source_public_url ? srv->source_public_url : "";
-    if (sd_config_bool(srv->cfg, "api.task.cleanupEnabled")) {
-        cleanup_ms = sd_config_int(srv->cfg, "api.task.cleanupInterval");
+    if (c.task_cleanup) {
+        cleanup_ms = c.task_cleanup_interval_ms;
     }
     rc = sd_tasks_create(srv->state, api->api_url, cleanup_ms, &api->tasks);
     if (rc != 0) {

@@ -28,4 +28,8 @@ void sd_api_destroy(struct sd_api *api);
 /* The sd_http_handler_fn of the API loop; api is the struct sd_api. Answers every request. */
 void sd_api_handle(void *api, h2o_req_t *req);
 
+struct sd_config_bindings;
+/* The keys the API reads (for the registry). */
+extern const struct sd_config_bindings sd_api_config_bindings;
+
 #endif

@@ -34,6 +34,8 @@
 #define SD_ADMIN_TOKEN_MIN 16
 /* Length of encryption.aes.secretKey (AES-256). */
 #define SD_AES_KEY_LEN 32
+/* Top-level member of the JSON dump that lists the marked keys (the loader skips it). */
+#define SD_CONFIG_MARKS_MEMBER "$marks"
 
 struct sd_config_val {
     char *text;   /* canonical text, owned */
@@ -575,6 +577,9 @@ static int sd_json_object(struct sd_doc *doc, json_t *obj, int depth)
         size_t i;
         json_t *item;
 
+        if (depth == 1 && strcmp(key, SD_CONFIG_MARKS_MEMBER) == 0) {
+            continue; /* the dump's annotation of marked keys, not a key */
+        }
         if (json_is_null(v)) {
             rc = sd_doc_null(doc, key, 0);
         } else if (json_is_object(v)) {
@@ -810,6 +815,73 @@ static void sd_derive(struct sd_config *cfg)
     }
 }
 
+/* 1 if v, the value of opt, was set to something other than opt's default. */
+static int sd_changed(const struct sd_opt *opt, const struct sd_config_val *v)
+{
+    struct sd_config_val def;
+    int changed;
+
+    if (!v->is_set) {
+        return 0;
+    }
+    if (sd_val_make(opt, opt->def, &def, NULL) != 0) {
+        return 1;
+    }
+    changed = strcmp(def.text, v->text) != 0;
+    sd_val_free(&def);
+    return changed;
+}
+
+/* Refuses a SD_OPT_REJECTED key set to another value than its default, and the cloud KMS
+ * encryption providers (sd_opt.c says why). Returns 0 or SD_EINVAL with err (appended). */
+static int sd_reject_marked(const struct sd_config *cfg, struct sd_buf *err)
+{
+    const struct sd_opt *provider = sd_opt_find("encryption.provider");
+    const char *p = cfg->vals[sd_index(cfg, provider)].text;
+    const char *why;
+    size_t i;
+
+    if (strcmp(p, "none") != 0 && strcmp(p, "aes") != 0) {
+        if (err != NULL) {
+            sd_buf_printf(err,
+                          "invalid value \"%s\" for \"encryption.provider\": cloud KMS "
+                          "encryption is not supported by streamd, which stores no secret to "
+                          "encrypt (use none)",
+                          p);
+        }
+        return SD_EINVAL;
+    }
+    for (i = 0; i < cfg->n; i++) {
+        if (sd_opt_mark(&cfg->opts[i], &why) == SD_OPT_REJECTED &&
+            sd_changed(&cfg->opts[i], &cfg->vals[i])) {
+            if (err != NULL) {
+                sd_buf_printf(err, "config key \"%s\" is not supported by streamd: %s",
+                              cfg->opts[i].key, why);
+            }
+            return SD_EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* Warns about every key marked cluster or not applicable that is set to another value than its
+ * default: it has no effect here. */
+static void sd_warn_marked(const struct sd_config *cfg)
+{
+    const char *why;
+    size_t i;
+
+    for (i = 0; i < cfg->n; i++) {
+        enum sd_opt_mark m = sd_opt_mark(&cfg->opts[i], &why);
+        if ((m == SD_OPT_CLUSTER || m == SD_OPT_NOT_APPLICABLE) &&
+            sd_changed(&cfg->opts[i], &cfg->vals[i])) {
+            sd_log_warn("config", "\"%s\" is set but has no effect in %s (%s): %s",
+                        cfg->opts[i].key, m == SD_OPT_CLUSTER ? "standalone streamd" : "streamd",
+                        sd_opt_mark_name(m), why);
+        }
+    }
+}
+
 static int sd_validate(const struct sd_config *cfg, struct sd_buf *err)
 {
     const char *token = sd_config_str(cfg, "auth.adminToken");
@@ -843,6 +915,9 @@ static int sd_validate(const struct sd_config *cfg, struct sd_buf *err)
                           "%d bytes when encryption.provider is aes (got %zu)",
                           SD_AES_KEY_LEN, strlen(aes));
         }
+        return SD_EINVAL;
+    }
+    if (sd_reject_marked(cfg, err) != 0) {
         return SD_EINVAL;
     }
     if (strcmp(sd_config_str(cfg, "state.backend"), "etcd") == 0 &&
@@ -929,6 +1004,7 @@ int sd_config_load(const struct sd_config_args *args, struct sd_config **out, st
     if (rc != 0) {
         goto fail;
     }
+    sd_warn_marked(cfg);
     *out = cfg;
     return 0;
 
@@ -1104,6 +1180,7 @@ static int sd_redacted(const struct sd_opt *opt, const struct sd_config_val *v)
 
 static void sd_dump_yaml(const struct sd_config *cfg, struct sd_buf *out)
 {
+    enum sd_opt_mark mark;
     size_t i;
     size_t j;
 
@@ -1125,6 +1202,10 @@ static void sd_dump_yaml(const struct sd_config *cfg, struct sd_buf *out)
             sd_buf_append_char(out, ']');
         } else {
             sd_yaml_value(out, v->text, 0);
+        }
+        mark = sd_opt_mark(opt, NULL);
+        if (mark != SD_OPT_WORKS) {
+            sd_buf_printf(out, "  # %s", sd_opt_mark_name(mark));
         }
         sd_buf_append_char(out, '\n');
     }
@@ -1154,6 +1235,8 @@ static json_t *sd_json_str(const char *s)
 static void sd_dump_json(const struct sd_config *cfg, struct sd_buf *out)
 {
     json_t *root = json_object();
+    json_t *marks = json_object();
+    enum sd_opt_mark mark;
     char *text;
     size_t i;
     size_t j;
@@ -1188,7 +1271,12 @@ static void sd_dump_json(const struct sd_config *cfg, struct sd_buf *out)
             }
         }
         json_object_set_new(root, opt->key, jv);
+        mark = sd_opt_mark(opt, NULL);
+        if (mark != SD_OPT_WORKS) {
+            json_object_set_new(marks, opt->key, json_string(sd_opt_mark_name(mark)));
+        }
     }
+    json_object_set_new(root, SD_CONFIG_MARKS_MEMBER, marks);
     text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     if (text == NULL) {
         abort(); /* OOM */

@@ -38,13 +38,17 @@ struct sd_config_args {
  * when empty; state.backend = etcd when etcd.endpoint is set and state.backend was not set. Then
  * cross-field checks: auth.adminToken, when set, has >= 16 characters; encryption.aes.secretKey
  * has 32 bytes when encryption.provider is aes; etcd.endpoint is set when state.backend is etcd;
- * storage.retry.initialInterval <= storage.retry.maxInterval.
+ * storage.retry.initialInterval <= storage.retry.maxInterval; encryption.provider is none or aes
+ * (the cloud KMS providers are refused); no key marked SD_OPT_REJECTED (sd_opt_mark) is set to
+ * another value than its default.
  * args may be NULL (defaults only). Returns 0 with *out owned by the caller (free with
  * sd_config_destroy); or SD_EINVAL for an unknown key in the file or --set (the message suggests
  * the nearest valid key), a malformed --set, an unparsable or out-of-range value anywhere (the
  * message names key, value and bounds, and where the value came from), a malformed file or an
  * unsupported file extension; or -errno when the file cannot be read. On failure *out is NULL and
- * err (if not NULL) is reset and holds the message. Logs only the unknown-variable warnings. */
+ * err (if not NULL) is reset and holds the message. Logs only warnings: one per unknown STREAM_*
+ * variable, and one per key marked SD_OPT_CLUSTER or SD_OPT_NOT_APPLICABLE that is set to another
+ * value than its default (naming the key and why it has no effect). */
 int sd_config_load(const struct sd_config_args *args, struct sd_config **out, struct sd_buf *err);
 
 /* Frees cfg and every string it handed out. NULL is fine. */
@@ -88,7 +92,9 @@ int sd_config_apply_text(struct sd_config *cfg, const char *text, size_t len, in
 /* Appends the effective config to out, sorted by key: YAML "key: value" lines (strings quoted
  * when YAML needs it, lists as [a, b]), or with as_json one JSON object with dotted keys (BOOL as
  * true/false, INT and FLOAT as numbers, LIST as arrays, everything else as strings). SECRET
- * values are printed as "***" when set. The output can be loaded back as a config file (except
+ * values are printed as "***" when set. Marked keys (sd_opt_mark) carry their mark: a YAML
+ * comment ("etcd.endpoint: \"\"  # cluster"), or in JSON the member "$marks", an object of key ->
+ * mark name, which the loader skips. The output can be loaded back as a config file (except
  * redacted secrets). */
 void sd_config_dump(const struct sd_config *cfg, int as_json, struct sd_buf *out);
 

@@ -166,7 +166,8 @@ static const struct sd_opt sd_opts[] = {
      "Maximum time to handle one request; reading its head and body from the first byte is "
      "bounded by it as well (duration)."},
     {"source.http.shutdownTimeout", SD_OPT_DURATION, "30s", SD_SEC(1), SD_MIN(10), NULL, 0,
-     "Maximum time of the graceful shutdown of the import endpoint (duration)."},
+     "Maximum time the data endpoint waits at shutdown (SIGTERM, SIGINT) for the requests in "
+     "flight to be answered; then it closes their connections and exits (duration)."},
     {"source.http.templateQueueSize", SD_OPT_INT, "64", 1, 100000, NULL, 0,
      "Records and test requests that may wait for a template worker; more are answered 503 "
      "(count)."},
@@ -174,7 +175,8 @@ static const struct sd_opt sd_opts[] = {
      "Threads that evaluate templates, away from the event loops (count; 0 = one per core, at "
      "most 8)."},
     {"source.http.writeBufferSize", SD_OPT_SIZE, "4KB", SD_KB(1), SD_MB(1), NULL, 0,
-     "Size of the response write buffer (bytes)."},
+     "Kernel send buffer (SO_SNDBUF) of each data endpoint connection, which holds its responses "
+     "until the client reads them; Linux doubles the value for its bookkeeping (bytes)."},
     {"staging.backend", SD_OPT_ENUM, "local", 0, 0, sd_enum_staging_backend, 0,
      "Staging storage for uploaded slices (local or s3)."},
     {"staging.local.path", SD_OPT_STRING, "", 0, 0, NULL, 0,
@@ -394,6 +396,102 @@ const struct sd_opt *sd_opt_find(const char *key)
         }
     }
     return NULL;
+}
+
+/* Keys that do nothing in standalone streamd, by group: a pattern ending in '.' covers every key
+ * below it, any other pattern is one key. A unit test checks that every other key is read. */
+static const struct {
+    const char *pattern;
+    enum sd_opt_mark mark;
+    const char *why;
+} sd_marks[] = {
+    {"api.kubernetesTokenPath", SD_OPT_NOT_APPLICABLE,
+     "The reference exchanges Keboola programmatic tokens with a Kubernetes service-account token; "
+     "streamd authenticates its own API tokens (streamd token create)."},
+    {"api.task.ttlSeconds", SD_OPT_CLUSTER,
+     "TTL of the etcd session that holds the locks of running tasks; standalone tasks lock in "
+     "process, and finished tasks stay readable 1 h (success) or 48 h (error) as in the "
+     "reference."},
+    {"datadog.", SD_OPT_NOT_APPLICABLE,
+     "Datadog tracing and profiling of the Go runtime; streamd exports Prometheus metrics on "
+     "metrics.listen."},
+    {"debugHTTPClient", SD_OPT_NOT_APPLICABLE,
+     "Logs the reference's requests to the Keboola Storage API; standalone streamd sends no HTTP "
+     "requests (staging and tables are local)."},
+    {"distribution.", SD_OPT_CLUSTER,
+     "Distribution of work between the nodes of a cluster; a standalone node owns all work."},
+    {"encryption.aes.secretKey", SD_OPT_NOT_APPLICABLE,
+     "The reference encrypts the Keboola Storage token of each sink and the upload credentials "
+     "of staging files; streamd stores neither (API tokens are kept as SHA-256 hashes, the source "
+     "secret is part of its public URL as in the reference), so there is nothing to encrypt."},
+    {"encryption.aws.", SD_OPT_REJECTED,
+     "Cloud KMS encryption (encryption.provider aws) is not supported: streamd stores no secret to "
+     "encrypt."},
+    {"encryption.azure.", SD_OPT_REJECTED,
+     "Cloud KMS encryption (encryption.provider azure) is not supported: streamd stores no secret "
+     "to encrypt."},
+    {"encryption.gcp.", SD_OPT_REJECTED,
+     "Cloud KMS encryption (encryption.provider gcp) is not supported: streamd stores no secret to "
+     "encrypt."},
+    {"encryption.provider", SD_OPT_NOT_APPLICABLE,
+     "The reference encrypts the Keboola Storage token of each sink and the upload credentials "
+     "of staging files; streamd stores neither, so none and aes change nothing, and the cloud KMS "
+     "providers (gcp, aws, azure) are rejected."},
+    {"etcd.", SD_OPT_CLUSTER,
+     "etcd client of the distributed mode; standalone keeps its state in the embedded store "
+     "(state.backend embedded)."},
+    {"pprof.", SD_OPT_NOT_APPLICABLE,
+     "Go's pprof profiling server; profile streamd with perf or the sanitizer builds."},
+    {"sink.table.keboola.", SD_OPT_NOT_APPLICABLE,
+     "Import jobs and events of Keboola Storage; standalone sinks import into tables.backend "
+     "(sqlite)."},
+    {"storage.jobCleanup.", SD_OPT_NOT_APPLICABLE,
+     "Cleanup of Keboola Storage import jobs; streamd's imports into tables.backend are not jobs."},
+    {"storage.level.local.volume.registration.", SD_OPT_CLUSTER,
+     "Lease of a volume's registration in etcd; a standalone node finds its volumes on disk."},
+    {"storage.level.local.writer.network.", SD_OPT_CLUSTER,
+     "Node protocol between source and writer nodes; in standalone the data endpoint writes to "
+     "its local slices in process."},
+    {"storageApiHost", SD_OPT_NOT_APPLICABLE,
+     "Keboola Storage API host; standalone sinks import into tables.backend (sqlite) and check "
+     "tokens locally."},
+    {"watchTelemetryInterval", SD_OPT_CLUSTER, "Telemetry of the etcd watchers of a cluster node."},
+};
+
+enum sd_opt_mark sd_opt_mark(const struct sd_opt *opt, const char **why)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(sd_marks) / sizeof(sd_marks[0]); i++) {
+        const char *pat = sd_marks[i].pattern;
+        size_t n = strlen(pat);
+        int hit = pat[n - 1] == '.' ? strncmp(opt->key, pat, n) == 0 : strcmp(opt->key, pat) == 0;
+        if (hit) {
+            if (why != NULL) {
+                *why = sd_marks[i].why;
+            }
+            return sd_marks[i].mark;
+        }
+    }
+    if (why != NULL) {
+        *why = NULL;
+    }
+    return SD_OPT_WORKS;
+}
+
+const char *sd_opt_mark_name(enum sd_opt_mark mark)
+{
+    switch (mark) {
+    case SD_OPT_CLUSTER:
+        return "cluster";
+    case SD_OPT_NOT_APPLICABLE:
+        return "not applicable";
+    case SD_OPT_REJECTED:
+        return "rejected";
+    case SD_OPT_WORKS:
+        break;
+    }
+    return "";
 }
 
 /* ---- sizes ---- */

@@ -29,6 +29,15 @@ enum {
     SD_OPT_ENTITY = 1 << 2     /* has a per-source/sink settings form (reference §4.1: 27 keys) */
 };
 
+/* Marks of keys that do nothing in standalone streamd (sd_opt_mark). */
+enum sd_opt_mark {
+    SD_OPT_WORKS = 0,
+    SD_OPT_CLUSTER = 1, /* used by the distributed mode only (issues 12/13): warned when set */
+    SD_OPT_NOT_APPLICABLE = 2, /* cannot apply to streamd: warned when set */
+    SD_OPT_REJECTED = 3        /* cannot apply, and setting it would promise what streamd does not
+                                * do: a config error when set */
+};
+
 struct sd_opt {
     const char *key; /* reference spelling, e.g. "source.http.maxRequestBodySize" */
     enum sd_opt_type type;
@@ -46,6 +55,15 @@ const struct sd_opt *sd_opt_table(size_t *n);
 
 /* Returns the option named key (exact, case-sensitive), or NULL if there is none. */
 const struct sd_opt *sd_opt_find(const char *key);
+
+/* Returns the mark of opt and sets *why (if not NULL) to one sentence saying what the key is for
+ * in the reference and why it does nothing here (NULL for SD_OPT_WORKS). Marks are given to
+ * groups of keys by prefix (e.g. every "etcd." key is SD_OPT_CLUSTER). */
+enum sd_opt_mark sd_opt_mark(const struct sd_opt *opt, const char **why);
+
+/* The word of a mark as printed by the dump and docs/CONFIG.md: "cluster", "not applicable",
+ * "rejected"; "" for SD_OPT_WORKS. */
+const char *sd_opt_mark_name(enum sd_opt_mark mark);
 
 /* Parses text per opt's type and checks its bounds or enum values.
  * Results: BOOL 0/1, INT value, SIZE bytes, DURATION ms, ENUM index into enum_values and LIST

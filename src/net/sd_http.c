@@ -340,6 +340,11 @@ static void sd__http_on_accept(h2o_socket_t *listener, const char *err)
             break;
         }
         sd__http_track(loop, sock);
+        if (loop->opts.send_buffer_bytes > 0) {
+            int size = (int)loop->opts.send_buffer_bytes;
+            /* a refused size leaves the default: nothing to do about it per connection */
+            (void)setsockopt(h2o_socket_get_fd(sock), SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+        }
         h2o_accept(&loop->accept_ctx, sock);
     }
     if (loop->nconns >= loop->opts.max_connections &&

@@ -40,6 +40,8 @@ struct sd_http_loop_opts {
     int64_t request_timeout_ms;
     int64_t idle_timeout_ms;
     size_t max_connections; /* open connections; accepting pauses at this many */
+    /* Kernel send buffer (SO_SNDBUF) of each accepted connection; 0 = the system's default. */
+    size_t send_buffer_bytes;
     /* Error name of the 400 for ambiguous framing ("stream.in.badRequest"), and the Server
      * header of that answer (or NULL). */
     const char *bad_request_error;

@@ -8,6 +8,8 @@
 #include "roles/sd_cli.h"
 #include "api/sd_api.h"
 #include "config/sd_config.h"
+#include "config/sd_config_bind.h"
+#include "config/sd_config_doc.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_fs.h"
@@ -64,6 +66,7 @@ struct sd_cli_args {
     unsigned roles;
     int dump_config;
     int dump_json;
+    int config_docs;
 };
 
 static void sd__usage(FILE *out)
@@ -72,6 +75,7 @@ static void sd__usage(FILE *out)
                  "[--ready-file FILE] [ROLE...]\n"
                  "       streamd config dump [--json] [--config FILE] [--data-dir DIR] "
                  "[--set KEY=VALUE]...\n"
+                 "       streamd config docs   (every key as Markdown: docs/CONFIG.md)\n"
                  "       streamd token create|list|revoke ... (see streamd token --help)\n"
                  "       streamd jsonnet FILE|-\n"
                  "       streamd template eval [--body FILE] [--header 'Name: value']... "
@@ -149,6 +153,11 @@ static int sd__parse_args(int argc, char **argv, struct sd_cli_args *a)
             i++;
             continue;
         }
+        if (strcmp(arg, "config") == 0 && i + 1 < argc && strcmp(argv[i + 1], "docs") == 0) {
+            a->config_docs = 1;
+            i++;
+            continue;
+        }
         for (size_t k = 0; k < sizeof(sd_roles) / sizeof(sd_roles[0]); k++) {
             if (strcmp(arg, sd_roles[k].name) == 0) {
                 a->roles |= sd_roles[k].bit;
@@ -201,24 +210,77 @@ static char *sd__trim_slash(const char *url)
     return s;
 }
 
+/* The keys the server start-up reads, filled once by sd_config_fill. */
+struct sd_cli_config {
+    const char *node_id;
+    const char *data_dir;
+    const char *state_backend;
+    const char *state_path;
+    const char *staging_backend;
+    const char *staging_path;
+    const char *tables_backend;
+    const char *tables_path;
+    const char *api_listen;
+    const char *api_public_url;
+    const char *metrics_listen;
+    const char *source_listen;
+    const char *source_public_url;
+    size_t max_connections;
+    size_t max_request_body;
+    int64_t header_timeout_ms;
+    int64_t request_timeout_ms;
+    int64_t idle_timeout_ms;
+    int64_t shutdown_timeout_ms;
+    size_t write_buffer;
+    size_t template_workers;
+    size_t template_queue;
+};
+
+#define SD_CLI_BIND(field, key, type) SD_BIND(struct sd_cli_config, field, key, type)
+static const struct sd_config_binding sd_cli_rows[] = {
+    SD_CLI_BIND(node_id, "nodeID", SD_BIND_STR),
+    SD_CLI_BIND(data_dir, "dataDir", SD_BIND_STR),
+    SD_CLI_BIND(state_backend, "state.backend", SD_BIND_STR),
+    SD_CLI_BIND(state_path, "state.embedded.path", SD_BIND_STR),
+    SD_CLI_BIND(staging_backend, "staging.backend", SD_BIND_STR),
+    SD_CLI_BIND(staging_path, "staging.local.path", SD_BIND_STR),
+    SD_CLI_BIND(tables_backend, "tables.backend", SD_BIND_STR),
+    SD_CLI_BIND(tables_path, "tables.sqlite.path", SD_BIND_STR),
+    SD_CLI_BIND(api_listen, "api.listen", SD_BIND_STR),
+    SD_CLI_BIND(api_public_url, "api.publicUrl", SD_BIND_STR),
+    SD_CLI_BIND(metrics_listen, "metrics.listen", SD_BIND_STR),
+    SD_CLI_BIND(source_listen, "source.http.listen", SD_BIND_STR),
+    SD_CLI_BIND(source_public_url, "source.http.publicUrl", SD_BIND_STR),
+    SD_CLI_BIND(max_connections, "source.http.maxConnections", SD_BIND_SIZE_T),
+    SD_CLI_BIND(max_request_body, "source.http.maxRequestBodySize", SD_BIND_SIZE_T),
+    SD_CLI_BIND(header_timeout_ms, "source.http.readHeaderTimeout", SD_BIND_I64),
+    SD_CLI_BIND(request_timeout_ms, "source.http.requestTimeout", SD_BIND_I64),
+    SD_CLI_BIND(idle_timeout_ms, "source.http.idleTimeout", SD_BIND_I64),
+    SD_CLI_BIND(shutdown_timeout_ms, "source.http.shutdownTimeout", SD_BIND_I64),
+    SD_CLI_BIND(write_buffer, "source.http.writeBufferSize", SD_BIND_SIZE_T),
+    SD_CLI_BIND(template_workers, "source.http.templateWorkers", SD_BIND_SIZE_T),
+    SD_CLI_BIND(template_queue, "source.http.templateQueueSize", SD_BIND_SIZE_T),
+};
+const struct sd_config_bindings sd_cli_config_bindings = SD_BINDINGS("server", sd_cli_rows);
+
 /* Header read and keep-alive idle timeouts of the API and metrics listeners. */
 #define SD_CLI_HEADER_TIMEOUT_MS 10000
 #define SD_CLI_IDLE_TIMEOUT_MS 30000
 
-static int sd__start_loops(struct sd_server *srv, unsigned roles, const struct sd_fd_budget *fds,
-                           struct sd_buf *err)
+static int sd__start_loops(struct sd_server *srv, const struct sd_cli_config *c, unsigned roles,
+                           const struct sd_fd_budget *fds, struct sd_buf *err)
 {
-    const struct sd_config *cfg = srv->cfg;
     struct sd_http_loop_opts o;
     int rc;
 
     if (roles & SD_ROLE_SOURCE) {
         memset(&o, 0, sizeof(o));
         o.name = "source";
-        o.max_request_body_bytes = (size_t)sd_config_int(cfg, "source.http.maxRequestBodySize");
-        o.header_timeout_ms = sd_config_int(cfg, "source.http.readHeaderTimeout");
-        o.request_timeout_ms = sd_config_int(cfg, "source.http.requestTimeout");
-        o.idle_timeout_ms = sd_config_int(cfg, "source.http.idleTimeout");
+        o.max_request_body_bytes = c->max_request_body;
+        o.header_timeout_ms = c->header_timeout_ms;
+        o.request_timeout_ms = c->request_timeout_ms;
+        o.idle_timeout_ms = c->idle_timeout_ms;
+        o.send_buffer_bytes = c->write_buffer;
         o.max_connections = fds->data_max_connections;
         o.bad_request_error = "stream.in.badRequest";
         o.server_header = SD_INGEST_SERVER;
@@ -230,11 +292,11 @@ static int sd__start_loops(struct sd_server *srv, unsigned roles, const struct s
         sd_http_loop_init(&srv->source_loop, &o);
         srv->source_loop.is_idle = sd_ingest_is_idle;
         srv->source_loop.is_idle_arg = srv->ingest;
-        rc = sd_http_loop_listen(&srv->source_loop, sd_config_str(cfg, "source.http.listen"),
-                                 srv->source_url, sizeof(srv->source_url));
+        rc = sd_http_loop_listen(&srv->source_loop, c->source_listen, srv->source_url,
+                                 sizeof(srv->source_url));
         if (rc != 0) {
-            sd_buf_printf(err, "cannot listen on source.http.listen %s: %s",
-                          sd_config_str(cfg, "source.http.listen"), sd_strerror(rc));
+            sd_buf_printf(err, "cannot listen on source.http.listen %s: %s", c->source_listen,
+                          sd_strerror(rc));
             return rc;
         }
     }
@@ -249,11 +311,10 @@ static int sd__start_loops(struct sd_server *srv, unsigned roles, const struct s
         o.bad_request_error = "stream.api.badRequest";
         o.handler = sd_api_handle;
         sd_http_loop_init(&srv->api_loop, &o);
-        rc = sd_http_loop_listen(&srv->api_loop, sd_config_str(cfg, "api.listen"), srv->api_url,
-                                 sizeof(srv->api_url));
+        rc = sd_http_loop_listen(&srv->api_loop, c->api_listen, srv->api_url, sizeof(srv->api_url));
         if (rc != 0) {
-            sd_buf_printf(err, "cannot listen on api.listen %s: %s",
-                          sd_config_str(cfg, "api.listen"), sd_strerror(rc));
+            sd_buf_printf(err, "cannot listen on api.listen %s: %s", c->api_listen,
+                          sd_strerror(rc));
             return rc;
         }
     }
@@ -263,6 +324,7 @@ static int sd__start_loops(struct sd_server *srv, unsigned roles, const struct s
 static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
 {
     struct sd_server srv;
+    struct sd_cli_config c;
     struct sd_http_loop metrics_loop;
     struct sd_metrics *metrics = NULL;
     struct sd_http_loop_opts mo;
@@ -276,24 +338,23 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
     memset(&metrics_loop, 0, sizeof(metrics_loop));
     pthread_mutex_init(&srv.reconcile_lock, NULL);
     srv.cfg = cfg;
-    srv.node_id = sd_config_str(cfg, "nodeID");
+    sd_config_fill(cfg, &sd_cli_config_bindings, &c);
+    srv.node_id = c.node_id;
     if (!(a->roles & SD_ROLE_WRITER) && (a->roles & SD_ROLE_SOURCE)) {
         fprintf(stderr, "streamd: the http-source role needs storage-writer in the same process "
                         "(the network writer protocol is not available yet)\n");
         return 2;
     }
-    sd_fd_budget_init((size_t)sd_config_int(cfg, "source.http.maxConnections"), &fds);
-    rc = sd_mkdir_p(sd_config_str(cfg, "dataDir"), SD_DIR_MODE);
+    sd_fd_budget_init(c.max_connections, &fds);
+    rc = sd_mkdir_p(c.data_dir, SD_DIR_MODE);
     if (rc != 0) {
-        fprintf(stderr, "streamd: cannot create data dir %s: %s\n", sd_config_str(cfg, "dataDir"),
-                sd_strerror(rc));
+        fprintf(stderr, "streamd: cannot create data dir %s: %s\n", c.data_dir, sd_strerror(rc));
         return 1;
     }
     rc = sd_state_open(cfg, &srv.state);
     if (rc != 0) {
-        fprintf(stderr, "streamd: cannot open the state store (%s) at %s: %s\n",
-                sd_config_str(cfg, "state.backend"), sd_config_str(cfg, "state.embedded.path"),
-                sd_strerror(rc));
+        fprintf(stderr, "streamd: cannot open the state store (%s) at %s: %s\n", c.state_backend,
+                c.state_path, sd_strerror(rc));
         return 1;
     }
     srv.health = sd_health_create();
@@ -308,16 +369,14 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
     if (a->roles & (SD_ROLE_READER | SD_ROLE_COORDINATOR)) {
         rc = sd_staging_open(cfg, &srv.staging);
         if (rc != 0) {
-            fprintf(stderr, "streamd: cannot open staging (%s) at %s: %s\n",
-                    sd_config_str(cfg, "staging.backend"), sd_config_str(cfg, "staging.local.path"),
-                    sd_strerror(rc));
+            fprintf(stderr, "streamd: cannot open staging (%s) at %s: %s\n", c.staging_backend,
+                    c.staging_path, sd_strerror(rc));
             goto out;
         }
         rc = sd_tables_open(cfg, &srv.tables);
         if (rc != 0) {
-            fprintf(stderr, "streamd: cannot open tables (%s) at %s: %s\n",
-                    sd_config_str(cfg, "tables.backend"), sd_config_str(cfg, "tables.sqlite.path"),
-                    sd_strerror(rc));
+            fprintf(stderr, "streamd: cannot open tables (%s) at %s: %s\n", c.tables_backend,
+                    c.tables_path, sd_strerror(rc));
             goto out;
         }
     }
@@ -325,14 +384,13 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
         sd_ingest_create(&srv, &srv.ingest);
     }
     if ((a->roles & (SD_ROLE_SOURCE | SD_ROLE_API)) &&
-        (rc = sd_eval_pool_create((unsigned)sd_config_int(cfg, "source.http.templateWorkers"),
-                                  (size_t)sd_config_int(cfg, "source.http.templateQueueSize"),
+        (rc = sd_eval_pool_create((unsigned)c.template_workers, c.template_queue,
                                   &srv.eval_pool)) != 0) {
         fprintf(stderr, "streamd: cannot start the template workers: %s\n", sd_strerror(rc));
         goto out;
     }
     metrics = sd_metrics_create(&srv);
-    rc = sd__start_loops(&srv, a->roles, &fds, &err);
+    rc = sd__start_loops(&srv, &c, a->roles, &fds, &err);
     if (rc == 0) {
         memset(&mo, 0, sizeof(mo));
         mo.name = "metrics";
@@ -345,22 +403,20 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
         mo.handler = sd_metrics_handle;
         mo.handler_arg = metrics;
         sd_http_loop_init(&metrics_loop, &mo);
-        rc = sd_http_loop_listen(&metrics_loop, sd_config_str(cfg, "metrics.listen"),
-                                 srv.metrics_url, sizeof(srv.metrics_url));
+        rc = sd_http_loop_listen(&metrics_loop, c.metrics_listen, srv.metrics_url,
+                                 sizeof(srv.metrics_url));
         if (rc != 0) {
-            sd_buf_printf(&err, "cannot listen on metrics.listen %s: %s",
-                          sd_config_str(cfg, "metrics.listen"), sd_strerror(rc));
+            sd_buf_printf(&err, "cannot listen on metrics.listen %s: %s", c.metrics_listen,
+                          sd_strerror(rc));
         }
     }
     if (rc != 0) {
         fprintf(stderr, "streamd: %s\n", sd_buf_cstr(&err));
         goto out;
     }
-    api_public = sd__trim_slash(
-        sd_config_is_set(cfg, "api.publicUrl") ? sd_config_str(cfg, "api.publicUrl") : srv.api_url);
-    source_public = sd__trim_slash(sd_config_is_set(cfg, "source.http.publicUrl")
-                                       ? sd_config_str(cfg, "source.http.publicUrl")
-                                       : srv.source_url);
+    api_public = sd__trim_slash(c.api_public_url[0] != '\0' ? c.api_public_url : srv.api_url);
+    source_public =
+        sd__trim_slash(c.source_public_url[0] != '\0' ? c.source_public_url : srv.source_url);
     srv.api_public_url = api_public;
     srv.source_public_url = source_public;
     if (a->roles & SD_ROLE_API) {
@@ -399,7 +455,7 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
         goto out;
     }
     sd_log_info("server", "ready: api %s, source %s, metrics %s, data dir %s", srv.api_url,
-                srv.source_url, srv.metrics_url, sd_config_str(cfg, "dataDir"));
+                srv.source_url, srv.metrics_url, c.data_dir);
     sigwait(&sigs, &sig);
     sd_log_info("server", "signal %d: shutting down", sig);
     rc = 0;
@@ -423,7 +479,7 @@ out:
     sd_storage_close(srv.storage); /* final syncs answer the parked requests */
     srv.storage = NULL;
     if (srv.source_loop.is_initialized) {
-        sd_http_loop_stop(&srv.source_loop, sd_config_int(cfg, "source.http.requestTimeout"));
+        sd_http_loop_stop(&srv.source_loop, c.shutdown_timeout_ms);
         sd_http_loop_fini(&srv.source_loop);
     }
     sd_http_loop_fini(&srv.api_loop);
@@ -465,6 +521,13 @@ int sd_cli_run(int argc, char **argv)
     if (sd__parse_args(argc, argv, &a) != 0) {
         free(a.sets);
         return 2;
+    }
+    if (a.config_docs) {
+        sd_config_doc(&err);
+        fwrite(err.data, 1, err.len, stdout);
+        sd_buf_fini(&err);
+        free(a.sets);
+        return 0;
     }
     /* Block the shutdown signals in every thread; the main thread takes them with sigwait. */
     signal(SIGPIPE, SIG_IGN);

@@ -5,4 +5,8 @@
 /* Parses argv, runs the server or a subcommand, returns the process exit code. */
 int sd_cli_run(int argc, char **argv);
 
+struct sd_config_bindings;
+/* The keys the server start-up reads (for the registry). */
+extern const struct sd_config_bindings sd_cli_config_bindings;
+
 #endif

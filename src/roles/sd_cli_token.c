@@ -7,6 +7,7 @@
 #include "roles/sd_cli_token.h"
 #include "api/sd_auth.h"
 #include "config/sd_config.h"
+#include "config/sd_config_bind.h"
 #include "core/sd_alloc.h"
 #include "core/sd_buf.h"
 #include "core/sd_error.h"
@@ -241,25 +242,41 @@ static int sd__token_parse(int argc, char **argv, struct sd_token_args *a)
     return 0;
 }
 
+/* The keys the token commands read, filled once by sd_config_fill. */
+struct sd_token_config {
+    const char *data_dir;
+    const char *state_backend;
+    const char *state_path;
+};
+
+#define SD_TOKEN_BIND(field, key) SD_BIND(struct sd_token_config, field, key, SD_BIND_STR)
+static const struct sd_config_binding sd_token_rows[] = {
+    SD_TOKEN_BIND(data_dir, "dataDir"),
+    SD_TOKEN_BIND(state_backend, "state.backend"),
+    SD_TOKEN_BIND(state_path, "state.embedded.path"),
+};
+const struct sd_config_bindings sd_token_config_bindings = SD_BINDINGS("token", sd_token_rows);
+
 /* Opens the state store of cfg; prints why not and returns nonzero when it cannot. Only create
  * makes a new data dir (tokens may be made before the first start); list and revoke refuse an
  * embedded store that does not exist, so a mistyped --data-dir is not an empty list. */
 static int sd__token_open_state(const struct sd_config *cfg, enum sd_token_cmd cmd,
                                 struct sd_state **st)
 {
-    const char *data_dir = sd_config_str(cfg, "dataDir");
-    const char *state_path = sd_config_str(cfg, "state.embedded.path");
+    struct sd_token_config c;
     struct stat sb;
     int rc;
 
-    if (cmd != SD_TOKEN_CREATE && strcmp(sd_config_str(cfg, "state.backend"), "embedded") == 0 &&
-        stat(state_path, &sb) != 0) {
-        fprintf(stderr, "streamd token: no state store at %s (wrong --data-dir?)\n", state_path);
+    sd_config_fill(cfg, &sd_token_config_bindings, &c);
+
+    if (cmd != SD_TOKEN_CREATE && strcmp(c.state_backend, "embedded") == 0 &&
+        stat(c.state_path, &sb) != 0) {
+        fprintf(stderr, "streamd token: no state store at %s (wrong --data-dir?)\n", c.state_path);
         return -ENOENT;
     }
-    rc = sd_mkdir_p(data_dir, SD_DIR_MODE);
+    rc = sd_mkdir_p(c.data_dir, SD_DIR_MODE);
     if (rc != 0) {
-        fprintf(stderr, "streamd token: cannot create data dir %s: %s\n", data_dir,
+        fprintf(stderr, "streamd token: cannot create data dir %s: %s\n", c.data_dir,
                 sd_strerror(rc));
         return rc;
     }
@@ -268,11 +285,10 @@ static int sd__token_open_state(const struct sd_config *cfg, enum sd_token_cmd c
         fprintf(stderr,
                 "streamd token: the data dir %s is in use by a running streamd (its state store "
                 "%s is locked); stop it first\n",
-                data_dir, sd_config_str(cfg, "state.embedded.path"));
+                c.data_dir, c.state_path);
     } else if (rc != 0) {
         fprintf(stderr, "streamd token: cannot open the state store (%s) at %s: %s\n",
-                sd_config_str(cfg, "state.backend"), sd_config_str(cfg, "state.embedded.path"),
-                sd_strerror(rc));
+                c.state_backend, c.state_path, sd_strerror(rc));
     }
     return rc;
 }

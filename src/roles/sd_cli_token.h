@@ -14,4 +14,8 @@ int sd_cli_token_wanted(int argc, char **argv);
  * 1 failure (state store unavailable, unknown token id), 2 usage or config error. */
 int sd_cli_token_run(int argc, char **argv);
 
+struct sd_config_bindings;
+/* The keys the token subcommands read (for the registry). */
+extern const struct sd_config_bindings sd_token_config_bindings;
+
 #endif

@@ -20,6 +20,7 @@
  * sync can come. in->njobs keeps the loop's drain waiting for records on the workers. */
 #include "source/sd_ingest.h"
 #include "config/sd_config.h"
+#include "config/sd_config_bind.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_health.h"
@@ -916,16 +917,22 @@ int sd_ingest_is_idle(void *arg)
     return in->nparked == 0 && in->njobs == 0;
 }
 
+#define SD_INGEST_BIND(field, key, type) SD_BIND(struct sd_ingest, field, key, type)
+static const struct sd_config_binding sd_ingest_rows[] = {
+    SD_INGEST_BIND(read_buffer_bytes, "source.http.readBufferSize", SD_BIND_SIZE_T),
+    SD_INGEST_BIND(row_size_limit, "storage.level.local.encoding.encoder.rowSizeLimit",
+                   SD_BIND_SIZE_T),
+    SD_INGEST_BIND(request_timeout_ms, "source.http.requestTimeout", SD_BIND_I64),
+};
+const struct sd_config_bindings sd_ingest_config_bindings = SD_BINDINGS("source", sd_ingest_rows);
+
 int sd_ingest_create(struct sd_server *srv, struct sd_ingest **out)
 {
     struct sd_ingest *in = sd_xcalloc(1, sizeof(*in));
 
     in->srv = srv;
     pthread_rwlock_init(&in->routes_lock, NULL);
-    in->read_buffer_bytes = (size_t)sd_config_int(srv->cfg, "source.http.readBufferSize");
-    in->row_size_limit =
-        (size_t)sd_config_int(srv->cfg, "storage.level.local.encoding.encoder.rowSizeLimit");
-    in->request_timeout_ms = sd_config_int(srv->cfg, "source.http.requestTimeout");
+    sd_config_fill(srv->cfg, &sd_ingest_config_bindings, in);
     sd_buf_init(&in->rows);
     in->parked.next = in->parked.prev = &in->parked;
     if (srv->storage != NULL) {

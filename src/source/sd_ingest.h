@@ -60,4 +60,8 @@ int sd_ingest_is_idle(void *ingest);
 /* After the loop stopped. */
 void sd_ingest_destroy(struct sd_ingest *in);
 
+struct sd_config_bindings;
+/* The keys the data endpoint reads (for the registry). */
+extern const struct sd_config_bindings sd_ingest_config_bindings;
+
 #endif

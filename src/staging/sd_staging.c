@@ -9,6 +9,7 @@
 #include "staging/sd_staging.h"
 
 #include "config/sd_config.h"
+#include "config/sd_config_bind.h"
 #include "core/sd_alloc.h"
 #include "core/sd_buf.h"
 #include "core/sd_error.h"
@@ -55,13 +56,32 @@ int sd_staging_open_backend(const char *name, const struct sd_config *cfg, const
     return 0;
 }
 
+/* The keys that choose the staging storage, filled once by sd_config_fill. */
+struct sd_staging_config {
+    const char *backend;
+    const char *local_path;
+};
+
+#define SD_STAGING_BIND(field, key) SD_BIND(struct sd_staging_config, field, key, SD_BIND_STR)
+static const struct sd_config_binding sd_staging_rows[] = {
+    SD_STAGING_BIND(backend, "staging.backend"),
+    SD_STAGING_BIND(local_path, "staging.local.path"),
+};
+const struct sd_config_bindings sd_staging_config_bindings =
+    SD_BINDINGS("staging", sd_staging_rows);
+
 int sd_staging_open(const struct sd_config *cfg, struct sd_staging **out)
 {
+    struct sd_staging_config c;
+    const char *backend;
+    const char *where;
+    int rc;
+
     /* the config loader validates the enum and derives the local path below dataDir */
-    const char *backend = sd_config_str(cfg, "staging.backend");
-    const char *where = strcmp(backend, "local") == 0 ? sd_config_str(cfg, "staging.local.path")
-                                                      : "(not configured)";
-    int rc = sd_staging_open_backend(backend, cfg, where, out);
+    sd_config_fill(cfg, &sd_staging_config_bindings, &c);
+    backend = c.backend;
+    where = strcmp(backend, "local") == 0 ? c.local_path : "(not configured)";
+    rc = sd_staging_open_backend(backend, cfg, where, out);
 
     if (rc != 0) {
         sd_log_error("staging", "open %s staging storage at %s: %s", backend, where,

@@ -182,4 +182,8 @@ void sd_staging_slice_key(struct sd_buf *out, int64_t project, int64_t branch,
 }
 #endif
 
+struct sd_config_bindings;
+/* The keys that choose the staging storage (for the registry). */
+extern const struct sd_config_bindings sd_staging_config_bindings;
+
 #endif

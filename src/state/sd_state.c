@@ -7,6 +7,7 @@
 #include "state/sd_state.h"
 
 #include "config/sd_config.h"
+#include "config/sd_config_bind.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_log.h"
@@ -86,19 +87,36 @@ int sd_state_open_backend(const char *name, const struct sd_config *cfg,
     return 0;
 }
 
+/* The keys that choose the state store, filled once by sd_config_fill. */
+struct sd_state_config {
+    const char *backend;
+    const char *etcd_endpoint;
+    const char *embedded_path;
+};
+
+#define SD_STATE_BIND(field, key) SD_BIND(struct sd_state_config, field, key, SD_BIND_STR)
+static const struct sd_config_binding sd_state_rows[] = {
+    SD_STATE_BIND(backend, "state.backend"),
+    SD_STATE_BIND(etcd_endpoint, "etcd.endpoint"),
+    SD_STATE_BIND(embedded_path, "state.embedded.path"),
+};
+const struct sd_config_bindings sd_state_config_bindings = SD_BINDINGS("state", sd_state_rows);
+
 int sd_state_open(const struct sd_config *cfg, struct sd_state **out)
 {
+    struct sd_state_config c;
+    const char *where;
+    int rc;
+
     /* the config loader derives both defaults (etcd when etcd.endpoint is set; the path below
      * dataDir), so every key has a value here */
-    const char *backend = sd_config_str(cfg, "state.backend");
-    const char *where = strcmp(backend, "etcd") == 0 ? sd_config_str(cfg, "etcd.endpoint")
-                                                     : sd_config_str(cfg, "state.embedded.path");
-    int rc = sd_state_open_backend(backend, cfg, where, out);
-
+    sd_config_fill(cfg, &sd_state_config_bindings, &c);
+    where = strcmp(c.backend, "etcd") == 0 ? c.etcd_endpoint : c.embedded_path;
+    rc = sd_state_open_backend(c.backend, cfg, where, out);
     if (rc != 0) {
-        sd_log_error("state", "open %s state store at %s: %s", backend, where, sd_strerror(rc));
+        sd_log_error("state", "open %s state store at %s: %s", c.backend, where, sd_strerror(rc));
     } else {
-        sd_log_info("state", "opened %s state store at %s", backend, where);
+        sd_log_info("state", "opened %s state store at %s", c.backend, where);
     }
     return rc;
 }

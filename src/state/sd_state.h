@@ -266,4 +266,8 @@ static inline void sd_state_set_health(struct sd_state *st, struct sd_health *h)
     st->ops->set_health(st->ctx, h);
 }
 
+struct sd_config_bindings;
+/* The keys that choose the state store (for the registry). */
+extern const struct sd_config_bindings sd_state_config_bindings;
+
 #endif

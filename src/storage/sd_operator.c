@@ -24,6 +24,7 @@
 #include "storage/sd_operator.h"
 #include "storage/sd_states.h"
 #include "config/sd_config.h"
+#include "config/sd_config_bind.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_fs.h"
@@ -50,18 +51,50 @@
 
 #define SD_OP_MAX_FILES_PER_SLICE 64
 
+/* The operator's configuration, read once at start (sd__operator_config). */
+struct sd_operator_config {
+    int64_t check_intervals_ms[4]; /* the four operator check intervals */
+    int64_t check_ms;              /* the smallest of them */
+    int64_t retry_initial_ms;
+    double retry_multiplier;
+    int64_t retry_max_ms;
+    int is_cleanup_enabled;
+    int64_t cleanup_interval_ms;
+    int64_t archived_file_expiration_ms;
+    int64_t archived_file_retention;
+};
+
+#define SD_OPERATOR_BIND(field, key, type) SD_BIND(struct sd_operator_config, field, key, type)
+static const struct sd_config_binding sd_operator_rows[] = {
+    SD_OPERATOR_BIND(check_intervals_ms[0],
+                     "storage.level.staging.operator.sliceRotationCheckInterval", SD_BIND_I64),
+    SD_OPERATOR_BIND(check_intervals_ms[1],
+                     "storage.level.staging.operator.sliceUploadCheckInterval", SD_BIND_I64),
+    SD_OPERATOR_BIND(check_intervals_ms[2],
+                     "storage.level.target.operator.fileRotationCheckInterval", SD_BIND_I64),
+    SD_OPERATOR_BIND(check_intervals_ms[3], "storage.level.target.operator.fileImportCheckInterval",
+                     SD_BIND_I64),
+    SD_OPERATOR_BIND(retry_initial_ms, "storage.retry.initialInterval", SD_BIND_I64),
+    SD_OPERATOR_BIND(retry_multiplier, "storage.retry.multiplier", SD_BIND_DOUBLE),
+    SD_OPERATOR_BIND(retry_max_ms, "storage.retry.maxInterval", SD_BIND_I64),
+    SD_OPERATOR_BIND(is_cleanup_enabled, "storage.metadataCleanup.enable", SD_BIND_BOOL),
+    SD_OPERATOR_BIND(cleanup_interval_ms, "storage.metadataCleanup.interval", SD_BIND_I64),
+    SD_OPERATOR_BIND(archived_file_expiration_ms, "storage.metadataCleanup.archivedFileExpiration",
+                     SD_BIND_I64),
+    SD_OPERATOR_BIND(archived_file_retention,
+                     "storage.metadataCleanup.archivedFileRetentionPerSink", SD_BIND_I64),
+};
+const struct sd_config_bindings sd_operator_config_bindings =
+    SD_BINDINGS("operator", sd_operator_rows);
+
 struct sd_operator {
     struct sd_server *srv;
+    struct sd_operator_config cfg;
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int is_running;
     int is_kicked;
-    int64_t check_ms;
-    int64_t retry_initial_ms;
-    double retry_multiplier;
-    int64_t retry_max_ms;
-    int64_t cleanup_interval_ms; /* 0 = metadata cleanup disabled */
     int64_t next_cleanup_ms;
 };
 
@@ -212,12 +245,13 @@ static void sd__record_failure(struct sd_operator *op, const char *kind, const c
     struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
     int64_t now = sd_now_ms();
     int64_t attempt = json_integer_value(json_object_get(j, "retryAttempt")) + 1;
-    double delay = (double)op->retry_initial_ms * pow(op->retry_multiplier, (double)(attempt - 1));
+    double delay =
+        (double)op->cfg.retry_initial_ms * pow(op->cfg.retry_multiplier, (double)(attempt - 1));
     uint16_t rnd = 0;
     char ts[SD_TIME_ISO_LEN + 1];
 
-    if (delay > (double)op->retry_max_ms) {
-        delay = (double)op->retry_max_ms;
+    if (delay > (double)op->cfg.retry_max_ms) {
+        delay = (double)op->cfg.retry_max_ms;
     }
     if (getrandom(&rnd, sizeof(rnd), 0) == (ssize_t)sizeof(rnd)) {
         delay *= 0.9 + 0.2 * ((double)rnd / 65535.0); /* +-10 % jitter */
@@ -876,17 +910,16 @@ static int sd__delete_file(struct sd_operator *op, const char *sink_key, const c
 
 static void sd__cleanup(struct sd_operator *op, int64_t now)
 {
-    const struct sd_config *cfg = op->srv->cfg;
-    int64_t expiration = sd_config_int(cfg, "storage.metadataCleanup.archivedFileExpiration");
-    int64_t keep = sd_config_int(cfg, "storage.metadataCleanup.archivedFileRetentionPerSink");
+    int64_t expiration = op->cfg.archived_file_expiration_ms;
+    int64_t keep = op->cfg.archived_file_retention;
     struct sd_kvs kvs;
     char *sink = NULL;
     int64_t newer = 0;
 
-    if (op->cleanup_interval_ms == 0 || now < op->next_cleanup_ms) {
+    if (!op->cfg.is_cleanup_enabled || now < op->next_cleanup_ms) {
         return;
     }
-    op->next_cleanup_ms = now + op->cleanup_interval_ms;
+    op->next_cleanup_ms = now + op->cfg.cleanup_interval_ms;
     memset(&kvs, 0, sizeof(kvs));
     if (sd_state_range(op->srv->state, "storage/file/level/target/", 0, &kvs) != 0) {
         return;
@@ -931,8 +964,8 @@ static void *sd__operator_main(void *arg)
 
         if (!op->is_kicked) {
             clock_gettime(CLOCK_REALTIME, &deadline);
-            deadline.tv_sec += op->check_ms / 1000;
-            deadline.tv_nsec += (op->check_ms % 1000) * 1000000;
+            deadline.tv_sec += op->cfg.check_ms / 1000;
+            deadline.tv_nsec += (op->cfg.check_ms % 1000) * 1000000;
             if (deadline.tv_nsec >= 1000000000) {
                 deadline.tv_sec++;
                 deadline.tv_nsec -= 1000000000;
@@ -955,33 +988,27 @@ static void *sd__operator_main(void *arg)
     return NULL;
 }
 
+/* Reads every key the operator uses (reference staging/target operator, retry and
+ * metadataCleanup configs). */
+static void sd__operator_config(const struct sd_config *cfg, struct sd_operator_config *c)
+{
+    sd_config_fill(cfg, &sd_operator_config_bindings, c);
+    c->check_ms = INT64_MAX;
+    for (size_t i = 0; i < sizeof(c->check_intervals_ms) / sizeof(c->check_intervals_ms[0]); i++) {
+        if (c->check_intervals_ms[i] < c->check_ms) {
+            c->check_ms = c->check_intervals_ms[i];
+        }
+    }
+}
+
 int sd_operator_start(struct sd_server *srv, struct sd_operator **out)
 {
     struct sd_operator *op = sd_xcalloc(1, sizeof(*op));
-    const struct sd_config *cfg = srv->cfg;
-    static const char *const intervals[] = {
-        "storage.level.staging.operator.sliceRotationCheckInterval",
-        "storage.level.staging.operator.sliceUploadCheckInterval",
-        "storage.level.target.operator.fileRotationCheckInterval",
-        "storage.level.target.operator.fileImportCheckInterval",
-    };
     int rc;
 
     op->srv = srv;
-    op->check_ms = INT64_MAX;
-    for (size_t i = 0; i < sizeof(intervals) / sizeof(intervals[0]); i++) {
-        int64_t v = sd_config_int(cfg, intervals[i]);
-        if (v < op->check_ms) {
-            op->check_ms = v;
-        }
-    }
-    op->retry_initial_ms = sd_config_int(cfg, "storage.retry.initialInterval");
-    op->retry_multiplier = sd_config_float(cfg, "storage.retry.multiplier");
-    op->retry_max_ms = sd_config_int(cfg, "storage.retry.maxInterval");
-    if (sd_config_bool(cfg, "storage.metadataCleanup.enable")) {
-        op->cleanup_interval_ms = sd_config_int(cfg, "storage.metadataCleanup.interval");
-        op->next_cleanup_ms = sd_now_ms() + op->cleanup_interval_ms;
-    }
+    sd__operator_config(srv->cfg, &op->cfg);
+    op->next_cleanup_ms = sd_now_ms() + op->cfg.cleanup_interval_ms;
     pthread_mutex_init(&op->lock, NULL);
     pthread_cond_init(&op->cond, NULL);
     op->is_running = 1;

@@ -15,4 +15,8 @@ void sd_operator_kick(struct sd_operator *op);
 /* Stops and joins the thread after its current step; accepts NULL. */
 void sd_operator_stop(struct sd_operator *op);
 
+struct sd_config_bindings;
+/* The keys the storage operator reads (for the registry). */
+extern const struct sd_config_bindings sd_operator_config_bindings;
+
 #endif

@@ -15,6 +15,7 @@
 #include "storage/sd_storage.h"
 #include "storage/sd_states.h"
 #include "config/sd_config.h"
+#include "config/sd_config_bind.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_fs.h"
@@ -79,8 +80,51 @@ struct sd_sink_slot {
     struct sd_sink_slot *next;
 };
 
+/* The storage-writer's configuration, read once at open (sd__storage_config). */
+struct sd_storage_config {
+    const char *volumes_path;
+    const char *hostname;
+    const char *compression; /* encoding.compression.type: "gzip" or "none" */
+    const char *gzip_impl_name;
+    enum sd_gzip_impl gzip_impl; /* from gzip_impl_name */
+    int gzip_level;
+    size_t gzip_block_size;
+    int gzip_concurrency;
+    const char *sync_mode_name;
+    enum sd_sync_mode sync_mode; /* from sync_mode_name */
+    int is_allocation_enabled;
+    int64_t allocation_static_bytes;
+    int64_t allocation_relative_percent;
+    int64_t stats_interval_ms;
+};
+
+#define SD_STORAGE_BIND(field, key, type) SD_BIND(struct sd_storage_config, field, key, type)
+static const struct sd_config_binding sd_storage_rows[] = {
+    SD_STORAGE_BIND(volumes_path, "storage.volumesPath", SD_BIND_STR),
+    SD_STORAGE_BIND(hostname, "hostname", SD_BIND_STR),
+    SD_STORAGE_BIND(compression, "storage.level.local.encoding.compression.type", SD_BIND_STR),
+    SD_STORAGE_BIND(gzip_impl_name, "storage.level.local.encoding.compression.gzip.implementation",
+                    SD_BIND_STR),
+    SD_STORAGE_BIND(gzip_level, "storage.level.local.encoding.compression.gzip.level", SD_BIND_INT),
+    SD_STORAGE_BIND(gzip_block_size, "storage.level.local.encoding.compression.gzip.blockSize",
+                    SD_BIND_SIZE_T),
+    SD_STORAGE_BIND(gzip_concurrency, "storage.level.local.encoding.compression.gzip.concurrency",
+                    SD_BIND_INT),
+    SD_STORAGE_BIND(sync_mode_name, "storage.level.local.encoding.sync.mode", SD_BIND_STR),
+    SD_STORAGE_BIND(is_allocation_enabled, "storage.level.local.writer.allocation.enabled",
+                    SD_BIND_BOOL),
+    SD_STORAGE_BIND(allocation_static_bytes, "storage.level.local.writer.allocation.static",
+                    SD_BIND_I64),
+    SD_STORAGE_BIND(allocation_relative_percent, "storage.level.local.writer.allocation.relative",
+                    SD_BIND_I64),
+    SD_STORAGE_BIND(stats_interval_ms, "storage.statistics.sync.interval", SD_BIND_I64),
+};
+const struct sd_config_bindings sd_storage_config_bindings =
+    SD_BINDINGS("storage", sd_storage_rows);
+
 struct sd_storage {
     struct sd_server *srv;
+    struct sd_storage_config cfg;
     struct sd_state *state;
     const char *node_id;
     struct sd_volume volumes[SD_STORAGE_MAX_VOLUMES];
@@ -93,7 +137,6 @@ struct sd_storage {
     pthread_t stats_thread;
     pthread_cond_t stats_cond;
     int stats_running;
-    int64_t stats_interval_ms;
 };
 
 static void sd__random_alnum(char *out, size_t n)
@@ -217,7 +260,7 @@ static int sd__is_dir(const char *path)
 
 static int sd__open_volumes(struct sd_storage *st, struct sd_buf *err)
 {
-    const char *root = sd_config_str(st->srv->cfg, "storage.volumesPath");
+    const char *root = st->cfg.volumes_path;
     DIR *types;
     struct dirent *t;
     int rc = sd_mkdir_p(root, SD_DIR_MODE);
@@ -277,8 +320,8 @@ static int sd__register_volumes(struct sd_storage *st)
         struct sd_volume *v = &st->volumes[i];
         char key[128];
         json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "volumeId", v->id, "nodeId",
-                              st->node_id, "hostname", sd_config_str(st->srv->cfg, "hostname"),
-                              "path", v->path, "type", v->type, "label", v->label);
+                              st->node_id, "hostname", st->cfg.hostname, "path", v->path, "type",
+                              v->type, "label", v->label);
         char *text = json_dumps(j, JSON_COMPACT);
         int rc;
         snprintf(key, sizeof(key), "storage/volume/writer/%s", v->id);
@@ -429,32 +472,32 @@ static void sd__slice_dir(struct sd_volume *v, const char *sink_key, int64_t fil
     snprintf(out, len, "%s/%s/%s/%s", v->path, sink_key, f, s);
 }
 
+/* Reads every key the storage writer uses (reference local level: volumes, encoding, writer
+ * allocation; statistics). */
+static void sd__storage_config(const struct sd_config *cfg, struct sd_storage_config *c)
+{
+    sd_config_fill(cfg, &sd_storage_config_bindings, c);
+    c->gzip_impl = strcmp(c->gzip_impl_name, "standard") == 0 ? SD_GZIP_STANDARD
+                   : strcmp(c->gzip_impl_name, "fast") == 0   ? SD_GZIP_FAST
+                                                              : SD_GZIP_PARALLEL;
+    c->sync_mode = strcmp(c->sync_mode_name, "cache") == 0 ? SD_SYNC_CACHE : SD_SYNC_DISK;
+}
+
 static void sd__writer_opts(struct sd_storage *st, struct sd_slice_writer_opts *o, const char *dir,
                             int64_t allocate_bytes)
 {
-    const struct sd_config *cfg = st->srv->cfg;
-    const char *impl =
-        sd_config_str(cfg, "storage.level.local.encoding.compression.gzip.implementation");
+    const struct sd_storage_config *c = &st->cfg;
 
     memset(o, 0, sizeof(*o));
     o->dir = dir;
     o->node_id = st->node_id;
     o->compression =
-        strcmp(sd_config_str(cfg, "storage.level.local.encoding.compression.type"), "none") == 0
-            ? SD_COMPRESSION_NONE
-            : SD_COMPRESSION_GZIP;
-    o->gzip_impl = strcmp(impl, "standard") == 0 ? SD_GZIP_STANDARD
-                   : strcmp(impl, "fast") == 0   ? SD_GZIP_FAST
-                                                 : SD_GZIP_PARALLEL;
-    o->gzip_level = (int)sd_config_int(cfg, "storage.level.local.encoding.compression.gzip.level");
-    o->gzip_block_size =
-        (size_t)sd_config_int(cfg, "storage.level.local.encoding.compression.gzip.blockSize");
-    o->gzip_concurrency =
-        (int)sd_config_int(cfg, "storage.level.local.encoding.compression.gzip.concurrency");
-    o->sync_mode =
-        strcmp(sd_config_str(cfg, "storage.level.local.encoding.sync.mode"), "cache") == 0
-            ? SD_SYNC_CACHE
-            : SD_SYNC_DISK;
+        strcmp(c->compression, "none") == 0 ? SD_COMPRESSION_NONE : SD_COMPRESSION_GZIP;
+    o->gzip_impl = c->gzip_impl;
+    o->gzip_level = c->gzip_level;
+    o->gzip_block_size = c->gzip_block_size;
+    o->gzip_concurrency = c->gzip_concurrency;
+    o->sync_mode = c->sync_mode;
     o->max_pending_bytes = SD_STORAGE_MAX_PENDING_BYTES;
     o->allocate = allocate_bytes > 0;
     o->allocate_bytes = allocate_bytes;
@@ -466,12 +509,10 @@ static void sd__writer_opts(struct sd_storage *st, struct sd_slice_writer_opts *
  * NULL: the sink's first slice here); 0 when disabled. */
 static int64_t sd__allocation_bytes(struct sd_storage *st, const struct sd_sink_slot *slot)
 {
-    const struct sd_config *cfg = st->srv->cfg;
     uint64_t largest = 0;
-    uint64_t relative;
     size_t n;
 
-    if (!sd_config_bool(cfg, "storage.level.local.writer.allocation.enabled")) {
+    if (!st->cfg.is_allocation_enabled) {
         return 0;
     }
     n = slot == NULL ? 0 : slot->nslices_rotated;
@@ -479,10 +520,9 @@ static int64_t sd__allocation_bytes(struct sd_storage *st, const struct sd_sink_
         largest = slot->slice_bytes[i] > largest ? slot->slice_bytes[i] : largest;
     }
     if (largest == 0) {
-        return sd_config_int(cfg, "storage.level.local.writer.allocation.static");
+        return st->cfg.allocation_static_bytes;
     }
-    relative = (uint64_t)sd_config_int(cfg, "storage.level.local.writer.allocation.relative");
-    return (int64_t)(largest * relative / 100);
+    return (int64_t)(largest * (uint64_t)st->cfg.allocation_relative_percent / 100);
 }
 
 /* Remembers the size of the slice a sink rotates away from (for sd__allocation_bytes). */
@@ -675,9 +715,7 @@ static int sd__open_next(struct sd_storage *st, const json_t *meta, const json_t
 {
     int64_t now = sd_now_ms() > min_ms ? sd_now_ms() : min_ms + 1;
     struct sd_volume *v = &st->volumes[(size_t)now % st->nvolumes];
-    const char *compression =
-        sd_config_str(st->srv->cfg, "storage.level.local.encoding.compression.type");
-    int gz = strcmp(compression, "gzip") == 0;
+    int gz = strcmp(st->cfg.compression, "gzip") == 0;
     char ts[SD_TIME_ISO_LEN + 1], staging_path[64], dir[PATH_MAX];
     struct sd_op ops[8];
     char *owned[24];
@@ -710,13 +748,14 @@ static int sd__open_next(struct sd_storage *st, const json_t *meta, const json_t
             "tableId", json_object_get(meta, "tableId"), "settings", settings);
         sd__txn_put_entity(ops, &n, owned, &nowned, "file", fk, "local", file);
     }
-    slice = json_pack(
-        "{s:O, s:O, s:O, s:O, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s}, s:{s:s}}", "projectId",
-        json_object_get(meta, "projectId"), "branchId", json_object_get(meta, "branchId"),
-        "sourceId", json_object_get(meta, "sourceId"), "sinkId", json_object_get(meta, "sinkId"),
-        "fileOpenedAt", file_ts, "volumeId", v->id, "sliceOpenedAt", ts, "state", "writing",
-        "local", "dir", dir, "filenamePrefix", "slice", "filenameExtension",
-        gz ? ".csv.gz" : ".csv", "compression", compression, "staging", "path", staging_path);
+    slice =
+        json_pack("{s:O, s:O, s:O, s:O, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s}, s:{s:s}}",
+                  "projectId", json_object_get(meta, "projectId"), "branchId",
+                  json_object_get(meta, "branchId"), "sourceId", json_object_get(meta, "sourceId"),
+                  "sinkId", json_object_get(meta, "sinkId"), "fileOpenedAt", file_ts, "volumeId",
+                  v->id, "sliceOpenedAt", ts, "state", "writing", "local", "dir", dir,
+                  "filenamePrefix", "slice", "filenameExtension", gz ? ".csv.gz" : ".csv",
+                  "compression", st->cfg.compression, "staging", "path", staging_path);
     sd__txn_put_entity(ops, &n, owned, &nowned, "slice", sk, "local", slice);
     if (old_slice_key != NULL &&
         (old_slice = sd__entity_with_state(st, "slice", old_slice_key, "closing", now)) != NULL) {
@@ -1139,8 +1178,8 @@ static void *sd__stats_main(void *arg)
     pthread_mutex_lock(&st->lock);
     while (st->stats_running) {
         clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += st->stats_interval_ms / 1000;
-        deadline.tv_nsec += (st->stats_interval_ms % 1000) * 1000000;
+        deadline.tv_sec += st->cfg.stats_interval_ms / 1000;
+        deadline.tv_nsec += (st->cfg.stats_interval_ms % 1000) * 1000000;
         if (deadline.tv_nsec >= 1000000000) {
             deadline.tv_sec++;
             deadline.tv_nsec -= 1000000000;
@@ -1210,7 +1249,7 @@ int sd_storage_open(struct sd_server *srv, struct sd_storage **out, struct sd_bu
     st->node_id = srv->node_id;
     pthread_mutex_init(&st->lock, NULL);
     pthread_cond_init(&st->stats_cond, NULL);
-    st->stats_interval_ms = sd_config_int(srv->cfg, "storage.statistics.sync.interval");
+    sd__storage_config(srv->cfg, &st->cfg);
     rc = sd__open_volumes(st, err);
     if (rc == 0) {
         rc = sd__register_volumes(st);

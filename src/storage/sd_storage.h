@@ -72,4 +72,8 @@ void sd_storage_slice_release(struct sd_slice_handle *slice);
  * volumes and frees. */
 void sd_storage_close(struct sd_storage *st);
 
+struct sd_config_bindings;
+/* The keys the storage writer reads (for the registry). */
+extern const struct sd_config_bindings sd_storage_config_bindings;
+
 #endif

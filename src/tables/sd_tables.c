@@ -9,6 +9,7 @@
 #include "tables/sd_tables.h"
 
 #include "config/sd_config.h"
+#include "config/sd_config_bind.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_log.h"
@@ -64,14 +65,30 @@ int sd_tables_open_backend(const char *name, const struct sd_config *cfg, const 
     return 0;
 }
 
+/* The keys that choose the table storage, filled once by sd_config_fill. */
+struct sd_tables_config {
+    const char *backend;
+    const char *sqlite_path;
+};
+
+#define SD_TABLES_BIND(field, key) SD_BIND(struct sd_tables_config, field, key, SD_BIND_STR)
+static const struct sd_config_binding sd_tables_rows[] = {
+    SD_TABLES_BIND(backend, "tables.backend"),
+    SD_TABLES_BIND(sqlite_path, "tables.sqlite.path"),
+};
+const struct sd_config_bindings sd_tables_config_bindings = SD_BINDINGS("tables", sd_tables_rows);
+
 int sd_tables_open(const struct sd_config *cfg, struct sd_tables **out)
 {
-    const char *backend = sd_config_str(cfg, "tables.backend");
+    struct sd_tables_config c;
+    const char *backend;
     const char *where = "";
     int rc;
 
+    sd_config_fill(cfg, &sd_tables_config_bindings, &c);
+    backend = c.backend;
     if (strcmp(backend, "sqlite") == 0) {
-        where = sd_config_str(cfg, "tables.sqlite.path");
+        where = c.sqlite_path;
     }
     rc = sd_tables_open_backend(backend, cfg, where, out);
     if (rc == -ENOTSUP) {

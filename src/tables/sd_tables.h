@@ -148,4 +148,8 @@ static inline int sd_tables_drop_table(struct sd_tables *t, int64_t project, con
     return t->ops->drop_table(t->ctx, project, table_id);
 }
 
+struct sd_config_bindings;
+/* The keys that choose the table storage (for the registry). */
+extern const struct sd_config_bindings sd_tables_config_bindings;
+
 #endif

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config/sd_config.h"
+#include "config/sd_config_doc.h"
 #include "config/sd_opt.h"
 #include "core/sd_alloc.h"
 #include "core/sd_buf.h"
@@ -910,7 +911,7 @@ static void test_unknown_env_is_warning(void **state)
 {
     char *env[] = {"HOME=/root", "STREAM_NO_SUCH_OPTION=1", "STREAMD_OTHER=1",
                    "STREAM_SOURCE_HTTP_LISTEN=127.0.0.1:0", NULL};
-    char *ok_env[] = {"STREAM_NODE_ID=n1", "STREAM_DEBUG_HTTP_CLIENT=true", NULL};
+    char *ok_env[] = {"STREAM_NODE_ID=n1", "STREAM_DEBUG_HTTP_CLIENT=false", NULL};
     char *logged;
     int rc = -1;
 
@@ -928,6 +929,88 @@ static void test_unknown_env_is_warning(void **state)
     assert_int_equal(rc, 0);
     assert_string_equal(logged, "");
     free(logged);
+}
+
+/* Keys marked cluster or not applicable warn when set to another value than the default;
+ * rejected keys and the cloud KMS providers are errors. */
+static void test_marked_keys(void **state)
+{
+    char *cluster_env[] = {"STREAM_ETCD_NAMESPACE=other/", "STREAM_DATADOG_ENABLED=false",
+                           "STREAM_PPROF_LISTEN=0.0.0.0:4000", NULL};
+    char *aes_env[] = {"STREAM_ENCRYPTION_PROVIDER=aes",
+                       "STREAM_ENCRYPTION_AES_SECRET_KEY=0123456789abcdef0123456789abcdef", NULL};
+    const char *why = NULL;
+    char *logged;
+    char *msg;
+    int rc = -1;
+
+    (void)state;
+    assert_int_equal(sd_opt_mark(sd_opt_find("etcd.endpoint"), &why), SD_OPT_CLUSTER);
+    assert_non_null(why);
+    assert_int_equal(sd_opt_mark(sd_opt_find("source.http.listen"), &why), SD_OPT_WORKS);
+    assert_null(why);
+    assert_int_equal(sd_opt_mark(sd_opt_find("encryption.gcp.kmsKeyId"), NULL), SD_OPT_REJECTED);
+    assert_int_equal(sd_opt_mark(sd_opt_find("storageApiHost"), NULL), SD_OPT_NOT_APPLICABLE);
+
+    logged = load_capturing_stderr(cluster_env, &rc);
+    assert_int_equal(rc, 0);
+    assert_contains(logged, "\\\"etcd.namespace\\\" is set but has no effect in standalone streamd "
+                            "(cluster)");
+    assert_contains(logged, "\\\"datadog.enabled\\\" is set but has no effect in streamd "
+                            "(not applicable)");
+    /* set to its default: nothing to warn about */
+    assert_not_contains(logged, "pprof.listen");
+    free(logged);
+
+    logged = load_capturing_stderr(aes_env, &rc);
+    assert_int_equal(rc, 0);
+    assert_contains(logged, "encryption.provider");
+    assert_contains(logged, "encryption.aes.secretKey");
+    assert_not_contains(logged, "0123456789abcdef");
+    free(logged);
+
+    msg = load_fail_set("encryption.provider=aws");
+    assert_contains(msg, "invalid value \"aws\" for \"encryption.provider\": cloud KMS");
+    free(msg);
+    msg = load_fail_set("encryption.gcp.kmsKeyId=projects/p/keys/k");
+    assert_contains(msg, "config key \"encryption.gcp.kmsKeyId\" is not supported by streamd");
+    free(msg);
+}
+
+/* docs/CONFIG.md: one table row per key, in table order, with env name, type, default, range,
+ * effect and mark. */
+static void test_config_doc(void **state)
+{
+    struct sd_buf out = SD_BUF_INIT;
+    size_t n = 0, i, rows = 0;
+    const struct sd_opt *t = sd_opt_table(&n);
+    const char *p;
+
+    (void)state;
+    sd_config_doc(&out);
+    for (p = out.data; (p = strstr(p, "\n| `")) != NULL; p++) {
+        rows++;
+    }
+    assert_int_equal(rows, n);
+    for (i = 1; i < n; i++) {
+        char *a = sd_xasprintf("\n| `%s` |", t[i - 1].key);
+        char *b = sd_xasprintf("\n| `%s` |", t[i].key);
+        assert_true(strstr(out.data, a) < strstr(out.data, b));
+        free(a);
+        free(b);
+    }
+    assert_contains(out.data, "| `source.http.maxRequestBodySize` | "
+                              "`STREAM_SOURCE_HTTP_MAX_REQUEST_BODY_SIZE` | size | `1MB` | "
+                              "100B .. 4MB | Maximum size of one request body (bytes). |  |\n");
+    assert_contains(out.data, "| `api.task.cleanupInterval` | `STREAM_API_TASK_CLEANUP_INTERVAL` "
+                              "| duration | `1h` | 1s .. 24h |");
+    assert_contains(out.data, "| enum | `none` | `none`, `aes`, `gcp`, `aws`, `azure` |");
+    assert_contains(out.data, "| `etcd.endpoint` | `STREAM_ETCD_ENDPOINT` | string |  | - |");
+    assert_contains(out.data, "| **cluster**: etcd client of the distributed mode");
+    assert_contains(out.data, "| **rejected**: Cloud KMS encryption (encryption.provider aws)");
+    assert_contains(out.data, "Secret: never printed. |");
+    assert_contains(out.data, "| list | `default` | items 1 .. any |");
+    sd_buf_fini(&out);
 }
 
 static void test_env_values(void **state)
@@ -1150,7 +1233,9 @@ static void test_dump(void **state)
     sd_config_dump(cfg, 0, &out);
     assert_contains(out.data, "auth.adminToken: \"***\"\n");
     assert_not_contains(out.data, "my-admin-token");
-    assert_contains(out.data, "etcd.password: \"\"\n");
+    assert_contains(out.data, "etcd.password: \"\"  # cluster\n");
+    assert_contains(out.data, "pprof.enabled: false  # not applicable\n");
+    assert_contains(out.data, "encryption.aws.region: \"\"  # rejected\n");
     assert_contains(out.data, "source.http.listen: 0.0.0.0:7000\n");
     assert_contains(out.data, "source.http.maxRequestBodySize: 1MB\n");
     assert_contains(out.data, "source.http.requestTimeout: 30s\n");
@@ -1195,7 +1280,14 @@ static void test_dump(void **state)
     assert_not_contains(out.data, "another-admin-token");
     root = json_loads(out.data, 0, &jerr);
     assert_non_null(root);
-    assert_int_equal(json_object_size(root), n);
+    assert_int_equal(json_object_size(root), n + 1);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(root, "$marks"), "etcd.endpoint")),
+        "cluster");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(root, "$marks"), "datadog.enabled")),
+        "not applicable");
+    assert_null(json_object_get(json_object_get(root, "$marks"), "source.http.listen"));
     assert_string_equal(json_string_value(json_object_get(root, "auth.adminToken")), "***");
     assert_string_equal(json_string_value(json_object_get(root, "source.http.listen")),
                         "0.0.0.0:7000");
@@ -1215,6 +1307,22 @@ static void test_dump(void **state)
         free(first);
     }
     json_decref(root);
+
+    /* the JSON dump loads back too: the loader skips "$marks" */
+    tmp_make(&t);
+    sd_config_set(cfg, "auth.adminToken", "", &err);
+    sd_buf_reset(&out);
+    sd_config_dump(cfg, 1, &out);
+    path = tmp_file(&t, "dump.json", out.data);
+    memset(&args, 0, sizeof(args));
+    args.file = path;
+    if (sd_config_load(&args, &back, &err) != 0) {
+        fail_msg("reloading the JSON dump failed: %s", sd_buf_cstr(&err));
+    }
+    assert_string_equal(sd_config_str(back, "nodeID"), "node: one");
+    sd_config_destroy(back);
+    free(path);
+    tmp_remove(&t);
     sd_config_destroy(cfg);
     sd_buf_fini(&out);
     sd_buf_fini(&err);
@@ -1261,6 +1369,8 @@ int main(void)
         cmocka_unit_test(test_out_of_range),
         cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_unknown_env_is_warning),
+        cmocka_unit_test(test_marked_keys),
+        cmocka_unit_test(test_config_doc),
         cmocka_unit_test(test_env_values),
         cmocka_unit_test(test_derived),
         cmocka_unit_test(test_set_after_load),
