@@ -86,7 +86,7 @@ static int go_parse_int(const char *s, double *out)
         }
         v = v * (unsigned)base + (unsigned)d;
     }
-    *out = neg ? -(double)v : (double)v;
+    *out = neg && v != 0 ? -(double)v : (double)v;
     return 1;
 }
 
@@ -165,8 +165,8 @@ static struct yscalar resolve_plain(const char *s, char *plain)
         plain[k] = '\0';
         if (go_parse_int(plain, &r.n)) {
             r.kind = Y_INT;
-        } else if (yaml_float_syntax(plain)) {
-            r.kind = Y_FLOAT;
+        } else if (yaml_float_syntax(plain) && isfinite(strtod(plain, NULL))) {
+            r.kind = Y_FLOAT; /* out of range (1e400) stays a string, as ParseFloat fails */
             r.n = strtod(plain, NULL);
         }
     }
@@ -391,6 +391,12 @@ static char *dup_anchor(const yaml_char_t *a)
     return a != NULL ? strdup((const char *)a) : NULL;
 }
 
+/* The next node is a mapping's key. */
+static int is_key(const struct ybuild *yb)
+{
+    return yb->depth > 0 && yb->frames[yb->depth - 1].is_map && !yb->frames[yb->depth - 1].has_key;
+}
+
 static int on_scalar(struct ybuild *yb, const yaml_event_t *ev)
 {
     const char *s = (const char *)ev->data.scalar.value;
@@ -402,10 +408,9 @@ static int on_scalar(struct ybuild *yb, const yaml_event_t *ev)
     if (sd_jn_tick(yb->vm, SD__JN_STR_TICKS(len)) != 0) {
         return SD_JN_ERR;
     }
-    if (tag != NULL && strcmp(tag, YAML_STR_TAG) == 0) {
+    if (tag != NULL && (strcmp(tag, YAML_STR_TAG) == 0 || strcmp(tag, "!") == 0)) {
         r.kind = Y_STR;
-    } else if (ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE ||
-               (tag != NULL && strcmp(tag, "!") != 0)) {
+    } else if (ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE || tag != NULL) {
         if (strlen(s) == len) { /* a NUL inside keeps it a string */
             r = resolve_plain(s, yb->scratch);
         }
@@ -418,10 +423,15 @@ static int on_scalar(struct ybuild *yb, const yaml_event_t *ev)
         break;
     case Y_INT:
     case Y_FLOAT:
-        if (!isfinite(r.n)) {
+        if (isfinite(r.n)) {
+            node.v = sd_jn_number(r.n);
+        } else if (is_key(yb)) { /* a key is written as yaml.v2 marshals it */
+            const char *k = isnan(r.n) ? ".nan" : (r.n > 0 ? ".inf" : "-.inf");
+            node.v = sd_jn_string(yb->vm, k, strlen(k));
+            r.kind = Y_STR;
+        } else {
             return sd_jn_throw(yb->vm, "failed to parse YAML: json: unsupported value: %s", s);
         }
-        node.v = sd_jn_number(r.n);
         break;
     case Y_MERGE:
     case Y_STR:
