@@ -1,7 +1,8 @@
 /* sd_jn_std.c: the std library's table of natives (sorted by name, binary-searched by the
- * compiler), the argument checks the natives share, and the type, number and math functions.
- * Semantics follow libjsonnet 0.18 (the Debian jsonnet CLI) where it has the function and the
- * current Jsonnet stdlib documentation otherwise; errors name the function. */
+ * compiler), the argument checks the natives share, and the type, number, math and boolean
+ * functions and std.trace. Semantics follow libjsonnet 0.18 (the Debian jsonnet CLI) where it
+ * has the function and go-jsonnet 0.22 (the reference's engine: its Go builtins, else
+ * std.jsonnet) otherwise; errors name the function. */
 #include <math.h>
 #include <stdatomic.h>
 #include <string.h>
