@@ -711,6 +711,24 @@ void sd_jn_obj_set_call(struct sd_jn_vm *vm, struct sd_jn_obj *o, size_t i, stru
     o->fields[i].value = call_thunk(vm, fn, nargs, args);
 }
 
+void sd_jn_obj_set_hidden(struct sd_jn_obj *o, size_t i)
+{
+    if (i < o->nfields) {
+        o->fields[i].hide = JN_HIDE_HIDDEN;
+    }
+}
+
+struct sd_jn_val sd_jn_std_fn(struct sd_jn_vm *vm, const char *name)
+{
+    return func_val(vm, jn_std_lookup(name, strlen(name)), NULL, NULL);
+}
+
+void sd_jn_call_site(const struct sd_jn_vm *vm, const char **file, unsigned *line)
+{
+    *file = vm->prog_name != NULL ? vm->prog_name : "";
+    *line = vm->call_node != NULL ? vm->call_node->line : 0;
+}
+
 /* --- operators ------------------------------------------------------------------------------ */
 
 static int check_number(struct sd_jn_vm *vm, const struct jn_node *at, double d,
@@ -1013,13 +1031,16 @@ static int index_value(struct sd_jn_vm *vm, const struct jn_node *n, struct sd_j
 static struct sd_jn_obj *std_object(struct sd_jn_vm *vm)
 {
     if (vm->std_obj == NULL) {
-        struct sd_jn_obj *o = sd_jn_obj_new(vm, sd_jn_std_nnatives);
+        struct sd_jn_obj *o = sd_jn_obj_new(vm, sd_jn_std_nnatives + 1);
         for (size_t i = 0; i < sd_jn_std_nnatives; i++) {
             const char *name = sd_jn_std_natives[i].name;
             sd_jn_obj_set(vm, o, i, sd_jn_str_new(vm, name, strlen(name)),
                           func_val(vm, &sd_jn_std_natives[i], NULL, NULL));
             o->fields[i].hide = JN_HIDE_HIDDEN;
         }
+        sd_jn_obj_set(vm, o, sd_jn_std_nnatives, sd_jn_str_new(vm, "pi", 2),
+                      sd_jn_number(SD_JN_STD_PI));
+        o->fields[sd_jn_std_nnatives].hide = JN_HIDE_HIDDEN;
         vm->std_obj = o;
     }
     return vm->std_obj;
@@ -1720,6 +1741,7 @@ int sd_jn_eval(const struct sd_jn_program *prog, struct sd_jn_vm *vm, void *host
     vm->budget_exhausted = 0;
     vm->calls = 0;
     vm->host = host;
+    vm->prog_name = prog->name;
     vm->std_obj = NULL;
     root = env_new(vm, NULL, 0);
     rc = eval(vm, prog->root, root, &v);
@@ -1756,6 +1778,7 @@ int sd_jn_eval(const struct sd_jn_program *prog, struct sd_jn_vm *vm, void *host
         vm->step_budget -= vm->steps < vm->step_budget ? vm->steps : vm->step_budget;
     }
     vm->host = NULL;
+    vm->prog_name = NULL;
     jn_arena_reset(vm);
     return rc;
 }

@@ -242,6 +242,7 @@ struct sd_jn_vm {
     size_t stack_budget;
     size_t stack_size_cap; /* from the thread's stack size, 0 = not known yet */
     void *host;
+    const char *prog_name;           /* the program being evaluated (std.trace) */
     const struct jn_node *err_node;  /* where the error happened */
     const struct jn_node *call_node; /* the application of the native being run */
     struct sd_buf err;

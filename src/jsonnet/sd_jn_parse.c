@@ -1551,6 +1551,11 @@ static int resolve(struct resolver *r, struct jn_node *n, struct scope *sc)
             unsigned s;
             if (!scope_find(sc, n->a->u.str, &d, &s)) {
                 const struct sd_jn_native *nat = jn_std_lookup(n->b->u.str->data, n->b->u.str->len);
+                if (nat == NULL && str_is(n->b->u.str, "pi")) { /* std's one constant */
+                    n->kind = JN_LIT_NUMBER;
+                    n->u.num = SD_JN_STD_PI;
+                    break;
+                }
                 if (nat == NULL) {
                     rc = perr(r->ps, n->b->line, n->b->col, "std.%s is not supported",
                               n->b->u.str->data);

@@ -1,10 +1,14 @@
 /* sd_jn_std.c: the std library's table of natives (sorted by name, binary-searched by the
- * compiler), the argument checks the natives share, and the type, number and math functions.
- * Semantics follow libjsonnet 0.18 (the Debian jsonnet CLI) where it has the function and the
- * current Jsonnet stdlib documentation otherwise; errors name the function. */
+ * compiler), the argument checks the natives share, and the type, number, math and boolean
+ * functions and std.trace. Semantics follow libjsonnet 0.18 (the Debian jsonnet CLI) where it
+ * has the function and go-jsonnet 0.22 (the reference's engine: its Go builtins, else
+ * std.jsonnet) otherwise; errors name the function. */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
+#include "core/sd_log.h"
+#include "core/sd_time.h"
 #include "jsonnet/sd_jn_std_int.h"
 
 /* --- shared helpers ---------------------------------------------------------------------- */
@@ -468,6 +472,188 @@ SD__JN_NATIVE(mod)
                        sd_jn_type_name(args[0].type), sd_jn_type_name(args[1].type));
 }
 
+static double deg2rad(double x)
+{
+    return x * SD_JN_STD_PI / 180;
+}
+
+static double rad2deg(double x)
+{
+    return x * 180 / SD_JN_STD_PI;
+}
+
+/* std.log(x) / std.log(2), as std.jsonnet defines it (not log2(): the last bit can differ). */
+static double log2_std(double x)
+{
+    return log(x) / log(2);
+}
+
+static double log10_std(double x)
+{
+    return log(x) / log(10);
+}
+
+SD__JN_NATIVE(deg2rad)
+{
+    return math1(vm, "deg2rad", args, deg2rad, out);
+}
+
+SD__JN_NATIVE(rad2deg)
+{
+    return math1(vm, "rad2deg", args, rad2deg, out);
+}
+
+SD__JN_NATIVE(log2)
+{
+    return math1(vm, "log2", args, log2_std, out);
+}
+
+SD__JN_NATIVE(log10)
+{
+    return math1(vm, "log10", args, log10_std, out);
+}
+
+SD__JN_NATIVE(atan2)
+{
+    if (two_numbers(vm, "atan2", args) != 0) {
+        return SD_JN_ERR;
+    }
+    return sd__jn_number_result(vm, atan2(args[0].u.n, args[1].u.n), out);
+}
+
+SD__JN_NATIVE(hypot)
+{
+    if (two_numbers(vm, "hypot", args) != 0) {
+        return SD_JN_ERR;
+    }
+    return sd__jn_number_result(vm, hypot(args[0].u.n, args[1].u.n), out);
+}
+
+/* isEven/isOdd look at the integral part (2.5 is even), isInteger/isDecimal at the fraction,
+ * as go-jsonnet's builtins (not std.jsonnet's round-based definitions). */
+static int num_pred(struct sd_jn_vm *vm, const char *fn, const struct sd_jn_val *args,
+                    double *ipart, double *frac)
+{
+    if (sd__jn_want(vm, fn, 0, &args[0], SD_JN_NUMBER) != 0) {
+        return SD_JN_ERR;
+    }
+    *frac = modf(args[0].u.n, ipart);
+    return 0;
+}
+
+SD__JN_NATIVE(isEven)
+{
+    double ip;
+    double fr;
+
+    if (num_pred(vm, "isEven", args, &ip, &fr) != 0) {
+        return SD_JN_ERR;
+    }
+    *out = sd_jn_bool(fmod(ip, 2) == 0);
+    return 0;
+}
+
+SD__JN_NATIVE(isOdd)
+{
+    double ip;
+    double fr;
+
+    if (num_pred(vm, "isOdd", args, &ip, &fr) != 0) {
+        return SD_JN_ERR;
+    }
+    *out = sd_jn_bool(fmod(ip, 2) != 0);
+    return 0;
+}
+
+SD__JN_NATIVE(isInteger)
+{
+    double ip;
+    double fr;
+
+    if (num_pred(vm, "isInteger", args, &ip, &fr) != 0) {
+        return SD_JN_ERR;
+    }
+    *out = sd_jn_bool(fr == 0);
+    return 0;
+}
+
+SD__JN_NATIVE(isDecimal)
+{
+    double ip;
+    double fr;
+
+    if (num_pred(vm, "isDecimal", args, &ip, &fr) != 0) {
+        return SD_JN_ERR;
+    }
+    *out = sd_jn_bool(fr != 0);
+    return 0;
+}
+
+/* --- booleans and misc ------------------------------------------------------------------- */
+
+SD__JN_NATIVE(isNull)
+{
+    (void)vm;
+    *out = sd_jn_bool(args[0].type == SD_JN_NULL);
+    return 0;
+}
+
+static int two_booleans(struct sd_jn_vm *vm, const char *fn, const struct sd_jn_val *args)
+{
+    if (sd__jn_want(vm, fn, 0, &args[0], SD_JN_BOOL) != 0 ||
+        sd__jn_want(vm, fn, 1, &args[1], SD_JN_BOOL) != 0) {
+        return SD_JN_ERR;
+    }
+    return 0;
+}
+
+SD__JN_NATIVE(xor)
+{
+    if (two_booleans(vm, "xor", args) != 0) {
+        return SD_JN_ERR;
+    }
+    *out = sd_jn_bool(args[0].u.b != args[1].u.b);
+    return 0;
+}
+
+SD__JN_NATIVE(xnor)
+{
+    if (two_booleans(vm, "xnor", args) != 0) {
+        return SD_JN_ERR;
+    }
+    *out = sd_jn_bool(args[0].u.b == args[1].u.b);
+    return 0;
+}
+
+/* std.trace(str, rest): go-jsonnet prints "TRACE: <file>:<line> <str>" to stderr. A service
+ * evaluates templates per record, so the line goes to the debug log instead, at most
+ * SD__JN_TRACE_PER_SEC lines a second for the whole process (the rest are dropped). */
+#define SD__JN_TRACE_PER_SEC 10
+
+SD__JN_NATIVE(trace)
+{
+    static _Atomic int64_t window_s;
+    static _Atomic int used;
+    const char *file;
+    unsigned line;
+    int64_t now_s = sd_mono_ms() / 1000;
+    int64_t w = atomic_load(&window_s);
+
+    if (sd__jn_want(vm, "trace", 0, &args[0], SD_JN_STRING) != 0) {
+        return SD_JN_ERR;
+    }
+    if (w != now_s && atomic_compare_exchange_strong(&window_s, &w, now_s)) {
+        atomic_store(&used, 0);
+    }
+    if (atomic_fetch_add(&used, 1) < SD__JN_TRACE_PER_SEC) {
+        sd_jn_call_site(vm, &file, &line);
+        sd_log_debug("jsonnet", "TRACE: %s:%u %.*s", file, line, (int)args[0].u.s->len,
+                     args[0].u.s->data);
+    }
+    *out = args[1];
+    return 0;
+}
+
 /* --- the table --------------------------------------------------------------------------- */
 
 /* clang-format off */
@@ -489,6 +675,7 @@ const struct sd_jn_native sd_jn_std_natives[] = {
     N1(asin, "x"),
     N2(assertEqual, "a", "b"),
     N1(atan, "x"),
+    N2(atan2, "y", "x"),
     N1(avg, "arr"),
     N1(base64, "input"),
     N1(base64Decode, "str"),
@@ -502,10 +689,16 @@ const struct sd_jn_native sd_jn_std_natives[] = {
     N2(count, "arr", "x"),
     N1(decodeUTF8, "arr"),
     N1(deepJoin, "arr"),
+    N1(deg2rad, "x"),
     N1(encodeUTF8, "str"),
     N2(endsWith, "a", "b"),
     N2(equals, "a", "b"),
+    N2(equalsIgnoreCase, "str1", "str2"),
+    N1(escapeStringBash, "str_"),
+    N1(escapeStringDollars, "str_"),
     N1(escapeStringJson, "str_"),
+    N1(escapeStringPython, "str"),
+    N1(escapeStringXML, "str_"),
     N1(exp, "x"),
     N1(exponent, "x"),
     N2(filter, "func", "arr"),
@@ -514,37 +707,57 @@ const struct sd_jn_native sd_jn_std_natives[] = {
     N2(findSubstr, "pat", "str"),
     N2(flatMap, "func", "arr"),
     N1(flattenArrays, "arrs"),
+    N1(flattenDeepArray, "value"),
     N1(floor, "x"),
     N3(foldl, "func", "arr", "init"),
     N3(foldr, "func", "arr", "init"),
     N2(format, "str", "vals"),
     NOPT(get, 4, 2, "o", "f", "default", "inc_hidden"),
+    N2(hypot, "x", "y"),
     N1(id, "x"),
     N1(isArray, "v"),
     N1(isBoolean, "v"),
+    N1(isDecimal, "x"),
     N1(isEmpty, "str"),
+    N1(isEven, "x"),
     N1(isFunction, "v"),
+    N1(isInteger, "x"),
+    N1(isNull, "v"),
     N1(isNumber, "v"),
     N1(isObject, "v"),
+    N1(isOdd, "x"),
     N1(isString, "v"),
     N2(join, "sep", "arr"),
     N1(length, "x"),
     N1(lines, "arr"),
     N1(log, "x"),
+    N1(log10, "x"),
+    N1(log2, "x"),
     N2(lstripChars, "str", "chars"),
     N2(makeArray, "sz", "func"),
+    N1(manifestIni, "ini"),
     N1(manifestJson, "value"),
     NOPT(manifestJsonEx, 4, 2, "value", "indent", "newline", "key_val_sep"),
     N1(manifestJsonMinified, "value"),
+    N1(manifestPython, "v"),
+    N1(manifestPythonVars, "conf"),
+    N1(manifestToml, "value"),
+    N2(manifestTomlEx, "value", "indent"),
+    N1(manifestXmlJsonml, "value"),
+    NOPT(manifestYamlDoc, 3, 1, "value", "indent_array_in_object", "quote_keys", NULL),
+    NOPT(manifestYamlStream, 4, 1, "value", "indent_array_in_object", "c_document_end",
+         "quote_keys"),
     N1(mantissa, "x"),
     N2(map, "func", "arr"),
     N2(mapWithIndex, "func", "arr"),
     N2(mapWithKey, "func", "obj"),
     N2(max, "a", "b"),
+    NOPT(maxArray, 3, 1, "arr", "keyF", "onEmpty", NULL),
     N1(md5, "s"),
     N2(member, "arr", "x"),
     N2(mergePatch, "target", "patch"),
     N2(min, "a", "b"),
+    NOPT(minArray, 3, 1, "arr", "keyF", "onEmpty", NULL),
     N2(mod, "a", "b"),
     N2(modulo, "a", "b"),
     N1(objectFields, "o"),
@@ -553,16 +766,23 @@ const struct sd_jn_native sd_jn_std_natives[] = {
     N2(objectHas, "o", "f"),
     N2(objectHasAll, "o", "f"),
     N3(objectHasEx, "obj", "fname", "inc_hidden"),
+    N1(objectKeysValues, "o"),
+    N1(objectKeysValuesAll, "o"),
+    N2(objectRemoveKey, "obj", "key"),
     N1(objectValues, "o"),
     N1(objectValuesAll, "o"),
     N1(parseHex, "str"),
     N1(parseInt, "str"),
     N1(parseJson, "str"),
     N1(parseOctal, "str"),
+    N1(parseYaml, "str"),
     N2(pow, "x", "n"),
     N2(primitiveEquals, "a", "b"),
     N1(prune, "a"),
+    N1(rad2deg, "x"),
     N2(range, "from", "to"),
+    N2(remove, "arr", "elem"),
+    N2(removeAt, "arr", "i"),
     N2(repeat, "what", "count"),
     N1(reverse, "arr"),
     N1(round, "x"),
@@ -574,6 +794,7 @@ const struct sd_jn_native sd_jn_std_natives[] = {
     NOPT(setUnion, 3, 2, "a", "b", "keyF", NULL),
     N1(sha1, "str"),
     N1(sha256, "str"),
+    N1(sha3, "s"),
     N1(sha512, "str"),
     N1(sign, "n"),
     N1(sin, "x"),
@@ -591,9 +812,12 @@ const struct sd_jn_native sd_jn_std_natives[] = {
     N1(sum, "arr"),
     N1(tan, "x"),
     N1(toString, "a"),
+    N2(trace, "str", "rest"),
     N1(trim, "str"),
     N1(type, "x"),
     NOPT(uniq, 2, 1, "arr", "keyF", NULL, NULL),
+    N2(xnor, "x", "y"),
+    N2(xor, "x", "y"),
 };
 
 const size_t sd_jn_std_nnatives = sizeof(sd_jn_std_natives) / sizeof(sd_jn_std_natives[0]);

@@ -1258,3 +1258,155 @@ SD__JN_NATIVE(setMember)
     *out = sd_jn_bool(0);
     return 0;
 }
+
+/* std.minArray / std.maxArray (arr, keyF=id, onEmpty): the first element whose key is least
+ * (sign -1) or greatest (sign 1), as go-jsonnet 0.22 (which returns the element, not its key).
+ * onEmpty, when given, is the result for an empty array; it is evaluated even when unused, as
+ * go-jsonnet does. */
+static int extreme(struct sd_jn_vm *vm, const char *fn, struct sd_jn_val *args, int sign,
+                   struct sd_jn_val *out)
+{
+    struct keyed k;
+    size_t best = 0;
+    size_t i;
+    int cmp;
+
+    if (keyed_init(vm, fn, 0, &args[0], 1, &args[1], &k) != 0) {
+        return SD_JN_ERR;
+    }
+    if (k.n == 0) {
+        if (args[2].type != SD_JN_ABSENT) {
+            *out = args[2];
+            return 0;
+        }
+        return sd_jn_throw(vm, "Expected at least one element in array. Got none");
+    }
+    for (i = 1; i < k.n; i++) {
+        if (sd_jn_compare(vm, &k.keys[best], &k.keys[i], &cmp) != 0) {
+            return SD_JN_ERR;
+        }
+        if (cmp * sign < 0) {
+            best = i;
+        }
+    }
+    *out = k.vals[best];
+    return 0;
+}
+
+SD__JN_NATIVE(minArray)
+{
+    return extreme(vm, "minArray", args, -1, out);
+}
+
+SD__JN_NATIVE(maxArray)
+{
+    return extreme(vm, "maxArray", args, 1, out);
+}
+
+/* --- removing and flattening ------------------------------------------------------------- */
+
+/* arr without element i (< its length); the other elements stay lazy. */
+static struct sd_jn_arr *without(struct sd_jn_vm *vm, struct sd_jn_arr *a, size_t i)
+{
+    size_t n = sd_jn_arr_len(a);
+
+    return sd_jn_arr_concat(vm, sd_jn_arr_slice(vm, a, 0, i), sd_jn_arr_slice(vm, a, i + 1, n));
+}
+
+SD__JN_NATIVE(removeAt)
+{
+    size_t n;
+    double at;
+
+    if (sd__jn_want(vm, "removeAt", 0, &args[0], SD_JN_ARRAY) != 0 ||
+        sd__jn_want(vm, "removeAt", 1, &args[1], SD_JN_NUMBER) != 0) {
+        return SD_JN_ERR;
+    }
+    at = args[1].u.n;
+    if (at != floor(at)) {
+        return sd_jn_throw(vm, "std.removeAt: Expected an integer, but got %.17g", at);
+    }
+    n = sd_jn_arr_len(args[0].u.a);
+    if (!(at >= 0 && at < (double)n)) {
+        return sd_jn_throw(vm, "std.removeAt: Index %.17g out of bounds, not within [0, %zu)", at,
+                           n);
+    }
+    if (sd_jn_tick(vm, n + 1) != 0) {
+        return SD_JN_ERR;
+    }
+    *out = sd_jn_array(without(vm, args[0].u.a, (size_t)at));
+    return 0;
+}
+
+/* The first element equal to elem removed; arr itself when there is none. */
+SD__JN_NATIVE(remove)
+{
+    long long at;
+
+    if (sd__jn_want(vm, "remove", 0, &args[0], SD_JN_ARRAY) != 0 ||
+        index_of(vm, args[0].u.a, &args[1], 0, &at) != 0) {
+        return SD_JN_ERR;
+    }
+    *out = at < 0 ? args[0] : sd_jn_array(without(vm, args[0].u.a, (size_t)at));
+    return 0;
+}
+
+/* Every non-array value inside value, depth first ([value] when it is not an array). */
+SD__JN_NATIVE(flattenDeepArray)
+{
+    struct frame {
+        struct sd_jn_arr *a;
+        size_t i;
+    };
+    struct frame *stack = NULL;
+    size_t depth = 0;
+    size_t cap = 0;
+    struct sd_buf items = sd_jn_buf(vm); /* the leaves, as struct sd_jn_val */
+    struct sd_jn_val e = args[0];
+    struct sd_jn_arr *r;
+    size_t n;
+    size_t i;
+    int rc = SD_JN_ERR;
+
+    for (;;) {
+        if (sd_jn_tick(vm, 1) != 0) {
+            goto done;
+        }
+        if (e.type == SD_JN_ARRAY) {
+            if (depth == cap) {
+                cap = cap ? cap * 2 : 16;
+                stack = sd_xrealloc(stack, cap * sizeof(*stack));
+            }
+            stack[depth].a = e.u.a;
+            stack[depth].i = 0;
+            depth++;
+        } else if (sd_buf_append(&items, &e, sizeof(e)) != 0) {
+            if (sd_jn_tick(vm, 1) == 0) { /* not the memory limit (which the tick reports) */
+                sd_jn_throw(vm, "std.flattenDeepArray: out of memory");
+            }
+            goto done;
+        }
+        while (depth > 0 && stack[depth - 1].i == sd_jn_arr_len(stack[depth - 1].a)) {
+            depth--;
+        }
+        if (depth == 0) {
+            break;
+        }
+        if (sd_jn_arr_get(vm, stack[depth - 1].a, stack[depth - 1].i++, &e) != 0) {
+            goto done;
+        }
+    }
+    n = items.len / sizeof(struct sd_jn_val);
+    r = sd_jn_arr_new(vm, n);
+    for (i = 0; i < n; i++) {
+        struct sd_jn_val v;
+        memcpy(&v, items.data + i * sizeof(v), sizeof(v));
+        sd_jn_arr_set(vm, r, i, v);
+    }
+    *out = sd_jn_array(r);
+    rc = 0;
+done:
+    free(stack);
+    sd_buf_fini(&items);
+    return rc;
+}

@@ -42,28 +42,38 @@ int sd__jn_key_cmp(struct sd_jn_vm *vm, const struct sd_jn_val *a, const struct 
 #define SD__JN_NATIVE(name)                                                                        \
     int sd__jn_std_##name(struct sd_jn_vm *vm, struct sd_jn_val *args, struct sd_jn_val *out)
 
-/* sd_jn_std.c: types, numbers, math, misc. */
+/* sd_jn_std.c: types, numbers, math, booleans, misc. */
 SD__JN_NATIVE(abs);
 SD__JN_NATIVE(acos);
 SD__JN_NATIVE(asin);
 SD__JN_NATIVE(assertEqual);
 SD__JN_NATIVE(atan);
+SD__JN_NATIVE(atan2);
 SD__JN_NATIVE(ceil);
 SD__JN_NATIVE(clamp);
 SD__JN_NATIVE(cos);
+SD__JN_NATIVE(deg2rad);
 SD__JN_NATIVE(equals);
 SD__JN_NATIVE(exp);
 SD__JN_NATIVE(exponent);
 SD__JN_NATIVE(floor);
+SD__JN_NATIVE(hypot);
 SD__JN_NATIVE(id);
 SD__JN_NATIVE(isArray);
 SD__JN_NATIVE(isBoolean);
+SD__JN_NATIVE(isDecimal);
+SD__JN_NATIVE(isEven);
 SD__JN_NATIVE(isFunction);
+SD__JN_NATIVE(isInteger);
+SD__JN_NATIVE(isNull);
 SD__JN_NATIVE(isNumber);
 SD__JN_NATIVE(isObject);
+SD__JN_NATIVE(isOdd);
 SD__JN_NATIVE(isString);
 SD__JN_NATIVE(length);
 SD__JN_NATIVE(log);
+SD__JN_NATIVE(log10);
+SD__JN_NATIVE(log2);
 SD__JN_NATIVE(mantissa);
 SD__JN_NATIVE(max);
 SD__JN_NATIVE(min);
@@ -71,13 +81,17 @@ SD__JN_NATIVE(mod);
 SD__JN_NATIVE(modulo);
 SD__JN_NATIVE(pow);
 SD__JN_NATIVE(primitiveEquals);
+SD__JN_NATIVE(rad2deg);
 SD__JN_NATIVE(round);
 SD__JN_NATIVE(sign);
 SD__JN_NATIVE(sin);
 SD__JN_NATIVE(sqrt);
 SD__JN_NATIVE(tan);
 SD__JN_NATIVE(toString);
+SD__JN_NATIVE(trace);
 SD__JN_NATIVE(type);
+SD__JN_NATIVE(xnor);
+SD__JN_NATIVE(xor);
 
 /* sd_jn_std_str.c: strings, encodings, hashes. */
 SD__JN_NATIVE(asciiLower);
@@ -90,7 +104,12 @@ SD__JN_NATIVE(codepoint);
 SD__JN_NATIVE(decodeUTF8);
 SD__JN_NATIVE(encodeUTF8);
 SD__JN_NATIVE(endsWith);
+SD__JN_NATIVE(equalsIgnoreCase);
+SD__JN_NATIVE(escapeStringBash);
+SD__JN_NATIVE(escapeStringDollars);
 SD__JN_NATIVE(escapeStringJson);
+SD__JN_NATIVE(escapeStringPython);
+SD__JN_NATIVE(escapeStringXML);
 SD__JN_NATIVE(findSubstr);
 SD__JN_NATIVE(format);
 SD__JN_NATIVE(isEmpty);
@@ -102,6 +121,7 @@ SD__JN_NATIVE(parseOctal);
 SD__JN_NATIVE(rstripChars);
 SD__JN_NATIVE(sha1);
 SD__JN_NATIVE(sha256);
+SD__JN_NATIVE(sha3);
 SD__JN_NATIVE(sha512);
 SD__JN_NATIVE(split);
 SD__JN_NATIVE(splitLimit);
@@ -125,6 +145,7 @@ SD__JN_NATIVE(filterMap);
 SD__JN_NATIVE(find);
 SD__JN_NATIVE(flatMap);
 SD__JN_NATIVE(flattenArrays);
+SD__JN_NATIVE(flattenDeepArray);
 SD__JN_NATIVE(foldl);
 SD__JN_NATIVE(foldr);
 SD__JN_NATIVE(join);
@@ -132,8 +153,12 @@ SD__JN_NATIVE(lines);
 SD__JN_NATIVE(makeArray);
 SD__JN_NATIVE(map);
 SD__JN_NATIVE(mapWithIndex);
+SD__JN_NATIVE(maxArray);
 SD__JN_NATIVE(member);
+SD__JN_NATIVE(minArray);
 SD__JN_NATIVE(range);
+SD__JN_NATIVE(remove);
+SD__JN_NATIVE(removeAt);
 SD__JN_NATIVE(repeat);
 SD__JN_NATIVE(reverse);
 SD__JN_NATIVE(set);
@@ -159,9 +184,25 @@ SD__JN_NATIVE(objectFieldsEx);
 SD__JN_NATIVE(objectHas);
 SD__JN_NATIVE(objectHasAll);
 SD__JN_NATIVE(objectHasEx);
+SD__JN_NATIVE(objectKeysValues);
+SD__JN_NATIVE(objectKeysValuesAll);
+SD__JN_NATIVE(objectRemoveKey);
 SD__JN_NATIVE(objectValues);
 SD__JN_NATIVE(objectValuesAll);
 SD__JN_NATIVE(parseJson);
 SD__JN_NATIVE(prune);
+
+/* sd_jn_std_fmt.c: manifesting other formats. */
+SD__JN_NATIVE(manifestIni);
+SD__JN_NATIVE(manifestPython);
+SD__JN_NATIVE(manifestPythonVars);
+SD__JN_NATIVE(manifestToml);
+SD__JN_NATIVE(manifestTomlEx);
+SD__JN_NATIVE(manifestXmlJsonml);
+SD__JN_NATIVE(manifestYamlDoc);
+SD__JN_NATIVE(manifestYamlStream);
+
+/* sd_jn_std_yaml.c: YAML in. */
+SD__JN_NATIVE(parseYaml);
 
 #endif

@@ -170,6 +170,85 @@ SD__JN_NATIVE(get)
     return 0;
 }
 
+/* [{key: k, value: o[k]}] for o's fields (all: hidden ones too), values lazy. */
+static int keys_values(struct sd_jn_vm *vm, const char *fn, struct sd_jn_val *args, int all,
+                       struct sd_jn_val *out)
+{
+    struct sd_jn_val get = sd_jn_std_fn(vm, "get");
+    struct sd_jn_str *key = sd_jn_str_new(vm, "key", 3);
+    struct sd_jn_str *value = sd_jn_str_new(vm, "value", 5);
+    struct sd_jn_thunk *targs[2];
+    struct sd_jn_str **names;
+    struct sd_jn_arr *a;
+    size_t n;
+    size_t i;
+
+    if (want_obj(vm, fn, 0, &args[0]) != 0 ||
+        sd_jn_obj_fields(vm, args[0].u.o, all, &names, &n) != 0 || sd_jn_tick(vm, n + 1) != 0) {
+        return SD_JN_ERR;
+    }
+    a = sd_jn_arr_new(vm, n);
+    targs[0] = sd_jn_thunk_of(vm, &args[0]);
+    for (i = 0; i < n; i++) {
+        struct sd_jn_obj *kv = sd_jn_obj_new(vm, 2);
+        struct sd_jn_val name = string_val(names[i]);
+
+        sd_jn_obj_set(vm, kv, 0, key, name);
+        targs[1] = sd_jn_thunk_of(vm, &name);
+        sd_jn_obj_set_call(vm, kv, 1, value, &get, 2, targs);
+        sd_jn_arr_set(vm, a, i, sd_jn_object(kv));
+    }
+    *out = sd_jn_array(a);
+    return 0;
+}
+
+SD__JN_NATIVE(objectKeysValues)
+{
+    return keys_values(vm, "objectKeysValues", args, 0, out);
+}
+
+SD__JN_NATIVE(objectKeysValuesAll)
+{
+    return keys_values(vm, "objectKeysValuesAll", args, 1, out);
+}
+
+/* A new object with obj's fields but key, hidden ones staying hidden, values (lazy) taken from
+ * obj, as go-jsonnet 0.22's builtin (obj's asserts are not carried over). */
+SD__JN_NATIVE(objectRemoveKey)
+{
+    struct sd_jn_val get = sd_jn_std_fn(vm, "get");
+    struct sd_jn_thunk *targs[2];
+    struct sd_jn_str **names;
+    struct sd_jn_obj *o;
+    size_t n;
+    size_t i;
+    size_t k = 0;
+
+    if (want_obj(vm, "objectRemoveKey", 0, &args[0]) != 0 ||
+        sd__jn_want(vm, "objectRemoveKey", 1, &args[1], SD_JN_STRING) != 0 ||
+        sd_jn_obj_fields(vm, args[0].u.o, 1, &names, &n) != 0 || sd_jn_tick(vm, n + 1) != 0) {
+        return SD_JN_ERR;
+    }
+    o = sd_jn_obj_new(
+        vm, n - (sd_jn_obj_has(vm, args[0].u.o, args[1].u.s->data, args[1].u.s->len, 1) ? 1 : 0));
+    targs[0] = sd_jn_thunk_of(vm, &args[0]);
+    for (i = 0; i < n; i++) {
+        struct sd_jn_val name = string_val(names[i]);
+
+        if (sd_jn_str_cmp(names[i], args[1].u.s) == 0) {
+            continue;
+        }
+        targs[1] = sd_jn_thunk_of(vm, &name);
+        sd_jn_obj_set_call(vm, o, k, names[i], &get, 2, targs);
+        if (!sd_jn_obj_has(vm, args[0].u.o, names[i]->data, names[i]->len, 0)) {
+            sd_jn_obj_set_hidden(o, k);
+        }
+        k++;
+    }
+    *out = sd_jn_object(o);
+    return 0;
+}
+
 SD__JN_NATIVE(mapWithKey)
 {
     struct sd_jn_str **names;

@@ -2,9 +2,12 @@
  * stripping, searching, integer parsing, std.format, and the encodings and hashes (base64, UTF-8,
  * md5/sha via libcrypto). Strings are UTF-8 indexed by code point; searches run on bytes, which
  * UTF-8's self-synchronisation makes equivalent. */
+#include <locale.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wctype.h>
 
 #include <openssl/evp.h>
 
@@ -564,29 +567,163 @@ SD__JN_NATIVE(findSubstr)
     return 0;
 }
 
+/* The text of std.escapeString*'s argument: a string as is, anything else std.toString'd into
+ * tmp (which the caller finis). Charges steps for its length. */
+static int text_of(struct sd_jn_vm *vm, const struct sd_jn_val *v, struct sd_buf *tmp,
+                   const char **p, size_t *len)
+{
+    if (v->type == SD_JN_STRING) {
+        *p = v->u.s->data;
+        *len = v->u.s->len;
+    } else {
+        if (sd_jn_to_string(vm, v, tmp) != 0) {
+            return SD_JN_ERR;
+        }
+        *p = tmp->len ? tmp->data : "";
+        *len = tmp->len;
+    }
+    return sd_jn_tick(vm, SD__JN_STR_TICKS(*len));
+}
+
 SD__JN_NATIVE(escapeStringJson)
 {
     struct sd_buf s = sd_jn_buf(vm);
     struct sd_buf b = sd_jn_buf(vm);
+    const char *p;
+    size_t len;
     int rc = SD_JN_ERR;
 
-    if (args[0].type == SD_JN_STRING) {
-        if (sd_jn_tick(vm, SD__JN_STR_TICKS(SLEN(args[0]))) != 0) {
-            goto done;
-        }
-        sd_jn_escape_string(&b, SDATA(args[0]), SLEN(args[0]));
-    } else {
-        if (sd_jn_to_string(vm, &args[0], &s) != 0) {
-            goto done;
-        }
-        sd_jn_escape_string(&b, s.len ? s.data : "", s.len);
+    if (text_of(vm, &args[0], &s, &p, &len) == 0) {
+        sd_jn_escape_string(&b, p, len);
+        sd__jn_buf_string(vm, &b, out);
+        rc = 0;
     }
+    sd_buf_fini(&s);
+    sd_buf_fini(&b);
+    return rc;
+}
+
+SD__JN_NATIVE(escapeStringPython)
+{
+    return sd__jn_std_escapeStringJson(vm, args, out);
+}
+
+/* Appends open, the text of v with every byte that has a replacement in subst (indexed by byte)
+ * replaced by it, then close. */
+static int escape_bytes(struct sd_jn_vm *vm, const struct sd_jn_val *v,
+                        const char *const subst[256], const char *open, const char *close,
+                        struct sd_jn_val *out)
+{
+    struct sd_buf s = sd_jn_buf(vm);
+    struct sd_buf b = sd_jn_buf(vm);
+    const char *p;
+    size_t len;
+    size_t i;
+    size_t run = 0;
+    int rc = SD_JN_ERR;
+
+    if (text_of(vm, v, &s, &p, &len) != 0) {
+        goto done;
+    }
+    sd_buf_append_str(&b, open);
+    for (i = 0; i < len; i++) {
+        const char *r = subst[(unsigned char)p[i]];
+        if (r != NULL) {
+            sd_buf_append(&b, p + run, i - run);
+            sd_buf_append_str(&b, r);
+            run = i + 1;
+        }
+    }
+    sd_buf_append(&b, p + run, len - run);
+    sd_buf_append_str(&b, close);
     sd__jn_buf_string(vm, &b, out);
     rc = 0;
 done:
     sd_buf_fini(&s);
     sd_buf_fini(&b);
     return rc;
+}
+
+SD__JN_NATIVE(escapeStringBash)
+{
+    static const char *const subst[256] = {['\''] = "'\"'\"'"};
+
+    return escape_bytes(vm, &args[0], subst, "'", "'", out);
+}
+
+SD__JN_NATIVE(escapeStringDollars)
+{
+    static const char *const subst[256] = {['$'] = "$$"};
+
+    return escape_bytes(vm, &args[0], subst, "", "", out);
+}
+
+SD__JN_NATIVE(escapeStringXML)
+{
+    static const char *const subst[256] = {
+        ['<'] = "&lt;", ['>'] = "&gt;", ['&'] = "&amp;", ['"'] = "&quot;", ['\''] = "&apos;"};
+
+    return escape_bytes(vm, &args[0], subst, "", "", out);
+}
+
+/* The process's C.UTF-8 character classes for Unicode case mapping, or (locale_t)0 when the
+ * locale is missing (then only ASCII letters fold). */
+static locale_t utf8_locale;
+static pthread_once_t utf8_locale_once = PTHREAD_ONCE_INIT;
+
+static void utf8_locale_init(void)
+{
+    utf8_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+}
+
+static int fold_equal(uint32_t a, uint32_t b)
+{
+    if (a == b) {
+        return 1;
+    }
+    if (utf8_locale == (locale_t)0) {
+        if (a < 128 && b < 128) {
+            return (a | 0x20) == (b | 0x20) && (a | 0x20) >= 'a' && (a | 0x20) <= 'z';
+        }
+        return 0;
+    }
+    return towlower_l((wint_t)a, utf8_locale) == towlower_l((wint_t)b, utf8_locale) ||
+           towupper_l((wint_t)a, utf8_locale) == towupper_l((wint_t)b, utf8_locale);
+}
+
+/* Unicode simple case folding, code point by code point, as Go's strings.EqualFold (which
+ * go-jsonnet uses; std.jsonnet's asciiLower version folds ASCII only). */
+SD__JN_NATIVE(equalsIgnoreCase)
+{
+    const struct sd_jn_str *a;
+    const struct sd_jn_str *b;
+    size_t i = 0;
+    size_t j = 0;
+    uint32_t ca;
+    uint32_t cb;
+
+    if (want_strings(vm, "equalsIgnoreCase", args, 2) != 0) {
+        return SD_JN_ERR;
+    }
+    a = args[0].u.s;
+    b = args[1].u.s;
+    if (sd_jn_tick(vm, SD__JN_STR_TICKS(a->len)) != 0) {
+        return SD_JN_ERR;
+    }
+    pthread_once(&utf8_locale_once, utf8_locale_init);
+    *out = sd_jn_bool(0);
+    if (a->ncp != b->ncp) {
+        return 0;
+    }
+    while (i < a->len && j < b->len) {
+        i += sd_utf8_decode(a->data + i, &ca);
+        j += sd_utf8_decode(b->data + j, &cb);
+        if (!fold_equal(ca, cb)) {
+            return 0;
+        }
+    }
+    *out = sd_jn_bool(1);
+    return 0;
 }
 
 SD__JN_NATIVE(format)
@@ -962,4 +1099,10 @@ SD__JN_NATIVE(sha256)
 SD__JN_NATIVE(sha512)
 {
     return digest(vm, "sha512", EVP_sha512(), args, out);
+}
+
+/* SHA3-512, as go-jsonnet's std.sha3. */
+SD__JN_NATIVE(sha3)
+{
+    return digest(vm, "sha3", EVP_sha3_512(), args, out);
 }

@@ -79,6 +79,9 @@ struct sd_jn_native {
  * against this table; a name not in it is a compile error ("std.<name> is not supported"). */
 extern const struct sd_jn_native sd_jn_std_natives[];
 extern const size_t sd_jn_std_nnatives;
+/* std.pi, the std library's one value that is not a function (std.jsonnet's
+ * 3.14159265358979311600, the double nearest to pi). */
+#define SD_JN_STD_PI 3.14159265358979311600
 
 /* --- errors and limits ------------------------------------------------------------------- */
 
@@ -92,6 +95,8 @@ int sd_jn_tick(struct sd_jn_vm *vm, uint64_t n);
  * and the next sd_jn_tick, or the native's return, reports the memory error. Natives build
  * every string in such buffers. */
 struct sd_buf sd_jn_buf(struct sd_jn_vm *vm);
+/* Where the running native was called: the program's name and the call's 1-based line. */
+void sd_jn_call_site(const struct sd_jn_vm *vm, const char **file, unsigned *line);
 /* The host pointer of the current evaluation (sd_jn_eval). */
 void *sd_jn_host(struct sd_jn_vm *vm);
 /* "null", "boolean", "number", "string", "array", "object", "function". */
@@ -170,6 +175,10 @@ void sd_jn_obj_set(struct sd_jn_vm *vm, struct sd_jn_obj *o, size_t i, struct sd
 /* sd_jn_obj_set with the lazy result of fn(args[0..nargs)) as the value. */
 void sd_jn_obj_set_call(struct sd_jn_vm *vm, struct sd_jn_obj *o, size_t i, struct sd_jn_str *name,
                         const struct sd_jn_val *fn, size_t nargs, struct sd_jn_thunk *const *args);
+/* Makes field i of o (set before) hidden (::). */
+void sd_jn_obj_set_hidden(struct sd_jn_obj *o, size_t i);
+/* The std library's native name as a function value (name must be in sd_jn_std_natives). */
+struct sd_jn_val sd_jn_std_fn(struct sd_jn_vm *vm, const char *name);
 static inline struct sd_jn_val sd_jn_object(struct sd_jn_obj *o)
 {
     struct sd_jn_val v;

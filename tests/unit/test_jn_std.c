@@ -451,6 +451,61 @@ static void test_limits(void **state)
     sd_buf_fini(&res);
 }
 
+/* go-jsonnet 0.22's functions whose errors libjsonnet 0.18 (the differential oracle) does not
+ * share; the values are in jsonnet_cases/std_go022.jsonnet-cases. */
+static void test_go022(void **state)
+{
+    struct sd_jn_limits lim = {0};
+    struct sd_buf res = SD_BUF_INIT;
+
+    (void)state;
+    expect_error("std.parseYaml('a: [1, 2')", "failed to parse YAML: yaml: line ");
+    expect_error("std.parseYaml('a: .inf')", "unsupported value");
+    expect_error("std.parseYaml('a: *nope')", "unknown anchor 'nope'");
+    expect_error("std.parseYaml('? [a]\\n: 1')", "unsupported map key");
+    expect_error("std.parseYaml('a: 1\\n---\\nb: [')", "failed to parse YAML");
+    expect_error("std.removeAt([1, 2, 3], 3)", "Index 3 out of bounds, not within [0, 3)");
+    expect_error("std.removeAt([1, 2, 3], -1)", "out of bounds");
+    expect_error("std.removeAt([1, 2, 3], 0.5)", "Expected an integer");
+    expect_error("std.minArray([])", "Expected at least one element in array. Got none");
+    expect_error("std.maxArray([1], onEmpty=error 'eager')", "eager");
+    expect_error("std.log2(-1)", "not a number");
+    expect_error("std.xnor(true, null)", "std.xnor: second argument must be a boolean, got null");
+    expect_error("std.isOdd(null)", "std.isOdd: first argument must be a number");
+    expect_error("std.manifestToml({ a: [1, null] })", "Tried to manifest \"null\" at [a 1]");
+    expect_error("std.manifestToml(1)", "TOML body must be an object. Got number");
+    expect_error("std.manifestYamlStream(1)", "manifestYamlStream only takes arrays, got number");
+    expect_error("std.manifestPython([function(x) x])", "cannot manifest function");
+    expect_error("std.manifestXmlJsonml([1])", "a tag must be a string, got number");
+    expect_error("std.trace(1, 2)", "std.trace: first argument must be a string");
+    /* go-jsonnet writes nothing for a function inside a YAML document */
+    expect("std.manifestYamlDoc({ a: function(x) x })", "\"\\\"a\\\": \"");
+    expect("std.parseYaml('y: 1')", "{\"true\":1}"); /* yaml.v2: y is a boolean */
+    expect("std.trace('msg', [1])", "[1]");
+    /* A deep value stops at the nesting bound instead of the C stack. */
+    expect_error("std.manifestPython(std.foldl(function(a, i) [a], std.range(1, 600), 0))",
+                 "nested more than");
+    expect_error("std.parseYaml(std.repeat('[', 2000))", "nested more than 1000 levels");
+    expect("std.length(std.flattenDeepArray(std.foldl(function(a, i) [a, i], std.range(1, 3000), "
+           "0)))",
+           "3001");
+    /* An alias bomb costs the steps of its expansion, a fraction of its size in memory. */
+    lim.max_steps = 200000;
+    lim.max_memory = 16u << 20;
+    assert_int_equal(run("std.length(std.parseYaml('a: &a [1,1,1,1,1,1,1,1,1,1]\\n"
+                         "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\\n"
+                         "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\\n"
+                         "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\\n"
+                         "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\\n"
+                         "f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\\n'))",
+                         &lim, &res),
+                     SD_EINVAL);
+    assert_non_null(strstr(sd_buf_cstr(&res), "step"));
+    assert_int_equal(run("std.length(std.parseYaml('a: &a [1,1]\\nb: [*a,*a]'))", &lim, &res), 0);
+    assert_string_equal(sd_buf_cstr(&res), "2");
+    sd_buf_fini(&res);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -460,6 +515,7 @@ int main(void)
         cmocka_unit_test(test_objects), cmocka_unit_test(test_higher_order),
         cmocka_unit_test(test_sets),    cmocka_unit_test(test_encodings),
         cmocka_unit_test(test_math),    cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_go022),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
