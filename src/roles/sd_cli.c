@@ -8,6 +8,7 @@
 #include "roles/sd_cli.h"
 #include "api/sd_api.h"
 #include "config/sd_config.h"
+#include "config/sd_opt.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_fs.h"
@@ -204,6 +205,9 @@ static char *sd__trim_slash(const char *url)
 /* Header read and keep-alive idle timeouts of the API and metrics listeners. */
 #define SD_CLI_HEADER_TIMEOUT_MS 10000
 #define SD_CLI_IDLE_TIMEOUT_MS 30000
+/* The API's request body limit (its configuration bodies are small). */
+#define SD_CLI_API_MAX_BODY_BYTES (1024 * 1024)
+#define SD_CLI_API_MAX_BODY_TEXT "1MB"
 
 static int sd__start_loops(struct sd_server *srv, unsigned roles, const struct sd_fd_budget *fds,
                            struct sd_buf *err)
@@ -216,6 +220,9 @@ static int sd__start_loops(struct sd_server *srv, unsigned roles, const struct s
         memset(&o, 0, sizeof(o));
         o.name = "source";
         o.max_request_body_bytes = (size_t)sd_config_int(cfg, "source.http.maxRequestBodySize");
+        sd_format_size((int64_t)o.max_request_body_bytes, o.body_limit_text,
+                       sizeof(o.body_limit_text));
+        o.body_too_large_error = "stream.in.bodyTooLarge";
         o.header_timeout_ms = sd_config_int(cfg, "source.http.readHeaderTimeout");
         o.request_timeout_ms = sd_config_int(cfg, "source.http.requestTimeout");
         o.idle_timeout_ms = sd_config_int(cfg, "source.http.idleTimeout");
@@ -241,7 +248,9 @@ static int sd__start_loops(struct sd_server *srv, unsigned roles, const struct s
     if (roles & SD_ROLE_API) {
         memset(&o, 0, sizeof(o));
         o.name = "api";
-        o.max_request_body_bytes = 1024 * 1024;
+        o.max_request_body_bytes = SD_CLI_API_MAX_BODY_BYTES;
+        o.body_too_large_error = "stream.api.bodyTooLarge";
+        snprintf(o.body_limit_text, sizeof(o.body_limit_text), "%s", SD_CLI_API_MAX_BODY_TEXT);
         o.header_timeout_ms = SD_CLI_HEADER_TIMEOUT_MS;
         o.request_timeout_ms = 30000;
         o.idle_timeout_ms = SD_CLI_IDLE_TIMEOUT_MS;
@@ -342,6 +351,8 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
         mo.idle_timeout_ms = SD_CLI_IDLE_TIMEOUT_MS;
         mo.max_connections = fds.metrics_max_connections;
         mo.bad_request_error = "stream.metrics.badRequest";
+        mo.body_too_large_error = "stream.metrics.bodyTooLarge";
+        snprintf(mo.body_limit_text, sizeof(mo.body_limit_text), "4KB");
         mo.handler = sd_metrics_handle;
         mo.handler_arg = metrics;
         sd_http_loop_init(&metrics_loop, &mo);
