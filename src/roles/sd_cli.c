@@ -19,6 +19,7 @@
 #include "pipeline/sd_eval_pool.h"
 #include "roles/sd_cli_jsonnet.h"
 #include "roles/sd_cli_token.h"
+#include "roles/sd_control.h"
 #include "roles/sd_metrics.h"
 #include "roles/sd_server.h"
 #include "source/sd_ingest.h"
@@ -274,6 +275,7 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
     struct sd_server srv;
     struct sd_http_loop metrics_loop;
     struct sd_metrics *metrics = NULL;
+    struct sd_control *control = NULL;
     struct sd_http_loop_opts mo;
     struct sd_fd_budget fds;
     struct sd_buf err = SD_BUF_INIT;
@@ -392,6 +394,13 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
         fprintf(stderr, "streamd: cannot start the storage operator: %s\n", sd_strerror(rc));
         goto out;
     }
+    /* token commands while running (streamd token ...): without the socket they need a stop */
+    if ((rc = sd_control_start(srv.state, sd_config_str(cfg, "dataDir"), &control)) != 0) {
+        sd_log_warn("server",
+                    "no control socket %s/%s (%s): token commands need the server stopped",
+                    sd_config_str(cfg, "dataDir"), SD_CONTROL_SOCKET, sd_strerror(rc));
+        rc = 0;
+    }
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
@@ -416,6 +425,7 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
     rc = 0;
 
 out:
+    sd_control_stop(control);
     if (srv.source_loop.is_initialized) {
         sd_http_loop_close_listeners(&srv.source_loop);
     }
