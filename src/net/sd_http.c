@@ -386,6 +386,9 @@ static void sd__http_error_on_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostr
     struct sd_http_error_ostream *os;
 
     if (req->res.status == 413 || req->res.status == 400) {
+        sd_log_info("http", "%s: %s", loop->opts.name,
+                    req->res.status == 413 ? "request body size is over the maximum"
+                                           : "request body framing is invalid");
         /* h2o stopped reading the body to answer: the rest may still be on its way */
         sd__http_linger_after_close(sd__http_conn_of(req));
         memset(&req->res.headers, 0, sizeof(req->res.headers));
