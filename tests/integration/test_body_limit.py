@@ -4,7 +4,9 @@ server answers as soon as it knows the body is too large, while the body is stil
 then lingers (reads and discards for a bounded time) before closing, so the unread rest of the
 body does not make the kernel reset the connection under the client's feet."""
 import json
+import os
 import socket
+import time
 
 import pytest
 
@@ -118,3 +120,34 @@ def test_broken_chunked_body_is_a_json_400(streamd):
     assert json.loads(body) == {"statusCode": 400, "error": "stream.in.badRequest",
                                 "message": "Request body framing is invalid: broken "
                                            "chunked-encoding."}
+
+
+def open_sockets(pid):
+    fd_dir = "/proc/%d/fd" % pid
+    count = 0
+    for name in os.listdir(fd_dir):
+        try:
+            count += os.readlink(os.path.join(fd_dir, name)).startswith("socket:")
+        except OSError:
+            pass
+    return count
+
+
+def test_lingering_is_bounded_when_the_client_stays(streamd):
+    """A client that reads the 413 and then keeps its connection open, sending nothing, does
+    not hold the server's socket beyond the lingering bounds (2 s without input)."""
+    before = open_sockets(streamd.proc.pid)
+    sock = socket.create_connection(("127.0.0.1", port_of(streamd.source)),
+                                    timeout=10 * TIMEOUT_MULT)
+    try:
+        sock.sendall(("POST /stream/1/s1/x HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n"
+                      % BODY).encode() + b"x" * 65536)
+        status, _, _ = read_response(sock)  # the answer, then the server's FIN
+        assert status == 413
+        assert open_sockets(streamd.proc.pid) == before + 1  # lingering, reading on
+        deadline = time.time() + 6 * TIMEOUT_MULT
+        while open_sockets(streamd.proc.pid) > before:
+            assert time.time() < deadline, "the lingering connection was never closed"
+            time.sleep(0.1)
+    finally:
+        sock.close()
