@@ -28,13 +28,25 @@ deps-bench:
 run: deps-run all
 	$(BUILD)/streamd --data-dir ./data
 
-test: deps-test all
+# `make test` reconfigures every time with SD_REQUIRE_UNIT_TESTS: a build dir configured before
+# libcmocka-dev was installed (`make run` installs only the run packages) would otherwise keep
+# "cmocka not found" and run no unit test. It also fails unless ctest lists unit tests.
+UNIT_CHECK = n=$$(cd $(1) && ctest -N -L unit | sed -n 's/^Total Tests: //p'); \
+	if [ "$${n:-0}" -eq 0 ]; then echo "make: no unit test in $(1) (libcmocka-dev?)" >&2; exit 1; fi; \
+	echo "make: $$n unit tests in $(1)"
+
+test: deps-test
+	cmake -S . -B $(BUILD) -DSD_REQUIRE_UNIT_TESTS=ON $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS)
+	@$(call UNIT_CHECK,$(BUILD))
 	cd $(BUILD) && ctest --output-on-failure -j 2
 	STREAMD_BIN=$(abspath $(BUILD)/streamd) /usr/bin/python3 -m pytest -q tests/integration
 
 test-asan: deps-test
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSD_SANITIZE=address,undefined $(CMAKE_FLAGS)
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSD_SANITIZE=address,undefined \
+		-DSD_REQUIRE_UNIT_TESTS=ON $(CMAKE_FLAGS)
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	@$(call UNIT_CHECK,$(ASAN_BUILD))
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 $(LSAN_ENV) ctest --output-on-failure -j 2
 	$(LSAN_ENV) STREAMD_BIN=$(abspath $(ASAN_BUILD)/streamd) STREAMD_SANITIZED=1 /usr/bin/python3 -m pytest -q tests/integration
 

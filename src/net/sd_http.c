@@ -15,7 +15,20 @@
  * by shutdown() of the descriptor, so h2o sees EOF and frees the connection on its own path,
  * and h2o's timer stays as a backstop. Before the handler runs, the head h2o parsed (still at
  * the start of the socket's input) is checked by sd_http_framing; a refused one gets 400 and
- * Connection: close, so whatever follows it is never read. */
+ * Connection: close, so whatever follows it is never executed.
+ *
+ * Errors h2o answers itself while reading a body (413, 400 for broken chunks) bind the
+ * request to the host's fallback path, where a filter rewrites them to our JSON error.
+ *
+ * Lingering close: when we answer and close while input may still be arriving (those errors,
+ * the framing 400), closing a socket with unread input makes the kernel send RST, and the
+ * client, still sending, loses the answer. So the connection's descriptor is dup()ed when the
+ * answer is chosen; h2o's close() then releases only its own descriptor, and on_close wraps the
+ * duplicate in a new socket: write side shut (the client sees the answer and EOF), input read
+ * and discarded until EOF, SD_HTTP_LINGER_IDLE_MS without input, SD_HTTP_LINGER_MS in all or
+ * SD_HTTP_LINGER_MAX_BYTES, then closed (nginx's lingering_close, lingering_timeout and
+ * lingering_time). A lingering connection still counts against max_connections; without a
+ * spare descriptor for dup() it closes at once as before. */
 #include "net/sd_http.h"
 #include "net/sd_http_framing.h"
 #include "core/sd_alloc.h"
@@ -25,6 +38,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -35,6 +49,17 @@
 
 struct sd_http_handler {
     h2o_handler_t super;
+    struct sd_http_loop *loop;
+};
+
+/* On the host's fallback path: turns the errors h2o answers itself into our JSON. */
+struct sd_http_error_filter {
+    h2o_filter_t super;
+    struct sd_http_loop *loop;
+};
+
+struct sd_http_error_ostream {
+    h2o_ostream_t super;
     struct sd_http_loop *loop;
 };
 
@@ -55,6 +80,10 @@ struct sd_http_conn {
     int64_t head_start_ms;     /* when bytes of the next request were first seen (0 = none yet) */
     int has_served;            /* a request reached the handler: waiting is keep-alive idle */
     int is_closing;            /* shut down by the sweep; h2o closes it on the EOF */
+    int linger_fd;             /* dup() of the descriptor to linger on after h2o's close, or -1 */
+    int is_lingering;          /* sock is our own socket over linger_fd, discarding input */
+    int64_t linger_last_ms;    /* lingering: start, or the last input */
+    size_t linger_bytes;       /* lingering: input discarded so far */
 };
 
 /* Lives in a request's pool: disposing the request (response done or connection closed)
@@ -66,10 +95,15 @@ struct sd_http_busy {
 #define SD_HTTP_SWEEP_MS 100
 #define SD_HTTP_ACCEPT_BATCH 32
 #define SD_HTTP_BACKOFF_MS 100
-#define SD_HTTP_LOG_EVERY_MS 60000 /* at most one warning a minute per kind */
+#define SD_HTTP_LOG_EVERY_MS 60000  /* at most one warning a minute per kind */
+#define SD_HTTP_LINGER_MS 10000     /* lingering close: at most this long in all, */
+#define SD_HTTP_LINGER_IDLE_MS 2000 /* this long without input, */
+#define SD_HTTP_LINGER_MAX_BYTES (64u * 1024 * 1024) /* and this much input discarded */
 
 static void sd__http_on_accept(h2o_socket_t *listener, const char *err);
 static void sd__http_on_conn_close(void *data);
+static json_t *sd__http_error_json(int status, const char *name, const char *message);
+static char *sd__http_dump(json_t *json, int pretty);
 
 /* Reads the listeners exactly while a connection may be accepted. */
 static void sd__http_update_accepting(struct sd_http_loop *loop)
@@ -114,6 +148,15 @@ static struct sd_http_conn *sd__http_conn_of(h2o_req_t *req)
     return sock->on_close.data;
 }
 
+/* conn (or NULL) is about to be answered and closed while input may still be arriving:
+ * keep a duplicate of its descriptor to linger on once h2o has closed its own. */
+static void sd__http_linger_after_close(struct sd_http_conn *conn)
+{
+    if (conn != NULL && conn->linger_fd < 0) {
+        conn->linger_fd = fcntl(h2o_socket_get_fd(conn->sock), F_DUPFD_CLOEXEC, 0);
+    }
+}
+
 static int sd__http_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct sd_http_loop *loop = ((struct sd_http_handler *)self)->loop;
@@ -125,6 +168,7 @@ static int sd__http_on_req(h2o_handler_t *self, h2o_req_t *req)
     if (conn == NULL ||
         sd_http_framing_check(conn->sock->input->bytes, conn->sock->input->size, &why) != 0) {
         req->http1_is_persistent = 0;
+        sd__http_linger_after_close(conn);
         if (loop->opts.server_header != NULL) {
             sd_http_add_header(req, "Server", loop->opts.server_header);
         }
@@ -138,6 +182,48 @@ static int sd__http_on_req(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
+/* Forgets a connection whose socket is closed. */
+static void sd__http_conn_free(struct sd_http_conn *conn)
+{
+    struct sd_http_loop *loop = conn->loop;
+
+    if (conn->linger_fd >= 0) {
+        close(conn->linger_fd);
+    }
+    if (conn->is_lingering) {
+        loop->nlingering--;
+    }
+    h2o_linklist_unlink(&conn->link);
+    free(conn);
+    loop->nconns--;
+    sd__http_update_accepting(loop);
+}
+
+static void sd__http_on_linger_close(void *data)
+{
+    struct sd_http_conn *conn = data;
+
+    conn->linger_fd = -1; /* closed with the socket that wrapped it */
+    sd__http_conn_free(conn);
+}
+
+/* Discards what arrives on a lingering connection; closes at EOF, on an error or past the
+ * byte bound (the sweep enforces the time bounds). */
+static void sd__http_on_linger_read(h2o_socket_t *sock, const char *err)
+{
+    struct sd_http_conn *conn = sock->data;
+
+    if (err == NULL) {
+        conn->linger_bytes += sock->input->size;
+        h2o_buffer_consume(&sock->input, sock->input->size);
+        conn->linger_last_ms = sd_mono_ms();
+    }
+    if (err != NULL || conn->linger_bytes > SD_HTTP_LINGER_MAX_BYTES) {
+        h2o_socket_close(sock);
+    }
+}
+
+/* h2o closed its descriptor of conn: linger on the duplicate if one was made, else forget. */
 static void sd__http_on_conn_close(void *data)
 {
     struct sd_http_conn *conn = data;
@@ -145,11 +231,30 @@ static void sd__http_on_conn_close(void *data)
 
     if (conn->busy != NULL) {
         conn->busy->conn = NULL;
+        conn->busy = NULL;
     }
-    h2o_linklist_unlink(&conn->link);
-    free(conn);
-    loop->nconns--;
-    sd__http_update_accepting(loop);
+    if (conn->linger_fd < 0 || conn->is_closing || loop->is_stopping) {
+        sd__http_conn_free(conn);
+        return;
+    }
+    /* FIN after the answer; the client's input is read below until it closes too. */
+    shutdown(conn->linger_fd, SHUT_WR);
+    conn->sock = h2o_evloop_socket_create(loop->ctx.loop, conn->linger_fd, 0);
+    conn->linger_fd = -1; /* owned by the socket now */
+    conn->sock->data = conn;
+    conn->sock->on_close.cb = sd__http_on_linger_close;
+    conn->sock->on_close.data = conn;
+    conn->is_lingering = 1;
+    conn->since_ms = conn->linger_last_ms = sd_mono_ms();
+    loop->nlingering++;
+    h2o_socket_read_start(conn->sock, sd__http_on_linger_read);
+}
+
+/* Whether a lingering connection has lingered long enough (or the loop stops). */
+static int sd__http_linger_is_over(struct sd_http_conn *conn, int64_t now)
+{
+    return conn->loop->is_stopping || now - conn->since_ms >= SD_HTTP_LINGER_MS ||
+           now - conn->linger_last_ms >= SD_HTTP_LINGER_IDLE_MS;
 }
 
 /* Whether the buffered bytes hold a complete request head (up to its empty line). */
@@ -197,9 +302,14 @@ static void sd__http_on_sweep(h2o_timeout_entry_t *entry)
         loop->backoff_until_ms = 0;
         sd__http_update_accepting(loop);
     }
-    for (h2o_linklist_t *node = loop->conns.next; node != &loop->conns; node = node->next) {
+    for (h2o_linklist_t *node = loop->conns.next, *next; node != &loop->conns; node = next) {
         struct sd_http_conn *conn = H2O_STRUCT_FROM_MEMBER(struct sd_http_conn, link, node);
-        if (sd__http_is_overdue(conn, now)) {
+        next = node->next; /* closing a lingering connection frees it */
+        if (conn->is_lingering) {
+            if (sd__http_linger_is_over(conn, now)) {
+                h2o_socket_close(conn->sock);
+            }
+        } else if (sd__http_is_overdue(conn, now)) {
             conn->is_closing = 1;
             shutdown(h2o_socket_get_fd(conn->sock), SHUT_RDWR);
         }
@@ -244,6 +354,57 @@ int sd_http_loop_init(struct sd_http_loop *loop, const struct sd_http_loop_opts 
     return 0;
 }
 
+/* Replaces h2o's plain-text body (one final send: h2o_send_inline) with our JSON error. */
+static void sd__http_error_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs,
+                                   size_t bufcnt, h2o_send_state_t state)
+{
+    const struct sd_http_loop_opts *o = &((struct sd_http_error_ostream *)self)->loop->opts;
+    char message[256];
+    char *text;
+    h2o_iovec_t body = {NULL, 0};
+
+    if (req->res.status == 413) {
+        snprintf(message, sizeof(message), "Request body size is over the maximum \"%s\".",
+                 o->body_limit_text);
+        text = sd__http_dump(sd__http_error_json(413, o->body_too_large_error, message), 1);
+    } else { /* 400: h2o's text says what is wrong with the framing */
+        snprintf(message, sizeof(message), "Request body framing is invalid: %.*s.",
+                 bufcnt > 0 ? (int)bufs[0].len : 0, bufcnt > 0 ? bufs[0].base : "");
+        text = sd__http_dump(sd__http_error_json(400, o->bad_request_error, message), 1);
+    }
+    if (text != NULL) {
+        body = h2o_strdup(&req->pool, text, strlen(text));
+        free(text);
+    }
+    req->res.content_length = body.len;
+    h2o_ostream_send_next(self, req, bufcnt > 0 ? &body : NULL, bufcnt > 0 ? 1 : 0, state);
+}
+
+static void sd__http_error_on_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    struct sd_http_loop *loop = ((struct sd_http_error_filter *)self)->loop;
+    struct sd_http_error_ostream *os;
+
+    if (req->res.status == 413 || req->res.status == 400) {
+        sd_log_info("http", "%s: %s", loop->opts.name,
+                    req->res.status == 413 ? "request body size is over the maximum"
+                                           : "request body framing is invalid");
+        /* h2o stopped reading the body to answer: the rest may still be on its way */
+        sd__http_linger_after_close(sd__http_conn_of(req));
+        memset(&req->res.headers, 0, sizeof(req->res.headers));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                       H2O_STRLIT("application/json"));
+        if (loop->opts.server_header != NULL) {
+            sd_http_add_header(req, "Server", loop->opts.server_header);
+        }
+        os = (struct sd_http_error_ostream *)h2o_add_ostream(req, sizeof(*os), slot);
+        os->super.do_send = sd__http_error_do_send;
+        os->loop = loop;
+        slot = &os->super.next;
+    }
+    h2o_setup_next_ostream(req, slot);
+}
+
 /* Creates every h2o object of the loop. Runs on the loop thread: h2o keeps per-thread buffer
  * caches (thread-local allocators), and a socket created on one thread allocates from that
  * thread's cache forever, so objects made on the main thread and used by several loop
@@ -253,6 +414,7 @@ static void sd__http_setup(struct sd_http_loop *loop)
     h2o_hostconf_t *host;
     h2o_pathconf_t *path;
     struct sd_http_handler *handler;
+    struct sd_http_error_filter *errors;
 
     h2o_config_init(&loop->conf);
     loop->conf.server_name = h2o_iovec_init(H2O_STRLIT(""));
@@ -267,6 +429,10 @@ static void sd__http_setup(struct sd_http_loop *loop)
     handler = (struct sd_http_handler *)h2o_create_handler(path, sizeof(*handler));
     handler->super.on_req = sd__http_on_req;
     handler->loop = loop;
+    errors =
+        (struct sd_http_error_filter *)h2o_create_filter(&host->fallback_path, sizeof(*errors));
+    errors->super.on_setup_ostream = sd__http_error_on_setup;
+    errors->loop = loop;
 
     loop->evloop = h2o_evloop_create();
     h2o_context_init(&loop->ctx, loop->evloop, &loop->conf);
@@ -316,6 +482,7 @@ static void sd__http_track(struct sd_http_loop *loop, h2o_socket_t *sock)
 
     conn->loop = loop;
     conn->sock = sock;
+    conn->linger_fd = -1;
     conn->since_ms = sd_mono_ms();
     sock->on_close.cb = sd__http_on_conn_close;
     sock->on_close.data = conn;
@@ -444,7 +611,7 @@ static void *sd__http_thread_main(void *arg)
         h2o_evloop_run(loop->ctx.loop, loop->is_stopping ? 50 : INT32_MAX);
         if (loop->is_stopping) {
             int idle = (loop->is_idle == NULL || loop->is_idle(loop->is_idle_arg)) &&
-                       h2o_linklist_is_empty(&loop->ctx.http1._conns);
+                       h2o_linklist_is_empty(&loop->ctx.http1._conns) && loop->nlingering == 0;
             if (idle || sd_mono_ms() >= loop->stop_deadline_ms) {
                 break;
             }
@@ -537,7 +704,7 @@ static void sd__http_teardown(struct sd_http_loop *loop)
     }
     h2o_timeout_unlink(&loop->sweep_entry);
     h2o_timeout_dispose(loop->ctx.loop, &loop->sweep_timeout);
-    if (!h2o_linklist_is_empty(&loop->ctx.http1._conns)) {
+    if (!h2o_linklist_is_empty(&loop->ctx.http1._conns) || loop->nlingering != 0) {
         /* Connections outlived the drain deadline: h2o cannot dispose a context that still
          * has them, and the process is about to exit anyway. */
         sd_log_warn("http", "%s: connections still open at exit", loop->opts.name);
@@ -640,13 +807,31 @@ void sd_http_send(h2o_req_t *req, int status, const char *content_type, const ch
     h2o_send(req, &copy, 1, H2O_SEND_STATE_FINAL);
 }
 
-void sd_http_send_json(h2o_req_t *req, int status, json_t *json, int pretty)
+/* Serializes json (takes ownership) as our answers are. Returns owned text or NULL. */
+static char *sd__http_dump(json_t *json, int pretty)
 {
     char *text = json_dumps(json, pretty ? JSON_INDENT(2) | JSON_PRESERVE_ORDER
                                          : JSON_COMPACT | JSON_PRESERVE_ORDER);
-    size_t len;
 
     json_decref(json);
+    return text;
+}
+
+static json_t *sd__http_error_json(int status, const char *name, const char *message)
+{
+    json_t *body = json_object();
+
+    json_object_set_new(body, "statusCode", json_integer(status));
+    json_object_set_new(body, "error", json_string(name));
+    json_object_set_new(body, "message", json_string(message));
+    return body;
+}
+
+void sd_http_send_json(h2o_req_t *req, int status, json_t *json, int pretty)
+{
+    char *text = sd__http_dump(json, pretty);
+    size_t len;
+
     if (text == NULL) {
         sd_http_send(req, 500, "text/plain", "out of memory\n", 14);
         return;
@@ -658,12 +843,7 @@ void sd_http_send_json(h2o_req_t *req, int status, json_t *json, int pretty)
 
 void sd_http_send_error(h2o_req_t *req, int status, const char *name, const char *message)
 {
-    json_t *body = json_object();
-
-    json_object_set_new(body, "statusCode", json_integer(status));
-    json_object_set_new(body, "error", json_string(name));
-    json_object_set_new(body, "message", json_string(message));
-    sd_http_send_json(req, status, body, 1);
+    sd_http_send_json(req, status, sd__http_error_json(status, name, message), 1);
 }
 
 struct sd_str sd_http_header(h2o_req_t *req, const char *lower_name)

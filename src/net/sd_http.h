@@ -9,7 +9,12 @@
  * Limits: a loop holds at most max_connections open connections (accepting pauses at the cap
  * and resumes below it, and backs off while accept() lacks descriptors or memory), closes
  * connections that stay idle or send their request too slowly, and answers 400 and closes for
- * a request head with ambiguous framing (net/sd_http_framing) before the handler runs. */
+ * a request head with ambiguous framing (net/sd_http_framing) before the handler runs. Every
+ * error h2o itself answers while reading a body (413 over the limit, 400 for broken chunked
+ * framing) is rewritten to our JSON error. After such an answer the rest of the body may still
+ * be arriving: the connection then lingers as nginx's does (its write side is shut, input is
+ * read and discarded for a bounded time and amount, then it closes), so the client reads the
+ * answer instead of a reset. */
 #ifndef SD_HTTP_H
 #define SD_HTTP_H
 
@@ -31,8 +36,13 @@ typedef void (*sd_http_task_fn)(struct sd_http_loop *loop, void *arg);
 typedef void (*sd_http_tick_fn)(struct sd_http_loop *loop, void *arg);
 
 struct sd_http_loop_opts {
-    const char *name;              /* for logs and the thread name */
-    size_t max_request_body_bytes; /* over it h2o answers 413 itself */
+    const char *name; /* for logs and the thread name */
+    /* Over it the answer is 413 {"statusCode":413,"error":body_too_large_error,"message":
+     * "Request body size is over the maximum \"<body_limit_text>\"."}, sent as soon as the
+     * excess is known (from Content-Length, or while a chunked body arrives). */
+    size_t max_request_body_bytes;
+    const char *body_too_large_error; /* "stream.in.bodyTooLarge" */
+    char body_limit_text[24];         /* the limit as the reference spells it, "1MB" */
     /* Timeouts: a complete head within header_timeout_ms of accept or of a request's first byte
      * (at most request_timeout_ms), the whole request within request_timeout_ms of its first
      * byte, and the next request's first byte within idle_timeout_ms of a response. */
@@ -42,8 +52,8 @@ struct sd_http_loop_opts {
     size_t max_connections; /* open connections; accepting pauses at this many */
     /* Kernel send buffer (SO_SNDBUF) of each accepted connection; 0 = the system's default. */
     size_t send_buffer_bytes;
-    /* Error name of the 400 for ambiguous framing ("stream.in.badRequest"), and the Server
-     * header of that answer (or NULL). */
+    /* Error name of the 400 for ambiguous or broken framing ("stream.in.badRequest"), and the
+     * Server header of the answers sd_http itself gives (or NULL). */
     const char *bad_request_error;
     const char *server_header;
     sd_http_handler_fn handler;
@@ -78,6 +88,7 @@ struct sd_http_loop {
     int64_t backoff_until_ms;  /* accept back-off in progress until then (0 = none) */
     int64_t backoff_logged_ms; /* last warning of a failed accept (0 = none yet) */
     int64_t full_logged_ms;    /* last warning that max_connections was reached (0 = none) */
+    size_t nlingering;         /* of conns: closed by h2o, still discarding input */
     pthread_t thread;
     pthread_mutex_t start_lock;
     pthread_cond_t start_cond;

@@ -10,6 +10,7 @@
 #include "config/sd_config.h"
 #include "config/sd_config_bind.h"
 #include "config/sd_config_doc.h"
+#include "config/sd_opt.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_fs.h"
@@ -20,6 +21,7 @@
 #include "pipeline/sd_eval_pool.h"
 #include "roles/sd_cli_jsonnet.h"
 #include "roles/sd_cli_token.h"
+#include "roles/sd_control.h"
 #include "roles/sd_metrics.h"
 #include "roles/sd_server.h"
 #include "source/sd_ingest.h"
@@ -266,6 +268,9 @@ const struct sd_config_bindings sd_cli_config_bindings = SD_BINDINGS("server", s
 /* Header read and keep-alive idle timeouts of the API and metrics listeners. */
 #define SD_CLI_HEADER_TIMEOUT_MS 10000
 #define SD_CLI_IDLE_TIMEOUT_MS 30000
+/* The API's request body limit (its configuration bodies are small). */
+#define SD_CLI_API_MAX_BODY_BYTES (1024 * 1024)
+#define SD_CLI_API_MAX_BODY_TEXT "1MB"
 
 static int sd__start_loops(struct sd_server *srv, const struct sd_cli_config *c, unsigned roles,
                            const struct sd_fd_budget *fds, struct sd_buf *err)
@@ -277,6 +282,9 @@ static int sd__start_loops(struct sd_server *srv, const struct sd_cli_config *c,
         memset(&o, 0, sizeof(o));
         o.name = "source";
         o.max_request_body_bytes = c->max_request_body;
+        sd_format_size((int64_t)o.max_request_body_bytes, o.body_limit_text,
+                       sizeof(o.body_limit_text));
+        o.body_too_large_error = "stream.in.bodyTooLarge";
         o.header_timeout_ms = c->header_timeout_ms;
         o.request_timeout_ms = c->request_timeout_ms;
         o.idle_timeout_ms = c->idle_timeout_ms;
@@ -303,7 +311,9 @@ static int sd__start_loops(struct sd_server *srv, const struct sd_cli_config *c,
     if (roles & SD_ROLE_API) {
         memset(&o, 0, sizeof(o));
         o.name = "api";
-        o.max_request_body_bytes = 1024 * 1024;
+        o.max_request_body_bytes = SD_CLI_API_MAX_BODY_BYTES;
+        o.body_too_large_error = "stream.api.bodyTooLarge";
+        snprintf(o.body_limit_text, sizeof(o.body_limit_text), "%s", SD_CLI_API_MAX_BODY_TEXT);
         o.header_timeout_ms = SD_CLI_HEADER_TIMEOUT_MS;
         o.request_timeout_ms = 30000;
         o.idle_timeout_ms = SD_CLI_IDLE_TIMEOUT_MS;
@@ -327,6 +337,7 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
     struct sd_cli_config c;
     struct sd_http_loop metrics_loop;
     struct sd_metrics *metrics = NULL;
+    struct sd_control *control = NULL;
     struct sd_http_loop_opts mo;
     struct sd_fd_budget fds;
     struct sd_buf err = SD_BUF_INIT;
@@ -400,6 +411,8 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
         mo.idle_timeout_ms = SD_CLI_IDLE_TIMEOUT_MS;
         mo.max_connections = fds.metrics_max_connections;
         mo.bad_request_error = "stream.metrics.badRequest";
+        mo.body_too_large_error = "stream.metrics.bodyTooLarge";
+        snprintf(mo.body_limit_text, sizeof(mo.body_limit_text), "4KB");
         mo.handler = sd_metrics_handle;
         mo.handler_arg = metrics;
         sd_http_loop_init(&metrics_loop, &mo);
@@ -437,6 +450,13 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
         fprintf(stderr, "streamd: cannot start the storage operator: %s\n", sd_strerror(rc));
         goto out;
     }
+    /* token commands while running (streamd token ...): without the socket they need a stop */
+    if ((rc = sd_control_start(srv.state, c.data_dir, &control)) != 0) {
+        sd_log_warn("server",
+                    "no control socket %s/%s (%s): token commands need the server stopped",
+                    c.data_dir, SD_CONTROL_SOCKET, sd_strerror(rc));
+        rc = 0;
+    }
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
@@ -461,6 +481,7 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
     rc = 0;
 
 out:
+    sd_control_stop(control);
     if (srv.source_loop.is_initialized) {
         sd_http_loop_close_listeners(&srv.source_loop);
     }

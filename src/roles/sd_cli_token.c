@@ -1,9 +1,11 @@
 /* sd_cli_token.c: "streamd token create|list|revoke": local API tokens from the command line.
  *
- * DESIGN: the subcommands open the state store directly (no server), so they share its
- * exclusive lock: while a streamd runs on the same data dir they fail with a clear message
- * (exit 1) instead of waiting. A new token is printed once, on stdout; only its SHA-256 is
- * stored (sd_auth), and nothing here logs a token. Exit codes: 0 done, 1 failure, 2 usage. */
+ * DESIGN: a command becomes one control request (roles/sd_control.h). On a stopped data dir it
+ * runs on the state store directly; while a streamd runs there, the store is locked and the
+ * request goes to that server's control socket instead, so tokens change (and a revoked one is
+ * refused) without a restart. Either way the answer is printed the same. A new token is printed
+ * once, on stdout; only its SHA-256 is stored (sd_auth), and nothing here logs a token. Exit
+ * codes: 0 done, 1 failure, 2 usage. */
 #include "roles/sd_cli_token.h"
 #include "api/sd_auth.h"
 #include "config/sd_config.h"
@@ -13,6 +15,7 @@
 #include "core/sd_error.h"
 #include "core/sd_fs.h"
 #include "core/sd_log.h"
+#include "roles/sd_control.h"
 #include "state/sd_state.h"
 
 #include <errno.h>
@@ -51,8 +54,9 @@ static void sd__token_usage(FILE *out)
             "       streamd token list [--project N] [--json] [OPTIONS]\n"
             "       streamd token revoke ID [OPTIONS]\n"
             "\n"
-            "Manage the local API tokens (X-StorageApi-Token) in the data dir. Stop the server\n"
-            "first: a running streamd locks its data dir.\n"
+            "Manage the local API tokens (X-StorageApi-Token) in the data dir. While a streamd\n"
+            "runs on the data dir, the command goes through its control socket\n"
+            "(DATA_DIR/control.sock) and takes effect at once.\n"
             "\n"
             "  create   prints the new token once (only its hash is stored) and its id.\n"
             "           --admin: may write (default: read-only); --no-master: not a master\n"
@@ -257,13 +261,31 @@ static const struct sd_config_binding sd_token_rows[] = {
 };
 const struct sd_config_bindings sd_token_config_bindings = SD_BINDINGS("token", sd_token_rows);
 
-/* Opens the state store of cfg; prints why not and returns nonzero when it cannot. Only create
- * makes a new data dir (tokens may be made before the first start); list and revoke refuse an
- * embedded store that does not exist, so a mistyped --data-dir is not an empty list. */
-static int sd__token_open_state(const struct sd_config *cfg, enum sd_token_cmd cmd,
-                                struct sd_state **st)
+/* The request of a (parsed) command, as the control socket takes it (sd_control.h). */
+static json_t *sd__token_request(const struct sd_token_args *a)
+{
+    switch (a->cmd) {
+    case SD_TOKEN_CREATE:
+        return json_pack("{s:s, s:I, s:b, s:b, s:s}", "cmd", "token.create", "projectId",
+                         (json_int_t)a->project_id, "isAdmin", a->is_admin, "isMaster",
+                         a->is_master, "description", a->description ? a->description : "");
+    case SD_TOKEN_LIST:
+        return json_pack("{s:s, s:I}", "cmd", "token.list", "projectId", (json_int_t)a->project_id);
+    default:
+        return json_pack("{s:s, s:s}", "cmd", "token.revoke", "id", a->id);
+    }
+}
+
+/* Runs request on the state store of cfg, or, while a running streamd holds that store, through
+ * its control socket. Returns the answer (owned), or prints why not and returns NULL. Only
+ * create makes a new data dir (tokens may be made before the first start); list and revoke
+ * refuse an embedded store that does not exist, so a mistyped --data-dir is not an empty list. */
+static json_t *sd__token_exec(const struct sd_config *cfg, enum sd_token_cmd cmd,
+                              const json_t *request)
 {
     struct sd_token_config c;
+    struct sd_state *st = NULL;
+    json_t *answer = NULL;
     struct stat sb;
     int rc;
 
@@ -272,32 +294,34 @@ static int sd__token_open_state(const struct sd_config *cfg, enum sd_token_cmd c
     if (cmd != SD_TOKEN_CREATE && strcmp(c.state_backend, "embedded") == 0 &&
         stat(c.state_path, &sb) != 0) {
         fprintf(stderr, "streamd token: no state store at %s (wrong --data-dir?)\n", c.state_path);
-        return -ENOENT;
+        return NULL;
     }
     rc = sd_mkdir_p(c.data_dir, SD_DIR_MODE);
     if (rc != 0) {
         fprintf(stderr, "streamd token: cannot create data dir %s: %s\n", c.data_dir,
                 sd_strerror(rc));
-        return rc;
+        return NULL;
     }
-    rc = sd_state_open(cfg, st);
-    if (rc == -EBUSY || rc == -EAGAIN) {
-        fprintf(stderr,
-                "streamd token: the data dir %s is in use by a running streamd (its state store "
-                "%s is locked); stop it first\n",
-                c.data_dir, c.state_path);
-    } else if (rc != 0) {
+    rc = sd_state_open(cfg, &st);
+    if (rc == 0) {
+        answer = sd_control_exec(st, request);
+        sd_state_close(st);
+        return answer;
+    }
+    if (rc != -EBUSY && rc != -EAGAIN) {
         fprintf(stderr, "streamd token: cannot open the state store (%s) at %s: %s\n",
                 c.state_backend, c.state_path, sd_strerror(rc));
+        return NULL;
     }
-    return rc;
-}
-
-static json_t *sd__token_json(const struct sd_auth_token *t)
-{
-    return json_pack("{s:s, s:I, s:b, s:b, s:s, s:s}", "id", t->id, "projectId",
-                     (json_int_t)t->project_id, "isAdmin", t->is_admin, "isMaster", t->is_master,
-                     "description", t->description, "created", t->created);
+    /* the store is locked: a streamd runs on this data dir */
+    rc = sd_control_call(c.data_dir, request, &answer);
+    if (rc != 0) {
+        fprintf(stderr,
+                "streamd token: the state store %s is in use by a running streamd, and its "
+                "control socket %s/%s does not answer: %s\n",
+                c.state_path, c.data_dir, SD_CONTROL_SOCKET, sd_strerror(rc));
+    }
+    return answer;
 }
 
 static void sd__print_json(json_t *j)
@@ -306,87 +330,124 @@ static void sd__print_json(json_t *j)
 
     printf("%s\n", text);
     free(text);
-    json_decref(j);
 }
 
-static int sd__token_create(struct sd_state *st, const struct sd_token_args *a)
+/* Reads a token record of an answer. Returns 0, or -1 if it is not one. */
+static int sd__token_record(const json_t *j, struct sd_auth_token *t)
 {
-    char token[SD_AUTH_GENERATED_LEN + 1];
-    struct sd_auth_token t;
-    json_t *j;
-    int rc;
+    const char *id = NULL, *description = NULL, *created = NULL;
+    json_int_t project_id = 0;
+    int is_admin = 0, is_master = 0;
 
-    rc = sd_auth_token_create(st, a->project_id, a->is_master, a->is_admin,
-                              a->description ? a->description : "", token, &t);
-    if (rc != 0) {
-        fprintf(stderr, "streamd token create: cannot store the token: %s\n", sd_strerror(rc));
-        explicit_bzero(token, sizeof(token));
-        return 1;
+    if (json_unpack((json_t *)j, "{s:s, s:I, s:b, s:b, s:s, s:s}", "id", &id, "projectId",
+                    &project_id, "isAdmin", &is_admin, "isMaster", &is_master, "description",
+                    &description, "created", &created) != 0) {
+        return -1;
+    }
+    memset(t, 0, sizeof(*t));
+    snprintf(t->id, sizeof(t->id), "%s", id);
+    t->project_id = (int64_t)project_id;
+    t->is_admin = is_admin;
+    t->is_master = is_master;
+    snprintf(t->description, sizeof(t->description), "%s", description);
+    snprintf(t->created, sizeof(t->created), "%s", created);
+    return 0;
+}
+
+static int sd__token_print_create(json_t *answer, const struct sd_token_args *a)
+{
+    json_t *record = json_object_get(answer, "token");
+    const char *secret = json_string_value(json_object_get(answer, "secret"));
+    struct sd_auth_token t;
+
+    if (secret == NULL || sd__token_record(record, &t) != 0) {
+        return -1;
     }
     if (a->is_json) {
-        j = sd__token_json(&t);
-        json_object_set_new(j, "token", json_string(token));
-        sd__print_json(j);
+        json_object_set(record, "token", json_object_get(answer, "secret"));
+        sd__print_json(record);
     } else {
         printf("id: %s\nproject: %" PRId64 "\nadmin: %s\nmaster: %s\ndescription: %s\n"
                "created: %s\ntoken: %s\n",
                t.id, t.project_id, t.is_admin ? "yes" : "no", t.is_master ? "yes" : "no",
-               t.description, t.created, token);
+               t.description, t.created, secret);
         fprintf(stderr, "streamd token: the token is shown only this once; only its hash is "
                         "stored\n");
     }
-    explicit_bzero(token, sizeof(token));
-    return fflush(stdout) == 0 ? 0 : 1;
+    return 0;
 }
 
-static int sd__token_list(struct sd_state *st, const struct sd_token_args *a)
+static int sd__token_print_list(json_t *answer, const struct sd_token_args *a)
 {
-    struct sd_auth_token *list = NULL;
-    size_t n = 0;
-    json_t *arr;
-    int rc;
+    json_t *tokens = json_object_get(answer, "tokens");
+    struct sd_auth_token t;
+    size_t i;
+    json_t *record;
 
-    rc = sd_auth_token_list(st, a->project_id, &list, &n);
-    if (rc != 0) {
-        fprintf(stderr, "streamd token list: cannot read the tokens: %s\n", sd_strerror(rc));
-        return 1;
+    if (!json_is_array(tokens)) {
+        return -1;
+    }
+    json_array_foreach(tokens, i, record)
+    {
+        if (sd__token_record(record, &t) != 0) {
+            return -1;
+        }
     }
     if (a->is_json) {
-        arr = json_array();
-        for (size_t i = 0; i < n; i++) {
-            json_array_append_new(arr, sd__token_json(&list[i]));
-        }
-        sd__print_json(json_pack("{s:o}", "tokens", arr));
-    } else {
-        printf("%-10s %-8s %-5s %-6s %-24s %s\n", "ID", "PROJECT", "ADMIN", "MASTER", "CREATED",
-               "DESCRIPTION");
-        for (size_t i = 0; i < n; i++) {
-            printf("%-10s %-8" PRId64 " %-5s %-6s %-24s %s\n", list[i].id, list[i].project_id,
-                   list[i].is_admin ? "yes" : "no", list[i].is_master ? "yes" : "no",
-                   list[i].created[0] ? list[i].created : "-", list[i].description);
-        }
+        sd__print_json(answer);
+        return 0;
     }
-    free(list);
-    return fflush(stdout) == 0 ? 0 : 1;
+    printf("%-10s %-8s %-5s %-6s %-24s %s\n", "ID", "PROJECT", "ADMIN", "MASTER", "CREATED",
+           "DESCRIPTION");
+    json_array_foreach(tokens, i, record)
+    {
+        sd__token_record(record, &t);
+        printf("%-10s %-8" PRId64 " %-5s %-6s %-24s %s\n", t.id, t.project_id,
+               t.is_admin ? "yes" : "no", t.is_master ? "yes" : "no",
+               t.created[0] ? t.created : "-", t.description);
+    }
+    return 0;
 }
 
-static int sd__token_revoke(struct sd_state *st, const struct sd_token_args *a)
+static int sd__token_print_revoke(json_t *answer)
 {
     struct sd_auth_token t;
-    int rc;
 
-    rc = sd_auth_token_revoke(st, a->id, &t);
-    if (rc == SD_ENOTFOUND) {
-        fprintf(stderr, "streamd token revoke: no token with id %s (see streamd token list)\n",
-                a->id);
-        return 1;
-    }
-    if (rc != 0) {
-        fprintf(stderr, "streamd token revoke: cannot revoke token %s: %s\n", a->id,
-                sd_strerror(rc));
-        return 1;
+    if (sd__token_record(json_object_get(answer, "token"), &t) != 0) {
+        return -1;
     }
     printf("revoked token %s of project %" PRId64 "\n", t.id, t.project_id);
+    return 0;
+}
+
+/* Prints an answer as the command's output. Returns the exit code. */
+static int sd__token_print(json_t *answer, const struct sd_token_args *a)
+{
+    static const char *const names[] = {"", "create", "list", "revoke"};
+    const char *error = json_string_value(json_object_get(answer, "error"));
+    const char *message = json_string_value(json_object_get(answer, "message"));
+    int rc;
+
+    if (error != NULL) {
+        fprintf(stderr, "streamd token %s: %s%s\n", names[a->cmd], message ? message : error,
+                strcmp(error, "notFound") == 0 ? " (see streamd token list)" : "");
+        return 1;
+    }
+    switch (a->cmd) {
+    case SD_TOKEN_CREATE:
+        rc = sd__token_print_create(answer, a);
+        break;
+    case SD_TOKEN_LIST:
+        rc = sd__token_print_list(answer, a);
+        break;
+    default:
+        rc = sd__token_print_revoke(answer);
+        break;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "streamd token %s: the answer is malformed\n", names[a->cmd]);
+        return 1;
+    }
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
@@ -394,8 +455,9 @@ int sd_cli_token_run(int argc, char **argv)
 {
     struct sd_token_args a;
     struct sd_config *cfg = NULL;
-    struct sd_state *st = NULL;
     struct sd_buf err = SD_BUF_INIT;
+    json_t *request = NULL, *answer = NULL;
+    const char *secret;
     int rc;
 
     sd_log_set_level(SD_LOG_WARN); /* a command: only its own output and real problems */
@@ -408,24 +470,17 @@ int sd_cli_token_run(int argc, char **argv)
         rc = 2;
         goto out;
     }
-    if (sd__token_open_state(cfg, a.cmd, &st) != 0) {
-        rc = 1;
-        goto out;
-    }
-    switch (a.cmd) {
-    case SD_TOKEN_CREATE:
-        rc = sd__token_create(st, &a);
-        break;
-    case SD_TOKEN_LIST:
-        rc = sd__token_list(st, &a);
-        break;
-    default:
-        rc = sd__token_revoke(st, &a);
-        break;
-    }
+    request = sd__token_request(&a);
+    answer = sd__token_exec(cfg, a.cmd, request);
+    rc = answer != NULL ? sd__token_print(answer, &a) : 1;
 
 out:
-    sd_state_close(st);
+    secret = json_string_value(json_object_get(answer, "secret"));
+    if (secret != NULL) {
+        explicit_bzero((char *)secret, strlen(secret));
+    }
+    json_decref(answer);
+    json_decref(request);
     sd_config_destroy(cfg);
     sd_buf_fini(&err);
     free(a.sets);
