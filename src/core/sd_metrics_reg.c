@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <time.h>
 
 #define SD_MREG_HASH 1024
 #define SD_MREG_MAX_BOUNDS 16
@@ -40,6 +41,7 @@ struct sd_mseries {
     struct sd_mseries *next;      /* the metric's list, in creation order */
     struct sd_mseries *hash_next; /* the hash chain */
     enum sd_metric metric;
+    _Atomic(struct sd_mseries *) variant;             /* cache of sd_mreg_with */
     _Atomic int64_t value;                            /* counter/gauge value; a histogram's count */
     _Atomic uint64_t sum_milli;                       /* histogram: sum x 1000 */
     _Atomic uint64_t buckets[SD_MREG_MAX_BOUNDS + 1]; /* histogram: per bound, then +Inf */
@@ -179,6 +181,63 @@ void sd_mreg_observe(struct sd_mseries *s, double value)
     atomic_fetch_add_explicit(&s->value, 1, memory_order_relaxed);
 }
 
+double sd_mreg_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Where key's value starts in labels (after `key="`), or NULL. */
+static const char *sd__label_value(const char *labels, const char *key)
+{
+    size_t klen = strlen(key);
+
+    for (const char *p = labels; (p = strstr(p, key)) != NULL; p += klen) {
+        if ((p == labels || p[-1] == ',') && p[klen] == '=' && p[klen + 1] == '"') {
+            return p + klen + 2;
+        }
+    }
+    return NULL;
+}
+
+/* 1 when the (unescaped) value at v, up to its closing quote, equals value. */
+static int sd__value_is(const char *v, const char *value)
+{
+    size_t n = strlen(value);
+
+    return strncmp(v, value, n) == 0 && v[n] == '"';
+}
+
+struct sd_mseries *sd_mreg_with(struct sd_mseries *s, const char *key, const char *value)
+{
+    struct sd_mseries *v = atomic_load_explicit(&s->variant, memory_order_acquire);
+    const char *at = sd__label_value(s->labels, key), *vat, *end;
+    size_t start;
+    struct sd_buf b = SD_BUF_INIT;
+
+    if (at == NULL || sd__value_is(at, value)) {
+        return s;
+    }
+    vat = v != NULL ? sd__label_value(v->labels, key) : NULL;
+    if (vat != NULL && sd__value_is(vat, value)) {
+        return v;
+    }
+    for (end = at; *end && *end != '"'; end += end[0] == '\\' && end[1] ? 2 : 1) {
+    }
+    start = (size_t)(at - s->labels) - strlen(key) - 2;      /* where `key="` starts */
+    sd_buf_append(&b, s->labels, start > 0 ? start - 1 : 0); /* without the comma before it */
+    sd_mreg_label(&b, key, value);
+    if (*end) {
+        sd_buf_append_str(&b, end + 1);
+    }
+    v = sd_mreg_series(s->metric, sd_buf_cstr(&b));
+    sd_buf_fini(&b);
+    atomic_store_explicit(&s->variant, v, memory_order_release);
+    return v;
+}
+
 void sd_mreg_label(struct sd_buf *b, const char *key, const char *value)
 {
     if (b->len > 0) {
@@ -236,6 +295,63 @@ struct sd_mseries *sd_mreg_sink_series(enum sd_metric m, const char *sink_key, c
     s = sd_mreg_series(m, sd_buf_cstr(&b));
     sd_buf_fini(&b);
     return s;
+}
+
+void sd_mreg_operation(const char *operation, const char *key, double duration_ms,
+                       const char *error_type, int64_t compressed, int64_t uncompressed)
+{
+    struct sd_buf b = SD_BUF_INIT;
+
+    sd_mreg_label(&b, "error_type", error_type);
+    sd_mreg_label(&b, "operation", operation);
+    sd_mreg_observe(sd_mreg_sink_series(SD_M_OPERATION_DURATION, key, sd_buf_cstr(&b)),
+                    duration_ms);
+    if (compressed >= 0) {
+        sd_mreg_add(sd_mreg_sink_series(SD_M_OPERATION_COMPRESSED, key, sd_buf_cstr(&b)),
+                    compressed);
+    }
+    if (uncompressed >= 0) {
+        sd_mreg_add(sd_mreg_sink_series(SD_M_OPERATION_UNCOMPRESSED, key, sd_buf_cstr(&b)),
+                    uncompressed);
+    }
+    sd_buf_fini(&b);
+}
+
+void sd_mreg_operation_failed(enum sd_metric m, const char *key, int64_t attempt)
+{
+    static const char *const ops[] = {
+        [SD_M_FILEROTATION_FAILED] = "filerotation", [SD_M_SLICEROTATION_FAILED] = "slicerotation",
+        [SD_M_FILEIMPORT_FAILED] = "fileimport",     [SD_M_SLICEUPLOAD_FAILED] = "sliceupload",
+        [SD_M_FILECLEANUP_FAILED] = "filecleanup",   [SD_M_JOBCLEANUP_FAILED] = "jobcleanup"};
+    struct sd_buf b = SD_BUF_INIT;
+
+    sd_mreg_label(&b, "operation", ops[m] ? ops[m] : "");
+    sd_mreg_observe(sd_mreg_sink_series(m, key, sd_buf_cstr(&b)), (double)attempt);
+    sd_buf_fini(&b);
+}
+
+void sd_mreg_task_started(const char *task_type)
+{
+    struct sd_buf b = SD_BUF_INIT;
+
+    sd_mreg_label(&b, "task_type", task_type);
+    sd_mreg_add(sd_mreg_series(SD_M_TASK_RUNNING, sd_buf_cstr(&b)), 1);
+    sd_buf_fini(&b);
+}
+
+void sd_mreg_task_finished(const char *task_type, int is_success, double duration_ms)
+{
+    struct sd_buf b = SD_BUF_INIT;
+
+    sd_mreg_label(&b, "task_type", task_type);
+    sd_mreg_add(sd_mreg_series(SD_M_TASK_RUNNING, sd_buf_cstr(&b)), -1);
+    sd_mreg_label(&b, "is_success", is_success ? "true" : "false");
+    if (!is_success) {
+        sd_mreg_label(&b, "is_application_error", "false");
+        sd_mreg_label(&b, "error_type", "other");
+    }
+    sd_mreg_observe(sd_mreg_series(SD_M_TASK_DURATION, sd_buf_cstr(&b)), duration_ms);
+    sd_buf_fini(&b);
 }
 
 void sd_mreg_volume(const char *volume_id, const char *type, const char *label, const char *path)

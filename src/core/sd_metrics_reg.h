@@ -56,6 +56,13 @@ void sd_mreg_add(struct sd_mseries *s, int64_t delta);
  * lock-free. */
 void sd_mreg_observe(struct sd_mseries *s, double value);
 
+/* The series of the same metric as s with label key's value replaced by value (key must be in
+ * s's labels; else s itself). The last variant asked of s is cached in s, so an error repeated
+ * record after record costs no lock; another value takes sd_mreg_series's mutex. Any thread. */
+struct sd_mseries *sd_mreg_with(struct sd_mseries *s, const char *key, const char *value);
+/* A monotonic clock in milliseconds with sub-millisecond precision, for durations. */
+double sd_mreg_now_ms(void);
+
 /* Appends `key="value"` (value escaped per the text format; a comma first unless b is empty)
  * to b. value NULL is "". */
 void sd_mreg_label(struct sd_buf *b, const char *key, const char *value);
@@ -66,6 +73,22 @@ void sd_mreg_label_key(struct sd_buf *b, int64_t project_id, int64_t branch_id,
 /* The series of the operation metric m for the sink key "<p>/<b>/<source>/<sink>" with the
  * extra labels extra (rendered, may be ""). A malformed key gives the overflow series. */
 struct sd_mseries *sd_mreg_sink_series(enum sd_metric m, const char *sink_key, const char *extra);
+
+/* The reference's operator metrics of one finished operation ("slicerotation", "sliceupload",
+ * "filerotation" or "fileimport") of the entity key (a sink key or a longer file/slice key):
+ * its duration labelled with the sink key, operation and error_type ("" on success), and the
+ * bytes it processed (a negative size is left out). Operator thread; takes the mutex. */
+void sd_mreg_operation(const char *operation, const char *key, double duration_ms,
+                       const char *error_type, int64_t compressed, int64_t uncompressed);
+/* Records the retry attempt of a failed operation in m (one of the *_FAILED histograms) with
+ * the sink key of key and the operation label. Operator thread; takes the mutex. */
+void sd_mreg_operation_failed(enum sd_metric m, const char *key, int64_t attempt);
+
+/* The reference's task metrics: a task of task_type starts (keboola_go_task_running + 1) or
+ * finishes (running - 1, and its duration labelled task_type, is_success and, for a failure,
+ * is_application_error and error_type). Task worker thread; takes the mutex. */
+void sd_mreg_task_started(const char *task_type);
+void sd_mreg_task_finished(const char *task_type, int is_success, double duration_ms);
 
 /* Registers a local volume for the writer disk gauges (statfs of path at scrape time). Copies
  * the strings; at most 64 volumes, later ones are ignored. Any thread. */

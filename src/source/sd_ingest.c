@@ -24,6 +24,7 @@
 #include "core/sd_error.h"
 #include "core/sd_health.h"
 #include "core/sd_log.h"
+#include "core/sd_metrics_reg.h"
 #include "core/sd_time.h"
 #include "pipeline/sd_eval_pool.h"
 #include "pipeline/sd_mapping.h"
@@ -48,6 +49,9 @@ struct sd_sink_result {
     int status;          /* 0 = still waiting */
     char error[64];
     char message[320];
+    struct sd_mseries *m_duration, *m_bytes; /* the route sink's (never freed) */
+    size_t bytes;                            /* CSV bytes appended */
+    double start_ms;                         /* sd_mreg_now_ms() when the record came */
 };
 
 struct sd_link {
@@ -65,6 +69,8 @@ struct sd_pending {
     int64_t project_id;
     int64_t branch_id;
     char source_id[49];
+    struct sd_mseries *m_duration, *m_bytes; /* the route source's (never freed) */
+    double start_ms;                         /* sd_mreg_now_ms() when the record came */
     size_t nsinks;
     struct sd_sink_result results[];
 };
@@ -144,6 +150,27 @@ void sd_routes_free(struct sd_routes *routes)
     }
     free(routes->sources);
     free(routes);
+}
+
+void sd_ingest_route_metrics(struct sd_route_source *src)
+{
+    struct sd_buf b = SD_BUF_INIT;
+
+    sd_mreg_label_key(&b, src->project_id, src->branch_id, src->source_id, NULL);
+    sd_mreg_label(&b, "has_error", "false");
+    sd_mreg_label(&b, "source_type", "http");
+    src->m_duration = sd_mreg_series(SD_M_SOURCE_RECORD_DURATION, sd_buf_cstr(&b));
+    src->m_bytes = sd_mreg_series(SD_M_SOURCE_IN_BYTES, sd_buf_cstr(&b));
+    for (size_t i = 0; i < src->nsinks; i++) {
+        sd_buf_reset(&b);
+        sd_mreg_label_key(&b, src->project_id, src->branch_id, src->source_id,
+                          src->sinks[i].sink_id);
+        sd_mreg_label(&b, "error_type", "");
+        sd_mreg_label(&b, "sink_type", "table");
+        src->sinks[i].m_duration = sd_mreg_series(SD_M_SINK_RECORD_DURATION, sd_buf_cstr(&b));
+        src->sinks[i].m_bytes = sd_mreg_series(SD_M_SINK_ENCODED_BYTES, sd_buf_cstr(&b));
+    }
+    sd_buf_fini(&b);
 }
 
 void sd_ingest_publish(struct sd_ingest *in, struct sd_routes *routes)
@@ -238,6 +265,19 @@ static void sd__send_text(h2o_req_t *req, int status, const char *text)
     sd_http_send(req, status, "text/plain", text, strlen(text));
 }
 
+/* The reference's source record metrics (sink/router): duration and body length. */
+static void sd__observe_source(const struct sd_pending *p, int has_error)
+{
+    struct sd_mseries *d = p->m_duration, *b = p->m_bytes;
+
+    if (d != NULL) {
+        d = has_error ? sd_mreg_with(d, "has_error", "true") : d;
+        b = has_error ? sd_mreg_with(b, "has_error", "true") : b;
+        sd_mreg_observe(d, sd_mreg_now_ms() - p->start_ms);
+        sd_mreg_add(b, (int64_t)p->req->entity.len);
+    }
+}
+
 static void sd__respond(struct sd_pending *p)
 {
     h2o_req_t *req = p->req;
@@ -255,6 +295,7 @@ static void sd__respond(struct sd_pending *p)
             ok++;
         }
     }
+    sd__observe_source(p, failed > 0);
     if (failed == 0 && !p->is_verbose) {
         if (status == 503 || status == 507) {
             sd_http_add_header(req, "Retry-After", "1");
@@ -333,10 +374,26 @@ static void sd__copy_text(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
+/* The reference's sink record metrics: duration and CSV bytes, error_type = the error's name
+ * (the code without its "stream.in." prefix). */
+static void sd__observe_sink(const struct sd_sink_result *r, const char *error)
+{
+    const char *name = error != NULL ? strrchr(error, '.') : NULL;
+    struct sd_mseries *d = r->m_duration, *b = r->m_bytes;
+
+    if (d != NULL) {
+        d = name != NULL ? sd_mreg_with(d, "error_type", name + 1) : d;
+        b = name != NULL ? sd_mreg_with(b, "error_type", name + 1) : b;
+        sd_mreg_observe(d, sd_mreg_now_ms() - r->start_ms);
+        sd_mreg_add(b, (int64_t)r->bytes);
+    }
+}
+
 /* Per sink and record on the hot path: plain copies, no printf. */
 static void sd__set_result(struct sd_sink_result *r, int status, const char *error,
                            const char *message)
 {
+    sd__observe_sink(r, error);
     r->status = status;
     sd__copy_text(r->error, sizeof(r->error), error);
     sd__copy_text(r->message, sizeof(r->message), message);
@@ -576,10 +633,18 @@ static struct sd_pending *sd__pending_new(struct sd_ingest *in, h2o_req_t *req,
     p->is_verbose = sd_http_query_param(req, "verbose", &verbose) && verbose.len == 4 &&
                     memcmp(verbose.p, "true", 4) == 0;
     p->deadline_ms = deadline_ms;
+    p->m_duration = src->m_duration;
+    p->m_bytes = src->m_bytes;
+    /* the record came when its deadline was set (ms-exact elapsed; ~0 for the inline path) */
+    p->start_ms =
+        sd_mreg_now_ms() - (double)(sd_mono_ms() - (deadline_ms - in->request_timeout_ms));
     for (size_t i = 0; i < src->nsinks; i++) {
         /* Sink ids outlive the routes table only through this copy. */
         const char *id = src->sinks[i].sink_id;
         p->results[i].sink_id = h2o_strdup(&req->pool, id, strlen(id)).base;
+        p->results[i].m_duration = src->sinks[i].m_duration;
+        p->results[i].m_bytes = src->sinks[i].m_bytes;
+        p->results[i].start_ms = p->start_ms;
     }
     return p;
 }
@@ -606,6 +671,7 @@ static void sd__deliver(struct sd_pending *p, size_t i, struct sd_sink_slot *slo
     uint64_t seq = 0;
     int rc = sd_storage_append(slot, row, len, 1, recv_time_ms, &slice, &seq);
 
+    p->results[i].bytes = rc == 0 ? len : 0;
     if (rc != 0) {
         sd__result_from_rc(&p->results[i], rc);
     } else if (sd_storage_slot_wait(slot)) {

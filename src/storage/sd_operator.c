@@ -28,6 +28,7 @@
 #include "core/sd_error.h"
 #include "core/sd_fs.h"
 #include "core/sd_log.h"
+#include "core/sd_metrics_reg.h"
 #include "core/sd_time.h"
 #include "defs/sd_settings.h"
 #include "pipeline/sd_slice_recover.h"
@@ -236,6 +237,9 @@ static void sd__record_failure(struct sd_operator *op, const char *kind, const c
         sd_log_error("operator", "cannot record the failure of %s %s", kind, key);
     }
     free(b);
+    sd_mreg_operation_failed(strcmp(kind, "slice") == 0 ? SD_M_SLICEUPLOAD_FAILED
+                                                        : SD_M_FILEIMPORT_FAILED,
+                             key, attempt - 1);
     sd_log_warn("operator", "%s %s failed (attempt %lld, retry after %s): %s", kind, key,
                 (long long)attempt, ts, reason);
 }
@@ -349,10 +353,13 @@ static void sd__rotation(struct sd_operator *op, int64_t now)
         }
         if (rotate_file || rotate_slice) {
             int rc;
+            double t0 = sd_mreg_now_ms();
             /* Serialized with reconcile, which may close this sink's slot. */
             pthread_mutex_lock(&op->srv->reconcile_lock);
             rc = sd_storage_rotate(op->srv->storage, sink_key, rotate_file, &err);
             pthread_mutex_unlock(&op->srv->reconcile_lock);
+            sd_mreg_operation(rotate_file ? "filerotation" : "slicerotation", sink_key,
+                              sd_mreg_now_ms() - t0, rc ? "other" : "", rc ? -1 : compressed, -1);
             /* a broken state store logs its episode once; the next check retries */
             if (rc != 0 && rc != SD_EUNHEALTHY) {
                 sd_log_error("operator", "rotation of sink %s failed: %s", sink_key,
@@ -474,6 +481,7 @@ static void sd__upload_slice(struct sd_operator *op, const char *slice_key, json
     uint64_t size = 0;
     int n, rc = 0;
     char reason[256];
+    double t0 = sd_mreg_now_ms();
 
     n = dir ? sd__prepare_slice_files(op, dir, files, &records) : 0;
     if (n < 0) {
@@ -524,6 +532,9 @@ static void sd__upload_slice(struct sd_operator *op, const char *slice_key, json
     sd_log_info("operator", "slice %s uploaded (%lld records, %llu bytes)", slice_key,
                 (long long)records, (unsigned long long)size);
 done:
+    sd_mreg_operation("sliceupload", slice_key, sd_mreg_now_ms() - t0,
+                      rc != 0 || strcmp(sd__state_of(slice), "uploaded") != 0 ? "other" : "",
+                      (int64_t)size, -1);
     sd_buf_fini(&key);
     free(files);
     free(b);
@@ -589,6 +600,7 @@ static void sd__import_file(struct sd_operator *op, const char *file_key, json_t
     uint64_t rows = 0;
     int64_t now;
     int rc = 0;
+    double t0 = sd_mreg_now_ms();
 
     for (size_t c = 0; c < ncols; c++) {
         columns[c] = json_string_value(json_object_get(json_array_get(columns_json, c), "name"));
@@ -668,6 +680,9 @@ static void sd__import_file(struct sd_operator *op, const char *file_key, json_t
     sd_log_info("operator", "file %s imported into %s (%llu rows)", file_key, table_id,
                 (unsigned long long)rows);
 done:
+    sd_mreg_operation("fileimport", file_key, sd_mreg_now_ms() - t0,
+                      rc != 0 || strcmp(sd__state_of(file), "imported") != 0 ? "other" : "", -1,
+                      -1);
     sd_kvs_free(&kvs);
     sd_buf_fini(&err);
     free(columns);

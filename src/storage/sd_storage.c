@@ -20,6 +20,7 @@
 #include "core/sd_fs.h"
 #include "core/sd_health.h"
 #include "core/sd_log.h"
+#include "core/sd_metrics_reg.h"
 #include "core/sd_time.h"
 #include "defs/sd_settings.h"
 #include "pipeline/sd_slice_writer.h"
@@ -197,6 +198,7 @@ static int sd__volume_open(struct sd_storage *st, const char *root, const char *
         goto fail;
     }
     st->nvolumes++;
+    sd_mreg_volume(v->id, v->type, v->label, v->path);
     return 0;
 
 fail:
