@@ -282,8 +282,7 @@ struct sd_mseries *sd_mreg_sink_series(enum sd_metric m, const char *sink_key, c
 
     if (sink_key == NULL ||
         sscanf(sink_key, "%lld/%lld/%127[^/]/%127[^/]", &project, &branch, source, sink) != 4) {
-        /* no label set can be this long: the lookup falls through to the overflow series */
-        project = branch = -1;
+        project = branch = -1; /* never a real key: visible, and one series for all */
         snprintf(source, sizeof(source), "?");
         snprintf(sink, sizeof(sink), "?");
     }

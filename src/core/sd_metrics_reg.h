@@ -71,7 +71,8 @@ void sd_mreg_label(struct sd_buf *b, const char *key, const char *value);
 void sd_mreg_label_key(struct sd_buf *b, int64_t project_id, int64_t branch_id,
                        const char *source_id, const char *sink_id);
 /* The series of the operation metric m for the sink key "<p>/<b>/<source>/<sink>" with the
- * extra labels extra (rendered, may be ""). A malformed key gives the overflow series. */
+ * extra labels extra (rendered, may be ""). A malformed key is labelled project_id="-1",
+ * branch_id="-1", source_id="?", sink_id="?". */
 struct sd_mseries *sd_mreg_sink_series(enum sd_metric m, const char *sink_key, const char *extra);
 
 /* The reference's operator metrics of one finished operation ("slicerotation", "sliceupload",

@@ -277,6 +277,10 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
     pthread_mutex_init(&srv.reconcile_lock, NULL);
     srv.cfg = cfg;
     srv.node_id = sd_config_str(cfg, "nodeID");
+    /* the service's log stream: stdout, as the reference; debugLog adds the debug lines */
+    sd_log_set_level(sd_config_bool(cfg, "debugLog") ? SD_LOG_DEBUG : SD_LOG_INFO);
+    sd_log_set_node(srv.node_id);
+    sd_log_set_fd(STDOUT_FILENO);
     if (!(a->roles & SD_ROLE_WRITER) && (a->roles & SD_ROLE_SOURCE)) {
         fprintf(stderr, "streamd: the http-source role needs storage-writer in the same process "
                         "(the network writer protocol is not available yet)\n");

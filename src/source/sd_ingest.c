@@ -278,6 +278,35 @@ static void sd__observe_source(const struct sd_pending *p, int has_error)
     }
 }
 
+/* The reference's log line of a record some sinks refused (error for 5xx, warn for 4xx), at
+ * most one a second per level: a failing sink fails every record. */
+static void sd__log_failed(const struct sd_pending *p, int status, int failed)
+{
+    static struct sd_log_limit limits[2];
+    struct sd_buf sinks = SD_BUF_INIT;
+    char key[96], note[64] = "";
+    int64_t held = 0;
+
+    if (failed == 0 || !sd_log_limit_pass(&limits[status >= 500], 1000, &held)) {
+        return;
+    }
+    for (size_t i = 0; i < p->nsinks; i++) {
+        if (p->results[i].status >= 300) {
+            sd_buf_printf(&sinks, "%ssink %s: %s", sinks.len ? "; " : "", p->results[i].sink_id,
+                          p->results[i].message);
+        }
+    }
+    if (held > 0) {
+        snprintf(note, sizeof(note), " (%lld similar lines held back)", (long long)held);
+    }
+    snprintf(key, sizeof(key), "%lld/%lld/%s", (long long)p->project_id, (long long)p->branch_id,
+             p->source_id);
+    sd_log_key(status >= 500 ? SD_LOG_ERROR : SD_LOG_WARN, "sink.router", key,
+               "source record processing failed: %d/%zu sinks failed. Failed sinks: %s%s", failed,
+               p->nsinks, sd_buf_cstr(&sinks), note);
+    sd_buf_fini(&sinks);
+}
+
 static void sd__respond(struct sd_pending *p)
 {
     h2o_req_t *req = p->req;
@@ -296,6 +325,7 @@ static void sd__respond(struct sd_pending *p)
         }
     }
     sd__observe_source(p, failed > 0);
+    sd__log_failed(p, status, failed);
     if (failed == 0 && !p->is_verbose) {
         if (status == 503 || status == 507) {
             sd_http_add_header(req, "Retry-After", "1");

@@ -403,8 +403,8 @@ static int sd__transition(struct sd_storage *st, const char *kind, const char *k
     }
     old_state = sd_xstrdup(json_string_value(json_object_get(j, "state")) ?: "writing");
     if (!sd_states_transition_ok(kind, old_state, new_state)) {
-        sd_log_error("storage", "refused %s %s transition %s -> %s", kind, key, old_state,
-                     new_state);
+        sd_log_key(SD_LOG_ERROR, "storage", key, "refused %s %s transition %s -> %s", kind, key,
+                   old_state, new_state);
         free(old_state);
         json_decref(j);
         return SD_EINVAL;
@@ -606,7 +606,8 @@ static void sd__slice_close(struct sd_storage *st, struct sd_slice_handle *slice
     snprintf(name, sizeof(name), "slice %s", slice->key);
     sd_health_clear(st->srv->health, name);
     if (rc != 0) {
-        sd_log_error("storage", "closing slice %s: %s", slice->key, sd_strerror(rc));
+        sd_log_key(SD_LOG_ERROR, "storage", slice->key, "closing slice %s: %s", slice->key,
+                   sd_strerror(rc));
     }
     sd__flush_slice_stats(st, slice, &final);
     if (st->listener != NULL) {
@@ -888,7 +889,8 @@ int sd_storage_sink_activate(struct sd_storage *st, const json_t *sink, const js
     st->slots = slot;
     pthread_mutex_unlock(&st->lock);
     *out = slot;
-    sd_log_info("storage", "sink %s writes slice %s", slot->sink_key, slice->key);
+    sd_log_key(SD_LOG_INFO, "storage", slice->key, "sink %s writes slice %s", slot->sink_key,
+               slice->key);
 done:
     json_decref(meta);
     free(sink_key);
@@ -930,8 +932,8 @@ static void sd__slice_closed(struct sd_storage *st, const char *slice_key)
 {
     int rc = sd__transition(st, "slice", slice_key, "uploading");
     if (rc != 0) {
-        sd_log_error("storage", "slice %s cannot move to uploading: %s", slice_key,
-                     sd_strerror(rc));
+        sd_log_key(SD_LOG_ERROR, "storage", slice_key, "slice %s cannot move to uploading: %s",
+                   slice_key, sd_strerror(rc));
     }
 }
 
@@ -984,8 +986,9 @@ int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file,
         sd__slice_close(st, old);
         sd__slice_closed(st, old_key);
         free(old_key);
-        sd_log_warn("storage", "sink %s: next slice cannot be opened (%s); intake paused", sink_key,
-                    sd_buf_cstr(err));
+        sd_log_key(SD_LOG_WARN, "storage", sink_key,
+                   "sink %s: next slice cannot be opened (%s); intake paused", sink_key,
+                   sd_buf_cstr(err));
         goto done;
     }
     pthread_mutex_lock(&slot->lock);
@@ -995,8 +998,8 @@ int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file,
     sd__slice_close(st, old);
     sd__slice_closed(st, old_key);
     free(old_key);
-    sd_log_info("storage", "sink %s rotated to slice %s%s", sink_key, next->key,
-                new_file ? " (new file)" : "");
+    sd_log_key(SD_LOG_INFO, "storage", next->key, "sink %s rotated to slice %s%s", sink_key,
+               next->key, new_file ? " (new file)" : "");
 done:
     free(file_key);
     free(slice_key);
@@ -1022,7 +1025,8 @@ int sd_storage_reopen_pending(struct sd_storage *st)
             pthread_mutex_lock(&slot->lock);
             slot->slice = next;
             pthread_mutex_unlock(&slot->lock);
-            sd_log_info("storage", "sink %s resumed in slice %s", slot->sink_key, next->key);
+            sd_log_key(SD_LOG_INFO, "storage", next->key, "sink %s resumed in slice %s",
+                       slot->sink_key, next->key);
             reopened++;
         }
         sd_buf_fini(&err);
@@ -1064,7 +1068,8 @@ static void sd__slot_close(struct sd_storage *st, struct sd_sink_slot *slot)
     if (rc == 0) {
         sd__slice_closed(st, slice_key);
     } else {
-        sd_log_error("storage", "closing file %s: %s", file_key, sd_strerror(rc));
+        sd_log_key(SD_LOG_ERROR, "storage", file_key, "closing file %s: %s", file_key,
+                   sd_strerror(rc));
     }
     free(slice_key);
     free(file_key);
