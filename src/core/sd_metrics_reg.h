@@ -60,7 +60,8 @@ void sd_mreg_observe(struct sd_mseries *s, double value);
  * s's labels; else s itself). The last variant asked of s is cached in s, so an error repeated
  * record after record costs no lock; another value takes sd_mreg_series's mutex. Any thread. */
 struct sd_mseries *sd_mreg_with(struct sd_mseries *s, const char *key, const char *value);
-/* A monotonic clock in milliseconds with sub-millisecond precision, for durations. */
+/* CLOCK_MONOTONIC (the clock of sd_mono_ms) in milliseconds with sub-millisecond precision,
+ * for durations. */
 double sd_mreg_now_ms(void);
 
 /* Appends `key="value"` (value escaped per the text format; a comma first unless b is empty)

@@ -665,9 +665,12 @@ static struct sd_pending *sd__pending_new(struct sd_ingest *in, h2o_req_t *req,
     p->deadline_ms = deadline_ms;
     p->m_duration = src->m_duration;
     p->m_bytes = src->m_bytes;
-    /* the record came when its deadline was set (ms-exact elapsed; ~0 for the inline path) */
-    p->start_ms =
-        sd_mreg_now_ms() - (double)(sd_mono_ms() - (deadline_ms - in->request_timeout_ms));
+    /* the record came at deadline - requestTimeout (a whole ms, same clock); within that ms
+     * (the inline path) the precise time now is used: one clock read per record */
+    p->start_ms = sd_mreg_now_ms();
+    if (p->start_ms - (double)(deadline_ms - in->request_timeout_ms) >= 1.0) {
+        p->start_ms = (double)(deadline_ms - in->request_timeout_ms);
+    }
     for (size_t i = 0; i < src->nsinks; i++) {
         /* Sink ids outlive the routes table only through this copy. */
         const char *id = src->sinks[i].sink_id;

@@ -90,6 +90,10 @@ def test_thousand_records_are_counted(streamd):
                  has_error="false", le="+Inf", **key) == 1000
     assert value(text, "keboola_go_stream_source_in_bytes_B_total", has_error="false",
                  **key) == source_bytes
+    # durations are real: each record waited for its fdatasync, none for seconds
+    total_ms = value(text, "keboola_go_stream_source_record_duration_milliseconds_sum",
+                     has_error="false", **key)
+    assert 0 < total_ms < 1000 * 1000
     assert value(text, "keboola_go_stream_sink_record_duration_milliseconds_count",
                  sink_id="k1", error_type="", sink_type="table", **key) == 1000
     assert value(text, "keboola_go_stream_sink_encoded_bytes_B_total", sink_id="k1",
