@@ -359,8 +359,11 @@ static void sd__rotation(struct sd_operator *op, int64_t now)
             pthread_mutex_lock(&op->srv->reconcile_lock);
             rc = sd_storage_rotate(op->srv->storage, sink_key, rotate_file, &err);
             pthread_mutex_unlock(&op->srv->reconcile_lock);
-            sd_mreg_operation(rotate_file ? "filerotation" : "slicerotation", sink_key,
-                              sd_mreg_now_ms() - t0, rc ? "other" : "", rc ? -1 : compressed, -1);
+            sd_mreg_operation(
+                rotate_file ? "filerotation" : "slicerotation", sink_key, sd_mreg_now_ms() - t0,
+                rc ? "other" : "", rc ? -1 : (rotate_file ? file_compressed : compressed),
+                rc || rotate_file ? -1
+                                  : json_integer_value(json_object_get(e, "uncompressedSize")));
             /* a broken state store logs its episode once; the next check retries */
             if (rc != 0 && rc != SD_EUNHEALTHY) {
                 sd_log_key(SD_LOG_ERROR, "operator", sink_key, "rotation of sink %s failed: %s",

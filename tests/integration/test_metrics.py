@@ -145,3 +145,14 @@ def test_operations_are_measured(streamd_factory):
     assert promtool_problems(text) == []
     assert value(text, "keboola_go_stream_operation_bytes_compressed_B_total",
                  operation="sliceupload", **key) > 0
+
+
+def test_health_on_every_listener(streamd):
+    # readiness as the reference (`OK\n`), liveness as ours, on the data and metrics listeners;
+    # the API answers the reference's /health-check
+    for base in (streamd.source, streamd.metrics, streamd.api):
+        assert streamd.request("GET", base + "/health-check")[::2] == (200, b"OK\n"), base
+    for base in (streamd.source, streamd.metrics):
+        assert streamd.request("GET", base + "/livez")[::2] == (200, b"OK\n"), base
+    status, _, data = streamd.request("GET", streamd.metrics + "/nope")
+    assert status == 404 and json.loads(data)["error"] == "stream.metrics.routeNotFound"
