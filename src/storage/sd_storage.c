@@ -409,6 +409,7 @@ static int sd__transition(struct sd_storage *st, const char *kind, const char *k
         json_decref(j);
         return SD_EINVAL;
     }
+    sd_log_key(SD_LOG_DEBUG, "storage", key, "%s %s -> %s", kind, old_state, new_state);
     sd_time_format_iso(sd_now_ms(), ts);
     snprintf(at_key, sizeof(at_key), "%sAt", new_state);
     json_object_set_new(j, "state", json_string(new_state));
