@@ -324,7 +324,8 @@ void sd_mreg_operation_failed(enum sd_metric m, const char *key, int64_t attempt
         [SD_M_FILECLEANUP_FAILED] = "filecleanup",   [SD_M_JOBCLEANUP_FAILED] = "jobcleanup"};
     struct sd_buf b = SD_BUF_INIT;
 
-    sd_mreg_label(&b, "operation", ops[m] ? ops[m] : "");
+    sd_mreg_label(&b, "operation",
+                  (size_t)m < sizeof(ops) / sizeof(ops[0]) && ops[m] ? ops[m] : "");
     sd_mreg_observe(sd_mreg_sink_series(m, key, sd_buf_cstr(&b)), (double)attempt);
     sd_buf_fini(&b);
 }

@@ -21,8 +21,6 @@ struct sd_mseries;
 
 /* Label sets per metric before the overflow series takes over. */
 #define SD_MREG_MAX_SERIES 2000
-/* Longest rendered label set accepted by sd_mreg_series (longer ones are cut). */
-#define SD_MREG_LABELS_MAX 512
 
 enum sd_metric {
     SD_M_SOURCE_RECORD_DURATION, /* ms histogram: project/branch/source, has_error, source_type */
