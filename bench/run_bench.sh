@@ -82,7 +82,7 @@ NGINX_WORKER=$(cat /proc/"$NGINX_MASTER"/task/*/children | awk '{print $1}')
 TOKEN=bench-admin-token-0123456789
 STREAM_ADMIN_TOKEN=$TOKEN taskset -c 0 "$BIN" --data-dir "$WORK/data" --ready-file "$WORK/ready" \
   --set api.listen=127.0.0.1:0 --set source.http.listen=127.0.0.1:0 --set metrics.listen=127.0.0.1:0 \
-  2>"$WORK/streamd.log" &
+  >"$WORK/streamd.log" 2>&1 &
 SPID=$!; PIDS+=("$SPID")
 for _ in $(seq 200); do [ -s "$WORK/ready" ] && break; sleep 0.05; done
 URL=$(python3 - "$WORK/ready" "$TOKEN" <<'PY'

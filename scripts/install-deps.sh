@@ -8,7 +8,7 @@ run_pkgs=(build-essential cmake pkg-config g++
   libh2o-evloop-dev libisal-dev libsimdjson-dev libjansson-dev libyaml-dev
   zlib1g-dev libzstd-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev)
 test_pkgs=(libcmocka-dev python3 python3-pytest sqlite3 gzip clang libclang-rt-14-dev jsonnet
-  iproute2)
+  iproute2 prometheus)
 bench_pkgs=(wrk nginx-light procps util-linux)
 
 what=${1:-run}
@@ -32,5 +32,13 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# Packages such as prometheus (wanted for promtool only) start a daemon from their postinst; in
+# a container without systemd that would be the init script. A policy-rc.d answering 101
+# ("action forbidden") keeps every service stopped; ours is removed again afterwards.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -21,6 +21,7 @@
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_log.h"
+#include "core/sd_metrics_reg.h"
 #include "core/sd_time.h"
 #include "defs/sd_defs.h"
 #include "state/sd_state.h"
@@ -305,7 +306,10 @@ static void sd__run_job(struct sd_tasks *t, struct sd_task_job *job)
 
     memset(&out, 0, sizeof(out));
     sd_buf_init(&out.error);
+    sd_mreg_task_started(json_string_value(json_object_get(job->record, "type")));
     rc = job->fn(job->arg, &out);
+    sd_mreg_task_finished(json_string_value(json_object_get(job->record, "type")), rc == 0,
+                          (double)(sd_now_ms() - job->created_ms));
     sd__finish(job->record, job->created_ms, sd_now_ms(), rc == 0, out.result,
                sd_buf_cstr(&out.error), out.outputs);
     if (rc != 0) {

@@ -236,11 +236,13 @@ struct sd_cli_config {
     size_t write_buffer;
     size_t template_workers;
     size_t template_queue;
+    int debug_log;
 };
 
 #define SD_CLI_BIND(field, key, type) SD_BIND(struct sd_cli_config, field, key, type)
 static const struct sd_config_binding sd_cli_rows[] = {
     SD_CLI_BIND(node_id, "nodeID", SD_BIND_STR),
+    SD_CLI_BIND(debug_log, "debugLog", SD_BIND_BOOL),
     SD_CLI_BIND(data_dir, "dataDir", SD_BIND_STR),
     SD_CLI_BIND(state_backend, "state.backend", SD_BIND_STR),
     SD_CLI_BIND(state_path, "state.embedded.path", SD_BIND_STR),
@@ -351,6 +353,10 @@ static int sd__run_server(struct sd_cli_args *a, struct sd_config *cfg)
     srv.cfg = cfg;
     sd_config_fill(cfg, &sd_cli_config_bindings, &c);
     srv.node_id = c.node_id;
+    /* the service's log stream: stdout, as the reference; debugLog adds the debug lines */
+    sd_log_set_level(c.debug_log ? SD_LOG_DEBUG : SD_LOG_INFO);
+    sd_log_set_node(srv.node_id);
+    sd_log_set_fd(STDOUT_FILENO);
     if (!(a->roles & SD_ROLE_WRITER) && (a->roles & SD_ROLE_SOURCE)) {
         fprintf(stderr, "streamd: the http-source role needs storage-writer in the same process "
                         "(the network writer protocol is not available yet)\n");

@@ -191,6 +191,7 @@ int sd_server_reconcile(struct sd_server *srv, struct sd_buf *err)
         src->is_enabled = json_object_get(src_json, "disabled") == NULL;
         if (src->is_enabled && srv->storage != NULL) {
             r = sd__route_sinks(srv, src_json, sinks, src, wanted, err);
+            sd_ingest_route_metrics(src);
             if (r != 0 && rc == 0) {
                 rc = r;
             }

@@ -25,6 +25,7 @@
 #include "core/sd_error.h"
 #include "core/sd_health.h"
 #include "core/sd_log.h"
+#include "core/sd_metrics_reg.h"
 #include "core/sd_time.h"
 #include "pipeline/sd_eval_pool.h"
 #include "pipeline/sd_mapping.h"
@@ -49,6 +50,9 @@ struct sd_sink_result {
     int status;          /* 0 = still waiting */
     char error[64];
     char message[320];
+    struct sd_mseries *m_duration, *m_bytes; /* the route sink's (never freed) */
+    size_t bytes;                            /* CSV bytes appended */
+    double start_ms;                         /* sd_mreg_now_ms() when the record came */
 };
 
 struct sd_link {
@@ -66,6 +70,8 @@ struct sd_pending {
     int64_t project_id;
     int64_t branch_id;
     char source_id[49];
+    struct sd_mseries *m_duration, *m_bytes; /* the route source's (never freed) */
+    double start_ms;                         /* sd_mreg_now_ms() when the record came */
     size_t nsinks;
     struct sd_sink_result results[];
 };
@@ -145,6 +151,27 @@ void sd_routes_free(struct sd_routes *routes)
     }
     free(routes->sources);
     free(routes);
+}
+
+void sd_ingest_route_metrics(struct sd_route_source *src)
+{
+    struct sd_buf b = SD_BUF_INIT;
+
+    sd_mreg_label_key(&b, src->project_id, src->branch_id, src->source_id, NULL);
+    sd_mreg_label(&b, "has_error", "false");
+    sd_mreg_label(&b, "source_type", "http");
+    src->m_duration = sd_mreg_series(SD_M_SOURCE_RECORD_DURATION, sd_buf_cstr(&b));
+    src->m_bytes = sd_mreg_series(SD_M_SOURCE_IN_BYTES, sd_buf_cstr(&b));
+    for (size_t i = 0; i < src->nsinks; i++) {
+        sd_buf_reset(&b);
+        sd_mreg_label_key(&b, src->project_id, src->branch_id, src->source_id,
+                          src->sinks[i].sink_id);
+        sd_mreg_label(&b, "error_type", "");
+        sd_mreg_label(&b, "sink_type", "table");
+        src->sinks[i].m_duration = sd_mreg_series(SD_M_SINK_RECORD_DURATION, sd_buf_cstr(&b));
+        src->sinks[i].m_bytes = sd_mreg_series(SD_M_SINK_ENCODED_BYTES, sd_buf_cstr(&b));
+    }
+    sd_buf_fini(&b);
 }
 
 void sd_ingest_publish(struct sd_ingest *in, struct sd_routes *routes)
@@ -239,6 +266,48 @@ static void sd__send_text(h2o_req_t *req, int status, const char *text)
     sd_http_send(req, status, "text/plain", text, strlen(text));
 }
 
+/* The reference's source record metrics (sink/router): duration and body length. */
+static void sd__observe_source(const struct sd_pending *p, int has_error)
+{
+    struct sd_mseries *d = p->m_duration, *b = p->m_bytes;
+
+    if (d != NULL) {
+        d = has_error ? sd_mreg_with(d, "has_error", "true") : d;
+        b = has_error ? sd_mreg_with(b, "has_error", "true") : b;
+        sd_mreg_observe(d, sd_mreg_now_ms() - p->start_ms);
+        sd_mreg_add(b, (int64_t)p->req->entity.len);
+    }
+}
+
+/* The reference's log line of a record some sinks refused (error for 5xx, warn for 4xx), at
+ * most one a second per level: a failing sink fails every record. */
+static void sd__log_failed(const struct sd_pending *p, int status, int failed)
+{
+    static struct sd_log_limit limits[2];
+    struct sd_buf sinks = SD_BUF_INIT;
+    char key[96], note[64] = "";
+    int64_t held = 0;
+
+    if (failed == 0 || !sd_log_limit_pass(&limits[status >= 500], 1000, &held)) {
+        return;
+    }
+    for (size_t i = 0; i < p->nsinks; i++) {
+        if (p->results[i].status >= 300) {
+            sd_buf_printf(&sinks, "%ssink %s: %s", sinks.len ? "; " : "", p->results[i].sink_id,
+                          p->results[i].message);
+        }
+    }
+    if (held > 0) {
+        snprintf(note, sizeof(note), " (%lld similar lines held back)", (long long)held);
+    }
+    snprintf(key, sizeof(key), "%lld/%lld/%s", (long long)p->project_id, (long long)p->branch_id,
+             p->source_id);
+    sd_log_key(status >= 500 ? SD_LOG_ERROR : SD_LOG_WARN, "sink.router", key,
+               "source record processing failed: %d/%zu sinks failed. Failed sinks: %s%s", failed,
+               p->nsinks, sd_buf_cstr(&sinks), note);
+    sd_buf_fini(&sinks);
+}
+
 static void sd__respond(struct sd_pending *p)
 {
     h2o_req_t *req = p->req;
@@ -256,6 +325,8 @@ static void sd__respond(struct sd_pending *p)
             ok++;
         }
     }
+    sd__observe_source(p, failed > 0);
+    sd__log_failed(p, status, failed);
     if (failed == 0 && !p->is_verbose) {
         if (status == 503 || status == 507) {
             sd_http_add_header(req, "Retry-After", "1");
@@ -334,10 +405,26 @@ static void sd__copy_text(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
+/* The reference's sink record metrics: duration and CSV bytes, error_type = the error's name
+ * (the code without its "stream.in." prefix). */
+static void sd__observe_sink(const struct sd_sink_result *r, const char *error)
+{
+    const char *name = error != NULL ? strrchr(error, '.') : NULL;
+    struct sd_mseries *d = r->m_duration, *b = r->m_bytes;
+
+    if (d != NULL) {
+        d = name != NULL ? sd_mreg_with(d, "error_type", name + 1) : d;
+        b = name != NULL ? sd_mreg_with(b, "error_type", name + 1) : b;
+        sd_mreg_observe(d, sd_mreg_now_ms() - r->start_ms);
+        sd_mreg_add(b, (int64_t)r->bytes);
+    }
+}
+
 /* Per sink and record on the hot path: plain copies, no printf. */
 static void sd__set_result(struct sd_sink_result *r, int status, const char *error,
                            const char *message)
 {
+    sd__observe_sink(r, error);
     r->status = status;
     sd__copy_text(r->error, sizeof(r->error), error);
     sd__copy_text(r->message, sizeof(r->message), message);
@@ -577,10 +664,21 @@ static struct sd_pending *sd__pending_new(struct sd_ingest *in, h2o_req_t *req,
     p->is_verbose = sd_http_query_param(req, "verbose", &verbose) && verbose.len == 4 &&
                     memcmp(verbose.p, "true", 4) == 0;
     p->deadline_ms = deadline_ms;
+    p->m_duration = src->m_duration;
+    p->m_bytes = src->m_bytes;
+    /* the record came at deadline - requestTimeout (a whole ms, same clock); within that ms
+     * (the inline path) the precise time now is used: one clock read per record */
+    p->start_ms = sd_mreg_now_ms();
+    if (p->start_ms - (double)(deadline_ms - in->request_timeout_ms) >= 1.0) {
+        p->start_ms = (double)(deadline_ms - in->request_timeout_ms);
+    }
     for (size_t i = 0; i < src->nsinks; i++) {
         /* Sink ids outlive the routes table only through this copy. */
         const char *id = src->sinks[i].sink_id;
         p->results[i].sink_id = h2o_strdup(&req->pool, id, strlen(id)).base;
+        p->results[i].m_duration = src->sinks[i].m_duration;
+        p->results[i].m_bytes = src->sinks[i].m_bytes;
+        p->results[i].start_ms = p->start_ms;
     }
     return p;
 }
@@ -607,6 +705,7 @@ static void sd__deliver(struct sd_pending *p, size_t i, struct sd_sink_slot *slo
     uint64_t seq = 0;
     int rc = sd_storage_append(slot, row, len, 1, recv_time_ms, &slice, &seq);
 
+    p->results[i].bytes = rc == 0 ? len : 0;
     if (rc != 0) {
         sd__result_from_rc(&p->results[i], rc);
     } else if (sd_storage_slot_wait(slot)) {

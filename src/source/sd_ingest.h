@@ -24,6 +24,7 @@ struct sd_route_sink {
     char *sink_id;
     struct sd_mapping *mapping; /* owned */
     struct sd_sink_slot *slot;  /* borrowed from storage; valid while the routes are published */
+    struct sd_mseries *m_duration, *m_bytes; /* record metrics, error_type "" (never freed) */
 };
 
 struct sd_route_source {
@@ -36,6 +37,7 @@ struct sd_route_source {
     size_t nsinks;
     int has_template;       /* a sink maps with a template column */
     int64_t heavy_until_ms; /* loop threads (atomic): map on the template workers until then */
+    struct sd_mseries *m_duration, *m_bytes; /* record metrics, has_error false (never freed) */
 };
 
 struct sd_routes {
@@ -48,6 +50,9 @@ int sd_ingest_create(struct sd_server *srv, struct sd_ingest **out);
  * request uses it any more. Any thread. */
 void sd_ingest_publish(struct sd_ingest *in, struct sd_routes *routes);
 void sd_routes_free(struct sd_routes *routes);
+/* Resolves the record metric series of src and its sinks (core/sd_metrics_reg.h); called by
+ * whoever builds the routes, off the data path (it may take the registry's mutex). */
+void sd_ingest_route_metrics(struct sd_route_source *src);
 /* Stops routing records (later requests get 503 shutdown) and frees the routing table, so
  * storage may close the sinks' slots. Any thread. */
 void sd_ingest_shutdown(struct sd_ingest *in);

@@ -29,6 +29,7 @@
 #include "core/sd_error.h"
 #include "core/sd_fs.h"
 #include "core/sd_log.h"
+#include "core/sd_metrics_reg.h"
 #include "core/sd_time.h"
 #include "defs/sd_settings.h"
 #include "pipeline/sd_slice_recover.h"
@@ -190,12 +191,13 @@ static void sd__batch_entity(struct sd_batch *b, const char *kind, const char *k
 
     if (!sd_states_transition_ok(kind, sd__state_of(j), new_state)) {
         /* Never store an impossible state; the commit of this batch then does nothing. */
-        sd_log_error("operator", "refused %s %s transition %s -> %s", kind, key, sd__state_of(j),
-                     new_state);
+        sd_log_key(SD_LOG_ERROR, "operator", key, "refused %s %s transition %s -> %s", kind, key,
+                   sd__state_of(j), new_state);
         b->n = 0;
         return;
     }
     if (strcmp(sd__state_of(j), new_state) != 0) {
+        sd_log_key(SD_LOG_DEBUG, "operator", key, "%s %s -> %s", kind, sd__state_of(j), new_state);
         sd_time_format_iso(now, ts);
         snprintf(at_key, sizeof(at_key), "%sAt", new_state);
         json_object_set_new(j, at_key, json_string(ts));
@@ -267,11 +269,14 @@ static void sd__record_failure(struct sd_operator *op, const char *kind, const c
     json_object_set_new(j, "retryAfter", json_string(ts));
     sd__batch_entity(b, kind, key, j, sd__state_of(j), now);
     if (sd__batch_commit(op->srv->state, b) != 0) {
-        sd_log_error("operator", "cannot record the failure of %s %s", kind, key);
+        sd_log_key(SD_LOG_ERROR, "operator", key, "cannot record the failure of %s %s", kind, key);
     }
     free(b);
-    sd_log_warn("operator", "%s %s failed (attempt %lld, retry after %s): %s", kind, key,
-                (long long)attempt, ts, reason);
+    sd_mreg_operation_failed(strcmp(kind, "slice") == 0 ? SD_M_SLICEUPLOAD_FAILED
+                                                        : SD_M_FILEIMPORT_FAILED,
+                             key, attempt - 1);
+    sd_log_key(SD_LOG_WARN, "operator", key, "%s %s failed (attempt %lld, retry after %s): %s",
+               kind, key, (long long)attempt, ts, reason);
 }
 
 static int sd__retry_due(const json_t *j, int64_t now)
@@ -383,14 +388,20 @@ static void sd__rotation(struct sd_operator *op, int64_t now)
         }
         if (rotate_file || rotate_slice) {
             int rc;
+            double t0 = sd_mreg_now_ms();
             /* Serialized with reconcile, which may close this sink's slot. */
             pthread_mutex_lock(&op->srv->reconcile_lock);
             rc = sd_storage_rotate(op->srv->storage, sink_key, rotate_file, &err);
             pthread_mutex_unlock(&op->srv->reconcile_lock);
+            sd_mreg_operation(
+                rotate_file ? "filerotation" : "slicerotation", sink_key, sd_mreg_now_ms() - t0,
+                rc ? "other" : "", rc ? -1 : (rotate_file ? file_compressed : compressed),
+                rc || rotate_file ? -1
+                                  : json_integer_value(json_object_get(e, "uncompressedSize")));
             /* a broken state store logs its episode once; the next check retries */
             if (rc != 0 && rc != SD_EUNHEALTHY) {
-                sd_log_error("operator", "rotation of sink %s failed: %s", sink_key,
-                             sd_buf_cstr(&err));
+                sd_log_key(SD_LOG_ERROR, "operator", sink_key, "rotation of sink %s failed: %s",
+                           sink_key, sd_buf_cstr(&err));
             }
         }
         sd_buf_fini(&err);
@@ -508,7 +519,9 @@ static void sd__upload_slice(struct sd_operator *op, const char *slice_key, json
     uint64_t size = 0;
     int n, rc = 0;
     char reason[256];
+    double t0 = sd_mreg_now_ms();
 
+    sd_log_key(SD_LOG_DEBUG, "operator", slice_key, "uploading slice %s", slice_key);
     n = dir ? sd__prepare_slice_files(op, dir, files, &records) : 0;
     if (n < 0) {
         snprintf(reason, sizeof(reason), "slice files cannot be verified: %s", sd_strerror(n));
@@ -546,8 +559,9 @@ static void sd__upload_slice(struct sd_operator *op, const char *slice_key, json
     sd__batch_entity(b, "slice", slice_key, slice, "uploaded", now);
     rc = sd__batch_commit(state, b);
     if (rc != 0) {
-        sd_log_error("operator", "slice %s uploaded but its state cannot be stored: %s", slice_key,
-                     sd_strerror(rc));
+        sd_log_key(SD_LOG_ERROR, "operator", slice_key,
+                   "slice %s uploaded but its state cannot be stored: %s", slice_key,
+                   sd_strerror(rc));
         goto done;
     }
     /* The staged object (or nothing, for an empty slice) now holds the data. */
@@ -555,9 +569,12 @@ static void sd__upload_slice(struct sd_operator *op, const char *slice_key, json
         sd_rm_rf(dir);
         sd_fsync_parent(dir);
     }
-    sd_log_info("operator", "slice %s uploaded (%lld records, %llu bytes)", slice_key,
-                (long long)records, (unsigned long long)size);
+    sd_log_key(SD_LOG_INFO, "operator", slice_key, "slice %s uploaded (%lld records, %llu bytes)",
+               slice_key, (long long)records, (unsigned long long)size);
 done:
+    sd_mreg_operation("sliceupload", slice_key, sd_mreg_now_ms() - t0,
+                      rc != 0 || strcmp(sd__state_of(slice), "uploaded") != 0 ? "other" : "",
+                      (int64_t)size, -1);
     sd_buf_fini(&key);
     free(files);
     free(b);
@@ -623,7 +640,9 @@ static void sd__import_file(struct sd_operator *op, const char *file_key, json_t
     uint64_t rows = 0;
     int64_t now;
     int rc = 0;
+    double t0 = sd_mreg_now_ms();
 
+    sd_log_key(SD_LOG_DEBUG, "operator", file_key, "importing file %s into %s", file_key, table_id);
     for (size_t c = 0; c < ncols; c++) {
         columns[c] = json_string_value(json_object_get(json_array_get(columns_json, c), "name"));
     }
@@ -687,7 +706,8 @@ static void sd__import_file(struct sd_operator *op, const char *file_key, json_t
         rc = sd__batch_commit(state, b);
     }
     if (rc != 0) {
-        sd_log_error("operator", "file %s imported but its state cannot be stored", file_key);
+        sd_log_key(SD_LOG_ERROR, "operator", file_key,
+                   "file %s imported but its state cannot be stored", file_key);
         goto done;
     }
     for (size_t i = 0; i < kvs.n; i++) {
@@ -699,9 +719,12 @@ static void sd__import_file(struct sd_operator *op, const char *file_key, json_t
         }
         json_decref(slice);
     }
-    sd_log_info("operator", "file %s imported into %s (%llu rows)", file_key, table_id,
-                (unsigned long long)rows);
+    sd_log_key(SD_LOG_INFO, "operator", file_key, "file %s imported into %s (%llu rows)", file_key,
+               table_id, (unsigned long long)rows);
 done:
+    sd_mreg_operation("fileimport", file_key, sd_mreg_now_ms() - t0,
+                      rc != 0 || strcmp(sd__state_of(file), "imported") != 0 ? "other" : "", -1,
+                      -1);
     sd_kvs_free(&kvs);
     sd_buf_fini(&err);
     free(columns);
@@ -773,7 +796,8 @@ static void sd__purge_file(struct sd_operator *op, const char *file_key)
         rc = sd__batch_commit(state, b);
     }
     if (rc == 0) {
-        sd_log_info("operator", "file %s of a deleted sink dropped", file_key);
+        sd_log_key(SD_LOG_INFO, "operator", file_key, "file %s of a deleted sink dropped",
+                   file_key);
     }
     free(b);
     free(prefix);
@@ -941,7 +965,7 @@ static void sd__cleanup(struct sd_operator *op, int64_t now)
         file = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
         if (newer++ >= keep && now - sd__field_time_ms(file, "importedAt") >= expiration) {
             if (sd__delete_file(op, sink, file_key) == 0) {
-                sd_log_info("operator", "file %s cleaned up", file_key);
+                sd_log_key(SD_LOG_INFO, "operator", file_key, "file %s cleaned up", file_key);
             }
         }
         json_decref(file);

@@ -21,6 +21,7 @@
 #include "core/sd_fs.h"
 #include "core/sd_health.h"
 #include "core/sd_log.h"
+#include "core/sd_metrics_reg.h"
 #include "core/sd_time.h"
 #include "defs/sd_settings.h"
 #include "pipeline/sd_slice_writer.h"
@@ -240,6 +241,7 @@ static int sd__volume_open(struct sd_storage *st, const char *root, const char *
         goto fail;
     }
     st->nvolumes++;
+    sd_mreg_volume(v->id, v->type, v->label, v->path);
     return 0;
 
 fail:
@@ -444,12 +446,13 @@ static int sd__transition(struct sd_storage *st, const char *kind, const char *k
     }
     old_state = sd_xstrdup(json_string_value(json_object_get(j, "state")) ?: "writing");
     if (!sd_states_transition_ok(kind, old_state, new_state)) {
-        sd_log_error("storage", "refused %s %s transition %s -> %s", kind, key, old_state,
-                     new_state);
+        sd_log_key(SD_LOG_ERROR, "storage", key, "refused %s %s transition %s -> %s", kind, key,
+                   old_state, new_state);
         free(old_state);
         json_decref(j);
         return SD_EINVAL;
     }
+    sd_log_key(SD_LOG_DEBUG, "storage", key, "%s %s -> %s", kind, old_state, new_state);
     sd_time_format_iso(sd_now_ms(), ts);
     snprintf(at_key, sizeof(at_key), "%sAt", new_state);
     json_object_set_new(j, "state", json_string(new_state));
@@ -644,7 +647,8 @@ static void sd__slice_close(struct sd_storage *st, struct sd_slice_handle *slice
     snprintf(name, sizeof(name), "slice %s", slice->key);
     sd_health_clear(st->srv->health, name);
     if (rc != 0) {
-        sd_log_error("storage", "closing slice %s: %s", slice->key, sd_strerror(rc));
+        sd_log_key(SD_LOG_ERROR, "storage", slice->key, "closing slice %s: %s", slice->key,
+                   sd_strerror(rc));
     }
     sd__flush_slice_stats(st, slice, &final);
     if (st->listener != NULL) {
@@ -925,7 +929,8 @@ int sd_storage_sink_activate(struct sd_storage *st, const json_t *sink, const js
     st->slots = slot;
     pthread_mutex_unlock(&st->lock);
     *out = slot;
-    sd_log_info("storage", "sink %s writes slice %s", slot->sink_key, slice->key);
+    sd_log_key(SD_LOG_INFO, "storage", slice->key, "sink %s writes slice %s", slot->sink_key,
+               slice->key);
 done:
     json_decref(meta);
     free(sink_key);
@@ -967,8 +972,8 @@ static void sd__slice_closed(struct sd_storage *st, const char *slice_key)
 {
     int rc = sd__transition(st, "slice", slice_key, "uploading");
     if (rc != 0) {
-        sd_log_error("storage", "slice %s cannot move to uploading: %s", slice_key,
-                     sd_strerror(rc));
+        sd_log_key(SD_LOG_ERROR, "storage", slice_key, "slice %s cannot move to uploading: %s",
+                   slice_key, sd_strerror(rc));
     }
 }
 
@@ -1021,8 +1026,9 @@ int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file,
         sd__slice_close(st, old);
         sd__slice_closed(st, old_key);
         free(old_key);
-        sd_log_warn("storage", "sink %s: next slice cannot be opened (%s); intake paused", sink_key,
-                    sd_buf_cstr(err));
+        sd_log_key(SD_LOG_WARN, "storage", sink_key,
+                   "sink %s: next slice cannot be opened (%s); intake paused", sink_key,
+                   sd_buf_cstr(err));
         goto done;
     }
     pthread_mutex_lock(&slot->lock);
@@ -1032,8 +1038,8 @@ int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file,
     sd__slice_close(st, old);
     sd__slice_closed(st, old_key);
     free(old_key);
-    sd_log_info("storage", "sink %s rotated to slice %s%s", sink_key, next->key,
-                new_file ? " (new file)" : "");
+    sd_log_key(SD_LOG_INFO, "storage", next->key, "sink %s rotated to slice %s%s", sink_key,
+               next->key, new_file ? " (new file)" : "");
 done:
     free(file_key);
     free(slice_key);
@@ -1059,7 +1065,8 @@ int sd_storage_reopen_pending(struct sd_storage *st)
             pthread_mutex_lock(&slot->lock);
             slot->slice = next;
             pthread_mutex_unlock(&slot->lock);
-            sd_log_info("storage", "sink %s resumed in slice %s", slot->sink_key, next->key);
+            sd_log_key(SD_LOG_INFO, "storage", next->key, "sink %s resumed in slice %s",
+                       slot->sink_key, next->key);
             reopened++;
         }
         sd_buf_fini(&err);
@@ -1101,7 +1108,8 @@ static void sd__slot_close(struct sd_storage *st, struct sd_sink_slot *slot)
     if (rc == 0) {
         sd__slice_closed(st, slice_key);
     } else {
-        sd_log_error("storage", "closing file %s: %s", file_key, sd_strerror(rc));
+        sd_log_key(SD_LOG_ERROR, "storage", file_key, "closing file %s: %s", file_key,
+                   sd_strerror(rc));
     }
     free(slice_key);
     free(file_key);
