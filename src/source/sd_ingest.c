@@ -21,6 +21,7 @@
 #include "source/sd_ingest.h"
 #include "config/sd_config.h"
 #include "config/sd_config_bind.h"
+#include "config/sd_opt.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_health.h"
@@ -958,7 +959,11 @@ void sd_ingest_handle(void *arg, h2o_req_t *req)
     int health_status;
 
     if (sd_http_head_bytes(req) > in->read_buffer_bytes) {
-        sd__send_error(req, 413, "stream.in.headerTooLarge", "Request headers are too large.");
+        char limit[24], message[80];
+        sd_format_size((int64_t)in->read_buffer_bytes, limit, sizeof(limit));
+        snprintf(message, sizeof(message), "Request header size is over the maximum \"%s\".",
+                 limit);
+        sd__send_error(req, 413, "stream.in.headerTooLarge", message);
         return;
     }
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&

@@ -163,6 +163,11 @@ def test_bad_input_table(streamd):
                     s.get("error") == err for src in doc.get("sources", []) for s in src["sinks"]), (name, doc)
             ok, _, _ = streamd.request("POST", url, '{"id":"canary"}', j)
             assert ok == 200, name
+    # The reference's text for headers over source.http.readBufferSize (16KB by default).
+    status, _, data = streamd.request("POST", url, '{"id":"h"}',
+                                      dict(j, **{"X-Big-%d" % i: "v" * 1000 for i in range(17)}))
+    assert (status, json.loads(data)["message"]) == (
+        413, 'Request header size is over the maximum "16KB".'), data
     # Identical bodies for wrong secret and unknown source (no oracle for guessing).
     a = streamd.request("POST", base + "/" + "y" * 48, "{}", j)[2]
     b = streamd.request("POST", streamd.source + "/stream/1/other/" + secret, "{}", j)[2]
