@@ -227,14 +227,16 @@ static void sd__set_outputs(const struct sd_life_task *a, struct sd_task_outcome
                                         a->is_sink ? a->sink_id : NULL, url);
 }
 
-/* Loads key; SD_ENOTFOUND and errors are written to out->error. */
+/* Loads key, the source (what "Source") or sink ("Sink") id; SD_ENOTFOUND (with the
+ * reference's text) and errors are written to out->error. */
 static int sd__load(const struct sd_life_task *a, const char *key, const char *what, const char *id,
                     json_t **entity, int64_t *rev, struct sd_task_outcome *out)
 {
     int rc = sd__api_load(a->api->state, key, entity, rev);
 
     if (rc == SD_ENOTFOUND) {
-        sd_buf_printf(&out->error, "%s \"%s\" not found.", what, id);
+        sd_buf_printf(&out->error, "%s \"%s\" not found in the %s.", what, id,
+                      strcmp(what, "Sink") == 0 ? "source" : "branch");
     } else if (rc != 0) {
         sd_buf_printf(&out->error, "Reading the state failed: %s.", sd_strerror(rc));
     }
@@ -846,9 +848,7 @@ static int sd__require_deleted(struct sd_api_ctx *c, int is_sink, json_t **out)
     }
     rc = sd__api_load(c->api->state, sd_buf_cstr(&key), &j, NULL);
     if (rc == SD_ENOTFOUND) {
-        sd__api_error(c->req, 404, is_sink ? "sinkNotFound" : "sourceNotFound",
-                      "Deleted %s \"%s\" not found.", is_sink ? "sink" : "source",
-                      is_sink ? c->sink_id : c->source_id);
+        sd__api_not_found(c->req, is_sink, 1, is_sink ? c->sink_id : c->source_id);
     } else if (rc != 0) {
         sd__api_internal_error(c->req, "reading the deleted entity", rc);
     }

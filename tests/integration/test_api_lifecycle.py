@@ -289,9 +289,12 @@ def test_disabled_sink_is_skipped_and_state_survives_restart(streamd):
 def test_switch_errors(streamd):
     s = streamd
     s.create_source("s1")
-    for path in ("/nope/disable", "/nope/enable", "/nope/undelete", "/nope/sinks/k1/disable"):
+    for path in ("/nope/disable", "/nope/enable", "/nope/sinks/k1/disable"):
         status, body = s.api_call("PUT", SOURCES + path)
         assert_error(status, body, 404, "stream.api.sourceNotFound")
+    status, body = s.api_call("PUT", SOURCES + "/nope/undelete")
+    assert_error(status, body, 404, "stream.api.deletedSourceNotFound")
+    assert body["message"] == 'Deleted source "nope" not found in the branch.'
     status, body = s.api_call("PUT", SOURCES + "/s1/sinks/k1/enable")
     assert_error(status, body, 404, "stream.api.sinkNotFound")
     status, body = s.api_call("GET", SOURCES + "/s1/disable")
@@ -299,7 +302,7 @@ def test_switch_errors(streamd):
     status, body = s.api_call("POST", SOURCES + "/s1/enable")
     assert_error(status, body, 405, "stream.api.methodNotAllowed")
     status, body = s.api_call("PUT", SOURCES + "/s1/sleep")
-    assert_error(status, body, 404, "stream.api.routeNotFound")
+    assert_error(status, body, 404, "stream.api.endpointNotFound")
 
 
 # ---- soft delete, deleted lists, undelete ----
@@ -343,9 +346,10 @@ def test_deleted_lists_and_undelete(streamd):
 
     # nothing to undelete
     status, body = s.api_call("PUT", SOURCES + "/s1/undelete")
-    assert_error(status, body, 404, "stream.api.sourceNotFound")
+    assert_error(status, body, 404, "stream.api.deletedSourceNotFound")
     status, body = s.api_call("PUT", SOURCES + "/s1/sinks/k1/undelete")
-    assert_error(status, body, 404, "stream.api.sinkNotFound")
+    assert_error(status, body, 404, "stream.api.deletedSinkNotFound")
+    assert body["message"] == 'Deleted sink "k1" not found in the source.'
 
 
 def test_deleted_list_pagination_and_reserved_id(streamd):
@@ -376,7 +380,7 @@ def test_undelete_over_an_active_source_conflicts(streamd):
     s.create_source("s1")
     assert get(s, SOURCES + "/deleted")["sources"] == []
     status, body = s.api_call("PUT", SOURCES + "/s1/undelete")
-    assert_error(status, body, 404, "stream.api.sourceNotFound")
+    assert_error(status, body, 404, "stream.api.deletedSourceNotFound")
 
 
 # ---- cascade delete ----
