@@ -11,7 +11,7 @@
  * restored with their source keep their version (so a source with 100 sinks still fits in one
  * transaction). A sink disabled with its source carries the reason "Auto-disabled with the
  * parent source."; enabling the source re-enables exactly those sinks, while a sink disabled
- * by the user (reason "Disabled by user.") stays disabled. Undeleting a source restores the
+ * through the API (reason "API", as the reference) stays disabled. Undeleting a source restores the
  * sinks that were soft-deleted together with it (same deleted.at), not the ones deleted
  * before.
  *
@@ -47,7 +47,7 @@
 #include <string.h>
 
 #define SD_LIFE_AUTO_REASON "Auto-disabled with the parent source."
-#define SD_LIFE_USER_REASON "Disabled by user."
+#define SD_LIFE_USER_REASON "API"
 #define SD_LIFE_UPDATING_REASON "Updating the sink."
 
 enum sd_life_op {
@@ -221,10 +221,10 @@ static int sd__bump(const struct sd_life_task *a, json_t *entity, const char *de
     return 0;
 }
 
-static void sd__set_outputs(const struct sd_life_task *a, struct sd_task_outcome *out, int url)
+static void sd__set_outputs(const struct sd_life_task *a, struct sd_task_outcome *out)
 {
     out->outputs = sd__api_task_outputs(a->api->api_url, a->project_id, a->branch_id, a->source_id,
-                                        a->is_sink ? a->sink_id : NULL, url);
+                                        a->is_sink ? a->sink_id : NULL, 1);
 }
 
 /* Loads key, the source (what "Source") or sink ("Sink") id; SD_ENOTFOUND (with the
@@ -380,7 +380,7 @@ static int sd__update_run(struct sd_life_task *a, struct sd_task_outcome *out)
     }
     out->result = a->is_sink ? "Sink has been updated successfully."
                              : "Source has been updated successfully.";
-    sd__set_outputs(a, out, 1);
+    sd__set_outputs(a, out);
 
 out:
     sd__txn_free(t);
@@ -484,7 +484,7 @@ static int sd__switch_run(struct sd_life_task *a, struct sd_task_outcome *out)
         out->result = disable ? "Source has been disabled successfully."
                               : "Source has been enabled successfully.";
     }
-    sd__set_outputs(a, out, 1);
+    sd__set_outputs(a, out);
 
 out:
     sd__txn_free(t);
@@ -505,6 +505,7 @@ static int sd__undelete_run(struct sd_life_task *a, struct sd_task_outcome *out)
     struct sd_life_txn *t = sd_xcalloc(1, sizeof(*t));
     struct sd_kvs sinks;
     json_t *entity = NULL, *deleted_at;
+    char *undeleted = NULL;
     int64_t rev = 0;
     int rc;
 
@@ -532,7 +533,10 @@ static int sd__undelete_run(struct sd_life_task *a, struct sd_task_outcome *out)
     sd__txn_cmp(t, sd_buf_cstr(&deleted_key), rev);
     sd__txn_cmp(t, sd_buf_cstr(&key), 0);
     json_object_del(entity, "deleted");
-    rc = sd__bump(a, entity, "Undeleted.", t, out);
+    /* the reference names the version the entity had when it was deleted */
+    undeleted =
+        sd_xasprintf("Undeleted to version \"%" PRId64 "\".", sd_defs_version_number(entity));
+    rc = sd__bump(a, entity, undeleted, t, out);
     if (rc == 0 && !a->is_sink) {
         /* Restore the sinks deleted together with the source. */
         sd_defs_sinks_prefix(&dprefix, a->project_id, a->branch_id, a->source_id, 1);
@@ -578,9 +582,10 @@ static int sd__undelete_run(struct sd_life_task *a, struct sd_task_outcome *out)
     }
     out->result = a->is_sink ? "Sink has been undeleted successfully."
                              : "Source has been undeleted successfully.";
-    sd__set_outputs(a, out, 1);
+    sd__set_outputs(a, out);
 
 out:
+    free(undeleted);
     sd__txn_free(t);
     sd_kvs_free(&sinks);
     json_decref(entity);
@@ -706,8 +711,8 @@ static int sd__hard_delete_run(struct sd_life_task *a, struct sd_task_outcome *o
     if (rc != 0) {
         goto out;
     }
-    out->result = "Source has been deleted successfully.";
-    sd__set_outputs(a, out, 0);
+    out->result = "Source and its destination tables and bucket have been deleted.";
+    sd__set_outputs(a, out);
 
 out:
     sd__txn_free(t);

@@ -304,7 +304,7 @@ static int sd__source_delete_run(void *arg, struct sd_task_outcome *out)
     }
     out->result = "Source has been deleted successfully.";
     out->outputs =
-        sd__api_task_outputs(a->api->api_url, a->project_id, a->branch_id, a->source_id, NULL, 0);
+        sd__api_task_outputs(a->api->api_url, a->project_id, a->branch_id, a->source_id, NULL, 1);
 
 out:
     for (size_t i = 0; i < ntexts; i++) {

@@ -379,7 +379,8 @@ def test_delete_source_and_recreate(streamd):
     done = streamd.wait_task(task)
     assert done["status"] == "success", done
     assert done["result"] == "Source has been deleted successfully."
-    assert done["outputs"]["sourceId"] == "gone"
+    assert done["outputs"] == {"url": streamd.api + "/v1/branches/1/sources/gone",
+                               "projectId": 1, "branchId": 1, "sourceId": "gone"}
     status, body = streamd.api_call("GET", SOURCES + "/gone")
     assert_error(status, body, 404, "stream.api.sourceNotFound")
     status, body = streamd.api_call("GET", SOURCES + "/gone/sinks/k1")

@@ -240,6 +240,7 @@ def test_disable_enable_source_cascades_to_sinks(streamd):
     assert done["result"] == "Source has been disabled successfully."
     src = get(s, SOURCES + "/s1")
     assert set(src["disabled"]) >= {"at", "by", "reason"}
+    assert src["disabled"]["reason"] == "API"
     assert src["disabled"]["by"]["type"] == "user"
     assert src["version"]["description"] == "Disabled."
     k1 = get(s, SOURCES + "/s1/sinks/k1")
@@ -331,6 +332,8 @@ def test_deleted_lists_and_undelete(streamd):
     assert done["result"] == "Source has been undeleted successfully."
     restored = get(s, SOURCES + "/s1")
     assert "deleted" not in restored and restored["http"]["url"] == src["http"]["url"]
+    assert restored["version"]["description"] == 'Undeleted to version "1".'
+    assert restored["version"]["number"] == 2
     assert get(s, SOURCES + "/deleted")["sources"] == []
     # the sink deleted with the source is back, the one deleted before is not
     assert [k["sinkId"] for k in get(s, SOURCES + "/s1/sinks")["sinks"]] == ["k1"]
@@ -400,7 +403,8 @@ def test_cascade_delete_drops_tables_and_frees_the_id(streamd):
     assert_error(status, body, 400, "stream.api.badRequest", "cascade")
     done = run_task(s, "DELETE", SOURCES + "/s1?cascade=true")
     assert done["type"] == "api.delete.source"
-    assert done["result"] == "Source has been deleted successfully."
+    assert done["result"] == "Source and its destination tables and bucket have been deleted."
+    assert done["outputs"]["url"].endswith("/v1/branches/1/sources/s1")
     status, body = s.api_call("GET", SOURCES + "/s1")
     assert_error(status, body, 404, "stream.api.sourceNotFound")
     assert get(s, SOURCES + "/deleted")["sources"] == []
