@@ -236,9 +236,7 @@ __attribute__((format(printf, 3, 4))) static int sd__fail(struct sd_defs_err *er
     return SD_EINVAL;
 }
 
-/* Appends the len bytes at s to out as a Go %q literal: quoted, with '"' and '\\' escaped and
- * control characters written as escapes, so the message shows exactly what was refused. */
-static void sd__append_quoted(struct sd_buf *out, const char *s, size_t len)
+void sd_defs_append_quoted(struct sd_buf *out, const char *s, size_t len)
 {
     static const char named[] = "abtnvfr";
 
@@ -281,7 +279,7 @@ int sd_defs_check_length(const char *field, const char *value, size_t min, size_
     int rc = 0;
 
     if (n < min || n > max) {
-        sd__append_quoted(&quoted, value, strlen(value));
+        sd_defs_append_quoted(&quoted, value, strlen(value));
         rc = sd__fail(err, "invalidLength",
                       "Length of %s must be %s or equal than %zu but got value %s (len=%zu)", field,
                       n < min ? "greater" : "lesser", n < min ? min : max, sd_buf_cstr(&quoted), n);
@@ -541,7 +539,7 @@ static int sd__check_column_name(const char *cctx, const json_t *name, struct sd
     if (rc != 0 || sd__is_column_name(json_string_value(name), json_string_length(name))) {
         return rc;
     }
-    sd__append_quoted(&quoted, json_string_value(name), json_string_length(name));
+    sd_defs_append_quoted(&quoted, json_string_value(name), json_string_length(name));
     rc = sd__fail(err, "invalidPattern", "%s must match the regexp \"%s\" but got value %s", field,
                   SD_DEFS_COLUMN_NAME_PATTERN, sd_buf_cstr(&quoted));
     sd_buf_fini(&quoted);

@@ -98,6 +98,9 @@ int sd_defs_resolve_id(const char *field, const json_t *given, const char *name,
 /* 1 if id is a normalized id: 1..48 characters of [a-z0-9-], not starting or ending with '-'. */
 int sd_defs_is_valid_id(const char *id);
 
+/* Appends the len bytes at s to out as Go's %q (and the reference's messages) writes a string:
+ * quoted, '"' and '\\' escaped, control characters as escapes. */
+void sd_defs_append_quoted(struct sd_buf *out, const char *s, size_t len);
 /* Checks that the UTF-8 text value has min..max characters (code points). field names it in the
  * message ("body.name"). Returns 0, or SD_EINVAL with err ("invalidLength"). */
 int sd_defs_check_length(const char *field, const char *value, size_t min, size_t max,
