@@ -440,6 +440,11 @@ def test_rotate_secret(streamd):
     assert new_secret != old_secret and len(new_secret) == 48 and new_secret.isalnum()
     assert new_url.rsplit("/", 1)[0] == old_url.rsplit("/", 1)[0]
     assert get(s, SOURCES + "/s1")["http"]["url"] == new_url
+    # a new version, as the reference's
+    assert rotated["version"]["number"] == src["version"]["number"] + 1
+    assert rotated["version"]["description"] == "Rotated secret."
+    versions = get(s, SOURCES + "/s1/versions")["versions"]
+    assert [v["description"] for v in versions] == ["New source.", "Rotated secret."]
     status, body = post_record(s, old_url, {"a": 1})
     assert status == 404 and body["error"] == "stream.in.noSourceFound", body
     assert post_record(s, new_url, {"a": 1})[0] == 200
