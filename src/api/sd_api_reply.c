@@ -164,6 +164,44 @@ int sd__api_int_param(h2o_req_t *req, const char *name, const char *value, int64
     return SD_EINVAL;
 }
 
+int sd__api_query_bool(h2o_req_t *req, const char *name, int *out)
+{
+    static const char *const yes[] = {"1", "t", "T", "TRUE", "true", "True"};
+    static const char *const no[] = {"0", "f", "F", "FALSE", "false", "False"};
+    struct sd_buf value = SD_BUF_INIT;
+    struct sd_buf msg = SD_BUF_INIT;
+    struct sd_str raw;
+    int rc = 0;
+
+    *out = 0;
+    if (!sd_http_query_param(req, name, &raw) || raw.len == 0) {
+        return 0;
+    }
+    if (sd_http_url_decode(raw, &value) != 0) {
+        sd_buf_reset(&value);
+        sd_buf_append(&value, raw.p, raw.len); /* show what was sent */
+    } else {
+        for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+            if (strcmp(sd_buf_cstr(&value), yes[i]) == 0) {
+                *out = 1;
+                goto out;
+            }
+            if (strcmp(sd_buf_cstr(&value), no[i]) == 0) {
+                goto out;
+            }
+        }
+    }
+    sd_defs_append_quoted(&msg, sd_buf_cstr(&value), value.len);
+    sd__api_error(req, 400, "invalidFieldType", "Invalid value %s for \"%s\", must be a boolean.",
+                  sd_buf_cstr(&msg), name);
+    rc = SD_EINVAL;
+
+out:
+    sd_buf_fini(&value);
+    sd_buf_fini(&msg);
+    return rc;
+}
+
 json_t *sd__api_page_json(const struct sd_api_page *page, int64_t total, const char *last_id)
 {
     json_t *j = json_object();

@@ -400,7 +400,8 @@ def test_cascade_delete_drops_tables_and_frees_the_id(streamd):
     assert {"in.c-b.t1", "in.c-b.t2"} <= table_names(s)
 
     status, body = s.api_call("DELETE", SOURCES + "/s1?cascade=maybe")
-    assert_error(status, body, 400, "stream.api.badRequest", "cascade")
+    assert_error(status, body, 400, "stream.api.invalidFieldType",
+                 'Invalid value "maybe" for "cascade", must be a boolean.')
     done = run_task(s, "DELETE", SOURCES + "/s1?cascade=true")
     assert done["type"] == "api.delete.source"
     assert done["result"] == "Source and its destination tables and bucket have been deleted."
