@@ -40,9 +40,11 @@
 
 /* A validation failure: name is the API error name without the "stream.api." prefix (a static
  * string such as "invalidLength"), message a sentence naming the field. */
+/* Long enough for a refused value of any length the API accepts, quoted. */
+#define SD_DEFS_ERR_MESSAGE_MAX 8192
 struct sd_defs_err {
     const char *name;
-    char message[8192]; /* long enough for a refused value of any length the API accepts */
+    char message[SD_DEFS_ERR_MESSAGE_MAX];
 };
 
 /* The actor of a change ("by" in the API): type "user" or "system"; strings borrowed. */
