@@ -401,8 +401,7 @@ void sd_api_handle(void *arg, h2o_req_t *req)
         return;
     }
     if (route == NULL) {
-        sd__api_error(req, 404, "endpointNotFound", "No endpoint found for path \"%.*s\".",
-                      (int)(path.len > 256 ? 256 : path.len), path.p);
+        sd__api_endpoint_not_found(req);
         return;
     }
     c = sd_xcalloc(1, sizeof(*c));

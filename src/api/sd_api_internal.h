@@ -78,6 +78,8 @@ struct sd_api_page {
 /* Sends {"statusCode", "error":"stream.api.<name>", "message"}. */
 void sd__api_error(h2o_req_t *req, int status, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Sends 404 endpointNotFound for the request's path (decoded, as the reference shows it). */
+void sd__api_endpoint_not_found(h2o_req_t *req);
 /* Sends 404 sourceNotFound/sinkNotFound (deleted: deletedSourceNotFound/deletedSinkNotFound)
  * with the reference's text for id. */
 void sd__api_not_found(h2o_req_t *req, int is_sink, int deleted, const char *id);

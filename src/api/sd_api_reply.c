@@ -29,6 +29,20 @@ void sd__api_error(h2o_req_t *req, int status, const char *name, const char *fmt
     sd_http_send_error(req, status, full_name, message);
 }
 
+void sd__api_endpoint_not_found(h2o_req_t *req)
+{
+    struct sd_str raw = sd_http_path(req);
+    struct sd_buf path = SD_BUF_INIT;
+
+    if (sd_http_url_decode(raw, &path) != 0) { /* as sent when it does not decode */
+        sd_buf_reset(&path);
+        sd_buf_append(&path, raw.p, raw.len);
+    }
+    sd__api_error(req, 404, "endpointNotFound", "No endpoint found for path \"%.*s\".",
+                  (int)(path.len > 256 ? 256 : path.len), sd_buf_cstr(&path));
+    sd_buf_fini(&path);
+}
+
 void sd__api_not_found(h2o_req_t *req, int is_sink, int deleted, const char *id)
 {
     if (is_sink && deleted) {
