@@ -332,11 +332,6 @@ static void sd__api_health(struct sd_api_ctx *c)
     sd_http_send(c->req, 200, "text/plain", "OK\n", 3);
 }
 
-static int sd__is_v1_path(struct sd_str path)
-{
-    return path.len >= 3 && memcmp(path.p, "/v1", 3) == 0 && (path.len == 3 || path.p[3] == '/');
-}
-
 /* Authenticates c and decodes the branch, source and sink parameters of its route. Sends the
  * error and returns nonzero on failure. */
 static int sd__prepare(struct sd_api_ctx *c, const struct sd_api_route *route,
@@ -373,15 +368,6 @@ void sd_api_handle(void *arg, h2o_req_t *req)
     struct sd_api_ctx *c;
     char allowed[64] = "";
 
-    if (sd__is_v1_path(path)) {
-        if (sd_str_eq(method, SD_STR_LIT("OPTIONS"))) {
-            sd__send_cors_preflight(req);
-            return;
-        }
-        if (sd_http_header(req, "origin").len > 0) {
-            sd_http_add_header(req, "access-control-allow-origin", "*");
-        }
-    }
     sd__split_path(path, &p);
     for (size_t i = 0; i < sizeof(sd__routes) / sizeof(sd__routes[0]); i++) {
         struct sd_api_params m;
@@ -396,12 +382,20 @@ void sd_api_handle(void *arg, h2o_req_t *req)
         }
         sd__allow(allowed, sizeof(allowed), sd__routes[i].method);
     }
-    if (route == NULL && allowed[0] != '\0') {
-        sd__send_method_not_allowed(req, allowed);
+    if (route == NULL && allowed[0] == '\0') {
+        sd__api_endpoint_not_found(req);
         return;
     }
+    /* every routed path answers CORS, as the reference's */
+    if (sd_str_eq(method, SD_STR_LIT("OPTIONS"))) {
+        sd__send_cors_preflight(req);
+        return;
+    }
+    if (sd_http_header(req, "origin").len > 0) {
+        sd_http_add_header(req, "access-control-allow-origin", "*");
+    }
     if (route == NULL) {
-        sd__api_endpoint_not_found(req);
+        sd__send_method_not_allowed(req, allowed);
         return;
     }
     c = sd_xcalloc(1, sizeof(*c));

@@ -71,6 +71,16 @@ def test_unknown_route_wrong_method_and_cors(streamd):
         assert m in headers["access-control-allow-methods"]
     for h in ("Content-Type", "X-StorageApi-Token", "X-KBC-ProjectId"):
         assert h in headers["access-control-allow-headers"]
+    # every routed path answers the preflight, as the reference's; an unknown path does not
+    for path in ("/", "/health-check", "/v1/tasks/a/b"):
+        status, headers, _ = streamd.request("OPTIONS", streamd.api + path)
+        assert status == 200 and headers["access-control-allow-origin"] == "*", path
+    status, _, data = streamd.request("OPTIONS", streamd.api + "/v1/nope")
+    assert status == 404 and json.loads(data)["error"] == "stream.api.endpointNotFound"
+    # a simple request from a browser is answered with the origin header
+    status, headers, _ = streamd.request("GET", streamd.api + "/health-check",
+                                         headers={"Origin": "https://ui.example"})
+    assert status == 200 and headers["access-control-allow-origin"] == "*"
 
 
 # ---- auth ----
