@@ -24,6 +24,7 @@
 #include "roles/sd_server.h"
 #include "state/sd_state.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,6 +236,18 @@ static int sd__authenticate(struct sd_api_ctx *c, enum sd_api_auth auth)
     return 0;
 }
 
+/* 1 if s is what Go's strconv.Atoi reads: an optional sign and 1..18 digits. */
+static int sd__is_go_int(const char *s)
+{
+    size_t n = 0;
+
+    s += *s == '+' || *s == '-';
+    while (isdigit((unsigned char)s[n])) {
+        n++;
+    }
+    return n > 0 && n <= 18 && s[n] == '\0';
+}
+
 /* Decodes the branch segment: "default" or the id of the default branch. */
 static int sd__parse_branch(struct sd_api_ctx *c, struct sd_str seg)
 {
@@ -250,11 +263,13 @@ static int sd__parse_branch(struct sd_api_ctx *c, struct sd_str seg)
     s = sd_buf_cstr(&b);
     if (strcmp(s, "default") == 0 || strcmp(s, "1") == 0) {
         c->branch_id = SD_DEFS_BRANCH_DEFAULT;
+    } else if (sd__is_go_int(s)) { /* streamd's project has its default branch only */
+        sd__api_error(c->req, 404, "branchNotFound", "Branch \"%.64s\" not found in the project.",
+                      s);
+        rc = -1;
     } else {
         sd__api_error(c->req, 400, "badRequest",
-                      "Branch \"%.64s\" is not supported: only the default branch (\"default\" or "
-                      "%d) exists.",
-                      s, SD_DEFS_BRANCH_DEFAULT);
+                      "Invalid branch: expected \"default\" or <int>, given \"%.64s\".", s);
         rc = -1;
     }
     sd_buf_fini(&b);
