@@ -55,7 +55,7 @@ int sd__api_get_source(struct sd_api_ctx *c, json_t **out, int64_t *mod_rev)
     rc = sd__api_load(c->api->state, sd_buf_cstr(&key), &j, mod_rev);
     sd_buf_fini(&key);
     if (rc == SD_ENOTFOUND) {
-        sd__api_error(c->req, 404, "sourceNotFound", "Source \"%s\" not found.", c->source_id);
+        sd__api_not_found(c->req, 0, 0, c->source_id);
     } else if (rc != 0) {
         sd__api_internal_error(c->req, "reading the source", rc);
     }
@@ -81,7 +81,7 @@ int sd__api_get_sink(struct sd_api_ctx *c, json_t **out, int64_t *mod_rev)
     rc = sd__api_load(c->api->state, sd_buf_cstr(&key), &j, mod_rev);
     sd_buf_fini(&key);
     if (rc == SD_ENOTFOUND) {
-        sd__api_error(c->req, 404, "sinkNotFound", "Sink \"%s\" not found.", c->sink_id);
+        sd__api_not_found(c->req, 1, 0, c->sink_id);
     } else if (rc != 0) {
         sd__api_internal_error(c->req, "reading the sink", rc);
     }

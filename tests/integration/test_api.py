@@ -44,11 +44,10 @@ def no_secret_member(obj):
 # ---- unauthenticated endpoints, routing, CORS ----
 
 def test_root_v1_and_health(streamd):
-    status, headers, data = streamd.request("GET", streamd.api + "/")
-    assert status == 301 and headers["location"] == "/v1"
-    status, body = streamd.api_call("GET", "/v1", token="")
-    assert status == 200
-    assert body == {"api": "stream", "documentation": streamd.api + "/v1/documentation"}
+    for path in ("/", "/v1"):  # the reference answers the index on both
+        status, body = streamd.api_call("GET", path, token="")
+        assert status == 200
+        assert body == {"api": "stream", "documentation": streamd.api + "/v1/documentation"}
     status, headers, data = streamd.request("GET", streamd.api + "/health-check")
     assert (status, data) == (200, b"OK\n")
     assert headers["content-type"].startswith("text/plain")
@@ -56,7 +55,8 @@ def test_root_v1_and_health(streamd):
 
 def test_unknown_route_wrong_method_and_cors(streamd):
     status, body = streamd.api_call("GET", "/v1/nope")
-    assert_error(status, body, 404, "stream.api.routeNotFound")
+    assert_error(status, body, 404, "stream.api.endpointNotFound")
+    assert body["message"] == 'No endpoint found for path "/v1/nope".'
     # a known route of a missing source answers the entity's 404, not the route's
     status, body = streamd.api_call("GET", SOURCES + "/s1/settings")
     assert_error(status, body, 404, "stream.api.sourceNotFound")
@@ -71,6 +71,16 @@ def test_unknown_route_wrong_method_and_cors(streamd):
         assert m in headers["access-control-allow-methods"]
     for h in ("Content-Type", "X-StorageApi-Token", "X-KBC-ProjectId"):
         assert h in headers["access-control-allow-headers"]
+    # every routed path answers the preflight, as the reference's; an unknown path does not
+    for path in ("/", "/health-check", "/v1/tasks/a/b"):
+        status, headers, _ = streamd.request("OPTIONS", streamd.api + path)
+        assert status == 200 and headers["access-control-allow-origin"] == "*", path
+    status, _, data = streamd.request("OPTIONS", streamd.api + "/v1/nope")
+    assert status == 404 and json.loads(data)["error"] == "stream.api.endpointNotFound"
+    # a simple request from a browser is answered with the origin header
+    status, headers, _ = streamd.request("GET", streamd.api + "/health-check",
+                                         headers={"Origin": "https://ui.example"})
+    assert status == 200 and headers["access-control-allow-origin"] == "*"
 
 
 # ---- auth ----
@@ -94,13 +104,21 @@ def test_token_never_logged(streamd):
     assert "wrong-token-that-must-not-be-logged" not in text
 
 
-@pytest.mark.parametrize("branch", ["5", "main", "0", "default2"])
-def test_unknown_branch(streamd, branch):
-    status, body = streamd.api_call("GET", "/v1/branches/%s/sources" % branch)
-    assert_error(status, body, 400, "stream.api.badRequest", branch)
-    status, body = streamd.api_call("POST", "/v1/branches/%s/sources" % branch,
-                                    {"name": "x", "type": "http"})
-    assert_error(status, body, 400, "stream.api.badRequest")
+@pytest.mark.parametrize("branch,status,name,message", [
+    ("5", 404, "branchNotFound", 'Branch "5" not found in the project.'),
+    ("0", 404, "branchNotFound", 'Branch "0" not found in the project.'),
+    ("main", 400, "badRequest", 'Invalid branch: expected "default" or <int>, given "main".'),
+    ("default2", 400, "badRequest", 'Invalid branch: expected "default" or <int>, given "default2".'),
+])
+def test_unknown_branch(streamd, branch, status, name, message):
+    """The reference's texts: an integer is a branch the project does not have (streamd's
+    projects have their default branch only), anything else is not a branch id."""
+    got, body = streamd.api_call("GET", "/v1/branches/%s/sources" % branch)
+    assert_error(got, body, status, "stream.api." + name)
+    assert body["message"] == message
+    got, body = streamd.api_call("POST", "/v1/branches/%s/sources" % branch,
+                                 {"name": "x", "type": "http"})
+    assert_error(got, body, status, "stream.api." + name)
 
 
 # ---- sources ----
@@ -187,10 +205,18 @@ def test_list_sources_pagination(streamd):
         after = got[-1]
     assert seen == ids
 
-    for bad in ("0", "101", "-1", "abc", "1.5"):
+    # the reference's (Goa's) texts: a type error carries the range error of the value 0
+    for bad, name, message in (
+            ("0", "invalidRange", "Limit must be greater or equal than 1 but got value 0."),
+            ("101", "invalidRange", "Limit must be lesser or equal than 100 but got value 101."),
+            ("-1", "invalidRange", "Limit must be greater or equal than 1 but got value -1."),
+            ("abc", "invalidFieldType", 'Invalid value "abc" for "limit", must be a integer; '
+                                        "limit must be greater or equal than 1 but got value 0."),
+            ("1.5", "invalidFieldType", 'Invalid value "1.5" for "limit", must be a integer; '
+                                        "limit must be greater or equal than 1 but got value 0.")):
         status, body = streamd.api_call("GET", SOURCES + "?limit=" + bad)
-        assert status == 400, (bad, body)
-        assert "limit" in body["message"].lower()
+        assert_error(status, body, 400, "stream.api." + name)
+        assert body["message"] == message, bad
 
 
 def test_duplicate_source(streamd):
@@ -379,7 +405,8 @@ def test_delete_source_and_recreate(streamd):
     done = streamd.wait_task(task)
     assert done["status"] == "success", done
     assert done["result"] == "Source has been deleted successfully."
-    assert done["outputs"]["sourceId"] == "gone"
+    assert done["outputs"] == {"url": streamd.api + "/v1/branches/1/sources/gone",
+                               "projectId": 1, "branchId": 1, "sourceId": "gone"}
     status, body = streamd.api_call("GET", SOURCES + "/gone")
     assert_error(status, body, 404, "stream.api.sourceNotFound")
     status, body = streamd.api_call("GET", SOURCES + "/gone/sinks/k1")
@@ -506,9 +533,11 @@ def named_columns(*names):
 
 @pytest.mark.parametrize("names,name,message", [
     (["x" * 65], "stream.api.invalidLength",
-     "Length of body.table.mapping.columns[1].name must be lesser or equal than 64 (len=65)."),
+     "Length of body.table.mapping.columns[1].name must be lesser or equal than 64 but got value "
+     "\"%s\" (len=65)" % ("x" * 65)),
     (["x" * 5000], "stream.api.invalidLength",
-     "Length of body.table.mapping.columns[1].name must be lesser or equal than 64 (len=5000)."),
+     "Length of body.table.mapping.columns[1].name must be lesser or equal than 64 but got value "
+     "\"%s\" (len=5000)" % ("x" * 5000)),
     (["a\x01b"], "stream.api.invalidPattern",
      "body.table.mapping.columns[1].name must match the regexp %s but got value \"a\\x01b\""
      % NAME_PATTERN),

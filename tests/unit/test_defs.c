@@ -298,6 +298,17 @@ static void test_parse_source(void **state)
     expect_source_error("{\"name\":\"***\",\"type\":\"http\"}", "badRequest", "body.sourceId");
     expect_source_error("{\"name\":\"x\",\"type\":\"http\",\"sourceId\":\"\"}", "invalidLength",
                         "body.sourceId");
+    /* several errors are merged in the reference's order; the first names the answer, a type
+     * error stops before any of them (the reference decodes before it validates) */
+    expect_source_error("{}", "missingField",
+                        "\"type\" is missing from body; \"name\" is missing from body.");
+    expect_source_error(
+        "{\"name\":\"\",\"type\":\"ftp\",\"sourceId\":\"\"}", "invalidLength",
+        "Length of body.sourceId must be greater or equal than 1 but got value \"\" "
+        "(len=0); value of body.type must be one of \"http\", \"otlp\" but got value "
+        "\"ftp\"; length of body.name must be greater or equal than 1 but got value "
+        "\"\" (len=0)");
+    expect_source_error("{\"name\":\"\",\"type\":7}", "badRequest", "body.type must be a string");
 }
 
 static void expect_sink_error(const char *body, const char *name, const char *needle)
@@ -398,12 +409,13 @@ static void test_column_names(void **state)
     snprintf(body, sizeof(body), COLUMN_SINK("%s"), name);
     expect_sink_error(
         body, "invalidLength",
-        "Length of body.table.mapping.columns[1].name must be lesser or equal than 64 "
-        "(len=65).");
+        "Length of body.table.mapping.columns[1].name must be lesser or equal than 64 but got "
+        "value \"A-z_9aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaab\" (len=65)");
     expect_sink_error(
         COLUMN_SINK("\"\""), "invalidLength",
-        "Length of body.table.mapping.columns[1].name must be greater or equal than 1 "
-        "(len=0).");
+        "Length of body.table.mapping.columns[1].name must be greater or equal than 1 but got "
+        "value \"\" (len=0)");
     /* control characters, quotes and backslashes are shown escaped */
     expect_sink_error(COLUMN_SINK("\"a\\u0001b\""), "invalidPattern",
                       NAME_PATTERN_ERROR("\"a\\x01b\""));
