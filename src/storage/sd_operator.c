@@ -23,6 +23,8 @@
  * transitions, so it reads and writes entities without compare guards. */
 #include "storage/sd_operator.h"
 #include "storage/sd_states.h"
+#include "storage/sd_bounded.h"
+#include "storage/sd_conditions.h"
 #include "config/sd_config.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
@@ -50,18 +52,34 @@
 
 #define SD_OP_MAX_FILES_PER_SLICE 64
 
+/* The operator's configuration, read once at start (sd__operator_config). */
+struct sd_operator_config {
+    int64_t check_ms; /* smallest of the four operator check intervals */
+    int64_t retry_initial_ms;
+    double retry_multiplier;
+    int64_t retry_max_ms;
+    int64_t slice_rotation_timeout_ms;
+    int64_t slice_upload_timeout_ms;
+    int64_t file_rotation_timeout_ms;
+    int64_t file_import_timeout_ms;
+    int64_t import_expiration_ms; /* import.trigger.expiration */
+    int is_cleanup_enabled;
+    int64_t cleanup_interval_ms;
+    int64_t archived_file_expiration_ms;
+    int64_t active_file_expiration_ms;
+    int64_t archived_file_retention;
+    int64_t cleanup_error_tolerance;
+};
+
 struct sd_operator {
     struct sd_server *srv;
+    struct sd_operator_config cfg;
+    struct sd_bounded *steps; /* rotations, uploads and imports under their timeouts */
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int is_running;
     int is_kicked;
-    int64_t check_ms;
-    int64_t retry_initial_ms;
-    double retry_multiplier;
-    int64_t retry_max_ms;
-    int64_t cleanup_interval_ms; /* 0 = metadata cleanup disabled */
     int64_t next_cleanup_ms;
 };
 
@@ -212,12 +230,13 @@ static void sd__record_failure(struct sd_operator *op, const char *kind, const c
     struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
     int64_t now = sd_now_ms();
     int64_t attempt = json_integer_value(json_object_get(j, "retryAttempt")) + 1;
-    double delay = (double)op->retry_initial_ms * pow(op->retry_multiplier, (double)(attempt - 1));
+    double delay =
+        (double)op->cfg.retry_initial_ms * pow(op->cfg.retry_multiplier, (double)(attempt - 1));
     uint16_t rnd = 0;
     char ts[SD_TIME_ISO_LEN + 1];
 
-    if (delay > (double)op->retry_max_ms) {
-        delay = (double)op->retry_max_ms;
+    if (delay > (double)op->cfg.retry_max_ms) {
+        delay = (double)op->cfg.retry_max_ms;
     }
     if (getrandom(&rnd, sizeof(rnd), 0) == (ssize_t)sizeof(rnd)) {
         delay *= 0.9 + 0.2 * ((double)rnd / 65535.0); /* +-10 % jitter */
@@ -238,6 +257,16 @@ static void sd__record_failure(struct sd_operator *op, const char *kind, const c
     free(b);
     sd_log_warn("operator", "%s %s failed (attempt %lld, retry after %s): %s", kind, key,
                 (long long)attempt, ts, reason);
+}
+
+/* 1 while an abandoned step (kind "upload"/"import") of the entity key still runs. */
+static int sd__step_is_busy(struct sd_operator *op, const char *kind, const char *key)
+{
+    char *busy_key = sd_xasprintf("%s/%s", kind, key);
+    int busy = sd_bounded_is_busy(op->steps, busy_key);
+
+    free(busy_key);
+    return busy;
 }
 
 static int sd__retry_due(const json_t *j, int64_t now)
@@ -284,6 +313,53 @@ static size_t sd__count(struct sd_state *state, const char *prefix)
 
 /* ---- 1. rotation ---- */
 
+/* A rotation of one sink, run under its timeout (sliceRotationTimeout or fileRotationTimeout). */
+struct sd_rotate_step {
+    struct sd_server *srv;
+    char *sink_key;
+    int new_file;
+    struct sd_buf err;
+};
+
+static int sd__rotate_step(void *arg)
+{
+    struct sd_rotate_step *r = arg;
+    int rc;
+
+    /* Serialized with reconcile, which may close this sink's slot. */
+    pthread_mutex_lock(&r->srv->reconcile_lock);
+    rc = sd_storage_rotate(r->srv->storage, r->sink_key, r->new_file, &r->err);
+    pthread_mutex_unlock(&r->srv->reconcile_lock);
+    return rc;
+}
+
+static void sd__rotate_step_free(void *arg)
+{
+    struct sd_rotate_step *r = arg;
+
+    free(r->sink_key);
+    sd_buf_fini(&r->err);
+    free(r);
+}
+
+/* The staging expiration of a file (its "staging.expiration"; 0 when the staging storage
+ * gives none, as the local one). */
+static int64_t sd__file_expiration_ms(struct sd_state *state, const char *file_key)
+{
+    char *all = sd_xasprintf("storage/file/all/%s", file_key);
+    struct sd_kv kv;
+    int64_t ms = 0;
+
+    if (sd_state_get(state, all, &kv) == 0) {
+        json_t *file = json_loadb(kv.value, kv.value_len, 0, NULL);
+        ms = sd__field_time_ms(json_object_get(file, "staging"), "expiration");
+        json_decref(file);
+        sd_kv_free(&kv);
+    }
+    free(all);
+    return ms;
+}
+
 static void sd__rotation(struct sd_operator *op, int64_t now)
 {
     struct sd_state *state = op->srv->state;
@@ -303,63 +379,63 @@ static void sd__rotation(struct sd_operator *op, int64_t now)
         json_t *s = json_object_get(e, "settings");
         int64_t records = json_integer_value(json_object_get(e, "records"));
         int64_t compressed = json_integer_value(json_object_get(e, "compressedSize"));
-        int64_t slice_age = now - sd_time_of_key(slice_key);
-        int64_t file_age = now - sd_time_of_key(file_key);
-        int64_t file_records = records, file_compressed = compressed;
-        int rotate_slice = 0, rotate_file = 0;
-        char *prefix, *skip, *slices_prefix;
-        size_t nslices;
-        struct sd_buf err = SD_BUF_INIT;
+        struct sd_file_totals totals = {0, records, compressed};
+        enum sd_import_cause cause;
+        struct sd_rotate_step *step;
+        char *prefix, *skip, *slices_prefix, *busy_key;
+        int rotate_slice, rc;
 
-        /* Slice rotation: the upload triggers (reference §4.4). */
-        if (slice_age >= sd_settings_get(s, "storage.level.staging.upload.minInterval", 0) &&
-            records > 0) {
-            rotate_slice =
-                records >= sd_settings_get(s, "storage.level.staging.upload.trigger.count", 0) ||
-                compressed >= sd_settings_get(s, "storage.level.staging.upload.trigger.size", 0) ||
-                slice_age >= sd_settings_get(s, "storage.level.staging.upload.trigger.interval", 0);
+        busy_key = sd_xasprintf("rotate/%s", sink_key);
+        if (sd_bounded_is_busy(op->steps, busy_key)) {
+            free(busy_key); /* an abandoned rotation of this sink still runs */
+            continue;
         }
+        rotate_slice = sd_should_upload(s, now, sd_time_of_key(slice_key), records, compressed);
         /* File rotation: the import triggers over the whole file. */
         skip = sd_xasprintf("storage/stats/local/%s/", slice_key);
         prefix = sd_xasprintf("storage/stats/local/%s/", file_key);
-        sd__sum_stats(state, prefix, skip, &file_records, &file_compressed);
+        sd__sum_stats(state, prefix, skip, &totals.records, &totals.compressed_bytes);
         free(prefix);
         prefix = sd_xasprintf("storage/stats/staging/%s/", file_key);
-        sd__sum_stats(state, prefix, NULL, &file_records, &file_compressed);
+        sd__sum_stats(state, prefix, NULL, &totals.records, &totals.compressed_bytes);
         free(prefix);
         free(skip);
         slices_prefix = sd_xasprintf("storage/slice/all/%s/", file_key);
-        nslices = sd__count(state, slices_prefix);
+        totals.slices = (int64_t)sd__count(state, slices_prefix);
         free(slices_prefix);
-        if ((int64_t)nslices >= sd_settings_get(s, "storage.level.target.import.maxSlices", 100)) {
-            rotate_file = 1;
-        } else if (file_age >= sd_settings_get(s, "storage.level.target.import.minInterval", 0)) {
-            if ((int64_t)nslices >=
-                sd_settings_get(s, "storage.level.target.import.trigger.slicesCount", 100)) {
-                rotate_file = 1;
-            } else if (file_records > 0) {
-                rotate_file =
-                    file_records >=
-                        sd_settings_get(s, "storage.level.target.import.trigger.count", 0) ||
-                    file_compressed >=
-                        sd_settings_get(s, "storage.level.target.import.trigger.size", 0) ||
-                    file_age >=
-                        sd_settings_get(s, "storage.level.target.import.trigger.interval", 0);
-            }
+        cause = sd_should_import(s, now, sd_time_of_key(file_key),
+                                 sd__file_expiration_ms(state, file_key),
+                                 op->cfg.import_expiration_ms, &totals);
+        if (cause == SD_IMPORT_NONE && !rotate_slice) {
+            free(busy_key);
+            continue;
         }
-        if (rotate_file || rotate_slice) {
-            int rc;
-            /* Serialized with reconcile, which may close this sink's slot. */
-            pthread_mutex_lock(&op->srv->reconcile_lock);
-            rc = sd_storage_rotate(op->srv->storage, sink_key, rotate_file, &err);
-            pthread_mutex_unlock(&op->srv->reconcile_lock);
-            /* a broken state store logs its episode once; the next check retries */
-            if (rc != 0 && rc != SD_EUNHEALTHY) {
-                sd_log_error("operator", "rotation of sink %s failed: %s", sink_key,
-                             sd_buf_cstr(&err));
-            }
+        if (cause != SD_IMPORT_NONE) {
+            sd_log_info("operator", "rotating file %s, import condition met: %s", file_key,
+                        sd_import_cause_name(cause));
         }
-        sd_buf_fini(&err);
+        step = sd_xcalloc(1, sizeof(*step));
+        step->srv = op->srv;
+        step->sink_key = sd_xstrdup(sink_key);
+        step->new_file = cause != SD_IMPORT_NONE;
+        sd_buf_init(&step->err);
+        rc = sd_bounded_run(op->steps, busy_key, sd__rotate_step, step, sd__rotate_step_free,
+                            step->new_file ? op->cfg.file_rotation_timeout_ms
+                                           : op->cfg.slice_rotation_timeout_ms);
+        if (rc == -ETIMEDOUT) {
+            /* the step goes on in the background; the sink is skipped until it ends */
+            sd_log_error("operator", "rotation of sink %s abandoned: %s", sink_key,
+                         step->new_file ? "file rotation timeout" : "slice rotation timeout");
+            free(busy_key);
+            continue;
+        }
+        /* a broken state store logs its episode once; the next check retries */
+        if (rc != 0 && rc != SD_EUNHEALTHY) {
+            sd_log_error("operator", "rotation of sink %s failed: %s", sink_key,
+                         step->err.len ? sd_buf_cstr(&step->err) : sd_strerror(rc));
+        }
+        sd__rotate_step_free(step);
+        free(busy_key);
     }
     json_decref(open);
 }
@@ -413,7 +489,7 @@ static int sd__cmp_slice_files(const void *a, const void *b)
 
 /* Lists, verifies (recovery is idempotent) and renames to their visible names the files of a
  * slice directory. Returns the number of files (paths in files) or a negative error. */
-static int sd__prepare_slice_files(struct sd_operator *op, const char *dir,
+static int sd__prepare_slice_files(const char *node_id, const char *dir,
                                    struct sd_slice_file *files, int64_t *records)
 {
     DIR *d = opendir(dir);
@@ -451,7 +527,7 @@ static int sd__prepare_slice_files(struct sd_operator *op, const char *dir,
             memcpy(path, visible, sizeof(path));
         }
         memcpy(files[n].path, path, sizeof(path));
-        files[n].order = sd__slice_file_order(strrchr(path, '/') + 1, op->srv->node_id);
+        files[n].order = sd__slice_file_order(strrchr(path, '/') + 1, node_id);
         n++;
     }
     closedir(d);
@@ -462,53 +538,98 @@ static int sd__prepare_slice_files(struct sd_operator *op, const char *dir,
     return n;
 }
 
+/* The upload of one slice's files, run under sliceUploadTimeout: verify and rename the local
+ * files, then put them to staging as one object (idempotent: a retry while an abandoned attempt
+ * still runs stores the same object). */
+struct sd_upload_step {
+    struct sd_staging *staging;
+    const char *node_id;
+    char *dir;         /* NULL: no local files */
+    char *staging_key; /* object key */
+    int64_t records;   /* out */
+    uint64_t size;     /* out */
+    char reason[256];  /* out, on failure */
+};
+
+static int sd__upload_step(void *arg)
+{
+    struct sd_upload_step *u = arg;
+    struct sd_slice_file *files = sd_xcalloc(SD_OP_MAX_FILES_PER_SLICE, sizeof(*files));
+    const char *paths[SD_OP_MAX_FILES_PER_SLICE];
+    int n, rc = 0;
+
+    n = u->dir ? sd__prepare_slice_files(u->node_id, u->dir, files, &u->records) : 0;
+    if (n < 0) {
+        snprintf(u->reason, sizeof(u->reason), "slice files cannot be verified: %s",
+                 sd_strerror(n));
+        rc = n;
+    } else if (u->records > 0) {
+        for (int i = 0; i < n; i++) {
+            paths[i] = files[i].path;
+        }
+        rc = sd_staging_put_files(u->staging, u->staging_key, paths, (size_t)n, &u->size);
+        if (rc != 0) {
+            snprintf(u->reason, sizeof(u->reason), "upload to staging failed: %s", sd_strerror(rc));
+        }
+    }
+    free(files);
+    return rc;
+}
+
+static void sd__upload_step_free(void *arg)
+{
+    struct sd_upload_step *u = arg;
+
+    free(u->dir);
+    free(u->staging_key);
+    free(u);
+}
+
 static void sd__upload_slice(struct sd_operator *op, const char *slice_key, json_t *slice)
 {
     struct sd_state *state = op->srv->state;
     const char *dir = json_string_value(json_object_get(json_object_get(slice, "local"), "dir"));
-    struct sd_slice_file *files = sd_xcalloc(SD_OP_MAX_FILES_PER_SLICE, sizeof(*files));
-    const char *paths[SD_OP_MAX_FILES_PER_SLICE];
+    struct sd_upload_step *u = sd_xcalloc(1, sizeof(*u));
     struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
     struct sd_buf key = SD_BUF_INIT;
-    int64_t records = 0, now;
-    uint64_t size = 0;
-    int n, rc = 0;
-    char reason[256];
+    char *busy_key = sd_xasprintf("upload/%s", slice_key);
+    int64_t now;
+    int rc = 0;
 
-    n = dir ? sd__prepare_slice_files(op, dir, files, &records) : 0;
-    if (n < 0) {
-        snprintf(reason, sizeof(reason), "slice files cannot be verified: %s", sd_strerror(n));
-        sd__record_failure(op, "slice", slice_key, slice, reason);
+    sd_staging_slice_key(
+        &key, json_integer_value(json_object_get(slice, "projectId")),
+        json_integer_value(json_object_get(slice, "branchId")),
+        json_string_value(json_object_get(slice, "sourceId")),
+        json_string_value(json_object_get(slice, "sinkId")),
+        json_string_value(json_object_get(slice, "fileOpenedAt")),
+        json_string_value(json_object_get(slice, "sliceOpenedAt")),
+        json_string_value(json_object_get(slice, "volumeId")),
+        strcmp(json_string_value(json_object_get(json_object_get(slice, "local"), "compression"))
+                   ?: "",
+               "gzip") == 0);
+    u->staging = op->srv->staging;
+    u->node_id = op->srv->node_id;
+    u->dir = dir ? sd_xstrdup(dir) : NULL;
+    u->staging_key = sd_xstrdup(sd_buf_cstr(&key));
+    rc = sd_bounded_run(op->steps, busy_key, sd__upload_step, u, sd__upload_step_free,
+                        op->cfg.slice_upload_timeout_ms);
+    if (rc == -ETIMEDOUT) {
+        u = NULL; /* the abandoned step owns it now */
+        sd__record_failure(op, "slice", slice_key, slice, "slice upload timeout");
         goto done;
     }
-    if (records > 0) {
-        for (int i = 0; i < n; i++) {
-            paths[i] = files[i].path;
-        }
-        sd_staging_slice_key(&key, json_integer_value(json_object_get(slice, "projectId")),
-                             json_integer_value(json_object_get(slice, "branchId")),
-                             json_string_value(json_object_get(slice, "sourceId")),
-                             json_string_value(json_object_get(slice, "sinkId")),
-                             json_string_value(json_object_get(slice, "fileOpenedAt")),
-                             json_string_value(json_object_get(slice, "sliceOpenedAt")),
-                             json_string_value(json_object_get(slice, "volumeId")),
-                             strcmp(json_string_value(json_object_get(
-                                        json_object_get(slice, "local"), "compression"))
-                                        ?: "",
-                                    "gzip") == 0);
-        rc = sd_staging_put_files(op->srv->staging, sd_buf_cstr(&key), paths, (size_t)n, &size);
-        if (rc != 0) {
-            snprintf(reason, sizeof(reason), "upload to staging failed: %s", sd_strerror(rc));
-            sd__record_failure(op, "slice", slice_key, slice, reason);
-            goto done;
-        }
-        json_object_set_new(json_object_get(slice, "staging"), "key",
-                            json_string(sd_buf_cstr(&key)));
+    if (rc != 0) {
+        sd__record_failure(op, "slice", slice_key, slice,
+                           u->reason[0] ? u->reason : sd_strerror(rc));
+        goto done;
+    }
+    if (u->records > 0) {
+        json_object_set_new(json_object_get(slice, "staging"), "key", json_string(u->staging_key));
     } else {
         json_object_set_new(slice, "isEmpty", json_true());
     }
     now = sd_now_ms();
-    sd__batch_move_stats(state, b, slice_key, "local", "staging", (int64_t)size);
+    sd__batch_move_stats(state, b, slice_key, "local", "staging", (int64_t)u->size);
     sd__batch_entity(b, "slice", slice_key, slice, "uploaded", now);
     rc = sd__batch_commit(state, b);
     if (rc != 0) {
@@ -522,10 +643,13 @@ static void sd__upload_slice(struct sd_operator *op, const char *slice_key, json
         sd_fsync_parent(dir);
     }
     sd_log_info("operator", "slice %s uploaded (%lld records, %llu bytes)", slice_key,
-                (long long)records, (unsigned long long)size);
+                (long long)u->records, (unsigned long long)u->size);
 done:
+    if (u != NULL) {
+        sd__upload_step_free(u);
+    }
     sd_buf_fini(&key);
-    free(files);
+    free(busy_key);
     free(b);
 }
 
@@ -548,7 +672,8 @@ static void sd__slices(struct sd_operator *op, int64_t now)
                 free(b);
                 st = "uploading";
             }
-            if (strcmp(st, "uploading") == 0 && sd__retry_due(slice, now)) {
+            if (strcmp(st, "uploading") == 0 && sd__retry_due(slice, now) &&
+                !sd__step_is_busy(op, "upload", key)) {
                 sd__upload_slice(op, key, slice);
             }
             json_decref(slice);
@@ -571,66 +696,131 @@ static ssize_t sd__staged_read(void *arg, void *buf, size_t len)
     return sd_staging_read(r->staging, r->reader, buf, len);
 }
 
+/* The import of one file's staged slices into its table, run under fileImportTimeout. The
+ * tables ledger makes a retry add nothing that an abandoned attempt committed meanwhile. */
+struct sd_import_step {
+    struct sd_staging *staging;
+    struct sd_tables *tables;
+    int64_t project;
+    char *table_id;
+    char **columns;
+    size_t ncols;
+    char **slice_keys;  /* non-empty staged slices: entity keys ... */
+    char **staged_keys; /* ... and their staging object keys */
+    size_t nslices;
+    uint64_t rows;     /* out */
+    struct sd_buf err; /* out, on failure */
+};
+
+static int sd__import_step(void *arg)
+{
+    struct sd_import_step *m = arg;
+    struct sd_import_slice *slices = sd_xcalloc(m->nslices + 1, sizeof(*slices));
+    struct sd_staged_read *reads = sd_xcalloc(m->nslices + 1, sizeof(*reads));
+    size_t nopen = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < m->nslices && rc == 0; i++) {
+        reads[i].staging = m->staging;
+        rc = sd_staging_open_read(m->staging, m->staged_keys[i], &reads[i].reader);
+        if (rc != 0) {
+            sd_buf_printf(&m->err, "staged slice %s cannot be read: %s", m->staged_keys[i],
+                          sd_strerror(rc));
+        } else {
+            slices[i].slice_key = m->slice_keys[i];
+            slices[i].read = sd__staged_read;
+            slices[i].arg = &reads[i];
+            nopen++;
+        }
+    }
+    if (rc == 0 && m->nslices > 0) {
+        rc = sd_tables_ensure_table(m->tables, m->project, m->table_id,
+                                    (const char *const *)m->columns, m->ncols, &m->err);
+        if (rc == 0) {
+            rc = sd_tables_import(m->tables, m->project, m->table_id,
+                                  (const char *const *)m->columns, m->ncols, slices, m->nslices,
+                                  &m->rows, &m->err);
+        }
+    }
+    for (size_t i = 0; i < nopen; i++) {
+        sd_staging_close_read(m->staging, reads[i].reader);
+    }
+    free(slices);
+    free(reads);
+    return rc;
+}
+
+static void sd__import_step_free(void *arg)
+{
+    struct sd_import_step *m = arg;
+
+    for (size_t i = 0; i < m->ncols; i++) {
+        free(m->columns[i]);
+    }
+    for (size_t i = 0; i < m->nslices; i++) {
+        free(m->slice_keys[i]);
+        free(m->staged_keys[i]);
+    }
+    free(m->columns);
+    free(m->slice_keys);
+    free(m->staged_keys);
+    free(m->table_id);
+    sd_buf_fini(&m->err);
+    free(m);
+}
+
 static void sd__import_file(struct sd_operator *op, const char *file_key, json_t *file)
 {
     struct sd_state *state = op->srv->state;
     char *prefix = sd_xasprintf("storage/slice/all/%s/", file_key);
+    char *busy_key = sd_xasprintf("import/%s", file_key);
     json_t *columns_json = json_object_get(file, "columns");
-    const char *table_id =
-        json_string_value(json_object_get(json_object_get(file, "target"), "tableId"));
-    int64_t project = json_integer_value(json_object_get(file, "projectId"));
-    size_t ncols = json_array_size(columns_json), nslices = 0;
-    const char **columns = sd_xcalloc(ncols + 1, sizeof(char *));
-    struct sd_import_slice *slices = NULL;
-    struct sd_staged_read *reads = NULL;
+    struct sd_import_step *m = sd_xcalloc(1, sizeof(*m));
     struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
-    struct sd_buf err = SD_BUF_INIT;
     struct sd_kvs kvs;
-    uint64_t rows = 0;
     int64_t now;
     int rc = 0;
 
-    for (size_t c = 0; c < ncols; c++) {
-        columns[c] = json_string_value(json_object_get(json_array_get(columns_json, c), "name"));
+    m->staging = op->srv->staging;
+    m->tables = op->srv->tables;
+    m->project = json_integer_value(json_object_get(file, "projectId"));
+    m->table_id = sd_xstrdup(
+        json_string_value(json_object_get(json_object_get(file, "target"), "tableId")) ?: "");
+    m->ncols = json_array_size(columns_json);
+    m->columns = sd_xcalloc(m->ncols + 1, sizeof(char *));
+    sd_buf_init(&m->err);
+    for (size_t c = 0; c < m->ncols; c++) {
+        m->columns[c] = sd_xstrdup(
+            json_string_value(json_object_get(json_array_get(columns_json, c), "name")) ?: "");
     }
     memset(&kvs, 0, sizeof(kvs));
     rc = sd_state_range(state, prefix, 0, &kvs);
     if (rc != 0) {
         goto done;
     }
-    slices = sd_xcalloc(kvs.n + 1, sizeof(*slices));
-    reads = sd_xcalloc(kvs.n + 1, sizeof(*reads));
-    for (size_t i = 0; i < kvs.n && rc == 0; i++) {
+    m->slice_keys = sd_xcalloc(kvs.n + 1, sizeof(char *));
+    m->staged_keys = sd_xcalloc(kvs.n + 1, sizeof(char *));
+    for (size_t i = 0; i < kvs.n; i++) {
         json_t *slice = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
         const char *skey =
             json_string_value(json_object_get(json_object_get(slice, "staging"), "key"));
         if (!json_is_true(json_object_get(slice, "isEmpty")) && skey != NULL) {
-            reads[nslices].staging = op->srv->staging;
-            rc = sd_staging_open_read(op->srv->staging, skey, &reads[nslices].reader);
-            if (rc != 0) {
-                sd_buf_printf(&err, "staged slice %s cannot be read: %s", skey, sd_strerror(rc));
-            } else {
-                slices[nslices].slice_key = kvs.items[i].key + strlen("storage/slice/all/");
-                slices[nslices].read = sd__staged_read;
-                slices[nslices].arg = &reads[nslices];
-                nslices++;
-            }
+            m->slice_keys[m->nslices] = sd_xstrdup(kvs.items[i].key + strlen("storage/slice/all/"));
+            m->staged_keys[m->nslices] = sd_xstrdup(skey);
+            m->nslices++;
         }
         json_decref(slice);
     }
-    if (rc == 0 && nslices > 0) {
-        rc = sd_tables_ensure_table(op->srv->tables, project, table_id, columns, ncols, &err);
-        if (rc == 0) {
-            rc = sd_tables_import(op->srv->tables, project, table_id, columns, ncols, slices,
-                                  nslices, &rows, &err);
-        }
-    }
-    for (size_t i = 0; i < nslices; i++) {
-        sd_staging_close_read(op->srv->staging, reads[i].reader);
+    rc = sd_bounded_run(op->steps, busy_key, sd__import_step, m, sd__import_step_free,
+                        op->cfg.file_import_timeout_ms);
+    if (rc == -ETIMEDOUT) {
+        m = NULL; /* the abandoned step owns it now */
+        sd__record_failure(op, "file", file_key, file, "file import timeout");
+        goto done;
     }
     if (rc != 0) {
         sd__record_failure(op, "file", file_key, file,
-                           err.len ? sd_buf_cstr(&err) : sd_strerror(rc));
+                           m->err.len ? sd_buf_cstr(&m->err) : sd_strerror(rc));
         goto done;
     }
     /* Committed in the table: move every slice (with its statistics) and then the file.
@@ -665,14 +855,14 @@ static void sd__import_file(struct sd_operator *op, const char *file_key, json_t
         }
         json_decref(slice);
     }
-    sd_log_info("operator", "file %s imported into %s (%llu rows)", file_key, table_id,
-                (unsigned long long)rows);
+    sd_log_info("operator", "file %s imported into %s (%llu rows)", file_key, m->table_id,
+                (unsigned long long)m->rows);
 done:
+    if (m != NULL) {
+        sd__import_step_free(m);
+    }
     sd_kvs_free(&kvs);
-    sd_buf_fini(&err);
-    free(columns);
-    free(slices);
-    free(reads);
+    free(busy_key);
     free(prefix);
     free(b);
 }
@@ -700,8 +890,10 @@ static int sd__sink_exists(struct sd_state *state, const char *file_key)
     return exists;
 }
 
-/* Drops a file of a hard-deleted sink: its staged objects, statistics, slices and itself. */
-static void sd__purge_file(struct sd_operator *op, const char *file_key)
+/* Drops a file that will never be imported (of a hard-deleted sink, or expired while still
+ * active): its staged objects, statistics, slices and itself. Local slice directories are left
+ * to the disk cleanup, as in the reference. Returns 0 or the state store's code. */
+static int sd__purge_file(struct sd_operator *op, const char *file_key)
 {
     struct sd_state *state = op->srv->state;
     char *prefix = sd_xasprintf("storage/slice/all/%s/", file_key);
@@ -738,11 +930,9 @@ static void sd__purge_file(struct sd_operator *op, const char *file_key)
         sd__batch_del(b, sd_xasprintf("storage/file/all/%s", file_key));
         rc = sd__batch_commit(state, b);
     }
-    if (rc == 0) {
-        sd_log_info("operator", "file %s of a deleted sink dropped", file_key);
-    }
     free(b);
     free(prefix);
+    return rc;
 }
 
 static void sd__files(struct sd_operator *op, int64_t now)
@@ -780,8 +970,11 @@ static void sd__files(struct sd_operator *op, int64_t now)
             const char *key = kvs.items[i].key + strlen("storage/file/level/staging/");
             json_t *file = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
             if (strcmp(sd__state_of(file), "importing") == 0 && !sd__sink_exists(state, key)) {
-                sd__purge_file(op, key);
-            } else if (strcmp(sd__state_of(file), "importing") == 0 && sd__retry_due(file, now)) {
+                if (sd__purge_file(op, key) == 0) {
+                    sd_log_info("operator", "file %s of a deleted sink dropped", key);
+                }
+            } else if (strcmp(sd__state_of(file), "importing") == 0 && sd__retry_due(file, now) &&
+                       !sd__step_is_busy(op, "import", key)) {
                 sd__import_file(op, key, file);
             }
             json_decref(file);
@@ -874,28 +1067,61 @@ static int sd__delete_file(struct sd_operator *op, const char *sink_key, const c
     return rc;
 }
 
+/* Time of the file's last state change ("<state>At", "openedAt" while writing). */
+static int64_t sd__last_state_change_ms(const json_t *file)
+{
+    char at_key[32];
+    int64_t ms;
+
+    snprintf(at_key, sizeof(at_key), "%sAt", sd__state_of(file));
+    ms = sd__field_time_ms(file, at_key);
+    return ms > 0 ? ms : sd__field_time_ms(file, "openedAt");
+}
+
+/* 1 if file_key is the open file of an active sink on this node. */
+static int sd__is_open_file(json_t *open, const char *file_key)
+{
+    size_t i;
+    json_t *e;
+
+    json_array_foreach(open, i, e)
+    {
+        if (strcmp(json_string_value(json_object_get(e, "fileKey")), file_key) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Metadata cleanup (reference metacleanup): per sink, files newest first; an imported file is
+ * deleted when its import is older than archivedFileExpiration and more than
+ * archivedFileRetentionPerSink newer files precede it; any other file when its last state change
+ * is older than activeFileExpiration (except the file a local writer has open: its slot would
+ * lose its entities). A pass stops once more than errorTolerance deletions failed. */
 static void sd__cleanup(struct sd_operator *op, int64_t now)
 {
-    const struct sd_config *cfg = op->srv->cfg;
-    int64_t expiration = sd_config_int(cfg, "storage.metadataCleanup.archivedFileExpiration");
-    int64_t keep = sd_config_int(cfg, "storage.metadataCleanup.archivedFileRetentionPerSink");
+    const struct sd_operator_config *c = &op->cfg;
     struct sd_kvs kvs;
+    json_t *open;
     char *sink = NULL;
-    int64_t newer = 0;
+    int64_t index = 0, deleted = 0, retained = 0, errors = 0;
 
-    if (op->cleanup_interval_ms == 0 || now < op->next_cleanup_ms) {
+    if (!c->is_cleanup_enabled || now < op->next_cleanup_ms) {
         return;
     }
-    op->next_cleanup_ms = now + op->cleanup_interval_ms;
+    op->next_cleanup_ms = now + c->cleanup_interval_ms;
     memset(&kvs, 0, sizeof(kvs));
-    if (sd_state_range(op->srv->state, "storage/file/level/target/", 0, &kvs) != 0) {
+    if (sd_state_range(op->srv->state, "storage/file/all/", 0, &kvs) != 0) {
         return;
     }
+    open = sd_storage_open_slices(op->srv->storage);
     /* Keys sort by sink, then by open time: walk backwards to see each sink's newest first. */
-    for (size_t i = kvs.n; i-- > 0;) {
-        const char *file_key = kvs.items[i].key + strlen("storage/file/level/target/");
+    for (size_t i = kvs.n; i-- > 0 && errors <= c->cleanup_error_tolerance;) {
+        const char *file_key = kvs.items[i].key + strlen("storage/file/all/");
         const char *slash = strrchr(file_key, '/');
+        int64_t age, file_index;
         json_t *file;
+        int expired, rc;
         if (slash == NULL) {
             continue;
         }
@@ -903,16 +1129,39 @@ static void sd__cleanup(struct sd_operator *op, int64_t now)
             strncmp(sink, file_key, (size_t)(slash - file_key)) != 0) {
             free(sink);
             sink = sd_xstrndup(file_key, (size_t)(slash - file_key));
-            newer = 0;
+            index = 0;
         }
+        file_index = index++;
         file = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
-        if (newer++ >= keep && now - sd__field_time_ms(file, "importedAt") >= expiration) {
-            if (sd__delete_file(op, sink, file_key) == 0) {
-                sd_log_info("operator", "file %s cleaned up", file_key);
-            }
+        age = now - sd__last_state_change_ms(file);
+        if (strcmp(sd__state_of(file), "imported") == 0) {
+            expired =
+                age >= c->archived_file_expiration_ms && file_index > c->archived_file_retention;
+            rc = expired ? sd__delete_file(op, sink, file_key) : 0;
+        } else {
+            expired = age >= c->active_file_expiration_ms && !sd__is_open_file(open, file_key) &&
+                      !sd__step_is_busy(op, "import", file_key);
+            rc = expired ? sd__purge_file(op, file_key) : 0;
         }
         json_decref(file);
+        if (!expired) {
+            retained++;
+        } else if (rc == 0) {
+            deleted++;
+            sd_log_info("operator", "deleted expired file %s", file_key);
+        } else {
+            errors++;
+            sd_log_error("operator", "cannot delete expired file \"%s\": %s", file_key,
+                         sd_strerror(rc));
+        }
     }
+    if (errors > c->cleanup_error_tolerance) {
+        sd_log_error("operator", "local storage metadata cleanup failed: %lld errors",
+                     (long long)errors);
+    }
+    sd_log_info("operator", "cleanup deleted %lld files, retained %lld files, %lld errors",
+                (long long)deleted, (long long)retained, (long long)errors);
+    json_decref(open);
     free(sink);
     sd_kvs_free(&kvs);
 }
@@ -931,8 +1180,8 @@ static void *sd__operator_main(void *arg)
 
         if (!op->is_kicked) {
             clock_gettime(CLOCK_REALTIME, &deadline);
-            deadline.tv_sec += op->check_ms / 1000;
-            deadline.tv_nsec += (op->check_ms % 1000) * 1000000;
+            deadline.tv_sec += op->cfg.check_ms / 1000;
+            deadline.tv_nsec += (op->cfg.check_ms % 1000) * 1000000;
             if (deadline.tv_nsec >= 1000000000) {
                 deadline.tv_sec++;
                 deadline.tv_nsec -= 1000000000;
@@ -955,33 +1204,58 @@ static void *sd__operator_main(void *arg)
     return NULL;
 }
 
-int sd_operator_start(struct sd_server *srv, struct sd_operator **out)
+/* Reads every key the operator uses (reference staging/target operator, retry and
+ * metadataCleanup configs). */
+static void sd__operator_config(const struct sd_config *cfg, struct sd_operator_config *c)
 {
-    struct sd_operator *op = sd_xcalloc(1, sizeof(*op));
-    const struct sd_config *cfg = srv->cfg;
     static const char *const intervals[] = {
         "storage.level.staging.operator.sliceRotationCheckInterval",
         "storage.level.staging.operator.sliceUploadCheckInterval",
         "storage.level.target.operator.fileRotationCheckInterval",
         "storage.level.target.operator.fileImportCheckInterval",
     };
+
+    memset(c, 0, sizeof(*c));
+    c->check_ms = INT64_MAX;
+    for (size_t i = 0; i < sizeof(intervals) / sizeof(intervals[0]); i++) {
+        int64_t v = sd_config_int(cfg, intervals[i]);
+        if (v < c->check_ms) {
+            c->check_ms = v;
+        }
+    }
+    c->retry_initial_ms = sd_config_int(cfg, "storage.retry.initialInterval");
+    c->retry_multiplier = sd_config_float(cfg, "storage.retry.multiplier");
+    c->retry_max_ms = sd_config_int(cfg, "storage.retry.maxInterval");
+    c->slice_rotation_timeout_ms =
+        sd_config_int(cfg, "storage.level.staging.operator.sliceRotationTimeout");
+    c->slice_upload_timeout_ms =
+        sd_config_int(cfg, "storage.level.staging.operator.sliceUploadTimeout");
+    c->file_rotation_timeout_ms =
+        sd_config_int(cfg, "storage.level.target.operator.fileRotationTimeout");
+    c->file_import_timeout_ms =
+        sd_config_int(cfg, "storage.level.target.operator.fileImportTimeout");
+    c->import_expiration_ms = sd_config_int(cfg, "storage.level.target.import.trigger.expiration");
+    c->is_cleanup_enabled = sd_config_bool(cfg, "storage.metadataCleanup.enable");
+    c->cleanup_interval_ms = sd_config_int(cfg, "storage.metadataCleanup.interval");
+    c->archived_file_expiration_ms =
+        sd_config_int(cfg, "storage.metadataCleanup.archivedFileExpiration");
+    c->active_file_expiration_ms =
+        sd_config_int(cfg, "storage.metadataCleanup.activeFileExpiration");
+    c->archived_file_retention =
+        sd_config_int(cfg, "storage.metadataCleanup.archivedFileRetentionPerSink");
+    c->cleanup_error_tolerance = sd_config_int(cfg, "storage.metadataCleanup.errorTolerance");
+}
+
+int sd_operator_start(struct sd_server *srv, struct sd_operator **out)
+{
+    struct sd_operator *op = sd_xcalloc(1, sizeof(*op));
     int rc;
 
     op->srv = srv;
-    op->check_ms = INT64_MAX;
-    for (size_t i = 0; i < sizeof(intervals) / sizeof(intervals[0]); i++) {
-        int64_t v = sd_config_int(cfg, intervals[i]);
-        if (v < op->check_ms) {
-            op->check_ms = v;
-        }
-    }
-    op->retry_initial_ms = sd_config_int(cfg, "storage.retry.initialInterval");
-    op->retry_multiplier = sd_config_float(cfg, "storage.retry.multiplier");
-    op->retry_max_ms = sd_config_int(cfg, "storage.retry.maxInterval");
-    if (sd_config_bool(cfg, "storage.metadataCleanup.enable")) {
-        op->cleanup_interval_ms = sd_config_int(cfg, "storage.metadataCleanup.interval");
-        op->next_cleanup_ms = sd_now_ms() + op->cleanup_interval_ms;
-    }
+    sd__operator_config(srv->cfg, &op->cfg);
+    op->steps = sd_bounded_create();
+    /* the reference's first cleanup runs at once, then every interval */
+    op->next_cleanup_ms = sd_now_ms();
     pthread_mutex_init(&op->lock, NULL);
     pthread_cond_init(&op->cond, NULL);
     op->is_running = 1;
@@ -989,6 +1263,7 @@ int sd_operator_start(struct sd_server *srv, struct sd_operator **out)
     if (rc != 0) {
         pthread_mutex_destroy(&op->lock);
         pthread_cond_destroy(&op->cond);
+        sd_bounded_destroy(op->steps);
         free(op);
         return -rc;
     }
@@ -1014,6 +1289,7 @@ void sd_operator_stop(struct sd_operator *op)
     pthread_cond_signal(&op->cond);
     pthread_mutex_unlock(&op->lock);
     pthread_join(op->thread, NULL);
+    sd_bounded_destroy(op->steps); /* abandoned steps use staging, tables and storage */
     pthread_mutex_destroy(&op->lock);
     pthread_cond_destroy(&op->cond);
     free(op);
