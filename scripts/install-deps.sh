@@ -7,7 +7,7 @@ set -euo pipefail
 run_pkgs=(build-essential cmake pkg-config g++
   libh2o-evloop-dev libisal-dev libsimdjson-dev libjansson-dev libyaml-dev
   zlib1g-dev libzstd-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev)
-test_pkgs=(libcmocka-dev python3 python3-pytest sqlite3 gzip clang libclang-rt-14-dev jsonnet)
+test_pkgs=(libcmocka-dev python3 python3-pytest sqlite3 gzip clang libclang-rt-14-dev jsonnet faketime)
 bench_pkgs=(wrk nginx-light procps util-linux)
 
 what=${1:-run}

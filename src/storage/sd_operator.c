@@ -665,7 +665,8 @@ static void sd__slices(struct sd_operator *op, int64_t now)
             const char *key = kvs.items[i].key + strlen("storage/slice/level/local/");
             json_t *slice = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
             const char *st = sd__state_of(slice);
-            if (strcmp(st, "closing") == 0 && !sd__is_open_slice(open, key)) {
+            if (strcmp(st, "closing") == 0 && !sd__is_open_slice(open, key) &&
+                !sd_storage_slice_is_closing(op->srv->storage, key)) {
                 struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
                 sd__batch_entity(b, "slice", key, slice, "uploading", now);
                 sd__batch_commit(state, b);
