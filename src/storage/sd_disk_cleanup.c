@@ -2,14 +2,15 @@
  *
  * DESIGN: the disk walk stops at the slice level (six directory levels below a volume), as the
  * reference's volumeDiskDirs does; files beside the levels (volume-id, writer.lock) are never
- * touched. Directories to remove are shared by up to `concurrency` threads through one index
- * under a mutex; each removes whole trees with sd_rm_rf. Empty parents (file, sink, ... up to
+ * touched. Directories to remove are shared by up to `concurrency` threads (sd_parallel_for);
+ * each removes whole trees with sd_rm_rf. Empty parents (file, sink, ... up to
  * the volume, exclusive) are removed afterwards, deepest first, by rmdir, which fails harmlessly
  * on a directory that is not empty. Failures are counted, not logged: the caller logs. */
 #include "storage/sd_disk_cleanup.h"
 #include "core/sd_alloc.h"
 #include "core/sd_fs.h"
 #include "state/sd_state.h"
+#include "storage/sd_parallel.h"
 
 #include <dirent.h>
 #include <jansson.h>
@@ -22,7 +23,6 @@
 #include <unistd.h>
 
 #define SD_SLICE_DIR_DEPTH 6 /* project/branch/source/sink/file/slice */
-#define SD_DISK_CLEANUP_MAX_THREADS 64
 
 struct sd_dirs {
     char **items;
@@ -106,28 +106,17 @@ static int sd__known_dirs(struct sd_state *state, struct sd_dirs *out)
 struct sd_removal {
     pthread_mutex_t lock;
     struct sd_dirs *orphans;
-    size_t next;
     size_t removed;
 };
 
-static void *sd__remove_main(void *arg)
+static void sd__remove_one(size_t i, void *arg)
 {
     struct sd_removal *r = arg;
 
-    for (;;) {
-        const char *path;
+    if (sd_rm_rf(r->orphans->items[i]) == 0) {
         pthread_mutex_lock(&r->lock);
-        if (r->next == r->orphans->n) {
-            pthread_mutex_unlock(&r->lock);
-            return NULL;
-        }
-        path = r->orphans->items[r->next++];
+        r->removed++;
         pthread_mutex_unlock(&r->lock);
-        if (sd_rm_rf(path) == 0) {
-            pthread_mutex_lock(&r->lock);
-            r->removed++;
-            pthread_mutex_unlock(&r->lock);
-        }
     }
 }
 
@@ -172,9 +161,7 @@ int sd_disk_cleanup_pass(struct sd_state *state, const char *const *paths, size_
                          int concurrency)
 {
     struct sd_dirs disk = {NULL, 0, 0}, known = {NULL, 0, 0}, orphans = {NULL, 0, 0};
-    pthread_t threads[SD_DISK_CLEANUP_MAX_THREADS];
     struct sd_removal r;
-    size_t nthreads = 0;
     int rc;
 
     for (size_t v = 0; v < npaths; v++) {
@@ -193,17 +180,7 @@ int sd_disk_cleanup_pass(struct sd_state *state, const char *const *paths, size_
     memset(&r, 0, sizeof(r));
     pthread_mutex_init(&r.lock, NULL);
     r.orphans = &orphans;
-    if (concurrency > SD_DISK_CLEANUP_MAX_THREADS) {
-        concurrency = SD_DISK_CLEANUP_MAX_THREADS;
-    }
-    while (nthreads + 1 < (size_t)concurrency && nthreads + 1 < orphans.n &&
-           pthread_create(&threads[nthreads], NULL, sd__remove_main, &r) == 0) {
-        nthreads++;
-    }
-    sd__remove_main(&r); /* this thread works too */
-    for (size_t i = 0; i < nthreads; i++) {
-        pthread_join(threads[i], NULL);
-    }
+    sd_parallel_for(orphans.n, concurrency, sd__remove_one, &r);
     pthread_mutex_destroy(&r.lock);
     sd__remove_empty_parents(&orphans, paths, npaths);
     rc = (int)r.removed;

@@ -25,6 +25,7 @@
 #include "storage/sd_states.h"
 #include "storage/sd_bounded.h"
 #include "storage/sd_conditions.h"
+#include "storage/sd_parallel.h"
 #include "config/sd_config.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
@@ -69,6 +70,7 @@ struct sd_operator_config {
     int64_t active_file_expiration_ms;
     int64_t archived_file_retention;
     int64_t cleanup_error_tolerance;
+    int64_t cleanup_concurrency;
 };
 
 struct sd_operator {
@@ -1094,18 +1096,70 @@ static int sd__is_open_file(json_t *open, const char *file_key)
     return 0;
 }
 
+/* The expired files of one sink, deleted in order by one thread (the `_sum` statistics of a
+ * sink are read, added to and written back: one writer per sink). */
+struct sd_cleanup_sink {
+    char *sink;
+    json_t *files; /* [[fileKey, isImported], ...] */
+};
+
+struct sd_cleanup_run {
+    struct sd_operator *op;
+    struct sd_cleanup_sink *sinks;
+    pthread_mutex_t lock;
+    int64_t deleted;
+    int64_t errors;
+};
+
+static void sd__cleanup_sink_files(size_t i, void *arg)
+{
+    struct sd_cleanup_run *run = arg;
+    struct sd_cleanup_sink *cs = &run->sinks[i];
+    size_t k;
+    json_t *e;
+
+    json_array_foreach(cs->files, k, e)
+    {
+        const char *file_key = json_string_value(json_array_get(e, 0));
+        int is_stopped, rc;
+        pthread_mutex_lock(&run->lock);
+        is_stopped = run->errors > run->op->cfg.cleanup_error_tolerance;
+        pthread_mutex_unlock(&run->lock);
+        if (is_stopped) {
+            return;
+        }
+        rc = json_is_true(json_array_get(e, 1)) ? sd__delete_file(run->op, cs->sink, file_key)
+                                                : sd__purge_file(run->op, file_key);
+        pthread_mutex_lock(&run->lock);
+        if (rc == 0) {
+            run->deleted++;
+        } else {
+            run->errors++;
+        }
+        pthread_mutex_unlock(&run->lock);
+        if (rc == 0) {
+            sd_log_info("operator", "deleted expired file %s", file_key);
+        } else {
+            sd_log_error("operator", "cannot delete expired file \"%s\": %s", file_key,
+                         sd_strerror(rc));
+        }
+    }
+}
+
 /* Metadata cleanup (reference metacleanup): per sink, files newest first; an imported file is
  * deleted when its import is older than archivedFileExpiration and more than
  * archivedFileRetentionPerSink newer files precede it; any other file when its last state change
  * is older than activeFileExpiration (except the file a local writer has open: its slot would
- * lose its entities). A pass stops once more than errorTolerance deletions failed. */
+ * lose its entities). Sinks are cleaned by up to `concurrency` threads, each sink's files in
+ * order by one of them; a pass stops once more than errorTolerance deletions failed. */
 static void sd__cleanup(struct sd_operator *op, int64_t now)
 {
     const struct sd_operator_config *c = &op->cfg;
+    struct sd_cleanup_run run;
     struct sd_kvs kvs;
     json_t *open;
-    char *sink = NULL;
-    int64_t index = 0, deleted = 0, retained = 0, errors = 0;
+    size_t nsinks = 0;
+    int64_t index = 0, total = 0;
 
     if (!c->is_cleanup_enabled || now < op->next_cleanup_ms) {
         return;
@@ -1115,56 +1169,59 @@ static void sd__cleanup(struct sd_operator *op, int64_t now)
     if (sd_state_range(op->srv->state, "storage/file/all/", 0, &kvs) != 0) {
         return;
     }
+    memset(&run, 0, sizeof(run));
+    run.op = op;
+    run.sinks = sd_xcalloc(kvs.n + 1, sizeof(*run.sinks));
+    pthread_mutex_init(&run.lock, NULL);
     open = sd_storage_open_slices(op->srv->storage);
     /* Keys sort by sink, then by open time: walk backwards to see each sink's newest first. */
-    for (size_t i = kvs.n; i-- > 0 && errors <= c->cleanup_error_tolerance;) {
+    for (size_t i = kvs.n; i-- > 0;) {
         const char *file_key = kvs.items[i].key + strlen("storage/file/all/");
         const char *slash = strrchr(file_key, '/');
-        int64_t age, file_index;
+        struct sd_cleanup_sink *cs = nsinks ? &run.sinks[nsinks - 1] : NULL;
         json_t *file;
-        int expired, rc;
+        int64_t age, file_index;
+        int is_imported, is_expired;
         if (slash == NULL) {
             continue;
         }
-        if (sink == NULL || strlen(sink) != (size_t)(slash - file_key) ||
-            strncmp(sink, file_key, (size_t)(slash - file_key)) != 0) {
-            free(sink);
-            sink = sd_xstrndup(file_key, (size_t)(slash - file_key));
+        if (cs == NULL || strlen(cs->sink) != (size_t)(slash - file_key) ||
+            strncmp(cs->sink, file_key, (size_t)(slash - file_key)) != 0) {
+            cs = &run.sinks[nsinks++];
+            cs->sink = sd_xstrndup(file_key, (size_t)(slash - file_key));
+            cs->files = json_array();
             index = 0;
         }
         file_index = index++;
+        total++;
         file = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
         age = now - sd__last_state_change_ms(file);
-        if (strcmp(sd__state_of(file), "imported") == 0) {
-            expired =
-                age >= c->archived_file_expiration_ms && file_index > c->archived_file_retention;
-            rc = expired ? sd__delete_file(op, sink, file_key) : 0;
-        } else {
-            expired = age >= c->active_file_expiration_ms && !sd__is_open_file(open, file_key) &&
+        is_imported = strcmp(sd__state_of(file), "imported") == 0;
+        is_expired =
+            is_imported
+                ? age >= c->archived_file_expiration_ms && file_index > c->archived_file_retention
+                : age >= c->active_file_expiration_ms && !sd__is_open_file(open, file_key) &&
                       !sd__step_is_busy(op, "import", file_key);
-            rc = expired ? sd__purge_file(op, file_key) : 0;
+        if (is_expired) {
+            json_array_append_new(cs->files, json_pack("[s, b]", file_key, is_imported));
         }
         json_decref(file);
-        if (!expired) {
-            retained++;
-        } else if (rc == 0) {
-            deleted++;
-            sd_log_info("operator", "deleted expired file %s", file_key);
-        } else {
-            errors++;
-            sd_log_error("operator", "cannot delete expired file \"%s\": %s", file_key,
-                         sd_strerror(rc));
-        }
     }
-    if (errors > c->cleanup_error_tolerance) {
+    json_decref(open);
+    sd_kvs_free(&kvs);
+    sd_parallel_for(nsinks, (int)c->cleanup_concurrency, sd__cleanup_sink_files, &run);
+    if (run.errors > c->cleanup_error_tolerance) {
         sd_log_error("operator", "local storage metadata cleanup failed: %lld errors",
-                     (long long)errors);
+                     (long long)run.errors);
     }
     sd_log_info("operator", "cleanup deleted %lld files, retained %lld files, %lld errors",
-                (long long)deleted, (long long)retained, (long long)errors);
-    json_decref(open);
-    free(sink);
-    sd_kvs_free(&kvs);
+                (long long)run.deleted, (long long)(total - run.deleted), (long long)run.errors);
+    for (size_t i = 0; i < nsinks; i++) {
+        free(run.sinks[i].sink);
+        json_decref(run.sinks[i].files);
+    }
+    free(run.sinks);
+    pthread_mutex_destroy(&run.lock);
 }
 
 /* ---- the thread ---- */
@@ -1245,6 +1302,7 @@ static void sd__operator_config(const struct sd_config *cfg, struct sd_operator_
     c->archived_file_retention =
         sd_config_int(cfg, "storage.metadataCleanup.archivedFileRetentionPerSink");
     c->cleanup_error_tolerance = sd_config_int(cfg, "storage.metadataCleanup.errorTolerance");
+    c->cleanup_concurrency = sd_config_int(cfg, "storage.metadataCleanup.concurrency");
 }
 
 int sd_operator_start(struct sd_server *srv, struct sd_operator **out)
