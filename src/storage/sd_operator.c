@@ -1100,7 +1100,8 @@ static int sd__is_open_file(json_t *open, const char *file_key)
  * sink are read, added to and written back: one writer per sink). */
 struct sd_cleanup_sink {
     char *sink;
-    json_t *files; /* [[fileKey, isImported], ...] */
+    json_t *files;  /* [[fileKey, isImported], ...] */
+    int is_skipped; /* deleted or disabled long ago */
 };
 
 struct sd_cleanup_run {
@@ -1146,11 +1147,36 @@ static void sd__cleanup_sink_files(size_t i, void *arg)
     }
 }
 
+/* 1 if the sink "<p>/<b>/<source>/<sink>" was deleted or disabled more than `ms` ago: the
+ * reference's metadata cleanup leaves such sinks alone. */
+static int sd__sink_gone_longer_than(struct sd_state *state, const char *sink_key, int64_t now,
+                                     int64_t ms)
+{
+    static const char *const kinds[] = {"active", "deleted"};
+    int gone = 0;
+
+    for (size_t i = 0; i < 2 && !gone; i++) {
+        char *key = sd_xasprintf("definition/sink/%s/%s", kinds[i], sink_key);
+        struct sd_kv kv;
+        if (sd_state_get(state, key, &kv) == 0) {
+            json_t *sink = json_loadb(kv.value, kv.value_len, 0, NULL);
+            int64_t deleted = sd__field_time_ms(json_object_get(sink, "deleted"), "at");
+            int64_t disabled = sd__field_time_ms(json_object_get(sink, "disabled"), "at");
+            gone = (deleted > 0 && now - deleted > ms) || (disabled > 0 && now - disabled > ms);
+            json_decref(sink);
+            sd_kv_free(&kv);
+        }
+        free(key);
+    }
+    return gone;
+}
+
 /* Metadata cleanup (reference metacleanup): per sink, files newest first; an imported file is
  * deleted when its import is older than archivedFileExpiration and more than
  * archivedFileRetentionPerSink newer files precede it; any other file when its last state change
  * is older than activeFileExpiration (except the file a local writer has open: its slot would
- * lose its entities). Sinks are cleaned by up to `concurrency` threads, each sink's files in
+ * lose its entities). Sinks deleted or disabled longer than both expirations ago are left alone,
+ * as in the reference. Sinks are cleaned by up to `concurrency` threads, each sink's files in
  * order by one of them; a pass stops once more than errorTolerance deletions failed. */
 static void sd__cleanup(struct sd_operator *op, int64_t now)
 {
@@ -1190,6 +1216,9 @@ static void sd__cleanup(struct sd_operator *op, int64_t now)
             cs = &run.sinks[nsinks++];
             cs->sink = sd_xstrndup(file_key, (size_t)(slash - file_key));
             cs->files = json_array();
+            cs->is_skipped = sd__sink_gone_longer_than(op->srv->state, cs->sink, now,
+                                                       c->archived_file_expiration_ms +
+                                                           c->active_file_expiration_ms);
             index = 0;
         }
         file_index = index++;
@@ -1202,7 +1231,7 @@ static void sd__cleanup(struct sd_operator *op, int64_t now)
                 ? age >= c->archived_file_expiration_ms && file_index > c->archived_file_retention
                 : age >= c->active_file_expiration_ms && !sd__is_open_file(open, file_key) &&
                       !sd__step_is_busy(op, "import", file_key);
-        if (is_expired) {
+        if (is_expired && !cs->is_skipped) {
             json_array_append_new(cs->files, json_pack("[s, b]", file_key, is_imported));
         }
         json_decref(file);
