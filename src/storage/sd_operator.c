@@ -368,9 +368,11 @@ static void sd__rotation(struct sd_operator *op, int64_t now)
     json_t *open, *e;
     size_t i;
 
-    pthread_mutex_lock(&op->srv->reconcile_lock);
-    sd_storage_reopen_pending(op->srv->storage);
-    pthread_mutex_unlock(&op->srv->reconcile_lock);
+    /* an abandoned rotation may still hold the lock: then paused sinks wait for a later pass */
+    if (pthread_mutex_trylock(&op->srv->reconcile_lock) == 0) {
+        sd_storage_reopen_pending(op->srv->storage);
+        pthread_mutex_unlock(&op->srv->reconcile_lock);
+    }
     open = sd_storage_open_slices(op->srv->storage);
 
     json_array_foreach(open, i, e)

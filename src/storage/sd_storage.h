@@ -45,7 +45,8 @@ int sd_storage_sink_activate(struct sd_storage *st, const json_t *sink, const js
  * storage.level.local.volume.assignment; a file's slices take turns on them), switches appends
  * to it, closes the old writer (its final sync answers its waiters) and moves the old slice to
  * "uploading" (and the old file to "closing"). The close waits at most sliceCloseTimeout
- * (fileCloseTimeout for new_file) and then goes on in the background. Operator thread only. */
+ * (fileCloseTimeout for new_file) and then goes on in the background. Callers hold the
+ * server's reconcile_lock (the operator's rotation steps, sd_server_rotate_sink). */
 int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file,
                       struct sd_buf *err);
 /* Opens the next slice of sinks paused by sd_storage_rotate() (the slice's file could not be
