@@ -3,20 +3,26 @@
  * DESIGN: one thread wakes every check interval (the smallest of the reference's operator
  * check intervals) and makes one pass:
  *   1. rotation: for each open slice, the upload triggers (slice rotation) and the import
- *      triggers of its file (file rotation), from the settings snapshot of the slot;
- *   2. closing slices without a writer (left by a crash) move to "uploading";
+ *      triggers of its file (file rotation), from the settings snapshot of the slot
+ *      (sd_conditions); a rotation runs under slice/fileRotationTimeout;
+ *   2. closing slices without a writer (left by a crash; not while a writer still closes)
+ *      move to "uploading";
  *   3. upload: each "uploading" slice whose retryAfter passed is recovered/verified, renamed
- *      to its visible name and put to staging as one object; then "uploaded" with its
- *      statistics moved to the staging level, and the local files are deleted;
+ *      to its visible name and put to staging as one object, under sliceUploadTimeout; then
+ *      "uploaded" with its statistics moved to the staging level, and the local files are
+ *      deleted;
  *   4. files in "closing" whose slices are all uploaded move to "importing";
  *   5. import: every "importing" file is imported into its table in one transaction with a
- *      ledger row per slice (a retried import adds nothing), then its slices and the file
- *      move to "imported" with statistics at the target level, and staged objects are
- *      deleted;
- *   6. metadata cleanup (every storage.metadataCleanup.interval): imported files older than
- *      archivedFileExpiration beyond the newest archivedFileRetentionPerSink of their sink are
- *      deleted with their slices, their target statistics rolled into the sink's "_sum" key
- *      so totals do not change. Files not yet imported are never deleted.
+ *      ledger row per slice (a retried import adds nothing), under fileImportTimeout; then its
+ *      slices and the file move to "imported" with statistics at the target level, and staged
+ *      objects are deleted;
+ *   6. metadata cleanup (at start, then every storage.metadataCleanup.interval; see
+ *      sd__cleanup): expired imported files are deleted with their slices, their target
+ *      statistics rolled into the sink's "_sum" key so totals do not change; files that stayed
+ *      in another state longer than activeFileExpiration are dropped with their staged objects.
+ * Steps under a timeout run on their own thread (sd_bounded): past the timeout the operator
+ * records the reference's failure ("slice upload timeout", ...) and moves on; the abandoned
+ * attempt runs to its end in the background and its entity is skipped until then.
  * A failed step records retryAttempt, retryReason, first/lastFailedAt and retryAfter on the
  * entity (backoff storage.retry.*, +-10 % jitter) and is skipped until then. Nothing is
  * deleted before the next level holds it. The operator is the only writer of these
@@ -446,14 +452,15 @@ static void sd__rotation(struct sd_operator *op, int64_t now)
 
 /* ---- 2. + 3. slices: closing -> uploading -> uploaded ---- */
 
-static int sd__is_open_slice(json_t *open, const char *slice_key)
+/* 1 if an open slice of sd_storage_open_slices() has field ("sliceKey", "fileKey") == key. */
+static int sd__is_open(json_t *open, const char *field, const char *key)
 {
     size_t i;
     json_t *e;
 
     json_array_foreach(open, i, e)
     {
-        if (strcmp(json_string_value(json_object_get(e, "sliceKey")), slice_key) == 0) {
+        if (strcmp(json_string_value(json_object_get(e, field)), key) == 0) {
             return 1;
         }
     }
@@ -669,7 +676,7 @@ static void sd__slices(struct sd_operator *op, int64_t now)
             const char *key = kvs.items[i].key + strlen("storage/slice/level/local/");
             json_t *slice = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
             const char *st = sd__state_of(slice);
-            if (strcmp(st, "closing") == 0 && !sd__is_open_slice(open, key) &&
+            if (strcmp(st, "closing") == 0 && !sd__is_open(open, "sliceKey", key) &&
                 !sd_storage_slice_is_closing(op->srv->storage, key)) {
                 struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
                 sd__batch_entity(b, "slice", key, slice, "uploading", now);
@@ -1083,21 +1090,6 @@ static int64_t sd__last_state_change_ms(const json_t *file)
     return ms > 0 ? ms : sd__field_time_ms(file, "openedAt");
 }
 
-/* 1 if file_key is the open file of an active sink on this node. */
-static int sd__is_open_file(json_t *open, const char *file_key)
-{
-    size_t i;
-    json_t *e;
-
-    json_array_foreach(open, i, e)
-    {
-        if (strcmp(json_string_value(json_object_get(e, "fileKey")), file_key) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* The expired files of one sink, deleted in order by one thread (the `_sum` statistics of a
  * sink are read, added to and written back: one writer per sink). */
 struct sd_cleanup_sink {
@@ -1231,7 +1223,7 @@ static void sd__cleanup(struct sd_operator *op, int64_t now)
         is_expired =
             is_imported
                 ? age >= c->archived_file_expiration_ms && file_index > c->archived_file_retention
-                : age >= c->active_file_expiration_ms && !sd__is_open_file(open, file_key) &&
+                : age >= c->active_file_expiration_ms && !sd__is_open(open, "fileKey", file_key) &&
                       !sd__step_is_busy(op, "import", file_key);
         if (is_expired && !cs->is_skipped) {
             json_array_append_new(cs->files, json_pack("[s, b]", file_key, is_imported));
