@@ -1097,6 +1097,15 @@ static void sd__close_step_free(void *arg)
     free(c);
 }
 
+/* Marks a slice as closing before its slot lets go of it, so no upload starts before its
+ * writer is closed (sd_storage_slice_is_closing); the close step unmarks it. Idempotent. */
+static void sd__mark_closing(struct sd_storage *st, const char *slice_key)
+{
+    pthread_mutex_lock(&st->lock);
+    json_object_set_new(st->closing, slice_key, json_true());
+    pthread_mutex_unlock(&st->lock);
+}
+
 /* Closes slice (already detached from its slot) within timeout_ms; past it, the close goes on
  * in the background and the slice stays out of the upload (sd_storage_slice_is_closing) until
  * its writer is closed. file_key: see struct sd_close_step. */
@@ -1111,9 +1120,7 @@ static void sd__close_bounded(struct sd_storage *st, struct sd_slice_handle *sli
     c->slice = slice;
     c->slice_key = sd_xstrdup(slice->key);
     c->file_key = file_key ? sd_xstrdup(file_key) : NULL;
-    pthread_mutex_lock(&st->lock);
-    json_object_set_new(st->closing, c->slice_key, json_true());
-    pthread_mutex_unlock(&st->lock);
+    sd__mark_closing(st, slice->key);
     rc = sd_bounded_run(st->closes, busy_key, sd__close_step, c, sd__close_step_free, timeout_ms);
     if (rc == -ETIMEDOUT) {
         sd_log_error("storage", "slice %s: %s, its writer closes in the background", busy_key + 6,
@@ -1175,6 +1182,7 @@ int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file,
         goto done; /* nothing changed: the old slice keeps its writer */
     }
     rc = sd__slice_open(st, slice_key, file_key, dir, sd__allocation_bytes(st, slot), &next, err);
+    sd__mark_closing(st, old->key); /* stored as "closing" now: no upload before it is closed */
     if (rc != 0) {
         /* The store already names the next slice (the old one is "closing"), but its file
          * cannot be opened, typically because the volume is full. Close the old slice
@@ -1247,6 +1255,7 @@ static void sd__slot_close(struct sd_storage *st, struct sd_sink_slot *slot)
     int rc;
 
     if (slice != NULL) {
+        sd__mark_closing(st, slice->key);
         pthread_mutex_lock(&slot->lock);
         slot->slice = NULL;
         pthread_mutex_unlock(&slot->lock);
