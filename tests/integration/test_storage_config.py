@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import TIMEOUT_MULT
-from helpers import FAST
+from helpers import FAST, PATH_COLUMNS
 from test_settings_stats import (IMPORT_COUNT, STATS_ARGS, TABLE, UPLOAD_COUNT, get_files,
                                  get_total, level_count, make_pipeline, patch_settings,
                                  post_records, wait_for)
@@ -108,6 +108,13 @@ def test_metadata_cleanup_deletes_archived_and_expired_active_files(streamd_fact
                    sink="k1")
     post_records(s, url, ["a0", "a1", "a2"], threads=3)
     wait_for(lambda: get_total(s), lambda b: level_count(b, "target") == 3)
+    # a second sink, disabled: with two imported files, it is left alone once it has been
+    # disabled longer than both expirations (the reference's rule)
+    s.create_sink("s1", "k2", PATH_COLUMNS, table_id="in.c-bucket.other")
+    patch_settings(s, [{"key": UPLOAD_COUNT, "value": 1}], sink="k2")
+    status, task = s.api_call("PUT", "/v1/branches/default/sources/s1/sinks/k2/disable")
+    assert status == 202 and s.wait_task(task)["status"] == "success", task
+    wait_for(lambda: get_files(s, sink="k2"), lambda f: [g["state"] for g in f] == ["imported"] * 2)
     # the table changes under the sink: the next file stays "importing"
     db = sqlite3.connect(os.path.join(s.data_dir, "tables", "project-1.sqlite"), timeout=10)
     db.execute('DROP TABLE "%s"' % TABLE)
@@ -131,6 +138,7 @@ def test_metadata_cleanup_deletes_archived_and_expired_active_files(streamd_fact
     assert staged() == []  # the expired file's staged objects are gone with it
     # the deleted imported files' records stay in the sink's totals
     assert level_count(get_total(s), "target") == 3
+    assert len(get_files(s, sink="k2")) == 2
     log = s.read_stderr()
-    assert "cleanup deleted %d files, retained 0 files, 0 errors" % len(states) in log, log[-3000:]
+    assert "cleanup deleted %d files, retained 2 files, 0 errors" % len(states) in log, log[-3000:]
     assert "timeout" not in log
