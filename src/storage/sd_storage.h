@@ -56,7 +56,9 @@ int sd_storage_reopen_pending(struct sd_storage *st);
  * compressedSize, uncompressedSize}] with live (synced) statistics. */
 json_t *sd_storage_open_slices(struct sd_storage *st);
 /* Closes the sink's writer and moves its file and slices to "closing" (acknowledged data stays
- * for the upload). No-op for an unknown sink key "<p>/<b>/<source>/<sink>". */
+ * for the upload). Waits at most storage.level.target.operator.fileCloseTimeout for the writer;
+ * past it the close and the moves finish in the background. No-op for an unknown sink key
+ * "<p>/<b>/<source>/<sink>". */
 int sd_storage_sink_deactivate(struct sd_storage *st, const char *sink_key);
 /* Returns 1 while the writer of slice_key (rotated away or deactivated) is still closing, in
  * time or in the background after its close timeout: such a slice must not be uploaded yet. */
