@@ -1337,6 +1337,18 @@ json_t *sd_storage_open_slices(struct sd_storage *st)
 
 /* ---- statistics thread ---- */
 
+/* The CLOCK_REALTIME time ms from now (for pthread_cond_timedwait on stats_cond). */
+static void sd__deadline_in(int64_t ms, struct timespec *out)
+{
+    clock_gettime(CLOCK_REALTIME, out);
+    out->tv_sec += ms / 1000;
+    out->tv_nsec += (ms % 1000) * 1000000;
+    if (out->tv_nsec >= 1000000000) {
+        out->tv_sec++;
+        out->tv_nsec -= 1000000000;
+    }
+}
+
 static void *sd__stats_main(void *arg)
 {
     struct sd_storage *st = arg;
@@ -1345,13 +1357,7 @@ static void *sd__stats_main(void *arg)
     pthread_setname_np(pthread_self(), "sd-stats");
     pthread_mutex_lock(&st->lock);
     while (st->is_running) {
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += st->cfg.stats_interval_ms / 1000;
-        deadline.tv_nsec += (st->cfg.stats_interval_ms % 1000) * 1000000;
-        if (deadline.tv_nsec >= 1000000000) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000;
-        }
+        sd__deadline_in(st->cfg.stats_interval_ms, &deadline);
         pthread_cond_timedwait(&st->stats_cond, &st->lock, &deadline);
         if (!st->is_running) {
             break;
@@ -1393,15 +1399,10 @@ static void *sd__disk_cleanup_main(void *arg)
             sd_log_info("storage", "disk cleanup removed %d directories", removed);
         }
         pthread_mutex_lock(&st->lock);
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += st->cfg.disk_cleanup_interval_ms / 1000;
-        deadline.tv_nsec += (st->cfg.disk_cleanup_interval_ms % 1000) * 1000000;
-        if (deadline.tv_nsec >= 1000000000) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000;
-        }
+        sd__deadline_in(st->cfg.disk_cleanup_interval_ms, &deadline);
         while (st->is_running &&
                pthread_cond_timedwait(&st->stats_cond, &st->lock, &deadline) != ETIMEDOUT) {
+            /* woken early: only the close ends the wait */
         }
     }
     pthread_mutex_unlock(&st->lock);
