@@ -61,6 +61,7 @@ struct sd_slice_handle {
     char *key;      /* sliceKey: <p>/<b>/<src>/<sink>/<fileOpenedAt>/<volumeId>/<sliceOpenedAt> */
     char *file_key; /* <p>/<b>/<src>/<sink>/<fileOpenedAt> */
     struct sd_slice_stats last_flushed;
+    int is_reported_not_ready;         /* writer threads only (one callback at a time) */
     void *waiters;                     /* owned by the sync listener's thread */
     struct sd_slice_handle *next_open; /* list of open slices (stats thread) */
 };
@@ -92,6 +93,7 @@ struct sd_storage_config {
     size_t gzip_block_size;
     int gzip_concurrency;
     enum sd_sync_mode sync_mode;
+    uint32_t failed_batches_threshold;
     int is_allocation_enabled;
     int64_t allocation_static_bytes;
     int64_t allocation_relative_percent;
@@ -483,6 +485,8 @@ static void sd__storage_config(const struct sd_config *cfg, struct sd_storage_co
         strcmp(sd_config_str(cfg, "storage.level.local.encoding.sync.mode"), "cache") == 0
             ? SD_SYNC_CACHE
             : SD_SYNC_DISK;
+    c->failed_batches_threshold =
+        (uint32_t)sd_config_int(cfg, "storage.level.local.encoding.failedChunksThreshold");
     c->is_allocation_enabled = sd_config_bool(cfg, "storage.level.local.writer.allocation.enabled");
     c->allocation_static_bytes = sd_config_int(cfg, "storage.level.local.writer.allocation.static");
     c->allocation_relative_percent =
@@ -517,6 +521,7 @@ static void sd__writer_opts(struct sd_storage *st, struct sd_slice_writer_opts *
     o->max_pending_bytes = SD_STORAGE_MAX_PENDING_BYTES;
     o->allocate = allocate_bytes > 0;
     o->allocate_bytes = allocate_bytes;
+    o->failed_batches_threshold = c->failed_batches_threshold;
 }
 
 /* storage.level.local.writer.allocation (reference diskalloc): the space a sink's next slice
@@ -557,10 +562,17 @@ static void sd__on_writer_sync(void *arg, uint64_t seq, int rc)
     struct sd_storage *st = slice->storage;
     char name[SD_HEALTH_NAME_MAX];
 
-    /* readiness: an unhealthy writer refuses every append until its slice is rotated */
+    /* readiness: an unhealthy writer refuses every append until its slice is rotated; a
+     * writer whose last failedChunksThreshold batches failed is not ready until one succeeds */
+    snprintf(name, sizeof(name), "slice %s", slice->key);
     if (rc < 0 && sd_slice_writer_is_unhealthy(slice->writer)) {
-        snprintf(name, sizeof(name), "slice %s", slice->key);
         sd_health_set(st->srv->health, name, sd_strerror(rc));
+    } else if (rc < 0 && !sd_slice_writer_is_ready(slice->writer)) {
+        sd_health_set(st->srv->health, name, sd_strerror(rc));
+        slice->is_reported_not_ready = 1;
+    } else if (rc == 0 && slice->is_reported_not_ready) {
+        sd_health_clear(st->srv->health, name);
+        slice->is_reported_not_ready = 0;
     }
     if (st->listener != NULL) {
         st->listener(st->listener_arg, slice, seq, rc);
