@@ -242,7 +242,7 @@ static const struct sd_opt sd_opts[] = {
      "Whether a request waits for the sync covering its record (true = 200 after sync, false = 202 "
      "at once)."},
     {"storage.level.local.volume.assignment.count", SD_OPT_INT, "1", 1, 100, NULL, SD_OPT_P,
-     "Number of volumes a file is assigned to, which is the number of slices per file (count)."},
+     "Number of volumes a file is assigned to; its slices take turns on them (count)."},
     {"storage.level.local.volume.assignment.preferredTypes", SD_OPT_LIST, "default", 1, INT64_MAX,
      NULL, SD_OPT_P,
      "Volume types preferred for new files, most preferred first (list of type names)."},
@@ -398,6 +398,12 @@ const struct sd_opt *sd_opt_find(const char *key)
     return NULL;
 }
 
+/* Why the sync triggers cannot apply (one text for the five keys). */
+#define SD_OPT_WHY_SYNC                                                                            \
+    "Bounds how much unsynced data the reference holds before a sync; streamd's group commit "     \
+    "syncs each batch as soon as the previous sync ends, so no more than one batch is ever "       \
+    "unsynced and nothing waits for a trigger."
+
 /* Keys that do nothing in standalone streamd, by group: a pattern ending in '.' covers every key
  * below it, any other pattern is one key. A unit test checks that every other key is read. */
 static const struct {
@@ -447,6 +453,30 @@ static const struct {
      "(sqlite)."},
     {"storage.jobCleanup.", SD_OPT_NOT_APPLICABLE,
      "Cleanup of Keboola Storage import jobs; streamd's imports into tables.backend are not jobs."},
+    {"storage.statistics.cache.", SD_OPT_NOT_APPLICABLE,
+     "The reference caches statistics read from etcd; streamd reads them from its embedded store "
+     "in one transaction, with nothing to cache."},
+    {"storage.statistics.sync.timeout", SD_OPT_NOT_APPLICABLE,
+     "Timeout of the reference's flush of statistics to etcd; streamd's flush is one local write "
+     "that cannot hang apart from the whole state store."},
+    {"storage.level.local.encoding.encoder.concurrency", SD_OPT_NOT_APPLICABLE,
+     "Parallel encoders per slice of the reference's source nodes; streamd maps a record on the "
+     "thread that received it (or a template worker) and compresses whole batches."},
+    {"storage.level.local.encoding.encoder.type", SD_OPT_NOT_APPLICABLE,
+     "Record encoder; csv is the only one, in the reference too."},
+    {"storage.level.local.encoding.inputBuffer", SD_OPT_NOT_APPLICABLE,
+     "Buffer in front of a streaming compressor of the reference; streamd's compressors take a "
+     "whole batch at once."},
+    {"storage.level.local.encoding.maxChunkSize", SD_OPT_NOT_APPLICABLE,
+     "Size of the compressed chunks a reference source node sends to its writer; a standalone node "
+     "writes its own slices."},
+    {"storage.level.local.encoding.sync.checkInterval", SD_OPT_NOT_APPLICABLE, SD_OPT_WHY_SYNC},
+    {"storage.level.local.encoding.sync.compressedBytesTrigger", SD_OPT_NOT_APPLICABLE,
+     SD_OPT_WHY_SYNC},
+    {"storage.level.local.encoding.sync.countTrigger", SD_OPT_NOT_APPLICABLE, SD_OPT_WHY_SYNC},
+    {"storage.level.local.encoding.sync.intervalTrigger", SD_OPT_NOT_APPLICABLE, SD_OPT_WHY_SYNC},
+    {"storage.level.local.encoding.sync.uncompressedBytesTrigger", SD_OPT_NOT_APPLICABLE,
+     SD_OPT_WHY_SYNC},
     {"storage.level.local.volume.registration.", SD_OPT_CLUSTER,
      "Lease of a volume's registration in etcd; a standalone node finds its volumes on disk."},
     {"storage.level.local.writer.network.", SD_OPT_CLUSTER,

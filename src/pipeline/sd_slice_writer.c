@@ -23,7 +23,9 @@
  * the open member's CRC32 and length. A failed write fails only that batch: the file is cut
  * back to the good offset with ftruncate, the open member is completed there (empty final
  * block + trailer, or as a prefix of the next batch if that write fails too), the compressor
- * is reset, and the next batch starts a new member; one log line per failure episode. A
+ * is reset, and the next batch starts a new member; one log line per failure episode. After
+ * failed_batches_threshold failed batches in a row the writer reports itself not ready
+ * (sd_slice_writer_is_ready) until a batch succeeds. A
  * failed fdatasync fails the batch and that fd is never synced again (fsyncgate): a
  * continuation file is opened, the old file is reopened by path, cut at its last synced
  * offset and its member completed, and the old fd is closed. If the continuation cannot be
@@ -99,6 +101,7 @@ struct sd_slice_writer {
     size_t inflight_bytes;
     int closing;
     int unhealthy;
+    int is_not_ready; /* failed_batches_threshold batches in a row failed */
     struct sd_slice_stats durable;
 
     /* The task's callback only (one thread at a time), and open/close before/after it. */
@@ -129,7 +132,8 @@ struct sd_slice_writer {
     int need_complete;
     int write_failing;
     uint64_t failed_batches;
-    int is_unhealthy; /* writer-thread copy of unhealthy */
+    uint32_t failed_in_row; /* consecutive failed batches */
+    int is_unhealthy;       /* writer-thread copy of unhealthy */
     int final_rc;
 };
 
@@ -832,8 +836,11 @@ static void sd__run_batch(struct sd_slice_writer *w)
     sd__maybe_shrink(&w->batch_ends, w->batch_ends.len);
     sd__maybe_shrink(&w->batch, w->batch.len);
 
+    w->failed_in_row = rc == 0 ? 0 : w->failed_in_row + 1;
     pthread_mutex_lock(&w->mu);
     w->inflight_bytes = 0;
+    w->is_not_ready = w->opts.failed_batches_threshold > 0 &&
+                      w->failed_in_row >= w->opts.failed_batches_threshold;
     if (rc == 0) {
         w->durable.records += w->batch_st.records;
         w->durable.uncompressed_bytes += batch_len;
@@ -1120,6 +1127,16 @@ void sd_slice_writer_stats(struct sd_slice_writer *w, struct sd_slice_stats *out
     pthread_mutex_lock(&w->mu);
     *out = w->durable;
     pthread_mutex_unlock(&w->mu);
+}
+
+int sd_slice_writer_is_ready(struct sd_slice_writer *w)
+{
+    int ready;
+
+    pthread_mutex_lock(&w->mu);
+    ready = !w->is_not_ready && !w->unhealthy;
+    pthread_mutex_unlock(&w->mu);
+    return ready;
 }
 
 int sd_slice_writer_is_unhealthy(struct sd_slice_writer *w)

@@ -70,8 +70,11 @@ struct sd_slice_writer_opts {
                                * of sinks cannot fill it with reservations), and give the unused
                                * rest back at close; failure is logged, not fatal */
     int64_t allocate_bytes;   /* bytes to reserve per file (the caller picks static or relative) */
-    const struct sd_slice_io *io; /* test seam, NULL = real syscalls; borrowed for the
-                                   * writer's lifetime */
+    const struct sd_slice_io *io;      /* test seam, NULL = real syscalls; borrowed for the
+                                        * writer's lifetime */
+    uint32_t failed_batches_threshold; /* consecutive failed batches after which the writer is
+                                        * not ready until a batch succeeds (reference
+                                        * encoding.failedChunksThreshold); 0 = never */
 };
 
 /* Called after each batch, from a pool thread (or the thread in sd_slice_writer_close for the
@@ -103,6 +106,11 @@ int sd_slice_writer_append(struct sd_slice_writer *w, const void *rows, size_t l
 
 /* Statistics of durable data so far (synced batches plus recovered data). Thread-safe. */
 void sd_slice_writer_stats(struct sd_slice_writer *w, struct sd_slice_stats *out);
+
+/* Returns 0 while the last failed_batches_threshold batches (or more) in a row failed, or once
+ * the writer is unhealthy; else 1. Appends are still accepted while not ready (the batches
+ * are retried on the same file); the caller reports it (readiness). Thread-safe. */
+int sd_slice_writer_is_ready(struct sd_slice_writer *w);
 
 /* Returns 1 once the writer is unhealthy (every append fails with SD_EUNHEALTHY). */
 int sd_slice_writer_is_unhealthy(struct sd_slice_writer *w);

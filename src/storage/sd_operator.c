@@ -3,26 +3,35 @@
  * DESIGN: one thread wakes every check interval (the smallest of the reference's operator
  * check intervals) and makes one pass:
  *   1. rotation: for each open slice, the upload triggers (slice rotation) and the import
- *      triggers of its file (file rotation), from the settings snapshot of the slot;
- *   2. closing slices without a writer (left by a crash) move to "uploading";
+ *      triggers of its file (file rotation), from the settings snapshot of the slot
+ *      (sd_conditions); a rotation runs under slice/fileRotationTimeout;
+ *   2. closing slices without a writer (left by a crash; not while a writer still closes)
+ *      move to "uploading";
  *   3. upload: each "uploading" slice whose retryAfter passed is recovered/verified, renamed
- *      to its visible name and put to staging as one object; then "uploaded" with its
- *      statistics moved to the staging level, and the local files are deleted;
+ *      to its visible name and put to staging as one object, under sliceUploadTimeout; then
+ *      "uploaded" with its statistics moved to the staging level, and the local files are
+ *      deleted;
  *   4. files in "closing" whose slices are all uploaded move to "importing";
  *   5. import: every "importing" file is imported into its table in one transaction with a
- *      ledger row per slice (a retried import adds nothing), then its slices and the file
- *      move to "imported" with statistics at the target level, and staged objects are
- *      deleted;
- *   6. metadata cleanup (every storage.metadataCleanup.interval): imported files older than
- *      archivedFileExpiration beyond the newest archivedFileRetentionPerSink of their sink are
- *      deleted with their slices, their target statistics rolled into the sink's "_sum" key
- *      so totals do not change. Files not yet imported are never deleted.
+ *      ledger row per slice (a retried import adds nothing), under fileImportTimeout; then its
+ *      slices and the file move to "imported" with statistics at the target level, and staged
+ *      objects are deleted;
+ *   6. metadata cleanup (at start, then every storage.metadataCleanup.interval; see
+ *      sd__cleanup): expired imported files are deleted with their slices, their target
+ *      statistics rolled into the sink's "_sum" key so totals do not change; files that stayed
+ *      in another state longer than activeFileExpiration are dropped with their staged objects.
+ * Steps under a timeout run on their own thread (sd_bounded): past the timeout the operator
+ * records the reference's failure ("slice upload timeout", ...) and moves on; the abandoned
+ * attempt runs to its end in the background and its entity is skipped until then.
  * A failed step records retryAttempt, retryReason, first/lastFailedAt and retryAfter on the
  * entity (backoff storage.retry.*, +-10 % jitter) and is skipped until then. Nothing is
  * deleted before the next level holds it. The operator is the only writer of these
  * transitions, so it reads and writes entities without compare guards. */
 #include "storage/sd_operator.h"
 #include "storage/sd_states.h"
+#include "storage/sd_bounded.h"
+#include "storage/sd_conditions.h"
+#include "storage/sd_parallel.h"
 #include "config/sd_config.h"
 #include "config/sd_config_bind.h"
 #include "core/sd_alloc.h"
@@ -59,10 +68,18 @@ struct sd_operator_config {
     int64_t retry_initial_ms;
     double retry_multiplier;
     int64_t retry_max_ms;
+    int64_t slice_rotation_timeout_ms;
+    int64_t slice_upload_timeout_ms;
+    int64_t file_rotation_timeout_ms;
+    int64_t file_import_timeout_ms;
+    int64_t import_expiration_ms; /* import.trigger.expiration */
     int is_cleanup_enabled;
     int64_t cleanup_interval_ms;
     int64_t archived_file_expiration_ms;
+    int64_t active_file_expiration_ms;
     int64_t archived_file_retention;
+    int64_t cleanup_error_tolerance;
+    int64_t cleanup_concurrency;
 };
 
 #define SD_OPERATOR_BIND(field, key, type) SD_BIND(struct sd_operator_config, field, key, type)
@@ -78,12 +95,27 @@ static const struct sd_config_binding sd_operator_rows[] = {
     SD_OPERATOR_BIND(retry_initial_ms, "storage.retry.initialInterval", SD_BIND_I64),
     SD_OPERATOR_BIND(retry_multiplier, "storage.retry.multiplier", SD_BIND_DOUBLE),
     SD_OPERATOR_BIND(retry_max_ms, "storage.retry.maxInterval", SD_BIND_I64),
+    SD_OPERATOR_BIND(slice_rotation_timeout_ms,
+                     "storage.level.staging.operator.sliceRotationTimeout", SD_BIND_I64),
+    SD_OPERATOR_BIND(slice_upload_timeout_ms, "storage.level.staging.operator.sliceUploadTimeout",
+                     SD_BIND_I64),
+    SD_OPERATOR_BIND(file_rotation_timeout_ms, "storage.level.target.operator.fileRotationTimeout",
+                     SD_BIND_I64),
+    SD_OPERATOR_BIND(file_import_timeout_ms, "storage.level.target.operator.fileImportTimeout",
+                     SD_BIND_I64),
+    SD_OPERATOR_BIND(import_expiration_ms, "storage.level.target.import.trigger.expiration",
+                     SD_BIND_I64),
     SD_OPERATOR_BIND(is_cleanup_enabled, "storage.metadataCleanup.enable", SD_BIND_BOOL),
     SD_OPERATOR_BIND(cleanup_interval_ms, "storage.metadataCleanup.interval", SD_BIND_I64),
     SD_OPERATOR_BIND(archived_file_expiration_ms, "storage.metadataCleanup.archivedFileExpiration",
                      SD_BIND_I64),
+    SD_OPERATOR_BIND(active_file_expiration_ms, "storage.metadataCleanup.activeFileExpiration",
+                     SD_BIND_I64),
     SD_OPERATOR_BIND(archived_file_retention,
                      "storage.metadataCleanup.archivedFileRetentionPerSink", SD_BIND_I64),
+    SD_OPERATOR_BIND(cleanup_error_tolerance, "storage.metadataCleanup.errorTolerance",
+                     SD_BIND_I64),
+    SD_OPERATOR_BIND(cleanup_concurrency, "storage.metadataCleanup.concurrency", SD_BIND_I64),
 };
 const struct sd_config_bindings sd_operator_config_bindings =
     SD_BINDINGS("operator", sd_operator_rows);
@@ -91,6 +123,7 @@ const struct sd_config_bindings sd_operator_config_bindings =
 struct sd_operator {
     struct sd_server *srv;
     struct sd_operator_config cfg;
+    struct sd_bounded *steps; /* rotations, uploads and imports under their timeouts */
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -279,6 +312,16 @@ static void sd__record_failure(struct sd_operator *op, const char *kind, const c
                kind, key, (long long)attempt, ts, reason);
 }
 
+/* 1 while an abandoned step (kind "upload"/"import") of the entity key still runs. */
+static int sd__step_is_busy(struct sd_operator *op, const char *kind, const char *key)
+{
+    char *busy_key = sd_xasprintf("%s/%s", kind, key);
+    int busy = sd_bounded_is_busy(op->steps, busy_key);
+
+    free(busy_key);
+    return busy;
+}
+
 static int sd__retry_due(const json_t *j, int64_t now)
 {
     return sd__field_time_ms(j, "retryAfter") <= now;
@@ -323,15 +366,64 @@ static size_t sd__count(struct sd_state *state, const char *prefix)
 
 /* ---- 1. rotation ---- */
 
+/* A rotation of one sink, run under its timeout (sliceRotationTimeout or fileRotationTimeout). */
+struct sd_rotate_step {
+    struct sd_server *srv;
+    char *sink_key;
+    int new_file;
+    struct sd_buf err;
+};
+
+static int sd__rotate_step(void *arg)
+{
+    struct sd_rotate_step *r = arg;
+    int rc;
+
+    /* Serialized with reconcile, which may close this sink's slot. */
+    pthread_mutex_lock(&r->srv->reconcile_lock);
+    rc = sd_storage_rotate(r->srv->storage, r->sink_key, r->new_file, &r->err);
+    pthread_mutex_unlock(&r->srv->reconcile_lock);
+    return rc;
+}
+
+static void sd__rotate_step_free(void *arg)
+{
+    struct sd_rotate_step *r = arg;
+
+    free(r->sink_key);
+    sd_buf_fini(&r->err);
+    free(r);
+}
+
+/* The staging expiration of a file (its "staging.expiration"; 0 when the staging storage
+ * gives none, as the local one). */
+static int64_t sd__file_expiration_ms(struct sd_state *state, const char *file_key)
+{
+    char *all = sd_xasprintf("storage/file/all/%s", file_key);
+    struct sd_kv kv;
+    int64_t ms = 0;
+
+    if (sd_state_get(state, all, &kv) == 0) {
+        json_t *file = json_loadb(kv.value, kv.value_len, 0, NULL);
+        ms = sd__field_time_ms(json_object_get(file, "staging"), "expiration");
+        json_decref(file);
+        sd_kv_free(&kv);
+    }
+    free(all);
+    return ms;
+}
+
 static void sd__rotation(struct sd_operator *op, int64_t now)
 {
     struct sd_state *state = op->srv->state;
     json_t *open, *e;
     size_t i;
 
-    pthread_mutex_lock(&op->srv->reconcile_lock);
-    sd_storage_reopen_pending(op->srv->storage);
-    pthread_mutex_unlock(&op->srv->reconcile_lock);
+    /* an abandoned rotation may still hold the lock: then paused sinks wait for a later pass */
+    if (pthread_mutex_trylock(&op->srv->reconcile_lock) == 0) {
+        sd_storage_reopen_pending(op->srv->storage);
+        pthread_mutex_unlock(&op->srv->reconcile_lock);
+    }
     open = sd_storage_open_slices(op->srv->storage);
 
     json_array_foreach(open, i, e)
@@ -342,83 +434,85 @@ static void sd__rotation(struct sd_operator *op, int64_t now)
         json_t *s = json_object_get(e, "settings");
         int64_t records = json_integer_value(json_object_get(e, "records"));
         int64_t compressed = json_integer_value(json_object_get(e, "compressedSize"));
-        int64_t slice_age = now - sd_time_of_key(slice_key);
-        int64_t file_age = now - sd_time_of_key(file_key);
-        int64_t file_records = records, file_compressed = compressed;
-        int rotate_slice = 0, rotate_file = 0;
-        char *prefix, *skip, *slices_prefix;
-        size_t nslices;
-        struct sd_buf err = SD_BUF_INIT;
+        struct sd_file_totals totals = {0, records, compressed};
+        enum sd_import_cause cause;
+        struct sd_rotate_step *step;
+        char *prefix, *skip, *slices_prefix, *busy_key;
+        int rotate_slice, new_file, rc;
+        double t0;
 
-        /* Slice rotation: the upload triggers (reference §4.4). */
-        if (slice_age >= sd_settings_get(s, "storage.level.staging.upload.minInterval", 0) &&
-            records > 0) {
-            rotate_slice =
-                records >= sd_settings_get(s, "storage.level.staging.upload.trigger.count", 0) ||
-                compressed >= sd_settings_get(s, "storage.level.staging.upload.trigger.size", 0) ||
-                slice_age >= sd_settings_get(s, "storage.level.staging.upload.trigger.interval", 0);
+        busy_key = sd_xasprintf("rotate/%s", sink_key);
+        if (sd_bounded_is_busy(op->steps, busy_key)) {
+            free(busy_key); /* an abandoned rotation of this sink still runs */
+            continue;
         }
+        rotate_slice = sd_should_upload(s, now, sd_time_of_key(slice_key), records, compressed);
         /* File rotation: the import triggers over the whole file. */
         skip = sd_xasprintf("storage/stats/local/%s/", slice_key);
         prefix = sd_xasprintf("storage/stats/local/%s/", file_key);
-        sd__sum_stats(state, prefix, skip, &file_records, &file_compressed);
+        sd__sum_stats(state, prefix, skip, &totals.records, &totals.compressed_bytes);
         free(prefix);
         prefix = sd_xasprintf("storage/stats/staging/%s/", file_key);
-        sd__sum_stats(state, prefix, NULL, &file_records, &file_compressed);
+        sd__sum_stats(state, prefix, NULL, &totals.records, &totals.compressed_bytes);
         free(prefix);
         free(skip);
         slices_prefix = sd_xasprintf("storage/slice/all/%s/", file_key);
-        nslices = sd__count(state, slices_prefix);
+        totals.slices = (int64_t)sd__count(state, slices_prefix);
         free(slices_prefix);
-        if ((int64_t)nslices >= sd_settings_get(s, "storage.level.target.import.maxSlices", 100)) {
-            rotate_file = 1;
-        } else if (file_age >= sd_settings_get(s, "storage.level.target.import.minInterval", 0)) {
-            if ((int64_t)nslices >=
-                sd_settings_get(s, "storage.level.target.import.trigger.slicesCount", 100)) {
-                rotate_file = 1;
-            } else if (file_records > 0) {
-                rotate_file =
-                    file_records >=
-                        sd_settings_get(s, "storage.level.target.import.trigger.count", 0) ||
-                    file_compressed >=
-                        sd_settings_get(s, "storage.level.target.import.trigger.size", 0) ||
-                    file_age >=
-                        sd_settings_get(s, "storage.level.target.import.trigger.interval", 0);
-            }
+        cause = sd_should_import(s, now, sd_time_of_key(file_key),
+                                 sd__file_expiration_ms(state, file_key),
+                                 op->cfg.import_expiration_ms, &totals);
+        if (cause == SD_IMPORT_NONE && !rotate_slice) {
+            free(busy_key);
+            continue;
         }
-        if (rotate_file || rotate_slice) {
-            int rc;
-            double t0 = sd_mreg_now_ms();
-            /* Serialized with reconcile, which may close this sink's slot. */
-            pthread_mutex_lock(&op->srv->reconcile_lock);
-            rc = sd_storage_rotate(op->srv->storage, sink_key, rotate_file, &err);
-            pthread_mutex_unlock(&op->srv->reconcile_lock);
-            sd_mreg_operation(
-                rotate_file ? "filerotation" : "slicerotation", sink_key, sd_mreg_now_ms() - t0,
-                rc ? "other" : "", rc ? -1 : (rotate_file ? file_compressed : compressed),
-                rc || rotate_file ? -1
-                                  : json_integer_value(json_object_get(e, "uncompressedSize")));
-            /* a broken state store logs its episode once; the next check retries */
-            if (rc != 0 && rc != SD_EUNHEALTHY) {
-                sd_log_key(SD_LOG_ERROR, "operator", sink_key, "rotation of sink %s failed: %s",
-                           sink_key, sd_buf_cstr(&err));
-            }
+        if (cause != SD_IMPORT_NONE) {
+            sd_log_key(SD_LOG_INFO, "operator", file_key,
+                       "rotating file %s, import condition met: %s", file_key,
+                       sd_import_cause_name(cause));
         }
-        sd_buf_fini(&err);
+        step = sd_xcalloc(1, sizeof(*step));
+        step->srv = op->srv;
+        step->sink_key = sd_xstrdup(sink_key);
+        step->new_file = new_file = cause != SD_IMPORT_NONE;
+        sd_buf_init(&step->err);
+        t0 = sd_mreg_now_ms();
+        rc = sd_bounded_run(op->steps, busy_key, sd__rotate_step, step, sd__rotate_step_free,
+                            new_file ? op->cfg.file_rotation_timeout_ms
+                                     : op->cfg.slice_rotation_timeout_ms);
+        sd_mreg_operation(
+            new_file ? "filerotation" : "slicerotation", sink_key, sd_mreg_now_ms() - t0,
+            rc ? "other" : "", rc ? -1 : (new_file ? totals.compressed_bytes : compressed),
+            rc || new_file ? -1 : json_integer_value(json_object_get(e, "uncompressedSize")));
+        if (rc == -ETIMEDOUT) {
+            /* the step goes on in the background; the sink is skipped until it ends */
+            sd_log_key(SD_LOG_ERROR, "operator", sink_key, "rotation of sink %s abandoned: %s",
+                       sink_key, new_file ? "file rotation timeout" : "slice rotation timeout");
+            free(busy_key);
+            continue;
+        }
+        /* a broken state store logs its episode once; the next check retries */
+        if (rc != 0 && rc != SD_EUNHEALTHY) {
+            sd_log_key(SD_LOG_ERROR, "operator", sink_key, "rotation of sink %s failed: %s",
+                       sink_key, step->err.len ? sd_buf_cstr(&step->err) : sd_strerror(rc));
+        }
+        sd__rotate_step_free(step);
+        free(busy_key);
     }
     json_decref(open);
 }
 
 /* ---- 2. + 3. slices: closing -> uploading -> uploaded ---- */
 
-static int sd__is_open_slice(json_t *open, const char *slice_key)
+/* 1 if an open slice of sd_storage_open_slices() has field ("sliceKey", "fileKey") == key. */
+static int sd__is_open(json_t *open, const char *field, const char *key)
 {
     size_t i;
     json_t *e;
 
     json_array_foreach(open, i, e)
     {
-        if (strcmp(json_string_value(json_object_get(e, "sliceKey")), slice_key) == 0) {
+        if (strcmp(json_string_value(json_object_get(e, field)), key) == 0) {
             return 1;
         }
     }
@@ -458,7 +552,7 @@ static int sd__cmp_slice_files(const void *a, const void *b)
 
 /* Lists, verifies (recovery is idempotent) and renames to their visible names the files of a
  * slice directory. Returns the number of files (paths in files) or a negative error. */
-static int sd__prepare_slice_files(struct sd_operator *op, const char *dir,
+static int sd__prepare_slice_files(const char *node_id, const char *dir,
                                    struct sd_slice_file *files, int64_t *records)
 {
     DIR *d = opendir(dir);
@@ -496,7 +590,7 @@ static int sd__prepare_slice_files(struct sd_operator *op, const char *dir,
             memcpy(path, visible, sizeof(path));
         }
         memcpy(files[n].path, path, sizeof(path));
-        files[n].order = sd__slice_file_order(strrchr(path, '/') + 1, op->srv->node_id);
+        files[n].order = sd__slice_file_order(strrchr(path, '/') + 1, node_id);
         n++;
     }
     closedir(d);
@@ -507,55 +601,101 @@ static int sd__prepare_slice_files(struct sd_operator *op, const char *dir,
     return n;
 }
 
+/* The upload of one slice's files, run under sliceUploadTimeout: verify and rename the local
+ * files, then put them to staging as one object (idempotent: a retry while an abandoned attempt
+ * still runs stores the same object). */
+struct sd_upload_step {
+    struct sd_staging *staging;
+    const char *node_id;
+    char *dir;         /* NULL: no local files */
+    char *staging_key; /* object key */
+    int64_t records;   /* out */
+    uint64_t size;     /* out */
+    char reason[256];  /* out, on failure */
+};
+
+static int sd__upload_step(void *arg)
+{
+    struct sd_upload_step *u = arg;
+    struct sd_slice_file *files = sd_xcalloc(SD_OP_MAX_FILES_PER_SLICE, sizeof(*files));
+    const char *paths[SD_OP_MAX_FILES_PER_SLICE];
+    int n, rc = 0;
+
+    n = u->dir ? sd__prepare_slice_files(u->node_id, u->dir, files, &u->records) : 0;
+    if (n < 0) {
+        snprintf(u->reason, sizeof(u->reason), "slice files cannot be verified: %s",
+                 sd_strerror(n));
+        rc = n;
+    } else if (u->records > 0) {
+        for (int i = 0; i < n; i++) {
+            paths[i] = files[i].path;
+        }
+        rc = sd_staging_put_files(u->staging, u->staging_key, paths, (size_t)n, &u->size);
+        if (rc != 0) {
+            snprintf(u->reason, sizeof(u->reason), "upload to staging failed: %s", sd_strerror(rc));
+        }
+    }
+    free(files);
+    return rc;
+}
+
+static void sd__upload_step_free(void *arg)
+{
+    struct sd_upload_step *u = arg;
+
+    free(u->dir);
+    free(u->staging_key);
+    free(u);
+}
+
 static void sd__upload_slice(struct sd_operator *op, const char *slice_key, json_t *slice)
 {
     struct sd_state *state = op->srv->state;
     const char *dir = json_string_value(json_object_get(json_object_get(slice, "local"), "dir"));
-    struct sd_slice_file *files = sd_xcalloc(SD_OP_MAX_FILES_PER_SLICE, sizeof(*files));
-    const char *paths[SD_OP_MAX_FILES_PER_SLICE];
+    struct sd_upload_step *u = sd_xcalloc(1, sizeof(*u));
     struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
     struct sd_buf key = SD_BUF_INIT;
-    int64_t records = 0, now;
-    uint64_t size = 0;
-    int n, rc = 0;
-    char reason[256];
+    char *busy_key = sd_xasprintf("upload/%s", slice_key);
     double t0 = sd_mreg_now_ms();
+    int64_t now, size = 0;
+    int rc = 0;
 
     sd_log_key(SD_LOG_DEBUG, "operator", slice_key, "uploading slice %s", slice_key);
-    n = dir ? sd__prepare_slice_files(op, dir, files, &records) : 0;
-    if (n < 0) {
-        snprintf(reason, sizeof(reason), "slice files cannot be verified: %s", sd_strerror(n));
-        sd__record_failure(op, "slice", slice_key, slice, reason);
+    sd_staging_slice_key(
+        &key, json_integer_value(json_object_get(slice, "projectId")),
+        json_integer_value(json_object_get(slice, "branchId")),
+        json_string_value(json_object_get(slice, "sourceId")),
+        json_string_value(json_object_get(slice, "sinkId")),
+        json_string_value(json_object_get(slice, "fileOpenedAt")),
+        json_string_value(json_object_get(slice, "sliceOpenedAt")),
+        json_string_value(json_object_get(slice, "volumeId")),
+        strcmp(json_string_value(json_object_get(json_object_get(slice, "local"), "compression"))
+                   ?: "",
+               "gzip") == 0);
+    u->staging = op->srv->staging;
+    u->node_id = op->srv->node_id;
+    u->dir = dir ? sd_xstrdup(dir) : NULL;
+    u->staging_key = sd_xstrdup(sd_buf_cstr(&key));
+    rc = sd_bounded_run(op->steps, busy_key, sd__upload_step, u, sd__upload_step_free,
+                        op->cfg.slice_upload_timeout_ms);
+    if (rc == -ETIMEDOUT) {
+        u = NULL; /* the abandoned step owns it now */
+        sd__record_failure(op, "slice", slice_key, slice, "slice upload timeout");
         goto done;
     }
-    if (records > 0) {
-        for (int i = 0; i < n; i++) {
-            paths[i] = files[i].path;
-        }
-        sd_staging_slice_key(&key, json_integer_value(json_object_get(slice, "projectId")),
-                             json_integer_value(json_object_get(slice, "branchId")),
-                             json_string_value(json_object_get(slice, "sourceId")),
-                             json_string_value(json_object_get(slice, "sinkId")),
-                             json_string_value(json_object_get(slice, "fileOpenedAt")),
-                             json_string_value(json_object_get(slice, "sliceOpenedAt")),
-                             json_string_value(json_object_get(slice, "volumeId")),
-                             strcmp(json_string_value(json_object_get(
-                                        json_object_get(slice, "local"), "compression"))
-                                        ?: "",
-                                    "gzip") == 0);
-        rc = sd_staging_put_files(op->srv->staging, sd_buf_cstr(&key), paths, (size_t)n, &size);
-        if (rc != 0) {
-            snprintf(reason, sizeof(reason), "upload to staging failed: %s", sd_strerror(rc));
-            sd__record_failure(op, "slice", slice_key, slice, reason);
-            goto done;
-        }
-        json_object_set_new(json_object_get(slice, "staging"), "key",
-                            json_string(sd_buf_cstr(&key)));
+    if (rc != 0) {
+        sd__record_failure(op, "slice", slice_key, slice,
+                           u->reason[0] ? u->reason : sd_strerror(rc));
+        goto done;
+    }
+    if (u->records > 0) {
+        json_object_set_new(json_object_get(slice, "staging"), "key", json_string(u->staging_key));
     } else {
         json_object_set_new(slice, "isEmpty", json_true());
     }
     now = sd_now_ms();
-    sd__batch_move_stats(state, b, slice_key, "local", "staging", (int64_t)size);
+    size = (int64_t)u->size;
+    sd__batch_move_stats(state, b, slice_key, "local", "staging", (int64_t)u->size);
     sd__batch_entity(b, "slice", slice_key, slice, "uploaded", now);
     rc = sd__batch_commit(state, b);
     if (rc != 0) {
@@ -570,13 +710,16 @@ static void sd__upload_slice(struct sd_operator *op, const char *slice_key, json
         sd_fsync_parent(dir);
     }
     sd_log_key(SD_LOG_INFO, "operator", slice_key, "slice %s uploaded (%lld records, %llu bytes)",
-               slice_key, (long long)records, (unsigned long long)size);
+               slice_key, (long long)u->records, (unsigned long long)u->size);
 done:
     sd_mreg_operation("sliceupload", slice_key, sd_mreg_now_ms() - t0,
-                      rc != 0 || strcmp(sd__state_of(slice), "uploaded") != 0 ? "other" : "",
-                      (int64_t)size, -1);
+                      rc != 0 || strcmp(sd__state_of(slice), "uploaded") != 0 ? "other" : "", size,
+                      -1);
+    if (u != NULL) {
+        sd__upload_step_free(u);
+    }
     sd_buf_fini(&key);
-    free(files);
+    free(busy_key);
     free(b);
 }
 
@@ -592,14 +735,16 @@ static void sd__slices(struct sd_operator *op, int64_t now)
             const char *key = kvs.items[i].key + strlen("storage/slice/level/local/");
             json_t *slice = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
             const char *st = sd__state_of(slice);
-            if (strcmp(st, "closing") == 0 && !sd__is_open_slice(open, key)) {
+            if (strcmp(st, "closing") == 0 && !sd__is_open(open, "sliceKey", key) &&
+                !sd_storage_slice_is_closing(op->srv->storage, key)) {
                 struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
                 sd__batch_entity(b, "slice", key, slice, "uploading", now);
                 sd__batch_commit(state, b);
                 free(b);
                 st = "uploading";
             }
-            if (strcmp(st, "uploading") == 0 && sd__retry_due(slice, now)) {
+            if (strcmp(st, "uploading") == 0 && sd__retry_due(slice, now) &&
+                !sd__step_is_busy(op, "upload", key)) {
                 sd__upload_slice(op, key, slice);
             }
             json_decref(slice);
@@ -622,68 +767,134 @@ static ssize_t sd__staged_read(void *arg, void *buf, size_t len)
     return sd_staging_read(r->staging, r->reader, buf, len);
 }
 
+/* The import of one file's staged slices into its table, run under fileImportTimeout. The
+ * tables ledger makes a retry add nothing that an abandoned attempt committed meanwhile. */
+struct sd_import_step {
+    struct sd_staging *staging;
+    struct sd_tables *tables;
+    int64_t project;
+    char *table_id;
+    char **columns;
+    size_t ncols;
+    char **slice_keys;  /* non-empty staged slices: entity keys ... */
+    char **staged_keys; /* ... and their staging object keys */
+    size_t nslices;
+    uint64_t rows;     /* out */
+    struct sd_buf err; /* out, on failure */
+};
+
+static int sd__import_step(void *arg)
+{
+    struct sd_import_step *m = arg;
+    struct sd_import_slice *slices = sd_xcalloc(m->nslices + 1, sizeof(*slices));
+    struct sd_staged_read *reads = sd_xcalloc(m->nslices + 1, sizeof(*reads));
+    size_t nopen = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < m->nslices && rc == 0; i++) {
+        reads[i].staging = m->staging;
+        rc = sd_staging_open_read(m->staging, m->staged_keys[i], &reads[i].reader);
+        if (rc != 0) {
+            sd_buf_printf(&m->err, "staged slice %s cannot be read: %s", m->staged_keys[i],
+                          sd_strerror(rc));
+        } else {
+            slices[i].slice_key = m->slice_keys[i];
+            slices[i].read = sd__staged_read;
+            slices[i].arg = &reads[i];
+            nopen++;
+        }
+    }
+    if (rc == 0 && m->nslices > 0) {
+        rc = sd_tables_ensure_table(m->tables, m->project, m->table_id,
+                                    (const char *const *)m->columns, m->ncols, &m->err);
+        if (rc == 0) {
+            rc = sd_tables_import(m->tables, m->project, m->table_id,
+                                  (const char *const *)m->columns, m->ncols, slices, m->nslices,
+                                  &m->rows, &m->err);
+        }
+    }
+    for (size_t i = 0; i < nopen; i++) {
+        sd_staging_close_read(m->staging, reads[i].reader);
+    }
+    free(slices);
+    free(reads);
+    return rc;
+}
+
+static void sd__import_step_free(void *arg)
+{
+    struct sd_import_step *m = arg;
+
+    for (size_t i = 0; i < m->ncols; i++) {
+        free(m->columns[i]);
+    }
+    for (size_t i = 0; i < m->nslices; i++) {
+        free(m->slice_keys[i]);
+        free(m->staged_keys[i]);
+    }
+    free(m->columns);
+    free(m->slice_keys);
+    free(m->staged_keys);
+    free(m->table_id);
+    sd_buf_fini(&m->err);
+    free(m);
+}
+
 static void sd__import_file(struct sd_operator *op, const char *file_key, json_t *file)
 {
     struct sd_state *state = op->srv->state;
     char *prefix = sd_xasprintf("storage/slice/all/%s/", file_key);
+    char *busy_key = sd_xasprintf("import/%s", file_key);
     json_t *columns_json = json_object_get(file, "columns");
-    const char *table_id =
-        json_string_value(json_object_get(json_object_get(file, "target"), "tableId"));
-    int64_t project = json_integer_value(json_object_get(file, "projectId"));
-    size_t ncols = json_array_size(columns_json), nslices = 0;
-    const char **columns = sd_xcalloc(ncols + 1, sizeof(char *));
-    struct sd_import_slice *slices = NULL;
-    struct sd_staged_read *reads = NULL;
+    struct sd_import_step *m = sd_xcalloc(1, sizeof(*m));
     struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
-    struct sd_buf err = SD_BUF_INIT;
     struct sd_kvs kvs;
-    uint64_t rows = 0;
+    double t0 = sd_mreg_now_ms();
     int64_t now;
     int rc = 0;
-    double t0 = sd_mreg_now_ms();
 
-    sd_log_key(SD_LOG_DEBUG, "operator", file_key, "importing file %s into %s", file_key, table_id);
-    for (size_t c = 0; c < ncols; c++) {
-        columns[c] = json_string_value(json_object_get(json_array_get(columns_json, c), "name"));
+    m->staging = op->srv->staging;
+    m->tables = op->srv->tables;
+    m->project = json_integer_value(json_object_get(file, "projectId"));
+    m->table_id = sd_xstrdup(
+        json_string_value(json_object_get(json_object_get(file, "target"), "tableId")) ?: "");
+    m->ncols = json_array_size(columns_json);
+    m->columns = sd_xcalloc(m->ncols + 1, sizeof(char *));
+    sd_buf_init(&m->err);
+    sd_log_key(SD_LOG_DEBUG, "operator", file_key, "importing file %s into %s", file_key,
+               m->table_id);
+    for (size_t c = 0; c < m->ncols; c++) {
+        m->columns[c] = sd_xstrdup(
+            json_string_value(json_object_get(json_array_get(columns_json, c), "name")) ?: "");
     }
     memset(&kvs, 0, sizeof(kvs));
     rc = sd_state_range(state, prefix, 0, &kvs);
     if (rc != 0) {
         goto done;
     }
-    slices = sd_xcalloc(kvs.n + 1, sizeof(*slices));
-    reads = sd_xcalloc(kvs.n + 1, sizeof(*reads));
-    for (size_t i = 0; i < kvs.n && rc == 0; i++) {
+    m->slice_keys = sd_xcalloc(kvs.n + 1, sizeof(char *));
+    m->staged_keys = sd_xcalloc(kvs.n + 1, sizeof(char *));
+    for (size_t i = 0; i < kvs.n; i++) {
         json_t *slice = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
         const char *skey =
             json_string_value(json_object_get(json_object_get(slice, "staging"), "key"));
         if (!json_is_true(json_object_get(slice, "isEmpty")) && skey != NULL) {
-            reads[nslices].staging = op->srv->staging;
-            rc = sd_staging_open_read(op->srv->staging, skey, &reads[nslices].reader);
-            if (rc != 0) {
-                sd_buf_printf(&err, "staged slice %s cannot be read: %s", skey, sd_strerror(rc));
-            } else {
-                slices[nslices].slice_key = kvs.items[i].key + strlen("storage/slice/all/");
-                slices[nslices].read = sd__staged_read;
-                slices[nslices].arg = &reads[nslices];
-                nslices++;
-            }
+            m->slice_keys[m->nslices] = sd_xstrdup(kvs.items[i].key + strlen("storage/slice/all/"));
+            m->staged_keys[m->nslices] = sd_xstrdup(skey);
+            m->nslices++;
         }
         json_decref(slice);
     }
-    if (rc == 0 && nslices > 0) {
-        rc = sd_tables_ensure_table(op->srv->tables, project, table_id, columns, ncols, &err);
-        if (rc == 0) {
-            rc = sd_tables_import(op->srv->tables, project, table_id, columns, ncols, slices,
-                                  nslices, &rows, &err);
-        }
-    }
-    for (size_t i = 0; i < nslices; i++) {
-        sd_staging_close_read(op->srv->staging, reads[i].reader);
+    rc = sd_bounded_run(op->steps, busy_key, sd__import_step, m, sd__import_step_free,
+                        op->cfg.file_import_timeout_ms);
+    if (rc == -ETIMEDOUT) {
+        m = NULL; /* the abandoned step owns it now */
+        sd__record_failure(op, "file", file_key, file, "file import timeout");
+        goto done;
     }
     if (rc != 0) {
         sd__record_failure(op, "file", file_key, file,
-                           err.len ? sd_buf_cstr(&err) : sd_strerror(rc));
+                           m->err.len ? sd_buf_cstr(&m->err) : sd_strerror(rc));
         goto done;
     }
     /* Committed in the table: move every slice (with its statistics) and then the file.
@@ -720,16 +931,16 @@ static void sd__import_file(struct sd_operator *op, const char *file_key, json_t
         json_decref(slice);
     }
     sd_log_key(SD_LOG_INFO, "operator", file_key, "file %s imported into %s (%llu rows)", file_key,
-               table_id, (unsigned long long)rows);
+               m->table_id, (unsigned long long)m->rows);
 done:
     sd_mreg_operation("fileimport", file_key, sd_mreg_now_ms() - t0,
                       rc != 0 || strcmp(sd__state_of(file), "imported") != 0 ? "other" : "", -1,
                       -1);
+    if (m != NULL) {
+        sd__import_step_free(m);
+    }
     sd_kvs_free(&kvs);
-    sd_buf_fini(&err);
-    free(columns);
-    free(slices);
-    free(reads);
+    free(busy_key);
     free(prefix);
     free(b);
 }
@@ -757,8 +968,10 @@ static int sd__sink_exists(struct sd_state *state, const char *file_key)
     return exists;
 }
 
-/* Drops a file of a hard-deleted sink: its staged objects, statistics, slices and itself. */
-static void sd__purge_file(struct sd_operator *op, const char *file_key)
+/* Drops a file that will never be imported (of a hard-deleted sink, or expired while still
+ * active): its staged objects, statistics, slices and itself. Local slice directories are left
+ * to the disk cleanup, as in the reference. Returns 0 or the state store's code. */
+static int sd__purge_file(struct sd_operator *op, const char *file_key)
 {
     struct sd_state *state = op->srv->state;
     char *prefix = sd_xasprintf("storage/slice/all/%s/", file_key);
@@ -795,12 +1008,9 @@ static void sd__purge_file(struct sd_operator *op, const char *file_key)
         sd__batch_del(b, sd_xasprintf("storage/file/all/%s", file_key));
         rc = sd__batch_commit(state, b);
     }
-    if (rc == 0) {
-        sd_log_key(SD_LOG_INFO, "operator", file_key, "file %s of a deleted sink dropped",
-                   file_key);
-    }
     free(b);
     free(prefix);
+    return rc;
 }
 
 static void sd__files(struct sd_operator *op, int64_t now)
@@ -838,8 +1048,12 @@ static void sd__files(struct sd_operator *op, int64_t now)
             const char *key = kvs.items[i].key + strlen("storage/file/level/staging/");
             json_t *file = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
             if (strcmp(sd__state_of(file), "importing") == 0 && !sd__sink_exists(state, key)) {
-                sd__purge_file(op, key);
-            } else if (strcmp(sd__state_of(file), "importing") == 0 && sd__retry_due(file, now)) {
+                if (sd__purge_file(op, key) == 0) {
+                    sd_log_key(SD_LOG_INFO, "operator", key, "file %s of a deleted sink dropped",
+                               key);
+                }
+            } else if (strcmp(sd__state_of(file), "importing") == 0 && sd__retry_due(file, now) &&
+                       !sd__step_is_busy(op, "import", key)) {
                 sd__import_file(op, key, file);
             }
             json_decref(file);
@@ -932,46 +1146,172 @@ static int sd__delete_file(struct sd_operator *op, const char *sink_key, const c
     return rc;
 }
 
+/* Time of the file's last state change ("<state>At", "openedAt" while writing). */
+static int64_t sd__last_state_change_ms(const json_t *file)
+{
+    char at_key[32];
+    int64_t ms;
+
+    snprintf(at_key, sizeof(at_key), "%sAt", sd__state_of(file));
+    ms = sd__field_time_ms(file, at_key);
+    return ms > 0 ? ms : sd__field_time_ms(file, "openedAt");
+}
+
+/* The expired files of one sink, deleted in order by one thread (the `_sum` statistics of a
+ * sink are read, added to and written back: one writer per sink). */
+struct sd_cleanup_sink {
+    char *sink;
+    json_t *files;  /* [[fileKey, isImported], ...] */
+    int is_skipped; /* deleted or disabled long ago */
+};
+
+struct sd_cleanup_run {
+    struct sd_operator *op;
+    struct sd_cleanup_sink *sinks;
+    pthread_mutex_t lock;
+    int64_t deleted;
+    int64_t errors;
+};
+
+static void sd__cleanup_sink_files(size_t i, void *arg)
+{
+    struct sd_cleanup_run *run = arg;
+    struct sd_cleanup_sink *cs = &run->sinks[i];
+    size_t k;
+    json_t *e;
+
+    json_array_foreach(cs->files, k, e)
+    {
+        const char *file_key = json_string_value(json_array_get(e, 0));
+        int is_stopped, rc;
+        pthread_mutex_lock(&run->lock);
+        is_stopped = run->errors > run->op->cfg.cleanup_error_tolerance;
+        pthread_mutex_unlock(&run->lock);
+        if (is_stopped) {
+            return;
+        }
+        rc = json_is_true(json_array_get(e, 1)) ? sd__delete_file(run->op, cs->sink, file_key)
+                                                : sd__purge_file(run->op, file_key);
+        pthread_mutex_lock(&run->lock);
+        if (rc == 0) {
+            run->deleted++;
+        } else {
+            run->errors++;
+        }
+        pthread_mutex_unlock(&run->lock);
+        if (rc == 0) {
+            sd_log_key(SD_LOG_INFO, "operator", file_key, "deleted expired file %s", file_key);
+        } else {
+            sd_log_key(SD_LOG_ERROR, "operator", file_key, "cannot delete expired file \"%s\": %s",
+                       file_key, sd_strerror(rc));
+        }
+    }
+}
+
+/* 1 if the sink "<p>/<b>/<source>/<sink>" was deleted or disabled more than `ms` ago: the
+ * reference's metadata cleanup leaves such sinks alone. */
+static int sd__sink_gone_longer_than(struct sd_state *state, const char *sink_key, int64_t now,
+                                     int64_t ms)
+{
+    static const char *const kinds[] = {"active", "deleted"};
+    int gone = 0;
+
+    for (size_t i = 0; i < 2 && !gone; i++) {
+        char *key = sd_xasprintf("definition/sink/%s/%s", kinds[i], sink_key);
+        struct sd_kv kv;
+        if (sd_state_get(state, key, &kv) == 0) {
+            json_t *sink = json_loadb(kv.value, kv.value_len, 0, NULL);
+            int64_t deleted = sd__field_time_ms(json_object_get(sink, "deleted"), "at");
+            int64_t disabled = sd__field_time_ms(json_object_get(sink, "disabled"), "at");
+            gone = (deleted > 0 && now - deleted > ms) || (disabled > 0 && now - disabled > ms);
+            json_decref(sink);
+            sd_kv_free(&kv);
+        }
+        free(key);
+    }
+    return gone;
+}
+
+/* Metadata cleanup (reference metacleanup): per sink, files newest first; an imported file is
+ * deleted when its import is older than archivedFileExpiration and more than
+ * archivedFileRetentionPerSink newer files precede it; any other file when its last state change
+ * is older than activeFileExpiration (except the file a local writer has open: its slot would
+ * lose its entities). Sinks deleted or disabled longer than both expirations ago are left alone,
+ * as in the reference. Sinks are cleaned by up to `concurrency` threads, each sink's files in
+ * order by one of them; a pass stops once more than errorTolerance deletions failed. */
 static void sd__cleanup(struct sd_operator *op, int64_t now)
 {
-    int64_t expiration = op->cfg.archived_file_expiration_ms;
-    int64_t keep = op->cfg.archived_file_retention;
+    const struct sd_operator_config *c = &op->cfg;
+    struct sd_cleanup_run run;
     struct sd_kvs kvs;
-    char *sink = NULL;
-    int64_t newer = 0;
+    json_t *open;
+    size_t nsinks = 0;
+    int64_t index = 0, total = 0;
 
-    if (!op->cfg.is_cleanup_enabled || now < op->next_cleanup_ms) {
+    if (!c->is_cleanup_enabled || now < op->next_cleanup_ms) {
         return;
     }
-    op->next_cleanup_ms = now + op->cfg.cleanup_interval_ms;
+    op->next_cleanup_ms = now + c->cleanup_interval_ms;
     memset(&kvs, 0, sizeof(kvs));
-    if (sd_state_range(op->srv->state, "storage/file/level/target/", 0, &kvs) != 0) {
+    if (sd_state_range(op->srv->state, "storage/file/all/", 0, &kvs) != 0) {
         return;
     }
+    memset(&run, 0, sizeof(run));
+    run.op = op;
+    run.sinks = sd_xcalloc(kvs.n + 1, sizeof(*run.sinks));
+    pthread_mutex_init(&run.lock, NULL);
+    open = sd_storage_open_slices(op->srv->storage);
     /* Keys sort by sink, then by open time: walk backwards to see each sink's newest first. */
     for (size_t i = kvs.n; i-- > 0;) {
-        const char *file_key = kvs.items[i].key + strlen("storage/file/level/target/");
+        const char *file_key = kvs.items[i].key + strlen("storage/file/all/");
         const char *slash = strrchr(file_key, '/');
+        struct sd_cleanup_sink *cs = nsinks ? &run.sinks[nsinks - 1] : NULL;
         json_t *file;
+        int64_t age, file_index;
+        int is_imported, is_expired;
         if (slash == NULL) {
             continue;
         }
-        if (sink == NULL || strlen(sink) != (size_t)(slash - file_key) ||
-            strncmp(sink, file_key, (size_t)(slash - file_key)) != 0) {
-            free(sink);
-            sink = sd_xstrndup(file_key, (size_t)(slash - file_key));
-            newer = 0;
+        if (cs == NULL || strlen(cs->sink) != (size_t)(slash - file_key) ||
+            strncmp(cs->sink, file_key, (size_t)(slash - file_key)) != 0) {
+            cs = &run.sinks[nsinks++];
+            cs->sink = sd_xstrndup(file_key, (size_t)(slash - file_key));
+            cs->files = json_array();
+            cs->is_skipped = sd__sink_gone_longer_than(op->srv->state, cs->sink, now,
+                                                       c->archived_file_expiration_ms +
+                                                           c->active_file_expiration_ms);
+            index = 0;
         }
+        file_index = index++;
+        total++;
         file = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
-        if (newer++ >= keep && now - sd__field_time_ms(file, "importedAt") >= expiration) {
-            if (sd__delete_file(op, sink, file_key) == 0) {
-                sd_log_key(SD_LOG_INFO, "operator", file_key, "file %s cleaned up", file_key);
-            }
+        age = now - sd__last_state_change_ms(file);
+        is_imported = strcmp(sd__state_of(file), "imported") == 0;
+        is_expired =
+            is_imported
+                ? age >= c->archived_file_expiration_ms && file_index > c->archived_file_retention
+                : age >= c->active_file_expiration_ms && !sd__is_open(open, "fileKey", file_key) &&
+                      !sd__step_is_busy(op, "import", file_key);
+        if (is_expired && !cs->is_skipped) {
+            json_array_append_new(cs->files, json_pack("[s, b]", file_key, is_imported));
         }
         json_decref(file);
     }
-    free(sink);
+    json_decref(open);
     sd_kvs_free(&kvs);
+    sd_parallel_for(nsinks, (int)c->cleanup_concurrency, sd__cleanup_sink_files, &run);
+    if (run.errors > c->cleanup_error_tolerance) {
+        sd_log_error("operator", "local storage metadata cleanup failed: %lld errors",
+                     (long long)run.errors);
+    }
+    sd_log_info("operator", "cleanup deleted %lld files, retained %lld files, %lld errors",
+                (long long)run.deleted, (long long)(total - run.deleted), (long long)run.errors);
+    for (size_t i = 0; i < nsinks; i++) {
+        free(run.sinks[i].sink);
+        json_decref(run.sinks[i].files);
+    }
+    free(run.sinks);
+    pthread_mutex_destroy(&run.lock);
 }
 
 /* ---- the thread ---- */
@@ -1032,7 +1372,9 @@ int sd_operator_start(struct sd_server *srv, struct sd_operator **out)
 
     op->srv = srv;
     sd__operator_config(srv->cfg, &op->cfg);
-    op->next_cleanup_ms = sd_now_ms() + op->cfg.cleanup_interval_ms;
+    op->steps = sd_bounded_create();
+    /* the reference's first cleanup runs at once, then every interval */
+    op->next_cleanup_ms = sd_now_ms();
     pthread_mutex_init(&op->lock, NULL);
     pthread_cond_init(&op->cond, NULL);
     op->is_running = 1;
@@ -1040,6 +1382,7 @@ int sd_operator_start(struct sd_server *srv, struct sd_operator **out)
     if (rc != 0) {
         pthread_mutex_destroy(&op->lock);
         pthread_cond_destroy(&op->cond);
+        sd_bounded_destroy(op->steps);
         free(op);
         return -rc;
     }
@@ -1065,6 +1408,7 @@ void sd_operator_stop(struct sd_operator *op)
     pthread_cond_signal(&op->cond);
     pthread_mutex_unlock(&op->lock);
     pthread_join(op->thread, NULL);
+    sd_bounded_destroy(op->steps); /* abandoned steps use staging, tables and storage */
     pthread_mutex_destroy(&op->lock);
     pthread_cond_destroy(&op->cond);
     free(op);

@@ -14,6 +14,9 @@
  * thread and only read the slot's current slice under its lock. */
 #include "storage/sd_storage.h"
 #include "storage/sd_states.h"
+#include "storage/sd_assign.h"
+#include "storage/sd_bounded.h"
+#include "storage/sd_disk_cleanup.h"
 #include "config/sd_config.h"
 #include "config/sd_config_bind.h"
 #include "core/sd_alloc.h"
@@ -60,6 +63,7 @@ struct sd_slice_handle {
     char *key;      /* sliceKey: <p>/<b>/<src>/<sink>/<fileOpenedAt>/<volumeId>/<sliceOpenedAt> */
     char *file_key; /* <p>/<b>/<src>/<sink>/<fileOpenedAt> */
     struct sd_slice_stats last_flushed;
+    int is_reported_not_ready;         /* writer threads only (one callback at a time) */
     void *waiters;                     /* owned by the sync listener's thread */
     struct sd_slice_handle *next_open; /* list of open slices (stats thread) */
 };
@@ -93,10 +97,18 @@ struct sd_storage_config {
     int gzip_concurrency;
     const char *sync_mode_name;
     enum sd_sync_mode sync_mode; /* from sync_mode_name */
+    int failed_batches_threshold;
     int is_allocation_enabled;
     int64_t allocation_static_bytes;
     int64_t allocation_relative_percent;
     int64_t stats_interval_ms;
+    int64_t slice_close_timeout_ms;
+    int64_t file_close_timeout_ms;
+    int is_disk_cleanup_enabled;
+    int64_t disk_cleanup_interval_ms;
+    int disk_cleanup_concurrency;
+    size_t assignment_count;
+    struct sd_config_strlist preferred_types; /* borrowed from the config */
 };
 
 #define SD_STORAGE_BIND(field, key, type) SD_BIND(struct sd_storage_config, field, key, type)
@@ -112,6 +124,8 @@ static const struct sd_config_binding sd_storage_rows[] = {
     SD_STORAGE_BIND(gzip_concurrency, "storage.level.local.encoding.compression.gzip.concurrency",
                     SD_BIND_INT),
     SD_STORAGE_BIND(sync_mode_name, "storage.level.local.encoding.sync.mode", SD_BIND_STR),
+    SD_STORAGE_BIND(failed_batches_threshold, "storage.level.local.encoding.failedChunksThreshold",
+                    SD_BIND_INT),
     SD_STORAGE_BIND(is_allocation_enabled, "storage.level.local.writer.allocation.enabled",
                     SD_BIND_BOOL),
     SD_STORAGE_BIND(allocation_static_bytes, "storage.level.local.writer.allocation.static",
@@ -119,6 +133,17 @@ static const struct sd_config_binding sd_storage_rows[] = {
     SD_STORAGE_BIND(allocation_relative_percent, "storage.level.local.writer.allocation.relative",
                     SD_BIND_I64),
     SD_STORAGE_BIND(stats_interval_ms, "storage.statistics.sync.interval", SD_BIND_I64),
+    SD_STORAGE_BIND(slice_close_timeout_ms, "storage.level.staging.operator.sliceCloseTimeout",
+                    SD_BIND_I64),
+    SD_STORAGE_BIND(file_close_timeout_ms, "storage.level.target.operator.fileCloseTimeout",
+                    SD_BIND_I64),
+    SD_STORAGE_BIND(is_disk_cleanup_enabled, "storage.diskCleanup.enabled", SD_BIND_BOOL),
+    SD_STORAGE_BIND(disk_cleanup_interval_ms, "storage.diskCleanup.interval", SD_BIND_I64),
+    SD_STORAGE_BIND(disk_cleanup_concurrency, "storage.diskCleanup.concurrency", SD_BIND_INT),
+    SD_STORAGE_BIND(assignment_count, "storage.level.local.volume.assignment.count",
+                    SD_BIND_SIZE_T),
+    SD_STORAGE_BIND(preferred_types, "storage.level.local.volume.assignment.preferredTypes",
+                    SD_BIND_LIST),
 };
 const struct sd_config_bindings sd_storage_config_bindings =
     SD_BINDINGS("storage", sd_storage_rows);
@@ -136,8 +161,12 @@ struct sd_storage {
     struct sd_sink_slot *slots;
     struct sd_slice_handle *open_slices;
     pthread_t stats_thread;
-    pthread_cond_t stats_cond;
-    int stats_running;
+    pthread_t cleanup_thread;
+    int has_cleanup_thread;
+    pthread_cond_t stats_cond; /* wakes the stats and disk cleanup threads at close */
+    int is_running;
+    struct sd_bounded *closes; /* slice closes under their timeouts */
+    json_t *closing;           /* keys of slices whose writer is closing (set; under lock) */
 };
 
 static void sd__random_alnum(char *out, size_t n)
@@ -475,8 +504,8 @@ static void sd__slice_dir(struct sd_volume *v, const char *sink_key, int64_t fil
     snprintf(out, len, "%s/%s/%s/%s", v->path, sink_key, f, s);
 }
 
-/* Reads every key the storage writer uses (reference local level: volumes, encoding, writer
- * allocation; statistics). */
+/* Reads every key the storage writer uses (reference local level: volumes, encoding,
+ * writer allocation; staging/target operator close timeouts; statistics; disk cleanup). */
 static void sd__storage_config(const struct sd_config *cfg, struct sd_storage_config *c)
 {
     sd_config_fill(cfg, &sd_storage_config_bindings, c);
@@ -504,6 +533,7 @@ static void sd__writer_opts(struct sd_storage *st, struct sd_slice_writer_opts *
     o->max_pending_bytes = SD_STORAGE_MAX_PENDING_BYTES;
     o->allocate = allocate_bytes > 0;
     o->allocate_bytes = allocate_bytes;
+    o->failed_batches_threshold = (uint32_t)c->failed_batches_threshold;
 }
 
 /* storage.level.local.writer.allocation (reference diskalloc): the space a sink's next slice
@@ -544,10 +574,17 @@ static void sd__on_writer_sync(void *arg, uint64_t seq, int rc)
     struct sd_storage *st = slice->storage;
     char name[SD_HEALTH_NAME_MAX];
 
-    /* readiness: an unhealthy writer refuses every append until its slice is rotated */
+    /* readiness: an unhealthy writer refuses every append until its slice is rotated; a
+     * writer whose last failedChunksThreshold batches failed is not ready until one succeeds */
+    snprintf(name, sizeof(name), "slice %s", slice->key);
     if (rc < 0 && sd_slice_writer_is_unhealthy(slice->writer)) {
-        snprintf(name, sizeof(name), "slice %s", slice->key);
         sd_health_set(st->srv->health, name, sd_strerror(rc));
+    } else if (rc < 0 && !sd_slice_writer_is_ready(slice->writer)) {
+        sd_health_set(st->srv->health, name, sd_strerror(rc));
+        slice->is_reported_not_ready = 1;
+    } else if (rc == 0 && slice->is_reported_not_ready) {
+        sd_health_clear(st->srv->health, name);
+        slice->is_reported_not_ready = 0;
     }
     if (st->listener != NULL) {
         st->listener(st->listener_arg, slice, seq, rc);
@@ -709,6 +746,64 @@ static void sd__txn_put_entity(struct sd_op *ops, size_t *n, char **owned, size_
     owned[(*nowned)++] = level_key;
 }
 
+/* The volume assignment of a new file (reference assignment.VolumesFor on this node's
+ * volumes): {"config": {"count", "preferredTypes"}, "volumes": [ids]}. */
+static json_t *sd__assign_file(struct sd_storage *st, uint64_t seed)
+{
+    struct sd_assign_volume cand[SD_STORAGE_MAX_VOLUMES];
+    size_t picked[SD_STORAGE_MAX_VOLUMES];
+    json_t *types = json_array(), *ids = json_array();
+    size_t n;
+
+    for (size_t i = 0; i < st->nvolumes; i++) {
+        cand[i].type = st->volumes[i].type;
+        cand[i].label = st->volumes[i].label;
+    }
+    n = sd_assign_volumes(cand, st->nvolumes, st->cfg.assignment_count,
+                          st->cfg.preferred_types.items, st->cfg.preferred_types.n, seed, picked);
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(ids, json_string(st->volumes[picked[i]].id));
+    }
+    for (size_t i = 0; i < st->cfg.preferred_types.n; i++) {
+        json_array_append_new(types, json_string(st->cfg.preferred_types.items[i]));
+    }
+    return json_pack("{s:{s:I, s:o}, s:o}", "config", "count", (json_int_t)st->cfg.assignment_count,
+                     "preferredTypes", types, "volumes", ids);
+}
+
+/* The volume of a file's next slice: the assigned volume after the one of old_slice_key
+ * ("<fileKey>/<volumeId>/<openedAt>"), so a file's slices take turns on its volumes. Falls back
+ * to our first volume when the file names none of ours. */
+static struct sd_volume *sd__next_assigned_volume(struct sd_storage *st, const char *file_key,
+                                                  const char *old_slice_key)
+{
+    char *all_key = sd_xasprintf("storage/file/all/%s", file_key);
+    json_t *file = sd__get_json(st, all_key);
+    json_t *ids = json_object_get(json_object_get(file, "assignment"), "volumes");
+    size_t n = json_array_size(ids), at = 0, klen = strlen(file_key);
+    struct sd_volume *v = NULL;
+
+    free(all_key);
+    if (old_slice_key != NULL && strncmp(old_slice_key, file_key, klen) == 0 &&
+        old_slice_key[klen] == '/') {
+        const char *vol = old_slice_key + klen + 1;
+        const char *end = strchr(vol, '/');
+        for (size_t i = 0; end != NULL && i < n; i++) {
+            const char *id = json_string_value(json_array_get(ids, i));
+            if (id != NULL && strlen(id) == (size_t)(end - vol) &&
+                strncmp(id, vol, (size_t)(end - vol)) == 0) {
+                at = i + 1;
+                break;
+            }
+        }
+    }
+    for (size_t i = 0; i < n && v == NULL; i++) {
+        v = sd__volume_by_id(st, json_string_value(json_array_get(ids, (at + i) % n)));
+    }
+    json_decref(file);
+    return v != NULL ? v : &st->volumes[0];
+}
+
 /* Opens the next slice of a sink in one transaction: a new file too when file_key is NULL
  * (first file, or file rotation), and moves the old slice (and, on file rotation, the old
  * file) to "closing". meta holds projectId, branchId, sourceId, sinkId, columns, tableId. */
@@ -718,8 +813,14 @@ static int sd__open_next(struct sd_storage *st, const json_t *meta, const json_t
                          char **slice_key_out, char **dir_out, struct sd_buf *err)
 {
     int64_t now = sd_now_ms() > min_ms ? sd_now_ms() : min_ms + 1;
-    struct sd_volume *v = &st->volumes[(size_t)now % st->nvolumes];
-    int gz = strcmp(st->cfg.compression, "gzip") == 0;
+    json_t *assignment = file_key == NULL ? sd__assign_file(st, (uint64_t)now) : NULL;
+    struct sd_volume *v =
+        assignment != NULL
+            ? sd__volume_by_id(
+                  st, json_string_value(json_array_get(json_object_get(assignment, "volumes"), 0)))
+            : sd__next_assigned_volume(st, file_key, old_slice_key);
+    const char *compression = st->cfg.compression;
+    int gz = strcmp(compression, "gzip") == 0;
     char ts[SD_TIME_ISO_LEN + 1], staging_path[64], dir[PATH_MAX];
     struct sd_op ops[8];
     char *owned[24];
@@ -744,11 +845,11 @@ static int sd__open_next(struct sd_storage *st, const json_t *meta, const json_t
     memset(ops, 0, sizeof(ops));
     if (file_key == NULL) {
         file = json_pack(
-            "{s:O, s:O, s:O, s:O, s:s, s:s, s:s, s:{s:[s]}, s:O, s:{s:O}, s:O}", "projectId",
+            "{s:O, s:O, s:O, s:O, s:s, s:s, s:s, s:O, s:O, s:{s:O}, s:O}", "projectId",
             json_object_get(meta, "projectId"), "branchId", json_object_get(meta, "branchId"),
             "sourceId", json_object_get(meta, "sourceId"), "sinkId",
             json_object_get(meta, "sinkId"), "fileOpenedAt", ts, "state", "writing", "openedAt", ts,
-            "assignment", "volumes", v->id, "columns", json_object_get(meta, "columns"), "target",
+            "assignment", assignment, "columns", json_object_get(meta, "columns"), "target",
             "tableId", json_object_get(meta, "tableId"), "settings", settings);
         sd__txn_put_entity(ops, &n, owned, &nowned, "file", fk, "local", file);
     }
@@ -783,6 +884,7 @@ static int sd__open_next(struct sd_storage *st, const json_t *meta, const json_t
     for (size_t i = 0; i < nowned; i++) {
         free(owned[i]);
     }
+    json_decref(assignment);
     json_decref(file);
     json_decref(slice);
     json_decref(old_slice);
@@ -813,8 +915,10 @@ static int sd__find_open_file(struct sd_storage *st, const char *sink_key, char 
             const char *state = json_string_value(json_object_get(j, "state"));
             const char *vol = json_string_value(json_object_get(j, "volumeId"));
             const char *d = json_string_value(json_object_get(json_object_get(j, "local"), "dir"));
-            if (state && strcmp(state, "writing") == 0 && vol && sd__volume_by_id(st, vol) && d) {
-                const char *key = kvs.items[i].key + strlen("storage/slice/level/local/");
+            const char *key = kvs.items[i].key + strlen("storage/slice/level/local/");
+            /* a slice whose old writer still closes gets no second writer */
+            if (state && strcmp(state, "writing") == 0 && vol && sd__volume_by_id(st, vol) && d &&
+                !sd_storage_slice_is_closing(st, key)) {
                 char *fk = sd_xasprintf("%s/%s", sink_key,
                                         json_string_value(json_object_get(j, "fileOpenedAt")));
                 char *file_all = sd_xasprintf("storage/file/all/%s", fk);
@@ -977,11 +1081,106 @@ static void sd__slice_closed(struct sd_storage *st, const char *slice_key)
     }
 }
 
+/* The close of a slice rotated away (or of a deactivated sink's slice), bounded by
+ * sliceCloseTimeout (fileCloseTimeout when its file closes too): the writer's final batch and
+ * sync, its statistics, then the moves to "uploading" (after "closing" for a deactivation). */
+struct sd_close_step {
+    struct sd_storage *st;
+    struct sd_slice_handle *slice;
+    char *slice_key;
+    char *file_key; /* set for a deactivation: the slice and this file move to "closing" */
+};
+
+static int sd__close_step(void *arg)
+{
+    struct sd_close_step *c = arg;
+    int rc = 0;
+
+    sd__slice_close(c->st, c->slice);
+    if (c->file_key != NULL) {
+        rc = sd__transition(c->st, "slice", c->slice_key, "closing");
+        if (rc == 0) {
+            rc = sd__transition(c->st, "file", c->file_key, "closing");
+        }
+        if (rc != 0) {
+            sd_log_error("storage", "closing file %s: %s", c->file_key, sd_strerror(rc));
+        }
+    }
+    if (rc == 0) {
+        sd__slice_closed(c->st, c->slice_key);
+    }
+    pthread_mutex_lock(&c->st->lock);
+    json_object_del(c->st->closing, c->slice_key);
+    pthread_mutex_unlock(&c->st->lock);
+    return rc;
+}
+
+static void sd__close_step_free(void *arg)
+{
+    struct sd_close_step *c = arg;
+
+    free(c->slice_key);
+    free(c->file_key);
+    free(c);
+}
+
+/* Marks a slice as closing before its slot lets go of it, so no upload starts before its
+ * writer is closed (sd_storage_slice_is_closing); the close step unmarks it. Idempotent. */
+static void sd__mark_closing(struct sd_storage *st, const char *slice_key)
+{
+    pthread_mutex_lock(&st->lock);
+    json_object_set_new(st->closing, slice_key, json_true());
+    pthread_mutex_unlock(&st->lock);
+}
+
+/* Closes slice (already detached from its slot) within timeout_ms; past it, the close goes on
+ * in the background and the slice stays out of the upload (sd_storage_slice_is_closing) until
+ * its writer is closed. file_key: see struct sd_close_step. */
+static void sd__close_bounded(struct sd_storage *st, struct sd_slice_handle *slice,
+                              const char *file_key, int64_t timeout_ms)
+{
+    struct sd_close_step *c = sd_xcalloc(1, sizeof(*c));
+    char *busy_key = sd_xasprintf("close/%s", slice->key);
+    int is_pending, rc;
+
+    c->st = st;
+    c->slice = slice;
+    c->slice_key = sd_xstrdup(slice->key);
+    c->file_key = file_key ? sd_xstrdup(file_key) : NULL;
+    sd__mark_closing(st, slice->key);
+    rc = sd_bounded_run(st->closes, busy_key, sd__close_step, c, sd__close_step_free, timeout_ms);
+    if (rc == -ETIMEDOUT) {
+        sd_log_error("storage", "slice %s: %s, its writer closes in the background", busy_key + 6,
+                     file_key ? "file close timeout" : "slice close timeout");
+    } else {
+        pthread_mutex_lock(&st->lock);
+        is_pending = json_object_get(st->closing, c->slice_key) != NULL;
+        pthread_mutex_unlock(&st->lock);
+        if (is_pending) {
+            sd__close_step(c); /* no thread could be started (rc -errno): close here */
+        }
+        sd__close_step_free(c);
+    }
+    free(busy_key);
+}
+
+int sd_storage_slice_is_closing(struct sd_storage *st, const char *slice_key)
+{
+    int closing;
+
+    pthread_mutex_lock(&st->lock);
+    closing = json_object_get(st->closing, slice_key) != NULL;
+    pthread_mutex_unlock(&st->lock);
+    return closing;
+}
+
 int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file, struct sd_buf *err)
 {
     struct sd_sink_slot *slot;
     struct sd_slice_handle *old, *next = NULL;
-    char *file_key = NULL, *slice_key = NULL, *dir = NULL, *old_key;
+    char *file_key = NULL, *slice_key = NULL, *dir = NULL;
+    int64_t close_timeout_ms =
+        new_file ? st->cfg.file_close_timeout_ms : st->cfg.slice_close_timeout_ms;
     json_t *settings;
     int rc;
 
@@ -1010,6 +1209,7 @@ int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file,
         goto done; /* nothing changed: the old slice keeps its writer */
     }
     rc = sd__slice_open(st, slice_key, file_key, dir, sd__allocation_bytes(st, slot), &next, err);
+    sd__mark_closing(st, old->key); /* stored as "closing" now: no upload before it is closed */
     if (rc != 0) {
         /* The store already names the next slice (the old one is "closing"), but its file
          * cannot be opened, typically because the volume is full. Close the old slice
@@ -1022,10 +1222,7 @@ int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file,
         slot->pending_dir = dir;
         pthread_mutex_unlock(&slot->lock);
         slice_key = file_key = dir = NULL;
-        old_key = sd_xstrdup(old->key);
-        sd__slice_close(st, old);
-        sd__slice_closed(st, old_key);
-        free(old_key);
+        sd__close_bounded(st, old, NULL, close_timeout_ms);
         sd_log_key(SD_LOG_WARN, "storage", sink_key,
                    "sink %s: next slice cannot be opened (%s); intake paused", sink_key,
                    sd_buf_cstr(err));
@@ -1034,10 +1231,7 @@ int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file,
     pthread_mutex_lock(&slot->lock);
     slot->slice = next;
     pthread_mutex_unlock(&slot->lock);
-    old_key = sd_xstrdup(old->key);
-    sd__slice_close(st, old);
-    sd__slice_closed(st, old_key);
-    free(old_key);
+    sd__close_bounded(st, old, NULL, close_timeout_ms);
     sd_log_key(SD_LOG_INFO, "storage", next->key, "sink %s rotated to slice %s%s", sink_key,
                next->key, new_file ? " (new file)" : "");
 done:
@@ -1083,36 +1277,32 @@ int sd_storage_reopen_pending(struct sd_storage *st)
 }
 
 /* Closes the slot's slice and moves the slice and its file to "closing", the slice then to
- * "uploading" (its writer is gone). */
+ * "uploading" (its writer is gone); the writer's close is bounded by fileCloseTimeout. */
 static void sd__slot_close(struct sd_storage *st, struct sd_sink_slot *slot)
 {
     struct sd_slice_handle *slice = slot->slice;
-    char *slice_key, *file_key;
     int rc;
 
-    if (slice == NULL) { /* paused after a full disk: close the stored next slice */
-        slice_key = sd_xstrdup(slot->pending_slice_key);
-        file_key = sd_xstrdup(slot->pending_file_key);
-    } else {
-        slice_key = sd_xstrdup(slice->key);
-        file_key = sd_xstrdup(slice->file_key);
+    if (slice != NULL) {
+        sd__mark_closing(st, slice->key);
         pthread_mutex_lock(&slot->lock);
         slot->slice = NULL;
         pthread_mutex_unlock(&slot->lock);
-        sd__slice_close(st, slice);
+        sd__close_bounded(st, slice, slice->file_key, st->cfg.file_close_timeout_ms);
+        sd__slot_free(slot);
+        return;
     }
-    rc = sd__transition(st, "slice", slice_key, "closing");
+    /* paused after a full disk: close the stored next slice, which has no writer */
+    rc = sd__transition(st, "slice", slot->pending_slice_key, "closing");
     if (rc == 0) {
-        rc = sd__transition(st, "file", file_key, "closing");
+        rc = sd__transition(st, "file", slot->pending_file_key, "closing");
     }
     if (rc == 0) {
-        sd__slice_closed(st, slice_key);
+        sd__slice_closed(st, slot->pending_slice_key);
     } else {
-        sd_log_key(SD_LOG_ERROR, "storage", file_key, "closing file %s: %s", file_key,
-                   sd_strerror(rc));
+        sd_log_key(SD_LOG_ERROR, "storage", slot->pending_file_key, "closing file %s: %s",
+                   slot->pending_file_key, sd_strerror(rc));
     }
-    free(slice_key);
-    free(file_key);
     sd__slot_free(slot);
 }
 
@@ -1177,6 +1367,18 @@ json_t *sd_storage_open_slices(struct sd_storage *st)
 
 /* ---- statistics thread ---- */
 
+/* The CLOCK_REALTIME time ms from now (for pthread_cond_timedwait on stats_cond). */
+static void sd__deadline_in(int64_t ms, struct timespec *out)
+{
+    clock_gettime(CLOCK_REALTIME, out);
+    out->tv_sec += ms / 1000;
+    out->tv_nsec += (ms % 1000) * 1000000;
+    if (out->tv_nsec >= 1000000000) {
+        out->tv_sec++;
+        out->tv_nsec -= 1000000000;
+    }
+}
+
 static void *sd__stats_main(void *arg)
 {
     struct sd_storage *st = arg;
@@ -1184,16 +1386,10 @@ static void *sd__stats_main(void *arg)
 
     pthread_setname_np(pthread_self(), "sd-stats");
     pthread_mutex_lock(&st->lock);
-    while (st->stats_running) {
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += st->cfg.stats_interval_ms / 1000;
-        deadline.tv_nsec += (st->cfg.stats_interval_ms % 1000) * 1000000;
-        if (deadline.tv_nsec >= 1000000000) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000;
-        }
+    while (st->is_running) {
+        sd__deadline_in(st->cfg.stats_interval_ms, &deadline);
         pthread_cond_timedwait(&st->stats_cond, &st->lock, &deadline);
-        if (!st->stats_running) {
+        if (!st->is_running) {
             break;
         }
         for (struct sd_slice_handle *s = st->open_slices; s != NULL; s = s->next_open) {
@@ -1201,6 +1397,42 @@ static void *sd__stats_main(void *arg)
             sd_slice_writer_stats(s->writer, &now);
             /* The state store is thread-safe; holding our lock keeps the slice alive. */
             sd__flush_slice_stats(st, s, &now);
+        }
+    }
+    pthread_mutex_unlock(&st->lock);
+    return NULL;
+}
+
+/* ---- disk cleanup thread ---- */
+
+/* Removes slice directories no entity names: a pass at once, then every interval (reference
+ * writernode/diskcleanup). */
+static void *sd__disk_cleanup_main(void *arg)
+{
+    struct sd_storage *st = arg;
+    const char *paths[SD_STORAGE_MAX_VOLUMES];
+    struct timespec deadline;
+
+    pthread_setname_np(pthread_self(), "sd-diskclean");
+    for (size_t i = 0; i < st->nvolumes; i++) {
+        paths[i] = st->volumes[i].path;
+    }
+    pthread_mutex_lock(&st->lock);
+    while (st->is_running) {
+        int removed;
+        pthread_mutex_unlock(&st->lock);
+        removed =
+            sd_disk_cleanup_pass(st->state, paths, st->nvolumes, st->cfg.disk_cleanup_concurrency);
+        if (removed < 0) {
+            sd_log_error("storage", "local storage disk cleanup failed: %s", sd_strerror(removed));
+        } else {
+            sd_log_info("storage", "disk cleanup removed %d directories", removed);
+        }
+        pthread_mutex_lock(&st->lock);
+        sd__deadline_in(st->cfg.disk_cleanup_interval_ms, &deadline);
+        while (st->is_running &&
+               pthread_cond_timedwait(&st->stats_cond, &st->lock, &deadline) != ETIMEDOUT) {
+            /* woken early: only the close ends the wait */
         }
     }
     pthread_mutex_unlock(&st->lock);
@@ -1258,6 +1490,8 @@ int sd_storage_open(struct sd_server *srv, struct sd_storage **out, struct sd_bu
     pthread_mutex_init(&st->lock, NULL);
     pthread_cond_init(&st->stats_cond, NULL);
     sd__storage_config(srv->cfg, &st->cfg);
+    st->closes = sd_bounded_create();
+    st->closing = json_object();
     rc = sd__open_volumes(st, err);
     if (rc == 0) {
         rc = sd__register_volumes(st);
@@ -1270,13 +1504,24 @@ int sd_storage_open(struct sd_server *srv, struct sd_storage **out, struct sd_bu
         return rc;
     }
     sd__recover_closed_slices(st);
-    st->stats_running = 1;
+    st->is_running = 1;
     rc = pthread_create(&st->stats_thread, NULL, sd__stats_main, st);
     if (rc != 0) {
-        st->stats_running = 0;
+        st->is_running = 0;
         sd_buf_printf(err, "cannot start statistics thread");
         sd_storage_close(st);
         return -rc;
+    }
+    if (st->cfg.is_disk_cleanup_enabled) {
+        rc = pthread_create(&st->cleanup_thread, NULL, sd__disk_cleanup_main, st);
+        if (rc != 0) {
+            sd_buf_printf(err, "cannot start the disk cleanup thread");
+            sd_storage_close(st);
+            return -rc;
+        }
+        st->has_cleanup_thread = 1;
+    } else {
+        sd_log_info("storage", "local storage disk cleanup is disabled");
     }
     *out = st;
     return 0;
@@ -1294,13 +1539,16 @@ void sd_storage_close(struct sd_storage *st)
         return;
     }
     pthread_mutex_lock(&st->lock);
-    if (st->stats_running) {
-        st->stats_running = 0;
-        pthread_cond_signal(&st->stats_cond);
+    if (st->is_running) {
+        st->is_running = 0;
+        pthread_cond_broadcast(&st->stats_cond);
         pthread_mutex_unlock(&st->lock);
         pthread_join(st->stats_thread, NULL);
     } else {
         pthread_mutex_unlock(&st->lock);
+    }
+    if (st->has_cleanup_thread) {
+        pthread_join(st->cleanup_thread, NULL);
     }
     /* Shutdown keeps files "writing": the next start reopens and continues them. */
     while (st->slots != NULL) {
@@ -1311,6 +1559,8 @@ void sd_storage_close(struct sd_storage *st)
         }
         sd__slot_free(slot);
     }
+    sd_bounded_destroy(st->closes); /* closes in the background finish first */
+    json_decref(st->closing);
     for (size_t i = 0; i < st->nvolumes; i++) {
         close(st->volumes[i].lock_fd);
         free(st->volumes[i].path);

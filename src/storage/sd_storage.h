@@ -27,7 +27,9 @@ typedef void (*sd_storage_sync_fn)(void *arg, struct sd_slice_handle *slice, uin
 
 /* Opens the volumes under storage.volumesPath (creating default/1 when there is none), takes
  * their writer.lock, registers them, and recovers every slice of this node left in a local
- * state (writing/closing) so its files are valid gzip. Returns 0 or a negative code + err. */
+ * state (writing/closing) so its files are valid gzip. Starts the statistics thread and, with
+ * storage.diskCleanup.enabled, the disk cleanup thread (a pass at once, then every
+ * storage.diskCleanup.interval). Returns 0 or a negative code + err. */
 int sd_storage_open(struct sd_server *srv, struct sd_storage **out, struct sd_buf *err);
 /* Sets who receives sync results (before any sink is activated). */
 void sd_storage_set_sync_listener(struct sd_storage *st, sd_storage_sync_fn fn, void *arg);
@@ -39,9 +41,12 @@ void sd_storage_set_sync_listener(struct sd_storage *st, sd_storage_sync_fn fn, 
 int sd_storage_sink_activate(struct sd_storage *st, const json_t *sink, const json_t *settings,
                              struct sd_sink_slot **out, struct sd_buf *err);
 /* Rotates the sink's slice (new_file 0: upload trigger) or its file (new_file 1: import
- * trigger): opens the next slice (and file), switches appends to it, closes the old writer
- * (its final sync answers its waiters) and moves the old slice to "uploading" (and the old
- * file to "closing"). Operator thread only. */
+ * trigger): opens the next slice (and file: on the volumes assigned by
+ * storage.level.local.volume.assignment; a file's slices take turns on them), switches appends
+ * to it, closes the old writer (its final sync answers its waiters) and moves the old slice to
+ * "uploading" (and the old file to "closing"). The close waits at most sliceCloseTimeout
+ * (fileCloseTimeout for new_file) and then goes on in the background. Callers hold the
+ * server's reconcile_lock (the operator's rotation steps, sd_server_rotate_sink). */
 int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file,
                       struct sd_buf *err);
 /* Opens the next slice of sinks paused by sd_storage_rotate() (the slice's file could not be
@@ -51,8 +56,13 @@ int sd_storage_reopen_pending(struct sd_storage *st);
  * compressedSize, uncompressedSize}] with live (synced) statistics. */
 json_t *sd_storage_open_slices(struct sd_storage *st);
 /* Closes the sink's writer and moves its file and slices to "closing" (acknowledged data stays
- * for the upload). No-op for an unknown sink key "<p>/<b>/<source>/<sink>". */
+ * for the upload). Waits at most storage.level.target.operator.fileCloseTimeout for the writer;
+ * past it the close and the moves finish in the background. No-op for an unknown sink key
+ * "<p>/<b>/<source>/<sink>". */
 int sd_storage_sink_deactivate(struct sd_storage *st, const char *sink_key);
+/* Returns 1 while the writer of slice_key (rotated away or deactivated) is still closing, in
+ * time or in the background after its close timeout: such a slice must not be uploaded yet. */
+int sd_storage_slice_is_closing(struct sd_storage *st, const char *slice_key);
 /* Returns 1 if the sink key currently has a slot. */
 int sd_storage_sink_is_active(struct sd_storage *st, const char *sink_key);
 /* Lists the sink keys with an open slot (owned strings in a json array). */

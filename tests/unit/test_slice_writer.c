@@ -1092,6 +1092,46 @@ static void test_write_failure_partial(void **state)
     write_failure_case(*state, SD_COMPRESSION_GZIP, fails, 1);
 }
 
+/* failed_batches_threshold (encoding.failedChunksThreshold): not ready after that many failed
+ * batches in a row, still accepting appends, ready again after a successful batch. */
+static void test_failed_batches_threshold(void **state)
+{
+    const struct tctx *t = *state;
+    struct sd_slice_writer_opts o;
+    struct sd_slice_writer *w = NULL;
+    struct fault f;
+    struct sd_slice_io io;
+    struct rec r;
+    char row[64];
+
+    fault_init(&f);
+    f.fail_write[0] = 1; /* plain files: one write per batch */
+    f.fail_write[1] = 2;
+    f.fail_write[2] = 3;
+    f.fail_write[3] = 5;
+    io = fault_io(&f);
+    rec_init(&r);
+    default_opts(&o, t->dir);
+    o.compression = SD_COMPRESSION_NONE;
+    o.failed_batches_threshold = 3;
+    o.io = &io;
+    assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, NULL), 0);
+    make_row(row, sizeof(row), "t", 1, 10);
+    assert_int_equal(append_wait(w, &r, row, NULL), 2);
+    assert_int_equal(append_wait(w, &r, row, NULL), 2);
+    assert_true(sd_slice_writer_is_ready(w)); /* two in a row: below the threshold */
+    assert_int_equal(append_wait(w, &r, row, NULL), 2);
+    assert_false(sd_slice_writer_is_ready(w));
+    assert_false(sd_slice_writer_is_unhealthy(w));
+    assert_int_equal(append_wait(w, &r, row, NULL), 1); /* accepted and written */
+    assert_true(sd_slice_writer_is_ready(w));
+    assert_int_equal(append_wait(w, &r, row, NULL), 2); /* one failure alone: still ready */
+    assert_true(sd_slice_writer_is_ready(w));
+    assert_int_equal(sd_slice_writer_close(w, NULL), 0);
+    rec_fini(&r);
+    fault_fini(&f);
+}
+
 /* The completion write fails too: it goes in front of the next batch. */
 static void test_write_failure_completion_fails(void **state)
 {
@@ -1740,6 +1780,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recover_garbage, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_recover_plain, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_write_failure, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_failed_batches_threshold, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_write_failure_partial, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_write_failure_completion_fails, setup_dir,
                                         teardown_dir),
