@@ -55,7 +55,8 @@ int sd__api_get_source(struct sd_api_ctx *c, json_t **out, int64_t *mod_rev)
     rc = sd__api_load(c->api->state, sd_buf_cstr(&key), &j, mod_rev);
     sd_buf_fini(&key);
     if (rc == SD_ENOTFOUND) {
-        sd__api_error(c->req, 404, "sourceNotFound", "Source \"%s\" not found.", c->source_id);
+        sd__api_error(c->req, 404, "sourceNotFound", "Source \"%s\" not found in the branch.",
+                      c->source_id);
     } else if (rc != 0) {
         sd__api_internal_error(c->req, "reading the source", rc);
     }
@@ -81,7 +82,8 @@ int sd__api_get_sink(struct sd_api_ctx *c, json_t **out, int64_t *mod_rev)
     rc = sd__api_load(c->api->state, sd_buf_cstr(&key), &j, mod_rev);
     sd_buf_fini(&key);
     if (rc == SD_ENOTFOUND) {
-        sd__api_error(c->req, 404, "sinkNotFound", "Sink \"%s\" not found.", c->sink_id);
+        sd__api_error(c->req, 404, "sinkNotFound", "Sink \"%s\" not found in the source.",
+                      c->sink_id);
     } else if (rc != 0) {
         sd__api_internal_error(c->req, "reading the sink", rc);
     }
@@ -541,8 +543,8 @@ static int sd__commit_patch(struct sd_settings_task *a, struct sd_task_outcome *
         text = version_text = NULL;
         rc = sd__api_load(st, sd_buf_cstr(&key), &entity, &rev);
         if (rc == SD_ENOTFOUND) {
-            sd_buf_printf(&out->error, "%s \"%s\" not found.", what,
-                          is_sink ? a->sink_id : a->source_id);
+            sd_buf_printf(&out->error, "%s \"%s\" not found in the %s.", what,
+                          is_sink ? a->sink_id : a->source_id, is_sink ? "source" : "branch");
             goto out;
         }
         if (rc != 0) {
