@@ -22,7 +22,7 @@ USER_KEYS = {
     "storage.level.staging.upload.trigger.interval": ("string", "30s"),
     "storage.level.target.import.trigger.count": ("int", 50000),
     "storage.level.target.import.trigger.size": ("string", "50MB"),
-    "storage.level.target.import.trigger.interval": ("string", "1m"),
+    "storage.level.target.import.trigger.interval": ("string", "1m0s"),
 }
 PROTECTED_KEYS = {
     "storage.level.local.encoding.compression.gzip.blockSize": ("string", "256KB"),
@@ -43,7 +43,7 @@ PROTECTED_KEYS = {
     "storage.level.local.encoding.sync.uncompressedBytesTrigger": ("string", "1MB"),
     "storage.level.local.volume.assignment.count": ("int", 1),
     "storage.level.local.volume.assignment.preferredTypes": ("[]string", ["default"]),
-    "storage.level.target.import.trigger.expiration": ("string", "30m"),
+    "storage.level.target.import.trigger.expiration": ("string", "30m0s"),
     "storage.level.target.import.trigger.slicesCount": ("int", 100),
 }
 UPLOAD_COUNT = "storage.level.staging.upload.trigger.count"
@@ -101,14 +101,21 @@ def test_get_settings_of_source_and_sink(streamd):
             assert item["overwritten"] is False, item
             assert item["protected"] is (key in PROTECTED_KEYS), item
             assert isinstance(item["description"], str) and item["description"], item
-        assert items[UPLOAD_COUNT]["validation"] == "min=1,max=10000000"
+        # the reference's texts: its config usage and validate tags
+        assert items[UPLOAD_COUNT]["validation"] == "required,min=1,max=10000000"
+        assert items[UPLOAD_COUNT]["description"] == "Records count to trigger slice upload."
         assert items["storage.level.staging.upload.trigger.interval"]["validation"] == \
-            "minDuration=1s,maxDuration=30m"
+            "required,minDuration=1s,maxDuration=30m"
         assert items["storage.level.staging.upload.trigger.size"]["validation"] == \
-            "minBytes=100B,maxBytes=50MB"
+            "required,minBytes=100B,maxBytes=50MB"
         assert items["storage.level.local.encoding.compression.type"]["validation"] == \
-            "oneof=none gzip"
+            "required,oneof=none gzip"
+        assert items["storage.level.local.encoding.compression.gzip.blockSize"]["validation"] == \
+            "required,minBytes=16kB,maxBytes=100MB"
+        assert items["storage.level.local.encoding.compression.gzip.level"]["validation"] == \
+            "min=1,max=9"
         assert "validation" not in items["storage.level.local.encoding.sync.wait"]
+        assert "validation" not in items["storage.level.local.encoding.compression.gzip.concurrency"]
 
 
 def test_service_config_is_the_default(streamd_factory):
@@ -215,17 +222,45 @@ def test_patch_errors(streamd):
         {"key": "storage.level.staging.upload.trigger.interval", "value": "soon"},
         {"key": IMPORT_COUNT, "value": 10000001},
         {"key": "storage.level.target.import.trigger.interval", "value": "10s"}]})
-    assert_error(status, body, 400, "stream.api.badRequest",
-                 "storage.level.staging.upload.trigger.interval", IMPORT_COUNT,
-                 "storage.level.target.import.trigger.interval")
+    # every error at once, in the order of the reference's config structs
+    assert_error(status, body, 400, "stream.api.badRequest")
+    assert body["message"] == (
+        '- Invalid "storage.level.staging.upload.trigger.interval": time: invalid duration "soon".\n'
+        '- Invalid "%s" value "10000001": must be between 1 and 10000000.\n'
+        '- Invalid "storage.level.target.import.trigger.interval" value "10s": must be between '
+        '30s and 24h.' % IMPORT_COUNT), body
+    status, body = streamd.api_call("PATCH", path, {"settings": [
+        {"key": "storage.level.staging.upload.trigger.interval", "value": "5"}]})
+    assert_error(status, body, 400, "stream.api.badRequest")
+    assert body["message"] == ('Invalid "storage.level.staging.upload.trigger.interval": '
+                               'time: missing unit in duration "5".'), body
+    status, body = streamd.api_call("PATCH", path, {"settings": [
+        {"key": "storage.level.staging.upload.trigger.size", "value": "a very long bad size value"},
+        {"key": UPLOAD_COUNT, "value": "12"},
+        {"key": "storage.level.staging.upload.trigger.interval", "value": "5sec"}]})
+    assert_error(status, body, 400, "stream.api.badRequest")
+    assert body["message"] == (
+        '- Invalid "storage.level.staging.upload.trigger.size" value "a very long bad size…": '
+        'invalid syntax.\n'
+        '- Invalid "storage.level.staging.upload.trigger.interval": time: unknown unit "sec" in '
+        'duration "5sec".'), body
+    status, body = streamd.api_call("PATCH", path, {"settings": [
+        {"key": UPLOAD_COUNT, "value": 1}, {"key": UPLOAD_COUNT, "value": 2}]})
+    assert_error(status, body, 400, "stream.api.badRequest")
+    assert body["message"] == 'Key "%s" is defined multiple times.' % UPLOAD_COUNT, body
     status, body = streamd.api_call("PATCH", path, {"settings": [
         {"key": "storage.level.local.encoding.sync.wait", "value": "maybe"},
         {"key": UPLOAD_COUNT, "value": 1.5}]})
-    assert_error(status, body, 400, "stream.api.badRequest",
-                 "storage.level.local.encoding.sync.wait", UPLOAD_COUNT)
-    status, body = streamd.api_call("PATCH", path, {"settings": [{"key": "no.such.key",
-                                                                  "value": 1}]})
-    assert_error(status, body, 400, "stream.api.badRequest", "no.such.key")
+    assert_error(status, body, 400, "stream.api.badRequest")
+    assert body["message"] == (
+        '- Invalid "storage.level.local.encoding.sync.wait" value "maybe": invalid syntax.\n'
+        '- Invalid "%s" value: found type "float64", expected "uint64".' % UPLOAD_COUNT), body
+    status, body = streamd.api_call("PATCH", path, {"settings": [
+        {"key": "no.such.key", "value": 1}, {"key": "a.key", "value": 1},
+        {"key": "storage.level.local.encoding.compression.gzip.blockSize", "value": "1MB"}]})
+    assert_error(status, body, 400, "stream.api.badRequest")
+    # unknown keys sorted; a protected key is refused only after the values bind
+    assert body["message"] == 'Key not found: "a.key", "no.such.key".', body
     # a service-only key is not a settings key
     status, body = streamd.api_call("PATCH", path, {"settings": [
         {"key": "storage.level.staging.upload.minInterval", "value": "5s"}]})
