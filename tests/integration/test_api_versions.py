@@ -331,6 +331,8 @@ def test_source_test_endpoint(streamd):
     assert values["body"] == payload
     hdrs = json.loads(values["headers"])
     assert hdrs["X-Custom"] == "v1" and hdrs["Content-Type"] == "application/json", hdrs
+    # as the reference's API server: Content-Length, but no Host
+    assert hdrs["Content-Length"] == str(len(payload)) and "Host" not in hdrs, hdrs
     # the API token never reaches a rendered value
     assert not any(k.lower() == "x-storageapi-token" for k in hdrs), hdrs
     assert streamd.token not in json.dumps(result)
@@ -352,11 +354,11 @@ def test_source_test_endpoint(streamd):
 
     # a mapping error is 422 naming the column
     status, err = streamd.api_call("POST", SOURCES + "/s1/test", '{"tags":[]}', headers=J)
-    assert_error(status, err, 422, "stream.api.invalidColumnValue",
-                 'Invalid value for column "user"', 'path "user.name" not found in the body')
+    assert_error(status, err, 422, "stream.api.unprocessableContent")
+    assert err["message"] == 'Invalid value for column "user": path "user.name" not found in the body.'
     status, err = streamd.api_call("POST", SOURCES + "/s1/test", "a=1",
                                    headers={"Content-Type": "text/plain"})
-    assert_error(status, err, 422, "stream.api.invalidColumnValue", '"user"')
+    assert_error(status, err, 422, "stream.api.unprocessableContent", '"user"')
     # a form body is mapped like JSON
     status, res = streamd.api_call("POST", SOURCES + "/s1/test", "user%5Bname%5D=Bob&tags=1",
                                    headers={"Content-Type": "application/x-www-form-urlencoded"})

@@ -184,7 +184,7 @@ def test_test_endpoint_renders_templates(streamd):
     assert values == {"ag": '"2:z"', "raw": "z", "obj": '{"h":"q","ip":"127.0.0.1"}'}
     status, err = streamd.api_call("POST", SOURCES + "/s1/test", '{"a": 2}', headers=J)
     assert status == 422, err
-    assert err["error"] == "stream.api.invalidColumnValue", err
+    assert err["error"] == "stream.api.unprocessableContent", err
     assert 'Invalid value for column "ag"' in err["message"], err
     assert 'path "c.f.g" not found in the body' in err["message"], err
     assert err["message"].count('"ag"') == 1, err  # the column is named once
