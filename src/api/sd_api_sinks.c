@@ -215,6 +215,55 @@ static int sd__table_check(void *arg, const char *held)
     return rc;
 }
 
+/* "" when text ends with a full stop, else "." (the reference's errors end with one). */
+static const char *sd__full_stop(const char *text)
+{
+    size_t n = strlen(text);
+
+    return n > 0 && text[n - 1] == '.' ? "" : ".";
+}
+
+/* When err is sd_mapping_compile's "a template does not compile" message
+ * ("\"columns[N].template\" is invalid: L:C: message"), answers it as the reference words it,
+ * 'Column "<name>" template is invalid: L:C Message.' (go-jsonnet's "L:C-E Message"; our
+ * engine reports no end column, so only an unknown variable, whose span is its name, gets one),
+ * and returns 1; otherwise returns 0. */
+static int sd__template_error(struct sd_api_ctx *c, const json_t *columns, const char *err)
+{
+    static const char marker[] = "].template\" is invalid: ", unknown[] = "unknown variable: ";
+    const char *why = strstr(err, marker), *name;
+    size_t index, pos;
+    char *end;
+
+    if (strncmp(err, "\"columns[", 9) != 0 || why == NULL) {
+        return 0;
+    }
+    index = strtoul(err + 9, &end, 10);
+    name = json_string_value(json_object_get(json_array_get(columns, index), "name"));
+    if (end != why || name == NULL) {
+        return 0;
+    }
+    why += sizeof(marker) - 1;
+    /* "L:C: message" -> "L:C Message"; an unknown variable spans its name: "L:C-E Message". */
+    pos = strspn(why, "0123456789:");
+    if (pos >= 2 && why[pos - 1] == ':' && why[pos] == ' ' && why[pos + 1] != '\0') {
+        const char *msg = why + pos + 1, *colon = memchr(why, ':', pos - 1);
+        char span[32] = "";
+        if (strncmp(msg, unknown, sizeof(unknown) - 1) == 0 && colon != NULL) {
+            snprintf(span, sizeof(span), "-%lu",
+                     strtoul(colon + 1, NULL, 10) + strlen(msg + sizeof(unknown) - 1));
+        }
+        sd__api_error(c->req, 400, "badRequest", "Column \"%s\" template is invalid: %.*s%s %c%s%s",
+                      name, (int)(pos - 1), why, span,
+                      (msg[0] >= 'a' && msg[0] <= 'z') ? msg[0] - 32 : msg[0], msg + 1,
+                      sd__full_stop(why));
+    } else {
+        sd__api_error(c->req, 400, "badRequest", "Column \"%s\" template is invalid: %s%s", name,
+                      why, sd__full_stop(why));
+    }
+    return 1;
+}
+
 int sd__api_check_sink(struct sd_api_ctx *c, const json_t *sink, const char *where,
                        struct sd__api_table_claim *tc)
 {
@@ -226,9 +275,11 @@ int sd__api_check_sink(struct sd_api_ctx *c, const json_t *sink, const char *whe
 
     memset(tc, 0, sizeof(*tc));
     rc = sd_mapping_compile(columns, &tc->mapping, &err);
-    if (rc == SD_EINVAL) {
+    if (rc == SD_EINVAL && sd__template_error(c, columns, sd_buf_cstr(&err))) {
+        /* answered */
+    } else if (rc == SD_EINVAL) {
         sd__api_error(c->req, 400, "badRequest", "Invalid %s.mapping.columns: %s%s", where,
-                      sd_buf_cstr(&err), err.len > 0 && err.data[err.len - 1] == '.' ? "" : ".");
+                      sd_buf_cstr(&err), sd__full_stop(sd_buf_cstr(&err)));
     } else if (rc != 0) {
         sd__api_internal_error(c->req, "compiling the mapping", rc);
     }
