@@ -101,7 +101,7 @@ json_t *sd__api_file_json(const struct sd_stats_file *f)
     static const char *const members[] = {"state",       "openedAt",   "closingAt",
                                           "importingAt", "importedAt", "retryAttempt",
                                           "retryReason", "retryAfter"};
-    json_t *j = json_object();
+    json_t *j = json_object(), *stats;
 
     for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
         json_t *v = json_object_get(f->entity, members[i]);
@@ -114,7 +114,12 @@ json_t *sd__api_file_json(const struct sd_stats_file *f)
         sd_time_format_iso(f->opened_at_ms, ts);
         json_object_set_new(j, "openedAt", json_string(ts));
     }
-    json_object_set_new(j, "statistics", sd_stats_agg_json(&f->agg));
+    stats = sd_stats_agg_json(&f->agg);
+    if (f->agg.total.records == 0) {
+        /* The reference has no statistics of a file without records. */
+        json_object_set_new(stats, "total", json_null());
+    }
+    json_object_set_new(j, "statistics", stats);
     return j;
 }
 
