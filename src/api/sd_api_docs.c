@@ -859,15 +859,17 @@ static int sd__docs_file(struct sd_str path)
     return -1;
 }
 
-int sd__api_docs_is_path(struct sd_str path)
+json_t *sd__api_docs_document(void)
 {
-    return sd__docs_file(path) >= 0;
+    return sd__yaml_to_json(sd__openapi3_yaml, sd__openapi3_yaml_len);
 }
 
-void sd__api_docs_handle(struct sd_api *api, h2o_req_t *req, struct sd_str path)
+void sd__api_docs_handle(struct sd_api_ctx *c)
 {
+    struct sd_api *api = c->api;
+    h2o_req_t *req = c->req;
     struct sd_api_docs *d = api->docs;
-    int file = sd__docs_file(path);
+    int file = sd__docs_file(sd_http_path(req));
 
     if (d == NULL) {
         d = api->docs = sd_xcalloc(1, sizeof(*d));
@@ -897,8 +899,9 @@ void sd__api_docs_handle(struct sd_api *api, h2o_req_t *req, struct sd_str path)
     case 4:
         sd_http_send(req, 200, "application/json", d->json2, strlen(d->json2));
         break;
-    default:
-        sd__api_error(req, 404, "routeNotFound", "Route not found.");
+    default: /* the route table sends only the files above here */
+        sd__api_error(req, 404, "endpointNotFound", "No endpoint found for path \"%.*s\".",
+                      (int)sd_http_path(req).len, sd_http_path(req).p);
         break;
     }
 }

@@ -1,5 +1,6 @@
-/* sd_api_internal.h: what the API's files (router, sources, sinks, settings, statistics) share:
- * the API object, the per-request context and the response helpers. Not for other modules.
+/* sd_api_internal.h: what the API's files (router, handlers, helpers) share: the API object, the
+ * per-request context, the route table and the helpers of sd_api_reply.c, sd_api_store.c and
+ * sd_api_submit.c. Not for other modules.
  *
  * Threads: handlers run on the API loop thread and may block on the state store; task
  * functions run on the task worker thread and touch only their own argument and the store. */
@@ -42,15 +43,44 @@ struct sd_api_ctx {
     char action[16]; /* lifecycle routes: "disable", "enable", "undelete" */
 };
 
+/* Who may call a route: anyone, any master token of the project, or its admin tokens. */
+enum sd_api_auth { SD_API_AUTH_NONE, SD_API_AUTH_READ, SD_API_AUTH_WRITE };
+
+/* One row of the route table (sd_api.c). pattern is the path as docs/openapi3.yaml writes it,
+ * "{name}" matching one segment and a last "{*name}" the rest of the path. Before handler runs,
+ * the router authenticates (auth), decodes {branchId}, {sourceId} and {sinkId} into the context
+ * (answering 400/404 for bad ones) and copies action (may be NULL) into c->action. */
+struct sd_api_route {
+    const char *method;
+    const char *pattern;
+    void (*handler)(struct sd_api_ctx *c);
+    enum sd_api_auth auth;
+    const char *action;
+};
+/* The route table and its length. */
+const struct sd_api_route *sd__api_routes(size_t *n);
+
 /* A list request's paging: afterId (decoded) and limit (1..100). */
 struct sd_api_page {
     char after_id[SD_DEFS_ID_MAX * 4 + 1];
     int64_t limit;
 };
 
+/* The reference's texts of a missing source or sink (one "%s": the id). */
+#define SD_API_SOURCE_NOT_FOUND "Source \"%s\" not found in the branch."
+#define SD_API_SINK_NOT_FOUND "Sink \"%s\" not found in the source."
+#define SD_API_DELETED_SOURCE_NOT_FOUND "Deleted source \"%s\" not found in the branch."
+#define SD_API_DELETED_SINK_NOT_FOUND "Deleted sink \"%s\" not found in the source."
+#define SD_API_SOURCE_EXISTS "Source \"%s\" already exists in the branch."
+#define SD_API_SINK_EXISTS "Sink \"%s\" already exists in the source."
+
+/* Helpers of sd_api_reply.c. */
 /* Sends {"statusCode", "error":"stream.api.<name>", "message"}. */
 void sd__api_error(h2o_req_t *req, int status, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Sends 404 sourceNotFound/sinkNotFound (deleted: deletedSourceNotFound/deletedSinkNotFound)
+ * with the reference's text for id. */
+void sd__api_not_found(h2o_req_t *req, int is_sink, int deleted, const char *id);
 /* Sends 500 for a state-store failure rc (logged once here). */
 void sd__api_internal_error(h2o_req_t *req, const char *what, int rc);
 /* Sends a 400 for a validation failure. */
@@ -61,9 +91,11 @@ json_t *sd__api_body(struct sd_api_ctx *c);
 int sd__api_page(struct sd_api_ctx *c, struct sd_api_page *page);
 /* Builds the "page" object of a list answer. */
 json_t *sd__api_page_json(const struct sd_api_page *page, int64_t total, const char *last_id);
+/* Helpers of sd_api_store.c. */
 /* Reads key as JSON: 0 with *out (new reference) and *mod_rev (may be NULL), SD_ENOTFOUND, or
  * another error. */
 int sd__api_load(struct sd_state *st, const char *key, json_t **out, int64_t *mod_rev);
+/* Helpers of sd_api_submit.c. */
 /* Submits a task and answers 202 with it, 409 conflict_name/conflict_message when its lock is
  * held, 422 resourceLimitReached when its quota is full, 400 with the claim's why when its
  * claim is refused, or an error. spec->arg is consumed. */
@@ -135,12 +167,11 @@ int sd__api_create_reconcile(struct sd_api *api, const struct sd__api_create *cr
  * build time (cmake/embed.cmake): sd__openapi3_yaml_len bytes plus a NUL. */
 extern const unsigned char sd__openapi3_yaml[];
 extern const size_t sd__openapi3_yaml_len;
-/* 1 if path (without query) is a documentation route: /v1/documentation, its page "/" or
- * openapi3.yaml, openapi3.json, openapi.yaml, openapi.json. */
-int sd__api_docs_is_path(struct sd_str path);
 /* Answers a documentation route (no token needed); builds and caches every form in
  * api->docs on first use. Loop thread only. */
-void sd__api_docs_handle(struct sd_api *api, h2o_req_t *req, struct sd_str path);
+void sd__api_docs_handle(struct sd_api_ctx *c);
+/* The embedded document as JSON (new reference), or NULL when it does not parse. */
+json_t *sd__api_docs_document(void);
 /* Frees the cache (NULL allowed). */
 void sd__api_docs_destroy(struct sd_api_docs *docs);
 

@@ -11,7 +11,7 @@
  * restored with their source keep their version (so a source with 100 sinks still fits in one
  * transaction). A sink disabled with its source carries the reason "Auto-disabled with the
  * parent source."; enabling the source re-enables exactly those sinks, while a sink disabled
- * by the user (reason "Disabled by user.") stays disabled. Undeleting a source restores the
+ * through the API (reason "API", as the reference) stays disabled. Undeleting a source restores the
  * sinks that were soft-deleted together with it (same deleted.at), not the ones deleted
  * before.
  *
@@ -47,7 +47,7 @@
 #include <string.h>
 
 #define SD_LIFE_AUTO_REASON "Auto-disabled with the parent source."
-#define SD_LIFE_USER_REASON "Disabled by user."
+#define SD_LIFE_USER_REASON "API"
 #define SD_LIFE_UPDATING_REASON "Updating the sink."
 
 enum sd_life_op {
@@ -221,20 +221,22 @@ static int sd__bump(const struct sd_life_task *a, json_t *entity, const char *de
     return 0;
 }
 
-static void sd__set_outputs(const struct sd_life_task *a, struct sd_task_outcome *out, int url)
+static void sd__set_outputs(const struct sd_life_task *a, struct sd_task_outcome *out)
 {
     out->outputs = sd__api_task_outputs(a->api->api_url, a->project_id, a->branch_id, a->source_id,
-                                        a->is_sink ? a->sink_id : NULL, url);
+                                        a->is_sink ? a->sink_id : NULL, 1);
 }
 
-/* Loads key; SD_ENOTFOUND and errors are written to out->error. */
+/* Loads key, the source (what "Source") or sink ("Sink") id; SD_ENOTFOUND (with the
+ * reference's text) and errors are written to out->error. */
 static int sd__load(const struct sd_life_task *a, const char *key, const char *what, const char *id,
                     json_t **entity, int64_t *rev, struct sd_task_outcome *out)
 {
     int rc = sd__api_load(a->api->state, key, entity, rev);
 
     if (rc == SD_ENOTFOUND) {
-        sd_buf_printf(&out->error, "%s \"%s\" not found.", what, id);
+        sd_buf_printf(&out->error, "%s \"%s\" not found in the %s.", what, id,
+                      strcmp(what, "Sink") == 0 ? "source" : "branch");
     } else if (rc != 0) {
         sd_buf_printf(&out->error, "Reading the state failed: %s.", sd_strerror(rc));
     }
@@ -378,7 +380,7 @@ static int sd__update_run(struct sd_life_task *a, struct sd_task_outcome *out)
     }
     out->result = a->is_sink ? "Sink has been updated successfully."
                              : "Source has been updated successfully.";
-    sd__set_outputs(a, out, 1);
+    sd__set_outputs(a, out);
 
 out:
     sd__txn_free(t);
@@ -482,7 +484,7 @@ static int sd__switch_run(struct sd_life_task *a, struct sd_task_outcome *out)
         out->result = disable ? "Source has been disabled successfully."
                               : "Source has been enabled successfully.";
     }
-    sd__set_outputs(a, out, 1);
+    sd__set_outputs(a, out);
 
 out:
     sd__txn_free(t);
@@ -503,6 +505,7 @@ static int sd__undelete_run(struct sd_life_task *a, struct sd_task_outcome *out)
     struct sd_life_txn *t = sd_xcalloc(1, sizeof(*t));
     struct sd_kvs sinks;
     json_t *entity = NULL, *deleted_at;
+    char *undeleted = NULL;
     int64_t rev = 0;
     int rc;
 
@@ -530,7 +533,10 @@ static int sd__undelete_run(struct sd_life_task *a, struct sd_task_outcome *out)
     sd__txn_cmp(t, sd_buf_cstr(&deleted_key), rev);
     sd__txn_cmp(t, sd_buf_cstr(&key), 0);
     json_object_del(entity, "deleted");
-    rc = sd__bump(a, entity, "Undeleted.", t, out);
+    /* the reference names the version the entity had when it was deleted */
+    undeleted =
+        sd_xasprintf("Undeleted to version \"%" PRId64 "\".", sd_defs_version_number(entity));
+    rc = sd__bump(a, entity, undeleted, t, out);
     if (rc == 0 && !a->is_sink) {
         /* Restore the sinks deleted together with the source. */
         sd_defs_sinks_prefix(&dprefix, a->project_id, a->branch_id, a->source_id, 1);
@@ -576,9 +582,10 @@ static int sd__undelete_run(struct sd_life_task *a, struct sd_task_outcome *out)
     }
     out->result = a->is_sink ? "Sink has been undeleted successfully."
                              : "Source has been undeleted successfully.";
-    sd__set_outputs(a, out, 1);
+    sd__set_outputs(a, out);
 
 out:
+    free(undeleted);
     sd__txn_free(t);
     sd_kvs_free(&sinks);
     json_decref(entity);
@@ -704,8 +711,8 @@ static int sd__hard_delete_run(struct sd_life_task *a, struct sd_task_outcome *o
     if (rc != 0) {
         goto out;
     }
-    out->result = "Source has been deleted successfully.";
-    sd__set_outputs(a, out, 0);
+    out->result = "Source and its destination tables and bucket have been deleted.";
+    sd__set_outputs(a, out);
 
 out:
     sd__txn_free(t);
@@ -846,9 +853,7 @@ static int sd__require_deleted(struct sd_api_ctx *c, int is_sink, json_t **out)
     }
     rc = sd__api_load(c->api->state, sd_buf_cstr(&key), &j, NULL);
     if (rc == SD_ENOTFOUND) {
-        sd__api_error(c->req, 404, is_sink ? "sinkNotFound" : "sourceNotFound",
-                      "Deleted %s \"%s\" not found.", is_sink ? "sink" : "source",
-                      is_sink ? c->sink_id : c->source_id);
+        sd__api_not_found(c->req, is_sink, 1, is_sink ? c->sink_id : c->source_id);
     } else if (rc != 0) {
         sd__api_internal_error(c->req, "reading the deleted entity", rc);
     }

@@ -75,7 +75,7 @@ void sd__api_source_get(struct sd_api_ctx *c)
     sd_defs_source_key(&key, c->project_id, c->branch_id, c->source_id, 0);
     rc = sd__api_load(c->api->state, sd_buf_cstr(&key), &stored, NULL);
     if (rc == SD_ENOTFOUND) {
-        sd__api_error(c->req, 404, "sourceNotFound", "Source \"%s\" not found.", c->source_id);
+        sd__api_not_found(c->req, 0, 0, c->source_id);
     } else if (rc != 0) {
         sd__api_internal_error(c->req, "reading the source", rc);
     } else {
@@ -116,7 +116,7 @@ static int sd__source_create_run(void *arg, struct sd_task_outcome *out)
         goto out;
     }
     if (!res.succeeded) {
-        sd_buf_append_str(&out->error, "Source already exists in the branch.");
+        sd_buf_printf(&out->error, SD_API_SOURCE_EXISTS, a->source_id);
         rc = SD_ECONFLICT;
         goto out;
     }
@@ -148,7 +148,7 @@ void sd__api_source_create(struct sd_api_ctx *c)
     struct sd_source_task *a;
     struct sd_kv kv;
     char secret[SD_DEFS_SECRET_LEN + 1];
-    char *object_key = NULL, *lock_key = NULL;
+    char *object_key = NULL, *lock_key = NULL, *exists = NULL;
     json_t *body = sd__api_body(c);
     int rc;
 
@@ -164,7 +164,7 @@ void sd__api_source_create(struct sd_api_ctx *c)
     rc = sd_state_get(c->api->state, quota.key, &kv);
     sd_kv_free(&kv);
     if (rc == 0) {
-        sd__api_error(c->req, 409, "sourceAlreadyExists", "Source already exists in the branch.");
+        sd__api_error(c->req, 409, "sourceAlreadyExists", SD_API_SOURCE_EXISTS, in.source_id);
         goto out;
     }
     if (rc != SD_ENOTFOUND) {
@@ -188,9 +188,11 @@ void sd__api_source_create(struct sd_api_ctx *c)
     spec.arg = a;
     spec.free_arg = sd__task_free;
     spec.quota = &quota;
-    sd__api_submit(c, &spec, "sourceAlreadyExists", "Source already exists in the branch.");
+    exists = sd_xasprintf(SD_API_SOURCE_EXISTS, in.source_id);
+    sd__api_submit(c, &spec, "sourceAlreadyExists", exists);
 
 out:
+    free(exists);
     free(object_key);
     free(lock_key);
     sd_buf_fini(&key);
@@ -224,7 +226,7 @@ static int sd__source_delete_run(void *arg, struct sd_task_outcome *out)
     sd_defs_sinks_prefix(&sinks_prefix, a->project_id, a->branch_id, a->source_id, 0);
     rc = sd__api_load(st, sd_buf_cstr(&key), &source, &rev);
     if (rc == SD_ENOTFOUND) {
-        sd_buf_printf(&out->error, "Source \"%s\" not found.", a->source_id);
+        sd_buf_printf(&out->error, SD_API_SOURCE_NOT_FOUND, a->source_id);
         goto out;
     }
     if (rc == 0) {
@@ -302,7 +304,7 @@ static int sd__source_delete_run(void *arg, struct sd_task_outcome *out)
     }
     out->result = "Source has been deleted successfully.";
     out->outputs =
-        sd__api_task_outputs(a->api->api_url, a->project_id, a->branch_id, a->source_id, NULL, 0);
+        sd__api_task_outputs(a->api->api_url, a->project_id, a->branch_id, a->source_id, NULL, 1);
 
 out:
     for (size_t i = 0; i < ntexts; i++) {
@@ -352,7 +354,7 @@ void sd__api_source_delete(struct sd_api_ctx *c)
     sd_kv_free(&kv);
     sd_buf_fini(&key);
     if (rc == SD_ENOTFOUND) {
-        sd__api_error(c->req, 404, "sourceNotFound", "Source \"%s\" not found.", c->source_id);
+        sd__api_not_found(c->req, 0, 0, c->source_id);
         return;
     }
     if (rc != 0) {

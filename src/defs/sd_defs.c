@@ -4,8 +4,8 @@
  * DESIGN: everything here is a pure function over caller-owned memory, so the API handlers
  * (loop thread) and the task worker can call it freely. Validation messages follow the shape of
  * the reference's (Goa) messages, e.g. "Length of body.name must be lesser or equal than 40
- * (len=41)." Secrets come from getrandom(2); a failing kernel random source aborts, because
- * there is no safe fallback for an authentication secret. */
+ * but got value "..." (len=41)". Secrets come from getrandom(2); a failing kernel random source
+ * aborts, because there is no safe fallback for an authentication secret. */
 #include "defs/sd_defs.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
@@ -236,6 +236,30 @@ __attribute__((format(printf, 3, 4))) static int sd__fail(struct sd_defs_err *er
     return SD_EINVAL;
 }
 
+/* Appends the len bytes at s to out as a Go %q literal: quoted, with '"' and '\\' escaped and
+ * control characters written as escapes, so the message shows exactly what was refused. */
+static void sd__append_quoted(struct sd_buf *out, const char *s, size_t len)
+{
+    static const char named[] = "abtnvfr";
+
+    sd_buf_append_char(out, '"');
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            sd_buf_append_char(out, '\\');
+            sd_buf_append_char(out, (char)c);
+        } else if (c >= 0x07 && c <= 0x0D) {
+            sd_buf_append_char(out, '\\');
+            sd_buf_append_char(out, named[c - 0x07]);
+        } else if (c < 0x20 || c == 0x7F) {
+            sd_buf_printf(out, "\\x%02x", c);
+        } else {
+            sd_buf_append_char(out, (char)c);
+        }
+    }
+    sd_buf_append_char(out, '"');
+}
+
 /* Number of code points of a UTF-8 string (continuation bytes are not counted). */
 static size_t sd__utf8_len(const char *s)
 {
@@ -252,17 +276,18 @@ static size_t sd__utf8_len(const char *s)
 int sd_defs_check_length(const char *field, const char *value, size_t min, size_t max,
                          struct sd_defs_err *err)
 {
+    struct sd_buf quoted = SD_BUF_INIT;
     size_t n = sd__utf8_len(value);
+    int rc = 0;
 
-    if (n < min) {
-        return sd__fail(err, "invalidLength",
-                        "Length of %s must be greater or equal than %zu (len=%zu).", field, min, n);
+    if (n < min || n > max) {
+        sd__append_quoted(&quoted, value, strlen(value));
+        rc = sd__fail(err, "invalidLength",
+                      "Length of %s must be %s or equal than %zu but got value %s (len=%zu)", field,
+                      n < min ? "greater" : "lesser", n < min ? min : max, sd_buf_cstr(&quoted), n);
     }
-    if (n > max) {
-        return sd__fail(err, "invalidLength",
-                        "Length of %s must be lesser or equal than %zu (len=%zu).", field, max, n);
-    }
-    return 0;
+    sd_buf_fini(&quoted);
+    return rc;
 }
 
 int sd_defs_is_valid_id(const char *id)
@@ -500,30 +525,6 @@ static int sd__is_column_name(const char *s, size_t len)
         }
     }
     return 1;
-}
-
-/* Appends the len bytes at s to out as a Go %q literal: quoted, with '"' and '\\' escaped and
- * control characters written as escapes, so the message shows exactly what was refused. */
-static void sd__append_quoted(struct sd_buf *out, const char *s, size_t len)
-{
-    static const char named[] = "abtnvfr";
-
-    sd_buf_append_char(out, '"');
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            sd_buf_append_char(out, '\\');
-            sd_buf_append_char(out, (char)c);
-        } else if (c >= 0x07 && c <= 0x0D) {
-            sd_buf_append_char(out, '\\');
-            sd_buf_append_char(out, named[c - 0x07]);
-        } else if (c < 0x20 || c == 0x7F) {
-            sd_buf_printf(out, "\\x%02x", c);
-        } else {
-            sd_buf_append_char(out, (char)c);
-        }
-    }
-    sd_buf_append_char(out, '"');
 }
 
 /* Checks the name of column cctx (e.g. "body.table.mapping.columns[0]"): 1..64 characters as

@@ -42,7 +42,7 @@
  * string such as "invalidLength"), message a sentence naming the field. */
 struct sd_defs_err {
     const char *name;
-    char message[1024];
+    char message[8192]; /* long enough for a refused value of any length the API accepts */
 };
 
 /* The actor of a change ("by" in the API): type "user" or "system"; strings borrowed. */

@@ -240,6 +240,7 @@ def test_disable_enable_source_cascades_to_sinks(streamd):
     assert done["result"] == "Source has been disabled successfully."
     src = get(s, SOURCES + "/s1")
     assert set(src["disabled"]) >= {"at", "by", "reason"}
+    assert src["disabled"]["reason"] == "API"
     assert src["disabled"]["by"]["type"] == "user"
     assert src["version"]["description"] == "Disabled."
     k1 = get(s, SOURCES + "/s1/sinks/k1")
@@ -289,9 +290,12 @@ def test_disabled_sink_is_skipped_and_state_survives_restart(streamd):
 def test_switch_errors(streamd):
     s = streamd
     s.create_source("s1")
-    for path in ("/nope/disable", "/nope/enable", "/nope/undelete", "/nope/sinks/k1/disable"):
+    for path in ("/nope/disable", "/nope/enable", "/nope/sinks/k1/disable"):
         status, body = s.api_call("PUT", SOURCES + path)
         assert_error(status, body, 404, "stream.api.sourceNotFound")
+    status, body = s.api_call("PUT", SOURCES + "/nope/undelete")
+    assert_error(status, body, 404, "stream.api.deletedSourceNotFound")
+    assert body["message"] == 'Deleted source "nope" not found in the branch.'
     status, body = s.api_call("PUT", SOURCES + "/s1/sinks/k1/enable")
     assert_error(status, body, 404, "stream.api.sinkNotFound")
     status, body = s.api_call("GET", SOURCES + "/s1/disable")
@@ -299,7 +303,7 @@ def test_switch_errors(streamd):
     status, body = s.api_call("POST", SOURCES + "/s1/enable")
     assert_error(status, body, 405, "stream.api.methodNotAllowed")
     status, body = s.api_call("PUT", SOURCES + "/s1/sleep")
-    assert_error(status, body, 404, "stream.api.routeNotFound")
+    assert_error(status, body, 404, "stream.api.endpointNotFound")
 
 
 # ---- soft delete, deleted lists, undelete ----
@@ -328,6 +332,8 @@ def test_deleted_lists_and_undelete(streamd):
     assert done["result"] == "Source has been undeleted successfully."
     restored = get(s, SOURCES + "/s1")
     assert "deleted" not in restored and restored["http"]["url"] == src["http"]["url"]
+    assert restored["version"]["description"] == 'Undeleted to version "1".'
+    assert restored["version"]["number"] == 2
     assert get(s, SOURCES + "/deleted")["sources"] == []
     # the sink deleted with the source is back, the one deleted before is not
     assert [k["sinkId"] for k in get(s, SOURCES + "/s1/sinks")["sinks"]] == ["k1"]
@@ -343,9 +349,10 @@ def test_deleted_lists_and_undelete(streamd):
 
     # nothing to undelete
     status, body = s.api_call("PUT", SOURCES + "/s1/undelete")
-    assert_error(status, body, 404, "stream.api.sourceNotFound")
+    assert_error(status, body, 404, "stream.api.deletedSourceNotFound")
     status, body = s.api_call("PUT", SOURCES + "/s1/sinks/k1/undelete")
-    assert_error(status, body, 404, "stream.api.sinkNotFound")
+    assert_error(status, body, 404, "stream.api.deletedSinkNotFound")
+    assert body["message"] == 'Deleted sink "k1" not found in the source.'
 
 
 def test_deleted_list_pagination_and_reserved_id(streamd):
@@ -376,7 +383,7 @@ def test_undelete_over_an_active_source_conflicts(streamd):
     s.create_source("s1")
     assert get(s, SOURCES + "/deleted")["sources"] == []
     status, body = s.api_call("PUT", SOURCES + "/s1/undelete")
-    assert_error(status, body, 404, "stream.api.sourceNotFound")
+    assert_error(status, body, 404, "stream.api.deletedSourceNotFound")
 
 
 # ---- cascade delete ----
@@ -396,7 +403,8 @@ def test_cascade_delete_drops_tables_and_frees_the_id(streamd):
     assert_error(status, body, 400, "stream.api.badRequest", "cascade")
     done = run_task(s, "DELETE", SOURCES + "/s1?cascade=true")
     assert done["type"] == "api.delete.source"
-    assert done["result"] == "Source has been deleted successfully."
+    assert done["result"] == "Source and its destination tables and bucket have been deleted."
+    assert done["outputs"]["url"].endswith("/v1/branches/1/sources/s1")
     status, body = s.api_call("GET", SOURCES + "/s1")
     assert_error(status, body, 404, "stream.api.sourceNotFound")
     assert get(s, SOURCES + "/deleted")["sources"] == []

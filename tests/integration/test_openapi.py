@@ -24,11 +24,11 @@ DUMMY = {
 }
 
 # Documented routes another change is still adding to the router. Such a route may answer
-# routeNotFound/methodNotAllowed until it lands; any route the server does serve is checked
+# endpointNotFound/methodNotAllowed until it lands; any route the server does serve is checked
 # strictly. Remove entries once the route is in main.
 IN_PROGRESS = set()
 
-# Paths that look like routes but are none: each must answer 404 routeNotFound.
+# Paths that look like routes but are none: each must answer 404 endpointNotFound.
 UNDOCUMENTED = [
     "/v1/nope", "/v2", "/v1/", "/v1/branches", "/v1/branches/default", "/v1/branches/default/sinks",
     "/v1/branches/default/aggregation", "/v1/branches/default/aggregation/sinks",
@@ -85,7 +85,7 @@ def call(streamd, method, path, body=None, token=ADMIN_TOKEN):
 
 def is_route_miss(status, body):
     return (status == 404 and isinstance(body, dict) and body.get("error") ==
-            "stream.api.routeNotFound") or status == 405
+            "stream.api.endpointNotFound") or status == 405
 
 
 def iter_refs(node):
@@ -202,7 +202,7 @@ def test_every_served_route_is_documented(streamd):
     for path in UNDOCUMENTED:
         for method in ("get", "post"):
             status, _, resp = call(streamd, method, path, {} if method == "post" else None)
-            assert status == 404 and resp["error"] == "stream.api.routeNotFound", \
+            assert status == 404 and resp["error"] == "stream.api.endpointNotFound", \
                 (method, path, status, resp)
             assert not validate(doc, {"$ref": "#/components/schemas/GenericError"}, resp)
 

@@ -505,7 +505,7 @@ def test_statistics_errors_and_source_settings_rotate(streamd):
     status, body = streamd.api_call("GET", stats_path("k1", "clear"))
     assert_error(status, body, 405, "stream.api.methodNotAllowed")
     status, body = streamd.api_call("GET", stats_path("k1", "nope"))
-    assert_error(status, body, 404, "stream.api.routeNotFound")
+    assert_error(status, body, 404, "stream.api.endpointNotFound")
 
     # a new sink has one writing file without records
     files = get_files(streamd)

@@ -398,12 +398,13 @@ static void test_column_names(void **state)
     snprintf(body, sizeof(body), COLUMN_SINK("%s"), name);
     expect_sink_error(
         body, "invalidLength",
-        "Length of body.table.mapping.columns[1].name must be lesser or equal than 64 "
-        "(len=65).");
+        "Length of body.table.mapping.columns[1].name must be lesser or equal than 64 but got "
+        "value \"A-z_9aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaab\" (len=65)");
     expect_sink_error(
         COLUMN_SINK("\"\""), "invalidLength",
-        "Length of body.table.mapping.columns[1].name must be greater or equal than 1 "
-        "(len=0).");
+        "Length of body.table.mapping.columns[1].name must be greater or equal than 1 but got "
+        "value \"\" (len=0)");
     /* control characters, quotes and backslashes are shown escaped */
     expect_sink_error(COLUMN_SINK("\"a\\u0001b\""), "invalidPattern",
                       NAME_PATTERN_ERROR("\"a\\x01b\""));

@@ -1,0 +1,156 @@
+/* sd_api_reply.c: the configuration API's shared request and response helpers: the reference's
+ * JSON error body (and its not-found texts), the JSON request body, and list paging.
+ *
+ * DESIGN: every error answer is {"statusCode", "error": "stream.api.<name>", "message"} as the
+ * reference's; texts follow the reference's (Goa and service) messages so a client that reads
+ * them sees no difference. */
+#include "api/sd_api_internal.h"
+#include "core/sd_error.h"
+#include "core/sd_log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void sd__api_error(h2o_req_t *req, int status, const char *name, const char *fmt, ...)
+{
+    char full_name[96];
+    char message[1280];
+    va_list ap;
+
+    snprintf(full_name, sizeof(full_name), "stream.api.%s", name);
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+    sd_http_send_error(req, status, full_name, message);
+}
+
+void sd__api_not_found(h2o_req_t *req, int is_sink, int deleted, const char *id)
+{
+    if (is_sink && deleted) {
+        sd__api_error(req, 404, "deletedSinkNotFound", SD_API_DELETED_SINK_NOT_FOUND, id);
+    } else if (is_sink) {
+        sd__api_error(req, 404, "sinkNotFound", SD_API_SINK_NOT_FOUND, id);
+    } else if (deleted) {
+        sd__api_error(req, 404, "deletedSourceNotFound", SD_API_DELETED_SOURCE_NOT_FOUND, id);
+    } else {
+        sd__api_error(req, 404, "sourceNotFound", SD_API_SOURCE_NOT_FOUND, id);
+    }
+}
+
+void sd__api_internal_error(h2o_req_t *req, const char *what, int rc)
+{
+    if (rc == SD_EUNHEALTHY) { /* the state store logged it once and recovers by itself */
+        sd_http_add_header(req, "Retry-After", "1");
+        sd__api_error(req, 503, "stateStoreUnavailable",
+                      "The state store cannot store changes now: %s failed; retry later.", what);
+        return;
+    }
+    sd_log_error("api", "%s: %s", what, sd_strerror(rc));
+    sd__api_error(req, 500, "internalError", "Application error: %s failed (%s).", what,
+                  sd_strerror(rc));
+}
+
+void sd__api_validation_error(h2o_req_t *req, const struct sd_defs_err *err)
+{
+    char full_name[96];
+
+    snprintf(full_name, sizeof(full_name), "stream.api.%s", err->name ? err->name : "badRequest");
+    sd_http_send_error(req, 400, full_name, err->message);
+}
+
+char *sd__api_dump(const json_t *value)
+{
+    char *text = json_dumps(value, JSON_COMPACT);
+
+    if (text == NULL) {
+        abort(); /* out of memory */
+    }
+    return text;
+}
+
+json_t *sd__api_body(struct sd_api_ctx *c)
+{
+    h2o_req_t *req = c->req;
+    json_error_t jerr;
+    json_t *body;
+
+    if (req->entity.base == NULL || req->entity.len == 0) {
+        sd__api_error(req, 400, "badRequest", "The request body is empty, expected a JSON object.");
+        return NULL;
+    }
+    body = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (body == NULL) {
+        sd__api_error(req, 400, "badRequest",
+                      "The request body is not valid JSON: %s (line %d, column %d).", jerr.text,
+                      jerr.line, jerr.column);
+        return NULL;
+    }
+    if (!json_is_object(body)) {
+        json_decref(body);
+        sd__api_error(req, 400, "badRequest", "The request body must be a JSON object.");
+        return NULL;
+    }
+    return body;
+}
+
+int sd__api_page(struct sd_api_ctx *c, struct sd_api_page *page)
+{
+    struct sd_buf tmp = SD_BUF_INIT;
+    struct sd_str v;
+    int rc = 0;
+
+    memset(page, 0, sizeof(*page));
+    page->limit = 100;
+    if (sd_http_query_param(c->req, "afterId", &v) && v.len > 0) {
+        if (sd_http_url_decode(v, &tmp) != 0 || tmp.len >= sizeof(page->after_id)) {
+            sd__api_error(c->req, 400, "badRequest", "Invalid afterId query parameter.");
+            rc = SD_EINVAL;
+            goto out;
+        }
+        memcpy(page->after_id, tmp.data, tmp.len);
+        page->after_id[tmp.len] = '\0';
+    }
+    if (sd_http_query_param(c->req, "limit", &v) && v.len > 0) {
+        char *end;
+        long long n;
+        if (sd_http_url_decode(v, &tmp) != 0) {
+            sd__api_error(c->req, 400, "badRequest", "Invalid limit query parameter.");
+            rc = SD_EINVAL;
+            goto out;
+        }
+        errno = 0;
+        n = strtoll(sd_buf_cstr(&tmp), &end, 10);
+        if (errno != 0 || end == tmp.data || *end != '\0') {
+            sd__api_error(c->req, 400, "badRequest",
+                          "Invalid value \"%.32s\" for limit, must be an integer.", tmp.data);
+            rc = SD_EINVAL;
+            goto out;
+        }
+        if (n < 1 || n > 100) {
+            sd__api_error(c->req, 400, "invalidRange",
+                          "Limit must be %s or equal than %d but got value %lld.",
+                          n < 1 ? "greater" : "lesser", n < 1 ? 1 : 100, n);
+            rc = SD_EINVAL;
+            goto out;
+        }
+        page->limit = n;
+    }
+
+out:
+    sd_buf_fini(&tmp);
+    return rc;
+}
+
+json_t *sd__api_page_json(const struct sd_api_page *page, int64_t total, const char *last_id)
+{
+    json_t *j = json_object();
+
+    json_object_set_new(j, "limit", json_integer(page->limit));
+    json_object_set_new(j, "totalCount", json_integer(total));
+    json_object_set_new(j, "afterId", json_string(page->after_id));
+    json_object_set_new(j, "lastId", json_string(last_id ? last_id : ""));
+    return j;
+}
