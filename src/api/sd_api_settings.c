@@ -55,8 +55,7 @@ int sd__api_get_source(struct sd_api_ctx *c, json_t **out, int64_t *mod_rev)
     rc = sd__api_load(c->api->state, sd_buf_cstr(&key), &j, mod_rev);
     sd_buf_fini(&key);
     if (rc == SD_ENOTFOUND) {
-        sd__api_error(c->req, 404, "sourceNotFound", "Source \"%s\" not found in the branch.",
-                      c->source_id);
+        sd__api_not_found(c->req, 0, 0, c->source_id);
     } else if (rc != 0) {
         sd__api_internal_error(c->req, "reading the source", rc);
     }
@@ -82,8 +81,7 @@ int sd__api_get_sink(struct sd_api_ctx *c, json_t **out, int64_t *mod_rev)
     rc = sd__api_load(c->api->state, sd_buf_cstr(&key), &j, mod_rev);
     sd_buf_fini(&key);
     if (rc == SD_ENOTFOUND) {
-        sd__api_error(c->req, 404, "sinkNotFound", "Sink \"%s\" not found in the source.",
-                      c->sink_id);
+        sd__api_not_found(c->req, 1, 0, c->sink_id);
     } else if (rc != 0) {
         sd__api_internal_error(c->req, "reading the sink", rc);
     }
@@ -759,7 +757,6 @@ static int sd__commit_patch(struct sd_settings_task *a, struct sd_task_outcome *
 {
     struct sd_state *st = a->api->state;
     int is_sink = a->sink_id[0] != '\0';
-    const char *what = is_sink ? "Sink" : "Source";
     struct sd_buf key = SD_BUF_INIT, version_key = SD_BUF_INIT;
     json_t *entity = NULL, *config, *value, *version_rec;
     char *text = NULL, *version_text = NULL;
@@ -786,8 +783,8 @@ static int sd__commit_patch(struct sd_settings_task *a, struct sd_task_outcome *
         text = version_text = NULL;
         rc = sd__api_load(st, sd_buf_cstr(&key), &entity, &rev);
         if (rc == SD_ENOTFOUND) {
-            sd_buf_printf(&out->error, "%s \"%s\" not found in the %s.", what,
-                          is_sink ? a->sink_id : a->source_id, is_sink ? "source" : "branch");
+            sd_buf_printf(&out->error, is_sink ? SD_API_SINK_NOT_FOUND : SD_API_SOURCE_NOT_FOUND,
+                          is_sink ? a->sink_id : a->source_id);
             goto out;
         }
         if (rc != 0) {

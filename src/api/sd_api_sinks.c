@@ -78,8 +78,7 @@ static int sd__require_source(struct sd_api_ctx *c)
     sd_kv_free(&kv);
     sd_buf_fini(&key);
     if (rc == SD_ENOTFOUND) {
-        sd__api_error(c->req, 404, "sourceNotFound", "Source \"%s\" not found in the branch.",
-                      c->source_id);
+        sd__api_not_found(c->req, 0, 0, c->source_id);
     } else if (rc != 0) {
         sd__api_internal_error(c->req, "reading the source", rc);
     }
@@ -103,8 +102,7 @@ void sd__api_sink_get(struct sd_api_ctx *c)
     sd_defs_sink_key(&key, c->project_id, c->branch_id, c->source_id, c->sink_id, 0);
     rc = sd__api_load(c->api->state, sd_buf_cstr(&key), &stored, NULL);
     if (rc == SD_ENOTFOUND) {
-        sd__api_error(c->req, 404, "sinkNotFound", "Sink \"%s\" not found in the source.",
-                      c->sink_id);
+        sd__api_not_found(c->req, 1, 0, c->sink_id);
     } else if (rc != 0) {
         sd__api_internal_error(c->req, "reading the sink", rc);
     } else {
@@ -137,7 +135,7 @@ static int sd__sink_create_run(void *arg, struct sd_task_outcome *out)
     source_rev = kv.mod_rev;
     sd_kv_free(&kv);
     if (rc == SD_ENOTFOUND) {
-        sd_buf_printf(&out->error, "Source \"%s\" not found in the branch.", a->source_id);
+        sd_buf_printf(&out->error, SD_API_SOURCE_NOT_FOUND, a->source_id);
         goto out;
     }
     memset(&cr, 0, sizeof(cr));
@@ -164,7 +162,7 @@ static int sd__sink_create_run(void *arg, struct sd_task_outcome *out)
         rc = sd_state_get(st, sd_buf_cstr(&key), &kv);
         sd_kv_free(&kv);
         if (rc == 0) {
-            sd_buf_printf(&out->error, "Sink \"%s\" already exists in the source.", a->sink_id);
+            sd_buf_printf(&out->error, SD_API_SINK_EXISTS, a->sink_id);
         } else {
             sd_buf_append_str(&out->error, "The source was changed concurrently, please retry.");
         }
@@ -337,7 +335,7 @@ void sd__api_sink_create(struct sd_api_ctx *c)
     struct sd__api_table_claim tc;
     struct sd_sink_task *a = NULL;
     struct sd_kv kv;
-    char *object_key = NULL, *lock_key = NULL, *conflict = NULL;
+    char *object_key = NULL, *lock_key = NULL, *conflict = NULL, *full_key = NULL;
     json_t *body = sd__api_body(c), *entity = NULL;
     int rc;
 
@@ -359,8 +357,7 @@ void sd__api_sink_create(struct sd_api_ctx *c)
     rc = sd_state_get(c->api->state, quota.key, &kv);
     sd_kv_free(&kv);
     if (rc == 0) {
-        sd__api_error(c->req, 409, "sinkAlreadyExists", "Sink \"%s\" already exists in the source.",
-                      in.sink_id);
+        sd__api_error(c->req, 409, "sinkAlreadyExists", SD_API_SINK_EXISTS, in.sink_id);
         goto out;
     }
     if (rc != SD_ENOTFOUND) {
@@ -388,11 +385,13 @@ void sd__api_sink_create(struct sd_api_ctx *c)
     spec.quota = &quota;
     spec.claim = sd__api_claim(&tc);
     /* A create still running holds the lock: the reference names the sink by its full key. */
-    conflict = sd_xasprintf("Sink \"%" PRId64 "/%" PRId64 "/%s/%s\" already exists in the source.",
-                            c->project_id, c->branch_id, c->source_id, in.sink_id);
+    full_key = sd_xasprintf("%" PRId64 "/%" PRId64 "/%s/%s", c->project_id, c->branch_id,
+                            c->source_id, in.sink_id);
+    conflict = sd_xasprintf(SD_API_SINK_EXISTS, full_key);
     sd__api_submit(c, &spec, "sinkAlreadyExists", conflict);
 
 out:
+    free(full_key);
     free(conflict);
     sd__api_table_claim_fini(&tc);
     free(object_key);
@@ -423,7 +422,7 @@ static int sd__sink_delete_run(void *arg, struct sd_task_outcome *out)
     sd_defs_sink_key(&deleted_key, a->project_id, a->branch_id, a->source_id, a->sink_id, 1);
     rc = sd__api_load(st, sd_buf_cstr(&key), &sink, &rev);
     if (rc == SD_ENOTFOUND) {
-        sd_buf_printf(&out->error, "Sink \"%s\" not found in the source.", a->sink_id);
+        sd_buf_printf(&out->error, SD_API_SINK_NOT_FOUND, a->sink_id);
         goto out;
     }
     if (rc != 0) {
@@ -496,8 +495,7 @@ void sd__api_sink_delete(struct sd_api_ctx *c)
     sd_kv_free(&kv);
     sd_buf_fini(&key);
     if (rc == SD_ENOTFOUND) {
-        sd__api_error(c->req, 404, "sinkNotFound", "Sink \"%s\" not found in the source.",
-                      c->sink_id);
+        sd__api_not_found(c->req, 1, 0, c->sink_id);
         return;
     }
     if (rc != 0) {

@@ -387,8 +387,8 @@ static int sd__rollback_commit(struct sd_rollback_task *a, struct sd_task_outcom
         text = version_text = NULL;
         rc = sd__api_load(st, sd_buf_cstr(&s->key), &s->old, &s->rev);
         if (rc == SD_ENOTFOUND) {
-            sd_buf_printf(&out->error, "%s \"%s\" not found in the %s.", what,
-                          is_sink ? a->sink_id : a->source_id, is_sink ? "source" : "branch");
+            sd_buf_printf(&out->error, is_sink ? SD_API_SINK_NOT_FOUND : SD_API_SOURCE_NOT_FOUND,
+                          is_sink ? a->sink_id : a->source_id);
             goto out;
         }
         if (rc == 0) {
