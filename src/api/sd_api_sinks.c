@@ -466,7 +466,7 @@ static int sd__sink_delete_run(void *arg, struct sd_task_outcome *out)
     }
     out->result = "Sink has been deleted successfully.";
     out->outputs = sd__api_task_outputs(a->api->api_url, a->project_id, a->branch_id, a->source_id,
-                                        a->sink_id, 0);
+                                        a->sink_id, 1);
 
 out:
     sd_txn_result_free(&res);
