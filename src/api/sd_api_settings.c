@@ -4,10 +4,12 @@
  *
  * DESIGN: an entity keeps its overrides in its stored form as "config": {"<key>": <value>}
  * (defs/sd_settings.h), each value in canonical form (BOOL/INT as JSON booleans/numbers, sizes
- * and durations as "5MB"/"30s" strings). The handler validates the whole patch before it
- * creates a task, as the reference does: a protected key is 403 forbidden, an unknown key or a
- * value that the option table (sd_opt_parse, with the key's bounds) rejects is 400 naming each
- * key. The worker applies the patch to the freshly read entity, bumps its version and writes
+ * as "5MB" and durations as Go prints them, "1m30s"). The list shows the reference's texts of
+ * each key (its description and validate tag, sd__texts). The handler validates the whole patch
+ * before it creates a task, as the reference binds a patch to its config: every value that does
+ * not parse (worded as Go's parsers word it) or that the option table's bounds refuse, and the
+ * unknown keys, in one 400; only a patch without those errors is checked for protected keys
+ * (403 forbidden). The worker applies the patch to the freshly read entity, bumps its version and writes
  * the version record in one transaction guarded by the entity's revision (retried on a
  * concurrent change), then rotates the active file of the sink (or of every sink of the
  * source) through sd_server_rotate_sink, so the new settings take effect in the new file.
