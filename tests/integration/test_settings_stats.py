@@ -192,6 +192,14 @@ def test_patch_sink_and_source_settings(streamd):
     items = get_settings(streamd, sink="k1")
     assert items["storage.level.staging.upload.trigger.interval"]["value"] == "1m30s"
     assert items["storage.level.target.import.trigger.size"]["value"] == "1MB"
+    # durations as Go prints them: a fraction of a second, and every unit below the largest
+    patch_settings(streamd, [{"key": "storage.level.staging.upload.trigger.interval",
+                              "value": "1500ms"},
+                             {"key": "storage.level.target.import.trigger.interval",
+                              "value": "3600s"}], sink="k1")
+    items = get_settings(streamd, sink="k1")
+    assert items["storage.level.staging.upload.trigger.interval"]["value"] == "1.5s"
+    assert items["storage.level.target.import.trigger.interval"]["value"] == "1h0m0s"
 
     # null resets the sink's override: the inherited source value is back
     patch_settings(streamd, [{"key": IMPORT_COUNT, "value": None}, {"key": UPLOAD_COUNT}],
@@ -200,7 +208,7 @@ def test_patch_sink_and_source_settings(streamd):
     assert items[IMPORT_COUNT]["value"] == 40 and items[IMPORT_COUNT]["overwritten"] is False
     assert items[UPLOAD_COUNT]["value"] == 10000 and items[UPLOAD_COUNT]["overwritten"] is False
     status, sink = streamd.api_call("GET", SOURCES + "/s1/sinks/k1")
-    assert sink["version"]["number"] == 4
+    assert sink["version"]["number"] == 5
 
 
 def test_patch_errors(streamd):
