@@ -9,8 +9,8 @@
  * before it creates a task, as the reference binds a patch to its config: every value that does
  * not parse (worded as Go's parsers word it) or that the option table's bounds refuse, and the
  * unknown keys, in one 400; only a patch without those errors is checked for protected keys
- * (403 forbidden). The worker applies the patch to the freshly read entity, bumps its version and writes
- * the version record in one transaction guarded by the entity's revision (retried on a
+ * (403 forbidden). The worker applies the patch to the freshly read entity, bumps its version and
+ * writes the version record in one transaction guarded by the entity's revision (retried on a
  * concurrent change), then rotates the active file of the sink (or of every sink of the
  * source) through sd_server_rotate_sink, so the new settings take effect in the new file.
  *
