@@ -197,12 +197,17 @@ static void sd__send_cors_preflight(h2o_req_t *req)
 static int sd__authenticate(struct sd_api_ctx *c, enum sd_api_auth auth)
 {
     struct sd_str tok = sd_http_header(c->req, "x-storageapi-token");
+    const char *space = tok.len > 0 ? memchr(tok.p, ' ', tok.len) : NULL;
     int rc;
 
     if (tok.len == 0) {
         sd__api_error(c->req, 400, "missingField",
                       "\"X-StorageApi-Token\" is missing from header.");
         return -1;
+    }
+    if (space != NULL) { /* an authorization scheme prefix ("Bearer <token>"), as the reference */
+        tok.len -= (size_t)(space + 1 - tok.p);
+        tok.p = space + 1;
     }
     rc = sd_auth_lookup(c->api->state, tok.p, tok.len, &c->token);
     if (rc == SD_ENOTFOUND) {

@@ -89,6 +89,17 @@ void sd__api_validation_error(h2o_req_t *req, const struct sd_defs_err *err);
 json_t *sd__api_body(struct sd_api_ctx *c);
 /* Parses afterId and limit; on failure sends 400 and returns nonzero. */
 int sd__api_page(struct sd_api_ctx *c, struct sd_api_page *page);
+/* Parses value (decoded) as the integer parameter name in min..max (INT64_MAX: no maximum)
+ * into *out; otherwise sends 400 with the reference's (Goa's) texts: "Invalid value "x" for
+ * "name", must be a integer; name must be greater or equal than 1 but got value 0."
+ * (invalidFieldType) or "Name must be lesser or equal than 100 but got value 101."
+ * (invalidRange), and returns SD_EINVAL. */
+int sd__api_int_param(h2o_req_t *req, const char *name, const char *value, int64_t min, int64_t max,
+                      int64_t *out);
+/* Reads the boolean query parameter name as Go's strconv.ParseBool does (absent or empty:
+ * false) into *out; otherwise sends 400 invalidFieldType "Invalid value "x" for "name", must be
+ * a boolean." and returns SD_EINVAL. */
+int sd__api_query_bool(h2o_req_t *req, const char *name, int *out);
 /* Builds the "page" object of a list answer. */
 json_t *sd__api_page_json(const struct sd_api_page *page, int64_t total, const char *last_id);
 /* Helpers of sd_api_store.c. */

@@ -920,15 +920,15 @@ void sd__api_sinks_deleted_list(struct sd_api_ctx *c)
 
 void sd__api_source_rotate_secret(struct sd_api_ctx *c)
 {
-    struct sd_buf key = SD_BUF_INIT, rerr = SD_BUF_INIT;
+    struct sd_buf key = SD_BUF_INIT, vkey = SD_BUF_INIT, rerr = SD_BUF_INIT, why = SD_BUF_INIT;
     struct sd_cmp cmp;
-    struct sd_op op;
+    struct sd_op ops[2];
     struct sd_txn txn;
     struct sd_txn_result res;
     char secret[SD_DEFS_SECRET_LEN + 1];
-    json_t *source = NULL, *http;
-    char *text = NULL;
-    int64_t rev = 0;
+    json_t *source = NULL, *http, *rec;
+    char *text = NULL, *rec_text = NULL;
+    int64_t rev = 0, number;
     int rc;
 
     memset(&res, 0, sizeof(res));
@@ -943,23 +943,37 @@ void sd__api_source_rotate_secret(struct sd_api_ctx *c)
     sd_defs_new_secret(secret);
     json_object_set_new(http, "secret", json_string(secret));
     explicit_bzero(secret, sizeof(secret));
+    /* a new version, as the reference's "Rotated secret." */
+    if (sd_defs_next_version(source, "source", &number, &why) != 0) {
+        sd__api_error(c->req, 409, "versionCountLimitReached", "%s", sd_buf_cstr(&why));
+        goto out;
+    }
+    sd_defs_set_version(source, number, "Rotated secret.", &c->by, sd_now_ms());
+    rec = sd_defs_version_record(source);
+    rec_text = sd__api_dump(rec);
+    json_decref(rec);
     text = sd__api_dump(source);
     sd_defs_source_key(&key, c->project_id, c->branch_id, c->source_id, 0);
+    sd_defs_source_version_key(&vkey, c->project_id, c->branch_id, c->source_id, number);
     memset(&cmp, 0, sizeof(cmp));
     cmp.key = sd_buf_cstr(&key);
     cmp.target = SD_CMP_MOD_REV;
     cmp.result = SD_CMP_EQUAL;
     cmp.num = rev;
-    memset(&op, 0, sizeof(op));
-    op.type = SD_OP_PUT;
-    op.key = sd_buf_cstr(&key);
-    op.value = text;
-    op.value_len = strlen(text);
+    memset(ops, 0, sizeof(ops));
+    ops[0].type = SD_OP_PUT;
+    ops[0].key = sd_buf_cstr(&key);
+    ops[0].value = text;
+    ops[0].value_len = strlen(text);
+    ops[1].type = SD_OP_PUT;
+    ops[1].key = sd_buf_cstr(&vkey);
+    ops[1].value = rec_text;
+    ops[1].value_len = strlen(rec_text);
     memset(&txn, 0, sizeof(txn));
     txn.cmps = &cmp;
     txn.ncmps = 1;
-    txn.then_ops = &op;
-    txn.nthen = 1;
+    txn.then_ops = ops;
+    txn.nthen = 2;
     rc = sd_state_txn(c->api->state, &txn, &res);
     if (rc != 0) {
         sd__api_internal_error(c->req, "storing the new secret", rc);
@@ -983,8 +997,11 @@ out:
         explicit_bzero(text, strlen(text));
     }
     free(text);
+    free(rec_text);
     sd_txn_result_free(&res);
     json_decref(source);
     sd_buf_fini(&key);
+    sd_buf_fini(&vkey);
     sd_buf_fini(&rerr);
+    sd_buf_fini(&why);
 }

@@ -8,7 +8,9 @@
 #include "core/sd_error.h"
 #include "core/sd_log.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,33 +116,89 @@ int sd__api_page(struct sd_api_ctx *c, struct sd_api_page *page)
         page->after_id[tmp.len] = '\0';
     }
     if (sd_http_query_param(c->req, "limit", &v) && v.len > 0) {
-        char *end;
-        long long n;
         if (sd_http_url_decode(v, &tmp) != 0) {
             sd__api_error(c->req, 400, "badRequest", "Invalid limit query parameter.");
             rc = SD_EINVAL;
             goto out;
         }
-        errno = 0;
-        n = strtoll(sd_buf_cstr(&tmp), &end, 10);
-        if (errno != 0 || end == tmp.data || *end != '\0') {
-            sd__api_error(c->req, 400, "badRequest",
-                          "Invalid value \"%.32s\" for limit, must be an integer.", tmp.data);
-            rc = SD_EINVAL;
-            goto out;
-        }
-        if (n < 1 || n > 100) {
-            sd__api_error(c->req, 400, "invalidRange",
-                          "Limit must be %s or equal than %d but got value %lld.",
-                          n < 1 ? "greater" : "lesser", n < 1 ? 1 : 100, n);
-            rc = SD_EINVAL;
-            goto out;
-        }
-        page->limit = n;
+        rc = sd__api_int_param(c->req, "limit", sd_buf_cstr(&tmp), 1, 100, &page->limit);
     }
 
 out:
     sd_buf_fini(&tmp);
+    return rc;
+}
+
+int sd__api_int_param(h2o_req_t *req, const char *name, const char *value, int64_t min, int64_t max,
+                      int64_t *out)
+{
+    struct sd_buf msg = SD_BUF_INIT;
+    char *end;
+    long long n;
+    int bad_type;
+
+    errno = 0;
+    n = strtoll(value, &end, 10);
+    bad_type = end == value || *end != '\0' || errno == ERANGE || isspace((unsigned char)*value);
+    if (bad_type && errno != ERANGE) {
+        n = 0; /* what Go's strconv.ParseInt leaves on a syntax error */
+    }
+    if (bad_type) {
+        sd_buf_append_str(&msg, "invalid value ");
+        sd_defs_append_quoted(&msg, value, strlen(value));
+        sd_buf_printf(&msg, " for \"%s\", must be a integer", name);
+    }
+    if (n < min || n > max) {
+        sd_buf_printf(&msg, "%s%s must be %s or equal than %" PRId64 " but got value %lld",
+                      msg.len > 0 ? "; " : "", name, n < min ? "greater" : "lesser",
+                      n < min ? min : max, n);
+    }
+    if (msg.len == 0) {
+        *out = n;
+        return 0;
+    }
+    msg.data[0] = (char)toupper((unsigned char)msg.data[0]);
+    sd__api_error(req, 400, bad_type ? "invalidFieldType" : "invalidRange", "%s.",
+                  sd_buf_cstr(&msg));
+    sd_buf_fini(&msg);
+    return SD_EINVAL;
+}
+
+int sd__api_query_bool(h2o_req_t *req, const char *name, int *out)
+{
+    static const char *const yes[] = {"1", "t", "T", "TRUE", "true", "True"};
+    static const char *const no[] = {"0", "f", "F", "FALSE", "false", "False"};
+    struct sd_buf value = SD_BUF_INIT;
+    struct sd_buf msg = SD_BUF_INIT;
+    struct sd_str raw;
+    int rc = 0;
+
+    *out = 0;
+    if (!sd_http_query_param(req, name, &raw) || raw.len == 0) {
+        return 0;
+    }
+    if (sd_http_url_decode(raw, &value) != 0) {
+        sd_buf_reset(&value);
+        sd_buf_append(&value, raw.p, raw.len); /* show what was sent */
+    } else {
+        for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+            if (strcmp(sd_buf_cstr(&value), yes[i]) == 0) {
+                *out = 1;
+                goto out;
+            }
+            if (strcmp(sd_buf_cstr(&value), no[i]) == 0) {
+                goto out;
+            }
+        }
+    }
+    sd_defs_append_quoted(&msg, sd_buf_cstr(&value), value.len);
+    sd__api_error(req, 400, "invalidFieldType", "Invalid value %s for \"%s\", must be a boolean.",
+                  sd_buf_cstr(&msg), name);
+    rc = SD_EINVAL;
+
+out:
+    sd_buf_fini(&value);
+    sd_buf_fini(&msg);
     return rc;
 }
 

@@ -332,21 +332,16 @@ void sd__api_source_delete(struct sd_api_ctx *c)
     struct sd_buf key = SD_BUF_INIT;
     struct sd_task_spec spec;
     struct sd_kv kv;
-    struct sd_str cascade;
     char *object_key, *lock_key, *conflict;
+    int cascade;
     int rc;
 
-    if (sd_http_query_param(c->req, "cascade", &cascade) && cascade.len > 0) {
-        if (sd_str_eq(cascade, SD_STR_LIT("true")) || sd_str_eq(cascade, SD_STR_LIT("1"))) {
-            sd__api_source_hard_delete(c);
-            return;
-        }
-        if (!sd_str_eq(cascade, SD_STR_LIT("false")) && !sd_str_eq(cascade, SD_STR_LIT("0"))) {
-            sd__api_error(c->req, 400, "badRequest",
-                          "Invalid value \"%.*s\" for cascade, must be a boolean.",
-                          (int)(cascade.len > 16 ? 16 : cascade.len), cascade.p);
-            return;
-        }
+    if (sd__api_query_bool(c->req, "cascade", &cascade) != 0) {
+        return;
+    }
+    if (cascade) {
+        sd__api_source_hard_delete(c);
+        return;
     }
     sd_defs_source_key(&key, c->project_id, c->branch_id, c->source_id, 0);
     memset(&kv, 0, sizeof(kv));

@@ -236,9 +236,7 @@ __attribute__((format(printf, 3, 4))) static int sd__fail(struct sd_defs_err *er
     return SD_EINVAL;
 }
 
-/* Appends the len bytes at s to out as a Go %q literal: quoted, with '"' and '\\' escaped and
- * control characters written as escapes, so the message shows exactly what was refused. */
-static void sd__append_quoted(struct sd_buf *out, const char *s, size_t len)
+void sd_defs_append_quoted(struct sd_buf *out, const char *s, size_t len)
 {
     static const char named[] = "abtnvfr";
 
@@ -273,21 +271,91 @@ static size_t sd__utf8_len(const char *s)
     return n;
 }
 
-int sd_defs_check_length(const char *field, const char *value, size_t min, size_t max,
-                         struct sd_defs_err *err)
+/* Validation errors merged as the reference's (Goa's MergeErrors, then FormatAsSentences): the
+ * first error names the answer, the messages are joined with "; ", and the whole is made a
+ * sentence (first letter upper case, a final '.' after a letter, digit or quote). */
+struct sd__merged {
+    const char *name;
+    struct sd_buf msg;
+};
+
+__attribute__((format(printf, 3, 4))) static void sd__merge(struct sd__merged *m, const char *name,
+                                                            const char *fmt, ...)
+{
+    char part[SD_DEFS_ERR_MESSAGE_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(part, sizeof(part), fmt, ap);
+    va_end(ap);
+    if (m->name == NULL) {
+        m->name = name;
+    } else {
+        sd_buf_append_str(&m->msg, "; ");
+    }
+    sd_buf_append_str(&m->msg, part);
+}
+
+/* Appends the length error of field when value has not min..max characters (code points). */
+static void sd__merge_length(struct sd__merged *m, const char *field, const char *value, size_t min,
+                             size_t max)
 {
     struct sd_buf quoted = SD_BUF_INIT;
     size_t n = sd__utf8_len(value);
-    int rc = 0;
 
     if (n < min || n > max) {
-        sd__append_quoted(&quoted, value, strlen(value));
-        rc = sd__fail(err, "invalidLength",
-                      "Length of %s must be %s or equal than %zu but got value %s (len=%zu)", field,
-                      n < min ? "greater" : "lesser", n < min ? min : max, sd_buf_cstr(&quoted), n);
+        sd_defs_append_quoted(&quoted, value, strlen(value));
+        sd__merge(m, "invalidLength",
+                  "length of %s must be %s or equal than %zu but got value %s (len=%zu)", field,
+                  n < min ? "greater" : "lesser", n < min ? min : max, sd_buf_cstr(&quoted), n);
     }
     sd_buf_fini(&quoted);
+}
+
+/* Appends the enum error of field unless value is one of allowed (NULL-terminated). */
+static void sd__merge_enum(struct sd__merged *m, const char *field, const char *value,
+                           const char *const *allowed)
+{
+    struct sd_buf list = SD_BUF_INIT, quoted = SD_BUF_INIT;
+
+    for (size_t i = 0; allowed[i] != NULL; i++) {
+        if (strcmp(value, allowed[i]) == 0) {
+            return;
+        }
+        sd_buf_printf(&list, "%s\"%s\"", i > 0 ? ", " : "", allowed[i]);
+    }
+    sd_defs_append_quoted(&quoted, value, strlen(value));
+    sd__merge(m, "invalidEnumValue", "value of %s must be one of %s but got value %s", field,
+              sd_buf_cstr(&list), sd_buf_cstr(&quoted));
+    sd_buf_fini(&list);
+    sd_buf_fini(&quoted);
+}
+
+/* Returns 0 when nothing was merged, otherwise SD_EINVAL with the sentence in err. */
+static int sd__merged_finish(struct sd__merged *m, struct sd_defs_err *err)
+{
+    char last;
+    int rc = 0;
+
+    if (m->name != NULL) {
+        m->msg.data[0] = (char)toupper((unsigned char)m->msg.data[0]);
+        last = m->msg.data[m->msg.len - 1];
+        if (isalnum((unsigned char)last) || last == '\'' || last == '"') {
+            sd_buf_append_char(&m->msg, '.');
+        }
+        rc = sd__fail(err, m->name, "%s", sd_buf_cstr(&m->msg));
+    }
+    sd_buf_fini(&m->msg);
     return rc;
+}
+
+int sd_defs_check_length(const char *field, const char *value, size_t min, size_t max,
+                         struct sd_defs_err *err)
+{
+    struct sd__merged m = {NULL, SD_BUF_INIT};
+
+    sd__merge_length(&m, field, value, min, max);
+    return sd__merged_finish(&m, err);
 }
 
 int sd_defs_is_valid_id(const char *id)
@@ -445,29 +513,55 @@ static int sd__get_container(const json_t *obj, const char *ctx, const char *key
 }
 
 /* Checks name and description of a create body. */
-static int sd__check_common(const json_t *body, const char **name, const char **description,
-                            const char **type, struct sd_defs_err *err)
+/* The members every create shares: reads type, name, description and the id field (types
+ * first, as the reference decodes the body before validating it), then validates them merged in
+ * the reference's order: type and name missing, id length, type not one of types, name and
+ * description length. */
+static int sd__check_common(const json_t *body, const char *id_field, const char *const *types,
+                            const char **name, const char **description, const char **type,
+                            struct sd_defs_err *err)
 {
+    struct sd__merged m = {NULL, SD_BUF_INIT};
+    const char *id = NULL;
+    char path[64];
     int rc;
 
     if (!json_is_object(body)) {
         return sd__fail(err, "badRequest", "The request body must be a JSON object.");
     }
-    if ((rc = sd__get_string(body, "body", "type", 1, type, err)) != 0 ||
-        (rc = sd__get_string(body, "body", "name", 1, name, err)) != 0 ||
-        (rc = sd__get_string(body, "body", "description", 0, description, err)) != 0) {
+    if ((rc = sd__get_string(body, "body", "type", 0, type, err)) != 0 ||
+        (rc = sd__get_string(body, "body", "name", 0, name, err)) != 0 ||
+        (rc = sd__get_string(body, "body", "description", 0, description, err)) != 0 ||
+        (rc = sd__get_string(body, "body", id_field, 0, &id, err)) != 0) {
         return rc;
     }
-    if (*description == NULL) {
+    if (*type == NULL) {
+        sd__merge(&m, "missingField", "\"type\" is missing from body");
+    }
+    if (*name == NULL) {
+        sd__merge(&m, "missingField", "\"name\" is missing from body");
+    }
+    snprintf(path, sizeof(path), "body.%s", id_field);
+    if (id != NULL) {
+        sd__merge_length(&m, path, id, 1, SD_DEFS_ID_MAX);
+    }
+    if (*type != NULL) {
+        sd__merge_enum(&m, "body.type", *type, types);
+    }
+    if (*name != NULL) {
+        sd__merge_length(&m, "body.name", *name, 1, SD_DEFS_NAME_MAX);
+    }
+    if (*description != NULL) {
+        sd__merge_length(&m, "body.description", *description, 0, SD_DEFS_DESCRIPTION_MAX);
+    } else {
         *description = "";
     }
-    if ((rc = sd_defs_check_length("body.name", *name, 1, SD_DEFS_NAME_MAX, err)) != 0 ||
-        (rc = sd_defs_check_length("body.description", *description, 0, SD_DEFS_DESCRIPTION_MAX,
-                                   err)) != 0) {
-        return rc;
-    }
-    return 0;
+    return sd__merged_finish(&m, err);
 }
+
+/* The types the reference's API accepts (streamd refuses "otlp" after validation). */
+static const char *const sd__source_types[] = {"http", "otlp", NULL};
+static const char *const sd__sink_types[] = {"table", NULL};
 
 int sd_defs_parse_source_create(const json_t *body, struct sd_defs_source_input *in,
                                 struct sd_defs_err *err)
@@ -475,18 +569,13 @@ int sd_defs_parse_source_create(const json_t *body, struct sd_defs_source_input 
     int rc;
 
     memset(in, 0, sizeof(*in));
-    rc = sd__check_common(body, &in->name, &in->description, &in->type, err);
+    rc = sd__check_common(body, "sourceId", sd__source_types, &in->name, &in->description,
+                          &in->type, err);
     if (rc != 0) {
         return rc;
     }
     if (strcmp(in->type, "otlp") == 0) {
         return sd__fail(err, "badRequest", "Source type \"otlp\" is not supported yet.");
-    }
-    if (strcmp(in->type, "http") != 0) {
-        return sd__fail(err, "invalidEnumValue",
-                        "Value of body.type must be one of \"http\", \"otlp\" but got value "
-                        "\"%.64s\".",
-                        in->type);
     }
     return sd_defs_resolve_id("sourceId", json_object_get(body, "sourceId"), in->name,
                               in->source_id, err);
@@ -541,7 +630,7 @@ static int sd__check_column_name(const char *cctx, const json_t *name, struct sd
     if (rc != 0 || sd__is_column_name(json_string_value(name), json_string_length(name))) {
         return rc;
     }
-    sd__append_quoted(&quoted, json_string_value(name), json_string_length(name));
+    sd_defs_append_quoted(&quoted, json_string_value(name), json_string_length(name));
     rc = sd__fail(err, "invalidPattern", "%s must match the regexp \"%s\" but got value %s", field,
                   SD_DEFS_COLUMN_NAME_PATTERN, sd_buf_cstr(&quoted));
     sd_buf_fini(&quoted);
@@ -588,14 +677,10 @@ int sd_defs_parse_sink_create(const json_t *body, struct sd_defs_sink_input *in,
     int rc;
 
     memset(in, 0, sizeof(*in));
-    rc = sd__check_common(body, &in->name, &in->description, &in->type, err);
+    rc = sd__check_common(body, "sinkId", sd__sink_types, &in->name, &in->description, &in->type,
+                          err);
     if (rc != 0) {
         return rc;
-    }
-    if (strcmp(in->type, "table") != 0) {
-        return sd__fail(err, "invalidEnumValue",
-                        "Value of body.type must be one of \"table\" but got value \"%.64s\".",
-                        in->type);
     }
     if ((rc = sd__get_container(body, "body", "allowedSignals", 0, 1, &in->allowed_signals, err)) !=
         0) {
@@ -816,6 +901,7 @@ void sd_defs_set_disabled(json_t *entity, const struct sd_defs_by *by, const cha
 int sd_defs_parse_update(const json_t *body, int is_sink, struct sd_defs_update *u,
                          struct sd_defs_err *err)
 {
+    struct sd__merged m = {NULL, SD_BUF_INIT};
     const json_t *table = NULL, *mapping = NULL;
     int rc;
 
@@ -830,30 +916,23 @@ int sd_defs_parse_update(const json_t *body, int is_sink, struct sd_defs_update 
         (rc = sd__get_string(body, "body", "type", 0, &u->type, err)) != 0) {
         return rc;
     }
-    if (u->name != NULL &&
-        (rc = sd_defs_check_length("body.name", u->name, 1, SD_DEFS_NAME_MAX, err)) != 0) {
-        return rc;
+    if (u->type != NULL) {
+        sd__merge_enum(&m, "body.type", u->type, is_sink ? sd__sink_types : sd__source_types);
     }
-    if (u->description != NULL && (rc = sd_defs_check_length("body.description", u->description, 0,
-                                                             SD_DEFS_DESCRIPTION_MAX, err)) != 0) {
+    if (u->name != NULL) {
+        sd__merge_length(&m, "body.name", u->name, 1, SD_DEFS_NAME_MAX);
+    }
+    if (u->description != NULL) {
+        sd__merge_length(&m, "body.description", u->description, 0, SD_DEFS_DESCRIPTION_MAX);
+    }
+    if ((rc = sd__merged_finish(&m, err)) != 0) {
         return rc;
     }
     if (!is_sink) {
         if (u->type != NULL && strcmp(u->type, "otlp") == 0) {
             return sd__fail(err, "badRequest", "Source type \"otlp\" is not supported yet.");
         }
-        if (u->type != NULL && strcmp(u->type, "http") != 0) {
-            return sd__fail(err, "invalidEnumValue",
-                            "Value of body.type must be one of \"http\", \"otlp\" but got value "
-                            "\"%.64s\".",
-                            u->type);
-        }
         return 0;
-    }
-    if (u->type != NULL && strcmp(u->type, "table") != 0) {
-        return sd__fail(err, "invalidEnumValue",
-                        "Value of body.type must be one of \"table\" but got value \"%.64s\".",
-                        u->type);
     }
     if ((rc = sd__get_container(body, "body", "allowedSignals", 0, 1, &u->allowed_signals, err)) !=
         0) {

@@ -40,9 +40,11 @@
 
 /* A validation failure: name is the API error name without the "stream.api." prefix (a static
  * string such as "invalidLength"), message a sentence naming the field. */
+/* Long enough for a refused value of any length the API accepts, quoted. */
+#define SD_DEFS_ERR_MESSAGE_MAX 8192
 struct sd_defs_err {
     const char *name;
-    char message[8192]; /* long enough for a refused value of any length the API accepts */
+    char message[SD_DEFS_ERR_MESSAGE_MAX];
 };
 
 /* The actor of a change ("by" in the API): type "user" or "system"; strings borrowed. */
@@ -98,6 +100,9 @@ int sd_defs_resolve_id(const char *field, const json_t *given, const char *name,
 /* 1 if id is a normalized id: 1..48 characters of [a-z0-9-], not starting or ending with '-'. */
 int sd_defs_is_valid_id(const char *id);
 
+/* Appends the len bytes at s to out as Go's %q (and the reference's messages) writes a string:
+ * quoted, '"' and '\\' escaped, control characters as escapes. */
+void sd_defs_append_quoted(struct sd_buf *out, const char *s, size_t len);
 /* Checks that the UTF-8 text value has min..max characters (code points). field names it in the
  * message ("body.name"). Returns 0, or SD_EINVAL with err ("invalidLength"). */
 int sd_defs_check_length(const char *field, const char *value, size_t min, size_t max,

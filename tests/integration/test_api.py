@@ -187,10 +187,18 @@ def test_list_sources_pagination(streamd):
         after = got[-1]
     assert seen == ids
 
-    for bad in ("0", "101", "-1", "abc", "1.5"):
+    # the reference's (Goa's) texts: a type error carries the range error of the value 0
+    for bad, name, message in (
+            ("0", "invalidRange", "Limit must be greater or equal than 1 but got value 0."),
+            ("101", "invalidRange", "Limit must be lesser or equal than 100 but got value 101."),
+            ("-1", "invalidRange", "Limit must be greater or equal than 1 but got value -1."),
+            ("abc", "invalidFieldType", 'Invalid value "abc" for "limit", must be a integer; '
+                                        "limit must be greater or equal than 1 but got value 0."),
+            ("1.5", "invalidFieldType", 'Invalid value "1.5" for "limit", must be a integer; '
+                                        "limit must be greater or equal than 1 but got value 0.")):
         status, body = streamd.api_call("GET", SOURCES + "?limit=" + bad)
-        assert status == 400, (bad, body)
-        assert "limit" in body["message"].lower()
+        assert_error(status, body, 400, "stream.api." + name)
+        assert body["message"] == message, bad
 
 
 def test_duplicate_source(streamd):

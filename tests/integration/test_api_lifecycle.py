@@ -400,7 +400,8 @@ def test_cascade_delete_drops_tables_and_frees_the_id(streamd):
     assert {"in.c-b.t1", "in.c-b.t2"} <= table_names(s)
 
     status, body = s.api_call("DELETE", SOURCES + "/s1?cascade=maybe")
-    assert_error(status, body, 400, "stream.api.badRequest", "cascade")
+    assert_error(status, body, 400, "stream.api.invalidFieldType",
+                 'Invalid value "maybe" for "cascade", must be a boolean.')
     done = run_task(s, "DELETE", SOURCES + "/s1?cascade=true")
     assert done["type"] == "api.delete.source"
     assert done["result"] == "Source and its destination tables and bucket have been deleted."
@@ -440,6 +441,11 @@ def test_rotate_secret(streamd):
     assert new_secret != old_secret and len(new_secret) == 48 and new_secret.isalnum()
     assert new_url.rsplit("/", 1)[0] == old_url.rsplit("/", 1)[0]
     assert get(s, SOURCES + "/s1")["http"]["url"] == new_url
+    # a new version, as the reference's
+    assert rotated["version"]["number"] == src["version"]["number"] + 1
+    assert rotated["version"]["description"] == "Rotated secret."
+    versions = get(s, SOURCES + "/s1/versions")["versions"]
+    assert [v["description"] for v in versions] == ["New source.", "Rotated secret."]
     status, body = post_record(s, old_url, {"a": 1})
     assert status == 404 and body["error"] == "stream.in.noSourceFound", body
     assert post_record(s, new_url, {"a": 1})[0] == 200

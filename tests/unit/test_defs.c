@@ -298,6 +298,17 @@ static void test_parse_source(void **state)
     expect_source_error("{\"name\":\"***\",\"type\":\"http\"}", "badRequest", "body.sourceId");
     expect_source_error("{\"name\":\"x\",\"type\":\"http\",\"sourceId\":\"\"}", "invalidLength",
                         "body.sourceId");
+    /* several errors are merged in the reference's order; the first names the answer, a type
+     * error stops before any of them (the reference decodes before it validates) */
+    expect_source_error("{}", "missingField",
+                        "\"type\" is missing from body; \"name\" is missing from body.");
+    expect_source_error(
+        "{\"name\":\"\",\"type\":\"ftp\",\"sourceId\":\"\"}", "invalidLength",
+        "Length of body.sourceId must be greater or equal than 1 but got value \"\" "
+        "(len=0); value of body.type must be one of \"http\", \"otlp\" but got value "
+        "\"ftp\"; length of body.name must be greater or equal than 1 but got value "
+        "\"\" (len=0)");
+    expect_source_error("{\"name\":\"\",\"type\":7}", "badRequest", "body.type must be a string");
 }
 
 static void expect_sink_error(const char *body, const char *name, const char *needle)
