@@ -64,15 +64,13 @@ static int sd__require_entity(struct sd_api_ctx *c, int is_sink, json_t **out, i
     return is_sink ? sd__api_get_sink(c, out, rev) : sd__api_get_source(c, out, rev);
 }
 
-/* Parses a decimal version number ("3" or "0000000003"; with is_signed also "-3"). Returns 0
- * with *out, or SD_EINVAL. */
-static int sd__parse_number(const char *s, int is_signed, int64_t *out)
+/* Parses a decimal version number ("3" or "0000000003"). Returns 0 with *out, or SD_EINVAL. */
+static int sd__parse_number(const char *s, int64_t *out)
 {
-    const char *digits = is_signed && *s == '-' ? s + 1 : s;
     char *end;
     long long n;
 
-    if (*digits < '0' || *digits > '9') {
+    if (*s < '0' || *s > '9') {
         return SD_EINVAL;
     }
     errno = 0;
@@ -92,7 +90,7 @@ static int sd__version_param(struct sd_api_ctx *c, int64_t *out)
     struct sd_buf seg = SD_BUF_INIT;
     struct sd_str raw = {NULL, 0};
     size_t i = 0;
-    int rc = 0;
+    int rc;
 
     while (i < path.len) {
         size_t start = i + 1, end = start;
@@ -109,20 +107,11 @@ static int sd__version_param(struct sd_api_ctx *c, int64_t *out)
         }
         i = end;
     }
-    if (raw.p == NULL || sd_http_url_decode(raw, &seg) != 0 ||
-        sd__parse_number(sd_buf_cstr(&seg), 1, out) != 0) {
-        /* The reference reads a non-integer as 0, so its range check fails too. */
-        sd__api_error(c->req, 400, "invalidFieldType",
-                      "Invalid value \"%.32s\" for \"versionNumber\", must be a integer; "
-                      "versionNumber must be greater or equal than 1 but got value 0.",
-                      seg.data ? seg.data : "");
-        rc = SD_EINVAL;
-    } else if (*out < 1) {
-        sd__api_error(c->req, 400, "invalidRange",
-                      "versionNumber must be greater or equal than 1 but got value %" PRId64 ".",
-                      *out);
-        rc = SD_EINVAL;
+    if (raw.p != NULL && sd_http_url_decode(raw, &seg) != 0) {
+        sd_buf_reset(&seg);
+        sd_buf_append(&seg, raw.p, raw.len);
     }
+    rc = sd__api_int_param(c->req, "versionNumber", sd_buf_cstr(&seg), 1, INT64_MAX, out);
     sd_buf_fini(&seg);
     return rc;
 }
@@ -176,7 +165,7 @@ static void sd__versions_list(struct sd_api_ctx *c, int is_sink)
     if (sd__api_page(c, &page) != 0) {
         return;
     }
-    if (page.after_id[0] != '\0' && sd__parse_number(page.after_id, 0, &after) != 0) {
+    if (page.after_id[0] != '\0' && sd__parse_number(page.after_id, &after) != 0) {
         sd__api_error(c->req, 400, "badRequest",
                       "Invalid afterId \"%.32s\": expected a version number.", page.after_id);
         return;
@@ -198,7 +187,7 @@ static void sd__versions_list(struct sd_api_ctx *c, int is_sink)
         const char *id = kvs.items[i].key + prefix.len;
         int64_t number = 0;
         json_t *record;
-        if (sd__parse_number(id, 0, &number) != 0 || number <= after) {
+        if (sd__parse_number(id, &number) != 0 || number <= after) {
             continue;
         }
         total++;
