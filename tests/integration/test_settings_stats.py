@@ -507,7 +507,10 @@ def test_statistics_errors_and_source_settings_rotate(streamd):
         status, body = streamd.api_call(method, stats_path("nope", what))
         assert_error(status, body, 404, "stream.api.sinkNotFound", "nope")
     status, body = streamd.api_call("GET", stats_path("k1", "files") + "?failedFiles=maybe")
-    assert_error(status, body, 400, "stream.api.badRequest", "failedFiles")
+    assert_error(status, body, 400, "stream.api.invalidFieldType")
+    assert body["message"] == 'Invalid value "maybe" for "failedFiles", must be a boolean.', body
+    # as Go's strconv.ParseBool: "T" is true
+    assert get_files(streamd, failed="T") == []
     status, body = streamd.api_call("POST", stats_path("k1", "total"))
     assert_error(status, body, 405, "stream.api.methodNotAllowed")
     status, body = streamd.api_call("GET", stats_path("k1", "clear"))
