@@ -29,6 +29,20 @@ void sd__api_error(h2o_req_t *req, int status, const char *name, const char *fmt
     sd_http_send_error(req, status, full_name, message);
 }
 
+void sd__api_sentence(struct sd_buf *msg)
+{
+    char last;
+
+    if (msg->len == 0) {
+        return;
+    }
+    msg->data[0] = (char)toupper((unsigned char)msg->data[0]);
+    last = msg->data[msg->len - 1];
+    if (isalnum((unsigned char)last) || last == '\'' || last == '"') {
+        sd_buf_append_char(msg, '.');
+    }
+}
+
 void sd__api_not_found(h2o_req_t *req, int is_sink, int deleted, const char *id)
 {
     if (is_sink && deleted) {
@@ -157,8 +171,8 @@ int sd__api_int_param(h2o_req_t *req, const char *name, const char *value, int64
         *out = n;
         return 0;
     }
-    msg.data[0] = (char)toupper((unsigned char)msg.data[0]);
-    sd__api_error(req, 400, bad_type ? "invalidFieldType" : "invalidRange", "%s.",
+    sd__api_sentence(&msg);
+    sd__api_error(req, 400, bad_type ? "invalidFieldType" : "invalidRange", "%s",
                   sd_buf_cstr(&msg));
     sd_buf_fini(&msg);
     return SD_EINVAL;

@@ -580,21 +580,23 @@ static int sd__cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Sends the reference's 400 for the patch errors: each capitalised with a final ".", one alone,
- * several as "- " lines. */
+/* Sends the reference's 400 for the patch errors: each a sentence, one alone, several as "- "
+ * lines. */
 static void sd__send_patch_errors(struct sd_api_ctx *c, json_t *errors)
 {
-    struct sd_buf msg = SD_BUF_INIT;
+    struct sd_buf msg = SD_BUF_INIT, item = SD_BUF_INIT;
     size_t i, n = json_array_size(errors);
     json_t *e;
 
     json_array_foreach(errors, i, e)
     {
-        const char *t = json_string_value(e);
-        sd_buf_printf(&msg, "%s%s%c%s.", i > 0 ? "\n" : "", n > 1 ? "- " : "",
-                      (t[0] >= 'a' && t[0] <= 'z') ? t[0] - 'a' + 'A' : t[0], t + 1);
+        sd_buf_reset(&item);
+        sd_buf_append_str(&item, json_string_value(e));
+        sd__api_sentence(&item);
+        sd_buf_printf(&msg, "%s%s%s", i > 0 ? "\n" : "", n > 1 ? "- " : "", sd_buf_cstr(&item));
     }
     sd__api_error(c->req, 400, "badRequest", "%s", sd_buf_cstr(&msg));
+    sd_buf_fini(&item);
     sd_buf_fini(&msg);
 }
 

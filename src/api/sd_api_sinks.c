@@ -213,14 +213,6 @@ static int sd__table_check(void *arg, const char *held)
     return rc;
 }
 
-/* "" when text ends with a full stop, else "." (the reference's errors end with one). */
-static const char *sd__full_stop(const char *text)
-{
-    size_t n = strlen(text);
-
-    return n > 0 && text[n - 1] == '.' ? "" : ".";
-}
-
 /* When err is sd_mapping_compile's "a template does not compile" message
  * ("\"columns[N].template\" is invalid: L:C: message"), answers it as the reference words it,
  * 'Column "<name>" template is invalid: L:C Message.' (go-jsonnet's "L:C-E Message"; our
@@ -230,6 +222,7 @@ static int sd__template_error(struct sd_api_ctx *c, const json_t *columns, const
 {
     static const char marker[] = "].template\" is invalid: ", unknown[] = "unknown variable: ";
     const char *why = strstr(err, marker), *name;
+    struct sd_buf msg = SD_BUF_INIT;
     size_t index, pos;
     char *end;
 
@@ -242,23 +235,23 @@ static int sd__template_error(struct sd_api_ctx *c, const json_t *columns, const
         return 0;
     }
     why += sizeof(marker) - 1;
+    sd_buf_printf(&msg, "column \"%s\" template is invalid: ", name);
     /* "L:C: message" -> "L:C Message"; an unknown variable spans its name: "L:C-E Message". */
     pos = strspn(why, "0123456789:");
     if (pos >= 2 && why[pos - 1] == ':' && why[pos] == ' ' && why[pos + 1] != '\0') {
-        const char *msg = why + pos + 1, *colon = memchr(why, ':', pos - 1);
-        char span[32] = "";
-        if (strncmp(msg, unknown, sizeof(unknown) - 1) == 0 && colon != NULL) {
-            snprintf(span, sizeof(span), "-%lu",
-                     strtoul(colon + 1, NULL, 10) + strlen(msg + sizeof(unknown) - 1));
+        const char *text = why + pos + 1, *colon = memchr(why, ':', pos - 1);
+        sd_buf_append(&msg, why, pos - 1);
+        if (strncmp(text, unknown, sizeof(unknown) - 1) == 0 && colon != NULL) {
+            sd_buf_printf(&msg, "-%lu",
+                          strtoul(colon + 1, NULL, 10) + strlen(text + sizeof(unknown) - 1));
         }
-        sd__api_error(c->req, 400, "badRequest", "Column \"%s\" template is invalid: %.*s%s %c%s%s",
-                      name, (int)(pos - 1), why, span,
-                      (msg[0] >= 'a' && msg[0] <= 'z') ? msg[0] - 32 : msg[0], msg + 1,
-                      sd__full_stop(why));
+        sd_buf_printf(&msg, " %c%s", (char)toupper((unsigned char)text[0]), text + 1);
     } else {
-        sd__api_error(c->req, 400, "badRequest", "Column \"%s\" template is invalid: %s%s", name,
-                      why, sd__full_stop(why));
+        sd_buf_append_str(&msg, why);
     }
+    sd__api_sentence(&msg);
+    sd__api_error(c->req, 400, "badRequest", "%s", sd_buf_cstr(&msg));
+    sd_buf_fini(&msg);
     return 1;
 }
 
@@ -268,7 +261,7 @@ int sd__api_check_sink(struct sd_api_ctx *c, const json_t *sink, const char *whe
     const json_t *table = json_object_get(sink, "table");
     const json_t *columns = json_object_get(json_object_get(table, "mapping"), "columns");
     const char *table_id = json_string_value(json_object_get(table, "tableId"));
-    struct sd_buf err = SD_BUF_INIT;
+    struct sd_buf err = SD_BUF_INIT, msg = SD_BUF_INIT;
     int rc;
 
     memset(tc, 0, sizeof(*tc));
@@ -276,12 +269,14 @@ int sd__api_check_sink(struct sd_api_ctx *c, const json_t *sink, const char *whe
     if (rc == SD_EINVAL && sd__template_error(c, columns, sd_buf_cstr(&err))) {
         /* answered */
     } else if (rc == SD_EINVAL) {
-        sd__api_error(c->req, 400, "badRequest", "Invalid %s.mapping.columns: %s%s", where,
-                      sd_buf_cstr(&err), sd__full_stop(sd_buf_cstr(&err)));
+        sd_buf_printf(&msg, "Invalid %s.mapping.columns: %s", where, sd_buf_cstr(&err));
+        sd__api_sentence(&msg);
+        sd__api_error(c->req, 400, "badRequest", "%s", sd_buf_cstr(&msg));
     } else if (rc != 0) {
         sd__api_internal_error(c->req, "compiling the mapping", rc);
     }
     sd_buf_fini(&err);
+    sd_buf_fini(&msg);
     if (rc != 0 || c->api->srv->tables == NULL || table_id == NULL) {
         return rc;
     }

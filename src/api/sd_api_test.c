@@ -301,10 +301,8 @@ static void sd__test_answer(struct sd_test_job *job)
         sd_http_send_json(job->req, 200, job->out, 1);
         job->out = NULL;
     } else if (job->rc == 422) {
-        /* The reference's errors end with a full stop. */
-        const char *msg = sd_buf_cstr(&job->msg);
-        sd__api_error(job->req, 422, "unprocessableContent", "%s%s", msg,
-                      job->msg.len > 0 && msg[job->msg.len - 1] == '.' ? "" : ".");
+        sd__api_sentence(&job->msg);
+        sd__api_error(job->req, 422, "unprocessableContent", "%s", sd_buf_cstr(&job->msg));
     } else {
         sd__api_internal_error(job->req, "mapping the record", job->rc);
     }
