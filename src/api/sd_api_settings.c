@@ -504,9 +504,14 @@ static int sd__go_duration_ok(const char *text, struct sd_buf *out)
         const char *unit;
         size_t n, i;
         int digits = 0;
-        while ((*p >= '0' && *p <= '9') || *p == '.') {
-            digits += *p != '.';
-            p++;
+        /* [digits][.digits], at least one digit */
+        for (; *p >= '0' && *p <= '9'; p++) {
+            digits++;
+        }
+        if (*p == '.') {
+            for (p++; *p >= '0' && *p <= '9'; p++) {
+                digits++;
+            }
         }
         if (digits == 0) {
             goto invalid;

@@ -243,6 +243,11 @@ def test_patch_errors(streamd):
     assert body["message"] == ('Invalid "storage.level.staging.upload.trigger.interval": '
                                'time: missing unit in duration "5".'), body
     status, body = streamd.api_call("PATCH", path, {"settings": [
+        {"key": "storage.level.staging.upload.trigger.interval", "value": "1.5.5s"}]})
+    assert_error(status, body, 400, "stream.api.badRequest")
+    assert body["message"] == ('Invalid "storage.level.staging.upload.trigger.interval": '
+                               'time: missing unit in duration "1.5.5s".'), body
+    status, body = streamd.api_call("PATCH", path, {"settings": [
         {"key": "storage.level.staging.upload.trigger.size", "value": "a very long bad size value"},
         {"key": UPLOAD_COUNT, "value": "12"},
         {"key": "storage.level.staging.upload.trigger.interval", "value": "5sec"}]})
