@@ -24,6 +24,7 @@
 #include "roles/sd_server.h"
 #include "state/sd_state.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,6 +236,18 @@ static int sd__authenticate(struct sd_api_ctx *c, enum sd_api_auth auth)
     return 0;
 }
 
+/* 1 if s is what Go's strconv.Atoi reads: an optional sign and 1..18 digits. */
+static int sd__is_go_int(const char *s)
+{
+    size_t n = 0;
+
+    s += *s == '+' || *s == '-';
+    while (isdigit((unsigned char)s[n])) {
+        n++;
+    }
+    return n > 0 && n <= 18 && s[n] == '\0';
+}
+
 /* Decodes the branch segment: "default" or the id of the default branch. */
 static int sd__parse_branch(struct sd_api_ctx *c, struct sd_str seg)
 {
@@ -250,11 +263,13 @@ static int sd__parse_branch(struct sd_api_ctx *c, struct sd_str seg)
     s = sd_buf_cstr(&b);
     if (strcmp(s, "default") == 0 || strcmp(s, "1") == 0) {
         c->branch_id = SD_DEFS_BRANCH_DEFAULT;
+    } else if (sd__is_go_int(s)) { /* streamd's project has its default branch only */
+        sd__api_error(c->req, 404, "branchNotFound", "Branch \"%.64s\" not found in the project.",
+                      s);
+        rc = -1;
     } else {
         sd__api_error(c->req, 400, "badRequest",
-                      "Branch \"%.64s\" is not supported: only the default branch (\"default\" or "
-                      "%d) exists.",
-                      s, SD_DEFS_BRANCH_DEFAULT);
+                      "Invalid branch: expected \"default\" or <int>, given \"%.64s\".", s);
         rc = -1;
     }
     sd_buf_fini(&b);
@@ -332,11 +347,6 @@ static void sd__api_health(struct sd_api_ctx *c)
     sd_http_send(c->req, 200, "text/plain", "OK\n", 3);
 }
 
-static int sd__is_v1_path(struct sd_str path)
-{
-    return path.len >= 3 && memcmp(path.p, "/v1", 3) == 0 && (path.len == 3 || path.p[3] == '/');
-}
-
 /* Authenticates c and decodes the branch, source and sink parameters of its route. Sends the
  * error and returns nonzero on failure. */
 static int sd__prepare(struct sd_api_ctx *c, const struct sd_api_route *route,
@@ -373,15 +383,6 @@ void sd_api_handle(void *arg, h2o_req_t *req)
     struct sd_api_ctx *c;
     char allowed[64] = "";
 
-    if (sd__is_v1_path(path)) {
-        if (sd_str_eq(method, SD_STR_LIT("OPTIONS"))) {
-            sd__send_cors_preflight(req);
-            return;
-        }
-        if (sd_http_header(req, "origin").len > 0) {
-            sd_http_add_header(req, "access-control-allow-origin", "*");
-        }
-    }
     sd__split_path(path, &p);
     for (size_t i = 0; i < sizeof(sd__routes) / sizeof(sd__routes[0]); i++) {
         struct sd_api_params m;
@@ -396,13 +397,20 @@ void sd_api_handle(void *arg, h2o_req_t *req)
         }
         sd__allow(allowed, sizeof(allowed), sd__routes[i].method);
     }
-    if (route == NULL && allowed[0] != '\0') {
-        sd__send_method_not_allowed(req, allowed);
+    if (route == NULL && allowed[0] == '\0') {
+        sd__api_endpoint_not_found(req);
         return;
     }
+    /* every routed path answers CORS, as the reference's */
+    if (sd_str_eq(method, SD_STR_LIT("OPTIONS"))) {
+        sd__send_cors_preflight(req);
+        return;
+    }
+    if (sd_http_header(req, "origin").len > 0) {
+        sd_http_add_header(req, "access-control-allow-origin", "*");
+    }
     if (route == NULL) {
-        sd__api_error(req, 404, "endpointNotFound", "No endpoint found for path \"%.*s\".",
-                      (int)(path.len > 256 ? 256 : path.len), path.p);
+        sd__send_method_not_allowed(req, allowed);
         return;
     }
     c = sd_xcalloc(1, sizeof(*c));

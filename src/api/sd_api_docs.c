@@ -900,8 +900,7 @@ void sd__api_docs_handle(struct sd_api_ctx *c)
         sd_http_send(req, 200, "application/json", d->json2, strlen(d->json2));
         break;
     default: /* the route table sends only the files above here */
-        sd__api_error(req, 404, "endpointNotFound", "No endpoint found for path \"%.*s\".",
-                      (int)sd_http_path(req).len, sd_http_path(req).p);
+        sd__api_endpoint_not_found(req);
         break;
     }
 }

@@ -81,6 +81,8 @@ void sd__api_error(h2o_req_t *req, int status, const char *name, const char *fmt
 /* Makes msg a sentence as the reference words its errors (its strhelper.AsSentence): the first
  * letter upper case, and a final '.' when msg ends with a letter, a digit or a quote. */
 void sd__api_sentence(struct sd_buf *msg);
+/* Sends 404 endpointNotFound for the request's path (decoded, as the reference shows it). */
+void sd__api_endpoint_not_found(h2o_req_t *req);
 /* Sends 404 sourceNotFound/sinkNotFound (deleted: deletedSourceNotFound/deletedSinkNotFound)
  * with the reference's text for id. */
 void sd__api_not_found(h2o_req_t *req, int is_sink, int deleted, const char *id);

@@ -1,5 +1,6 @@
 /* sd_api_reply.c: the configuration API's shared request and response helpers: the reference's
- * JSON error body (and its not-found texts), the JSON request body, and list paging.
+ * JSON error body (and its endpoint and entity not-found texts), the JSON request body, list
+ * paging and integer/boolean parameters.
  *
  * DESIGN: every error answer is {"statusCode", "error": "stream.api.<name>", "message"} as the
  * reference's; texts follow the reference's (Goa and service) messages so a client that reads
@@ -41,6 +42,20 @@ void sd__api_sentence(struct sd_buf *msg)
     if (isalnum((unsigned char)last) || last == '\'' || last == '"') {
         sd_buf_append_char(msg, '.');
     }
+}
+
+void sd__api_endpoint_not_found(h2o_req_t *req)
+{
+    struct sd_str raw = sd_http_path(req);
+    struct sd_buf path = SD_BUF_INIT;
+
+    if (sd_http_url_decode(raw, &path) != 0) { /* as sent when it does not decode */
+        sd_buf_reset(&path);
+        sd_buf_append(&path, raw.p, raw.len);
+    }
+    sd__api_error(req, 404, "endpointNotFound", "No endpoint found for path \"%.*s\".",
+                  (int)(path.len > 256 ? 256 : path.len), sd_buf_cstr(&path));
+    sd_buf_fini(&path);
 }
 
 void sd__api_not_found(h2o_req_t *req, int is_sink, int deleted, const char *id)

@@ -71,6 +71,16 @@ def test_unknown_route_wrong_method_and_cors(streamd):
         assert m in headers["access-control-allow-methods"]
     for h in ("Content-Type", "X-StorageApi-Token", "X-KBC-ProjectId"):
         assert h in headers["access-control-allow-headers"]
+    # every routed path answers the preflight, as the reference's; an unknown path does not
+    for path in ("/", "/health-check", "/v1/tasks/a/b"):
+        status, headers, _ = streamd.request("OPTIONS", streamd.api + path)
+        assert status == 200 and headers["access-control-allow-origin"] == "*", path
+    status, _, data = streamd.request("OPTIONS", streamd.api + "/v1/nope")
+    assert status == 404 and json.loads(data)["error"] == "stream.api.endpointNotFound"
+    # a simple request from a browser is answered with the origin header
+    status, headers, _ = streamd.request("GET", streamd.api + "/health-check",
+                                         headers={"Origin": "https://ui.example"})
+    assert status == 200 and headers["access-control-allow-origin"] == "*"
 
 
 # ---- auth ----
@@ -94,13 +104,21 @@ def test_token_never_logged(streamd):
     assert "wrong-token-that-must-not-be-logged" not in text
 
 
-@pytest.mark.parametrize("branch", ["5", "main", "0", "default2"])
-def test_unknown_branch(streamd, branch):
-    status, body = streamd.api_call("GET", "/v1/branches/%s/sources" % branch)
-    assert_error(status, body, 400, "stream.api.badRequest", branch)
-    status, body = streamd.api_call("POST", "/v1/branches/%s/sources" % branch,
-                                    {"name": "x", "type": "http"})
-    assert_error(status, body, 400, "stream.api.badRequest")
+@pytest.mark.parametrize("branch,status,name,message", [
+    ("5", 404, "branchNotFound", 'Branch "5" not found in the project.'),
+    ("0", 404, "branchNotFound", 'Branch "0" not found in the project.'),
+    ("main", 400, "badRequest", 'Invalid branch: expected "default" or <int>, given "main".'),
+    ("default2", 400, "badRequest", 'Invalid branch: expected "default" or <int>, given "default2".'),
+])
+def test_unknown_branch(streamd, branch, status, name, message):
+    """The reference's texts: an integer is a branch the project does not have (streamd's
+    projects have their default branch only), anything else is not a branch id."""
+    got, body = streamd.api_call("GET", "/v1/branches/%s/sources" % branch)
+    assert_error(got, body, status, "stream.api." + name)
+    assert body["message"] == message
+    got, body = streamd.api_call("POST", "/v1/branches/%s/sources" % branch,
+                                 {"name": "x", "type": "http"})
+    assert_error(got, body, status, "stream.api." + name)
 
 
 # ---- sources ----

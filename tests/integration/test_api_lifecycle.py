@@ -114,7 +114,7 @@ def test_update_source_validation(streamd):
     status, body = s.api_call("PATCH", SOURCES + "/nope", {"name": "x"})
     assert_error(status, body, 404, "stream.api.sourceNotFound")
     status, body = s.api_call("PATCH", "/v1/branches/2/sources/s1", {"name": "x"})
-    assert_error(status, body, 400, "stream.api.badRequest", "default")
+    assert_error(status, body, 404, "stream.api.branchNotFound", '"2"')
     # 40 characters and 4096 of description are fine
     run_task(s, "PATCH", SOURCES + "/s1", {"name": "n" * 40, "description": "d" * 4096})
     assert get(s, SOURCES + "/s1")["name"] == "n" * 40
