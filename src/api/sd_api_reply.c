@@ -1,5 +1,6 @@
 /* sd_api_reply.c: the configuration API's shared request and response helpers: the reference's
- * JSON error body (and its endpoint and entity not-found texts), the JSON request body, list
+ * JSON error body (its endpoint and entity not-found texts, a message as a sentence), the JSON
+ * request body, list
  * paging and integer/boolean parameters.
  *
  * DESIGN: every error answer is {"statusCode", "error": "stream.api.<name>", "message"} as the
