@@ -1,7 +1,6 @@
 /* sd_api_reply.c: the configuration API's shared request and response helpers: the reference's
  * JSON error body (its endpoint and entity not-found texts, a message as a sentence), the JSON
- * request body, list
- * paging and integer/boolean parameters.
+ * request body, list paging and integer/boolean parameters.
  *
  * DESIGN: every error answer is {"statusCode", "error": "stream.api.<name>", "message"} as the
  * reference's; texts follow the reference's (Goa and service) messages so a client that reads
