@@ -74,3 +74,13 @@ def test_a_wrong_expectation_fails(streamd_factory, tmp_path):
     s = streamd_factory(args=runner.set_args(runner.PUBLIC_URL_SETS))
     with pytest.raises(runner.StepFailed):
         runner.run_scenario(runner.Server(s.api, s.source), str(tmp_path / "scenario"))
+
+
+def test_config_json_adds_sets(tmp_path):
+    assert runner.scenario_sets(str(tmp_path)) == runner.PUBLIC_URL_SETS
+    (tmp_path / "config.json").write_text('{"set": {"api.task.cleanupEnabled": "false"}}')
+    sets = runner.scenario_sets(str(tmp_path))
+    assert sets["api.task.cleanupEnabled"] == "false"
+    assert sets["api.publicUrl"] == runner.API_PUBLIC_URL
+    args = runner.set_args(sets)
+    assert args[args.index("api.task.cleanupEnabled=false") - 1] == "--set"

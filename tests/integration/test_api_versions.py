@@ -433,6 +433,6 @@ def test_aggregation_sources(streamd):
     status, err = streamd.api_call("GET", "/v1/branches/default/aggregation/sources?limit=101")
     assert_error(status, err, 400, "stream.api.invalidRange")
     status, err = streamd.api_call("GET", "/v1/branches/7/aggregation/sources")
-    assert_error(status, err, 400, "stream.api.badRequest")
+    assert_error(status, err, 404, "stream.api.branchNotFound")
     status, err = streamd.api_call("POST", "/v1/branches/default/aggregation/sources", {})
     assert_error(status, err, 405, "stream.api.methodNotAllowed")
