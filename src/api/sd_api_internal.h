@@ -78,6 +78,9 @@ struct sd_api_page {
 /* Sends {"statusCode", "error":"stream.api.<name>", "message"}. */
 void sd__api_error(h2o_req_t *req, int status, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Makes msg a sentence as the reference words its errors (its strhelper.AsSentence): the first
+ * letter upper case, and a final '.' when msg ends with a letter, a digit or a quote. */
+void sd__api_sentence(struct sd_buf *msg);
 /* Sends 404 endpointNotFound for the request's path (decoded, as the reference shows it). */
 void sd__api_endpoint_not_found(h2o_req_t *req);
 /* Sends 404 sourceNotFound/sinkNotFound (deleted: deletedSourceNotFound/deletedSinkNotFound)

@@ -1,6 +1,6 @@
 /* sd_api_reply.c: the configuration API's shared request and response helpers: the reference's
- * JSON error body (and its endpoint and entity not-found texts), the JSON request body, list
- * paging and integer/boolean parameters.
+ * JSON error body (its endpoint and entity not-found texts, a message as a sentence), the JSON
+ * request body, list paging and integer/boolean parameters.
  *
  * DESIGN: every error answer is {"statusCode", "error": "stream.api.<name>", "message"} as the
  * reference's; texts follow the reference's (Goa and service) messages so a client that reads
@@ -28,6 +28,20 @@ void sd__api_error(h2o_req_t *req, int status, const char *name, const char *fmt
     vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
     sd_http_send_error(req, status, full_name, message);
+}
+
+void sd__api_sentence(struct sd_buf *msg)
+{
+    char last;
+
+    if (msg->len == 0) {
+        return;
+    }
+    msg->data[0] = (char)toupper((unsigned char)msg->data[0]);
+    last = msg->data[msg->len - 1];
+    if (isalnum((unsigned char)last) || last == '\'' || last == '"') {
+        sd_buf_append_char(msg, '.');
+    }
 }
 
 void sd__api_endpoint_not_found(h2o_req_t *req)
@@ -172,8 +186,8 @@ int sd__api_int_param(h2o_req_t *req, const char *name, const char *value, int64
         *out = n;
         return 0;
     }
-    msg.data[0] = (char)toupper((unsigned char)msg.data[0]);
-    sd__api_error(req, 400, bad_type ? "invalidFieldType" : "invalidRange", "%s.",
+    sd__api_sentence(&msg);
+    sd__api_error(req, 400, bad_type ? "invalidFieldType" : "invalidRange", "%s",
                   sd_buf_cstr(&msg));
     sd_buf_fini(&msg);
     return SD_EINVAL;

@@ -78,7 +78,7 @@ static int sd__require_source(struct sd_api_ctx *c)
     sd_kv_free(&kv);
     sd_buf_fini(&key);
     if (rc == SD_ENOTFOUND) {
-        sd__api_error(c->req, 404, "sourceNotFound", "Source \"%s\" not found.", c->source_id);
+        sd__api_not_found(c->req, 0, 0, c->source_id);
     } else if (rc != 0) {
         sd__api_internal_error(c->req, "reading the source", rc);
     }
@@ -102,7 +102,7 @@ void sd__api_sink_get(struct sd_api_ctx *c)
     sd_defs_sink_key(&key, c->project_id, c->branch_id, c->source_id, c->sink_id, 0);
     rc = sd__api_load(c->api->state, sd_buf_cstr(&key), &stored, NULL);
     if (rc == SD_ENOTFOUND) {
-        sd__api_error(c->req, 404, "sinkNotFound", "Sink \"%s\" not found.", c->sink_id);
+        sd__api_not_found(c->req, 1, 0, c->sink_id);
     } else if (rc != 0) {
         sd__api_internal_error(c->req, "reading the sink", rc);
     } else {
@@ -135,7 +135,7 @@ static int sd__sink_create_run(void *arg, struct sd_task_outcome *out)
     source_rev = kv.mod_rev;
     sd_kv_free(&kv);
     if (rc == SD_ENOTFOUND) {
-        sd_buf_printf(&out->error, "Source \"%s\" not found.", a->source_id);
+        sd_buf_printf(&out->error, SD_API_SOURCE_NOT_FOUND, a->source_id);
         goto out;
     }
     memset(&cr, 0, sizeof(cr));
@@ -161,9 +161,11 @@ static int sd__sink_create_run(void *arg, struct sd_task_outcome *out)
     if (!res.succeeded) {
         rc = sd_state_get(st, sd_buf_cstr(&key), &kv);
         sd_kv_free(&kv);
-        sd_buf_append_str(&out->error, rc == 0 ? "Sink already exists in the source."
-                                               : "The source was changed concurrently, please "
-                                                 "retry.");
+        if (rc == 0) {
+            sd_buf_printf(&out->error, SD_API_SINK_EXISTS, a->sink_id);
+        } else {
+            sd_buf_append_str(&out->error, "The source was changed concurrently, please retry.");
+        }
         rc = SD_ECONFLICT;
         goto out;
     }
@@ -211,24 +213,70 @@ static int sd__table_check(void *arg, const char *held)
     return rc;
 }
 
+/* When err is sd_mapping_compile's "a template does not compile" message
+ * ("\"columns[N].template\" is invalid: L:C: message"), answers it as the reference words it,
+ * 'Column "<name>" template is invalid: L:C Message.' (go-jsonnet's "L:C-E Message"; our
+ * engine reports no end column, so only an unknown variable, whose span is its name, gets one),
+ * and returns 1; otherwise returns 0. */
+static int sd__template_error(struct sd_api_ctx *c, const json_t *columns, const char *err)
+{
+    static const char marker[] = "].template\" is invalid: ", unknown[] = "unknown variable: ";
+    const char *why = strstr(err, marker), *name;
+    struct sd_buf msg = SD_BUF_INIT;
+    size_t index, pos;
+    char *end;
+
+    if (strncmp(err, "\"columns[", 9) != 0 || why == NULL) {
+        return 0;
+    }
+    index = strtoul(err + 9, &end, 10);
+    name = json_string_value(json_object_get(json_array_get(columns, index), "name"));
+    if (end != why || name == NULL) {
+        return 0;
+    }
+    why += sizeof(marker) - 1;
+    sd_buf_printf(&msg, "column \"%s\" template is invalid: ", name);
+    /* "L:C: message" -> "L:C Message"; an unknown variable spans its name: "L:C-E Message". */
+    pos = strspn(why, "0123456789:");
+    if (pos >= 2 && why[pos - 1] == ':' && why[pos] == ' ' && why[pos + 1] != '\0') {
+        const char *text = why + pos + 1, *colon = memchr(why, ':', pos - 1);
+        sd_buf_append(&msg, why, pos - 1);
+        if (strncmp(text, unknown, sizeof(unknown) - 1) == 0 && colon != NULL) {
+            sd_buf_printf(&msg, "-%lu",
+                          strtoul(colon + 1, NULL, 10) + strlen(text + sizeof(unknown) - 1));
+        }
+        sd_buf_printf(&msg, " %c%s", (char)toupper((unsigned char)text[0]), text + 1);
+    } else {
+        sd_buf_append_str(&msg, why);
+    }
+    sd__api_sentence(&msg);
+    sd__api_error(c->req, 400, "badRequest", "%s", sd_buf_cstr(&msg));
+    sd_buf_fini(&msg);
+    return 1;
+}
+
 int sd__api_check_sink(struct sd_api_ctx *c, const json_t *sink, const char *where,
                        struct sd__api_table_claim *tc)
 {
     const json_t *table = json_object_get(sink, "table");
     const json_t *columns = json_object_get(json_object_get(table, "mapping"), "columns");
     const char *table_id = json_string_value(json_object_get(table, "tableId"));
-    struct sd_buf err = SD_BUF_INIT;
+    struct sd_buf err = SD_BUF_INIT, msg = SD_BUF_INIT;
     int rc;
 
     memset(tc, 0, sizeof(*tc));
     rc = sd_mapping_compile(columns, &tc->mapping, &err);
-    if (rc == SD_EINVAL) {
-        sd__api_error(c->req, 400, "badRequest", "Invalid %s.mapping.columns: %s%s", where,
-                      sd_buf_cstr(&err), err.len > 0 && err.data[err.len - 1] == '.' ? "" : ".");
+    if (rc == SD_EINVAL && sd__template_error(c, columns, sd_buf_cstr(&err))) {
+        /* answered */
+    } else if (rc == SD_EINVAL) {
+        sd_buf_printf(&msg, "Invalid %s.mapping.columns: %s", where, sd_buf_cstr(&err));
+        sd__api_sentence(&msg);
+        sd__api_error(c->req, 400, "badRequest", "%s", sd_buf_cstr(&msg));
     } else if (rc != 0) {
         sd__api_internal_error(c->req, "compiling the mapping", rc);
     }
     sd_buf_fini(&err);
+    sd_buf_fini(&msg);
     if (rc != 0 || c->api->srv->tables == NULL || table_id == NULL) {
         return rc;
     }
@@ -282,7 +330,7 @@ void sd__api_sink_create(struct sd_api_ctx *c)
     struct sd__api_table_claim tc;
     struct sd_sink_task *a = NULL;
     struct sd_kv kv;
-    char *object_key = NULL, *lock_key = NULL;
+    char *object_key = NULL, *lock_key = NULL, *conflict = NULL, *full_key = NULL;
     json_t *body = sd__api_body(c), *entity = NULL;
     int rc;
 
@@ -304,7 +352,7 @@ void sd__api_sink_create(struct sd_api_ctx *c)
     rc = sd_state_get(c->api->state, quota.key, &kv);
     sd_kv_free(&kv);
     if (rc == 0) {
-        sd__api_error(c->req, 409, "sinkAlreadyExists", "Sink already exists in the source.");
+        sd__api_error(c->req, 409, "sinkAlreadyExists", SD_API_SINK_EXISTS, in.sink_id);
         goto out;
     }
     if (rc != SD_ENOTFOUND) {
@@ -331,9 +379,15 @@ void sd__api_sink_create(struct sd_api_ctx *c)
     spec.free_arg = sd__task_free;
     spec.quota = &quota;
     spec.claim = sd__api_claim(&tc);
-    sd__api_submit(c, &spec, "sinkAlreadyExists", "Sink already exists in the source.");
+    /* A create still running holds the lock: the reference names the sink by its full key. */
+    full_key = sd_xasprintf("%" PRId64 "/%" PRId64 "/%s/%s", c->project_id, c->branch_id,
+                            c->source_id, in.sink_id);
+    conflict = sd_xasprintf(SD_API_SINK_EXISTS, full_key);
+    sd__api_submit(c, &spec, "sinkAlreadyExists", conflict);
 
 out:
+    free(full_key);
+    free(conflict);
     sd__api_table_claim_fini(&tc);
     free(object_key);
     free(lock_key);
@@ -363,7 +417,7 @@ static int sd__sink_delete_run(void *arg, struct sd_task_outcome *out)
     sd_defs_sink_key(&deleted_key, a->project_id, a->branch_id, a->source_id, a->sink_id, 1);
     rc = sd__api_load(st, sd_buf_cstr(&key), &sink, &rev);
     if (rc == SD_ENOTFOUND) {
-        sd_buf_printf(&out->error, "Sink \"%s\" not found.", a->sink_id);
+        sd_buf_printf(&out->error, SD_API_SINK_NOT_FOUND, a->sink_id);
         goto out;
     }
     if (rc != 0) {
@@ -407,7 +461,7 @@ static int sd__sink_delete_run(void *arg, struct sd_task_outcome *out)
     }
     out->result = "Sink has been deleted successfully.";
     out->outputs = sd__api_task_outputs(a->api->api_url, a->project_id, a->branch_id, a->source_id,
-                                        a->sink_id, 0);
+                                        a->sink_id, 1);
 
 out:
     sd_txn_result_free(&res);
@@ -436,7 +490,7 @@ void sd__api_sink_delete(struct sd_api_ctx *c)
     sd_kv_free(&kv);
     sd_buf_fini(&key);
     if (rc == SD_ENOTFOUND) {
-        sd__api_error(c->req, 404, "sinkNotFound", "Sink \"%s\" not found.", c->sink_id);
+        sd__api_not_found(c->req, 1, 0, c->sink_id);
         return;
     }
     if (rc != 0) {

@@ -44,32 +44,6 @@ void sd__api_sink_stats_total(struct sd_api_ctx *c)
     sd_http_send_json(c->req, 200, sd_stats_agg_json(&agg), 1);
 }
 
-/* Parses ?failedFiles=bool (default false). Sends 400 and returns nonzero when malformed. */
-static int sd__failed_files_param(struct sd_api_ctx *c, int *out)
-{
-    struct sd_buf b = SD_BUF_INIT;
-    struct sd_str v;
-    int rc = 0;
-
-    *out = 0;
-    if (!sd_http_query_param(c->req, "failedFiles", &v) || v.len == 0) {
-        return 0;
-    }
-    if (sd_http_url_decode(v, &b) != 0) {
-        rc = SD_EINVAL;
-    } else if (strcmp(sd_buf_cstr(&b), "true") == 0 || strcmp(b.data, "1") == 0) {
-        *out = 1;
-    } else if (strcmp(b.data, "false") != 0 && strcmp(b.data, "0") != 0) {
-        rc = SD_EINVAL;
-    }
-    if (rc != 0) {
-        sd__api_error(c->req, 400, "badRequest",
-                      "Invalid value for failedFiles, must be a boolean (true or false).");
-    }
-    sd_buf_fini(&b);
-    return rc;
-}
-
 static int sd__is_imported(const struct sd_stats_file *f)
 {
     const char *state = json_string_value(json_object_get(f->entity, "state"));
@@ -101,7 +75,7 @@ json_t *sd__api_file_json(const struct sd_stats_file *f)
     static const char *const members[] = {"state",       "openedAt",   "closingAt",
                                           "importingAt", "importedAt", "retryAttempt",
                                           "retryReason", "retryAfter"};
-    json_t *j = json_object();
+    json_t *j = json_object(), *stats;
 
     for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
         json_t *v = json_object_get(f->entity, members[i]);
@@ -114,7 +88,12 @@ json_t *sd__api_file_json(const struct sd_stats_file *f)
         sd_time_format_iso(f->opened_at_ms, ts);
         json_object_set_new(j, "openedAt", json_string(ts));
     }
-    json_object_set_new(j, "statistics", sd_stats_agg_json(&f->agg));
+    stats = sd_stats_agg_json(&f->agg);
+    if (f->agg.total.records == 0) {
+        /* The reference has no statistics of a file without records. */
+        json_object_set_new(stats, "total", json_null());
+    }
+    json_object_set_new(j, "statistics", stats);
     return j;
 }
 
@@ -129,7 +108,8 @@ void sd__api_sink_stats_files(struct sd_api_ctx *c)
     int rc;
 
     memset(&files, 0, sizeof(files));
-    if (sd__failed_files_param(c, &failed_only) != 0 || sd__api_get_sink(c, NULL, NULL) != 0) {
+    if (sd__api_query_bool(c->req, "failedFiles", &failed_only) != 0 ||
+        sd__api_get_sink(c, NULL, NULL) != 0) {
         return;
     }
     key = sd__sink_key(c);

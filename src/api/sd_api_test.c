@@ -5,13 +5,14 @@
  *
  * DESIGN: the record is built as the data endpoint builds it (pipeline/sd_record.h): the
  * request's headers with canonical names, minus X-StorageApi-Token (the API token must never
- * reach a rendered value), plus Host and Content-Length; the body and its Content-Type; the
- * receive time; and the client IP taken from X-Real-IP, else the first X-Forwarded-For entry,
- * else the peer (a header value that is not an IP address is skipped). Each column is compiled
- * as a one-column mapping and written with sd_mapping_write_row, so the value is exactly what
- * ingestion writes and a failure names its column: a mapping error answers 422
- * stream.api.invalidColumnValue "Invalid value for column "<name>": <reason>" (the reference's
- * OpenAPI name). The one-field CSV row is unquoted back into the value. The mappings are
+ * reach a rendered value), plus Content-Length, but without Host (the reference's API server,
+ * Go's net/http, keeps Host out of the headers; its data endpoint keeps it); the body and its
+ * Content-Type; the receive time; and the client IP taken from X-Real-IP, else the first
+ * X-Forwarded-For entry, else the peer (a header value that is not an IP address is skipped). Each
+ * column is compiled as a one-column mapping and written with sd_mapping_write_row, so the value is
+ * exactly what ingestion writes and a failure names its column: a mapping error answers 422
+ * stream.api.unprocessableContent "Invalid value for column "<name>": <reason>." as the
+ * reference. The one-field CSV row is unquoted back into the value. The mappings are
  * compiled per request (a test request is rare and small). Templates may run to their limits,
  * so the mapping runs on the evaluation pool (pipeline/sd_eval_pool.h): the request is parked,
  * a worker builds the answer and posts it back to the API loop, which sends it; the API keeps
@@ -32,10 +33,10 @@
 #include <string.h>
 
 /* Fills headers (canonical names, sorted; allocated in the request pool) from the request,
- * without the API token header, plus Host and Content-Length. */
+ * without the API token header, plus Content-Length. */
 static void sd__test_headers(h2o_req_t *req, struct sd_header **out, size_t *n)
 {
-    size_t count = req->headers.size + 2, k = 0;
+    size_t count = req->headers.size + 1, k = 0;
     struct sd_header *h = h2o_mem_alloc_pool(&req->pool, sizeof(*h) * count);
 
     for (size_t i = 0; i < req->headers.size; i++) {
@@ -50,12 +51,6 @@ static void sd__test_headers(h2o_req_t *req, struct sd_header **out, size_t *n)
         h[k].name.len = name->len;
         h[k].value.p = req->headers.entries[i].value.base;
         h[k].value.len = req->headers.entries[i].value.len;
-        k++;
-    }
-    if (req->authority.len > 0) {
-        h[k].name = SD_STR_LIT("Host");
-        h[k].value.p = req->authority.base;
-        h[k].value.len = req->authority.len;
         k++;
     }
     if (req->entity.base != NULL) {
@@ -306,7 +301,8 @@ static void sd__test_answer(struct sd_test_job *job)
         sd_http_send_json(job->req, 200, job->out, 1);
         job->out = NULL;
     } else if (job->rc == 422) {
-        sd__api_error(job->req, 422, "invalidColumnValue", "%s", sd_buf_cstr(&job->msg));
+        sd__api_sentence(&job->msg);
+        sd__api_error(job->req, 422, "unprocessableContent", "%s", sd_buf_cstr(&job->msg));
     } else {
         sd__api_internal_error(job->req, "mapping the record", job->rc);
     }

@@ -8,7 +8,7 @@
  * A rollback never rewrites history: the worker reads the current entity and the record of the
  * target version, builds the entity from the record's content (keeping the ids, the secret, the
  * created, disabled and deleted members of the current entity) and commits it as the next
- * version "Rollback to version N." with its record, in one transaction guarded by the entity's
+ * version 'Rollback to version "N".' with its record, in one transaction guarded by the entity's
  * revision (retried on a concurrent change). A sink rollback then rotates the sink's file, so
  * the restored mapping and settings apply from the new file. When the restored table differs
  * and the sink has an open file, the rollback is committed with the sink held disabled first and
@@ -90,7 +90,7 @@ static int sd__version_param(struct sd_api_ctx *c, int64_t *out)
     struct sd_buf seg = SD_BUF_INIT;
     struct sd_str raw = {NULL, 0};
     size_t i = 0;
-    int rc = 0;
+    int rc;
 
     while (i < path.len) {
         size_t start = i + 1, end = start;
@@ -107,24 +107,17 @@ static int sd__version_param(struct sd_api_ctx *c, int64_t *out)
         }
         i = end;
     }
-    if (raw.p == NULL || sd_http_url_decode(raw, &seg) != 0 ||
-        sd__parse_number(sd_buf_cstr(&seg), out) != 0) {
-        sd__api_error(c->req, 400, "badRequest",
-                      "Invalid value \"%.32s\" for versionNumber, must be an integer.",
-                      seg.data ? seg.data : "");
-        rc = SD_EINVAL;
-    } else if (*out < 1) {
-        sd__api_error(c->req, 400, "invalidRange",
-                      "versionNumber must be greater or equal than 1 but got value %" PRId64 ".",
-                      *out);
-        rc = SD_EINVAL;
+    if (raw.p != NULL && sd_http_url_decode(raw, &seg) != 0) {
+        sd_buf_reset(&seg);
+        sd_buf_append(&seg, raw.p, raw.len);
     }
+    rc = sd__api_int_param(c->req, "versionNumber", sd_buf_cstr(&seg), 1, INT64_MAX, out);
     sd_buf_fini(&seg);
     return rc;
 }
 
-/* Loads version record number of the entity of c. Sends 404 versionNotFound (or 500) and
- * returns nonzero on failure. */
+/* Loads version record number of the entity of c. Sends 404 sourceVersionNotFound or
+ * sinkVersionNotFound (or 500) and returns nonzero on failure. */
 static int sd__load_version(struct sd_api_ctx *c, int is_sink, int64_t number, json_t **out)
 {
     struct sd_buf key = SD_BUF_INIT;
@@ -135,7 +128,15 @@ static int sd__load_version(struct sd_api_ctx *c, int is_sink, int64_t number, j
     rc = sd__api_load(c->api->state, sd_buf_cstr(&key), out, NULL);
     sd_buf_fini(&key);
     if (rc == SD_ENOTFOUND) {
-        sd__api_error(c->req, 404, "versionNotFound", "Version \"%" PRId64 "\" not found.", number);
+        if (is_sink) {
+            sd__api_error(c->req, 404, "sinkVersionNotFound",
+                          "Sink version \"%s/%010" PRId64 "\" not found in the source.", c->sink_id,
+                          number);
+        } else {
+            sd__api_error(c->req, 404, "sourceVersionNotFound",
+                          "Source version \"%s/%010" PRId64 "\" not found in the branch.",
+                          c->source_id, number);
+        }
     } else if (rc != 0) {
         sd__api_internal_error(c->req, "reading the version", rc);
     }
@@ -157,7 +158,7 @@ static void sd__versions_list(struct sd_api_ctx *c, int is_sink)
     struct sd_kvs kvs;
     char last_id[24] = "";
     json_t *list, *out;
-    int64_t after = 0, count = 0;
+    int64_t after = 0, count = 0, total = 0;
     int rc;
 
     memset(&kvs, 0, sizeof(kvs));
@@ -182,11 +183,15 @@ static void sd__versions_list(struct sd_api_ctx *c, int is_sink)
         goto out;
     }
     list = json_array();
-    for (size_t i = 0; i < kvs.n && count < page.limit; i++) {
+    for (size_t i = 0; i < kvs.n; i++) {
         const char *id = kvs.items[i].key + prefix.len;
         int64_t number = 0;
         json_t *record;
         if (sd__parse_number(id, &number) != 0 || number <= after) {
+            continue;
+        }
+        total++;
+        if (count >= page.limit) {
             continue;
         }
         record = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
@@ -199,8 +204,8 @@ static void sd__versions_list(struct sd_api_ctx *c, int is_sink)
         count++;
     }
     out = json_object();
-    json_object_set_new(out, "page", sd__api_page_json(&page, (int64_t)kvs.n, last_id));
     json_object_set_new(out, "versions", list);
+    json_object_set_new(out, "page", sd__api_page_json(&page, total, last_id));
     sd_http_send_json(c->req, 200, out, 1);
 
 out:
@@ -358,7 +363,7 @@ static int sd__rollback_commit(struct sd_rollback_task *a, struct sd_task_outcom
         sd_defs_source_key(&s->key, a->project_id, a->branch_id, a->source_id, 0);
     }
     sd__version_key(&target_key, a->project_id, a->branch_id, a->source_id, a->sink_id, a->number);
-    snprintf(description, sizeof(description), "Rollback to version %" PRId64 ".", a->number);
+    snprintf(description, sizeof(description), "Rollback to version \"%" PRId64 "\".", a->number);
     for (int attempt = 0; attempt < SD_ROLLBACK_MAX_ATTEMPTS && rc == SD_ECONFLICT; attempt++) {
         json_decref(s->old);
         json_decref(record);
@@ -371,14 +376,16 @@ static int sd__rollback_commit(struct sd_rollback_task *a, struct sd_task_outcom
         text = version_text = NULL;
         rc = sd__api_load(st, sd_buf_cstr(&s->key), &s->old, &s->rev);
         if (rc == SD_ENOTFOUND) {
-            sd_buf_printf(&out->error, "%s \"%s\" not found.", what,
+            sd_buf_printf(&out->error, is_sink ? SD_API_SINK_NOT_FOUND : SD_API_SOURCE_NOT_FOUND,
                           is_sink ? a->sink_id : a->source_id);
             goto out;
         }
         if (rc == 0) {
             rc = sd__api_load(st, sd_buf_cstr(&target_key), &record, NULL);
             if (rc == SD_ENOTFOUND) {
-                sd_buf_printf(&out->error, "Version \"%" PRId64 "\" not found.", a->number);
+                sd_buf_printf(&out->error, "%s version \"%s/%010" PRId64 "\" not found in the %s.",
+                              what, is_sink ? a->sink_id : a->source_id, a->number,
+                              is_sink ? "source" : "branch");
                 goto out;
             }
         }
@@ -554,8 +561,8 @@ static int sd__rollback_run(void *arg, struct sd_task_outcome *out)
             goto out;
         }
     }
-    out->result = is_sink ? "Sink version has been rolled back successfully."
-                          : "Source version has been rolled back successfully.";
+    out->result = is_sink ? "Sink version was rolled back successfully."
+                          : "Source version was rolled back successfully.";
     out->outputs = sd__api_task_outputs(a->api->api_url, a->project_id, a->branch_id, a->source_id,
                                         is_sink ? a->sink_id : NULL, 1);
 

@@ -25,10 +25,15 @@ def resolve(doc, node):
 
 
 def validate(doc, schema, value, where="body"):
-    """Validates value against schema (type, required, properties, items, enum, length, $ref).
+    """Validates value against schema (type, required, properties, items, enum, length, $ref,
+    allOf, nullable).
     Objects may only carry documented properties. Returns a list of problems."""
     schema = resolve(doc, schema)
     errors = []
+    if value is None and schema.get("nullable"):
+        return errors
+    for part in schema.get("allOf", []):
+        errors.extend(validate(doc, part, value, where))
     typ = schema.get("type")
     checks = {
         "object": lambda v: isinstance(v, dict),

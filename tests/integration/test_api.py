@@ -555,10 +555,10 @@ def named_columns(*names):
      "\"\u00e9t\u00e9\"" % NAME_PATTERN),
     (["c", "C"], "stream.api.badRequest",
      "Invalid body.table.mapping.columns: \"columns[2].name\" \"C\" duplicates the name \"c\" "
-     "of columns[1] (column names ignore case)."),
+     "of columns[1] (column names ignore case)"),
     (["ID"], "stream.api.badRequest",
      "Invalid body.table.mapping.columns: \"columns[1].name\" \"ID\" duplicates the name \"id\" "
-     "of columns[0] (column names ignore case)."),
+     "of columns[0] (column names ignore case)"),
 ])
 def test_invalid_column_names(streamd, names, name, message):
     # refused at request time: a name never reaches the table and fails the task there

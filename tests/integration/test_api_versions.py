@@ -124,12 +124,15 @@ def test_source_versions_list_detail_and_paging(streamd):
     assert status == 200, v2
     assert v2 == body["versions"][1]
     status, err = streamd.api_call("GET", path + "/versions/99")
-    assert_error(status, err, 404, "stream.api.versionNotFound", '"99"')
-    for bad in ("abc", "1x", "-1"):
+    assert_error(status, err, 404, "stream.api.sourceVersionNotFound", '"s1/0000000099" not found in the branch.')
+    for bad in ("abc", "1x"):
         status, err = streamd.api_call("GET", path + "/versions/" + bad)
-        assert_error(status, err, 400, "stream.api.badRequest")
-    status, err = streamd.api_call("GET", path + "/versions/0")
-    assert_error(status, err, 400, "stream.api.invalidRange")
+        assert_error(status, err, 400, "stream.api.invalidFieldType",
+                     'Invalid value "%s" for "versionNumber", must be a integer; versionNumber must '
+                     'be greater or equal than 1 but got value 0.' % bad)
+    for low in ("0", "-1"):
+        status, err = streamd.api_call("GET", path + "/versions/" + low)
+        assert_error(status, err, 400, "stream.api.invalidRange", "got value %s." % low)
     status, err = streamd.api_call("GET", SOURCES + "/nope/versions")
     assert_error(status, err, 404, "stream.api.sourceNotFound")
     status, err = streamd.api_call("GET", SOURCES + "/nope/versions/1")
@@ -152,13 +155,13 @@ def test_source_rollback(streamd):
     assert task["type"] == "api.rollback.sourceVersion"
     assert re.fullmatch(r"api\.rollback\.sourceVersion/1/s1/" + ISO_MS + "_[a-z0-9]{5}",
                         task["taskId"]), task
-    assert done["result"] == "Source version has been rolled back successfully."
+    assert done["result"] == "Source version was rolled back successfully."
     assert done["outputs"]["sourceId"] == "s1" and done["outputs"]["url"].endswith("/v1/branches/1/sources/s1")
 
     status, now = streamd.api_call("GET", path)
     assert status == 200
     assert now["version"]["number"] == 3
-    assert now["version"]["description"] == "Rollback to version 1."
+    assert now["version"]["description"] == "Rollback to version \"1\"."
     # same content as version 1: same hash; the secret and created stay
     assert now["version"]["hash"] == src["version"]["hash"]
     assert now["http"]["url"] == src["http"]["url"] and now["created"] == src["created"]
@@ -166,7 +169,7 @@ def test_source_rollback(streamd):
     item = [i for i in settings["settings"] if i["key"] == UPLOAD_COUNT][0]
     assert item["overwritten"] is False and item["value"] == 10000, item
     nums = [(v["number"], v["description"]) for v in versions(streamd, path)["versions"]]
-    assert nums == [(1, "New source."), (2, "Updated settings."), (3, "Rollback to version 1.")]
+    assert nums == [(1, "New source."), (2, "Updated settings."), (3, "Rollback to version \"1\".")]
 
     # rolling back to the rollback's own predecessor works the same way
     run_task(streamd, "PUT", path + "/versions/2/rollback")
@@ -178,11 +181,12 @@ def test_source_rollback(streamd):
     run_task(streamd, "PUT", path + "/disable")
     run_task(streamd, "PUT", path + "/versions/1/rollback")
     status, now = streamd.api_call("GET", path)
-    assert "disabled" in now and now["version"]["description"] == "Rollback to version 1.", now
+    assert "disabled" in now and now["version"]["description"] == "Rollback to version \"1\".", now
     run_task(streamd, "PUT", path + "/enable")
 
     status, err = streamd.api_call("PUT", path + "/versions/9/rollback")
-    assert_error(status, err, 404, "stream.api.versionNotFound")
+    assert_error(status, err, 404, "stream.api.sourceVersionNotFound",
+                 'Source version "s1/0000000009" not found in the branch.')
     status, err = streamd.api_call("PUT", SOURCES + "/nope/versions/1/rollback")
     assert_error(status, err, 404, "stream.api.sourceNotFound")
     # the ingestion URL still works with the kept secret
@@ -208,11 +212,11 @@ def test_sink_versions_and_rollback_restore_mapping(streamd):
     task, done = run_task(streamd, "PUT", sinks + "/k1/versions/1/rollback")
     assert task["type"] == "api.rollback.sinkVersion"
     assert task["taskId"].startswith("api.rollback.sinkVersion/1/s1/k1/"), task
-    assert done["result"] == "Sink version has been rolled back successfully."
+    assert done["result"] == "Sink version was rolled back successfully."
     assert done["outputs"]["sinkId"] == "k1"
     status, sink = streamd.api_call("GET", sinks + "/k1")
     assert sink["version"]["number"] == 3
-    assert sink["version"]["description"] == "Rollback to version 1."
+    assert sink["version"]["description"] == "Rollback to version \"1\"."
     assert sink["version"]["hash"] == v1["hash"]
     assert sink["table"]["tableId"] == TABLE
     assert sink["table"]["mapping"]["columns"] == [{"type": "body", "name": "raw"}]
@@ -226,7 +230,8 @@ def test_sink_versions_and_rollback_restore_mapping(streamd):
     assert status == 200, data
 
     status, err = streamd.api_call("PUT", sinks + "/k1/versions/7/rollback")
-    assert_error(status, err, 404, "stream.api.versionNotFound")
+    assert_error(status, err, 404, "stream.api.sinkVersionNotFound",
+                 'Sink version "k1/0000000007" not found in the source.')
     status, err = streamd.api_call("GET", sinks + "/nope/versions")
     assert_error(status, err, 404, "stream.api.sinkNotFound")
     status, err = streamd.api_call("GET", SOURCES + "/nope/sinks/k1/versions/1")
@@ -255,7 +260,7 @@ def test_sink_rollback_of_the_table_takes_effect_in_a_new_file(streamd_factory):
     assert sink["table"]["tableId"] == "in.c-b.old" and "disabled" not in sink, sink
     assert sink["table"]["mapping"]["columns"] == old_columns
     assert [(v["number"], v["description"]) for v in versions(s, path)["versions"]] == \
-        [(1, "New sink."), (2, "New table."), (3, "Rollback to version 1.")]
+        [(1, "New sink."), (2, "New table."), (3, "Rollback to version \"1\".")]
     for i in range(3):
         status, _, data = s.request("POST", url, json.dumps({"id": "old-%d" % i, "n": i}), J)
         assert status == 200, data
@@ -326,6 +331,8 @@ def test_source_test_endpoint(streamd):
     assert values["body"] == payload
     hdrs = json.loads(values["headers"])
     assert hdrs["X-Custom"] == "v1" and hdrs["Content-Type"] == "application/json", hdrs
+    # as the reference's API server: Content-Length, but no Host
+    assert hdrs["Content-Length"] == str(len(payload)) and "Host" not in hdrs, hdrs
     # the API token never reaches a rendered value
     assert not any(k.lower() == "x-storageapi-token" for k in hdrs), hdrs
     assert streamd.token not in json.dumps(result)
@@ -347,11 +354,11 @@ def test_source_test_endpoint(streamd):
 
     # a mapping error is 422 naming the column
     status, err = streamd.api_call("POST", SOURCES + "/s1/test", '{"tags":[]}', headers=J)
-    assert_error(status, err, 422, "stream.api.invalidColumnValue",
-                 'Invalid value for column "user"', 'path "user.name" not found in the body')
+    assert_error(status, err, 422, "stream.api.unprocessableContent")
+    assert err["message"] == 'Invalid value for column "user": path "user.name" not found in the body.'
     status, err = streamd.api_call("POST", SOURCES + "/s1/test", "a=1",
                                    headers={"Content-Type": "text/plain"})
-    assert_error(status, err, 422, "stream.api.invalidColumnValue", '"user"')
+    assert_error(status, err, 422, "stream.api.unprocessableContent", '"user"')
     # a form body is mapped like JSON
     status, res = streamd.api_call("POST", SOURCES + "/s1/test", "user%5Bname%5D=Bob&tags=1",
                                    headers={"Content-Type": "application/x-www-form-urlencoded"})

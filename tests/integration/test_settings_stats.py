@@ -22,7 +22,7 @@ USER_KEYS = {
     "storage.level.staging.upload.trigger.interval": ("string", "30s"),
     "storage.level.target.import.trigger.count": ("int", 50000),
     "storage.level.target.import.trigger.size": ("string", "50MB"),
-    "storage.level.target.import.trigger.interval": ("string", "1m"),
+    "storage.level.target.import.trigger.interval": ("string", "1m0s"),
 }
 PROTECTED_KEYS = {
     "storage.level.local.encoding.compression.gzip.blockSize": ("string", "256KB"),
@@ -43,7 +43,7 @@ PROTECTED_KEYS = {
     "storage.level.local.encoding.sync.uncompressedBytesTrigger": ("string", "1MB"),
     "storage.level.local.volume.assignment.count": ("int", 1),
     "storage.level.local.volume.assignment.preferredTypes": ("[]string", ["default"]),
-    "storage.level.target.import.trigger.expiration": ("string", "30m"),
+    "storage.level.target.import.trigger.expiration": ("string", "30m0s"),
     "storage.level.target.import.trigger.slicesCount": ("int", 100),
 }
 UPLOAD_COUNT = "storage.level.staging.upload.trigger.count"
@@ -101,14 +101,21 @@ def test_get_settings_of_source_and_sink(streamd):
             assert item["overwritten"] is False, item
             assert item["protected"] is (key in PROTECTED_KEYS), item
             assert isinstance(item["description"], str) and item["description"], item
-        assert items[UPLOAD_COUNT]["validation"] == "min=1,max=10000000"
+        # the reference's texts: its config usage and validate tags
+        assert items[UPLOAD_COUNT]["validation"] == "required,min=1,max=10000000"
+        assert items[UPLOAD_COUNT]["description"] == "Records count to trigger slice upload."
         assert items["storage.level.staging.upload.trigger.interval"]["validation"] == \
-            "minDuration=1s,maxDuration=30m"
+            "required,minDuration=1s,maxDuration=30m"
         assert items["storage.level.staging.upload.trigger.size"]["validation"] == \
-            "minBytes=100B,maxBytes=50MB"
+            "required,minBytes=100B,maxBytes=50MB"
         assert items["storage.level.local.encoding.compression.type"]["validation"] == \
-            "oneof=none gzip"
+            "required,oneof=none gzip"
+        assert items["storage.level.local.encoding.compression.gzip.blockSize"]["validation"] == \
+            "required,minBytes=16kB,maxBytes=100MB"
+        assert items["storage.level.local.encoding.compression.gzip.level"]["validation"] == \
+            "min=1,max=9"
         assert "validation" not in items["storage.level.local.encoding.sync.wait"]
+        assert "validation" not in items["storage.level.local.encoding.compression.gzip.concurrency"]
 
 
 def test_service_config_is_the_default(streamd_factory):
@@ -185,6 +192,14 @@ def test_patch_sink_and_source_settings(streamd):
     items = get_settings(streamd, sink="k1")
     assert items["storage.level.staging.upload.trigger.interval"]["value"] == "1m30s"
     assert items["storage.level.target.import.trigger.size"]["value"] == "1MB"
+    # durations as Go prints them: a fraction of a second, and every unit below the largest
+    patch_settings(streamd, [{"key": "storage.level.staging.upload.trigger.interval",
+                              "value": "1500ms"},
+                             {"key": "storage.level.target.import.trigger.interval",
+                              "value": "3600s"}], sink="k1")
+    items = get_settings(streamd, sink="k1")
+    assert items["storage.level.staging.upload.trigger.interval"]["value"] == "1.5s"
+    assert items["storage.level.target.import.trigger.interval"]["value"] == "1h0m0s"
 
     # null resets the sink's override: the inherited source value is back
     patch_settings(streamd, [{"key": IMPORT_COUNT, "value": None}, {"key": UPLOAD_COUNT}],
@@ -193,7 +208,7 @@ def test_patch_sink_and_source_settings(streamd):
     assert items[IMPORT_COUNT]["value"] == 40 and items[IMPORT_COUNT]["overwritten"] is False
     assert items[UPLOAD_COUNT]["value"] == 10000 and items[UPLOAD_COUNT]["overwritten"] is False
     status, sink = streamd.api_call("GET", SOURCES + "/s1/sinks/k1")
-    assert sink["version"]["number"] == 4
+    assert sink["version"]["number"] == 5
 
 
 def test_patch_errors(streamd):
@@ -215,17 +230,50 @@ def test_patch_errors(streamd):
         {"key": "storage.level.staging.upload.trigger.interval", "value": "soon"},
         {"key": IMPORT_COUNT, "value": 10000001},
         {"key": "storage.level.target.import.trigger.interval", "value": "10s"}]})
-    assert_error(status, body, 400, "stream.api.badRequest",
-                 "storage.level.staging.upload.trigger.interval", IMPORT_COUNT,
-                 "storage.level.target.import.trigger.interval")
+    # every error at once, in the order of the reference's config structs
+    assert_error(status, body, 400, "stream.api.badRequest")
+    assert body["message"] == (
+        '- Invalid "storage.level.staging.upload.trigger.interval": time: invalid duration "soon".\n'
+        '- Invalid "%s" value "10000001": must be between 1 and 10000000.\n'
+        '- Invalid "storage.level.target.import.trigger.interval" value "10s": must be between '
+        '30s and 24h.' % IMPORT_COUNT), body
+    status, body = streamd.api_call("PATCH", path, {"settings": [
+        {"key": "storage.level.staging.upload.trigger.interval", "value": "5"}]})
+    assert_error(status, body, 400, "stream.api.badRequest")
+    assert body["message"] == ('Invalid "storage.level.staging.upload.trigger.interval": '
+                               'time: missing unit in duration "5".'), body
+    status, body = streamd.api_call("PATCH", path, {"settings": [
+        {"key": "storage.level.staging.upload.trigger.interval", "value": "1.5.5s"}]})
+    assert_error(status, body, 400, "stream.api.badRequest")
+    assert body["message"] == ('Invalid "storage.level.staging.upload.trigger.interval": '
+                               'time: missing unit in duration "1.5.5s".'), body
+    status, body = streamd.api_call("PATCH", path, {"settings": [
+        {"key": "storage.level.staging.upload.trigger.size", "value": "a very long bad size value"},
+        {"key": UPLOAD_COUNT, "value": "12"},
+        {"key": "storage.level.staging.upload.trigger.interval", "value": "5sec"}]})
+    assert_error(status, body, 400, "stream.api.badRequest")
+    assert body["message"] == (
+        '- Invalid "storage.level.staging.upload.trigger.size" value "a very long bad size…": '
+        'invalid syntax.\n'
+        '- Invalid "storage.level.staging.upload.trigger.interval": time: unknown unit "sec" in '
+        'duration "5sec".'), body
+    status, body = streamd.api_call("PATCH", path, {"settings": [
+        {"key": UPLOAD_COUNT, "value": 1}, {"key": UPLOAD_COUNT, "value": 2}]})
+    assert_error(status, body, 400, "stream.api.badRequest")
+    assert body["message"] == 'Key "%s" is defined multiple times.' % UPLOAD_COUNT, body
     status, body = streamd.api_call("PATCH", path, {"settings": [
         {"key": "storage.level.local.encoding.sync.wait", "value": "maybe"},
         {"key": UPLOAD_COUNT, "value": 1.5}]})
-    assert_error(status, body, 400, "stream.api.badRequest",
-                 "storage.level.local.encoding.sync.wait", UPLOAD_COUNT)
-    status, body = streamd.api_call("PATCH", path, {"settings": [{"key": "no.such.key",
-                                                                  "value": 1}]})
-    assert_error(status, body, 400, "stream.api.badRequest", "no.such.key")
+    assert_error(status, body, 400, "stream.api.badRequest")
+    assert body["message"] == (
+        '- Invalid "storage.level.local.encoding.sync.wait" value "maybe": invalid syntax.\n'
+        '- Invalid "%s" value: found type "float64", expected "uint64".' % UPLOAD_COUNT), body
+    status, body = streamd.api_call("PATCH", path, {"settings": [
+        {"key": "no.such.key", "value": 1}, {"key": "a.key", "value": 1},
+        {"key": "storage.level.local.encoding.compression.gzip.blockSize", "value": "1MB"}]})
+    assert_error(status, body, 400, "stream.api.badRequest")
+    # unknown keys sorted; a protected key is refused only after the values bind
+    assert body["message"] == 'Key not found: "a.key", "no.such.key".', body
     # a service-only key is not a settings key
     status, body = streamd.api_call("PATCH", path, {"settings": [
         {"key": "storage.level.staging.upload.minInterval", "value": "5s"}]})
@@ -356,11 +404,16 @@ def test_statistics_end_to_end(streamd_factory):
     files = get_files(s)
     imported = [f for f in files if f["state"] == "imported"]
     assert imported, files
-    assert sum(f["statistics"]["total"]["recordsCount"] for f in imported) == 100
+    def file_records(f):
+        total = f["statistics"]["total"]  # null for a file without records, as the reference
+        assert total is None or total["recordsCount"] > 0, f
+        return total["recordsCount"] if total else 0
+
+    assert sum(file_records(f) for f in imported) == 100
     for f in imported:
         assert f["openedAt"] <= f["closingAt"] <= f["importingAt"] <= f["importedAt"], f
         assert f["statistics"]["levels"].get("target", {}).get("recordsCount", 0) == \
-            f["statistics"]["total"]["recordsCount"], f
+            file_records(f), f
     # imported files first, then the others, each group by openedAt
     states = [f["state"] == "imported" for f in files]
     assert states == sorted(states, reverse=True), files
@@ -459,7 +512,10 @@ def test_statistics_errors_and_source_settings_rotate(streamd):
         status, body = streamd.api_call(method, stats_path("nope", what))
         assert_error(status, body, 404, "stream.api.sinkNotFound", "nope")
     status, body = streamd.api_call("GET", stats_path("k1", "files") + "?failedFiles=maybe")
-    assert_error(status, body, 400, "stream.api.badRequest", "failedFiles")
+    assert_error(status, body, 400, "stream.api.invalidFieldType")
+    assert body["message"] == 'Invalid value "maybe" for "failedFiles", must be a boolean.', body
+    # as Go's strconv.ParseBool: "T" is true
+    assert get_files(streamd, failed="T") == []
     status, body = streamd.api_call("POST", stats_path("k1", "total"))
     assert_error(status, body, 405, "stream.api.methodNotAllowed")
     status, body = streamd.api_call("GET", stats_path("k1", "clear"))
@@ -470,8 +526,8 @@ def test_statistics_errors_and_source_settings_rotate(streamd):
     # a new sink has one writing file without records
     files = get_files(streamd)
     assert len(files) == 1 and files[0]["state"] == "writing", files
-    assert files[0]["statistics"]["total"]["recordsCount"] == 0
-    assert files[0]["statistics"]["levels"] == {}
+    # as the reference: no statistics of a file without records
+    assert files[0]["statistics"] == {"total": None, "levels": {}}, files
     # changing the source's settings rotates the file of each of its sinks
     streamd.create_sink("s1", "k2", PATH_COLUMNS, table_id=TABLE)
     patch_settings(streamd, [{"key": IMPORT_COUNT, "value": 100}])
