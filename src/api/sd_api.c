@@ -231,9 +231,13 @@ static int sd__authenticate(struct sd_api_ctx *c, enum sd_api_auth auth)
         return -1;
     }
     c->project_id = c->token.project_id;
-    c->by.type = "user";
-    c->by.token_id = c->token.id;
-    c->by.token_desc = c->token.description;
+    /* Every API token is a master token; in streamd it stands for its own administrator, so the
+     * reference's user members are the token's id and description. */
+    snprintf(c->by.type, sizeof(c->by.type), "user");
+    snprintf(c->by.token_id, sizeof(c->by.token_id), "%s", c->token.id);
+    snprintf(c->by.token_desc, sizeof(c->by.token_desc), "%s", c->token.description);
+    snprintf(c->by.user_id, sizeof(c->by.user_id), "%s", c->token.id);
+    snprintf(c->by.user_name, sizeof(c->by.user_name), "%s", c->token.description);
     return 0;
 }
 

@@ -67,8 +67,6 @@ struct sd_life_task {
     char source_id[SD_DEFS_ID_MAX + 1];
     char sink_id[SD_DEFS_ID_MAX + 1];
     json_t *body; /* update: the validated request body */
-    char token_id[32];
-    char token_desc[128];
     struct sd_defs_by by;
 };
 
@@ -775,11 +773,7 @@ static void sd__life_submit(struct sd_api_ctx *c, enum sd_life_op op, int is_sin
     a->branch_id = c->branch_id;
     snprintf(a->source_id, sizeof(a->source_id), "%s", c->source_id);
     snprintf(a->sink_id, sizeof(a->sink_id), "%s", is_sink ? c->sink_id : "");
-    snprintf(a->token_id, sizeof(a->token_id), "%s", c->token.id);
-    snprintf(a->token_desc, sizeof(a->token_desc), "%s", c->token.description);
-    a->by.type = "user";
-    a->by.token_id = a->token_id;
-    a->by.token_desc = a->token_desc;
+    a->by = c->by;
     a->body = body;
     type = sd_xasprintf("api.%s.%s", names[op], is_sink ? "sink" : "source");
     sd__api_quota(c, c->source_id, is_sink ? c->sink_id : NULL, &prefix, &key, &quota);

@@ -42,8 +42,6 @@ struct sd_settings_task {
     char sink_id[SD_DEFS_ID_MAX + 1]; /* "" for source settings */
     json_t *patch;                    /* {"<key>": canonical value, or null to reset} */
     char *description;
-    char token_id[32];
-    char token_desc[128];
     struct sd_defs_by by;
 };
 
@@ -965,11 +963,7 @@ static void sd__settings_patch(struct sd_api_ctx *c, int is_sink)
     a->branch_id = c->branch_id;
     snprintf(a->source_id, sizeof(a->source_id), "%s", c->source_id);
     snprintf(a->sink_id, sizeof(a->sink_id), "%s", is_sink ? c->sink_id : "");
-    snprintf(a->token_id, sizeof(a->token_id), "%s", c->token.id);
-    snprintf(a->token_desc, sizeof(a->token_desc), "%s", c->token.description);
-    a->by.type = "user";
-    a->by.token_id = a->token_id;
-    a->by.token_desc = a->token_desc;
+    a->by = c->by;
     a->patch = patch;
     a->description = description != NULL ? sd_xstrdup(description) : NULL;
     json_decref(body);

@@ -33,8 +33,6 @@ struct sd_sink_task {
     char source_id[SD_DEFS_ID_MAX + 1];
     char sink_id[SD_DEFS_ID_MAX + 1];
     json_t *entity; /* create: the stored form to commit */
-    char token_id[32];
-    char token_desc[128];
     struct sd_defs_by by;
 };
 
@@ -47,11 +45,7 @@ static struct sd_sink_task *sd__task_new(struct sd_api_ctx *c, const char *sink_
     a->branch_id = c->branch_id;
     snprintf(a->source_id, sizeof(a->source_id), "%s", c->source_id);
     snprintf(a->sink_id, sizeof(a->sink_id), "%s", sink_id);
-    snprintf(a->token_id, sizeof(a->token_id), "%s", c->token.id);
-    snprintf(a->token_desc, sizeof(a->token_desc), "%s", c->token.description);
-    a->by.type = "user";
-    a->by.token_id = a->token_id;
-    a->by.token_desc = a->token_desc;
+    a->by = c->by;
     return a;
 }
 

@@ -30,8 +30,6 @@ struct sd_source_task {
     int64_t branch_id;
     char source_id[SD_DEFS_ID_MAX + 1];
     json_t *entity; /* create: the stored form to commit */
-    char token_id[32];
-    char token_desc[128];
     struct sd_defs_by by;
 };
 
@@ -43,11 +41,7 @@ static struct sd_source_task *sd__task_new(struct sd_api_ctx *c, const char *sou
     a->project_id = c->project_id;
     a->branch_id = c->branch_id;
     snprintf(a->source_id, sizeof(a->source_id), "%s", source_id);
-    snprintf(a->token_id, sizeof(a->token_id), "%s", c->token.id);
-    snprintf(a->token_desc, sizeof(a->token_desc), "%s", c->token.description);
-    a->by.type = "user";
-    a->by.token_id = a->token_id;
-    a->by.token_desc = a->token_desc;
+    a->by = c->by;
     return a;
 }
 

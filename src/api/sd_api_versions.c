@@ -42,8 +42,6 @@ struct sd_rollback_task {
     char source_id[SD_DEFS_ID_MAX + 1];
     char sink_id[SD_DEFS_ID_MAX + 1]; /* "" for a source */
     int64_t number;                   /* the version to roll back to */
-    char token_id[32];
-    char token_desc[128];
     struct sd_defs_by by;
 };
 
@@ -601,11 +599,7 @@ static void sd__version_rollback(struct sd_api_ctx *c, int is_sink)
     a->number = number;
     snprintf(a->source_id, sizeof(a->source_id), "%s", c->source_id);
     snprintf(a->sink_id, sizeof(a->sink_id), "%s", is_sink ? c->sink_id : "");
-    snprintf(a->token_id, sizeof(a->token_id), "%s", c->token.id);
-    snprintf(a->token_desc, sizeof(a->token_desc), "%s", c->token.description);
-    a->by.type = "user";
-    a->by.token_id = a->token_id;
-    a->by.token_desc = a->token_desc;
+    a->by = c->by;
 
     sd__api_submit_entity_task(c, is_sink,
                                is_sink ? "api.rollback.sinkVersion" : "api.rollback.sourceVersion",

@@ -715,12 +715,18 @@ json_t *sd_defs_by_json(const struct sd_defs_by *by)
 {
     json_t *j = json_object();
 
-    json_object_set_new(j, "type", json_string(by->type ? by->type : "system"));
-    if (by->token_id != NULL) {
-        json_object_set_new(j, "tokenId", json_string(by->token_id));
-    }
-    if (by->token_desc != NULL) {
-        json_object_set_new(j, "tokenDesc", json_string(by->token_desc));
+    const struct {
+        const char *name, *value;
+    } members[] = {{"tokenId", by->token_id},
+                   {"tokenDesc", by->token_desc},
+                   {"userId", by->user_id},
+                   {"userName", by->user_name}};
+
+    json_object_set_new(j, "type", json_string(by->type[0] ? by->type : "system"));
+    for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
+        if (members[i].value[0] != '\0') {
+            json_object_set_new(j, members[i].name, json_string(members[i].value));
+        }
     }
     return j;
 }

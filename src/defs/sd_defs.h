@@ -47,11 +47,14 @@ struct sd_defs_err {
     char message[SD_DEFS_ERR_MESSAGE_MAX];
 };
 
-/* The actor of a change ("by" in the API): type "user" or "system"; strings borrowed. */
+/* The actor of a change ("by" in the API), copied by value into tasks. Empty strings are left out
+ * of the JSON, as the reference's omitempty members. */
 struct sd_defs_by {
-    const char *type;
-    const char *token_id;
-    const char *token_desc;
+    char type[8];         /* "user", or "" for "system" */
+    char token_id[32];    /* the API token */
+    char token_desc[128]; /* its description */
+    char user_id[32];     /* the administrator the token stands for (reference: its admin) */
+    char user_name[128];
 };
 
 /* A validated create-source request. Strings are borrowed from the request JSON. */

@@ -440,7 +440,7 @@ static void test_source_entity(void **state)
 {
     struct sd_defs_source_input in;
     struct sd_defs_err err;
-    struct sd_defs_by by = {"user", "123", "admin"};
+    struct sd_defs_by by = {"user", "123", "admin", "123", "admin"};
     char secret[SD_DEFS_SECRET_LEN + 1], hash1[17], hash2[17];
     json_t *body = parse("{\"name\":\"S\",\"type\":\"http\"}");
     json_t *e, *api, *ver;
@@ -461,6 +461,8 @@ static void test_source_entity(void **state)
     assert_string_equal(json_string_value(json_object_get(ver, "at")), "2023-11-14T22:13:20.000Z");
     assert_string_equal(json_string_value(json_object_get(json_object_get(ver, "by"), "tokenId")),
                         "123");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(ver, "by"), "userName")),
+                        "admin");
     assert_null(json_object_get(e, "disabled"));
 
     /* API form: url instead of the secret */
@@ -495,7 +497,7 @@ static void test_sink_entity(void **state)
 {
     struct sd_defs_sink_input in;
     struct sd_defs_err err;
-    struct sd_defs_by by = {"user", "1", "d"};
+    struct sd_defs_by by = {"user", "1", "d", "", ""};
     json_t *body = parse("{\"sinkId\":\"k\",\"name\":\"K\",\"type\":\"table\","
                          "\"table\":{\"type\":\"keboola\",\"tableId\":\"in.c-b.t\",\"mapping\":"
                          "{\"columns\":[{\"type\":\"path\",\"name\":\"p\",\"path\":\"a.b\","
@@ -941,9 +943,32 @@ static void test_tasks_claim(void **state)
     sd_rm_rf(dir);
 }
 
+/* The reference's `by`: empty members are left out (omitempty), no members means "system". */
+static void test_by_json_leaves_out_empty_members(void **state)
+{
+    struct sd_defs_by user = {"user", "42", "", "42", "Jane"};
+    struct sd_defs_by system_by = {"", "", "", "", ""};
+    json_t *j;
+    char *text;
+
+    (void)state;
+    j = sd_defs_by_json(&user);
+    text = json_dumps(j, JSON_PRESERVE_ORDER | JSON_COMPACT);
+    assert_string_equal(
+        text, "{\"type\":\"user\",\"tokenId\":\"42\",\"userId\":\"42\",\"userName\":\"Jane\"}");
+    free(text);
+    json_decref(j);
+    j = sd_defs_by_json(&system_by);
+    text = json_dumps(j, JSON_PRESERVE_ORDER | JSON_COMPACT);
+    assert_string_equal(text, "{\"type\":\"system\"}");
+    free(text);
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_by_json_leaves_out_empty_members),
         cmocka_unit_test(test_normalize_table),
         cmocka_unit_test(test_normalize_empty),
         cmocka_unit_test(test_resolve_id),
