@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "test_tmpdir.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,16 +35,8 @@ struct fixture {
 static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof(*fx));
-    const char *base = getenv("SD_TEST_TMPDIR");
-
     assert_non_null(fx);
-    if (base == NULL || base[0] == '\0') {
-        base = "/tmp";
-    }
-    assert_int_equal(sd_mkdir_p(base, 0755), 0);
-    assert_true((size_t)snprintf(fx->dir, sizeof(fx->dir), "%s/sd-ctl-XXXXXX", base) <
-                sizeof(fx->dir));
-    assert_non_null(mkdtemp(fx->dir));
+    sd_test_mkdtemp(fx->dir, sizeof(fx->dir), "sd-ctl");
     assert_int_equal(sd_state_open_backend("embedded", NULL, fx->dir, &fx->st), 0);
     *state = fx;
     return 0;

@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "test_tmpdir.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,16 +37,10 @@ struct fixture {
 static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof(*fx));
-    const char *base = getenv("SD_TEST_TMPDIR");
     char path[700];
 
     assert_non_null(fx);
-    if (base == NULL || base[0] == '\0') {
-        base = "/tmp";
-    }
-    assert_int_equal(sd_mkdir_p(base, 0755), 0);
-    snprintf(fx->dir, sizeof(fx->dir), "%s/sd-diskclean-XXXXXX", base);
-    assert_non_null(mkdtemp(fx->dir));
+    sd_test_mkdtemp(fx->dir, sizeof(fx->dir), "sd-diskclean");
     snprintf(fx->volume, sizeof(fx->volume), "%s/volumes/hdd/1", fx->dir);
     assert_int_equal(sd_mkdir_p(fx->volume, 0755), 0);
     snprintf(path, sizeof(path), "%s/state", fx->dir);
