@@ -320,6 +320,7 @@ static void sd__merge_enum(struct sd__merged *m, const char *field, const char *
 
     for (size_t i = 0; allowed[i] != NULL; i++) {
         if (strcmp(value, allowed[i]) == 0) {
+            sd_buf_fini(&list);
             return;
         }
         sd_buf_printf(&list, "%s\"%s\"", i > 0 ? ", " : "", allowed[i]);

@@ -99,7 +99,9 @@ static int sd__known_dirs(struct sd_state *state, struct sd_dirs *out)
         json_decref(j);
     }
     sd_kvs_free(&kvs);
-    qsort(out->items, out->n, sizeof(char *), sd__cmp_str);
+    if (out->n > 1) {
+        qsort(out->items, out->n, sizeof(char *), sd__cmp_str);
+    }
     return 0;
 }
 
@@ -144,7 +146,9 @@ static void sd__remove_empty_parents(const struct sd_dirs *orphans, const char *
             sd__dirs_add(&parents, p);
         }
     }
-    qsort(parents.items, parents.n, sizeof(char *), sd__cmp_depth_desc);
+    if (parents.n > 1) {
+        qsort(parents.items, parents.n, sizeof(char *), sd__cmp_depth_desc);
+    }
     for (size_t i = 0; i < parents.n; i++) {
         int is_volume = 0;
         for (size_t v = 0; v < npaths; v++) {
