@@ -177,7 +177,8 @@ int sd_disk_cleanup_pass(struct sd_state *state, const char *const *paths, size_
     }
     for (size_t i = 0; i < disk.n; i++) {
         const char *p = disk.items[i];
-        if (bsearch(&p, known.items, known.n, sizeof(char *), sd__cmp_str) == NULL) {
+        if (known.n == 0 ||
+            bsearch(&p, known.items, known.n, sizeof(char *), sd__cmp_str) == NULL) {
             sd__dirs_add(&orphans, p);
         }
     }
