@@ -774,10 +774,9 @@ struct sd_import_step {
     struct sd_tables *tables;
     int64_t project;
     char *table_id;
-    char **columns;
-    size_t ncols;
-    char **slice_keys;  /* non-empty staged slices: entity keys ... */
-    char **staged_keys; /* ... and their staging object keys */
+    struct sd_table_schema *schema; /* the file's mapping columns (owned) */
+    char **slice_keys;              /* non-empty staged slices: entity keys ... */
+    char **staged_keys;             /* ... and their staging object keys */
     size_t nslices;
     uint64_t rows;     /* out */
     struct sd_buf err; /* out, on failure */
@@ -805,11 +804,9 @@ static int sd__import_step(void *arg)
         }
     }
     if (rc == 0 && m->nslices > 0) {
-        rc = sd_tables_ensure_table(m->tables, m->project, m->table_id,
-                                    (const char *const *)m->columns, m->ncols, &m->err);
+        rc = sd_tables_ensure_table(m->tables, m->project, m->table_id, m->schema, &m->err);
         if (rc == 0) {
-            rc = sd_tables_import(m->tables, m->project, m->table_id,
-                                  (const char *const *)m->columns, m->ncols, slices, m->nslices,
+            rc = sd_tables_import(m->tables, m->project, m->table_id, m->schema, slices, m->nslices,
                                   &m->rows, &m->err);
         }
     }
@@ -825,14 +822,11 @@ static void sd__import_step_free(void *arg)
 {
     struct sd_import_step *m = arg;
 
-    for (size_t i = 0; i < m->ncols; i++) {
-        free(m->columns[i]);
-    }
     for (size_t i = 0; i < m->nslices; i++) {
         free(m->slice_keys[i]);
         free(m->staged_keys[i]);
     }
-    free(m->columns);
+    free(m->schema);
     free(m->slice_keys);
     free(m->staged_keys);
     free(m->table_id);
@@ -858,15 +852,10 @@ static void sd__import_file(struct sd_operator *op, const char *file_key, json_t
     m->project = json_integer_value(json_object_get(file, "projectId"));
     m->table_id = sd_xstrdup(
         json_string_value(json_object_get(json_object_get(file, "target"), "tableId")) ?: "");
-    m->ncols = json_array_size(columns_json);
-    m->columns = sd_xcalloc(m->ncols + 1, sizeof(char *));
+    m->schema = sd_table_schema_from_json(columns_json);
     sd_buf_init(&m->err);
     sd_log_key(SD_LOG_DEBUG, "operator", file_key, "importing file %s into %s", file_key,
                m->table_id);
-    for (size_t c = 0; c < m->ncols; c++) {
-        m->columns[c] = sd_xstrdup(
-            json_string_value(json_object_get(json_array_get(columns_json, c), "name")) ?: "");
-    }
     memset(&kvs, 0, sizeof(kvs));
     rc = sd_state_range(state, prefix, 0, &kvs);
     if (rc != 0) {
