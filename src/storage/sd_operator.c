@@ -834,6 +834,24 @@ static void sd__import_step_free(void *arg)
     free(m);
 }
 
+/* Orders a file's slices (and their staged keys, the same permutation) by openedAt, the last
+ * part of "<fileKey>/<volumeId>/<openedAt>", not by volume: rows reach the table in the order
+ * they were written, so with a primary key the latest row wins. Insertion sort: n is small. */
+static void sd__order_slices(char **slice_keys, char **staged_keys, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        for (size_t j = i;
+             j > 0 && strcmp(strrchr(slice_keys[j - 1], '/'), strrchr(slice_keys[j], '/')) > 0;
+             j--) {
+            char *k = slice_keys[j], *st = staged_keys[j];
+            slice_keys[j] = slice_keys[j - 1];
+            staged_keys[j] = staged_keys[j - 1];
+            slice_keys[j - 1] = k;
+            staged_keys[j - 1] = st;
+        }
+    }
+}
+
 static void sd__import_file(struct sd_operator *op, const char *file_key, json_t *file)
 {
     struct sd_state *state = op->srv->state;
@@ -874,6 +892,7 @@ static void sd__import_file(struct sd_operator *op, const char *file_key, json_t
         }
         json_decref(slice);
     }
+    sd__order_slices(m->slice_keys, m->staged_keys, m->nslices);
     rc = sd_bounded_run(op->steps, busy_key, sd__import_step, m, sd__import_step_free,
                         op->cfg.file_import_timeout_ms);
     if (rc == -ETIMEDOUT) {
@@ -1002,6 +1021,15 @@ static int sd__purge_file(struct sd_operator *op, const char *file_key)
     return rc;
 }
 
+/* 1 when file keys a and b ("<sink key>/<openedAt>") belong to one sink. */
+static int sd__same_sink(const char *a, const char *b)
+{
+    const char *slash = strrchr(a, '/');
+    size_t n = slash != NULL ? (size_t)(slash - a) : strlen(a);
+
+    return strncmp(a, b, n) == 0 && b[n] == '/' && strchr(b + n + 1, '/') == NULL;
+}
+
 static void sd__files(struct sd_operator *op, int64_t now)
 {
     struct sd_state *state = op->srv->state;
@@ -1032,7 +1060,10 @@ static void sd__files(struct sd_operator *op, int64_t now)
         sd_kvs_free(&kvs);
     }
     memset(&kvs, 0, sizeof(kvs));
+    /* A sink's files are imported one at a time, oldest first (keys sort by openedAt): with a
+     * primary key, a later file's row must replace an earlier one's, never the reverse. */
     if (sd_state_range(state, "storage/file/level/staging/", 0, &kvs) == 0) {
+        const char *first = NULL; /* the oldest file still importing of the sink at hand */
         for (size_t i = 0; i < kvs.n; i++) {
             const char *key = kvs.items[i].key + strlen("storage/file/level/staging/");
             json_t *file = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
@@ -1041,9 +1072,12 @@ static void sd__files(struct sd_operator *op, int64_t now)
                     sd_log_key(SD_LOG_INFO, "operator", key, "file %s of a deleted sink dropped",
                                key);
                 }
-            } else if (strcmp(sd__state_of(file), "importing") == 0 && sd__retry_due(file, now) &&
-                       !sd__step_is_busy(op, "import", key)) {
-                sd__import_file(op, key, file);
+            } else if (strcmp(sd__state_of(file), "importing") == 0 &&
+                       (first == NULL || !sd__same_sink(first, key))) {
+                first = key;
+                if (sd__retry_due(file, now) && !sd__step_is_busy(op, "import", key)) {
+                    sd__import_file(op, key, file);
+                }
             }
             json_decref(file);
         }
