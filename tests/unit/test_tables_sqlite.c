@@ -518,6 +518,39 @@ static void test_primary_key_declared(void **state)
     sd_buf_fini(&err);
 }
 
+/* A sink mapping's columns JSON gives the schema: names in order, the key from
+ * "primaryKey": true only (false, a missing member or no key at all: no flag). */
+static void test_schema_from_json(void **state)
+{
+    json_t *cols = json_loads("[{\"name\":\"a\",\"primaryKey\":false},{\"name\":\"b\","
+                              "\"primaryKey\":true},{\"name\":\"c\"},{\"name\":\"d\","
+                              "\"primaryKey\":true}]",
+                              0, NULL);
+    json_t *plain =
+        json_loads("[{\"name\":\"x\",\"primaryKey\":false},{\"type\":\"body\"}]", 0, NULL);
+    struct sd_table_schema *s;
+
+    (void)state;
+    s = sd_table_schema_from_json(cols);
+    assert_int_equal(s->ncolumns, 4);
+    assert_string_equal(s->columns[0], "a");
+    assert_string_equal(s->columns[3], "d");
+    assert_non_null(s->is_pk);
+    assert_int_equal(s->is_pk[0], 0);
+    assert_int_equal(s->is_pk[1], 1);
+    assert_int_equal(s->is_pk[2], 0);
+    assert_int_equal(s->is_pk[3], 1);
+    free(s);
+    s = sd_table_schema_from_json(plain);
+    assert_int_equal(s->ncolumns, 2);
+    assert_string_equal(s->columns[0], "x");
+    assert_string_equal(s->columns[1], "");
+    assert_null(s->is_pk);
+    free(s);
+    json_decref(cols);
+    json_decref(plain);
+}
+
 #define SQ_TEST(f) cmocka_unit_test_prestate_setup_teardown(f, tc_setup, tc_teardown, be)
 
 int main(void)
@@ -533,6 +566,7 @@ int main(void)
         SQ_TEST(test_user_objects_conflict),
         SQ_TEST(test_damaged_file),
         SQ_TEST(test_primary_key_declared),
+        cmocka_unit_test(test_schema_from_json),
     };
 
     return cmocka_run_group_tests_name("tables_sqlite", tests, NULL, NULL);
