@@ -108,6 +108,47 @@ def test_primary_key_keeps_the_last_value_per_key(streamd_factory):
                  '"key" PRIMARY KEY', '"value" PRIMARY KEY')
 
 
+def test_a_later_file_waits_for_the_earlier_files_import(streamd_factory):
+    # With a primary key the later file's row must win, so a sink's files import oldest first:
+    # while the first file's import fails, the second is not even tried.
+    s = streamd_factory(args=FAST)
+    src = s.create_source("s1")
+    s.create_sink("s1", "k1", PK_COLUMNS, table_id=TABLE)
+    url = src["http"]["url"]
+    db_path = os.path.join(s.data_dir, "tables", "project-1.sqlite")
+    db = sqlite3.connect(db_path, timeout=10)
+    db.execute('DROP TABLE "%s"' % TABLE)
+    db.execute('CREATE TABLE "%s" ("x" TEXT)' % TABLE)  # imports fail until it is dropped
+    db.commit()
+    db.close()
+    files_path = "/v1/branches/default/sources/s1/sinks/k1/statistics/files"
+
+    def files():
+        status, body = s.api_call("GET", files_path)
+        assert status == 200, body
+        return sorted(body["files"], key=lambda f: f["openedAt"])
+
+    def wait_files(predicate):
+        deadline = time.time() + 60 * TIMEOUT_MULT
+        while not predicate(files()):
+            assert time.time() < deadline, files()
+            time.sleep(0.2)
+
+    assert s.request("POST", url, json.dumps({"key": "k", "value": "first"}), J)[0] == 200
+    wait_files(lambda f: len(f) >= 1 and f[0].get("retryAttempt", 0) >= 1)
+    assert s.request("POST", url, json.dumps({"key": "k", "value": "second"}), J)[0] == 200
+    wait_files(lambda f: len(f) == 3 and f[1]["state"] == "importing")
+    first_attempts = files()[0]["retryAttempt"]
+    wait_files(lambda f: f[0]["retryAttempt"] >= first_attempts + 2)  # retried meanwhile
+    later = files()[1]
+    assert later["state"] == "importing" and "retryReason" not in later, later
+    db = sqlite3.connect(db_path, timeout=10)
+    db.execute('DROP TABLE "%s"' % TABLE)
+    db.commit()
+    db.close()
+    assert wait_rows(s.data_dir, lambda r: r == [("k", "second")]) == [("k", "second")]
+
+
 def test_existing_table_with_other_columns_or_case_refuses_the_sink(streamd_factory):
     # refused at request time: the sink's task would fail on the table
     s = streamd_factory(args=FAST)
