@@ -4,7 +4,8 @@
 # sink with uuid, datetime, ip, body, headers and two path columns, 1 KiB JSON bodies, durable
 # acknowledgement (sync.mode=disk, wait=true); a second source whose sink has one template
 # column (Body('a') + ":" + Body('c.f.g')) instead of the two path columns; and a one-thread
-# micro-benchmark of template evaluations. Prints one line per figure and the ratios.
+# micro-benchmark of template evaluations; and the import of one CSV into SQLite against the
+# sqlite3 CLI's .import. Prints one line per figure and the ratios.
 # Usage: bench/run_bench.sh BUILD/streamd [DURATION_S]
 set -euo pipefail
 BIN=$(readlink -f "$1"); DUR=${2:-${BENCH_SECONDS:-10}}
@@ -51,6 +52,40 @@ JSONNET
 TPL_ITER=${BENCH_TEMPLATE_ITERATIONS:-1000000}
 TPL_TYPICAL=$(taskset -c 0 "$BIN" template bench --iterations "$TPL_ITER" --body "$WORK/body_1k.json" "$WORK/typical.jsonnet")
 TPL_OBJECT=$(taskset -c 0 "$BIN" template bench --iterations $((TPL_ITER / 4)) --body "$WORK/body_1k.json" "$WORK/object10.jsonnet")
+
+# Table import (one thread, CPU 0): one CSV of IMPORT_ROWS rows shaped like the bench sink's
+# (uuid, datetime, ip, body, headers, a, g; every field quoted, as streamd stages them) imported
+# by bench_import (sd_tables_import into the "sqlite" backend: one transaction, WAL,
+# synchronous=FULL) and by the sqlite3 CLI's `.import --csv` into the same table in a database
+# set up the same way; once without a key and once with c1 (the uuid) as the primary key.
+IMPORT_ROWS=${BENCH_IMPORT_ROWS:-200000}
+python3 - "$WORK/import.csv" "$IMPORT_ROWS" <<'PY'
+import csv, random, sys, uuid
+rnd = random.Random(1)
+with open(sys.argv[1], "w", newline="") as f:
+    w = csv.writer(f, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    for i in range(int(sys.argv[2])):
+        body = '{"a":%d,"c":{"d":"e","f":{"g":"abcdefghij","h":"%s"}}}' % (i, "x" * 200)
+        w.writerow([str(uuid.UUID(int=rnd.getrandbits(128))), "2026-12-06T02:00:00.%03dZ" % (i % 1000),
+                    "127.0.0.1", body, '{"Content-Type":"application/json"}', str(i), "abcdefghij"])
+PY
+IMPORT_BIN=$(dirname "$BIN")/bench_import
+# sqlite3 CLI run: NAME KEY_CLAUSE -> rows/s
+cli_import() {
+  local db=$WORK/cli-$1.sqlite t0 t1
+  t0=$(date +%s.%N)
+  taskset -c 0 sqlite3 "$db" "PRAGMA journal_mode=WAL;" "PRAGMA synchronous=FULL;" \
+    "CREATE TABLE t (c1 TEXT, c2 TEXT, c3 TEXT, c4 TEXT, c5 TEXT, c6 TEXT, c7 TEXT$2);" \
+    ".import --csv $WORK/import.csv t" >/dev/null
+  t1=$(date +%s.%N)
+  [ "$(sqlite3 "$db" 'SELECT count(*) FROM t')" = "$IMPORT_ROWS" ] || { echo "sqlite3 .import lost rows" >&2; exit 1; }
+  awk -v n="$IMPORT_ROWS" -v a="$t0" -v b="$t1" 'BEGIN{ printf "%.0f", n / (b - a) }'
+}
+IMP_SD=$(taskset -c 0 "$IMPORT_BIN" "$WORK/imp-plain" "$WORK/import.csv" 7 | sed -n 's/.*rows_per_s=\([0-9]*\).*/\1/p')
+IMP_CLI=$(cli_import plain "")
+IMP_SD_PK=$(taskset -c 0 "$IMPORT_BIN" "$WORK/imp-pk" "$WORK/import.csv" 7 1 | sed -n 's/.*rows_per_s=\([0-9]*\).*/\1/p')
+IMP_CLI_PK=$(cli_import pk ", PRIMARY KEY (c1)")
+rm -rf "$WORK"/imp-* "$WORK"/cli-* "$WORK/import.csv"
 
 # wrk run: LABEL URL PID CONNS SCRIPT -> "rps p50 p99 cpu_us_per_req rss_kb non2xx"
 run_wrk() {
@@ -151,6 +186,8 @@ read -r tp_rps _ _ _ _ _ <<<"${R[streamd_tpl_pipelined]}"
 read -r s2_rps _ _ s2_cpu _ _ <<<"${R[streamd_path2_plain]}"
 read -r sp2_rps _ _ _ _ _ <<<"${R[streamd_path2_pipelined]}"
 mean() { awk -v a="$1" -v b="$2" 'BEGIN{ printf "%.1f", (a + b) / 2 }'; }
+echo "sqlite import rows/s streamd=$IMP_SD sqlite3_cli=$IMP_CLI; with primary key streamd=$IMP_SD_PK sqlite3_cli=$IMP_CLI_PK ($IMPORT_ROWS rows)"
+echo "ratio import rows/s streamd/sqlite3 .import = $(ratio "$IMP_SD" "$IMP_CLI") (target >= 1.0), with primary key = $(ratio "$IMP_SD_PK" "$IMP_CLI_PK")"
 echo "template typical: $TPL_TYPICAL"
 echo "template object10: $TPL_OBJECT"
 echo "jsonnet evals/s typical = $(echo "$TPL_TYPICAL" | sed -n 's/.*evals_per_s=\([0-9]*\).*/\1/p') (target >= 500000 per core)"

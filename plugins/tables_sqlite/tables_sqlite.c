@@ -1,6 +1,7 @@
 /* tables_sqlite.c: the "sqlite" table-storage backend: one SQLite database per project,
  * <dir>/project-<projectId>.sqlite, holding the user's tables (exact table ids as quoted
- * names, TEXT columns in mapping order) and streamd's import ledger,
+ * names, TEXT columns in mapping order, PRIMARY KEY (...) of the mapping's key columns when it
+ * has any) and streamd's import ledger,
  * "_streamd_import_ledger"(slice_key PRIMARY KEY, table_id, rows, imported_at).
  *
  * DESIGN: the context caches one connection per project database, opened on first use and
@@ -15,7 +16,9 @@
  * importers of one slice (threads or processes) cannot both miss its ledger row. Any failure,
  * a source read error included, rolls the whole transaction back. Rows are inserted through one
  * prepared statement with values bound by pointer and length: byte-exact, '' for an empty
- * field. Errors are returned as codes with a message in err; nothing is logged here. */
+ * field. A table with a primary key is loaded by INSERT ... ON CONFLICT (key) DO UPDATE, so,
+ * rows going in one by one in order, the last row with a key wins. Errors are returned as codes
+ * with a message in err; nothing is logged here. */
 #include "tables/sd_tables.h"
 
 #include "core/sd_alloc.h"
@@ -180,15 +183,14 @@ static int tables_sqlite_check_id(const char *table_id, struct sd_buf *err)
     return 0;
 }
 
-static int tables_sqlite_check_columns(const char *const *columns, size_t ncolumns,
-                                       struct sd_buf *err)
+static int tables_sqlite_check_columns(const struct sd_table_schema *schema, struct sd_buf *err)
 {
-    if (ncolumns == 0 || columns == NULL) {
+    if (schema == NULL || schema->ncolumns == 0 || schema->columns == NULL) {
         tables_sqlite_msg(err, "a table needs at least one column");
         return SD_EINVAL;
     }
-    for (size_t i = 0; i < ncolumns; i++) {
-        if (columns[i] == NULL || columns[i][0] == '\0') {
+    for (size_t i = 0; i < schema->ncolumns; i++) {
+        if (schema->columns[i] == NULL || schema->columns[i][0] == '\0') {
             tables_sqlite_msg(err, "column %zu has an empty name", i + 1);
             return SD_EINVAL;
         }
@@ -391,9 +393,16 @@ static int tables_sqlite_get(struct tables_sqlite *ts, int64_t project, int crea
 
 /* ---- tables ----------------------------------------------------------------------------- */
 
-/* Appends "(a, b INTEGER, ...)" for a column list, with the type only when it is not TEXT. */
+/* 1 when column i of schema is a primary-key column. */
+static int tables_sqlite_is_pk(const struct sd_table_schema *schema, size_t i)
+{
+    return schema->is_pk != NULL && schema->is_pk[i] != 0;
+}
+
+/* Appends "(a, b INTEGER, c PRIMARY KEY, ...)" for a column list, with the type only when it is
+ * not TEXT and the marker on primary-key columns (pk may be NULL: none). */
 static void tables_sqlite_describe(struct sd_buf *b, const char *const *names,
-                                   const char *const *types, size_t n)
+                                   const char *const *types, const unsigned char *pk, size_t n)
 {
     (void)sd_buf_append_char(b, '(');
     for (size_t i = 0; i < n; i++) {
@@ -401,24 +410,28 @@ static void tables_sqlite_describe(struct sd_buf *b, const char *const *names,
         if (types != NULL && strcasecmp(types[i], "TEXT") != 0) {
             (void)sd_buf_printf(b, " %s", types[i][0] != '\0' ? types[i] : "(no type)");
         }
+        if (pk != NULL && pk[i]) {
+            (void)sd_buf_append_str(b, " PRIMARY KEY");
+        }
     }
     (void)sd_buf_append_char(b, ')');
 }
 
-/* Compares the existing table table_id (its exact name exists) with columns. */
+/* Compares the existing table table_id (its exact name exists) with schema. */
 static int tables_sqlite_compare(struct tables_sqlite_db *d, const char *table_id,
-                                 const char *const *columns, size_t ncolumns, struct sd_buf *err)
+                                 const struct sd_table_schema *schema, struct sd_buf *err)
 {
     sqlite3_stmt *st = NULL;
     char **names = NULL;
     char **types = NULL;
+    unsigned char *pks = NULL;
     size_t n = 0;
     size_t cap = 0;
     int same = 1;
     int src;
     int rc;
 
-    rc = tables_sqlite_prepare(d->conn, "SELECT name, type, hidden FROM pragma_table_xinfo(?1)",
+    rc = tables_sqlite_prepare(d->conn, "SELECT name, type, hidden, pk FROM pragma_table_xinfo(?1)",
                                &st, err);
     if (rc != 0) {
         return rc;
@@ -431,24 +444,28 @@ static int tables_sqlite_compare(struct tables_sqlite_db *d, const char *table_i
             cap = cap ? cap * 2 : 16;
             names = sd_xrealloc(names, cap * sizeof(*names));
             types = sd_xrealloc(types, cap * sizeof(*types));
+            pks = sd_xrealloc(pks, cap);
         }
         names[n] = sd_xstrdup(name != NULL ? name : "");
         types[n] = sd_xstrdup(type != NULL ? type : "");
-        if (n >= ncolumns || strcmp(names[n], columns[n]) != 0 ||
-            strcasecmp(types[n], "TEXT") != 0 || sqlite3_column_int(st, 2) != 0) {
+        pks[n] = sqlite3_column_int(st, 3) > 0;
+        if (n >= schema->ncolumns || strcmp(names[n], schema->columns[n]) != 0 ||
+            strcasecmp(types[n], "TEXT") != 0 || sqlite3_column_int(st, 2) != 0 ||
+            pks[n] != tables_sqlite_is_pk(schema, n)) {
             same = 0;
         }
         n++;
     }
     if (src != SQLITE_DONE) {
         rc = tables_sqlite_fail(err, d->conn, src, "reading the table's columns");
-    } else if (!same || n != ncolumns) {
+    } else if (!same || n != schema->ncolumns) {
         if (err != NULL) {
             sd_buf_reset(err);
             (void)sd_buf_printf(err, "table \"%s\" exists with columns ", table_id);
-            tables_sqlite_describe(err, (const char *const *)names, (const char *const *)types, n);
+            tables_sqlite_describe(err, (const char *const *)names, (const char *const *)types, pks,
+                                   n);
             (void)sd_buf_append_str(err, ", expected ");
-            tables_sqlite_describe(err, columns, NULL, ncolumns);
+            tables_sqlite_describe(err, schema->columns, NULL, schema->is_pk, schema->ncolumns);
         }
         rc = SD_ECONFLICT;
     }
@@ -459,13 +476,14 @@ static int tables_sqlite_compare(struct tables_sqlite_db *d, const char *table_i
     }
     free(names);
     free(types);
+    free(pks);
     return rc;
 }
 
 /* check_table on d (caller holds d->mu): *exists = 1 when table_id is a table with exactly
  * these columns, 0 when no object of that name (ignoring case) exists. */
 static int tables_sqlite_check_locked(struct tables_sqlite_db *d, const char *table_id,
-                                      const char *const *columns, size_t ncolumns, int *exists,
+                                      const struct sd_table_schema *schema, int *exists,
                                       struct sd_buf *err)
 {
     sqlite3_stmt *st = NULL;
@@ -505,7 +523,7 @@ static int tables_sqlite_check_locked(struct tables_sqlite_db *d, const char *ta
                               table_id, found);
             rc = SD_ECONFLICT;
         } else {
-            rc = tables_sqlite_compare(d, table_id, columns, ncolumns, err);
+            rc = tables_sqlite_compare(d, table_id, schema, err);
             *exists = rc == 0;
         }
     }
@@ -516,17 +534,33 @@ out:
     return rc;
 }
 
+/* Appends head and the schema's primary-key columns, quoted, comma-separated, and ")". */
+static int tables_sqlite_key_list(struct sd_buf *sql, const char *head,
+                                  const struct sd_table_schema *schema)
+{
+    int rc = sd_buf_append_str(sql, head);
+
+    for (size_t i = 0, k = 0; rc == 0 && i < schema->ncolumns; i++) {
+        if (tables_sqlite_is_pk(schema, i)) {
+            rc = sd_buf_append_str(sql, k++ > 0 ? ", " : "");
+            if (rc == 0) {
+                rc = tables_sqlite_ident(sql, schema->columns[i]);
+            }
+        }
+    }
+    return rc == 0 ? sd_buf_append_char(sql, ')') : rc;
+}
+
 /* ensure_table inside the caller's transaction. */
 static int tables_sqlite_ensure_locked(struct tables_sqlite_db *d, const char *table_id,
-                                       const char *const *columns, size_t ncolumns,
-                                       struct sd_buf *err)
+                                       const struct sd_table_schema *schema, struct sd_buf *err)
 {
     struct sd_buf sql = SD_BUF_INIT;
     int exists = 0;
     int src;
     int rc;
 
-    rc = tables_sqlite_check_locked(d, table_id, columns, ncolumns, &exists, err);
+    rc = tables_sqlite_check_locked(d, table_id, schema, &exists, err);
     if (rc != 0 || exists) {
         return rc;
     }
@@ -534,14 +568,17 @@ static int tables_sqlite_ensure_locked(struct tables_sqlite_db *d, const char *t
     if (rc == 0) {
         rc = tables_sqlite_ident(&sql, table_id);
     }
-    for (size_t i = 0; rc == 0 && i < ncolumns; i++) {
+    for (size_t i = 0; rc == 0 && i < schema->ncolumns; i++) {
         rc = sd_buf_append_str(&sql, i == 0 ? " (" : ", ");
         if (rc == 0) {
-            rc = tables_sqlite_ident(&sql, columns[i]);
+            rc = tables_sqlite_ident(&sql, schema->columns[i]);
         }
         if (rc == 0) {
             rc = sd_buf_append_str(&sql, " TEXT");
         }
+    }
+    if (rc == 0 && schema->is_pk != NULL) {
+        rc = tables_sqlite_key_list(&sql, ", PRIMARY KEY (", schema);
     }
     if (rc == 0) {
         rc = sd_buf_append_char(&sql, ')');
@@ -604,22 +641,21 @@ static void tables_sqlite_close(void *ctx)
 }
 
 /* Checks the table id and the columns of a table call. */
-static int tables_sqlite_check_args(const char *table_id, const char *const *columns,
-                                    size_t ncolumns, struct sd_buf *err)
+static int tables_sqlite_check_args(const char *table_id, const struct sd_table_schema *schema,
+                                    struct sd_buf *err)
 {
     int rc = tables_sqlite_check_id(table_id, err);
 
-    return rc != 0 ? rc : tables_sqlite_check_columns(columns, ncolumns, err);
+    return rc != 0 ? rc : tables_sqlite_check_columns(schema, err);
 }
 
 static int tables_sqlite_ensure_table(void *ctx, int64_t project, const char *table_id,
-                                      const char *const *columns, size_t ncolumns,
-                                      struct sd_buf *err)
+                                      const struct sd_table_schema *schema, struct sd_buf *err)
 {
     struct tables_sqlite_db *d;
     int rc;
 
-    rc = tables_sqlite_check_args(table_id, columns, ncolumns, err);
+    rc = tables_sqlite_check_args(table_id, schema, err);
     if (rc == 0) {
         rc = tables_sqlite_get(ctx, project, 1, &d, err);
     }
@@ -629,7 +665,7 @@ static int tables_sqlite_ensure_table(void *ctx, int64_t project, const char *ta
     pthread_mutex_lock(&d->mu);
     rc = tables_sqlite_exec(d->conn, "BEGIN IMMEDIATE", err);
     if (rc == 0) {
-        rc = tables_sqlite_ensure_locked(d, table_id, columns, ncolumns, err);
+        rc = tables_sqlite_ensure_locked(d, table_id, schema, err);
     }
     if (rc == 0) {
         rc = tables_sqlite_exec(d->conn, "COMMIT", err);
@@ -645,8 +681,7 @@ static int tables_sqlite_ensure_table(void *ctx, int64_t project, const char *ta
  * an import holding the project's connection (the API thread calls it); in WAL mode it reads
  * while a writer works. A project without a database has no table. */
 static int tables_sqlite_check_table(void *ctx, int64_t project, const char *table_id,
-                                     const char *const *columns, size_t ncolumns,
-                                     struct sd_buf *err)
+                                     const struct sd_table_schema *schema, struct sd_buf *err)
 {
     struct tables_sqlite *ts = ctx;
     struct tables_sqlite_db view;
@@ -655,7 +690,7 @@ static int tables_sqlite_check_table(void *ctx, int64_t project, const char *tab
     int src;
     int rc;
 
-    rc = tables_sqlite_check_args(table_id, columns, ncolumns, err);
+    rc = tables_sqlite_check_args(table_id, schema, err);
     if (rc != 0) {
         return rc;
     }
@@ -670,7 +705,7 @@ static int tables_sqlite_check_table(void *ctx, int64_t project, const char *tab
         rc = tables_sqlite_fail(err, view.conn, src, path);
     } else {
         sqlite3_busy_timeout(view.conn, TABLES_SQLITE_CHECK_BUSY_MS);
-        rc = tables_sqlite_check_locked(&view, table_id, columns, ncolumns, &exists, err);
+        rc = tables_sqlite_check_locked(&view, table_id, schema, &exists, err);
     }
     sqlite3_close(view.conn);
     free(path);
@@ -764,10 +799,12 @@ out:
     return rc;
 }
 
-/* Prepares INSERT INTO "table" ("c1", ...) VALUES (?1, ...). */
+/* Prepares INSERT INTO "table" ("c1", ...) VALUES (?1, ...), with a primary key followed by
+ * ON CONFLICT ("k", ...) DO UPDATE SET "c" = excluded."c", ... (DO NOTHING when every column
+ * is in the key: the row is already there). */
 static int tables_sqlite_prepare_insert(struct tables_sqlite_db *d, const char *table_id,
-                                        const char *const *columns, size_t ncolumns,
-                                        sqlite3_stmt **out, struct sd_buf *err)
+                                        const struct sd_table_schema *schema, sqlite3_stmt **out,
+                                        struct sd_buf *err)
 {
     struct sd_buf sql = SD_BUF_INIT;
     int rc;
@@ -776,17 +813,40 @@ static int tables_sqlite_prepare_insert(struct tables_sqlite_db *d, const char *
     if (rc == 0) {
         rc = tables_sqlite_ident(&sql, table_id);
     }
-    for (size_t i = 0; rc == 0 && i < ncolumns; i++) {
+    for (size_t i = 0; rc == 0 && i < schema->ncolumns; i++) {
         rc = sd_buf_append_str(&sql, i == 0 ? " (" : ", ");
         if (rc == 0) {
-            rc = tables_sqlite_ident(&sql, columns[i]);
+            rc = tables_sqlite_ident(&sql, schema->columns[i]);
         }
     }
-    for (size_t i = 0; rc == 0 && i < ncolumns; i++) {
+    for (size_t i = 0; rc == 0 && i < schema->ncolumns; i++) {
         rc = sd_buf_printf(&sql, "%s?%zu", i == 0 ? ") VALUES (" : ", ", i + 1);
     }
     if (rc == 0) {
         rc = sd_buf_append_char(&sql, ')');
+    }
+    if (rc == 0 && schema->is_pk != NULL) {
+        const char *sep = " DO UPDATE SET ";
+
+        rc = tables_sqlite_key_list(&sql, " ON CONFLICT (", schema);
+        for (size_t i = 0; rc == 0 && i < schema->ncolumns; i++) {
+            if (!tables_sqlite_is_pk(schema, i)) {
+                rc = sd_buf_append_str(&sql, sep);
+                sep = ", ";
+                if (rc == 0) {
+                    rc = tables_sqlite_ident(&sql, schema->columns[i]);
+                }
+                if (rc == 0) {
+                    rc = sd_buf_append_str(&sql, " = excluded.");
+                }
+                if (rc == 0) {
+                    rc = tables_sqlite_ident(&sql, schema->columns[i]);
+                }
+            }
+        }
+        if (rc == 0 && sep[0] != ',') {
+            rc = sd_buf_append_str(&sql, " DO NOTHING");
+        }
     }
     if (rc != 0) {
         tables_sqlite_msg(err, "out of memory");
@@ -798,7 +858,7 @@ static int tables_sqlite_prepare_insert(struct tables_sqlite_db *d, const char *
 }
 
 static int tables_sqlite_import(void *ctx, int64_t project, const char *table_id,
-                                const char *const *columns, size_t ncolumns,
+                                const struct sd_table_schema *schema,
                                 const struct sd_import_slice *slices, size_t nslices,
                                 uint64_t *rows, struct sd_buf *err)
 {
@@ -811,10 +871,7 @@ static int tables_sqlite_import(void *ctx, int64_t project, const char *table_id
     if (rows != NULL) {
         *rows = 0;
     }
-    rc = tables_sqlite_check_id(table_id, err);
-    if (rc == 0) {
-        rc = tables_sqlite_check_columns(columns, ncolumns, err);
-    }
+    rc = tables_sqlite_check_args(table_id, schema, err);
     for (size_t i = 0; rc == 0 && i < nslices; i++) {
         if (slices[i].slice_key == NULL || slices[i].slice_key[0] == '\0' ||
             slices[i].read == NULL) {
@@ -831,10 +888,10 @@ static int tables_sqlite_import(void *ctx, int64_t project, const char *table_id
     pthread_mutex_lock(&d->mu);
     rc = tables_sqlite_exec(d->conn, "BEGIN IMMEDIATE", err);
     if (rc == 0) {
-        rc = tables_sqlite_ensure_locked(d, table_id, columns, ncolumns, err);
+        rc = tables_sqlite_ensure_locked(d, table_id, schema, err);
     }
     if (rc == 0) {
-        rc = tables_sqlite_prepare_insert(d, table_id, columns, ncolumns, &ins, err);
+        rc = tables_sqlite_prepare_insert(d, table_id, schema, &ins, err);
     }
     for (size_t i = 0; rc == 0 && i < nslices; i++) {
         rc = tables_sqlite_ledger_has(d, slices[i].slice_key, err);
@@ -844,7 +901,8 @@ static int tables_sqlite_import(void *ctx, int64_t project, const char *table_id
             continue;
         }
         if (rc == 0) {
-            rc = tables_sqlite_import_slice(d, ins, table_id, ncolumns, &slices[i], &n, err);
+            rc =
+                tables_sqlite_import_slice(d, ins, table_id, schema->ncolumns, &slices[i], &n, err);
             total += n;
         }
     }

@@ -225,8 +225,7 @@ struct sd__api_table_claim {
     char *table_id;
     const char *where; /* names the table object in messages: "body.table" */
     struct sd_mapping *mapping;
-    const char **names; /* the mapping's column names */
-    size_t ncolumns;
+    struct sd_table_schema *schema; /* the mapping's columns and primary key (owned) */
     struct sd_buf key, value, why;
 };
 

@@ -197,8 +197,7 @@ static int sd__table_check(void *arg, const char *held)
                       tc->where, tc->table_id);
         return SD_EINVAL;
     }
-    rc = sd_tables_check_table(tc->tables, tc->project_id, tc->table_id, tc->names, tc->ncolumns,
-                               &err);
+    rc = sd_tables_check_table(tc->tables, tc->project_id, tc->table_id, tc->schema, &err);
     if (rc == SD_ECONFLICT || rc == SD_EINVAL) {
         sd_buf_printf(&tc->why, "Invalid %s: %s.", tc->where, sd_buf_cstr(&err));
         rc = SD_EINVAL;
@@ -278,17 +277,18 @@ int sd__api_check_sink(struct sd_api_ctx *c, const json_t *sink, const char *whe
     tc->project_id = c->project_id;
     tc->table_id = sd_xstrdup(table_id);
     tc->where = where;
-    tc->ncolumns = sd_mapping_ncolumns(tc->mapping);
-    tc->names = sd_xcalloc(tc->ncolumns, sizeof(*tc->names));
+    tc->schema = sd_table_schema_from_json(columns);
     sd_buf_printf(&tc->key, "%" PRId64 "/", c->project_id);
     for (const char *p = table_id; *p != '\0'; p++) {
         sd_buf_append_char(&tc->key, (char)tolower((unsigned char)*p));
     }
     sd_buf_append_str(&tc->value, table_id);
-    for (size_t i = 0; i < tc->ncolumns; i++) {
-        tc->names[i] = sd_mapping_column_name(tc->mapping, i);
+    for (size_t i = 0; i < tc->schema->ncolumns; i++) {
         sd_buf_append_char(&tc->value, '\x1f');
-        sd_buf_append_str(&tc->value, tc->names[i]);
+        sd_buf_append_str(&tc->value, tc->schema->columns[i]);
+        if (tc->schema->is_pk != NULL && tc->schema->is_pk[i]) {
+            sd_buf_append_str(&tc->value, "\x1ePRIMARY KEY");
+        }
     }
     tc->claim.key = sd_buf_cstr(&tc->key);
     tc->claim.value = sd_buf_cstr(&tc->value);
@@ -306,7 +306,7 @@ const struct sd_task_claim *sd__api_claim(const struct sd__api_table_claim *tc)
 void sd__api_table_claim_fini(struct sd__api_table_claim *tc)
 {
     sd_mapping_destroy(tc->mapping);
-    free(tc->names);
+    free(tc->schema);
     free(tc->table_id);
     sd_buf_fini(&tc->key);
     sd_buf_fini(&tc->value);

@@ -32,7 +32,8 @@ struct sd_mapping;
 
 /* Compiles the "columns" array of a sink's table mapping (borrowed), e.g.
  * [{"type":"uuid","name":"id"}, {"type":"path","name":"x","path":"a.b","defaultValue":"-",
- * "rawString":true}]; "primaryKey" (bool) is accepted, unknown members are ignored. On success
+ * "rawString":true}]; "primaryKey" (bool) is checked here and read by the table storage from the
+ * same JSON (sd_table_schema_from_json), unknown members are ignored. On success
  * *out is an owned mapping (free with sd_mapping_destroy); it is immutable and may be shared by
  * threads. Validation errors return SD_EINVAL with a message for a 400 appended to err (e.g.
  * `"columns[2].path" is required`): not an array, not 1..100 columns, a missing, empty or

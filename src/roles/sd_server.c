@@ -69,23 +69,19 @@ static char *sd__sink_key(const json_t *sink)
                         json_string_value(json_object_get(sink, "sinkId")) ?: "");
 }
 
-/* Creates the sink's table with the mapping's columns, or checks that an existing one has
- * exactly these columns. */
+/* Creates the sink's table with the mapping's columns and primary key, or checks that an
+ * existing one has exactly this schema. */
 static int sd__ensure_table(struct sd_server *srv, const json_t *sink, const json_t *columns,
                             struct sd_buf *err)
 {
-    size_t n = json_array_size(columns);
-    const char **names = sd_xcalloc(n + 1, sizeof(char *));
+    struct sd_table_schema *schema = sd_table_schema_from_json(columns);
     const char *table_id =
         json_string_value(json_object_get(json_object_get(sink, "table"), "tableId"));
     int rc;
 
-    for (size_t i = 0; i < n; i++) {
-        names[i] = json_string_value(json_object_get(json_array_get(columns, i), "name"));
-    }
     rc = sd_tables_ensure_table(srv->tables, json_integer_value(json_object_get(sink, "projectId")),
-                                table_id, names, n, err);
-    free(names);
+                                table_id, schema, err);
+    free(schema);
     return rc;
 }
 

@@ -774,10 +774,9 @@ struct sd_import_step {
     struct sd_tables *tables;
     int64_t project;
     char *table_id;
-    char **columns;
-    size_t ncols;
-    char **slice_keys;  /* non-empty staged slices: entity keys ... */
-    char **staged_keys; /* ... and their staging object keys */
+    struct sd_table_schema *schema; /* the file's mapping columns (owned) */
+    char **slice_keys;              /* non-empty staged slices: entity keys ... */
+    char **staged_keys;             /* ... and their staging object keys */
     size_t nslices;
     uint64_t rows;     /* out */
     struct sd_buf err; /* out, on failure */
@@ -805,11 +804,9 @@ static int sd__import_step(void *arg)
         }
     }
     if (rc == 0 && m->nslices > 0) {
-        rc = sd_tables_ensure_table(m->tables, m->project, m->table_id,
-                                    (const char *const *)m->columns, m->ncols, &m->err);
+        rc = sd_tables_ensure_table(m->tables, m->project, m->table_id, m->schema, &m->err);
         if (rc == 0) {
-            rc = sd_tables_import(m->tables, m->project, m->table_id,
-                                  (const char *const *)m->columns, m->ncols, slices, m->nslices,
+            rc = sd_tables_import(m->tables, m->project, m->table_id, m->schema, slices, m->nslices,
                                   &m->rows, &m->err);
         }
     }
@@ -825,19 +822,34 @@ static void sd__import_step_free(void *arg)
 {
     struct sd_import_step *m = arg;
 
-    for (size_t i = 0; i < m->ncols; i++) {
-        free(m->columns[i]);
-    }
     for (size_t i = 0; i < m->nslices; i++) {
         free(m->slice_keys[i]);
         free(m->staged_keys[i]);
     }
-    free(m->columns);
+    free(m->schema);
     free(m->slice_keys);
     free(m->staged_keys);
     free(m->table_id);
     sd_buf_fini(&m->err);
     free(m);
+}
+
+/* Orders a file's slices (and their staged keys, the same permutation) by openedAt, the last
+ * part of "<fileKey>/<volumeId>/<openedAt>", not by volume: rows reach the table in the order
+ * they were written, so with a primary key the latest row wins. Insertion sort: n is small. */
+static void sd__order_slices(char **slice_keys, char **staged_keys, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        for (size_t j = i;
+             j > 0 && strcmp(strrchr(slice_keys[j - 1], '/'), strrchr(slice_keys[j], '/')) > 0;
+             j--) {
+            char *k = slice_keys[j], *st = staged_keys[j];
+            slice_keys[j] = slice_keys[j - 1];
+            staged_keys[j] = staged_keys[j - 1];
+            slice_keys[j - 1] = k;
+            staged_keys[j - 1] = st;
+        }
+    }
 }
 
 static void sd__import_file(struct sd_operator *op, const char *file_key, json_t *file)
@@ -858,15 +870,10 @@ static void sd__import_file(struct sd_operator *op, const char *file_key, json_t
     m->project = json_integer_value(json_object_get(file, "projectId"));
     m->table_id = sd_xstrdup(
         json_string_value(json_object_get(json_object_get(file, "target"), "tableId")) ?: "");
-    m->ncols = json_array_size(columns_json);
-    m->columns = sd_xcalloc(m->ncols + 1, sizeof(char *));
+    m->schema = sd_table_schema_from_json(columns_json);
     sd_buf_init(&m->err);
     sd_log_key(SD_LOG_DEBUG, "operator", file_key, "importing file %s into %s", file_key,
                m->table_id);
-    for (size_t c = 0; c < m->ncols; c++) {
-        m->columns[c] = sd_xstrdup(
-            json_string_value(json_object_get(json_array_get(columns_json, c), "name")) ?: "");
-    }
     memset(&kvs, 0, sizeof(kvs));
     rc = sd_state_range(state, prefix, 0, &kvs);
     if (rc != 0) {
@@ -885,6 +892,7 @@ static void sd__import_file(struct sd_operator *op, const char *file_key, json_t
         }
         json_decref(slice);
     }
+    sd__order_slices(m->slice_keys, m->staged_keys, m->nslices);
     rc = sd_bounded_run(op->steps, busy_key, sd__import_step, m, sd__import_step_free,
                         op->cfg.file_import_timeout_ms);
     if (rc == -ETIMEDOUT) {
@@ -1013,6 +1021,15 @@ static int sd__purge_file(struct sd_operator *op, const char *file_key)
     return rc;
 }
 
+/* 1 when file keys a and b ("<sink key>/<openedAt>") belong to one sink. */
+static int sd__same_sink(const char *a, const char *b)
+{
+    const char *slash = strrchr(a, '/');
+    size_t n = slash != NULL ? (size_t)(slash - a) : strlen(a);
+
+    return strncmp(a, b, n) == 0 && b[n] == '/' && strchr(b + n + 1, '/') == NULL;
+}
+
 static void sd__files(struct sd_operator *op, int64_t now)
 {
     struct sd_state *state = op->srv->state;
@@ -1043,7 +1060,10 @@ static void sd__files(struct sd_operator *op, int64_t now)
         sd_kvs_free(&kvs);
     }
     memset(&kvs, 0, sizeof(kvs));
+    /* A sink's files are imported one at a time, oldest first (keys sort by openedAt): with a
+     * primary key, a later file's row must replace an earlier one's, never the reverse. */
     if (sd_state_range(state, "storage/file/level/staging/", 0, &kvs) == 0) {
+        const char *first = NULL; /* the oldest file still importing of the sink at hand */
         for (size_t i = 0; i < kvs.n; i++) {
             const char *key = kvs.items[i].key + strlen("storage/file/level/staging/");
             json_t *file = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
@@ -1052,9 +1072,12 @@ static void sd__files(struct sd_operator *op, int64_t now)
                     sd_log_key(SD_LOG_INFO, "operator", key, "file %s of a deleted sink dropped",
                                key);
                 }
-            } else if (strcmp(sd__state_of(file), "importing") == 0 && sd__retry_due(file, now) &&
-                       !sd__step_is_busy(op, "import", key)) {
-                sd__import_file(op, key, file);
+            } else if (strcmp(sd__state_of(file), "importing") == 0 &&
+                       (first == NULL || !sd__same_sink(first, key))) {
+                first = key;
+                if (sd__retry_due(file, now) && !sd__step_is_busy(op, "import", key)) {
+                    sd__import_file(op, key, file);
+                }
             }
             json_decref(file);
         }

@@ -101,6 +101,42 @@ int sd_tables_open(const struct sd_config *cfg, struct sd_tables **out)
     return rc;
 }
 
+struct sd_table_schema *sd_table_schema_from_json(const json_t *columns)
+{
+    size_t n = json_array_size(columns);
+    size_t size = sizeof(struct sd_table_schema) + (n + 1) * sizeof(char *) + n;
+    struct sd_table_schema *s;
+    const char **names;
+    unsigned char *is_pk;
+    char *text;
+    int any_pk = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        size +=
+            strlen(json_string_value(json_object_get(json_array_get(columns, i), "name")) ?: "") +
+            1;
+    }
+    s = sd_xcalloc(1, size);
+    names = (const char **)(s + 1);
+    is_pk = (unsigned char *)(names + n + 1);
+    text = (char *)(is_pk + n);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *col = json_array_get(columns, i);
+        const char *name = json_string_value(json_object_get(col, "name")) ?: "";
+        size_t len = strlen(name) + 1;
+
+        memcpy(text, name, len);
+        names[i] = text;
+        text += len;
+        is_pk[i] = json_is_true(json_object_get(col, "primaryKey"));
+        any_pk |= is_pk[i];
+    }
+    s->columns = names;
+    s->ncolumns = n;
+    s->is_pk = any_pk ? is_pk : NULL;
+    return s;
+}
+
 void sd_tables_close(struct sd_tables *t)
 {
     if (t == NULL) {

@@ -75,6 +75,80 @@ def test_thousand_hostile_records_become_rows(streamd_factory):
     assert staged == [], staged
 
 
+PK_COLUMNS = [
+    {"type": "path", "name": "key", "path": "key", "rawString": True, "primaryKey": True},
+    {"type": "path", "name": "value", "path": "value", "rawString": True},
+]
+
+
+def test_primary_key_keeps_the_last_value_per_key(streamd_factory):
+    # Small triggers: the 1,000 records land in many files and slices, imported one by one.
+    s = streamd_factory(args=FAST)
+    src = s.create_source("s1")
+    s.create_sink("s1", "k1", PK_COLUMNS, table_id=TABLE)
+    url = src["http"]["url"]
+    for i in range(1000):  # sequential, so "last" is defined
+        body = json.dumps({"key": "k-%d" % (i % 100), "value": "v-%d" % i})
+        assert s.request("POST", url, body, J)[0] == 200
+    expected = sorted(("k-%d" % k, "v-%d" % (900 + k)) for k in range(100))
+    rows = wait_rows(s.data_dir, lambda r: sorted(r) == expected, timeout=120)
+    assert len(rows) == 100
+    db = sqlite3.connect(os.path.join(s.data_dir, "tables", "project-1.sqlite"))
+    pk = [r[1] for r in db.execute('PRAGMA table_info("%s")' % TABLE) if r[5] > 0]
+    ledger_rows = db.execute('SELECT sum("rows") FROM "_streamd_import_ledger"').fetchone()[0]
+    db.close()
+    assert pk == ["key"]
+    assert ledger_rows == 1000  # every record imported exactly once, upserted by its key
+    # A sink whose key differs from the existing table's is refused with the reason.
+    other = [dict(c, primaryKey=(c["name"] == "value")) for c in PK_COLUMNS]
+    body = {"sinkId": "k2", "name": "k2", "type": "table",
+            "table": {"type": "keboola", "tableId": TABLE, "mapping": {"columns": other}}}
+    status, resp = s.api_call("POST", "/v1/branches/default/sources/s1/sinks", body)
+    assert_error(status, resp, 400, "stream.api.badRequest", "Invalid body.table: table ",
+                 '"key" PRIMARY KEY', '"value" PRIMARY KEY')
+
+
+def test_a_later_file_waits_for_the_earlier_files_import(streamd_factory):
+    # With a primary key the later file's row must win, so a sink's files import oldest first:
+    # while the first file's import fails, the second is not even tried.
+    s = streamd_factory(args=FAST)
+    src = s.create_source("s1")
+    s.create_sink("s1", "k1", PK_COLUMNS, table_id=TABLE)
+    url = src["http"]["url"]
+    db_path = os.path.join(s.data_dir, "tables", "project-1.sqlite")
+    db = sqlite3.connect(db_path, timeout=10)
+    db.execute('DROP TABLE "%s"' % TABLE)
+    db.execute('CREATE TABLE "%s" ("x" TEXT)' % TABLE)  # imports fail until it is dropped
+    db.commit()
+    db.close()
+    files_path = "/v1/branches/default/sources/s1/sinks/k1/statistics/files"
+
+    def files():
+        status, body = s.api_call("GET", files_path)
+        assert status == 200, body
+        return sorted(body["files"], key=lambda f: f["openedAt"])
+
+    def wait_files(predicate):
+        deadline = time.time() + 60 * TIMEOUT_MULT
+        while not predicate(files()):
+            assert time.time() < deadline, files()
+            time.sleep(0.2)
+
+    assert s.request("POST", url, json.dumps({"key": "k", "value": "first"}), J)[0] == 200
+    wait_files(lambda f: len(f) >= 1 and f[0].get("retryAttempt", 0) >= 1)
+    assert s.request("POST", url, json.dumps({"key": "k", "value": "second"}), J)[0] == 200
+    wait_files(lambda f: len(f) == 3 and f[1]["state"] == "importing")
+    first_attempts = files()[0]["retryAttempt"]
+    wait_files(lambda f: f[0]["retryAttempt"] >= first_attempts + 2)  # retried meanwhile
+    later = files()[1]
+    assert later["state"] == "importing" and "retryReason" not in later, later
+    db = sqlite3.connect(db_path, timeout=10)
+    db.execute('DROP TABLE "%s"' % TABLE)
+    db.commit()
+    db.close()
+    assert wait_rows(s.data_dir, lambda r: r == [("k", "second")]) == [("k", "second")]
+
+
 def test_existing_table_with_other_columns_or_case_refuses_the_sink(streamd_factory):
     # refused at request time: the sink's task would fail on the table
     s = streamd_factory(args=FAST)

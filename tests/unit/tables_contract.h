@@ -281,6 +281,11 @@ static const char *const tc_tricky[] = {
 static const char *const tc_cols[] = {"id", "value", "note"};
 #define TC_NCOLS 3
 
+/* A schema without a primary key (a compound literal: valid in the enclosing block). */
+#define TC_SCHEMA(cols, n) (&(const struct sd_table_schema){(cols), (n), NULL})
+/* The same with key flags. */
+#define TC_SCHEMA_PK(cols, n, pk) (&(const struct sd_table_schema){(cols), (n), (pk)})
+
 /* A generated slice: nrows rows of (id "<tag>-<i>", a tricky value, "" or a note). */
 struct tc_data {
     size_t nrows;
@@ -362,7 +367,8 @@ static uint64_t tc_import(struct tc_fixture *fx, int64_t project, const char *ta
 {
     struct sd_buf err = SD_BUF_INIT;
     uint64_t rows = 12345;
-    int rc = sd_tables_import(fx->t, project, table_id, tc_cols, TC_NCOLS, slices, n, &rows, &err);
+    int rc = sd_tables_import(fx->t, project, table_id, TC_SCHEMA(tc_cols, TC_NCOLS), slices, n,
+                              &rows, &err);
 
     if (rc != 0) {
         fail_msg("import: %s: %s", sd_strerror(rc), err.len > 0 ? err.data : "");
@@ -399,28 +405,31 @@ static void tc_test_ensure_table(void **state)
     struct tc_table t;
 
     assert_int_equal(fx->be->read_table(fx->dir, 1, "in.c-b.t", &t), SD_ENOTFOUND);
-    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.t", cols, 6, &err), 0);
+    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.t", TC_SCHEMA(cols, 6), &err), 0);
     t = tc_read(fx, 1, "in.c-b.t");
     tc_assert_columns(&t, cols, 6);
     assert_int_equal(t.nrows, 0);
     tc_table_free(&t);
 
-    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.t", cols, 6, &err), 0);
+    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.t", TC_SCHEMA(cols, 6), &err), 0);
 
-    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.t", reordered, 6, &err),
+    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.t", TC_SCHEMA(reordered, 6), &err),
                      SD_ECONFLICT);
     assert_non_null(strstr(err.data, "in.c-b.t"));
     assert_non_null(strstr(err.data, "id"));
     assert_non_null(strstr(err.data, "Body"));
     sd_buf_reset(&err);
-    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.t", renamed, 6, &err), SD_ECONFLICT);
+    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.t", TC_SCHEMA(renamed, 6), &err),
+                     SD_ECONFLICT);
     assert_non_null(strstr(err.data, "body"));
     assert_non_null(strstr(err.data, "Body"));
     sd_buf_reset(&err);
-    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.t", more, 7, &err), SD_ECONFLICT);
+    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.t", TC_SCHEMA(more, 7), &err),
+                     SD_ECONFLICT);
     assert_non_null(strstr(err.data, "extra"));
     sd_buf_reset(&err);
-    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.t", cols, 5, &err), SD_ECONFLICT);
+    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.t", TC_SCHEMA(cols, 5), &err),
+                     SD_ECONFLICT);
     assert_true(err.len > 0);
 
     /* nothing changed by the failed calls */
@@ -429,8 +438,10 @@ static void tc_test_ensure_table(void **state)
     tc_table_free(&t);
 
     /* a second table in the same project, and the same id in another project */
-    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.u", tc_cols, TC_NCOLS, &err), 0);
-    assert_int_equal(sd_tables_ensure_table(fx->t, 2, "in.c-b.t", tc_cols, TC_NCOLS, &err), 0);
+    assert_int_equal(
+        sd_tables_ensure_table(fx->t, 1, "in.c-b.u", TC_SCHEMA(tc_cols, TC_NCOLS), &err), 0);
+    assert_int_equal(
+        sd_tables_ensure_table(fx->t, 2, "in.c-b.t", TC_SCHEMA(tc_cols, TC_NCOLS), &err), 0);
     t = tc_read(fx, 2, "in.c-b.t");
     tc_assert_columns(&t, tc_cols, TC_NCOLS);
     tc_table_free(&t);
@@ -446,18 +457,23 @@ static void tc_test_check_table(void **state)
     struct sd_buf err = SD_BUF_INIT;
     struct tc_table t;
 
-    assert_int_equal(sd_tables_check_table(fx->t, 1, "in.c-b.t", tc_cols, TC_NCOLS, &err), 0);
-    assert_int_equal(fx->be->read_table(fx->dir, 1, "in.c-b.t", &t), SD_ENOTFOUND);
-    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.t", tc_cols, TC_NCOLS, &err), 0);
-    assert_int_equal(sd_tables_check_table(fx->t, 1, "in.c-b.t", tc_cols, TC_NCOLS, &err), 0);
-    assert_int_equal(sd_tables_check_table(fx->t, 1, "in.c-b.t", other, 2, &err), SD_ECONFLICT);
-    assert_non_null(strstr(err.data, "other"));
-    assert_int_equal(sd_tables_check_table(fx->t, 1, "in.c-b.u", other, 2, &err), 0);
-    assert_int_equal(fx->be->read_table(fx->dir, 1, "in.c-b.u", &t), SD_ENOTFOUND);
-    assert_int_equal(sd_tables_check_table(fx->t, 1, "in.c-b.t", empty_name, 2, &err), SD_EINVAL);
     assert_int_equal(
-        sd_tables_check_table(fx->t, 1, SD_TABLES_INTERNAL_PREFIX "x", tc_cols, TC_NCOLS, &err),
-        SD_EINVAL);
+        sd_tables_check_table(fx->t, 1, "in.c-b.t", TC_SCHEMA(tc_cols, TC_NCOLS), &err), 0);
+    assert_int_equal(fx->be->read_table(fx->dir, 1, "in.c-b.t", &t), SD_ENOTFOUND);
+    assert_int_equal(
+        sd_tables_ensure_table(fx->t, 1, "in.c-b.t", TC_SCHEMA(tc_cols, TC_NCOLS), &err), 0);
+    assert_int_equal(
+        sd_tables_check_table(fx->t, 1, "in.c-b.t", TC_SCHEMA(tc_cols, TC_NCOLS), &err), 0);
+    assert_int_equal(sd_tables_check_table(fx->t, 1, "in.c-b.t", TC_SCHEMA(other, 2), &err),
+                     SD_ECONFLICT);
+    assert_non_null(strstr(err.data, "other"));
+    assert_int_equal(sd_tables_check_table(fx->t, 1, "in.c-b.u", TC_SCHEMA(other, 2), &err), 0);
+    assert_int_equal(fx->be->read_table(fx->dir, 1, "in.c-b.u", &t), SD_ENOTFOUND);
+    assert_int_equal(sd_tables_check_table(fx->t, 1, "in.c-b.t", TC_SCHEMA(empty_name, 2), &err),
+                     SD_EINVAL);
+    assert_int_equal(sd_tables_check_table(fx->t, 1, SD_TABLES_INTERNAL_PREFIX "x",
+                                           TC_SCHEMA(tc_cols, TC_NCOLS), &err),
+                     SD_EINVAL);
     t = tc_read(fx, 1, "in.c-b.t");
     tc_assert_columns(&t, tc_cols, TC_NCOLS);
     tc_table_free(&t);
@@ -474,25 +490,29 @@ static void tc_test_invalid_args(void **state)
     struct sd_import_slice s;
     struct sd_buf csv = SD_BUF_INIT;
 
-    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "", tc_cols, TC_NCOLS, &err), SD_EINVAL);
+    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "", TC_SCHEMA(tc_cols, TC_NCOLS), &err),
+                     SD_EINVAL);
     assert_true(err.len > 0);
-    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.t", tc_cols, 0, &err), SD_EINVAL);
-    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.t", empty_name, 2, &err), SD_EINVAL);
-    assert_int_equal(
-        sd_tables_ensure_table(fx->t, 1, SD_TABLES_INTERNAL_PREFIX "x", tc_cols, TC_NCOLS, &err),
-        SD_EINVAL);
+    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.t", TC_SCHEMA(tc_cols, 0), &err),
+                     SD_EINVAL);
+    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.t", TC_SCHEMA(empty_name, 2), &err),
+                     SD_EINVAL);
+    assert_int_equal(sd_tables_ensure_table(fx->t, 1, SD_TABLES_INTERNAL_PREFIX "x",
+                                            TC_SCHEMA(tc_cols, TC_NCOLS), &err),
+                     SD_EINVAL);
     assert_int_equal(sd_tables_ensure_table(fx->t, 1, SD_TABLES_INTERNAL_PREFIX "import_ledger",
-                                            tc_cols, TC_NCOLS, &err),
+                                            TC_SCHEMA(tc_cols, TC_NCOLS), &err),
                      SD_EINVAL);
     assert_int_equal(sd_buf_append_str(&csv, "\"a\",\"b\",\"c\"\n"), 0);
     src = tc_src_of(&csv);
     s = tc_slice("k", &src);
-    assert_int_equal(sd_tables_import(fx->t, 1, SD_TABLES_INTERNAL_PREFIX "import_ledger", tc_cols,
-                                      TC_NCOLS, &s, 1, NULL, &err),
+    assert_int_equal(sd_tables_import(fx->t, 1, SD_TABLES_INTERNAL_PREFIX "import_ledger",
+                                      TC_SCHEMA(tc_cols, TC_NCOLS), &s, 1, NULL, &err),
                      SD_EINVAL);
     s.slice_key = "";
-    assert_int_equal(sd_tables_import(fx->t, 1, "in.c-b.t", tc_cols, TC_NCOLS, &s, 1, NULL, &err),
-                     SD_EINVAL);
+    assert_int_equal(
+        sd_tables_import(fx->t, 1, "in.c-b.t", TC_SCHEMA(tc_cols, TC_NCOLS), &s, 1, NULL, &err),
+        SD_EINVAL);
     assert_int_equal(src.reads, 0);
     assert_int_equal(sd_tables_drop_table(fx->t, 1, SD_TABLES_INTERNAL_PREFIX "import_ledger"),
                      SD_EINVAL);
@@ -584,8 +604,9 @@ static void tc_test_reimport(void **state)
         assert_int_equal(sd_tables_is_imported(t2, 1, "slice-c"), 1);
         sc = tc_src_of(&c.csv);
         s[0] = tc_slice("slice-c", &sc);
-        assert_int_equal(sd_tables_import(t2, 1, "in.c-b.t", tc_cols, TC_NCOLS, s, 1, &rows, NULL),
-                         0);
+        assert_int_equal(
+            sd_tables_import(t2, 1, "in.c-b.t", TC_SCHEMA(tc_cols, TC_NCOLS), s, 1, &rows, NULL),
+            0);
         assert_int_equal(rows, 0);
         assert_int_equal(sc.reads, 0);
         sd_tables_close(t2);
@@ -611,8 +632,9 @@ static void tc_check_failure(struct tc_fixture *fx, struct tc_src *bad, int expe
     sg = tc_src_of(&good.gz);
     s[0] = tc_slice("slice-good", &sg);
     s[1] = tc_slice("slice-bad", bad);
-    assert_int_equal(sd_tables_import(fx->t, 1, "in.c-b.t", tc_cols, TC_NCOLS, s, 2, &rows, &err),
-                     expected_rc);
+    assert_int_equal(
+        sd_tables_import(fx->t, 1, "in.c-b.t", TC_SCHEMA(tc_cols, TC_NCOLS), s, 2, &rows, &err),
+        expected_rc);
     assert_int_equal(rows, 0);
     assert_non_null(strstr(err.data, "slice-bad"));
     assert_int_equal(sd_tables_is_imported(fx->t, 1, "slice-good"), 0);
@@ -723,11 +745,12 @@ static void tc_test_import_ensures_table(void **state)
     tc_assert_rows_at(&t, 0, &d);
     tc_table_free(&t);
 
-    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.o", other, 2, &err), 0);
+    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.o", TC_SCHEMA(other, 2), &err), 0);
     src = tc_src_of(&d.csv);
     s = tc_slice("slice-e", &src);
-    assert_int_equal(sd_tables_import(fx->t, 1, "in.c-b.o", tc_cols, TC_NCOLS, &s, 1, NULL, &err),
-                     SD_ECONFLICT);
+    assert_int_equal(
+        sd_tables_import(fx->t, 1, "in.c-b.o", TC_SCHEMA(tc_cols, TC_NCOLS), &s, 1, NULL, &err),
+        SD_ECONFLICT);
     assert_non_null(strstr(err.data, "other"));
     assert_int_equal(src.reads, 0);
     assert_int_equal(sd_tables_is_imported(fx->t, 1, "slice-e"), 0);
@@ -798,7 +821,8 @@ static void tc_test_byte_exact_values(void **state)
     src = tc_src_of(&gz);
     src.chunk = 1000;
     s = tc_slice("slice-bytes", &src);
-    assert_int_equal(sd_tables_import(fx->t, 7, "in.c-b.bytes", cols, 1, &s, 1, &rows, &err), 0);
+    assert_int_equal(
+        sd_tables_import(fx->t, 7, "in.c-b.bytes", TC_SCHEMA(cols, 1), &s, 1, &rows, &err), 0);
     assert_int_equal(rows, NROWS);
     t = tc_read(fx, 7, "in.c-b.bytes");
     assert_int_equal(t.nrows, NROWS);
@@ -841,8 +865,8 @@ static void *tc_import_main(void *p)
         s = tc_slice(key, &src);
         src.chunk = 256; /* slow enough for the imports to overlap */
         pthread_barrier_wait(a->barrier);
-        a->rc[i] =
-            sd_tables_import(a->t, 1, "in.c-b.t", tc_cols, TC_NCOLS, &s, 1, &a->rows[i], NULL);
+        a->rc[i] = sd_tables_import(a->t, 1, "in.c-b.t", TC_SCHEMA(tc_cols, TC_NCOLS), &s, 1,
+                                    &a->rows[i], NULL);
     }
     return NULL;
 }
@@ -920,7 +944,8 @@ static void tc_test_drop_table(void **state)
     sb = tc_src_of(&b.gz);
     s = tc_slice("slice-b", &sb);
     assert_int_equal(
-        sd_tables_import(fx->t, 1, "in.c-b.keep", tc_cols, TC_NCOLS, &s, 1, &rows, NULL), 0);
+        sd_tables_import(fx->t, 1, "in.c-b.keep", TC_SCHEMA(tc_cols, TC_NCOLS), &s, 1, &rows, NULL),
+        0);
     assert_int_equal(rows, 8);
 
     assert_int_equal(sd_tables_drop_table(fx->t, 1, "in.c-b.t"), 0);
@@ -1009,6 +1034,223 @@ static void tc_test_projects_separate(void **state)
     tc_data_free(&d);
 }
 
+/* A primary key is part of the schema: the same key again is fine, no key, another key or a
+ * key on a table created without one conflict (ensure and check alike), with a message. */
+static void tc_test_primary_key_schema(void **state)
+{
+    struct tc_fixture *fx = *state;
+    static const unsigned char pk_id[] = {1, 0, 0}, pk_value[] = {0, 1, 0};
+    static const unsigned char pk_both[] = {1, 1, 0}, pk_none[] = {0, 0, 0};
+    struct sd_buf err = SD_BUF_INIT;
+    struct tc_table t;
+
+    assert_int_equal(
+        sd_tables_ensure_table(fx->t, 1, "in.c-b.pk", TC_SCHEMA_PK(tc_cols, TC_NCOLS, pk_id), &err),
+        0);
+    t = tc_read(fx, 1, "in.c-b.pk");
+    tc_assert_columns(&t, tc_cols, TC_NCOLS);
+    tc_table_free(&t);
+    assert_int_equal(
+        sd_tables_ensure_table(fx->t, 1, "in.c-b.pk", TC_SCHEMA_PK(tc_cols, TC_NCOLS, pk_id), &err),
+        0);
+    assert_int_equal(
+        sd_tables_check_table(fx->t, 1, "in.c-b.pk", TC_SCHEMA_PK(tc_cols, TC_NCOLS, pk_id), &err),
+        0);
+    /* all-zero flags are no key at all */
+    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.pk",
+                                            TC_SCHEMA_PK(tc_cols, TC_NCOLS, pk_none), &err),
+                     SD_ECONFLICT);
+    sd_buf_reset(&err);
+    assert_int_equal(
+        sd_tables_ensure_table(fx->t, 1, "in.c-b.pk", TC_SCHEMA(tc_cols, TC_NCOLS), &err),
+        SD_ECONFLICT);
+    assert_non_null(strstr(sd_buf_cstr(&err), "in.c-b.pk"));
+    sd_buf_reset(&err);
+    assert_int_equal(sd_tables_check_table(fx->t, 1, "in.c-b.pk",
+                                           TC_SCHEMA_PK(tc_cols, TC_NCOLS, pk_value), &err),
+                     SD_ECONFLICT);
+    assert_non_null(strstr(sd_buf_cstr(&err), "in.c-b.pk"));
+    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.pk",
+                                            TC_SCHEMA_PK(tc_cols, TC_NCOLS, pk_both), &err),
+                     SD_ECONFLICT);
+    /* a table made without a key does not gain one */
+    assert_int_equal(
+        sd_tables_ensure_table(fx->t, 1, "in.c-b.nopk", TC_SCHEMA(tc_cols, TC_NCOLS), &err), 0);
+    sd_buf_reset(&err);
+    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.nopk",
+                                            TC_SCHEMA_PK(tc_cols, TC_NCOLS, pk_id), &err),
+                     SD_ECONFLICT);
+    assert_non_null(strstr(sd_buf_cstr(&err), "in.c-b.nopk"));
+    assert_int_equal(sd_tables_check_table(fx->t, 1, "in.c-b.nopk",
+                                           TC_SCHEMA_PK(tc_cols, TC_NCOLS, pk_none), &err),
+                     0);
+    /* an import with another key fails and commits nothing */
+    {
+        static const char *const v[] = {"k", "v", "n"};
+        struct tc_rows r = {1, TC_NCOLS, v, NULL};
+        struct sd_buf csv = SD_BUF_INIT;
+        struct tc_src src;
+        struct sd_import_slice sl;
+        uint64_t rows = 7;
+
+        tc_csv(&r, &csv);
+        src = tc_src_of(&csv);
+        sl = tc_slice("slice-pk-conflict", &src);
+        assert_int_equal(sd_tables_import(fx->t, 1, "in.c-b.pk", TC_SCHEMA(tc_cols, TC_NCOLS), &sl,
+                                          1, &rows, &err),
+                         SD_ECONFLICT);
+        assert_int_equal(rows, 0);
+        assert_int_equal(sd_tables_is_imported(fx->t, 1, "slice-pk-conflict"), 0);
+        assert_int_equal(tc_nrows(fx, 1, "in.c-b.pk"), 0);
+        sd_buf_fini(&csv);
+    }
+    sd_buf_fini(&err);
+}
+
+/* The one row of t whose cells at key columns (flags) equal key[] (row-major values as in
+ * tc_rows); fails unless exactly one row matches. */
+static size_t tc_find_row(const struct tc_table *t, const unsigned char *pk, const char *const *key)
+{
+    size_t found = SIZE_MAX;
+
+    for (size_t i = 0; i < t->nrows; i++) {
+        int same = 1;
+        for (size_t j = 0; j < t->ncols && same; j++) {
+            same = !pk[j] || (!t->cells[i * t->ncols + j].is_null &&
+                              strcmp(t->cells[i * t->ncols + j].p, key[j]) == 0);
+        }
+        if (same) {
+            assert_int_equal(found, SIZE_MAX);
+            found = i;
+        }
+    }
+    assert_int_not_equal(found, SIZE_MAX);
+    return found;
+}
+
+/* Asserts that t holds exactly the rows of want (nwant x t->ncols, row-major), any order. */
+static void tc_assert_rows_by_key(const struct tc_table *t, const unsigned char *pk,
+                                  const char *const *want, size_t nwant)
+{
+    assert_int_equal(t->nrows, nwant);
+    for (size_t i = 0; i < nwant; i++) {
+        size_t r = tc_find_row(t, pk, want + i * t->ncols);
+        for (size_t j = 0; j < t->ncols; j++) {
+            assert_false(t->cells[r * t->ncols + j].is_null);
+            assert_string_equal(t->cells[r * t->ncols + j].p, want[i * t->ncols + j]);
+        }
+    }
+}
+
+/* Imports rows (ncols wide) as one plain slice named key with schema; returns the row count. */
+static uint64_t tc_import_rows(struct tc_fixture *fx, const char *table_id,
+                               const struct sd_table_schema *schema, const char *key,
+                               const char *const *v, size_t nrows)
+{
+    struct tc_rows r = {nrows, schema->ncolumns, v, NULL};
+    struct sd_buf csv = SD_BUF_INIT, err = SD_BUF_INIT;
+    struct tc_src src;
+    struct sd_import_slice sl;
+    uint64_t rows = 12345;
+    int rc;
+
+    tc_csv(&r, &csv);
+    src = tc_src_of(&csv);
+    src.chunk = 5;
+    sl = tc_slice(key, &src);
+    rc = sd_tables_import(fx->t, 1, table_id, schema, &sl, 1, &rows, &err);
+    if (rc != 0) {
+        fail_msg("import: %s: %s", sd_strerror(rc), err.len > 0 ? err.data : "");
+    }
+    sd_buf_fini(&csv);
+    sd_buf_fini(&err);
+    return rows;
+}
+
+/* With a primary key an import upserts: within one slice, across the slices of one call and
+ * across calls, the last row with a key wins; a retried slice changes nothing (exactly once:
+ * replaying the old slice would bring its old values back). */
+static void tc_test_primary_key_upsert(void **state)
+{
+    struct tc_fixture *fx = *state;
+    static const unsigned char pk[] = {1, 0, 0};
+    static const char *const a[] = {
+        "k1", "a1", "", "k2", "a2", "x", "k1", "a1-again", "y", "k3", "", "",
+    };
+    static const char *const b[] = {"k2", "b2", "", "k4", "b4", "z"};
+    static const char *const c[] = {"k4", "c4", "w", "k1", "c1", "q"};
+    static const char *const after_a[] = {"k1", "a1-again", "y", "k2", "a2", "x", "k3", "", ""};
+    static const char *const after_bc[] = {"k1", "c1", "q", "k2", "b2", "",
+                                           "k3", "",   "",  "k4", "c4", "w"};
+    const struct sd_table_schema *schema = TC_SCHEMA_PK(tc_cols, TC_NCOLS, pk);
+    struct sd_buf csv_b = SD_BUF_INIT, csv_c = SD_BUF_INIT, err = SD_BUF_INIT;
+    struct tc_rows rb = {2, TC_NCOLS, b, NULL}, rc_rows = {2, TC_NCOLS, c, NULL};
+    struct tc_src sb, sc;
+    struct sd_import_slice s[2];
+    struct tc_table t;
+    uint64_t rows = 0;
+
+    assert_int_equal(tc_import_rows(fx, "in.c-b.pk", schema, "slice-a", a, 4), 4);
+    t = tc_read(fx, 1, "in.c-b.pk");
+    tc_assert_columns(&t, tc_cols, TC_NCOLS);
+    tc_assert_rows_by_key(&t, pk, after_a, 3);
+    tc_table_free(&t);
+
+    /* two slices in one call, in order: c's k4 replaces b's */
+    tc_csv(&rb, &csv_b);
+    tc_csv(&rc_rows, &csv_c);
+    sb = tc_src_of(&csv_b);
+    sc = tc_src_of(&csv_c);
+    s[0] = tc_slice("slice-b", &sb);
+    s[1] = tc_slice("slice-c", &sc);
+    assert_int_equal(sd_tables_import(fx->t, 1, "in.c-b.pk", schema, s, 2, &rows, &err), 0);
+    assert_int_equal(rows, 4);
+    t = tc_read(fx, 1, "in.c-b.pk");
+    tc_assert_rows_by_key(&t, pk, after_bc, 4);
+    tc_table_free(&t);
+
+    /* slice-a again: already in the ledger, its old values do not come back */
+    assert_int_equal(tc_import_rows(fx, "in.c-b.pk", schema, "slice-a", a, 4), 0);
+    t = tc_read(fx, 1, "in.c-b.pk");
+    tc_assert_rows_by_key(&t, pk, after_bc, 4);
+    tc_table_free(&t);
+    assert_int_equal(sd_tables_is_imported(fx->t, 1, "slice-c"), 1);
+    sd_buf_fini(&csv_b);
+    sd_buf_fini(&csv_c);
+    sd_buf_fini(&err);
+}
+
+/* A key of several columns (not the first ones) compares them together; a key of every
+ * column keeps one copy of a repeated row; values are compared byte-exact ("a" is not "A"). */
+static void tc_test_primary_key_composite(void **state)
+{
+    struct tc_fixture *fx = *state;
+    static const char *const cols[] = {"value", "k1", "k2"};
+    static const unsigned char pk[] = {0, 1, 1}, pk_all[] = {1, 1, 1};
+    static const char *const v[] = {
+        "1", "a", "x", "2", "a", "y", "3", "A", "x", "4", "a", "x", "5", "", "", "6", "", "",
+    };
+    static const char *const want[] = {"4", "a", "x", "2", "a", "y", "3", "A", "x", "6", "", ""};
+    static const char *const dup[] = {"1", "a", "x", "1", "a", "x", "1", "a", "X"};
+    static const char *const want_all[] = {"1", "a", "x", "2", "a", "y", "3", "A", "x", "4", "a",
+                                           "x", "5", "",  "",  "6", "",  "",  "1", "a", "X"};
+    struct tc_table t;
+
+    assert_int_equal(tc_import_rows(fx, "in.c-b.comp", TC_SCHEMA_PK(cols, 3, pk), "s1", v, 6), 6);
+    t = tc_read(fx, 1, "in.c-b.comp");
+    tc_assert_columns(&t, cols, 3);
+    tc_assert_rows_by_key(&t, pk, want, 4);
+    tc_table_free(&t);
+
+    assert_int_equal(tc_import_rows(fx, "in.c-b.all", TC_SCHEMA_PK(cols, 3, pk_all), "s2", v, 6),
+                     6);
+    assert_int_equal(tc_import_rows(fx, "in.c-b.all", TC_SCHEMA_PK(cols, 3, pk_all), "s3", dup, 3),
+                     3);
+    t = tc_read(fx, 1, "in.c-b.all");
+    tc_assert_rows_by_key(&t, pk_all, want_all, 7);
+    tc_table_free(&t);
+}
+
 /* The whole suite for one backend, for a cmocka test array. */
 #define TC_TEST(f, be) cmocka_unit_test_prestate_setup_teardown(f, tc_setup, tc_teardown, (be))
 #define TC_CONTRACT_TESTS(be)                                                                      \
@@ -1018,6 +1260,7 @@ static void tc_test_projects_separate(void **state)
         TC_TEST(tc_test_import_ensures_table, be), TC_TEST(tc_test_empty_slices, be),              \
         TC_TEST(tc_test_byte_exact_values, be), TC_TEST(tc_test_concurrent_same_slice, be),        \
         TC_TEST(tc_test_drop_table, be), TC_TEST(tc_test_bookkeeping_separate, be),                \
-        TC_TEST(tc_test_projects_separate, be)
+        TC_TEST(tc_test_projects_separate, be), TC_TEST(tc_test_primary_key_schema, be),           \
+        TC_TEST(tc_test_primary_key_upsert, be), TC_TEST(tc_test_primary_key_composite, be)
 
 #endif

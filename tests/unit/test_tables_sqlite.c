@@ -243,7 +243,8 @@ static ssize_t probe_read(void *arg, void *buf, size_t len)
             p->seen = sqlite3_column_int64(st, 0);
         }
         sqlite3_finalize(st);
-        p->check_rc = sd_tables_check_table(p->tables, 1, "in.c-b.t", tc_cols, TC_NCOLS, NULL);
+        p->check_rc =
+            sd_tables_check_table(p->tables, 1, "in.c-b.t", TC_SCHEMA(tc_cols, TC_NCOLS), NULL);
     }
     return tc_src_read(&p->src, buf, len);
 }
@@ -329,7 +330,8 @@ static void test_kill_after_import(void **state)
         for (int i = 0; i < 3; i++) {
             src = tc_src_of(&d[i].gz);
             s = tc_slice(keys[i], &src);
-            if (sd_tables_import(ct, 1, "in.c-b.t", tc_cols, TC_NCOLS, &s, 1, &rows, NULL) != 0 ||
+            if (sd_tables_import(ct, 1, "in.c-b.t", TC_SCHEMA(tc_cols, TC_NCOLS), &s, 1, &rows,
+                                 NULL) != 0 ||
                 rows != d[i].nrows) {
                 _exit(3);
             }
@@ -352,7 +354,8 @@ static void test_kill_after_import(void **state)
     assert_int_equal(sd_tables_is_imported(t2, 1, "slice-k2"), 1);
     src = tc_src_of(&d[2].gz);
     s = tc_slice("slice-k2", &src);
-    assert_int_equal(sd_tables_import(t2, 1, "in.c-b.t", tc_cols, TC_NCOLS, &s, 1, &rows, NULL), 0);
+    assert_int_equal(
+        sd_tables_import(t2, 1, "in.c-b.t", TC_SCHEMA(tc_cols, TC_NCOLS), &s, 1, &rows, NULL), 0);
     assert_int_equal(rows, 0);
     assert_int_equal(src.reads, 0);
     fx->t = t2;
@@ -375,7 +378,8 @@ static void test_open_from_config(void **state)
     assert_int_equal(sd_config_load(&args, &cfg, &err), 0);
     assert_int_equal(sd_tables_open(cfg, &t), 0);
     assert_string_equal(t->ops->name, "sqlite");
-    assert_int_equal(sd_tables_ensure_table(t, 1, "in.c-b.t", tc_cols, TC_NCOLS, &err), 0);
+    assert_int_equal(sd_tables_ensure_table(t, 1, "in.c-b.t", TC_SCHEMA(tc_cols, TC_NCOLS), &err),
+                     0);
     sd_tables_close(t);
     sd_config_destroy(cfg);
     assert_true(asprintf(&path, "%s/tables/project-1.sqlite", fx->dir) > 0);
@@ -404,20 +408,24 @@ static void test_case_clash(void **state)
     struct sd_buf err = SD_BUF_INIT;
     struct tc_table t;
 
-    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.t", tc_cols, TC_NCOLS, &err), 0);
-    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.T", tc_cols, TC_NCOLS, &err),
-                     SD_ECONFLICT);
+    assert_int_equal(
+        sd_tables_ensure_table(fx->t, 1, "in.c-b.t", TC_SCHEMA(tc_cols, TC_NCOLS), &err), 0);
+    assert_int_equal(
+        sd_tables_ensure_table(fx->t, 1, "in.c-b.T", TC_SCHEMA(tc_cols, TC_NCOLS), &err),
+        SD_ECONFLICT);
     assert_non_null(strstr(err.data, "in.c-b.T"));
     assert_non_null(strstr(err.data, "ignore case"));
     sd_buf_reset(&err);
-    assert_int_equal(sd_tables_check_table(fx->t, 1, "in.c-b.T", tc_cols, TC_NCOLS, &err),
-                     SD_ECONFLICT);
+    assert_int_equal(
+        sd_tables_check_table(fx->t, 1, "in.c-b.T", TC_SCHEMA(tc_cols, TC_NCOLS), &err),
+        SD_ECONFLICT);
     assert_non_null(strstr(err.data, "ignore case"));
     assert_int_equal(sd_tables_drop_table(fx->t, 1, "in.c-b.T"), 0);
     t = tc_read(fx, 1, "in.c-b.t");
     tc_table_free(&t);
-    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "SQLITE_x", tc_cols, TC_NCOLS, &err),
-                     SD_EINVAL);
+    assert_int_equal(
+        sd_tables_ensure_table(fx->t, 1, "SQLITE_x", TC_SCHEMA(tc_cols, TC_NCOLS), &err),
+        SD_EINVAL);
     sd_buf_fini(&err);
 }
 
@@ -428,7 +436,8 @@ static void test_user_objects_conflict(void **state)
     struct sd_buf err = SD_BUF_INIT;
     sqlite3 *db;
 
-    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.t", tc_cols, TC_NCOLS, &err), 0);
+    assert_int_equal(
+        sd_tables_ensure_table(fx->t, 1, "in.c-b.t", TC_SCHEMA(tc_cols, TC_NCOLS), &err), 0);
     db = user_open(fx->dir, 1);
     assert_non_null(db);
     assert_int_equal(sqlite3_exec(db,
@@ -437,11 +446,13 @@ static void test_user_objects_conflict(void **state)
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
-    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.int", tc_cols, TC_NCOLS, &err),
-                     SD_ECONFLICT);
+    assert_int_equal(
+        sd_tables_ensure_table(fx->t, 1, "in.c-b.int", TC_SCHEMA(tc_cols, TC_NCOLS), &err),
+        SD_ECONFLICT);
     assert_non_null(strstr(err.data, "INTEGER"));
-    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.view", tc_cols, TC_NCOLS, &err),
-                     SD_ECONFLICT);
+    assert_int_equal(
+        sd_tables_ensure_table(fx->t, 1, "in.c-b.view", TC_SCHEMA(tc_cols, TC_NCOLS), &err),
+        SD_ECONFLICT);
     assert_non_null(strstr(err.data, "view"));
     sd_buf_fini(&err);
 }
@@ -457,12 +468,87 @@ static void test_damaged_file(void **state)
 
     memset(junk, 'x', sizeof(junk));
     assert_int_equal(sd_write_file_atomic(path, junk, sizeof(junk), 0644), 0);
-    rc = sd_tables_ensure_table(fx->t, 9, "in.c-b.t", tc_cols, TC_NCOLS, &err);
+    rc = sd_tables_ensure_table(fx->t, 9, "in.c-b.t", TC_SCHEMA(tc_cols, TC_NCOLS), &err);
     assert_int_equal(rc, SD_ECORRUPT);
     assert_true(err.len > 0);
     assert_true(sd_tables_is_imported(fx->t, 9, "k") < 0);
     free(path);
     sd_buf_fini(&err);
+}
+
+/* A key becomes the table's PRIMARY KEY, columns in mapping order, visible to users' tools; a
+ * user's table whose key differs is named with its key in the conflict message. */
+static void test_primary_key_declared(void **state)
+{
+    struct tc_fixture *fx = *state;
+    static const char *const cols[] = {"v", "b", "a"};
+    static const unsigned char pk[] = {0, 1, 1};
+    struct sd_buf err = SD_BUF_INIT;
+    sqlite3_stmt *st = NULL;
+    sqlite3 *db;
+
+    assert_int_equal(sd_tables_ensure_table(fx->t, 1, "in.c-b.pk", TC_SCHEMA_PK(cols, 3, pk), &err),
+                     0);
+    db = user_open(fx->dir, 1);
+    assert_non_null(db);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT name FROM pragma_table_info('in.c-b.pk') "
+                                        "WHERE pk > 0 ORDER BY pk",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "b");
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "a");
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TABLE \"in.c-b.user\" (\"v\" TEXT PRIMARY KEY, \"b\" TEXT, "
+                     "\"a\" TEXT)",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(
+        sd_tables_check_table(fx->t, 1, "in.c-b.user", TC_SCHEMA_PK(cols, 3, pk), &err),
+        SD_ECONFLICT);
+    assert_string_equal(sd_buf_cstr(&err),
+                        "table \"in.c-b.user\" exists with columns (\"v\" PRIMARY KEY, \"b\", "
+                        "\"a\"), expected (\"v\", \"b\" PRIMARY KEY, \"a\" PRIMARY KEY)");
+    sd_buf_fini(&err);
+}
+
+/* A sink mapping's columns JSON gives the schema: names in order, the key from
+ * "primaryKey": true only (false, a missing member or no key at all: no flag). */
+static void test_schema_from_json(void **state)
+{
+    json_t *cols = json_loads("[{\"name\":\"a\",\"primaryKey\":false},{\"name\":\"b\","
+                              "\"primaryKey\":true},{\"name\":\"c\"},{\"name\":\"d\","
+                              "\"primaryKey\":true}]",
+                              0, NULL);
+    json_t *plain =
+        json_loads("[{\"name\":\"x\",\"primaryKey\":false},{\"type\":\"body\"}]", 0, NULL);
+    struct sd_table_schema *s;
+
+    (void)state;
+    s = sd_table_schema_from_json(cols);
+    assert_int_equal(s->ncolumns, 4);
+    assert_string_equal(s->columns[0], "a");
+    assert_string_equal(s->columns[3], "d");
+    assert_non_null(s->is_pk);
+    assert_int_equal(s->is_pk[0], 0);
+    assert_int_equal(s->is_pk[1], 1);
+    assert_int_equal(s->is_pk[2], 0);
+    assert_int_equal(s->is_pk[3], 1);
+    free(s);
+    s = sd_table_schema_from_json(plain);
+    assert_int_equal(s->ncolumns, 2);
+    assert_string_equal(s->columns[0], "x");
+    assert_string_equal(s->columns[1], "");
+    assert_null(s->is_pk);
+    free(s);
+    json_decref(cols);
+    json_decref(plain);
 }
 
 #define SQ_TEST(f) cmocka_unit_test_prestate_setup_teardown(f, tc_setup, tc_teardown, be)
@@ -479,6 +565,8 @@ int main(void)
         SQ_TEST(test_case_clash),
         SQ_TEST(test_user_objects_conflict),
         SQ_TEST(test_damaged_file),
+        SQ_TEST(test_primary_key_declared),
+        cmocka_unit_test(test_schema_from_json),
     };
 
     return cmocka_run_group_tests_name("tables_sqlite", tests, NULL, NULL);
