@@ -6,8 +6,10 @@
  * DESIGN: one database holds every project. Project 1 (the standalone project) owns the schemas
  * named by its table ids; project N != 1 owns schemas "_streamd_p<N>_<bucket>", a prefix no
  * table id may start with, so projects never share a table. The context is a small pool of
- * connections (tables.postgres.poolSize), each opened on first use and dropped when libpq
- * reports it broken, so a server restart costs one failed call, which the caller retries. An
+ * connections (tables.postgres.poolSize, plus one kept for the API's table checks), each opened
+ * on first use, checked by the BEGIN every call starts with and reopened when the server
+ * dropped it; a connection lost in the middle of a call fails that call (nothing committed),
+ * and the caller retries. An
  * import is one READ COMMITTED transaction: the table check (and its creation under an
  * advisory lock on the schema, so concurrent creators do not race), then per slice a ledger row
  * inserted first with ON CONFLICT DO NOTHING (a concurrent importer of the same slice makes it
@@ -303,52 +305,69 @@ static int tables_pg_connect(struct tables_pg *pg, PGconn **out, struct sd_buf *
     return 0;
 }
 
-/* Takes a connection from the pool (waiting while all are in use), connecting it if needed. */
-static int tables_pg_acquire(struct tables_pg *pg, PGconn **out, struct sd_buf *err)
+#define TABLES_PG_BEGIN "BEGIN ISOLATION LEVEL READ COMMITTED"
+
+/* Takes a slot from the pool (waiting while none is free; a call that is not a check leaves the
+ * last free slot to checks, so the API's table checks never wait for imports) and returns its
+ * connection with a READ COMMITTED transaction begun (CAVEATS #14: the ledger insert waits for a
+ * concurrent importer instead of failing). A connection the server dropped since its last use
+ * (a restart) is replaced once, transparently: nothing was done on it yet. */
+static int tables_pg_acquire(struct tables_pg *pg, int check, PGconn **out, struct sd_buf *err)
 {
     PGconn *conn;
+    PGresult *res;
     int rc;
 
+    *out = NULL;
     pthread_mutex_lock(&pg->mu);
-    while (pg->nidle == 0) {
+    while (pg->nidle == 0 || (!check && pg->nidle == 1)) {
         pthread_cond_wait(&pg->freed, &pg->mu);
     }
     conn = pg->idle[--pg->nidle];
     pthread_mutex_unlock(&pg->mu);
     if (conn != NULL) {
-        *out = conn;
-        return 0;
+        res = PQexec(conn, TABLES_PG_BEGIN);
+        if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+            PQclear(res);
+            *out = conn;
+            return 0;
+        }
+        PQclear(res);
+        PQfinish(conn);
     }
-    rc = tables_pg_connect(pg, out, err);
+    rc = tables_pg_connect(pg, &conn, err);
+    if (rc == 0) {
+        rc = tables_pg_exec(conn, TABLES_PG_BEGIN, err);
+        if (rc != 0) {
+            PQfinish(conn);
+        }
+    }
     if (rc != 0) {
         pthread_mutex_lock(&pg->mu);
         pg->idle[pg->nidle++] = NULL;
-        pthread_cond_signal(&pg->freed);
+        pthread_cond_broadcast(&pg->freed);
         pthread_mutex_unlock(&pg->mu);
+        return rc;
     }
-    return rc;
+    *out = conn;
+    return 0;
 }
 
-/* Returns a connection to the pool: one that is broken or left inside a transaction is
- * closed (its slot reconnects on next use). */
+/* Returns a connection to the pool, rolling back a transaction the caller left open (after a
+ * failure, or a read); a broken connection is closed (its slot reconnects on next use). */
 static void tables_pg_release(struct tables_pg *pg, PGconn *conn)
 {
+    if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE) {
+        PQclear(PQexec(conn, "ROLLBACK"));
+    }
     if (PQstatus(conn) != CONNECTION_OK || PQtransactionStatus(conn) != PQTRANS_IDLE) {
         PQfinish(conn);
         conn = NULL;
     }
     pthread_mutex_lock(&pg->mu);
     pg->idle[pg->nidle++] = conn;
-    pthread_cond_signal(&pg->freed);
+    pthread_cond_broadcast(&pg->freed);
     pthread_mutex_unlock(&pg->mu);
-}
-
-/* Ends the transaction after a failure (a broken connection is dropped by release). */
-static void tables_pg_rollback(PGconn *conn)
-{
-    if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE) {
-        PQclear(PQexec(conn, "ROLLBACK"));
-    }
 }
 
 /* ---- tables ----------------------------------------------------------------------------- */
@@ -514,7 +533,8 @@ static int tables_pg_open(const struct sd_config *cfg, const char *location, voi
              c.statement_timeout_ms);
     pthread_mutex_init(&pg->mu, NULL);
     pthread_cond_init(&pg->freed, NULL);
-    pg->nidle = (size_t)(c.pool_size > 0 ? c.pool_size : 1);
+    /* one slot more than the pool size: the one kept for checks (tables_pg_acquire) */
+    pg->nidle = (size_t)(c.pool_size > 0 ? c.pool_size : 1) + 1;
     pg->idle = sd_xcalloc(pg->nidle, sizeof(PGconn *));
     *ctx = pg;
     return 0;
@@ -552,7 +572,7 @@ static int tables_pg_ensure_or_check(void *ctx, int64_t project, const char *tab
         rc = tables_pg_check_columns(columns, ncolumns, err);
     }
     if (rc == 0) {
-        rc = tables_pg_acquire(ctx, &conn, err);
+        rc = tables_pg_acquire(ctx, !create, &conn, err);
     }
     if (rc != 0) {
         return rc;
@@ -560,15 +580,9 @@ static int tables_pg_ensure_or_check(void *ctx, int64_t project, const char *tab
     if (!create) {
         rc = tables_pg_check(conn, table_id, &n, columns, ncolumns, &exists, err);
     } else {
-        rc = tables_pg_exec(conn, "BEGIN", err);
-        if (rc == 0) {
-            rc = tables_pg_ensure_locked(conn, table_id, &n, columns, ncolumns, err);
-        }
+        rc = tables_pg_ensure_locked(conn, table_id, &n, columns, ncolumns, err);
         if (rc == 0) {
             rc = tables_pg_exec(conn, "COMMIT", err);
-        }
-        if (rc != 0) {
-            tables_pg_rollback(conn);
         }
     }
     tables_pg_release(ctx, conn);
@@ -768,15 +782,12 @@ static int tables_pg_import(void *ctx, int64_t project, const char *table_id,
         }
     }
     if (rc == 0) {
-        rc = tables_pg_acquire(ctx, &conn, err);
+        rc = tables_pg_acquire(ctx, 0, &conn, err);
     }
     if (rc != 0) {
         return rc;
     }
-    rc = tables_pg_exec(conn, "BEGIN", err);
-    if (rc == 0) {
-        rc = tables_pg_ensure_locked(conn, table_id, &n, columns, ncolumns, err);
-    }
+    rc = tables_pg_ensure_locked(conn, table_id, &n, columns, ncolumns, err);
     for (size_t i = 0; rc == 0 && i < nslices; i++) {
         rc = tables_pg_claim(conn, project, slices[i].slice_key, table_id, err);
         if (rc == 1) {
@@ -789,7 +800,6 @@ static int tables_pg_import(void *ctx, int64_t project, const char *table_id,
         rc = tables_pg_exec(conn, "COMMIT", err);
     }
     if (rc != 0) {
-        tables_pg_rollback(conn);
         total = 0;
     }
     tables_pg_release(ctx, conn);
@@ -810,7 +820,7 @@ static int tables_pg_is_imported(void *ctx, int64_t project, const char *slice_k
     if (slice_key == NULL) {
         return SD_EINVAL;
     }
-    rc = tables_pg_acquire(ctx, &conn, NULL);
+    rc = tables_pg_acquire(ctx, 0, &conn, NULL);
     if (rc != 0) {
         return rc;
     }
@@ -837,7 +847,7 @@ static int tables_pg_drop_table(void *ctx, int64_t project, const char *table_id
 
     rc = tables_pg_name_of(project, table_id, &n, NULL);
     if (rc == 0) {
-        rc = tables_pg_acquire(ctx, &conn, NULL);
+        rc = tables_pg_acquire(ctx, 0, &conn, NULL);
     }
     if (rc != 0) {
         return rc;
@@ -846,9 +856,6 @@ static int tables_pg_drop_table(void *ctx, int64_t project, const char *table_id
     rc = sd_buf_append_str(&sql, "DROP TABLE IF EXISTS ");
     if (rc == 0) {
         rc = tables_pg_qualified(&sql, &n);
-    }
-    if (rc == 0) {
-        rc = tables_pg_exec(conn, "BEGIN", NULL);
     }
     if (rc == 0) {
         rc = tables_pg_exec(conn, sd_buf_cstr(&sql), NULL);
@@ -860,9 +867,6 @@ static int tables_pg_drop_table(void *ctx, int64_t project, const char *table_id
     }
     if (rc == 0) {
         rc = tables_pg_exec(conn, "COMMIT", NULL);
-    }
-    if (rc != 0) {
-        tables_pg_rollback(conn);
     }
     tables_pg_release(ctx, conn);
     sd_buf_fini(&sql);

@@ -361,8 +361,8 @@ static const struct sd_opt sd_opts[] = {
     {"tables.postgres.connectTimeout", SD_OPT_DURATION, "10s", SD_SEC(1), SD_MIN(10), NULL, 0,
      "Timeout of opening one PostgreSQL connection (duration, whole seconds)."},
     {"tables.postgres.poolSize", SD_OPT_INT, "4", 1, 64, NULL, 0,
-     "Connections to PostgreSQL kept open, at most one per concurrent import or check "
-     "(count)."},
+     "Connections to PostgreSQL for concurrent imports; one more is kept for the API's table "
+     "checks (count)."},
     {"tables.postgres.statementTimeout", SD_OPT_DURATION, "0s", SD_MS(0), SD_HOUR(24), NULL, 0,
      "Longest time one PostgreSQL statement (a slice's COPY included) may run; 0 = no limit "
      "(duration)."},
