@@ -2,6 +2,7 @@
 # pg_cluster.sh: a throwaway PostgreSQL 15 cluster for the tests, run as the postgres user on
 # its own loopback port and directory under /tmp.
 #   pg_cluster.sh start        -> prints "<dir> <port>" (socket and data under <dir>)
+#   pg_cluster.sh restart <dir> -> fast shutdown and start again on the same port
 #   pg_cluster.sh stop <dir>   -> stops the server by the PID in its postmaster.pid, removes <dir>
 # Fails (exit 1, reason on stderr) when the server cannot start: callers must not skip.
 set -euo pipefail
@@ -25,6 +26,10 @@ start)
   fi
   echo "$dir $port"
   ;;
+restart)
+  dir=${2:?usage: pg_cluster.sh restart <dir>}
+  as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -m fast restart >/dev/null
+  ;;
 stop)
   dir=${2:?usage: pg_cluster.sh stop <dir>}
   case "$dir" in /tmp/streamd-pg.*) ;; *) echo "pg_cluster: not a cluster dir: $dir" >&2; exit 2 ;; esac
@@ -36,5 +41,5 @@ stop)
   fi
   rm -rf "$dir"
   ;;
-*) echo "usage: $0 start | stop <dir>" >&2; exit 2 ;;
+*) echo "usage: $0 start | restart <dir> | stop <dir>" >&2; exit 2 ;;
 esac

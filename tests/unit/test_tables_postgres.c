@@ -1,6 +1,7 @@
 /* test_tables_postgres.c: the table-storage contract suite against the "postgres" backend on a
  * throwaway PostgreSQL 15 cluster, plus its own tests: the schema/table mapping of table ids
- * and projects, a connection killed in the middle of an import, and opening from the config.
+ * and projects, a connection killed in the middle of an import, a server restart between
+ * calls, and opening from the config.
  *
  * DESIGN: main starts the cluster with tests/pg/pg_cluster.sh (as the postgres user, its own
  * port and /tmp directory) and stops it by PID at the end; a cluster that cannot start fails
@@ -319,6 +320,29 @@ static void test_connection_lost(void **state)
     tc_data_free(&d);
 }
 
+/* A server restart between calls costs nothing: the next calls reconnect and succeed. */
+static void test_server_restart(void **state)
+{
+    struct tc_fixture *fx = *state;
+    struct tc_data d;
+    struct tc_src src;
+    struct sd_import_slice s;
+    char cmd[512];
+
+    tc_data_make(&d, "restart", 30);
+    src = tc_src_of(&d.gz);
+    s = tc_slice("slice-before", &src);
+    assert_int_equal(tc_import(fx, 1, "in.c-b.t", &s, 1), 30);
+    snprintf(cmd, sizeof(cmd), SD_SOURCE_DIR "/tests/pg/pg_cluster.sh restart %s", pg_dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(sd_tables_is_imported(fx->t, 1, "slice-before"), 1);
+    src = tc_src_of(&d.gz);
+    s = tc_slice("slice-after", &src);
+    assert_int_equal(tc_import(fx, 1, "in.c-b.t", &s, 1), 30);
+    assert_int_equal(tc_nrows(fx, 1, "in.c-b.t"), 60);
+    tc_data_free(&d);
+}
+
 /* sd_tables_open with tables.backend=postgres reads the URL and the pool keys; a missing URL
  * fails the open. */
 static void test_open_from_config(void **state)
@@ -385,10 +409,8 @@ int main(void)
 {
     void *be = (void *)&pg_backend;
     const struct CMUnitTest tests[] = {
-        TC_CONTRACT_TESTS(be),
-        PG_TEST(test_mapping),
-        PG_TEST(test_connection_lost),
-        PG_TEST(test_open_from_config),
+        TC_CONTRACT_TESTS(be),        PG_TEST(test_mapping),          PG_TEST(test_connection_lost),
+        PG_TEST(test_server_restart), PG_TEST(test_open_from_config),
     };
     int rc;
 
