@@ -120,11 +120,11 @@ static int tables_pg_code(PGconn *conn, const PGresult *res)
     if (strncmp(state, "23", 2) == 0) {
         return SD_ECONFLICT;
     }
+    if (strncmp(state, "28", 2) == 0 || strcmp(state, "42501") == 0) {
+        return -EACCES; /* authorization, insufficient privilege */
+    }
     if (strncmp(state, "42", 2) == 0) {
         return SD_EINVAL;
-    }
-    if (strncmp(state, "28", 2) == 0 || strcmp(state, "42501") == 0) {
-        return -EACCES;
     }
     return -EIO;
 }
@@ -617,7 +617,17 @@ static int tables_pg_copy_rows(PGconn *conn, size_t ncolumns, const struct sd_im
     if (rc != 0) {
         tables_pg_msg(err, "slice %s: %s", s->slice_key, sd_strerror(rc));
     }
-    while (rc == 0 && (rc = sd_csv_reader_next(r, &f, &nf)) == 1) {
+    while (rc == 0) {
+        rc = sd_csv_reader_next(r, &f, &nf);
+        if (rc < 0) {
+            const char *why = sd_csv_reader_error(r);
+
+            tables_pg_msg(err, "slice %s: %s", s->slice_key,
+                          why[0] != '\0' ? why : sd_strerror(rc));
+        }
+        if (rc <= 0) {
+            break;
+        }
         rc = 0;
         if (nf != ncolumns) {
             tables_pg_msg(err, "slice %s: row %" PRIu64 " has %zu fields, expected %zu",
@@ -651,10 +661,6 @@ static int tables_pg_copy_rows(PGconn *conn, size_t ncolumns, const struct sd_im
         if (rc == 0) {
             (*rows)++;
         }
-    }
-    if (rc < 0 && err != NULL && err->len == 0) {
-        tables_pg_msg(err, "slice %s: %s", s->slice_key,
-                      sd_csv_reader_error(r)[0] != '\0' ? sd_csv_reader_error(r) : sd_strerror(rc));
     }
     if (rc == 0 && chunk.len > 0 && PQputCopyData(conn, chunk.data, (int)chunk.len) != 1) {
         rc = tables_pg_fail(err, conn, NULL, "sending rows");

@@ -28,7 +28,7 @@ static void conninfo_of(const char *dir, char *buf, size_t len)
     size_t n = 0;
 
     for (const char *p = base; *p != '\0' && n < sizeof(db) - 1; p++) {
-        db[n++] = isalnum((unsigned char)*p) ? (char)tolower((unsigned char)*p) : '_';
+        db[n++] = isalnum((unsigned char)*p) ? *p : '_'; /* case kept: the name is quoted */
     }
     db[n] = '\0';
     snprintf(buf, len, "host=127.0.0.1 port=%s user=postgres dbname=tc_%s", pg_port, db);
