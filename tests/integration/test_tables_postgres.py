@@ -1,18 +1,20 @@
 """streamd with tables.backend=postgres: records become rows in a throwaway PostgreSQL 15
 cluster (tests/pg/pg_cluster.sh, stopped by PID), byte-exact, read back with psql; the URL's
-password never shows in `config dump` or the log."""
+password never shows in `config dump` or the log; a server outage under load loses and
+doubles nothing."""
 import csv
 import io
 import json
 import os
 import random
+import re
 import subprocess
 import time
 
 import pytest
 
 from conftest import BIN, TIMEOUT_MULT
-from helpers import PATH_COLUMNS
+from helpers import FAST, PATH_COLUMNS, Loader
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLUSTER = os.path.join(ROOT, "tests", "pg", "pg_cluster.sh")
@@ -27,7 +29,7 @@ def pg():
     assert out.returncode == 0, "the PostgreSQL cluster did not start: " + out.stderr
     d, port = out.stdout.split()
     try:
-        yield {"port": port,
+        yield {"port": port, "dir": d,
                "psql": ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", port,
                         "-U", "postgres", "-d", "postgres"],
                "url": "postgresql://postgres:s3cr3t-pw@127.0.0.1:%s/postgres" % port}
@@ -92,3 +94,43 @@ def test_thousand_hostile_records_become_postgres_rows(streamd_factory, pg):
     assert "s3cr3t-pw" not in dump.stdout + dump.stderr
     assert "tables.postgres.url" in dump.stdout
     assert "s3cr3t-pw" not in s.read_stderr()
+
+
+def test_postgres_outage_under_load_loses_and_doubles_nothing(streamd_factory, pg):
+    outage = float(os.environ.get("SD_PG_OUTAGE_SECONDS", "30"))
+    table = "in.c-outage.table"
+    s = streamd_factory(args=FAST + ["--set", "tables.backend=postgres",
+                                     "--set", "tables.postgres.url=" + pg["url"]])
+    src = s.create_source("s1")
+    s.create_sink("s1", "k1", PATH_COLUMNS, table_id=table)
+    load = Loader(src["http"]["url"], clients=4, prefix="pg").start()
+    time.sleep(2)
+    subprocess.run([CLUSTER, "halt", pg["dir"]], check=True)
+    try:
+        time.sleep(outage)
+        during = dict(load.statuses)
+    finally:
+        subprocess.run([CLUSTER, "resume", pg["dir"]], check=True)
+    time.sleep(1)
+    load.finish()
+    assert set(during) == {200}, during
+    query = 'SELECT "id" FROM "in.c-outage"."table"'
+    deadline = time.time() + 90 * TIMEOUT_MULT
+    while True:
+        ids = [r[0] for r in psql_rows(pg, query)]
+        if load.acked <= set(ids):
+            break
+        assert time.time() < deadline, "%d acknowledged records missing" % len(
+            load.acked - set(ids))
+        time.sleep(0.5)
+    time.sleep(2)
+    ids = [r[0] for r in psql_rows(pg, query)]
+    assert len(ids) == len(set(ids)), "doubled rows"
+    assert load.acked <= set(ids)
+    # the imports failed during the outage, with the reason, and were retried with backoff
+    attempts = {}
+    for m in re.finditer(r'file (\S+) failed \(attempt (\d+)[^)]*\): connecting to PostgreSQL',
+                         s.read_stderr()):
+        attempts[m.group(1)] = max(attempts.get(m.group(1), 0), int(m.group(2)))
+    assert attempts, "the outage caused no failed import"
+    assert max(attempts.values()) <= outage / 2 + 6, attempts
