@@ -9,15 +9,18 @@
  * connections (tables.postgres.poolSize, plus one kept for the API's table checks), each opened
  * on first use, checked by the BEGIN every call starts with and reopened when the server
  * dropped it; a connection lost in the middle of a call fails that call (nothing committed),
- * and the caller retries. An
- * import is one READ COMMITTED transaction: the table check (and its creation under an
+ * and the caller retries.
+ *
+ * An import is one READ COMMITTED transaction: the table check (and its creation under an
  * advisory lock on the schema, so concurrent creators do not race), then per slice a ledger row
  * inserted first with ON CONFLICT DO NOTHING (a concurrent importer of the same slice makes it
  * wait, then skip), the slice's rows re-encoded from sd_csv_reader into one COPY ... FROM STDIN
  * (FORMAT csv) with every field quoted (so an empty value is '' and never NULL), and the row
  * count. A reader error ends the COPY with PQputCopyEnd(errmsg), which aborts the transaction
- * (CAVEATS #13). Rows are streamed in 64 KiB chunks, never a whole slice. The connection URL
- * is never logged or put in a message. Errors are returned as codes with a message in err. */
+ * (CAVEATS #13). Rows are streamed in 64 KiB chunks, never a whole slice. Values are stored as
+ * the database encoding takes them: a UTF8 database refuses bytes that are not UTF-8
+ * (SD_ECORRUPT), a SQL_ASCII one stores any byte but NUL. The connection URL is never logged
+ * or put in a message. Errors are returned as codes with a message in err. */
 #include "tables_postgres/tables_postgres.h"
 
 #include "config/sd_config.h"
