@@ -150,13 +150,14 @@ static int read_table_pg(const char *dir, int64_t project, const char *table_id,
     quote_ident(&sql, schema);
     assert_int_equal(sd_buf_append_char(&sql, '.'), 0);
     quote_ident(&sql, table);
-    /* a heap has no order: insertion order is the transaction, then the command (one COPY per
-     * slice), then the place in the heap (one COPY appends its rows in order) */
+    /* a heap keeps no row order: imports are in order of their transaction, slices of their
+     * command (one COPY each); rows inside one COPY may fill free space left earlier */
     assert_int_equal(
         sd_buf_append_str(&sql, " ORDER BY xmin::text::bigint, cmin::text::bigint, ctid"), 0);
     r = pg_run(c, sql.data, 0, NULL, PGRES_TUPLES_OK);
     assert_int_equal((size_t)PQnfields(r), out->ncols);
     out->nrows = (size_t)PQntuples(r);
+    out->unordered_within_slice = 1;
     out->cells = calloc(out->nrows * out->ncols + 1, sizeof(struct tc_value));
     assert_non_null(out->cells);
     for (size_t i = 0; i < out->nrows; i++) {
