@@ -6,9 +6,9 @@ set -euo pipefail
 
 run_pkgs=(build-essential cmake pkg-config g++
   libh2o-evloop-dev libisal-dev libsimdjson-dev libjansson-dev libyaml-dev
-  zlib1g-dev libzstd-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev)
+  zlib1g-dev libzstd-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev libpq-dev)
 test_pkgs=(libcmocka-dev python3 python3-pytest sqlite3 gzip clang libclang-rt-14-dev jsonnet
-  iproute2 prometheus faketime)
+  iproute2 prometheus faketime postgresql)
 bench_pkgs=(wrk nginx-light procps util-linux sqlite3)
 
 what=${1:-run}

@@ -358,6 +358,18 @@ static const struct sd_opt sd_opts[] = {
      "Keboola Storage API host (host name; not needed in standalone mode)."},
     {"tables.backend", SD_OPT_ENUM, "sqlite", 0, 0, sd_enum_tables_backend, 0,
      "Table storage that sinks import into (sqlite, postgres or keboola)."},
+    {"tables.postgres.connectTimeout", SD_OPT_DURATION, "10s", SD_SEC(1), SD_MIN(10), NULL, 0,
+     "Timeout of opening one PostgreSQL connection (duration, whole seconds)."},
+    {"tables.postgres.poolSize", SD_OPT_INT, "4", 1, 64, NULL, 0,
+     "Connections to PostgreSQL for concurrent imports; one more is kept for the API's table "
+     "checks (count)."},
+    {"tables.postgres.statementTimeout", SD_OPT_DURATION, "0s", SD_MS(0), SD_HOUR(24), NULL, 0,
+     "Longest time one PostgreSQL statement (a slice's COPY included) may run; 0 = no limit "
+     "(duration)."},
+    {"tables.postgres.url", SD_OPT_STRING, "", 0, 0, NULL, SD_OPT_SECRET,
+     "PostgreSQL connection string (libpq URI or key=value conninfo) when tables.backend is "
+     "postgres; the password may be in it, in PGPASSWORD or in a ~/.pgpass file (libpq reads "
+     "both itself) (text; secret)."},
     {"tables.sqlite.path", SD_OPT_STRING, "", 0, 0, NULL, 0,
      "Directory of the per-project SQLite table databases (directory path; empty = "
      "<dataDir>/tables)."},

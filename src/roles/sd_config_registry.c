@@ -9,13 +9,20 @@
 #include "storage/sd_operator.h"
 #include "storage/sd_storage.h"
 #include "tables/sd_tables.h"
+#include "tables_postgres/tables_postgres.h"
 
 #include <stddef.h>
 
 const struct sd_config_bindings *const sd_config_registry[] = {
-    &sd_cli_config_bindings,      &sd_token_config_bindings,
-    &sd_api_config_bindings,      &sd_ingest_config_bindings,
-    &sd_state_config_bindings,    &sd_storage_config_bindings,
-    &sd_operator_config_bindings, &sd_staging_config_bindings,
-    &sd_tables_config_bindings,   NULL,
+    &sd_cli_config_bindings,
+    &sd_token_config_bindings,
+    &sd_api_config_bindings,
+    &sd_ingest_config_bindings,
+    &sd_state_config_bindings,
+    &sd_storage_config_bindings,
+    &sd_operator_config_bindings,
+    &sd_staging_config_bindings,
+    &sd_tables_config_bindings,
+    &sd_tables_postgres_config_bindings,
+    NULL,
 };

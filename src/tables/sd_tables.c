@@ -1,7 +1,9 @@
 /* sd_tables.c: the table-storage backend registry and sd_tables_open.
  *
- * DESIGN: backends are a plain, greppable array of ops tables (no dlopen); a name picks one.
- * Backends that are planned but not built yet ("postgres", "keboola") are known names that
+ * DESIGN: backends are a plain, greppable array of ops tables (no dlopen); a name picks one:
+ * "sqlite" (plugins/tables_sqlite, at tables.sqlite.path) and "postgres"
+ * (plugins/tables_postgres, at tables.postgres.url, which is never logged: it may hold a
+ * password). Backends that are planned but not built yet ("keboola") are known names that
  * answer -ENOTSUP, so a config naming them fails clearly instead of as a typo. sd_tables_open
  * only reads config and delegates; the backend owns its context, connections and locks.
  * Nothing here keeps state between calls. The outcome of an open is logged once, here, where
@@ -13,6 +15,7 @@
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_log.h"
+#include "tables_postgres/tables_postgres.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -20,10 +23,11 @@
 
 static const struct sd_tables_ops *const tables_backends[] = {
     &sd_tables_sqlite_ops,
+    &sd_tables_postgres_ops,
 };
 
 /* Names that are valid config values but have no backend yet. */
-static const char *const tables_planned[] = {"postgres", "keboola"};
+static const char *const tables_planned[] = {"keboola"};
 
 int sd_tables_open_backend(const char *name, const struct sd_config *cfg, const char *location,
                            struct sd_tables **out)
@@ -69,12 +73,14 @@ int sd_tables_open_backend(const char *name, const struct sd_config *cfg, const 
 struct sd_tables_config {
     const char *backend;
     const char *sqlite_path;
+    const char *postgres_url;
 };
 
 #define SD_TABLES_BIND(field, key) SD_BIND(struct sd_tables_config, field, key, SD_BIND_STR)
 static const struct sd_config_binding sd_tables_rows[] = {
     SD_TABLES_BIND(backend, "tables.backend"),
     SD_TABLES_BIND(sqlite_path, "tables.sqlite.path"),
+    SD_TABLES_BIND(postgres_url, "tables.postgres.url"),
 };
 const struct sd_config_bindings sd_tables_config_bindings = SD_BINDINGS("tables", sd_tables_rows);
 
@@ -90,11 +96,16 @@ int sd_tables_open(const struct sd_config *cfg, struct sd_tables **out)
     if (strcmp(backend, "sqlite") == 0) {
         where = c.sqlite_path;
     }
-    rc = sd_tables_open_backend(backend, cfg, where, out);
+    rc = sd_tables_open_backend(backend, cfg,
+                                strcmp(backend, "postgres") == 0 ? c.postgres_url : where, out);
     if (rc == -ENOTSUP) {
         sd_log_error("tables", "tables.backend %s is not supported yet", backend);
+    } else if (rc != 0 && strcmp(backend, "postgres") == 0 && c.postgres_url[0] == '\0') {
+        sd_log_error("tables", "tables.backend postgres needs tables.postgres.url");
     } else if (rc != 0) {
         sd_log_error("tables", "open %s table storage at %s: %s", backend, where, sd_strerror(rc));
+    } else if (strcmp(backend, "postgres") == 0) {
+        sd_log_info("tables", "opened postgres table storage"); /* the URL may hold a password */
     } else {
         sd_log_info("tables", "opened %s table storage at %s", backend, where);
     }

@@ -368,7 +368,7 @@ static void test_kill_after_import(void **state)
 static void test_open_from_config(void **state)
 {
     struct tc_fixture *fx = *state;
-    const char *sets[] = {"tables.backend=postgres"};
+    const char *sets[] = {"tables.backend=keboola"};
     struct sd_config_args args = {NULL, fx->dir, NULL, 0, NULL};
     struct sd_config *cfg = NULL;
     struct sd_tables *t = NULL;
