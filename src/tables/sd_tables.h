@@ -5,8 +5,8 @@
  * Import is exactly-once per slice: a slice's rows and a ledger entry naming the slice are
  * committed in one transaction, so an import that is retried (after a crash, a timeout, a lost
  * answer) adds nothing for the slices that made it. Backends: "sqlite" (one database file per
- * project, standalone default; plugins/tables_sqlite) and later "postgres" and "keboola". Every
- * backend passes tests/unit/tables_contract.h.
+ * project, standalone default; plugins/tables_sqlite), "postgres" (plugins/tables_postgres) and
+ * later "keboola". Every backend passes tests/unit/tables_contract.h.
  *
  * Table model: table_id is the table's exact name ("in.c-bucket.table"); its schema (struct
  * sd_table_schema) is the sink mapping's column names, in mapping order, all text, and the
@@ -84,15 +84,15 @@ struct sd_tables {
 /* The backends (plugins/tables_*). */
 extern const struct sd_tables_ops sd_tables_sqlite_ops;
 
-/* Opens the backend named by config key "tables.backend" at "tables.sqlite.path" (the config
- * loader defaults it to <dataDir>/tables) for "sqlite". "postgres" and "keboola" return
- * -ENOTSUP for now. cfg is borrowed. Logs the outcome once. On success *out is owned by the
- * caller; close with sd_tables_close. */
+/* Opens the backend named by config key "tables.backend": "sqlite" at "tables.sqlite.path" (the
+ * config loader defaults it to <dataDir>/tables), "postgres" at "tables.postgres.url";
+ * "keboola" returns -ENOTSUP for now. cfg is borrowed. Logs the outcome once. On success *out
+ * is owned by the caller; close with sd_tables_close. */
 int sd_tables_open(const struct sd_config *cfg, struct sd_tables **out);
 
 /* Opens backend name at location (see struct sd_tables_ops.open). cfg may be NULL for
- * "sqlite". Returns 0, SD_EINVAL (unknown name, NULL location), -ENOTSUP ("postgres",
- * "keboola": not built yet) or the backend's error (-errno). Does not log. */
+ * "sqlite". Returns 0, SD_EINVAL (unknown name, NULL location), -ENOTSUP ("keboola": not built
+ * yet) or the backend's error (-errno). Does not log. */
 int sd_tables_open_backend(const char *name, const struct sd_config *cfg, const char *location,
                            struct sd_tables **out);
 
