@@ -96,6 +96,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def send_error_doc(self, status, code, message):
+        doc = ('<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>%s'
+               '</Message></Error>' % (code, message)).encode()
+        self.send_response(status)
+        self.send_header('Content-Type', 'application/xml')
+        self.send_header('Content-Length', str(len(doc)))
+        self.end_headers()
+        if self.command != 'HEAD':
+            self.wfile.write(doc)
+
     def handle_any(self):
         length = int(self.headers.get('Content-Length', '0'))
         body = self.rfile.read(length) if length > 0 else b''
@@ -107,21 +117,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with LOG_LOCK, open(LOG, 'a') as f:
             f.write('%s %s %s\n' % (kind, 'ok' if reason is None else 'rejected', reason or ''))
         if reason is not None:
-            doc = ('<?xml version="1.0" encoding="UTF-8"?><Error><Code>SignatureDoesNotMatch'
-                   '</Code><Message>%s</Message></Error>' % reason).encode()
-            self.send_response(403)
-            self.send_header('Content-Type', 'application/xml')
-            self.send_header('Content-Length', str(len(doc)))
-            self.end_headers()
-            if self.command != 'HEAD':
-                self.wfile.write(doc)
+            self.send_error_doc(403, 'SignatureDoesNotMatch', reason)
             return
         conn = http.client.HTTPConnection('127.0.0.1', UPSTREAM, timeout=60)
         fwd = {k: v for k, v in self.headers.items() if k.lower() not in ('expect', 'connection')}
-        with object_lock(self.path):
-            conn.request(self.command, self.path, body=body if length > 0 else None, headers=fwd)
-            resp = conn.getresponse()
-            data = resp.read()
+        try:
+            with object_lock(self.path):
+                conn.request(self.command, self.path, body=body if length > 0 else None,
+                             headers=fwd)
+                resp = conn.getresponse()
+                data = resp.read()
+        except OSError:  # s3rver is down: answer as an unavailable S3 does
+            self.send_error_doc(503, 'ServiceUnavailable', 'the upstream store is down')
+            return
         self.send_response(resp.status)
         for k, v in resp.getheaders():
             if k.lower() not in ('connection', 'transfer-encoding', 'content-length', 'date'):
