@@ -80,9 +80,9 @@ extern const struct sd_staging_ops sd_staging_s3_ops;
 
 /* Opens the backend named by config key "staging.backend" ("local" or "s3") at its location
  * ("staging.local.path", which the config loader defaults to <dataDir>/staging; s3 reads its
- * staging.s3.* keys itself). cfg is borrowed and must outlive the store. Logs the outcome. Returns 0 with
- * *out owned by the caller (close with sd_staging_close), or the backend's code; *out is NULL on
- * failure. */
+ * staging.s3.* keys itself). cfg is borrowed and must outlive the store. Logs the outcome. Returns
+ * 0 with *out owned by the caller (close with sd_staging_close), or the backend's code; *out is
+ * NULL on failure. */
 int sd_staging_open(const struct sd_config *cfg, struct sd_staging **out);
 
 /* Opens backend name at location (see sd_staging_ops.open). An unknown name is SD_EINVAL. Does
