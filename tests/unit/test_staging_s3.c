@@ -1,8 +1,9 @@
 /* test_staging_s3.c: the staging contract suite against the "s3" backend, talking to s3rver
  * through tests/unit/s3_sigv4_proxy.py, which checks every request's SigV4 signature with
  * botocore and refuses a wrong one; plus the backend's own tests: every request kind is signed
- * right, a wrong secret is a clear error, an aborted multipart upload, addressing styles,
- * option checks, opening from config without leaking the secret, a store that is down.
+ * right, a wrong secret is a clear error, an aborted multipart upload, addressing styles (also
+ * virtual-host requests end to end), option checks, opening from config without leaking the
+ * secret, a store that is down.
  *
  * DESIGN: main starts s3rver (tests/.node, installed by scripts/install-deps.sh test) and the
  * proxy, each on a kernel-chosen port read from its first line of output, and stops both by PID
@@ -27,6 +28,7 @@
 static pid_t s3t_s3rver_pid = -1;
 static pid_t s3t_proxy_pid = -1;
 static char s3t_endpoint[64];
+static int s3t_proxy_port;
 static char s3t_log[600];
 static char s3t_dir[512];
 static unsigned s3t_prefix_n;
@@ -98,16 +100,10 @@ static int s3t_start_servers(void)
         return -1;
     }
     {
-        char *argv[] = {SD_SOURCE_DIR "/tests/.node/node_modules/.bin/s3rver",
-                        "-d",
-                        data,
-                        "-a",
-                        "127.0.0.1",
-                        "-p",
-                        "0",
-                        "--configure-bucket",
-                        S3T_BUCKET,
-                        NULL};
+        char *argv[] = {SD_SOURCE_DIR "/tests/.node/node_modules/.bin/s3rver", "-d", data, "-a",
+                        "127.0.0.1", "-p", "0", "--configure-bucket", S3T_BUCKET,
+                        /* <bucket>.s3.localhost is the bucket's virtual host */
+                        "--service-endpoint", "localhost", NULL};
 
         s3rver_port = s3t_spawn(argv, "listening on 127.0.0.1:", &s3t_s3rver_pid);
     }
@@ -134,6 +130,7 @@ static int s3t_start_servers(void)
         return -1;
     }
     snprintf(s3t_endpoint, sizeof(s3t_endpoint), "http://127.0.0.1:%d", proxy_port);
+    s3t_proxy_port = proxy_port;
     return 0;
 }
 
@@ -325,6 +322,33 @@ static void test_addressing(void **state)
     sd_buf_fini(&url);
 }
 
+/* Virtual-host addressing end to end: requests go to <bucket>.s3.localhost (curl resolves
+ * every *.localhost name to the loopback), signed for that host. */
+static void test_virtual_host(void **state)
+{
+    static const char *const one[] = {"v/k"};
+    struct sd_staging_s3_opts o = s3t_opts("vhost");
+    struct sd_staging *st;
+    char endpoint[64];
+    char *path = s3t_file("vhost-in", "virtual");
+    const char *paths[1] = {path};
+    int before = s3t_log_count("put ok");
+
+    (void)state;
+    snprintf(endpoint, sizeof(endpoint), "http://s3.localhost:%d", s3t_proxy_port);
+    o.endpoint = endpoint;
+    o.force_path_style = 0;
+    assert_int_equal(s3t_open_opts(&o, &st), 0);
+    assert_int_equal(sd_staging_put_files(st, "v/k", paths, 1, NULL), 0);
+    assert_int_equal(s3t_log_count("put ok"), before + 1);
+    stc_expect_str(st, "v/k", "virtual");
+    stc_expect_list(st, "", one, 1);
+    assert_int_equal(sd_staging_del_prefix(st, ""), 0);
+    stc_expect_list(st, "", NULL, 0);
+    sd_staging_close(st);
+    free(path);
+}
+
 /* Missing or malformed options are SD_EINVAL at open. */
 static void test_bad_options(void **state)
 {
@@ -421,8 +445,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         STC_CONTRACT_TESTS((void *)&s3),          cmocka_unit_test(test_multipart_abort),
         cmocka_unit_test(test_every_kind_signed), cmocka_unit_test(test_wrong_secret),
-        cmocka_unit_test(test_addressing),        cmocka_unit_test(test_bad_options),
-        cmocka_unit_test(test_open_from_config),  cmocka_unit_test(test_store_down),
+        cmocka_unit_test(test_addressing),        cmocka_unit_test(test_virtual_host),
+        cmocka_unit_test(test_bad_options),       cmocka_unit_test(test_open_from_config),
+        cmocka_unit_test(test_store_down),
     };
     int rc;
 
