@@ -21,6 +21,7 @@
 
 #define SD_KB(n) ((int64_t)(n)*1024)
 #define SD_MB(n) ((int64_t)(n)*1024 * 1024)
+#define SD_GB(n) ((int64_t)(n)*1024 * 1024 * 1024)
 #define SD_MS(n) ((int64_t)(n))
 #define SD_SEC(n) ((int64_t)(n)*1000)
 #define SD_MIN(n) ((int64_t)(n)*60 * 1000)
@@ -181,6 +182,29 @@ static const struct sd_opt sd_opts[] = {
      "Staging storage for uploaded slices (local or s3)."},
     {"staging.local.path", SD_OPT_STRING, "", 0, 0, NULL, 0,
      "Directory of the local staging storage (directory path; empty = <dataDir>/staging)."},
+    {"staging.s3.accessKeyId", SD_OPT_STRING, "", 0, 0, NULL, 0,
+     "Access key id of the S3 staging storage (text; required when staging.backend is s3)."},
+    {"staging.s3.bucket", SD_OPT_STRING, "", 0, 0, NULL, 0,
+     "Existing bucket of the S3 staging storage (bucket name; required when staging.backend is "
+     "s3)."},
+    {"staging.s3.endpoint", SD_OPT_STRING, "", 0, 0, NULL, 0,
+     "Endpoint of the S3-compatible staging storage (URL without a path, e.g. "
+     "http://127.0.0.1:4568 or https://s3.eu-central-1.amazonaws.com)."},
+    {"staging.s3.forcePathStyle", SD_OPT_BOOL, "false", 0, 0, NULL, 0,
+     "Whether S3 objects are addressed as <endpoint>/<bucket>/<key> instead of "
+     "<bucket>.<endpoint host>/<key> (true or false)."},
+    {"staging.s3.multipartThreshold", SD_OPT_SIZE, "64MB", 0, SD_GB(5), NULL, 0,
+     "Objects larger than this are uploaded to S3 in parts (bytes)."},
+    {"staging.s3.partSize", SD_OPT_SIZE, "16MB", SD_MB(5), SD_GB(5), NULL, 0,
+     "Size of each part of an S3 multipart upload (bytes; S3 requires at least 5MB)."},
+    {"staging.s3.prefix", SD_OPT_STRING, "", 0, 0, NULL, 0,
+     "Key prefix of every staged object in the bucket (key prefix; empty = none)."},
+    {"staging.s3.region", SD_OPT_STRING, "us-east-1", 0, 0, NULL, 0,
+     "Region the S3 requests are signed for (region name)."},
+    {"staging.s3.requestTimeout", SD_OPT_DURATION, "30s", SD_SEC(1), SD_MIN(60), NULL, 0,
+     "An S3 request fails when it cannot connect or moves no data for this long (duration)."},
+    {"staging.s3.secretAccessKey", SD_OPT_STRING, "", 0, 0, NULL, SD_OPT_SECRET,
+     "Secret access key of the S3 staging storage (text; secret)."},
     {"state.backend", SD_OPT_ENUM, "embedded", 0, 0, sd_enum_state_backend, 0,
      "State and coordination store (embedded, or etcd; etcd is the default when etcd.endpoint is "
      "set)."},

@@ -5,6 +5,7 @@
 #include "roles/sd_cli_token.h"
 #include "source/sd_ingest.h"
 #include "staging/sd_staging.h"
+#include "staging_s3/staging_s3.h"
 #include "state/sd_state.h"
 #include "storage/sd_operator.h"
 #include "storage/sd_storage.h"
@@ -24,5 +25,6 @@ const struct sd_config_bindings *const sd_config_registry[] = {
     &sd_staging_config_bindings,
     &sd_tables_config_bindings,
     &sd_tables_postgres_config_bindings,
+    &sd_staging_s3_config_bindings,
     NULL,
 };

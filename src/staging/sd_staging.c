@@ -14,6 +14,7 @@
 #include "core/sd_buf.h"
 #include "core/sd_error.h"
 #include "core/sd_log.h"
+#include "staging_s3/staging_s3.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -22,6 +23,7 @@
 
 static const struct sd_staging_ops *const staging_backends[] = {
     &sd_staging_local_ops,
+    &sd_staging_s3_ops,
 };
 
 int sd_staging_open_backend(const char *name, const struct sd_config *cfg, const char *location,
@@ -43,7 +45,7 @@ int sd_staging_open_backend(const char *name, const struct sd_config *cfg, const
         }
     }
     if (ops == NULL) {
-        return strcmp(name, "s3") == 0 ? -ENOTSUP : SD_EINVAL;
+        return SD_EINVAL;
     }
     rc = ops->open(cfg, location, &ctx);
     if (rc != 0) {
@@ -73,6 +75,7 @@ const struct sd_config_bindings sd_staging_config_bindings =
 int sd_staging_open(const struct sd_config *cfg, struct sd_staging **out)
 {
     struct sd_staging_config c;
+    struct sd_buf s3_where = SD_BUF_INIT;
     const char *backend;
     const char *where;
     int rc;
@@ -80,7 +83,11 @@ int sd_staging_open(const struct sd_config *cfg, struct sd_staging **out)
     /* the config loader validates the enum and derives the local path below dataDir */
     sd_config_fill(cfg, &sd_staging_config_bindings, &c);
     backend = c.backend;
-    where = strcmp(backend, "local") == 0 ? c.local_path : "(not configured)";
+    where = c.local_path;
+    if (strcmp(backend, "s3") == 0) {
+        sd_staging_s3_location(cfg, &s3_where);
+        where = sd_buf_cstr(&s3_where);
+    }
     rc = sd_staging_open_backend(backend, cfg, where, out);
 
     if (rc != 0) {
@@ -89,6 +96,7 @@ int sd_staging_open(const struct sd_config *cfg, struct sd_staging **out)
     } else {
         sd_log_info("staging", "opened %s staging storage at %s", backend, where);
     }
+    sd_buf_fini(&s3_where);
     return rc;
 }
 

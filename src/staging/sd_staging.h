@@ -2,7 +2,8 @@
  * registry.
  *
  * Closed slices are uploaded here by the storage-reader and imported from here into tables
- * (reference §4.6). Backends: "local" (a directory; standalone mode and tests) and "s3" (later).
+ * (reference §4.6). Backends: "local" (a directory; standalone mode and tests) and "s3" (an
+ * S3-compatible object store, plugins/staging_s3).
  * Every backend passes tests/unit/staging_contract.h.
  *
  * Keys are relative paths with '/' separators, at most SD_STAGING_KEY_MAX bytes and
@@ -75,16 +76,17 @@ struct sd_staging {
 
 /* The backends, listed in the registry in sd_staging.c. */
 extern const struct sd_staging_ops sd_staging_local_ops;
+extern const struct sd_staging_ops sd_staging_s3_ops;
 
 /* Opens the backend named by config key "staging.backend" ("local" or "s3") at its location
- * ("staging.local.path", which the config loader defaults to <dataDir>/staging). "s3" returns
- * -ENOTSUP for now. cfg is borrowed and must outlive the store. Logs the outcome. Returns 0 with
- * *out owned by the caller (close with sd_staging_close), or the backend's code; *out is NULL on
- * failure. */
+ * ("staging.local.path", which the config loader defaults to <dataDir>/staging; s3 reads its
+ * staging.s3.* keys itself). cfg is borrowed and must outlive the store. Logs the outcome. Returns
+ * 0 with *out owned by the caller (close with sd_staging_close), or the backend's code; *out is
+ * NULL on failure. */
 int sd_staging_open(const struct sd_config *cfg, struct sd_staging **out);
 
-/* Opens backend name at location (see sd_staging_ops.open). An unknown name is SD_EINVAL, "s3"
- * is -ENOTSUP while it is not built. Does not log. */
+/* Opens backend name at location (see sd_staging_ops.open). An unknown name is SD_EINVAL. Does
+ * not log. */
 int sd_staging_open_backend(const char *name, const struct sd_config *cfg, const char *location,
                             struct sd_staging **out);
 

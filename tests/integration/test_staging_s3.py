@@ -1,0 +1,168 @@
+"""streamd with staging.backend=s3: records reach the table through s3rver, every request
+signed right (checked by tests/unit/s3_sigv4_proxy.py with botocore), and a wrong secret key is
+a clear retry reason, never a leaked credential. s3rver comes from scripts/install-deps.sh test
+(tests/.node); a server that cannot start fails the test."""
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from conftest import TIMEOUT_MULT
+from helpers import FAST, PATH_COLUMNS, Loader, table_rows
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+S3RVER = os.path.join(ROOT, "tests", ".node", "node_modules", ".bin", "s3rver")
+PROXY = os.path.join(ROOT, "tests", "unit", "s3_sigv4_proxy.py")
+TABLE = "in.c-bucket.table"
+BUCKET = "streamd-it"
+# s3rver knows the access key id S3RVER only (it refuses others); the proxy checks the secret
+KEY_ID, SECRET = "S3RVER", "streamd-secret-key-0123"
+
+
+def start_server(cmd, pattern, env=None):
+    """Starts cmd and returns (process, port) once its output names the port."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True)
+    deadline = time.time() + 20 * TIMEOUT_MULT
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        m = re.search(pattern, line)
+        if m:
+            return proc, int(m.group(1))
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    proc.wait()
+    raise AssertionError("%s did not start (run scripts/install-deps.sh test)" % cmd[0])
+
+
+class S3Stack:
+    """s3rver with a bucket, behind the signature-checking proxy; s3rver can be stopped and
+    started again on its port with its data."""
+
+    def __init__(self, tmp_path):
+        self.data = tmp_path / "s3rver"
+        self.data.mkdir()
+        self.log = str(tmp_path / "proxy.log")
+        self.server, self.port = self.start_server(0)
+        try:
+            self.proxy, proxy_port = start_server(
+                ["/usr/bin/python3", PROXY, str(self.port), KEY_ID, SECRET, "us-east-1",
+                 self.log], r"PORT (\d+)")
+        except AssertionError:
+            self.stop_server()
+            raise
+        self.endpoint = "http://127.0.0.1:%d" % proxy_port
+
+    def start_server(self, port):
+        env = dict(os.environ, NODE_OPTIONS="--openssl-legacy-provider")
+        self.server, self.port = start_server(
+            [S3RVER, "-d", str(self.data), "-a", "127.0.0.1", "-p", str(port),
+             "--configure-bucket", BUCKET], r"listening on 127\.0\.0\.1:(\d+)", env)
+        return self.server, self.port
+
+    def stop_server(self):
+        self.server.terminate()
+        self.server.wait()
+
+    def close(self):
+        self.proxy.terminate()
+        self.proxy.wait()
+        if self.server.poll() is None:
+            self.stop_server()
+
+
+@pytest.fixture
+def s3(tmp_path):
+    stack = S3Stack(tmp_path)
+    yield stack
+    stack.close()
+
+
+def s3_args(endpoint, secret=SECRET):
+    return FAST + ["--set", "staging.backend=s3", "--set", "staging.s3.endpoint=" + endpoint,
+                   "--set", "staging.s3.bucket=" + BUCKET, "--set", "staging.s3.prefix=staged",
+                   "--set", "staging.s3.accessKeyId=" + KEY_ID,
+                   "--set", "staging.s3.secretAccessKey=" + secret,
+                   "--set", "staging.s3.forcePathStyle=true"]
+
+
+def log_kinds(log):
+    with open(log) as f:
+        return [line.split()[:2] for line in f]
+
+
+def make_pipeline(s):
+    src = s.create_source("s1")
+    s.create_sink("s1", "k1", PATH_COLUMNS, table_id=TABLE)
+    return src["http"]["url"]
+
+
+def assert_imported_once(s, acked):
+    """Waits until every acknowledged id is in the table, and checks none is there twice."""
+    assert acked
+    deadline = time.time() + 90 * TIMEOUT_MULT
+    while True:
+        ids = [r[1] for r in table_rows(s.data_dir, TABLE)]
+        if acked <= set(ids):
+            break
+        assert time.time() < deadline, "not every acknowledged record was imported"
+        time.sleep(0.3)
+    assert len(ids) == len(set(ids))
+
+
+def test_records_reach_the_table_through_s3(streamd_factory, s3):
+    endpoint, log = s3.endpoint, s3.log
+    s = streamd_factory(args=s3_args(endpoint))
+    url = make_pipeline(s)
+    load = Loader(url, clients=4, prefix="s").start()
+    time.sleep(3)
+    load.finish()
+    assert_imported_once(s, load.acked)
+    # staged objects were put, read by the import and deleted after it, all signed right
+    deadline = time.time() + 20 * TIMEOUT_MULT
+    while ["delete", "ok"] not in log_kinds(log):
+        assert time.time() < deadline, "no staged object was deleted"
+        time.sleep(0.3)
+    kinds = log_kinds(log)
+    for kind in ("put", "get", "delete"):
+        assert [kind, "ok"] in kinds, kinds
+    assert not [k for k in kinds if k[1] != "ok"], kinds
+    assert "opened s3 staging storage at s3://%s/staged at %s" % (BUCKET, endpoint) in \
+        s.read_stderr()
+
+
+def test_wrong_secret_is_a_clear_retry_reason(streamd_factory, s3):
+    endpoint, log = s3.endpoint, s3.log
+    s = streamd_factory(args=s3_args(endpoint, secret="a-wrong-secret-456"))
+    url = make_pipeline(s)
+    assert s.request("POST", url, '{"id": "w1"}', {"Content-Type": "application/json"})[0] == 200
+    deadline = time.time() + 30 * TIMEOUT_MULT
+    while "upload to staging failed: Key was rejected by service" not in s.read_stderr():
+        assert time.time() < deadline, s.read_stderr()[-3000:]
+        time.sleep(0.3)
+    assert ["put", "rejected"] in log_kinds(log)
+    assert "a-wrong-secret-456" not in s.read_stderr()
+    assert table_rows(s.data_dir, TABLE) == []
+
+
+def test_s3_outage_keeps_ingesting_and_catches_up(streamd_factory, s3):
+    outage = float(os.environ.get("SD_STAGING_OUTAGE_SECONDS", "30"))
+    s = streamd_factory(args=s3_args(s3.endpoint))
+    url = make_pipeline(s)
+    load = Loader(url, clients=4, prefix="o").start()
+    time.sleep(1)
+    s3.stop_server()
+    time.sleep(outage)
+    during = dict(load.statuses)
+    s3.start_server(s3.port)
+    time.sleep(1)
+    load.finish()
+    assert set(during) == {200}, during
+    assert_imported_once(s, load.acked)
+    failures = re.findall(r"failed \(attempt (\d+).*?upload to staging failed: ([^\"]+)",
+                          s.read_stderr())
+    assert failures, "the outage caused no failed upload"
+    # retries backed off instead of hammering the store
+    assert max(int(a) for a, _ in failures) <= outage / 2 + 6, failures
