@@ -4,88 +4,13 @@ a clear retry reason, never a leaked credential. s3rver comes from scripts/insta
 (tests/.node); a server that cannot start fails the test."""
 import os
 import re
-import subprocess
 import time
 
-import pytest
-
 from conftest import TIMEOUT_MULT
-from helpers import FAST, PATH_COLUMNS, Loader, table_rows
+from backends import BUCKET, s3, s3_args  # noqa: F401 (s3 is a fixture)
+from helpers import PATH_COLUMNS, Loader, table_rows
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-S3RVER = os.path.join(ROOT, "tests", ".node", "node_modules", ".bin", "s3rver")
-PROXY = os.path.join(ROOT, "tests", "unit", "s3_sigv4_proxy.py")
 TABLE = "in.c-bucket.table"
-BUCKET = "streamd-it"
-# s3rver knows the access key id S3RVER only (it refuses others); the proxy checks the secret
-KEY_ID, SECRET = "S3RVER", "streamd-secret-key-0123"
-
-
-def start_server(cmd, pattern, env=None):
-    """Starts cmd and returns (process, port) once its output names the port."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True)
-    deadline = time.time() + 20 * TIMEOUT_MULT
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        m = re.search(pattern, line)
-        if m:
-            return proc, int(m.group(1))
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    proc.wait()
-    raise AssertionError("%s did not start (run scripts/install-deps.sh test)" % cmd[0])
-
-
-class S3Stack:
-    """s3rver with a bucket, behind the signature-checking proxy; s3rver can be stopped and
-    started again on its port with its data."""
-
-    def __init__(self, tmp_path):
-        self.data = tmp_path / "s3rver"
-        self.data.mkdir()
-        self.log = str(tmp_path / "proxy.log")
-        self.server, self.port = self.start_server(0)
-        try:
-            self.proxy, proxy_port = start_server(
-                ["/usr/bin/python3", PROXY, str(self.port), KEY_ID, SECRET, "us-east-1",
-                 self.log], r"PORT (\d+)")
-        except AssertionError:
-            self.stop_server()
-            raise
-        self.endpoint = "http://127.0.0.1:%d" % proxy_port
-
-    def start_server(self, port):
-        env = dict(os.environ, NODE_OPTIONS="--openssl-legacy-provider")
-        self.server, self.port = start_server(
-            [S3RVER, "-d", str(self.data), "-a", "127.0.0.1", "-p", str(port),
-             "--configure-bucket", BUCKET], r"listening on 127\.0\.0\.1:(\d+)", env)
-        return self.server, self.port
-
-    def stop_server(self):
-        self.server.terminate()
-        self.server.wait()
-
-    def close(self):
-        self.proxy.terminate()
-        self.proxy.wait()
-        if self.server.poll() is None:
-            self.stop_server()
-
-
-@pytest.fixture
-def s3(tmp_path):
-    stack = S3Stack(tmp_path)
-    yield stack
-    stack.close()
-
-
-def s3_args(endpoint, secret=SECRET):
-    return FAST + ["--set", "staging.backend=s3", "--set", "staging.s3.endpoint=" + endpoint,
-                   "--set", "staging.s3.bucket=" + BUCKET, "--set", "staging.s3.prefix=staged",
-                   "--set", "staging.s3.accessKeyId=" + KEY_ID,
-                   "--set", "staging.s3.secretAccessKey=" + secret,
-                   "--set", "staging.s3.forcePathStyle=true"]
 
 
 def log_kinds(log):

@@ -2,8 +2,6 @@
 cluster (tests/pg/pg_cluster.sh, stopped by PID), byte-exact, read back with psql; the URL's
 password never shows in `config dump` or the log; kill -9 of streamd and a server outage
 under load lose and double nothing."""
-import csv
-import io
 import json
 import os
 import random
@@ -11,37 +9,12 @@ import re
 import subprocess
 import time
 
-import pytest
-
 from conftest import BIN, TIMEOUT_MULT
+from backends import CLUSTER, pg, psql_rows  # noqa: F401 (pg is a fixture)
 from helpers import FAST, PATH_COLUMNS, Loader
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CLUSTER = os.path.join(ROOT, "tests", "pg", "pg_cluster.sh")
 TABLE = "in.c-bucket.table"
 J = {"Content-Type": "application/json"}
-
-
-@pytest.fixture(scope="module")
-def pg():
-    """A running cluster: its psql base command and a libpq URL for streamd."""
-    out = subprocess.run([CLUSTER, "start"], capture_output=True, text=True)
-    assert out.returncode == 0, "the PostgreSQL cluster did not start: " + out.stderr
-    d, port = out.stdout.split()
-    try:
-        yield {"port": port, "dir": d,
-               "psql": ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", port,
-                        "-U", "postgres", "-d", "postgres"],
-               "url": "postgresql://postgres:s3cr3t-pw@127.0.0.1:%s/postgres" % port}
-    finally:
-        subprocess.run([CLUSTER, "stop", d], check=True)
-
-
-def psql_rows(pg, sql):
-    """The rows of a query, byte-exact, through COPY ... TO STDOUT (FORMAT csv)."""
-    out = subprocess.run(pg["psql"] + ["-c", "COPY (%s) TO STDOUT (FORMAT csv)" % sql],
-                         capture_output=True, check=True)
-    return [tuple(r) for r in csv.reader(io.StringIO(out.stdout.decode("utf-8"), newline=""))]
 
 
 def test_thousand_hostile_records_become_postgres_rows(streamd_factory, pg):
