@@ -35,7 +35,6 @@
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,23 +82,6 @@ struct tables_pg_name {
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-static void tables_pg_msg(struct sd_buf *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* Replaces err's content (when err is not NULL) with the formatted message. */
-static void tables_pg_msg(struct sd_buf *err, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL) {
-        return;
-    }
-    sd_buf_reset(err);
-    va_start(ap, fmt);
-    (void)sd_buf_vprintf(err, fmt, ap);
-    va_end(ap);
-}
-
 /* Maps a failed result (or, when res is NULL, the connection's state) to our code. */
 static int tables_pg_code(PGconn *conn, const PGresult *res)
 {
@@ -141,7 +123,7 @@ static int tables_pg_fail(struct sd_buf *err, PGconn *conn, PGresult *res, const
     if (m == NULL) {
         m = PQerrorMessage(conn);
     }
-    tables_pg_msg(err, "%s: %.*s", what, (int)strcspn(m, "\n"), m);
+    sd_buf_setf(err, "%s: %.*s", what, (int)strcspn(m, "\n"), m);
     PQclear(res);
     return rc;
 }
@@ -200,22 +182,22 @@ static int tables_pg_name_of(int64_t project, const char *table_id, struct table
     int n;
 
     if (table_id == NULL || table_id[0] == '\0') {
-        tables_pg_msg(err, "empty table id");
+        sd_buf_setf(err, "empty table id");
         return SD_EINVAL;
     }
     if (project < 0) {
-        tables_pg_msg(err, "invalid project id %" PRId64, project);
+        sd_buf_setf(err, "invalid project id %" PRId64, project);
         return SD_EINVAL;
     }
     /* "_streamd" also covers the internal prefix "_streamd_"; "pg_" schemas are the server's */
     if (strncmp(table_id, TABLES_PG_SCHEMA, strlen(TABLES_PG_SCHEMA)) == 0 ||
         strncmp(table_id, "pg_", 3) == 0) {
-        tables_pg_msg(err, "table id \"%s\" is reserved", table_id);
+        sd_buf_setf(err, "table id \"%s\" is reserved", table_id);
         return SD_EINVAL;
     }
     dot = strrchr(table_id, '.');
     if (dot == NULL || dot == table_id || dot[1] == '\0') {
-        tables_pg_msg(err, "table id \"%s\" is not <bucket>.<table>", table_id);
+        sd_buf_setf(err, "table id \"%s\" is not <bucket>.<table>", table_id);
         return SD_EINVAL;
     }
     if (project == 1) {
@@ -225,8 +207,8 @@ static int tables_pg_name_of(int64_t project, const char *table_id, struct table
                      project, (int)(dot - table_id), table_id);
     }
     if (n < 0 || (size_t)n >= sizeof(out->schema) || strlen(dot + 1) >= sizeof(out->table)) {
-        tables_pg_msg(err, "table id \"%s\": a PostgreSQL name is at most %d bytes", table_id,
-                      TABLES_PG_MAX_IDENT);
+        sd_buf_setf(err, "table id \"%s\": a PostgreSQL name is at most %d bytes", table_id,
+                    TABLES_PG_MAX_IDENT);
         return SD_EINVAL;
     }
     strcpy(out->table, dot + 1);
@@ -236,17 +218,17 @@ static int tables_pg_name_of(int64_t project, const char *table_id, struct table
 static int tables_pg_check_columns(const char *const *columns, size_t ncolumns, struct sd_buf *err)
 {
     if (ncolumns == 0 || columns == NULL) {
-        tables_pg_msg(err, "a table needs at least one column");
+        sd_buf_setf(err, "a table needs at least one column");
         return SD_EINVAL;
     }
     for (size_t i = 0; i < ncolumns; i++) {
         if (columns[i] == NULL || columns[i][0] == '\0') {
-            tables_pg_msg(err, "column %zu has an empty name", i + 1);
+            sd_buf_setf(err, "column %zu has an empty name", i + 1);
             return SD_EINVAL;
         }
         if (strlen(columns[i]) > TABLES_PG_MAX_IDENT) {
-            tables_pg_msg(err, "column \"%s\": a PostgreSQL name is at most %d bytes", columns[i],
-                          TABLES_PG_MAX_IDENT);
+            sd_buf_setf(err, "column \"%s\": a PostgreSQL name is at most %d bytes", columns[i],
+                        TABLES_PG_MAX_IDENT);
             return SD_EINVAL;
         }
     }
@@ -266,7 +248,7 @@ static int tables_pg_connect(struct tables_pg *pg, PGconn **out, struct sd_buf *
 
     *out = NULL;
     if (conn == NULL) {
-        tables_pg_msg(err, "connecting to PostgreSQL: out of memory");
+        sd_buf_setf(err, "connecting to PostgreSQL: out of memory");
         return -ENOMEM;
     }
     if (PQstatus(conn) != CONNECTION_OK) {
@@ -445,8 +427,8 @@ static int tables_pg_check_key(PGconn *conn, const char *table_id, const struct 
     }
     (void)sd_buf_append_char(&have, ')');
     if (strcmp(sd_buf_cstr(&want), sd_buf_cstr(&have)) != 0) {
-        tables_pg_msg(err, "table \"%s\" has primary key %s, the mapping has %s", table_id,
-                      sd_buf_cstr(&have), sd_buf_cstr(&want));
+        sd_buf_setf(err, "table \"%s\" has primary key %s, the mapping has %s", table_id,
+                    sd_buf_cstr(&have), sd_buf_cstr(&want));
         rc = SD_ECONFLICT;
     }
     PQclear(res);
@@ -482,7 +464,7 @@ static int tables_pg_check(PGconn *conn, const char *table_id, const struct tabl
         return 0;
     }
     if (strcmp(PQgetvalue(res, 0, 0), "r") != 0 && strcmp(PQgetvalue(res, 0, 0), "p") != 0) {
-        tables_pg_msg(err, "\"%s\" exists in PostgreSQL but is not a table", table_id);
+        sd_buf_setf(err, "\"%s\" exists in PostgreSQL but is not a table", table_id);
         PQclear(res);
         return SD_ECONFLICT;
     }
@@ -513,8 +495,8 @@ static int tables_pg_check(PGconn *conn, const char *table_id, const struct tabl
         }
         (void)sd_buf_append_char(&want, ')');
         tables_pg_describe(&have, res);
-        tables_pg_msg(err, "table \"%s\" has columns %s, the mapping has %s", table_id,
-                      sd_buf_cstr(&have), sd_buf_cstr(&want));
+        sd_buf_setf(err, "table \"%s\" has columns %s, the mapping has %s", table_id,
+                    sd_buf_cstr(&have), sd_buf_cstr(&want));
         rc = SD_ECONFLICT;
     }
     PQclear(res);
@@ -573,7 +555,7 @@ static int tables_pg_ensure_locked(PGconn *conn, const char *table_id,
         rc = sd_buf_append_char(&sql, ')');
     }
     if (rc != 0) {
-        tables_pg_msg(err, "out of memory");
+        sd_buf_setf(err, "out of memory");
     } else {
         PGresult *res = PQexec(conn, sd_buf_cstr(&sql));
 
@@ -693,32 +675,31 @@ static int tables_pg_copy_rows(PGconn *conn, size_t ncolumns, const struct sd_im
     *rows = 0;
     rc = sd_csv_reader_open(s->read, s->arg, &r);
     if (rc != 0) {
-        tables_pg_msg(err, "slice %s: %s", s->slice_key, sd_strerror(rc));
+        sd_buf_setf(err, "slice %s: %s", s->slice_key, sd_strerror(rc));
     }
     while (rc == 0) {
         rc = sd_csv_reader_next(r, &f, &nf);
         if (rc < 0) {
             const char *why = sd_csv_reader_error(r);
 
-            tables_pg_msg(err, "slice %s: %s", s->slice_key,
-                          why[0] != '\0' ? why : sd_strerror(rc));
+            sd_buf_setf(err, "slice %s: %s", s->slice_key, why[0] != '\0' ? why : sd_strerror(rc));
         }
         if (rc <= 0) {
             break;
         }
         rc = 0;
         if (nf != ncolumns) {
-            tables_pg_msg(err, "slice %s: row %" PRIu64 " has %zu fields, expected %zu",
-                          s->slice_key, *rows + 1, nf, ncolumns);
+            sd_buf_setf(err, "slice %s: row %" PRIu64 " has %zu fields, expected %zu", s->slice_key,
+                        *rows + 1, nf, ncolumns);
             rc = SD_ECORRUPT;
             break;
         }
         for (size_t i = 0; rc == 0 && i < nf; i++) {
             if (memchr(f[i].p, '\0', f[i].len) != NULL) {
-                tables_pg_msg(err,
-                              "slice %s: row %" PRIu64 " holds a NUL byte, which PostgreSQL "
-                              "text cannot store",
-                              s->slice_key, *rows + 1);
+                sd_buf_setf(err,
+                            "slice %s: row %" PRIu64 " holds a NUL byte, which PostgreSQL "
+                            "text cannot store",
+                            s->slice_key, *rows + 1);
                 rc = SD_ECORRUPT;
             } else {
                 rc = sd_csv_field(&chunk, f[i].p, f[i].len, i == 0);
@@ -728,7 +709,7 @@ static int tables_pg_copy_rows(PGconn *conn, size_t ncolumns, const struct sd_im
             rc = sd_csv_end_row(&chunk);
         }
         if (rc == -ENOMEM) {
-            tables_pg_msg(err, "slice %s: out of memory", s->slice_key);
+            sd_buf_setf(err, "slice %s: out of memory", s->slice_key);
         }
         if (rc == 0 && chunk.len >= TABLES_PG_COPY_CHUNK) {
             if (PQputCopyData(conn, chunk.data, (int)chunk.len) != 1) {
@@ -858,7 +839,7 @@ static int tables_pg_import_slice(PGconn *conn, const struct tables_pg_name *n,
         rc = sd_buf_append_str(&sql, ") FROM STDIN (FORMAT csv)");
     }
     if (rc != 0) {
-        tables_pg_msg(err, "out of memory");
+        sd_buf_setf(err, "out of memory");
         sd_buf_fini(&sql);
         return rc;
     }
@@ -941,7 +922,7 @@ static int tables_pg_import(void *ctx, int64_t project, const char *table_id,
     for (size_t i = 0; rc == 0 && i < nslices; i++) {
         if (slices[i].slice_key == NULL || slices[i].slice_key[0] == '\0' ||
             slices[i].read == NULL) {
-            tables_pg_msg(err, "slice %zu has no key or no source", i + 1);
+            sd_buf_setf(err, "slice %zu has no key or no source", i + 1);
             rc = SD_EINVAL;
         }
     }

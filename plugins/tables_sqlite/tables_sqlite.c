@@ -34,7 +34,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,28 +98,10 @@ static int tables_sqlite_code(int src)
     }
 }
 
-static void tables_sqlite_msg(struct sd_buf *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* Replaces err's content (when err is not NULL) with the formatted message. */
-static void tables_sqlite_msg(struct sd_buf *err, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL) {
-        return;
-    }
-    sd_buf_reset(err);
-    va_start(ap, fmt);
-    (void)sd_buf_vprintf(err, fmt, ap);
-    va_end(ap);
-}
-
 /* Writes "<what>: <sqlite message>" into err and returns the mapped code of src. */
 static int tables_sqlite_fail(struct sd_buf *err, sqlite3 *conn, int src, const char *what)
 {
-    tables_sqlite_msg(err, "%s: %s", what,
-                      conn != NULL ? sqlite3_errmsg(conn) : sqlite3_errstr(src));
+    sd_buf_setf(err, "%s: %s", what, conn != NULL ? sqlite3_errmsg(conn) : sqlite3_errstr(src));
     return tables_sqlite_code(src);
 }
 
@@ -172,12 +153,12 @@ static int tables_sqlite_check_id(const char *table_id, struct sd_buf *err)
     size_t plen = strlen(SD_TABLES_INTERNAL_PREFIX);
 
     if (table_id == NULL || table_id[0] == '\0') {
-        tables_sqlite_msg(err, "empty table id");
+        sd_buf_setf(err, "empty table id");
         return SD_EINVAL;
     }
     if (strncasecmp(table_id, SD_TABLES_INTERNAL_PREFIX, plen) == 0 ||
         strncasecmp(table_id, "sqlite_", 7) == 0) {
-        tables_sqlite_msg(err, "table id \"%s\" is reserved", table_id);
+        sd_buf_setf(err, "table id \"%s\" is reserved", table_id);
         return SD_EINVAL;
     }
     return 0;
@@ -186,12 +167,12 @@ static int tables_sqlite_check_id(const char *table_id, struct sd_buf *err)
 static int tables_sqlite_check_columns(const struct sd_table_schema *schema, struct sd_buf *err)
 {
     if (schema == NULL || schema->ncolumns == 0 || schema->columns == NULL) {
-        tables_sqlite_msg(err, "a table needs at least one column");
+        sd_buf_setf(err, "a table needs at least one column");
         return SD_EINVAL;
     }
     for (size_t i = 0; i < schema->ncolumns; i++) {
         if (schema->columns[i] == NULL || schema->columns[i][0] == '\0') {
-            tables_sqlite_msg(err, "column %zu has an empty name", i + 1);
+            sd_buf_setf(err, "column %zu has an empty name", i + 1);
             return SD_EINVAL;
         }
     }
@@ -291,7 +272,7 @@ static int tables_sqlite_db_open(const char *dir, const char *path, int64_t proj
     }
     if (sqlite3_column_text(st, 0) == NULL ||
         strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
-        tables_sqlite_msg(err, "%s: cannot switch to WAL mode", path);
+        sd_buf_setf(err, "%s: cannot switch to WAL mode", path);
         rc = -ENOTSUP;
         goto fail;
     }
@@ -340,7 +321,7 @@ static int tables_sqlite_db_open(const char *dir, const char *path, int64_t proj
             rc = sd_fsync_parent(dir);
         }
         if (rc != 0) {
-            tables_sqlite_msg(err, "fsync %s: %s", dir, sd_strerror(rc));
+            sd_buf_setf(err, "fsync %s: %s", dir, sd_strerror(rc));
             goto fail;
         }
     }
@@ -364,7 +345,7 @@ static int tables_sqlite_get(struct tables_sqlite *ts, int64_t project, int crea
 
     *out = NULL;
     if (project < 0) {
-        tables_sqlite_msg(err, "invalid project id %" PRId64, project);
+        sd_buf_setf(err, "invalid project id %" PRId64, project);
         return SD_EINVAL;
     }
     pthread_mutex_lock(&ts->mu);
@@ -514,13 +495,13 @@ static int tables_sqlite_check_locked(struct tables_sqlite_db *d, const char *ta
     }
     if (found != NULL) {
         if (strcmp(kind, "table") != 0) {
-            tables_sqlite_msg(err, "\"%s\" exists as a %s, not a table", found, kind);
+            sd_buf_setf(err, "\"%s\" exists as a %s, not a table", found, kind);
             rc = SD_ECONFLICT;
         } else if (strcmp(found, table_id) != 0) {
-            tables_sqlite_msg(err,
-                              "table id \"%s\" clashes with existing table \"%s\" (SQLite "
-                              "table names ignore case)",
-                              table_id, found);
+            sd_buf_setf(err,
+                        "table id \"%s\" clashes with existing table \"%s\" (SQLite "
+                        "table names ignore case)",
+                        table_id, found);
             rc = SD_ECONFLICT;
         } else {
             rc = tables_sqlite_compare(d, table_id, schema, err);
@@ -584,7 +565,7 @@ static int tables_sqlite_ensure_locked(struct tables_sqlite_db *d, const char *t
         rc = sd_buf_append_char(&sql, ')');
     }
     if (rc != 0) {
-        tables_sqlite_msg(err, "out of memory");
+        sd_buf_setf(err, "out of memory");
         goto out;
     }
     src = sqlite3_exec(d->conn, sd_buf_cstr(&sql), NULL, NULL, NULL);
@@ -750,13 +731,13 @@ static int tables_sqlite_import_slice(struct tables_sqlite_db *d, sqlite3_stmt *
     *rows = 0;
     rc = sd_csv_reader_open(s->read, s->arg, &r);
     if (rc != 0) {
-        tables_sqlite_msg(err, "slice %s: %s", s->slice_key, sd_strerror(rc));
+        sd_buf_setf(err, "slice %s: %s", s->slice_key, sd_strerror(rc));
         return rc;
     }
     while ((rc = sd_csv_reader_next(r, &f, &nf)) == 1) {
         if (nf != ncolumns) {
-            tables_sqlite_msg(err, "slice %s: row %" PRIu64 " has %zu fields, expected %zu",
-                              s->slice_key, n + 1, nf, ncolumns);
+            sd_buf_setf(err, "slice %s: row %" PRIu64 " has %zu fields, expected %zu", s->slice_key,
+                        n + 1, nf, ncolumns);
             rc = SD_ECORRUPT;
             goto out;
         }
@@ -774,9 +755,8 @@ static int tables_sqlite_import_slice(struct tables_sqlite_db *d, sqlite3_stmt *
         n++;
     }
     if (rc < 0) {
-        tables_sqlite_msg(err, "slice %s: %s", s->slice_key,
-                          sd_csv_reader_error(r)[0] != '\0' ? sd_csv_reader_error(r)
-                                                            : sd_strerror(rc));
+        sd_buf_setf(err, "slice %s: %s", s->slice_key,
+                    sd_csv_reader_error(r)[0] != '\0' ? sd_csv_reader_error(r) : sd_strerror(rc));
         goto out;
     }
     sd_time_format_iso(sd_now_ms(), now);
@@ -849,7 +829,7 @@ static int tables_sqlite_prepare_insert(struct tables_sqlite_db *d, const char *
         }
     }
     if (rc != 0) {
-        tables_sqlite_msg(err, "out of memory");
+        sd_buf_setf(err, "out of memory");
     } else {
         rc = tables_sqlite_prepare(d->conn, sd_buf_cstr(&sql), out, err);
     }
@@ -875,7 +855,7 @@ static int tables_sqlite_import(void *ctx, int64_t project, const char *table_id
     for (size_t i = 0; rc == 0 && i < nslices; i++) {
         if (slices[i].slice_key == NULL || slices[i].slice_key[0] == '\0' ||
             slices[i].read == NULL) {
-            tables_sqlite_msg(err, "slice %zu has no key or no source", i + 1);
+            sd_buf_setf(err, "slice %zu has no key or no source", i + 1);
             rc = SD_EINVAL;
         }
     }

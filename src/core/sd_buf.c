@@ -118,6 +118,19 @@ int sd_buf_vprintf(struct sd_buf *b, const char *fmt, va_list ap)
     return 0;
 }
 
+void sd_buf_setf(struct sd_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (b == NULL) {
+        return;
+    }
+    sd_buf_reset(b);
+    va_start(ap, fmt);
+    (void)sd_buf_vprintf(b, fmt, ap);
+    va_end(ap);
+}
+
 int sd_buf_printf(struct sd_buf *b, const char *fmt, ...)
 {
     va_list ap;

@@ -97,6 +97,9 @@ int sd_buf_append(struct sd_buf *b, const void *p, size_t len);
 int sd_buf_append_str(struct sd_buf *b, const char *s);
 int sd_buf_append_char(struct sd_buf *b, char c);
 int sd_buf_printf(struct sd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Replaces b's content with the formatted text (a one-line error message, say); b may be NULL,
+ * then nothing happens. Allocation failure leaves b empty. */
+void sd_buf_setf(struct sd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int sd_buf_vprintf(struct sd_buf *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 /* Returns data as a NUL-terminated C string (the NUL is not counted in len). */
