@@ -50,9 +50,20 @@ static int sd__is_imported(const struct sd_stats_file *f)
     return state != NULL && strcmp(state, "imported") == 0;
 }
 
+/* The entity whose retry members the file shows: its own after a failed import, else its slice
+ * whose upload keeps failing (a staging outage holds the file back without failing it). */
+static const json_t *sd__retry_entity(const struct sd_stats_file *f)
+{
+    if (json_integer_value(json_object_get(f->entity, "retryAttempt")) <= 0 &&
+        f->failing_slice != NULL) {
+        return f->failing_slice;
+    }
+    return f->entity;
+}
+
 static int sd__has_retry_reason(const struct sd_stats_file *f)
 {
-    return json_object_get(f->entity, "retryReason") != NULL;
+    return json_object_get(sd__retry_entity(f), "retryReason") != NULL;
 }
 
 int sd__api_cmp_files(const void *pa, const void *pb)
@@ -75,10 +86,12 @@ json_t *sd__api_file_json(const struct sd_stats_file *f)
     static const char *const members[] = {"state",       "openedAt",   "closingAt",
                                           "importingAt", "importedAt", "retryAttempt",
                                           "retryReason", "retryAfter"};
+    enum { SD_FIRST_RETRY_MEMBER = 5 };
     json_t *j = json_object(), *stats;
 
     for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
-        json_t *v = json_object_get(f->entity, members[i]);
+        const json_t *from = i < SD_FIRST_RETRY_MEMBER ? f->entity : sd__retry_entity(f);
+        json_t *v = json_object_get(from, members[i]);
         if (v != NULL && !json_is_null(v)) {
             json_object_set(j, members[i], v);
         }
@@ -122,8 +135,8 @@ void sd__api_sink_stats_files(struct sd_api_ctx *c)
     sorted = files.n ? sd_xcalloc(files.n, sizeof(*sorted)) : NULL;
     for (size_t i = 0; i < files.n; i++) {
         struct sd_stats_file *f = &files.items[i];
-        if (failed_only && (sd__is_imported(f) ||
-                            json_integer_value(json_object_get(f->entity, "retryAttempt")) <= 0)) {
+        if (failed_only && (sd__is_imported(f) || json_integer_value(json_object_get(
+                                                      sd__retry_entity(f), "retryAttempt")) <= 0)) {
             continue;
         }
         sorted[n++] = f;

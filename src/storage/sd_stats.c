@@ -346,6 +346,7 @@ void sd_stats_files_fini(struct sd_stats_files *f)
     for (size_t i = 0; i < f->n; i++) {
         free(f->items[i].key);
         json_decref(f->items[i].entity);
+        json_decref(f->items[i].failing_slice);
     }
     free(f->items);
     memset(f, 0, sizeof(*f));
@@ -398,12 +399,40 @@ static void sd__add_to_files(struct sd_stats_files *f, const struct sd_kvs *kvs,
     }
 }
 
+/* Keeps, for each file, its slice with the most failed upload attempts that is still waiting to
+ * be uploaded. Slice keys are "<sinkKey>/<fileId>/<volume>/<sliceId>" past the prefix. */
+static void sd__add_failing_slices(struct sd_stats_files *f, const struct sd_kvs *kvs,
+                                   size_t prefix_len, size_t sink_skip)
+{
+    for (size_t i = 0; i < kvs->n; i++) {
+        const char *rest = kvs->items[i].key + prefix_len + sink_skip;
+        const char *slash = strchr(rest, '/');
+        struct sd_stats_file *file;
+        json_t *slice;
+        const char *state;
+        if (slash == NULL ||
+            (file = sd__find_file(f, sink_skip, rest, (size_t)(slash - rest))) == NULL) {
+            continue;
+        }
+        slice = json_loadb(kvs->items[i].value, kvs->items[i].value_len, 0, NULL);
+        state = json_string_value(json_object_get(slice, "state"));
+        if (state != NULL && strcmp(state, "uploading") == 0 &&
+            json_integer_value(json_object_get(slice, "retryAttempt")) >
+                json_integer_value(json_object_get(file->failing_slice, "retryAttempt"))) {
+            json_decref(file->failing_slice);
+            file->failing_slice = json_incref(slice);
+        }
+        json_decref(slice);
+    }
+}
+
 int sd_stats_sink_files(struct sd_state *st, const char *sink_key, struct sd_stats_files *out)
 {
     char *files_prefix = sd_xasprintf("storage/file/all/%s/", sink_key);
+    char *slices_prefix = sd_xasprintf("storage/slice/all/%s/", sink_key);
     char *prefixes[SD_STATS_NLEVELS];
     char *reset_key = sd__reset_key(sink_key);
-    struct sd_op ops[SD_STATS_NLEVELS + 2];
+    struct sd_op ops[SD_STATS_NLEVELS + 3];
     struct sd_txn txn;
     struct sd_txn_result res;
     const struct sd_kvs *files_kvs;
@@ -420,6 +449,8 @@ int sd_stats_sink_files(struct sd_state *st, const char *sink_key, struct sd_sta
         ops[n].type = SD_OP_RANGE_PREFIX;
         ops[n++].key = prefixes[i];
     }
+    ops[n].type = SD_OP_RANGE_PREFIX;
+    ops[n++].key = slices_prefix;
     ops[n].type = SD_OP_GET;
     ops[n++].key = reset_key;
     memset(&txn, 0, sizeof(txn));
@@ -470,6 +501,7 @@ int sd_stats_sink_files(struct sd_state *st, const char *sink_key, struct sd_sta
     for (int i = 0; i < SD_STATS_NLEVELS; i++) {
         sd__add_to_files(out, &res.reads[1 + i], strlen(prefixes[i]), sink_skip, i);
     }
+    sd__add_failing_slices(out, &res.reads[n - 2], strlen("storage/slice/all/"), sink_skip);
     for (size_t i = 0; i < out->n; i++) {
         sd__agg_total(&out->items[i].agg);
     }
@@ -483,6 +515,7 @@ out:
         free(prefixes[i]);
     }
     free(files_prefix);
+    free(slices_prefix);
     free(reset_key);
     return rc;
 }

@@ -57,6 +57,10 @@ struct sd_stats_file {
     json_t *entity; /* the file entity, owned reference */
     int64_t opened_at_ms;
     struct sd_stats_agg agg;
+    /* The not yet uploaded slice of the file with the most failed attempts (its entity, owned
+     * reference), or NULL: an upload that keeps failing holds the file back although the file
+     * itself has not failed. */
+    json_t *failing_slice;
 };
 
 /* The files of a sink, sorted by key (= by openedAt). Owned; free with sd_stats_files_fini. */

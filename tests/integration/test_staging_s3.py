@@ -1,9 +1,8 @@
 """streamd with staging.backend=s3: records reach the table through s3rver, every request
 signed right (checked by tests/unit/s3_sigv4_proxy.py with botocore), and a wrong secret key is
-a clear retry reason, never a leaked credential. s3rver comes from scripts/install-deps.sh test
+a clear retry reason, never a leaked credential (an s3rver outage is in
+test_backends_combined.py). s3rver comes from scripts/install-deps.sh test
 (tests/.node); a server that cannot start fails the test."""
-import os
-import re
 import time
 
 from conftest import TIMEOUT_MULT
@@ -70,24 +69,3 @@ def test_wrong_secret_is_a_clear_retry_reason(streamd_factory, s3):
     assert ["put", "rejected"] in log_kinds(log)
     assert "a-wrong-secret-456" not in s.read_stderr()
     assert table_rows(s.data_dir, TABLE) == []
-
-
-def test_s3_outage_keeps_ingesting_and_catches_up(streamd_factory, s3):
-    outage = float(os.environ.get("SD_STAGING_OUTAGE_SECONDS", "30"))
-    s = streamd_factory(args=s3_args(s3.endpoint))
-    url = make_pipeline(s)
-    load = Loader(url, clients=4, prefix="o").start()
-    time.sleep(1)
-    s3.stop_server()
-    time.sleep(outage)
-    during = dict(load.statuses)
-    s3.start_server(s3.port)
-    time.sleep(1)
-    load.finish()
-    assert set(during) == {200}, during
-    assert_imported_once(s, load.acked)
-    failures = re.findall(r"failed \(attempt (\d+).*?upload to staging failed: ([^\"]+)",
-                          s.read_stderr())
-    assert failures, "the outage caused no failed upload"
-    # retries backed off instead of hammering the store
-    assert max(int(a) for a, _ in failures) <= outage / 2 + 6, failures
