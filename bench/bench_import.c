@@ -1,8 +1,10 @@
-/* bench_import.c: `make bench`'s table-import figure: imports one CSV file into a fresh table
- * of the "sqlite" table backend, exactly as the operator imports a file's staged slice (one
- * sd_tables_import call, one transaction, the ledger row), and prints its throughput.
- * Usage: bench_import DIR CSV NCOLUMNS [PKCOLUMN]   columns are named c1..cN; PKCOLUMN (1-based)
- * makes that column the primary key (the upsert path). Prints "rows=N seconds=S rows_per_s=R". */
+/* bench_import.c: `make bench`'s table-import figures: imports one CSV file into a fresh table
+ * of a table backend ("sqlite" or "postgres"), exactly as the operator imports a file's staged
+ * slice (one sd_tables_import call, one transaction, the ledger row), and prints its throughput.
+ * Usage: bench_import BACKEND LOCATION TABLE CSV NCOLUMNS [PKCOLUMN]
+ *   LOCATION is the SQLite directory or the libpq conninfo; TABLE a table id (in.c-x.name);
+ *   columns are named c1..cN; PKCOLUMN (1-based) makes that column the primary key (the upsert
+ *   path). Prints "rows=N seconds=S rows_per_s=R". */
 #include "core/sd_buf.h"
 #include "core/sd_error.h"
 #include "core/sd_time.h"
@@ -35,11 +37,11 @@ int main(int argc, char **argv)
     double t0, secs;
     int fd, rc;
 
-    if (argc < 4 || (ncols = strtol(argv[3], NULL, 10)) <= 0) {
-        fprintf(stderr, "usage: %s DIR CSV NCOLUMNS [PKCOLUMN]\n", argv[0]);
+    if (argc < 6 || (ncols = strtol(argv[5], NULL, 10)) <= 0) {
+        fprintf(stderr, "usage: %s BACKEND LOCATION TABLE CSV NCOLUMNS [PKCOLUMN]\n", argv[0]);
         return 2;
     }
-    pkcol = argc > 4 ? strtol(argv[4], NULL, 10) : 0;
+    pkcol = argc > 6 ? strtol(argv[6], NULL, 10) : 0;
     names = calloc((size_t)ncols, sizeof(*names));
     pk = calloc((size_t)ncols, 1);
     for (long i = 0; i < ncols; i++) {
@@ -49,19 +51,19 @@ int main(int argc, char **argv)
         pk[i] = i + 1 == pkcol;
     }
     schema = (struct sd_table_schema){names, (size_t)ncols, pkcol > 0 ? pk : NULL};
-    fd = open(argv[2], O_RDONLY | O_CLOEXEC);
+    fd = open(argv[4], O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        perror(argv[2]);
+        perror(argv[4]);
         return 1;
     }
-    rc = sd_tables_open_backend("sqlite", NULL, argv[1], &t);
+    rc = sd_tables_open_backend(argv[1], NULL, argv[2], &t);
     if (rc != 0) {
-        fprintf(stderr, "open %s: %s\n", argv[1], sd_strerror(rc));
+        fprintf(stderr, "open %s backend: %s\n", argv[1], sd_strerror(rc));
         return 1;
     }
-    slice = (struct sd_import_slice){"bench-slice", bench_read, &fd};
+    slice = (struct sd_import_slice){argv[3], bench_read, &fd}; /* one ledger key per table */
     t0 = (double)sd_mono_ms();
-    rc = sd_tables_import(t, 1, "in.c-bench.import", &schema, &slice, 1, &rows, &err);
+    rc = sd_tables_import(t, 1, argv[3], &schema, &slice, 1, &rows, &err);
     secs = ((double)sd_mono_ms() - t0) / 1000.0;
     if (rc != 0) {
         fprintf(stderr, "import: %s: %s\n", sd_strerror(rc), sd_buf_cstr(&err));

@@ -5,7 +5,8 @@
 # acknowledgement (sync.mode=disk, wait=true); a second source whose sink has one template
 # column (Body('a') + ":" + Body('c.f.g')) instead of the two path columns; and a one-thread
 # micro-benchmark of template evaluations; and the import of one CSV into SQLite against the
-# sqlite3 CLI's .import. Prints one line per figure and the ratios.
+# sqlite3 CLI's .import and into PostgreSQL against psql's \copy. Prints one line per figure and
+# the ratios.
 # Usage: bench/run_bench.sh BUILD/streamd [DURATION_S]
 set -euo pipefail
 BIN=$(readlink -f "$1"); DUR=${2:-${BENCH_SECONDS:-10}}
@@ -14,7 +15,13 @@ mkdir -p "${BENCH_DIR:-$HERE/../build}"
 WORK=$(mktemp -d "${BENCH_DIR:-$HERE/../build}/bench.XXXXXX")
 TCK=$(getconf CLK_TCK)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+PG_CLUSTER=$HERE/../tests/pg/pg_cluster.sh
+PGDIR=
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
+  [ -z "$PGDIR" ] || "$PG_CLUSTER" stop "$PGDIR" || true
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -81,11 +88,44 @@ cli_import() {
   [ "$(sqlite3 "$db" 'SELECT count(*) FROM t')" = "$IMPORT_ROWS" ] || { echo "sqlite3 .import lost rows" >&2; exit 1; }
   awk -v n="$IMPORT_ROWS" -v a="$t0" -v b="$t1" 'BEGIN{ printf "%.0f", n / (b - a) }'
 }
-IMP_SD=$(taskset -c 0 "$IMPORT_BIN" "$WORK/imp-plain" "$WORK/import.csv" 7 | sed -n 's/.*rows_per_s=\([0-9]*\).*/\1/p')
+# bench_import run: BACKEND LOCATION TABLE [PKCOLUMN] -> rows/s
+sd_import() {
+  taskset -c 0 "$IMPORT_BIN" "$1" "$2" "$3" "$WORK/import.csv" 7 ${4:-} | sed -n 's/.*rows_per_s=\([0-9]*\).*/\1/p'
+}
+IMP_SD=$(sd_import sqlite "$WORK/imp-plain" in.c-bench.import)
 IMP_CLI=$(cli_import plain "")
-IMP_SD_PK=$(taskset -c 0 "$IMPORT_BIN" "$WORK/imp-pk" "$WORK/import.csv" 7 1 | sed -n 's/.*rows_per_s=\([0-9]*\).*/\1/p')
+IMP_SD_PK=$(sd_import sqlite "$WORK/imp-pk" in.c-bench.import 1)
 IMP_CLI_PK=$(cli_import pk ", PRIMARY KEY (c1)")
-rm -rf "$WORK"/imp-* "$WORK"/cli-* "$WORK/import.csv"
+rm -rf "$WORK"/imp-* "$WORK"/cli-*
+
+# The same CSV into PostgreSQL 15 (a throwaway cluster of tests/pg/pg_cluster.sh on loopback,
+# fsync=off like the tests' one): bench_import into the "postgres" backend (COPY FROM STDIN in
+# one transaction with the ledger row; with a key, COPY into a temporary stage and one upsert)
+# against psql's `\copy ... (FORMAT csv)` into the same table definition; each into a fresh
+# table, once without a key and once with c1 as the primary key.
+read -r PGDIR PGPORT <<<"$("$PG_CLUSTER" start)"
+PGURL="postgresql://postgres@127.0.0.1:$PGPORT/postgres"
+pg_sql() { psql -X -q -v ON_ERROR_STOP=1 -At -d "$PGURL" -c "$1"; }
+# psql \copy run: NAME KEY_CLAUSE -> rows/s
+psql_copy() {
+  local t0 t1
+  pg_sql "CREATE TABLE cli.$1 (c1 TEXT, c2 TEXT, c3 TEXT, c4 TEXT, c5 TEXT, c6 TEXT, c7 TEXT$2)"
+  t0=$(date +%s.%N)
+  pg_sql "\copy cli.$1 FROM '$WORK/import.csv' (FORMAT csv)"
+  t1=$(date +%s.%N)
+  [ "$(pg_sql "SELECT count(*) FROM cli.$1")" = "$IMPORT_ROWS" ] || { echo "psql \\copy lost rows" >&2; exit 1; }
+  awk -v n="$IMPORT_ROWS" -v a="$t0" -v b="$t1" 'BEGIN{ printf "%.0f", n / (b - a) }'
+}
+pg_sql "CREATE SCHEMA cli"
+PG_SD=$(sd_import postgres "$PGURL" in.c-bench.plain)
+PG_CLI=$(psql_copy plain "")
+PG_SD_PK=$(sd_import postgres "$PGURL" in.c-bench.keyed 1)
+PG_CLI_PK=$(psql_copy keyed ", PRIMARY KEY (c1)")
+for t in plain keyed; do
+  [ "$(pg_sql "SELECT count(*) FROM \"in.c-bench\".\"$t\"")" = "$IMPORT_ROWS" ] || { echo "the postgres backend lost rows" >&2; exit 1; }
+done
+"$PG_CLUSTER" stop "$PGDIR"; PGDIR=
+rm -f "$WORK/import.csv"
 
 # wrk run: LABEL URL PID CONNS SCRIPT -> "rps p50 p99 cpu_us_per_req rss_kb non2xx"
 run_wrk() {
@@ -188,6 +228,8 @@ read -r sp2_rps _ _ _ _ _ <<<"${R[streamd_path2_pipelined]}"
 mean() { awk -v a="$1" -v b="$2" 'BEGIN{ printf "%.1f", (a + b) / 2 }'; }
 echo "sqlite import rows/s streamd=$IMP_SD sqlite3_cli=$IMP_CLI; with primary key streamd=$IMP_SD_PK sqlite3_cli=$IMP_CLI_PK ($IMPORT_ROWS rows)"
 echo "ratio import rows/s streamd/sqlite3 .import = $(ratio "$IMP_SD" "$IMP_CLI") (target >= 1.0), with primary key = $(ratio "$IMP_SD_PK" "$IMP_CLI_PK")"
+echo "postgres import rows/s streamd=$PG_SD psql_copy=$PG_CLI; with primary key streamd=$PG_SD_PK psql_copy=$PG_CLI_PK ($IMPORT_ROWS rows)"
+echo "ratio import rows/s streamd/psql \\copy = $(ratio "$PG_SD" "$PG_CLI") (target >= 0.8), with primary key = $(ratio "$PG_SD_PK" "$PG_CLI_PK")"
 echo "template typical: $TPL_TYPICAL"
 echo "template object10: $TPL_OBJECT"
 echo "jsonnet evals/s typical = $(echo "$TPL_TYPICAL" | sed -n 's/.*evals_per_s=\([0-9]*\).*/\1/p') (target >= 500000 per core)"
