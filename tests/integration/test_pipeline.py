@@ -149,6 +149,39 @@ def test_a_later_file_waits_for_the_earlier_files_import(streamd_factory):
     assert wait_rows(s.data_dir, lambda r: r == [("k", "second")]) == [("k", "second")]
 
 
+def test_table_without_the_key_holds_imports_until_the_key_is_added(streamd_factory):
+    # A table created before primaryKey was honoured has the columns but no key: its imports
+    # fail with both definitions in the files endpoint, and the README's fix lets them through.
+    s = streamd_factory(args=FAST)
+    src = s.create_source("s1")
+    s.create_sink("s1", "k1", PK_COLUMNS, table_id=TABLE)
+    db_path = os.path.join(s.data_dir, "tables", "project-1.sqlite")
+    db = sqlite3.connect(db_path, timeout=10)
+    db.execute('DROP TABLE "%s"' % TABLE)
+    db.execute('CREATE TABLE "%s" ("key" TEXT, "value" TEXT)' % TABLE)
+    db.execute('INSERT INTO "%s" VALUES (\'k\', \'old\')' % TABLE)
+    db.commit()
+    db.close()
+    record = json.dumps({"key": "k", "value": "new"})
+    assert s.request("POST", src["http"]["url"], record, J)[0] == 200
+    path = "/v1/branches/default/sources/s1/sinks/k1/statistics/files?failedFiles=true"
+    deadline = time.time() + 60 * TIMEOUT_MULT
+    while True:
+        failed = s.api_call("GET", path)[1]["files"]
+        if failed:
+            break
+        assert time.time() < deadline, "the import did not fail"
+        time.sleep(0.2)
+    reason = failed[0]["retryReason"]
+    assert 'exists with columns ("key", "value"), expected ("key" PRIMARY KEY, "value")' in reason
+    db = sqlite3.connect(db_path, timeout=10)
+    db.executescript('ALTER TABLE "{0}" RENAME TO "old"; '
+                     'CREATE TABLE "{0}" ("key" TEXT, "value" TEXT, PRIMARY KEY ("key")); '
+                     'INSERT INTO "{0}" SELECT * FROM "old"; DROP TABLE "old";'.format(TABLE))
+    db.close()
+    assert wait_rows(s.data_dir, lambda r: r == [("k", "new")]) == [("k", "new")]
+
+
 def test_existing_table_with_other_columns_or_case_refuses_the_sink(streamd_factory):
     # refused at request time: the sink's task would fail on the table
     s = streamd_factory(args=FAST)
