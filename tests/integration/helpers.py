@@ -1,12 +1,16 @@
-"""Helpers shared by the integration tests: slice files on disk, CSV decoding, load clients."""
+"""Helpers shared by the integration tests: slice files on disk, CSV decoding, load clients,
+kill -9 under load and the exactly-once check of its records."""
 import csv
 import glob
 import gzip
 import io
+import json
 import os
+import random
 import sqlite3
 import subprocess
 import threading
+import time
 
 # Operator intervals and triggers short enough for a test to see slices uploaded and imported
 # within seconds, and quick retries.
@@ -120,6 +124,36 @@ class Loader:
         self.stop.set()
         for t in self.threads:
             t.join(30)
+
+
+def kill_under_load(s, url):
+    """kill -9 of s every 1.5-3 s under 16 Loader clients, restarting it, until at least 3
+    kills and 5,000 acknowledged records; returns the acknowledged and the sent ids."""
+    acked, sent = set(), set()
+    kills = 0
+    while kills < 3 or len(acked) < 5000:
+        load = Loader(url, clients=16, prefix="k%d" % kills).start()
+        time.sleep(random.uniform(1.5, 3.0))
+        s.kill()
+        kills += 1
+        load.finish()
+        acked |= load.acked
+        sent |= load.sent
+        s.start()
+        assert kills < 12, "too slow to acknowledge 5000 records"
+    return acked, sent
+
+
+def assert_loaded_once(rows, acked, sent):
+    """rows (body, id, text) of Loader records hold every acknowledged record exactly once,
+    byte-exact, and nothing that was never sent."""
+    ids = [r[1] for r in rows]
+    assert acked <= set(ids), "lost %d" % len(acked - set(ids))
+    assert set(ids) <= sent, "phantom rows"
+    assert len(ids) == len(set(ids)), "duplicates: %d" % (len(ids) - len(set(ids)))
+    for body, rid, text in rows:
+        assert json.loads(body) == {"id": rid, "text": "x,\"y\"\n" + rid}
+        assert text == "x,\"y\"\n" + rid
 
 
 def table_rows(data_dir, table):

@@ -12,7 +12,7 @@ import time
 
 from conftest import TIMEOUT_MULT
 from backends import CLUSTER, pg, psql_rows, s3, s3_args  # noqa: F401 (pg and s3 are fixtures)
-from helpers import PATH_COLUMNS, Loader
+from helpers import PATH_COLUMNS, Loader, assert_loaded_once, kill_under_load
 
 J = {"Content-Type": "application/json"}
 PK_COLUMNS = [
@@ -85,30 +85,12 @@ def assert_acked_once(pg, table, acked, sent):
     query = 'SELECT * FROM "in.c-both"."%s"' % table
     wait_psql(pg, query, lambda r: acked <= {row[1] for row in r}, timeout=90)
     time.sleep(2)  # anything imported twice would show now
-    rows = psql_rows(pg, query)
-    ids = [r[1] for r in rows]
-    assert len(ids) == len(set(ids)), "duplicates: %d" % (len(ids) - len(set(ids)))
-    assert acked <= set(ids), "lost %d" % len(acked - set(ids))
-    assert set(ids) <= sent, "phantom rows"
-    for body, rid, text in rows:
-        assert json.loads(body) == {"id": rid, "text": "x,\"y\"\n" + rid}
-        assert text == "x,\"y\"\n" + rid
+    assert_loaded_once(psql_rows(pg, query), acked, sent)
 
 
 def test_kill9_repeatedly_every_acked_record_imported_exactly_once(streamd_factory, pg, s3):
     s, url = both_backends(streamd_factory, pg, s3, "killed")
-    acked, sent = set(), set()
-    kills = 0
-    while kills < 3 or len(acked) < 5000:
-        load = Loader(url, clients=16, prefix="k%d" % kills).start()
-        time.sleep(random.uniform(1.5, 3.0))
-        s.kill()
-        kills += 1
-        load.finish()
-        acked |= load.acked
-        sent |= load.sent
-        s.start()
-        assert kills < 12, "too slow to acknowledge 5000 records"
+    acked, sent = kill_under_load(s, url)
     assert_acked_once(pg, "killed", acked, sent)
 
 

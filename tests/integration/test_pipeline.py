@@ -12,7 +12,8 @@ import time
 import pytest
 
 from conftest import TIMEOUT_MULT
-from helpers import FAST, PATH_COLUMNS, Loader, assert_error, table_rows
+from helpers import (FAST, PATH_COLUMNS, Loader, assert_error, assert_loaded_once, kill_under_load,
+                     table_rows)
 
 TABLE = "in.c-bucket.table"
 J = {"Content-Type": "application/json"}
@@ -208,29 +209,10 @@ def drain(s, acked):
 
 def test_kill9_repeatedly_every_acked_record_in_table_exactly_once(streamd_factory):
     s = streamd_factory(args=FAST)
-    url = make_pipeline(s)
-    acked, sent = set(), set()
-    kills = 0
-    while kills < 3 or len(acked) < 5000:
-        load = Loader(url, clients=16, prefix="k%d" % kills).start()
-        time.sleep(random.uniform(1.5, 3.0))
-        s.kill()
-        kills += 1
-        load.finish()
-        acked |= load.acked
-        sent |= load.sent
-        s.start()
-        assert kills < 12, "too slow to acknowledge 5000 records"
+    acked, sent = kill_under_load(s, make_pipeline(s))
     drain(s, acked)
     time.sleep(2)
-    rows = table_rows(s.data_dir, TABLE)
-    ids = [r[1] for r in rows]
-    assert acked <= set(ids), "lost %d" % len(acked - set(ids))
-    assert set(ids) <= sent, "phantom rows"
-    assert len(ids) == len(set(ids)), "duplicates: %d" % (len(ids) - len(set(ids)))
-    for body, rid, text in rows:
-        assert json.loads(body) == {"id": rid, "text": "x,\"y\"\n" + rid}
-        assert text == "x,\"y\"\n" + rid
+    assert_loaded_once(table_rows(s.data_dir, TABLE), acked, sent)
 
 
 def break_staging(data_dir):
