@@ -22,7 +22,6 @@
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_log.h"
-#include "roles/sd_server.h"
 #include "state/sd_state.h"
 
 #include <ctype.h>
@@ -444,7 +443,28 @@ static const struct sd_config_binding sd_api_rows[] = {
 };
 const struct sd_config_bindings sd_api_config_bindings = SD_BINDINGS("api", sd_api_rows);
 
-int sd_api_create(struct sd_server *srv, struct sd_api **out, struct sd_buf *err)
+int sd__api_definitions_changed(struct sd_api *api, struct sd_buf *err)
+{
+    const struct sd_api_hooks *h = &api->hooks;
+
+    return h->definitions_changed != NULL ? h->definitions_changed(h->arg, err) : 0;
+}
+
+int sd__api_rotate_sink(struct sd_api *api, const char *sink_key, struct sd_buf *err)
+{
+    const struct sd_api_hooks *h = &api->hooks;
+
+    return h->rotate_sink != NULL ? h->rotate_sink(h->arg, sink_key, err) : 0;
+}
+
+int sd__api_sink_is_writing(struct sd_api *api, const char *sink_key)
+{
+    const struct sd_api_hooks *h = &api->hooks;
+
+    return h->sink_is_writing != NULL && h->sink_is_writing(h->arg, sink_key);
+}
+
+int sd_api_create(const struct sd_api_deps *deps, struct sd_api **out, struct sd_buf *err)
 {
     struct sd_api_config c;
     struct sd_api *api;
@@ -452,20 +472,24 @@ int sd_api_create(struct sd_server *srv, struct sd_api **out, struct sd_buf *err
     int rc;
 
     *out = NULL;
-    sd_config_fill(srv->cfg, &sd_api_config_bindings, &c);
-    rc = sd_auth_ensure_admin(srv->state, c.admin_token, c.data_dir, err);
+    sd_config_fill(deps->cfg, &sd_api_config_bindings, &c);
+    rc = sd_auth_ensure_admin(deps->state, c.admin_token, c.data_dir, err);
     if (rc != 0) {
         return rc;
     }
     api = sd_xcalloc(1, sizeof(*api));
-    api->srv = srv;
-    api->state = srv->state;
-    api->api_url = srv->api_public_url ? srv->api_public_url : "";
-    api->source_url = srv->source_public_url ? srv->source_public_url : "";
+    api->cfg = deps->cfg;
+    api->state = deps->state;
+    api->tables = deps->tables;
+    api->eval_pool = deps->eval_pool;
+    api->loop = deps->loop;
+    api->hooks = deps->hooks;
+    api->api_url = deps->api_url ? deps->api_url : "";
+    api->source_url = deps->source_url ? deps->source_url : "";
     if (c.task_cleanup) {
         cleanup_ms = c.task_cleanup_interval_ms;
     }
-    rc = sd_tasks_create(srv->state, api->api_url, cleanup_ms, &api->tasks);
+    rc = sd_tasks_create(deps->state, api->api_url, cleanup_ms, &api->tasks);
     if (rc != 0) {
         sd_buf_printf(err, "cannot start the task worker: %s", sd_strerror(rc));
         free(api);

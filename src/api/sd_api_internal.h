@@ -15,18 +15,23 @@
 #include "defs/sd_defs.h"
 #include "net/sd_http.h"
 
+#include "api/sd_api.h"
+
 struct sd_api_docs;
-struct sd_server;
 struct sd_state;
 struct sd_stats_file;
 struct sd_txn_result;
 
 struct sd_api {
-    struct sd_server *srv;    /* borrowed */
-    struct sd_state *state;   /* borrowed (srv->state) */
+    const struct sd_config *cfg;    /* borrowed (deps) */
+    struct sd_state *state;         /* borrowed (deps) */
+    struct sd_tables *tables;       /* borrowed (deps); NULL: none in this process */
+    struct sd_eval_pool *eval_pool; /* borrowed (deps) */
+    struct sd_http_loop *loop;      /* borrowed (deps) */
+    struct sd_api_hooks hooks;
     struct sd_tasks *tasks;   /* owned */
-    const char *api_url;      /* borrowed (srv->api_public_url) */
-    const char *source_url;   /* borrowed (srv->source_public_url) */
+    const char *api_url;      /* borrowed (deps) */
+    const char *source_url;   /* borrowed (deps) */
     struct sd_api_docs *docs; /* owned; built on the first documentation request */
 };
 
@@ -152,6 +157,12 @@ void sd__api_list_entities(struct sd_api_ctx *c, int is_sink, int deleted,
 int sd__api_cmp_files(const void *pa, const void *pb);
 json_t *sd__api_file_json(const struct sd_stats_file *f);
 
+/* The process's hooks (struct sd_api_hooks, sd_api.c); a NULL hook does nothing: the first two
+ * return 0, the last 0 (not writing). */
+int sd__api_definitions_changed(struct sd_api *api, struct sd_buf *err);
+int sd__api_rotate_sink(struct sd_api *api, const char *sink_key, struct sd_buf *err);
+int sd__api_sink_is_writing(struct sd_api *api, const char *sink_key);
+
 /* The keys of a source or sink being created, for sd__api_create_commit/_rollback. */
 struct sd__api_create {
     const char *key;         /* the entity */
@@ -173,9 +184,9 @@ int sd__api_create_commit(struct sd_state *st, const struct sd__api_create *cr,
 int sd__api_create_predecessor(struct sd_state *st, struct sd__api_create *cr, json_t *entity,
                                const char *description, const struct sd_defs_by *by, json_t **prev,
                                int64_t *number);
-/* After a committed create: reconciles the server; when that fails, undoes the create, appends
- * "<what> has not been created: <reason>" to error and reconciles again. Returns the first
- * reconcile's result. */
+/* After a committed create: tells the process (sd__api_definitions_changed); when that fails,
+ * undoes the create, appends "<what> has not been created: <reason>" to error and tells it
+ * again. Returns the first call's result. */
 int sd__api_create_reconcile(struct sd_api *api, const struct sd__api_create *cr, const char *what,
                              struct sd_buf *error);
 

@@ -4,16 +4,16 @@
  *
  * DESIGN: as in sd_api_sources.c, a handler validates and answers 4xx at once and the change
  * runs as a task on the worker thread: one state-store transaction guarded by the revisions it
- * read, then sd_server_reconcile, which opens/closes the sinks' files and republishes the data
- * endpoint's routing (a disabled source answers 404 disabledSource, a disabled sink is
- * skipped). Every change of an entity bumps its version and writes the version record in the
- * same transaction, except the cascades: sinks disabled/enabled with their source and sinks
- * restored with their source keep their version (so a source with 100 sinks still fits in one
- * transaction). A sink disabled with its source carries the reason "Auto-disabled with the
- * parent source."; enabling the source re-enables exactly those sinks, while a sink disabled
- * through the API (reason "API", as the reference) stays disabled. Undeleting a source restores the
- * sinks that were soft-deleted together with it (same deleted.at), not the ones deleted
- * before.
+ * read, then the definitions_changed hook (struct sd_api_hooks; in one process, reconciliation,
+ * which opens/closes the sinks' files and republishes the data endpoint's routing: a disabled
+ * source answers 404 disabledSource, a disabled sink is skipped). Every change of an entity bumps
+ * its version and writes the version record in the same transaction, except the cascades: sinks
+ * disabled/enabled with their source and sinks restored with their source keep their version (so a
+ * source with 100 sinks still fits in one transaction). A sink disabled with its source carries the
+ * reason "Auto-disabled with the parent source."; enabling the source re-enables exactly those
+ * sinks, while a sink disabled through the API (reason "API", as the reference) stays disabled.
+ * Undeleting a source restores the sinks that were soft-deleted together with it (same deleted.at),
+ * not the ones deleted before.
  *
  * A sink update whose table (tableId or mapping) changes while the sink writes a file runs in
  * two phases, because storage keeps the table and columns of an open file: first the new
@@ -36,9 +36,7 @@
 #include "core/sd_log.h"
 #include "core/sd_time.h"
 #include "pipeline/sd_mapping.h"
-#include "roles/sd_server.h"
 #include "state/sd_state.h"
-#include "storage/sd_storage.h"
 #include "tables/sd_tables.h"
 
 #include <inttypes.h>
@@ -245,7 +243,7 @@ static int sd__reconcile(const struct sd_life_task *a, const char *done,
                          struct sd_task_outcome *out)
 {
     struct sd_buf rerr = SD_BUF_INIT;
-    int rc = sd_server_reconcile(a->api->srv, &rerr);
+    int rc = sd__api_definitions_changed(a->api, &rerr);
 
     if (rc != 0) {
         sd_buf_printf(&out->error, "%s, but storage was not updated: %s", done, sd_buf_cstr(&rerr));
@@ -318,9 +316,8 @@ static int sd__update_run(struct sd_life_task *a, struct sd_task_outcome *out)
         sd_defs_sink_version_key(&vkey, a->project_id, a->branch_id, a->source_id, a->sink_id,
                                  sd_defs_version_number(updated));
         sink_key = sd__sink_storage_key(a);
-        two_phase = a->api->srv->storage != NULL &&
-                    !json_equal(json_object_get(old, "table"), json_object_get(updated, "table")) &&
-                    sd_storage_sink_is_active(a->api->srv->storage, sink_key);
+        two_phase = !json_equal(json_object_get(old, "table"), json_object_get(updated, "table")) &&
+                    sd__api_sink_is_writing(a->api, sink_key);
     }
     if (two_phase) {
         /* Phase 1: the new definition, held disabled, so reconcile closes the old file. */
@@ -335,7 +332,7 @@ static int sd__update_run(struct sd_life_task *a, struct sd_task_outcome *out)
         goto out;
     }
     if (two_phase) {
-        rc = sd_server_reconcile(a->api->srv, &rerr);
+        rc = sd__api_definitions_changed(a->api, &rerr);
         if (rc == 0) {
             rc = sd__put_guarded(a, sd_buf_cstr(&key), updated, new_rev, NULL, &new_rev, out);
             if (rc != 0) {
@@ -345,7 +342,7 @@ static int sd__update_run(struct sd_life_task *a, struct sd_task_outcome *out)
     }
     if (rc == 0) {
         sd_buf_reset(&rerr);
-        rc = sd_server_reconcile(a->api->srv, &rerr);
+        rc = sd__api_definitions_changed(a->api, &rerr);
     }
     if (rc != 0) {
         if (a->is_sink) {
@@ -356,7 +353,7 @@ static int sd__update_run(struct sd_life_task *a, struct sd_task_outcome *out)
                                 out) != 0) {
                 sd_log_error("api", "cannot restore sink %s after a failed update", sink_key);
             }
-            (void)sd_server_reconcile(a->api->srv, &rerr2);
+            (void)sd__api_definitions_changed(a->api, &rerr2);
             sd_buf_fini(&rerr2);
             sd_buf_reset(&out->error);
             sd_buf_printf(&out->error, "Sink has not been updated: %s", sd_buf_cstr(&rerr));
@@ -369,7 +366,7 @@ static int sd__update_run(struct sd_life_task *a, struct sd_task_outcome *out)
     if (a->is_sink && !two_phase) {
         /* The next file takes the new definition. */
         sd_buf_reset(&rerr);
-        rc = sd_server_rotate_sink(a->api->srv, sink_key, &rerr);
+        rc = sd__api_rotate_sink(a->api, sink_key, &rerr);
         if (rc != 0) {
             sd_buf_printf(&out->error, "Sink has been updated, but the file was not rotated: %s",
                           sd_buf_cstr(&rerr));
@@ -620,7 +617,7 @@ static int sd__drop_tables(struct sd_life_task *a, json_t *tables, struct sd_tas
     int rc = 0;
 
     memset(&rest, 0, sizeof(rest));
-    if (a->api->srv->tables == NULL) {
+    if (a->api->tables == NULL) {
         goto out;
     }
     sd_buf_printf(&prefix, "definition/sink/active/%" PRId64 "/", a->project_id);
@@ -637,7 +634,7 @@ static int sd__drop_tables(struct sd_life_task *a, json_t *tables, struct sd_tas
         if (json_object_get(used, table_id) != NULL) {
             continue;
         }
-        r = sd_tables_drop_table(a->api->srv->tables, a->project_id, table_id);
+        r = sd_tables_drop_table(a->api->tables, a->project_id, table_id);
         if (r != 0 && rc == 0) {
             sd_buf_printf(&out->error,
                           "Source has been deleted, but table \"%s\" was not dropped: %s.",
@@ -979,7 +976,7 @@ void sd__api_source_rotate_secret(struct sd_api_ctx *c)
         goto out;
     }
     /* The routing table of the data endpoint takes the new secret; the old one is invalid. */
-    rc = sd_server_reconcile(c->api->srv, &rerr);
+    rc = sd__api_definitions_changed(c->api, &rerr);
     if (rc != 0) {
         sd_log_error("api", "secret of source %s rotated, but reconcile failed: %s", c->source_id,
                      sd_buf_cstr(&rerr));

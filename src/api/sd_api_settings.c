@@ -12,7 +12,8 @@
  * (403 forbidden). The worker applies the patch to the freshly read entity, bumps its version and
  * writes the version record in one transaction guarded by the entity's revision (retried on a
  * concurrent change), then rotates the active file of the sink (or of every sink of the
- * source) through sd_server_rotate_sink, so the new settings take effect in the new file.
+ * source) through the rotate_sink hook (struct sd_api_hooks), so the new settings take effect in
+ * the new file.
  *
  * Values shown: a source's defaultValue is the service configuration; a sink's defaultValue is
  * what it inherits (the service configuration overridden by its source), so value is always
@@ -24,7 +25,6 @@
 #include "core/sd_error.h"
 #include "core/sd_log.h"
 #include "core/sd_time.h"
-#include "roles/sd_server.h"
 #include "state/sd_state.h"
 
 #include <inttypes.h>
@@ -466,7 +466,7 @@ void sd__api_source_settings_get(struct sd_api_ctx *c)
     if (sd__api_get_source(c, &source, NULL) != 0) {
         return;
     }
-    sd_http_send_json(c->req, 200, sd__settings_json(c->api->srv->cfg, NULL, source), 1);
+    sd_http_send_json(c->req, 200, sd__settings_json(c->api->cfg, NULL, source), 1);
     json_decref(source);
 }
 
@@ -478,7 +478,7 @@ void sd__api_sink_settings_get(struct sd_api_ctx *c)
         return;
     }
     if (sd__api_get_sink(c, &sink, NULL) == 0) {
-        sd_http_send_json(c->req, 200, sd__settings_json(c->api->srv->cfg, source, sink), 1);
+        sd_http_send_json(c->req, 200, sd__settings_json(c->api->cfg, source, sink), 1);
     }
     json_decref(sink);
     json_decref(source);
@@ -886,7 +886,7 @@ static int sd__rotate(struct sd_settings_task *a, struct sd_buf *err)
     if (a->sink_id[0] != '\0') {
         sink_key = sd_xasprintf("%" PRId64 "/%" PRId64 "/%s/%s", a->project_id, a->branch_id,
                                 a->source_id, a->sink_id);
-        rc = sd_server_rotate_sink(a->api->srv, sink_key, err);
+        rc = sd__api_rotate_sink(a->api, sink_key, err);
         free(sink_key);
         return rc;
     }
@@ -898,7 +898,7 @@ static int sd__rotate(struct sd_settings_task *a, struct sd_buf *err)
     for (size_t i = 0; rc == 0 && i < kvs.n; i++) {
         sink_key = sd_xasprintf("%" PRId64 "/%" PRId64 "/%s/%s", a->project_id, a->branch_id,
                                 a->source_id, kvs.items[i].key + prefix.len);
-        rc = sd_server_rotate_sink(a->api->srv, sink_key, err);
+        rc = sd__api_rotate_sink(a->api, sink_key, err);
         free(sink_key);
     }
     sd_kvs_free(&kvs);

@@ -7,16 +7,15 @@
  * source, 409 for an existing sink, 422 over 100 sinks, counting the creations still queued as
  * in sd_api_sources.c); the worker commits one transaction
  * guarded by the sink's CREATE_REV == 0 and the parent source's revision (a sink is never
- * created under a source that was deleted meanwhile), then calls sd_server_reconcile, which
- * opens the sink's file. When that fails the sink is rolled back, so a sink that exists can also
- * be written. */
+ * created under a source that was deleted meanwhile), then calls the definitions_changed
+ * hook (in one process, reconciliation, which opens the sink's file). When that fails the sink is
+ * rolled back, so a sink that exists can also be written. */
 #include "api/sd_api_internal.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_log.h"
 #include "core/sd_time.h"
 #include "pipeline/sd_mapping.h"
-#include "roles/sd_server.h"
 #include "state/sd_state.h"
 #include "tables/sd_tables.h"
 
@@ -270,10 +269,10 @@ int sd__api_check_sink(struct sd_api_ctx *c, const json_t *sink, const char *whe
     }
     sd_buf_fini(&err);
     sd_buf_fini(&msg);
-    if (rc != 0 || c->api->srv->tables == NULL || table_id == NULL) {
+    if (rc != 0 || c->api->tables == NULL || table_id == NULL) {
         return rc;
     }
-    tc->tables = c->api->srv->tables;
+    tc->tables = c->api->tables;
     tc->project_id = c->project_id;
     tc->table_id = sd_xstrdup(table_id);
     tc->where = where;
@@ -447,7 +446,7 @@ static int sd__sink_delete_run(void *arg, struct sd_task_outcome *out)
         rc = SD_ECONFLICT;
         goto out;
     }
-    rc = sd_server_reconcile(a->api->srv, &rerr);
+    rc = sd__api_definitions_changed(a->api, &rerr);
     if (rc != 0) {
         sd_buf_printf(&out->error, "Sink has been deleted, but storage was not updated: %s",
                       sd_buf_cstr(&rerr));

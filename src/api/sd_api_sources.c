@@ -7,16 +7,16 @@
  * runs as a task on the worker
  * thread: one state-store transaction guarded by revisions (a new source only if its active key
  * is absent, CREATE_REV == 0, so of two parallel creates exactly one commits), then
- * sd_server_reconcile. A failed reconcile after a create rolls the source back. Creating over a
- * soft-deleted source of the same id continues its version numbering and drops the deleted copy
- * (the reference's "create or undelete"). Delete is soft: the source and its sinks move from the
- * active to the deleted prefix in one transaction. A task argument is owned by the task. */
+ * the definitions_changed hook (struct sd_api_hooks). A failed reconcile after a create rolls the
+ * source back. Creating over a soft-deleted source of the same id continues its version numbering
+ * and drops the deleted copy (the reference's "create or undelete"). Delete is soft: the source and
+ * its sinks move from the active to the deleted prefix in one transaction. A task argument is owned
+ * by the task. */
 #include "api/sd_api_internal.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_log.h"
 #include "core/sd_time.h"
-#include "roles/sd_server.h"
 #include "state/sd_state.h"
 
 #include <inttypes.h>
@@ -290,7 +290,7 @@ static int sd__source_delete_run(void *arg, struct sd_task_outcome *out)
         rc = SD_ECONFLICT;
         goto out;
     }
-    rc = sd_server_reconcile(a->api->srv, &rerr);
+    rc = sd__api_definitions_changed(a->api, &rerr);
     if (rc != 0) {
         sd_buf_printf(&out->error, "Source has been deleted, but storage was not updated: %s",
                       sd_buf_cstr(&rerr));

@@ -5,7 +5,6 @@
 #include "core/sd_error.h"
 #include "core/sd_log.h"
 #include "core/sd_time.h"
-#include "roles/sd_server.h"
 #include "state/sd_state.h"
 
 #include <stdlib.h>
@@ -206,13 +205,13 @@ int sd__api_create_reconcile(struct sd_api *api, const struct sd__api_create *cr
                              struct sd_buf *error)
 {
     struct sd_buf rerr = SD_BUF_INIT;
-    int rc = sd_server_reconcile(api->srv, &rerr);
+    int rc = sd__api_definitions_changed(api, &rerr);
 
     if (rc != 0) {
         sd__api_create_rollback(api->state, cr);
         sd_buf_printf(error, "%s has not been created: %s", what, sd_buf_cstr(&rerr));
         sd_buf_reset(&rerr);
-        (void)sd_server_reconcile(api->srv, &rerr);
+        (void)sd__api_definitions_changed(api, &rerr);
     }
     sd_buf_fini(&rerr);
     return rc;

@@ -24,7 +24,6 @@
 #include "pipeline/sd_eval_pool.h"
 #include "pipeline/sd_mapping.h"
 #include "pipeline/sd_record.h"
-#include "roles/sd_server.h"
 #include "state/sd_state.h"
 
 #include <arpa/inet.h>
@@ -325,7 +324,7 @@ static void sd__test_job(void *arg, int is_cancelled)
         job->is_done = 1;
     }
     sd_record_fini(&job->rec); /* the parsed body is freed on the thread that made it */
-    sd_http_loop_post(&job->api->srv->api_loop, sd__test_on_mapped, job);
+    sd_http_loop_post(job->api->loop, sd__test_on_mapped, job);
 }
 
 void sd__api_source_test(struct sd_api_ctx *c)
@@ -333,7 +332,7 @@ void sd__api_source_test(struct sd_api_ctx *c)
     struct sd_buf prefix = SD_BUF_INIT;
     struct sd_test_job *job;
     struct sd_header *headers = NULL;
-    struct sd_eval_pool *pool = c->api->srv->eval_pool;
+    struct sd_eval_pool *pool = c->api->eval_pool;
     size_t nheaders = 0;
     int rc;
 
@@ -371,7 +370,7 @@ void sd__api_source_test(struct sd_api_ctx *c)
     }
     job->rec.content_type = sd_http_header(c->req, "content-type");
 
-    if (pool == NULL) { /* no workers (an API without the server's pool): inline */
+    if (!sd_eval_pool_is_open(pool)) { /* no workers (none in this process, or stopping): inline */
         sd__test_map(job);
         job->is_done = 1;
         sd__test_answer(job);

@@ -22,9 +22,7 @@
 #include "core/sd_error.h"
 #include "core/sd_log.h"
 #include "core/sd_time.h"
-#include "roles/sd_server.h"
 #include "state/sd_state.h"
-#include "storage/sd_storage.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -401,9 +399,9 @@ static int sd__rollback_commit(struct sd_rollback_task *a, struct sd_task_outcom
         sd__version_key(&s->version_key, a->project_id, a->branch_id, a->source_id, a->sink_id,
                         number);
         s->is_two_phase =
-            is_sink && a->api->srv->storage != NULL &&
+            is_sink &&
             !json_equal(json_object_get(s->old, "table"), json_object_get(s->entity, "table")) &&
-            sd_storage_sink_is_active(a->api->srv->storage, sink_key);
+            sd__api_sink_is_writing(a->api, sink_key);
         if (s->is_two_phase) {
             staged = json_deep_copy(s->entity);
             sd_defs_set_disabled(staged, &a->by, SD_ROLLBACK_REASON, sd_now_ms());
@@ -479,7 +477,7 @@ static int sd__rotate_source_sinks(struct sd_rollback_task *a, struct sd_buf *er
     for (size_t i = 0; rc == 0 && i < kvs.n; i++) {
         sink_key = sd_xasprintf("%" PRId64 "/%" PRId64 "/%s/%s", a->project_id, a->branch_id,
                                 a->source_id, kvs.items[i].key + prefix.len);
-        rc = sd_server_rotate_sink(a->api->srv, sink_key, err);
+        rc = sd__api_rotate_sink(a->api, sink_key, err);
         free(sink_key);
     }
     sd_kvs_free(&kvs);
@@ -493,7 +491,7 @@ static int sd__rotate_source_sinks(struct sd_rollback_task *a, struct sd_buf *er
 static int sd__rollback_apply_sink(struct sd_rollback_task *a, struct sd_rollback_state *s,
                                    struct sd_task_outcome *out)
 {
-    struct sd_server *srv = a->api->srv;
+    struct sd_api *api = a->api;
     struct sd_buf rerr = SD_BUF_INIT, rerr2 = SD_BUF_INIT;
     char *sink_key = sd__sink_storage_key(a);
     int64_t ignored = 0;
@@ -501,7 +499,7 @@ static int sd__rollback_apply_sink(struct sd_rollback_task *a, struct sd_rollbac
 
     if (s->is_two_phase) {
         /* Phase 1 (committed): the sink is held disabled, so reconcile closes the old file. */
-        rc = sd_server_reconcile(srv, &rerr);
+        rc = sd__api_definitions_changed(api, &rerr);
         if (rc == 0) {
             rc = sd__put_guarded(a->api->state, sd_buf_cstr(&s->key), s->entity, s->rev, NULL,
                                  &s->rev);
@@ -510,17 +508,17 @@ static int sd__rollback_apply_sink(struct sd_rollback_task *a, struct sd_rollbac
             }
         }
         if (rc == 0) {
-            rc = sd_server_reconcile(srv, &rerr);
+            rc = sd__api_definitions_changed(api, &rerr);
         }
     } else {
-        rc = sd_server_rotate_sink(srv, sink_key, &rerr);
+        rc = sd__api_rotate_sink(api, sink_key, &rerr);
     }
     if (rc != 0) {
         if (sd__put_guarded(a->api->state, sd_buf_cstr(&s->key), s->old, s->rev,
                             sd_buf_cstr(&s->version_key), &ignored) != 0) {
             sd_log_error("api", "cannot restore sink %s after a failed rollback", sink_key);
         }
-        (void)sd_server_reconcile(srv, &rerr2);
+        (void)sd__api_definitions_changed(api, &rerr2);
         sd_buf_printf(&out->error, "Sink has not been rolled back: %s", sd_buf_cstr(&rerr));
     }
     free(sink_key);

@@ -130,18 +130,35 @@ int sd_eval_pool_submit(struct sd_eval_pool *pool, sd_eval_job_fn fn, void *arg)
     return rc;
 }
 
+int sd_eval_pool_is_open(const struct sd_eval_pool *pool)
+{
+    return pool != NULL && !__atomic_load_n(&pool->is_stopping, __ATOMIC_ACQUIRE);
+}
+
+void sd_eval_pool_close(struct sd_eval_pool *pool)
+{
+    unsigned nthreads;
+
+    if (pool == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&pool->lock);
+    __atomic_store_n(&pool->is_stopping, 1, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&pool->ready);
+    nthreads = pool->nthreads;
+    pool->nthreads = 0; /* joined once, whoever closes again */
+    pthread_mutex_unlock(&pool->lock);
+    for (unsigned i = 0; i < nthreads; i++) {
+        pthread_join(pool->threads[i], NULL);
+    }
+}
+
 void sd_eval_pool_destroy(struct sd_eval_pool *pool)
 {
     if (pool == NULL) {
         return;
     }
-    pthread_mutex_lock(&pool->lock);
-    pool->is_stopping = 1;
-    pthread_cond_broadcast(&pool->ready);
-    pthread_mutex_unlock(&pool->lock);
-    for (unsigned i = 0; i < pool->nthreads; i++) {
-        pthread_join(pool->threads[i], NULL);
-    }
+    sd_eval_pool_close(pool);
     pthread_cond_destroy(&pool->ready);
     pthread_mutex_destroy(&pool->lock);
     free(pool->ring);

@@ -26,8 +26,13 @@ int sd_eval_pool_create(unsigned nthreads, size_t max_queued, struct sd_eval_poo
  * when the pool is stopping (fn is then never called). */
 int sd_eval_pool_submit(struct sd_eval_pool *pool, sd_eval_job_fn fn, void *arg);
 /* Stops the pool: later submits fail, jobs still queued run cancelled, running ones finish; then
- * joins the workers and frees the pool (NULL is fine). Call before the loops the jobs post to
- * stop. */
+ * joins the workers. The pool stays valid (borrowers see sd_eval_pool_is_open() turn 0) until
+ * sd_eval_pool_destroy. Call before the loops the jobs post to stop. NULL is fine. */
+void sd_eval_pool_close(struct sd_eval_pool *pool);
+/* 1 while the pool takes jobs; 0 for NULL or after sd_eval_pool_close (callers then evaluate
+ * inline). Any thread. */
+int sd_eval_pool_is_open(const struct sd_eval_pool *pool);
+/* Closes the pool if still open, then frees it (NULL is fine). */
 void sd_eval_pool_destroy(struct sd_eval_pool *pool);
 
 #endif

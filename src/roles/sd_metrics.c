@@ -12,7 +12,6 @@
 #include "core/sd_health.h"
 #include "core/sd_metrics_reg.h"
 #include "core/sd_time.h"
-#include "roles/sd_server.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -22,7 +21,7 @@
 #include <unistd.h>
 
 struct sd_metrics {
-    struct sd_server *srv;
+    struct sd_health *health; /* borrowed */
     int64_t started_ms;
 };
 
@@ -37,11 +36,11 @@ struct sd_proc_stats {
     long max_fds;
 };
 
-struct sd_metrics *sd_metrics_create(struct sd_server *srv)
+struct sd_metrics *sd_metrics_create(struct sd_health *health)
 {
     struct sd_metrics *m = sd_xcalloc(1, sizeof(*m));
 
-    m->srv = srv;
+    m->health = health;
     m->started_ms = sd_now_ms();
     return m;
 }
@@ -162,7 +161,7 @@ void sd_metrics_handle(void *arg, h2o_req_t *req)
     struct sd_str path = sd_http_path(req);
     struct sd_buf out = SD_BUF_INIT;
     struct sd_proc_stats ps;
-    int status = sd_health_route(m->srv->health, path.p, path.len, &out);
+    int status = sd_health_route(m->health, path.p, path.len, &out);
 
     if (status != 0) {
         sd_http_send(req, status, "text/plain", out.data, out.len);

@@ -5,10 +5,12 @@
 
 #include "net/sd_http.h"
 
-struct sd_server;
+struct sd_health;
 struct sd_metrics;
 
-struct sd_metrics *sd_metrics_create(struct sd_server *srv);
+/* Borrows health (the checks /health-check and /livez answer), which must outlive m. Returns
+ * owned; free with sd_metrics_destroy. */
+struct sd_metrics *sd_metrics_create(struct sd_health *health);
 void sd_metrics_destroy(struct sd_metrics *m);
 /* sd_http_handler_fn of the metrics loop. */
 void sd_metrics_handle(void *metrics, h2o_req_t *req);

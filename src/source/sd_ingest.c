@@ -32,7 +32,6 @@
 #include "pipeline/sd_mapping.h"
 #include "pipeline/sd_record.h"
 #include "pipeline/sd_template.h"
-#include "roles/sd_server.h"
 #include "storage/sd_storage.h"
 
 #include <errno.h>
@@ -95,7 +94,9 @@ struct sd_sync_msg {
 };
 
 struct sd_ingest {
-    struct sd_server *srv;
+    struct sd_eval_pool *eval_pool; /* borrowed; maps records with templates while open */
+    struct sd_health *health;       /* borrowed; answers GET /health-check */
+    struct sd_http_loop *loop;      /* borrowed; the source loop, where results are posted */
     pthread_rwlock_t routes_lock;
     struct sd_routes *routes;
     int is_shutting_down; /* under routes_lock */
@@ -497,7 +498,7 @@ static void sd__sync_listener(void *arg, struct sd_slice_handle *slice, uint64_t
     msg->slice = slice;
     msg->seq = seq;
     msg->rc = rc;
-    sd_http_loop_post(&in->srv->source_loop, sd__on_sync_msg, msg);
+    sd_http_loop_post(in->loop, sd__on_sync_msg, msg);
 }
 
 static void sd__park(struct sd_pending *p, struct sd_slice_handle *slice, size_t index,
@@ -846,7 +847,7 @@ static void sd__map_job(void *arg, int is_cancelled)
         job->is_done = 1;
     }
     sd_record_fini(&job->rec);
-    sd_http_loop_post(&in->srv->source_loop, sd__on_mapped, job);
+    sd_http_loop_post(in->loop, sd__on_mapped, job);
 }
 
 /* Hands the record to the evaluation pool (routes read-locked by the caller); answers 503 when
@@ -864,7 +865,7 @@ static void sd__ingest_on_pool(struct sd_ingest *in, h2o_req_t *req, const struc
     job->deadline_ms = sd_mono_ms() + in->request_timeout_ms;
     sd__record_fill(req, &job->rec);
     sd_buf_init(&job->csv);
-    rc = sd_eval_pool_submit(in->srv->eval_pool, sd__map_job, job);
+    rc = sd_eval_pool_submit(in->eval_pool, sd__map_job, job);
     if (rc != 0) {
         sd_record_fini(&job->rec);
         sd__job_free(job);
@@ -944,7 +945,7 @@ static void sd__ingest(struct sd_ingest *in, h2o_req_t *req, struct sd_str parts
         return;
     }
     /* templates may run long: never beyond a small budget on the loop */
-    if (!sd__ingest_here(in, req, src, in->srv->eval_pool != NULL && src->has_template)) {
+    if (!sd__ingest_here(in, req, src, sd_eval_pool_is_open(in->eval_pool) && src->has_template)) {
         sd__ingest_on_pool(in, req, parts, project);
         pthread_rwlock_unlock(&in->routes_lock);
     }
@@ -967,7 +968,7 @@ void sd_ingest_handle(void *arg, h2o_req_t *req)
         return;
     }
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
-        (health_status = sd_health_route(in->srv->health, path.p, path.len, &health)) != 0) {
+        (health_status = sd_health_route(in->health, path.p, path.len, &health)) != 0) {
         sd__send_text(req, health_status, sd_buf_cstr(&health));
         sd_buf_fini(&health);
         return;
@@ -1030,20 +1031,21 @@ static const struct sd_config_binding sd_ingest_rows[] = {
 };
 const struct sd_config_bindings sd_ingest_config_bindings = SD_BINDINGS("source", sd_ingest_rows);
 
-int sd_ingest_create(struct sd_server *srv, struct sd_ingest **out)
+struct sd_ingest *sd_ingest_create(const struct sd_config *cfg, struct sd_storage *storage,
+                                   struct sd_eval_pool *eval_pool, struct sd_health *health,
+                                   struct sd_http_loop *loop)
 {
     struct sd_ingest *in = sd_xcalloc(1, sizeof(*in));
 
-    in->srv = srv;
+    in->eval_pool = eval_pool;
+    in->health = health;
+    in->loop = loop;
     pthread_rwlock_init(&in->routes_lock, NULL);
-    sd_config_fill(srv->cfg, &sd_ingest_config_bindings, in);
+    sd_config_fill(cfg, &sd_ingest_config_bindings, in);
     sd_buf_init(&in->rows);
     in->parked.next = in->parked.prev = &in->parked;
-    if (srv->storage != NULL) {
-        sd_storage_set_sync_listener(srv->storage, sd__sync_listener, in);
-    }
-    *out = in;
-    return 0;
+    sd_storage_set_sync_listener(storage, sd__sync_listener, in);
+    return in;
 }
 
 void sd_ingest_destroy(struct sd_ingest *in)

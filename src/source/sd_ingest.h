@@ -1,9 +1,9 @@
 /* sd_ingest.h: the http-source role's data endpoint: POST /stream/<projectId>/<sourceId>/<secret>.
  *
  * Threads: the handler, the tick and the sync notifications all run on the source loop thread.
- * The routing table is rebuilt by sd_server_reconcile() on a control thread and published with
- * sd_ingest_publish(); the loop reads it under a read lock for the synchronous part of a
- * request only. */
+ * The routing table is rebuilt by sd_reconcile_run() (roles/sd_reconcile.h) on a control thread and
+ * published with sd_ingest_publish(); the loop reads it under a read lock for the synchronous part
+ * of a request only. */
 #ifndef SD_INGEST_H
 #define SD_INGEST_H
 
@@ -15,8 +15,11 @@
 /* Server header of every data endpoint response (the reference's). */
 #define SD_INGEST_SERVER "Keboola/Stream/HTTPSource"
 
-struct sd_server;
+struct sd_config;
+struct sd_eval_pool;
+struct sd_health;
 struct sd_ingest;
+struct sd_storage;
 struct sd_mapping;
 struct sd_sink_slot;
 
@@ -45,7 +48,15 @@ struct sd_routes {
     size_t n;
 };
 
-int sd_ingest_create(struct sd_server *srv, struct sd_ingest **out);
+/* Creates the data endpoint over storage (borrowed; it becomes storage's sync listener, so
+ * create the endpoint before any sink is activated). Borrows eval_pool (NULL or closed: records
+ * with templates are mapped on the loop), health (GET /health-check) and loop, the source loop
+ * whose handler and tick are this endpoint's (results of other threads are posted to it; it
+ * may be initialized after this call, before it runs). cfg is read here only. Returns owned;
+ * free with sd_ingest_destroy. */
+struct sd_ingest *sd_ingest_create(const struct sd_config *cfg, struct sd_storage *storage,
+                                   struct sd_eval_pool *eval_pool, struct sd_health *health,
+                                   struct sd_http_loop *loop);
 /* Replaces the routing table (takes ownership of routes) and frees the previous one after no
  * request uses it any more. Any thread. */
 void sd_ingest_publish(struct sd_ingest *in, struct sd_routes *routes);

@@ -42,7 +42,6 @@
 #include "core/sd_time.h"
 #include "defs/sd_settings.h"
 #include "pipeline/sd_slice_recover.h"
-#include "roles/sd_server.h"
 #include "staging/sd_staging.h"
 #include "state/sd_state.h"
 #include "storage/sd_storage.h"
@@ -121,7 +120,7 @@ const struct sd_config_bindings sd_operator_config_bindings =
     SD_BINDINGS("operator", sd_operator_rows);
 
 struct sd_operator {
-    struct sd_server *srv;
+    struct sd_operator_deps d; /* borrowed */
     struct sd_operator_config cfg;
     struct sd_bounded *steps; /* rotations, uploads and imports under their timeouts */
     pthread_t thread;
@@ -301,7 +300,7 @@ static void sd__record_failure(struct sd_operator *op, const char *kind, const c
     sd_time_format_iso(now + (int64_t)delay, ts);
     json_object_set_new(j, "retryAfter", json_string(ts));
     sd__batch_entity(b, kind, key, j, sd__state_of(j), now);
-    if (sd__batch_commit(op->srv->state, b) != 0) {
+    if (sd__batch_commit(op->d.state, b) != 0) {
         sd_log_key(SD_LOG_ERROR, "operator", key, "cannot record the failure of %s %s", kind, key);
     }
     free(b);
@@ -368,7 +367,7 @@ static size_t sd__count(struct sd_state *state, const char *prefix)
 
 /* A rotation of one sink, run under its timeout (sliceRotationTimeout or fileRotationTimeout). */
 struct sd_rotate_step {
-    struct sd_server *srv;
+    const struct sd_operator_deps *d;
     char *sink_key;
     int new_file;
     struct sd_buf err;
@@ -380,9 +379,9 @@ static int sd__rotate_step(void *arg)
     int rc;
 
     /* Serialized with reconcile, which may close this sink's slot. */
-    pthread_mutex_lock(&r->srv->reconcile_lock);
-    rc = sd_storage_rotate(r->srv->storage, r->sink_key, r->new_file, &r->err);
-    pthread_mutex_unlock(&r->srv->reconcile_lock);
+    pthread_mutex_lock(r->d->slots_lock);
+    rc = sd_storage_rotate(r->d->storage, r->sink_key, r->new_file, &r->err);
+    pthread_mutex_unlock(r->d->slots_lock);
     return rc;
 }
 
@@ -415,16 +414,16 @@ static int64_t sd__file_expiration_ms(struct sd_state *state, const char *file_k
 
 static void sd__rotation(struct sd_operator *op, int64_t now)
 {
-    struct sd_state *state = op->srv->state;
+    struct sd_state *state = op->d.state;
     json_t *open, *e;
     size_t i;
 
     /* an abandoned rotation may still hold the lock: then paused sinks wait for a later pass */
-    if (pthread_mutex_trylock(&op->srv->reconcile_lock) == 0) {
-        sd_storage_reopen_pending(op->srv->storage);
-        pthread_mutex_unlock(&op->srv->reconcile_lock);
+    if (pthread_mutex_trylock(op->d.slots_lock) == 0) {
+        sd_storage_reopen_pending(op->d.storage);
+        pthread_mutex_unlock(op->d.slots_lock);
     }
-    open = sd_storage_open_slices(op->srv->storage);
+    open = sd_storage_open_slices(op->d.storage);
 
     json_array_foreach(open, i, e)
     {
@@ -472,7 +471,7 @@ static void sd__rotation(struct sd_operator *op, int64_t now)
                        sd_import_cause_name(cause));
         }
         step = sd_xcalloc(1, sizeof(*step));
-        step->srv = op->srv;
+        step->d = &op->d;
         step->sink_key = sd_xstrdup(sink_key);
         step->new_file = new_file = cause != SD_IMPORT_NONE;
         sd_buf_init(&step->err);
@@ -650,7 +649,7 @@ static void sd__upload_step_free(void *arg)
 
 static void sd__upload_slice(struct sd_operator *op, const char *slice_key, json_t *slice)
 {
-    struct sd_state *state = op->srv->state;
+    struct sd_state *state = op->d.state;
     const char *dir = json_string_value(json_object_get(json_object_get(slice, "local"), "dir"));
     struct sd_upload_step *u = sd_xcalloc(1, sizeof(*u));
     struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
@@ -672,8 +671,8 @@ static void sd__upload_slice(struct sd_operator *op, const char *slice_key, json
         strcmp(json_string_value(json_object_get(json_object_get(slice, "local"), "compression"))
                    ?: "",
                "gzip") == 0);
-    u->staging = op->srv->staging;
-    u->node_id = op->srv->node_id;
+    u->staging = op->d.staging;
+    u->node_id = op->d.node_id;
     u->dir = dir ? sd_xstrdup(dir) : NULL;
     u->staging_key = sd_xstrdup(sd_buf_cstr(&key));
     rc = sd_bounded_run(op->steps, busy_key, sd__upload_step, u, sd__upload_step_free,
@@ -725,8 +724,8 @@ done:
 
 static void sd__slices(struct sd_operator *op, int64_t now)
 {
-    struct sd_state *state = op->srv->state;
-    json_t *open = sd_storage_open_slices(op->srv->storage);
+    struct sd_state *state = op->d.state;
+    json_t *open = sd_storage_open_slices(op->d.storage);
     struct sd_kvs kvs;
 
     memset(&kvs, 0, sizeof(kvs));
@@ -736,7 +735,7 @@ static void sd__slices(struct sd_operator *op, int64_t now)
             json_t *slice = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
             const char *st = sd__state_of(slice);
             if (strcmp(st, "closing") == 0 && !sd__is_open(open, "sliceKey", key) &&
-                !sd_storage_slice_is_closing(op->srv->storage, key)) {
+                !sd_storage_slice_is_closing(op->d.storage, key)) {
                 struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
                 sd__batch_entity(b, "slice", key, slice, "uploading", now);
                 sd__batch_commit(state, b);
@@ -854,7 +853,7 @@ static void sd__order_slices(char **slice_keys, char **staged_keys, size_t n)
 
 static void sd__import_file(struct sd_operator *op, const char *file_key, json_t *file)
 {
-    struct sd_state *state = op->srv->state;
+    struct sd_state *state = op->d.state;
     char *prefix = sd_xasprintf("storage/slice/all/%s/", file_key);
     char *busy_key = sd_xasprintf("import/%s", file_key);
     json_t *columns_json = json_object_get(file, "columns");
@@ -865,8 +864,8 @@ static void sd__import_file(struct sd_operator *op, const char *file_key, json_t
     int64_t now;
     int rc = 0;
 
-    m->staging = op->srv->staging;
-    m->tables = op->srv->tables;
+    m->staging = op->d.staging;
+    m->tables = op->d.tables;
     m->project = json_integer_value(json_object_get(file, "projectId"));
     m->table_id = sd_xstrdup(
         json_string_value(json_object_get(json_object_get(file, "target"), "tableId")) ?: "");
@@ -934,7 +933,7 @@ static void sd__import_file(struct sd_operator *op, const char *file_key, json_t
         const char *skey =
             json_string_value(json_object_get(json_object_get(slice, "staging"), "key"));
         if (skey != NULL) {
-            sd_staging_del(op->srv->staging, skey);
+            sd_staging_del(op->d.staging, skey);
         }
         json_decref(slice);
     }
@@ -981,7 +980,7 @@ static int sd__sink_exists(struct sd_state *state, const char *file_key)
  * to the disk cleanup, as in the reference. Returns 0 or the state store's code. */
 static int sd__purge_file(struct sd_operator *op, const char *file_key)
 {
-    struct sd_state *state = op->srv->state;
+    struct sd_state *state = op->d.state;
     char *prefix = sd_xasprintf("storage/slice/all/%s/", file_key);
     static const char *const levels[] = {"local", "staging", "target"};
     struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
@@ -996,7 +995,7 @@ static int sd__purge_file(struct sd_operator *op, const char *file_key)
             const char *staged =
                 json_string_value(json_object_get(json_object_get(slice, "staging"), "key"));
             if (staged != NULL) {
-                sd_staging_del(op->srv->staging, staged);
+                sd_staging_del(op->d.staging, staged);
             }
             for (size_t l = 0; l < 3; l++) {
                 char *stats = sd_xasprintf("storage/stats/%s/%s/", levels[l], skey);
@@ -1032,7 +1031,7 @@ static int sd__same_sink(const char *a, const char *b)
 
 static void sd__files(struct sd_operator *op, int64_t now)
 {
-    struct sd_state *state = op->srv->state;
+    struct sd_state *state = op->d.state;
     struct sd_kvs kvs;
 
     memset(&kvs, 0, sizeof(kvs));
@@ -1115,7 +1114,7 @@ static void sd__add_level(json_t *sum, const json_t *add)
  * consistent subset that the next cleanup finishes. */
 static int sd__delete_file(struct sd_operator *op, const char *sink_key, const char *file_key)
 {
-    struct sd_state *state = op->srv->state;
+    struct sd_state *state = op->d.state;
     char *sum_key = sd_xasprintf("storage/stats/target/%s/_sum", sink_key);
     char *prefix = sd_xasprintf("storage/slice/all/%s/", file_key);
     struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
@@ -1276,14 +1275,14 @@ static void sd__cleanup(struct sd_operator *op, int64_t now)
     }
     op->next_cleanup_ms = now + c->cleanup_interval_ms;
     memset(&kvs, 0, sizeof(kvs));
-    if (sd_state_range(op->srv->state, "storage/file/all/", 0, &kvs) != 0) {
+    if (sd_state_range(op->d.state, "storage/file/all/", 0, &kvs) != 0) {
         return;
     }
     memset(&run, 0, sizeof(run));
     run.op = op;
     run.sinks = sd_xcalloc(kvs.n + 1, sizeof(*run.sinks));
     pthread_mutex_init(&run.lock, NULL);
-    open = sd_storage_open_slices(op->srv->storage);
+    open = sd_storage_open_slices(op->d.storage);
     /* Keys sort by sink, then by open time: walk backwards to see each sink's newest first. */
     for (size_t i = kvs.n; i-- > 0;) {
         const char *file_key = kvs.items[i].key + strlen("storage/file/all/");
@@ -1300,7 +1299,7 @@ static void sd__cleanup(struct sd_operator *op, int64_t now)
             cs = &run.sinks[nsinks++];
             cs->sink = sd_xstrndup(file_key, (size_t)(slash - file_key));
             cs->files = json_array();
-            cs->is_skipped = sd__sink_gone_longer_than(op->srv->state, cs->sink, now,
+            cs->is_skipped = sd__sink_gone_longer_than(op->d.state, cs->sink, now,
                                                        c->archived_file_expiration_ms +
                                                            c->active_file_expiration_ms);
             index = 0;
@@ -1388,13 +1387,14 @@ static void sd__operator_config(const struct sd_config *cfg, struct sd_operator_
     }
 }
 
-int sd_operator_start(struct sd_server *srv, struct sd_operator **out)
+int sd_operator_start(const struct sd_config *cfg, const struct sd_operator_deps *deps,
+                      struct sd_operator **out)
 {
     struct sd_operator *op = sd_xcalloc(1, sizeof(*op));
     int rc;
 
-    op->srv = srv;
-    sd__operator_config(srv->cfg, &op->cfg);
+    op->d = *deps;
+    sd__operator_config(cfg, &op->cfg);
     op->steps = sd_bounded_create();
     /* the reference's first cleanup runs at once, then every interval */
     op->next_cleanup_ms = sd_now_ms();

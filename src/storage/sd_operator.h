@@ -5,11 +5,29 @@
 #ifndef SD_OPERATOR_H
 #define SD_OPERATOR_H
 
-struct sd_server;
-struct sd_operator;
+#include <pthread.h>
 
-/* Starts the operator thread; srv->storage, srv->staging and srv->tables must be open. */
-int sd_operator_start(struct sd_server *srv, struct sd_operator **out);
+struct sd_config;
+struct sd_operator;
+struct sd_staging;
+struct sd_state;
+struct sd_storage;
+struct sd_tables;
+
+/* What the operator works on; all borrowed, open, and outliving the operator. */
+struct sd_operator_deps {
+    struct sd_state *state;      /* file and slice entities, statistics */
+    struct sd_storage *storage;  /* this node's writers: rotations, open slices */
+    struct sd_staging *staging;  /* uploads of closed slices */
+    struct sd_tables *tables;    /* imports */
+    const char *node_id;         /* this node's slices */
+    pthread_mutex_t *slots_lock; /* held around every change of storage's slots, shared with
+                                    reconciliation (roles/sd_reconcile.h) */
+};
+
+/* Starts the operator thread (deps copied; cfg read here only). Returns 0 or -errno. */
+int sd_operator_start(const struct sd_config *cfg, const struct sd_operator_deps *deps,
+                      struct sd_operator **out);
 /* Wakes the operator for an immediate pass (any thread). */
 void sd_operator_kick(struct sd_operator *op);
 /* Stops and joins the thread after its current step; accepts NULL. */

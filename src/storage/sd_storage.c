@@ -28,7 +28,6 @@
 #include "core/sd_time.h"
 #include "defs/sd_settings.h"
 #include "pipeline/sd_slice_writer.h"
-#include "roles/sd_server.h"
 #include "state/sd_state.h"
 
 #include <dirent.h>
@@ -149,7 +148,7 @@ const struct sd_config_bindings sd_storage_config_bindings =
     SD_BINDINGS("storage", sd_storage_rows);
 
 struct sd_storage {
-    struct sd_server *srv;
+    struct sd_health *health; /* borrowed */
     struct sd_storage_config cfg;
     struct sd_state *state;
     const char *node_id;
@@ -578,12 +577,12 @@ static void sd__on_writer_sync(void *arg, uint64_t seq, int rc)
      * writer whose last failedChunksThreshold batches failed is not ready until one succeeds */
     snprintf(name, sizeof(name), "slice %s", slice->key);
     if (rc < 0 && sd_slice_writer_is_unhealthy(slice->writer)) {
-        sd_health_set(st->srv->health, name, sd_strerror(rc));
+        sd_health_set(st->health, name, sd_strerror(rc));
     } else if (rc < 0 && !sd_slice_writer_is_ready(slice->writer)) {
-        sd_health_set(st->srv->health, name, sd_strerror(rc));
+        sd_health_set(st->health, name, sd_strerror(rc));
         slice->is_reported_not_ready = 1;
     } else if (rc == 0 && slice->is_reported_not_ready) {
-        sd_health_clear(st->srv->health, name);
+        sd_health_clear(st->health, name);
         slice->is_reported_not_ready = 0;
     }
     if (st->listener != NULL) {
@@ -682,7 +681,7 @@ static void sd__slice_close(struct sd_storage *st, struct sd_slice_handle *slice
     rc = sd_slice_writer_close(slice->writer, &final);
     slice->writer = NULL;
     snprintf(name, sizeof(name), "slice %s", slice->key);
-    sd_health_clear(st->srv->health, name);
+    sd_health_clear(st->health, name);
     if (rc != 0) {
         sd_log_key(SD_LOG_ERROR, "storage", slice->key, "closing slice %s: %s", slice->key,
                    sd_strerror(rc));
@@ -1479,17 +1478,18 @@ static void sd__recover_closed_slices(struct sd_storage *st)
     sd_kvs_free(&kvs);
 }
 
-int sd_storage_open(struct sd_server *srv, struct sd_storage **out, struct sd_buf *err)
+int sd_storage_open(const struct sd_config *cfg, struct sd_state *state, struct sd_health *health,
+                    const char *node_id, struct sd_storage **out, struct sd_buf *err)
 {
     struct sd_storage *st = sd_xcalloc(1, sizeof(*st));
     int rc;
 
-    st->srv = srv;
-    st->state = srv->state;
-    st->node_id = srv->node_id;
+    st->health = health;
+    st->state = state;
+    st->node_id = node_id;
     pthread_mutex_init(&st->lock, NULL);
     pthread_cond_init(&st->stats_cond, NULL);
-    sd__storage_config(srv->cfg, &st->cfg);
+    sd__storage_config(cfg, &st->cfg);
     st->closes = sd_bounded_create();
     st->closing = json_object();
     rc = sd__open_volumes(st, err);

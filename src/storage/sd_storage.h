@@ -3,9 +3,9 @@
  * periodic flush of slice statistics.
  *
  * Threads: sd_storage_append() may be called from the data endpoint's loop thread; everything
- * else from one control thread at a time (reconcile is serialized by the server). Sync results
- * of every writer are delivered to the listener set with sd_storage_set_sync_listener(), from
- * writer threads. */
+ * else from one control thread at a time (reconciliation is serialized by the node's slot lock).
+ * Sync results of every writer are delivered to the listener set with
+ * sd_storage_set_sync_listener(), from writer threads. */
 #ifndef SD_STORAGE_H
 #define SD_STORAGE_H
 
@@ -14,7 +14,9 @@
 
 #include "core/sd_buf.h"
 
-struct sd_server;
+struct sd_config;
+struct sd_health;
+struct sd_state;
 struct sd_storage;
 struct sd_sink_slot;
 struct sd_slice_handle;
@@ -26,11 +28,14 @@ struct sd_slice_handle;
 typedef void (*sd_storage_sync_fn)(void *arg, struct sd_slice_handle *slice, uint64_t seq, int rc);
 
 /* Opens the volumes under storage.volumesPath (creating default/1 when there is none), takes
- * their writer.lock, registers them, and recovers every slice of this node left in a local
- * state (writing/closing) so its files are valid gzip. Starts the statistics thread and, with
- * storage.diskCleanup.enabled, the disk cleanup thread (a pass at once, then every
- * storage.diskCleanup.interval). Returns 0 or a negative code + err. */
-int sd_storage_open(struct sd_server *srv, struct sd_storage **out, struct sd_buf *err);
+ * their writer.lock, registers them in state, and recovers every slice of node_id left in a
+ * local state (writing/closing) so its files are valid gzip. Starts the statistics thread and,
+ * with storage.diskCleanup.enabled, the disk cleanup thread (a pass at once, then every
+ * storage.diskCleanup.interval). Borrows state, health (a volume's disk errors are reported
+ * there) and node_id, which must outlive the storage; cfg is read here only. Returns 0 or a
+ * negative code + err. */
+int sd_storage_open(const struct sd_config *cfg, struct sd_state *state, struct sd_health *health,
+                    const char *node_id, struct sd_storage **out, struct sd_buf *err);
 /* Sets who receives sync results (before any sink is activated). */
 void sd_storage_set_sync_listener(struct sd_storage *st, sd_storage_sync_fn fn, void *arg);
 /* Ensures the sink (its stored definition JSON) has an open file and slice with a running
@@ -46,7 +51,7 @@ int sd_storage_sink_activate(struct sd_storage *st, const json_t *sink, const js
  * to it, closes the old writer (its final sync answers its waiters) and moves the old slice to
  * "uploading" (and the old file to "closing"). The close waits at most sliceCloseTimeout
  * (fileCloseTimeout for new_file) and then goes on in the background. Callers hold the
- * server's reconcile_lock (the operator's rotation steps, sd_server_rotate_sink). */
+ * node's slot lock (the operator's rotation steps, roles/sd_reconcile.h). */
 int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file,
                       struct sd_buf *err);
 /* Opens the next slice of sinks paused by sd_storage_rotate() (the slice's file could not be

@@ -27,7 +27,6 @@
 #include "core/sd_fs.h"
 #include "core/sd_health.h"
 #include "core/sd_time.h"
-#include "roles/sd_server.h"
 #include "staging/sd_staging.h"
 #include "state/sd_state.h"
 #include "storage/sd_operator.h"
@@ -163,7 +162,11 @@ static void test_stuck_upload_is_abandoned_and_retried(void **state)
     };
     struct sd_config_args args = {NULL, NULL, sets, sizeof(sets) / sizeof(sets[0]), NULL};
     struct sd_staging hang = {&hang_ops, NULL};
-    struct sd_server srv;
+    struct sd_config *cfg = NULL;
+    struct sd_health *health;
+    pthread_mutex_t slots_lock;
+    struct sd_operator_deps d;
+    struct sd_operator *op = NULL;
     struct sd_sink_slot *slot;
     struct sd_slice_handle *slice;
     struct sd_buf err = SD_BUF_INIT;
@@ -180,17 +183,18 @@ static void test_stuck_upload_is_abandoned_and_retried(void **state)
     assert_non_null(mkdtemp(dir));
     snprintf(data_dir_set, sizeof(data_dir_set), "dataDir=%s", dir);
     snprintf(staging_path, sizeof(staging_path), "%s/staging", dir);
-    memset(&srv, 0, sizeof(srv));
-    pthread_mutex_init(&srv.reconcile_lock, NULL);
-    assert_int_equal(sd_config_load(&args, &srv.cfg, &err), 0);
-    srv.node_id = sd_config_str(srv.cfg, "nodeID");
-    srv.health = sd_health_create();
-    assert_int_equal(sd_state_open(srv.cfg, &srv.state), 0);
-    assert_int_equal(sd_storage_open(&srv, &srv.storage, &err), 0);
-    sd_storage_set_sync_listener(srv.storage, on_sync, NULL);
-    assert_int_equal(sd_staging_open_backend("local", srv.cfg, staging_path, &gate.inner), 0);
-    srv.staging = &hang;
-    assert_int_equal(sd_tables_open(srv.cfg, &srv.tables), 0);
+    memset(&d, 0, sizeof(d));
+    pthread_mutex_init(&slots_lock, NULL);
+    d.slots_lock = &slots_lock;
+    assert_int_equal(sd_config_load(&args, &cfg, &err), 0);
+    d.node_id = sd_config_str(cfg, "nodeID");
+    health = sd_health_create();
+    assert_int_equal(sd_state_open(cfg, &d.state), 0);
+    assert_int_equal(sd_storage_open(cfg, d.state, health, d.node_id, &d.storage, &err), 0);
+    sd_storage_set_sync_listener(d.storage, on_sync, NULL);
+    assert_int_equal(sd_staging_open_backend("local", cfg, staging_path, &gate.inner), 0);
+    d.staging = &hang;
+    assert_int_equal(sd_tables_open(cfg, &d.tables), 0);
 
     /* one sink, one record, then a rotation: the slice waits for its upload */
     sink = json_pack("{s:i, s:i, s:s, s:s, s:{s:s, s:{s:[{s:s, s:s}]}}}", "projectId", 1,
@@ -201,16 +205,16 @@ static void test_stuck_upload_is_abandoned_and_retried(void **state)
                         json_integer(INT32_MAX));
     json_object_set_new(settings, "storage.level.target.import.minInterval",
                         json_integer(INT32_MAX));
-    assert_int_equal(sd_storage_sink_activate(srv.storage, sink, settings, &slot, &err), 0);
+    assert_int_equal(sd_storage_sink_activate(d.storage, sink, settings, &slot, &err), 0);
     assert_int_equal(sd_storage_append(slot, "a\n", 2, 1, sd_now_ms(), &slice, &seq), 0);
-    assert_int_equal(sd_storage_rotate(srv.storage, SINK_KEY, 0, &err), 0);
+    assert_int_equal(sd_storage_rotate(d.storage, SINK_KEY, 0, &err), 0);
     json_decref(sink);
     json_decref(settings);
 
     t0 = sd_now_ms();
-    assert_int_equal(sd_operator_start(&srv, &srv.storage_op), 0);
+    assert_int_equal(sd_operator_start(cfg, &d, &op), 0);
     /* the upload hangs; after the timeout the attempt is abandoned and recorded */
-    while ((j = find_slice(srv.state, "uploading")) != NULL &&
+    while ((j = find_slice(d.state, "uploading")) != NULL &&
            json_object_get(j, "retryReason") == NULL) {
         json_decref(j);
         assert_true(sd_now_ms() - t0 < 60000);
@@ -231,21 +235,21 @@ static void test_stuck_upload_is_abandoned_and_retried(void **state)
     pthread_cond_broadcast(&gate.cond);
     pthread_mutex_unlock(&gate.lock);
     /* the store answers again: the retry uploads the slice */
-    while ((j = find_slice(srv.state, "uploaded")) == NULL) {
+    while ((j = find_slice(d.state, "uploaded")) == NULL) {
         assert_true(sd_now_ms() - t0 < 90000);
         usleep(200000);
     }
     assert_non_null(json_object_get(json_object_get(j, "staging"), "key"));
     json_decref(j);
 
-    sd_operator_stop(srv.storage_op);
-    sd_storage_close(srv.storage);
-    sd_tables_close(srv.tables);
+    sd_operator_stop(op);
+    sd_storage_close(d.storage);
+    sd_tables_close(d.tables);
     sd_staging_close(gate.inner);
-    sd_state_close(srv.state);
-    sd_health_destroy(srv.health);
-    sd_config_destroy(srv.cfg);
-    pthread_mutex_destroy(&srv.reconcile_lock);
+    sd_state_close(d.state);
+    sd_health_destroy(health);
+    sd_config_destroy(cfg);
+    pthread_mutex_destroy(&slots_lock);
     sd_buf_fini(&err);
     sd_rm_rf(dir);
 }

@@ -1,11 +1,11 @@
-/* sd_server.c: reconciliation of storage and routing with the stored definitions.
+/* sd_reconcile.c: reconciliation of storage and routing with the stored definitions.
  *
  * DESIGN: the definitions in the state store are the only truth. Reconcile reads every active
  * source and sink, activates the enabled sinks in storage (opening or reopening their files),
  * compiles their mappings into a new routing table, publishes it to the data endpoint, and only
  * then closes the sinks that are no longer wanted, so no request can see a closed slot. It runs
- * at start-up and after each committed API change, serialized by reconcile_lock. */
-#include "roles/sd_server.h"
+ * at start-up and after each committed API change, serialized by the node's slot lock. */
+#include "roles/sd_reconcile.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_log.h"
@@ -19,13 +19,42 @@
 #include <stdlib.h>
 #include <string.h>
 
-static json_t *sd__load_all(struct sd_server *srv, const char *prefix)
+struct sd_reconcile {
+    const struct sd_config *cfg;
+    struct sd_state *state;
+    struct sd_storage *storage;
+    struct sd_ingest *ingest;
+    struct sd_tables *tables;
+    pthread_mutex_t *slots_lock;
+};
+
+struct sd_reconcile *sd_reconcile_create(const struct sd_config *cfg, struct sd_state *state,
+                                         struct sd_storage *storage, struct sd_ingest *ingest,
+                                         struct sd_tables *tables, pthread_mutex_t *slots_lock)
+{
+    struct sd_reconcile *rec = sd_xcalloc(1, sizeof(*rec));
+
+    rec->cfg = cfg;
+    rec->state = state;
+    rec->storage = storage;
+    rec->ingest = ingest;
+    rec->tables = tables;
+    rec->slots_lock = slots_lock;
+    return rec;
+}
+
+void sd_reconcile_destroy(struct sd_reconcile *rec)
+{
+    free(rec);
+}
+
+static json_t *sd__load_all(struct sd_reconcile *rec, const char *prefix)
 {
     json_t *out = json_array();
     struct sd_kvs kvs;
 
     memset(&kvs, 0, sizeof(kvs));
-    if (sd_state_range(srv->state, prefix, 0, &kvs) != 0) {
+    if (sd_state_range(rec->state, prefix, 0, &kvs) != 0) {
         return out;
     }
     for (size_t i = 0; i < kvs.n; i++) {
@@ -71,7 +100,7 @@ static char *sd__sink_key(const json_t *sink)
 
 /* Creates the sink's table with the mapping's columns and primary key, or checks that an
  * existing one has exactly this schema. */
-static int sd__ensure_table(struct sd_server *srv, const json_t *sink, const json_t *columns,
+static int sd__ensure_table(struct sd_reconcile *rec, const json_t *sink, const json_t *columns,
                             struct sd_buf *err)
 {
     struct sd_table_schema *schema = sd_table_schema_from_json(columns);
@@ -79,14 +108,14 @@ static int sd__ensure_table(struct sd_server *srv, const json_t *sink, const jso
         json_string_value(json_object_get(json_object_get(sink, "table"), "tableId"));
     int rc;
 
-    rc = sd_tables_ensure_table(srv->tables, json_integer_value(json_object_get(sink, "projectId")),
+    rc = sd_tables_ensure_table(rec->tables, json_integer_value(json_object_get(sink, "projectId")),
                                 table_id, schema, err);
     free(schema);
     return rc;
 }
 
 /* Adds the enabled sinks of src to its route, activating them in storage. */
-static int sd__route_sinks(struct sd_server *srv, const json_t *src_json, json_t *sinks,
+static int sd__route_sinks(struct sd_reconcile *rec, const json_t *src_json, json_t *sinks,
                            struct sd_route_source *src, json_t *wanted, struct sd_buf *err)
 {
     size_t i;
@@ -108,16 +137,16 @@ static int sd__route_sinks(struct sd_server *srv, const json_t *src_json, json_t
         columns =
             json_object_get(json_object_get(json_object_get(sink, "table"), "mapping"), "columns");
         r = sd_mapping_compile(columns, &rs->mapping, &merr);
-        if (r == 0 && srv->tables != NULL) {
-            r = sd__ensure_table(srv, sink, columns, &merr);
+        if (r == 0 && rec->tables != NULL) {
+            r = sd__ensure_table(rec, sink, columns, &merr);
             if (r != 0) {
                 sd_mapping_destroy(rs->mapping);
                 rs->mapping = NULL;
             }
         }
         if (r == 0) {
-            json_t *settings = sd_settings_snapshot(srv->cfg, src_json, sink);
-            r = sd_storage_sink_activate(srv->storage, sink, settings, &rs->slot, &merr);
+            json_t *settings = sd_settings_snapshot(rec->cfg, src_json, sink);
+            r = sd_storage_sink_activate(rec->storage, sink, settings, &rs->slot, &merr);
             json_decref(settings);
             if (r != 0) {
                 sd_mapping_destroy(rs->mapping);
@@ -125,7 +154,7 @@ static int sd__route_sinks(struct sd_server *srv, const json_t *src_json, json_t
             }
         }
         if (r != 0) {
-            sd_log_error("server", "sink %s/%s cannot be activated: %s", src->source_id,
+            sd_log_error("reconcile", "sink %s/%s cannot be activated: %s", src->source_id,
                          json_string_value(json_object_get(sink, "sinkId")), sd_buf_cstr(&merr));
             if (rc == 0) {
                 sd_buf_append(err, merr.data, merr.len);
@@ -160,16 +189,16 @@ static int sd__in_array(json_t *array, const char *s)
     return 0;
 }
 
-int sd_server_reconcile(struct sd_server *srv, struct sd_buf *err)
+int sd_reconcile_run(struct sd_reconcile *rec, struct sd_buf *err)
 {
     json_t *sources, *sinks, *wanted, *active, *src_json;
     struct sd_routes *routes;
     size_t i;
     int rc = 0;
 
-    pthread_mutex_lock(&srv->reconcile_lock);
-    sources = sd__load_all(srv, "definition/source/active/");
-    sinks = sd__load_all(srv, "definition/sink/active/");
+    pthread_mutex_lock(rec->slots_lock);
+    sources = sd__load_all(rec, "definition/source/active/");
+    sinks = sd__load_all(rec, "definition/sink/active/");
     wanted = json_array();
     routes = sd_xcalloc(1, sizeof(*routes));
     routes->sources = sd_xcalloc(json_array_size(sources) + 1, sizeof(*routes->sources));
@@ -185,8 +214,8 @@ int sd_server_reconcile(struct sd_server *srv, struct sd_buf *err)
         src->source_id = sd_xstrdup(json_string_value(json_object_get(src_json, "sourceId")) ?: "");
         snprintf(src->secret, sizeof(src->secret), "%s", secret ? secret : "");
         src->is_enabled = json_object_get(src_json, "disabled") == NULL;
-        if (src->is_enabled && srv->storage != NULL) {
-            r = sd__route_sinks(srv, src_json, sinks, src, wanted, err);
+        if (src->is_enabled && rec->storage != NULL) {
+            r = sd__route_sinks(rec, src_json, sinks, src, wanted, err);
             sd_ingest_route_metrics(src);
             if (r != 0 && rc == 0) {
                 rc = r;
@@ -194,18 +223,18 @@ int sd_server_reconcile(struct sd_server *srv, struct sd_buf *err)
         }
     }
     qsort(routes->sources, routes->n, sizeof(*routes->sources), sd__cmp_sources);
-    if (srv->ingest != NULL) {
-        sd_ingest_publish(srv->ingest, routes);
+    if (rec->ingest != NULL) {
+        sd_ingest_publish(rec->ingest, routes);
     } else {
         sd_routes_free(routes);
     }
-    if (srv->storage != NULL) {
-        active = sd_storage_active_sinks(srv->storage);
+    if (rec->storage != NULL) {
+        active = sd_storage_active_sinks(rec->storage);
         json_array_foreach(active, i, src_json)
         {
             const char *key = json_string_value(src_json);
             if (!sd__in_array(wanted, key)) {
-                sd_storage_sink_deactivate(srv->storage, key);
+                sd_storage_sink_deactivate(rec->storage, key);
             }
         }
         json_decref(active);
@@ -213,19 +242,19 @@ int sd_server_reconcile(struct sd_server *srv, struct sd_buf *err)
     json_decref(wanted);
     json_decref(sources);
     json_decref(sinks);
-    pthread_mutex_unlock(&srv->reconcile_lock);
+    pthread_mutex_unlock(rec->slots_lock);
     return rc;
 }
 
-int sd_server_rotate_sink(struct sd_server *srv, const char *sink_key, struct sd_buf *err)
+int sd_reconcile_rotate_sink(struct sd_reconcile *rec, const char *sink_key, struct sd_buf *err)
 {
-    int rc = sd_server_reconcile(srv, err);
+    int rc = sd_reconcile_run(rec, err);
 
-    if (rc != 0 || srv->storage == NULL) {
+    if (rc != 0 || rec->storage == NULL) {
         return rc;
     }
-    pthread_mutex_lock(&srv->reconcile_lock);
-    rc = sd_storage_rotate(srv->storage, sink_key, 1, err);
-    pthread_mutex_unlock(&srv->reconcile_lock);
+    pthread_mutex_lock(rec->slots_lock);
+    rc = sd_storage_rotate(rec->storage, sink_key, 1, err);
+    pthread_mutex_unlock(rec->slots_lock);
     return rc == SD_ENOTFOUND ? 0 : rc;
 }

@@ -1,0 +1,579 @@
+/* sd_node.c: what runs in a node: the one place that wires the roles named on the command line.
+ *
+ * DESIGN: each role has a block below that opens what the role needs and creates it through its
+ * constructor, which takes only the interfaces the role uses (docs/ARCHITECTURE.md lists them).
+ * Start-up order: the state store and health (every node), the storage-writer's volumes, the
+ * reader/coordinator's staging and tables, the http-source's data endpoint, the metrics
+ * listener, the API (its hooks run reconciliation in this process), a first reconciliation, the
+ * storage operator, the control socket; then every loop starts, the ready file is written and
+ * the main thread only waits for SIGTERM/SIGINT with sigwait (both are blocked in every thread).
+ * Shutdown (sd__node_close) runs in reverse: stop accepting data, stop the API, stop the
+ * operator, close the writers (their final syncs answer the parked requests), drain the source
+ * loop, close the backends. */
+#include "roles/sd_node.h"
+#include "api/sd_api.h"
+#include "config/sd_config.h"
+#include "config/sd_config_bind.h"
+#include "config/sd_opt.h"
+#include "core/sd_alloc.h"
+#include "core/sd_error.h"
+#include "core/sd_fs.h"
+#include "core/sd_health.h"
+#include "core/sd_log.h"
+#include "net/sd_fd_budget.h"
+#include "net/sd_http.h"
+#include "pipeline/sd_eval_pool.h"
+#include "roles/sd_control.h"
+#include "roles/sd_metrics.h"
+#include "roles/sd_reconcile.h"
+#include "source/sd_ingest.h"
+#include "staging/sd_staging.h"
+#include "state/sd_state.h"
+#include "storage/sd_operator.h"
+#include "storage/sd_storage.h"
+#include "tables/sd_tables.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} sd_node_roles[] = {
+    {"api", SD_ROLE_API},
+    {"http-source", SD_ROLE_SOURCE},
+    {"storage-writer", SD_ROLE_WRITER},
+    {"storage-reader", SD_ROLE_READER},
+    {"storage-coordinator", SD_ROLE_COORDINATOR},
+};
+
+unsigned sd_node_role_by_name(const char *name)
+{
+    for (size_t k = 0; k < sizeof(sd_node_roles) / sizeof(sd_node_roles[0]); k++) {
+        if (strcmp(name, sd_node_roles[k].name) == 0) {
+            return sd_node_roles[k].bit;
+        }
+    }
+    return 0;
+}
+
+/* The keys the node start-up reads, filled once by sd_config_fill. */
+struct sd_node_config {
+    const char *node_id;
+    const char *data_dir;
+    const char *state_backend;
+    const char *state_path;
+    const char *staging_backend;
+    const char *staging_path;
+    const char *tables_backend;
+    const char *tables_path;
+    const char *api_listen;
+    const char *api_public_url;
+    const char *metrics_listen;
+    const char *source_listen;
+    const char *source_public_url;
+    size_t max_connections;
+    size_t max_request_body;
+    int64_t header_timeout_ms;
+    int64_t request_timeout_ms;
+    int64_t idle_timeout_ms;
+    int64_t shutdown_timeout_ms;
+    size_t write_buffer;
+    size_t template_workers;
+    size_t template_queue;
+    int debug_log;
+};
+
+#define SD_NODE_BIND(field, key, type) SD_BIND(struct sd_node_config, field, key, type)
+static const struct sd_config_binding sd_node_rows[] = {
+    SD_NODE_BIND(node_id, "nodeID", SD_BIND_STR),
+    SD_NODE_BIND(debug_log, "debugLog", SD_BIND_BOOL),
+    SD_NODE_BIND(data_dir, "dataDir", SD_BIND_STR),
+    SD_NODE_BIND(state_backend, "state.backend", SD_BIND_STR),
+    SD_NODE_BIND(state_path, "state.embedded.path", SD_BIND_STR),
+    SD_NODE_BIND(staging_backend, "staging.backend", SD_BIND_STR),
+    SD_NODE_BIND(staging_path, "staging.local.path", SD_BIND_STR),
+    SD_NODE_BIND(tables_backend, "tables.backend", SD_BIND_STR),
+    SD_NODE_BIND(tables_path, "tables.sqlite.path", SD_BIND_STR),
+    SD_NODE_BIND(api_listen, "api.listen", SD_BIND_STR),
+    SD_NODE_BIND(api_public_url, "api.publicUrl", SD_BIND_STR),
+    SD_NODE_BIND(metrics_listen, "metrics.listen", SD_BIND_STR),
+    SD_NODE_BIND(source_listen, "source.http.listen", SD_BIND_STR),
+    SD_NODE_BIND(source_public_url, "source.http.publicUrl", SD_BIND_STR),
+    SD_NODE_BIND(max_connections, "source.http.maxConnections", SD_BIND_SIZE_T),
+    SD_NODE_BIND(max_request_body, "source.http.maxRequestBodySize", SD_BIND_SIZE_T),
+    SD_NODE_BIND(header_timeout_ms, "source.http.readHeaderTimeout", SD_BIND_I64),
+    SD_NODE_BIND(request_timeout_ms, "source.http.requestTimeout", SD_BIND_I64),
+    SD_NODE_BIND(idle_timeout_ms, "source.http.idleTimeout", SD_BIND_I64),
+    SD_NODE_BIND(shutdown_timeout_ms, "source.http.shutdownTimeout", SD_BIND_I64),
+    SD_NODE_BIND(write_buffer, "source.http.writeBufferSize", SD_BIND_SIZE_T),
+    SD_NODE_BIND(template_workers, "source.http.templateWorkers", SD_BIND_SIZE_T),
+    SD_NODE_BIND(template_queue, "source.http.templateQueueSize", SD_BIND_SIZE_T),
+};
+const struct sd_config_bindings sd_node_config_bindings = SD_BINDINGS("server", sd_node_rows);
+
+/* Header read and keep-alive idle timeouts of the API and metrics listeners. */
+#define SD_NODE_HEADER_TIMEOUT_MS 10000
+#define SD_NODE_IDLE_TIMEOUT_MS 30000
+/* The API's request body limit (its configuration bodies are small). */
+#define SD_NODE_API_MAX_BODY_BYTES (1024 * 1024)
+#define SD_NODE_API_MAX_BODY_TEXT "1MB"
+
+/* Everything a node runs; each member belongs to the role named in its comment. */
+struct sd_node {
+    struct sd_config *cfg; /* borrowed */
+    struct sd_node_config c;
+    unsigned roles;
+    struct sd_fd_budget fds;
+    struct sd_buf err; /* the message of a failed step */
+    /* every node */
+    struct sd_state *state;
+    struct sd_health *health;
+    struct sd_eval_pool *eval_pool; /* http-source and api: template evaluations */
+    struct sd_metrics *metrics;
+    struct sd_http_loop metrics_loop;
+    char metrics_url[128];
+    struct sd_control *control;
+    /* storage-writer */
+    struct sd_storage *storage;
+    pthread_mutex_t slots_lock; /* every change of storage's slots: reconcile and operator */
+    /* storage-reader + storage-coordinator */
+    struct sd_staging *staging;
+    struct sd_tables *tables;
+    struct sd_operator *op;
+    /* http-source */
+    struct sd_ingest *ingest;
+    struct sd_http_loop source_loop;
+    char source_url[128];
+    /* api */
+    struct sd_api *api;
+    struct sd_http_loop api_loop;
+    char api_url[128];
+    char *api_public_url;    /* api.publicUrl or api_url; absolute, no trailing slash */
+    char *source_public_url; /* source.http.publicUrl or source_url */
+    /* definitions -> this node's storage slots and routing (api hooks, start-up) */
+    struct sd_reconcile *reconcile;
+};
+
+static char *sd__trim_slash(const char *url)
+{
+    char *s = sd_xstrdup(url);
+    size_t n = strlen(s);
+    while (n > 0 && s[n - 1] == '/') {
+        s[--n] = '\0';
+    }
+    return s;
+}
+
+static int sd__write_ready_file(const struct sd_node *n, const char *path)
+{
+    json_t *j = json_object();
+    char *text;
+    int rc;
+
+    if (n->api_url[0]) {
+        json_object_set_new(j, "api", json_string(n->api_url));
+    }
+    if (n->source_url[0]) {
+        json_object_set_new(j, "source", json_string(n->source_url));
+    }
+    if (n->metrics_url[0]) {
+        json_object_set_new(j, "metrics", json_string(n->metrics_url));
+    }
+    text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    rc = sd_write_file_atomic(path, text, strlen(text), SD_FILE_MODE);
+    free(text);
+    json_decref(j);
+    return rc;
+}
+
+/* Listens on the loop's address (key names it in the message); url gets the bound URL. */
+static int sd__listen(struct sd_node *n, struct sd_http_loop *loop, const char *key,
+                      const char *addr, char *url, size_t url_size)
+{
+    int rc = sd_http_loop_listen(loop, addr, url, url_size);
+
+    if (rc != 0) {
+        sd_buf_printf(&n->err, "cannot listen on %s %s: %s", key, addr, sd_strerror(rc));
+    }
+    return rc;
+}
+
+/* ---- every node: data dir, state store, health, template workers ---- */
+
+static int sd__open_common(struct sd_node *n)
+{
+    int rc = sd_mkdir_p(n->c.data_dir, SD_DIR_MODE);
+
+    if (rc != 0) {
+        sd_buf_printf(&n->err, "cannot create data dir %s: %s", n->c.data_dir, sd_strerror(rc));
+        return rc;
+    }
+    rc = sd_state_open(n->cfg, &n->state);
+    if (rc != 0) {
+        sd_buf_printf(&n->err, "cannot open the state store (%s) at %s: %s", n->c.state_backend,
+                      n->c.state_path, sd_strerror(rc));
+        return rc;
+    }
+    n->health = sd_health_create();
+    sd_state_set_health(n->state, n->health);
+    return 0;
+}
+
+/* Template workers of the data endpoint and the API's test endpoint. */
+static int sd__open_eval_pool(struct sd_node *n)
+{
+    int rc =
+        sd_eval_pool_create((unsigned)n->c.template_workers, n->c.template_queue, &n->eval_pool);
+
+    if (rc != 0) {
+        sd_buf_printf(&n->err, "cannot start the template workers: %s", sd_strerror(rc));
+    }
+    return rc;
+}
+
+/* ---- storage-writer: local volumes and one slice writer per open slice ---- */
+
+static int sd__open_writer(struct sd_node *n)
+{
+    struct sd_buf err = SD_BUF_INIT;
+    int rc = sd_storage_open(n->cfg, n->state, n->health, n->c.node_id, &n->storage, &err);
+
+    if (rc != 0) {
+        sd_buf_printf(&n->err, "storage: %s", sd_buf_cstr(&err));
+    }
+    sd_buf_fini(&err);
+    return rc;
+}
+
+/* ---- storage-reader + storage-coordinator: staging and tables (the operator that uploads and
+ * imports starts after the first reconciliation, sd__start_operator) ---- */
+
+static int sd__open_reader(struct sd_node *n)
+{
+    int rc = sd_staging_open(n->cfg, &n->staging);
+
+    if (rc != 0) {
+        sd_buf_printf(&n->err, "cannot open staging (%s) at %s: %s", n->c.staging_backend,
+                      n->c.staging_path, sd_strerror(rc));
+        return rc;
+    }
+    rc = sd_tables_open(n->cfg, &n->tables);
+    if (rc != 0) {
+        sd_buf_printf(&n->err, "cannot open tables (%s) at %s: %s", n->c.tables_backend,
+                      n->c.tables_path, sd_strerror(rc));
+    }
+    return rc;
+}
+
+static int sd__start_operator(struct sd_node *n)
+{
+    struct sd_operator_deps deps = {
+        .state = n->state,
+        .storage = n->storage,
+        .staging = n->staging,
+        .tables = n->tables,
+        .node_id = n->c.node_id,
+        .slots_lock = &n->slots_lock,
+    };
+    int rc = sd_operator_start(n->cfg, &deps, &n->op);
+
+    if (rc != 0) {
+        sd_buf_printf(&n->err, "cannot start the storage operator: %s", sd_strerror(rc));
+    }
+    return rc;
+}
+
+/* ---- http-source: the data endpoint on its own loop, writing through storage ---- */
+
+static int sd__open_source(struct sd_node *n)
+{
+    struct sd_http_loop_opts o;
+
+    n->ingest = sd_ingest_create(n->cfg, n->storage, n->eval_pool, n->health, &n->source_loop);
+    memset(&o, 0, sizeof(o));
+    o.name = "source";
+    o.max_request_body_bytes = n->c.max_request_body;
+    sd_format_size((int64_t)o.max_request_body_bytes, o.body_limit_text, sizeof(o.body_limit_text));
+    o.body_too_large_error = "stream.in.bodyTooLarge";
+    o.header_timeout_ms = n->c.header_timeout_ms;
+    o.request_timeout_ms = n->c.request_timeout_ms;
+    o.idle_timeout_ms = n->c.idle_timeout_ms;
+    o.send_buffer_bytes = n->c.write_buffer;
+    o.max_connections = n->fds.data_max_connections;
+    o.bad_request_error = "stream.in.badRequest";
+    o.server_header = SD_INGEST_SERVER;
+    o.handler = sd_ingest_handle;
+    o.handler_arg = n->ingest;
+    o.tick = sd_ingest_tick;
+    o.tick_arg = n->ingest;
+    o.tick_ms = 100;
+    sd_http_loop_init(&n->source_loop, &o);
+    n->source_loop.is_idle = sd_ingest_is_idle;
+    n->source_loop.is_idle_arg = n->ingest;
+    return sd__listen(n, &n->source_loop, "source.http.listen", n->c.source_listen, n->source_url,
+                      sizeof(n->source_url));
+}
+
+/* ---- metrics: every node's /metrics and health checks ---- */
+
+static int sd__open_metrics(struct sd_node *n)
+{
+    struct sd_http_loop_opts o;
+
+    n->metrics = sd_metrics_create(n->health);
+    memset(&o, 0, sizeof(o));
+    o.name = "metrics";
+    o.max_request_body_bytes = 4096;
+    o.header_timeout_ms = SD_NODE_HEADER_TIMEOUT_MS;
+    o.request_timeout_ms = 10000;
+    o.idle_timeout_ms = SD_NODE_IDLE_TIMEOUT_MS;
+    o.max_connections = n->fds.metrics_max_connections;
+    o.bad_request_error = "stream.metrics.badRequest";
+    o.body_too_large_error = "stream.metrics.bodyTooLarge";
+    snprintf(o.body_limit_text, sizeof(o.body_limit_text), "4KB");
+    o.handler = sd_metrics_handle;
+    o.handler_arg = n->metrics;
+    sd_http_loop_init(&n->metrics_loop, &o);
+    return sd__listen(n, &n->metrics_loop, "metrics.listen", n->c.metrics_listen, n->metrics_url,
+                      sizeof(n->metrics_url));
+}
+
+/* ---- api: the configuration API on its own loop; its hooks reconcile this node ---- */
+
+static int sd__hook_definitions_changed(void *arg, struct sd_buf *err)
+{
+    struct sd_node *n = arg;
+
+    return sd_reconcile_run(n->reconcile, err);
+}
+
+static int sd__hook_rotate_sink(void *arg, const char *sink_key, struct sd_buf *err)
+{
+    struct sd_node *n = arg;
+
+    return sd_reconcile_rotate_sink(n->reconcile, sink_key, err);
+}
+
+static int sd__hook_sink_is_writing(void *arg, const char *sink_key)
+{
+    struct sd_node *n = arg;
+
+    return n->storage != NULL && sd_storage_sink_is_active(n->storage, sink_key);
+}
+
+static int sd__listen_api(struct sd_node *n)
+{
+    struct sd_http_loop_opts o;
+
+    memset(&o, 0, sizeof(o));
+    o.name = "api";
+    o.max_request_body_bytes = SD_NODE_API_MAX_BODY_BYTES;
+    o.body_too_large_error = "stream.api.bodyTooLarge";
+    snprintf(o.body_limit_text, sizeof(o.body_limit_text), "%s", SD_NODE_API_MAX_BODY_TEXT);
+    o.header_timeout_ms = SD_NODE_HEADER_TIMEOUT_MS;
+    o.request_timeout_ms = 30000;
+    o.idle_timeout_ms = SD_NODE_IDLE_TIMEOUT_MS;
+    o.max_connections = n->fds.api_max_connections;
+    o.bad_request_error = "stream.api.badRequest";
+    o.handler = sd_api_handle;
+    sd_http_loop_init(&n->api_loop, &o);
+    return sd__listen(n, &n->api_loop, "api.listen", n->c.api_listen, n->api_url,
+                      sizeof(n->api_url));
+}
+
+/* After every listener is bound: the public URLs may default to the bound ones. */
+static int sd__open_api(struct sd_node *n)
+{
+    struct sd_buf err = SD_BUF_INIT;
+    struct sd_api_deps deps = {
+        .cfg = n->cfg,
+        .state = n->state,
+        .tables = n->tables,
+        .eval_pool = n->eval_pool,
+        .loop = &n->api_loop,
+        .api_url = n->api_public_url,
+        .source_url = n->source_public_url,
+        .hooks =
+            {
+                .definitions_changed = sd__hook_definitions_changed,
+                .rotate_sink = sd__hook_rotate_sink,
+                .sink_is_writing = sd__hook_sink_is_writing,
+                .arg = n,
+            },
+    };
+    int rc = sd_api_create(&deps, &n->api, &err);
+
+    if (rc != 0) {
+        sd_buf_printf(&n->err, "api: %s", sd_buf_cstr(&err));
+    } else {
+        n->api_loop.opts.handler_arg = n->api;
+    }
+    sd_buf_fini(&err);
+    return rc;
+}
+
+/* ---- start-up and shutdown ---- */
+
+static int sd__node_open(struct sd_node *n)
+{
+    unsigned roles = n->roles;
+    struct sd_buf err = SD_BUF_INIT;
+    int rc;
+
+    if ((rc = sd__open_common(n)) != 0) {
+        return rc;
+    }
+    if ((roles & SD_ROLE_WRITER) && (rc = sd__open_writer(n)) != 0) {
+        return rc;
+    }
+    if ((roles & (SD_ROLE_READER | SD_ROLE_COORDINATOR)) && (rc = sd__open_reader(n)) != 0) {
+        return rc;
+    }
+    if ((roles & (SD_ROLE_SOURCE | SD_ROLE_API)) && (rc = sd__open_eval_pool(n)) != 0) {
+        return rc;
+    }
+    if ((roles & SD_ROLE_SOURCE) && (rc = sd__open_source(n)) != 0) {
+        return rc;
+    }
+    if ((roles & SD_ROLE_API) && (rc = sd__listen_api(n)) != 0) {
+        return rc;
+    }
+    if ((rc = sd__open_metrics(n)) != 0) {
+        return rc;
+    }
+    n->api_public_url =
+        sd__trim_slash(n->c.api_public_url[0] != '\0' ? n->c.api_public_url : n->api_url);
+    n->source_public_url =
+        sd__trim_slash(n->c.source_public_url[0] != '\0' ? n->c.source_public_url : n->source_url);
+    n->reconcile =
+        sd_reconcile_create(n->cfg, n->state, n->storage, n->ingest, n->tables, &n->slots_lock);
+    if ((roles & SD_ROLE_API) && (rc = sd__open_api(n)) != 0) {
+        return rc;
+    }
+    if (sd_reconcile_run(n->reconcile, &err) != 0) {
+        sd_log_error("server", "some sinks could not be opened: %s", sd_buf_cstr(&err));
+    }
+    sd_buf_fini(&err);
+    /* uploads and imports: a node that writes slices and reaches staging and tables */
+    if (n->storage != NULL && n->staging != NULL && n->tables != NULL &&
+        (rc = sd__start_operator(n)) != 0) {
+        return rc;
+    }
+    /* token commands while running (streamd token ...): without the socket they need a stop */
+    if ((rc = sd_control_start(n->state, n->c.data_dir, &n->control)) != 0) {
+        sd_log_warn("server",
+                    "no control socket %s/%s (%s): token commands need the server stopped",
+                    n->c.data_dir, SD_CONTROL_SOCKET, sd_strerror(rc));
+    }
+    return 0;
+}
+
+static int sd__node_start_loops(struct sd_node *n)
+{
+    int rc;
+
+    if ((n->roles & SD_ROLE_SOURCE) && (rc = sd_http_loop_start(&n->source_loop)) != 0) {
+        return rc;
+    }
+    if ((n->roles & SD_ROLE_API) && (rc = sd_http_loop_start(&n->api_loop)) != 0) {
+        return rc;
+    }
+    return sd_http_loop_start(&n->metrics_loop);
+}
+
+/* Stops and frees whatever sd__node_open got to, in the order the roles depend on each other. */
+static void sd__node_close(struct sd_node *n)
+{
+    sd_control_stop(n->control);
+    /* http-source: no new connections */
+    if (n->source_loop.is_initialized) {
+        sd_http_loop_close_listeners(&n->source_loop);
+    }
+    /* Template jobs read their requests and post to the loops: finish them while both run. */
+    sd_eval_pool_close(n->eval_pool);
+    /* api: it may reconcile (and touch storage) until its loop and tasks stop */
+    sd_http_loop_stop(&n->api_loop, 5000);
+    sd_api_destroy(n->api);
+    /* storage-reader + coordinator: rotations switch slots, so stop before closing storage */
+    sd_operator_stop(n->op);
+    /* http-source, then storage-writer: the final syncs answer the parked requests */
+    if (n->ingest != NULL) {
+        sd_ingest_shutdown(n->ingest);
+    }
+    sd_storage_close(n->storage);
+    if (n->source_loop.is_initialized) {
+        sd_http_loop_stop(&n->source_loop, n->c.shutdown_timeout_ms);
+        sd_http_loop_fini(&n->source_loop);
+    }
+    sd_http_loop_fini(&n->api_loop);
+    sd_http_loop_stop(&n->metrics_loop, 1000);
+    sd_http_loop_fini(&n->metrics_loop);
+    sd_ingest_destroy(n->ingest);
+    sd_metrics_destroy(n->metrics);
+    sd_reconcile_destroy(n->reconcile);
+    sd_eval_pool_destroy(n->eval_pool);
+    /* the backends every role used */
+    if (n->tables != NULL) {
+        sd_tables_close(n->tables);
+    }
+    if (n->staging != NULL) {
+        sd_staging_close(n->staging);
+    }
+    if (n->state != NULL) {
+        sd_state_close(n->state);
+    }
+    sd_health_destroy(n->health);
+    free(n->api_public_url);
+    free(n->source_public_url);
+}
+
+int sd_node_run(struct sd_config *cfg, unsigned roles, const char *ready_file)
+{
+    struct sd_node *n;
+    sigset_t sigs;
+    int sig = 0, rc;
+
+    if (!(roles & SD_ROLE_WRITER) && (roles & SD_ROLE_SOURCE)) {
+        fprintf(stderr, "streamd: the http-source role needs storage-writer in the same process "
+                        "(the network writer protocol is not available yet)\n");
+        return 2;
+    }
+    n = sd_xcalloc(1, sizeof(*n));
+    n->cfg = cfg;
+    n->roles = roles;
+    sd_buf_init(&n->err);
+    pthread_mutex_init(&n->slots_lock, NULL);
+    sd_config_fill(cfg, &sd_node_config_bindings, &n->c);
+    /* the service's log stream: stdout, as the reference; debugLog adds the debug lines */
+    sd_log_set_level(n->c.debug_log ? SD_LOG_DEBUG : SD_LOG_INFO);
+    sd_log_set_node(n->c.node_id);
+    sd_log_set_fd(STDOUT_FILENO);
+    sd_fd_budget_init(n->c.max_connections, &n->fds);
+
+    rc = sd__node_open(n);
+    if (rc != 0) {
+        fprintf(stderr, "streamd: %s\n", sd_buf_cstr(&n->err));
+    } else if ((rc = sd__node_start_loops(n)) != 0) {
+        /* the loops log why they cannot start */
+    } else if (ready_file != NULL && (rc = sd__write_ready_file(n, ready_file)) != 0) {
+        fprintf(stderr, "streamd: cannot write ready file %s: %s\n", ready_file, sd_strerror(rc));
+    } else {
+        sd_log_info("server", "ready: api %s, source %s, metrics %s, data dir %s", n->api_url,
+                    n->source_url, n->metrics_url, n->c.data_dir);
+        sigemptyset(&sigs);
+        sigaddset(&sigs, SIGTERM);
+        sigaddset(&sigs, SIGINT);
+        sigwait(&sigs, &sig);
+        sd_log_info("server", "signal %d: shutting down", sig);
+    }
+    sd__node_close(n);
+    sd_buf_fini(&n->err);
+    pthread_mutex_destroy(&n->slots_lock);
+    free(n);
+    return rc == 0 ? 0 : 1;
+}
