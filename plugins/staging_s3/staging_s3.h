@@ -1,6 +1,6 @@
 /* staging_s3.h: the "s3" staging backend (any S3-compatible object store, libcurl with SigV4).
  *
- * sd_staging_s3_ops (listed in the registry in sd_staging.c) reads the staging.s3.* keys;
+ * sd_staging_s3_ops (listed in the backend registry, sd_backends.c) reads the staging.s3.* keys;
  * sd_staging_s3_open_opts opens a store from explicit options (tests, tools). */
 #ifndef SD_STAGING_S3_H
 #define SD_STAGING_S3_H

@@ -1,11 +1,11 @@
-/* sd_staging.c: the staging-storage backend registry, sd_staging_open, the key and prefix rules
- * shared by every backend, and the slice object key.
+/* sd_staging.c: sd_staging_open, the key and prefix rules shared by every backend, and the
+ * slice object key.
  *
- * DESIGN: backends are a plain, greppable array of ops tables (no dlopen); a name picks one.
- * sd_staging_open only reads config and delegates; the backend owns its context and files.
- * Nothing here keeps state between calls, so every function is thread-safe. Errors are logged
- * once, here at open, where the caller gets a code and decides what to do; the backends and the
- * per-object wrappers only return codes (the uploader logs and retries with backoff). */
+ * DESIGN: the staging.backend name picks an ops table from the backend registry
+ * (sd_backends.h). sd_staging_open only reads config and delegates; the backend owns its context
+ * and files. Nothing here keeps state between calls, so every function is thread-safe. Errors are
+ * logged once, here at open, where the caller gets a code and decides what to do; the backends and
+ * the per-object wrappers only return codes (the uploader logs and retries with backoff). */
 #include "staging/sd_staging.h"
 
 #include "config/sd_config.h"
@@ -14,6 +14,7 @@
 #include "core/sd_buf.h"
 #include "core/sd_error.h"
 #include "core/sd_log.h"
+#include "sd_backends.h"
 #include "staging_s3/staging_s3.h"
 
 #include <errno.h>
@@ -21,32 +22,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct sd_staging_ops *const staging_backends[] = {
-    &sd_staging_local_ops,
-    &sd_staging_s3_ops,
-};
-
 int sd_staging_open_backend(const char *name, const struct sd_config *cfg, const char *location,
                             struct sd_staging **out)
 {
-    const struct sd_staging_ops *ops = NULL;
+    const struct sd_staging_ops *ops;
+    const void *found;
     struct sd_staging *st;
     void *ctx = NULL;
     int rc;
 
     *out = NULL;
-    if (name == NULL || location == NULL) {
+    if (location == NULL) {
         return SD_EINVAL;
     }
-    for (size_t i = 0; i < sizeof(staging_backends) / sizeof(staging_backends[0]); i++) {
-        if (strcmp(staging_backends[i]->name, name) == 0) {
-            ops = staging_backends[i];
-            break;
-        }
+    rc = sd_backend_find(SD_BACKEND_STAGING, name, &found);
+    if (rc != 0) {
+        return rc;
     }
-    if (ops == NULL) {
-        return SD_EINVAL;
-    }
+    ops = found;
     rc = ops->open(cfg, location, &ctx);
     if (rc != 0) {
         return rc;

@@ -74,7 +74,7 @@ struct sd_staging {
     void *ctx;
 };
 
-/* The backends, listed in the registry in sd_staging.c. */
+/* The backends, listed in the backend registry (sd_backends.c). */
 extern const struct sd_staging_ops sd_staging_local_ops;
 extern const struct sd_staging_ops sd_staging_s3_ops;
 

@@ -1,6 +1,6 @@
-/* sd_state.c: the state-store backend registry, sd_state_open and the result free helpers.
+/* sd_state.c: sd_state_open and the result free helpers.
  *
- * DESIGN: backends are a plain, greppable array of ops tables (no dlopen); a name picks one.
+ * DESIGN: the state.backend name picks an ops table from the backend registry (sd_backends.h).
  * sd_state_open only reads config and delegates; the backend owns its context, threads and
  * files. Nothing here keeps state between calls, so every function is thread-safe. Errors
  * are logged once here, at open, where the caller gets a code and decides what to do. */
@@ -11,15 +11,11 @@
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_log.h"
-#include "state_embedded/state_embedded.h"
+#include "sd_backends.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const struct sd_state_ops *const state_backends[] = {
-    &sd_state_embedded_ops,
-};
 
 void sd_kv_free(struct sd_kv *kv)
 {
@@ -58,24 +54,21 @@ void sd_txn_result_free(struct sd_txn_result *r)
 int sd_state_open_backend(const char *name, const struct sd_config *cfg,
                           const char *path_or_endpoint, struct sd_state **out)
 {
-    const struct sd_state_ops *ops = NULL;
+    const struct sd_state_ops *ops;
+    const void *found;
     struct sd_state *st;
     void *ctx = NULL;
     int rc;
 
     *out = NULL;
-    if (name == NULL || path_or_endpoint == NULL) {
+    if (path_or_endpoint == NULL) {
         return SD_EINVAL;
     }
-    for (size_t i = 0; i < sizeof(state_backends) / sizeof(state_backends[0]); i++) {
-        if (strcmp(state_backends[i]->name, name) == 0) {
-            ops = state_backends[i];
-            break;
-        }
+    rc = sd_backend_find(SD_BACKEND_STATE, name, &found);
+    if (rc != 0) {
+        return rc;
     }
-    if (ops == NULL) {
-        return strcmp(name, "etcd") == 0 ? -ENOTSUP : SD_EINVAL;
-    }
+    ops = found;
     rc = ops->open(cfg, path_or_endpoint, &ctx);
     if (rc != 0) {
         return rc;

@@ -1,4 +1,5 @@
-/* sd_state.h: the state-store interface (etcd v3 semantics) and its backend registry.
+/* sd_state.h: the state-store interface (etcd v3 semantics) and the opening of its backends (listed
+ * in sd_backends.c).
  *
  * Everything streamd keeps as coordination state (definitions, file and slice entities,
  * statistics, leases, locks) goes through this interface. Backends: "embedded" (in-process,

@@ -1,6 +1,6 @@
-/* sd_tables.c: the table-storage backend registry and sd_tables_open.
+/* sd_tables.c: sd_tables_open.
  *
- * DESIGN: backends are a plain, greppable array of ops tables (no dlopen); a name picks one:
+ * DESIGN: the tables.backend name picks an ops table from the backend registry (sd_backends.h):
  * "sqlite" (plugins/tables_sqlite, at tables.sqlite.path) and "postgres"
  * (plugins/tables_postgres, at tables.postgres.url, which is never logged: it may hold a
  * password). Backends that are planned but not built yet ("keboola") are known names that
@@ -15,46 +15,27 @@
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_log.h"
-#include "tables_postgres/tables_postgres.h"
+#include "sd_backends.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const struct sd_tables_ops *const tables_backends[] = {
-    &sd_tables_sqlite_ops,
-    &sd_tables_postgres_ops,
-};
-
-/* Names that are valid config values but have no backend yet. */
-static const char *const tables_planned[] = {"keboola"};
-
 int sd_tables_open_backend(const char *name, const struct sd_config *cfg, const char *location,
                            struct sd_tables **out)
 {
-    const struct sd_tables_ops *ops = NULL;
+    const struct sd_tables_ops *ops;
+    const void *found;
     struct sd_tables *t;
     void *ctx = NULL;
     int rc;
 
     *out = NULL;
-    if (name == NULL) {
-        return SD_EINVAL;
+    rc = sd_backend_find(SD_BACKEND_TABLES, name, &found);
+    if (rc != 0) {
+        return rc;
     }
-    for (size_t i = 0; i < sizeof(tables_backends) / sizeof(tables_backends[0]); i++) {
-        if (strcmp(tables_backends[i]->name, name) == 0) {
-            ops = tables_backends[i];
-            break;
-        }
-    }
-    if (ops == NULL) {
-        for (size_t i = 0; i < sizeof(tables_planned) / sizeof(tables_planned[0]); i++) {
-            if (strcmp(tables_planned[i], name) == 0) {
-                return -ENOTSUP;
-            }
-        }
-        return SD_EINVAL;
-    }
+    ops = found;
     if (location == NULL || location[0] == '\0') {
         return SD_EINVAL;
     }

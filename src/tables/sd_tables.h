@@ -1,5 +1,5 @@
 /* sd_tables.h: the table-storage interface (the "Keboola Storage" of the seed: projects and
- * their tables) and its backend registry.
+ * their tables) and the opening of its backends (listed in sd_backends.c).
  *
  * A sink's file is imported into a table by handing its staged slices to sd_tables_import.
  * Import is exactly-once per slice: a slice's rows and a ledger entry naming the slice are
