@@ -20,8 +20,9 @@ struct sd_tables;
 
 /* What the API asks of the roles running in its process after it committed a change of the
  * definitions. Each function may be NULL: nothing to do in this process (another node follows
- * the definitions by itself). They run on the task worker thread (rotate_sink also on the loop
- * thread for settings), one at a time per caller, and the API waits for each. */
+ * the definitions by itself). They run on the task worker thread, and definitions_changed also
+ * on the API loop thread (rotate-secret answers synchronously), so they must be thread-safe;
+ * the API waits for each. */
 struct sd_api_hooks {
     /* The stored sources and sinks changed: bring storage and routing in line and return 0, or
      * a negative code with a message in err (the API then reports or rolls back the change). */
