@@ -1189,7 +1189,7 @@ int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file,
     if (slot == NULL) {
         return SD_ENOTFOUND;
     }
-    /* Rotations are serialized by the caller (reconcile_lock), so slot->slice changes only
+    /* Rotations are serialized by the caller (the node's slot lock), so slot->slice changes only
      * here and in sd_storage_reopen_pending. A paused sink has no slice to rotate. */
     old = slot->slice;
     if (old == NULL) {
