@@ -5,11 +5,12 @@
  * Start-up order: the state store and health (every node), the storage-writer's volumes, the
  * reader/coordinator's staging and tables, the http-source's data endpoint, the metrics
  * listener, the API (its hooks run reconciliation in this process), a first reconciliation, the
+ * follower that reconciles after every definition change made by any node (data roles), the
  * storage operator, the control socket; then every loop starts, the ready file is written and
  * the main thread only waits for SIGTERM/SIGINT with sigwait (both are blocked in every thread).
- * Shutdown (sd__node_close) runs in reverse: stop accepting data, stop the API, stop the
- * operator, close the writers (their final syncs answer the parked requests), drain the source
- * loop, close the backends. */
+ * Shutdown (sd__node_close) runs in reverse: stop following, stop accepting data, stop the API,
+ * stop the operator, close the writers (their final syncs answer the parked requests), drain the
+ * source loop, close the backends. */
 #include "roles/sd_node.h"
 #include "api/sd_api.h"
 #include "config/sd_config.h"
@@ -29,6 +30,7 @@
 #include "source/sd_ingest.h"
 #include "staging/sd_staging.h"
 #include "state/sd_state.h"
+#include "state/sd_state_follow.h"
 #include "storage/sd_operator.h"
 #include "storage/sd_storage.h"
 #include "tables/sd_tables.h"
@@ -155,8 +157,10 @@ struct sd_node {
     char api_url[128];
     char *api_public_url;    /* api.publicUrl or api_url; absolute, no trailing slash */
     char *source_public_url; /* source.http.publicUrl or source_url */
-    /* definitions -> this node's storage slots and routing (api hooks, start-up) */
+    /* definitions -> this node's storage slots and routing (start-up, api hooks, and the
+     * follower of every definition change, whichever node made it) */
     struct sd_reconcile *reconcile;
+    struct sd_state_follow *definitions;
 };
 
 static char *sd__trim_slash(const char *url)
@@ -417,6 +421,19 @@ static int sd__open_api(struct sd_node *n)
     return rc;
 }
 
+/* ---- data roles: follow the definitions, whichever node changes them ---- */
+
+static void sd__on_definitions(void *arg)
+{
+    struct sd_node *n = arg;
+    struct sd_buf err = SD_BUF_INIT;
+
+    if (sd_reconcile_run(n->reconcile, &err) != 0) {
+        sd_log_error("server", "some sinks could not be opened: %s", sd_buf_cstr(&err));
+    }
+    sd_buf_fini(&err);
+}
+
 /* ---- start-up and shutdown ---- */
 
 static int sd__node_open(struct sd_node *n)
@@ -459,6 +476,13 @@ static int sd__node_open(struct sd_node *n)
         sd_log_error("server", "some sinks could not be opened: %s", sd_buf_cstr(&err));
     }
     sd_buf_fini(&err);
+    /* a node with data roles applies every later definition change within a moment */
+    if ((n->storage != NULL || n->ingest != NULL) &&
+        (rc = sd_state_follow_start(n->state, "definition/", "definitions", sd__on_definitions, n,
+                                    &n->definitions)) != 0) {
+        sd_buf_printf(&n->err, "cannot follow the definitions: %s", sd_strerror(rc));
+        return rc;
+    }
     /* uploads and imports: a node that writes slices and reaches staging and tables */
     if (n->storage != NULL && n->staging != NULL && n->tables != NULL &&
         (rc = sd__start_operator(n)) != 0) {
@@ -490,6 +514,7 @@ static int sd__node_start_loops(struct sd_node *n)
 static void sd__node_close(struct sd_node *n)
 {
     sd_control_stop(n->control);
+    sd_state_follow_stop(n->definitions); /* no reconcile from here on but the api's */
     /* http-source: no new connections */
     if (n->source_loop.is_initialized) {
         sd_http_loop_close_listeners(&n->source_loop);
