@@ -460,8 +460,15 @@ static const struct {
     {"debugHTTPClient", SD_OPT_NOT_APPLICABLE,
      "Logs the reference's requests to the Keboola Storage API; standalone streamd sends no HTTP "
      "requests (staging and tables are local)."},
-    {"distribution.", SD_OPT_CLUSTER,
-     "Distribution of work between the nodes of a cluster; a standalone node owns all work."},
+    {"distribution.eventsGroupInterval", SD_OPT_CLUSTER,
+     "Grouping of topology changes; streamd rebuilds a group's hash ring at each change."},
+    {"distribution.grantTimeout", SD_OPT_CLUSTER,
+     "Timeout of one lease grant; streamd retries a failed grant with backoff until "
+     "distribution.startupTimeout at start-up, and for ever later."},
+    {"distribution.shutdownTimeout", SD_OPT_CLUSTER,
+     "Timeout of leaving the cluster; streamd revokes its leases once at shutdown."},
+    {"distribution.ttlSeconds", SD_OPT_CLUSTER,
+     "Lease of a node's membership in the distribution groups (coordinator work)."},
     {"encryption.aes.secretKey", SD_OPT_NOT_APPLICABLE,
      "The reference encrypts the Keboola Storage token of each sink and the upload credentials "
      "of staging files; streamd stores neither (API tokens are kept as SHA-256 hashes, the source "
@@ -513,8 +520,6 @@ static const struct {
     {"storage.level.local.encoding.sync.intervalTrigger", SD_OPT_NOT_APPLICABLE, SD_OPT_WHY_SYNC},
     {"storage.level.local.encoding.sync.uncompressedBytesTrigger", SD_OPT_NOT_APPLICABLE,
      SD_OPT_WHY_SYNC},
-    {"storage.level.local.volume.registration.", SD_OPT_CLUSTER,
-     "Lease of a volume's registration in etcd; a standalone node finds its volumes on disk."},
     {"storage.level.local.writer.network.", SD_OPT_CLUSTER,
      "Node protocol between source and writer nodes; in standalone the data endpoint writes to "
      "its local slices in process."},

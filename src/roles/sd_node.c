@@ -13,6 +13,7 @@
  * source loop, close the backends. */
 #include "roles/sd_node.h"
 #include "api/sd_api.h"
+#include "cluster/sd_session.h"
 #include "config/sd_config.h"
 #include "config/sd_config_bind.h"
 #include "config/sd_opt.h"
@@ -88,6 +89,8 @@ struct sd_node_config {
     size_t template_workers;
     size_t template_queue;
     int debug_log;
+    int64_t volume_ttl_s;       /* storage.level.local.volume.registration.ttlSeconds */
+    int64_t startup_timeout_ms; /* distribution.startupTimeout: registration at start-up */
 };
 
 #define SD_NODE_BIND(field, key, type) SD_BIND(struct sd_node_config, field, key, type)
@@ -115,6 +118,8 @@ static const struct sd_config_binding sd_node_rows[] = {
     SD_NODE_BIND(write_buffer, "source.http.writeBufferSize", SD_BIND_SIZE_T),
     SD_NODE_BIND(template_workers, "source.http.templateWorkers", SD_BIND_SIZE_T),
     SD_NODE_BIND(template_queue, "source.http.templateQueueSize", SD_BIND_SIZE_T),
+    SD_NODE_BIND(volume_ttl_s, "storage.level.local.volume.registration.ttlSeconds", SD_BIND_I64),
+    SD_NODE_BIND(startup_timeout_ms, "distribution.startupTimeout", SD_BIND_I64),
 };
 const struct sd_config_bindings sd_node_config_bindings = SD_BINDINGS("server", sd_node_rows);
 
@@ -142,6 +147,7 @@ struct sd_node {
     struct sd_control *control;
     /* storage-writer */
     struct sd_storage *storage;
+    struct sd_session *volumes; /* the lease announcing the volumes (storage/volume/writer/) */
     pthread_mutex_t slots_lock; /* every change of storage's slots: reconcile and operator */
     /* storage-reader + storage-coordinator */
     struct sd_staging *staging;
@@ -252,6 +258,34 @@ static int sd__open_writer(struct sd_node *n)
     }
     sd_buf_fini(&err);
     return rc;
+}
+
+/* Announces the volumes with a lease of their own, as the reference: other nodes see them while
+ * this node lives. Start-up waits for the first lease (distribution.startupTimeout). */
+static int sd__announce_volumes(struct sd_node *n)
+{
+    json_t *keys = sd_storage_volume_announcements(n->storage), *value;
+    const char *key;
+    int rc = sd_session_start(n->state, n->c.volume_ttl_s, "volumes", NULL, NULL, &n->volumes);
+
+    if (rc != 0) {
+        json_decref(keys);
+        sd_buf_printf(&n->err, "cannot start the volume lease: %s", sd_strerror(rc));
+        return rc;
+    }
+    json_object_foreach(keys, key, value)
+    {
+        (void)sd_session_keep(n->volumes, key, json_string_value(value));
+    }
+    json_decref(keys);
+    if (!sd_session_wait_live(n->volumes, n->c.startup_timeout_ms)) {
+        sd_buf_printf(&n->err,
+                      "the volumes could not be registered in the state store within "
+                      "distribution.startupTimeout (%lld ms)",
+                      (long long)n->c.startup_timeout_ms);
+        return SD_EUNHEALTHY;
+    }
+    return 0;
 }
 
 /* ---- storage-reader + storage-coordinator: staging and tables (the operator that uploads and
@@ -445,7 +479,8 @@ static int sd__node_open(struct sd_node *n)
     if ((rc = sd__open_common(n)) != 0) {
         return rc;
     }
-    if ((roles & SD_ROLE_WRITER) && (rc = sd__open_writer(n)) != 0) {
+    if ((roles & SD_ROLE_WRITER) &&
+        ((rc = sd__open_writer(n)) != 0 || (rc = sd__announce_volumes(n)) != 0)) {
         return rc;
     }
     if ((roles & (SD_ROLE_READER | SD_ROLE_COORDINATOR)) && (rc = sd__open_reader(n)) != 0) {
@@ -531,6 +566,7 @@ static void sd__node_close(struct sd_node *n)
         sd_ingest_shutdown(n->ingest);
     }
     sd_storage_close(n->storage);
+    sd_session_stop(n->volumes); /* the volumes leave the cluster with the writers closed */
     if (n->source_loop.is_initialized) {
         sd_http_loop_stop(&n->source_loop, n->c.shutdown_timeout_ms);
         sd_http_loop_fini(&n->source_loop);

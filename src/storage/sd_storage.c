@@ -344,8 +344,10 @@ static int sd__open_volumes(struct sd_storage *st, struct sd_buf *err)
     return rc;
 }
 
-static int sd__register_volumes(struct sd_storage *st)
+json_t *sd_storage_volume_announcements(struct sd_storage *st)
 {
+    json_t *out = json_object();
+
     for (size_t i = 0; i < st->nvolumes; i++) {
         struct sd_volume *v = &st->volumes[i];
         char key[128];
@@ -353,16 +355,12 @@ static int sd__register_volumes(struct sd_storage *st)
                               st->node_id, "hostname", st->cfg.hostname, "path", v->path, "type",
                               v->type, "label", v->label);
         char *text = json_dumps(j, JSON_COMPACT);
-        int rc;
         snprintf(key, sizeof(key), "storage/volume/writer/%s", v->id);
-        rc = sd_state_put(st->state, key, text, strlen(text), 0, NULL);
+        json_object_set_new(out, key, json_string(text));
         free(text);
         json_decref(j);
-        if (rc != 0) {
-            return rc;
-        }
     }
-    return 0;
+    return out;
 }
 
 static struct sd_volume *sd__volume_by_id(struct sd_storage *st, const char *id)
@@ -1493,12 +1491,6 @@ int sd_storage_open(const struct sd_config *cfg, struct sd_state *state, struct 
     st->closes = sd_bounded_create();
     st->closing = json_object();
     rc = sd__open_volumes(st, err);
-    if (rc == 0) {
-        rc = sd__register_volumes(st);
-        if (rc != 0) {
-            sd_buf_printf(err, "cannot register volumes: %s", sd_strerror(rc));
-        }
-    }
     if (rc != 0) {
         sd_storage_close(st);
         return rc;

@@ -28,12 +28,12 @@ struct sd_slice_handle;
 typedef void (*sd_storage_sync_fn)(void *arg, struct sd_slice_handle *slice, uint64_t seq, int rc);
 
 /* Opens the volumes under storage.volumesPath (creating default/1 when there is none), takes
- * their writer.lock, registers them in state, and recovers every slice of node_id left in a
- * local state (writing/closing) so its files are valid gzip. Starts the statistics thread and,
- * with storage.diskCleanup.enabled, the disk cleanup thread (a pass at once, then every
- * storage.diskCleanup.interval). Borrows state, health (a volume's disk errors are reported
- * there) and node_id, which must outlive the storage; cfg is read here only. Returns 0 or a
- * negative code + err. */
+ * their writer.lock (sd_storage_volume_announcements announces them), and recovers every slice of
+ * node_id left in a local state (writing/closing) so its files are valid gzip. Starts the
+ * statistics thread and, with storage.diskCleanup.enabled, the disk cleanup thread (a pass at once,
+ * then every storage.diskCleanup.interval). Borrows state, health (a volume's disk errors are
+ * reported there) and node_id, which must outlive the storage; cfg is read here only. Returns 0 or
+ * a negative code + err. */
 int sd_storage_open(const struct sd_config *cfg, struct sd_state *state, struct sd_health *health,
                     const char *node_id, struct sd_storage **out, struct sd_buf *err);
 /* Sets who receives sync results (before any sink is activated). */
@@ -57,6 +57,10 @@ int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file,
 /* Opens the next slice of sinks paused by sd_storage_rotate() (the slice's file could not be
  * opened, e.g. a full volume). Operator thread. Returns how many sinks resumed. */
 int sd_storage_reopen_pending(struct sd_storage *st);
+/* The keys announcing this writer's volumes to the cluster, {"storage/volume/writer/<id>":
+ * "<JSON: volumeId, nodeId, hostname, path, type, label>"} (owned); the wiring keeps them in
+ * the state store with the node's volume lease, so they vanish when the node is gone. */
+json_t *sd_storage_volume_announcements(struct sd_storage *st);
 /* The open slice of every active sink: [{sinkKey, fileKey, sliceKey, settings, records,
  * compressedSize, uncompressedSize}] with live (synced) statistics. */
 json_t *sd_storage_open_slices(struct sd_storage *st);
