@@ -467,8 +467,6 @@ static const struct {
      "distribution.startupTimeout at start-up, and for ever later."},
     {"distribution.shutdownTimeout", SD_OPT_CLUSTER,
      "Timeout of leaving the cluster; streamd revokes its leases once at shutdown."},
-    {"distribution.ttlSeconds", SD_OPT_CLUSTER,
-     "Lease of a node's membership in the distribution groups (coordinator work)."},
     {"encryption.aes.secretKey", SD_OPT_NOT_APPLICABLE,
      "The reference encrypts the Keboola Storage token of each sink and the upload credentials "
      "of staging files; streamd stores neither (API tokens are kept as SHA-256 hashes, the source "

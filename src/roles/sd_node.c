@@ -13,6 +13,7 @@
  * source loop, close the backends. */
 #include "roles/sd_node.h"
 #include "api/sd_api.h"
+#include "cluster/sd_membership.h"
 #include "cluster/sd_session.h"
 #include "config/sd_config.h"
 #include "config/sd_config_bind.h"
@@ -90,6 +91,7 @@ struct sd_node_config {
     size_t template_queue;
     int debug_log;
     int64_t volume_ttl_s;       /* storage.level.local.volume.registration.ttlSeconds */
+    int64_t member_ttl_s;       /* distribution.ttlSeconds: membership in the groups */
     int64_t startup_timeout_ms; /* distribution.startupTimeout: registration at start-up */
 };
 
@@ -120,6 +122,7 @@ static const struct sd_config_binding sd_node_rows[] = {
     SD_NODE_BIND(template_queue, "source.http.templateQueueSize", SD_BIND_SIZE_T),
     SD_NODE_BIND(volume_ttl_s, "storage.level.local.volume.registration.ttlSeconds", SD_BIND_I64),
     SD_NODE_BIND(startup_timeout_ms, "distribution.startupTimeout", SD_BIND_I64),
+    SD_NODE_BIND(member_ttl_s, "distribution.ttlSeconds", SD_BIND_I64),
 };
 const struct sd_config_bindings sd_node_config_bindings = SD_BINDINGS("server", sd_node_rows);
 
@@ -153,6 +156,8 @@ struct sd_node {
     struct sd_staging *staging;
     struct sd_tables *tables;
     struct sd_operator *op;
+    struct sd_session *member;         /* the lease of the node's group memberships */
+    struct sd_membership *coordinates; /* group operator.file.import: the sinks it imports */
     /* http-source */
     struct sd_ingest *ingest;
     struct sd_http_loop source_loop;
@@ -308,6 +313,8 @@ static int sd__open_reader(struct sd_node *n)
     return rc;
 }
 
+/* Joins the group that splits the sinks between the coordinating nodes (each imports and cleans
+ * up the files of the sinks it owns on the hash ring), then starts the operator. */
 static int sd__start_operator(struct sd_node *n)
 {
     struct sd_operator_deps deps = {
@@ -318,8 +325,25 @@ static int sd__start_operator(struct sd_node *n)
         .node_id = n->c.node_id,
         .slots_lock = &n->slots_lock,
     };
-    int rc = sd_operator_start(n->cfg, &deps, &n->op);
+    int rc = sd_session_start(n->state, n->c.member_ttl_s, "member", NULL, NULL, &n->member);
 
+    if (rc == 0) {
+        rc = sd_membership_start(n->state, n->member, "operator.file.import", n->c.node_id,
+                                 &n->coordinates);
+    }
+    if (rc != 0) {
+        sd_buf_printf(&n->err, "cannot join the coordinators: %s", sd_strerror(rc));
+        return rc;
+    }
+    if (!sd_session_wait_live(n->member, n->c.startup_timeout_ms)) {
+        sd_buf_printf(&n->err,
+                      "cannot join the coordinators within distribution.startupTimeout "
+                      "(%lld ms)",
+                      (long long)n->c.startup_timeout_ms);
+        return SD_EUNHEALTHY;
+    }
+    deps.coordination = n->coordinates;
+    rc = sd_operator_start(n->cfg, &deps, &n->op);
     if (rc != 0) {
         sd_buf_printf(&n->err, "cannot start the storage operator: %s", sd_strerror(rc));
     }
@@ -561,6 +585,8 @@ static void sd__node_close(struct sd_node *n)
     sd_api_destroy(n->api);
     /* storage-reader + coordinator: rotations switch slots, so stop before closing storage */
     sd_operator_stop(n->op);
+    sd_membership_stop(n->coordinates);
+    sd_session_stop(n->member); /* another coordinator takes the sinks over at once */
     /* http-source, then storage-writer: the final syncs answer the parked requests */
     if (n->ingest != NULL) {
         sd_ingest_shutdown(n->ingest);

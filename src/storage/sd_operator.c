@@ -32,6 +32,7 @@
 #include "storage/sd_bounded.h"
 #include "storage/sd_conditions.h"
 #include "storage/sd_parallel.h"
+#include "cluster/sd_membership.h"
 #include "config/sd_config.h"
 #include "config/sd_config_bind.h"
 #include "core/sd_alloc.h"
@@ -319,6 +320,30 @@ static int sd__step_is_busy(struct sd_operator *op, const char *kind, const char
 
     free(busy_key);
     return busy;
+}
+
+/* 1 if this node coordinates the sink of key ("<sinkKey>" or "<sinkKey>/<fileOpenedAt>..."):
+ * its file transitions, imports and cleanup. Uploads are by volume instead (sd__slices). */
+static int sd__coordinates(struct sd_operator *op, const char *sink_key, size_t len)
+{
+    char *sink;
+    int mine;
+
+    if (op->d.coordination == NULL) {
+        return 1;
+    }
+    sink = sd_xstrndup(sink_key, len);
+    mine = sd_membership_is_owner(op->d.coordination, sink);
+    free(sink);
+    return mine;
+}
+
+/* The length of the sink key a file key "<p>/<b>/<source>/<sink>/<openedAt>" starts with. */
+static size_t sd__sink_key_len(const char *file_key)
+{
+    const char *slash = strrchr(file_key, '/');
+
+    return slash != NULL ? (size_t)(slash - file_key) : strlen(file_key);
 }
 
 static int sd__retry_due(const json_t *j, int64_t now)
@@ -734,6 +759,11 @@ static void sd__slices(struct sd_operator *op, int64_t now)
             const char *key = kvs.items[i].key + strlen("storage/slice/level/local/");
             json_t *slice = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
             const char *st = sd__state_of(slice);
+            if (!sd_storage_has_volume(op->d.storage,
+                                       json_string_value(json_object_get(slice, "volumeId")))) {
+                json_decref(slice); /* on another node's disk: its reader uploads it */
+                continue;
+            }
             if (strcmp(st, "closing") == 0 && !sd__is_open(open, "sliceKey", key) &&
                 !sd_storage_slice_is_closing(op->d.storage, key)) {
                 struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
@@ -1040,7 +1070,8 @@ static void sd__files(struct sd_operator *op, int64_t now)
             const char *key = kvs.items[i].key + strlen("storage/file/level/local/");
             json_t *file = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
             char *prefix = sd_xasprintf("storage/slice/level/local/%s/", key);
-            if (strcmp(sd__state_of(file), "closing") == 0 && sd__count(state, prefix) == 0) {
+            if (strcmp(sd__state_of(file), "closing") == 0 &&
+                sd__coordinates(op, key, sd__sink_key_len(key)) && sd__count(state, prefix) == 0) {
                 struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
                 int64_t records = 0, compressed = 0;
                 char *stats = sd_xasprintf("storage/stats/staging/%s/", key);
@@ -1066,6 +1097,10 @@ static void sd__files(struct sd_operator *op, int64_t now)
         for (size_t i = 0; i < kvs.n; i++) {
             const char *key = kvs.items[i].key + strlen("storage/file/level/staging/");
             json_t *file = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
+            if (!sd__coordinates(op, key, sd__sink_key_len(key))) {
+                json_decref(file); /* another coordinator's sink */
+                continue;
+            }
             if (strcmp(sd__state_of(file), "importing") == 0 && !sd__sink_exists(state, key)) {
                 if (sd__purge_file(op, key) == 0) {
                     sd_log_key(SD_LOG_INFO, "operator", key, "file %s of a deleted sink dropped",
@@ -1299,7 +1334,8 @@ static void sd__cleanup(struct sd_operator *op, int64_t now)
             cs = &run.sinks[nsinks++];
             cs->sink = sd_xstrndup(file_key, (size_t)(slash - file_key));
             cs->files = json_array();
-            cs->is_skipped = sd__sink_gone_longer_than(op->d.state, cs->sink, now,
+            cs->is_skipped = !sd__coordinates(op, cs->sink, strlen(cs->sink)) ||
+                             sd__sink_gone_longer_than(op->d.state, cs->sink, now,
                                                        c->archived_file_expiration_ms +
                                                            c->active_file_expiration_ms);
             index = 0;

@@ -16,13 +16,15 @@ struct sd_tables;
 
 /* What the operator works on; all borrowed, open, and outliving the operator. */
 struct sd_operator_deps {
-    struct sd_state *state;      /* file and slice entities, statistics */
-    struct sd_storage *storage;  /* this node's writers: rotations, open slices */
-    struct sd_staging *staging;  /* uploads of closed slices */
-    struct sd_tables *tables;    /* imports */
-    const char *node_id;         /* this node's slices */
-    pthread_mutex_t *slots_lock; /* held around every change of storage's slots, shared with
-                                    reconciliation (roles/sd_reconcile.h) */
+    struct sd_state *state;             /* file and slice entities, statistics */
+    struct sd_storage *storage;         /* this node's writers: rotations, open slices */
+    struct sd_staging *staging;         /* uploads of closed slices */
+    struct sd_tables *tables;           /* imports */
+    const char *node_id;                /* this node's slices */
+    pthread_mutex_t *slots_lock;        /* held around every change of storage's slots, shared with
+                                           reconciliation (roles/sd_reconcile.h) */
+    struct sd_membership *coordination; /* the sinks whose files this node imports and cleans
+                                           up (their owner in the group); NULL: every sink */
 };
 
 /* Starts the operator thread (deps copied; cfg read here only). Returns 0 or -errno. */

@@ -373,6 +373,11 @@ static struct sd_volume *sd__volume_by_id(struct sd_storage *st, const char *id)
     return NULL;
 }
 
+int sd_storage_has_volume(struct sd_storage *st, const char *volume_id)
+{
+    return volume_id != NULL && sd__volume_by_id(st, volume_id) != NULL;
+}
+
 /* ---- entities ---- */
 
 static int sd__put_json(struct sd_storage *st, const char *key, json_t *value)

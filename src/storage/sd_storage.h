@@ -61,6 +61,8 @@ int sd_storage_reopen_pending(struct sd_storage *st);
  * "<JSON: volumeId, nodeId, hostname, path, type, label>"} (owned); the wiring keeps them in
  * the state store with the node's volume lease, so they vanish when the node is gone. */
 json_t *sd_storage_volume_announcements(struct sd_storage *st);
+/* 1 if volume_id is one of this writer's volumes (its slices are on this node's disk). */
+int sd_storage_has_volume(struct sd_storage *st, const char *volume_id);
 /* The open slice of every active sink: [{sinkKey, fileKey, sliceKey, settings, records,
  * compressedSize, uncompressedSize}] with live (synced) statistics. */
 json_t *sd_storage_open_slices(struct sd_storage *st);
