@@ -294,7 +294,8 @@ static int sd__announce_volumes(struct sd_node *n)
 }
 
 /* ---- storage-reader + storage-coordinator: staging and tables (the operator that uploads and
- * imports starts after the first reconciliation, sd__start_operator) ---- */
+ * imports starts after the first reconciliation, sd__start_operator); the api uses tables too ----
+ */
 
 static int sd__open_reader(struct sd_node *n)
 {
@@ -303,9 +304,15 @@ static int sd__open_reader(struct sd_node *n)
     if (rc != 0) {
         sd_buf_printf(&n->err, "cannot open staging (%s) at %s: %s", n->c.staging_backend,
                       n->c.staging_path, sd_strerror(rc));
-        return rc;
     }
-    rc = sd_tables_open(n->cfg, &n->tables);
+    return rc;
+}
+
+/* Tables: the coordinator imports into them, the api checks a sink's table at request time. */
+static int sd__open_tables(struct sd_node *n)
+{
+    int rc = sd_tables_open(n->cfg, &n->tables);
+
     if (rc != 0) {
         sd_buf_printf(&n->err, "cannot open tables (%s) at %s: %s", n->c.tables_backend,
                       n->c.tables_path, sd_strerror(rc));
@@ -508,6 +515,10 @@ static int sd__node_open(struct sd_node *n)
         return rc;
     }
     if ((roles & (SD_ROLE_READER | SD_ROLE_COORDINATOR)) && (rc = sd__open_reader(n)) != 0) {
+        return rc;
+    }
+    if ((roles & (SD_ROLE_READER | SD_ROLE_COORDINATOR | SD_ROLE_API)) &&
+        (rc = sd__open_tables(n)) != 0) {
         return rc;
     }
     if ((roles & (SD_ROLE_SOURCE | SD_ROLE_API)) && (rc = sd__open_eval_pool(n)) != 0) {
