@@ -320,36 +320,44 @@ static int sd__open_tables(struct sd_node *n)
     return rc;
 }
 
-/* Joins the group that splits the sinks between the coordinating nodes (each imports and cleans
- * up the files of the sinks it owns on the hash ring), then starts the operator. */
+/* The operator: with storage-reader next to the writer it rotates and uploads this node's
+ * slices; with storage-coordinator it joins the group that splits the sinks between the
+ * coordinating nodes (each imports and cleans up the files of the sinks it owns on the hash
+ * ring). */
 static int sd__start_operator(struct sd_node *n)
 {
     struct sd_operator_deps deps = {
         .state = n->state,
-        .storage = n->storage,
+        .storage = (n->roles & SD_ROLE_READER) ? n->storage : NULL,
         .staging = n->staging,
-        .tables = n->tables,
+        .tables = (n->roles & SD_ROLE_COORDINATOR) ? n->tables : NULL,
         .node_id = n->c.node_id,
         .slots_lock = &n->slots_lock,
     };
-    int rc = sd_session_start(n->state, n->c.member_ttl_s, "member", NULL, NULL, &n->member);
+    int rc = 0;
 
-    if (rc == 0) {
-        rc = sd_membership_start(n->state, n->member, "operator.file.import", n->c.node_id,
-                                 &n->coordinates);
+    if (deps.storage == NULL && deps.tables == NULL) {
+        return 0; /* neither slices to upload nor files to coordinate */
     }
-    if (rc != 0) {
-        sd_buf_printf(&n->err, "cannot join the coordinators: %s", sd_strerror(rc));
-        return rc;
+    if (deps.tables != NULL) {
+        rc = sd_session_start(n->state, n->c.member_ttl_s, "member", NULL, NULL, &n->member);
+        if (rc == 0) {
+            rc = sd_membership_start(n->state, n->member, "operator.file.import", n->c.node_id,
+                                     &n->coordinates);
+        }
+        if (rc != 0) {
+            sd_buf_printf(&n->err, "cannot join the coordinators: %s", sd_strerror(rc));
+            return rc;
+        }
+        if (!sd_session_wait_live(n->member, n->c.startup_timeout_ms)) {
+            sd_buf_printf(&n->err,
+                          "cannot join the coordinators within distribution.startupTimeout "
+                          "(%lld ms)",
+                          (long long)n->c.startup_timeout_ms);
+            return SD_EUNHEALTHY;
+        }
+        deps.coordination = n->coordinates;
     }
-    if (!sd_session_wait_live(n->member, n->c.startup_timeout_ms)) {
-        sd_buf_printf(&n->err,
-                      "cannot join the coordinators within distribution.startupTimeout "
-                      "(%lld ms)",
-                      (long long)n->c.startup_timeout_ms);
-        return SD_EUNHEALTHY;
-    }
-    deps.coordination = n->coordinates;
     rc = sd_operator_start(n->cfg, &deps, &n->op);
     if (rc != 0) {
         sd_buf_printf(&n->err, "cannot start the storage operator: %s", sd_strerror(rc));
@@ -517,8 +525,7 @@ static int sd__node_open(struct sd_node *n)
     if ((roles & (SD_ROLE_READER | SD_ROLE_COORDINATOR)) && (rc = sd__open_reader(n)) != 0) {
         return rc;
     }
-    if ((roles & (SD_ROLE_READER | SD_ROLE_COORDINATOR | SD_ROLE_API)) &&
-        (rc = sd__open_tables(n)) != 0) {
+    if ((roles & (SD_ROLE_COORDINATOR | SD_ROLE_API)) && (rc = sd__open_tables(n)) != 0) {
         return rc;
     }
     if ((roles & (SD_ROLE_SOURCE | SD_ROLE_API)) && (rc = sd__open_eval_pool(n)) != 0) {
@@ -553,9 +560,8 @@ static int sd__node_open(struct sd_node *n)
         sd_buf_printf(&n->err, "cannot follow the definitions: %s", sd_strerror(rc));
         return rc;
     }
-    /* uploads and imports: a node that writes slices and reaches staging and tables */
-    if (n->storage != NULL && n->staging != NULL && n->tables != NULL &&
-        (rc = sd__start_operator(n)) != 0) {
+    /* uploads (reader with a writer) and imports (coordinator) */
+    if (n->staging != NULL && (rc = sd__start_operator(n)) != 0) {
         return rc;
     }
     /* token commands while running (streamd token ...): without the socket they need a stop */

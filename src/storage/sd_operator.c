@@ -1317,7 +1317,7 @@ static void sd__cleanup(struct sd_operator *op, int64_t now)
     run.op = op;
     run.sinks = sd_xcalloc(kvs.n + 1, sizeof(*run.sinks));
     pthread_mutex_init(&run.lock, NULL);
-    open = sd_storage_open_slices(op->d.storage);
+    open = op->d.storage != NULL ? sd_storage_open_slices(op->d.storage) : json_array();
     /* Keys sort by sink, then by open time: walk backwards to see each sink's newest first. */
     for (size_t i = kvs.n; i-- > 0;) {
         const char *file_key = kvs.items[i].key + strlen("storage/file/all/");
@@ -1400,10 +1400,14 @@ static void *sd__operator_main(void *arg)
         }
         pthread_mutex_unlock(&op->lock);
         now = sd_now_ms();
-        sd__rotation(op, now);
-        sd__slices(op, sd_now_ms());
-        sd__files(op, sd_now_ms());
-        sd__cleanup(op, sd_now_ms());
+        if (op->d.storage != NULL) { /* storage-writer + reader: this node's slices */
+            sd__rotation(op, now);
+            sd__slices(op, sd_now_ms());
+        }
+        if (op->d.tables != NULL) { /* storage-coordinator: files, imports, cleanup */
+            sd__files(op, sd_now_ms());
+            sd__cleanup(op, sd_now_ms());
+        }
         pthread_mutex_lock(&op->lock);
     }
     pthread_mutex_unlock(&op->lock);

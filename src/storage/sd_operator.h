@@ -1,7 +1,9 @@
-/* sd_operator.h: the storage-coordinator and storage-reader roles of a standalone node: one
- * thread that rotates slices and files on their triggers, uploads closed slices to staging,
- * imports staged files into tables exactly once, retries failures with backoff, and deletes
- * local and staged data once the next level holds it (reference §4.2-§4.6). */
+/* sd_operator.h: the storage-reader and storage-coordinator roles of a node: one thread that
+ * rotates slices and files on their triggers, uploads closed slices to staging, imports staged
+ * files into tables exactly once, retries failures with backoff, and deletes local and staged
+ * data once the next level holds it (reference §4.2-§4.6). A node with storage (writer +
+ * reader) rotates and uploads its own slices; a node with tables (coordinator) moves files,
+ * imports and cleans up the sinks it coordinates; standalone does both. */
 #ifndef SD_OPERATOR_H
 #define SD_OPERATOR_H
 
@@ -17,9 +19,10 @@ struct sd_tables;
 /* What the operator works on; all borrowed, open, and outliving the operator. */
 struct sd_operator_deps {
     struct sd_state *state;             /* file and slice entities, statistics */
-    struct sd_storage *storage;         /* this node's writers: rotations, open slices */
+    struct sd_storage *storage;         /* this node's writers: rotations, open slices, uploads;
+                                           NULL on a node that does not write */
     struct sd_staging *staging;         /* uploads of closed slices */
-    struct sd_tables *tables;           /* imports */
+    struct sd_tables *tables;           /* imports; NULL on a node that does not coordinate */
     const char *node_id;                /* this node's slices */
     pthread_mutex_t *slots_lock;        /* held around every change of storage's slots, shared with
                                            reconciliation (roles/sd_reconcile.h) */
