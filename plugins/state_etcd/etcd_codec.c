@@ -222,6 +222,9 @@ int etcd_parse_error(const json_t *resp, int *code, const char **msg)
         return 0;
     }
     c = json_object_get(resp, "code");
+    if (c == NULL) {
+        c = json_object_get(resp, "grpc_code"); /* the error that ends a stream */
+    }
     m = json_object_get(resp, "message");
     if (m == NULL) {
         m = json_object_get(resp, "error");
