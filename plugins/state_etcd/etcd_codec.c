@@ -41,7 +41,8 @@ int etcd_set_prefix(json_t *obj, const char *ns, const char *prefix)
 
     memcpy(end, ns, nslen);
     memcpy(end + nslen, prefix, plen);
-    rc = etcd_set_b64(obj, "key", "", end, n);
+    /* etcd refuses an empty key: "\0" is the least key there is */
+    rc = etcd_set_b64(obj, "key", "", n > 0 ? end : "", n > 0 ? n : 1);
     /* the range end of a prefix: the prefix with its last byte below 0xff incremented;
      * "\0" (every key from key on) when there is none */
     while (n > 0 && (unsigned char)end[n - 1] == 0xff) {
@@ -333,7 +334,7 @@ static int codec_watch_events(const json_t *events, const char *ns, struct etcd_
 int etcd_parse_watch_msg(const char *p, size_t len, const char *ns, struct etcd_watch_msg *m)
 {
     json_t *root = json_loadb(p, len, 0, NULL);
-    const json_t *res, *err;
+    const json_t *res, *err, *reason;
     const char *msg;
     int rc = -EPROTO;
 
@@ -356,6 +357,12 @@ int etcd_parse_watch_msg(const char *p, size_t len, const char *ns, struct etcd_
     }
     m->created = json_is_true(json_object_get(res, "created"));
     m->canceled = json_is_true(json_object_get(res, "canceled"));
+    reason = json_object_get(res, "cancel_reason");
+    if (m->canceled && json_is_string(reason) &&
+        (strstr(json_string_value(reason), "Unauthenticated") != NULL ||
+         strstr(json_string_value(reason), "auth token") != NULL)) {
+        m->err_code = 16; /* a watch created with an expired token */
+    }
     if (etcd_get_int(res, "compact_revision", &m->compact_rev) != 0 ||
         etcd_header_rev(res, &m->rev) != 0) {
         goto done;

@@ -50,7 +50,8 @@ struct etcd_watch_msg {
     int canceled;        /* etcd ended the watch */
     int64_t compact_rev; /* with canceled: the start revision was compacted */
     int64_t rev;         /* header revision (progress) */
-    int err_code;        /* a stream error ({"error":{...}}): its gRPC code, else 0 */
+    int err_code;        /* gRPC code of a stream error ({"error":{...}}), or 16 for a watch
+                          * canceled for its token; else 0 */
     int is_error;        /* 1 for a stream error */
     size_t n;            /* events, in stream order */
     struct sd_kv *kvs;

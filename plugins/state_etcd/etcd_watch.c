@@ -116,6 +116,7 @@ static void watch_message(struct sd_watch *w, const char *p, size_t len)
         w->why = "the stream ended with an error";
     } else if (m.canceled) {
         w->outcome = m.compact_rev > 0 ? WATCH_COMPACTED : WATCH_RETRY;
+        w->unauthenticated = m.err_code == 16;
         w->why = "etcd canceled the watch";
     } else if (m.n > 0) {
         watch_deliver(w, &m);

@@ -140,7 +140,7 @@ static int es_current_rev(struct etcd_store *s, int64_t *rev)
     json_t *req = json_object();
     int rc;
 
-    etcd_set_b64(req, "key", etcd_client_ns(s->c), "", 0);
+    etcd_set_b64(req, "key", etcd_client_ns(s->c), "", 1); /* any key: "<ns>\0" */
     json_object_set_new(req, "count_only", json_true());
     rc = es_range_req(s, req, &kvs);
     *rev = kvs.rev;

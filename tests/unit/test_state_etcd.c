@@ -166,6 +166,27 @@ static void test_namespace_isolation(void **state)
     pthread_mutex_unlock(&c.mu);
     sd_state_unwatch(a, w);
     sc_collector_fini(&c);
+
+    /* no namespace: the whole keyspace, where b's keys carry their prefix */
+    {
+        struct sd_state *root = open_ns(etcd_url, "");
+        struct sd_watch *rw = NULL;
+        sc_collector_init(&c);
+        assert_int_equal(sd_state_watch(root, "", 0, sc_collect, &c, &rw), 0);
+        assert_int_equal(sd_state_range(root, "iso-b/", 0, &kvs), 0);
+        assert_int_equal(kvs.n, 2);
+        assert_string_equal(kvs.items[0].key, "iso-b/k");
+        sd_kvs_free(&kvs);
+        assert_int_equal(sd_state_range(root, "", 0, &kvs), 0);
+        assert_true(kvs.n >= 2);
+        sd_kvs_free(&kvs);
+        sc_put(b, "k", "again");
+        assert_int_equal(sc_wait_batches(&c, 1, 5000), 1);
+        assert_string_equal(c.batches[0].ev[0].key, "iso-b/k");
+        sd_state_unwatch(root, rw);
+        sc_collector_fini(&c);
+        sd_state_close(root);
+    }
     assert_int_equal(sd_state_del(b, "", 1, NULL, NULL), 0);
     sd_state_close(a);
     sd_state_close(b);
@@ -435,6 +456,23 @@ static void test_auth(void **state)
     sc_sleep_ms(sc_timeout_ms(3000)); /* the server forgets idle tokens after 2 s */
     sc_put(st, "k", "v2");
     sc_assert_value(st, "k", "v2");
+
+    /* a restart forgets every token: the watch reconnects with a new one */
+    {
+        struct sc_collector c;
+        struct sd_watch *w = NULL;
+        int64_t rev;
+        sc_collector_init(&c);
+        assert_int_equal(sd_state_watch(st, "", 0, sc_collect, &c, &w), 0);
+        server_ctl("halt");
+        server_ctl("resume");
+        rev = sc_put(st, "k", "v3");
+        assert_int_equal(sc_wait_batches(&c, 1, 10000), 1);
+        assert_int_equal(c.batches[0].rev, rev);
+        assert_string_equal(c.batches[0].ev[0].value, "v3");
+        sd_state_unwatch(st, w);
+        sc_collector_fini(&c);
+    }
     assert_int_equal(sd_state_del(st, "", 1, NULL, NULL), 0);
     sd_state_close(st);
 
