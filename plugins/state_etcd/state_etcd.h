@@ -3,8 +3,8 @@
  *
  * Every key is stored under etcd.namespace and returned without it, so several clusters can
  * share one etcd. Errors beyond the sd_state.h contract:
- * - SD_EUNHEALTHY: no endpoint could be reached or none has a leader; nothing was applied.
- *   The caller tries again later. Logged (rate-limited) with the endpoint, never a password.
+ * - SD_EUNHEALTHY: no endpoint could be reached or none has a leader; nothing was applied
+ *   (reads fail the same way: there is no local copy). The caller tries again later. Logged (rate-limited) with the endpoint, never a password.
  * - -ETIMEDOUT: a request was sent but not answered within etcd.connectTimeout, so a write
  *   may or may not have applied: the caller tries again with a txn comparing revisions.
  * - -EACCES: the credentials were refused (at open: a clear error, logged).

@@ -20,7 +20,9 @@
  * SD_ECLOSED, SD_EUNHEALTHY (the backend cannot persist writes now: the call, or a write it
  * depended on, failed and nothing of it is applied; reads keep working and writes are accepted
  * again once the backend can persist),
- * SD_ECORRUPT (open found damaged data). A call that returned 0 is durable.
+ * SD_ECORRUPT (open found damaged data). A call that returned 0 is durable. A networked
+ * backend also returns -ETIMEDOUT (a request sent but not answered: a write may or may not
+ * have applied) and -EACCES (credentials refused); see plugins/state_etcd/state_etcd.h.
  *
  * Threads: every call is thread-safe, except that sd_state_close must not race with any other
  * call on the same store. Calls block (disk sync, network); never call them from an event
