@@ -6,7 +6,8 @@
  * "Grpc-Metadata-hasleader: true" so that a member without quorum answers 503 at once instead
  * of hanging (CAVEATS.md). Only a request that surely was not applied (connect error, 503) is
  * sent again, to the next endpoint; one that timed out after sending is not (its outcome is
- * unknown). An expired token (Unauthenticated) is renewed once per call. */
+ * unknown), but the calls after it start at the next endpoint. An expired token (Unauthenticated)
+ * is renewed once per call. */
 #include "state_etcd/etcd_client.h"
 
 #include "core/sd_alloc.h"
@@ -251,6 +252,14 @@ static int client_call_once(struct etcd_client *c, const char *path, const char 
         if (rc != SD_EUNHEALTHY) {
             break;
         }
+    }
+    if (rc == -ETIMEDOUT) {
+        /* a member that accepts but does not answer: later calls start at the next one */
+        pthread_mutex_lock(&c->mu);
+        if (c->cur == ep) {
+            c->cur = (ep + 1) % c->nendpoints;
+        }
+        pthread_mutex_unlock(&c->mu);
     }
     if (rc == 0) {
         pthread_mutex_lock(&c->mu);

@@ -164,6 +164,7 @@ static void watch_stream(struct sd_watch *w)
     struct etcd_stream s;
     CURLcode cc = CURLE_OK;
     long status = 0;
+    curl_off_t connect_us = 0;
     int done = 0, running = 0, unreachable = 0;
 
     etcd_set_prefix(req, etcd_client_ns(c), w->prefix);
@@ -200,8 +201,16 @@ static void watch_stream(struct sd_watch *w)
         }
     }
     curl_easy_getinfo(s.easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(s.easy, CURLINFO_CONNECT_TIME_T, &connect_us);
+    if (w->outcome == WATCH_SILENT && (connect_us == 0 || status == 0)) {
+        /* silent because the endpoint never accepted or never answered: try the next one */
+        w->outcome = WATCH_RETRY;
+        w->why = connect_us == 0 ? "no connection" : "no answer";
+        unreachable = 1;
+    }
     if (done && w->outcome == WATCH_GOING && atomic_load(&w->stop) == WATCH_RUNNING) {
-        if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST || status == 503) {
+        if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST || status == 503 ||
+            (cc == CURLE_OPERATION_TIMEDOUT && connect_us == 0)) {
             unreachable = 1;
             w->why = status == 503 ? "no leader (503)" : curl_easy_strerror(cc);
         } else if (cc == CURLE_OK && status == 200 && w->line.len > 0) {

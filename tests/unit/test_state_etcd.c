@@ -16,8 +16,11 @@
 #include "state_etcd/etcd_codec.h"
 #include "state_etcd/state_etcd.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 static char etcd_dir[256];
 static char etcd_url[128];
@@ -215,6 +218,39 @@ static void test_endpoint_failover(void **state)
     sc_collector_fini(&c);
     assert_int_equal(sd_state_del(st, "", 1, NULL, NULL), 0);
     sd_state_close(st);
+
+    /* a first member that accepts connections but never answers: the call that meets it
+     * times out (its outcome is unknown), the next calls and the watch go to the next one */
+    {
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof(sa);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sd_state_etcd_opts o;
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        assert_int_equal(listen(fd, 16), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+        snprintf(list, sizeof(list), "127.0.0.1:%d,%s", ntohs(sa.sin_port), etcd_url);
+        o = test_opts(list, "failover");
+        o.connect_timeout_ms = 500;
+        o.keepalive_interval_ms = 300;
+        o.keepalive_timeout_ms = 200;
+        assert_int_equal(sd_state_etcd_open_opts(&o, &st), 0);
+        assert_int_equal(sd_state_put(st, "k", "v", 1, 0, NULL), -ETIMEDOUT);
+        sc_put(st, "k", "v");
+        sd_state_close(st);
+
+        /* a watch alone: its silent stream moves on after 500 ms */
+        assert_int_equal(sd_state_etcd_open_opts(&o, &st), 0);
+        sc_collector_init(&c);
+        assert_int_equal(sd_state_watch(st, "", 1, sc_collect, &c, &w), 0);
+        assert_true(sc_wait_batches(&c, 1, 5000) >= 1); /* the namespace's whole history */
+        assert_string_equal(c.batches[0].ev[0].key, "k");
+        sd_state_unwatch(st, w);
+        sc_collector_fini(&c);
+        sd_state_close(st);
+        close(fd);
+    }
 }
 
 /* No endpoint reachable: SD_EUNHEALTHY, reported to the health registry with the endpoint. */
