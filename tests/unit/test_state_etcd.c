@@ -195,6 +195,81 @@ static void test_namespace_isolation(void **state)
     sd_state_close(b);
 }
 
+/* A member without quorum: answers every request with 503 (code 14), as etcd does with
+ * "Grpc-Metadata-hasleader: true". Serves until the listening socket is shut down. */
+static void *no_leader_main(void *arg)
+{
+    static const char answer[] =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        "Content-Length: 77\r\nConnection: close\r\n\r\n"
+        "{\"error\":\"etcdserver: no leader\",\"message\":\"etcdserver: no leader\",\"code\":14}";
+    int lfd = *(int *)arg, fd;
+
+    while ((fd = accept(lfd, NULL, NULL)) >= 0) {
+        char buf[4096];
+        ssize_t n = recv(fd, buf, sizeof(buf), 0); /* a small request arrives in one piece */
+        if (n > 0 && send(fd, answer, sizeof(answer) - 1, MSG_NOSIGNAL) < 0) {
+            n = -1;
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+/* A listening socket on a free loopback port; *port gets the port. */
+static int listen_loopback(int *port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+/* A first member without a leader: calls and watches go on to the next one. */
+static void test_no_leader_failover(void **state)
+{
+    char list[300];
+    struct sd_state *st, *other;
+    struct sc_collector c;
+    struct sd_watch *w = NULL;
+    pthread_t th;
+    int port, fd = listen_loopback(&port);
+    int64_t rev;
+
+    (void)state;
+    assert_int_equal(pthread_create(&th, NULL, no_leader_main, &fd), 0);
+    snprintf(list, sizeof(list), "127.0.0.1:%d,%s", port, etcd_url);
+    /* a watch alone (start_rev > 0 sends no call first): its stream meets the member
+     * without leader first; the write comes from a store that knows only the good one */
+    st = open_ns(list, "no-leader");
+    other = open_ns(etcd_url, "no-leader");
+    sc_collector_init(&c);
+    assert_int_equal(sd_state_watch(st, "", 1, sc_collect, &c, &w), 0);
+    rev = sc_put(other, "k", "v");
+    assert_true(sc_wait_batches(&c, 1, 5000) >= 1);
+    pthread_mutex_lock(&c.mu);
+    assert_int_equal(c.batches[c.nbatches - 1].rev, rev);
+    pthread_mutex_unlock(&c.mu);
+    sd_state_unwatch(st, w);
+    sc_collector_fini(&c);
+
+    /* calls go on to the next member too */
+    sc_put(st, "k", "v2");
+    sc_assert_value(st, "k", "v2");
+    assert_int_equal(sd_state_del(st, "", 1, NULL, NULL), 0);
+    sd_state_close(st);
+    sd_state_close(other);
+    shutdown(fd, SHUT_RDWR);
+    pthread_join(th, NULL);
+    close(fd);
+}
+
 /* A dead first endpoint: every call goes on to the next one. */
 static void test_endpoint_failover(void **state)
 {
@@ -222,15 +297,9 @@ static void test_endpoint_failover(void **state)
     /* a first member that accepts connections but never answers: the call that meets it
      * times out (its outcome is unknown), the next calls and the watch go to the next one */
     {
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t len = sizeof(sa);
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        int port, fd = listen_loopback(&port);
         struct sd_state_etcd_opts o;
-        assert_true(fd >= 0);
-        assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-        assert_int_equal(listen(fd, 16), 0);
-        assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-        snprintf(list, sizeof(list), "127.0.0.1:%d,%s", ntohs(sa.sin_port), etcd_url);
+        snprintf(list, sizeof(list), "127.0.0.1:%d,%s", port, etcd_url);
         o = test_opts(list, "failover");
         o.connect_timeout_ms = 500;
         o.keepalive_interval_ms = 300;
@@ -266,6 +335,20 @@ static void test_unreachable(void **state)
     sd_state_set_health(st, h);
     assert_int_equal(sd_state_put(st, "k", "v", 1, 0, NULL), SD_EUNHEALTHY);
     assert_int_equal(sd_state_get(st, "k", &kv), SD_EUNHEALTHY);
+    assert_true(sd_health_is_ok(h) == 0);
+    /* requests over the limits are refused before anything is sent */
+    {
+        struct sd_op ops[SD_STATE_MAX_TXN_OPS + 1];
+        struct sd_txn txn = {NULL, 0, ops, SD_STATE_MAX_TXN_OPS + 1, NULL, 0};
+        struct sd_txn_result res;
+        for (size_t i = 0; i < SD_STATE_MAX_TXN_OPS + 1; i++) {
+            ops[i] = (struct sd_op){SD_OP_GET, "k", NULL, 0, 0};
+        }
+        assert_int_equal(sd_state_txn(st, &txn, &res), SD_ELIMIT);
+        ops[0] = ops[1] = (struct sd_op){SD_OP_PUT, "k", "v", 1, 0};
+        txn.nthen = 2;
+        assert_int_equal(sd_state_txn(st, &txn, &res), SD_EINVAL);
+    }
     assert_false(sd_health_is_ok(h));
     assert_int_equal(sd_health_render(h, &out), 503);
     assert_non_null(strstr(sd_buf_cstr(&out), "state: etcd at http://127.0.0.1:1"));
@@ -552,6 +635,7 @@ int main(void)
         cmocka_unit_test(test_codec),
         cmocka_unit_test(test_namespace_isolation),
         cmocka_unit_test(test_endpoint_failover),
+        cmocka_unit_test(test_no_leader_failover),
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_watch_compacted),
         cmocka_unit_test(test_watch_survives_restart),
