@@ -8,8 +8,9 @@
  * notification); every (re)connection asks for start_revision = next_rev, and batches below it
  * are dropped, so a resumed stream neither loses nor repeats events. A stream that ends, fails,
  * is canceled for another reason than compaction, or stays silent longer than the client's
- * silence limit is reopened after a backoff (100 ms doubling to 2 s); a compacted start ends the
- * watch with SD_ECONFLICT. */
+ * silence limit is reopened: at once when it was merely idle (etcd's progress notifications are
+ * rare by default), else after a backoff (100 ms doubling to 2 s while nothing valid arrives);
+ * a compacted start ends the watch with SD_ECONFLICT. */
 #include "state_etcd/etcd_watch.h"
 
 #include "core/sd_alloc.h"
@@ -48,7 +49,8 @@ struct sd_watch {
     struct sd_buf line;
     int64_t last_data_ms;
     int outcome;
-    int got_events;
+    int healthy; /* the stream carried a valid message */
+    int idle;    /* it went silent after a valid answer: reopen at once */
     int unauthenticated;
     const char *why;
     struct sd_watch *next;
@@ -97,7 +99,6 @@ static void watch_deliver(struct sd_watch *w, const struct etcd_watch_msg *m)
         }
         w->cb(evs, j - i, rev, 0, w->arg);
         w->next_rev = rev + 1;
-        w->got_events = 1;
     }
     free(evs);
 }
@@ -120,8 +121,12 @@ static void watch_message(struct sd_watch *w, const char *p, size_t len)
         w->why = "etcd canceled the watch";
     } else if (m.n > 0) {
         watch_deliver(w, &m);
-    } else if (!m.created && m.rev >= w->next_rev) {
-        w->next_rev = m.rev + 1; /* progress: everything up to m.rev was sent */
+        w->healthy = 1;
+    } else {
+        if (!m.created && m.rev >= w->next_rev) {
+            w->next_rev = m.rev + 1; /* progress: everything up to m.rev was sent */
+        }
+        w->healthy = 1;
     }
     etcd_watch_msg_free(&m);
 }
@@ -234,6 +239,7 @@ static void watch_stream(struct sd_watch *w)
     w->easy = NULL;
     if (w->outcome == WATCH_SILENT) {
         /* etcd sends progress notifications rarely by default: an idle watch is normal */
+        w->idle = 1;
         sd_log_debug("state", "etcd watch of \"%s\": the stream went silent; reopening", w->prefix);
         w->outcome = WATCH_RETRY;
     } else if (w->outcome == WATCH_RETRY && atomic_load(&w->stop) == WATCH_RUNNING) {
@@ -248,7 +254,8 @@ static void *watch_main(void *arg)
     int64_t backoff_ms = 100;
 
     while (atomic_load(&w->stop) == WATCH_RUNNING) {
-        w->got_events = 0;
+        w->healthy = 0;
+        w->idle = 0;
         watch_stream(w);
         if (w->outcome == WATCH_COMPACTED && atomic_load(&w->stop) == WATCH_RUNNING) {
             w->ended = 1;
@@ -258,8 +265,10 @@ static void *watch_main(void *arg)
         if (atomic_load(&w->stop) != WATCH_RUNNING) {
             break;
         }
-        backoff_ms = w->got_events ? 100 : (backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2);
-        curl_multi_poll(w->multi, NULL, 0, (int)backoff_ms, NULL);
+        backoff_ms = w->healthy ? 100 : (backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2);
+        if (!w->idle) {
+            curl_multi_poll(w->multi, NULL, 0, (int)backoff_ms, NULL);
+        }
     }
     if (atomic_load(&w->stop) == WATCH_CLOSING && !w->ended) {
         w->ended = 1;

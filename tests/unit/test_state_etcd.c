@@ -399,6 +399,46 @@ static void test_watch_survives_restart(void **state)
     sd_health_destroy(h);
 }
 
+/* An idle stream (no progress notification within the silence limit) is reopened at once
+ * from where it was: events keep arriving promptly, none lost or repeated. */
+static void test_watch_idle_reconnect(void **state)
+{
+    struct sd_state_etcd_opts o = test_opts(etcd_url, "idle");
+    struct sd_state *st = NULL;
+    struct sc_collector c;
+    struct sd_watch *w = NULL;
+    int64_t revs[4];
+    char key[16];
+
+    (void)state;
+    o.keepalive_interval_ms = 100; /* silent after 200 ms; the server's progress is 500 ms */
+    o.keepalive_timeout_ms = 100;
+    assert_int_equal(sd_state_etcd_open_opts(&o, &st), 0);
+    sc_collector_init(&c);
+    assert_int_equal(sd_state_watch(st, "", 0, sc_collect, &c, &w), 0);
+    for (int i = 0; i < 4; i++) {
+        int64_t start;
+        sc_sleep_ms(450);
+        snprintf(key, sizeof(key), "i/%d", i);
+        start = sd_mono_ms();
+        revs[i] = sc_put(st, key, "v");
+        assert_int_equal(sc_wait_batches(&c, (size_t)i + 1, 5000), (size_t)i + 1);
+        assert_true(sd_mono_ms() - start < sc_timeout_ms(1000));
+    }
+    sc_sleep_ms(500);
+    pthread_mutex_lock(&c.mu);
+    assert_int_equal(c.nbatches, 4);
+    assert_false(c.bad_order);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(c.batches[i].rev, revs[i]);
+    }
+    pthread_mutex_unlock(&c.mu);
+    sd_state_unwatch(st, w);
+    sc_collector_fini(&c);
+    assert_int_equal(sd_state_del(st, "", 1, NULL, NULL), 0);
+    sd_state_close(st);
+}
+
 /* A watch from a compacted revision ends with SD_ECONFLICT; from the listed revision it works. */
 static void test_watch_compacted(void **state)
 {
@@ -638,6 +678,7 @@ int main(void)
         cmocka_unit_test(test_no_leader_failover),
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_watch_compacted),
+        cmocka_unit_test(test_watch_idle_reconnect),
         cmocka_unit_test(test_watch_survives_restart),
         cmocka_unit_test(test_open_from_config),
         cmocka_unit_test(test_auth),
