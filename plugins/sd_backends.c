@@ -8,6 +8,7 @@
 #include "core/sd_error.h"
 #include "staging/sd_staging.h"
 #include "state_embedded/state_embedded.h"
+#include "state_etcd/state_etcd.h"
 #include "tables/sd_tables.h"
 #include "tables_postgres/tables_postgres.h"
 
@@ -16,7 +17,7 @@
 
 const struct sd_backend sd_backends[] = {
     {SD_BACKEND_STATE, "embedded", &sd_state_embedded_ops},
-    {SD_BACKEND_STATE, "etcd", NULL},
+    {SD_BACKEND_STATE, "etcd", &sd_state_etcd_ops},
     {SD_BACKEND_STAGING, "local", &sd_staging_local_ops},
     {SD_BACKEND_STAGING, "s3", &sd_staging_s3_ops},
     {SD_BACKEND_TABLES, "sqlite", &sd_tables_sqlite_ops},

@@ -1847,16 +1847,11 @@ fail:
     return rc;
 }
 
-static int se_check_key(const char *key)
-{
-    return (key == NULL || key[0] == '\0') ? SD_EINVAL : 0;
-}
-
 static int se_get(void *ctx, const char *key, struct sd_kv *out)
 {
     struct se_store *s = ctx;
     struct se_node *n;
-    int rc = se_check_key(key);
+    int rc = sd_state_check_key(key);
 
     memset(out, 0, sizeof(*out));
     if (rc != 0) {
@@ -1918,13 +1913,10 @@ static int se_put(void *ctx, const char *key, const void *value, size_t len, int
     struct se_store *s = ctx;
     struct se_rec rec;
     uint64_t seq;
-    int rc = se_check_key(key);
+    int rc = sd_state_check_put(key, value, len, lease);
 
-    if (rc != 0 || (value == NULL && len > 0) || lease < 0) {
-        return SD_EINVAL;
-    }
-    if (len > SD_STATE_MAX_REQUEST || strlen(key) + len > SD_STATE_MAX_REQUEST) {
-        return SD_ELIMIT;
+    if (rc != 0) {
+        return rc;
     }
     pthread_mutex_lock(&s->mu);
     rc = se_usable(s);
@@ -1950,7 +1942,7 @@ static int se_del(void *ctx, const char *key, int is_prefix, int64_t *deleted, i
     struct se_rec rec;
     uint64_t seq;
     int64_t count;
-    int rc = is_prefix ? (key == NULL ? SD_EINVAL : 0) : se_check_key(key);
+    int rc = is_prefix ? (key == NULL ? SD_EINVAL : 0) : sd_state_check_key(key);
 
     if (rc != 0) {
         return rc;
@@ -1970,97 +1962,6 @@ static int se_del(void *ctx, const char *key, int is_prefix, int64_t *deleted, i
         rc = se_wait_durable(s, seq);
     }
     pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-static int se_op_is_write(const struct sd_op *op)
-{
-    return op->type == SD_OP_PUT || op->type == SD_OP_DELETE || op->type == SD_OP_DELETE_PREFIX;
-}
-
-/* Checks one branch: op kinds, keys, etcd's duplicate-key rule. Adds its bytes to *bytes. */
-static int se_check_ops(const struct sd_op *ops, size_t n, size_t *bytes)
-{
-    if (n > 0 && ops == NULL) {
-        return SD_EINVAL;
-    }
-    if (n > SD_STATE_MAX_TXN_OPS) {
-        return SD_ELIMIT;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const struct sd_op *a = &ops[i];
-        switch (a->type) {
-        case SD_OP_PUT:
-            if (se_check_key(a->key) != 0 || (a->value == NULL && a->value_len > 0) ||
-                a->lease < 0) {
-                return SD_EINVAL;
-            }
-            *bytes += a->value_len;
-            break;
-        case SD_OP_DELETE:
-        case SD_OP_GET:
-            if (se_check_key(a->key) != 0) {
-                return SD_EINVAL;
-            }
-            break;
-        case SD_OP_DELETE_PREFIX:
-        case SD_OP_RANGE_PREFIX:
-            if (a->key == NULL) {
-                return SD_EINVAL;
-            }
-            break;
-        default:
-            return SD_EINVAL;
-        }
-        *bytes += strlen(a->key);
-    }
-    /* a put may not meet another put of the same key or any delete covering it */
-    for (size_t i = 0; i < n; i++) {
-        if (ops[i].type != SD_OP_PUT) {
-            continue;
-        }
-        for (size_t j = 0; j < n; j++) {
-            const struct sd_op *b = &ops[j];
-            if (j == i || !se_op_is_write(b)) {
-                continue;
-            }
-            if ((b->type != SD_OP_DELETE_PREFIX && strcmp(ops[i].key, b->key) == 0) ||
-                (b->type == SD_OP_DELETE_PREFIX &&
-                 se_has_prefix(ops[i].key, b->key, strlen(b->key)))) {
-                return SD_EINVAL;
-            }
-        }
-    }
-    return 0;
-}
-
-static int se_check_txn(const struct sd_txn *txn)
-{
-    size_t bytes = 0;
-    int rc;
-
-    if (txn == NULL || (txn->ncmps > 0 && txn->cmps == NULL)) {
-        return SD_EINVAL;
-    }
-    if (txn->ncmps > SD_STATE_MAX_TXN_OPS) {
-        return SD_ELIMIT;
-    }
-    for (size_t i = 0; i < txn->ncmps; i++) {
-        const struct sd_cmp *c = &txn->cmps[i];
-        if (se_check_key(c->key) != 0 || (unsigned)c->target > SD_CMP_VALUE ||
-            (unsigned)c->result > SD_CMP_GREATER ||
-            (c->target == SD_CMP_VALUE && c->value == NULL && c->value_len > 0)) {
-            return SD_EINVAL;
-        }
-        bytes += strlen(c->key) + (c->target == SD_CMP_VALUE ? c->value_len : 0);
-    }
-    rc = se_check_ops(txn->then_ops, txn->nthen, &bytes);
-    if (rc == 0) {
-        rc = se_check_ops(txn->else_ops, txn->nelse, &bytes);
-    }
-    if (rc == 0 && bytes > SD_STATE_MAX_REQUEST) {
-        rc = SD_ELIMIT;
-    }
     return rc;
 }
 
@@ -2104,12 +2005,12 @@ static int se_cmp_holds(struct se_store *s, const struct sd_cmp *c)
 static int se_txn_writes(const struct sd_txn *txn)
 {
     for (size_t i = 0; i < txn->nthen; i++) {
-        if (se_op_is_write(&txn->then_ops[i])) {
+        if (sd_state_op_is_write(&txn->then_ops[i])) {
             return 1;
         }
     }
     for (size_t i = 0; i < txn->nelse; i++) {
-        if (se_op_is_write(&txn->else_ops[i])) {
+        if (sd_state_op_is_write(&txn->else_ops[i])) {
             return 1;
         }
     }
@@ -2126,7 +2027,7 @@ static int se_txn(void *ctx, const struct sd_txn *txn, struct sd_txn_result *out
     int ok = 1, rc;
 
     memset(out, 0, sizeof(*out));
-    rc = se_check_txn(txn);
+    rc = sd_state_check_txn(txn);
     if (rc != 0) {
         return rc;
     }

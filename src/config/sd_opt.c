@@ -113,15 +113,16 @@ static const struct sd_opt sd_opts[] = {
     {"encryption.provider", SD_OPT_ENUM, "none", 0, 0, sd_enum_encryption, 0,
      "Encryption of tokens and credentials in the state store (none, aes, gcp, aws or azure)."},
     {"etcd.connectTimeout", SD_OPT_DURATION, "30s", SD_MS(100), SD_MIN(10), NULL, 0,
-     "Timeout of the initial etcd connection (duration)."},
+     "Timeout of connecting to an etcd endpoint and of one etcd request (duration)."},
     {"etcd.debugLog", SD_OPT_BOOL, "false", 0, 0, NULL, 0,
      "Whether etcd client operations are logged at debug level (true or false)."},
     {"etcd.endpoint", SD_OPT_STRING, "", 0, 0, NULL, 0,
-     "etcd v3 endpoint (host:port or URL; empty = no etcd)."},
+     "etcd v3 endpoints (host:port or URL; several separated by commas, tried in turn when one "
+     "cannot be reached or has no leader; empty = no etcd)."},
     {"etcd.keepAliveInterval", SD_OPT_DURATION, "10s", SD_MS(100), SD_MIN(10), NULL, 0,
-     "Interval between etcd keep-alive probes (duration)."},
+     "Interval between TCP keep-alive probes of etcd connections (duration)."},
     {"etcd.keepAliveTimeout", SD_OPT_DURATION, "5s", SD_MS(100), SD_MIN(10), NULL, 0,
-     "Time without a keep-alive reply after which the etcd connection is closed (duration)."},
+     "A watch stream silent for keepAliveInterval plus this long is reopened (duration)."},
     {"etcd.namespace", SD_OPT_STRING, "stream/", 0, 0, NULL, 0,
      "Prefix of every etcd key written by the service (key prefix)."},
     {"etcd.password", SD_OPT_STRING, "", 0, 0, NULL, SD_OPT_SECRET,
@@ -484,9 +485,6 @@ static const struct {
      "The reference encrypts the Keboola Storage token of each sink and the upload credentials "
      "of staging files; streamd stores neither, so none and aes change nothing, and the cloud KMS "
      "providers (gcp, aws, azure) are rejected."},
-    {"etcd.", SD_OPT_CLUSTER,
-     "etcd client of the distributed mode; standalone keeps its state in the embedded store "
-     "(state.backend embedded)."},
     {"pprof.", SD_OPT_NOT_APPLICABLE,
      "Go's pprof profiling server; profile streamd with perf or the sanitizer builds."},
     {"sink.table.keboola.", SD_OPT_NOT_APPLICABLE,

@@ -7,6 +7,7 @@
 #include "staging/sd_staging.h"
 #include "staging_s3/staging_s3.h"
 #include "state/sd_state.h"
+#include "state_etcd/state_etcd.h"
 #include "storage/sd_operator.h"
 #include "storage/sd_storage.h"
 #include "tables/sd_tables.h"
@@ -20,5 +21,6 @@ const struct sd_config_bindings *const sd_config_registry[] = {
     &sd_state_config_bindings,      &sd_storage_config_bindings,
     &sd_operator_config_bindings,   &sd_staging_config_bindings,
     &sd_tables_config_bindings,     &sd_tables_postgres_config_bindings,
-    &sd_staging_s3_config_bindings, NULL,
+    &sd_staging_s3_config_bindings, &sd_state_etcd_config_bindings,
+    NULL,
 };

@@ -80,6 +80,113 @@ int sd_state_open_backend(const char *name, const struct sd_config *cfg,
     return 0;
 }
 
+int sd_state_check_key(const char *key)
+{
+    return (key == NULL || key[0] == '\0') ? SD_EINVAL : 0;
+}
+
+int sd_state_check_put(const char *key, const void *value, size_t len, int64_t lease)
+{
+    if (sd_state_check_key(key) != 0 || (value == NULL && len > 0) || lease < 0) {
+        return SD_EINVAL;
+    }
+    if (len > SD_STATE_MAX_REQUEST || strlen(key) + len > SD_STATE_MAX_REQUEST) {
+        return SD_ELIMIT;
+    }
+    return 0;
+}
+
+int sd_state_op_is_write(const struct sd_op *op)
+{
+    return op->type == SD_OP_PUT || op->type == SD_OP_DELETE || op->type == SD_OP_DELETE_PREFIX;
+}
+
+/* Checks one branch: op kinds, keys, etcd's duplicate-key rule. Adds its bytes to *bytes. */
+static int state_check_ops(const struct sd_op *ops, size_t n, size_t *bytes)
+{
+    if (n > 0 && ops == NULL) {
+        return SD_EINVAL;
+    }
+    if (n > SD_STATE_MAX_TXN_OPS) {
+        return SD_ELIMIT;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct sd_op *a = &ops[i];
+        switch (a->type) {
+        case SD_OP_PUT:
+            if (sd_state_check_key(a->key) != 0 || (a->value == NULL && a->value_len > 0) ||
+                a->lease < 0) {
+                return SD_EINVAL;
+            }
+            *bytes += a->value_len;
+            break;
+        case SD_OP_DELETE:
+        case SD_OP_GET:
+            if (sd_state_check_key(a->key) != 0) {
+                return SD_EINVAL;
+            }
+            break;
+        case SD_OP_DELETE_PREFIX:
+        case SD_OP_RANGE_PREFIX:
+            if (a->key == NULL) {
+                return SD_EINVAL;
+            }
+            break;
+        default:
+            return SD_EINVAL;
+        }
+        *bytes += strlen(a->key);
+    }
+    /* a put may not meet another put of the same key or any delete covering it */
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i].type != SD_OP_PUT) {
+            continue;
+        }
+        for (size_t j = 0; j < n; j++) {
+            const struct sd_op *b = &ops[j];
+            if (j == i || !sd_state_op_is_write(b)) {
+                continue;
+            }
+            if ((b->type != SD_OP_DELETE_PREFIX && strcmp(ops[i].key, b->key) == 0) ||
+                (b->type == SD_OP_DELETE_PREFIX &&
+                 strncmp(ops[i].key, b->key, strlen(b->key)) == 0)) {
+                return SD_EINVAL;
+            }
+        }
+    }
+    return 0;
+}
+
+int sd_state_check_txn(const struct sd_txn *txn)
+{
+    size_t bytes = 0;
+    int rc;
+
+    if (txn == NULL || (txn->ncmps > 0 && txn->cmps == NULL)) {
+        return SD_EINVAL;
+    }
+    if (txn->ncmps > SD_STATE_MAX_TXN_OPS) {
+        return SD_ELIMIT;
+    }
+    for (size_t i = 0; i < txn->ncmps; i++) {
+        const struct sd_cmp *c = &txn->cmps[i];
+        if (sd_state_check_key(c->key) != 0 || (unsigned)c->target > SD_CMP_VALUE ||
+            (unsigned)c->result > SD_CMP_GREATER ||
+            (c->target == SD_CMP_VALUE && c->value == NULL && c->value_len > 0)) {
+            return SD_EINVAL;
+        }
+        bytes += strlen(c->key) + (c->target == SD_CMP_VALUE ? c->value_len : 0);
+    }
+    rc = state_check_ops(txn->then_ops, txn->nthen, &bytes);
+    if (rc == 0) {
+        rc = state_check_ops(txn->else_ops, txn->nelse, &bytes);
+    }
+    if (rc == 0 && bytes > SD_STATE_MAX_REQUEST) {
+        rc = SD_ELIMIT;
+    }
+    return rc;
+}
+
 /* The keys that choose the state store, filled once by sd_config_fill. */
 struct sd_state_config {
     const char *backend;

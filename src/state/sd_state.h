@@ -3,7 +3,7 @@
  *
  * Everything streamd keeps as coordination state (definitions, file and slice entities,
  * statistics, leases, locks) goes through this interface. Backends: "embedded" (in-process,
- * durable in the data dir) and "etcd" (later). Both pass tests/unit/state_contract.h.
+ * durable in the data dir) and "etcd" (an etcd cluster). Both pass tests/unit/state_contract.h.
  *
  * Semantics, as in etcd v3:
  * - One global revision counter, incremented exactly once per put/delete/txn that changes at
@@ -20,7 +20,9 @@
  * SD_ECLOSED, SD_EUNHEALTHY (the backend cannot persist writes now: the call, or a write it
  * depended on, failed and nothing of it is applied; reads keep working and writes are accepted
  * again once the backend can persist),
- * SD_ECORRUPT (open found damaged data). A call that returned 0 is durable.
+ * SD_ECORRUPT (open found damaged data). A call that returned 0 is durable. A networked
+ * backend also returns -ETIMEDOUT (a request sent but not answered: a write may or may not
+ * have applied) and -EACCES (credentials refused); see plugins/state_etcd/state_etcd.h.
  *
  * Threads: every call is thread-safe, except that sd_state_close must not race with any other
  * call on the same store. Calls block (disk sync, network); never call them from an event
@@ -164,13 +166,14 @@ struct sd_state {
 
 /* Opens the backend named by config key "state.backend" (default "embedded", or "etcd" when
  * "etcd.endpoint" is set), at "state.embedded.path" (default "<dataDir>/state") for the
- * embedded backend. "etcd" returns -ENOTSUP for now; an unknown name is SD_EINVAL. cfg is
+ * embedded backend, or at "etcd.endpoint" with the etcd.* keys (plugins/state_etcd). An unknown
+ * name is SD_EINVAL. cfg is
  * borrowed. On success *out is owned by the caller; close with sd_state_close. */
 int sd_state_open(const struct sd_config *cfg, struct sd_state **out);
 
-/* Opens backend name ("embedded") at path_or_endpoint (a directory for "embedded", created if
- * missing). cfg may be NULL for "embedded". Returns 0, SD_EINVAL (unknown name),
- * SD_ECORRUPT (stored data damaged before its tail) or -errno. */
+/* Opens backend name ("embedded" or "etcd") at path_or_endpoint (a directory for "embedded",
+ * created if missing; the etcd.endpoint list for "etcd"). cfg may be NULL for "embedded". Returns
+ * 0, SD_EINVAL (unknown name), SD_ECORRUPT (stored data damaged before its tail) or -errno. */
 int sd_state_open_backend(const char *name, const struct sd_config *cfg,
                           const char *path_or_endpoint, struct sd_state **out);
 
@@ -266,6 +269,18 @@ static inline void sd_state_set_health(struct sd_state *st, struct sd_health *h)
 {
     st->ops->set_health(st->ctx, h);
 }
+
+/* Request checks shared by the backends, so that every backend refuses the same requests
+ * before doing anything. Each returns 0, SD_EINVAL or SD_ELIMIT. */
+/* A key: non-empty. */
+int sd_state_check_key(const char *key);
+/* A put: its key, value (NULL only when len is 0), lease (>= 0) and size. */
+int sd_state_check_put(const char *key, const void *value, size_t len, int64_t lease);
+/* A txn: compares, op kinds and keys, at most SD_STATE_MAX_TXN_OPS per branch, etcd's rule
+ * against a key written twice in a branch, and the total size. */
+int sd_state_check_txn(const struct sd_txn *txn);
+/* 1 for PUT, DELETE and DELETE_PREFIX. */
+int sd_state_op_is_write(const struct sd_op *op);
 
 struct sd_config_bindings;
 /* The keys that choose the state store (for the registry). */

@@ -83,11 +83,12 @@ def test_write_buffer_size_sets_the_send_buffer(streamd_factory):
 
 
 def test_marked_keys_warn_at_start(streamd_factory):
-    s = streamd_factory(env={"STREAM_ETCD_NAMESPACE": "other/", "STREAM_DATADOG_ENABLED": "false",
+    s = streamd_factory(env={"STREAM_WATCH_TELEMETRY_INTERVAL": "1m",
+                             "STREAM_DATADOG_ENABLED": "false",
                              "STREAM_STORAGE_API_HOST": "connection.keboola.com"})
     text = s.read_stderr()
-    assert re.search(r'"etcd.namespace\\" is set but has no effect in standalone streamd '
-                     r'\(cluster\)', text), text
+    assert re.search(r'"watchTelemetryInterval\\" is set but has no effect in standalone '
+                     r'streamd \(cluster\)', text), text
     assert '"datadog.enabled\\" is set but has no effect in streamd (not applicable)' in text
     assert '"storageApiHost\\" is set' in text
     assert "api.task.ttlSeconds" not in text  # at its default: nothing to say
@@ -106,7 +107,8 @@ def test_rejected_keys_stop_the_start(tmp_path):
 def test_config_dump_shows_marks(tmp_path):
     r = run_cli("config", "dump", "--data-dir", str(tmp_path))
     assert r.returncode == 0, r.stderr
-    assert 'etcd.endpoint: ""  # cluster\n' in r.stdout
+    assert "watchTelemetryInterval: 5m  # cluster\n" in r.stdout
+    assert 'etcd.endpoint: ""\n' in r.stdout
     assert "pprof.enabled: false  # not applicable\n" in r.stdout
     assert 'encryption.gcp.kmsKeyId: ""  # rejected\n' in r.stdout
     assert "source.http.shutdownTimeout: 30s\n" in r.stdout

@@ -935,7 +935,7 @@ static void test_unknown_env_is_warning(void **state)
  * rejected keys and the cloud KMS providers are errors. */
 static void test_marked_keys(void **state)
 {
-    char *cluster_env[] = {"STREAM_ETCD_NAMESPACE=other/", "STREAM_DATADOG_ENABLED=false",
+    char *cluster_env[] = {"STREAM_WATCH_TELEMETRY_INTERVAL=1m", "STREAM_DATADOG_ENABLED=false",
                            "STREAM_PPROF_LISTEN=0.0.0.0:4000", NULL};
     char *aes_env[] = {"STREAM_ENCRYPTION_PROVIDER=aes",
                        "STREAM_ENCRYPTION_AES_SECRET_KEY=0123456789abcdef0123456789abcdef", NULL};
@@ -945,8 +945,9 @@ static void test_marked_keys(void **state)
     int rc = -1;
 
     (void)state;
-    assert_int_equal(sd_opt_mark(sd_opt_find("etcd.endpoint"), &why), SD_OPT_CLUSTER);
+    assert_int_equal(sd_opt_mark(sd_opt_find("watchTelemetryInterval"), &why), SD_OPT_CLUSTER);
     assert_non_null(why);
+    assert_int_equal(sd_opt_mark(sd_opt_find("etcd.endpoint"), &why), SD_OPT_WORKS);
     assert_int_equal(sd_opt_mark(sd_opt_find("source.http.listen"), &why), SD_OPT_WORKS);
     assert_null(why);
     assert_int_equal(sd_opt_mark(sd_opt_find("encryption.gcp.kmsKeyId"), NULL), SD_OPT_REJECTED);
@@ -954,7 +955,8 @@ static void test_marked_keys(void **state)
 
     logged = load_capturing_stderr(cluster_env, &rc);
     assert_int_equal(rc, 0);
-    assert_contains(logged, "\\\"etcd.namespace\\\" is set but has no effect in standalone streamd "
+    assert_contains(logged, "\\\"watchTelemetryInterval\\\" is set but has no effect in standalone "
+                            "streamd "
                             "(cluster)");
     assert_contains(logged, "\\\"datadog.enabled\\\" is set but has no effect in streamd "
                             "(not applicable)");
@@ -1006,7 +1008,7 @@ static void test_config_doc(void **state)
                               "| duration | `1h` | 1s .. 24h |");
     assert_contains(out.data, "| enum | `none` | `none`, `aes`, `gcp`, `aws`, `azure` |");
     assert_contains(out.data, "| `etcd.endpoint` | `STREAM_ETCD_ENDPOINT` | string |  | - |");
-    assert_contains(out.data, "| **cluster**: etcd client of the distributed mode");
+    assert_contains(out.data, "| **cluster**: Telemetry of the etcd watchers of a cluster node.");
     assert_contains(out.data, "| **rejected**: Cloud KMS encryption (encryption.provider aws)");
     assert_contains(out.data, "Secret: never printed. |");
     assert_contains(out.data, "| list | `default` | items 1 .. any |");
@@ -1233,7 +1235,8 @@ static void test_dump(void **state)
     sd_config_dump(cfg, 0, &out);
     assert_contains(out.data, "auth.adminToken: \"***\"\n");
     assert_not_contains(out.data, "my-admin-token");
-    assert_contains(out.data, "etcd.password: \"\"  # cluster\n");
+    assert_contains(out.data, "etcd.password: \"\"\n");
+    assert_contains(out.data, "watchTelemetryInterval: 5m  # cluster\n");
     assert_contains(out.data, "pprof.enabled: false  # not applicable\n");
     assert_contains(out.data, "encryption.aws.region: \"\"  # rejected\n");
     assert_contains(out.data, "source.http.listen: 0.0.0.0:7000\n");
@@ -1281,9 +1284,9 @@ static void test_dump(void **state)
     root = json_loads(out.data, 0, &jerr);
     assert_non_null(root);
     assert_int_equal(json_object_size(root), n + 1);
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(root, "$marks"), "etcd.endpoint")),
-        "cluster");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(root, "$marks"),
+                                                          "watchTelemetryInterval")),
+                        "cluster");
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(root, "$marks"), "datadog.enabled")),
         "not applicable");
