@@ -1,7 +1,8 @@
 """The external peers of the backend tests, each started by the test on loopback and stopped
-by PID: a throwaway PostgreSQL 15 cluster (tests/pg/pg_cluster.sh) and s3rver behind the
-signature-checking proxy (tests/unit/s3_sigv4_proxy.py, botocore), with the streamd options that
-point at them. A peer that cannot start fails the test."""
+by PID: a throwaway PostgreSQL 15 cluster (tests/pg/pg_cluster.sh), s3rver behind the
+signature-checking proxy (tests/unit/s3_sigv4_proxy.py, botocore) and a single-member etcd
+(tests/etcd/etcd_server.sh), with the streamd options that point at them. A peer that cannot
+start fails the test."""
 import csv
 import io
 import os
@@ -18,6 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CLUSTER = os.path.join(ROOT, "tests", "pg", "pg_cluster.sh")
 S3RVER = os.path.join(ROOT, "tests", ".node", "node_modules", ".bin", "s3rver")
 PROXY = os.path.join(ROOT, "tests", "unit", "s3_sigv4_proxy.py")
+ETCD = os.path.join(ROOT, "tests", "etcd", "etcd_server.sh")
 BUCKET = "streamd-it"
 # s3rver knows the access key id S3RVER only (it refuses others); the proxy checks the secret
 KEY_ID, SECRET = "S3RVER", "streamd-secret-key-0123"
@@ -112,3 +114,28 @@ def s3_args(endpoint, secret=SECRET):
                    "--set", "staging.s3.forcePathStyle=true"]
 
 
+
+
+class Etcd:
+    """A throwaway etcd; halt() and resume() make an outage with its data kept."""
+
+    def __init__(self):
+        out = subprocess.run([ETCD, "start"], capture_output=True, text=True)
+        assert out.returncode == 0, "etcd did not start: " + out.stderr
+        self.dir, self.url = out.stdout.split()
+
+    def halt(self):
+        subprocess.run([ETCD, "halt", self.dir], check=True)
+
+    def resume(self):
+        subprocess.run([ETCD, "resume", self.dir], check=True)
+
+    def close(self):
+        subprocess.run([ETCD, "stop", self.dir], check=True)
+
+
+@pytest.fixture
+def etcd():
+    server = Etcd()
+    yield server
+    server.close()
