@@ -4,6 +4,7 @@ nothing but etcd, S3 staging (s3rver behind the signature-checking proxy) and Po
 Definitions made on the api node reach both data nodes without a restart; records posted to
 both data nodes are imported by the coordinator, every acknowledged record exactly once."""
 import json
+import os
 import time
 
 from conftest import TIMEOUT_MULT
@@ -73,3 +74,36 @@ def test_cluster_of_separate_roles_imports_every_record_once(streamd_factory, et
     late_query = 'SELECT * FROM "in.c-cluster"."late" WHERE "id" <> \'probe\''
     late = [r[1] for r in wait_psql(pg, late_query, lambda r: len(r) > 0)]
     assert len(late) == len(set(late)) and set(late) <= acked
+
+
+def test_data_node_keeps_acknowledging_while_etcd_is_down(streamd_factory, etcd, pg, s3):
+    outage = float(os.environ.get("SD_ETCD_OUTAGE_SECONDS", "5"))
+    d1 = node(streamd_factory, etcd, pg, s3, "data-1", DATA_ROLES)
+    node(streamd_factory, etcd, pg, s3, "coordinator-1", ["storage-coordinator"])
+    api = node(streamd_factory, etcd, pg, s3, "api-1", ["api"],
+               ["--set", "source.http.publicUrl=" + d1.source])
+    src = api.create_source("s1")
+    api.create_sink("s1", "k1", PATH_COLUMNS, table_id="in.c-cluster.outage")
+    url = src["http"]["url"]
+    deadline = time.time() + 10 * TIMEOUT_MULT
+    while routed_sinks(url) != ["k1"]:
+        assert time.time() < deadline, "the data node never routed the sink"
+        time.sleep(0.05)
+    load = Loader(url, clients=4, prefix="o").start()
+    time.sleep(2)
+    etcd.halt()
+    try:
+        before = sum(load.statuses.values())
+        time.sleep(outage)
+        during = dict(load.statuses)
+    finally:
+        etcd.resume()
+    time.sleep(2)
+    load.finish()
+    # the data path never waits for etcd: every record of the outage was acknowledged
+    assert set(during) == {200} and sum(during.values()) > before, during
+    assert "etcd at %s answers again" % etcd.url in d1.read_stderr()  # it did see the outage
+    query = 'SELECT * FROM "in.c-cluster"."outage" WHERE "id" <> \'probe\''
+    wait_psql(pg, query, lambda r: load.acked <= {row[1] for row in r}, timeout=90)
+    time.sleep(2)
+    assert_loaded_once(psql_rows(pg, query), load.acked, load.sent)
