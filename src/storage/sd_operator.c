@@ -162,11 +162,15 @@ static const char *sd__level_of(const char *kind, const char *state)
     return "local";
 }
 
-/* A batch of state-store operations with owned strings. */
+/* A batch of state-store operations with owned strings, applied only if every compare holds:
+ * each entity it moves is compared with the revision it was read at, so a transition that
+ * another coordinator (or this one, in an earlier pass) applied meanwhile is not applied again. */
 struct sd_batch {
     struct sd_op ops[128];
     size_t n;
-    char *owned[256];
+    struct sd_cmp cmps[32];
+    size_t ncmps;
+    char *owned[288];
     size_t nowned;
 };
 
@@ -187,7 +191,10 @@ static void sd__batch_del(struct sd_batch *b, char *key)
     b->ops[b->n++] = (struct sd_op){SD_OP_DELETE, sd__own(b, key), NULL, 0, 0};
 }
 
-static int sd__batch_commit(struct sd_state *state, struct sd_batch *b)
+/* Commits the batch. Returns 0 (*rev, may be NULL, gets the revision the entities now have),
+ * SD_ECONFLICT when an entity changed since it was read (nothing applied), or the store's
+ * error. Empties the batch either way. */
+static int sd__batch_commit(struct sd_state *state, struct sd_batch *b, int64_t *rev)
 {
     struct sd_txn txn;
     struct sd_txn_result res;
@@ -195,11 +202,18 @@ static int sd__batch_commit(struct sd_state *state, struct sd_batch *b)
 
     memset(&txn, 0, sizeof(txn));
     memset(&res, 0, sizeof(res));
+    txn.cmps = b->cmps;
+    txn.ncmps = b->ncmps;
     txn.then_ops = b->ops;
     txn.nthen = b->n;
     if (b->n > 0) {
         rc = sd_state_txn(state, &txn, &res);
         if (rc == 0) {
+            if (!res.succeeded) {
+                rc = SD_ECONFLICT;
+            } else if (rev != NULL) {
+                *rev = res.rev;
+            }
             sd_txn_result_free(&res);
         }
     }
@@ -207,14 +221,16 @@ static int sd__batch_commit(struct sd_state *state, struct sd_batch *b)
         free(b->owned[i]);
     }
     b->n = 0;
+    b->ncmps = 0;
     b->nowned = 0;
     return rc;
 }
 
-/* Adds the ops that store entity j (kind, key) in new_state: the "all" copy, the copy at the
- * new level, and the removal of the copy at the old level. */
+/* Adds the ops that store entity j (kind, key), read at mod_rev, in new_state: the compare
+ * that it is still at mod_rev, the "all" copy, the copy at the new level, and the removal of
+ * the copy at the old level. */
 static void sd__batch_entity(struct sd_batch *b, const char *kind, const char *key, json_t *j,
-                             const char *new_state, int64_t now)
+                             int64_t mod_rev, const char *new_state, int64_t now)
 {
     const char *old_level = sd__level_of(kind, sd__state_of(j));
     const char *new_level = sd__level_of(kind, new_state);
@@ -239,6 +255,12 @@ static void sd__batch_entity(struct sd_batch *b, const char *kind, const char *k
             json_object_del(j, retry_fields[i]);
         }
     }
+    b->cmps[b->ncmps++] = (struct sd_cmp){sd__own(b, sd_xasprintf("storage/%s/all/%s", kind, key)),
+                                          SD_CMP_MOD_REV,
+                                          SD_CMP_EQUAL,
+                                          mod_rev,
+                                          NULL,
+                                          0};
     sd__batch_put(b, sd_xasprintf("storage/%s/all/%s", kind, key), j);
     sd__batch_put(b, sd_xasprintf("storage/%s/level/%s/%s", kind, new_level, key), j);
     if (strcmp(old_level, new_level) != 0) {
@@ -275,7 +297,7 @@ static void sd__batch_move_stats(struct sd_state *state, struct sd_batch *b, con
 
 /* Records a failed attempt on the entity with the next retryAfter. */
 static void sd__record_failure(struct sd_operator *op, const char *kind, const char *key, json_t *j,
-                               const char *reason)
+                               int64_t mod_rev, const char *reason)
 {
     struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
     int64_t now = sd_now_ms();
@@ -284,6 +306,7 @@ static void sd__record_failure(struct sd_operator *op, const char *kind, const c
         (double)op->cfg.retry_initial_ms * pow(op->cfg.retry_multiplier, (double)(attempt - 1));
     uint16_t rnd = 0;
     char ts[SD_TIME_ISO_LEN + 1];
+    int rc;
 
     if (delay > (double)op->cfg.retry_max_ms) {
         delay = (double)op->cfg.retry_max_ms;
@@ -300,8 +323,12 @@ static void sd__record_failure(struct sd_operator *op, const char *kind, const c
     json_object_set_new(j, "lastFailedAt", json_string(ts));
     sd_time_format_iso(now + (int64_t)delay, ts);
     json_object_set_new(j, "retryAfter", json_string(ts));
-    sd__batch_entity(b, kind, key, j, sd__state_of(j), now);
-    if (sd__batch_commit(op->d.state, b) != 0) {
+    sd__batch_entity(b, kind, key, j, mod_rev, sd__state_of(j), now);
+    rc = sd__batch_commit(op->d.state, b, NULL);
+    if (rc == SD_ECONFLICT) {
+        sd_log_key(SD_LOG_INFO, "operator", key, "%s %s changed meanwhile: failure not recorded",
+                   kind, key);
+    } else if (rc != 0) {
         sd_log_key(SD_LOG_ERROR, "operator", key, "cannot record the failure of %s %s", kind, key);
     }
     free(b);
@@ -672,7 +699,8 @@ static void sd__upload_step_free(void *arg)
     free(u);
 }
 
-static void sd__upload_slice(struct sd_operator *op, const char *slice_key, json_t *slice)
+static void sd__upload_slice(struct sd_operator *op, const char *slice_key, json_t *slice,
+                             int64_t mod_rev)
 {
     struct sd_state *state = op->d.state;
     const char *dir = json_string_value(json_object_get(json_object_get(slice, "local"), "dir"));
@@ -704,11 +732,11 @@ static void sd__upload_slice(struct sd_operator *op, const char *slice_key, json
                         op->cfg.slice_upload_timeout_ms);
     if (rc == -ETIMEDOUT) {
         u = NULL; /* the abandoned step owns it now */
-        sd__record_failure(op, "slice", slice_key, slice, "slice upload timeout");
+        sd__record_failure(op, "slice", slice_key, slice, mod_rev, "slice upload timeout");
         goto done;
     }
     if (rc != 0) {
-        sd__record_failure(op, "slice", slice_key, slice,
+        sd__record_failure(op, "slice", slice_key, slice, mod_rev,
                            u->reason[0] ? u->reason : sd_strerror(rc));
         goto done;
     }
@@ -720,8 +748,8 @@ static void sd__upload_slice(struct sd_operator *op, const char *slice_key, json
     now = sd_now_ms();
     size = (int64_t)u->size;
     sd__batch_move_stats(state, b, slice_key, "local", "staging", (int64_t)u->size);
-    sd__batch_entity(b, "slice", slice_key, slice, "uploaded", now);
-    rc = sd__batch_commit(state, b);
+    sd__batch_entity(b, "slice", slice_key, slice, mod_rev, "uploaded", now);
+    rc = sd__batch_commit(state, b, NULL);
     if (rc != 0) {
         sd_log_key(SD_LOG_ERROR, "operator", slice_key,
                    "slice %s uploaded but its state cannot be stored: %s", slice_key,
@@ -764,17 +792,19 @@ static void sd__slices(struct sd_operator *op, int64_t now)
                 json_decref(slice); /* on another node's disk: its reader uploads it */
                 continue;
             }
+            int64_t mod_rev = kvs.items[i].mod_rev;
             if (strcmp(st, "closing") == 0 && !sd__is_open(open, "sliceKey", key) &&
                 !sd_storage_slice_is_closing(op->d.storage, key)) {
                 struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
-                sd__batch_entity(b, "slice", key, slice, "uploading", now);
-                sd__batch_commit(state, b);
+                sd__batch_entity(b, "slice", key, slice, mod_rev, "uploading", now);
+                if (sd__batch_commit(state, b, &mod_rev) == 0) {
+                    st = "uploading";
+                }
                 free(b);
-                st = "uploading";
             }
             if (strcmp(st, "uploading") == 0 && sd__retry_due(slice, now) &&
                 !sd__step_is_busy(op, "upload", key)) {
-                sd__upload_slice(op, key, slice);
+                sd__upload_slice(op, key, slice, mod_rev);
             }
             json_decref(slice);
         }
@@ -881,7 +911,8 @@ static void sd__order_slices(char **slice_keys, char **staged_keys, size_t n)
     }
 }
 
-static void sd__import_file(struct sd_operator *op, const char *file_key, json_t *file)
+static void sd__import_file(struct sd_operator *op, const char *file_key, json_t *file,
+                            int64_t mod_rev)
 {
     struct sd_state *state = op->d.state;
     char *prefix = sd_xasprintf("storage/slice/all/%s/", file_key);
@@ -926,11 +957,11 @@ static void sd__import_file(struct sd_operator *op, const char *file_key, json_t
                         op->cfg.file_import_timeout_ms);
     if (rc == -ETIMEDOUT) {
         m = NULL; /* the abandoned step owns it now */
-        sd__record_failure(op, "file", file_key, file, "file import timeout");
+        sd__record_failure(op, "file", file_key, file, mod_rev, "file import timeout");
         goto done;
     }
     if (rc != 0) {
-        sd__record_failure(op, "file", file_key, file,
+        sd__record_failure(op, "file", file_key, file, mod_rev,
                            m->err.len ? sd_buf_cstr(&m->err) : sd_strerror(rc));
         goto done;
     }
@@ -942,16 +973,20 @@ static void sd__import_file(struct sd_operator *op, const char *file_key, json_t
         const char *skey = kvs.items[i].key + strlen("storage/slice/all/");
         if (strcmp(sd__state_of(slice), "imported") != 0) {
             sd__batch_move_stats(state, b, skey, "staging", "target", -1);
-            sd__batch_entity(b, "slice", skey, slice, "imported", now);
-            if (sd__batch_commit(state, b) != 0) {
-                rc = SD_EUNHEALTHY;
-            }
+            sd__batch_entity(b, "slice", skey, slice, kvs.items[i].mod_rev, "imported", now);
+            int r = sd__batch_commit(state, b, NULL);
+            rc = rc != 0 ? rc : r;
         }
         json_decref(slice);
     }
     if (rc == 0) {
-        sd__batch_entity(b, "file", file_key, file, "imported", now);
-        rc = sd__batch_commit(state, b);
+        sd__batch_entity(b, "file", file_key, file, mod_rev, "imported", now);
+        rc = sd__batch_commit(state, b, NULL);
+    }
+    if (rc == SD_ECONFLICT) {
+        /* another coordinator of the sink moved it first (the ledger kept the rows single) */
+        sd_log_key(SD_LOG_INFO, "operator", file_key, "file %s was moved meanwhile", file_key);
+        goto done;
     }
     if (rc != 0) {
         sd_log_key(SD_LOG_ERROR, "operator", file_key,
@@ -1033,7 +1068,7 @@ static int sd__purge_file(struct sd_operator *op, const char *file_key)
                 sd__batch_del(b, sd_xasprintf("storage/slice/level/%s/%s", levels[l], skey));
             }
             sd__batch_del(b, sd_xstrdup(kvs.items[i].key));
-            rc = sd__batch_commit(state, b);
+            rc = sd__batch_commit(state, b, NULL);
             json_decref(slice);
         }
         sd_kvs_free(&kvs);
@@ -1043,7 +1078,7 @@ static int sd__purge_file(struct sd_operator *op, const char *file_key)
             sd__batch_del(b, sd_xasprintf("storage/file/level/%s/%s", levels[l], file_key));
         }
         sd__batch_del(b, sd_xasprintf("storage/file/all/%s", file_key));
-        rc = sd__batch_commit(state, b);
+        rc = sd__batch_commit(state, b, NULL);
     }
     free(b);
     free(prefix);
@@ -1079,8 +1114,8 @@ static void sd__files(struct sd_operator *op, int64_t now)
                 if (records == 0) {
                     json_object_set_new(file, "isEmpty", json_true());
                 }
-                sd__batch_entity(b, "file", key, file, "importing", now);
-                sd__batch_commit(state, b);
+                sd__batch_entity(b, "file", key, file, kvs.items[i].mod_rev, "importing", now);
+                sd__batch_commit(state, b, NULL);
                 free(stats);
                 free(b);
             }
@@ -1110,7 +1145,7 @@ static void sd__files(struct sd_operator *op, int64_t now)
                        (first == NULL || !sd__same_sink(first, key))) {
                 first = key;
                 if (sd__retry_due(file, now) && !sd__step_is_busy(op, "import", key)) {
-                    sd__import_file(op, key, file);
+                    sd__import_file(op, key, file, kvs.items[i].mod_rev);
                 }
             }
             json_decref(file);
@@ -1187,7 +1222,7 @@ static int sd__delete_file(struct sd_operator *op, const char *sink_key, const c
         sd__batch_put(b, sd_xstrdup(sum_key), sum);
         sd__batch_del(b, sd_xstrdup(slices.items[i].key));
         sd__batch_del(b, sd_xasprintf("storage/slice/level/target/%s", skey));
-        rc = sd__batch_commit(state, b);
+        rc = sd__batch_commit(state, b, NULL);
         json_decref(sum);
         free(stats_prefix);
     }
@@ -1195,7 +1230,7 @@ static int sd__delete_file(struct sd_operator *op, const char *sink_key, const c
     if (rc == 0) {
         sd__batch_del(b, sd_xasprintf("storage/file/all/%s", file_key));
         sd__batch_del(b, sd_xasprintf("storage/file/level/target/%s", file_key));
-        rc = sd__batch_commit(state, b);
+        rc = sd__batch_commit(state, b, NULL);
     }
     free(b);
     free(prefix);
