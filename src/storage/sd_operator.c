@@ -797,9 +797,9 @@ static void sd__slices(struct sd_operator *op, int64_t now)
                 !sd_storage_slice_is_closing(op->d.storage, key)) {
                 struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
                 sd__batch_entity(b, "slice", key, slice, mod_rev, "uploading", now);
-                if (sd__batch_commit(state, b, &mod_rev) == 0) {
-                    st = "uploading";
-                }
+                /* the entity now says "uploading" (st pointed into its old state): upload it
+                 * only if that was stored */
+                st = sd__batch_commit(state, b, &mod_rev) == 0 ? "uploading" : "";
                 free(b);
             }
             if (strcmp(st, "uploading") == 0 && sd__retry_due(slice, now) &&
