@@ -10,6 +10,11 @@
  * libcurl. The authentication test runs last: it enables auth and disables it again. */
 #include "state_contract.h"
 
+#include "cluster/sd_membership.h"
+#include "cluster/sd_session.h"
+#include "core/sd_error.h"
+#include "core/sd_time.h"
+
 #include "config/sd_config.h"
 #include "core/sd_buf.h"
 #include "core/sd_health.h"
@@ -17,6 +22,8 @@
 #include "state_etcd/state_etcd.h"
 
 #include <arpa/inet.h>
+#include <stdatomic.h>
+#include <unistd.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -641,6 +648,87 @@ static void test_auth(void **state)
     json_decref(admin_post("/v3/auth/disable", "{}", body));
 }
 
+/* ---- the cluster building blocks on etcd ------------------------------------------------- */
+
+/* A node whose lease renewals stop reaching etcd, as when it hangs or loses the network. */
+static struct sd_state_ops frozen_ops;
+static atomic_int is_frozen;
+
+static int frozen_keepalive(void *ctx, int64_t lease_id, int64_t *ttl_s)
+{
+    if (atomic_load(&is_frozen)) {
+        return SD_EUNHEALTHY;
+    }
+    return sd_state_etcd_ops.lease_keepalive(ctx, lease_id, ttl_s);
+}
+
+static int frozen_grant(void *ctx, int64_t ttl_s, int64_t *lease_id)
+{
+    if (atomic_load(&is_frozen)) {
+        return SD_EUNHEALTHY;
+    }
+    return sd_state_etcd_ops.lease_grant(ctx, ttl_s, lease_id);
+}
+
+static void wait_members(struct sd_membership *m, size_t n, int64_t timeout_ms)
+{
+    for (int64_t deadline = sd_mono_ms() + timeout_ms; sd_membership_size(m) != n;) {
+        assert_true(sd_mono_ms() < deadline);
+        usleep(10 * 1000);
+    }
+}
+
+/* Two coordinators split the sinks; when one stops renewing its lease it owns nothing at once
+ * and the other owns every sink within the lease TTL plus a moment. */
+static void test_membership_takeover(void **state)
+{
+    struct sd_state *s1 = open_ns(etcd_url, "members"), *s2 = open_ns(etcd_url, "members");
+    struct sd_state frozen;
+    struct sd_session *l1 = NULL, *l2 = NULL;
+    struct sd_membership *m1 = NULL, *m2 = NULL;
+    int64_t frozen_at;
+    int mine1 = 0;
+
+    (void)state;
+    frozen_ops = sd_state_etcd_ops;
+    frozen_ops.lease_keepalive = frozen_keepalive;
+    frozen_ops.lease_grant = frozen_grant;
+    frozen = (struct sd_state){&frozen_ops, s2->ctx};
+    atomic_store(&is_frozen, 0);
+    assert_int_equal(sd_session_start(s1, 2, "c1", NULL, NULL, &l1), 0);
+    assert_int_equal(sd_session_start(&frozen, 2, "c2", NULL, NULL, &l2), 0);
+    assert_int_equal(sd_membership_start(s1, l1, "operator.file.import", "c1", &m1), 0);
+    assert_int_equal(sd_membership_start(&frozen, l2, "operator.file.import", "c2", &m2), 0);
+    assert_true(sd_session_wait_live(l1, 5000) && sd_session_wait_live(l2, 5000));
+    wait_members(m1, 2, 5000);
+    wait_members(m2, 2, 5000);
+    for (int i = 0; i < 100; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "1/1/s/sink-%d", i);
+        int a = sd_membership_is_owner(m1, key), b = sd_membership_is_owner(m2, key);
+        assert_int_equal(a + b, 1);
+        mine1 += a;
+    }
+    assert_in_range(mine1, 10, 90);
+    atomic_store(&is_frozen, 1);
+    frozen_at = sd_mono_ms();
+    wait_members(m1, 1, 2000 + 3000); /* the TTL, then etcd drops the key */
+    assert_true(sd_mono_ms() - frozen_at >= 1000);
+    assert_false(sd_session_is_live(l2)); /* it knows it lost its lease */
+    for (int i = 0; i < 100; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "1/1/s/sink-%d", i);
+        assert_true(sd_membership_is_owner(m1, key));
+        assert_false(sd_membership_is_owner(m2, key));
+    }
+    sd_membership_stop(m1);
+    sd_membership_stop(m2);
+    sd_session_stop(l1);
+    sd_session_stop(l2);
+    sd_state_close(s1);
+    sd_state_close(s2);
+}
+
 /* ---- the server's lifetime -------------------------------------------------------------- */
 
 static int server_start(void)
@@ -682,6 +770,7 @@ int main(void)
         cmocka_unit_test(test_watch_survives_restart),
         cmocka_unit_test(test_open_from_config),
         cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_membership_takeover),
     };
     int rc;
 
