@@ -127,8 +127,8 @@ streamd cluster demo (work dir $dir)
   data node 1  $data1   (node data-1)
   data node 2  $data2   (node data-2)
   metrics      $(for n in "${node_names[@]}"; do printf '%s=%s ' "$n" "$(ready_url "$dir/$n.ready" metrics)"; done)
-  etcd         $etcd_url
-  PostgreSQL   $pg_url
+  etcd         $etcd_url   (data in $etcd_dir)
+  PostgreSQL   $pg_url   (data in $pg_dir)
   S3 (s3rver)  http://127.0.0.1:$s3_port  bucket $bucket
   admin token  $token
   logs         $dir/<node>.log
