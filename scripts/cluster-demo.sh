@@ -57,6 +57,8 @@ trap 'cleanup; exit 130' INT
 trap 'cleanup; exit 143' TERM
 trap cleanup EXIT
 
+# Everything runs in its own session (setsid execs in place: $! stays the server's PID), so a
+# Ctrl-C reaches only this script, which then stops the servers in order.
 free_port() {
   /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -64,15 +66,15 @@ ready_url() { # <ready file> <listener>
   /usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
 }
 
-read -r etcd_dir etcd_url < <("$etcd_sh" start) || die "etcd did not start"
+read -r etcd_dir etcd_url < <(setsid -w "$etcd_sh" start) || die "etcd did not start"
 [ -n "${etcd_url:-}" ] || die "etcd did not start"
-read -r pg_dir pg_port < <("$pg_sh" start) || die "PostgreSQL did not start"
+read -r pg_dir pg_port < <(setsid -w "$pg_sh" start) || die "PostgreSQL did not start"
 [ -n "${pg_port:-}" ] || die "PostgreSQL did not start"
 pg_url="postgresql://postgres@127.0.0.1:$pg_port/postgres"
 
 s3_port=$(free_port)
 mkdir -p "$dir/s3rver"
-NODE_OPTIONS=--openssl-legacy-provider "$s3rver" -d "$dir/s3rver" -a 127.0.0.1 -p "$s3_port" \
+NODE_OPTIONS=--openssl-legacy-provider setsid "$s3rver" -d "$dir/s3rver" -a 127.0.0.1 -p "$s3_port" \
   --configure-bucket "$bucket" >"$dir/s3rver.log" 2>&1 &
 s3_pid=$!
 for _ in $(seq 1 200); do
@@ -98,7 +100,7 @@ common=(--set etcd.endpoint="$etcd_url" --set hostname=127.0.0.1
 start_node() {
   local id=$1 pid
   shift
-  STREAM_ADMIN_TOKEN=$token "$bin" --data-dir "$dir/$id" --ready-file "$dir/$id.ready" \
+  STREAM_ADMIN_TOKEN=$token setsid "$bin" --data-dir "$dir/$id" --ready-file "$dir/$id.ready" \
     "${common[@]}" --set nodeID="$id" "$@" >"$dir/$id.log" 2>&1 &
   pid=$!
   node_names+=("$id")
