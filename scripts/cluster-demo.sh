@@ -57,24 +57,20 @@ trap 'cleanup; exit 130' INT
 trap 'cleanup; exit 143' TERM
 trap cleanup EXIT
 
-# Everything runs in its own session (setsid execs in place: $! stays the server's PID), so a
-# Ctrl-C reaches only this script, which then stops the servers in order.
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 ready_url() { # <ready file> <listener>
   /usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
 }
 
+# Everything runs in its own session (setsid execs in place: $! stays the server's PID), so a
+# Ctrl-C reaches only this script, which then stops the servers in order.
 read -r etcd_dir etcd_url < <(setsid -w "$etcd_sh" start) || die "etcd did not start"
 [ -n "${etcd_url:-}" ] || die "etcd did not start"
 read -r pg_dir pg_port < <(setsid -w "$pg_sh" start) || die "PostgreSQL did not start"
 [ -n "${pg_port:-}" ] || die "PostgreSQL did not start"
 pg_url="postgresql://postgres@127.0.0.1:$pg_port/postgres"
 
-s3_port=$(free_port)
 mkdir -p "$dir/s3rver"
-NODE_OPTIONS=--openssl-legacy-provider setsid "$s3rver" -d "$dir/s3rver" -a 127.0.0.1 -p "$s3_port" \
+NODE_OPTIONS=--openssl-legacy-provider setsid "$s3rver" -d "$dir/s3rver" -a 127.0.0.1 -p 0 \
   --configure-bucket "$bucket" >"$dir/s3rver.log" 2>&1 &
 s3_pid=$!
 for _ in $(seq 1 200); do
@@ -82,7 +78,8 @@ for _ in $(seq 1 200); do
   kill -0 "$s3_pid" 2>/dev/null || { cat "$dir/s3rver.log" >&2; die "s3rver did not start"; }
   sleep 0.1
 done
-grep -q "listening on" "$dir/s3rver.log" || die "s3rver did not start"
+s3_port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/s3rver.log" | head -n1)
+[ -n "$s3_port" ] || die "s3rver did not start"
 
 # Every node: the shared etcd, S3 staging and PostgreSQL tables. The intervals are lowered so
 # that records show up in PostgreSQL within seconds (production keeps the defaults).
