@@ -6,7 +6,7 @@ CMAKE_FLAGS ?=
 # libh2o keeps per-thread buffer caches for the life of the process: not our leaks.
 LSAN_ENV = LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp),print_suppressions=0
 
-.PHONY: all run test test-asan unit integration bench fuzz reliability clean deps-run deps-test deps-bench
+.PHONY: all run cluster-demo test test-asan unit integration bench fuzz reliability clean deps-run deps-test deps-bench
 
 all: $(BUILD)/streamd
 
@@ -27,6 +27,10 @@ deps-bench:
 
 run: deps-run all
 	$(BUILD)/streamd --data-dir ./data
+
+# The same on a loopback cluster: etcd, PostgreSQL, s3rver, api, coordinator, two data nodes.
+cluster-demo: deps-test all
+	STREAMD_BIN=$(abspath $(BUILD)/streamd) scripts/cluster-demo.sh
 
 # `make test` reconfigures every time with SD_REQUIRE_UNIT_TESTS: a build dir configured before
 # libcmocka-dev was installed (`make run` installs only the run packages) would otherwise keep
