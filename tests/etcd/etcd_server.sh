@@ -3,10 +3,10 @@
 # own free loopback ports and data directories under /tmp.
 #   etcd_server.sh start [N]             -> prints "<dir> <client-urls>" (comma separated, N >= 1)
 #   etcd_server.sh halt <dir>            -> stops every member, keeping its data (an outage)
-#   etcd_server.sh resume <dir>          -> starts the halted members again on the same ports and data
+#   etcd_server.sh resume <dir>          -> starts the halted members again (same ports, data)
 #   etcd_server.sh kill-leader <dir>     -> kill -9 of the current leader; prints its member name
 #   etcd_server.sh restart <dir> <name>  -> starts a killed or halted member again
-#   etcd_server.sh stop <dir>            -> stops every member by the PID in its pid file, removes <dir>
+#   etcd_server.sh stop <dir>            -> stops every member by its pid file, removes <dir>
 # Tuned for tests: short heartbeats (a 1 s lease stays 1 s: etcd's minimum lease TTL follows the
 # election timeout; a cluster gets a longer election timeout so that a loaded machine does not
 # elect all the time), watch progress notifications every 500 ms, auth tokens that expire after
@@ -35,18 +35,18 @@ client_url() { echo "http://127.0.0.1:$(cat "$1/$2/client_port")"; }
 # Launches one member in the background (its initial cluster lists every member of the dir;
 # a member with data ignores it and rejoins).
 member_launch() {
-  local dir=$1 name=$2 m=$1/$2 cluster="" other timing
+  local dir=$1 name=$2 m=$1/$2 cluster="" other heartbeat=10 election=50
   for other in $(members "$dir"); do
     cluster="$cluster${cluster:+,}$other=http://127.0.0.1:$(cat "$dir/$other/peer_port")"
   done
-  if [ "$(members "$dir" | wc -l)" -eq 1 ]; then timing="10 50"; else timing="25 300"; fi
-  set -- $timing
+  if [ "$(members "$dir" | wc -l)" -gt 1 ]; then heartbeat=25 election=300; fi
   etcd --name "$name" --data-dir "$m/data" \
-    --listen-client-urls "$(client_url "$dir" "$name")" --advertise-client-urls "$(client_url "$dir" "$name")" \
+    --listen-client-urls "$(client_url "$dir" "$name")" \
+    --advertise-client-urls "$(client_url "$dir" "$name")" \
     --listen-peer-urls "http://127.0.0.1:$(cat "$m/peer_port")" \
     --initial-advertise-peer-urls "http://127.0.0.1:$(cat "$m/peer_port")" \
     --initial-cluster "$cluster" --initial-cluster-token "$(basename "$dir")" \
-    --heartbeat-interval "$1" --election-timeout "$2" \
+    --heartbeat-interval "$heartbeat" --election-timeout "$election" \
     --experimental-watch-progress-notify-interval 500ms --auth-token-ttl 2 \
     --unsafe-no-fsync --logger zap --log-level error >>"$m/server.log" 2>&1 &
   echo $! >"$m/pid"
@@ -56,7 +56,8 @@ member_launch() {
 member_wait() {
   local m=$1/$2 out
   for _ in $(seq 1 400); do
-    out=$(curl -sf -m 1 -X POST -d '{}' "$(client_url "$1" "$2")/v3/maintenance/status" 2>/dev/null || true)
+    out=$(curl -sf -m 1 -X POST -d '{}' "$(client_url "$1" "$2")/v3/maintenance/status" \
+      2>/dev/null || true)
     case "$out" in *'"leader"'*) return 0 ;; esac
     if ! kill -0 "$(cat "$m/pid")" 2>/dev/null; then break; fi
     sleep 0.05
@@ -68,11 +69,11 @@ member_wait() {
 
 # Starts the given members together (a cluster needs a quorum before any of them answers).
 members_start() {
-  local dir=$1 name
+  local dir=$1 name other
   shift
   for name in "$@"; do member_launch "$dir" "$name"; done
   for name in "$@"; do
-    member_wait "$dir" "$name" || { for name in "$@"; do member_halt "$dir/$name"; done; exit 1; }
+    member_wait "$dir" "$name" || { for other in "$@"; do member_halt "$dir/$other"; done; exit 1; }
   done
 }
 
@@ -91,8 +92,11 @@ leader() {
   local name out
   for name in $(members "$1"); do
     [ -f "$1/$name/pid" ] || continue
-    out=$(curl -sf -m 2 -X POST -d '{}' "$(client_url "$1" "$name")/v3/maintenance/status" 2>/dev/null) || continue
-    if /usr/bin/python3 -c 'import json,sys; s=json.loads(sys.argv[1]); sys.exit(0 if s.get("leader") and s["leader"] == s["header"]["member_id"] else 1)' "$out"; then
+    out=$(curl -sf -m 2 -X POST -d '{}' "$(client_url "$1" "$name")/v3/maintenance/status" \
+      2>/dev/null) || continue
+    if /usr/bin/python3 -c 'import json, sys
+s = json.loads(sys.argv[1])
+sys.exit(0 if s.get("leader") and s["leader"] == s["header"]["member_id"] else 1)' "$out"; then
       echo "$name"
       return 0
     fi
@@ -112,13 +116,18 @@ start)
     free_port >"$dir/m$i/client_port"
     free_port >"$dir/m$i/peer_port"
   done
-  members_start "$dir" $(members "$dir")
+  mapfile -t names < <(members "$dir")
+  members_start "$dir" "${names[@]}"
   urls=""
   for name in $(members "$dir"); do urls="$urls${urls:+,}$(client_url "$dir" "$name")"; done
   echo "$dir $urls"
   ;;
 halt) server_dir "${2:-}"; for name in $(members "$2"); do member_halt "$2/$name"; done ;;
-resume) server_dir "${2:-}"; members_start "$2" $(members "$2") ;;
+resume)
+  server_dir "${2:-}"
+  mapfile -t names < <(members "$2")
+  members_start "$2" "${names[@]}"
+  ;;
 kill-leader)
   server_dir "${2:-}"
   name=$(leader "$2")
@@ -129,5 +138,9 @@ kill-leader)
   ;;
 restart) server_dir "${2:-}"; member_dir "$2" "${3:-}"; member_halt "$2/$3"; members_start "$2" "$3" ;;
 stop) server_dir "${2:-}"; for name in $(members "$2"); do member_halt "$2/$name"; done; rm -rf "$2" ;;
-*) echo "usage: $0 start [N] | halt <dir> | resume <dir> | kill-leader <dir> | restart <dir> <member> | stop <dir>" >&2; exit 2 ;;
+*)
+  echo "usage: $0 start [N] | halt <dir> | resume <dir> | kill-leader <dir>" \
+    "| restart <dir> <member> | stop <dir>" >&2
+  exit 2
+  ;;
 esac
