@@ -92,6 +92,11 @@ def states_entered_twice(changes):
     return sorted((k, s, puts[(k, s)]) for (k, s), n in entered.items() if n > 1)
 
 
+def imports_of(coordinator):
+    """How many files the coordinator imported so far (its log lines)."""
+    return coordinator.read_stderr().count(" imported into ")
+
+
 def snapshot(loads):
     with loads[0].lock, loads[1].lock:
         return [(dict(l.statuses), l.errors, len(l.acked)) for l in loads]
@@ -110,8 +115,8 @@ def run(streamd_factory, etcd, pg, s3, figures):
     d1 = node(streamd_factory, etcd, pg, s3, "data-1", DATA_ROLES,
               ["--set", "source.http.listen=127.0.0.1:%d" % port1])
     d2 = node(streamd_factory, etcd, pg, s3, "data-2", DATA_ROLES)
-    c1 = node(streamd_factory, etcd, pg, s3, "coordinator-1", ["storage-coordinator"])
-    node(streamd_factory, etcd, pg, s3, "coordinator-2", ["storage-coordinator"])
+    coordinators = [node(streamd_factory, etcd, pg, s3, "coordinator-%d" % n,
+                         ["storage-coordinator"]) for n in (1, 2)]
     api = node(streamd_factory, etcd, pg, s3, "api-1", ["api"],
                ["--set", "source.http.publicUrl=" + d1.source])
     src = api.create_source("s1")
@@ -138,8 +143,13 @@ def run(streamd_factory, etcd, pg, s3, figures):
     d1.kill()
     at(20, "restart data-1")
     d1.start()
-    at(30, "kill -9 coordinator-1")
-    c1.kill()
+    # the coordinator that imports the sink's files dies; the other one must take the sink over
+    imports = [imports_of(c) for c in coordinators]
+    owner = 0 if imports[0] or not imports[1] else 1
+    at(30, "kill -9 coordinator-%d (%d imports done)" % (owner + 1, imports[owner]))
+    coordinators[owner].kill()
+    survivor = coordinators[1 - owner]
+    survivor_imports = imports_of(survivor)
     at(45, "kill -9 etcd leader")
     member = etcd.kill_leader()
     at(52, "restart etcd " + member)
@@ -179,10 +189,13 @@ def run(streamd_factory, etcd, pg, s3, figures):
         "kills": {"data_node": 1, "coordinator": 1, "etcd_leader": 1}, "events": events,
         "outage_s": OUTAGE_S, "outage_answers": outage, "drain_s": round(drain_s, 1),
         "entity_puts": len(changes), "states_entered_twice": len(twice),
+        "entered_twice": [[k[len(NAMESPACE):], st, len(p)] for k, st, p in twice],
+        "survivor_imports_after_kill": imports_of(survivor) - survivor_imports,
         "statuses": [l.statuses for l in loads]})
     assert {i[0] for i in acked} == {"a", "b"}, "a data node acknowledged nothing"
     for o in outage:  # the data path never waited for etcd
         assert set(o["statuses"]) == {200} and o["acked"] > 0 and o["errors"] == 0, outage
+    assert figures["survivor_imports_after_kill"] > 0, "no coordinator took the sink over"
     assert acked_before_kill <= set(ids), "records acknowledged by data-1 before its kill lost"
     assert figures["lost"] == 0, figures
     assert figures["duplicates"] == 0, figures
