@@ -144,10 +144,12 @@ def run(streamd_factory, etcd, pg, s3, figures):
     at(20, "restart data-1")
     d1.start()
     # the coordinator that imports the sink's files dies; the other one must take the sink over
+    at(30, "kill -9 the coordinator importing the sink")
     imports = [imports_of(c) for c in coordinators]
-    owner = 0 if imports[0] or not imports[1] else 1
-    at(30, "kill -9 coordinator-%d (%d imports done)" % (owner + 1, imports[owner]))
+    owner = 0 if imports[0] >= imports[1] else 1
     coordinators[owner].kill()
+    events.append((round(time.time() - t0, 1), "killed coordinator-%d (%d imports done)"
+                   % (owner + 1, imports[owner])))
     survivor = coordinators[1 - owner]
     survivor_imports = imports_of(survivor)
     at(45, "kill -9 etcd leader")
@@ -186,6 +188,8 @@ def run(streamd_factory, etcd, pg, s3, figures):
         "lost": len(acked - set(ids)), "duplicates": len(ids) - len(set(ids)),
         "phantoms": len(set(ids) - sent),
         "lost_acked_by_data1_before_kill": len(acked_before_kill - set(ids)),
+        "lost_by_data_node": {p: sum(1 for i in acked - set(ids) if i[0] == p) for p in "ab"},
+        "lost_sample": sorted(acked - set(ids))[:5],
         "kills": {"data_node": 1, "coordinator": 1, "etcd_leader": 1}, "events": events,
         "outage_s": OUTAGE_S, "outage_answers": outage, "drain_s": round(drain_s, 1),
         "entity_puts": len(changes), "states_entered_twice": len(twice),
