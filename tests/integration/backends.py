@@ -1,6 +1,6 @@
 """The external peers of the backend tests, each started by the test on loopback and stopped
 by PID: a throwaway PostgreSQL 15 cluster (tests/pg/pg_cluster.sh), s3rver behind the
-signature-checking proxy (tests/unit/s3_sigv4_proxy.py, botocore) and a single-member etcd
+signature-checking proxy (tests/unit/s3_sigv4_proxy.py, botocore) and a throwaway etcd
 (tests/etcd/etcd_server.sh), with the streamd options that point at them. A peer that cannot
 start fails the test."""
 import csv
@@ -117,10 +117,11 @@ def s3_args(endpoint, secret=SECRET):
 
 
 class Etcd:
-    """A throwaway etcd; halt() and resume() make an outage with its data kept."""
+    """A throwaway etcd of `members` members (url lists their client URLs, comma separated);
+    halt() and resume() make an outage of all of them with their data kept."""
 
-    def __init__(self):
-        out = subprocess.run([ETCD, "start"], capture_output=True, text=True)
+    def __init__(self, members=1):
+        out = subprocess.run([ETCD, "start", str(members)], capture_output=True, text=True)
         assert out.returncode == 0, "etcd did not start: " + out.stderr
         self.dir, self.url = out.stdout.split()
 
@@ -129,6 +130,15 @@ class Etcd:
 
     def resume(self):
         subprocess.run([ETCD, "resume", self.dir], check=True)
+
+    def kill_leader(self):
+        """kill -9 of the leader; returns its member name for restart()."""
+        out = subprocess.run([ETCD, "kill-leader", self.dir], capture_output=True, text=True)
+        assert out.returncode == 0, "no etcd leader to kill: " + out.stderr
+        return out.stdout.strip()
+
+    def restart(self, member):
+        subprocess.run([ETCD, "restart", self.dir, member], check=True)
 
     def close(self):
         subprocess.run([ETCD, "stop", self.dir], check=True)

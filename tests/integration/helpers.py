@@ -81,6 +81,7 @@ class Loader:
     def __init__(self, url, clients=8, prefix="r"):
         self.url, self.clients, self.prefix = url, clients, prefix
         self.acked, self.sent, self.statuses = set(), set(), {}
+        self.errors = 0  # requests without an answer (refused, reset, timed out)
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.threads = []
@@ -109,6 +110,8 @@ class Loader:
                     if resp.status == 200:
                         self.acked.add(rid)
             except (OSError, http.client.HTTPException):
+                with self.lock:
+                    self.errors += 1
                 conn = None
                 if self.stop.wait(0.05):
                     break

@@ -16,6 +16,7 @@ _spec.loader.exec_module(_harness)
 
 streamd_factory = _harness.streamd_factory
 http_request = _harness.http_request
+TIMEOUT_MULT = _harness.TIMEOUT_MULT
 RESULTS = os.path.join(os.path.dirname(__file__), "..", "..", "results")
 
 
