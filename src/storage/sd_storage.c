@@ -712,16 +712,27 @@ void **sd_storage_slice_waiters(struct sd_slice_handle *slice)
     return &slice->waiters;
 }
 
-/* Reads an entity by its "all" key and sets its state (with "<state>At") for a transaction. */
+/* Reads an entity by its "all" key and sets its state (with "<state>At") for a transaction;
+ * *mod_rev gets the revision it was read at. NULL with *rc = SD_ENOTFOUND when it does not
+ * exist, or the store's error (then nothing may be decided from its absence). */
 static json_t *sd__entity_with_state(struct sd_storage *st, const char *kind, const char *key,
-                                     const char *state, int64_t now)
+                                     const char *state, int64_t now, int64_t *mod_rev, int *rc)
 {
     char *all_key = sd_xasprintf("storage/%s/all/%s", kind, key);
-    json_t *j = sd__get_json(st, all_key);
+    struct sd_kv kv;
+    json_t *j = NULL;
     char ts[SD_TIME_ISO_LEN + 1];
     char at_key[32];
 
+    memset(&kv, 0, sizeof(kv));
+    *rc = sd_state_get(st->state, all_key, &kv);
     free(all_key);
+    if (*rc == 0) {
+        j = json_loadb(kv.value, kv.value_len, 0, NULL);
+        *mod_rev = kv.mod_rev;
+        *rc = j != NULL ? 0 : SD_ECORRUPT;
+    }
+    sd_kv_free(&kv);
     if (j == NULL) {
         return NULL;
     }
@@ -809,12 +820,17 @@ static struct sd_volume *sd__next_assigned_volume(struct sd_storage *st, const c
 /* Opens the next slice of a sink in one transaction: a new file too when file_key is NULL
  * (first file, or file rotation), and moves the old slice (and, on file rotation, the old
  * file) to "closing". meta holds projectId, branchId, sourceId, sinkId, columns, tableId. */
-static int sd__open_next(struct sd_storage *st, const json_t *meta, const json_t *settings,
-                         const char *sink_key, const char *file_key, const char *old_file_key,
-                         const char *old_slice_key, int64_t min_ms, char **file_key_out,
-                         char **slice_key_out, char **dir_out, struct sd_buf *err)
+/* One attempt of sd__open_next at a time after *min_ms (set to the time used). The transaction
+ * requires the new keys to be unused (another node may open a file of the sink in the same
+ * millisecond) and the old slice and file to be unchanged since they were read; SD_ECONFLICT
+ * when either does not hold (nothing stored). A failed read of the old slice or file fails the
+ * attempt: the old writer must keep its slice until the slice is stored as closing. */
+static int sd__open_next_once(struct sd_storage *st, const json_t *meta, const json_t *settings,
+                              const char *sink_key, const char *file_key, const char *old_file_key,
+                              const char *old_slice_key, int64_t *min_ms, char **file_key_out,
+                              char **slice_key_out, char **dir_out, struct sd_buf *err)
 {
-    int64_t now = sd_now_ms() > min_ms ? sd_now_ms() : min_ms + 1;
+    int64_t now = sd_now_ms() > *min_ms ? sd_now_ms() : *min_ms + 1;
     json_t *assignment = file_key == NULL ? sd__assign_file(st, (uint64_t)now) : NULL;
     struct sd_volume *v =
         assignment != NULL
@@ -825,16 +841,18 @@ static int sd__open_next(struct sd_storage *st, const json_t *meta, const json_t
     int gz = strcmp(compression, "gzip") == 0;
     char ts[SD_TIME_ISO_LEN + 1], staging_path[64], dir[PATH_MAX];
     struct sd_op ops[8];
+    struct sd_cmp cmps[4];
     char *owned[24];
-    size_t n = 0, nowned = 0;
+    size_t n = 0, ncmps = 0, nowned = 0;
     char *fk, *sk;
     const char *file_ts;
     json_t *file = NULL, *slice, *old_slice = NULL, *old_file = NULL;
     struct sd_txn txn;
     struct sd_txn_result res;
-    int64_t file_ms;
-    int rc;
+    int64_t file_ms, old_rev = 0;
+    int rc = 0;
 
+    *min_ms = now;
     sd_time_format_iso(now, ts);
     fk = file_key ? sd_xstrdup(file_key) : sd_xasprintf("%s/%s", sink_key, ts);
     file_ts = fk + strlen(sink_key) + 1;
@@ -854,6 +872,8 @@ static int sd__open_next(struct sd_storage *st, const json_t *meta, const json_t
             "assignment", assignment, "columns", json_object_get(meta, "columns"), "target",
             "tableId", json_object_get(meta, "tableId"), "settings", settings);
         sd__txn_put_entity(ops, &n, owned, &nowned, "file", fk, "local", file);
+        cmps[ncmps++] =
+            (struct sd_cmp){ops[n - 2].key, SD_CMP_CREATE_REV, SD_CMP_EQUAL, 0, NULL, 0};
     }
     slice =
         json_pack("{s:O, s:O, s:O, s:O, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s}, s:{s:s}}",
@@ -864,22 +884,38 @@ static int sd__open_next(struct sd_storage *st, const json_t *meta, const json_t
                   "filenamePrefix", "slice", "filenameExtension", gz ? ".csv.gz" : ".csv",
                   "compression", st->cfg.compression, "staging", "path", staging_path);
     sd__txn_put_entity(ops, &n, owned, &nowned, "slice", sk, "local", slice);
+    cmps[ncmps++] = (struct sd_cmp){ops[n - 2].key, SD_CMP_CREATE_REV, SD_CMP_EQUAL, 0, NULL, 0};
     if (old_slice_key != NULL &&
-        (old_slice = sd__entity_with_state(st, "slice", old_slice_key, "closing", now)) != NULL) {
+        (old_slice = sd__entity_with_state(st, "slice", old_slice_key, "closing", now, &old_rev,
+                                           &rc)) != NULL) {
         sd__txn_put_entity(ops, &n, owned, &nowned, "slice", old_slice_key, "local", old_slice);
+        cmps[ncmps++] =
+            (struct sd_cmp){ops[n - 2].key, SD_CMP_MOD_REV, SD_CMP_EQUAL, old_rev, NULL, 0};
     }
-    if (old_file_key != NULL &&
-        (old_file = sd__entity_with_state(st, "file", old_file_key, "closing", now)) != NULL) {
+    if ((rc == 0 || rc == SD_ENOTFOUND) && old_file_key != NULL &&
+        (old_file = sd__entity_with_state(st, "file", old_file_key, "closing", now, &old_rev,
+                                          &rc)) != NULL) {
         sd__txn_put_entity(ops, &n, owned, &nowned, "file", old_file_key, "local", old_file);
+        cmps[ncmps++] =
+            (struct sd_cmp){ops[n - 2].key, SD_CMP_MOD_REV, SD_CMP_EQUAL, old_rev, NULL, 0};
+    }
+    if (rc == SD_ENOTFOUND) {
+        rc = 0; /* nothing left to close */
     }
     memset(&txn, 0, sizeof(txn));
     memset(&res, 0, sizeof(res));
+    txn.cmps = cmps;
+    txn.ncmps = ncmps;
     txn.then_ops = ops;
     txn.nthen = n;
-    rc = sd_state_txn(st->state, &txn, &res);
     if (rc == 0) {
-        sd_txn_result_free(&res);
-    } else {
+        rc = sd_state_txn(st->state, &txn, &res);
+        if (rc == 0) {
+            rc = res.succeeded ? 0 : SD_ECONFLICT;
+            sd_txn_result_free(&res);
+        }
+    }
+    if (rc != 0 && rc != SD_ECONFLICT) {
         sd_buf_printf(err, "cannot store the file and slice of sink %s: %s", sink_key,
                       sd_strerror(rc));
     }
@@ -900,6 +936,26 @@ static int sd__open_next(struct sd_storage *st, const json_t *meta, const json_t
     *slice_key_out = sk;
     *dir_out = sd_xstrdup(dir);
     return 0;
+}
+
+/* Stores the next slice (and file) of a sink, closing the old ones, in one transaction; tried
+ * again at a later millisecond while another node or step got there first (SD_ECONFLICT). */
+static int sd__open_next(struct sd_storage *st, const json_t *meta, const json_t *settings,
+                         const char *sink_key, const char *file_key, const char *old_file_key,
+                         const char *old_slice_key, int64_t min_ms, char **file_key_out,
+                         char **slice_key_out, char **dir_out, struct sd_buf *err)
+{
+    int rc = SD_ECONFLICT;
+
+    for (int attempt = 0; attempt < 10 && rc == SD_ECONFLICT; attempt++) {
+        rc = sd__open_next_once(st, meta, settings, sink_key, file_key, old_file_key, old_slice_key,
+                                &min_ms, file_key_out, slice_key_out, dir_out, err);
+    }
+    if (rc == SD_ECONFLICT) {
+        sd_buf_printf(err, "cannot store the file and slice of sink %s: they changed meanwhile",
+                      sink_key);
+    }
+    return rc;
 }
 
 /* Finds the sink's file in state "writing" and its writing slice on one of our volumes. */

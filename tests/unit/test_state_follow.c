@@ -185,12 +185,13 @@ static void test_a_compacted_watch_is_followed_again_with_a_call(void **state)
     atomic_store(&stale_left, 1);
     init_seen(&s, &stale);
     assert_int_equal(sd_state_follow_start(&stale, "watched/", "test", on_change, &s, &f), 0);
-    /* the first watch ends at once; the follower subscribes again and calls for the gap */
+    /* the first watch ends at once; the follower subscribes again and calls for the gap (one
+     * call may cover both the start and the gap: they coalesce) */
     for (int64_t deadline = sd_mono_ms() + 5000; sd_state_follow_subscriptions(f) < 2;) {
         assert_true(sd_mono_ms() < deadline);
         usleep(2000);
     }
-    wait_calls(&s, 2);
+    wait_calls(&s, 1);
     put(fx->st, "watched/last", "after the gap");
     for (int64_t deadline = sd_mono_ms() + 5000;;) {
         pthread_mutex_lock(&s.mu);
