@@ -2,6 +2,7 @@
 and four streamd nodes; a source and sink created through the printed api URL take records on
 both printed data nodes, which reach PostgreSQL; SIGTERM to the script stops every process it
 started and removes the etcd and PostgreSQL data."""
+import glob
 import json
 import os
 import re
@@ -88,7 +89,9 @@ def test_cluster_demo_script_runs_a_cluster_and_stops_it(tmp_path):
         etcd_dir = field(text, r"^  etcd .*\(data in (\S+)\)")
         pg_dir = field(text, r"^  PostgreSQL .*\(data in (\S+)\)")
         # everything the script started: its children (nodes, s3rver), etcd and the postmaster
-        with open(os.path.join(etcd_dir, "pid")) as f:
+        members = glob.glob(os.path.join(etcd_dir, "*", "pid"))  # one per etcd member
+        assert len(members) == 1, members
+        with open(members[0]) as f:
             started = children(proc.pid) + [int(f.read())]
         with open(os.path.join(pg_dir, "data", "postmaster.pid")) as f:
             started.append(int(f.readline()))
