@@ -1024,17 +1024,22 @@ static int sd__sink_exists(struct sd_state *state, const char *file_key)
     const char *slash = strrchr(file_key, '/');
     char *active, *deleted;
     struct sd_kv kv;
-    int exists = 0;
+    int exists, rc;
 
     if (slash == NULL) {
         return 1;
     }
     active = sd_xasprintf("definition/sink/active/%.*s", (int)(slash - file_key), file_key);
     deleted = sd_xasprintf("definition/sink/deleted/%.*s", (int)(slash - file_key), file_key);
-    if (sd_state_get(state, active, &kv) == 0 || sd_state_get(state, deleted, &kv) == 0) {
-        sd_kv_free(&kv);
-        exists = 1;
+    memset(&kv, 0, sizeof(kv));
+    rc = sd_state_get(state, active, &kv);
+    if (rc == SD_ENOTFOUND) {
+        rc = sd_state_get(state, deleted, &kv);
     }
+    /* only a sink known to be gone drops its files: a failed read (etcd unreachable) is not
+     * an answer, and dropping would lose acknowledged records */
+    exists = rc != SD_ENOTFOUND;
+    sd_kv_free(&kv);
     free(active);
     free(deleted);
     return exists;
