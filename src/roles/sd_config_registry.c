@@ -16,11 +16,17 @@
 #include <stddef.h>
 
 const struct sd_config_bindings *const sd_config_registry[] = {
-    &sd_node_config_bindings,       &sd_token_config_bindings,
-    &sd_api_config_bindings,        &sd_ingest_config_bindings,
-    &sd_state_config_bindings,      &sd_storage_config_bindings,
-    &sd_operator_config_bindings,   &sd_staging_config_bindings,
-    &sd_tables_config_bindings,     &sd_tables_postgres_config_bindings,
-    &sd_staging_s3_config_bindings, &sd_state_etcd_config_bindings,
+    &sd_node_config_bindings,
+    &sd_token_config_bindings,
+    &sd_api_config_bindings,
+    &sd_ingest_config_bindings,
+    &sd_state_config_bindings,
+    &sd_storage_config_bindings,
+    &sd_operator_config_bindings,
+    &sd_staging_config_bindings,
+    &sd_tables_config_bindings,
+    &sd_tables_postgres_config_bindings,
+    &sd_staging_s3_config_bindings,
+    &sd_state_etcd_config_bindings,
     NULL,
 };
