@@ -9,6 +9,7 @@
 #include "cluster/sd_session.h"
 #include "state/sd_state.h"
 #include "core/sd_alloc.h"
+#include "core/sd_cond.h"
 #include "core/sd_error.h"
 #include "core/sd_log.h"
 #include "core/sd_time.h"
@@ -16,7 +17,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define SD_SESSION_BACKOFF_FIRST_MS 100
 
@@ -41,20 +41,6 @@ struct sd_session {
     int is_live;
     int is_stopping;
 };
-
-static void sd__session_wait_ms(struct sd_session *s, int64_t ms)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    (void)pthread_cond_timedwait(&s->cv, &s->mu, &ts);
-}
 
 static void sd__session_set_live(struct sd_session *s, int is_live)
 {
@@ -136,7 +122,7 @@ static void *sd__session_main(void *arg)
             if (rc != 0) {
                 sd_log_warn("session", "%s: cannot get a lease (%s); retrying in %lld ms", s->name,
                             sd_strerror(rc), (long long)backoff_ms);
-                sd__session_wait_ms(s, backoff_ms);
+                sd_cond_wait_ms(&s->cv, &s->mu, backoff_ms);
                 backoff_ms = backoff_ms * 2 < period_ms ? backoff_ms * 2 : period_ms;
                 continue;
             }
@@ -144,7 +130,7 @@ static void *sd__session_main(void *arg)
             sd__session_set_live(s, 1);
             continue;
         }
-        sd__session_wait_ms(s, period_ms);
+        sd_cond_wait_ms(&s->cv, &s->mu, period_ms);
         if (s->is_stopping) {
             break;
         }
@@ -161,7 +147,6 @@ int sd_session_start(struct sd_state *st, int64_t ttl_s, const char *name, sd_se
                      void *arg, struct sd_session **out)
 {
     struct sd_session *s = sd_xcalloc(1, sizeof(*s));
-    pthread_condattr_t ca;
     int rc;
 
     s->st = st;
@@ -170,10 +155,7 @@ int sd_session_start(struct sd_state *st, int64_t ttl_s, const char *name, sd_se
     s->on_change = on_change;
     s->arg = arg;
     pthread_mutex_init(&s->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    sd_cond_init_monotonic(&s->cv);
     rc = pthread_create(&s->thread, NULL, sd__session_main, s);
     if (rc != 0) {
         pthread_cond_destroy(&s->cv);
@@ -209,7 +191,7 @@ int sd_session_wait_live(struct sd_session *s, int64_t timeout_ms)
 
     pthread_mutex_lock(&s->mu);
     while (!s->is_live && sd_mono_ms() < deadline) {
-        sd__session_wait_ms(s, deadline - sd_mono_ms());
+        sd_cond_wait_ms(&s->cv, &s->mu, deadline - sd_mono_ms());
     }
     live = s->is_live;
     pthread_mutex_unlock(&s->mu);

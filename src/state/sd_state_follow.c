@@ -8,6 +8,7 @@
 #include "state/sd_state_follow.h"
 #include "state/sd_state.h"
 #include "core/sd_alloc.h"
+#include "core/sd_cond.h"
 #include "core/sd_error.h"
 #include "core/sd_log.h"
 
@@ -15,7 +16,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define SD_FOLLOW_BACKOFF_FIRST_MS 100
 #define SD_FOLLOW_BACKOFF_MAX_MS 5000
@@ -71,21 +71,6 @@ static int sd__follow_subscribe(struct sd_state_follow *f, struct sd_watch **out
     return rc;
 }
 
-/* Waits on cv until signalled or ms passed (mu held). */
-static void sd__follow_wait_ms(struct sd_state_follow *f, int64_t ms)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    (void)pthread_cond_timedwait(&f->cv, &f->mu, &ts);
-}
-
 static void *sd__follow_main(void *arg)
 {
     struct sd_state_follow *f = arg;
@@ -111,7 +96,7 @@ static void *sd__follow_main(void *arg)
             if (rc != 0) {
                 sd_log_warn("follow", "%s: cannot watch %s (%s); retrying in %lld ms", f->name,
                             f->prefix, sd_strerror(rc), (long long)backoff_ms);
-                sd__follow_wait_ms(f, backoff_ms);
+                sd_cond_wait_ms(&f->cv, &f->mu, backoff_ms);
                 backoff_ms = backoff_ms * 2 < SD_FOLLOW_BACKOFF_MAX_MS ? backoff_ms * 2
                                                                        : SD_FOLLOW_BACKOFF_MAX_MS;
                 continue;
@@ -142,7 +127,6 @@ int sd_state_follow_start(struct sd_state *st, const char *prefix, const char *n
                           sd_state_follow_fn fn, void *arg, struct sd_state_follow **out)
 {
     struct sd_state_follow *f = sd_xcalloc(1, sizeof(*f));
-    pthread_condattr_t ca;
     int rc;
 
     f->st = st;
@@ -151,10 +135,7 @@ int sd_state_follow_start(struct sd_state *st, const char *prefix, const char *n
     f->fn = fn;
     f->arg = arg;
     pthread_mutex_init(&f->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&f->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    sd_cond_init_monotonic(&f->cv);
     rc = pthread_create(&f->thread, NULL, sd__follow_main, f);
     if (rc != 0) {
         pthread_cond_destroy(&f->cv);
