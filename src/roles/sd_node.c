@@ -172,6 +172,7 @@ struct sd_node {
      * follower of every definition change, whichever node made it) */
     struct sd_reconcile *reconcile;
     struct sd_state_follow *definitions;
+    struct sd_state_follow *slices; /* storage-writer: the slices the coordinator changes */
 };
 
 static char *sd__trim_slash(const char *url)
@@ -265,6 +266,18 @@ static int sd__open_writer(struct sd_node *n)
     return rc;
 }
 
+/* Close-sync: the revision up to which this writer has closed the writers of slices that left
+ * "writing", kept with the volumes' lease (a node that is gone does not hold slices back). */
+static int sd__report_closesync(void *arg, int64_t rev)
+{
+    struct sd_node *n = arg;
+    char key[256], value[32];
+
+    snprintf(key, sizeof(key), "runtime/closesync/source/node/%s", n->c.node_id);
+    snprintf(value, sizeof(value), "%lld", (long long)rev);
+    return sd_session_keep(n->volumes, key, value);
+}
+
 /* Announces the volumes with a lease of their own, as the reference: other nodes see them while
  * this node lives. Start-up waits for the first lease (distribution.startupTimeout). */
 static int sd__announce_volumes(struct sd_node *n)
@@ -283,6 +296,7 @@ static int sd__announce_volumes(struct sd_node *n)
         (void)sd_session_keep(n->volumes, key, json_string_value(value));
     }
     json_decref(keys);
+    sd_storage_set_closesync(n->storage, sd__report_closesync, n);
     if (!sd_session_wait_live(n->volumes, n->c.startup_timeout_ms)) {
         sd_buf_printf(&n->err,
                       "the volumes could not be registered in the state store within "
@@ -422,18 +436,29 @@ static int sd__open_metrics(struct sd_node *n)
 
 /* ---- api: the configuration API on its own loop; its hooks reconcile this node ---- */
 
+/* A coordinator in this process opens, rotates or closes the files at once (on other nodes its
+ * follower of the definitions does), then this node's slots follow. */
+static int sd__sinks_changed(struct sd_node *n, const char *sink_key, int force,
+                             struct sd_buf *err)
+{
+    int rc = 0;
+
+    if (n->op != NULL && (n->roles & SD_ROLE_COORDINATOR) &&
+        (rc = sd_operator_sinks_changed(n->op, sink_key, force)) != 0) {
+        sd_buf_printf(err, "cannot update the files of the sinks: %s", sd_strerror(rc));
+        return rc;
+    }
+    return sd_reconcile_run(n->reconcile, err);
+}
+
 static int sd__hook_definitions_changed(void *arg, struct sd_buf *err)
 {
-    struct sd_node *n = arg;
-
-    return sd_reconcile_run(n->reconcile, err);
+    return sd__sinks_changed(arg, NULL, 0, err);
 }
 
 static int sd__hook_rotate_sink(void *arg, const char *sink_key, struct sd_buf *err)
 {
-    struct sd_node *n = arg;
-
-    return sd_reconcile_rotate_sink(n->reconcile, sink_key, err);
+    return sd__sinks_changed(arg, sink_key, 1, err);
 }
 
 static int sd__hook_sink_is_writing(void *arg, const char *sink_key)
@@ -501,10 +526,19 @@ static void sd__on_definitions(void *arg)
     struct sd_node *n = arg;
     struct sd_buf err = SD_BUF_INIT;
 
-    if (sd_reconcile_run(n->reconcile, &err) != 0) {
+    if (sd__sinks_changed(n, NULL, 0, &err) != 0) {
         sd_log_error("server", "some sinks could not be opened: %s", sd_buf_cstr(&err));
     }
     sd_buf_fini(&err);
+}
+
+static void sd__on_slices(void *arg)
+{
+    struct sd_node *n = arg;
+
+    pthread_mutex_lock(&n->slots_lock);
+    sd_storage_sync_slices(n->storage);
+    pthread_mutex_unlock(&n->slots_lock);
 }
 
 /* ---- start-up and shutdown ---- */
@@ -553,15 +587,25 @@ static int sd__node_open(struct sd_node *n)
         sd_log_error("server", "some sinks could not be opened: %s", sd_buf_cstr(&err));
     }
     sd_buf_fini(&err);
-    /* a node with data roles applies every later definition change within a moment */
-    if ((n->storage != NULL || n->ingest != NULL) &&
+    /* uploads (reader with a writer), files and imports (coordinator) */
+    if (n->staging != NULL && (rc = sd__start_operator(n)) != 0) {
+        return rc;
+    }
+    if (n->op != NULL && (roles & SD_ROLE_COORDINATOR)) {
+        sd__on_definitions(n); /* files for the sinks that have none */
+    }
+    /* data roles and coordinators apply every later definition change within a moment */
+    if ((n->storage != NULL || n->ingest != NULL || (roles & SD_ROLE_COORDINATOR)) &&
         (rc = sd_state_follow_start(n->state, "definition/", "definitions", sd__on_definitions, n,
                                     &n->definitions)) != 0) {
         sd_buf_printf(&n->err, "cannot follow the definitions: %s", sd_strerror(rc));
         return rc;
     }
-    /* uploads (reader with a writer) and imports (coordinator) */
-    if (n->staging != NULL && (rc = sd__start_operator(n)) != 0) {
+    /* a writer switches to the slices the coordinator opens, and closes those it closes */
+    if (n->storage != NULL &&
+        (rc = sd_state_follow_start(n->state, "storage/slice/level/local/", "slices",
+                                    sd__on_slices, n, &n->slices)) != 0) {
+        sd_buf_printf(&n->err, "cannot follow the slices: %s", sd_strerror(rc));
         return rc;
     }
     /* token commands while running (streamd token ...): without the socket they need a stop */
@@ -591,6 +635,7 @@ static void sd__node_close(struct sd_node *n)
 {
     sd_control_stop(n->control);
     sd_state_follow_stop(n->definitions); /* no reconcile from here on but the api's */
+    sd_state_follow_stop(n->slices);
     /* http-source: no new connections */
     if (n->source_loop.is_initialized) {
         sd_http_loop_close_listeners(&n->source_loop);

@@ -1,9 +1,10 @@
 /* sd_reconcile.c: reconciliation of storage and routing with the stored definitions.
  *
  * DESIGN: the definitions in the state store are the only truth. Reconcile reads every active
- * source and sink, activates the enabled sinks in storage (opening or reopening their files),
- * compiles their mappings into a new routing table, publishes it to the data endpoint, and only
- * then closes the sinks that are no longer wanted, so no request can see a closed slot. It runs
+ * source and sink, gives the enabled sinks a slot in storage (writing the slices the coordinator
+ * opened for this node), compiles their mappings into a new routing table, publishes it to the
+ * data endpoint, and only then closes the sinks that are no longer wanted, so no request can see
+ * a closed slot. It runs
  * at start-up and after each committed API change, serialized by the node's slot lock. */
 #include "roles/sd_reconcile.h"
 #include "core/sd_alloc.h"
@@ -146,12 +147,8 @@ static int sd__route_sinks(struct sd_reconcile *rec, const json_t *src_json, jso
         }
         if (r == 0) {
             json_t *settings = sd_settings_snapshot(rec->cfg, src_json, sink);
-            r = sd_storage_sink_activate(rec->storage, sink, settings, &rs->slot, &merr);
+            r = sd_storage_sink_activate(rec->storage, sink, settings, &rs->slot);
             json_decref(settings);
-            if (r != 0) {
-                sd_mapping_destroy(rs->mapping);
-                rs->mapping = NULL;
-            }
         }
         if (r != 0) {
             sd_log_error("reconcile", "sink %s/%s cannot be activated: %s", src->source_id,
@@ -223,6 +220,9 @@ int sd_reconcile_run(struct sd_reconcile *rec, struct sd_buf *err)
         }
     }
     qsort(routes->sources, routes->n, sizeof(*routes->sources), sd__cmp_sources);
+    if (rec->storage != NULL) {
+        sd_storage_sync_slices(rec->storage); /* new slots open their writers before routing */
+    }
     if (rec->ingest != NULL) {
         sd_ingest_publish(rec->ingest, routes);
     } else {
@@ -238,23 +238,11 @@ int sd_reconcile_run(struct sd_reconcile *rec, struct sd_buf *err)
             }
         }
         json_decref(active);
+        sd_storage_sync_slices(rec->storage); /* report the closes (close-sync) */
     }
     json_decref(wanted);
     json_decref(sources);
     json_decref(sinks);
     pthread_mutex_unlock(rec->slots_lock);
     return rc;
-}
-
-int sd_reconcile_rotate_sink(struct sd_reconcile *rec, const char *sink_key, struct sd_buf *err)
-{
-    int rc = sd_reconcile_run(rec, err);
-
-    if (rc != 0 || rec->storage == NULL) {
-        return rc;
-    }
-    pthread_mutex_lock(rec->slots_lock);
-    rc = sd_storage_rotate(rec->storage, sink_key, 1, err);
-    pthread_mutex_unlock(rec->slots_lock);
-    return rc == SD_ENOTFOUND ? 0 : rc;
 }

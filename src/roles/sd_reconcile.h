@@ -2,8 +2,8 @@
  * source and sink definitions in the state store.
  *
  * Used by the wiring (roles/sd_node.c): at start-up, and through the API's hooks after every
- * committed change of a source or sink. Every change of storage's slots (activate, deactivate,
- * rotate) is made under slots_lock, which the node shares with the storage operator. */
+ * committed change of a source or sink, and after every change of the slices (the coordinator's
+ * rotations). Every change of storage's slots (activate, sync, deactivate) is made under slots_lock, which the node shares with the storage operator. */
 #ifndef SD_RECONCILE_H
 #define SD_RECONCILE_H
 
@@ -23,14 +23,10 @@ struct sd_tables;
 struct sd_reconcile *sd_reconcile_create(const struct sd_config *cfg, struct sd_state *state,
                                          struct sd_storage *storage, struct sd_ingest *ingest,
                                          struct sd_tables *tables, pthread_mutex_t *slots_lock);
-/* Brings storage (open files and writers) and the data endpoint's routing table in line with
+/* Brings storage (slots and their writers) and the data endpoint's routing table in line with
  * the definitions in the state store. Idempotent; thread-safe (serialized by slots_lock).
  * Returns 0, or a negative code with a message in err (e.g. no volume available). */
 int sd_reconcile_run(struct sd_reconcile *rec, struct sd_buf *err);
-/* Rotates the active file of the sink "<p>/<b>/<source>/<sink>" (a settings change takes
- * effect in the new file), after reconciling so the slot has the new settings. No-op for an
- * inactive sink. Thread-safe. Returns 0 or a negative code with a message in err. */
-int sd_reconcile_rotate_sink(struct sd_reconcile *rec, const char *sink_key, struct sd_buf *err);
 /* NULL is fine. */
 void sd_reconcile_destroy(struct sd_reconcile *rec);
 

@@ -28,6 +28,8 @@
  * deleted before the next level holds it. The operator is the only writer of these
  * transitions, so it reads and writes entities without compare guards. */
 #include "storage/sd_operator.h"
+#include "storage/sd_entity.h"
+#include "storage/sd_files.h"
 #include "storage/sd_states.h"
 #include "storage/sd_bounded.h"
 #include "storage/sd_conditions.h"
@@ -80,6 +82,9 @@ struct sd_operator_config {
     int64_t archived_file_retention;
     int64_t cleanup_error_tolerance;
     int64_t cleanup_concurrency;
+    size_t assignment_count;
+    struct sd_config_strlist preferred_types; /* borrowed from the config */
+    const char *compression;                  /* encoding.compression.type of new slices */
 };
 
 #define SD_OPERATOR_BIND(field, key, type) SD_BIND(struct sd_operator_config, field, key, type)
@@ -116,6 +121,11 @@ static const struct sd_config_binding sd_operator_rows[] = {
     SD_OPERATOR_BIND(cleanup_error_tolerance, "storage.metadataCleanup.errorTolerance",
                      SD_BIND_I64),
     SD_OPERATOR_BIND(cleanup_concurrency, "storage.metadataCleanup.concurrency", SD_BIND_I64),
+    SD_OPERATOR_BIND(assignment_count, "storage.level.local.volume.assignment.count",
+                     SD_BIND_SIZE_T),
+    SD_OPERATOR_BIND(preferred_types, "storage.level.local.volume.assignment.preferredTypes",
+                     SD_BIND_LIST),
+    SD_OPERATOR_BIND(compression, "storage.level.local.encoding.compression.type", SD_BIND_STR),
 };
 const struct sd_config_bindings sd_operator_config_bindings =
     SD_BINDINGS("operator", sd_operator_rows);
@@ -130,146 +140,16 @@ struct sd_operator {
     int is_running;
     int is_kicked;
     int64_t next_cleanup_ms;
+    const struct sd_config *config; /* borrowed: the settings snapshots of the sinks */
+    struct sd_files_config files;   /* how new slices are placed and encoded */
+    pthread_mutex_t files_lock;     /* one pass over the sinks' files at a time */
+    json_t *sink_errors;            /* {sinkKey: last logged file error} (files_lock) */
 };
 
 /* ---- small helpers ---- */
 
-static int64_t sd__field_time_ms(const json_t *j, const char *field)
-{
-    const char *s = json_string_value(json_object_get(j, field));
-    int64_t ms = 0;
-
-    if (s != NULL) {
-        sd_time_parse_iso(s, &ms);
-    }
-    return ms;
-}
-
-static const char *sd__state_of(const json_t *j)
-{
-    return json_string_value(json_object_get(j, "state")) ?: "";
-}
-
-static const char *sd__level_of(const char *kind, const char *state)
-{
-    if (strcmp(state, "imported") == 0) {
-        return "target";
-    }
-    if (strcmp(state, "uploaded") == 0 ||
-        (strcmp(kind, "file") == 0 && strcmp(state, "importing") == 0)) {
-        return "staging";
-    }
-    return "local";
-}
-
-/* A batch of state-store operations with owned strings, applied only if every compare holds:
- * each entity it moves is compared with the revision it was read at, so a transition that
- * another coordinator (or this one, in an earlier pass) applied meanwhile is not applied again. */
-struct sd_batch {
-    struct sd_op ops[128];
-    size_t n;
-    struct sd_cmp cmps[32];
-    size_t ncmps;
-    char *owned[288];
-    size_t nowned;
-};
-
-static char *sd__own(struct sd_batch *b, char *s)
-{
-    b->owned[b->nowned++] = s;
-    return s;
-}
-
-static void sd__batch_put(struct sd_batch *b, char *key, json_t *value)
-{
-    char *text = sd__own(b, json_dumps(value, JSON_COMPACT | JSON_PRESERVE_ORDER));
-    b->ops[b->n++] = (struct sd_op){SD_OP_PUT, sd__own(b, key), text, strlen(text), 0};
-}
-
-static void sd__batch_del(struct sd_batch *b, char *key)
-{
-    b->ops[b->n++] = (struct sd_op){SD_OP_DELETE, sd__own(b, key), NULL, 0, 0};
-}
-
-/* Commits the batch. Returns 0 (*rev, may be NULL, gets the revision the entities now have),
- * SD_ECONFLICT when an entity changed since it was read (nothing applied), or the store's
- * error. Empties the batch either way. */
-static int sd__batch_commit(struct sd_state *state, struct sd_batch *b, int64_t *rev)
-{
-    struct sd_txn txn;
-    struct sd_txn_result res;
-    int rc = 0;
-
-    memset(&txn, 0, sizeof(txn));
-    memset(&res, 0, sizeof(res));
-    txn.cmps = b->cmps;
-    txn.ncmps = b->ncmps;
-    txn.then_ops = b->ops;
-    txn.nthen = b->n;
-    if (b->n > 0) {
-        rc = sd_state_txn(state, &txn, &res);
-        if (rc == 0) {
-            if (!res.succeeded) {
-                rc = SD_ECONFLICT;
-            } else if (rev != NULL) {
-                *rev = res.rev;
-            }
-            sd_txn_result_free(&res);
-        }
-    }
-    for (size_t i = 0; i < b->nowned; i++) {
-        free(b->owned[i]);
-    }
-    b->n = 0;
-    b->ncmps = 0;
-    b->nowned = 0;
-    return rc;
-}
-
-/* Adds the ops that store entity j (kind, key), read at mod_rev, in new_state: the compare
- * that it is still at mod_rev, the "all" copy, the copy at the new level, and the removal of
- * the copy at the old level. */
-static void sd__batch_entity(struct sd_batch *b, const char *kind, const char *key, json_t *j,
-                             int64_t mod_rev, const char *new_state, int64_t now)
-{
-    const char *old_level = sd__level_of(kind, sd__state_of(j));
-    const char *new_level = sd__level_of(kind, new_state);
-    char ts[SD_TIME_ISO_LEN + 1], at_key[32];
-    static const char *const retry_fields[] = {"retryAttempt", "retryReason", "firstFailedAt",
-                                               "lastFailedAt", "retryAfter"};
-
-    if (!sd_states_transition_ok(kind, sd__state_of(j), new_state)) {
-        /* Never store an impossible state; the commit of this batch then does nothing. */
-        sd_log_key(SD_LOG_ERROR, "operator", key, "refused %s %s transition %s -> %s", kind, key,
-                   sd__state_of(j), new_state);
-        b->n = 0;
-        return;
-    }
-    if (strcmp(sd__state_of(j), new_state) != 0) {
-        sd_log_key(SD_LOG_DEBUG, "operator", key, "%s %s -> %s", kind, sd__state_of(j), new_state);
-        sd_time_format_iso(now, ts);
-        snprintf(at_key, sizeof(at_key), "%sAt", new_state);
-        json_object_set_new(j, at_key, json_string(ts));
-        json_object_set_new(j, "state", json_string(new_state));
-        for (size_t i = 0; i < sizeof(retry_fields) / sizeof(retry_fields[0]); i++) {
-            json_object_del(j, retry_fields[i]);
-        }
-    }
-    b->cmps[b->ncmps++] = (struct sd_cmp){sd__own(b, sd_xasprintf("storage/%s/all/%s", kind, key)),
-                                          SD_CMP_MOD_REV,
-                                          SD_CMP_EQUAL,
-                                          mod_rev,
-                                          NULL,
-                                          0};
-    sd__batch_put(b, sd_xasprintf("storage/%s/all/%s", kind, key), j);
-    sd__batch_put(b, sd_xasprintf("storage/%s/level/%s/%s", kind, new_level, key), j);
-    if (strcmp(old_level, new_level) != 0) {
-        sd__batch_del(b, sd_xasprintf("storage/%s/level/%s/%s", kind, old_level, key));
-    }
-}
-
 /* Adds the ops moving every statistics key of a slice from one level to another. */
-static void sd__batch_move_stats(struct sd_state *state, struct sd_batch *b, const char *slice_key,
+static void sd__batch_move_stats(struct sd_state *state, struct sd_entity_batch *b, const char *slice_key,
                                  const char *from, const char *to, int64_t staging_size)
 {
     char *prefix = sd_xasprintf("storage/stats/%s/%s/", from, slice_key);
@@ -286,8 +166,8 @@ static void sd__batch_move_stats(struct sd_state *state, struct sd_batch *b, con
             if (staging_size >= 0) {
                 json_object_set_new(j, "stagingSize", json_integer(staging_size));
             }
-            sd__batch_put(b, sd_xasprintf("storage/stats/%s/%s/%s", to, slice_key, node), j);
-            sd__batch_del(b, sd_xstrdup(kvs.items[i].key));
+            sd_entity_put(b, sd_xasprintf("storage/stats/%s/%s/%s", to, slice_key, node), j);
+            sd_entity_del(b, sd_xstrdup(kvs.items[i].key));
             json_decref(j);
         }
         sd_kvs_free(&kvs);
@@ -299,7 +179,7 @@ static void sd__batch_move_stats(struct sd_state *state, struct sd_batch *b, con
 static void sd__record_failure(struct sd_operator *op, const char *kind, const char *key, json_t *j,
                                int64_t mod_rev, const char *reason)
 {
-    struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
+    struct sd_entity_batch *b = sd_xcalloc(1, sizeof(*b));
     int64_t now = sd_now_ms();
     int64_t attempt = json_integer_value(json_object_get(j, "retryAttempt")) + 1;
     double delay =
@@ -323,8 +203,8 @@ static void sd__record_failure(struct sd_operator *op, const char *kind, const c
     json_object_set_new(j, "lastFailedAt", json_string(ts));
     sd_time_format_iso(now + (int64_t)delay, ts);
     json_object_set_new(j, "retryAfter", json_string(ts));
-    sd__batch_entity(b, kind, key, j, mod_rev, sd__state_of(j), now);
-    rc = sd__batch_commit(op->d.state, b, NULL);
+    sd_entity_move(b, kind, key, j, mod_rev, sd_entity_state(j), now);
+    rc = sd_entity_commit(op->d.state, b, NULL);
     if (rc == SD_ECONFLICT) {
         sd_log_key(SD_LOG_INFO, "operator", key, "%s %s changed meanwhile: failure not recorded",
                    kind, key);
@@ -373,9 +253,24 @@ static size_t sd__sink_key_len(const char *file_key)
     return slash != NULL ? (size_t)(slash - file_key) : strlen(file_key);
 }
 
+/* The length of the sink key a slice key "<sinkKey>/<fileOpenedAt>/<volumeId>/<openedAt>"
+ * starts with. */
+static size_t sd__sink_key_len_of_slice(const char *slice_key)
+{
+    size_t len = strlen(slice_key);
+
+    for (int i = 0; i < 3; i++) {
+        while (len > 0 && slice_key[len - 1] != '/') {
+            len--;
+        }
+        len = len > 0 ? len - 1 : 0;
+    }
+    return len;
+}
+
 static int sd__retry_due(const json_t *j, int64_t now)
 {
-    return sd__field_time_ms(j, "retryAfter") <= now;
+    return sd_entity_time_ms(j, "retryAfter") <= now;
 }
 
 /* Sums the statistics under prefix into records/compressed/uncompressed. */
@@ -415,142 +310,267 @@ static size_t sd__count(struct sd_state *state, const char *prefix)
     return n;
 }
 
-/* ---- 1. rotation ---- */
+/* ---- 1. the files of the sinks: open, add writer nodes, rotate, close ---- */
 
-/* A rotation of one sink, run under its timeout (sliceRotationTimeout or fileRotationTimeout). */
-struct sd_rotate_step {
-    const struct sd_operator_deps *d;
-    char *sink_key;
-    int new_file;
-    struct sd_buf err;
+/* The sink's effective settings and file meta from the definitions loaded for the pass. */
+struct sd_sink_view {
+    const char *sink_key;
+    const json_t *sink;
+    json_t *settings; /* snapshot (owned) */
+    json_t *meta;     /* sd_files_sink_meta (owned) */
 };
 
-static int sd__rotate_step(void *arg)
+/* Logs a sink's file error once per different message (a pass runs every check interval). */
+static void sd__sink_error(struct sd_operator *op, const char *sink_key, int rc,
+                           struct sd_buf *err)
 {
-    struct sd_rotate_step *r = arg;
-    int rc;
+    const char *msg = err->len ? sd_buf_cstr(err) : sd_strerror(rc);
+    const char *last = json_string_value(json_object_get(op->sink_errors, sink_key));
 
-    /* Serialized with reconcile, which may close this sink's slot. */
-    pthread_mutex_lock(r->d->slots_lock);
-    rc = sd_storage_rotate(r->d->storage, r->sink_key, r->new_file, &r->err);
-    pthread_mutex_unlock(r->d->slots_lock);
-    return rc;
-}
-
-static void sd__rotate_step_free(void *arg)
-{
-    struct sd_rotate_step *r = arg;
-
-    free(r->sink_key);
-    sd_buf_fini(&r->err);
-    free(r);
-}
-
-/* The staging expiration of a file (its "staging.expiration"; 0 when the staging storage
- * gives none, as the local one). */
-static int64_t sd__file_expiration_ms(struct sd_state *state, const char *file_key)
-{
-    char *all = sd_xasprintf("storage/file/all/%s", file_key);
-    struct sd_kv kv;
-    int64_t ms = 0;
-
-    if (sd_state_get(state, all, &kv) == 0) {
-        json_t *file = json_loadb(kv.value, kv.value_len, 0, NULL);
-        ms = sd__field_time_ms(json_object_get(file, "staging"), "expiration");
-        json_decref(file);
-        sd_kv_free(&kv);
+    if (rc == SD_ECONFLICT || (last != NULL && strcmp(last, msg) == 0)) {
+        return; /* another coordinator or step got there first: the next pass decides again */
     }
-    free(all);
-    return ms;
+    json_object_set_new(op->sink_errors, sink_key, json_string(msg));
+    sd_log_key(SD_LOG_ERROR, "operator", sink_key, "files of sink %s: %s", sink_key, msg);
 }
 
-static void sd__rotation(struct sd_operator *op, int64_t now)
+/* The live statistics of slice_key if this node writes it, else the stored ones (the sum over
+ * the nodes that wrote it, at most storage.statistics.sync.interval old). */
+static void sd__slice_totals(struct sd_operator *op, json_t *open, const char *slice_key,
+                             int64_t *records, int64_t *compressed)
 {
-    struct sd_state *state = op->d.state;
-    json_t *open, *e;
+    char *prefix = sd_xasprintf("storage/stats/local/%s/", slice_key);
     size_t i;
+    json_t *e;
 
-    /* an abandoned rotation may still hold the lock: then paused sinks wait for a later pass */
-    if (pthread_mutex_trylock(op->d.slots_lock) == 0) {
-        sd_storage_reopen_pending(op->d.storage);
-        pthread_mutex_unlock(op->d.slots_lock);
-    }
-    open = sd_storage_open_slices(op->d.storage);
-
+    *records = *compressed = 0;
+    sd__sum_stats(op->d.state, prefix, NULL, records, compressed);
+    free(prefix);
     json_array_foreach(open, i, e)
     {
-        const char *sink_key = json_string_value(json_object_get(e, "sinkKey"));
-        const char *file_key = json_string_value(json_object_get(e, "fileKey"));
-        const char *slice_key = json_string_value(json_object_get(e, "sliceKey"));
-        json_t *s = json_object_get(e, "settings");
-        int64_t records = json_integer_value(json_object_get(e, "records"));
-        int64_t compressed = json_integer_value(json_object_get(e, "compressedSize"));
-        struct sd_file_totals totals = {0, records, compressed};
-        enum sd_import_cause cause;
-        struct sd_rotate_step *step;
-        char *prefix, *skip, *slices_prefix, *busy_key;
-        int rotate_slice, new_file, rc;
-        double t0;
+        if (strcmp(json_string_value(json_object_get(e, "sliceKey")), slice_key) == 0) {
+            int64_t r = json_integer_value(json_object_get(e, "records"));
+            int64_t c = json_integer_value(json_object_get(e, "compressedSize"));
+            *records = r > *records ? r : *records;
+            *compressed = c > *compressed ? c : *compressed;
+        }
+    }
+}
 
-        busy_key = sd_xasprintf("rotate/%s", sink_key);
-        if (sd_bounded_is_busy(op->steps, busy_key)) {
-            free(busy_key); /* an abandoned rotation of this sink still runs */
+/* The writing file of a sink: its writing slices rotate on the upload triggers, the file on the
+ * import triggers (from the settings recorded in the file). Returns 1 if anything rotated. */
+static int sd__rotate_file(struct sd_operator *op, const struct sd_sink_view *v,
+                           const char *file_key, const json_t *file, json_t *open, int64_t now)
+{
+    struct sd_state *state = op->d.state;
+    const json_t *s = json_object_get(file, "settings");
+    struct sd_file_totals totals = {0, 0, 0};
+    char *prefix = sd_xasprintf("storage/slice/all/%s/", file_key);
+    struct sd_buf err = SD_BUF_INIT;
+    enum sd_import_cause cause;
+    struct sd_kvs kvs;
+    int rotated = 0, rc;
+    double t0;
+
+    memset(&kvs, 0, sizeof(kvs));
+    if (sd_state_range(state, prefix, 0, &kvs) != 0) {
+        free(prefix);
+        return 0;
+    }
+    free(prefix);
+    totals.slices = (int64_t)kvs.n;
+    prefix = sd_xasprintf("storage/stats/staging/%s/", file_key);
+    sd__sum_stats(state, prefix, NULL, &totals.records, &totals.compressed_bytes);
+    free(prefix);
+    for (size_t i = 0; i < kvs.n; i++) { /* local slices: upload triggers */
+        const char *slice_key = kvs.items[i].key + strlen("storage/slice/all/");
+        json_t *slice = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
+        int64_t records, compressed;
+        if (strcmp(sd_entity_level("slice", sd_entity_state(slice)), "local") != 0) {
+            json_decref(slice);
             continue;
         }
-        rotate_slice = sd_should_upload(s, now, sd_time_of_key(slice_key), records, compressed);
-        /* File rotation: the import triggers over the whole file. */
-        skip = sd_xasprintf("storage/stats/local/%s/", slice_key);
-        prefix = sd_xasprintf("storage/stats/local/%s/", file_key);
-        sd__sum_stats(state, prefix, skip, &totals.records, &totals.compressed_bytes);
-        free(prefix);
-        prefix = sd_xasprintf("storage/stats/staging/%s/", file_key);
-        sd__sum_stats(state, prefix, NULL, &totals.records, &totals.compressed_bytes);
-        free(prefix);
-        free(skip);
-        slices_prefix = sd_xasprintf("storage/slice/all/%s/", file_key);
-        totals.slices = (int64_t)sd__count(state, slices_prefix);
-        free(slices_prefix);
-        cause = sd_should_import(s, now, sd_time_of_key(file_key),
-                                 sd__file_expiration_ms(state, file_key),
-                                 op->cfg.import_expiration_ms, &totals);
-        if (cause == SD_IMPORT_NONE && !rotate_slice) {
-            free(busy_key);
-            continue;
+        sd__slice_totals(op, open, slice_key, &records, &compressed);
+        totals.records += records;
+        totals.compressed_bytes += compressed;
+        if (strcmp(sd_entity_state(slice), "writing") == 0 &&
+            sd_should_upload(s, now, sd_time_of_key(slice_key), records, compressed) &&
+            sd_files_volume_is_live(state, json_string_value(json_object_get(slice, "volumeId")))) {
+            t0 = sd_mreg_now_ms();
+            rc = sd_files_rotate_slice(state, &op->files, slice_key, &err);
+            sd_mreg_operation("slicerotation", v->sink_key, sd_mreg_now_ms() - t0,
+                              rc ? "other" : "", rc ? -1 : compressed, -1);
+            if (rc != 0) {
+                sd__sink_error(op, v->sink_key, rc, &err);
+            }
+            rotated |= rc == 0;
         }
-        if (cause != SD_IMPORT_NONE) {
-            sd_log_key(SD_LOG_INFO, "operator", file_key,
-                       "rotating file %s, import condition met: %s", file_key,
-                       sd_import_cause_name(cause));
-        }
-        step = sd_xcalloc(1, sizeof(*step));
-        step->d = &op->d;
-        step->sink_key = sd_xstrdup(sink_key);
-        step->new_file = new_file = cause != SD_IMPORT_NONE;
-        sd_buf_init(&step->err);
+        json_decref(slice);
+    }
+    sd_kvs_free(&kvs);
+    cause = sd_should_import(s, now, sd_time_of_key(file_key),
+                             sd_entity_time_ms(json_object_get(file, "staging"), "expiration"),
+                             op->cfg.import_expiration_ms, &totals);
+    if (cause != SD_IMPORT_NONE) {
+        sd_log_key(SD_LOG_INFO, "operator", file_key, "rotating file %s, import condition met: %s",
+                   file_key, sd_import_cause_name(cause));
         t0 = sd_mreg_now_ms();
-        rc = sd_bounded_run(op->steps, busy_key, sd__rotate_step, step, sd__rotate_step_free,
-                            new_file ? op->cfg.file_rotation_timeout_ms
-                                     : op->cfg.slice_rotation_timeout_ms);
-        sd_mreg_operation(
-            new_file ? "filerotation" : "slicerotation", sink_key, sd_mreg_now_ms() - t0,
-            rc ? "other" : "", rc ? -1 : (new_file ? totals.compressed_bytes : compressed),
-            rc || new_file ? -1 : json_integer_value(json_object_get(e, "uncompressedSize")));
-        if (rc == -ETIMEDOUT) {
-            /* the step goes on in the background; the sink is skipped until it ends */
-            sd_log_key(SD_LOG_ERROR, "operator", sink_key, "rotation of sink %s abandoned: %s",
-                       sink_key, new_file ? "file rotation timeout" : "slice rotation timeout");
-            free(busy_key);
+        sd_buf_reset(&err);
+        rc = sd_files_open(state, &op->files, v->meta, v->settings, file_key, NULL, &err);
+        sd_mreg_operation("filerotation", v->sink_key, sd_mreg_now_ms() - t0, rc ? "other" : "",
+                          rc ? -1 : totals.compressed_bytes, -1);
+        if (rc != 0) {
+            sd__sink_error(op, v->sink_key, rc, &err);
+        }
+        rotated |= rc == 0;
+    }
+    sd_buf_fini(&err);
+    return rotated;
+}
+
+/* One sink this node coordinates: v NULL when it stopped (disabled, deleted, or its source
+ * did): its writing file closes; else its writing file is opened, takes writer nodes that
+ * joined, rotates on a settings or mapping change (always with force), and on its triggers. */
+static int sd__sink_files(struct sd_operator *op, const struct sd_sink_view *v,
+                          const char *sink_key, const char *file_key, const json_t *file,
+                          json_t *open, int force, int64_t now)
+{
+    struct sd_buf err = SD_BUF_INIT;
+    int rc = 0, changed = 0;
+
+    if (v == NULL) {
+        rc = file_key != NULL ? sd_files_close(op->d.state, file_key, &err) : 0;
+        changed = rc == 0 && file_key != NULL;
+    } else if (file_key == NULL) {
+        rc = sd_files_open(op->d.state, &op->files, v->meta, v->settings, NULL, NULL, &err);
+        changed = rc == 0;
+    } else if (force || !json_equal(json_object_get(file, "settings"), v->settings) ||
+               !json_equal(json_object_get(file, "columns"), json_object_get(v->meta, "columns")) ||
+               !json_equal(json_object_get(json_object_get(file, "target"), "tableId"),
+                           json_object_get(v->meta, "tableId"))) {
+        rc = sd_files_open(op->d.state, &op->files, v->meta, v->settings, file_key, NULL, &err);
+        changed = rc == 0;
+    } else {
+        rc = sd_files_add_slices(op->d.state, &op->files, file_key, &err);
+        changed = rc > 0;
+        rc = rc > 0 ? 0 : rc;
+        if (rc == 0) {
+            changed |= sd__rotate_file(op, v, file_key, file, open, now);
+        }
+    }
+    if (rc != 0) {
+        sd__sink_error(op, sink_key, rc, &err);
+    } else {
+        json_object_del(op->sink_errors, sink_key);
+    }
+    sd_buf_fini(&err);
+    return changed;
+}
+
+/* The definition of sink_key's source in sources (definition/source/active/ items). */
+static json_t *sd__source_of(const struct sd_kvs *sources, const char *sink_key)
+{
+    const char *slash = strrchr(sink_key, '/');
+    size_t len = slash != NULL ? (size_t)(slash - sink_key) : 0;
+    size_t plen = strlen("definition/source/active/");
+
+    for (size_t i = 0; i < sources->n; i++) {
+        const char *k = sources->items[i].key + plen;
+        if (strlen(k) == len && strncmp(k, sink_key, len) == 0) {
+            return json_loadb(sources->items[i].value, sources->items[i].value_len, 0, NULL);
+        }
+    }
+    return NULL;
+}
+
+int sd_operator_sinks_changed(struct sd_operator *op, const char *only_sink_key, int force)
+{
+    struct sd_state *state = op->d.state;
+    struct sd_kvs sources, sinks, files;
+    json_t *writing = json_object(), *open, *seen = json_object();
+    size_t plen = strlen("definition/sink/active/");
+    int64_t now = sd_now_ms();
+    int rc, changed = 0;
+    const char *key;
+    json_t *value;
+
+    memset(&sources, 0, sizeof(sources));
+    memset(&sinks, 0, sizeof(sinks));
+    memset(&files, 0, sizeof(files));
+    pthread_mutex_lock(&op->files_lock);
+    rc = sd_state_range(state, "definition/source/active/", 0, &sources);
+    if (rc == 0) {
+        rc = sd_state_range(state, "definition/sink/active/", 0, &sinks);
+    }
+    if (rc == 0) {
+        rc = sd_state_range(state, "storage/file/level/local/", 0, &files);
+    }
+    open = op->d.storage != NULL ? sd_storage_open_slices(op->d.storage) : json_array();
+    /* the writing file of each sink: {sinkKey: [fileKey, file]} */
+    for (size_t i = 0; rc == 0 && i < files.n; i++) {
+        const char *fk = files.items[i].key + strlen("storage/file/level/local/");
+        json_t *file = json_loadb(files.items[i].value, files.items[i].value_len, 0, NULL);
+        size_t klen = sd__sink_key_len(fk);
+        if (file != NULL && strcmp(sd_entity_state(file), "writing") == 0 &&
+            sd__coordinates(op, fk, klen)) {
+            char *sk = sd_xstrndup(fk, klen);
+            json_object_set_new(writing, sk, json_pack("[s, o]", fk, file));
+            free(sk);
+        } else {
+            json_decref(file);
+        }
+    }
+    for (size_t i = 0; rc == 0 && i < sinks.n; i++) {
+        const char *sink_key = sinks.items[i].key + plen;
+        json_t *sink, *src, *w;
+        struct sd_sink_view v;
+        if ((only_sink_key != NULL && strcmp(only_sink_key, sink_key) != 0) ||
+            !sd__coordinates(op, sink_key, strlen(sink_key))) {
             continue;
         }
-        /* a broken state store logs its episode once; the next check retries */
-        if (rc != 0 && rc != SD_EUNHEALTHY) {
-            sd_log_key(SD_LOG_ERROR, "operator", sink_key, "rotation of sink %s failed: %s",
-                       sink_key, step->err.len ? sd_buf_cstr(&step->err) : sd_strerror(rc));
+        json_object_set_new(seen, sink_key, json_true());
+        sink = json_loadb(sinks.items[i].value, sinks.items[i].value_len, 0, NULL);
+        src = sd__source_of(&sources, sink_key);
+        w = json_object_get(writing, sink_key);
+        memset(&v, 0, sizeof(v));
+        v.sink_key = sink_key;
+        v.sink = sink;
+        if (sink != NULL && src != NULL && json_object_get(sink, "disabled") == NULL &&
+            json_object_get(src, "disabled") == NULL) {
+            v.settings = sd_settings_snapshot(op->config, src, sink);
+            v.meta = sd_files_sink_meta(sink);
         }
-        sd__rotate_step_free(step);
-        free(busy_key);
+        changed |= sd__sink_files(op, v.meta != NULL ? &v : NULL, sink_key,
+                                  json_string_value(json_array_get(w, 0)), json_array_get(w, 1),
+                                  open, force, now);
+        json_decref(v.settings);
+        json_decref(v.meta);
+        json_decref(sink);
+        json_decref(src);
+    }
+    /* writing files of sinks that are gone */
+    json_object_foreach(writing, key, value)
+    {
+        if (rc == 0 && json_object_get(seen, key) == NULL &&
+            (only_sink_key == NULL || strcmp(only_sink_key, key) == 0)) {
+            changed |= sd__sink_files(op, NULL, key, json_string_value(json_array_get(value, 0)),
+                                      NULL, open, 0, now);
+        }
+    }
+    pthread_mutex_unlock(&op->files_lock);
+    if (changed && op->d.storage != NULL) {
+        /* this node writes too: switch its writers now rather than at its follower's call */
+        pthread_mutex_lock(op->d.slots_lock);
+        sd_storage_sync_slices(op->d.storage);
+        pthread_mutex_unlock(op->d.slots_lock);
     }
     json_decref(open);
+    json_decref(writing);
+    json_decref(seen);
+    sd_kvs_free(&sources);
+    sd_kvs_free(&sinks);
+    sd_kvs_free(&files);
+    return rc;
 }
 
 /* ---- 2. + 3. slices: closing -> uploading -> uploaded ---- */
@@ -705,7 +725,7 @@ static void sd__upload_slice(struct sd_operator *op, const char *slice_key, json
     struct sd_state *state = op->d.state;
     const char *dir = json_string_value(json_object_get(json_object_get(slice, "local"), "dir"));
     struct sd_upload_step *u = sd_xcalloc(1, sizeof(*u));
-    struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
+    struct sd_entity_batch *b = sd_xcalloc(1, sizeof(*b));
     struct sd_buf key = SD_BUF_INIT;
     char *busy_key = sd_xasprintf("upload/%s", slice_key);
     double t0 = sd_mreg_now_ms();
@@ -748,8 +768,8 @@ static void sd__upload_slice(struct sd_operator *op, const char *slice_key, json
     now = sd_now_ms();
     size = (int64_t)u->size;
     sd__batch_move_stats(state, b, slice_key, "local", "staging", (int64_t)u->size);
-    sd__batch_entity(b, "slice", slice_key, slice, mod_rev, "uploaded", now);
-    rc = sd__batch_commit(state, b, NULL);
+    sd_entity_move(b, "slice", slice_key, slice, mod_rev, "uploaded", now);
+    rc = sd_entity_commit(state, b, NULL);
     if (rc != 0) {
         sd_log_key(SD_LOG_ERROR, "operator", slice_key,
                    "slice %s uploaded but its state cannot be stored: %s", slice_key,
@@ -765,7 +785,7 @@ static void sd__upload_slice(struct sd_operator *op, const char *slice_key, json
                slice_key, (long long)u->records, (unsigned long long)u->size);
 done:
     sd_mreg_operation("sliceupload", slice_key, sd_mreg_now_ms() - t0,
-                      rc != 0 || strcmp(sd__state_of(slice), "uploaded") != 0 ? "other" : "", size,
+                      rc != 0 || strcmp(sd_entity_state(slice), "uploaded") != 0 ? "other" : "", size,
                       -1);
     if (u != NULL) {
         sd__upload_step_free(u);
@@ -775,10 +795,14 @@ done:
     free(b);
 }
 
+/* 2. a closing slice of a sink this node coordinates moves to "uploading" once every writer
+ * node's close-sync report has reached the revision it closed at; 3. an uploading slice on this
+ * node's volumes whose writer is closed is uploaded. */
 static void sd__slices(struct sd_operator *op, int64_t now)
 {
     struct sd_state *state = op->d.state;
-    json_t *open = sd_storage_open_slices(op->d.storage);
+    json_t *open = op->d.storage != NULL ? sd_storage_open_slices(op->d.storage) : json_array();
+    int64_t released_rev = op->d.tables != NULL ? sd_files_closesync_rev(state) : -1;
     struct sd_kvs kvs;
 
     memset(&kvs, 0, sizeof(kvs));
@@ -786,23 +810,22 @@ static void sd__slices(struct sd_operator *op, int64_t now)
         for (size_t i = 0; i < kvs.n; i++) {
             const char *key = kvs.items[i].key + strlen("storage/slice/level/local/");
             json_t *slice = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
-            const char *st = sd__state_of(slice);
-            if (!sd_storage_has_volume(op->d.storage,
-                                       json_string_value(json_object_get(slice, "volumeId")))) {
-                json_decref(slice); /* on another node's disk: its reader uploads it */
-                continue;
-            }
+            const char *st = sd_entity_state(slice);
             int64_t mod_rev = kvs.items[i].mod_rev;
-            if (strcmp(st, "closing") == 0 && !sd__is_open(open, "sliceKey", key) &&
-                !sd_storage_slice_is_closing(op->d.storage, key)) {
-                struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
-                sd__batch_entity(b, "slice", key, slice, mod_rev, "uploading", now);
+            if (strcmp(st, "closing") == 0 && mod_rev <= released_rev &&
+                sd__coordinates(op, key, sd__sink_key_len_of_slice(key))) {
+                struct sd_entity_batch *b = sd_xcalloc(1, sizeof(*b));
+                sd_entity_move(b, "slice", key, slice, mod_rev, "uploading", now);
                 /* the entity now says "uploading" (st pointed into its old state): upload it
                  * only if that was stored */
-                st = sd__batch_commit(state, b, &mod_rev) == 0 ? "uploading" : "";
+                st = sd_entity_commit(state, b, &mod_rev) == 0 ? "uploading" : "";
                 free(b);
             }
-            if (strcmp(st, "uploading") == 0 && sd__retry_due(slice, now) &&
+            if (strcmp(st, "uploading") == 0 && op->d.storage != NULL &&
+                sd_storage_has_volume(op->d.storage,
+                                      json_string_value(json_object_get(slice, "volumeId"))) &&
+                !sd__is_open(open, "sliceKey", key) &&
+                !sd_storage_slice_is_closing(op->d.storage, key) && sd__retry_due(slice, now) &&
                 !sd__step_is_busy(op, "upload", key)) {
                 sd__upload_slice(op, key, slice, mod_rev);
             }
@@ -919,7 +942,7 @@ static void sd__import_file(struct sd_operator *op, const char *file_key, json_t
     char *busy_key = sd_xasprintf("import/%s", file_key);
     json_t *columns_json = json_object_get(file, "columns");
     struct sd_import_step *m = sd_xcalloc(1, sizeof(*m));
-    struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
+    struct sd_entity_batch *b = sd_xcalloc(1, sizeof(*b));
     struct sd_kvs kvs;
     double t0 = sd_mreg_now_ms();
     int64_t now;
@@ -971,17 +994,17 @@ static void sd__import_file(struct sd_operator *op, const char *file_key, json_t
     for (size_t i = 0; i < kvs.n; i++) {
         json_t *slice = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
         const char *skey = kvs.items[i].key + strlen("storage/slice/all/");
-        if (strcmp(sd__state_of(slice), "imported") != 0) {
+        if (strcmp(sd_entity_state(slice), "imported") != 0) {
             sd__batch_move_stats(state, b, skey, "staging", "target", -1);
-            sd__batch_entity(b, "slice", skey, slice, kvs.items[i].mod_rev, "imported", now);
-            int r = sd__batch_commit(state, b, NULL);
+            sd_entity_move(b, "slice", skey, slice, kvs.items[i].mod_rev, "imported", now);
+            int r = sd_entity_commit(state, b, NULL);
             rc = rc != 0 ? rc : r;
         }
         json_decref(slice);
     }
     if (rc == 0) {
-        sd__batch_entity(b, "file", file_key, file, mod_rev, "imported", now);
-        rc = sd__batch_commit(state, b, NULL);
+        sd_entity_move(b, "file", file_key, file, mod_rev, "imported", now);
+        rc = sd_entity_commit(state, b, NULL);
     }
     if (rc == SD_ECONFLICT) {
         /* another coordinator of the sink moved it first (the ledger kept the rows single) */
@@ -1006,7 +1029,7 @@ static void sd__import_file(struct sd_operator *op, const char *file_key, json_t
                m->table_id, (unsigned long long)m->rows);
 done:
     sd_mreg_operation("fileimport", file_key, sd_mreg_now_ms() - t0,
-                      rc != 0 || strcmp(sd__state_of(file), "imported") != 0 ? "other" : "", -1,
+                      rc != 0 || strcmp(sd_entity_state(file), "imported") != 0 ? "other" : "", -1,
                       -1);
     if (m != NULL) {
         sd__import_step_free(m);
@@ -1053,7 +1076,7 @@ static int sd__purge_file(struct sd_operator *op, const char *file_key)
     struct sd_state *state = op->d.state;
     char *prefix = sd_xasprintf("storage/slice/all/%s/", file_key);
     static const char *const levels[] = {"local", "staging", "target"};
-    struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
+    struct sd_entity_batch *b = sd_xcalloc(1, sizeof(*b));
     struct sd_kvs kvs;
     int rc = 0;
 
@@ -1069,21 +1092,21 @@ static int sd__purge_file(struct sd_operator *op, const char *file_key)
             }
             for (size_t l = 0; l < 3; l++) {
                 char *stats = sd_xasprintf("storage/stats/%s/%s/", levels[l], skey);
-                b->ops[b->n++] = (struct sd_op){SD_OP_DELETE_PREFIX, sd__own(b, stats), NULL, 0, 0};
-                sd__batch_del(b, sd_xasprintf("storage/slice/level/%s/%s", levels[l], skey));
+                b->ops[b->n++] = (struct sd_op){SD_OP_DELETE_PREFIX, sd_entity_own(b, stats), NULL, 0, 0};
+                sd_entity_del(b, sd_xasprintf("storage/slice/level/%s/%s", levels[l], skey));
             }
-            sd__batch_del(b, sd_xstrdup(kvs.items[i].key));
-            rc = sd__batch_commit(state, b, NULL);
+            sd_entity_del(b, sd_xstrdup(kvs.items[i].key));
+            rc = sd_entity_commit(state, b, NULL);
             json_decref(slice);
         }
         sd_kvs_free(&kvs);
     }
     if (rc == 0) {
         for (size_t l = 0; l < 3; l++) {
-            sd__batch_del(b, sd_xasprintf("storage/file/level/%s/%s", levels[l], file_key));
+            sd_entity_del(b, sd_xasprintf("storage/file/level/%s/%s", levels[l], file_key));
         }
-        sd__batch_del(b, sd_xasprintf("storage/file/all/%s", file_key));
-        rc = sd__batch_commit(state, b, NULL);
+        sd_entity_del(b, sd_xasprintf("storage/file/all/%s", file_key));
+        rc = sd_entity_commit(state, b, NULL);
     }
     free(b);
     free(prefix);
@@ -1110,17 +1133,17 @@ static void sd__files(struct sd_operator *op, int64_t now)
             const char *key = kvs.items[i].key + strlen("storage/file/level/local/");
             json_t *file = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
             char *prefix = sd_xasprintf("storage/slice/level/local/%s/", key);
-            if (strcmp(sd__state_of(file), "closing") == 0 &&
+            if (strcmp(sd_entity_state(file), "closing") == 0 &&
                 sd__coordinates(op, key, sd__sink_key_len(key)) && sd__count(state, prefix) == 0) {
-                struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
+                struct sd_entity_batch *b = sd_xcalloc(1, sizeof(*b));
                 int64_t records = 0, compressed = 0;
                 char *stats = sd_xasprintf("storage/stats/staging/%s/", key);
                 sd__sum_stats(state, stats, NULL, &records, &compressed);
                 if (records == 0) {
                     json_object_set_new(file, "isEmpty", json_true());
                 }
-                sd__batch_entity(b, "file", key, file, kvs.items[i].mod_rev, "importing", now);
-                sd__batch_commit(state, b, NULL);
+                sd_entity_move(b, "file", key, file, kvs.items[i].mod_rev, "importing", now);
+                sd_entity_commit(state, b, NULL);
                 free(stats);
                 free(b);
             }
@@ -1141,12 +1164,12 @@ static void sd__files(struct sd_operator *op, int64_t now)
                 json_decref(file); /* another coordinator's sink */
                 continue;
             }
-            if (strcmp(sd__state_of(file), "importing") == 0 && !sd__sink_exists(state, key)) {
+            if (strcmp(sd_entity_state(file), "importing") == 0 && !sd__sink_exists(state, key)) {
                 if (sd__purge_file(op, key) == 0) {
                     sd_log_key(SD_LOG_INFO, "operator", key, "file %s of a deleted sink dropped",
                                key);
                 }
-            } else if (strcmp(sd__state_of(file), "importing") == 0 &&
+            } else if (strcmp(sd_entity_state(file), "importing") == 0 &&
                        (first == NULL || !sd__same_sink(first, key))) {
                 first = key;
                 if (sd__retry_due(file, now) && !sd__step_is_busy(op, "import", key)) {
@@ -1192,7 +1215,7 @@ static int sd__delete_file(struct sd_operator *op, const char *sink_key, const c
     struct sd_state *state = op->d.state;
     char *sum_key = sd_xasprintf("storage/stats/target/%s/_sum", sink_key);
     char *prefix = sd_xasprintf("storage/slice/all/%s/", file_key);
-    struct sd_batch *b = sd_xcalloc(1, sizeof(*b));
+    struct sd_entity_batch *b = sd_xcalloc(1, sizeof(*b));
     struct sd_kvs slices;
     int rc = 0;
 
@@ -1220,22 +1243,22 @@ static int sd__delete_file(struct sd_operator *op, const char *sink_key, const c
                     sd__add_level(sum, j);
                     json_decref(j);
                 }
-                sd__batch_del(b, sd_xstrdup(stats.items[k].key));
+                sd_entity_del(b, sd_xstrdup(stats.items[k].key));
             }
             sd_kvs_free(&stats);
         }
-        sd__batch_put(b, sd_xstrdup(sum_key), sum);
-        sd__batch_del(b, sd_xstrdup(slices.items[i].key));
-        sd__batch_del(b, sd_xasprintf("storage/slice/level/target/%s", skey));
-        rc = sd__batch_commit(state, b, NULL);
+        sd_entity_put(b, sd_xstrdup(sum_key), sum);
+        sd_entity_del(b, sd_xstrdup(slices.items[i].key));
+        sd_entity_del(b, sd_xasprintf("storage/slice/level/target/%s", skey));
+        rc = sd_entity_commit(state, b, NULL);
         json_decref(sum);
         free(stats_prefix);
     }
     sd_kvs_free(&slices);
     if (rc == 0) {
-        sd__batch_del(b, sd_xasprintf("storage/file/all/%s", file_key));
-        sd__batch_del(b, sd_xasprintf("storage/file/level/target/%s", file_key));
-        rc = sd__batch_commit(state, b, NULL);
+        sd_entity_del(b, sd_xasprintf("storage/file/all/%s", file_key));
+        sd_entity_del(b, sd_xasprintf("storage/file/level/target/%s", file_key));
+        rc = sd_entity_commit(state, b, NULL);
     }
     free(b);
     free(prefix);
@@ -1249,9 +1272,9 @@ static int64_t sd__last_state_change_ms(const json_t *file)
     char at_key[32];
     int64_t ms;
 
-    snprintf(at_key, sizeof(at_key), "%sAt", sd__state_of(file));
-    ms = sd__field_time_ms(file, at_key);
-    return ms > 0 ? ms : sd__field_time_ms(file, "openedAt");
+    snprintf(at_key, sizeof(at_key), "%sAt", sd_entity_state(file));
+    ms = sd_entity_time_ms(file, at_key);
+    return ms > 0 ? ms : sd_entity_time_ms(file, "openedAt");
 }
 
 /* The expired files of one sink, deleted in order by one thread (the `_sum` statistics of a
@@ -1318,8 +1341,8 @@ static int sd__sink_gone_longer_than(struct sd_state *state, const char *sink_ke
         struct sd_kv kv;
         if (sd_state_get(state, key, &kv) == 0) {
             json_t *sink = json_loadb(kv.value, kv.value_len, 0, NULL);
-            int64_t deleted = sd__field_time_ms(json_object_get(sink, "deleted"), "at");
-            int64_t disabled = sd__field_time_ms(json_object_get(sink, "disabled"), "at");
+            int64_t deleted = sd_entity_time_ms(json_object_get(sink, "deleted"), "at");
+            int64_t disabled = sd_entity_time_ms(json_object_get(sink, "disabled"), "at");
             gone = (deleted > 0 && now - deleted > ms) || (disabled > 0 && now - disabled > ms);
             json_decref(sink);
             sd_kv_free(&kv);
@@ -1384,11 +1407,12 @@ static void sd__cleanup(struct sd_operator *op, int64_t now)
         total++;
         file = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
         age = now - sd__last_state_change_ms(file);
-        is_imported = strcmp(sd__state_of(file), "imported") == 0;
+        is_imported = strcmp(sd_entity_state(file), "imported") == 0;
         is_expired =
             is_imported
                 ? age >= c->archived_file_expiration_ms && file_index > c->archived_file_retention
-                : age >= c->active_file_expiration_ms && !sd__is_open(open, "fileKey", file_key) &&
+                : age >= c->active_file_expiration_ms &&
+                      strcmp(sd_entity_state(file), "writing") != 0 &&
                       !sd__step_is_busy(op, "import", file_key);
         if (is_expired && !cs->is_skipped) {
             json_array_append_new(cs->files, json_pack("[s, b]", file_key, is_imported));
@@ -1422,7 +1446,6 @@ static void *sd__operator_main(void *arg)
     pthread_mutex_lock(&op->lock);
     while (op->is_running) {
         struct timespec deadline;
-        int64_t now;
 
         if (!op->is_kicked) {
             clock_gettime(CLOCK_REALTIME, &deadline);
@@ -1439,12 +1462,16 @@ static void *sd__operator_main(void *arg)
             break;
         }
         pthread_mutex_unlock(&op->lock);
-        now = sd_now_ms();
-        if (op->d.storage != NULL) { /* storage-writer + reader: this node's slices */
-            sd__rotation(op, now);
-            sd__slices(op, sd_now_ms());
+        if (op->d.storage != NULL && pthread_mutex_trylock(op->d.slots_lock) == 0) {
+            /* writers whose slice could not be opened (full disk), or a missed change */
+            sd_storage_sync_slices(op->d.storage);
+            pthread_mutex_unlock(op->d.slots_lock);
         }
-        if (op->d.tables != NULL) { /* storage-coordinator: files, imports, cleanup */
+        if (op->d.tables != NULL) { /* storage-coordinator: the files of its sinks */
+            sd_operator_sinks_changed(op, NULL, 0);
+        }
+        sd__slices(op, sd_now_ms()); /* closing -> uploading (coordinator), uploads (reader) */
+        if (op->d.tables != NULL) { /* storage-coordinator: imports, cleanup */
             sd__files(op, sd_now_ms());
             sd__cleanup(op, sd_now_ms());
         }
@@ -1474,7 +1501,14 @@ int sd_operator_start(const struct sd_config *cfg, const struct sd_operator_deps
     int rc;
 
     op->d = *deps;
+    op->config = cfg;
     sd__operator_config(cfg, &op->cfg);
+    op->files.assignment_count = op->cfg.assignment_count;
+    op->files.preferred_types = (const char *const *)op->cfg.preferred_types.items;
+    op->files.npreferred = op->cfg.preferred_types.n;
+    op->files.compression = op->cfg.compression;
+    op->sink_errors = json_object();
+    pthread_mutex_init(&op->files_lock, NULL);
     op->steps = sd_bounded_create();
     /* the reference's first cleanup runs at once, then every interval */
     op->next_cleanup_ms = sd_now_ms();
@@ -1485,6 +1519,8 @@ int sd_operator_start(const struct sd_config *cfg, const struct sd_operator_deps
     if (rc != 0) {
         pthread_mutex_destroy(&op->lock);
         pthread_cond_destroy(&op->cond);
+        pthread_mutex_destroy(&op->files_lock);
+        json_decref(op->sink_errors);
         sd_bounded_destroy(op->steps);
         free(op);
         return -rc;
@@ -1514,5 +1550,7 @@ void sd_operator_stop(struct sd_operator *op)
     sd_bounded_destroy(op->steps); /* abandoned steps use staging, tables and storage */
     pthread_mutex_destroy(&op->lock);
     pthread_cond_destroy(&op->cond);
+    pthread_mutex_destroy(&op->files_lock);
+    json_decref(op->sink_errors);
     free(op);
 }

@@ -1,20 +1,22 @@
 /* sd_storage.c: local volumes, file and slice entities, slice writers and their statistics.
  *
  * DESIGN: a volume is every directory two levels below storage.volumesPath (<type>/<label>),
- * holding a volume-id file and an flock'ed writer.lock. An active sink has one slot: its open
- * file entity and one slice per assigned volume (one volume in standalone), each with a slice
- * writer (served by threads shared by every writer). A slice reserves disk space at its first
- * write (storage.level.local.writer.allocation: static for a sink's first slice, then a share
- * of its recent slices' sizes), so an idle sink reserves nothing. Entities are JSON in the
- * state store, written twice as in the reference (".../all/..." and ".../level/<level>/..."). A
- * stats thread writes each open slice's synced statistics to
- * storage/stats/local/<sliceKey>/<nodeID> every storage.statistics.sync.interval and once more when
- * the slice closes. Sync results go to one listener (the data endpoint). Control calls (open,
- * activate, deactivate, close) are serialized by the caller; appends come from the data endpoint's
- * thread and only read the slot's current slice under its lock. */
+ * holding a volume-id file and an flock'ed writer.lock. The coordinator owns the file and slice
+ * entities (storage/sd_files.h): it opens a sink's file with a slice on each writer node and
+ * rotates and closes them. An active sink has one slot here, pointed by sd_storage_sync_slices at
+ * the sink's "writing" slice on our volumes, with a slice writer (served by threads shared by
+ * every writer); when the slice leaves "writing" the slot switches to its successor and the old
+ * writer is closed, then the node reports the revision it has caught up with (close-sync), so
+ * the coordinator uploads a slice only after its writer is closed. A slice reserves disk space
+ * at its first write (storage.level.local.writer.allocation: static for a sink's first slice,
+ * then a share of its recent slices' sizes), so an idle sink reserves nothing. A stats thread
+ * writes each open slice's synced statistics to storage/stats/local/<sliceKey>/<nodeID> every
+ * storage.statistics.sync.interval and once more when the slice closes. Sync results go to one
+ * listener (the data endpoint). Control calls (open, activate, sync, deactivate, close) are
+ * serialized by the caller; appends come from the data endpoint's thread and only read the
+ * slot's current slice under its lock. Nothing here changes an entity's state.
+ */
 #include "storage/sd_storage.h"
-#include "storage/sd_states.h"
-#include "storage/sd_assign.h"
 #include "storage/sd_bounded.h"
 #include "storage/sd_disk_cleanup.h"
 #include "config/sd_config.h"
@@ -46,7 +48,8 @@
 #define SD_VOLUME_ID_LEN 10
 #define SD_STORAGE_MAX_PENDING_BYTES (64u * 1024 * 1024)
 #define SD_STORAGE_MAX_VOLUMES 64
-#define SD_STORAGE_ALLOC_HISTORY 10 /* slices whose largest sizes the relative allocation uses */
+#define SD_STORAGE_ALLOC_HISTORY 10
+#define SD_STORAGE_LOCAL_SLICES "storage/slice/level/local/" /* slices whose largest sizes the relative allocation uses */
 
 struct sd_volume {
     char id[SD_VOLUME_ID_LEN + 1];
@@ -69,15 +72,14 @@ struct sd_slice_handle {
 
 struct sd_sink_slot {
     char *sink_key;
-    json_t *meta;     /* projectId, branchId, sourceId, sinkId, columns, tableId */
     json_t *settings; /* effective settings snapshot (sd_settings), under lock */
     int wait;
     pthread_mutex_t lock;
-    struct sd_slice_handle *slice; /* current slice (one volume in standalone); NULL while the
-                                    * next slice could not be opened (disk full) */
-    char *pending_slice_key;       /* the stored next slice to open when slice is NULL */
-    char *pending_file_key;
-    char *pending_dir;
+    struct sd_slice_handle *slice; /* the writer of the sink's writing slice on our volumes;
+                                    * NULL while there is none or it cannot be opened (disk
+                                    * full): appends are refused until sd_storage_sync_slices
+                                    * opens one */
+    char *failed_key;              /* the slice whose writer could not be opened (logged once) */
     uint64_t slice_bytes[SD_STORAGE_ALLOC_HISTORY]; /* compressed sizes of the last rotated
                                                      * slices (ring; rotations only) */
     size_t nslices_rotated;
@@ -88,7 +90,6 @@ struct sd_sink_slot {
 struct sd_storage_config {
     const char *volumes_path;
     const char *hostname;
-    const char *compression; /* encoding.compression.type: "gzip" or "none" */
     const char *gzip_impl_name;
     enum sd_gzip_impl gzip_impl; /* from gzip_impl_name */
     int gzip_level;
@@ -106,15 +107,12 @@ struct sd_storage_config {
     int is_disk_cleanup_enabled;
     int64_t disk_cleanup_interval_ms;
     int disk_cleanup_concurrency;
-    size_t assignment_count;
-    struct sd_config_strlist preferred_types; /* borrowed from the config */
 };
 
 #define SD_STORAGE_BIND(field, key, type) SD_BIND(struct sd_storage_config, field, key, type)
 static const struct sd_config_binding sd_storage_rows[] = {
     SD_STORAGE_BIND(volumes_path, "storage.volumesPath", SD_BIND_STR),
     SD_STORAGE_BIND(hostname, "hostname", SD_BIND_STR),
-    SD_STORAGE_BIND(compression, "storage.level.local.encoding.compression.type", SD_BIND_STR),
     SD_STORAGE_BIND(gzip_impl_name, "storage.level.local.encoding.compression.gzip.implementation",
                     SD_BIND_STR),
     SD_STORAGE_BIND(gzip_level, "storage.level.local.encoding.compression.gzip.level", SD_BIND_INT),
@@ -139,10 +137,6 @@ static const struct sd_config_binding sd_storage_rows[] = {
     SD_STORAGE_BIND(is_disk_cleanup_enabled, "storage.diskCleanup.enabled", SD_BIND_BOOL),
     SD_STORAGE_BIND(disk_cleanup_interval_ms, "storage.diskCleanup.interval", SD_BIND_I64),
     SD_STORAGE_BIND(disk_cleanup_concurrency, "storage.diskCleanup.concurrency", SD_BIND_INT),
-    SD_STORAGE_BIND(assignment_count, "storage.level.local.volume.assignment.count",
-                    SD_BIND_SIZE_T),
-    SD_STORAGE_BIND(preferred_types, "storage.level.local.volume.assignment.preferredTypes",
-                    SD_BIND_LIST),
 };
 const struct sd_config_bindings sd_storage_config_bindings =
     SD_BINDINGS("storage", sd_storage_rows);
@@ -166,6 +160,10 @@ struct sd_storage {
     int is_running;
     struct sd_bounded *closes; /* slice closes under their timeouts */
     json_t *closing;           /* keys of slices whose writer is closing (set; under lock) */
+    sd_storage_closesync_fn closesync_fn;
+    void *closesync_arg;
+    int64_t synced_rev;   /* the store revision the slots last followed (under lock) */
+    int64_t reported_rev; /* the last close-sync report that was stored (under lock) */
 };
 
 static void sd__random_alnum(char *out, size_t n)
@@ -388,124 +386,6 @@ static int sd__put_json(struct sd_storage *st, const char *key, json_t *value)
     return rc;
 }
 
-/* Writes an entity under "<kind>/all/<key>" and "<kind>/level/<level>/<key>", removing the
- * copy at old_level if it differs, in one transaction. */
-static int sd__store_entity(struct sd_storage *st, const char *kind, const char *key,
-                            const char *level, const char *old_level, json_t *value)
-{
-    char *text = json_dumps(value, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    char *all_key = sd_xasprintf("storage/%s/all/%s", kind, key);
-    char *level_key = sd_xasprintf("storage/%s/level/%s/%s", kind, level, key);
-    char *old_key = old_level && strcmp(old_level, level) != 0
-                        ? sd_xasprintf("storage/%s/level/%s/%s", kind, old_level, key)
-                        : NULL;
-    struct sd_op ops[3];
-    struct sd_txn txn;
-    struct sd_txn_result res;
-    size_t n = 0;
-    int rc;
-
-    memset(ops, 0, sizeof(ops));
-    memset(&txn, 0, sizeof(txn));
-    ops[n++] = (struct sd_op){SD_OP_PUT, all_key, text, strlen(text), 0};
-    ops[n++] = (struct sd_op){SD_OP_PUT, level_key, text, strlen(text), 0};
-    if (old_key != NULL) {
-        ops[n++] = (struct sd_op){SD_OP_DELETE, old_key, NULL, 0, 0};
-    }
-    txn.then_ops = ops;
-    txn.nthen = n;
-    memset(&res, 0, sizeof(res));
-    rc = sd_state_txn(st->state, &txn, &res);
-    if (rc == 0) {
-        sd_txn_result_free(&res);
-    }
-    free(text);
-    free(all_key);
-    free(level_key);
-    free(old_key);
-    return rc;
-}
-
-static const char *sd__level_of_state(const char *state)
-{
-    if (strcmp(state, "uploaded") == 0 || strcmp(state, "importing") == 0) {
-        return "staging";
-    }
-    if (strcmp(state, "imported") == 0) {
-        return "target";
-    }
-    return "local";
-}
-
-static json_t *sd__get_json(struct sd_storage *st, const char *key)
-{
-    struct sd_kv kv;
-    json_t *j;
-
-    if (sd_state_get(st->state, key, &kv) != 0) {
-        return NULL;
-    }
-    j = json_loadb(kv.value, kv.value_len, 0, NULL);
-    sd_kv_free(&kv);
-    return j;
-}
-
-/* Every state transition resets the retry fields (reference §4.2). */
-static void sd__retry_clear(json_t *j)
-{
-    static const char *const fields[] = {"retryAttempt", "retryReason", "firstFailedAt",
-                                         "lastFailedAt", "retryAfter"};
-    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-        json_object_del(j, fields[i]);
-    }
-}
-
-/* Moves an entity (file or slice, by its key) to new_state, with the "<state>At" timestamp. */
-static int sd__transition(struct sd_storage *st, const char *kind, const char *key,
-                          const char *new_state)
-{
-    char *all_key = sd_xasprintf("storage/%s/all/%s", kind, key);
-    json_t *j = sd__get_json(st, all_key);
-    char ts[SD_TIME_ISO_LEN + 1];
-    char at_key[32];
-    char *old_state;
-    int rc;
-
-    free(all_key);
-    if (j == NULL) {
-        return SD_ENOTFOUND;
-    }
-    old_state = sd_xstrdup(json_string_value(json_object_get(j, "state")) ?: "writing");
-    if (!sd_states_transition_ok(kind, old_state, new_state)) {
-        sd_log_key(SD_LOG_ERROR, "storage", key, "refused %s %s transition %s -> %s", kind, key,
-                   old_state, new_state);
-        free(old_state);
-        json_decref(j);
-        return SD_EINVAL;
-    }
-    sd_log_key(SD_LOG_DEBUG, "storage", key, "%s %s -> %s", kind, old_state, new_state);
-    sd_time_format_iso(sd_now_ms(), ts);
-    snprintf(at_key, sizeof(at_key), "%sAt", new_state);
-    json_object_set_new(j, "state", json_string(new_state));
-    json_object_set_new(j, at_key, json_string(ts));
-    sd__retry_clear(j);
-    rc = sd__store_entity(st, kind, key, sd__level_of_state(new_state),
-                          sd__level_of_state(old_state), j);
-    free(old_state);
-    json_decref(j);
-    return rc;
-}
-
-static void sd__slice_dir(struct sd_volume *v, const char *sink_key, int64_t file_ms,
-                          int64_t slice_ms, char *out, size_t len)
-{
-    char f[SD_TIME_ISO_LEN + 1], s[SD_TIME_ISO_LEN + 1];
-
-    sd_time_format_path(file_ms, f);
-    sd_time_format_path(slice_ms, s);
-    snprintf(out, len, "%s/%s/%s/%s", v->path, sink_key, f, s);
-}
-
 /* Reads every key the storage writer uses (reference local level: volumes, encoding,
  * writer allocation; staging/target operator close timeouts; statistics; disk cleanup). */
 static void sd__storage_config(const struct sd_config *cfg, struct sd_storage_config *c)
@@ -518,15 +398,14 @@ static void sd__storage_config(const struct sd_config *cfg, struct sd_storage_co
 }
 
 static void sd__writer_opts(struct sd_storage *st, struct sd_slice_writer_opts *o, const char *dir,
-                            int64_t allocate_bytes)
+                            const char *compression, int64_t allocate_bytes)
 {
     const struct sd_storage_config *c = &st->cfg;
 
     memset(o, 0, sizeof(*o));
     o->dir = dir;
     o->node_id = st->node_id;
-    o->compression =
-        strcmp(c->compression, "none") == 0 ? SD_COMPRESSION_NONE : SD_COMPRESSION_GZIP;
+    o->compression = strcmp(compression, "none") == 0 ? SD_COMPRESSION_NONE : SD_COMPRESSION_GZIP;
     o->gzip_impl = c->gzip_impl;
     o->gzip_level = c->gzip_level;
     o->gzip_block_size = c->gzip_block_size;
@@ -632,8 +511,8 @@ static int sd__flush_slice_stats(struct sd_storage *st, struct sd_slice_handle *
 
 /* Opens the writer of an existing slice entity (recovering its file) and links the handle. */
 static int sd__slice_open(struct sd_storage *st, const char *slice_key, const char *file_key,
-                          const char *dir, int64_t allocate_bytes, struct sd_slice_handle **out,
-                          struct sd_buf *err)
+                          const char *dir, const char *compression, int64_t allocate_bytes,
+                          struct sd_slice_handle **out, struct sd_buf *err)
 {
     struct sd_slice_handle *slice = sd_xcalloc(1, sizeof(*slice));
     struct sd_slice_writer_opts opts;
@@ -643,7 +522,7 @@ static int sd__slice_open(struct sd_storage *st, const char *slice_key, const ch
     slice->storage = st;
     slice->key = sd_xstrdup(slice_key);
     slice->file_key = sd_xstrdup(file_key);
-    sd__writer_opts(st, &opts, dir, allocate_bytes);
+    sd__writer_opts(st, &opts, dir, compression, allocate_bytes);
     memset(&recovered, 0, sizeof(recovered));
     rc = sd_slice_writer_open(&opts, sd__on_writer_sync, slice, &slice->writer, &recovered);
     if (rc != 0) {
@@ -712,302 +591,63 @@ void **sd_storage_slice_waiters(struct sd_slice_handle *slice)
     return &slice->waiters;
 }
 
-/* Reads an entity by its "all" key and sets its state (with "<state>At") for a transaction;
- * *mod_rev gets the revision it was read at. NULL with *rc = SD_ENOTFOUND when it does not
- * exist, or the store's error (then nothing may be decided from its absence). */
-static json_t *sd__entity_with_state(struct sd_storage *st, const char *kind, const char *key,
-                                     const char *state, int64_t now, int64_t *mod_rev, int *rc)
+/* The newest "writing" slice of sink_key on one of our volumes in kvs (a range of
+ * storage/slice/level/local/), skipping a slice whose old writer still closes: its index, or -1. */
+static ssize_t sd__writing_slice(struct sd_storage *st, const struct sd_kvs *kvs,
+                                 const char *sink_key)
 {
-    char *all_key = sd_xasprintf("storage/%s/all/%s", kind, key);
-    struct sd_kv kv;
-    json_t *j = NULL;
-    char ts[SD_TIME_ISO_LEN + 1];
-    char at_key[32];
+    size_t plen = strlen(SD_STORAGE_LOCAL_SLICES), klen = strlen(sink_key);
 
-    memset(&kv, 0, sizeof(kv));
-    *rc = sd_state_get(st->state, all_key, &kv);
-    free(all_key);
-    if (*rc == 0) {
-        j = json_loadb(kv.value, kv.value_len, 0, NULL);
-        *mod_rev = kv.mod_rev;
-        *rc = j != NULL ? 0 : SD_ECORRUPT;
-    }
-    sd_kv_free(&kv);
-    if (j == NULL) {
-        return NULL;
-    }
-    sd_time_format_iso(now, ts);
-    snprintf(at_key, sizeof(at_key), "%sAt", state);
-    json_object_set_new(j, "state", json_string(state));
-    json_object_set_new(j, at_key, json_string(ts));
-    sd__retry_clear(j);
-    return j;
-}
-
-/* Appends PUT ops of an entity (all + level copies) to ops; texts are kept for freeing. */
-static void sd__txn_put_entity(struct sd_op *ops, size_t *n, char **owned, size_t *nowned,
-                               const char *kind, const char *key, const char *level, json_t *j)
-{
-    char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    char *all_key = sd_xasprintf("storage/%s/all/%s", kind, key);
-    char *level_key = sd_xasprintf("storage/%s/level/%s/%s", kind, level, key);
-
-    ops[(*n)++] = (struct sd_op){SD_OP_PUT, all_key, text, strlen(text), 0};
-    ops[(*n)++] = (struct sd_op){SD_OP_PUT, level_key, text, strlen(text), 0};
-    owned[(*nowned)++] = text;
-    owned[(*nowned)++] = all_key;
-    owned[(*nowned)++] = level_key;
-}
-
-/* The volume assignment of a new file (reference assignment.VolumesFor on this node's
- * volumes): {"config": {"count", "preferredTypes"}, "volumes": [ids]}. */
-static json_t *sd__assign_file(struct sd_storage *st, uint64_t seed)
-{
-    struct sd_assign_volume cand[SD_STORAGE_MAX_VOLUMES];
-    size_t picked[SD_STORAGE_MAX_VOLUMES];
-    json_t *types = json_array(), *ids = json_array();
-    size_t n;
-
-    for (size_t i = 0; i < st->nvolumes; i++) {
-        cand[i].type = st->volumes[i].type;
-        cand[i].label = st->volumes[i].label;
-    }
-    n = sd_assign_volumes(cand, st->nvolumes, st->cfg.assignment_count,
-                          st->cfg.preferred_types.items, st->cfg.preferred_types.n, seed, picked);
-    for (size_t i = 0; i < n; i++) {
-        json_array_append_new(ids, json_string(st->volumes[picked[i]].id));
-    }
-    for (size_t i = 0; i < st->cfg.preferred_types.n; i++) {
-        json_array_append_new(types, json_string(st->cfg.preferred_types.items[i]));
-    }
-    return json_pack("{s:{s:I, s:o}, s:o}", "config", "count", (json_int_t)st->cfg.assignment_count,
-                     "preferredTypes", types, "volumes", ids);
-}
-
-/* The volume of a file's next slice: the assigned volume after the one of old_slice_key
- * ("<fileKey>/<volumeId>/<openedAt>"), so a file's slices take turns on its volumes. Falls back
- * to our first volume when the file names none of ours. */
-static struct sd_volume *sd__next_assigned_volume(struct sd_storage *st, const char *file_key,
-                                                  const char *old_slice_key)
-{
-    char *all_key = sd_xasprintf("storage/file/all/%s", file_key);
-    json_t *file = sd__get_json(st, all_key);
-    json_t *ids = json_object_get(json_object_get(file, "assignment"), "volumes");
-    size_t n = json_array_size(ids), at = 0, klen = strlen(file_key);
-    struct sd_volume *v = NULL;
-
-    free(all_key);
-    if (old_slice_key != NULL && strncmp(old_slice_key, file_key, klen) == 0 &&
-        old_slice_key[klen] == '/') {
-        const char *vol = old_slice_key + klen + 1;
-        const char *end = strchr(vol, '/');
-        for (size_t i = 0; end != NULL && i < n; i++) {
-            const char *id = json_string_value(json_array_get(ids, i));
-            if (id != NULL && strlen(id) == (size_t)(end - vol) &&
-                strncmp(id, vol, (size_t)(end - vol)) == 0) {
-                at = i + 1;
-                break;
-            }
+    for (size_t i = kvs->n; i-- > 0;) { /* newest last: scan backwards */
+        const char *key = kvs->items[i].key + plen;
+        json_t *j;
+        int found;
+        if (strncmp(key, sink_key, klen) != 0 || key[klen] != '/') {
+            continue;
+        }
+        j = json_loadb(kvs->items[i].value, kvs->items[i].value_len, 0, NULL);
+        found = strcmp(json_string_value(json_object_get(j, "state")) ?: "", "writing") == 0 &&
+                sd_storage_has_volume(st, json_string_value(json_object_get(j, "volumeId"))) &&
+                json_string_value(json_object_get(json_object_get(j, "local"), "dir")) != NULL &&
+                !sd_storage_slice_is_closing(st, key);
+        json_decref(j);
+        if (found) {
+            return (ssize_t)i;
         }
     }
-    for (size_t i = 0; i < n && v == NULL; i++) {
-        v = sd__volume_by_id(st, json_string_value(json_array_get(ids, (at + i) % n)));
-    }
-    json_decref(file);
-    return v != NULL ? v : &st->volumes[0];
+    return -1;
 }
 
-/* Opens the next slice of a sink in one transaction: a new file too when file_key is NULL
- * (first file, or file rotation), and moves the old slice (and, on file rotation, the old
- * file) to "closing". meta holds projectId, branchId, sourceId, sinkId, columns, tableId. */
-/* One attempt of sd__open_next at a time after *min_ms (set to the time used). The transaction
- * requires the new keys to be unused (another node may open a file of the sink in the same
- * millisecond) and the old slice and file to be unchanged since they were read; SD_ECONFLICT
- * when either does not hold (nothing stored). A failed read of the old slice or file fails the
- * attempt: the old writer must keep its slice until the slice is stored as closing. */
-static int sd__open_next_once(struct sd_storage *st, const json_t *meta, const json_t *settings,
-                              const char *sink_key, const char *file_key, const char *old_file_key,
-                              const char *old_slice_key, int64_t *min_ms, char **file_key_out,
-                              char **slice_key_out, char **dir_out, struct sd_buf *err)
+/* Opens the writer of the slice entity kv (an item of a range of the local level). */
+static int sd__slice_open_stored(struct sd_storage *st, const struct sd_kv *kv, int64_t allocate,
+                                 struct sd_slice_handle **out, struct sd_buf *err)
 {
-    int64_t now = sd_now_ms() > *min_ms ? sd_now_ms() : *min_ms + 1;
-    json_t *assignment = file_key == NULL ? sd__assign_file(st, (uint64_t)now) : NULL;
-    struct sd_volume *v =
-        assignment != NULL
-            ? sd__volume_by_id(
-                  st, json_string_value(json_array_get(json_object_get(assignment, "volumes"), 0)))
-            : sd__next_assigned_volume(st, file_key, old_slice_key);
-    const char *compression = st->cfg.compression;
-    int gz = strcmp(compression, "gzip") == 0;
-    char ts[SD_TIME_ISO_LEN + 1], staging_path[64], dir[PATH_MAX];
-    struct sd_op ops[8];
-    struct sd_cmp cmps[4];
-    char *owned[24];
-    size_t n = 0, ncmps = 0, nowned = 0;
-    char *fk, *sk;
-    const char *file_ts;
-    json_t *file = NULL, *slice, *old_slice = NULL, *old_file = NULL;
-    struct sd_txn txn;
-    struct sd_txn_result res;
-    int64_t file_ms, old_rev = 0;
-    int rc = 0;
+    const char *key = kv->key + strlen(SD_STORAGE_LOCAL_SLICES);
+    json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
+    const char *dir = json_string_value(json_object_get(json_object_get(j, "local"), "dir"));
+    const char *compression = json_string_value(json_object_get(j, "compression")) ?: "gzip";
+    const char *slash = strrchr(key, '/');
+    char *file_key = NULL;
+    int rc = SD_ECORRUPT;
 
-    *min_ms = now;
-    sd_time_format_iso(now, ts);
-    fk = file_key ? sd_xstrdup(file_key) : sd_xasprintf("%s/%s", sink_key, ts);
-    file_ts = fk + strlen(sink_key) + 1;
-    if (sd_time_parse_iso(file_ts, &file_ms) != 0) {
-        file_ms = now;
+    /* "<fileKey>/<volumeId>/<sliceOpenedAt>" */
+    while (slash != NULL && slash > key && *--slash != '/') {
     }
-    sk = sd_xasprintf("%s/%s/%s", fk, v->id, ts);
-    sd__slice_dir(v, sink_key, file_ms, now, dir, sizeof(dir));
-    snprintf(staging_path, sizeof(staging_path), "%s_%s%s", ts, v->id, gz ? ".gz" : "");
-    memset(ops, 0, sizeof(ops));
-    if (file_key == NULL) {
-        file = json_pack(
-            "{s:O, s:O, s:O, s:O, s:s, s:s, s:s, s:O, s:O, s:{s:O}, s:O}", "projectId",
-            json_object_get(meta, "projectId"), "branchId", json_object_get(meta, "branchId"),
-            "sourceId", json_object_get(meta, "sourceId"), "sinkId",
-            json_object_get(meta, "sinkId"), "fileOpenedAt", ts, "state", "writing", "openedAt", ts,
-            "assignment", assignment, "columns", json_object_get(meta, "columns"), "target",
-            "tableId", json_object_get(meta, "tableId"), "settings", settings);
-        sd__txn_put_entity(ops, &n, owned, &nowned, "file", fk, "local", file);
-        cmps[ncmps++] =
-            (struct sd_cmp){ops[n - 2].key, SD_CMP_CREATE_REV, SD_CMP_EQUAL, 0, NULL, 0};
+    if (dir != NULL && slash != NULL && slash > key) {
+        file_key = sd_xstrndup(key, (size_t)(slash - key));
+        rc = sd__slice_open(st, key, file_key, dir, compression, allocate, out, err);
+    } else {
+        sd_buf_printf(err, "slice %s has no local directory", key);
     }
-    slice =
-        json_pack("{s:O, s:O, s:O, s:O, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s}, s:{s:s}}",
-                  "projectId", json_object_get(meta, "projectId"), "branchId",
-                  json_object_get(meta, "branchId"), "sourceId", json_object_get(meta, "sourceId"),
-                  "sinkId", json_object_get(meta, "sinkId"), "fileOpenedAt", file_ts, "volumeId",
-                  v->id, "sliceOpenedAt", ts, "state", "writing", "local", "dir", dir,
-                  "filenamePrefix", "slice", "filenameExtension", gz ? ".csv.gz" : ".csv",
-                  "compression", st->cfg.compression, "staging", "path", staging_path);
-    sd__txn_put_entity(ops, &n, owned, &nowned, "slice", sk, "local", slice);
-    cmps[ncmps++] = (struct sd_cmp){ops[n - 2].key, SD_CMP_CREATE_REV, SD_CMP_EQUAL, 0, NULL, 0};
-    if (old_slice_key != NULL &&
-        (old_slice = sd__entity_with_state(st, "slice", old_slice_key, "closing", now, &old_rev,
-                                           &rc)) != NULL) {
-        sd__txn_put_entity(ops, &n, owned, &nowned, "slice", old_slice_key, "local", old_slice);
-        cmps[ncmps++] =
-            (struct sd_cmp){ops[n - 2].key, SD_CMP_MOD_REV, SD_CMP_EQUAL, old_rev, NULL, 0};
-    }
-    if ((rc == 0 || rc == SD_ENOTFOUND) && old_file_key != NULL &&
-        (old_file = sd__entity_with_state(st, "file", old_file_key, "closing", now, &old_rev,
-                                          &rc)) != NULL) {
-        sd__txn_put_entity(ops, &n, owned, &nowned, "file", old_file_key, "local", old_file);
-        cmps[ncmps++] =
-            (struct sd_cmp){ops[n - 2].key, SD_CMP_MOD_REV, SD_CMP_EQUAL, old_rev, NULL, 0};
-    }
-    if (rc == SD_ENOTFOUND) {
-        rc = 0; /* nothing left to close */
-    }
-    memset(&txn, 0, sizeof(txn));
-    memset(&res, 0, sizeof(res));
-    txn.cmps = cmps;
-    txn.ncmps = ncmps;
-    txn.then_ops = ops;
-    txn.nthen = n;
-    if (rc == 0) {
-        rc = sd_state_txn(st->state, &txn, &res);
-        if (rc == 0) {
-            rc = res.succeeded ? 0 : SD_ECONFLICT;
-            sd_txn_result_free(&res);
-        }
-    }
-    if (rc != 0 && rc != SD_ECONFLICT) {
-        sd_buf_printf(err, "cannot store the file and slice of sink %s: %s", sink_key,
-                      sd_strerror(rc));
-    }
-    for (size_t i = 0; i < nowned; i++) {
-        free(owned[i]);
-    }
-    json_decref(assignment);
-    json_decref(file);
-    json_decref(slice);
-    json_decref(old_slice);
-    json_decref(old_file);
-    if (rc != 0) {
-        free(fk);
-        free(sk);
-        return rc;
-    }
-    *file_key_out = fk;
-    *slice_key_out = sk;
-    *dir_out = sd_xstrdup(dir);
-    return 0;
-}
-
-/* Stores the next slice (and file) of a sink, closing the old ones, in one transaction; tried
- * again at a later millisecond while another node or step got there first (SD_ECONFLICT). */
-static int sd__open_next(struct sd_storage *st, const json_t *meta, const json_t *settings,
-                         const char *sink_key, const char *file_key, const char *old_file_key,
-                         const char *old_slice_key, int64_t min_ms, char **file_key_out,
-                         char **slice_key_out, char **dir_out, struct sd_buf *err)
-{
-    int rc = SD_ECONFLICT;
-
-    for (int attempt = 0; attempt < 10 && rc == SD_ECONFLICT; attempt++) {
-        rc = sd__open_next_once(st, meta, settings, sink_key, file_key, old_file_key, old_slice_key,
-                                &min_ms, file_key_out, slice_key_out, dir_out, err);
-    }
-    if (rc == SD_ECONFLICT) {
-        sd_buf_printf(err, "cannot store the file and slice of sink %s: they changed meanwhile",
-                      sink_key);
-    }
+    free(file_key);
+    json_decref(j);
     return rc;
-}
-
-/* Finds the sink's file in state "writing" and its writing slice on one of our volumes. */
-static int sd__find_open_file(struct sd_storage *st, const char *sink_key, char **file_key,
-                              char **slice_key, char **dir)
-{
-    char *prefix = sd_xasprintf("storage/slice/level/local/%s/", sink_key);
-    struct sd_kvs kvs;
-    int found = 0;
-
-    memset(&kvs, 0, sizeof(kvs));
-    if (sd_state_range(st->state, prefix, 0, &kvs) == 0) {
-        for (size_t i = kvs.n; i-- > 0 && !found;) { /* newest last: scan backwards */
-            json_t *j = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
-            const char *state = json_string_value(json_object_get(j, "state"));
-            const char *vol = json_string_value(json_object_get(j, "volumeId"));
-            const char *d = json_string_value(json_object_get(json_object_get(j, "local"), "dir"));
-            const char *key = kvs.items[i].key + strlen("storage/slice/level/local/");
-            /* a slice whose old writer still closes gets no second writer */
-            if (state && strcmp(state, "writing") == 0 && vol && sd__volume_by_id(st, vol) && d &&
-                !sd_storage_slice_is_closing(st, key)) {
-                char *fk = sd_xasprintf("%s/%s", sink_key,
-                                        json_string_value(json_object_get(j, "fileOpenedAt")));
-                char *file_all = sd_xasprintf("storage/file/all/%s", fk);
-                json_t *file = sd__get_json(st, file_all);
-                const char *fstate = json_string_value(json_object_get(file, "state"));
-                if (fstate && strcmp(fstate, "writing") == 0) {
-                    *file_key = fk;
-                    *slice_key = sd_xstrdup(key);
-                    *dir = sd_xstrdup(d);
-                    found = 1;
-                } else {
-                    free(fk);
-                }
-                json_decref(file);
-                free(file_all);
-            }
-            json_decref(j);
-        }
-        sd_kvs_free(&kvs);
-    }
-    free(prefix);
-    return found;
 }
 
 static void sd__slot_free(struct sd_sink_slot *slot)
 {
-    free(slot->pending_slice_key);
-    free(slot->pending_file_key);
-    free(slot->pending_dir);
+    free(slot->failed_key);
     pthread_mutex_destroy(&slot->lock);
-    json_decref(slot->meta);
     json_decref(slot->settings);
     free(slot->sink_key);
     free(slot);
@@ -1023,20 +663,8 @@ static struct sd_sink_slot *sd__slot_find(struct sd_storage *st, const char *sin
     return NULL;
 }
 
-static json_t *sd__sink_meta(const json_t *sink)
-{
-    json_t *table = json_object_get(sink, "table");
-
-    return json_pack("{s:O, s:O, s:O, s:O, s:O, s:O}", "projectId",
-                     json_object_get(sink, "projectId"), "branchId",
-                     json_object_get(sink, "branchId"), "sourceId",
-                     json_object_get(sink, "sourceId"), "sinkId", json_object_get(sink, "sinkId"),
-                     "columns", json_object_get(json_object_get(table, "mapping"), "columns"),
-                     "tableId", json_object_get(table, "tableId"));
-}
-
 int sd_storage_sink_activate(struct sd_storage *st, const json_t *sink, const json_t *settings,
-                             struct sd_sink_slot **out, struct sd_buf *err)
+                             struct sd_sink_slot **out)
 {
     char *sink_key = sd_xasprintf("%lld/%lld/%s/%s",
                                   (long long)json_integer_value(json_object_get(sink, "projectId")),
@@ -1044,10 +672,6 @@ int sd_storage_sink_activate(struct sd_storage *st, const json_t *sink, const js
                                   json_string_value(json_object_get(sink, "sourceId")) ?: "",
                                   json_string_value(json_object_get(sink, "sinkId")) ?: "");
     struct sd_sink_slot *slot;
-    char *file_key = NULL, *slice_key = NULL, *dir = NULL;
-    struct sd_slice_handle *slice = NULL;
-    json_t *meta = NULL;
-    int rc = 0;
 
     pthread_mutex_lock(&st->lock);
     slot = sd__slot_find(st, sink_key);
@@ -1058,48 +682,19 @@ int sd_storage_sink_activate(struct sd_storage *st, const json_t *sink, const js
         slot->settings = json_deep_copy(settings);
         slot->wait = (int)sd_settings_get(settings, "storage.level.local.encoding.sync.wait", 1);
         pthread_mutex_unlock(&slot->lock);
-    }
-    pthread_mutex_unlock(&st->lock);
-    if (slot != NULL) {
         free(sink_key);
-        *out = slot;
-        return 0;
+    } else {
+        slot = sd_xcalloc(1, sizeof(*slot));
+        slot->sink_key = sink_key;
+        slot->settings = json_deep_copy(settings);
+        slot->wait = (int)sd_settings_get(settings, "storage.level.local.encoding.sync.wait", 1);
+        pthread_mutex_init(&slot->lock, NULL);
+        slot->next = st->slots;
+        st->slots = slot;
     }
-    meta = sd__sink_meta(sink);
-    if (!sd__find_open_file(st, sink_key, &file_key, &slice_key, &dir)) {
-        rc = sd__open_next(st, meta, settings, sink_key, NULL, NULL, NULL, 0, &file_key, &slice_key,
-                           &dir, err);
-        if (rc != 0) {
-            goto done;
-        }
-    }
-    rc = sd__slice_open(st, slice_key, file_key, dir, sd__allocation_bytes(st, NULL), &slice, err);
-    if (rc != 0) {
-        goto done;
-    }
-    slot = sd_xcalloc(1, sizeof(*slot));
-    slot->sink_key = sink_key;
-    sink_key = NULL;
-    slot->meta = meta;
-    meta = NULL;
-    slot->settings = json_deep_copy(settings);
-    slot->wait = (int)sd_settings_get(settings, "storage.level.local.encoding.sync.wait", 1);
-    pthread_mutex_init(&slot->lock, NULL);
-    slot->slice = slice;
-    pthread_mutex_lock(&st->lock);
-    slot->next = st->slots;
-    st->slots = slot;
     pthread_mutex_unlock(&st->lock);
     *out = slot;
-    sd_log_key(SD_LOG_INFO, "storage", slice->key, "sink %s writes slice %s", slot->sink_key,
-               slice->key);
-done:
-    json_decref(meta);
-    free(sink_key);
-    free(file_key);
-    free(slice_key);
-    free(dir);
-    return rc;
+    return 0;
 }
 
 int sd_storage_sink_is_active(struct sd_storage *st, const char *sink_key)
@@ -1129,48 +724,24 @@ int sd_storage_slot_wait(const struct sd_sink_slot *slot)
     return slot->wait;
 }
 
-/* Moves a closed slice (writer closed) from "closing" to "uploading". */
-static void sd__slice_closed(struct sd_storage *st, const char *slice_key)
-{
-    int rc = sd__transition(st, "slice", slice_key, "uploading");
-    if (rc != 0) {
-        sd_log_key(SD_LOG_ERROR, "storage", slice_key, "slice %s cannot move to uploading: %s",
-                   slice_key, sd_strerror(rc));
-    }
-}
-
-/* The close of a slice rotated away (or of a deactivated sink's slice), bounded by
- * sliceCloseTimeout (fileCloseTimeout when its file closes too): the writer's final batch and
- * sync, its statistics, then the moves to "uploading" (after "closing" for a deactivation). */
+/* The close of a writer whose slice left "writing" (or whose sink stopped), bounded by
+ * sliceCloseTimeout (fileCloseTimeout when its file closed too): the writer's final batch and
+ * sync, then its statistics. */
 struct sd_close_step {
     struct sd_storage *st;
     struct sd_slice_handle *slice;
     char *slice_key;
-    char *file_key; /* set for a deactivation: the slice and this file move to "closing" */
 };
 
 static int sd__close_step(void *arg)
 {
     struct sd_close_step *c = arg;
-    int rc = 0;
 
     sd__slice_close(c->st, c->slice);
-    if (c->file_key != NULL) {
-        rc = sd__transition(c->st, "slice", c->slice_key, "closing");
-        if (rc == 0) {
-            rc = sd__transition(c->st, "file", c->file_key, "closing");
-        }
-        if (rc != 0) {
-            sd_log_error("storage", "closing file %s: %s", c->file_key, sd_strerror(rc));
-        }
-    }
-    if (rc == 0) {
-        sd__slice_closed(c->st, c->slice_key);
-    }
     pthread_mutex_lock(&c->st->lock);
     json_object_del(c->st->closing, c->slice_key);
     pthread_mutex_unlock(&c->st->lock);
-    return rc;
+    return 0;
 }
 
 static void sd__close_step_free(void *arg)
@@ -1178,7 +749,6 @@ static void sd__close_step_free(void *arg)
     struct sd_close_step *c = arg;
 
     free(c->slice_key);
-    free(c->file_key);
     free(c);
 }
 
@@ -1192,10 +762,10 @@ static void sd__mark_closing(struct sd_storage *st, const char *slice_key)
 }
 
 /* Closes slice (already detached from its slot) within timeout_ms; past it, the close goes on
- * in the background and the slice stays out of the upload (sd_storage_slice_is_closing) until
- * its writer is closed. file_key: see struct sd_close_step. */
+ * in the background and the slice stays out of the upload (sd_storage_slice_is_closing) and
+ * out of the close-sync report until its writer is closed. */
 static void sd__close_bounded(struct sd_storage *st, struct sd_slice_handle *slice,
-                              const char *file_key, int64_t timeout_ms)
+                              int64_t timeout_ms)
 {
     struct sd_close_step *c = sd_xcalloc(1, sizeof(*c));
     char *busy_key = sd_xasprintf("close/%s", slice->key);
@@ -1204,12 +774,11 @@ static void sd__close_bounded(struct sd_storage *st, struct sd_slice_handle *sli
     c->st = st;
     c->slice = slice;
     c->slice_key = sd_xstrdup(slice->key);
-    c->file_key = file_key ? sd_xstrdup(file_key) : NULL;
     sd__mark_closing(st, slice->key);
     rc = sd_bounded_run(st->closes, busy_key, sd__close_step, c, sd__close_step_free, timeout_ms);
     if (rc == -ETIMEDOUT) {
-        sd_log_error("storage", "slice %s: %s, its writer closes in the background", busy_key + 6,
-                     file_key ? "file close timeout" : "slice close timeout");
+        sd_log_error("storage", "slice %s: close timeout, its writer closes in the background",
+                     busy_key + 6);
     } else {
         pthread_mutex_lock(&st->lock);
         is_pending = json_object_get(st->closing, c->slice_key) != NULL;
@@ -1232,136 +801,109 @@ int sd_storage_slice_is_closing(struct sd_storage *st, const char *slice_key)
     return closing;
 }
 
-int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file, struct sd_buf *err)
+/* Reports the revision up to which every writer of a slice that left "writing" is closed
+ * (close-sync), once no close goes on in the background. */
+static void sd__report_closesync(struct sd_storage *st)
 {
-    struct sd_sink_slot *slot;
-    struct sd_slice_handle *old, *next = NULL;
-    char *file_key = NULL, *slice_key = NULL, *dir = NULL;
-    int64_t close_timeout_ms =
-        new_file ? st->cfg.file_close_timeout_ms : st->cfg.slice_close_timeout_ms;
-    json_t *settings;
-    int rc;
+    int64_t rev;
+    int is_due;
 
     pthread_mutex_lock(&st->lock);
-    slot = sd__slot_find(st, sink_key);
+    rev = st->synced_rev;
+    is_due = st->closesync_fn != NULL && rev > st->reported_rev && json_object_size(st->closing) == 0;
     pthread_mutex_unlock(&st->lock);
-    if (slot == NULL) {
-        return SD_ENOTFOUND;
+    if (is_due && st->closesync_fn(st->closesync_arg, rev) == 0) {
+        pthread_mutex_lock(&st->lock);
+        if (rev > st->reported_rev) {
+            st->reported_rev = rev;
+        }
+        pthread_mutex_unlock(&st->lock);
     }
-    /* Rotations are serialized by the caller (the node's slot lock), so slot->slice changes only
-     * here and in sd_storage_reopen_pending. A paused sink has no slice to rotate. */
-    old = slot->slice;
-    if (old == NULL) {
-        sd_buf_printf(err, "sink %s is paused until its next slice can be opened", sink_key);
-        return SD_ECLOSED;
+}
+
+/* Points the slot at the sink's writing slice in kvs: opens its writer, switches appends to it
+ * and closes the old writer (bounded by the close timeouts). */
+static void sd__slot_follow(struct sd_storage *st, struct sd_sink_slot *slot,
+                            const struct sd_kvs *kvs)
+{
+    ssize_t at = sd__writing_slice(st, kvs, slot->sink_key);
+    const char *key = at >= 0 ? kvs->items[at].key + strlen(SD_STORAGE_LOCAL_SLICES) : NULL;
+    struct sd_slice_handle *old = slot->slice, *next = NULL;
+    struct sd_buf err = SD_BUF_INIT;
+    int is_new_file;
+
+    if ((old != NULL && key != NULL && strcmp(old->key, key) == 0) || (old == NULL && key == NULL)) {
+        return; /* still writing the slice the store names */
     }
-    pthread_mutex_lock(&slot->lock);
-    settings = json_incref(slot->settings);
-    pthread_mutex_unlock(&slot->lock);
-    sd__slot_note_rotation(slot, old);
-    rc = sd__open_next(st, slot->meta, settings, sink_key, new_file ? NULL : old->file_key,
-                       new_file ? old->file_key : NULL, old->key, sd_time_of_key(old->key),
-                       &file_key, &slice_key, &dir, err);
-    json_decref(settings);
-    if (rc != 0) {
-        goto done; /* nothing changed: the old slice keeps its writer */
+    if (key != NULL && sd__slice_open_stored(st, &kvs->items[at], sd__allocation_bytes(st, slot),
+                                             &next, &err) != 0) {
+        if (slot->failed_key == NULL || strcmp(slot->failed_key, key) != 0) {
+            sd_log_key(SD_LOG_WARN, "storage", slot->sink_key,
+                       "sink %s: slice %s cannot be opened (%s); intake paused", slot->sink_key,
+                       key, sd_buf_cstr(&err));
+            free(slot->failed_key);
+            slot->failed_key = sd_xstrdup(key);
+        }
+        if (old == NULL) {
+            sd_buf_fini(&err);
+            return;
+        }
     }
-    rc = sd__slice_open(st, slice_key, file_key, dir, sd__allocation_bytes(st, slot), &next, err);
-    sd__mark_closing(st, old->key); /* stored as "closing" now: no upload before it is closed */
-    if (rc != 0) {
-        /* The store already names the next slice (the old one is "closing"), but its file
-         * cannot be opened, typically because the volume is full. Close the old slice
-         * anyway so it can be uploaded and its space freed; appends get 503 until
-         * sd_storage_reopen_pending() opens the next slice. */
-        pthread_mutex_lock(&slot->lock);
-        slot->slice = NULL;
-        slot->pending_slice_key = slice_key;
-        slot->pending_file_key = file_key;
-        slot->pending_dir = dir;
-        pthread_mutex_unlock(&slot->lock);
-        slice_key = file_key = dir = NULL;
-        sd__close_bounded(st, old, NULL, close_timeout_ms);
-        sd_log_key(SD_LOG_WARN, "storage", sink_key,
-                   "sink %s: next slice cannot be opened (%s); intake paused", sink_key,
-                   sd_buf_cstr(err));
-        goto done;
+    sd_buf_fini(&err);
+    is_new_file = old != NULL && next != NULL && strcmp(old->file_key, next->file_key) != 0;
+    if (old != NULL) {
+        sd__slot_note_rotation(slot, old);
+        sd__mark_closing(st, old->key); /* no upload before it is closed */
     }
     pthread_mutex_lock(&slot->lock);
     slot->slice = next;
     pthread_mutex_unlock(&slot->lock);
-    sd__close_bounded(st, old, NULL, close_timeout_ms);
-    sd_log_key(SD_LOG_INFO, "storage", next->key, "sink %s rotated to slice %s%s", sink_key,
-               next->key, new_file ? " (new file)" : "");
-done:
-    free(file_key);
-    free(slice_key);
-    free(dir);
-    return rc;
-}
-
-int sd_storage_reopen_pending(struct sd_storage *st)
-{
-    int reopened = 0;
-
-    pthread_mutex_lock(&st->lock);
-    for (struct sd_sink_slot *slot = st->slots; slot != NULL; slot = slot->next) {
-        struct sd_slice_handle *next = NULL;
-        struct sd_buf err = SD_BUF_INIT;
-        if (slot->slice != NULL || slot->pending_slice_key == NULL) {
-            continue;
-        }
-        /* sd__slice_open takes st->lock to list the slice: open it without holding it. */
-        pthread_mutex_unlock(&st->lock);
-        if (sd__slice_open(st, slot->pending_slice_key, slot->pending_file_key, slot->pending_dir,
-                           sd__allocation_bytes(st, slot), &next, &err) == 0) {
-            pthread_mutex_lock(&slot->lock);
-            slot->slice = next;
-            pthread_mutex_unlock(&slot->lock);
-            sd_log_key(SD_LOG_INFO, "storage", next->key, "sink %s resumed in slice %s",
+    if (next != NULL) {
+        free(slot->failed_key);
+        slot->failed_key = NULL;
+        if (old != NULL) {
+            sd_log_key(SD_LOG_INFO, "storage", next->key, "sink %s rotated to slice %s%s",
+                       slot->sink_key, next->key, is_new_file ? " (new file)" : "");
+        } else {
+            sd_log_key(SD_LOG_INFO, "storage", next->key, "sink %s writes slice %s",
                        slot->sink_key, next->key);
-            reopened++;
-        }
-        sd_buf_fini(&err);
-        pthread_mutex_lock(&st->lock);
-        if (next != NULL) {
-            free(slot->pending_slice_key);
-            free(slot->pending_file_key);
-            free(slot->pending_dir);
-            slot->pending_slice_key = slot->pending_file_key = slot->pending_dir = NULL;
         }
     }
-    pthread_mutex_unlock(&st->lock);
-    return reopened;
+    if (old != NULL) {
+        sd__close_bounded(st, old,
+                          next == NULL || is_new_file ? st->cfg.file_close_timeout_ms
+                                                      : st->cfg.slice_close_timeout_ms);
+    }
 }
 
-/* Closes the slot's slice and moves the slice and its file to "closing", the slice then to
- * "uploading" (its writer is gone); the writer's close is bounded by fileCloseTimeout. */
-static void sd__slot_close(struct sd_storage *st, struct sd_sink_slot *slot)
+int sd_storage_sync_slices(struct sd_storage *st)
 {
-    struct sd_slice_handle *slice = slot->slice;
+    struct sd_kvs kvs;
     int rc;
 
-    if (slice != NULL) {
-        sd__mark_closing(st, slice->key);
-        pthread_mutex_lock(&slot->lock);
-        slot->slice = NULL;
-        pthread_mutex_unlock(&slot->lock);
-        sd__close_bounded(st, slice, slice->file_key, st->cfg.file_close_timeout_ms);
-        sd__slot_free(slot);
-        return;
+    memset(&kvs, 0, sizeof(kvs));
+    rc = sd_state_range(st->state, SD_STORAGE_LOCAL_SLICES, 0, &kvs);
+    if (rc != 0) {
+        return rc; /* the open writers go on; the next change or pass retries */
     }
-    /* paused after a full disk: close the stored next slice, which has no writer */
-    rc = sd__transition(st, "slice", slot->pending_slice_key, "closing");
-    if (rc == 0) {
-        rc = sd__transition(st, "file", slot->pending_file_key, "closing");
+    /* the slot list changes only under the node's slot lock, which the caller holds */
+    for (struct sd_sink_slot *slot = st->slots; slot != NULL; slot = slot->next) {
+        sd__slot_follow(st, slot, &kvs);
     }
-    if (rc == 0) {
-        sd__slice_closed(st, slot->pending_slice_key);
-    } else {
-        sd_log_key(SD_LOG_ERROR, "storage", slot->pending_file_key, "closing file %s: %s",
-                   slot->pending_file_key, sd_strerror(rc));
+    pthread_mutex_lock(&st->lock);
+    if (kvs.rev > st->synced_rev) {
+        st->synced_rev = kvs.rev;
     }
-    sd__slot_free(slot);
+    pthread_mutex_unlock(&st->lock);
+    sd_kvs_free(&kvs);
+    sd__report_closesync(st);
+    return 0;
+}
+
+void sd_storage_set_closesync(struct sd_storage *st, sd_storage_closesync_fn fn, void *arg)
+{
+    st->closesync_fn = fn;
+    st->closesync_arg = arg;
 }
 
 int sd_storage_sink_deactivate(struct sd_storage *st, const char *sink_key)
@@ -1377,9 +919,18 @@ int sd_storage_sink_deactivate(struct sd_storage *st, const char *sink_key)
         }
     }
     pthread_mutex_unlock(&st->lock);
-    if (slot != NULL) {
-        sd__slot_close(st, slot);
+    if (slot == NULL) {
+        return 0;
     }
+    if (slot->slice != NULL) {
+        struct sd_slice_handle *slice = slot->slice;
+        sd__mark_closing(st, slice->key);
+        pthread_mutex_lock(&slot->lock);
+        slot->slice = NULL;
+        pthread_mutex_unlock(&slot->lock);
+        sd__close_bounded(st, slice, st->cfg.file_close_timeout_ms);
+    }
+    sd__slot_free(slot);
     return 0;
 }
 
@@ -1456,6 +1007,9 @@ static void *sd__stats_main(void *arg)
             /* The state store is thread-safe; holding our lock keeps the slice alive. */
             sd__flush_slice_stats(st, s, &now);
         }
+        pthread_mutex_unlock(&st->lock);
+        sd__report_closesync(st); /* after a close that ended in the background */
+        pthread_mutex_lock(&st->lock);
     }
     pthread_mutex_unlock(&st->lock);
     return NULL;

@@ -1,6 +1,6 @@
-/* sd_storage.h: the storage-writer role in one process: local volumes, the file and slice
- * entities of each active sink in the state store, one slice writer per open slice, and the
- * periodic flush of slice statistics.
+/* sd_storage.h: the storage-writer role of a node: local volumes, one slice writer for the
+ * "writing" slice of each active sink on them (following the slices the coordinator opens and
+ * closes in the state store), close-sync reports, and the periodic flush of slice statistics.
  *
  * Threads: sd_storage_append() may be called from the data endpoint's loop thread; everything
  * else from one control thread at a time (reconciliation is serialized by the node's slot lock).
@@ -38,25 +38,25 @@ int sd_storage_open(const struct sd_config *cfg, struct sd_state *state, struct 
                     const char *node_id, struct sd_storage **out, struct sd_buf *err);
 /* Sets who receives sync results (before any sink is activated). */
 void sd_storage_set_sync_listener(struct sd_storage *st, sd_storage_sync_fn fn, void *arg);
-/* Ensures the sink (its stored definition JSON) has an open file and slice with a running
- * writer; reuses and recovers the active file after a restart. settings is the effective
- * settings snapshot (sd_settings_snapshot; copied): new files record it, and a call for an
- * active sink replaces the slot's copy (used from the next rotation on). Returns the sink's
- * slot (owned by storage, valid until sd_storage_sink_deactivate or close). Idempotent. */
+/* Gives the sink (its stored definition JSON) a slot that writes its "writing" slice on our
+ * volumes (the coordinator opens files and slices, sd_files.h; sd_storage_sync_slices opens their
+ * writers). settings is the effective settings snapshot (sd_settings_snapshot; copied); a call
+ * for an active sink replaces the slot's copy. Returns 0 and the sink's slot (owned by storage,
+ * valid until sd_storage_sink_deactivate or close). Idempotent. */
 int sd_storage_sink_activate(struct sd_storage *st, const json_t *sink, const json_t *settings,
-                             struct sd_sink_slot **out, struct sd_buf *err);
-/* Rotates the sink's slice (new_file 0: upload trigger) or its file (new_file 1: import
- * trigger): opens the next slice (and file: on the volumes assigned by
- * storage.level.local.volume.assignment; a file's slices take turns on them), switches appends
- * to it, closes the old writer (its final sync answers its waiters) and moves the old slice to
- * "uploading" (and the old file to "closing"). The close waits at most sliceCloseTimeout
- * (fileCloseTimeout for new_file) and then goes on in the background. Callers hold the
- * node's slot lock (the operator's rotation steps, roles/sd_reconcile.h). */
-int sd_storage_rotate(struct sd_storage *st, const char *sink_key, int new_file,
-                      struct sd_buf *err);
-/* Opens the next slice of sinks paused by sd_storage_rotate() (the slice's file could not be
- * opened, e.g. a full volume). Operator thread. Returns how many sinks resumed. */
-int sd_storage_reopen_pending(struct sd_storage *st);
+                             struct sd_sink_slot **out);
+/* Follows the store: points every slot at its sink's "writing" slice on our volumes, opening
+ * the new writer before appends switch to it and closing the old one (its final sync answers
+ * its waiters; bounded by sliceCloseTimeout, fileCloseTimeout when the file changed, then in
+ * the background), pauses a slot whose sink has no such slice (appends refused), and reports
+ * close-sync (sd_storage_set_closesync). Callers hold the node's slot lock. Returns 0 or the
+ * store's error (then nothing changed). */
+int sd_storage_sync_slices(struct sd_storage *st);
+/* Called with the store revision up to which every writer of a slice that left "writing" is
+ * closed; returns 0 when the report was stored (runtime/closesync/source/node/<nodeID>). */
+typedef int (*sd_storage_closesync_fn)(void *arg, int64_t rev);
+/* Sets who stores close-sync reports (before any sink is activated). */
+void sd_storage_set_closesync(struct sd_storage *st, sd_storage_closesync_fn fn, void *arg);
 /* The keys announcing this writer's volumes to the cluster, {"storage/volume/writer/<id>":
  * "<JSON: volumeId, nodeId, hostname, path, type, label>"} (owned); the wiring keeps them in
  * the state store with the node's volume lease, so they vanish when the node is gone. */
@@ -66,9 +66,9 @@ int sd_storage_has_volume(struct sd_storage *st, const char *volume_id);
 /* The open slice of every active sink: [{sinkKey, fileKey, sliceKey, settings, records,
  * compressedSize, uncompressedSize}] with live (synced) statistics. */
 json_t *sd_storage_open_slices(struct sd_storage *st);
-/* Closes the sink's writer and moves its file and slices to "closing" (acknowledged data stays
- * for the upload). Waits at most storage.level.target.operator.fileCloseTimeout for the writer;
- * past it the close and the moves finish in the background. No-op for an unknown sink key
+/* Closes the sink's writer and frees its slot (its file is closed by the coordinator; the data
+ * stays for the upload). Waits at most storage.level.target.operator.fileCloseTimeout for the
+ * writer; past it the close finishes in the background. No-op for an unknown sink key
  * "<p>/<b>/<source>/<sink>". */
 int sd_storage_sink_deactivate(struct sd_storage *st, const char *sink_key);
 /* Returns 1 while the writer of slice_key (rotated away or deactivated) is still closing, in
