@@ -33,6 +33,8 @@
 #include "storage/sd_storage.h"
 #include "tables/sd_tables.h"
 
+#include "sink_files_fixture.h"
+
 #define SINK_KEY "1/2/src/snk"
 
 /* ---- a staging backend whose puts wait for the gate ---- */
@@ -157,6 +159,8 @@ static void test_stuck_upload_is_abandoned_and_retried(void **state)
         "storage.diskCleanup.enabled=false",
         "storage.level.staging.operator.sliceUploadTimeout=30s",
         "storage.level.staging.operator.sliceUploadCheckInterval=500ms",
+        "storage.level.staging.upload.minInterval=30m",
+        "storage.level.target.import.minInterval=24h",
         "storage.retry.initialInterval=100ms",
         "storage.retry.maxInterval=200ms",
     };
@@ -171,6 +175,7 @@ static void test_stuck_upload_is_abandoned_and_retried(void **state)
     struct sd_slice_handle *slice;
     struct sd_buf err = SD_BUF_INIT;
     json_t *sink, *settings, *j = NULL;
+    char *file_key, slice_key[256];
     uint64_t seq;
     int64_t t0;
 
@@ -197,24 +202,31 @@ static void test_stuck_upload_is_abandoned_and_retried(void **state)
     assert_int_equal(sd_tables_open(cfg, &d.tables), 0);
 
     /* one sink, one record, then a rotation: the slice waits for its upload */
-    sink = json_pack("{s:i, s:i, s:s, s:s, s:{s:s, s:{s:[{s:s, s:s}]}}}", "projectId", 1,
-                     "branchId", 2, "sourceId", "src", "sinkId", "snk", "table", "tableId",
-                     "in.c-b.t", "mapping", "columns", "type", "body", "name", "body");
-    settings = json_object(); /* no trigger: the operator rotates nothing itself */
-    json_object_set_new(settings, "storage.level.staging.upload.minInterval",
-                        json_integer(INT32_MAX));
-    json_object_set_new(settings, "storage.level.target.import.minInterval",
-                        json_integer(INT32_MAX));
-    assert_int_equal(sd_storage_sink_activate(d.storage, sink, settings, &slot, &err), 0);
+    fixture_define(d.state, d.storage);
+    file_key = fixture_open_file(d.state, cfg, NULL);
+    sink = fixture_sink();
+    settings = json_object();
+    assert_int_equal(sd_storage_sink_activate(d.storage, sink, settings, &slot), 0);
+    fixture_sync(d.storage, &slots_lock);
     assert_int_equal(sd_storage_append(slot, "a\n", 2, 1, sd_now_ms(), &slice, &seq), 0);
-    assert_int_equal(sd_storage_rotate(d.storage, SINK_KEY, 0, &err), 0);
+    j = find_slice(d.state, "writing");
+    assert_non_null(j);
+    snprintf(slice_key, sizeof(slice_key), "%s/%s/%s", file_key,
+             json_string_value(json_object_get(j, "volumeId")),
+             json_string_value(json_object_get(j, "sliceOpenedAt")));
+    json_decref(j);
+    j = NULL;
+    assert_int_equal(sd_files_rotate_slice(d.state, &fixture_files, slice_key, &err), 0);
+    fixture_sync(d.storage, &slots_lock);
     json_decref(sink);
     json_decref(settings);
+    free(file_key);
 
     t0 = sd_now_ms();
     assert_int_equal(sd_operator_start(cfg, &d, &op), 0);
-    /* the upload hangs; after the timeout the attempt is abandoned and recorded */
-    while ((j = find_slice(d.state, "uploading")) != NULL &&
+    /* the slice moves to uploading (close-sync), the upload hangs; after the timeout the
+     * attempt is abandoned and recorded */
+    while ((j = find_slice(d.state, "uploading")) == NULL ||
            json_object_get(j, "retryReason") == NULL) {
         json_decref(j);
         assert_true(sd_now_ms() - t0 < 60000);

@@ -27,6 +27,8 @@
 #include "storage/sd_storage.h"
 #include "tables/sd_tables.h"
 
+#include "sink_files_fixture.h"
+
 #include <jansson.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -103,6 +105,8 @@ static void test_racing_coordinators_apply_each_transition_once(void **state)
         "storage.level.target.operator.fileImportCheckInterval=500ms",
         "storage.level.staging.operator.sliceRotationCheckInterval=100ms",
         "storage.level.target.operator.fileRotationCheckInterval=100ms",
+        "storage.level.staging.upload.minInterval=30m",
+        "storage.level.target.import.minInterval=24h",
     };
     struct sd_config_args args = {NULL, NULL, sets, sizeof(sets) / sizeof(sets[0]), NULL};
     struct sd_config *cfg = NULL;
@@ -120,6 +124,7 @@ static void test_racing_coordinators_apply_each_transition_once(void **state)
     struct sd_watch *w = NULL;
     struct history h;
     json_t *sink, *settings, *states;
+    char *file_key;
     const char *key;
     sqlite3 *db;
     sqlite3_stmt *q;
@@ -143,26 +148,25 @@ static void test_racing_coordinators_apply_each_transition_once(void **state)
     assert_int_equal(sd_operator_start(cfg, &coord, &ops[1]), 0);
     assert_int_equal(sd_operator_start(cfg, &coord, &ops[2]), 0);
 
-    sink = json_pack("{s:i, s:i, s:s, s:s, s:{s:s, s:{s:[{s:s, s:s}]}}}", "projectId", 1,
-                     "branchId", 2, "sourceId", "src", "sinkId", "snk", "table", "tableId",
-                     "in.c-b.t", "mapping", "columns", "type", "body", "name", "body");
-    settings = json_object(); /* no trigger: the test rotates */
-    json_object_set_new(settings, "storage.level.staging.upload.minInterval",
-                        json_integer(INT32_MAX));
-    json_object_set_new(settings, "storage.level.target.import.minInterval",
-                        json_integer(INT32_MAX));
-    assert_int_equal(sd_state_put(st, "definition/sink/active/" SINK_KEY, "{}", 2, 0, NULL), 0);
-    assert_int_equal(sd_storage_sink_activate(storage, sink, settings, &slot, &err), 0);
+    /* 30 files of one record each: the test rotates them as a coordinator would */
+    fixture_define(st, storage);
+    file_key = fixture_open_file(st, cfg, NULL);
+    sink = fixture_sink();
+    settings = json_object();
+    assert_int_equal(sd_storage_sink_activate(storage, sink, settings, &slot), 0);
+    fixture_sync(storage, &slots_lock);
     for (int i = 0; i < NFILES; i++) {
-        char row[32];
+        char row[32], *next;
         int len = snprintf(row, sizeof(row), "\"r%d\"\n", i);
         assert_int_equal(sd_storage_append(slot, row, (size_t)len, 1, sd_now_ms(), &slice, &seq),
                          0);
-        pthread_mutex_lock(&slots_lock);
-        assert_int_equal(sd_storage_rotate(storage, SINK_KEY, 1, &err), 0);
-        pthread_mutex_unlock(&slots_lock);
+        next = fixture_open_file(st, cfg, file_key);
+        free(file_key);
+        file_key = next;
+        fixture_sync(storage, &slots_lock);
         usleep(30 * 1000);
     }
+    free(file_key);
     json_decref(sink);
     json_decref(settings);
     for (deadline = sd_now_ms() + 60000;
