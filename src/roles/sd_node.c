@@ -172,7 +172,8 @@ struct sd_node {
      * follower of every definition change, whichever node made it) */
     struct sd_reconcile *reconcile;
     struct sd_state_follow *definitions;
-    struct sd_state_follow *slices; /* storage-writer: the slices the coordinator changes */
+    struct sd_state_follow *slices;  /* storage-writer: the slices the coordinator changes */
+    struct sd_state_follow *writers; /* storage-coordinator: writer nodes joining and leaving */
 };
 
 static char *sd__trim_slash(const char *url)
@@ -601,6 +602,13 @@ static int sd__node_open(struct sd_node *n)
         sd_buf_printf(&n->err, "cannot follow the definitions: %s", sd_strerror(rc));
         return rc;
     }
+    /* a coordinator gives a writer node that joins its slices at once */
+    if ((roles & SD_ROLE_COORDINATOR) && n->op != NULL &&
+        (rc = sd_state_follow_start(n->state, "storage/volume/writer/", "writer volumes",
+                                    sd__on_definitions, n, &n->writers)) != 0) {
+        sd_buf_printf(&n->err, "cannot follow the writer volumes: %s", sd_strerror(rc));
+        return rc;
+    }
     /* a writer switches to the slices the coordinator opens, and closes those it closes */
     if (n->storage != NULL &&
         (rc = sd_state_follow_start(n->state, "storage/slice/level/local/", "slices",
@@ -636,6 +644,7 @@ static void sd__node_close(struct sd_node *n)
     sd_control_stop(n->control);
     sd_state_follow_stop(n->definitions); /* no reconcile from here on but the api's */
     sd_state_follow_stop(n->slices);
+    sd_state_follow_stop(n->writers);
     /* http-source: no new connections */
     if (n->source_loop.is_initialized) {
         sd_http_loop_close_listeners(&n->source_loop);

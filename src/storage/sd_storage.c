@@ -624,8 +624,9 @@ static int sd__slice_open_stored(struct sd_storage *st, const struct sd_kv *kv, 
 {
     const char *key = kv->key + strlen(SD_STORAGE_LOCAL_SLICES);
     json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
-    const char *dir = json_string_value(json_object_get(json_object_get(j, "local"), "dir"));
-    const char *compression = json_string_value(json_object_get(j, "compression")) ?: "gzip";
+    json_t *local = json_object_get(j, "local");
+    const char *dir = json_string_value(json_object_get(local, "dir"));
+    const char *compression = json_string_value(json_object_get(local, "compression")) ?: "gzip";
     const char *slash = strrchr(key, '/');
     char *file_key = NULL;
     int rc = SD_ECORRUPT;

@@ -143,6 +143,21 @@ class Etcd:
     def close(self):
         subprocess.run([ETCD, "stop", self.dir], check=True)
 
+    def range(self, prefix, namespace="stream/"):
+        """{key without the namespace: JSON value} of every key under prefix (v3 JSON gateway)."""
+        import base64
+        import json
+        import urllib.request
+        start = (namespace + prefix).encode()
+        end = start[:-1] + bytes([start[-1] + 1])
+        body = json.dumps({"key": base64.b64encode(start).decode(),
+                           "range_end": base64.b64encode(end).decode()}).encode()
+        url = self.url.split(",")[0] + "/v3/kv/range"
+        with urllib.request.urlopen(urllib.request.Request(url, body), timeout=10) as r:
+            kvs = json.loads(r.read()).get("kvs", [])
+        return {base64.b64decode(kv["key"]).decode()[len(namespace):]:
+                json.loads(base64.b64decode(kv["value"])) for kv in kvs}
+
 
 @pytest.fixture
 def etcd():

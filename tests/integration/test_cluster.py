@@ -2,7 +2,8 @@
 one coordinator node and two data nodes (http-source, storage-writer, storage-reader) sharing
 nothing but etcd, S3 staging (s3rver behind the signature-checking proxy) and PostgreSQL tables.
 Definitions made on the api node reach both data nodes without a restart; records posted to
-both data nodes are imported by the coordinator, every acknowledged record exactly once."""
+both data nodes are imported by the coordinator, every acknowledged record exactly once, in files
+that span both data nodes (a slice on each)."""
 import json
 import os
 import time
@@ -74,6 +75,13 @@ def test_cluster_of_separate_roles_imports_every_record_once(streamd_factory, et
     late_query = 'SELECT * FROM "in.c-cluster"."late" WHERE "id" <> \'probe\''
     late = [r[1] for r in wait_psql(pg, late_query, lambda r: len(r) > 0)]
     assert len(late) == len(set(late)) and set(late) <= acked
+    # one file per sink spans both data nodes: an imported file of k1 has a slice of each
+    node_of = {v["volumeId"]: v["nodeId"] for v in etcd.range("storage/volume/writer/").values()}
+    files = {}
+    for key, sl in etcd.range("storage/slice/all/").items():
+        if "/s1/k1/" in key and sl["state"] == "imported":
+            files.setdefault(sl["fileOpenedAt"], set()).add(node_of.get(sl["volumeId"]))
+    assert any(nodes == {"data-1", "data-2"} for nodes in files.values()), files
 
 
 def test_data_node_keeps_acknowledging_while_etcd_is_down(streamd_factory, etcd, pg, s3):
