@@ -2,7 +2,7 @@
 #include "roles/sd_config_registry.h"
 #include "api/sd_api.h"
 #include "roles/sd_cli_token.h"
-#include "roles/sd_node.h"
+#include "roles/sd_node_config.h"
 #include "source/sd_ingest.h"
 #include "staging/sd_staging.h"
 #include "staging_s3/staging_s3.h"

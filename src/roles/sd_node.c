@@ -12,6 +12,7 @@
  * stop the operator, close the writers (their final syncs answer the parked requests), drain the
  * source loop, close the backends. */
 #include "roles/sd_node.h"
+#include "roles/sd_node_config.h"
 #include "api/sd_api.h"
 #include "cluster/sd_membership.h"
 #include "cluster/sd_session.h"
@@ -64,67 +65,6 @@ unsigned sd_node_role_by_name(const char *name)
     }
     return 0;
 }
-
-/* The keys the node start-up reads, filled once by sd_config_fill. */
-struct sd_node_config {
-    const char *node_id;
-    const char *data_dir;
-    const char *state_backend;
-    const char *state_path;
-    const char *staging_backend;
-    const char *staging_path;
-    const char *tables_backend;
-    const char *tables_path;
-    const char *api_listen;
-    const char *api_public_url;
-    const char *metrics_listen;
-    const char *source_listen;
-    const char *source_public_url;
-    size_t max_connections;
-    size_t max_request_body;
-    int64_t header_timeout_ms;
-    int64_t request_timeout_ms;
-    int64_t idle_timeout_ms;
-    int64_t shutdown_timeout_ms;
-    size_t write_buffer;
-    size_t template_workers;
-    size_t template_queue;
-    int debug_log;
-    int64_t volume_ttl_s;       /* storage.level.local.volume.registration.ttlSeconds */
-    int64_t member_ttl_s;       /* distribution.ttlSeconds: membership in the groups */
-    int64_t startup_timeout_ms; /* distribution.startupTimeout: registration at start-up */
-};
-
-#define SD_NODE_BIND(field, key, type) SD_BIND(struct sd_node_config, field, key, type)
-static const struct sd_config_binding sd_node_rows[] = {
-    SD_NODE_BIND(node_id, "nodeID", SD_BIND_STR),
-    SD_NODE_BIND(debug_log, "debugLog", SD_BIND_BOOL),
-    SD_NODE_BIND(data_dir, "dataDir", SD_BIND_STR),
-    SD_NODE_BIND(state_backend, "state.backend", SD_BIND_STR),
-    SD_NODE_BIND(state_path, "state.embedded.path", SD_BIND_STR),
-    SD_NODE_BIND(staging_backend, "staging.backend", SD_BIND_STR),
-    SD_NODE_BIND(staging_path, "staging.local.path", SD_BIND_STR),
-    SD_NODE_BIND(tables_backend, "tables.backend", SD_BIND_STR),
-    SD_NODE_BIND(tables_path, "tables.sqlite.path", SD_BIND_STR),
-    SD_NODE_BIND(api_listen, "api.listen", SD_BIND_STR),
-    SD_NODE_BIND(api_public_url, "api.publicUrl", SD_BIND_STR),
-    SD_NODE_BIND(metrics_listen, "metrics.listen", SD_BIND_STR),
-    SD_NODE_BIND(source_listen, "source.http.listen", SD_BIND_STR),
-    SD_NODE_BIND(source_public_url, "source.http.publicUrl", SD_BIND_STR),
-    SD_NODE_BIND(max_connections, "source.http.maxConnections", SD_BIND_SIZE_T),
-    SD_NODE_BIND(max_request_body, "source.http.maxRequestBodySize", SD_BIND_SIZE_T),
-    SD_NODE_BIND(header_timeout_ms, "source.http.readHeaderTimeout", SD_BIND_I64),
-    SD_NODE_BIND(request_timeout_ms, "source.http.requestTimeout", SD_BIND_I64),
-    SD_NODE_BIND(idle_timeout_ms, "source.http.idleTimeout", SD_BIND_I64),
-    SD_NODE_BIND(shutdown_timeout_ms, "source.http.shutdownTimeout", SD_BIND_I64),
-    SD_NODE_BIND(write_buffer, "source.http.writeBufferSize", SD_BIND_SIZE_T),
-    SD_NODE_BIND(template_workers, "source.http.templateWorkers", SD_BIND_SIZE_T),
-    SD_NODE_BIND(template_queue, "source.http.templateQueueSize", SD_BIND_SIZE_T),
-    SD_NODE_BIND(volume_ttl_s, "storage.level.local.volume.registration.ttlSeconds", SD_BIND_I64),
-    SD_NODE_BIND(startup_timeout_ms, "distribution.startupTimeout", SD_BIND_I64),
-    SD_NODE_BIND(member_ttl_s, "distribution.ttlSeconds", SD_BIND_I64),
-};
-const struct sd_config_bindings sd_node_config_bindings = SD_BINDINGS("server", sd_node_rows);
 
 /* Header read and keep-alive idle timeouts of the API and metrics listeners. */
 #define SD_NODE_HEADER_TIMEOUT_MS 10000

@@ -25,8 +25,4 @@ unsigned sd_node_role_by_name(const char *name);
  * shutdown, 1 when a role cannot start, 2 for a combination of roles that cannot run. */
 int sd_node_run(struct sd_config *cfg, unsigned roles, const char *ready_file);
 
-struct sd_config_bindings;
-/* The keys the node start-up reads (for the registry). */
-extern const struct sd_config_bindings sd_node_config_bindings;
-
 #endif
