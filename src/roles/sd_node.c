@@ -379,13 +379,12 @@ static int sd__open_metrics(struct sd_node *n)
 
 /* A coordinator in this process opens, rotates or closes the files at once (on other nodes its
  * follower of the definitions does), then this node's slots follow. */
-static int sd__sinks_changed(struct sd_node *n, const char *sink_key, int force,
-                             struct sd_buf *err)
+static int sd__sinks_changed(struct sd_node *n, const char *sink_key, struct sd_buf *err)
 {
     int rc = 0;
 
     if (n->op != NULL && (n->roles & SD_ROLE_COORDINATOR) &&
-        (rc = sd_operator_sinks_changed(n->op, sink_key, force)) != 0) {
+        (rc = sd_operator_sinks_changed(n->op, sink_key)) != 0) {
         sd_buf_printf(err, "cannot update the files of the sinks: %s", sd_strerror(rc));
         return rc;
     }
@@ -394,12 +393,12 @@ static int sd__sinks_changed(struct sd_node *n, const char *sink_key, int force,
 
 static int sd__hook_definitions_changed(void *arg, struct sd_buf *err)
 {
-    return sd__sinks_changed(arg, NULL, 0, err);
+    return sd__sinks_changed(arg, NULL, err);
 }
 
 static int sd__hook_rotate_sink(void *arg, const char *sink_key, struct sd_buf *err)
 {
-    return sd__sinks_changed(arg, sink_key, 1, err);
+    return sd__sinks_changed(arg, sink_key, err);
 }
 
 static int sd__hook_sink_is_writing(void *arg, const char *sink_key)
@@ -467,7 +466,7 @@ static void sd__on_definitions(void *arg)
     struct sd_node *n = arg;
     struct sd_buf err = SD_BUF_INIT;
 
-    if (sd__sinks_changed(n, NULL, 0, &err) != 0) {
+    if (sd__sinks_changed(n, NULL, &err) != 0) {
         sd_log_error("server", "some sinks could not be opened: %s", sd_buf_cstr(&err));
     }
     sd_buf_fini(&err);
@@ -551,8 +550,8 @@ static int sd__node_open(struct sd_node *n)
     }
     /* a writer switches to the slices the coordinator opens, and closes those it closes */
     if (n->storage != NULL &&
-        (rc = sd_state_follow_start(n->state, "storage/slice/level/local/", "slices",
-                                    sd__on_slices, n, &n->slices)) != 0) {
+        (rc = sd_state_follow_start(n->state, "storage/slice/level/local/", "slices", sd__on_slices,
+                                    n, &n->slices)) != 0) {
         sd_buf_printf(&n->err, "cannot follow the slices: %s", sd_strerror(rc));
         return rc;
     }

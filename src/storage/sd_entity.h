@@ -51,7 +51,8 @@ void sd_entity_del(struct sd_entity_batch *b, char *key);
 void sd_entity_move(struct sd_entity_batch *b, const char *kind, const char *key, json_t *j,
                     int64_t mod_rev, const char *new_state, int64_t now);
 /* Adds the ops that create entity j (kind, key) in its state, requiring that it does not exist. */
-void sd_entity_create(struct sd_entity_batch *b, const char *kind, const char *key, const json_t *j);
+void sd_entity_create(struct sd_entity_batch *b, const char *kind, const char *key,
+                      const json_t *j);
 /* 1 when n more ops still fit in the batch. */
 int sd_entity_fits(const struct sd_entity_batch *b, size_t n);
 /* Frees what the batch holds without applying it. */

@@ -144,14 +144,14 @@ static void sd__create_slice(struct sd_entity_batch *b, const struct sd_files_co
     dir = sd_xasprintf("%s/%s", file_dir, path_ts);
     key = sd_xasprintf("%s/%s/%s", file_key, volume_id, ts);
     snprintf(staging_path, sizeof(staging_path), "%s_%s%s", ts, volume_id, gz ? ".gz" : "");
-    slice = json_pack(
-        "{s:O, s:O, s:O, s:O, s:O, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s}, s:{s:s}}", "projectId",
-        json_object_get(file, "projectId"), "branchId", json_object_get(file, "branchId"),
-        "sourceId", json_object_get(file, "sourceId"), "sinkId", json_object_get(file, "sinkId"),
-        "fileOpenedAt", json_object_get(file, "fileOpenedAt"), "volumeId", volume_id,
-        "sliceOpenedAt", ts, "state", "writing", "local", "dir", dir, "filenamePrefix", "slice",
-        "filenameExtension", gz ? ".csv.gz" : ".csv", "compression", c->compression, "staging",
-        "path", staging_path);
+    slice = json_pack("{s:O, s:O, s:O, s:O, s:O, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s}, s:{s:s}}",
+                      "projectId", json_object_get(file, "projectId"), "branchId",
+                      json_object_get(file, "branchId"), "sourceId",
+                      json_object_get(file, "sourceId"), "sinkId", json_object_get(file, "sinkId"),
+                      "fileOpenedAt", json_object_get(file, "fileOpenedAt"), "volumeId", volume_id,
+                      "sliceOpenedAt", ts, "state", "writing", "local", "dir", dir,
+                      "filenamePrefix", "slice", "filenameExtension", gz ? ".csv.gz" : ".csv",
+                      "compression", c->compression, "staging", "path", staging_path);
     sd_entity_create(b, "slice", key, slice);
     json_decref(slice);
     free(dir);
@@ -190,8 +190,8 @@ static void sd__create_slices(struct sd_entity_batch *b, const struct sd_files_c
 }
 
 /* Adds the move of the file's writing slices to "closing". Returns 0 or the store's error. */
-static int sd__close_slices(struct sd_state *state, struct sd_entity_batch *b,
-                            const char *file_key, int64_t now)
+static int sd__close_slices(struct sd_state *state, struct sd_entity_batch *b, const char *file_key,
+                            int64_t now)
 {
     char *prefix = sd_xasprintf("storage/slice/all/%s/", file_key);
     struct sd_kvs kvs;
@@ -235,15 +235,15 @@ static int sd__open_once(struct sd_state *state, const struct sd_files_config *c
     for (size_t i = 0; i < c->npreferred; i++) {
         json_array_append_new(types, json_string(c->preferred_types[i]));
     }
-    file = json_pack("{s:O, s:O, s:O, s:O, s:s, s:s, s:s, s:{s:{s:I, s:o}, s:[]}, s:O, s:{s:O}, "
-                     "s:O}",
-                     "projectId", json_object_get(meta, "projectId"), "branchId",
-                     json_object_get(meta, "branchId"), "sourceId",
-                     json_object_get(meta, "sourceId"), "sinkId", json_object_get(meta, "sinkId"),
-                     "fileOpenedAt", ts, "state", "writing", "openedAt", ts, "assignment",
-                     "config", "count", (json_int_t)c->assignment_count, "preferredTypes", types,
-                     "volumes", "columns", json_object_get(meta, "columns"), "target", "tableId",
-                     json_object_get(meta, "tableId"), "settings", settings);
+    file =
+        json_pack("{s:O, s:O, s:O, s:O, s:s, s:s, s:s, s:{s:{s:I, s:o}, s:[]}, s:O, s:{s:O}, "
+                  "s:O}",
+                  "projectId", json_object_get(meta, "projectId"), "branchId",
+                  json_object_get(meta, "branchId"), "sourceId", json_object_get(meta, "sourceId"),
+                  "sinkId", json_object_get(meta, "sinkId"), "fileOpenedAt", ts, "state", "writing",
+                  "openedAt", ts, "assignment", "config", "count", (json_int_t)c->assignment_count,
+                  "preferredTypes", types, "volumes", "columns", json_object_get(meta, "columns"),
+                  "target", "tableId", json_object_get(meta, "tableId"), "settings", settings);
     picked = sd__assign(c, volumes, NULL, (uint64_t)now);
     sd__create_slices(b, c, sink_key, file_key, file, picked, now);
     sd_entity_create(b, "file", file_key, file);
@@ -299,8 +299,7 @@ int sd_files_open(struct sd_state *state, const struct sd_files_config *c, const
     }
     rc = SD_ECONFLICT;
     for (int attempt = 0; attempt < SD_FILES_OPEN_ATTEMPTS && rc == SD_ECONFLICT; attempt++) {
-        rc = sd__open_once(state, c, meta, settings, old_file_key, volumes, &min_ms,
-                           file_key_out);
+        rc = sd__open_once(state, c, meta, settings, old_file_key, volumes, &min_ms, file_key_out);
         if (rc == SD_ECONFLICT && old_file_key != NULL) {
             break; /* the old file changed: the caller reads it again */
         }
@@ -486,8 +485,8 @@ int64_t sd_files_closesync_rev(struct sd_state *state)
     }
     for (size_t i = 0; i < kvs.n; i++) {
         char text[32];
-        size_t len = kvs.items[i].value_len < sizeof(text) - 1 ? kvs.items[i].value_len
-                                                               : sizeof(text) - 1;
+        size_t len =
+            kvs.items[i].value_len < sizeof(text) - 1 ? kvs.items[i].value_len : sizeof(text) - 1;
         int64_t rev;
         memcpy(text, kvs.items[i].value, len);
         text[len] = '\0';

@@ -29,10 +29,10 @@ struct sd_state;
 
 /* How new slices are placed and encoded; strings borrowed. */
 struct sd_files_config {
-    size_t assignment_count;             /* volumes per writer node */
-    const char *const *preferred_types;  /* most preferred first */
+    size_t assignment_count;            /* volumes per writer node */
+    const char *const *preferred_types; /* most preferred first */
     size_t npreferred;
-    const char *compression;             /* "gzip" or "none" */
+    const char *compression; /* "gzip" or "none" */
 };
 
 /* Opens the next writing file of the sink described by meta (projectId, branchId, sourceId,

@@ -149,8 +149,9 @@ struct sd_operator {
 /* ---- small helpers ---- */
 
 /* Adds the ops moving every statistics key of a slice from one level to another. */
-static void sd__batch_move_stats(struct sd_state *state, struct sd_entity_batch *b, const char *slice_key,
-                                 const char *from, const char *to, int64_t staging_size)
+static void sd__batch_move_stats(struct sd_state *state, struct sd_entity_batch *b,
+                                 const char *slice_key, const char *from, const char *to,
+                                 int64_t staging_size)
 {
     char *prefix = sd_xasprintf("storage/stats/%s/%s/", from, slice_key);
     struct sd_kvs kvs;
@@ -321,8 +322,7 @@ struct sd_sink_view {
 };
 
 /* Logs a sink's file error once per different message (a pass runs every check interval). */
-static void sd__sink_error(struct sd_operator *op, const char *sink_key, int rc,
-                           struct sd_buf *err)
+static void sd__sink_error(struct sd_operator *op, const char *sink_key, int rc, struct sd_buf *err)
 {
     const char *msg = err->len ? sd_buf_cstr(err) : sd_strerror(rc);
     const char *last = json_string_value(json_object_get(op->sink_errors, sink_key));
@@ -428,12 +428,27 @@ static int sd__rotate_file(struct sd_operator *op, const struct sd_sink_view *v,
     return rotated;
 }
 
+/* Creates the sink's table with its mapping's columns and key, or checks that the existing one
+ * has them: a sink whose table refuses its mapping gets no file. */
+static int sd__ensure_table(struct sd_operator *op, const struct sd_sink_view *v,
+                            struct sd_buf *err)
+{
+    struct sd_table_schema *schema = sd_table_schema_from_json(json_object_get(v->meta, "columns"));
+    int rc = sd_tables_ensure_table(
+        op->d.tables, json_integer_value(json_object_get(v->meta, "projectId")),
+        json_string_value(json_object_get(v->meta, "tableId")), schema, err);
+
+    free(schema);
+    return rc;
+}
+
 /* One sink this node coordinates: v NULL when it stopped (disabled, deleted, or its source
- * did): its writing file closes; else its writing file is opened, takes writer nodes that
- * joined, rotates on a settings or mapping change (always with force), and on its triggers. */
+ * did): its writing file closes; else its writing file is opened (once its table accepts the
+ * mapping), takes writer nodes that joined, rotates on a settings or mapping change, and on its
+ * triggers. */
 static int sd__sink_files(struct sd_operator *op, const struct sd_sink_view *v,
                           const char *sink_key, const char *file_key, const json_t *file,
-                          json_t *open, int force, int64_t now)
+                          json_t *open, int64_t now)
 {
     struct sd_buf err = SD_BUF_INIT;
     int rc = 0, changed = 0;
@@ -442,9 +457,12 @@ static int sd__sink_files(struct sd_operator *op, const struct sd_sink_view *v,
         rc = file_key != NULL ? sd_files_close(op->d.state, file_key, &err) : 0;
         changed = rc == 0 && file_key != NULL;
     } else if (file_key == NULL) {
-        rc = sd_files_open(op->d.state, &op->files, v->meta, v->settings, NULL, NULL, &err);
+        rc = sd__ensure_table(op, v, &err);
+        if (rc == 0) {
+            rc = sd_files_open(op->d.state, &op->files, v->meta, v->settings, NULL, NULL, &err);
+        }
         changed = rc == 0;
-    } else if (force || !json_equal(json_object_get(file, "settings"), v->settings) ||
+    } else if (!json_equal(json_object_get(file, "settings"), v->settings) ||
                !json_equal(json_object_get(file, "columns"), json_object_get(v->meta, "columns")) ||
                !json_equal(json_object_get(json_object_get(file, "target"), "tableId"),
                            json_object_get(v->meta, "tableId"))) {
@@ -483,7 +501,7 @@ static json_t *sd__source_of(const struct sd_kvs *sources, const char *sink_key)
     return NULL;
 }
 
-int sd_operator_sinks_changed(struct sd_operator *op, const char *only_sink_key, int force)
+int sd_operator_sinks_changed(struct sd_operator *op, const char *only_sink_key)
 {
     struct sd_state *state = op->d.state;
     struct sd_kvs sources, sinks, files;
@@ -542,7 +560,7 @@ int sd_operator_sinks_changed(struct sd_operator *op, const char *only_sink_key,
         }
         changed |= sd__sink_files(op, v.meta != NULL ? &v : NULL, sink_key,
                                   json_string_value(json_array_get(w, 0)), json_array_get(w, 1),
-                                  open, force, now);
+                                  open, now);
         json_decref(v.settings);
         json_decref(v.meta);
         json_decref(sink);
@@ -554,7 +572,7 @@ int sd_operator_sinks_changed(struct sd_operator *op, const char *only_sink_key,
         if (rc == 0 && json_object_get(seen, key) == NULL &&
             (only_sink_key == NULL || strcmp(only_sink_key, key) == 0)) {
             changed |= sd__sink_files(op, NULL, key, json_string_value(json_array_get(value, 0)),
-                                      NULL, open, 0, now);
+                                      NULL, open, now);
         }
     }
     pthread_mutex_unlock(&op->files_lock);
@@ -785,8 +803,8 @@ static void sd__upload_slice(struct sd_operator *op, const char *slice_key, json
                slice_key, (long long)u->records, (unsigned long long)u->size);
 done:
     sd_mreg_operation("sliceupload", slice_key, sd_mreg_now_ms() - t0,
-                      rc != 0 || strcmp(sd_entity_state(slice), "uploaded") != 0 ? "other" : "", size,
-                      -1);
+                      rc != 0 || strcmp(sd_entity_state(slice), "uploaded") != 0 ? "other" : "",
+                      size, -1);
     if (u != NULL) {
         sd__upload_step_free(u);
     }
@@ -1092,7 +1110,8 @@ static int sd__purge_file(struct sd_operator *op, const char *file_key)
             }
             for (size_t l = 0; l < 3; l++) {
                 char *stats = sd_xasprintf("storage/stats/%s/%s/", levels[l], skey);
-                b->ops[b->n++] = (struct sd_op){SD_OP_DELETE_PREFIX, sd_entity_own(b, stats), NULL, 0, 0};
+                b->ops[b->n++] =
+                    (struct sd_op){SD_OP_DELETE_PREFIX, sd_entity_own(b, stats), NULL, 0, 0};
                 sd_entity_del(b, sd_xasprintf("storage/slice/level/%s/%s", levels[l], skey));
             }
             sd_entity_del(b, sd_xstrdup(kvs.items[i].key));
@@ -1411,8 +1430,7 @@ static void sd__cleanup(struct sd_operator *op, int64_t now)
         is_expired =
             is_imported
                 ? age >= c->archived_file_expiration_ms && file_index > c->archived_file_retention
-                : age >= c->active_file_expiration_ms &&
-                      strcmp(sd_entity_state(file), "writing") != 0 &&
+                : age >= c->active_file_expiration_ms && !sd__is_open(open, "fileKey", file_key) &&
                       !sd__step_is_busy(op, "import", file_key);
         if (is_expired && !cs->is_skipped) {
             json_array_append_new(cs->files, json_pack("[s, b]", file_key, is_imported));
@@ -1468,10 +1486,10 @@ static void *sd__operator_main(void *arg)
             pthread_mutex_unlock(op->d.slots_lock);
         }
         if (op->d.tables != NULL) { /* storage-coordinator: the files of its sinks */
-            sd_operator_sinks_changed(op, NULL, 0);
+            sd_operator_sinks_changed(op, NULL);
         }
         sd__slices(op, sd_now_ms()); /* closing -> uploading (coordinator), uploads (reader) */
-        if (op->d.tables != NULL) { /* storage-coordinator: imports, cleanup */
+        if (op->d.tables != NULL) {  /* storage-coordinator: imports, cleanup */
             sd__files(op, sd_now_ms());
             sd__cleanup(op, sd_now_ms());
         }

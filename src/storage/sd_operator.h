@@ -36,10 +36,11 @@ int sd_operator_start(const struct sd_config *cfg, const struct sd_operator_deps
                       struct sd_operator **out);
 /* With tables (a coordinator): brings the files of the sinks it coordinates (only_sink_key
  * "<p>/<b>/<source>/<sink>", or NULL for all) in line with their definitions now: opens the file
- * of a new or enabled sink, adds writer nodes that joined, rotates on a settings or mapping
- * change (force: always) and on the triggers, closes the file of a stopped sink; with storage,
- * this node's writers follow at once. Any thread. Returns 0 or the store's error. */
-int sd_operator_sinks_changed(struct sd_operator *op, const char *only_sink_key, int force);
+ * of a new or enabled sink (once its table accepts the mapping), adds writer nodes that joined,
+ * rotates on a settings or mapping change and on the triggers, closes the file of a stopped
+ * sink; with storage, this node's writers follow at once. Any thread. Returns 0 or the store's
+ * error. */
+int sd_operator_sinks_changed(struct sd_operator *op, const char *only_sink_key);
 /* Wakes the operator for an immediate pass (any thread). */
 void sd_operator_kick(struct sd_operator *op);
 /* Stops and joins the thread after its current step; accepts NULL. */

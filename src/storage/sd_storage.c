@@ -49,7 +49,8 @@
 #define SD_STORAGE_MAX_PENDING_BYTES (64u * 1024 * 1024)
 #define SD_STORAGE_MAX_VOLUMES 64
 #define SD_STORAGE_ALLOC_HISTORY 10
-#define SD_STORAGE_LOCAL_SLICES "storage/slice/level/local/" /* slices whose largest sizes the relative allocation uses */
+#define SD_STORAGE_LOCAL_SLICES                                                                    \
+    "storage/slice/level/local/" /* slices whose largest sizes the relative allocation uses */
 
 struct sd_volume {
     char id[SD_VOLUME_ID_LEN + 1];
@@ -162,7 +163,7 @@ struct sd_storage {
     json_t *closing;           /* keys of slices whose writer is closing (set; under lock) */
     sd_storage_closesync_fn closesync_fn;
     void *closesync_arg;
-    int64_t synced_rev;   /* the store revision the slots last followed (under lock) */
+    int64_t synced_rev;   /* the newest slice change the slots have caught up with (under lock) */
     int64_t reported_rev; /* the last close-sync report that was stored (under lock) */
 };
 
@@ -591,31 +592,71 @@ void **sd_storage_slice_waiters(struct sd_slice_handle *slice)
     return &slice->waiters;
 }
 
-/* The newest "writing" slice of sink_key on one of our volumes in kvs (a range of
- * storage/slice/level/local/), skipping a slice whose old writer still closes: its index, or -1. */
-static ssize_t sd__writing_slice(struct sd_storage *st, const struct sd_kvs *kvs,
-                                 const char *sink_key)
+/* 1 if kvs item i is a "writing" slice of sink_key on one of our volumes whose old writer is not
+ * still closing; *volume (may be NULL) gets its volume id (borrowed from the item's JSON, which
+ * the caller frees through *j). */
+static int sd__is_writing_slice(struct sd_storage *st, const struct sd_kvs *kvs, size_t i,
+                                const char *sink_key, json_t **j)
 {
-    size_t plen = strlen(SD_STORAGE_LOCAL_SLICES), klen = strlen(sink_key);
+    const char *key = kvs->items[i].key + strlen(SD_STORAGE_LOCAL_SLICES);
+    size_t klen = strlen(sink_key);
 
-    for (size_t i = kvs->n; i-- > 0;) { /* newest last: scan backwards */
-        const char *key = kvs->items[i].key + plen;
+    *j = NULL;
+    if (strncmp(key, sink_key, klen) != 0 || key[klen] != '/') {
+        return 0;
+    }
+    *j = json_loadb(kvs->items[i].value, kvs->items[i].value_len, 0, NULL);
+    return strcmp(json_string_value(json_object_get(*j, "state")) ?: "", "writing") == 0 &&
+           sd_storage_has_volume(st, json_string_value(json_object_get(*j, "volumeId"))) &&
+           json_string_value(json_object_get(json_object_get(*j, "local"), "dir")) != NULL &&
+           !sd_storage_slice_is_closing(st, key);
+}
+
+/* The slice the slot of sink_key writes next, from kvs (a range of storage/slice/level/local/):
+ * with several of our volumes assigned, the newest writing slice on the first volume after
+ * after_volume (NULL: the first volume), so the sink's slices take turns on its volumes; its
+ * index, or -1 when the sink has no writing slice here. */
+static ssize_t sd__next_writing_slice(struct sd_storage *st, const struct sd_kvs *kvs,
+                                      const char *sink_key, const char *after_volume)
+{
+    ssize_t best = -1, first = -1;
+    char best_vol[SD_VOLUME_ID_LEN + 1] = "", first_vol[SD_VOLUME_ID_LEN + 1] = "";
+
+    for (size_t i = 0; i < kvs->n; i++) {
+        json_t *j;
+        if (sd__is_writing_slice(st, kvs, i, sink_key, &j)) {
+            const char *vol = json_string_value(json_object_get(j, "volumeId"));
+            /* keys sort by file, volume, time: a later item of one volume is newer */
+            if (first < 0 || strcmp(vol, first_vol) <= 0) {
+                first = (ssize_t)i;
+                snprintf(first_vol, sizeof(first_vol), "%s", vol);
+            }
+            if (after_volume != NULL && strcmp(vol, after_volume) > 0 &&
+                (best < 0 || strcmp(vol, best_vol) <= 0)) {
+                best = (ssize_t)i;
+                snprintf(best_vol, sizeof(best_vol), "%s", vol);
+            }
+        }
+        json_decref(j);
+    }
+    return best >= 0 ? best : first;
+}
+
+/* 1 if the slice key is still a writing slice of sink_key in kvs. */
+static int sd__still_writing(struct sd_storage *st, const struct sd_kvs *kvs, const char *sink_key,
+                             const char *slice_key)
+{
+    for (size_t i = 0; i < kvs->n; i++) {
         json_t *j;
         int found;
-        if (strncmp(key, sink_key, klen) != 0 || key[klen] != '/') {
+        if (strcmp(kvs->items[i].key + strlen(SD_STORAGE_LOCAL_SLICES), slice_key) != 0) {
             continue;
         }
-        j = json_loadb(kvs->items[i].value, kvs->items[i].value_len, 0, NULL);
-        found = strcmp(json_string_value(json_object_get(j, "state")) ?: "", "writing") == 0 &&
-                sd_storage_has_volume(st, json_string_value(json_object_get(j, "volumeId"))) &&
-                json_string_value(json_object_get(json_object_get(j, "local"), "dir")) != NULL &&
-                !sd_storage_slice_is_closing(st, key);
+        found = sd__is_writing_slice(st, kvs, i, sink_key, &j);
         json_decref(j);
-        if (found) {
-            return (ssize_t)i;
-        }
+        return found;
     }
-    return -1;
+    return 0;
 }
 
 /* Opens the writer of the slice entity kv (an item of a range of the local level). */
@@ -811,7 +852,8 @@ static void sd__report_closesync(struct sd_storage *st)
 
     pthread_mutex_lock(&st->lock);
     rev = st->synced_rev;
-    is_due = st->closesync_fn != NULL && rev > st->reported_rev && json_object_size(st->closing) == 0;
+    is_due =
+        st->closesync_fn != NULL && rev > st->reported_rev && json_object_size(st->closing) == 0;
     pthread_mutex_unlock(&st->lock);
     if (is_due && st->closesync_fn(st->closesync_arg, rev) == 0) {
         pthread_mutex_lock(&st->lock);
@@ -827,15 +869,31 @@ static void sd__report_closesync(struct sd_storage *st)
 static void sd__slot_follow(struct sd_storage *st, struct sd_sink_slot *slot,
                             const struct sd_kvs *kvs)
 {
-    ssize_t at = sd__writing_slice(st, kvs, slot->sink_key);
-    const char *key = at >= 0 ? kvs->items[at].key + strlen(SD_STORAGE_LOCAL_SLICES) : NULL;
     struct sd_slice_handle *old = slot->slice, *next = NULL;
+    char old_volume[SD_VOLUME_ID_LEN + 1] = "";
     struct sd_buf err = SD_BUF_INIT;
+    const char *key = NULL;
+    ssize_t at;
     int is_new_file;
 
-    if ((old != NULL && key != NULL && strcmp(old->key, key) == 0) || (old == NULL && key == NULL)) {
+    if (old != NULL && sd__still_writing(st, kvs, slot->sink_key, old->key)) {
         return; /* still writing the slice the store names */
     }
+    if (old != NULL) { /* "<fileKey>/<volumeId>/<sliceOpenedAt>" */
+        const char *end = strrchr(old->key, '/'), *start = end;
+        while (start > old->key && start[-1] != '/') {
+            start--;
+        }
+        snprintf(old_volume, sizeof(old_volume), "%.*s", (int)(end - start), start);
+    }
+    at = sd__next_writing_slice(st, kvs, slot->sink_key, old != NULL ? old_volume : NULL);
+    if (at < 0 && old == NULL) {
+        return; /* nothing to write yet */
+    }
+    if (old != NULL) {
+        sd__slot_note_rotation(slot, old); /* the next slice's allocation follows its size */
+    }
+    key = at >= 0 ? kvs->items[at].key + strlen(SD_STORAGE_LOCAL_SLICES) : NULL;
     if (key != NULL && sd__slice_open_stored(st, &kvs->items[at], sd__allocation_bytes(st, slot),
                                              &next, &err) != 0) {
         if (slot->failed_key == NULL || strcmp(slot->failed_key, key) != 0) {
@@ -853,7 +911,6 @@ static void sd__slot_follow(struct sd_storage *st, struct sd_sink_slot *slot,
     sd_buf_fini(&err);
     is_new_file = old != NULL && next != NULL && strcmp(old->file_key, next->file_key) != 0;
     if (old != NULL) {
-        sd__slot_note_rotation(slot, old);
         sd__mark_closing(st, old->key); /* no upload before it is closed */
     }
     pthread_mutex_lock(&slot->lock);
@@ -866,8 +923,8 @@ static void sd__slot_follow(struct sd_storage *st, struct sd_sink_slot *slot,
             sd_log_key(SD_LOG_INFO, "storage", next->key, "sink %s rotated to slice %s%s",
                        slot->sink_key, next->key, is_new_file ? " (new file)" : "");
         } else {
-            sd_log_key(SD_LOG_INFO, "storage", next->key, "sink %s writes slice %s",
-                       slot->sink_key, next->key);
+            sd_log_key(SD_LOG_INFO, "storage", next->key, "sink %s writes slice %s", slot->sink_key,
+                       next->key);
         }
     }
     if (old != NULL) {
@@ -891,9 +948,13 @@ int sd_storage_sync_slices(struct sd_storage *st)
     for (struct sd_sink_slot *slot = st->slots; slot != NULL; slot = slot->next) {
         sd__slot_follow(st, slot, &kvs);
     }
+    /* caught up with every slice change seen: the newest revision among them (not the store's
+     * revision, which moves with every write anywhere and would make a report each time) */
     pthread_mutex_lock(&st->lock);
-    if (kvs.rev > st->synced_rev) {
-        st->synced_rev = kvs.rev;
+    for (size_t i = 0; i < kvs.n; i++) {
+        if (kvs.items[i].mod_rev > st->synced_rev) {
+            st->synced_rev = kvs.items[i].mod_rev;
+        }
     }
     pthread_mutex_unlock(&st->lock);
     sd_kvs_free(&kvs);

@@ -70,9 +70,8 @@ static char *fixture_open_file(struct sd_state *st, const struct sd_config *cfg,
     struct sd_buf err = SD_BUF_INIT;
     char *file_key = NULL;
 
-    assert_int_equal(sd_files_open(st, &fixture_files, meta, settings, old_file_key, &file_key,
-                                   &err),
-                     0);
+    assert_int_equal(
+        sd_files_open(st, &fixture_files, meta, settings, old_file_key, &file_key, &err), 0);
     json_decref(settings);
     json_decref(meta);
     json_decref(sink);

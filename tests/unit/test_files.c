@@ -138,8 +138,8 @@ static void test_a_file_has_a_slice_on_every_writer_node(void **state)
         const char *dir = json_string_value(json_object_get(json_object_get(j, "local"), "dir"));
         json_object_set_new(nodes, strcmp(vol, "volA") == 0 ? "n1" : "n2", json_true());
         assert_int_equal(strncmp(dir, "/volumes/x/" FIXTURE_SINK_KEY "/", 23), 0);
-        assert_int_equal(strncmp(kvs.items[i].key + strlen("storage/slice/level/local/"),
-                                 file_key, strlen(file_key)),
+        assert_int_equal(strncmp(kvs.items[i].key + strlen("storage/slice/level/local/"), file_key,
+                                 strlen(file_key)),
                          0);
         json_decref(j);
     }
