@@ -180,6 +180,10 @@ def run(streamd_factory, etcd, pg, s3, figures):
     drain_s = time.time() - drain0
     time.sleep(3)  # anything imported twice would show now
     ids = [r[1] for r in psql_rows(pg, QUERY)]
+    node_of = {v["volumeId"]: v["nodeId"] for v in etcd.range("storage/volume/writer/").values()}
+    spans = {}
+    for sl in etcd.range("storage/slice/all/").values():
+        spans.setdefault(sl["fileOpenedAt"], set()).add(node_of.get(sl["volumeId"]))
     changes = (history(etcd.url.split(",")[0], "storage/file/all/") +
                history(etcd.url.split(",")[0], "storage/slice/all/"))
     twice = states_entered_twice(changes)
@@ -193,6 +197,8 @@ def run(streamd_factory, etcd, pg, s3, figures):
         "kills": {"data_node": 1, "coordinator": 1, "etcd_leader": 1}, "events": events,
         "outage_s": OUTAGE_S, "outage_answers": outage, "drain_s": round(drain_s, 1),
         "entity_puts": len(changes), "states_entered_twice": len(twice),
+        "files": len(spans), "files_spanning_both_data_nodes":
+            sum(1 for n in spans.values() if {"data-1", "data-2"} <= n),
         "entered_twice": [[k[len(NAMESPACE):], st, len(p)] for k, st, p in twice],
         "survivor_imports_after_kill": imports_of(survivor) - survivor_imports,
         "statuses": [l.statuses for l in loads]})
@@ -205,6 +211,7 @@ def run(streamd_factory, etcd, pg, s3, figures):
     assert figures["duplicates"] == 0, figures
     assert figures["phantoms"] == 0, figures
     assert not twice, json.dumps(twice[:5], indent=1)
+    assert figures["files_spanning_both_data_nodes"] > 0, figures  # one file, a slice per node
 
 
 def table_exists(pg):
