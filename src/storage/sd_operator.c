@@ -1,23 +1,27 @@
-/* sd_operator.c: slice and file state machines of a standalone node.
+/* sd_operator.c: the slice and file state machines: a coordinator's files, a reader's uploads.
  *
  * DESIGN: one thread wakes every check interval (the smallest of the reference's operator
  * check intervals) and makes one pass:
- *   1. rotation: for each open slice, the upload triggers (slice rotation) and the import
- *      triggers of its file (file rotation), from the settings snapshot of the slot
- *      (sd_conditions); a rotation runs under slice/fileRotationTimeout;
- *   2. closing slices without a writer (left by a crash; not while a writer still closes)
- *      move to "uploading";
- *   3. upload: each "uploading" slice whose retryAfter passed is recovered/verified, renamed
- *      to its visible name and put to staging as one object, under sliceUploadTimeout; then
- *      "uploaded" with its statistics moved to the staging level, and the local files are
- *      deleted;
- *   4. files in "closing" whose slices are all uploaded move to "importing";
- *   5. import: every "importing" file is imported into its table in one transaction with a
- *      ledger row per slice (a retried import adds nothing), under fileImportTimeout; then its
- *      slices and the file move to "imported" with statistics at the target level, and staged
- *      objects are deleted;
- *   6. metadata cleanup (at start, then every storage.metadataCleanup.interval; see
- *      sd__cleanup): expired imported files are deleted with their slices, their target
+ *   0. (writer) this node's slots follow their slices (sd_storage_sync_slices), for a slice
+ *      that could not be opened before (full disk) or a change its follower missed;
+ *   1. (coordinator) the files of the sinks it owns (sd_operator_sinks_changed, sd_files): a
+ *      sink without a writing file gets one, a writer node that joined gets its slice, a
+ *      settings or mapping change rotates the file, the upload triggers rotate each writing
+ *      slice and the import triggers the file (sd_conditions, from the settings recorded in the
+ *      file), each rotation under slice/fileRotationTimeout; a stopped sink's file closes;
+ *   2. (coordinator) closing slices move to "uploading" once every writer node's close-sync
+ *      report has reached the revision they closed at;
+ *   3. (reader) upload: each "uploading" slice on this node's volumes whose writer is closed
+ *      and whose retryAfter passed is recovered/verified, renamed to its visible name and put
+ *      to staging as one object, under sliceUploadTimeout; then "uploaded" with its statistics
+ *      moved to the staging level, and the local files are deleted;
+ *   4. (coordinator) files in "closing" whose slices are all uploaded move to "importing";
+ *   5. (coordinator) import: every "importing" file is imported into its table in one
+ *      transaction with a ledger row per slice (a retried import adds nothing), under
+ *      fileImportTimeout; then its slices and the file move to "imported" with statistics at
+ *      the target level, and staged objects are deleted;
+ *   6. (coordinator) metadata cleanup (at start, then every storage.metadataCleanup.interval;
+ *      see sd__cleanup): expired imported files are deleted with their slices, their target
  *      statistics rolled into the sink's "_sum" key so totals do not change; files that stayed
  *      in another state longer than activeFileExpiration are dropped with their staged objects.
  * Steps under a timeout run on their own thread (sd_bounded): past the timeout the operator
@@ -25,8 +29,9 @@
  * attempt runs to its end in the background and its entity is skipped until then.
  * A failed step records retryAttempt, retryReason, first/lastFailedAt and retryAfter on the
  * entity (backoff storage.retry.*, +-10 % jitter) and is skipped until then. Nothing is
- * deleted before the next level holds it. The operator is the only writer of these
- * transitions, so it reads and writes entities without compare guards. */
+ * deleted before the next level holds it. Every transition compares the revision the entity
+ * was read at (sd_entity), so one applied by another coordinator meanwhile is not applied
+ * again. */
 #include "storage/sd_operator.h"
 #include "storage/sd_entity.h"
 #include "storage/sd_files.h"
@@ -357,6 +362,76 @@ static void sd__slice_totals(struct sd_operator *op, json_t *open, const char *s
     }
 }
 
+/* A slice rotation (slice_key) or a file rotation (file_key: the file it closes, with the
+ * sink's meta and settings for the next one), run under its timeout. */
+struct sd_rotate_step {
+    struct sd_operator *op;
+    char *slice_key;
+    char *file_key;
+    json_t *meta;
+    json_t *settings;
+    struct sd_buf err;
+};
+
+static int sd__rotate_step(void *arg)
+{
+    struct sd_rotate_step *r = arg;
+
+    if (r->slice_key != NULL) {
+        return sd_files_rotate_slice(r->op->d.state, &r->op->files, r->slice_key, &r->err);
+    }
+    return sd_files_open(r->op->d.state, &r->op->files, r->meta, r->settings, r->file_key, NULL,
+                         &r->err);
+}
+
+static void sd__rotate_step_free(void *arg)
+{
+    struct sd_rotate_step *r = arg;
+
+    free(r->slice_key);
+    free(r->file_key);
+    json_decref(r->meta);
+    json_decref(r->settings);
+    sd_buf_fini(&r->err);
+    free(r);
+}
+
+/* Runs a rotation of the sink under sliceRotationTimeout (a slice) or fileRotationTimeout (its
+ * file); past the timeout it goes on in the background and the sink is skipped until it ends.
+ * size: the bytes it moves on (metrics). Returns 1 if it rotated. */
+static int sd__rotate(struct sd_operator *op, const struct sd_sink_view *v, const char *slice_key,
+                      const char *file_key, int64_t size)
+{
+    struct sd_rotate_step *r = sd_xcalloc(1, sizeof(*r));
+    char *busy_key = sd_xasprintf("rotate/%s", v->sink_key);
+    double t0 = sd_mreg_now_ms();
+    int rc;
+
+    r->op = op;
+    r->slice_key = slice_key != NULL ? sd_xstrdup(slice_key) : NULL;
+    r->file_key = slice_key == NULL ? sd_xstrdup(file_key) : NULL;
+    r->meta = json_incref(v->meta);
+    r->settings = json_incref(v->settings);
+    sd_buf_init(&r->err);
+    rc = sd_bounded_run(op->steps, busy_key, sd__rotate_step, r, sd__rotate_step_free,
+                        slice_key != NULL ? op->cfg.slice_rotation_timeout_ms
+                                          : op->cfg.file_rotation_timeout_ms);
+    sd_mreg_operation(slice_key != NULL ? "slicerotation" : "filerotation", v->sink_key,
+                      sd_mreg_now_ms() - t0, rc ? "other" : "", rc ? -1 : size, -1);
+    free(busy_key);
+    if (rc == -ETIMEDOUT) {
+        sd_log_key(SD_LOG_ERROR, "operator", v->sink_key, "rotation of sink %s abandoned: %s",
+                   v->sink_key,
+                   slice_key != NULL ? "slice rotation timeout" : "file rotation timeout");
+        return 0; /* the step is the runner's now */
+    }
+    if (rc != 0) {
+        sd__sink_error(op, v->sink_key, rc, &r->err);
+    }
+    sd__rotate_step_free(r);
+    return rc == 0;
+}
+
 /* The writing file of a sink: its writing slices rotate on the upload triggers, the file on the
  * import triggers (from the settings recorded in the file). Returns 1 if anything rotated. */
 static int sd__rotate_file(struct sd_operator *op, const struct sd_sink_view *v,
@@ -366,12 +441,16 @@ static int sd__rotate_file(struct sd_operator *op, const struct sd_sink_view *v,
     const json_t *s = json_object_get(file, "settings");
     struct sd_file_totals totals = {0, 0, 0};
     char *prefix = sd_xasprintf("storage/slice/all/%s/", file_key);
-    struct sd_buf err = SD_BUF_INIT;
+    char *busy_key = sd_xasprintf("rotate/%s", v->sink_key);
     enum sd_import_cause cause;
     struct sd_kvs kvs;
-    int rotated = 0, rc;
-    double t0;
+    int rotated = 0, is_busy = sd_bounded_is_busy(op->steps, busy_key);
 
+    free(busy_key);
+    if (is_busy) {
+        free(prefix);
+        return 0; /* an abandoned rotation of this sink still runs */
+    }
     memset(&kvs, 0, sizeof(kvs));
     if (sd_state_range(state, prefix, 0, &kvs) != 0) {
         free(prefix);
@@ -396,14 +475,7 @@ static int sd__rotate_file(struct sd_operator *op, const struct sd_sink_view *v,
         if (strcmp(sd_entity_state(slice), "writing") == 0 &&
             sd_should_upload(s, now, sd_time_of_key(slice_key), records, compressed) &&
             sd_files_volume_is_live(state, json_string_value(json_object_get(slice, "volumeId")))) {
-            t0 = sd_mreg_now_ms();
-            rc = sd_files_rotate_slice(state, &op->files, slice_key, &err);
-            sd_mreg_operation("slicerotation", v->sink_key, sd_mreg_now_ms() - t0,
-                              rc ? "other" : "", rc ? -1 : compressed, -1);
-            if (rc != 0) {
-                sd__sink_error(op, v->sink_key, rc, &err);
-            }
-            rotated |= rc == 0;
+            rotated |= sd__rotate(op, v, slice_key, NULL, compressed);
         }
         json_decref(slice);
     }
@@ -414,17 +486,8 @@ static int sd__rotate_file(struct sd_operator *op, const struct sd_sink_view *v,
     if (cause != SD_IMPORT_NONE) {
         sd_log_key(SD_LOG_INFO, "operator", file_key, "rotating file %s, import condition met: %s",
                    file_key, sd_import_cause_name(cause));
-        t0 = sd_mreg_now_ms();
-        sd_buf_reset(&err);
-        rc = sd_files_open(state, &op->files, v->meta, v->settings, file_key, NULL, &err);
-        sd_mreg_operation("filerotation", v->sink_key, sd_mreg_now_ms() - t0, rc ? "other" : "",
-                          rc ? -1 : totals.compressed_bytes, -1);
-        if (rc != 0) {
-            sd__sink_error(op, v->sink_key, rc, &err);
-        }
-        rotated |= rc == 0;
+        rotated |= sd__rotate(op, v, NULL, file_key, totals.compressed_bytes);
     }
-    sd_buf_fini(&err);
     return rotated;
 }
 
