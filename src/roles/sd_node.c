@@ -177,7 +177,11 @@ static int sd__open_common(struct sd_node *n)
         return rc;
     }
     n->health = sd_health_create();
-    sd_state_set_health(n->state, n->health);
+    /* A data node's appends never wait for etcd: an etcd outage must not take it out of its load
+     * balancer (it logs the outage). The embedded store shares the node's disk: it counts. */
+    if (!(n->roles & SD_ROLE_SOURCE) || strcmp(n->c.state_backend, "etcd") != 0) {
+        sd_state_set_health(n->state, n->health);
+    }
     return 0;
 }
 

@@ -104,6 +104,8 @@ def test_data_node_keeps_acknowledging_while_etcd_is_down(streamd_factory, etcd,
         before = sum(load.statuses.values())
         time.sleep(outage)
         during = dict(load.statuses)
+        # a load balancer keeps sending to it: etcd is not part of a data node's readiness
+        health = d1.request("GET", d1.source + "/health-check")
     finally:
         etcd.resume()
     time.sleep(2)
@@ -111,6 +113,7 @@ def test_data_node_keeps_acknowledging_while_etcd_is_down(streamd_factory, etcd,
     # the data path never waits for etcd: every record of the outage was acknowledged
     assert set(during) == {200} and sum(during.values()) > before, during
     assert "etcd at %s answers again" % etcd.url in d1.read_stderr()  # it did see the outage
+    assert health[0] == 200, health
     query = 'SELECT * FROM "in.c-cluster"."outage" WHERE "id" <> \'probe\''
     wait_psql(pg, query, lambda r: load.acked <= {row[1] for row in r}, timeout=90)
     time.sleep(2)

@@ -20,19 +20,19 @@
 static const struct sd_files_config fixture_files = {1, NULL, 0, "gzip"};
 
 /* The sink "snk" of source "src" (project 1, branch 2) writing "body" to table in.c-b.t. */
-static json_t *fixture_sink(void)
+static inline json_t *fixture_sink(void)
 {
     return json_pack("{s:i, s:i, s:s, s:s, s:{s:s, s:{s:[{s:s, s:s}]}}}", "projectId", 1,
                      "branchId", 2, "sourceId", "src", "sinkId", "snk", "table", "tableId",
                      "in.c-b.t", "mapping", "columns", "type", "body", "name", "body");
 }
 
-static json_t *fixture_source(void)
+static inline json_t *fixture_source(void)
 {
     return json_pack("{s:i, s:i, s:s}", "projectId", 1, "branchId", 2, "sourceId", "src");
 }
 
-static void fixture_put_json(struct sd_state *st, const char *key, json_t *j)
+static inline void fixture_put_json(struct sd_state *st, const char *key, json_t *j)
 {
     char *text = json_dumps(j, JSON_COMPACT);
     assert_int_equal(sd_state_put(st, key, text, strlen(text), 0, NULL), 0);
@@ -40,7 +40,7 @@ static void fixture_put_json(struct sd_state *st, const char *key, json_t *j)
 }
 
 /* Stores the definitions and announces the writer's volumes (storage may be NULL). */
-static void fixture_define(struct sd_state *st, struct sd_storage *storage)
+static inline void fixture_define(struct sd_state *st, struct sd_storage *storage)
 {
     json_t *sink = fixture_sink(), *src = fixture_source(), *vols, *value;
     const char *key;
@@ -62,8 +62,8 @@ static void fixture_define(struct sd_state *st, struct sd_storage *storage)
 
 /* Opens the sink's next file (closing old_file_key, may be NULL) with the settings a
  * coordinator computes from cfg; returns its key (owned). */
-static char *fixture_open_file(struct sd_state *st, const struct sd_config *cfg,
-                               const char *old_file_key)
+static inline char *fixture_open_file(struct sd_state *st, const struct sd_config *cfg,
+                                      const char *old_file_key)
 {
     json_t *sink = fixture_sink(), *src = fixture_source();
     json_t *settings = sd_settings_snapshot(cfg, src, sink), *meta = sd_files_sink_meta(sink);
@@ -81,7 +81,7 @@ static char *fixture_open_file(struct sd_state *st, const struct sd_config *cfg,
 }
 
 /* The writer's slots follow the store (as its follower of the slices does). */
-static void fixture_sync(struct sd_storage *storage, pthread_mutex_t *slots_lock)
+static inline void fixture_sync(struct sd_storage *storage, pthread_mutex_t *slots_lock)
 {
     pthread_mutex_lock(slots_lock);
     assert_int_equal(sd_storage_sync_slices(storage), 0);
