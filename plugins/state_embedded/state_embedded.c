@@ -49,6 +49,7 @@
 
 #include "core/sd_alloc.h"
 #include "core/sd_buf.h"
+#include "core/sd_cond.h"
 #include "core/sd_error.h"
 #include "core/sd_fs.h"
 #include "core/sd_health.h"
@@ -63,7 +64,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -294,17 +294,6 @@ static char *se_dup_bytes(const char *p, size_t len)
 static int se_has_prefix(const char *key, const char *prefix, size_t plen)
 {
     return strncmp(key, prefix, plen) == 0;
-}
-
-static void se_timespec_after_ms(struct timespec *ts, int64_t ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += (time_t)(ms / 1000);
-    ts->tv_nsec += (long)((ms % 1000) * 1000000);
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
 }
 
 /* ---- skip list -------------------------------------------------------------------------- */
@@ -1506,7 +1495,6 @@ static uint64_t se_revoke_locked(struct se_store *s, struct se_lease *l)
 static void *se_maint_main(void *arg)
 {
     struct se_store *s = arg;
-    struct timespec ts;
 
     pthread_mutex_lock(&s->mu);
     while (!s->closing) {
@@ -1541,8 +1529,7 @@ static void *se_maint_main(void *arg)
         if (s->closing) {
             break;
         }
-        se_timespec_after_ms(&ts, SE_REAP_MS);
-        pthread_cond_timedwait(&s->maint_cv, &s->mu, &ts);
+        sd_cond_wait_ms(&s->maint_cv, &s->mu, SE_REAP_MS);
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -1728,21 +1715,14 @@ static void se_close(void *ctx)
     se_free_store(s);
 }
 
-static int se_init_sync(struct se_store *s)
+static void se_init_sync(struct se_store *s)
 {
-    pthread_condattr_t ca;
-    int rc;
-
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->sync_cv, NULL);
     pthread_cond_init(&s->watch_cv, NULL);
     pthread_cond_init(&s->idle_cv, NULL);
     pthread_cond_init(&s->compact_cv, NULL);
-    pthread_condattr_init(&ca);
-    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->maint_cv, &ca);
-    pthread_condattr_destroy(&ca);
-    return -rc;
+    sd_cond_init_monotonic(&s->maint_cv);
 }
 
 /* Removes group and other permissions from the store's directory and files. */
@@ -1774,10 +1754,7 @@ static int se_open(const struct sd_config *cfg, const char *path, void **ctx)
     s->lim.history_revs = 10000;
     s->lim.history_bytes = 64u << 20;
     se_map_init(&s->map, (uint64_t)sd_now_us() ^ (uint64_t)(uintptr_t)s);
-    rc = se_init_sync(s);
-    if (rc != 0) {
-        goto fail;
-    }
+    se_init_sync(s);
     s->dir = sd_xstrdup(path);
     s->wal_path = sd_xasprintf("%s/wal", path);
     s->walnew_path = sd_xasprintf("%s/wal.new", path);

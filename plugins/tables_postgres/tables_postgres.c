@@ -30,6 +30,7 @@
 #include "core/sd_error.h"
 #include "pipeline/sd_csv.h"
 #include "tables/sd_csv_reader.h"
+#include "tables/sd_table_schema.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -151,26 +152,15 @@ static int tables_pg_exec(PGconn *conn, const char *sql, struct sd_buf *err)
     return tables_pg_run(conn, sql, 0, NULL, PGRES_COMMAND_OK, NULL, err, sql);
 }
 
-/* Appends name as an SQL quoted identifier ('"' doubled). */
-static int tables_pg_ident(struct sd_buf *b, const char *name)
-{
-    int rc = sd_buf_append_char(b, '"');
-
-    for (const char *p = name; rc == 0 && *p != '\0'; p++) {
-        rc = *p == '"' ? sd_buf_append_str(b, "\"\"") : sd_buf_append_char(b, *p);
-    }
-    return rc == 0 ? sd_buf_append_char(b, '"') : rc;
-}
-
 /* Appends "schema"."table". */
 static int tables_pg_qualified(struct sd_buf *b, const struct tables_pg_name *n)
 {
-    int rc = tables_pg_ident(b, n->schema);
+    int rc = sd_table_sql_ident(b, n->schema);
 
     if (rc == 0) {
         rc = sd_buf_append_char(b, '.');
     }
-    return rc == 0 ? tables_pg_ident(b, n->table) : rc;
+    return rc == 0 ? sd_table_sql_ident(b, n->table) : rc;
 }
 
 /* Splits table_id at its last '.' into the project's schema and the table name, refusing
@@ -215,24 +205,19 @@ static int tables_pg_name_of(int64_t project, const char *table_id, struct table
     return 0;
 }
 
-static int tables_pg_check_columns(const char *const *columns, size_t ncolumns, struct sd_buf *err)
+/* Checks sc (sd_table_schema_check), refusing column names PostgreSQL would truncate. */
+static int tables_pg_check_columns(const struct sd_table_schema *sc, struct sd_buf *err)
 {
-    if (ncolumns == 0 || columns == NULL) {
-        sd_buf_setf(err, "a table needs at least one column");
-        return SD_EINVAL;
-    }
-    for (size_t i = 0; i < ncolumns; i++) {
-        if (columns[i] == NULL || columns[i][0] == '\0') {
-            sd_buf_setf(err, "column %zu has an empty name", i + 1);
-            return SD_EINVAL;
-        }
-        if (strlen(columns[i]) > TABLES_PG_MAX_IDENT) {
-            sd_buf_setf(err, "column \"%s\": a PostgreSQL name is at most %d bytes", columns[i],
+    int rc = sd_table_schema_check(sc, err);
+
+    for (size_t i = 0; rc == 0 && i < sc->ncolumns; i++) {
+        if (strlen(sc->columns[i]) > TABLES_PG_MAX_IDENT) {
+            sd_buf_setf(err, "column \"%s\": a PostgreSQL name is at most %d bytes", sc->columns[i],
                         TABLES_PG_MAX_IDENT);
-            return SD_EINVAL;
+            rc = SD_EINVAL;
         }
     }
-    return 0;
+    return rc;
 }
 
 /* ---- the connection pool ---------------------------------------------------------------- */
@@ -357,47 +342,17 @@ static void tables_pg_release(struct tables_pg *pg, PGconn *conn)
 
 /* ---- tables ----------------------------------------------------------------------------- */
 
-/* Appends "(a, b integer, ...)": the columns, with the type when it is not text. */
-static void tables_pg_describe(struct sd_buf *b, const PGresult *res)
+/* The values of column col of res, one per row (owned array of borrowed strings, valid until
+ * res is cleared; free() it). */
+static const char **tables_pg_values(const PGresult *res, int col)
 {
-    (void)sd_buf_append_char(b, '(');
-    for (int i = 0; i < PQntuples(res); i++) {
-        (void)sd_buf_printf(b, "%s\"%s\"", i > 0 ? ", " : "", PQgetvalue(res, i, 0));
-        if (strcmp(PQgetvalue(res, i, 1), "text") != 0) {
-            (void)sd_buf_printf(b, " %s", PQgetvalue(res, i, 1));
-        }
-    }
-    (void)sd_buf_append_char(b, ')');
-}
+    int n = PQntuples(res);
+    const char **v = sd_xcalloc(n > 0 ? (size_t)n : 1, sizeof(*v));
 
-/* 1 when sc has a primary key. */
-static int tables_pg_has_key(const struct sd_table_schema *sc)
-{
-    for (size_t i = 0; sc->is_pk != NULL && i < sc->ncolumns; i++) {
-        if (sc->is_pk[i]) {
-            return 1;
-        }
+    for (int i = 0; i < n; i++) {
+        v[i] = PQgetvalue(res, i, col);
     }
-    return 0;
-}
-
-/* Appends the names of sc's primary-key columns, in mapping order, as ("a", "b"); "()" if none. */
-static void tables_pg_key_list(struct sd_buf *b, const struct sd_table_schema *sc, int quoted)
-{
-    size_t k = 0;
-
-    (void)sd_buf_append_char(b, '(');
-    for (size_t i = 0; sc->is_pk != NULL && i < sc->ncolumns; i++) {
-        if (sc->is_pk[i]) {
-            (void)sd_buf_append_str(b, k++ > 0 ? ", " : "");
-            if (quoted) {
-                (void)tables_pg_ident(b, sc->columns[i]);
-            } else {
-                (void)sd_buf_printf(b, "\"%s\"", sc->columns[i]);
-            }
-        }
-    }
-    (void)sd_buf_append_char(b, ')');
+    return v;
 }
 
 /* Checks that table n's primary key is sc's key columns in mapping order (none for none):
@@ -408,6 +363,7 @@ static int tables_pg_check_key(PGconn *conn, const char *table_id, const struct 
     const char *params[] = {n->schema, n->table};
     struct sd_buf want = SD_BUF_INIT, have = SD_BUF_INIT;
     PGresult *res = NULL;
+    const char **key;
     int rc;
 
     rc = tables_pg_run(conn,
@@ -420,17 +376,15 @@ static int tables_pg_check_key(PGconn *conn, const char *table_id, const struct 
     if (rc != 0) {
         return rc;
     }
-    tables_pg_key_list(&want, sc, 0);
-    (void)sd_buf_append_char(&have, '(');
-    for (int i = 0; i < PQntuples(res); i++) {
-        (void)sd_buf_printf(&have, "%s\"%s\"", i > 0 ? ", " : "", PQgetvalue(res, i, 0));
-    }
-    (void)sd_buf_append_char(&have, ')');
-    if (strcmp(sd_buf_cstr(&want), sd_buf_cstr(&have)) != 0) {
+    key = tables_pg_values(res, 0);
+    if (!sd_table_schema_key_matches(sc, key, (size_t)PQntuples(res))) {
+        sd_table_describe(&have, key, NULL, NULL, (size_t)PQntuples(res));
+        sd_table_describe_key(&want, sc);
         sd_buf_setf(err, "table \"%s\" has primary key %s, the mapping has %s", table_id,
                     sd_buf_cstr(&have), sd_buf_cstr(&want));
         rc = SD_ECONFLICT;
     }
+    free(key);
     PQclear(res);
     sd_buf_fini(&want);
     sd_buf_fini(&have);
@@ -442,13 +396,11 @@ static int tables_pg_check_key(PGconn *conn, const char *table_id, const struct 
 static int tables_pg_check(PGconn *conn, const char *table_id, const struct tables_pg_name *n,
                            const struct sd_table_schema *sc, int *exists, struct sd_buf *err)
 {
-    const char *const *columns = sc->columns;
-    size_t ncolumns = sc->ncolumns;
     const char *params[] = {n->schema, n->table};
     PGresult *res = NULL;
     struct sd_buf want = SD_BUF_INIT;
     struct sd_buf have = SD_BUF_INIT;
-    int same;
+    const char **names, **types;
     int rc;
 
     *exists = 0;
@@ -478,27 +430,22 @@ static int tables_pg_check(PGconn *conn, const char *table_id, const struct tabl
     if (rc != 0) {
         return rc;
     }
-    same = (size_t)PQntuples(res) == ncolumns;
-    for (size_t i = 0; same && i < ncolumns; i++) {
-        same = strcmp(PQgetvalue(res, (int)i, 0), columns[i]) == 0 &&
-               strcmp(PQgetvalue(res, (int)i, 1), "text") == 0;
-    }
-    if (same) {
+    names = tables_pg_values(res, 0);
+    types = tables_pg_values(res, 1);
+    if (sd_table_schema_matches(sc, names, types, NULL, (size_t)PQntuples(res))) {
         PQclear(res);
         res = NULL;
         rc = tables_pg_check_key(conn, table_id, n, sc, err);
         *exists = rc == 0;
     } else {
-        (void)sd_buf_append_char(&want, '(');
-        for (size_t i = 0; i < ncolumns; i++) {
-            (void)sd_buf_printf(&want, "%s\"%s\"", i > 0 ? ", " : "", columns[i]);
-        }
-        (void)sd_buf_append_char(&want, ')');
-        tables_pg_describe(&have, res);
+        sd_table_describe(&have, names, types, NULL, (size_t)PQntuples(res));
+        sd_table_describe(&want, sc->columns, NULL, NULL, sc->ncolumns);
         sd_buf_setf(err, "table \"%s\" has columns %s, the mapping has %s", table_id,
                     sd_buf_cstr(&have), sd_buf_cstr(&want));
         rc = SD_ECONFLICT;
     }
+    free(names);
+    free(types);
     PQclear(res);
     sd_buf_fini(&want);
     sd_buf_fini(&have);
@@ -530,7 +477,7 @@ static int tables_pg_ensure_locked(PGconn *conn, const char *table_id,
     }
     rc = sd_buf_append_str(&sql, "CREATE SCHEMA IF NOT EXISTS ");
     if (rc == 0) {
-        rc = tables_pg_ident(&sql, n->schema);
+        rc = sd_table_sql_ident(&sql, n->schema);
     }
     if (rc == 0) {
         rc = sd_buf_append_str(&sql, "; CREATE TABLE ");
@@ -538,21 +485,11 @@ static int tables_pg_ensure_locked(PGconn *conn, const char *table_id,
     if (rc == 0) {
         rc = tables_pg_qualified(&sql, n);
     }
-    for (size_t i = 0; rc == 0 && i < sc->ncolumns; i++) {
-        rc = sd_buf_append_str(&sql, i == 0 ? " (" : ", ");
-        if (rc == 0) {
-            rc = tables_pg_ident(&sql, sc->columns[i]);
-        }
-        if (rc == 0) {
-            rc = sd_buf_append_str(&sql, " text NOT NULL");
-        }
-    }
-    if (rc == 0 && tables_pg_has_key(sc)) {
-        rc = sd_buf_append_str(&sql, ", PRIMARY KEY ");
-        tables_pg_key_list(&sql, sc, 1);
+    if (rc == 0) {
+        rc = sd_buf_append_char(&sql, ' ');
     }
     if (rc == 0) {
-        rc = sd_buf_append_char(&sql, ')');
+        rc = sd_table_sql_define(&sql, sc, "text NOT NULL");
     }
     if (rc != 0) {
         sd_buf_setf(err, "out of memory");
@@ -629,7 +566,7 @@ static int tables_pg_ensure_or_check(void *ctx, int64_t project, const char *tab
 
     rc = tables_pg_name_of(project, table_id, &n, err);
     if (rc == 0) {
-        rc = tables_pg_check_columns(sc->columns, sc->ncolumns, err);
+        rc = tables_pg_check_columns(sc, err);
     }
     if (rc == 0) {
         rc = tables_pg_acquire(ctx, !create, &conn, err);
@@ -746,7 +683,7 @@ static int tables_pg_stage_create(PGconn *conn, const struct sd_table_schema *sc
     int rc = sd_buf_append_str(&sql, "CREATE TEMP TABLE IF NOT EXISTS \"_streamd_stage\" (");
 
     for (size_t i = 0; rc == 0 && i < sc->ncolumns; i++) {
-        rc = tables_pg_ident(&sql, sc->columns[i]);
+        rc = sd_table_sql_ident(&sql, sc->columns[i]);
         if (rc == 0) {
             rc = sd_buf_append_str(&sql, " text NOT NULL, ");
         }
@@ -765,37 +702,23 @@ static int tables_pg_stage_merge(PGconn *conn, const struct tables_pg_name *n,
                                  const struct sd_table_schema *sc, struct sd_buf *err)
 {
     struct sd_buf sql = SD_BUF_INIT, cols = SD_BUF_INIT, key = SD_BUF_INIT;
-    size_t nset = 0;
     int rc;
 
-    for (size_t i = 0; i < sc->ncolumns; i++) {
-        (void)sd_buf_append_str(&cols, i > 0 ? ", " : "");
-        (void)tables_pg_ident(&cols, sc->columns[i]);
-    }
-    tables_pg_key_list(&key, sc, 1);
-    rc = sd_buf_append_str(&sql, "INSERT INTO ");
+    rc = sd_table_sql_names(&cols, sc, 0);
+    rc = rc == 0 ? sd_table_sql_names(&key, sc, 1) : rc;
+    rc = rc == 0 ? sd_buf_append_str(&sql, "INSERT INTO ") : rc;
     if (rc == 0) {
         rc = tables_pg_qualified(&sql, n);
     }
     if (rc == 0) {
         /* DISTINCT ON keeps the first row of each key in ORDER BY order: the newest */
         rc = sd_buf_printf(&sql,
-                           " (%s) SELECT DISTINCT ON %s %s FROM " TABLES_PG_STAGE
-                           " ORDER BY %.*s, \"_streamd_seq\" DESC ON CONFLICT %s DO ",
-                           sd_buf_cstr(&cols), sd_buf_cstr(&key), sd_buf_cstr(&cols),
-                           (int)(key.len - 2), sd_buf_cstr(&key) + 1, sd_buf_cstr(&key));
+                           " %s SELECT DISTINCT ON %s %.*s FROM " TABLES_PG_STAGE
+                           " ORDER BY %.*s, \"_streamd_seq\" DESC ",
+                           sd_buf_cstr(&cols), sd_buf_cstr(&key), (int)(cols.len - 2),
+                           sd_buf_cstr(&cols) + 1, (int)(key.len - 2), sd_buf_cstr(&key) + 1);
     }
-    for (size_t i = 0; rc == 0 && i < sc->ncolumns; i++) {
-        if (!sc->is_pk[i]) {
-            rc = sd_buf_append_str(&sql, nset++ == 0 ? "UPDATE SET " : ", ");
-            rc = rc == 0 ? tables_pg_ident(&sql, sc->columns[i]) : rc;
-            rc = rc == 0 ? sd_buf_append_str(&sql, " = EXCLUDED.") : rc;
-            rc = rc == 0 ? tables_pg_ident(&sql, sc->columns[i]) : rc;
-        }
-    }
-    if (rc == 0 && nset == 0) {
-        rc = sd_buf_append_str(&sql, "NOTHING");
-    }
+    rc = rc == 0 ? sd_table_sql_on_conflict(&sql, sc) : rc;
     rc = rc == 0 ? tables_pg_exec(conn, sd_buf_cstr(&sql), err) : rc;
     rc = rc == 0 ? tables_pg_exec(conn, "TRUNCATE " TABLES_PG_STAGE, err) : rc;
     sd_buf_fini(&sql);
@@ -811,9 +734,8 @@ static int tables_pg_import_slice(PGconn *conn, const struct tables_pg_name *n,
                                   const struct sd_import_slice *s, uint64_t *rows,
                                   struct sd_buf *err)
 {
-    const char *const *columns = sc->columns;
     size_t ncolumns = sc->ncolumns;
-    int keyed = tables_pg_has_key(sc);
+    int keyed = sd_table_schema_has_key(sc);
     struct sd_buf sql = SD_BUF_INIT;
     char project_s[24];
     char rows_s[24];
@@ -829,14 +751,14 @@ static int tables_pg_import_slice(PGconn *conn, const struct tables_pg_name *n,
     if (rc == 0) {
         rc = keyed ? sd_buf_append_str(&sql, TABLES_PG_STAGE) : tables_pg_qualified(&sql, n);
     }
-    for (size_t i = 0; rc == 0 && i < ncolumns; i++) {
-        rc = sd_buf_append_str(&sql, i == 0 ? " (" : ", ");
-        if (rc == 0) {
-            rc = tables_pg_ident(&sql, columns[i]);
-        }
+    if (rc == 0) {
+        rc = sd_buf_append_char(&sql, ' ');
     }
     if (rc == 0) {
-        rc = sd_buf_append_str(&sql, ") FROM STDIN (FORMAT csv)");
+        rc = sd_table_sql_names(&sql, sc, 0);
+    }
+    if (rc == 0) {
+        rc = sd_buf_append_str(&sql, " FROM STDIN (FORMAT csv)");
     }
     if (rc != 0) {
         sd_buf_setf(err, "out of memory");
@@ -917,7 +839,7 @@ static int tables_pg_import(void *ctx, int64_t project, const char *table_id,
     }
     rc = tables_pg_name_of(project, table_id, &n, err);
     if (rc == 0) {
-        rc = tables_pg_check_columns(sc->columns, sc->ncolumns, err);
+        rc = tables_pg_check_columns(sc, err);
     }
     for (size_t i = 0; rc == 0 && i < nslices; i++) {
         if (slices[i].slice_key == NULL || slices[i].slice_key[0] == '\0' ||

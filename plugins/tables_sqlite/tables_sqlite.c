@@ -27,6 +27,7 @@
 #include "core/sd_fs.h"
 #include "core/sd_time.h"
 #include "tables/sd_csv_reader.h"
+#include "tables/sd_table_schema.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -105,28 +106,6 @@ static int tables_sqlite_fail(struct sd_buf *err, sqlite3 *conn, int src, const 
     return tables_sqlite_code(src);
 }
 
-/* Appends name as an SQL quoted identifier ('"' doubled). */
-static int tables_sqlite_ident(struct sd_buf *b, const char *name)
-{
-    const char *q;
-    int rc = sd_buf_append_char(b, '"');
-
-    while (rc == 0 && (q = strchr(name, '"')) != NULL) {
-        rc = sd_buf_append(b, name, (size_t)(q - name) + 1);
-        if (rc == 0) {
-            rc = sd_buf_append_char(b, '"');
-        }
-        name = q + 1;
-    }
-    if (rc == 0) {
-        rc = sd_buf_append_str(b, name);
-    }
-    if (rc == 0) {
-        rc = sd_buf_append_char(b, '"');
-    }
-    return rc;
-}
-
 /* Runs one statement without results. */
 static int tables_sqlite_exec(sqlite3 *conn, const char *sql, struct sd_buf *err)
 {
@@ -160,21 +139,6 @@ static int tables_sqlite_check_id(const char *table_id, struct sd_buf *err)
         strncasecmp(table_id, "sqlite_", 7) == 0) {
         sd_buf_setf(err, "table id \"%s\" is reserved", table_id);
         return SD_EINVAL;
-    }
-    return 0;
-}
-
-static int tables_sqlite_check_columns(const struct sd_table_schema *schema, struct sd_buf *err)
-{
-    if (schema == NULL || schema->ncolumns == 0 || schema->columns == NULL) {
-        sd_buf_setf(err, "a table needs at least one column");
-        return SD_EINVAL;
-    }
-    for (size_t i = 0; i < schema->ncolumns; i++) {
-        if (schema->columns[i] == NULL || schema->columns[i][0] == '\0') {
-            sd_buf_setf(err, "column %zu has an empty name", i + 1);
-            return SD_EINVAL;
-        }
     }
     return 0;
 }
@@ -374,30 +338,6 @@ static int tables_sqlite_get(struct tables_sqlite *ts, int64_t project, int crea
 
 /* ---- tables ----------------------------------------------------------------------------- */
 
-/* 1 when column i of schema is a primary-key column. */
-static int tables_sqlite_is_pk(const struct sd_table_schema *schema, size_t i)
-{
-    return schema->is_pk != NULL && schema->is_pk[i] != 0;
-}
-
-/* Appends "(a, b INTEGER, c PRIMARY KEY, ...)" for a column list, with the type only when it is
- * not TEXT and the marker on primary-key columns (pk may be NULL: none). */
-static void tables_sqlite_describe(struct sd_buf *b, const char *const *names,
-                                   const char *const *types, const unsigned char *pk, size_t n)
-{
-    (void)sd_buf_append_char(b, '(');
-    for (size_t i = 0; i < n; i++) {
-        (void)sd_buf_printf(b, "%s\"%s\"", i > 0 ? ", " : "", names[i]);
-        if (types != NULL && strcasecmp(types[i], "TEXT") != 0) {
-            (void)sd_buf_printf(b, " %s", types[i][0] != '\0' ? types[i] : "(no type)");
-        }
-        if (pk != NULL && pk[i]) {
-            (void)sd_buf_append_str(b, " PRIMARY KEY");
-        }
-    }
-    (void)sd_buf_append_char(b, ')');
-}
-
 /* Compares the existing table table_id (its exact name exists) with schema. */
 static int tables_sqlite_compare(struct tables_sqlite_db *d, const char *table_id,
                                  const struct sd_table_schema *schema, struct sd_buf *err)
@@ -408,7 +348,7 @@ static int tables_sqlite_compare(struct tables_sqlite_db *d, const char *table_i
     unsigned char *pks = NULL;
     size_t n = 0;
     size_t cap = 0;
-    int same = 1;
+    int has_hidden = 0;
     int src;
     int rc;
 
@@ -430,23 +370,19 @@ static int tables_sqlite_compare(struct tables_sqlite_db *d, const char *table_i
         names[n] = sd_xstrdup(name != NULL ? name : "");
         types[n] = sd_xstrdup(type != NULL ? type : "");
         pks[n] = sqlite3_column_int(st, 3) > 0;
-        if (n >= schema->ncolumns || strcmp(names[n], schema->columns[n]) != 0 ||
-            strcasecmp(types[n], "TEXT") != 0 || sqlite3_column_int(st, 2) != 0 ||
-            pks[n] != tables_sqlite_is_pk(schema, n)) {
-            same = 0;
-        }
+        has_hidden |= sqlite3_column_int(st, 2) != 0;
         n++;
     }
     if (src != SQLITE_DONE) {
         rc = tables_sqlite_fail(err, d->conn, src, "reading the table's columns");
-    } else if (!same || n != schema->ncolumns) {
+    } else if (has_hidden || !sd_table_schema_matches(schema, (const char *const *)names,
+                                                      (const char *const *)types, pks, n)) {
         if (err != NULL) {
             sd_buf_reset(err);
             (void)sd_buf_printf(err, "table \"%s\" exists with columns ", table_id);
-            tables_sqlite_describe(err, (const char *const *)names, (const char *const *)types, pks,
-                                   n);
+            sd_table_describe(err, (const char *const *)names, (const char *const *)types, pks, n);
             (void)sd_buf_append_str(err, ", expected ");
-            tables_sqlite_describe(err, schema->columns, NULL, schema->is_pk, schema->ncolumns);
+            sd_table_describe(err, schema->columns, NULL, schema->is_pk, schema->ncolumns);
         }
         rc = SD_ECONFLICT;
     }
@@ -515,23 +451,6 @@ out:
     return rc;
 }
 
-/* Appends head and the schema's primary-key columns, quoted, comma-separated, and ")". */
-static int tables_sqlite_key_list(struct sd_buf *sql, const char *head,
-                                  const struct sd_table_schema *schema)
-{
-    int rc = sd_buf_append_str(sql, head);
-
-    for (size_t i = 0, k = 0; rc == 0 && i < schema->ncolumns; i++) {
-        if (tables_sqlite_is_pk(schema, i)) {
-            rc = sd_buf_append_str(sql, k++ > 0 ? ", " : "");
-            if (rc == 0) {
-                rc = tables_sqlite_ident(sql, schema->columns[i]);
-            }
-        }
-    }
-    return rc == 0 ? sd_buf_append_char(sql, ')') : rc;
-}
-
 /* ensure_table inside the caller's transaction. */
 static int tables_sqlite_ensure_locked(struct tables_sqlite_db *d, const char *table_id,
                                        const struct sd_table_schema *schema, struct sd_buf *err)
@@ -547,22 +466,13 @@ static int tables_sqlite_ensure_locked(struct tables_sqlite_db *d, const char *t
     }
     rc = sd_buf_append_str(&sql, "CREATE TABLE ");
     if (rc == 0) {
-        rc = tables_sqlite_ident(&sql, table_id);
-    }
-    for (size_t i = 0; rc == 0 && i < schema->ncolumns; i++) {
-        rc = sd_buf_append_str(&sql, i == 0 ? " (" : ", ");
-        if (rc == 0) {
-            rc = tables_sqlite_ident(&sql, schema->columns[i]);
-        }
-        if (rc == 0) {
-            rc = sd_buf_append_str(&sql, " TEXT");
-        }
-    }
-    if (rc == 0 && schema->is_pk != NULL) {
-        rc = tables_sqlite_key_list(&sql, ", PRIMARY KEY (", schema);
+        rc = sd_table_sql_ident(&sql, table_id);
     }
     if (rc == 0) {
-        rc = sd_buf_append_char(&sql, ')');
+        rc = sd_buf_append_char(&sql, ' ');
+    }
+    if (rc == 0) {
+        rc = sd_table_sql_define(&sql, schema, "TEXT");
     }
     if (rc != 0) {
         sd_buf_setf(err, "out of memory");
@@ -627,7 +537,7 @@ static int tables_sqlite_check_args(const char *table_id, const struct sd_table_
 {
     int rc = tables_sqlite_check_id(table_id, err);
 
-    return rc != 0 ? rc : tables_sqlite_check_columns(schema, err);
+    return rc != 0 ? rc : sd_table_schema_check(schema, err);
 }
 
 static int tables_sqlite_ensure_table(void *ctx, int64_t project, const char *table_id,
@@ -791,41 +701,24 @@ static int tables_sqlite_prepare_insert(struct tables_sqlite_db *d, const char *
 
     rc = sd_buf_append_str(&sql, "INSERT INTO ");
     if (rc == 0) {
-        rc = tables_sqlite_ident(&sql, table_id);
+        rc = sd_table_sql_ident(&sql, table_id);
+    }
+    if (rc == 0) {
+        rc = sd_buf_append_char(&sql, ' ');
+    }
+    if (rc == 0) {
+        rc = sd_table_sql_names(&sql, schema, 0);
     }
     for (size_t i = 0; rc == 0 && i < schema->ncolumns; i++) {
-        rc = sd_buf_append_str(&sql, i == 0 ? " (" : ", ");
-        if (rc == 0) {
-            rc = tables_sqlite_ident(&sql, schema->columns[i]);
-        }
-    }
-    for (size_t i = 0; rc == 0 && i < schema->ncolumns; i++) {
-        rc = sd_buf_printf(&sql, "%s?%zu", i == 0 ? ") VALUES (" : ", ", i + 1);
+        rc = sd_buf_printf(&sql, "%s?%zu", i == 0 ? " VALUES (" : ", ", i + 1);
     }
     if (rc == 0) {
         rc = sd_buf_append_char(&sql, ')');
     }
-    if (rc == 0 && schema->is_pk != NULL) {
-        const char *sep = " DO UPDATE SET ";
-
-        rc = tables_sqlite_key_list(&sql, " ON CONFLICT (", schema);
-        for (size_t i = 0; rc == 0 && i < schema->ncolumns; i++) {
-            if (!tables_sqlite_is_pk(schema, i)) {
-                rc = sd_buf_append_str(&sql, sep);
-                sep = ", ";
-                if (rc == 0) {
-                    rc = tables_sqlite_ident(&sql, schema->columns[i]);
-                }
-                if (rc == 0) {
-                    rc = sd_buf_append_str(&sql, " = excluded.");
-                }
-                if (rc == 0) {
-                    rc = tables_sqlite_ident(&sql, schema->columns[i]);
-                }
-            }
-        }
-        if (rc == 0 && sep[0] != ',') {
-            rc = sd_buf_append_str(&sql, " DO NOTHING");
+    if (rc == 0 && sd_table_schema_has_key(schema)) {
+        rc = sd_buf_append_char(&sql, ' ');
+        if (rc == 0) {
+            rc = sd_table_sql_on_conflict(&sql, schema);
         }
     }
     if (rc != 0) {
@@ -962,7 +855,7 @@ static int tables_sqlite_drop_table(void *ctx, int64_t project, const char *tabl
     if (rc == 0 && exists) {
         rc = sd_buf_append_str(&sql, "DROP TABLE ");
         if (rc == 0) {
-            rc = tables_sqlite_ident(&sql, table_id);
+            rc = sd_table_sql_ident(&sql, table_id);
         }
         if (rc == 0) {
             rc = tables_sqlite_exec(d->conn, sd_buf_cstr(&sql), NULL);

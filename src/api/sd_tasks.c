@@ -19,6 +19,7 @@
  * and are released at the same point, for the same reason. */
 #include "api/sd_tasks.h"
 #include "core/sd_alloc.h"
+#include "core/sd_cond.h"
 #include "core/sd_error.h"
 #include "core/sd_log.h"
 #include "core/sd_metrics_reg.h"
@@ -31,7 +32,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define SD_TASKS_SUCCESS_TTL_MS (3600LL * 1000)
 #define SD_TASKS_OTHER_TTL_MS (48LL * 3600 * 1000)
@@ -272,27 +272,14 @@ static int64_t sd__time_member(const json_t *record, const char *name, int64_t f
     return ms;
 }
 
-static void sd__deadline(struct timespec *ts, int64_t wait_ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += wait_ms / 1000;
-    ts->tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 /* Waits wait_ms unless the tasks stop; returns 1 when not stopping. */
 static int sd__wait_unless_stopping(struct sd_tasks *t, int64_t wait_ms)
 {
-    struct timespec ts;
     int go_on;
 
     pthread_mutex_lock(&t->mu);
     if (!t->is_stopping) {
-        sd__deadline(&ts, wait_ms);
-        pthread_cond_timedwait(&t->cond, &t->mu, &ts);
+        sd_cond_wait_ms(&t->cond, &t->mu, wait_ms);
     }
     go_on = !t->is_stopping;
     pthread_mutex_unlock(&t->mu);
@@ -344,7 +331,6 @@ static void *sd__worker_main(void *arg)
 {
     struct sd_tasks *t = arg;
     int64_t next_cleanup = sd_mono_ms() + t->cleanup_interval_ms;
-    struct timespec ts;
 
     pthread_mutex_lock(&t->mu);
     while (!t->is_stopping) {
@@ -377,8 +363,7 @@ static void *sd__worker_main(void *arg)
             pthread_mutex_lock(&t->mu);
             continue;
         }
-        sd__deadline(&ts, next_cleanup - sd_mono_ms());
-        pthread_cond_timedwait(&t->cond, &t->mu, &ts);
+        (void)sd_cond_wait_until_ms(&t->cond, &t->mu, next_cleanup);
     }
     pthread_mutex_unlock(&t->mu);
     return NULL;
@@ -416,7 +401,6 @@ int sd_tasks_create(struct sd_state *st, const char *api_public_url, int64_t cle
                     struct sd_tasks **out)
 {
     struct sd_tasks *t = sd_xcalloc(1, sizeof(*t));
-    pthread_condattr_t ca;
     int rc;
 
     *out = NULL;
@@ -425,10 +409,7 @@ int sd_tasks_create(struct sd_state *st, const char *api_public_url, int64_t cle
     t->cleanup_interval_ms = cleanup_interval_ms;
     pthread_mutex_init(&t->mu, NULL);
     pthread_mutex_init(&t->quota_mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&t->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    sd_cond_init_monotonic(&t->cond);
     rc = sd__finish_interrupted(t);
     if (rc != 0) {
         goto fail;

@@ -11,12 +11,13 @@
  * attempt may still complete (idempotent staging puts, ledger-guarded imports). */
 #include "storage/sd_bounded.h"
 #include "core/sd_alloc.h"
+#include "core/sd_cond.h"
+#include "core/sd_time.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 struct sd_bounded_job {
     struct sd_bounded *owner;
@@ -39,13 +40,9 @@ struct sd_bounded {
 struct sd_bounded *sd_bounded_create(void)
 {
     struct sd_bounded *b = sd_xcalloc(1, sizeof(*b));
-    pthread_condattr_t attr;
 
     pthread_mutex_init(&b->lock, NULL);
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&b->cond, &attr);
-    pthread_condattr_destroy(&attr);
+    sd_cond_init_monotonic(&b->cond);
     return b;
 }
 
@@ -106,7 +103,7 @@ int sd_bounded_run(struct sd_bounded *b, const char *key, sd_bounded_fn fn, void
                    sd_bounded_free_fn free_fn, int64_t timeout_ms)
 {
     struct sd_bounded_job *job;
-    struct timespec deadline;
+    int64_t deadline_ms;
     pthread_attr_t attr;
     pthread_t thread;
     int rc;
@@ -120,13 +117,7 @@ int sd_bounded_run(struct sd_bounded *b, const char *key, sd_bounded_fn fn, void
     job->fn = fn;
     job->arg = arg;
     job->free_fn = free_fn;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (timeout_ms % 1000) * 1000000;
-    if (deadline.tv_nsec >= 1000000000) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000;
-    }
+    deadline_ms = sd_mono_ms() + timeout_ms;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     rc = pthread_create(&thread, &attr, sd__job_main, job);
@@ -137,7 +128,7 @@ int sd_bounded_run(struct sd_bounded *b, const char *key, sd_bounded_fn fn, void
     }
     pthread_mutex_lock(&b->lock);
     while (!job->is_done) {
-        if (pthread_cond_timedwait(&b->cond, &b->lock, &deadline) == ETIMEDOUT && !job->is_done) {
+        if (sd_cond_wait_until_ms(&b->cond, &b->lock, deadline_ms) == -ETIMEDOUT && !job->is_done) {
             job->is_abandoned = 1;
             job->next = b->busy;
             b->busy = job;

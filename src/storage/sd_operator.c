@@ -43,6 +43,7 @@
 #include "config/sd_config.h"
 #include "config/sd_config_bind.h"
 #include "core/sd_alloc.h"
+#include "core/sd_cond.h"
 #include "core/sd_error.h"
 #include "core/sd_fs.h"
 #include "core/sd_log.h"
@@ -1526,17 +1527,8 @@ static void *sd__operator_main(void *arg)
     pthread_setname_np(pthread_self(), "sd-operator");
     pthread_mutex_lock(&op->lock);
     while (op->is_running) {
-        struct timespec deadline;
-
         if (!op->is_kicked) {
-            clock_gettime(CLOCK_REALTIME, &deadline);
-            deadline.tv_sec += op->cfg.check_ms / 1000;
-            deadline.tv_nsec += (op->cfg.check_ms % 1000) * 1000000;
-            if (deadline.tv_nsec >= 1000000000) {
-                deadline.tv_sec++;
-                deadline.tv_nsec -= 1000000000;
-            }
-            pthread_cond_timedwait(&op->cond, &op->lock, &deadline);
+            sd_cond_wait_ms(&op->cond, &op->lock, op->cfg.check_ms);
         }
         op->is_kicked = 0;
         if (!op->is_running) {
@@ -1594,7 +1586,7 @@ int sd_operator_start(const struct sd_config *cfg, const struct sd_operator_deps
     /* the reference's first cleanup runs at once, then every interval */
     op->next_cleanup_ms = sd_now_ms();
     pthread_mutex_init(&op->lock, NULL);
-    pthread_cond_init(&op->cond, NULL);
+    sd_cond_init_monotonic(&op->cond);
     op->is_running = 1;
     rc = pthread_create(&op->thread, NULL, sd__operator_main, op);
     if (rc != 0) {

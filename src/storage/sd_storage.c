@@ -22,6 +22,7 @@
 #include "config/sd_config.h"
 #include "config/sd_config_bind.h"
 #include "core/sd_alloc.h"
+#include "core/sd_cond.h"
 #include "core/sd_error.h"
 #include "core/sd_fs.h"
 #include "core/sd_health.h"
@@ -1038,28 +1039,14 @@ json_t *sd_storage_open_slices(struct sd_storage *st)
 
 /* ---- statistics thread ---- */
 
-/* The CLOCK_REALTIME time ms from now (for pthread_cond_timedwait on stats_cond). */
-static void sd__deadline_in(int64_t ms, struct timespec *out)
-{
-    clock_gettime(CLOCK_REALTIME, out);
-    out->tv_sec += ms / 1000;
-    out->tv_nsec += (ms % 1000) * 1000000;
-    if (out->tv_nsec >= 1000000000) {
-        out->tv_sec++;
-        out->tv_nsec -= 1000000000;
-    }
-}
-
 static void *sd__stats_main(void *arg)
 {
     struct sd_storage *st = arg;
-    struct timespec deadline;
 
     pthread_setname_np(pthread_self(), "sd-stats");
     pthread_mutex_lock(&st->lock);
     while (st->is_running) {
-        sd__deadline_in(st->cfg.stats_interval_ms, &deadline);
-        pthread_cond_timedwait(&st->stats_cond, &st->lock, &deadline);
+        sd_cond_wait_ms(&st->stats_cond, &st->lock, st->cfg.stats_interval_ms);
         if (!st->is_running) {
             break;
         }
@@ -1085,7 +1072,6 @@ static void *sd__disk_cleanup_main(void *arg)
 {
     struct sd_storage *st = arg;
     const char *paths[SD_STORAGE_MAX_VOLUMES];
-    struct timespec deadline;
 
     pthread_setname_np(pthread_self(), "sd-diskclean");
     for (size_t i = 0; i < st->nvolumes; i++) {
@@ -1093,6 +1079,7 @@ static void *sd__disk_cleanup_main(void *arg)
     }
     pthread_mutex_lock(&st->lock);
     while (st->is_running) {
+        int64_t deadline_ms;
         int removed;
         pthread_mutex_unlock(&st->lock);
         removed =
@@ -1103,9 +1090,9 @@ static void *sd__disk_cleanup_main(void *arg)
             sd_log_info("storage", "disk cleanup removed %d directories", removed);
         }
         pthread_mutex_lock(&st->lock);
-        sd__deadline_in(st->cfg.disk_cleanup_interval_ms, &deadline);
+        deadline_ms = sd_mono_ms() + st->cfg.disk_cleanup_interval_ms;
         while (st->is_running &&
-               pthread_cond_timedwait(&st->stats_cond, &st->lock, &deadline) != ETIMEDOUT) {
+               sd_cond_wait_until_ms(&st->stats_cond, &st->lock, deadline_ms) != -ETIMEDOUT) {
             /* woken early: only the close ends the wait */
         }
     }
@@ -1163,7 +1150,7 @@ int sd_storage_open(const struct sd_config *cfg, struct sd_state *state, struct 
     st->state = state;
     st->node_id = node_id;
     pthread_mutex_init(&st->lock, NULL);
-    pthread_cond_init(&st->stats_cond, NULL);
+    sd_cond_init_monotonic(&st->stats_cond);
     sd__storage_config(cfg, &st->cfg);
     st->closes = sd_bounded_create();
     st->closing = json_object();
