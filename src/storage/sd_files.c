@@ -297,6 +297,9 @@ int sd_files_open(struct sd_state *state, const struct sd_files_config *c, const
         sd_buf_printf(err, "no volume is available for the file");
         return SD_ENOTFOUND;
     }
+    if (old_file_key != NULL) {
+        min_ms = sd_time_of_key(old_file_key); /* the next file opens after the old one */
+    }
     rc = SD_ECONFLICT;
     for (int attempt = 0; attempt < SD_FILES_OPEN_ATTEMPTS && rc == SD_ECONFLICT; attempt++) {
         rc = sd__open_once(state, c, meta, settings, old_file_key, volumes, &min_ms, file_key_out);
