@@ -99,22 +99,6 @@ static char *sd__sink_key(const json_t *sink)
                         json_string_value(json_object_get(sink, "sinkId")) ?: "");
 }
 
-/* Creates the sink's table with the mapping's columns and primary key, or checks that an
- * existing one has exactly this schema. */
-static int sd__ensure_table(struct sd_reconcile *rec, const json_t *sink, const json_t *columns,
-                            struct sd_buf *err)
-{
-    struct sd_table_schema *schema = sd_table_schema_from_json(columns);
-    const char *table_id =
-        json_string_value(json_object_get(json_object_get(sink, "table"), "tableId"));
-    int rc;
-
-    rc = sd_tables_ensure_table(rec->tables, json_integer_value(json_object_get(sink, "projectId")),
-                                table_id, schema, err);
-    free(schema);
-    return rc;
-}
-
 /* Adds the enabled sinks of src to its route, activating them in storage. */
 static int sd__route_sinks(struct sd_reconcile *rec, const json_t *src_json, json_t *sinks,
                            struct sd_route_source *src, json_t *wanted, struct sd_buf *err)
@@ -139,7 +123,10 @@ static int sd__route_sinks(struct sd_reconcile *rec, const json_t *src_json, jso
             json_object_get(json_object_get(json_object_get(sink, "table"), "mapping"), "columns");
         r = sd_mapping_compile(columns, &rs->mapping, &merr);
         if (r == 0 && rec->tables != NULL) {
-            r = sd__ensure_table(rec, sink, columns, &merr);
+            r = sd_tables_ensure_mapping_table(
+                rec->tables, json_integer_value(json_object_get(sink, "projectId")),
+                json_string_value(json_object_get(json_object_get(sink, "table"), "tableId")),
+                columns, &merr);
             if (r != 0) {
                 sd_mapping_destroy(rs->mapping);
                 rs->mapping = NULL;

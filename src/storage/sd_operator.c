@@ -492,20 +492,6 @@ static int sd__rotate_file(struct sd_operator *op, const struct sd_sink_view *v,
     return rotated;
 }
 
-/* Creates the sink's table with its mapping's columns and key, or checks that the existing one
- * has them: a sink whose table refuses its mapping gets no file. */
-static int sd__ensure_table(struct sd_operator *op, const struct sd_sink_view *v,
-                            struct sd_buf *err)
-{
-    struct sd_table_schema *schema = sd_table_schema_from_json(json_object_get(v->meta, "columns"));
-    int rc = sd_tables_ensure_table(
-        op->d.tables, json_integer_value(json_object_get(v->meta, "projectId")),
-        json_string_value(json_object_get(v->meta, "tableId")), schema, err);
-
-    free(schema);
-    return rc;
-}
-
 /* One sink this node coordinates: v NULL when it stopped (disabled, deleted, or its source
  * did): its writing file closes; else its writing file is opened (once its table accepts the
  * mapping), takes writer nodes that joined, rotates on a settings or mapping change, and on its
@@ -521,7 +507,11 @@ static int sd__sink_files(struct sd_operator *op, const struct sd_sink_view *v,
         rc = file_key != NULL ? sd_files_close(op->d.state, file_key, &err) : 0;
         changed = rc == 0 && file_key != NULL;
     } else if (file_key == NULL) {
-        rc = sd__ensure_table(op, v, &err);
+        /* a sink whose table refuses its mapping gets no file */
+        rc = sd_tables_ensure_mapping_table(
+            op->d.tables, json_integer_value(json_object_get(v->meta, "projectId")),
+            json_string_value(json_object_get(v->meta, "tableId")),
+            json_object_get(v->meta, "columns"), &err);
         if (rc == 0) {
             rc = sd_files_open(op->d.state, &op->files, v->meta, v->settings, NULL, NULL, &err);
         }

@@ -137,3 +137,13 @@ void sd_tables_close(struct sd_tables *t)
     t->ops->close(t->ctx);
     free(t);
 }
+
+int sd_tables_ensure_mapping_table(struct sd_tables *t, int64_t project, const char *table_id,
+                                   const json_t *columns, struct sd_buf *err)
+{
+    struct sd_table_schema *schema = sd_table_schema_from_json(columns);
+    int rc = sd_tables_ensure_table(t, project, table_id, schema, err);
+
+    free(schema);
+    return rc;
+}

@@ -166,6 +166,10 @@ static inline int sd_tables_drop_table(struct sd_tables *t, int64_t project, con
  * free() it. is_pk is NULL when no column is a key. */
 struct sd_table_schema *sd_table_schema_from_json(const json_t *columns);
 
+/* sd_tables_ensure_table with the schema of a sink mapping's "columns" JSON array. */
+int sd_tables_ensure_mapping_table(struct sd_tables *t, int64_t project, const char *table_id,
+                                   const json_t *columns, struct sd_buf *err);
+
 struct sd_config_bindings;
 /* The keys that choose the table storage (for the registry). */
 extern const struct sd_config_bindings sd_tables_config_bindings;
