@@ -169,10 +169,11 @@ static char *sd__file_dir(const json_t *volume, const char *sink_key, int64_t fi
 }
 
 /* Adds the creation of one slice per volume in picked to file (and the volume ids to its
- * assignment). */
-static void sd__create_slices(struct sd_entity_batch *b, const struct sd_files_config *c,
-                              const char *sink_key, const char *file_key, json_t *file,
-                              json_t *picked, int64_t now)
+ * assignment). -E2BIG when they do not fit in one transaction (with room for the file's own
+ * ops), else 0. */
+static int sd__create_slices(struct sd_entity_batch *b, const struct sd_files_config *c,
+                             const char *sink_key, const char *file_key, json_t *file,
+                             json_t *picked, int64_t now)
 {
     json_t *ids = json_object_get(json_object_get(file, "assignment"), "volumes");
     int64_t file_ms = sd_entity_time_ms(file, "fileOpenedAt");
@@ -181,12 +182,17 @@ static void sd__create_slices(struct sd_entity_batch *b, const struct sd_files_c
 
     json_array_foreach(picked, i, v)
     {
-        char *dir = sd__file_dir(v, sink_key, file_ms);
+        char *dir;
         const char *id = json_string_value(json_object_get(v, "volumeId"));
+        if (!sd_entity_fits(b, 2 + 3)) {
+            return -E2BIG;
+        }
+        dir = sd__file_dir(v, sink_key, file_ms);
         sd__create_slice(b, c, file_key, file, id, dir, now);
         json_array_append_new(ids, json_string(id));
         free(dir);
     }
+    return 0;
 }
 
 /* Adds the move of the file's writing slices to "closing". Returns 0 or the store's error. */
@@ -245,9 +251,11 @@ static int sd__open_once(struct sd_state *state, const struct sd_files_config *c
                   "preferredTypes", types, "volumes", "columns", json_object_get(meta, "columns"),
                   "target", "tableId", json_object_get(meta, "tableId"), "settings", settings);
     picked = sd__assign(c, volumes, NULL, (uint64_t)now);
-    sd__create_slices(b, c, sink_key, file_key, file, picked, now);
-    sd_entity_create(b, "file", file_key, file);
-    if (old_file_key != NULL) {
+    rc = sd__create_slices(b, c, sink_key, file_key, file, picked, now);
+    if (rc == 0) {
+        sd_entity_create(b, "file", file_key, file);
+    }
+    if (rc == 0 && old_file_key != NULL) {
         old = sd_entity_read(state, "file", old_file_key, &old_rev, &rc);
         if (old != NULL && strcmp(sd_entity_state(old), "writing") == 0) {
             rc = sd__close_slices(state, b, old_file_key, now);
@@ -430,9 +438,11 @@ int sd_files_add_slices(struct sd_state *state, const struct sd_files_config *c,
             if (now <= sd_entity_time_ms(file, "fileOpenedAt")) {
                 now = sd_entity_time_ms(file, "fileOpenedAt") + 1;
             }
-            sd__create_slices(b, c, sink_key, file_key, file, picked, now);
-            sd_entity_move(b, "file", file_key, file, file_rev, "writing", now);
-            rc = sd_entity_commit(state, b, NULL);
+            rc = sd__create_slices(b, c, sink_key, file_key, file, picked, now);
+            if (rc == 0) {
+                sd_entity_move(b, "file", file_key, file, file_rev, "writing", now);
+                rc = sd_entity_commit(state, b, NULL);
+            }
         }
     }
     if (rc != 0 && rc != SD_ECONFLICT) {

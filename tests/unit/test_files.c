@@ -23,6 +23,7 @@
 
 #include "sink_files_fixture.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
@@ -161,6 +162,32 @@ static void test_no_writer_node_no_file(void **state)
                      SD_ENOTFOUND);
     assert_string_equal(sd_buf_cstr(&err), "no volume is available for the file");
     assert_int_equal(count_in(e, "file", "writing", NULL, 0), 0);
+    json_decref(sink);
+    json_decref(meta);
+    json_decref(settings);
+    sd_buf_fini(&err);
+    env_close(e);
+}
+
+static void test_too_many_writer_nodes_for_one_transaction(void **state)
+{
+    struct env *e = env_open();
+    json_t *sink = fixture_sink(), *meta = sd_files_sink_meta(sink), *settings = json_object();
+    struct sd_buf err = SD_BUF_INIT;
+
+    (void)state;
+    for (int i = 0; i < 64; i++) {
+        char vol[16], node[16];
+        snprintf(vol, sizeof(vol), "vol%02d", i);
+        snprintf(node, sizeof(node), "n%02d", i);
+        announce(e, vol, node);
+    }
+    /* etcd refuses a transaction of more than 128 operations: nothing is stored, clearly */
+    assert_int_equal(sd_files_open(e->st, &fixture_files, meta, settings, NULL, NULL, &err),
+                     -E2BIG);
+    assert_string_equal(sd_buf_cstr(&err), "too many slices for one transaction");
+    assert_int_equal(count_in(e, "file", "writing", NULL, 0), 0);
+    assert_int_equal(count_in(e, "slice", "writing", NULL, 0), 0);
     json_decref(sink);
     json_decref(meta);
     json_decref(settings);
@@ -358,6 +385,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_file_has_a_slice_on_every_writer_node),
         cmocka_unit_test(test_no_writer_node_no_file),
+        cmocka_unit_test(test_too_many_writer_nodes_for_one_transaction),
         cmocka_unit_test(test_rotations_and_close_move_what_they_should),
         cmocka_unit_test(test_a_writer_node_that_joins_gets_its_slice),
         cmocka_unit_test(test_closesync_rev_is_the_lowest_report),
