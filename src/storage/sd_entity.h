@@ -14,7 +14,9 @@
 
 #include "state/sd_state.h"
 
-/* Ops, compares and the strings they point to (owned by the batch until commit). */
+/* Ops, compares and the strings they point to (owned by the batch until commit). The adders do
+ * not check the room left: callers check sd_entity_fits first (a move takes up to 3 ops and 1
+ * compare, a create 2 ops and 1 compare), so a batch never exceeds etcd's 128 operations. */
 struct sd_entity_batch {
     struct sd_op ops[SD_STATE_MAX_TXN_OPS];
     size_t n;
