@@ -91,6 +91,10 @@ def test_cluster_demo_script_runs_a_cluster_and_stops_it(tmp_path):
         # everything the script started: its children (nodes, s3rver), etcd and the postmaster
         members = glob.glob(os.path.join(etcd_dir, "*", "pid"))  # one per etcd member
         assert len(members) == 1, members
+        # four nodes and s3rver; a short-lived child (the banner's cat) may still be exiting
+        deadline = time.time() + 10
+        while len(children(proc.pid)) != 5 and time.time() < deadline:
+            time.sleep(0.1)
         with open(members[0]) as f:
             started = children(proc.pid) + [int(f.read())]
         with open(os.path.join(pg_dir, "data", "postmaster.pid")) as f:
