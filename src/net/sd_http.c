@@ -67,6 +67,7 @@ struct sd_http_msg {
     h2o_multithread_message_t super;
     sd_http_task_fn fn;
     void *arg;
+    struct sd_http_msg *next_pending; /* posted before the loop started (start_lock) */
 };
 
 /* One accepted connection, tracked from accept to the close of its socket (the socket's
@@ -604,7 +605,14 @@ static void *sd__http_thread_main(void *arg)
     pthread_setname_np(pthread_self(), name);
     sd__http_setup(loop);
     pthread_mutex_lock(&loop->start_lock);
-    loop->is_started = 1;
+    __atomic_store_n(&loop->is_started, 1, __ATOMIC_RELEASE);
+    /* what was posted before the receiver existed, in order */
+    while (loop->pending != NULL) {
+        struct sd_http_msg *msg = loop->pending;
+        loop->pending = msg->next_pending;
+        h2o_multithread_send_message(&loop->receiver, &msg->super);
+    }
+    loop->pending_tail = NULL;
     pthread_cond_signal(&loop->start_cond);
     pthread_mutex_unlock(&loop->start_lock);
     for (;;) {
@@ -643,6 +651,22 @@ void sd_http_loop_post(struct sd_http_loop *loop, sd_http_task_fn fn, void *arg)
 
     msg->fn = fn;
     msg->arg = arg;
+    if (!__atomic_load_n(&loop->is_started, __ATOMIC_ACQUIRE)) {
+        /* The receiver is built by the loop thread: keep the task until it runs (a writer's
+         * final sync may come while the node is still starting). */
+        pthread_mutex_lock(&loop->start_lock);
+        if (!loop->is_started) {
+            if (loop->pending_tail != NULL) {
+                loop->pending_tail->next_pending = msg;
+            } else {
+                loop->pending = msg;
+            }
+            loop->pending_tail = msg;
+            pthread_mutex_unlock(&loop->start_lock);
+            return;
+        }
+        pthread_mutex_unlock(&loop->start_lock);
+    }
     h2o_multithread_send_message(&loop->receiver, &msg->super);
 }
 
@@ -733,6 +757,11 @@ void sd_http_loop_fini(struct sd_http_loop *loop)
         if (loop->listen_fds[i] >= 0 && loop->listeners[i] == NULL) {
             close(loop->listen_fds[i]); /* never started */
         }
+    }
+    while (loop->pending != NULL) { /* posted to a loop that never started */
+        struct sd_http_msg *msg = loop->pending;
+        loop->pending = msg->next_pending;
+        free(msg);
     }
     pthread_cond_destroy(&loop->start_cond);
     pthread_mutex_destroy(&loop->start_lock);

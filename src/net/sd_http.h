@@ -65,6 +65,8 @@ struct sd_http_loop_opts {
 
 #define SD_HTTP_MAX_LISTENERS 4
 
+struct sd_http_msg;
+
 struct sd_http_loop {
     struct sd_http_loop_opts opts;
     h2o_globalconf_t conf;
@@ -93,7 +95,9 @@ struct sd_http_loop {
     pthread_mutex_t start_lock;
     pthread_cond_t start_cond;
     int is_initialized;
-    int is_started; /* under start_lock: the loop thread has built its h2o objects */
+    int is_started; /* under start_lock (read atomically): the loop thread has built its h2o
+                     * objects */
+    struct sd_http_msg *pending, *pending_tail; /* under start_lock: posted before is_started */
     int is_running;
     int is_stopping; /* loop thread only */
     int64_t stop_deadline_ms;
@@ -109,7 +113,8 @@ int sd_http_loop_init(struct sd_http_loop *loop, const struct sd_http_loop_opts 
 int sd_http_loop_listen(struct sd_http_loop *loop, const char *addr, char *url, size_t url_len);
 /* Starts the loop thread and returns once it can take posts. */
 int sd_http_loop_start(struct sd_http_loop *loop);
-/* From any thread: runs fn(loop, arg) on the loop thread soon. */
+/* From any thread: runs fn(loop, arg) on the loop thread soon; posted before the loop started,
+ * once it has (in order). */
 void sd_http_loop_post(struct sd_http_loop *loop, sd_http_task_fn fn, void *arg);
 /* From another thread: stops accepting new connections (existing ones go on). */
 void sd_http_loop_close_listeners(struct sd_http_loop *loop);
