@@ -3,7 +3,8 @@
  *
  * Used by the wiring (roles/sd_node.c): at start-up, and through the API's hooks after every
  * committed change of a source or sink, and after every change of the slices (the coordinator's
- * rotations). Every change of storage's slots (activate, sync, deactivate) is made under slots_lock, which the node shares with the storage operator. */
+ * rotations). Every change of storage's slots (activate, sync, deactivate) is made under
+ * slots_lock, which the node shares with the storage operator. */
 #ifndef SD_RECONCILE_H
 #define SD_RECONCILE_H
 
