@@ -84,33 +84,19 @@ static void sd__assign_node(const struct sd_files_config *c, json_t *volumes, co
     }
 }
 
-/* 1 if node_id is in the array of node ids. */
-static int sd__has_node(json_t *nodes, const char *node_id)
-{
-    size_t i;
-    json_t *v;
-
-    json_array_foreach(nodes, i, v)
-    {
-        if (strcmp(json_string_value(v), node_id) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* The assigned volumes of every live writer node not in skip_nodes (NULL: none skipped). */
+/* The assigned volumes of every live writer node not in skip_nodes ({nodeId: true}, NULL:
+ * none skipped). */
 static json_t *sd__assign(const struct sd_files_config *c, json_t *volumes, json_t *skip_nodes,
                           uint64_t seed)
 {
-    json_t *picked = json_array(), *done = json_array(), *v;
+    json_t *picked = json_array(), *done = skip_nodes ? json_copy(skip_nodes) : json_object(), *v;
     size_t i;
 
     json_array_foreach(volumes, i, v)
     {
         const char *node = json_string_value(json_object_get(v, "nodeId"));
-        if (!sd__has_node(done, node) && (skip_nodes == NULL || !sd__has_node(skip_nodes, node))) {
-            json_array_append_new(done, json_string(node));
+        if (json_object_get(done, node) == NULL) {
+            json_object_set_new(done, node, json_true());
             sd__assign_node(c, volumes, node, seed, picked);
         }
     }
@@ -403,7 +389,7 @@ int sd_files_add_slices(struct sd_state *state, const struct sd_files_config *c,
 {
     struct sd_entity_batch *b = sd_xcalloc(1, sizeof(*b));
     char *prefix = sd_xasprintf("storage/slice/level/local/%s/", file_key);
-    json_t *volumes = NULL, *file = NULL, *served = json_array(), *picked = NULL;
+    json_t *volumes = NULL, *file = NULL, *served = json_object(), *picked = NULL;
     int64_t now = sd_now_ms(), file_rev = 0;
     char *sink_key = sd_xstrndup(file_key, (size_t)(strrchr(file_key, '/') - file_key));
     struct sd_kvs kvs;
@@ -427,7 +413,8 @@ int sd_files_add_slices(struct sd_state *state, const struct sd_files_config *c,
         {
             if (vol != NULL && strcmp(sd_entity_state(slice), "writing") == 0 &&
                 strcmp(json_string_value(json_object_get(v, "volumeId")), vol) == 0) {
-                json_array_append(served, json_object_get(v, "nodeId"));
+                json_object_set_new(served, json_string_value(json_object_get(v, "nodeId")),
+                                    json_true());
             }
         }
         json_decref(slice);
