@@ -81,6 +81,18 @@ int sd_entity_fits(const struct sd_entity_batch *b, size_t n)
     return b->n + n <= SD_STATE_MAX_TXN_OPS && b->ncmps + n <= sizeof(b->cmps) / sizeof(b->cmps[0]);
 }
 
+/* Adds the compare (target of the "all" copy == num) and the puts of the "all" and level copies
+ * of entity j. */
+static void sd__store(struct sd_entity_batch *b, const char *kind, const char *key, const json_t *j,
+                      const char *level, enum sd_cmp_target target, int64_t num)
+{
+    char *all_key = sd_entity_own(b, sd_xasprintf("storage/%s/all/%s", kind, key));
+
+    b->cmps[b->ncmps++] = (struct sd_cmp){all_key, target, SD_CMP_EQUAL, num, NULL, 0};
+    sd_entity_put(b, sd_xstrdup(all_key), j);
+    sd_entity_put(b, sd_xasprintf("storage/%s/level/%s/%s", kind, level, key), j);
+}
+
 void sd_entity_move(struct sd_entity_batch *b, const char *kind, const char *key, json_t *j,
                     int64_t mod_rev, const char *new_state, int64_t now)
 {
@@ -108,15 +120,7 @@ void sd_entity_move(struct sd_entity_batch *b, const char *kind, const char *key
             json_object_del(j, retry_fields[i]);
         }
     }
-    b->cmps[b->ncmps++] =
-        (struct sd_cmp){sd_entity_own(b, sd_xasprintf("storage/%s/all/%s", kind, key)),
-                        SD_CMP_MOD_REV,
-                        SD_CMP_EQUAL,
-                        mod_rev,
-                        NULL,
-                        0};
-    sd_entity_put(b, sd_xasprintf("storage/%s/all/%s", kind, key), j);
-    sd_entity_put(b, sd_xasprintf("storage/%s/level/%s/%s", kind, new_level, key), j);
+    sd__store(b, kind, key, j, new_level, SD_CMP_MOD_REV, mod_rev);
     if (strcmp(old_level, new_level) != 0) {
         sd_entity_del(b, sd_xasprintf("storage/%s/level/%s/%s", kind, old_level, key));
     }
@@ -124,17 +128,7 @@ void sd_entity_move(struct sd_entity_batch *b, const char *kind, const char *key
 
 void sd_entity_create(struct sd_entity_batch *b, const char *kind, const char *key, const json_t *j)
 {
-    const char *level = sd_entity_level(kind, sd_entity_state(j));
-
-    b->cmps[b->ncmps++] =
-        (struct sd_cmp){sd_entity_own(b, sd_xasprintf("storage/%s/all/%s", kind, key)),
-                        SD_CMP_CREATE_REV,
-                        SD_CMP_EQUAL,
-                        0,
-                        NULL,
-                        0};
-    sd_entity_put(b, sd_xasprintf("storage/%s/all/%s", kind, key), j);
-    sd_entity_put(b, sd_xasprintf("storage/%s/level/%s/%s", kind, level, key), j);
+    sd__store(b, kind, key, j, sd_entity_level(kind, sd_entity_state(j)), SD_CMP_CREATE_REV, 0);
 }
 
 void sd_entity_discard(struct sd_entity_batch *b)
