@@ -151,26 +151,12 @@ static int sd__route_sinks(struct sd_reconcile *rec, const json_t *src_json, jso
         src->has_template |= sd_mapping_has_template(rs->mapping);
         rs->sink_id = sd_xstrdup(json_string_value(json_object_get(sink, "sinkId")));
         key = sd__sink_key(sink);
-        json_array_append_new(wanted, json_string(key));
+        json_object_set_new(wanted, key, json_true());
         free(key);
         src->nsinks++;
     }
     qsort(src->sinks, src->nsinks, sizeof(*src->sinks), sd__cmp_sinks);
     return rc;
-}
-
-static int sd__in_array(json_t *array, const char *s)
-{
-    size_t i;
-    json_t *v;
-
-    json_array_foreach(array, i, v)
-    {
-        if (strcmp(json_string_value(v), s) == 0) {
-            return 1;
-        }
-    }
-    return 0;
 }
 
 int sd_reconcile_run(struct sd_reconcile *rec, struct sd_buf *err)
@@ -183,7 +169,7 @@ int sd_reconcile_run(struct sd_reconcile *rec, struct sd_buf *err)
     pthread_mutex_lock(rec->slots_lock);
     sources = sd__load_all(rec, "definition/source/active/");
     sinks = sd__load_all(rec, "definition/sink/active/");
-    wanted = json_array();
+    wanted = json_object(); /* {sinkKey: true} */
     routes = sd_xcalloc(1, sizeof(*routes));
     routes->sources = sd_xcalloc(json_array_size(sources) + 1, sizeof(*routes->sources));
     json_array_foreach(sources, i, src_json)
@@ -217,15 +203,19 @@ int sd_reconcile_run(struct sd_reconcile *rec, struct sd_buf *err)
     }
     if (rec->storage != NULL) {
         active = sd_storage_active_sinks(rec->storage);
+        int closed = 0;
         json_array_foreach(active, i, src_json)
         {
             const char *key = json_string_value(src_json);
-            if (!sd__in_array(wanted, key)) {
+            if (json_object_get(wanted, key) == NULL) {
                 sd_storage_sink_deactivate(rec->storage, key);
+                closed = 1;
             }
         }
         json_decref(active);
-        sd_storage_sync_slices(rec->storage); /* report the closes (close-sync) */
+        if (closed) {
+            sd_storage_sync_slices(rec->storage); /* report the closes (close-sync) */
+        }
     }
     json_decref(wanted);
     json_decref(sources);
