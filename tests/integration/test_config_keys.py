@@ -60,6 +60,10 @@ def server_send_buffer(s):
     u = urllib.parse.urlsplit(s.source)
     sock = socket.create_connection((u.hostname, u.port), timeout=10)
     try:
+        # an answer means the server has accepted the connection and set its options (before,
+        # ss may show the socket still in the accept queue, with the kernel's buffer)
+        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
         deadline = time.time() + 5
         while time.time() < deadline:
             out = subprocess.run(["ss", "-tmnH", "state", "established",
