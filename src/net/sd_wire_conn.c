@@ -115,14 +115,17 @@ static int sd__write_all(struct sd_wire_conn *c, const char *p, size_t len)
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             struct pollfd pfd[2] = {{.fd = c->fd, .events = POLLOUT},
                                     {.fd = c->wake_fd, .events = POLLIN}};
-            int64_t deadline;
-            int pr;
+            int timeout, pr;
             uint64_t v;
 
             pthread_mutex_lock(&c->mu);
-            deadline = c->linger_deadline_ms;
+            timeout = sd__poll_timeout(c->linger_deadline_ms);
             pthread_mutex_unlock(&c->mu);
-            pr = poll(pfd, 2, sd__poll_timeout(deadline));
+            /* past the deadline the socket gets no more time, even if it drains meanwhile */
+            if (timeout == 0) {
+                return -ETIMEDOUT;
+            }
+            pr = poll(pfd, 2, timeout);
             if (pr == 0) {
                 return -ETIMEDOUT;
             }
@@ -177,8 +180,9 @@ static void *sd__sender_main(void *arg)
                 sd_buf_fini(&writing);
             }
             if (rc != 0) {
-                /* nothing more can be written: the rest of the queue goes with the connection */
-                if (!c->is_asked && c->write_err == 0) {
+                /* nothing more can be written: the rest of the queue goes with the connection.
+                 * A broken pipe is the peer's close, which the reader reports (reason 0). */
+                if (!c->is_asked && rc != -EPIPE && c->write_err == 0) {
                     c->write_err = rc;
                 }
                 atomic_store(&c->is_closing, 1);

@@ -501,6 +501,27 @@ static void test_peer_close(void **state)
     rec_fini(&r);
 }
 
+/* A TCP peer that resets the connection: an I/O error, reported as -errno. */
+static void test_peer_reset(void **state)
+{
+    struct rec r;
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    struct sd_wire_conn *c;
+    int fds[2];
+
+    (void)state;
+    rec_init(&r);
+    make_pair(PAIR_TCP, fds);
+    c = start(fds[0], &r, 0, 0, 0);
+    assert_int_equal(setsockopt(fds[1], SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+    close(fds[1]);
+    assert_true(rec_wait(&r, &r.closes, 1, WAIT_MS));
+    sd_wire_conn_free(c);
+    assert_int_equal(r.reason, -ECONNRESET);
+    assert_int_equal(r.closes, 1);
+    rec_fini(&r);
+}
+
 static void test_idle_timeout(void **state)
 {
     struct rec r;
@@ -544,8 +565,6 @@ static void test_keepalive_holds_silent_connection(void **state)
     sd_wire_conn_free(b);
     assert_int_equal(ra.frames, 0);
     assert_int_equal(rb.frames, 0);
-    assert_int_equal(ra.reason, 0);
-    assert_int_equal(rb.reason, 0);
     rec_fini(&ra);
     rec_fini(&rb);
 }
@@ -837,6 +856,31 @@ static void test_shutdown_linger_bounded(void **state)
     rec_fini(&r);
 }
 
+/* Once a shutdown was asked the reason is 0, also when the idle timeout strikes during the
+ * linger (a peer that neither reads nor writes). */
+static void test_shutdown_reason_is_zero(void **state)
+{
+    struct rec r;
+    struct sd_wire_conn *c;
+    int fds[2];
+    int64_t t0, took;
+
+    (void)state;
+    rec_init(&r);
+    make_pair(PAIR_UNIX, fds);
+    c = start(fds[0], &r, 0, 1000, 0);
+    send_bulk(c);
+    t0 = sd_mono_ms();
+    sd_wire_conn_shutdown(c, 8000);
+    took = sd_mono_ms() - t0;
+    assert_true(took < 4000); /* the idle timeout ended it, not the linger */
+    assert_true(rec_wait(&r, &r.closes, 1, WAIT_MS));
+    sd_wire_conn_free(c);
+    assert_int_equal(r.reason, 0);
+    close(fds[1]);
+    rec_fini(&r);
+}
+
 static void test_tcp_nodelay(void **state)
 {
     struct rec r;
@@ -869,6 +913,7 @@ int main(void)
         cmocka_unit_test(test_queue_grows_then_drains),
         BOTH(test_malformed_frame_closes),
         BOTH(test_peer_close),
+        cmocka_unit_test(test_peer_reset),
         cmocka_unit_test(test_idle_timeout),
         BOTH(test_keepalive_holds_silent_connection),
         cmocka_unit_test(test_keepalive_sends_ping),
@@ -880,6 +925,7 @@ int main(void)
         BOTH(test_free_without_shutdown),
         BOTH(test_shutdown_linger_flushes),
         BOTH(test_shutdown_linger_bounded),
+        cmocka_unit_test(test_shutdown_reason_is_zero),
         cmocka_unit_test(test_tcp_nodelay),
     };
 
