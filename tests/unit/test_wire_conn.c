@@ -269,10 +269,12 @@ static int raw_read(struct raw *r, struct sd_wire_msg *m, int64_t ms)
         size_t used = 0;
         struct pollfd p = {.fd = r->fd, .events = POLLIN};
         int64_t left = deadline - sd_mono_ms();
-        int rc = sd_wire_decode((const uint8_t *)r->in.data + r->off, r->in.len - r->off,
-                                SD_WIRE_MAX_FRAME, m, &used);
         ssize_t n;
+        int rc;
 
+        assert_int_equal(sd_buf_reserve(&r->in, 256 * 1024), 0);
+        rc = sd_wire_decode((const uint8_t *)r->in.data + r->off, r->in.len - r->off,
+                            SD_WIRE_MAX_FRAME, m, &used);
         if (rc == 1) {
             r->off += used;
             return 1;
@@ -690,11 +692,11 @@ static void test_largest_frame(void **state)
     struct sd_wire_msg m;
     struct sd_wire_conn *a, *b;
     size_t len = SD_WIRE_MAX_FRAME - 12; /* the APPEND's seq and records */
-    uint8_t *rows = malloc(len);
+    uint8_t *rows = malloc(len + 1);     /* one more for the frame that does not fit */
     int fds[2];
 
     assert_non_null(rows);
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0; i <= len; i++) {
         rows[i] = (uint8_t)(i * 13u + 5u);
     }
     rec_init(&r);
