@@ -231,7 +231,8 @@ static void sd__on_file_frame(struct sd_remote *r, struct sd_remote_peer *p,
         }
         break;
     case SD_WIRE_ERROR:
-        sd_log_key(SD_LOG_WARN, "remote", f->slice_key,
+        /* the writer logs why at the level it deserves (a rotation race is no fault) */
+        sd_log_key(SD_LOG_INFO, "remote", f->slice_key,
                    "writer node %s refused the file of slice %s: %.*s (%d)", p->node_id,
                    f->slice_key, (int)m->text_len, m->text, m->rc);
         sd__fail_pending(f, SD_EUNHEALTHY);
