@@ -181,6 +181,15 @@ static void sd__unlink_file(struct sd_remote_file *f)
     f->peer = NULL;
 }
 
+/* The next connection attempt to p waits its backoff, which doubles (up to the maximum) until
+ * a handshake completes (r->lock held). */
+static void sd__retry_later(struct sd_remote_peer *p)
+{
+    p->next_attempt_ms = sd_mono_ms() + p->backoff_ms;
+    p->backoff_ms =
+        p->backoff_ms * 2 > SD_REMOTE_BACKOFF_MAX_MS ? SD_REMOTE_BACKOFF_MAX_MS : p->backoff_ms * 2;
+}
+
 /* ---- frames from a writer (reader threads) ---- */
 
 static void sd__on_welcome(struct sd_remote *r, struct sd_remote_peer *p, struct sd_wire_conn *c,
@@ -316,7 +325,7 @@ static void sd__on_close(void *arg, struct sd_wire_conn *c, int reason)
         p->conn = NULL;
         p->dead = c;
         p->is_welcomed = 0;
-        p->next_attempt_ms = sd_mono_ms() + p->backoff_ms;
+        sd__retry_later(p); /* also when it ended before WELCOME: no retry loop at full speed */
         pthread_cond_broadcast(&r->cond);
     }
     pthread_mutex_unlock(&r->lock);
@@ -416,9 +425,7 @@ static void sd__peer_connect(struct sd_remote *r, struct sd_remote_peer *p)
         sd_log_warn("remote", "cannot connect to writer node %s at %s: %s", p->node_id, p->address,
                     sd_strerror(rc));
     }
-    p->next_attempt_ms = sd_mono_ms() + p->backoff_ms;
-    p->backoff_ms =
-        p->backoff_ms * 2 > SD_REMOTE_BACKOFF_MAX_MS ? SD_REMOTE_BACKOFF_MAX_MS : p->backoff_ms * 2;
+    sd__retry_later(p);
 }
 
 static void sd__peer_free(struct sd_remote_peer *p)

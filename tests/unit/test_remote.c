@@ -631,6 +631,16 @@ static void proxy_do(struct proxy *p, enum proxy_op op, const char *target)
     }
 }
 
+static int proxy_accepts(struct proxy *p)
+{
+    int n;
+
+    pthread_mutex_lock(&p->mu);
+    n = p->accepts;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
 static void proxy_stop(struct proxy *p)
 {
     pthread_mutex_lock(&p->mu);
@@ -873,6 +883,43 @@ static void test_a_reconnect_takes_the_file_over_from_a_stale_connection(void **
     e->remote = NULL;
     proxy_stop(p);
     sd_buf_fini(&want);
+    rec_fini(&r);
+    env_close(e);
+}
+
+/* A writer address that accepts connections but never completes the handshake (here: nothing
+ * behind the proxy) is retried with the same backoff as one that refuses them. */
+static void test_reconnects_back_off_when_the_handshake_never_completes(void **state)
+{
+    struct env *e = env_open(0, WAIT_MS);
+    struct sd_receiver *gone = NULL;
+    struct proxy *p;
+    struct sd_remote_file *f;
+    struct rec r;
+    char dead[320], address[64];
+    int attempts;
+
+    (void)state;
+    rec_init(&r);
+    env_start_receiver(e, &gone);
+    snprintf(dead, sizeof(dead), "%s", sd_receiver_address(gone));
+    sd_receiver_stop(gone);
+    p = proxy_start(dead);
+    proxy_address(p, address, sizeof(address));
+    env_point_at(e, address);
+    f = sd_remote_open(e->remote, WRITER_ID, e->slice_key, on_sync, &r);
+    /* 100 ms doubling: attempts at about 0, 0.1, 0.3, 0.7 and 1.5 s in 3 s */
+    usleep(3000 * 1000);
+    attempts = proxy_accepts(p);
+    assert_true(attempts >= 2);
+    assert_true(attempts <= 8);
+    /* and it gets there once the writer answers */
+    proxy_do(p, LISTEN, sd_receiver_address(e->recv));
+    assert_int_equal(sd_remote_wait_open(f, sd_mono_ms() + 3 * WAIT_MS), 1);
+    assert_int_equal(sd_remote_close(f), 0);
+    sd_remote_destroy(e->remote);
+    e->remote = NULL;
+    proxy_stop(p);
     rec_fini(&r);
     env_close(e);
 }
@@ -1205,6 +1252,7 @@ int main(void)
         cmocka_unit_test(test_a_slice_the_writer_cannot_open_takes_no_appends),
         cmocka_unit_test(test_a_dead_writer_fails_what_was_in_flight_and_comes_back),
         cmocka_unit_test(test_a_reconnect_takes_the_file_over_from_a_stale_connection),
+        cmocka_unit_test(test_reconnects_back_off_when_the_handshake_never_completes),
         cmocka_unit_test(test_a_graceful_stop_loses_nothing),
         cmocka_unit_test(test_a_bad_peer_loses_only_its_connection),
         cmocka_unit_test(test_no_result_after_the_close),
