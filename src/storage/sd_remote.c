@@ -244,7 +244,13 @@ static void sd__on_file_frame(struct sd_remote *r, struct sd_remote_peer *p,
                    "writer node %s refused the file of slice %s: %.*s (%d)", p->node_id,
                    f->slice_key, (int)m->text_len, m->text, m->rc);
         sd__fail_pending(f, SD_EUNHEALTHY);
-        f->state = f->state == SD_RF_CLOSING ? SD_RF_DONE : SD_RF_FAILED;
+        if (f->state == SD_RF_CLOSING) {
+            f->state = SD_RF_DONE;
+        } else if (m->rc == SD_WIRE_E_DRAINING) {
+            f->state = SD_RF_WAIT; /* its OPEN crossed the DRAIN: opened when the writer is back */
+        } else {
+            f->state = SD_RF_FAILED;
+        }
         pthread_cond_broadcast(&r->cond);
         break;
     default:

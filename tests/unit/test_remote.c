@@ -213,6 +213,28 @@ static void find_slice(struct env *e, int mine, char *key, size_t key_len, char 
     assert_int_equal(found, 1);
 }
 
+/* Stores a second writing slice on our volume, a copy of the first with its own key and
+ * directory (as another sink's would be); its key goes to out. */
+static void put_second_slice(struct env *e, char *out, size_t len)
+{
+    char key[800], dir[1100];
+    struct sd_kv kv;
+    json_t *j;
+
+    snprintf(key, sizeof(key), "storage/slice/level/local/%s", e->slice_key);
+    memset(&kv, 0, sizeof(kv));
+    assert_int_equal(sd_state_get(e->st, key, &kv), 0);
+    j = json_loadb(kv.value, kv.value_len, 0, NULL);
+    assert_non_null(j);
+    snprintf(dir, sizeof(dir), "%s-second", e->slice_dir);
+    json_object_set_new(json_object_get(j, "local"), "dir", json_string(dir));
+    snprintf(out, len, "%s-second", e->slice_key);
+    snprintf(key, sizeof(key), "storage/slice/level/local/%s", out);
+    fixture_put_json(e->st, key, j);
+    json_decref(j);
+    sd_kv_free(&kv);
+}
+
 static void env_start_receiver(struct env *e, struct sd_receiver **out)
 {
     struct sd_buf err = SD_BUF_INIT;
@@ -983,17 +1005,67 @@ static void test_a_graceful_stop_loses_nothing(void **state)
     assert_int_equal(got.durable, 6);
     assert_int_equal(got.nfailed, 0);
     assert_int_equal(got.disorder, 0);
-    /* the writer closed it: nothing is left to fail */
-    assert_int_equal(sd_remote_close(f), SD_EUNHEALTHY);
+    /* the writer is back at its address: the file is opened again and continues */
+    env_start_receiver(e, &e->recv);
+    proxy_do(p, LISTEN, sd_receiver_address(e->recv));
+    assert_int_equal(sd_remote_wait_open(f, sd_mono_ms() + 3 * WAIT_MS), 1);
+    append_rows(f, "row", 7, 9, 7);
+    assert_true(rec_wait(&r, 9));
     got = rec_get(&r);
+    assert_int_equal(got.durable, 9);
     assert_int_equal(got.nfailed, 0);
-    expect_rows(&want, "row", 1, 6);
+    assert_int_equal(sd_remote_close(f), 0);
+    expect_rows(&want, "row", 1, 9);
     assert_file_holds(e, &want);
     sd_remote_destroy(e->remote);
     e->remote = NULL;
     proxy_stop(p);
     sd_buf_fini(&want);
     rec_fini(&r);
+    env_close(e);
+}
+
+/* A file whose OPEN crossed the writer's DRAIN (refused: draining) is opened again when the
+ * writer is back, like the files the DRAIN closed. */
+static void test_an_open_crossing_the_drain_is_retried_when_the_writer_is_back(void **state)
+{
+    struct env *e = env_open(0, WAIT_MS);
+    struct proxy *p = proxy_start(sd_receiver_address(e->recv));
+    struct stopper s;
+    struct sd_remote_file *f, *g;
+    struct rec r, rg;
+    char address[64], second[700];
+
+    (void)state;
+    rec_init(&r);
+    rec_init(&rg);
+    proxy_address(p, address, sizeof(address));
+    env_point_at(e, address);
+    put_second_slice(e, second, sizeof(second));
+    f = open_ready(e, &r); /* keeps the draining writer waiting for its close */
+    /* the DRAIN is on its way when the source opens another file */
+    proxy_do(p, HOLD_DOWN, NULL);
+    memset(&s, 0, sizeof(s));
+    s.recv = e->recv;
+    e->recv = NULL;
+    assert_int_equal(pthread_create(&s.thread, NULL, stopper_main, &s), 0);
+    usleep(200 * 1000); /* the writer is draining: the DRAIN waits in the proxy */
+    g = sd_remote_open(e->remote, WRITER_ID, second, on_sync, &rg);
+    usleep(200 * 1000); /* the OPEN reached the writer, which refuses it */
+    proxy_do(p, RELEASE, NULL);
+    assert_int_equal(pthread_join(s.thread, NULL), 0);
+    /* back: both files are opened again */
+    env_start_receiver(e, &e->recv);
+    proxy_do(p, LISTEN, sd_receiver_address(e->recv));
+    assert_int_equal(sd_remote_wait_open(f, sd_mono_ms() + 3 * WAIT_MS), 1);
+    assert_int_equal(sd_remote_wait_open(g, sd_mono_ms() + WAIT_MS), 1);
+    assert_int_equal(sd_remote_close(g), 0);
+    assert_int_equal(sd_remote_close(f), 0);
+    sd_remote_destroy(e->remote);
+    e->remote = NULL;
+    proxy_stop(p);
+    rec_fini(&r);
+    rec_fini(&rg);
     env_close(e);
 }
 
@@ -1254,6 +1326,7 @@ int main(void)
         cmocka_unit_test(test_a_reconnect_takes_the_file_over_from_a_stale_connection),
         cmocka_unit_test(test_reconnects_back_off_when_the_handshake_never_completes),
         cmocka_unit_test(test_a_graceful_stop_loses_nothing),
+        cmocka_unit_test(test_an_open_crossing_the_drain_is_retried_when_the_writer_is_back),
         cmocka_unit_test(test_a_bad_peer_loses_only_its_connection),
         cmocka_unit_test(test_no_result_after_the_close),
     };
