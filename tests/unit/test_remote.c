@@ -252,11 +252,19 @@ static void env_point_at(struct env *e, const char *address)
     json_decref(writers);
 }
 
+/* The source node's options unless a test says otherwise (the reference's defaults). */
+static const struct sd_remote_opts default_remote = {
+    .node_id = SOURCE_ID,
+    .keepalive_ms = 5000,
+    .window = 8 * 1024 * 1024,
+    .close_timeout_ms = WAIT_MS,
+};
+
 /* A writer node "w1" (storage + receiver on 127.0.0.1:0) with a file of the fixture's sink that
  * has a writing slice on its volume (and one on another node's volume with foreign), and a
- * source node SOURCE_ID whose files wait close_timeout_ms for their close. The source is not
- * pointed at the writer yet. */
-static struct env *env_open(int foreign, int64_t close_timeout_ms)
+ * source node SOURCE_ID with options remote (NULL: default_remote). The source is not pointed
+ * at the writer yet. */
+static struct env *env_open(int foreign, const struct sd_remote_opts *remote)
 {
     struct env *e = calloc(1, sizeof(*e));
     char data_dir_set[600];
@@ -269,12 +277,6 @@ static struct env *env_open(int foreign, int64_t close_timeout_ms)
         "storage.level.local.writer.network.shutdownTimeout=10s",
     };
     struct sd_config_args args = {NULL, NULL, sets, sizeof(sets) / sizeof(sets[0]), NULL};
-    struct sd_remote_opts o = {
-        .node_id = SOURCE_ID,
-        .keepalive_ms = 5000,
-        .window = 8 * 1024 * 1024,
-        .close_timeout_ms = close_timeout_ms,
-    };
     struct sd_buf err = SD_BUF_INIT;
 
     assert_non_null(e);
@@ -294,7 +296,7 @@ static struct env *env_open(int foreign, int64_t close_timeout_ms)
         find_slice(e, 0, e->foreign_key, sizeof(e->foreign_key), NULL, 0);
     }
     env_start_receiver(e, &e->recv);
-    assert_int_equal(sd_remote_create(&o, &e->remote), 0);
+    assert_int_equal(sd_remote_create(remote != NULL ? remote : &default_remote, &e->remote), 0);
     sd_buf_fini(&err);
     return e;
 }
@@ -678,7 +680,7 @@ static void proxy_stop(struct proxy *p)
 
 static void test_appends_are_durable_in_order_and_in_the_file(void **state)
 {
-    struct env *e = env_open(0, WAIT_MS);
+    struct env *e = env_open(0, NULL);
     struct sd_buf want = SD_BUF_INIT;
     struct sd_remote_file *f;
     struct rec r, got;
@@ -754,7 +756,7 @@ static void assert_refused(struct env *e, const char *slice_key)
 
 static void test_a_slice_the_writer_cannot_open_takes_no_appends(void **state)
 {
-    struct env *e = env_open(1, WAIT_MS);
+    struct env *e = env_open(1, NULL);
     struct sd_buf err = SD_BUF_INIT, want = SD_BUF_INIT;
     char closing[512], missing[600], path[1200];
     struct sd_remote_file *f;
@@ -794,7 +796,7 @@ static void test_a_slice_the_writer_cannot_open_takes_no_appends(void **state)
 
 static void test_a_dead_writer_fails_what_was_in_flight_and_comes_back(void **state)
 {
-    struct env *e = env_open(0, WAIT_MS);
+    struct env *e = env_open(0, NULL);
     struct proxy *p = proxy_start(sd_receiver_address(e->recv));
     struct sd_receiver *second = NULL;
     struct sd_buf want = SD_BUF_INIT;
@@ -864,7 +866,7 @@ static void test_a_dead_writer_fails_what_was_in_flight_and_comes_back(void **st
  * dead): the writer ends the old one, closes the file there and opens it on the new one. */
 static void test_a_reconnect_takes_the_file_over_from_a_stale_connection(void **state)
 {
-    struct env *e = env_open(0, WAIT_MS);
+    struct env *e = env_open(0, NULL);
     struct proxy *p = proxy_start(sd_receiver_address(e->recv));
     struct sd_buf want = SD_BUF_INIT;
     struct sd_remote_file *f;
@@ -913,7 +915,7 @@ static void test_a_reconnect_takes_the_file_over_from_a_stale_connection(void **
  * behind the proxy) is retried with the same backoff as one that refuses them. */
 static void test_reconnects_back_off_when_the_handshake_never_completes(void **state)
 {
-    struct env *e = env_open(0, WAIT_MS);
+    struct env *e = env_open(0, NULL);
     struct sd_receiver *gone = NULL;
     struct proxy *p;
     struct sd_remote_file *f;
@@ -946,6 +948,161 @@ static void test_reconnects_back_off_when_the_handshake_never_completes(void **s
     env_close(e);
 }
 
+/* A writer that goes silent without closing (a partition): after 3 keep-alive intervals
+ * without a frame the source gives the connection up and fails what was in flight. */
+static void test_a_silent_writer_is_given_up_and_its_appends_fail(void **state)
+{
+    struct sd_remote_opts o = default_remote;
+    struct sd_buf want = SD_BUF_INIT;
+    struct env *e;
+    struct proxy *p;
+    struct sd_remote_file *f;
+    struct rec r, got;
+    char address[64];
+    int64_t silent_at;
+
+    (void)state;
+    o.keepalive_ms = 200; /* closed after 600 ms of silence */
+    e = env_open(0, &o);
+    p = proxy_start(sd_receiver_address(e->recv));
+    rec_init(&r);
+    proxy_address(p, address, sizeof(address));
+    env_point_at(e, address);
+    f = open_ready(e, &r);
+    append_rows(f, "row", 1, 2, 1);
+    assert_true(rec_wait(&r, 2));
+    proxy_do(p, HOLD_UP, NULL);
+    proxy_do(p, HOLD_DOWN, NULL);
+    silent_at = sd_mono_ms();
+    append_rows(f, "row", 3, 4, 3);
+    assert_true(rec_wait(&r, 4));
+    assert_true(sd_mono_ms() - silent_at >= 500); /* the idle timeout, not something else */
+    got = rec_get(&r);
+    assert_int_equal(got.durable, 2);
+    assert_int_equal(got.failed, 4);
+    assert_int_equal(sd_remote_append(f, "\"x\"\n", 4, 1, &(uint64_t){0}), SD_EUNHEALTHY);
+    /* what the silent connection carried is lost with it; the file comes back */
+    proxy_do(p, CUT_AND_DEAF, NULL);
+    proxy_do(p, RELEASE, NULL);
+    proxy_do(p, LISTEN, NULL);
+    assert_int_equal(sd_remote_wait_open(f, sd_mono_ms() + 3 * WAIT_MS), 1);
+    append_rows(f, "row", 5, 5, 5);
+    assert_true(rec_wait(&r, 5));
+    assert_int_equal(rec_get(&r).durable, 5);
+    assert_int_equal(sd_remote_close(f), 0);
+    expect_rows(&want, "row", 1, 2);
+    expect_rows(&want, "row", 5, 5);
+    assert_file_holds(e, &want);
+    sd_remote_destroy(e->remote);
+    e->remote = NULL;
+    proxy_stop(p);
+    sd_buf_fini(&want);
+    rec_fini(&r);
+    env_close(e);
+}
+
+/* The writer node is no longer announced: its files fail at once (what was in flight too) and
+ * stay failed when it is announced again; new files open there again. */
+static void test_a_writer_node_that_is_gone_fails_its_files_for_good(void **state)
+{
+    struct env *e = env_open(0, NULL);
+    struct proxy *p = proxy_start(sd_receiver_address(e->recv));
+    json_t *none = json_object();
+    struct sd_remote_file *f, *g;
+    struct rec r, rg, got;
+    char address[64];
+    int64_t started;
+    uint64_t seq = 0;
+
+    (void)state;
+    rec_init(&r);
+    rec_init(&rg);
+    proxy_address(p, address, sizeof(address));
+    env_point_at(e, address);
+    f = open_ready(e, &r);
+    proxy_do(p, HOLD_DOWN, NULL);
+    append_rows(f, "row", 1, 3, 1);
+    sd_remote_set_writers(e->remote, none);
+    got = rec_get(&r); /* reported before sd_remote_set_writers returned */
+    assert_int_equal(got.failed, 3);
+    assert_int_equal(got.durable, 0);
+    assert_int_equal(sd_remote_file_is_ready(f), 0);
+    assert_int_equal(sd_remote_append(f, "\"x\"\n", 4, 1, &seq), SD_EUNHEALTHY);
+    proxy_do(p, RELEASE, NULL);
+    env_point_at(e, address);
+    started = sd_mono_ms();
+    assert_int_equal(sd_remote_wait_open(f, started + WAIT_MS), 0);
+    assert_true(sd_mono_ms() - started < 1000); /* failed for good: nothing to wait for */
+    assert_int_equal(sd_remote_append(f, "\"x\"\n", 4, 1, &seq), SD_EUNHEALTHY);
+    g = open_ready(e, &rg);
+    append_rows(g, "again", 1, 2, 1);
+    assert_true(rec_wait(&rg, 2));
+    assert_int_equal(rec_get(&rg).durable, 2);
+    assert_int_equal(sd_remote_close(g), 0);
+    assert_int_equal(sd_remote_close(f), SD_EUNHEALTHY);
+    got = rec_get(&r);
+    assert_int_equal(got.calls, 1);
+    json_decref(none);
+    sd_remote_destroy(e->remote);
+    e->remote = NULL;
+    proxy_stop(p);
+    rec_fini(&r);
+    rec_fini(&rg);
+    env_close(e);
+}
+
+/* A connection carries at most `window` bytes of appends without their results: the file is
+ * not ready and refuses with SD_ELIMIT until results give the bytes back. */
+static void test_a_full_window_refuses_appends_until_results_come(void **state)
+{
+    struct sd_remote_opts o = default_remote;
+    struct env *e;
+    struct proxy *p;
+    struct sd_remote_file *f;
+    struct rec r;
+    char address[64], buf[64];
+    size_t inflight = 0, len;
+    uint64_t seq = 0, n = 0;
+    int rc;
+
+    (void)state;
+    o.window = 64;
+    e = env_open(0, &o);
+    p = proxy_start(sd_receiver_address(e->recv));
+    rec_init(&r);
+    proxy_address(p, address, sizeof(address));
+    env_point_at(e, address);
+    f = open_ready(e, &r);
+    proxy_do(p, HOLD_DOWN, NULL);
+    for (;;) {
+        len = row(buf, sizeof(buf), "w", (int)n + 1);
+        rc = sd_remote_append(f, buf, len, 1, &seq);
+        if (rc != 0) {
+            break;
+        }
+        inflight += len;
+        n++;
+        assert_true(n < 100);
+    }
+    assert_int_equal(rc, SD_ELIMIT);
+    assert_true(inflight >= 64);      /* refused only once the window was full */
+    assert_true(inflight - len < 64); /* and not before */
+    assert_int_equal(sd_remote_file_is_ready(f), 0);
+    proxy_do(p, RELEASE, NULL);
+    assert_true(rec_wait(&r, n));
+    assert_int_equal(rec_get(&r).durable, n);
+    assert_int_equal(sd_remote_file_is_ready(f), 1);
+    assert_int_equal(sd_remote_append(f, buf, len, 1, &seq), 0);
+    assert_int_equal(seq, n + 1);
+    assert_true(rec_wait(&r, n + 1));
+    assert_int_equal(sd_remote_close(f), 0);
+    sd_remote_destroy(e->remote);
+    e->remote = NULL;
+    proxy_stop(p);
+    rec_fini(&r);
+    env_close(e);
+}
+
 /* ---- 4. graceful stop ---- */
 
 struct stopper {
@@ -965,7 +1122,7 @@ static void *stopper_main(void *arg)
 
 static void test_a_graceful_stop_loses_nothing(void **state)
 {
-    struct env *e = env_open(0, WAIT_MS);
+    struct env *e = env_open(0, NULL);
     struct proxy *p = proxy_start(sd_receiver_address(e->recv));
     struct stopper s;
     struct sd_buf want = SD_BUF_INIT;
@@ -1029,7 +1186,7 @@ static void test_a_graceful_stop_loses_nothing(void **state)
  * writer is back, like the files the DRAIN closed. */
 static void test_an_open_crossing_the_drain_is_retried_when_the_writer_is_back(void **state)
 {
-    struct env *e = env_open(0, WAIT_MS);
+    struct env *e = env_open(0, NULL);
     struct proxy *p = proxy_start(sd_receiver_address(e->recv));
     struct stopper s;
     struct sd_remote_file *f, *g;
@@ -1132,7 +1289,7 @@ static void assert_still_works(struct sd_remote_file *f, struct rec *r, int n, u
 
 static void test_a_bad_peer_loses_only_its_connection(void **state)
 {
-    struct env *e = env_open(0, WAIT_MS);
+    struct env *e = env_open(0, NULL);
     const char *address;
     struct sd_buf b = SD_BUF_INIT, want = SD_BUF_INIT;
     struct sd_wire_msg m;
@@ -1258,14 +1415,17 @@ static int close_racing(struct proxy *p, struct sd_remote_file *f, struct rec *r
 
 static void test_no_result_after_the_close(void **state)
 {
-    const int64_t close_timeout_ms = 1000;
-    struct env *e = env_open(0, close_timeout_ms);
-    struct proxy *p = proxy_start(sd_receiver_address(e->recv));
+    struct sd_remote_opts o = default_remote;
+    struct env *e;
+    struct proxy *p;
     struct rec r[12], fin, got;
     struct sd_remote_file *f;
     char address[64];
 
     (void)state;
+    o.close_timeout_ms = 1000;
+    e = env_open(0, &o);
+    p = proxy_start(sd_receiver_address(e->recv));
     proxy_address(p, address, sizeof(address));
     env_point_at(e, address);
     /* the writer's answers come only after the close gave up: all failed, then silence */
@@ -1325,6 +1485,9 @@ int main(void)
         cmocka_unit_test(test_a_dead_writer_fails_what_was_in_flight_and_comes_back),
         cmocka_unit_test(test_a_reconnect_takes_the_file_over_from_a_stale_connection),
         cmocka_unit_test(test_reconnects_back_off_when_the_handshake_never_completes),
+        cmocka_unit_test(test_a_silent_writer_is_given_up_and_its_appends_fail),
+        cmocka_unit_test(test_a_writer_node_that_is_gone_fails_its_files_for_good),
+        cmocka_unit_test(test_a_full_window_refuses_appends_until_results_come),
         cmocka_unit_test(test_a_graceful_stop_loses_nothing),
         cmocka_unit_test(test_an_open_crossing_the_drain_is_retried_when_the_writer_is_back),
         cmocka_unit_test(test_a_bad_peer_loses_only_its_connection),
