@@ -325,21 +325,27 @@ static struct sd_remote_file *open_ready(struct env *e, struct rec *r)
     return f;
 }
 
-/* The source node's file in the slice directory decodes (complete gzip members) to want. */
-static void assert_file_holds(struct env *e, const struct sd_buf *want)
+/* 1 if node's file in the slice directory is complete gzip members that decode to want. */
+static int file_holds(struct env *e, const char *node, const struct sd_buf *want)
 {
     char path[1200];
     char *data = NULL;
     size_t len = 0;
     struct sd_buf got = SD_BUF_INIT;
+    int ok;
 
-    snprintf(path, sizeof(path), "%s/.slice-" SOURCE_ID ".csv.gz", e->slice_dir);
-    assert_int_equal(sd_read_file(path, &data, &len), 0);
-    assert_true(sd_test_inflate_all(data, len, &got) >= 1);
-    assert_int_equal(got.len, want->len);
-    assert_memory_equal(got.data, want->data, want->len);
+    snprintf(path, sizeof(path), "%s/.slice-%s.csv.gz", e->slice_dir, node);
+    ok = sd_read_file(path, &data, &len) == 0 && sd_test_inflate_all(data, len, &got) >= 1 &&
+         got.len == want->len && memcmp(got.data, want->data, want->len) == 0;
     free(data);
     sd_buf_fini(&got);
+    return ok;
+}
+
+/* The source node's file decodes to want. */
+static void assert_file_holds(struct env *e, const struct sd_buf *want)
+{
+    assert_true(file_holds(e, SOURCE_ID, want));
 }
 
 /* recordsCount of the source node's statistics of the slice (-1 when there are none). */
@@ -1291,7 +1297,8 @@ static void test_a_bad_peer_loses_only_its_connection(void **state)
 {
     struct env *e = env_open(0, NULL);
     const char *address;
-    struct sd_buf b = SD_BUF_INIT, want = SD_BUF_INIT;
+    struct sd_buf b = SD_BUF_INIT, want = SD_BUF_INIT, raw = SD_BUF_INIT;
+    int64_t deadline;
     struct sd_wire_msg m;
     struct sd_remote_file *f;
     unsigned char garbage[64];
@@ -1332,9 +1339,46 @@ static void test_a_bad_peer_loses_only_its_connection(void **state)
     encode(&b, &m);
     assert_int_equal(raw_peer(address, b.data, b.len), SD_WIRE_E_VERSION);
     assert_still_works(f, &r, 2, 7);
+    /* a source node "raw-1" that writes a row in its own file of the slice, then garbage: its
+     * connection ends, and its file is synced and closed (a complete gzip member) */
+    sd_buf_reset(&b);
+    memset(&m, 0, sizeof(m));
+    m.type = SD_WIRE_HELLO;
+    m.version_min = m.version_max = SD_WIRE_VERSION;
+    m.text = "raw-1";
+    m.text_len = 5;
+    encode(&b, &m);
+    memset(&m, 0, sizeof(m));
+    m.type = SD_WIRE_OPEN;
+    m.file = 7;
+    m.text = e->slice_key;
+    m.text_len = strlen(e->slice_key);
+    m.json = "{}";
+    m.json_len = 2;
+    encode(&b, &m);
+    memset(&m, 0, sizeof(m));
+    m.type = SD_WIRE_APPEND;
+    m.flags = SD_WIRE_FLAG_ALIGNED;
+    m.file = 7;
+    m.seq = 1;
+    m.records = 1;
+    m.rows = (const uint8_t *)"\"raw\"\n";
+    m.rows_len = 6;
+    encode(&b, &m);
+    sd_buf_append(&b, garbage, 16);
+    rc = raw_peer(address, b.data, b.len);
+    assert_true(rc == 0 || rc == SD_WIRE_E_MALFORMED);
+    sd_buf_append(&raw, "\"raw\"\n", 6);
+    deadline = sd_mono_ms() + WAIT_MS;
+    while (!file_holds(e, "raw-1", &raw) && sd_mono_ms() < deadline) {
+        usleep(20 * 1000);
+    }
+    assert_true(file_holds(e, "raw-1", &raw));
+    assert_still_works(f, &r, 2, 9);
     assert_int_equal(sd_remote_close(f), 0);
-    expect_rows(&want, "ok", 1, 8);
+    expect_rows(&want, "ok", 1, 10);
     assert_file_holds(e, &want);
+    sd_buf_fini(&raw);
     sd_buf_fini(&b);
     sd_buf_fini(&want);
     rec_fini(&r);
