@@ -2,10 +2,13 @@
  * node (storage/sd_remote) written through the writer's listener (storage/sd_receiver) into a
  * real writer storage (sd_storage_open) over the embedded state store. It proves the failure
  * rules of docs/PROTOCOL.md: results come in order and the file holds exactly what was reported
- * durable; a file the writer cannot open never takes appends; a writer that dies fails (never
- * acknowledges) what was in flight, and the file comes back when a writer is reachable at the
- * address again; a graceful stop (DRAIN) loses nothing; a bad peer loses only its own
- * connection; no result comes after sd_remote_close returned.
+ * durable; a file the writer cannot open never takes appends; a writer that dies, goes silent
+ * or is no longer announced fails (never acknowledges) what was in flight; the file comes back
+ * when a writer is reachable at the address again (reconnects back off, also when the handshake
+ * never completes; a reconnect takes the file over from a connection the writer still holds);
+ * a full window refuses appends; a graceful stop (DRAIN) loses nothing and its files reopen when
+ * the writer is back; a bad peer loses only its own connection (its own files are closed); no
+ * result comes after sd_remote_close returned.
  *
  * DESIGN: where a test must hold frames in flight, a proxy thread stands between the source and
  * the receiver at a fixed loopback port (the writer's address as the source knows it): it can
@@ -59,17 +62,21 @@
 
 /* ---- sync results of one file, as the callback saw them ---- */
 
+struct counts {
+    int calls;
+    uint64_t last;    /* seq of the last result */
+    uint64_t durable; /* highest seq reported durable */
+    uint64_t failed;  /* highest seq reported failed */
+    int nfailed;      /* failure results */
+    int disorder;     /* results whose seq did not increase */
+    int after_close;  /* results delivered after the test set `closed` */
+};
+
 struct rec {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int calls;
-    uint64_t last;     /* seq of the last result */
-    uint64_t durable;  /* highest seq reported durable */
-    uint64_t failed;   /* highest seq reported failed */
-    int nfailed;       /* failure results */
-    int disorder;      /* results whose seq did not increase */
+    struct counts c;
     atomic_int closed; /* set by the test once sd_remote_close returned */
-    int after_close;   /* results delivered after that */
 };
 
 static void rec_init(struct rec *r)
@@ -90,15 +97,15 @@ static void on_sync(void *arg, uint64_t seq, int rc)
     struct rec *r = arg;
 
     pthread_mutex_lock(&r->mu);
-    r->calls++;
-    r->disorder += seq <= r->last;
-    r->after_close += atomic_load(&r->closed);
-    r->last = seq;
+    r->c.calls++;
+    r->c.disorder += seq <= r->c.last;
+    r->c.after_close += atomic_load(&r->closed);
+    r->c.last = seq;
     if (rc == 0) {
-        r->durable = seq;
+        r->c.durable = seq;
     } else {
-        r->failed = seq;
-        r->nfailed++;
+        r->c.failed = seq;
+        r->c.nfailed++;
     }
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
@@ -111,20 +118,20 @@ static int rec_wait(struct rec *r, uint64_t seq)
     int ok;
 
     pthread_mutex_lock(&r->mu);
-    while (r->last < seq && sd_cond_wait_until_ms(&r->cv, &r->mu, deadline) != -ETIMEDOUT) {
+    while (r->c.last < seq && sd_cond_wait_until_ms(&r->cv, &r->mu, deadline) != -ETIMEDOUT) {
     }
-    ok = r->last >= seq;
+    ok = r->c.last >= seq;
     pthread_mutex_unlock(&r->mu);
     return ok;
 }
 
 /* A copy of r's counters (the callback may run meanwhile). */
-static struct rec rec_get(struct rec *r)
+static struct counts rec_get(struct rec *r)
 {
-    struct rec c;
+    struct counts c;
 
     pthread_mutex_lock(&r->mu);
-    memcpy(&c, r, sizeof(c));
+    c = r->c;
     pthread_mutex_unlock(&r->mu);
     return c;
 }
@@ -168,7 +175,6 @@ struct env {
     struct sd_health *health;
     struct sd_storage *storage;
     struct sd_receiver *recv;
-    char *file_key;
     char slice_key[512];   /* the writing slice on the writer's volume */
     char slice_dir[1024];  /* its directory */
     char foreign_key[512]; /* with a foreign volume: the writing slice on it */
@@ -200,7 +206,8 @@ static void find_slice(struct env *e, int mine, char *key, size_t key_len, char 
         const char *state = json_string_value(json_object_get(j, "state"));
         const char *vol = json_string_value(json_object_get(j, "volumeId"));
         const char *d = json_string_value(json_object_get(json_object_get(j, "local"), "dir"));
-        if (strcmp(state, "writing") == 0 && !!sd_storage_has_volume(e->storage, vol) == !!mine) {
+        if (state != NULL && strcmp(state, "writing") == 0 &&
+            !!sd_storage_has_volume(e->storage, vol) == !!mine) {
             snprintf(key, key_len, "%s", kvs.items[i].key + strlen(prefix));
             if (dir != NULL) {
                 snprintf(dir, dir_len, "%s", d);
@@ -290,7 +297,7 @@ static struct env *env_open(int foreign, const struct sd_remote_opts *remote)
     if (foreign) {
         announce_foreign(e);
     }
-    e->file_key = fixture_open_file(e->st, e->cfg, NULL);
+    free(fixture_open_file(e->st, e->cfg, NULL));
     find_slice(e, 1, e->slice_key, sizeof(e->slice_key), e->slice_dir, sizeof(e->slice_dir));
     if (foreign) {
         find_slice(e, 0, e->foreign_key, sizeof(e->foreign_key), NULL, 0);
@@ -310,7 +317,6 @@ static void env_close(struct env *e)
     sd_state_close(e->st);
     sd_config_destroy(e->cfg);
     sd_rm_rf(e->dir);
-    free(e->file_key);
     free(e);
 }
 
@@ -689,7 +695,8 @@ static void test_appends_are_durable_in_order_and_in_the_file(void **state)
     struct env *e = env_open(0, NULL);
     struct sd_buf want = SD_BUF_INIT;
     struct sd_remote_file *f;
-    struct rec r, got;
+    struct rec r;
+    struct counts got;
     const char *three = "\"many-1\"\n\"many-2\"\n\"many-3\"\n";
     uint64_t seq = 0;
     DIR *d;
@@ -740,7 +747,8 @@ static void test_appends_are_durable_in_order_and_in_the_file(void **state)
 /* f is refused promptly, never ready, takes no appends, and reports nothing. */
 static void assert_refused(struct env *e, const char *slice_key)
 {
-    struct rec r, got;
+    struct rec r;
+    struct counts got;
     struct sd_remote_file *f;
     int64_t started = sd_mono_ms();
     uint64_t seq = 0;
@@ -807,7 +815,8 @@ static void test_a_dead_writer_fails_what_was_in_flight_and_comes_back(void **st
     struct sd_receiver *second = NULL;
     struct sd_buf want = SD_BUF_INIT;
     struct sd_remote_file *f;
-    struct rec r, got;
+    struct rec r;
+    struct counts got;
     char address[64];
     int64_t until;
     uint64_t seq = 0;
@@ -876,7 +885,8 @@ static void test_a_reconnect_takes_the_file_over_from_a_stale_connection(void **
     struct proxy *p = proxy_start(sd_receiver_address(e->recv));
     struct sd_buf want = SD_BUF_INIT;
     struct sd_remote_file *f;
-    struct rec r, got;
+    struct rec r;
+    struct counts got;
     char address[64];
     int64_t started;
 
@@ -963,7 +973,8 @@ static void test_a_silent_writer_is_given_up_and_its_appends_fail(void **state)
     struct env *e;
     struct proxy *p;
     struct sd_remote_file *f;
-    struct rec r, got;
+    struct rec r;
+    struct counts got;
     char address[64];
     int64_t silent_at;
 
@@ -1015,7 +1026,8 @@ static void test_a_writer_node_that_is_gone_fails_its_files_for_good(void **stat
     struct proxy *p = proxy_start(sd_receiver_address(e->recv));
     json_t *none = json_object();
     struct sd_remote_file *f, *g;
-    struct rec r, rg, got;
+    struct rec r, rg;
+    struct counts got;
     char address[64];
     int64_t started;
     uint64_t seq = 0;
@@ -1133,7 +1145,8 @@ static void test_a_graceful_stop_loses_nothing(void **state)
     struct stopper s;
     struct sd_buf want = SD_BUF_INIT;
     struct sd_remote_file *f;
-    struct rec r, got;
+    struct rec r;
+    struct counts got;
     char address[64];
     int64_t deadline;
     uint64_t seq = 0;
@@ -1462,7 +1475,8 @@ static void test_no_result_after_the_close(void **state)
     struct sd_remote_opts o = default_remote;
     struct env *e;
     struct proxy *p;
-    struct rec r[12], fin, got;
+    struct rec r[12], fin;
+    struct counts got;
     struct sd_remote_file *f;
     char address[64];
 
@@ -1509,7 +1523,7 @@ static void test_no_result_after_the_close(void **state)
     f = open_ready(e, &fin);
     assert_int_equal(sd_remote_close(f), 0);
     for (int i = 0; i < 12; i++) {
-        struct rec c = rec_get(&r[i]);
+        struct counts c = rec_get(&r[i]);
         assert_int_equal(c.after_close, 0);
         assert_int_equal(c.disorder, 0);
         rec_fini(&r[i]);
