@@ -52,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -436,6 +437,7 @@ struct proxy {
     int want_stop;
     uint64_t loops; /* poll rounds begun with the requests above */
     int accepts;    /* connections accepted */
+    int held_down;  /* bytes from the receivers waiting in the proxy's sockets */
     /* the thread's own */
     int listen_fd;
     int down[MAX_PAIRS], up[MAX_PAIRS]; /* the source's side, the receiver's side */
@@ -525,6 +527,11 @@ static void *proxy_main(void *arg)
         hold_up = p->hold_up;
         hold_down = p->hold_down;
         snprintf(target, sizeof(target), "%s", p->target);
+        p->held_down = 0;
+        for (int i = 0; i < p->npairs; i++) {
+            int n = 0;
+            p->held_down += ioctl(p->up[i], FIONREAD, &n) == 0 ? n : 0;
+        }
         p->loops++;
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
@@ -675,6 +682,22 @@ static int proxy_accepts(struct proxy *p)
     n = p->accepts;
     pthread_mutex_unlock(&p->mu);
     return n;
+}
+
+/* Waits until more than n bytes from the receiver wait in the proxy (held down); returns
+ * whether they did in time. */
+static int proxy_wait_held(struct proxy *p, int n)
+{
+    int64_t deadline = sd_mono_ms() + WAIT_MS;
+    int ok;
+
+    pthread_mutex_lock(&p->mu);
+    while (p->held_down <= n && sd_mono_ms() < deadline) {
+        sd_cond_wait_ms(&p->cv, &p->mu, 100);
+    }
+    ok = p->held_down > n;
+    pthread_mutex_unlock(&p->mu);
+    return ok;
 }
 
 static void proxy_stop(struct proxy *p)
@@ -1225,9 +1248,9 @@ static void test_an_open_crossing_the_drain_is_retried_when_the_writer_is_back(v
     s.recv = e->recv;
     e->recv = NULL;
     assert_int_equal(pthread_create(&s.thread, NULL, stopper_main, &s), 0);
-    usleep(200 * 1000); /* the writer is draining: the DRAIN waits in the proxy */
+    assert_true(proxy_wait_held(p, 0)); /* the writer is draining: its DRAIN waits */
     g = sd_remote_open(e->remote, WRITER_ID, second, on_sync, &rg);
-    usleep(200 * 1000); /* the OPEN reached the writer, which refuses it */
+    assert_true(proxy_wait_held(p, SD_WIRE_HEADER)); /* and its answer to the OPEN after it */
     proxy_do(p, RELEASE, NULL);
     assert_int_equal(pthread_join(s.thread, NULL), 0);
     /* back: both files are opened again */
