@@ -610,14 +610,24 @@ int sd_remote_file_is_ready(struct sd_remote_file *f)
     return ready;
 }
 
+int sd_remote_writer_is_down(struct sd_remote_file *f)
+{
+    int down;
+
+    pthread_mutex_lock(&f->r->lock);
+    down = f->peer == NULL || f->peer->is_gone ||
+           (f->peer->conn == NULL && f->peer->backoff_ms > SD_REMOTE_BACKOFF_MIN_MS);
+    pthread_mutex_unlock(&f->r->lock);
+    return down;
+}
+
 int sd_remote_wait_open(struct sd_remote_file *f, int64_t deadline_ms)
 {
     struct sd_remote *r = f->r;
     int ready;
 
     pthread_mutex_lock(&r->lock);
-    /* a file waiting for a connection that is not there now is not waited for */
-    while ((f->state == SD_RF_OPENING || (f->state == SD_RF_WAIT && f->peer->conn != NULL)) &&
+    while ((f->state == SD_RF_OPENING || (f->state == SD_RF_WAIT && !f->peer->is_gone)) &&
            sd_cond_wait_until_ms(&r->cond, &r->lock, deadline_ms) != -ETIMEDOUT) {
     }
     ready = sd__is_ready(f);

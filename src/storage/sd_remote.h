@@ -49,9 +49,12 @@ int sd_remote_file_is_ready(struct sd_remote_file *f);
  * writer node back at another address is a new node to the connections). */
 int sd_remote_file_is_failed(struct sd_remote_file *f);
 
-/* Waits until the writer has opened the file (or refused it, or deadline_ms on the monotonic
- * clock passed); a file whose writer is not connected now is not waited for. Returns
- * sd_remote_file_is_ready. */
+/* 1 when the file's writer node is down: gone, or not connected and an attempt (or its last
+ * connection) failed since its last handshake; a new writer is not down while it connects. */
+int sd_remote_writer_is_down(struct sd_remote_file *f);
+
+/* Waits until the writer has opened the file (or refused it, or its node is gone, or deadline_ms
+ * on the monotonic clock passed). Returns sd_remote_file_is_ready. */
 int sd_remote_wait_open(struct sd_remote_file *f, int64_t deadline_ms);
 
 /* Sends rows (complete CSV rows, nrows records) without waiting for the socket. Returns 0 with

@@ -1222,7 +1222,7 @@ static void sd__slot_follow_remote(struct sd_storage *st, struct sd_sink_slot *s
     }
     /* the new files take over once open (reference: up to 3 s), so a rotation refuses nothing */
     for (size_t k = 0; k < nnext; k++) {
-        if (is_new[k]) {
+        if (is_new[k] && !sd_remote_writer_is_down(next[k]->remote)) {
             (void)sd_remote_wait_open(next[k]->remote, deadline);
         }
     }
