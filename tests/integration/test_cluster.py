@@ -16,12 +16,13 @@ from test_backends_combined import wait_psql
 DATA_ROLES = ["http-source", "storage-writer", "storage-reader"]
 
 
-def node(streamd_factory, etcd, pg, s3, node_id, roles, extra=()):
+def node(streamd_factory, etcd, pg, s3, node_id, roles, extra=(), env=None):
+    """A cluster node; env adds to its environment (e.g. conftest.SyncHold's)."""
     args = s3_args(s3.endpoint) + [
         "--set", "etcd.endpoint=" + etcd.url, "--set", "nodeID=" + node_id,
         "--set", "hostname=127.0.0.1",
         "--set", "tables.backend=postgres", "--set", "tables.postgres.url=" + pg["url"]]
-    return streamd_factory(args=args + list(extra) + roles)
+    return streamd_factory(args=args + list(extra) + roles, env=env)
 
 
 def routed_sinks(url):
