@@ -60,12 +60,10 @@ def test_record_answered_only_after_the_writer_sync(streamd_factory, tmp_path):
         assert not result, "answered while its sync was held: %r" % result
     finally:
         hold.release()
-    released = time.time()
     t.join(5 * TIMEOUT_MULT)
-    assert "answer" in result, result
+    assert "answer" in result, "no answer within 5 s of the sync: %r" % result
     status, _, body = result["answer"]
     assert (status, body) == (200, b"OK"), result
-    assert time.time() - released < 5 * TIMEOUT_MULT
 
 
 def test_no_sync_wait_answers_while_the_sync_is_held(streamd_factory, tmp_path):
