@@ -436,6 +436,9 @@ const struct sd_opt *sd_opt_find(const char *key)
 }
 
 /* Why the sync triggers cannot apply (one text for the five keys). */
+#define SD_OPT_WHY_KCP                                                                             \
+    "Buffers of the reference's KCP transport, which it does not build either; streamd's node "    \
+    "protocol runs over TCP."
 #define SD_OPT_WHY_SYNC                                                                            \
     "Bounds how much unsynced data the reference holds before a sync; streamd's group commit "     \
     "syncs each batch as soon as the previous sync ends, so no more than one batch is ever "       \
@@ -516,9 +519,20 @@ static const struct {
     {"storage.level.local.encoding.sync.intervalTrigger", SD_OPT_NOT_APPLICABLE, SD_OPT_WHY_SYNC},
     {"storage.level.local.encoding.sync.uncompressedBytesTrigger", SD_OPT_NOT_APPLICABLE,
      SD_OPT_WHY_SYNC},
-    {"storage.level.local.writer.network.", SD_OPT_CLUSTER,
-     "Node protocol between source and writer nodes; in standalone the data endpoint writes to "
-     "its local slices in process."},
+    {"storage.level.local.writer.network.kcpInputBuffer", SD_OPT_NOT_APPLICABLE, SD_OPT_WHY_KCP},
+    {"storage.level.local.writer.network.kcpResponseBuffer", SD_OPT_NOT_APPLICABLE,
+     SD_OPT_WHY_KCP},
+    {"storage.level.local.writer.network.maxWaitingStreamsPerConn", SD_OPT_NOT_APPLICABLE,
+     "Streams of the reference's yamux sessions; streamd multiplexes a source node's files on one "
+     "connection without streams (docs/PROTOCOL.md)."},
+    {"storage.level.local.writer.network.streamOpenTimeout", SD_OPT_NOT_APPLICABLE,
+     "A yamux stream's open timeout; streamd opens files in the background and balances records "
+     "over the open ones."},
+    {"storage.level.local.writer.network.streamWriteTimeout", SD_OPT_NOT_APPLICABLE,
+     "A yamux stream's write timeout; streamd bounds what is in flight by streamMaxWindow and "
+     "ends silent connections after three keepAliveInterval."},
+    {"storage.level.local.writer.network.transport", SD_OPT_NOT_APPLICABLE,
+     "tcp is the only transport (the reference's kcp is not built)."},
     {"storageApiHost", SD_OPT_NOT_APPLICABLE,
      "Keboola Storage API host; standalone sinks import into tables.backend (sqlite) and check "
      "tokens locally."},

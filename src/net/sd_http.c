@@ -30,6 +30,7 @@
  * lingering_time). A lingering connection still counts against max_connections; without a
  * spare descriptor for dup() it closes at once as before. */
 #include "net/sd_http.h"
+#include "net/sd_listen.h"
 #include "net/sd_http_framing.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
@@ -527,71 +528,19 @@ static void sd__http_on_accept(h2o_socket_t *listener, const char *err)
 
 int sd_http_loop_listen(struct sd_http_loop *loop, const char *addr, char *url, size_t url_len)
 {
-    struct addrinfo hints, *res = NULL;
-    struct sockaddr_storage bound;
-    socklen_t bound_len = sizeof(bound);
-    char host[256], port_text[16], shown[INET6_ADDRSTRLEN];
-    const char *colon = strrchr(addr, ':');
-    int fd = -1, one = 1, rc, port;
+    char shown[INET6_ADDRSTRLEN + 2];
+    int fd, port, is_wildcard;
 
-    if (colon == NULL || (size_t)(colon - addr) >= sizeof(host) || strlen(colon + 1) == 0 ||
-        strlen(colon + 1) >= sizeof(port_text) || loop->nlisteners == SD_HTTP_MAX_LISTENERS) {
+    if (loop->nlisteners == SD_HTTP_MAX_LISTENERS) {
         return SD_EINVAL;
     }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-        memmove(host, host + 1, strlen(host));
-        host[strlen(host) - 1] = '\0';
-    }
-    snprintf(port_text, sizeof(port_text), "%s", colon + 1);
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    if (getaddrinfo(host[0] ? host : NULL, port_text, &hints, &res) != 0 || res == NULL) {
-        return SD_EINVAL;
-    }
-    fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    fd = sd_listen_tcp(addr, &port, shown, sizeof(shown), &is_wildcard);
     if (fd < 0) {
-        rc = -errno;
-        goto fail;
+        return fd;
     }
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4096) != 0 ||
-        getsockname(fd, (struct sockaddr *)&bound, &bound_len) != 0) {
-        rc = -errno;
-        goto fail;
-    }
-    if (bound.ss_family == AF_INET6) {
-        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&bound;
-        port = ntohs(a6->sin6_port);
-        if (IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr)) {
-            snprintf(url, url_len, "http://127.0.0.1:%d", port);
-        } else {
-            inet_ntop(AF_INET6, &a6->sin6_addr, shown, sizeof(shown));
-            snprintf(url, url_len, "http://[%s]:%d", shown, port);
-        }
-    } else {
-        struct sockaddr_in *a4 = (struct sockaddr_in *)&bound;
-        port = ntohs(a4->sin_port);
-        if (a4->sin_addr.s_addr == htonl(INADDR_ANY)) {
-            snprintf(url, url_len, "http://127.0.0.1:%d", port);
-        } else {
-            inet_ntop(AF_INET, &a4->sin_addr, shown, sizeof(shown));
-            snprintf(url, url_len, "http://%s:%d", shown, port);
-        }
-    }
-    freeaddrinfo(res);
+    snprintf(url, url_len, "http://%s:%d", shown, port);
     loop->listen_fds[loop->nlisteners++] = fd; /* wrapped by the loop thread at start */
     return 0;
-
-fail:
-    if (fd >= 0) {
-        close(fd);
-    }
-    freeaddrinfo(res);
-    return rc;
 }
 
 static void sd__http_teardown(struct sd_http_loop *loop);

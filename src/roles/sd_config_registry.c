@@ -9,6 +9,7 @@
 #include "state/sd_state.h"
 #include "state_etcd/state_etcd.h"
 #include "storage/sd_operator.h"
+#include "storage/sd_receiver.h"
 #include "storage/sd_storage.h"
 #include "tables/sd_tables.h"
 #include "tables_postgres/tables_postgres.h"
@@ -22,6 +23,7 @@ const struct sd_config_bindings *const sd_config_registry[] = {
     &sd_ingest_config_bindings,
     &sd_state_config_bindings,
     &sd_storage_config_bindings,
+    &sd_receiver_config_bindings,
     &sd_operator_config_bindings,
     &sd_staging_config_bindings,
     &sd_tables_config_bindings,

@@ -35,6 +35,7 @@
 #include "state/sd_state.h"
 #include "state/sd_state_follow.h"
 #include "storage/sd_operator.h"
+#include "storage/sd_receiver.h"
 #include "storage/sd_storage.h"
 #include "tables/sd_tables.h"
 
@@ -88,10 +89,11 @@ struct sd_node {
     struct sd_http_loop metrics_loop;
     char metrics_url[128];
     struct sd_control *control;
-    /* storage-writer */
+    /* storage-writer; an http-source without it writes through a storage without volumes */
     struct sd_storage *storage;
-    struct sd_session *volumes; /* the lease announcing the volumes (storage/volume/writer/) */
-    pthread_mutex_t slots_lock; /* every change of storage's slots: reconcile and operator */
+    struct sd_session *volumes;   /* the lease announcing the volumes (storage/volume/writer/) */
+    struct sd_receiver *receiver; /* storage-writer without http-source: serves source nodes */
+    pthread_mutex_t slots_lock;   /* every change of storage's slots: reconcile and operator */
     /* storage-reader + storage-coordinator */
     struct sd_staging *staging;
     struct sd_tables *tables;
@@ -100,6 +102,7 @@ struct sd_node {
     struct sd_membership *coordinates; /* group operator.file.import: the sinks it imports */
     /* http-source */
     struct sd_ingest *ingest;
+    struct sd_session *source; /* http-source without storage-writer: the source group's lease */
     struct sd_http_loop source_loop;
     char source_url[128];
     /* api */
@@ -114,6 +117,8 @@ struct sd_node {
     struct sd_state_follow *definitions;
     struct sd_state_follow *slices;  /* storage-writer: the slices the coordinator changes */
     struct sd_state_follow *writers; /* storage-coordinator: writer nodes joining and leaving */
+    struct sd_state_follow *peers;   /* source-only: the writer nodes it writes to */
+    struct sd_state_follow *group;   /* source-only: the source nodes sharing the slices */
 };
 
 static char *sd__trim_slash(const char *url)
@@ -197,13 +202,17 @@ static int sd__open_eval_pool(struct sd_node *n)
     return rc;
 }
 
-/* ---- storage-writer: local volumes and one slice writer per open slice ---- */
+/* ---- storage-writer: local volumes and one slice writer per open slice; without http-source
+ * in the process it serves the source nodes' files on them ---- */
 
 static int sd__open_writer(struct sd_node *n)
 {
     struct sd_buf err = SD_BUF_INIT;
     int rc = sd_storage_open(n->cfg, n->state, n->health, n->c.node_id, &n->storage, &err);
 
+    if (rc == 0 && !(n->roles & SD_ROLE_SOURCE)) {
+        rc = sd_receiver_start(n->cfg, n->storage, n->c.node_id, &n->receiver, &err);
+    }
     if (rc != 0) {
         sd_buf_printf(&n->err, "storage: %s", sd_buf_cstr(&err));
     }
@@ -220,14 +229,16 @@ static int sd__report_closesync(void *arg, int64_t rev)
 
     snprintf(key, sizeof(key), "runtime/closesync/source/node/%s", n->c.node_id);
     snprintf(value, sizeof(value), "%lld", (long long)rev);
-    return sd_session_keep(n->volumes, key, value);
+    return sd_session_keep(n->volumes != NULL ? n->volumes : n->source, key, value);
 }
 
 /* Announces the volumes with a lease of their own, as the reference: other nodes see them while
  * this node lives. Start-up waits for the first lease (distribution.startupTimeout). */
 static int sd__announce_volumes(struct sd_node *n)
 {
-    json_t *keys = sd_storage_volume_announcements(n->storage), *value;
+    json_t *keys = sd_storage_volume_announcements(
+               n->storage, n->receiver != NULL ? sd_receiver_address(n->receiver) : NULL),
+           *value;
     const char *key;
     int rc = sd_session_start(n->state, n->c.volume_ttl_s, "volumes", NULL, NULL, &n->volumes);
 
@@ -241,10 +252,47 @@ static int sd__announce_volumes(struct sd_node *n)
         (void)sd_session_keep(n->volumes, key, json_string_value(value));
     }
     json_decref(keys);
-    sd_storage_set_closesync(n->storage, sd__report_closesync, n);
+    if (n->roles & SD_ROLE_SOURCE) { /* its slots write the slices */
+        sd_storage_set_closesync(n->storage, sd__report_closesync, n);
+    }
     if (!sd_session_wait_live(n->volumes, n->c.startup_timeout_ms)) {
         sd_buf_printf(&n->err,
                       "the volumes could not be registered in the state store within "
+                      "distribution.startupTimeout (%lld ms)",
+                      (long long)n->c.startup_timeout_ms);
+        return SD_EUNHEALTHY;
+    }
+    return 0;
+}
+
+/* ---- http-source without storage-writer: its files on the writer nodes ---- */
+
+/* A storage without volumes, and the node's place in the source group (on a lease of its own,
+ * with its close-sync reports): the group's members share each sink's slices. */
+static int sd__open_source_storage(struct sd_node *n)
+{
+    struct sd_buf err = SD_BUF_INIT;
+    char key[256];
+    int rc = sd_storage_open_source(n->cfg, n->state, n->health, n->c.node_id, &n->storage, &err);
+
+    if (rc != 0) {
+        sd_buf_printf(&n->err, "storage: %s", sd_buf_cstr(&err));
+        sd_buf_fini(&err);
+        return rc;
+    }
+    sd_buf_fini(&err);
+    rc = sd_session_start(n->state, n->c.member_ttl_s, "source", NULL, NULL, &n->source);
+    if (rc != 0) {
+        sd_buf_printf(&n->err, "cannot start the source node's lease: %s", sd_strerror(rc));
+        return rc;
+    }
+    snprintf(key, sizeof(key), "runtime/distribution/group/%s/nodes/%s", SD_STORAGE_SOURCE_GROUP,
+             n->c.node_id);
+    (void)sd_session_keep(n->source, key, n->c.node_id);
+    sd_storage_set_closesync(n->storage, sd__report_closesync, n);
+    if (!sd_session_wait_live(n->source, n->c.startup_timeout_ms)) {
+        sd_buf_printf(&n->err,
+                      "the source node could not be registered in the state store within "
                       "distribution.startupTimeout (%lld ms)",
                       (long long)n->c.startup_timeout_ms);
         return SD_EUNHEALTHY;
@@ -500,6 +548,10 @@ static int sd__node_open(struct sd_node *n)
         ((rc = sd__open_writer(n)) != 0 || (rc = sd__announce_volumes(n)) != 0)) {
         return rc;
     }
+    if ((roles & SD_ROLE_SOURCE) && !(roles & SD_ROLE_WRITER) &&
+        (rc = sd__open_source_storage(n)) != 0) {
+        return rc;
+    }
     if ((roles & (SD_ROLE_READER | SD_ROLE_COORDINATOR)) && (rc = sd__open_reader(n)) != 0) {
         return rc;
     }
@@ -522,8 +574,10 @@ static int sd__node_open(struct sd_node *n)
         sd__trim_slash(n->c.api_public_url[0] != '\0' ? n->c.api_public_url : n->api_url);
     n->source_public_url =
         sd__trim_slash(n->c.source_public_url[0] != '\0' ? n->c.source_public_url : n->source_url);
+    /* slots only where records arrive: a writer without http-source serves source nodes */
     n->reconcile =
-        sd_reconcile_create(n->cfg, n->state, n->storage, n->ingest, n->tables, &n->slots_lock);
+        sd_reconcile_create(n->cfg, n->state, (roles & SD_ROLE_SOURCE) ? n->storage : NULL,
+                            n->ingest, n->tables, &n->slots_lock);
     if ((roles & SD_ROLE_API) && (rc = sd__open_api(n)) != 0) {
         return rc;
     }
@@ -552,11 +606,21 @@ static int sd__node_open(struct sd_node *n)
         sd_buf_printf(&n->err, "cannot follow the writer volumes: %s", sd_strerror(rc));
         return rc;
     }
-    /* a writer switches to the slices the coordinator opens, and closes those it closes */
-    if (n->storage != NULL &&
+    /* a source's slots switch to the slices the coordinator opens, and close those it closes */
+    if ((roles & SD_ROLE_SOURCE) &&
         (rc = sd_state_follow_start(n->state, "storage/slice/level/local/", "slices", sd__on_slices,
                                     n, &n->slices)) != 0) {
         sd_buf_printf(&n->err, "cannot follow the slices: %s", sd_strerror(rc));
+        return rc;
+    }
+    /* a source-only node follows the writer nodes and its group: both move its share */
+    if ((roles & SD_ROLE_SOURCE) && !(roles & SD_ROLE_WRITER) &&
+        ((rc = sd_state_follow_start(n->state, "storage/volume/writer/", "writer nodes",
+                                     sd__on_slices, n, &n->peers)) != 0 ||
+         (rc = sd_state_follow_start(n->state,
+                                     "runtime/distribution/group/" SD_STORAGE_SOURCE_GROUP "/",
+                                     "source nodes", sd__on_slices, n, &n->group)) != 0)) {
+        sd_buf_printf(&n->err, "cannot follow the writer and source nodes: %s", sd_strerror(rc));
         return rc;
     }
     /* token commands while running (streamd token ...): without the socket they need a stop */
@@ -585,9 +649,13 @@ static int sd__node_start_loops(struct sd_node *n)
 static void sd__node_close(struct sd_node *n)
 {
     sd_control_stop(n->control);
+    /* storage-writer serving source nodes: DRAIN, they close their files and write elsewhere */
+    sd_receiver_stop(n->receiver);
     sd_state_follow_stop(n->definitions); /* no reconcile from here on but the api's */
     sd_state_follow_stop(n->slices);
     sd_state_follow_stop(n->writers);
+    sd_state_follow_stop(n->peers);
+    sd_state_follow_stop(n->group);
     /* http-source: no new connections */
     if (n->source_loop.is_initialized) {
         sd_http_loop_close_listeners(&n->source_loop);
@@ -607,6 +675,7 @@ static void sd__node_close(struct sd_node *n)
     }
     sd_storage_close(n->storage);
     sd_session_stop(n->volumes); /* the volumes leave the cluster with the writers closed */
+    sd_session_stop(n->source);
     if (n->source_loop.is_initialized) {
         sd_http_loop_stop(&n->source_loop, n->c.shutdown_timeout_ms);
         sd_http_loop_fini(&n->source_loop);
@@ -639,11 +708,6 @@ int sd_node_run(struct sd_config *cfg, unsigned roles, const char *ready_file)
     sigset_t sigs;
     int sig = 0, rc;
 
-    if (!(roles & SD_ROLE_WRITER) && (roles & SD_ROLE_SOURCE)) {
-        fprintf(stderr, "streamd: the http-source role needs storage-writer in the same process "
-                        "(the network writer protocol is not available yet)\n");
-        return 2;
-    }
     n = sd_xcalloc(1, sizeof(*n));
     n->cfg = cfg;
     n->roles = roles;

@@ -67,3 +67,25 @@ size_t sd_assign_volumes(const struct sd_assign_volume *vols, size_t nvols, size
     free(r);
     return n;
 }
+
+size_t sd_assign_slices(size_t nslices, const char *const *nodes, size_t nnodes,
+                        const char *node_id, size_t min_per_node, size_t *out)
+{
+    size_t index = 0, members = nnodes + 1, per_node, count;
+
+    if (nslices == 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < nnodes; i++) {
+        int cmp = strcmp(nodes[i], node_id);
+        index += cmp < 0;
+        members -= cmp == 0; /* registered already: counted once */
+    }
+    per_node = (nslices + members - 1) / members;
+    per_node = per_node > min_per_node ? per_node : min_per_node;
+    count = per_node < nslices ? per_node : nslices;
+    for (size_t i = 0; i < count; i++) {
+        out[i] = (index * per_node + i) % nslices;
+    }
+    return count;
+}

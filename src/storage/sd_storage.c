@@ -17,8 +17,10 @@
  * slot's current slice under its lock. Nothing here changes an entity's state.
  */
 #include "storage/sd_storage.h"
+#include "storage/sd_assign.h"
 #include "storage/sd_bounded.h"
 #include "storage/sd_disk_cleanup.h"
+#include "storage/sd_remote.h"
 #include "config/sd_config.h"
 #include "config/sd_config_bind.h"
 #include "core/sd_alloc.h"
@@ -50,8 +52,13 @@
 #define SD_STORAGE_MAX_PENDING_BYTES (64u * 1024 * 1024)
 #define SD_STORAGE_MAX_VOLUMES 64
 #define SD_STORAGE_ALLOC_HISTORY 10
+#define SD_STORAGE_MAX_REMOTE 64       /* slices one source node writes per sink */
+#define SD_STORAGE_REMOTE_OPEN_MS 3000 /* how long new files on writer nodes may take to open */
 #define SD_STORAGE_LOCAL_SLICES                                                                    \
     "storage/slice/level/local/" /* slices whose largest sizes the relative allocation uses */
+#define SD_STORAGE_WRITER_VOLUMES "storage/volume/writer/"
+#define SD_STORAGE_SOURCE_NODES "runtime/distribution/group/" SD_STORAGE_SOURCE_GROUP "/nodes/"
+#define SD_STORAGE_MAX_SOURCE_NODES 256
 
 struct sd_volume {
     char id[SD_VOLUME_ID_LEN + 1];
@@ -63,9 +70,13 @@ struct sd_volume {
 
 struct sd_slice_handle {
     struct sd_storage *storage;
-    struct sd_slice_writer *writer;
+    struct sd_slice_writer *writer; /* a file on our volumes, or */
+    struct sd_remote_file *remote;  /* (source-only node) our file on a writer node */
     char *key;      /* sliceKey: <p>/<b>/<src>/<sink>/<fileOpenedAt>/<volumeId>/<sliceOpenedAt> */
     char *file_key; /* <p>/<b>/<src>/<sink>/<fileOpenedAt> */
+    char *node_id;  /* whose file: its name and statistics key (a source node's, for net files) */
+    sd_slice_sync_fn net_fn; /* a source node's file (sd_storage_net_open): its sync results */
+    void *net_arg;
     struct sd_slice_stats last_flushed;
     int is_reported_not_ready;         /* writer threads only (one callback at a time) */
     void *waiters;                     /* owned by the sync listener's thread */
@@ -82,9 +93,15 @@ struct sd_sink_slot {
                                     * full): appends are refused until sd_storage_sync_slices
                                     * opens one */
     char *failed_key;              /* the slice whose writer could not be opened (logged once) */
+    /* source-only node: the sink's slices assigned to this node (on writer nodes) and the
+     * balancer's next pick */
+    struct sd_slice_handle *remote[SD_STORAGE_MAX_REMOTE];
+    size_t nremote;
+    size_t pick;
     uint64_t slice_bytes[SD_STORAGE_ALLOC_HISTORY]; /* compressed sizes of the last rotated
                                                      * slices (ring; rotations only) */
     size_t nslices_rotated;
+    struct sd_storage *storage;
     struct sd_sink_slot *next;
 };
 
@@ -109,6 +126,12 @@ struct sd_storage_config {
     int is_disk_cleanup_enabled;
     int64_t disk_cleanup_interval_ms;
     int disk_cleanup_concurrency;
+    /* the source -> writer protocol (source-only nodes and writer nodes) */
+    int min_slices;
+    const char *balancer;
+    int64_t keepalive_ms;
+    size_t window;
+    int64_t stream_close_timeout_ms;
 };
 
 #define SD_STORAGE_BIND(field, key, type) SD_BIND(struct sd_storage_config, field, key, type)
@@ -139,6 +162,14 @@ static const struct sd_config_binding sd_storage_rows[] = {
     SD_STORAGE_BIND(is_disk_cleanup_enabled, "storage.diskCleanup.enabled", SD_BIND_BOOL),
     SD_STORAGE_BIND(disk_cleanup_interval_ms, "storage.diskCleanup.interval", SD_BIND_I64),
     SD_STORAGE_BIND(disk_cleanup_concurrency, "storage.diskCleanup.concurrency", SD_BIND_INT),
+    SD_STORAGE_BIND(min_slices, "storage.level.local.writer.network.minSlicesPerSourceNode",
+                    SD_BIND_INT),
+    SD_STORAGE_BIND(balancer, "storage.level.local.writer.network.pipelineBalancer", SD_BIND_STR),
+    SD_STORAGE_BIND(keepalive_ms, "storage.level.local.writer.network.keepAliveInterval",
+                    SD_BIND_I64),
+    SD_STORAGE_BIND(window, "storage.level.local.writer.network.streamMaxWindow", SD_BIND_SIZE_T),
+    SD_STORAGE_BIND(stream_close_timeout_ms,
+                    "storage.level.local.writer.network.streamCloseTimeout", SD_BIND_I64),
 };
 const struct sd_config_bindings sd_storage_config_bindings =
     SD_BINDINGS("storage", sd_storage_rows);
@@ -166,6 +197,11 @@ struct sd_storage {
     void *closesync_arg;
     int64_t synced_rev;   /* the newest slice change the slots have caught up with (under lock) */
     int64_t reported_rev; /* the last close-sync report that was stored (under lock) */
+    json_t *net_files;    /* {sliceKey: open files of source nodes} (under lock) */
+    /* a source-only node: its files on the writer nodes */
+    struct sd_remote *remote;
+    size_t min_slices;  /* writer.network.minSlicesPerSourceNode */
+    int is_random_pick; /* writer.network.pipelineBalancer rand */
 };
 
 static void sd__random_alnum(char *out, size_t n)
@@ -344,7 +380,7 @@ static int sd__open_volumes(struct sd_storage *st, struct sd_buf *err)
     return rc;
 }
 
-json_t *sd_storage_volume_announcements(struct sd_storage *st)
+json_t *sd_storage_volume_announcements(struct sd_storage *st, const char *node_address)
 {
     json_t *out = json_object();
 
@@ -354,7 +390,11 @@ json_t *sd_storage_volume_announcements(struct sd_storage *st)
         json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "volumeId", v->id, "nodeId",
                               st->node_id, "hostname", st->cfg.hostname, "path", v->path, "type",
                               v->type, "label", v->label);
-        char *text = json_dumps(j, JSON_COMPACT);
+        char *text;
+        if (node_address != NULL) {
+            json_object_set_new(j, "nodeAddress", json_string(node_address));
+        }
+        text = json_dumps(j, JSON_COMPACT);
         snprintf(key, sizeof(key), "storage/volume/writer/%s", v->id);
         json_object_set_new(out, key, json_string(text));
         free(text);
@@ -400,13 +440,13 @@ static void sd__storage_config(const struct sd_config *cfg, struct sd_storage_co
 }
 
 static void sd__writer_opts(struct sd_storage *st, struct sd_slice_writer_opts *o, const char *dir,
-                            const char *compression, int64_t allocate_bytes)
+                            const char *node_id, const char *compression, int64_t allocate_bytes)
 {
     const struct sd_storage_config *c = &st->cfg;
 
     memset(o, 0, sizeof(*o));
     o->dir = dir;
-    o->node_id = st->node_id;
+    o->node_id = node_id;
     o->compression = strcmp(compression, "none") == 0 ? SD_COMPRESSION_NONE : SD_COMPRESSION_GZIP;
     o->gzip_impl = c->gzip_impl;
     o->gzip_level = c->gzip_level;
@@ -469,7 +509,9 @@ static void sd__on_writer_sync(void *arg, uint64_t seq, int rc)
         sd_health_clear(st->health, name);
         slice->is_reported_not_ready = 0;
     }
-    if (st->listener != NULL) {
+    if (slice->net_fn != NULL) {
+        slice->net_fn(slice->net_arg, seq, rc);
+    } else if (st->listener != NULL) {
         st->listener(st->listener_arg, slice, seq, rc);
     }
 }
@@ -499,7 +541,7 @@ static int sd__flush_slice_stats(struct sd_storage *st, struct sd_slice_handle *
     if (memcmp(s, &slice->last_flushed, sizeof(*s)) == 0) {
         return 0;
     }
-    key = sd_xasprintf("storage/stats/local/%s/%s", slice->key, st->node_id);
+    key = sd_xasprintf("storage/stats/local/%s/%s", slice->key, slice->node_id);
     j = json_object();
     sd__stats_json_set(j, s);
     rc = sd__put_json(st, key, j);
@@ -511,31 +553,46 @@ static int sd__flush_slice_stats(struct sd_storage *st, struct sd_slice_handle *
     return rc;
 }
 
-/* Opens the writer of an existing slice entity (recovering its file) and links the handle. */
-static int sd__slice_open(struct sd_storage *st, const char *slice_key, const char *file_key,
-                          const char *dir, const char *compression, int64_t allocate_bytes,
-                          struct sd_slice_handle **out, struct sd_buf *err)
+/* A handle of slice_key (no file yet); freed by sd_storage_slice_release. */
+static struct sd_slice_handle *sd__slice_handle(struct sd_storage *st, const char *slice_key,
+                                                const char *node_id)
 {
     struct sd_slice_handle *slice = sd_xcalloc(1, sizeof(*slice));
-    struct sd_slice_writer_opts opts;
-    struct sd_slice_stats recovered;
-    int rc;
+    const char *slash = strrchr(slice_key, '/');
 
     slice->storage = st;
     slice->key = sd_xstrdup(slice_key);
-    slice->file_key = sd_xstrdup(file_key);
-    sd__writer_opts(st, &opts, dir, compression, allocate_bytes);
-    memset(&recovered, 0, sizeof(recovered));
-    rc = sd_slice_writer_open(&opts, sd__on_writer_sync, slice, &slice->writer, &recovered);
+    slice->node_id = sd_xstrdup(node_id);
+    /* "<fileKey>/<volumeId>/<sliceOpenedAt>" */
+    while (slash != NULL && slash > slice_key && *--slash != '/') {
+    }
+    slice->file_key = sd_xstrndup(slice_key, slash != NULL ? (size_t)(slash - slice_key) : 0);
+    return slice;
+}
+
+/* Opens the writer of node_id's file of an existing slice entity (recovering the file), and
+ * links the handle; net_fn (NULL for our own slots' slices) receives its sync results. */
+static int sd__slice_open(struct sd_storage *st, const char *slice_key, const char *node_id,
+                          const char *dir, const char *compression, int64_t allocate_bytes,
+                          sd_slice_sync_fn net_fn, void *net_arg, struct sd_slice_handle **out,
+                          struct sd_slice_stats *recovered, struct sd_buf *err)
+{
+    struct sd_slice_handle *slice = sd__slice_handle(st, slice_key, node_id);
+    struct sd_slice_writer_opts opts;
+    int rc;
+
+    slice->net_fn = net_fn;
+    slice->net_arg = net_arg;
+    sd__writer_opts(st, &opts, dir, node_id, compression, allocate_bytes);
+    memset(recovered, 0, sizeof(*recovered));
+    rc = sd_slice_writer_open(&opts, sd__on_writer_sync, slice, &slice->writer, recovered);
     if (rc != 0) {
         sd_buf_printf(err, "cannot open slice writer in %s: %s", dir, sd_strerror(rc));
-        free(slice->key);
-        free(slice->file_key);
-        free(slice);
+        sd_storage_slice_release(slice);
         return rc;
     }
     memset(&slice->last_flushed, 0xff, sizeof(slice->last_flushed));
-    sd__flush_slice_stats(st, slice, &recovered);
+    sd__flush_slice_stats(st, slice, recovered);
     pthread_mutex_lock(&st->lock);
     slice->next_open = st->open_slices;
     st->open_slices = slice;
@@ -544,12 +601,12 @@ static int sd__slice_open(struct sd_storage *st, const char *slice_key, const ch
     return 0;
 }
 
-/* Closes a slice's writer, flushes its final statistics and hands the handle to the listener
- * (or frees it when there is none). */
-static void sd__slice_close(struct sd_storage *st, struct sd_slice_handle *slice)
+/* Unlinks a local writer's handle, closes the writer and stores its final statistics. Returns
+ * the close's result (sd_slice_writer_close). */
+static int sd__writer_close(struct sd_storage *st, struct sd_slice_handle *slice,
+                            struct sd_slice_stats *final)
 {
     char name[SD_HEALTH_NAME_MAX];
-    struct sd_slice_stats final;
     struct sd_slice_handle **pp;
     int rc;
 
@@ -561,8 +618,8 @@ static void sd__slice_close(struct sd_storage *st, struct sd_slice_handle *slice
         }
     }
     pthread_mutex_unlock(&st->lock);
-    memset(&final, 0, sizeof(final));
-    rc = sd_slice_writer_close(slice->writer, &final);
+    memset(final, 0, sizeof(*final));
+    rc = sd_slice_writer_close(slice->writer, final);
     slice->writer = NULL;
     snprintf(name, sizeof(name), "slice %s", slice->key);
     sd_health_clear(st->health, name);
@@ -570,7 +627,28 @@ static void sd__slice_close(struct sd_storage *st, struct sd_slice_handle *slice
         sd_log_key(SD_LOG_ERROR, "storage", slice->key, "closing slice %s: %s", slice->key,
                    sd_strerror(rc));
     }
-    sd__flush_slice_stats(st, slice, &final);
+    sd__flush_slice_stats(st, slice, final);
+    return rc;
+}
+
+/* Closes a slice's writer (or our file on a writer node), flushes its final statistics, and
+ * hands the handle to the listener (or frees it when there is none). */
+static void sd__slice_close(struct sd_storage *st, struct sd_slice_handle *slice)
+{
+    struct sd_slice_stats final;
+    int rc;
+
+    if (slice->remote != NULL) {
+        rc = sd_remote_close(slice->remote);
+        slice->remote = NULL;
+        if (rc != 0) {
+            sd_log_key(SD_LOG_WARN, "storage", slice->key,
+                       "slice %s: the writer node did not confirm the close: %s", slice->key,
+                       sd_strerror(rc));
+        }
+    } else {
+        (void)sd__writer_close(st, slice, &final); /* logged there */
+    }
     if (st->listener != NULL) {
         st->listener(st->listener_arg, slice, 0, SD_ECLOSED);
     } else {
@@ -585,6 +663,7 @@ void sd_storage_slice_release(struct sd_slice_handle *slice)
     }
     free(slice->key);
     free(slice->file_key);
+    free(slice->node_id);
     free(slice);
 }
 
@@ -669,20 +748,15 @@ static int sd__slice_open_stored(struct sd_storage *st, const struct sd_kv *kv, 
     json_t *local = json_object_get(j, "local");
     const char *dir = json_string_value(json_object_get(local, "dir"));
     const char *compression = json_string_value(json_object_get(local, "compression")) ?: "gzip";
-    const char *slash = strrchr(key, '/');
-    char *file_key = NULL;
+    struct sd_slice_stats recovered;
     int rc = SD_ECORRUPT;
 
-    /* "<fileKey>/<volumeId>/<sliceOpenedAt>" */
-    while (slash != NULL && slash > key && *--slash != '/') {
-    }
-    if (dir != NULL && slash != NULL && slash > key) {
-        file_key = sd_xstrndup(key, (size_t)(slash - key));
-        rc = sd__slice_open(st, key, file_key, dir, compression, allocate, out, err);
+    if (dir != NULL) {
+        rc = sd__slice_open(st, key, st->node_id, dir, compression, allocate, NULL, NULL, out,
+                            &recovered, err);
     } else {
         sd_buf_printf(err, "slice %s has no local directory", key);
     }
-    free(file_key);
     json_decref(j);
     return rc;
 }
@@ -729,6 +803,7 @@ int sd_storage_sink_activate(struct sd_storage *st, const json_t *sink, const js
     } else {
         slot = sd_xcalloc(1, sizeof(*slot));
         slot->sink_key = sink_key;
+        slot->storage = st;
         slot->settings = json_deep_copy(settings);
         slot->wait = (int)sd_settings_get(settings, "storage.level.local.encoding.sync.wait", 1);
         pthread_mutex_init(&slot->lock, NULL);
@@ -839,9 +914,98 @@ int sd_storage_slice_is_closing(struct sd_storage *st, const char *slice_key)
     int closing;
 
     pthread_mutex_lock(&st->lock);
-    closing = json_object_get(st->closing, slice_key) != NULL;
+    closing = json_object_get(st->closing, slice_key) != NULL ||
+              json_object_get(st->net_files, slice_key) != NULL;
     pthread_mutex_unlock(&st->lock);
     return closing;
+}
+
+/* ---- a writer node: the files source nodes write on it ---- */
+
+/* Counts the open files of source nodes in a slice (delta +1 or -1). */
+static void sd__net_count(struct sd_storage *st, const char *slice_key, int delta)
+{
+    json_int_t n;
+
+    pthread_mutex_lock(&st->lock);
+    n = json_integer_value(json_object_get(st->net_files, slice_key)) + delta;
+    if (n > 0) {
+        json_object_set_new(st->net_files, slice_key, json_integer(n));
+    } else {
+        json_object_del(st->net_files, slice_key);
+    }
+    pthread_mutex_unlock(&st->lock);
+}
+
+int sd_storage_net_open(struct sd_storage *st, const char *slice_key, const char *source_id,
+                        sd_slice_sync_fn fn, void *arg, struct sd_slice_handle **out,
+                        uint64_t *durable, struct sd_buf *err)
+{
+    char *key = sd_xasprintf("%s%s", SD_STORAGE_LOCAL_SLICES, slice_key);
+    struct sd_slice_stats recovered;
+    struct sd_kv kv;
+    json_t *j = NULL;
+    const char *state, *dir;
+    int rc;
+
+    /* counted before the state is read: once the slice has left "writing", no upload of it can
+     * start before this file is closed again (sd_storage_slice_is_closing) */
+    sd__net_count(st, slice_key, 1);
+    memset(&kv, 0, sizeof(kv));
+    rc = sd_state_get(st->state, key, &kv);
+    if (rc == 0) {
+        j = json_loadb(kv.value, kv.value_len, 0, NULL);
+    }
+    state = json_string_value(json_object_get(j, "state"));
+    dir = json_string_value(json_object_get(json_object_get(j, "local"), "dir"));
+    if (rc != 0 && rc != SD_ENOTFOUND) {
+        sd_buf_printf(err, "slice %s cannot be read: %s", slice_key, sd_strerror(rc));
+    } else if (j == NULL) {
+        sd_buf_printf(err, "slice %s does not exist", slice_key);
+        rc = SD_ENOTFOUND;
+    } else if (!sd_storage_has_volume(st, json_string_value(json_object_get(j, "volumeId"))) ||
+               dir == NULL) {
+        sd_buf_printf(err, "slice %s is not on a volume of this writer node", slice_key);
+        rc = SD_ENOTFOUND;
+    } else if (state == NULL || strcmp(state, "writing") != 0) {
+        sd_buf_printf(err, "slice %s is %s, not writing", slice_key, state ?: "without a state");
+        rc = SD_ECLOSED;
+    } else {
+        rc = sd__slice_open(
+            st, slice_key, source_id, dir,
+            json_string_value(json_object_get(json_object_get(j, "local"), "compression"))
+                ?: "gzip",
+            sd__allocation_bytes(st, NULL), fn, arg, out, &recovered, err);
+    }
+    if (rc == 0) {
+        *durable = recovered.records;
+    } else {
+        sd__net_count(st, slice_key, -1);
+    }
+    json_decref(j);
+    sd_kv_free(&kv);
+    free(key);
+    return rc;
+}
+
+int sd_storage_net_append(struct sd_slice_handle *h, const void *rows, size_t len, uint32_t nrows,
+                          int64_t record_ms, uint64_t *seq)
+{
+    return sd_slice_writer_append(h->writer, rows, len, nrows, record_ms, seq);
+}
+
+int sd_storage_net_close(struct sd_slice_handle *h, struct sd_slice_stats *final)
+{
+    struct sd_storage *st = h->storage;
+    struct sd_slice_stats stats;
+    int rc = sd__writer_close(st, h, &stats);
+
+    sd__net_count(st, h->key, -1);
+    sd_storage_slice_release(h);
+    if (final != NULL) {
+        *final = stats;
+    }
+    return rc;
 }
 
 /* Reports the revision up to which every writer of a slice that left "writing" is closed
@@ -935,6 +1099,173 @@ static void sd__slot_follow(struct sd_storage *st, struct sd_sink_slot *slot,
     }
 }
 
+/* ---- a source-only node: the sink's slices on the writer nodes ---- */
+
+static void sd__on_remote_sync(void *arg, uint64_t seq, int rc)
+{
+    struct sd_slice_handle *slice = arg;
+    struct sd_storage *st = slice->storage;
+
+    if (st->listener != NULL) {
+        st->listener(st->listener_arg, slice, seq, rc);
+    }
+}
+
+/* The writer nodes this node can reach: {volumeId: nodeId} of the announced volumes with a
+ * nodeAddress, and their nodes {nodeId: "host:port"} for the connections. Returns 0 or the
+ * store's error. */
+static int sd__load_writers(struct sd_storage *st, json_t *volumes, json_t *nodes)
+{
+    struct sd_kvs kvs;
+    int rc;
+
+    memset(&kvs, 0, sizeof(kvs));
+    rc = sd_state_range(st->state, SD_STORAGE_WRITER_VOLUMES, 0, &kvs);
+    for (size_t i = 0; rc == 0 && i < kvs.n; i++) {
+        json_t *j = json_loadb(kvs.items[i].value, kvs.items[i].value_len, 0, NULL);
+        const char *node = json_string_value(json_object_get(j, "nodeId"));
+        const char *address = json_string_value(json_object_get(j, "nodeAddress"));
+        if (node != NULL && address != NULL && address[0] != '\0') {
+            json_object_set_new(volumes, kvs.items[i].key + strlen(SD_STORAGE_WRITER_VOLUMES),
+                                json_string(node));
+            json_object_set_new(nodes, node, json_string(address));
+        }
+        json_decref(j);
+    }
+    sd_kvs_free(&kvs);
+    return rc;
+}
+
+/* The members of this node's source group, sorted (the store ranges in key order). */
+static int sd__load_source_nodes(struct sd_storage *st, json_t *out)
+{
+    struct sd_kvs kvs;
+    int rc;
+
+    memset(&kvs, 0, sizeof(kvs));
+    rc = sd_state_range(st->state, SD_STORAGE_SOURCE_NODES, 0, &kvs);
+    for (size_t i = 0; rc == 0 && i < kvs.n; i++) {
+        json_array_append_new(out, json_string(kvs.items[i].key + strlen(SD_STORAGE_SOURCE_NODES)));
+    }
+    sd_kvs_free(&kvs);
+    return rc;
+}
+
+/* The slot's handle of slice_key in its remote set, or NULL. */
+static struct sd_slice_handle *sd__slot_remote(struct sd_sink_slot *slot, const char *slice_key)
+{
+    for (size_t i = 0; i < slot->nremote; i++) {
+        if (strcmp(slot->remote[i]->key, slice_key) == 0) {
+            return slot->remote[i];
+        }
+    }
+    return NULL;
+}
+
+/* Points the slot at this node's share of its sink's writing slices on the writer nodes
+ * (sd_assign_slices over the source group): opens our files on the slices that joined the share
+ * and closes those on slices that left it (bounded by the close timeouts). */
+static void sd__slot_follow_remote(struct sd_storage *st, struct sd_sink_slot *slot,
+                                   const struct sd_kvs *kvs, const json_t *volumes,
+                                   const char *const *nodes, size_t nnodes, int64_t deadline)
+{
+    struct sd_slice_handle *next[SD_STORAGE_MAX_REMOTE], *gone[SD_STORAGE_MAX_REMOTE];
+    size_t writing[SD_STORAGE_MAX_REMOTE], picked[SD_STORAGE_MAX_REMOTE];
+    size_t nwriting = 0, npicked, nnext = 0, ngone = 0;
+    size_t klen = strlen(slot->sink_key);
+    int is_new[SD_STORAGE_MAX_REMOTE];
+
+    for (size_t i = 0; i < kvs->n && nwriting < SD_STORAGE_MAX_REMOTE; i++) {
+        const char *key = kvs->items[i].key + strlen(SD_STORAGE_LOCAL_SLICES);
+        json_t *j;
+        if (strncmp(key, slot->sink_key, klen) != 0 || key[klen] != '/' ||
+            sd_storage_slice_is_closing(st, key)) {
+            continue;
+        }
+        j = json_loadb(kvs->items[i].value, kvs->items[i].value_len, 0, NULL);
+        if (strcmp(json_string_value(json_object_get(j, "state")) ?: "", "writing") == 0 &&
+            json_object_get(volumes, json_string_value(json_object_get(j, "volumeId")) ?: "")) {
+            writing[nwriting++] = i;
+        }
+        json_decref(j);
+    }
+    npicked = sd_assign_slices(nwriting, nodes, nnodes, st->node_id, st->min_slices, picked);
+    for (size_t p = 0; p < npicked; p++) {
+        const struct sd_kv *kv = &kvs->items[writing[picked[p]]];
+        const char *key = kv->key + strlen(SD_STORAGE_LOCAL_SLICES);
+        struct sd_slice_handle *h = sd__slot_remote(slot, key);
+        if (h != NULL && sd_remote_file_is_failed(h->remote)) {
+            h = NULL; /* refused, or its writer came back as another node: a new file */
+        }
+        if (h == NULL) {
+            json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
+            const char *writer = json_string_value(
+                json_object_get(volumes, json_string_value(json_object_get(j, "volumeId"))));
+            h = sd__slice_handle(st, key, st->node_id);
+            h->remote = sd_remote_open(st->remote, writer, key, sd__on_remote_sync, h);
+            sd_log_key(SD_LOG_INFO, "storage", key, "sink %s writes slice %s on writer node %s",
+                       slot->sink_key, key, writer);
+            json_decref(j);
+        }
+        is_new[nnext] = sd__slot_remote(slot, key) != h;
+        next[nnext++] = h;
+    }
+    for (size_t i = 0; i < slot->nremote; i++) {
+        int kept = 0;
+        for (size_t k = 0; k < nnext; k++) {
+            kept |= next[k] == slot->remote[i];
+        }
+        if (!kept) {
+            sd__mark_closing(st, slot->remote[i]->key); /* no upload before it is closed */
+            gone[ngone++] = slot->remote[i];
+        }
+    }
+    /* the new files take over once open (reference: up to 3 s), so a rotation refuses nothing */
+    for (size_t k = 0; k < nnext; k++) {
+        if (is_new[k]) {
+            (void)sd_remote_wait_open(next[k]->remote, deadline);
+        }
+    }
+    pthread_mutex_lock(&slot->lock);
+    memcpy(slot->remote, next, nnext * sizeof(*next));
+    slot->nremote = nnext;
+    pthread_mutex_unlock(&slot->lock);
+    for (size_t i = 0; i < ngone; i++) {
+        sd__close_bounded(st, gone[i], st->cfg.slice_close_timeout_ms);
+    }
+}
+
+/* sd_storage_sync_slices of a source-only node: the writer nodes, the source group, then every
+ * slot's share of the slices in kvs. */
+static int sd__sync_remote(struct sd_storage *st, const struct sd_kvs *kvs)
+{
+    json_t *volumes = json_object(), *writers = json_object(), *members = json_array(), *m;
+    const char *nodes[SD_STORAGE_MAX_SOURCE_NODES];
+    int64_t deadline = sd_mono_ms() + SD_STORAGE_REMOTE_OPEN_MS; /* for the whole pass */
+    size_t nnodes = 0, i;
+    int rc = sd__load_writers(st, volumes, writers);
+
+    if (rc == 0) {
+        rc = sd__load_source_nodes(st, members);
+    }
+    if (rc == 0) {
+        sd_remote_set_writers(st->remote, writers);
+        json_array_foreach(members, i, m)
+        {
+            if (nnodes < SD_STORAGE_MAX_SOURCE_NODES) {
+                nodes[nnodes++] = json_string_value(m);
+            }
+        }
+        for (struct sd_sink_slot *slot = st->slots; slot != NULL; slot = slot->next) {
+            sd__slot_follow_remote(st, slot, kvs, volumes, nodes, nnodes, deadline);
+        }
+    }
+    json_decref(volumes);
+    json_decref(writers);
+    json_decref(members);
+    return rc;
+}
+
 int sd_storage_sync_slices(struct sd_storage *st)
 {
     struct sd_kvs kvs;
@@ -946,8 +1277,16 @@ int sd_storage_sync_slices(struct sd_storage *st)
         return rc; /* the open writers go on; the next change or pass retries */
     }
     /* the slot list changes only under the node's slot lock, which the caller holds */
-    for (struct sd_sink_slot *slot = st->slots; slot != NULL; slot = slot->next) {
+    if (st->remote != NULL) {
+        rc = sd__sync_remote(st, &kvs);
+    }
+    for (struct sd_sink_slot *slot = st->slots; slot != NULL && st->remote == NULL;
+         slot = slot->next) {
         sd__slot_follow(st, slot, &kvs);
+    }
+    if (rc != 0) {
+        sd_kvs_free(&kvs);
+        return rc;
     }
     /* caught up with every slice change seen: the newest revision among them (not the store's
      * revision, which moves with every write anywhere and would make a report each time) */
@@ -993,8 +1332,46 @@ int sd_storage_sink_deactivate(struct sd_storage *st, const char *sink_key)
         pthread_mutex_unlock(&slot->lock);
         sd__close_bounded(st, slice, st->cfg.file_close_timeout_ms);
     }
+    if (slot->nremote > 0) {
+        struct sd_slice_handle *gone[SD_STORAGE_MAX_REMOTE];
+        size_t ngone = slot->nremote;
+        memcpy(gone, slot->remote, ngone * sizeof(*gone));
+        for (size_t i = 0; i < ngone; i++) {
+            sd__mark_closing(st, gone[i]->key);
+        }
+        pthread_mutex_lock(&slot->lock);
+        slot->nremote = 0;
+        pthread_mutex_unlock(&slot->lock);
+        for (size_t i = 0; i < ngone; i++) {
+            sd__close_bounded(st, gone[i], st->cfg.file_close_timeout_ms);
+        }
+    }
     sd__slot_free(slot);
     return 0;
+}
+
+/* The balancer of a source-only node (reference pipelineBalancer): the first of the slot's
+ * slices, from the next in turn (roundRobin) or a random one (rand), that takes the rows. */
+static int sd__append_remote(struct sd_storage *st, struct sd_sink_slot *slot, const void *rows,
+                             size_t len, uint32_t nrows, struct sd_slice_handle **slice,
+                             uint64_t *seq)
+{
+    size_t n = slot->nremote, start;
+    int rc = SD_EUNHEALTHY;
+
+    if (n == 0) {
+        return SD_ECLOSED;
+    }
+    start = st->is_random_pick ? (size_t)random() : slot->pick++;
+    for (size_t k = 0; k < n; k++) {
+        struct sd_slice_handle *h = slot->remote[(start + k) % n];
+        rc = sd_remote_append(h->remote, rows, len, nrows, seq); /* refused when not ready */
+        if (rc == 0) {
+            *slice = h;
+            return 0;
+        }
+    }
+    return rc;
 }
 
 int sd_storage_append(struct sd_sink_slot *slot, const void *rows, size_t len, uint32_t nrows,
@@ -1006,6 +1383,8 @@ int sd_storage_append(struct sd_sink_slot *slot, const void *rows, size_t len, u
     if (slot->slice != NULL) {
         rc = sd_slice_writer_append(slot->slice->writer, rows, len, nrows, record_ms, seq);
         *slice = slot->slice;
+    } else if (slot->storage->remote != NULL) {
+        rc = sd__append_remote(slot->storage, slot, rows, len, nrows, slice, seq);
     }
     pthread_mutex_unlock(&slot->lock);
     return rc;
@@ -1140,11 +1519,11 @@ static void sd__recover_closed_slices(struct sd_storage *st)
     sd_kvs_free(&kvs);
 }
 
-int sd_storage_open(const struct sd_config *cfg, struct sd_state *state, struct sd_health *health,
-                    const char *node_id, struct sd_storage **out, struct sd_buf *err)
+/* What a storage with volumes and one without share. */
+static struct sd_storage *sd__storage_new(const struct sd_config *cfg, struct sd_state *state,
+                                          struct sd_health *health, const char *node_id)
 {
     struct sd_storage *st = sd_xcalloc(1, sizeof(*st));
-    int rc;
 
     st->health = health;
     st->state = state;
@@ -1154,6 +1533,40 @@ int sd_storage_open(const struct sd_config *cfg, struct sd_state *state, struct 
     sd__storage_config(cfg, &st->cfg);
     st->closes = sd_bounded_create();
     st->closing = json_object();
+    st->net_files = json_object();
+    return st;
+}
+
+int sd_storage_open_source(const struct sd_config *cfg, struct sd_state *state,
+                           struct sd_health *health, const char *node_id, struct sd_storage **out,
+                           struct sd_buf *err)
+{
+    struct sd_storage *st = sd__storage_new(cfg, state, health, node_id);
+    struct sd_remote_opts o = {
+        .node_id = node_id,
+        .keepalive_ms = st->cfg.keepalive_ms,
+        .window = st->cfg.window,
+        .close_timeout_ms = st->cfg.stream_close_timeout_ms,
+    };
+    int rc = sd_remote_create(&o, &st->remote);
+
+    if (rc != 0) {
+        sd_buf_printf(err, "cannot start the connections to writer nodes: %s", sd_strerror(rc));
+        sd_storage_close(st);
+        return rc;
+    }
+    st->min_slices = (size_t)st->cfg.min_slices;
+    st->is_random_pick = strcmp(st->cfg.balancer, "rand") == 0;
+    *out = st;
+    return 0;
+}
+
+int sd_storage_open(const struct sd_config *cfg, struct sd_state *state, struct sd_health *health,
+                    const char *node_id, struct sd_storage **out, struct sd_buf *err)
+{
+    struct sd_storage *st = sd__storage_new(cfg, state, health, node_id);
+    int rc;
+
     rc = sd__open_volumes(st, err);
     if (rc != 0) {
         sd_storage_close(st);
@@ -1213,10 +1626,15 @@ void sd_storage_close(struct sd_storage *st)
         if (slot->slice != NULL) {
             sd__slice_close(st, slot->slice);
         }
+        for (size_t i = 0; i < slot->nremote; i++) {
+            sd__slice_close(st, slot->remote[i]);
+        }
         sd__slot_free(slot);
     }
     sd_bounded_destroy(st->closes); /* closes in the background finish first */
+    sd_remote_destroy(st->remote);
     json_decref(st->closing);
+    json_decref(st->net_files);
     for (size_t i = 0; i < st->nvolumes; i++) {
         close(st->volumes[i].lock_fd);
         free(st->volumes[i].path);

@@ -13,6 +13,12 @@
 #include <stdint.h>
 
 #include "core/sd_buf.h"
+#include "pipeline/sd_slice_writer.h"
+
+/* The distribution group of source-only nodes (reference storage.router.sources.<type>): a member
+ * announces runtime/distribution/group/<group>/nodes/<nodeID>; the sinks' slices are shared among
+ * the members (sd_assign_slices). */
+#define SD_STORAGE_SOURCE_GROUP "storage.router.sources.http-source"
 
 struct sd_config;
 struct sd_health;
@@ -36,6 +42,16 @@ typedef void (*sd_storage_sync_fn)(void *arg, struct sd_slice_handle *slice, uin
  * a negative code + err. */
 int sd_storage_open(const struct sd_config *cfg, struct sd_state *state, struct sd_health *health,
                     const char *node_id, struct sd_storage **out, struct sd_buf *err);
+/* The storage of a source-only node (http-source without storage-writer): no volumes; each
+ * sink's slot writes this node's files on its share of the sink's writing slices on the writer
+ * nodes that listen for source nodes (storage/volume/writer/ with a nodeAddress), over the
+ * source -> writer protocol (sd_remote.h), and a balancer (writer.network.pipelineBalancer)
+ * spreads the appends over those of them that are ready. Group members: SD_STORAGE_SOURCE_GROUP
+ * (announced by the wiring, with close-sync reports). Same interface as sd_storage_open
+ * otherwise. */
+int sd_storage_open_source(const struct sd_config *cfg, struct sd_state *state,
+                           struct sd_health *health, const char *node_id, struct sd_storage **out,
+                           struct sd_buf *err);
 /* Sets who receives sync results (before any sink is activated). */
 void sd_storage_set_sync_listener(struct sd_storage *st, sd_storage_sync_fn fn, void *arg);
 /* Gives the sink (its stored definition JSON) a slot that writes its "writing" slice on our
@@ -58,9 +74,11 @@ typedef int (*sd_storage_closesync_fn)(void *arg, int64_t rev);
 /* Sets who stores close-sync reports (before any sink is activated). */
 void sd_storage_set_closesync(struct sd_storage *st, sd_storage_closesync_fn fn, void *arg);
 /* The keys announcing this writer's volumes to the cluster, {"storage/volume/writer/<id>":
- * "<JSON: volumeId, nodeId, hostname, path, type, label>"} (owned); the wiring keeps them in
- * the state store with the node's volume lease, so they vanish when the node is gone. */
-json_t *sd_storage_volume_announcements(struct sd_storage *st);
+ * "<JSON: volumeId, nodeId, hostname, path, type, label[, nodeAddress]>"} (owned); the wiring
+ * keeps them in the state store with the node's volume lease, so they vanish when the node is
+ * gone. node_address (host:port where source nodes reach this writer, NULL when it does not
+ * listen for them) is the reference's nodeAddress. */
+json_t *sd_storage_volume_announcements(struct sd_storage *st, const char *node_address);
 /* 1 if volume_id is one of this writer's volumes (its slices are on this node's disk). */
 int sd_storage_has_volume(struct sd_storage *st, const char *volume_id);
 /* The open slice of every active sink: [{sinkKey, fileKey, sliceKey, settings, records,
@@ -89,6 +107,22 @@ int sd_storage_append(struct sd_sink_slot *slot, const void *rows, size_t len, u
 void **sd_storage_slice_waiters(struct sd_slice_handle *slice);
 /* Frees a slice handle after its SD_ECLOSED notification. */
 void sd_storage_slice_release(struct sd_slice_handle *slice);
+/* A writer node's side of the source -> writer protocol (storage/sd_receiver.c): opens source
+ * node source_id's file (slice-<sourceID>.csv[.gz]) in the directory of slice_key, which must be
+ * a "writing" slice on one of our volumes (read from the store, never from the source). While
+ * the file is open the slice counts as closing (no upload). fn receives its sync results (writer
+ * threads; sd_slice_sync_fn); its statistics are stored as the source node's. Returns 0 with
+ * *out and *durable (records already in the file), or SD_ENOTFOUND / SD_ECLOSED (no such
+ * writing slice here) or the writer's error, with err. Any thread. */
+int sd_storage_net_open(struct sd_storage *st, const char *slice_key, const char *source_id,
+                        sd_slice_sync_fn fn, void *arg, struct sd_slice_handle **out,
+                        uint64_t *durable, struct sd_buf *err);
+/* Appends rows to a source node's file (sd_slice_writer_append). */
+int sd_storage_net_append(struct sd_slice_handle *h, const void *rows, size_t len, uint32_t nrows,
+                          int64_t record_ms, uint64_t *seq);
+/* Syncs and closes a source node's file (its last sync results come first), stores its final
+ * statistics (*final, optional) and frees h. Returns sd_slice_writer_close's result. */
+int sd_storage_net_close(struct sd_slice_handle *h, struct sd_slice_stats *final);
 /* Closes every writer (final syncs fire their callbacks), flushes statistics, unlocks the
  * volumes and frees. */
 void sd_storage_close(struct sd_storage *st);

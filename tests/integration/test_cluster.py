@@ -17,7 +17,6 @@ DATA_ROLES = ["http-source", "storage-writer", "storage-reader"]
 
 
 def node(streamd_factory, etcd, pg, s3, node_id, roles, extra=(), env=None):
-    """A cluster node; env adds to its environment (e.g. conftest.SyncHold's)."""
     args = s3_args(s3.endpoint) + [
         "--set", "etcd.endpoint=" + etcd.url, "--set", "nodeID=" + node_id,
         "--set", "hostname=127.0.0.1",

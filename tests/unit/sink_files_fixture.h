@@ -48,7 +48,7 @@ static inline void fixture_define(struct sd_state *st, struct sd_storage *storag
     fixture_put_json(st, "definition/source/active/1/2/src", src);
     fixture_put_json(st, "definition/sink/active/" FIXTURE_SINK_KEY, sink);
     if (storage != NULL) {
-        vols = sd_storage_volume_announcements(storage);
+        vols = sd_storage_volume_announcements(storage, NULL);
         json_object_foreach(vols, key, value)
         {
             const char *text = json_string_value(value);
