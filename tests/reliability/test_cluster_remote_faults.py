@@ -53,9 +53,9 @@ def failure_times(failures, t0):
     return counts
 
 
-def in_flight_at(failure, kill_at):
-    """Whether a failed request can be one in flight at a kill: it ended after the kill and
-    started at most KILL_WINDOW_S after it."""
+def around(failure, kill_at):
+    """Whether a failed request counts as one in flight at a kill: it ended after the kill and
+    started at most KILL_WINDOW_S after it (the time a source node may take to notice)."""
     start, end, _ = failure
     return end >= kill_at and start <= kill_at + KILL_WINDOW_S
 
@@ -112,7 +112,7 @@ def test_source_and_writer_nodes_survive_kills_and_a_graceful_stop(streamd_facto
     ids, drain_s = drain(pg, SCHEMA, TABLE, acked, timeout=180)
     # source-1's clients (a, and c after the move) may fail only in flight at the writer kill;
     # source-2's the same until its own kill, after which every request of theirs fails
-    unexpected = {k: [f for f in l.failures if not in_flight_at(f, w1_kill)
+    unexpected = {k: [f for f in l.failures if not around(f, w1_kill)
                       and not (k == "b" and f[1] >= s2_kill)] for k, l in loads.items()}
     node_of = {v["volumeId"]: v["nodeId"] for v in etcd.range("storage/volume/writer/").values()}
     slices_by_writer, files = {}, {}
@@ -128,8 +128,10 @@ def test_source_and_writer_nodes_survive_kills_and_a_graceful_stop(streamd_facto
         "phantoms": len(set(ids) - sent), "lost_sample": sorted(acked - set(ids))[:5],
         "acked_by_clients": {k: len(l.acked) for k, l in loads.items()},
         "errors_per_phase": {k: failures_per_phase(l.failures, t0) for k, l in loads.items()},
-        "errors_in_flight_at_writer_kill": {
-            k: sum(1 for f in l.failures if in_flight_at(f, w1_kill)) for k, l in loads.items()},
+        "errors_in_flight_at_writer_kill": {  # started before it, answered after it
+            k: sum(1 for s, e, _ in l.failures if s < w1_kill <= e) for k, l in loads.items()},
+        "errors_around_writer_kill": {
+            k: sum(1 for f in l.failures if around(f, w1_kill)) for k, l in loads.items()},
         "unexpected_errors": {k: len(v) for k, v in unexpected.items()},
         "unexpected_error_times": {k: failure_times(v, t0) for k, v in unexpected.items()},
         "source1_acked_per_phase": acked_per_phase,
@@ -149,3 +151,15 @@ def test_source_and_writer_nodes_survive_kills_and_a_graceful_stop(streamd_facto
     assert not any(unexpected.values()), json.dumps(figures["unexpected_error_times"])
     assert all(n > 0 for n in acked_per_phase.values()), acked_per_phase  # failover, no stall
     assert figures["files_spanning_both_writers"] > 0, figures  # slices over both writers
+
+
+def test_failures_are_counted_by_phase_and_matched_to_the_kill():
+    t0 = 1000.0
+    kill = t0 + W1_KILL
+    failures = [(kill - 0.5, kill + 0.1, None), (kill + 1.9, kill + 1.95, 503),
+                (kill + 2.5, kill + 2.6, 503), (kill - 3.0, kill - 2.9, 503)]
+    assert [around(f, kill) for f in failures] == [True, True, False, False]
+    assert failures_per_phase(failures, t0) == {
+        "warm-up": 2, "writer-1 killed": 2, "writer-1 back": 0, "source-2 killed": 0,
+        "writer-2 stopped": 0, "writer-2 back": 0}
+    assert failure_times(failures[:2], t0) == {"9.5:none": 1, "11.9:503": 1}
