@@ -181,6 +181,15 @@ static void sd__unlink_file(struct sd_remote_file *f)
     f->peer = NULL;
 }
 
+/* The next connection attempt to p waits its backoff, which doubles (up to the maximum) until
+ * a handshake completes (r->lock held). */
+static void sd__retry_later(struct sd_remote_peer *p)
+{
+    p->next_attempt_ms = sd_mono_ms() + p->backoff_ms;
+    p->backoff_ms =
+        p->backoff_ms * 2 > SD_REMOTE_BACKOFF_MAX_MS ? SD_REMOTE_BACKOFF_MAX_MS : p->backoff_ms * 2;
+}
+
 /* ---- frames from a writer (reader threads) ---- */
 
 static void sd__on_welcome(struct sd_remote *r, struct sd_remote_peer *p, struct sd_wire_conn *c,
@@ -236,7 +245,13 @@ static void sd__on_file_frame(struct sd_remote *r, struct sd_remote_peer *p,
                    "writer node %s refused the file of slice %s: %.*s (%d)", p->node_id,
                    f->slice_key, (int)m->text_len, m->text, m->rc);
         sd__fail_pending(f, SD_EUNHEALTHY);
-        f->state = f->state == SD_RF_CLOSING ? SD_RF_DONE : SD_RF_FAILED;
+        if (f->state == SD_RF_CLOSING) {
+            f->state = SD_RF_DONE;
+        } else if (m->rc == SD_WIRE_E_DRAINING) {
+            f->state = SD_RF_WAIT; /* its OPEN crossed the DRAIN: opened when the writer is back */
+        } else {
+            f->state = SD_RF_FAILED;
+        }
         pthread_cond_broadcast(&r->cond);
         break;
     default:
@@ -317,7 +332,7 @@ static void sd__on_close(void *arg, struct sd_wire_conn *c, int reason)
         p->conn = NULL;
         p->dead = c;
         p->is_welcomed = 0;
-        p->next_attempt_ms = sd_mono_ms() + p->backoff_ms;
+        sd__retry_later(p); /* also when it ended before WELCOME: no retry loop at full speed */
         pthread_cond_broadcast(&r->cond);
     }
     pthread_mutex_unlock(&r->lock);
@@ -417,9 +432,7 @@ static void sd__peer_connect(struct sd_remote *r, struct sd_remote_peer *p)
         sd_log_warn("remote", "cannot connect to writer node %s at %s: %s", p->node_id, p->address,
                     sd_strerror(rc));
     }
-    p->next_attempt_ms = sd_mono_ms() + p->backoff_ms;
-    p->backoff_ms =
-        p->backoff_ms * 2 > SD_REMOTE_BACKOFF_MAX_MS ? SD_REMOTE_BACKOFF_MAX_MS : p->backoff_ms * 2;
+    sd__retry_later(p);
 }
 
 static void sd__peer_free(struct sd_remote_peer *p)

@@ -16,6 +16,8 @@
 #include "pipeline/sd_slice_recover.h"
 #include "pipeline/sd_slice_writer.h"
 
+#include "test_inflate.h"
+
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -28,7 +30,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #define MAX_SEQ (1u << 20)
 #define MAX_FDS 1024
@@ -63,37 +64,6 @@ static int teardown_dir(void **state)
     sd_rm_rf(t->dir);
     free(t);
     return 0;
-}
-
-/* Decompresses complete gzip members into out; returns the member count, -1 if the data is
- * not exactly a sequence of complete members. */
-static int inflate_all(const void *data, size_t len, struct sd_buf *out)
-{
-    z_stream zs;
-    unsigned char win[65536];
-    int members = 0;
-    int zrc = Z_STREAM_END;
-
-    memset(&zs, 0, sizeof(zs));
-    if (inflateInit2(&zs, 15 + 16) != Z_OK) {
-        return -1;
-    }
-    zs.next_in = (Bytef *)data;
-    zs.avail_in = (uInt)len;
-    while (zs.avail_in > 0) {
-        zs.next_out = win;
-        zs.avail_out = sizeof(win);
-        zrc = inflate(&zs, Z_NO_FLUSH);
-        sd_buf_append(out, win, sizeof(win) - zs.avail_out);
-        if (zrc == Z_STREAM_END) {
-            members++;
-            inflateReset(&zs);
-        } else if (zrc != Z_OK) {
-            break;
-        }
-    }
-    inflateEnd(&zs);
-    return zrc == Z_STREAM_END ? members : -1;
 }
 
 static int gzip_t(const char *path)
@@ -132,7 +102,7 @@ static int read_file_content(const char *path, int gz, struct sd_buf *out, size_
         *file_len = len;
     }
     if (gz) {
-        rc = inflate_all(data, len, out);
+        rc = sd_test_inflate_all(data, len, out);
     } else {
         sd_buf_append(out, data, len);
         rc = 0;
