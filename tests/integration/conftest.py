@@ -181,6 +181,40 @@ class Streamd:
         return done
 
 
+class SyncHold:
+    """Holds a process's fdatasync/fsync calls on demand: pass env() to the process (e.g.
+    streamd_factory(env=...)); between engage() and release() each sync call waits (the
+    LD_PRELOAD shim libsd_sync_hold.so built next to streamd) and is listed by held()."""
+
+    def __init__(self, directory, name="sync"):
+        self.hold_file = os.path.join(str(directory), name + ".hold")
+        self.count_file = os.path.join(str(directory), name + ".held")
+
+    def env(self):
+        lib = os.path.join(os.path.dirname(os.path.abspath(BIN)), "libsd_sync_hold.so")
+        assert os.path.exists(lib), "the sync-hold shim is not built: " + lib
+        preload = " ".join(p for p in (os.environ.get("LD_PRELOAD"), lib) if p)
+        # an ASan binary insists on its runtime coming first; the shim only wraps two calls
+        asan = ":".join(p for p in (os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0") if p)
+        return {"LD_PRELOAD": preload, "ASAN_OPTIONS": asan,
+                "SD_SYNC_HOLD_FILE": self.hold_file, "SD_SYNC_HOLD_COUNT_FILE": self.count_file}
+
+    def engage(self):
+        open(self.hold_file, "w").close()
+
+    def release(self):
+        if os.path.exists(self.hold_file):
+            os.unlink(self.hold_file)
+
+    def held(self):
+        """One "<function> <path>" line per sync call held so far."""
+        try:
+            with open(self.count_file) as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
+
+
 @pytest.fixture
 def streamd_factory(tmp_path):
     """Creates streamd instances (each with its own data dir unless given); stops them all."""

@@ -76,12 +76,14 @@ def csv_row(values):
 
 
 class Loader:
-    """Concurrent clients posting JSON records with ids; records which were acknowledged (200)."""
+    """Concurrent clients posting JSON records with ids; records which were acknowledged (200),
+    and the times of every request that got no 200 (start, end, its status or None)."""
 
     def __init__(self, url, clients=8, prefix="r"):
         self.url, self.clients, self.prefix = url, clients, prefix
         self.acked, self.sent, self.statuses = set(), set(), {}
         self.errors = 0  # requests without an answer (refused, reset, timed out)
+        self.failures = []  # (start, end, status or None) of every request without a 200
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.threads = []
@@ -99,6 +101,7 @@ class Loader:
             body = json.dumps({"id": rid, "text": "x,\"y\"\n" + rid}).encode()
             with self.lock:
                 self.sent.add(rid)
+            start = time.time()
             try:
                 if conn is None:
                     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
@@ -109,9 +112,12 @@ class Loader:
                     self.statuses[resp.status] = self.statuses.get(resp.status, 0) + 1
                     if resp.status == 200:
                         self.acked.add(rid)
+                    else:
+                        self.failures.append((start, time.time(), resp.status))
             except (OSError, http.client.HTTPException):
                 with self.lock:
                     self.errors += 1
+                    self.failures.append((start, time.time(), None))
                 conn = None
                 if self.stop.wait(0.05):
                     break

@@ -7,26 +7,16 @@ throughout the etcd outage, and the etcd history shows no file or slice put in a
 import base64
 import http.client
 import json
-import os
-import socket
 import time
 import urllib.parse
 
-from backends import Etcd, pg, psql_rows, s3  # noqa: F401 (fixtures)
+from backends import Etcd, pg, s3  # noqa: F401 (fixtures)
+from conftest import drain, free_port
 from helpers import PATH_COLUMNS, Loader
 from test_cluster import DATA_ROLES, node, routed_sinks
 
 OUTAGE_S = 30
 NAMESPACE = "stream/"
-QUERY = 'SELECT * FROM "in.c-faults"."table" WHERE "id" <> \'probe\''
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def b64(text):
@@ -170,16 +160,7 @@ def run(streamd_factory, etcd, pg, s3, figures):
                "errors": d[1] - b[1], "acked": d[2] - b[2]} for b, d in zip(before, during)]
     acked = loads[0].acked | loads[1].acked
     sent = loads[0].sent | loads[1].sent
-    drain0 = time.time()
-    ids = []
-    while time.time() - drain0 < 120:
-        ids = [r[1] for r in psql_rows(pg, QUERY)] if table_exists(pg) else []
-        if acked <= set(ids):
-            break
-        time.sleep(1)
-    drain_s = time.time() - drain0
-    time.sleep(3)  # anything imported twice would show now
-    ids = [r[1] for r in psql_rows(pg, QUERY)]
+    ids, drain_s = drain(pg, "in.c-faults", "table", acked)
     node_of = {v["volumeId"]: v["nodeId"] for v in etcd.range("storage/volume/writer/").values()}
     spans = {}
     for sl in etcd.range("storage/slice/all/").values():
@@ -212,12 +193,6 @@ def run(streamd_factory, etcd, pg, s3, figures):
     assert figures["phantoms"] == 0, figures
     assert not twice, json.dumps(twice[:5], indent=1)
     assert figures["files_spanning_both_data_nodes"] > 0, figures  # one file, a slice per node
-
-
-def table_exists(pg):
-    rows = psql_rows(pg, "SELECT 1 FROM information_schema.tables WHERE table_schema = "
-                         "'in.c-faults' AND table_name = 'table'")
-    return bool(rows)
 
 
 def test_states_entered_twice_finds_a_transition_applied_again():
