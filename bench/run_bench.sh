@@ -5,8 +5,8 @@
 # acknowledgement (sync.mode=disk, wait=true); a second source whose sink has one template
 # column (Body('a') + ":" + Body('c.f.g')) instead of the two path columns; and a one-thread
 # micro-benchmark of template evaluations; and the import of one CSV into SQLite against the
-# sqlite3 CLI's .import and into PostgreSQL against psql's \copy. Prints one line per figure and
-# the ratios.
+# sqlite3 CLI's .import and into PostgreSQL against psql's \copy; then, with nginx and streamd
+# stopped, the cluster figure (bench/cluster_bench.sh). Prints one line per figure and the ratios.
 # Usage: bench/run_bench.sh BUILD/streamd [DURATION_S]
 set -euo pipefail
 BIN=$(readlink -f "$1"); DUR=${2:-${BENCH_SECONDS:-10}}
@@ -199,3 +199,9 @@ echo "jsonnet evals/s typical = $(echo "$TPL_TYPICAL" | sed -n 's/.*evals_per_s=
 echo "ratio req/s plain template/path = $(ratio "$t_rps" "$(mean "$s_rps" "$s2_rps")") (target >= 0.5)"
 echo "ratio req/s pipelined template/path = $(ratio "$tp_rps" "$(mean "$sp_rps" "$sp2_rps")") (target >= 0.5)"
 echo "cpu_us_per_req template - path = $(awk -v a="$t_cpu" -v b="$(mean "$s_cpu" "$s2_cpu")" 'BEGIN{printf "%.1f", a-b}')"
+
+# The cluster figure, with nothing of the runs above left running (this streamd's background
+# imports would load CPU 0).
+for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
+PIDS=()
+"$HERE/cluster_bench.sh" "$BIN" "$DUR"
