@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # lib.sh: helpers shared by the bench scripts (sourced, not run): free loopback ports, a process's
 # CPU ticks and RSS, ready files, the 1 KiB body, the fields of wrk's RESULT line (post.lua).
 
