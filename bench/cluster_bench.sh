@@ -36,6 +36,12 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+# forget PID: a process that has been waited for leaves PIDS (its number may be reused).
+forget() {
+  local keep=() p
+  for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
 
 make_body "$WORK/body_1k.json"
 
@@ -75,8 +81,12 @@ measure() {
     BODY=$WORK/body_1k.json timeout $((DUR + 30)) taskset -c 1 wrk -t1 -c25 -d"${DUR}s" --timeout 10s \
       -s "$HERE/post.lua" "${urls[$i]}" >"$WORK/wrk$i.out" 2>&1 &
     wrks+=($!)
+    PIDS+=($!)
   done
-  for i in 0 1; do wait "${wrks[$i]}" || { cat "$WORK/wrk$i.out" >&2; return 1; }; done
+  for i in 0 1; do
+    wait "${wrks[$i]}" || { cat "$WORK/wrk$i.out" >&2; return 1; }
+    forget "${wrks[$i]}"
+  done
   M_TICKS=()
   for i in "${!pids[@]}"; do M_TICKS+=($(($(cpu_ticks "${pids[$i]}") - before[i]))); done
   M_RPS=0 M_ACKED=0 M_NON2XX=0 M_ERRORS=0
@@ -108,7 +118,7 @@ URL=$(python3 "$HERE/sources.py" "$(ready_url "$WORK/standalone.ready" api)" "$T
 measure "$URL" "$URL" "$SPID"
 S_TICKS=${M_TICKS[0]} S_ACKED=$M_ACKED
 line standalone "$S_TICKS"
-kill "$SPID"; wait "$SPID" || true
+kill "$SPID"; wait "$SPID" || true; forget "$SPID"
 
 # The cluster.
 read -r ETCD_DIR ETCD_URL <<<"$("$ETCD_SERVER" start 1)"
