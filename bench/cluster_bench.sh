@@ -155,7 +155,7 @@ C_TICKS=$(sum "${M_TICKS[@]:0:${#NAMES[@]}}") C_ACKED=$M_ACKED
 line cluster "$C_TICKS"
 BY_NODE=""
 for i in "${!NAMES[@]}"; do BY_NODE+="${NAMES[$i]}=$(us_per_record "${M_TICKS[$i]}" "$C_ACKED") "; done
-echo "cluster by process cpu_us_per_record ${BY_NODE}(etcd, not in the sum: $(us_per_record "${M_TICKS[-1]}" "$C_ACKED"), ${M_TICKS[-1]} ticks)"
+echo "cluster by process cpu_us_per_record ${BY_NODE}etcd_not_in_sum=$(us_per_record "${M_TICKS[-1]}" "$C_ACKED") (${M_TICKS[-1]} ticks)"
 
 RATIO=$(awk -v c="$C_TICKS" -v ca="$C_ACKED" -v s="$S_TICKS" -v sa="$S_ACKED" \
   'BEGIN{ if (ca > 0 && sa > 0 && s > 0) printf "%.2f", (c/ca)/(s/sa); else print "nan" }')
