@@ -18,9 +18,11 @@
  *   whole frame in it before the next read. It stops delivering once a shutdown was asked (also
  *   from inside on_frame: the frames after it are dropped) and then reads only to see the end.
  * - Ending: sd_wire_conn_shutdown sets `is_closing` (sends fail with SD_ECLOSED from then on)
- *   and a linger deadline (now when called from the reader thread: no wait there). The sender
- *   writes what is queued and then shuts the socket down itself (shutdown(2), SHUT_RDWR), or
- *   gives up at the deadline and does the same; a caller off the reader thread waits for that.
+ *   and a linger deadline (now when called from the reader thread: no wait there, only what the
+ *   socket takes at once goes out). The sender writes what is queued and then shuts the socket
+ *   down itself (shutdown(2), SHUT_RDWR), or gives up at the deadline and does the same; a caller
+ *   off the reader thread waits for that. A failed write also closes and shuts down (the queue
+ *   is dropped); its -errno becomes the reason unless it is EPIPE, which is the peer's close.
  *   shutdown(2) wakes the reader, which sees the end, marks the connection over and calls
  *   on_close exactly once (reason 0 when a shutdown was asked, else what it saw: SD_EINVAL,
  *   -ETIMEDOUT, -errno, or the sender's write error behind an end of stream). The reader also
@@ -142,19 +144,15 @@ static int sd__write_all(struct sd_wire_conn *c, const char *p, size_t len)
     return 0;
 }
 
-/* Queues a PING if keepalive_ms passed without a write (mu held; the queue is empty). */
+/* Queues a keep-alive PING (mu held; the queue is empty). */
 static void sd__keepalive_locked(struct sd_wire_conn *c)
 {
     struct sd_wire_msg ping = {.type = SD_WIRE_PING};
     size_t before = c->out.len;
 
-    if (sd_mono_ms() < c->last_send_ms + c->opts.keepalive_ms) {
-        return;
-    }
     ping.seq = ++c->ping_token;
-    if (sd_wire_encode(&c->out, &ping) == 0) {
-        c->queued += c->out.len - before;
-    }
+    (void)sd_wire_encode(&c->out, &ping); /* appends nothing if it fails (no memory) */
+    c->queued += c->out.len - before;
 }
 
 static void *sd__sender_main(void *arg)

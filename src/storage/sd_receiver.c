@@ -225,8 +225,10 @@ static void sd__on_open(struct sd_recv_conn *c, const struct sd_wire_msg *m)
     res = sd_storage_net_open(rc->storage, slice_key, c->source_id, sd__on_file_sync, f, &f->h,
                               &durable, &err);
     if (res != 0) {
-        sd_log_key(SD_LOG_WARN, "receiver", slice_key, "source node %s cannot open slice %s: %s",
-                   c->source_id, slice_key, sd_buf_cstr(&err));
+        /* a slice that left "writing" meanwhile is a race of rotations, not a fault */
+        sd_log_key(res == SD_ECLOSED ? SD_LOG_INFO : SD_LOG_WARN, "receiver", slice_key,
+                   "source node %s cannot open slice %s: %s", c->source_id, slice_key,
+                   sd_buf_cstr(&err));
         sd__send_error(c, m->file, SD_WIRE_E_OPEN, sd_buf_cstr(&err));
         pthread_mutex_lock(&rc->lock);
         json_object_del(rc->open, f->open_key);

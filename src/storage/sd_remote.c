@@ -231,7 +231,8 @@ static void sd__on_file_frame(struct sd_remote *r, struct sd_remote_peer *p,
         }
         break;
     case SD_WIRE_ERROR:
-        sd_log_key(SD_LOG_WARN, "remote", f->slice_key,
+        /* the writer logs why at the level it deserves (a rotation race is no fault) */
+        sd_log_key(SD_LOG_INFO, "remote", f->slice_key,
                    "writer node %s refused the file of slice %s: %.*s (%d)", p->node_id,
                    f->slice_key, (int)m->text_len, m->text, m->rc);
         sd__fail_pending(f, SD_EUNHEALTHY);
@@ -576,6 +577,16 @@ static int sd__is_ready(const struct sd_remote_file *f)
            p->inflight < p->window;
 }
 
+int sd_remote_file_is_failed(struct sd_remote_file *f)
+{
+    int failed;
+
+    pthread_mutex_lock(&f->r->lock);
+    failed = f->state == SD_RF_FAILED;
+    pthread_mutex_unlock(&f->r->lock);
+    return failed;
+}
+
 int sd_remote_file_is_ready(struct sd_remote_file *f)
 {
     int ready;
@@ -592,8 +603,8 @@ int sd_remote_wait_open(struct sd_remote_file *f, int64_t deadline_ms)
     int ready;
 
     pthread_mutex_lock(&r->lock);
-    while ((f->state == SD_RF_WAIT || f->state == SD_RF_OPENING) && f->peer != NULL &&
-           !f->peer->is_gone &&
+    /* a file waiting for a connection that is not there now is not waited for */
+    while ((f->state == SD_RF_OPENING || (f->state == SD_RF_WAIT && f->peer->conn != NULL)) &&
            sd_cond_wait_until_ms(&r->cond, &r->lock, deadline_ms) != -ETIMEDOUT) {
     }
     ready = sd__is_ready(f);
@@ -652,10 +663,10 @@ int sd_remote_close(struct sd_remote_file *f)
         f->state = sd_wire_conn_send(f->peer->conn, &m) == 0 ? SD_RF_CLOSING : SD_RF_DONE;
     } else if (f->state == SD_RF_DRAINING) {
         f->state = SD_RF_CLOSING; /* CLOSE sent at the DRAIN */
-    } else if (f->state != SD_RF_DONE) {
-        rc = SD_EUNHEALTHY; /* not open on the writer: nothing to close there */
-        f->state = SD_RF_DONE;
+    } else if (f->state == SD_RF_FAILED) {
+        rc = SD_EUNHEALTHY; /* refused, or its writer node is gone */
     }
+    /* SD_RF_WAIT: closed by the writer already (at its DRAIN, or when the connection ended) */
     while (f->state == SD_RF_CLOSING) {
         if (sd_cond_wait_until_ms(&r->cond, &r->lock, deadline) == -ETIMEDOUT) {
             rc = -ETIMEDOUT;

@@ -45,8 +45,13 @@ struct sd_remote_file *sd_remote_open(struct sd_remote *r, const char *writer_id
  * in its connection's window. */
 int sd_remote_file_is_ready(struct sd_remote_file *f);
 
+/* 1 when the file takes no appends ever again: the writer refused it, or its node is gone (a
+ * writer node back at another address is a new node to the connections). */
+int sd_remote_file_is_failed(struct sd_remote_file *f);
+
 /* Waits until the writer has opened the file (or refused it, or deadline_ms on the monotonic
- * clock passed). Returns sd_remote_file_is_ready. */
+ * clock passed); a file whose writer is not connected now is not waited for. Returns
+ * sd_remote_file_is_ready. */
 int sd_remote_wait_open(struct sd_remote_file *f, int64_t deadline_ms);
 
 /* Sends rows (complete CSV rows, nrows records) without waiting for the socket. Returns 0 with

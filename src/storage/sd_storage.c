@@ -1167,13 +1167,13 @@ static struct sd_slice_handle *sd__slot_remote(struct sd_sink_slot *slot, const 
  * and closes those on slices that left it (bounded by the close timeouts). */
 static void sd__slot_follow_remote(struct sd_storage *st, struct sd_sink_slot *slot,
                                    const struct sd_kvs *kvs, const json_t *volumes,
-                                   const char *const *nodes, size_t nnodes)
+                                   const char *const *nodes, size_t nnodes, int64_t deadline)
 {
     struct sd_slice_handle *next[SD_STORAGE_MAX_REMOTE], *gone[SD_STORAGE_MAX_REMOTE];
     size_t writing[SD_STORAGE_MAX_REMOTE], picked[SD_STORAGE_MAX_REMOTE];
     size_t nwriting = 0, npicked, nnext = 0, ngone = 0;
     size_t klen = strlen(slot->sink_key);
-    int64_t deadline = sd_mono_ms() + SD_STORAGE_REMOTE_OPEN_MS;
+    int is_new[SD_STORAGE_MAX_REMOTE];
 
     for (size_t i = 0; i < kvs->n && nwriting < SD_STORAGE_MAX_REMOTE; i++) {
         const char *key = kvs->items[i].key + strlen(SD_STORAGE_LOCAL_SLICES);
@@ -1194,6 +1194,9 @@ static void sd__slot_follow_remote(struct sd_storage *st, struct sd_sink_slot *s
         const struct sd_kv *kv = &kvs->items[writing[picked[p]]];
         const char *key = kv->key + strlen(SD_STORAGE_LOCAL_SLICES);
         struct sd_slice_handle *h = sd__slot_remote(slot, key);
+        if (h != NULL && sd_remote_file_is_failed(h->remote)) {
+            h = NULL; /* refused, or its writer came back as another node: a new file */
+        }
         if (h == NULL) {
             json_t *j = json_loadb(kv->value, kv->value_len, 0, NULL);
             const char *writer = json_string_value(
@@ -1204,6 +1207,7 @@ static void sd__slot_follow_remote(struct sd_storage *st, struct sd_sink_slot *s
                        slot->sink_key, key, writer);
             json_decref(j);
         }
+        is_new[nnext] = sd__slot_remote(slot, key) != h;
         next[nnext++] = h;
     }
     for (size_t i = 0; i < slot->nremote; i++) {
@@ -1218,7 +1222,9 @@ static void sd__slot_follow_remote(struct sd_storage *st, struct sd_sink_slot *s
     }
     /* the new files take over once open (reference: up to 3 s), so a rotation refuses nothing */
     for (size_t k = 0; k < nnext; k++) {
-        (void)sd_remote_wait_open(next[k]->remote, deadline);
+        if (is_new[k]) {
+            (void)sd_remote_wait_open(next[k]->remote, deadline);
+        }
     }
     pthread_mutex_lock(&slot->lock);
     memcpy(slot->remote, next, nnext * sizeof(*next));
@@ -1235,6 +1241,7 @@ static int sd__sync_remote(struct sd_storage *st, const struct sd_kvs *kvs)
 {
     json_t *volumes = json_object(), *writers = json_object(), *members = json_array(), *m;
     const char *nodes[SD_STORAGE_MAX_SOURCE_NODES];
+    int64_t deadline = sd_mono_ms() + SD_STORAGE_REMOTE_OPEN_MS; /* for the whole pass */
     size_t nnodes = 0, i;
     int rc = sd__load_writers(st, volumes, writers);
 
@@ -1250,7 +1257,7 @@ static int sd__sync_remote(struct sd_storage *st, const struct sd_kvs *kvs)
             }
         }
         for (struct sd_sink_slot *slot = st->slots; slot != NULL; slot = slot->next) {
-            sd__slot_follow_remote(st, slot, kvs, volumes, nodes, nnodes);
+            sd__slot_follow_remote(st, slot, kvs, volumes, nodes, nnodes, deadline);
         }
     }
     json_decref(volumes);
@@ -1358,10 +1365,7 @@ static int sd__append_remote(struct sd_storage *st, struct sd_sink_slot *slot, c
     start = st->is_random_pick ? (size_t)random() : slot->pick++;
     for (size_t k = 0; k < n; k++) {
         struct sd_slice_handle *h = slot->remote[(start + k) % n];
-        if (!sd_remote_file_is_ready(h->remote)) {
-            continue;
-        }
-        rc = sd_remote_append(h->remote, rows, len, nrows, seq);
+        rc = sd_remote_append(h->remote, rows, len, nrows, seq); /* refused when not ready */
         if (rc == 0) {
             *slice = h;
             return 0;

@@ -4,6 +4,8 @@ nodes write to over the source -> writer protocol (docs/PROTOCOL.md). Records po
 source nodes land exactly once in PostgreSQL; the source nodes write no slice files; each source
 node writes its own file in the slice directories of the writer nodes."""
 import os
+import socket
+import struct
 import time
 
 from conftest import TIMEOUT_MULT
@@ -77,3 +79,93 @@ def test_source_nodes_write_through_writer_nodes_exactly_once(streamd_factory, e
     wait_psql(pg, query, lambda r: acked <= {row[1] for row in r}, timeout=90)
     time.sleep(2)  # anything imported twice would show now
     assert_loaded_once(psql_rows(pg, query), acked, sent)
+
+
+def frame(ftype, payload=b"", file=0, flags=0):
+    return struct.pack("<IBBHI", len(payload), ftype, flags, 0, file) + payload
+
+
+def read_frames(sock, timeout=2):
+    """Every frame the peer sends until it closes the connection or timeout passes:
+    [(type, file, payload)], and whether it closed."""
+    deadline = time.time() + timeout
+    data, closed = b"", False
+    try:
+        while time.time() < deadline:
+            sock.settimeout(max(0.01, deadline - time.time()))
+            chunk = sock.recv(65536)
+            if not chunk:
+                closed = True
+                break
+            data += chunk
+    except socket.timeout:
+        pass
+    except ConnectionResetError:
+        closed = True
+    frames = []
+    while len(data) >= 12:
+        length, ftype, _, _, file = struct.unpack("<IBBHI", data[:12])
+        frames.append((ftype, file, data[12:12 + length]))
+        data = data[12 + length:]
+    return frames, closed
+
+
+def hello(node_id=b"intruder", vmin=1, vmax=1):
+    return frame(1, struct.pack("<HHH", vmin, vmax, len(node_id)) + node_id)
+
+
+def error_code(payload):
+    return struct.unpack("<i", payload[:4])[0]
+
+
+def test_writer_refuses_hostile_frames_and_keeps_serving(streamd_factory, etcd, pg, s3):
+    """The attacks on a writer's port: bytes that are not frames, a frame announcing 2 GiB,
+    frames before the handshake, an unknown version, OPEN of paths and of another writer's slice,
+    appends to files never opened. Each gets ERROR and, where the connection cannot go on, its
+    close; the writer keeps acknowledging through the source nodes meanwhile."""
+    writers, sources, urls = cluster(streamd_factory, etcd, pg, s3, "in.c-remote.hostile")
+    vols = etcd.range("storage/volume/writer/").values()
+    address = {v["nodeId"]: v["nodeAddress"] for v in vols}
+    volume_of = {v["nodeId"]: v["volumeId"] for v in vols}
+    host, port = address["writer-1"].rsplit(":", 1)
+    load = Loader(urls[0], clients=2, prefix="h").start()
+
+    def attack(data):
+        s = socket.create_connection((host, int(port)))
+        s.sendall(data)
+        try:
+            return read_frames(s)
+        finally:
+            s.close()
+
+    # not frames: an HTTP request (its first bytes decode as an absurd length)
+    frames, closed = attack(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert closed
+    # a header announcing 2 GiB: refused from the header alone
+    frames, closed = attack(struct.pack("<IBBHI", 2**31, 5, 0, 0, 1))
+    assert closed
+    # an APPEND before the handshake
+    frames, closed = attack(frame(5, struct.pack("<QI", 1, 1) + b"a\n", file=1, flags=1))
+    assert closed and frames and frames[0][0] == 13 and error_code(frames[0][2]) == -1, frames
+    # no common version
+    frames, closed = attack(hello(vmin=2, vmax=3))
+    assert closed and [(f[0], error_code(f[2])) for f in frames] == [(13, -4)], frames
+    # after a handshake: OPEN of a path, of the other writer's slice, APPEND to an unknown file
+    other = [k.split("storage/slice/level/local/", 1)[1]
+             for k, sl in etcd.range("storage/slice/level/local/").items()
+             if sl["volumeId"] == volume_of["writer-2"] and sl["state"] == "writing"]
+    assert other, "no writing slice on writer-2"
+    opens = b"".join(frame(3, struct.pack("<H", len(k)) + k + b"{}", file=i + 1)
+                     for i, k in enumerate([b"../../../../etc/passwd", other[0].encode()]))
+    frames, closed = attack(hello() + opens + frame(5, struct.pack("<QI", 1, 1) + b"a\n", file=9,
+                                                    flags=1))
+    assert not closed, ("a refused OPEN or an unknown file must not end the connection", frames)
+    assert frames[0][0] == 2, frames  # WELCOME
+    errors = {(f[1], error_code(f[2])) for f in frames[1:] if f[0] == 13}
+    assert errors == {(1, -3), (2, -3), (9, -2)}, frames
+    # the writer went on serving the source nodes throughout
+    time.sleep(1)
+    load.finish()
+    assert set(load.statuses) == {200} and load.acked, load.statuses
+    assert writers[0].proc.poll() is None
+    assert "intruder" not in "".join(os.listdir(os.path.join(writers[0].data_dir)))

@@ -30,15 +30,24 @@
 #include "net/sd_wire.h"
 #include "net/sd_wire_conn.h"
 
-#define NTHREADS 4    /* sender threads per side; their frames carry file 1..NTHREADS */
-#define WAIT_MS 10000 /* the longest any expected event may take */
-#define BIG_FILE 10   /* APPENDs with a file from here on carry rows_pattern(0, 0) bytes */
-#define RAISE_FILE 9  /* on_frame raises the decoder's bound on this file */
+#define NTHREADS 4   /* sender threads per side; their frames carry file 1..NTHREADS */
+#define BIG_FILE 10  /* APPENDs with a file from here on carry rows_pattern(0, 0) bytes */
+#define RAISE_FILE 9 /* on_frame raises the decoder's bound on this file */
 #define RAISE_TO 4096
 
 enum pair_kind { PAIR_UNIX, PAIR_TCP };
 
 static const enum pair_kind unix_kind = PAIR_UNIX, tcp_kind = PAIR_TCP;
+
+/* A duration of the test stretched by SD_TEST_TIMEOUT_MULTIPLIER (slow runs: valgrind); the
+ * longest any expected event may take is T(10000). */
+static int64_t T(int64_t ms)
+{
+    const char *m = getenv("SD_TEST_TIMEOUT_MULTIPLIER");
+    int64_t k = m != NULL ? atoll(m) : 1;
+
+    return ms * (k > 0 ? k : 1);
+}
 
 /* What the callbacks of one connection saw; the checks made in the callbacks (which run on the
  * reader thread, where cmocka cannot fail a test) are counted here and asserted afterwards. */
@@ -354,8 +363,8 @@ static void test_frames_both_ways(void **state)
         pthread_join(th[i], NULL);
         assert_int_equal(args[i].failures, 0);
     }
-    assert_true(rec_wait(&ra, &ra.frames, NTHREADS * PER_THREAD, WAIT_MS));
-    assert_true(rec_wait(&rb, &rb.frames, NTHREADS * PER_THREAD, WAIT_MS));
+    assert_true(rec_wait(&ra, &ra.frames, NTHREADS * PER_THREAD, T(10000)));
+    assert_true(rec_wait(&rb, &rb.frames, NTHREADS * PER_THREAD, T(10000)));
     assert_int_equal(sd_wire_conn_queued(a), 0);
     sd_wire_conn_free(a);
     sd_wire_conn_free(b);
@@ -387,7 +396,7 @@ static int read_bulk(struct raw *r)
     struct sd_wire_msg m;
     int n = 0;
 
-    while (raw_read(r, &m, WAIT_MS) == 1) {
+    while (raw_read(r, &m, T(10000)) == 1) {
         if (m.type == SD_WIRE_APPEND && m.seq == (uint64_t)n && m.rows_len == BULK_ROWS) {
             n++;
         }
@@ -411,15 +420,15 @@ static void test_queue_grows_then_drains(void **state)
     c = start(fds[0], &r, 0, 0, 0);
     t0 = sd_mono_ms();
     send_bulk(c); /* ~10 MB to a peer that does not read: far beyond the socket's buffer */
-    assert_true(sd_mono_ms() - t0 < 5000);
+    assert_true(sd_mono_ms() - t0 < T(5000));
     assert_true(sd_wire_conn_queued(c) > 4 * 1024 * 1024);
     for (int i = 0; i < BULK_FRAMES; i++) {
-        assert_int_equal(raw_read(&peer, &m, WAIT_MS), 1);
+        assert_int_equal(raw_read(&peer, &m, T(10000)), 1);
         assert_int_equal(m.seq, (uint64_t)i);
         assert_int_equal(m.rows_len, BULK_ROWS);
     }
     t0 = sd_mono_ms();
-    while (sd_wire_conn_queued(c) != 0 && sd_mono_ms() - t0 < WAIT_MS) {
+    while (sd_wire_conn_queued(c) != 0 && sd_mono_ms() - t0 < T(10000)) {
         usleep(1000);
     }
     assert_int_equal(sd_wire_conn_queued(c), 0);
@@ -454,13 +463,13 @@ static void test_malformed_frame_closes(void **state)
     raw_append_frame(&out, &m);
     out.data[second + 4] = (char)0xee; /* the type byte */
     raw_write(peer.fd, out.data, out.len);
-    assert_true(rec_wait(&r, &r.closes, 1, WAIT_MS));
+    assert_true(rec_wait(&r, &r.closes, 1, T(10000)));
     assert_int_equal(rec_get(&r, &r.reason), SD_EINVAL);
     assert_int_equal(rec_get(&r, &r.frames), 1);
     /* the connection is over: sends refused, the peer sees the end, later frames go nowhere */
     m = append_msg(1, 1, rows, rows_pattern(1, 1, rows, sizeof(rows)));
     assert_int_equal(sd_wire_conn_send(c, &m), SD_ECLOSED);
-    assert_int_equal(raw_read(&peer, &m, WAIT_MS), 0);
+    assert_int_equal(raw_read(&peer, &m, T(10000)), 0);
     sd_buf_reset(&out);
     raw_append_frame(&out, &m);
     (void)send(peer.fd, out.data, out.len, MSG_NOSIGNAL);
@@ -490,11 +499,11 @@ static void test_peer_close(void **state)
     peer.fd = fds[1];
     c = start(fds[0], &r, 0, 0, 0);
     assert_int_equal(sd_wire_conn_send(c, &m), 0);
-    assert_int_equal(raw_read(&peer, &m, WAIT_MS), 1); /* read: a TCP close then sends no RST */
+    assert_int_equal(raw_read(&peer, &m, T(10000)), 1); /* read: a TCP close then sends no RST */
     assert_int_equal(m.type, SD_WIRE_SYNC);
     close(peer.fd);
     sd_buf_fini(&peer.in);
-    assert_true(rec_wait(&r, &r.closes, 1, WAIT_MS));
+    assert_true(rec_wait(&r, &r.closes, 1, T(10000)));
     assert_int_equal(rec_get(&r, &r.reason), 0);
     assert_int_equal(sd_wire_conn_send(c, &m), SD_ECLOSED);
     sd_wire_conn_free(c);
@@ -517,7 +526,7 @@ static void test_peer_reset(void **state)
     c = start(fds[0], &r, 0, 0, 0);
     assert_int_equal(setsockopt(fds[1], SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
     close(fds[1]);
-    assert_true(rec_wait(&r, &r.closes, 1, WAIT_MS));
+    assert_true(rec_wait(&r, &r.closes, 1, T(10000)));
     sd_wire_conn_free(c);
     assert_int_equal(r.reason, -ECONNRESET);
     assert_int_equal(r.closes, 1);
@@ -534,20 +543,20 @@ static void test_idle_timeout(void **state)
     (void)state;
     rec_init(&r);
     make_pair(PAIR_UNIX, fds);
-    c = start(fds[0], &r, 0, 200, 0);
-    assert_true(rec_wait(&r, &r.closes, 1, WAIT_MS));
+    c = start(fds[0], &r, 0, T(200), 0);
+    assert_true(rec_wait(&r, &r.closes, 1, T(10000)));
     took = sd_mono_ms() - t0;
     assert_int_equal(rec_get(&r, &r.reason), -ETIMEDOUT);
-    assert_true(took >= 190);
-    assert_true(took < 5000);
+    assert_true(took >= T(200) - 10);
+    assert_true(took < T(5000));
     sd_wire_conn_free(c);
     assert_int_equal(r.closes, 1);
     close(fds[1]);
     rec_fini(&r);
 }
 
-/* A keep-alive of 50 ms on one side holds the other's 250 ms idle timeout off for a second, and
- * neither side delivers the PINGs and PONGs. */
+/* A keep-alive of T(50) ms on one side holds the other's T(250) ms idle timeout off for T(1000) ms,
+ * and neither side delivers the PINGs and PONGs. */
 static void test_keepalive_holds_silent_connection(void **state)
 {
     enum pair_kind kind = *(const enum pair_kind *)*state;
@@ -558,9 +567,9 @@ static void test_keepalive_holds_silent_connection(void **state)
     rec_init(&ra);
     rec_init(&rb);
     make_pair(kind, fds);
-    a = start(fds[0], &ra, 50, 0, 0);
-    b = start(fds[1], &rb, 0, 250, 0);
-    usleep(1000 * 1000);
+    a = start(fds[0], &ra, T(50), 0, 0);
+    b = start(fds[1], &rb, 0, T(250), 0);
+    usleep((useconds_t)T(1000) * 1000);
     assert_int_equal(rec_get(&ra, &ra.closes), 0);
     assert_int_equal(rec_get(&rb, &rb.closes), 0);
     sd_wire_conn_free(a);
@@ -584,10 +593,10 @@ static void test_keepalive_sends_ping(void **state)
     rec_init(&r);
     make_pair(PAIR_UNIX, fds);
     peer.fd = fds[1];
-    c = start(fds[0], &r, 100, 0, 0);
-    assert_int_equal(raw_read(&peer, &m, WAIT_MS), 1);
+    c = start(fds[0], &r, T(100), 0, 0);
+    assert_int_equal(raw_read(&peer, &m, T(10000)), 1);
     assert_int_equal(m.type, SD_WIRE_PING);
-    assert_true(sd_mono_ms() - t0 >= 90);
+    assert_true(sd_mono_ms() - t0 >= T(100) - 10);
     sd_wire_conn_free(c);
     close(peer.fd);
     sd_buf_fini(&peer.in);
@@ -612,7 +621,7 @@ static void test_ping_answered_by_pong(void **state)
     raw_append_frame(&out, &pong); /* swallowed */
     raw_append_frame(&out, &m);
     raw_write(peer.fd, out.data, out.len);
-    assert_int_equal(raw_read(&peer, &m, WAIT_MS), 1);
+    assert_int_equal(raw_read(&peer, &m, T(10000)), 1);
     assert_int_equal(m.type, SD_WIRE_PONG);
     assert_int_equal(m.seq, 0x1122334455667788ull);
     sd_wire_conn_free(c);
@@ -668,13 +677,13 @@ static void test_max_frame(void **state)
     m = append_msg(BIG_FILE, 0, rows, 1000); /* beyond 100, within RAISE_TO */
     raw_append_frame(&out, &m);
     raw_write(fds[1], out.data, out.len);
-    assert_true(rec_wait(&r, &r.frames, 2, WAIT_MS));
+    assert_true(rec_wait(&r, &r.frames, 2, T(10000)));
     assert_int_equal(rec_get(&r, &r.closes), 0);
     sd_buf_reset(&out);
     m = append_msg(BIG_FILE, 1, rows, RAISE_TO); /* header + payload > RAISE_TO */
     raw_append_frame(&out, &m);
     raw_write(fds[1], out.data, out.len);
-    assert_true(rec_wait(&r, &r.closes, 1, WAIT_MS));
+    assert_true(rec_wait(&r, &r.closes, 1, T(10000)));
     sd_wire_conn_free(c);
     assert_int_equal(r.reason, SD_EINVAL);
     assert_int_equal(r.frames, 2);
@@ -707,7 +716,7 @@ static void test_largest_frame(void **state)
     assert_int_equal(sd_wire_conn_send(a, &m), 0);
     m.rows_len = len + 1;
     assert_int_equal(sd_wire_conn_send(a, &m), SD_EINVAL);
-    assert_true(rec_wait(&r, &r.frames, 1, WAIT_MS));
+    assert_true(rec_wait(&r, &r.frames, 1, T(10000)));
     sd_wire_conn_free(a);
     sd_wire_conn_free(b);
     assert_int_equal(r.big_len, len);
@@ -738,14 +747,14 @@ static void test_shutdown_from_on_frame(void **state)
     m = append_msg(1, 0, rows, rows_pattern(1, 0, rows, sizeof(rows)));
     raw_append_frame(&out, &m); /* comes after the shutdown: not delivered */
     raw_write(peer.fd, out.data, out.len);
-    assert_true(rec_wait(&r, &r.closes, 1, WAIT_MS));
+    assert_true(rec_wait(&r, &r.closes, 1, T(10000)));
     assert_int_equal(rec_get(&r, &r.reason), 0);
     /* the reply queued before the shutdown arrives, then the end */
-    assert_int_equal(raw_read(&peer, &m, WAIT_MS), 1);
+    assert_int_equal(raw_read(&peer, &m, T(10000)), 1);
     assert_int_equal(m.type, SD_WIRE_SYNCED);
     assert_int_equal(m.file, 3);
     assert_int_equal(m.seq, 5);
-    assert_int_equal(raw_read(&peer, &m, WAIT_MS), 0);
+    assert_int_equal(raw_read(&peer, &m, T(10000)), 0);
     sd_wire_conn_free(c);
     assert_int_equal(r.frames, 1);
     assert_int_equal(r.closes, 1);
@@ -776,10 +785,10 @@ static void test_free_without_shutdown(void **state)
     assert_int_equal(r.closes, 1);
     assert_int_equal(r.reason, 0);
     /* the peer sees the end (after the SYNC if it went out in time) */
-    rc = raw_read(&peer, &m, WAIT_MS);
+    rc = raw_read(&peer, &m, T(10000));
     if (rc == 1) {
         assert_int_equal(m.type, SD_WIRE_SYNC);
-        rc = raw_read(&peer, &m, WAIT_MS);
+        rc = raw_read(&peer, &m, T(10000));
     }
     assert_int_equal(rc, 0);
     close(peer.fd);
@@ -818,13 +827,13 @@ static void test_shutdown_linger_flushes(void **state)
     c = start(fds[0], &r, 0, 0, 0);
     send_bulk(c);
     assert_int_equal(pthread_create(&th, NULL, bulk_reader_main, &br), 0);
-    sd_wire_conn_shutdown(c, WAIT_MS); /* waits for the peer that starts reading in 300 ms */
+    sd_wire_conn_shutdown(c, T(10000)); /* waits for the peer that starts reading in 300 ms */
     assert_int_equal(sd_wire_conn_queued(c), 0);
     assert_int_equal(sd_wire_conn_send(c, &m), SD_ECLOSED);
     pthread_join(th, NULL);
     assert_int_equal(br.frames, BULK_FRAMES);
-    assert_true(rec_wait(&r, &r.closes, 1, WAIT_MS));
-    sd_wire_conn_shutdown(c, WAIT_MS); /* idempotent */
+    assert_true(rec_wait(&r, &r.closes, 1, T(10000)));
+    sd_wire_conn_shutdown(c, T(10000)); /* idempotent */
     sd_wire_conn_free(c);
     assert_int_equal(r.closes, 1);
     assert_int_equal(r.reason, 0);
@@ -847,11 +856,11 @@ static void test_shutdown_linger_bounded(void **state)
     c = start(fds[0], &r, 0, 0, 0);
     send_bulk(c);
     t0 = sd_mono_ms();
-    sd_wire_conn_shutdown(c, 300);
+    sd_wire_conn_shutdown(c, T(300));
     took = sd_mono_ms() - t0;
-    assert_true(took >= 290);
-    assert_true(took < 5000);
-    assert_true(rec_wait(&r, &r.closes, 1, WAIT_MS));
+    assert_true(took >= T(300) - 10);
+    assert_true(took < T(5000));
+    assert_true(rec_wait(&r, &r.closes, 1, T(10000)));
     assert_int_equal(rec_get(&r, &r.reason), 0);
     sd_wire_conn_free(c);
     close(fds[1]);
@@ -870,13 +879,13 @@ static void test_shutdown_reason_is_zero(void **state)
     (void)state;
     rec_init(&r);
     make_pair(PAIR_UNIX, fds);
-    c = start(fds[0], &r, 0, 1000, 0);
+    c = start(fds[0], &r, 0, T(1000), 0);
     send_bulk(c);
     t0 = sd_mono_ms();
-    sd_wire_conn_shutdown(c, 8000);
+    sd_wire_conn_shutdown(c, T(8000));
     took = sd_mono_ms() - t0;
-    assert_true(took < 4000); /* the idle timeout ended it, not the linger */
-    assert_true(rec_wait(&r, &r.closes, 1, WAIT_MS));
+    assert_true(took < T(4000)); /* the idle timeout ended it, not the linger */
+    assert_true(rec_wait(&r, &r.closes, 1, T(10000)));
     sd_wire_conn_free(c);
     assert_int_equal(r.reason, 0);
     close(fds[1]);
