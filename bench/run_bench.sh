@@ -5,8 +5,8 @@
 # acknowledgement (sync.mode=disk, wait=true); a second source whose sink has one template
 # column (Body('a') + ":" + Body('c.f.g')) instead of the two path columns; and a one-thread
 # micro-benchmark of template evaluations; and the import of one CSV into SQLite against the
-# sqlite3 CLI's .import and into PostgreSQL against psql's \copy. Prints one line per figure and
-# the ratios.
+# sqlite3 CLI's .import and into PostgreSQL against psql's \copy; then, with nginx and streamd
+# stopped, the cluster figure (bench/cluster_bench.sh). Prints one line per figure and the ratios.
 # Usage: bench/run_bench.sh BUILD/streamd [DURATION_S]
 set -euo pipefail
 BIN=$(readlink -f "$1"); DUR=${2:-${BENCH_SECONDS:-10}}
@@ -24,18 +24,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cpu_ticks() { awk '{sub(/^.*\) /,""); print $12 + $13}' /proc/"$1"/stat; }
-rss_kb() { awk '/^VmRSS/{print $2}' /proc/"$1"/status; }
-
-# 1 KiB body shaped like the reference's k6 payload.
-python3 - "$WORK/body_1k.json" <<'PY'
-import json, sys
-body = {"a": 1, "c": {"d": "e", "f": {"g": "abcdefghij", "h": ""}}}
-base = len(json.dumps(body, separators=(",", ":")))
-body["c"]["f"]["h"] = "a" * (1024 - base)
-open(sys.argv[1], "w").write(json.dumps(body, separators=(",", ":")))
-PY
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
+make_body "$WORK/body_1k.json"
 
 # Template micro-benchmark (one thread, the binary's hidden `template bench` mode): the typical
 # template and a 10-field object template over the same 1 KiB body; the body is parsed once per
@@ -134,11 +125,10 @@ run_wrk() {
   c0=$(cpu_ticks "$pid"); t0=$(date +%s.%N)
   out=$(BODY=$WORK/body_1k.json DEPTH=8 timeout $((DUR + 30)) taskset -c 1 wrk -t1 -c"$conns" -d"${DUR}s" --timeout 10s -s "$HERE/$script" "$url" 2>&1)
   c1=$(cpu_ticks "$pid"); t1=$(date +%s.%N)
-  res=$(echo "$out" | grep '^RESULT' | sed 's/^RESULT //')
+  res=$(echo "$out" | grep '^RESULT')
   local rps p50 p99 reqs non2xx
-  rps=$(echo "$res" | sed -n 's/.*rps=\([0-9]*\).*/\1/p'); p50=$(echo "$res" | sed -n 's/.*p50_us=\([0-9]*\).*/\1/p')
-  p99=$(echo "$res" | sed -n 's/.*p99_us=\([0-9]*\).*/\1/p'); reqs=$(echo "$res" | sed -n 's/.*requests=\([0-9]*\).*/\1/p')
-  non2xx=$(echo "$res" | sed -n 's/.*non2xx3xx=\([0-9]*\).*/\1/p')
+  rps=$(wrk_field "$res" rps); p50=$(wrk_field "$res" p50_us); p99=$(wrk_field "$res" p99_us)
+  reqs=$(wrk_field "$res" requests); non2xx=$(wrk_field "$res" non2xx3xx)
   local cpu_us
   cpu_us=$(awk -v a="$c0" -v b="$c1" -v k="$TCK" -v n="$reqs" 'BEGIN{ if (n > 0) printf "%.1f", (b-a)/k*1e6/n; else print "nan" }')
   echo "$rps $p50 $p99 $cpu_us $(rss_kb "$pid") $non2xx"
@@ -159,35 +149,8 @@ STREAM_ADMIN_TOKEN=$TOKEN taskset -c 0 "$BIN" --data-dir "$WORK/data" --ready-fi
   --set api.listen=127.0.0.1:0 --set source.http.listen=127.0.0.1:0 --set metrics.listen=127.0.0.1:0 \
   >"$WORK/streamd.log" 2>&1 &
 SPID=$!; PIDS+=("$SPID")
-for _ in $(seq 200); do [ -s "$WORK/ready" ] && break; sleep 0.05; done
-URL=$(python3 - "$WORK/ready" "$TOKEN" <<'PY'
-import json, sys, time, urllib.request
-api = json.load(open(sys.argv[1]))["api"]; tok = sys.argv[2]
-def call(method, path, body=None):
-    req = urllib.request.Request(api + path, method=method, data=json.dumps(body).encode() if body else None,
-                                 headers={"X-StorageApi-Token": tok, "Content-Type": "application/json"})
-    with urllib.request.urlopen(req) as r:
-        return json.load(r)
-def wait(task):
-    while task["status"] == "processing":
-        time.sleep(0.05); task = call("GET", "/v1/tasks/" + task["taskId"])
-    assert task["status"] == "success", task
-wait(call("POST", "/v1/branches/default/sources", {"sourceId": "bench", "name": "bench", "type": "http"}))
-cols = [{"type": "uuid", "name": "id"}, {"type": "datetime", "name": "datetime"}, {"type": "ip", "name": "ip"},
-        {"type": "body", "name": "body"}, {"type": "headers", "name": "headers"},
-        {"type": "path", "name": "a", "path": "a"}, {"type": "path", "name": "g", "path": "c.f.g", "rawString": True}]
-wait(call("POST", "/v1/branches/default/sources/bench/sinks", {"sinkId": "bench", "name": "bench", "type": "table",
-     "table": {"type": "keboola", "tableId": "in.c-bench.events", "mapping": {"columns": cols}}}))
-# The same sink with one template column instead of the two path columns.
-tcols = cols[:5] + [{"type": "template", "name": "ag", "rawString": True,
-                     "template": {"language": "jsonnet", "content": "Body('a') + \":\" + Body('c.f.g')"}}]
-wait(call("POST", "/v1/branches/default/sources", {"sourceId": "benchtpl", "name": "benchtpl", "type": "http"}))
-wait(call("POST", "/v1/branches/default/sources/benchtpl/sinks", {"sinkId": "benchtpl", "name": "benchtpl",
-     "type": "table", "table": {"type": "keboola", "tableId": "in.c-bench.tpl", "mapping": {"columns": tcols}}}))
-print(call("GET", "/v1/branches/default/sources/bench")["http"]["url"])
-print(call("GET", "/v1/branches/default/sources/benchtpl")["http"]["url"])
-PY
-)
+wait_ready "$WORK/ready" "$SPID"
+URL=$(python3 "$HERE/sources.py" "$(ready_url "$WORK/ready" api)" "$TOKEN" bench benchtpl)
 TURL=$(echo "$URL" | sed -n 2p); URL=$(echo "$URL" | sed -n 1p)
 
 echo "# make bench $(date -u +%Y-%m-%dT%H:%M:%SZ) commit $(git -C "$HERE/.." rev-parse --short HEAD 2>/dev/null || echo none), ${DUR}s per run, 1 KiB JSON, wrk -t1 on CPU 1, servers on CPU 0"
@@ -236,3 +199,9 @@ echo "jsonnet evals/s typical = $(echo "$TPL_TYPICAL" | sed -n 's/.*evals_per_s=
 echo "ratio req/s plain template/path = $(ratio "$t_rps" "$(mean "$s_rps" "$s2_rps")") (target >= 0.5)"
 echo "ratio req/s pipelined template/path = $(ratio "$tp_rps" "$(mean "$sp_rps" "$sp2_rps")") (target >= 0.5)"
 echo "cpu_us_per_req template - path = $(awk -v a="$t_cpu" -v b="$(mean "$s_cpu" "$s2_cpu")" 'BEGIN{printf "%.1f", a-b}')"
+
+# The cluster figure, with nothing of the runs above left running (this streamd's background
+# imports would load CPU 0).
+for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
+PIDS=()
+"$HERE/cluster_bench.sh" "$BIN" "$DUR"

@@ -10,7 +10,7 @@ run_pkgs=(build-essential cmake pkg-config g++
   zlib1g-dev libzstd-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev libpq-dev)
 test_pkgs=(libcmocka-dev python3 python3-pytest sqlite3 gzip clang libclang-rt-14-dev jsonnet
   iproute2 prometheus faketime postgresql python3-botocore etcd-server curl)
-bench_pkgs=(wrk nginx-light procps util-linux sqlite3 postgresql)
+bench_pkgs=(wrk nginx-light procps util-linux sqlite3 postgresql etcd-server curl)
 
 what=${1:-run}
 case "$what" in
