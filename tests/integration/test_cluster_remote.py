@@ -8,11 +8,12 @@ import socket
 import struct
 import time
 
-from conftest import TIMEOUT_MULT
+from conftest import TIMEOUT_MULT, SyncHold
 from backends import etcd, pg, psql_rows, s3  # noqa: F401 (fixtures)
 from helpers import PATH_COLUMNS, Loader, assert_loaded_once
 from test_backends_combined import wait_psql
 from test_cluster import node, routed_sinks
+from test_sync_hold import post_in_thread, wait_slice_sync_held
 
 WRITER_ROLES = ["storage-writer", "storage-reader"]
 
@@ -169,3 +170,23 @@ def test_writer_refuses_hostile_frames_and_keeps_serving(streamd_factory, etcd, 
     assert set(load.statuses) == {200} and load.acked, load.statuses
     assert writers[0].proc.poll() is None
     assert "intruder" not in "".join(os.listdir(os.path.join(writers[0].data_dir)))
+
+
+def test_source_answers_only_after_the_writer_sync(streamd_factory, etcd, pg, s3, tmp_path):
+    """Both writers hold their fdatasync (LD_PRELOAD shim): a record posted to a source-only node
+    is not answered while its writer's sync is held, and is answered 200 once it is done."""
+    hold = SyncHold(tmp_path)
+    writers, sources, urls = cluster(streamd_factory, etcd, pg, s3, "in.c-remote.held",
+                                     writer_env=hold.env())
+    hold.engage()
+    try:
+        t, result = post_in_thread(urls[1], "held-1")
+        held = wait_slice_sync_held(hold)
+        assert any("slice-source-2" in line for line in held), held  # the writer's sync of it
+        t.join(1.0)  # a second with the writer's sync held: no answer may come
+        assert not result, "answered while the writer's sync was held: %r" % result
+    finally:
+        hold.release()
+    t.join(5 * TIMEOUT_MULT)
+    assert "answer" in result, "no answer within 5 s of the sync: %r" % result
+    assert result["answer"][0] == 200, result
