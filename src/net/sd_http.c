@@ -566,6 +566,9 @@ static void *sd__http_thread_main(void *arg)
     pthread_mutex_unlock(&loop->start_lock);
     for (;;) {
         h2o_evloop_run(loop->ctx.loop, loop->is_stopping ? 50 : INT32_MAX);
+        if (loop->opts.after_round != NULL) {
+            loop->opts.after_round(loop, loop->opts.after_round_arg);
+        }
         if (loop->is_stopping) {
             int idle = (loop->is_idle == NULL || loop->is_idle(loop->is_idle_arg)) &&
                        h2o_linklist_is_empty(&loop->ctx.http1._conns) && loop->nlingering == 0;

@@ -61,6 +61,10 @@ struct sd_http_loop_opts {
     sd_http_tick_fn tick; /* optional */
     void *tick_arg;
     int64_t tick_ms;
+    /* Optional: runs on the loop thread after each round of events (what the handlers of the
+     * round queued can go out in one write). */
+    sd_http_tick_fn after_round;
+    void *after_round_arg;
 };
 
 #define SD_HTTP_MAX_LISTENERS 4

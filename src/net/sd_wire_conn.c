@@ -2,7 +2,9 @@
  * thread that decodes and delivers frames and a sender thread that writes what was queued.
  *
  * DESIGN. Two threads per connection and one mutex `mu` guarding everything they share.
- * - Queue: sd_wire_conn_send encodes straight into `out` under mu and signals `cv`. The sender
+ * - Queue: sd_wire_conn_send encodes straight into `out` under mu and signals `cv` when the
+ *   sender sleeps (sd_wire_conn_queue leaves that to sd_wire_conn_flush, so a burst of frames
+ *   costs one wake-up). The sender
  *   swaps `out` with its own `writing` buffer, so it writes everything queued so far with one
  *   send loop and no lock held, while callers keep appending to the (new) `out`. `queued` counts
  *   the bytes in both buffers not yet written. No caller ever touches the socket.
@@ -70,6 +72,7 @@ struct sd_wire_conn {
     uint64_t ping_token;
     int write_err;         /* the sender's -errno, 0 if none */
     int is_shut;           /* shutdown(2) was called on fd */
+    int is_sender_waiting; /* the sender sleeps on cv: a send must wake it */
     int is_stopping;       /* free: the sender exits */
     atomic_int is_closing; /* sends refused; also read by the reader between frames */
     int is_asked;          /* sd_wire_conn_shutdown was called */
@@ -194,13 +197,17 @@ static void *sd__sender_main(void *arg)
         } else if (c->is_stopping) {
             break;
         } else if (c->opts.keepalive_ms > 0 && !atomic_load(&c->is_closing)) {
-            if (sd_cond_wait_until_ms(&c->cv, &c->mu, c->last_send_ms + c->opts.keepalive_ms) ==
-                    -ETIMEDOUT &&
-                c->out.len == 0 && !atomic_load(&c->is_closing)) {
+            int rc;
+            c->is_sender_waiting = 1;
+            rc = sd_cond_wait_until_ms(&c->cv, &c->mu, c->last_send_ms + c->opts.keepalive_ms);
+            c->is_sender_waiting = 0;
+            if (rc == -ETIMEDOUT && c->out.len == 0 && !atomic_load(&c->is_closing)) {
                 sd__keepalive_locked(c);
             }
         } else {
+            c->is_sender_waiting = 1;
             pthread_cond_wait(&c->cv, &c->mu);
+            c->is_sender_waiting = 0;
         }
     }
     pthread_mutex_unlock(&c->mu);
@@ -389,7 +396,8 @@ int sd_wire_conn_start(int fd, const struct sd_wire_conn_opts *opts, struct sd_w
     return 0;
 }
 
-int sd_wire_conn_send(struct sd_wire_conn *c, const struct sd_wire_msg *m)
+/* Queues m; wakes the sender when asked to and it sleeps (the only wake-up a send costs). */
+static int sd__send(struct sd_wire_conn *c, const struct sd_wire_msg *m, int wake)
 {
     size_t before;
     int rc;
@@ -403,10 +411,31 @@ int sd_wire_conn_send(struct sd_wire_conn *c, const struct sd_wire_msg *m)
     rc = sd_wire_encode(&c->out, m);
     if (rc == 0) {
         c->queued += c->out.len - before;
-        pthread_cond_broadcast(&c->cv);
+        if (wake && c->is_sender_waiting) {
+            pthread_cond_broadcast(&c->cv);
+        }
     }
     pthread_mutex_unlock(&c->mu);
     return rc;
+}
+
+int sd_wire_conn_send(struct sd_wire_conn *c, const struct sd_wire_msg *m)
+{
+    return sd__send(c, m, 1);
+}
+
+int sd_wire_conn_queue(struct sd_wire_conn *c, const struct sd_wire_msg *m)
+{
+    return sd__send(c, m, 0);
+}
+
+void sd_wire_conn_flush(struct sd_wire_conn *c)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->out.len > 0 && c->is_sender_waiting) {
+        pthread_cond_broadcast(&c->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
 }
 
 size_t sd_wire_conn_queued(struct sd_wire_conn *c)

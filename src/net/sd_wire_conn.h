@@ -39,6 +39,13 @@ int sd_wire_conn_start(int fd, const struct sd_wire_conn_opts *opts, struct sd_w
  * over or shutting down). */
 int sd_wire_conn_send(struct sd_wire_conn *c, const struct sd_wire_msg *m);
 
+/* Queues m like sd_wire_conn_send but lets the sender sleep until sd_wire_conn_flush (or its
+ * next keep-alive), so a burst of frames costs one wake-up and one write. */
+int sd_wire_conn_queue(struct sd_wire_conn *c, const struct sd_wire_msg *m);
+
+/* Wakes the sender for what sd_wire_conn_queue left queued. Any thread. */
+void sd_wire_conn_flush(struct sd_wire_conn *c);
+
 /* Bytes queued and not yet written to the socket (for the callers' flow control). */
 size_t sd_wire_conn_queued(struct sd_wire_conn *c);
 

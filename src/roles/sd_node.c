@@ -396,6 +396,8 @@ static int sd__open_source(struct sd_node *n)
     o.tick = sd_ingest_tick;
     o.tick_arg = n->ingest;
     o.tick_ms = 100;
+    o.after_round = sd_ingest_after_round;
+    o.after_round_arg = n->ingest;
     sd_http_loop_init(&n->source_loop, &o);
     n->source_loop.is_idle = sd_ingest_is_idle;
     n->source_loop.is_idle_arg = n->ingest;

@@ -94,6 +94,7 @@ struct sd_sync_msg {
 };
 
 struct sd_ingest {
+    struct sd_storage *storage;     /* appends (borrowed); flushed after each loop round */
     struct sd_eval_pool *eval_pool; /* borrowed; maps records with templates while open */
     struct sd_health *health;       /* borrowed; answers GET /health-check */
     struct sd_http_loop *loop;      /* borrowed; the source loop, where results are posted */
@@ -993,6 +994,14 @@ void sd_ingest_handle(void *arg, h2o_req_t *req)
         "Not found, please send data using POST /stream/<projectID>/<sourceID>/<secret>");
 }
 
+void sd_ingest_after_round(struct sd_http_loop *loop, void *arg)
+{
+    struct sd_ingest *in = arg;
+
+    (void)loop;
+    sd_storage_flush(in->storage);
+}
+
 void sd_ingest_tick(struct sd_http_loop *loop, void *arg)
 {
     struct sd_ingest *in = arg;
@@ -1040,6 +1049,7 @@ struct sd_ingest *sd_ingest_create(const struct sd_config *cfg, struct sd_storag
     in->eval_pool = eval_pool;
     in->health = health;
     in->loop = loop;
+    in->storage = storage;
     pthread_rwlock_init(&in->routes_lock, NULL);
     sd_config_fill(cfg, &sd_ingest_config_bindings, in);
     sd_buf_init(&in->rows);

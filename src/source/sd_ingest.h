@@ -69,6 +69,9 @@ void sd_ingest_route_metrics(struct sd_route_source *src);
 void sd_ingest_shutdown(struct sd_ingest *in);
 /* sd_http_handler_fn of the source loop. */
 void sd_ingest_handle(void *ingest, h2o_req_t *req);
+/* After each round of the loop's events: sends what the round's appends queued for writer nodes
+ * (sd_storage_flush). Loop thread. */
+void sd_ingest_after_round(struct sd_http_loop *loop, void *ingest);
 /* sd_http_tick_fn: answers parked requests whose sync did not come within the timeout. */
 void sd_ingest_tick(struct sd_http_loop *loop, void *ingest);
 /* 1 when no request waits for a sync (drain check of the loop). */

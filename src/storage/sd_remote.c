@@ -76,6 +76,7 @@ struct sd_remote_peer {
     int is_welcomed;
     int is_draining;
     int is_gone;
+    int is_dirty;    /* appends queued since the last sd_remote_flush */
     size_t window;   /* agreed in the handshake */
     size_t inflight; /* bytes of appends not yet settled on conn */
     size_t max_frame;
@@ -658,8 +659,9 @@ int sd_remote_append(struct sd_remote_file *f, const void *rows, size_t len, uin
         m.records = nrows;
         m.rows = rows;
         m.rows_len = len;
-        rc = sd_wire_conn_send(p->conn, &m);
+        rc = sd_wire_conn_queue(p->conn, &m); /* written at the caller's sd_remote_flush */
         if (rc == 0) {
+            p->is_dirty = 1;
             *seq = ++f->seq;
             sd__inflight_push(f, f->seq, len);
             p->inflight += len;
@@ -669,6 +671,18 @@ int sd_remote_append(struct sd_remote_file *f, const void *rows, size_t len, uin
     }
     pthread_mutex_unlock(&r->lock);
     return rc;
+}
+
+void sd_remote_flush(struct sd_remote *r)
+{
+    pthread_mutex_lock(&r->lock);
+    for (struct sd_remote_peer *p = r->peers; p != NULL; p = p->next) {
+        if (p->is_dirty && p->conn != NULL) {
+            sd_wire_conn_flush(p->conn);
+        }
+        p->is_dirty = 0;
+    }
+    pthread_mutex_unlock(&r->lock);
 }
 
 int sd_remote_close(struct sd_remote_file *f)

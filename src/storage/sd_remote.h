@@ -57,11 +57,16 @@ int sd_remote_writer_is_down(struct sd_remote_file *f);
  * on the monotonic clock passed). Returns sd_remote_file_is_ready. */
 int sd_remote_wait_open(struct sd_remote_file *f, int64_t deadline_ms);
 
-/* Sends rows (complete CSV rows, nrows records) without waiting for the socket. Returns 0 with
- * *seq (the sync result covering it has a seq >= it), SD_ELIMIT (the connection's window is
- * full), or SD_EUNHEALTHY (not open, writer not connected or draining). Any thread. */
+/* Queues rows (complete CSV rows, nrows records) for the file's writer node; they are sent at
+ * the next sd_remote_flush (one write for a burst of appends). Returns 0 with *seq (the sync
+ * result covering it has a seq >= it), SD_ELIMIT (the connection's window is full), or
+ * SD_EUNHEALTHY (not open, writer not connected or draining). Any thread. */
 int sd_remote_append(struct sd_remote_file *f, const void *rows, size_t len, uint32_t nrows,
                      uint64_t *seq);
+
+/* Sends what the appends since the last flush queued (the appender calls it after a burst, e.g.
+ * once per round of its event loop). */
+void sd_remote_flush(struct sd_remote *r);
 
 /* Asks the writer to sync and close the file and waits for its answer, at most close_timeout_ms
  * (or until its connection breaks); appends not reported durable by then are reported failed.

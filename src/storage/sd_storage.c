@@ -1374,6 +1374,13 @@ static int sd__append_remote(struct sd_storage *st, struct sd_sink_slot *slot, c
     return rc;
 }
 
+void sd_storage_flush(struct sd_storage *st)
+{
+    if (st->remote != NULL) {
+        sd_remote_flush(st->remote);
+    }
+}
+
 int sd_storage_append(struct sd_sink_slot *slot, const void *rows, size_t len, uint32_t nrows,
                       int64_t record_ms, struct sd_slice_handle **slice, uint64_t *seq)
 {

@@ -102,6 +102,10 @@ int sd_storage_slot_wait(const struct sd_sink_slot *slot);
  * slice and seq to wait for. Returns 0, SD_ELIMIT (back-pressure), SD_EUNHEALTHY, SD_ECLOSED. */
 int sd_storage_append(struct sd_sink_slot *slot, const void *rows, size_t len, uint32_t nrows,
                       int64_t record_ms, struct sd_slice_handle **slice, uint64_t *seq);
+/* Sends what appends queued for writer nodes since the last flush (a source-only node; a no-op
+ * with volumes): the data endpoint calls it after each round of its loop, so a round's records
+ * go out in one write per writer node. */
+void sd_storage_flush(struct sd_storage *st);
 /* Loop-side storage of waiters on a slice (the data endpoint's bookkeeping; storage never
  * touches it). */
 void **sd_storage_slice_waiters(struct sd_slice_handle *slice);

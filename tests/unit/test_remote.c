@@ -145,9 +145,10 @@ static size_t row(char *out, size_t cap, const char *tag, int i)
     return (size_t)snprintf(out, cap, "\"%s-%d\"\n", tag, i);
 }
 
-/* Appends rows from..to (one record each) and asserts each gets the next local seq. */
-static void append_rows(struct sd_remote_file *f, const char *tag, int from, int to,
-                        uint64_t first_seq)
+/* Appends rows from..to (one record each), asserts each gets the next local seq, and sends them
+ * (sd_remote_flush, as the data endpoint does after each round of its loop). */
+static void append_rows(struct sd_remote *remote, struct sd_remote_file *f, const char *tag,
+                        int from, int to, uint64_t first_seq)
 {
     for (int i = from; i <= to; i++) {
         char buf[64];
@@ -156,6 +157,7 @@ static void append_rows(struct sd_remote_file *f, const char *tag, int from, int
         assert_int_equal(sd_remote_append(f, buf, len, 1, &seq), 0);
         assert_int_equal(seq, first_seq + (uint64_t)(i - from));
     }
+    sd_remote_flush(remote);
 }
 
 /* The bytes of rows from..to. */
@@ -730,9 +732,10 @@ static void test_appends_are_durable_in_order_and_in_the_file(void **state)
     rec_init(&r);
     env_point_at(e, sd_receiver_address(e->recv));
     f = open_ready(e, &r);
-    append_rows(f, "row", 1, 20, 1);
+    append_rows(e->remote, f, "row", 1, 20, 1);
     /* a chunk of several records is one append */
     assert_int_equal(sd_remote_append(f, three, strlen(three), 3, &seq), 0);
+    sd_remote_flush(e->remote);
     assert_int_equal(seq, 21);
     assert_true(rec_wait(&r, 21));
     got = rec_get(&r);
@@ -817,7 +820,7 @@ static void test_a_slice_the_writer_cannot_open_takes_no_appends(void **state)
     assert_int_equal(access(path, F_OK), -1); /* nothing was written anywhere yet */
     /* the refusals cost nothing else: the same connection opens the writing slice */
     f = open_ready(e, &r);
-    append_rows(f, "ok", 1, 3, 1);
+    append_rows(e->remote, f, "ok", 1, 3, 1);
     assert_true(rec_wait(&r, 3));
     assert_int_equal(rec_get(&r).durable, 3);
     assert_int_equal(sd_remote_close(f), 0);
@@ -849,11 +852,11 @@ static void test_a_dead_writer_fails_what_was_in_flight_and_comes_back(void **st
     proxy_address(p, address, sizeof(address));
     env_point_at(e, address);
     f = open_ready(e, &r);
-    append_rows(f, "row", 1, 4, 1);
+    append_rows(e->remote, f, "row", 1, 4, 1);
     assert_true(rec_wait(&r, 4));
     /* the writer's answers stop on the way: 5 appends reach its disk, unanswered */
     proxy_do(p, HOLD_DOWN, NULL);
-    append_rows(f, "row", 5, 9, 5);
+    append_rows(e->remote, f, "row", 5, 9, 5);
     assert_true(stats_wait(e, 9));
     got = rec_get(&r);
     assert_int_equal(got.durable, 4);
@@ -880,7 +883,7 @@ static void test_a_dead_writer_fails_what_was_in_flight_and_comes_back(void **st
     proxy_do(p, RELEASE, NULL);
     proxy_do(p, LISTEN, sd_receiver_address(second));
     assert_int_equal(sd_remote_wait_open(f, sd_mono_ms() + 3 * WAIT_MS), 1);
-    append_rows(f, "row", 10, 14, 10);
+    append_rows(e->remote, f, "row", 10, 14, 10);
     assert_true(rec_wait(&r, 14));
     got = rec_get(&r);
     assert_int_equal(got.durable, 14);
@@ -918,10 +921,10 @@ static void test_a_reconnect_takes_the_file_over_from_a_stale_connection(void **
     proxy_address(p, address, sizeof(address));
     env_point_at(e, address);
     f = open_ready(e, &r);
-    append_rows(f, "row", 1, 3, 1);
+    append_rows(e->remote, f, "row", 1, 3, 1);
     assert_true(rec_wait(&r, 3));
     proxy_do(p, HOLD_DOWN, NULL);
-    append_rows(f, "row", 4, 5, 4);
+    append_rows(e->remote, f, "row", 4, 5, 4);
     assert_true(stats_wait(e, 5));
     /* only the source sees its connection end */
     proxy_do(p, CUT_SOURCE_SIDE, NULL);
@@ -933,7 +936,7 @@ static void test_a_reconnect_takes_the_file_over_from_a_stale_connection(void **
     started = sd_mono_ms();
     assert_int_equal(sd_remote_wait_open(f, started + 3 * WAIT_MS), 1);
     assert_true(sd_mono_ms() - started < WAIT_MS / 2); /* taken over, not waited out */
-    append_rows(f, "row", 6, 8, 6);
+    append_rows(e->remote, f, "row", 6, 8, 6);
     assert_true(rec_wait(&r, 8));
     got = rec_get(&r);
     assert_int_equal(got.durable, 8);
@@ -1009,12 +1012,12 @@ static void test_a_silent_writer_is_given_up_and_its_appends_fail(void **state)
     proxy_address(p, address, sizeof(address));
     env_point_at(e, address);
     f = open_ready(e, &r);
-    append_rows(f, "row", 1, 2, 1);
+    append_rows(e->remote, f, "row", 1, 2, 1);
     assert_true(rec_wait(&r, 2));
     proxy_do(p, HOLD_UP, NULL);
     proxy_do(p, HOLD_DOWN, NULL);
     silent_at = sd_mono_ms();
-    append_rows(f, "row", 3, 4, 3);
+    append_rows(e->remote, f, "row", 3, 4, 3);
     assert_true(rec_wait(&r, 4));
     assert_true(sd_mono_ms() - silent_at >= 500); /* the idle timeout, not something else */
     got = rec_get(&r);
@@ -1026,7 +1029,7 @@ static void test_a_silent_writer_is_given_up_and_its_appends_fail(void **state)
     proxy_do(p, RELEASE, NULL);
     proxy_do(p, LISTEN, NULL);
     assert_int_equal(sd_remote_wait_open(f, sd_mono_ms() + 3 * WAIT_MS), 1);
-    append_rows(f, "row", 5, 5, 5);
+    append_rows(e->remote, f, "row", 5, 5, 5);
     assert_true(rec_wait(&r, 5));
     assert_int_equal(rec_get(&r).durable, 5);
     assert_int_equal(sd_remote_close(f), 0);
@@ -1062,7 +1065,7 @@ static void test_a_writer_node_that_is_gone_fails_its_files_for_good(void **stat
     env_point_at(e, address);
     f = open_ready(e, &r);
     proxy_do(p, HOLD_DOWN, NULL);
-    append_rows(f, "row", 1, 3, 1);
+    append_rows(e->remote, f, "row", 1, 3, 1);
     sd_remote_set_writers(e->remote, none);
     got = rec_get(&r); /* reported before sd_remote_set_writers returned */
     assert_int_equal(got.failed, 3);
@@ -1076,7 +1079,7 @@ static void test_a_writer_node_that_is_gone_fails_its_files_for_good(void **stat
     assert_true(sd_mono_ms() - started < 1000); /* failed for good: nothing to wait for */
     assert_int_equal(sd_remote_append(f, "\"x\"\n", 4, 1, &seq), SD_EUNHEALTHY);
     g = open_ready(e, &rg);
-    append_rows(g, "again", 1, 2, 1);
+    append_rows(e->remote, g, "again", 1, 2, 1);
     assert_true(rec_wait(&rg, 2));
     assert_int_equal(rec_get(&rg).durable, 2);
     assert_int_equal(sd_remote_close(g), 0);
@@ -1121,6 +1124,7 @@ static void test_a_full_window_refuses_appends_until_results_come(void **state)
         if (rc != 0) {
             break;
         }
+        sd_remote_flush(e->remote);
         inflight += len;
         n++;
         assert_true(n < 100);
@@ -1134,6 +1138,7 @@ static void test_a_full_window_refuses_appends_until_results_come(void **state)
     assert_int_equal(rec_get(&r).durable, n);
     assert_int_equal(sd_remote_file_is_ready(f), 1);
     assert_int_equal(sd_remote_append(f, buf, len, 1, &seq), 0);
+    sd_remote_flush(e->remote);
     assert_int_equal(seq, n + 1);
     assert_true(rec_wait(&r, n + 1));
     assert_int_equal(sd_remote_close(f), 0);
@@ -1181,7 +1186,7 @@ static void test_a_graceful_stop_loses_nothing(void **state)
     f = open_ready(e, &r);
     /* appends on their way to the writer when it starts its shutdown */
     proxy_do(p, HOLD_UP, NULL);
-    append_rows(f, "row", 1, 6, 1);
+    append_rows(e->remote, f, "row", 1, 6, 1);
     memset(&s, 0, sizeof(s));
     s.recv = e->recv;
     e->recv = NULL;
@@ -1208,7 +1213,7 @@ static void test_a_graceful_stop_loses_nothing(void **state)
     env_start_receiver(e, &e->recv);
     proxy_do(p, LISTEN, sd_receiver_address(e->recv));
     assert_int_equal(sd_remote_wait_open(f, sd_mono_ms() + 3 * WAIT_MS), 1);
-    append_rows(f, "row", 7, 9, 7);
+    append_rows(e->remote, f, "row", 7, 9, 7);
     assert_true(rec_wait(&r, 9));
     got = rec_get(&r);
     assert_int_equal(got.durable, 9);
@@ -1321,9 +1326,10 @@ static void encode(struct sd_buf *out, const struct sd_wire_msg *m)
 }
 
 /* The file still works: n more appends from seq on are durable, nothing failed. */
-static void assert_still_works(struct sd_remote_file *f, struct rec *r, int n, uint64_t seq)
+static void assert_still_works(struct env *e, struct sd_remote_file *f, struct rec *r, int n,
+                               uint64_t seq)
 {
-    append_rows(f, "ok", (int)seq, (int)seq + n - 1, seq);
+    append_rows(e->remote, f, "ok", (int)seq, (int)seq + n - 1, seq);
     assert_true(rec_wait(r, seq + (uint64_t)n - 1));
     assert_int_equal(rec_get(r).durable, seq + (uint64_t)n - 1);
     assert_int_equal(rec_get(r).nfailed, 0);
@@ -1346,12 +1352,12 @@ static void test_a_bad_peer_loses_only_its_connection(void **state)
     address = sd_receiver_address(e->recv);
     env_point_at(e, address);
     f = open_ready(e, &r);
-    assert_still_works(f, &r, 2, 1);
+    assert_still_works(e, f, &r, 2, 1);
     /* garbage: a header announcing more than any frame */
     memset(garbage, 0xff, sizeof(garbage));
     rc = raw_peer(address, garbage, sizeof(garbage));
     assert_true(rc == 0 || rc == SD_WIRE_E_MALFORMED); /* closed, maybe with a reason */
-    assert_still_works(f, &r, 2, 3);
+    assert_still_works(e, f, &r, 2, 3);
     /* an APPEND before HELLO */
     memset(&m, 0, sizeof(m));
     m.type = SD_WIRE_APPEND;
@@ -1363,7 +1369,7 @@ static void test_a_bad_peer_loses_only_its_connection(void **state)
     m.rows_len = 4;
     encode(&b, &m);
     assert_int_equal(raw_peer(address, b.data, b.len), SD_WIRE_E_MALFORMED);
-    assert_still_works(f, &r, 2, 5);
+    assert_still_works(e, f, &r, 2, 5);
     /* a HELLO with versions 2..3 only */
     sd_buf_reset(&b);
     memset(&m, 0, sizeof(m));
@@ -1374,7 +1380,7 @@ static void test_a_bad_peer_loses_only_its_connection(void **state)
     m.text_len = 5;
     encode(&b, &m);
     assert_int_equal(raw_peer(address, b.data, b.len), SD_WIRE_E_VERSION);
-    assert_still_works(f, &r, 2, 7);
+    assert_still_works(e, f, &r, 2, 7);
     /* a source node "raw-1" that writes a row in its own file of the slice, then garbage: its
      * connection ends, and its file is synced and closed (a complete gzip member) */
     sd_buf_reset(&b);
@@ -1410,7 +1416,7 @@ static void test_a_bad_peer_loses_only_its_connection(void **state)
         usleep(20 * 1000);
     }
     assert_true(file_holds(e, "raw-1", &raw));
-    assert_still_works(f, &r, 2, 9);
+    assert_still_works(e, f, &r, 2, 9);
     assert_int_equal(sd_remote_close(f), 0);
     expect_rows(&want, "ok", 1, 10);
     assert_file_holds(e, &want);
