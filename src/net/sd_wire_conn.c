@@ -2,12 +2,13 @@
  * thread that decodes and delivers frames and a sender thread that writes what was queued.
  *
  * DESIGN. Two threads per connection and one mutex `mu` guarding everything they share.
- * - Queue: sd_wire_conn_send encodes straight into `out` under mu and signals `cv` when the
- *   sender sleeps (sd_wire_conn_queue leaves that to sd_wire_conn_flush, so a burst of frames
- *   costs one wake-up). The sender
+ * - Queue: sd_wire_conn_send encodes straight into `out` under mu; when the sender sleeps the
+ *   caller writes the queue itself, non-blocking, and wakes the sender only for what the socket
+ *   did not take (sd_wire_conn_queue leaves even that to sd_wire_conn_flush, so a burst of
+ *   frames costs one write). While the sender writes, callers only queue. The sender
  *   swaps `out` with its own `writing` buffer, so it writes everything queued so far with one
  *   send loop and no lock held, while callers keep appending to the (new) `out`. `queued` counts
- *   the bytes in both buffers not yet written. No caller ever touches the socket.
+ *   the bytes in both buffers not yet written.
  * - Writes are non-blocking (MSG_DONTWAIT | MSG_NOSIGNAL); when the socket is full the sender
  *   polls for POLLOUT and for `wake_fd`, an eventfd that sd_wire_conn_shutdown writes, so a new
  *   linger deadline reaches a sender stuck behind a peer that does not read.
@@ -201,7 +202,9 @@ static void *sd__sender_main(void *arg)
             c->is_sender_waiting = 1;
             rc = sd_cond_wait_until_ms(&c->cv, &c->mu, c->last_send_ms + c->opts.keepalive_ms);
             c->is_sender_waiting = 0;
-            if (rc == -ETIMEDOUT && c->out.len == 0 && !atomic_load(&c->is_closing)) {
+            /* a caller may have written meanwhile (sd__write_now_locked) */
+            if (rc == -ETIMEDOUT && c->out.len == 0 && !atomic_load(&c->is_closing) &&
+                sd_mono_ms() >= c->last_send_ms + c->opts.keepalive_ms) {
                 sd__keepalive_locked(c);
             }
         } else {
@@ -396,7 +399,40 @@ int sd_wire_conn_start(int fd, const struct sd_wire_conn_opts *opts, struct sd_w
     return 0;
 }
 
-/* Queues m; wakes the sender when asked to and it sleeps (the only wake-up a send costs). */
+/* With mu held and the sender asleep (so nobody else writes): writes what is queued from the
+ * caller's thread, as much as the socket takes without waiting. Returns 1 when all of it went
+ * out; else the sender is to write the rest (and to meet and report any error). */
+static int sd__write_now_locked(struct sd_wire_conn *c)
+{
+    size_t off = 0;
+
+    while (off < c->out.len) {
+        ssize_t n = send(c->fd, c->out.data + off, c->out.len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            off += (size_t)n;
+        } else if (!(n < 0 && errno == EINTR)) {
+            break; /* full, or an error */
+        }
+    }
+    if (off > 0) {
+        memmove(c->out.data, c->out.data + off, c->out.len - off);
+        c->out.len -= off;
+        c->queued -= off;
+        c->last_send_ms = sd_mono_ms();
+    }
+    return c->out.len == 0;
+}
+
+/* Wakes the sender for what is queued, or writes it at once when the sender sleeps (a thread
+ * hand-off per burst costs more than the write). mu held. */
+static void sd__kick_locked(struct sd_wire_conn *c)
+{
+    if (c->out.len > 0 && c->is_sender_waiting && !c->is_shut && !sd__write_now_locked(c)) {
+        pthread_cond_broadcast(&c->cv);
+    }
+}
+
+/* Queues m; sends it at once when asked to (sd__kick_locked). */
 static int sd__send(struct sd_wire_conn *c, const struct sd_wire_msg *m, int wake)
 {
     size_t before;
@@ -411,8 +447,8 @@ static int sd__send(struct sd_wire_conn *c, const struct sd_wire_msg *m, int wak
     rc = sd_wire_encode(&c->out, m);
     if (rc == 0) {
         c->queued += c->out.len - before;
-        if (wake && c->is_sender_waiting) {
-            pthread_cond_broadcast(&c->cv);
+        if (wake) {
+            sd__kick_locked(c);
         }
     }
     pthread_mutex_unlock(&c->mu);
@@ -432,8 +468,8 @@ int sd_wire_conn_queue(struct sd_wire_conn *c, const struct sd_wire_msg *m)
 void sd_wire_conn_flush(struct sd_wire_conn *c)
 {
     pthread_mutex_lock(&c->mu);
-    if (c->out.len > 0 && c->is_sender_waiting) {
-        pthread_cond_broadcast(&c->cv);
+    if (!atomic_load(&c->is_closing)) {
+        sd__kick_locked(c);
     }
     pthread_mutex_unlock(&c->mu);
 }
