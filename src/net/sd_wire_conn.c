@@ -15,11 +15,12 @@
  * - Keep-alive: the sender waits on `cv` (monotonic clock) until keepalive_ms after it last
  *   started a write, then queues a PING. The reader answers PINGs by queueing a PONG through
  *   sd_wire_conn_send and swallows PONGs.
- * - Reading: the reader polls with the idle timeout left (last byte received + idle_timeout_ms,
- *   on the monotonic clock), reads into a buffer bounded by max_frame + SD_WIRE_HEADER (the
- *   decoder refuses a header announcing more, so a whole frame always fits) and decodes every
- *   whole frame in it before the next read. It stops delivering once a shutdown was asked (also
- *   from inside on_frame: the frames after it are dropped) and then reads only to see the end.
+ * - Reading: the reader blocks in recv (one syscall per wake-up; the socket's SO_RCVTIMEO is the
+ *   idle timeout, checked against the last byte received on the monotonic clock), reads into a
+ * buffer bounded by max_frame + SD_WIRE_HEADER (the decoder refuses a header announcing more, so a
+ * whole frame always fits) and decodes every whole frame in it before the next read. It stops
+ * delivering once a shutdown was asked (also from inside on_frame: the frames after it are dropped)
+ * and then reads only to see the end.
  * - Ending: sd_wire_conn_shutdown sets `is_closing` (sends fail with SD_ECLOSED from then on)
  *   and a linger deadline (now when called from the reader thread: no wait there, only what the
  *   socket takes at once goes out). The sender writes what is queued and then shuts the socket
@@ -39,6 +40,7 @@
 #include "core/sd_time.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -49,6 +51,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 /* Reads go in steps of at most this much, so an idle connection does not hold a frame-sized
@@ -266,37 +269,30 @@ static int sd__read_loop(struct sd_wire_conn *c)
     int rc = 0;
 
     for (;;) {
-        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
         size_t room = c->max_frame + SD_WIRE_HEADER - b.len;
-        int64_t deadline =
-            c->opts.idle_timeout_ms > 0 ? last_rx + c->opts.idle_timeout_ms : INT64_MAX;
         ssize_t n;
-        int pr;
 
         rc = sd_buf_reserve(&b, room < SD__READ_STEP ? room : SD__READ_STEP);
         if (rc != 0) {
             break;
         }
-        pr = poll(&pfd, 1, sd__poll_timeout(deadline));
-        if (pr == 0) {
-            rc = -ETIMEDOUT;
-            break;
-        }
-        if (pr < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            rc = -errno;
-            break;
-        }
-        /* cap - len - 1: sd_buf keeps a spare byte for a NUL */
+        /* one blocking recv per wake-up (no poll before it); SO_RCVTIMEO (the idle timeout)
+         * ends a wait that saw nothing. cap - len - 1: sd_buf keeps a spare byte for a NUL */
         n = recv(c->fd, b.data + b.len, b.cap - b.len - 1 < room ? b.cap - b.len - 1 : room, 0);
         if (n == 0) {
             rc = 0;
             break;
         }
         if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (c->opts.idle_timeout_ms > 0 &&
+                    sd_mono_ms() >= last_rx + c->opts.idle_timeout_ms) {
+                    rc = -ETIMEDOUT;
+                    break;
+                }
+                continue;
+            }
+            if (errno == EINTR) {
                 continue;
             }
             rc = -errno;
@@ -373,6 +369,13 @@ int sd_wire_conn_start(int fd, const struct sd_wire_conn_opts *opts, struct sd_w
         rc = -errno;
         sd__conn_destroy(c);
         return rc;
+    }
+    /* the reader blocks in recv, bounded by the idle timeout */
+    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    if (opts->idle_timeout_ms > 0) {
+        struct timeval tv = {.tv_sec = opts->idle_timeout_ms / 1000,
+                             .tv_usec = (opts->idle_timeout_ms % 1000) * 1000};
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     }
     if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 && proto == IPPROTO_TCP) {
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* latency only */
