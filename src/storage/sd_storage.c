@@ -97,7 +97,8 @@ struct sd_sink_slot {
      * balancer's next pick */
     struct sd_slice_handle *remote[SD_STORAGE_MAX_REMOTE];
     size_t nremote;
-    size_t pick;
+    size_t pick;    /* the balancer's slice for this round (under lock) */
+    uint64_t round; /* the round of the data endpoint's loop it was picked in */
     uint64_t slice_bytes[SD_STORAGE_ALLOC_HISTORY]; /* compressed sizes of the last rotated
                                                      * slices (ring; rotations only) */
     size_t nslices_rotated;
@@ -201,6 +202,7 @@ struct sd_storage {
     /* a source-only node: its files on the writer nodes */
     struct sd_remote *remote;
     size_t min_slices;  /* writer.network.minSlicesPerSourceNode */
+    uint64_t round;     /* rounds of the data endpoint's loop (sd_storage_flush) */
     int is_random_pick; /* writer.network.pipelineBalancer rand */
 };
 
@@ -1351,7 +1353,10 @@ int sd_storage_sink_deactivate(struct sd_storage *st, const char *sink_key)
 }
 
 /* The balancer of a source-only node (reference pipelineBalancer): the first of the slot's
- * slices, from the next in turn (roundRobin) or a random one (rand), that takes the rows. */
+ * slices, from the next in turn (roundRobin) or a random one (rand), that takes the rows. The
+ * turn moves once per round of the data endpoint's loop, not per record: a round's records of a
+ * sink go to one slice as one batch (one write, one sync on the writer), and the rounds spread
+ * over the slices. */
 static int sd__append_remote(struct sd_storage *st, struct sd_sink_slot *slot, const void *rows,
                              size_t len, uint32_t nrows, struct sd_slice_handle **slice,
                              uint64_t *seq)
@@ -1362,7 +1367,11 @@ static int sd__append_remote(struct sd_storage *st, struct sd_sink_slot *slot, c
     if (n == 0) {
         return SD_ECLOSED;
     }
-    start = st->is_random_pick ? (size_t)random() : slot->pick++;
+    if (slot->round != st->round) {
+        slot->round = st->round;
+        slot->pick = st->is_random_pick ? (size_t)random() : slot->pick + 1;
+    }
+    start = slot->pick;
     for (size_t k = 0; k < n; k++) {
         struct sd_slice_handle *h = slot->remote[(start + k) % n];
         rc = sd_remote_append(h->remote, rows, len, nrows, seq); /* refused when not ready */
@@ -1377,6 +1386,7 @@ static int sd__append_remote(struct sd_storage *st, struct sd_sink_slot *slot, c
 void sd_storage_flush(struct sd_storage *st)
 {
     if (st->remote != NULL) {
+        st->round++;
         sd_remote_flush(st->remote);
     }
 }
