@@ -19,47 +19,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-/* Decompresses a concatenation of complete gzip members into out; returns the number of
- * members, or -1 when the data is not exactly a sequence of complete members. */
-static int inflate_all(const void *data, size_t len, struct sd_buf *out)
-{
-    z_stream zs;
-    unsigned char win[65536];
-    int members = 0;
-    int zrc = Z_OK;
+#include "test_inflate.h"
 
-    memset(&zs, 0, sizeof(zs));
-    if (inflateInit2(&zs, 15 + 16) != Z_OK) {
-        return -1;
-    }
-    zs.next_in = (Bytef *)data;
-    zs.avail_in = (uInt)len;
-    while (zs.avail_in > 0) {
-        zs.next_out = win;
-        zs.avail_out = sizeof(win);
-        zrc = inflate(&zs, Z_NO_FLUSH);
-        sd_buf_append(out, win, sizeof(win) - zs.avail_out);
-        if (zrc == Z_STREAM_END) {
-            members++;
-            inflateReset(&zs);
-            continue;
-        }
-        if (zrc != Z_OK) {
-            inflateEnd(&zs);
-            return -1;
-        }
-    }
-    /* Input ended: must be right after a member. */
-    if (zrc != Z_STREAM_END && len > 0) {
-        zs.next_out = win;
-        zs.avail_out = sizeof(win);
-        zrc = inflate(&zs, Z_FINISH);
-        inflateEnd(&zs);
-        return zrc == Z_STREAM_END ? members + 1 : -1;
-    }
-    inflateEnd(&zs);
-    return members;
-}
 
 /* Deterministic CSV-like test data of len bytes. */
 static void make_rows(struct sd_buf *b, size_t len, unsigned seed)
@@ -102,7 +63,7 @@ static void roundtrip(enum sd_gzip_impl impl, int level, size_t total, size_t ba
     assert_int_equal(sd_gzip_finish(gz, &out), 0);
     sd_gzip_member_state(gz, &m);
     assert_false(m.is_open);
-    assert_int_equal(inflate_all(out.data, out.len, &back), 1);
+    assert_int_equal(sd_test_inflate_all(out.data, out.len, &back), 1);
     assert_int_equal(back.len, total);
     assert_memory_equal(back.data, in.data, total);
     sd_gzip_destroy(gz);
@@ -181,7 +142,7 @@ static void test_multi_member(void **state)
             assert_int_equal((unsigned char)out.data[starts[k] + 1], 0x8b);
             assert_int_equal(out.data[starts[k] + 2], 8);
         }
-        assert_int_equal(inflate_all(out.data, out.len, &back), 6);
+        assert_int_equal(sd_test_inflate_all(out.data, out.len, &back), 6);
         assert_int_equal(back.len, 60000);
         assert_memory_equal(back.data, in.data, 60000);
         sd_gzip_destroy(gz);
@@ -220,7 +181,7 @@ static void test_complete_member(void **state)
             sd_buf_append(&file, out.data, cuts[k]);
             assert_int_equal(sd_gzip_complete_member(crcs[k], (uint32_t)sizes[k], &file), 0);
             assert_int_equal(file.len, cuts[k] + SD_GZIP_COMPLETION_LEN);
-            assert_int_equal(inflate_all(file.data, file.len, &back), 1);
+            assert_int_equal(sd_test_inflate_all(file.data, file.len, &back), 1);
             assert_int_equal(back.len, (k + 1) * 10000);
             assert_memory_equal(back.data, in.data, back.len);
             sd_buf_fini(&file);
@@ -234,7 +195,7 @@ static void test_complete_member(void **state)
             sd_gzip_complete_member(crcs[1], (uint32_t)sizes[1], &file);
             sd_gzip_reset(gz);
             assert_int_equal(sd_gzip_compress(gz, in.data + 20000, 30000, 1, &file), 0);
-            assert_int_equal(inflate_all(file.data, file.len, &back), 2);
+            assert_int_equal(sd_test_inflate_all(file.data, file.len, &back), 2);
             assert_int_equal(back.len, 50000);
             assert_memory_equal(back.data, in.data, 50000);
             sd_buf_fini(&file);
@@ -270,7 +231,7 @@ static void test_empty(void **state)
     assert_int_equal(sd_gzip_finish(gz, &out), 0);
     assert_int_equal(out.len, 0);
     assert_int_equal(sd_gzip_compress(gz, "", 0, 1, &out), 0);
-    assert_int_equal(inflate_all(out.data, out.len, &back), 1);
+    assert_int_equal(sd_test_inflate_all(out.data, out.len, &back), 1);
     assert_int_equal(back.len, 0);
     sd_gzip_destroy(gz);
     sd_buf_fini(&out);
