@@ -1175,7 +1175,7 @@ static void sd__slot_follow_remote(struct sd_storage *st, struct sd_sink_slot *s
     size_t writing[SD_STORAGE_MAX_REMOTE], picked[SD_STORAGE_MAX_REMOTE];
     size_t nwriting = 0, npicked, nnext = 0, ngone = 0;
     size_t klen = strlen(slot->sink_key);
-    int is_new[SD_STORAGE_MAX_REMOTE];
+    int is_new[SD_STORAGE_MAX_REMOTE], any_ready = 0;
 
     for (size_t i = 0; i < kvs->n && nwriting < SD_STORAGE_MAX_REMOTE; i++) {
         const char *key = kvs->items[i].key + strlen(SD_STORAGE_LOCAL_SLICES);
@@ -1227,13 +1227,26 @@ static void sd__slot_follow_remote(struct sd_storage *st, struct sd_sink_slot *s
         if (is_new[k] && !sd_remote_writer_is_down(next[k]->remote)) {
             (void)sd_remote_wait_open(next[k]->remote, deadline);
         }
+        any_ready |= sd_remote_file_is_ready(next[k]->remote);
+    }
+    /* none of the share takes records (its new slices were refused: the file rotated again
+     * meanwhile, and the other writer is down): the slices leaving the share that still take
+     * them stay until a later pass has a ready one. They stay marked closing, so this node's
+     * close-sync report waits for them. */
+    for (size_t i = 0; i < ngone && !any_ready; i++) {
+        if (sd_remote_file_is_ready(gone[i]->remote) && nnext < SD_STORAGE_MAX_REMOTE) {
+            next[nnext++] = gone[i];
+            gone[i] = NULL;
+        }
     }
     pthread_mutex_lock(&slot->lock);
     memcpy(slot->remote, next, nnext * sizeof(*next));
     slot->nremote = nnext;
     pthread_mutex_unlock(&slot->lock);
     for (size_t i = 0; i < ngone; i++) {
-        sd__close_bounded(st, gone[i], st->cfg.slice_close_timeout_ms);
+        if (gone[i] != NULL) {
+            sd__close_bounded(st, gone[i], st->cfg.slice_close_timeout_ms);
+        }
     }
 }
 
