@@ -12,9 +12,10 @@
 
 #define SD_WIRE_VERSION 1
 #define SD_WIRE_HEADER 12
-/* The largest payload before the handshake agrees on one (at most this): 1 MiB of rows plus
- * the APPEND fields. */
-#define SD_WIRE_MAX_FRAME (1024 * 1024 + 64)
+/* The largest payload (a handshake may agree on less, streamd's writers the window): one
+ * APPEND carries a round's rows of a sink (each row up to the mapping's 1.5 MiB). A reader's
+ * buffer grows to it only while such a frame arrives. */
+#define SD_WIRE_MAX_FRAME (16 * 1024 * 1024 + 64)
 #define SD_WIRE_MAX_ID 128        /* node id bytes */
 #define SD_WIRE_MAX_KEY 1024      /* slice key bytes */
 #define SD_WIRE_MAX_MESSAGE 1024  /* ERROR message bytes */

@@ -58,7 +58,7 @@
  * buffer; the buffer grows (up to the frame bound) only while a large frame arrives. */
 #define SD__READ_STEP (64 * 1024)
 /* A send buffer grown past this by a burst is given back once it has been written. */
-#define SD__KEEP_CAP (4 * (size_t)SD_WIRE_MAX_FRAME)
+#define SD__KEEP_CAP ((size_t)4 * 1024 * 1024)
 
 struct sd_wire_conn {
     int fd;

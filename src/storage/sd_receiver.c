@@ -326,7 +326,8 @@ static void sd__on_hello(struct sd_recv_conn *c, const struct sd_wire_msg *m)
     memset(&w, 0, sizeof(w));
     w.type = SD_WIRE_WELCOME;
     w.version = SD_WIRE_VERSION;
-    w.max_frame = SD_WIRE_MAX_FRAME;
+    /* a frame never exceeds the window it has to fit in */
+    w.max_frame = rc->cfg.window < SD_WIRE_MAX_FRAME ? (uint32_t)rc->cfg.window : SD_WIRE_MAX_FRAME;
     w.window = (uint32_t)rc->cfg.window;
     w.text = rc->node_id;
     w.text_len = strlen(rc->node_id);

@@ -3,12 +3,13 @@ two http-source-only nodes and two writer nodes (storage-writer + storage-reader
 nodes write to over the source -> writer protocol (docs/PROTOCOL.md). Records posted to both
 source nodes land exactly once in PostgreSQL; the source nodes write no slice files; each source
 node writes its own file in the slice directories of the writer nodes."""
+import json
 import os
 import socket
 import struct
 import time
 
-from conftest import TIMEOUT_MULT, SyncHold
+from conftest import TIMEOUT_MULT, SyncHold, http_request
 from backends import etcd, pg, psql_rows, s3  # noqa: F401 (fixtures)
 from helpers import PATH_COLUMNS, Loader, assert_loaded_once
 from test_backends_combined import wait_psql
@@ -164,6 +165,11 @@ def test_writer_refuses_hostile_frames_and_keeps_serving(streamd_factory, etcd, 
     assert frames[0][0] == 2, frames  # WELCOME
     errors = {(f[1], error_code(f[2])) for f in frames[1:] if f[0] == 13}
     assert errors == {(1, -3), (2, -3), (9, -2)}, frames
+    # a record whose CSV row is larger than 1 MiB (quotes double in CSV) goes through whole
+    # (a row is at most 1.5 MiB, source.http's mapping limit: 250k quotes make 1.25 MB)
+    big = json.dumps({"id": "big", "text": '"' * 250000})
+    status, _, body = http_request(urls[0], "POST", big, {"Content-Type": "application/json"})
+    assert status == 200, (status, body[:600])
     # the writer went on serving the source nodes throughout
     time.sleep(1)
     load.finish()
