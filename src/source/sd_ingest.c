@@ -94,7 +94,8 @@ struct sd_sync_msg {
 };
 
 struct sd_ingest {
-    struct sd_storage *storage;     /* appends (borrowed); flushed after each loop round */
+    struct sd_storage *storage;     /* appends (borrowed); flushed after each loop round
+                                     * until the shutdown (under routes_lock) */
     struct sd_eval_pool *eval_pool; /* borrowed; maps records with templates while open */
     struct sd_health *health;       /* borrowed; answers GET /health-check */
     struct sd_http_loop *loop;      /* borrowed; the source loop, where results are posted */
@@ -999,7 +1000,12 @@ void sd_ingest_after_round(struct sd_http_loop *loop, void *arg)
     struct sd_ingest *in = arg;
 
     (void)loop;
-    sd_storage_flush(in->storage);
+    /* under the routes lock: once sd_ingest_shutdown returned, storage may be closed */
+    pthread_rwlock_rdlock(&in->routes_lock);
+    if (!in->is_shutting_down) {
+        sd_storage_flush(in->storage);
+    }
+    pthread_rwlock_unlock(&in->routes_lock);
 }
 
 void sd_ingest_tick(struct sd_http_loop *loop, void *arg)
