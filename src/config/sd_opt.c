@@ -520,8 +520,7 @@ static const struct {
     {"storage.level.local.encoding.sync.uncompressedBytesTrigger", SD_OPT_NOT_APPLICABLE,
      SD_OPT_WHY_SYNC},
     {"storage.level.local.writer.network.kcpInputBuffer", SD_OPT_NOT_APPLICABLE, SD_OPT_WHY_KCP},
-    {"storage.level.local.writer.network.kcpResponseBuffer", SD_OPT_NOT_APPLICABLE,
-     SD_OPT_WHY_KCP},
+    {"storage.level.local.writer.network.kcpResponseBuffer", SD_OPT_NOT_APPLICABLE, SD_OPT_WHY_KCP},
     {"storage.level.local.writer.network.maxWaitingStreamsPerConn", SD_OPT_NOT_APPLICABLE,
      "Streams of the reference's yamux sessions; streamd multiplexes a source node's files on one "
      "connection without streams (docs/PROTOCOL.md)."},
