@@ -1,4 +1,4 @@
-/* sd_listen.c: a listening TCP socket from a "host:port" address (see sd_listen.h). */
+/* sd_listen.c: "host:port" addresses and listening sockets on them (see sd_listen.h). */
 #include "net/sd_listen.h"
 #include "core/sd_error.h"
 
@@ -11,26 +11,37 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+int sd_addr_split(const char *addr, char *host, size_t host_len, char *port, size_t port_len)
+{
+    const char *colon = strrchr(addr, ':');
+    size_t n;
+
+    if (colon == NULL || (size_t)(colon - addr) >= host_len || strlen(colon + 1) == 0 ||
+        strlen(colon + 1) >= port_len) {
+        return SD_EINVAL;
+    }
+    n = (size_t)(colon - addr);
+    if (n >= 2 && addr[0] == '[' && addr[n - 1] == ']') {
+        addr++;
+        n -= 2;
+    }
+    memcpy(host, addr, n);
+    host[n] = '\0';
+    snprintf(port, port_len, "%s", colon + 1);
+    return 0;
+}
+
 int sd_listen_tcp(const char *addr, int *port, char *shown, size_t shown_len, int *is_wildcard)
 {
     struct addrinfo hints, *res = NULL;
     struct sockaddr_storage bound;
     socklen_t bound_len = sizeof(bound);
     char host[256], port_text[16], text[INET6_ADDRSTRLEN + 2];
-    const char *colon = strrchr(addr, ':');
     int fd = -1, one = 1, rc;
 
-    if (colon == NULL || (size_t)(colon - addr) >= sizeof(host) || strlen(colon + 1) == 0 ||
-        strlen(colon + 1) >= sizeof(port_text)) {
+    if (sd_addr_split(addr, host, sizeof(host), port_text, sizeof(port_text)) != 0) {
         return SD_EINVAL;
     }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-        memmove(host, host + 1, strlen(host));
-        host[strlen(host) - 1] = '\0';
-    }
-    snprintf(port_text, sizeof(port_text), "%s", colon + 1);
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;

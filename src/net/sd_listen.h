@@ -1,9 +1,13 @@
-/* sd_listen.h: a listening TCP socket from a "host:port" address (the HTTP loops' listeners and
- * the writer's listener for source nodes). */
+/* sd_listen.h: "host:port" addresses: splitting one, and a listening TCP socket on one (the HTTP
+ * loops' listeners and the writer's listener for source nodes). */
 #ifndef SD_LISTEN_H
 #define SD_LISTEN_H
 
 #include <stddef.h>
+
+/* Splits "host:port", "[v6]:port" or ":port" into host (brackets removed; "" for none) and port.
+ * Returns 0, or SD_EINVAL when there is no port or a part does not fit. */
+int sd_addr_split(const char *addr, char *host, size_t host_len, char *port, size_t port_len);
 
 /* Binds and listens on addr ("host:port", "[v6]:port", ":port" or "0.0.0.0:port" for every
  * address; port 0 = a free one), non-blocking, close-on-exec, SO_REUSEADDR. Returns the fd with

@@ -16,6 +16,7 @@
 #include "core/sd_error.h"
 #include "core/sd_log.h"
 #include "core/sd_time.h"
+#include "net/sd_listen.h"
 #include "net/sd_wire_conn.h"
 
 #include <errno.h>
@@ -344,19 +345,18 @@ static void sd__on_close(void *arg, struct sd_wire_conn *c, int reason)
 /* A TCP connection to "host:port" within SD_REMOTE_CONNECT_TIMEOUT_MS: the fd or -errno. */
 static int sd__connect(const char *address)
 {
-    char host[256];
-    const char *colon = strrchr(address, ':');
+    char host[256], port[16];
     struct addrinfo hints, *res = NULL;
     int fd = -1, rc;
 
-    if (colon == NULL || (size_t)(colon - address) >= sizeof(host)) {
+    /* "[v6]:port" as the writer announces an IPv6 address: the brackets are not the host's */
+    if (sd_addr_split(address, host, sizeof(host), port, sizeof(port)) != 0) {
         return -EINVAL;
     }
-    snprintf(host, sizeof(host), "%.*s", (int)(colon - address), address);
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || res == NULL) {
+    if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL) {
         return -EHOSTUNREACH;
     }
     fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
