@@ -148,6 +148,10 @@ static const struct sd_opt sd_opts[] = {
      "(duration)."},
     {"source.http.listen", SD_OPT_STRING, "0.0.0.0:7000", 0, 0, NULL, 0,
      "Listen address of the data import endpoint (host:port)."},
+    {"source.http.loops", SD_OPT_INT, "0", 0, 64, NULL, 0,
+     "Event loops of the data endpoint: threads that each serve a share of the connections, "
+     "handed to the loop with the fewest (count; 0 = one per CPU the process may run on, at most "
+     "16)."},
     {"source.http.maxConnections", SD_OPT_INT, "200000", 100, 1000000, NULL, 0,
      "Maximum number of concurrent client connections; at the limit new connections wait in the "
      "listen backlog. Never more than three quarters of the open-file limit (RLIMIT_NOFILE, "

@@ -98,6 +98,9 @@ static const struct sd_mdef sd__defs[SD_M__COUNT] = {
                            SD_MT_GAUGE, NULL, 0},
     [SD_M_TASK_DURATION] = {"keboola_go_task_duration_milliseconds", "Background task duration.",
                             SD_HIST(sd__default_bounds)},
+    [SD_M_HTTP_LOOP_REQUESTS] = {"streamd_http_loop_requests_total",
+                                 "Requests handled by each event loop of a server.", SD_MT_COUNTER,
+                                 NULL, 0},
 };
 
 static struct {

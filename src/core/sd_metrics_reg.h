@@ -39,6 +39,7 @@ enum sd_metric {
     SD_M_TASK_RUNNING,  /* gauge (up-down counter): task_type */
     SD_M_TASK_DURATION, /* ms histogram: task_type, is_success[, is_application_error, error_type]
                          */
+    SD_M_HTTP_LOOP_REQUESTS, /* streamd's own: counter of requests per event loop: server, loop */
     SD_M__COUNT
 };
 

@@ -35,6 +35,7 @@
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
 #include "core/sd_log.h"
+#include "core/sd_metrics_reg.h"
 #include "core/sd_time.h"
 
 #include <arpa/inet.h>
@@ -42,6 +43,8 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +91,50 @@ struct sd_http_conn {
     size_t linger_bytes;       /* lingering: input discarded so far */
 };
 
+struct sd_http_loop {
+    struct sd_http_loop_opts opts;
+    h2o_globalconf_t conf;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_evloop_t *evloop;
+    h2o_multithread_queue_t *queue;
+    h2o_multithread_receiver_t receiver;
+    h2o_timeout_t tick_timeout;
+    h2o_timeout_entry_t tick_entry;
+    h2o_timeout_t sweep_timeout; /* connection timeouts and the end of an accept back-off */
+    h2o_timeout_entry_t sweep_entry;
+    h2o_socket_t *listeners[SD_HTTP_MAX_LISTENERS]; /* loop thread */
+    int listen_fds[SD_HTTP_MAX_LISTENERS];          /* bound by listen(), wrapped at start */
+    size_t nlisteners;
+    /* Loops serving the same listeners (sd_http_loop_join): the acceptor lists them all, itself
+     * first; a joined loop points at its acceptor. index = place in that list (0 = acceptor). */
+    struct sd_http_loop *acceptor;
+    struct sd_http_loop *group[SD_HTTP_MAX_LOOPS];
+    size_t ngroup;
+    size_t index;
+    size_t next_pick; /* acceptor thread: where the search for the least busy loop starts */
+    struct sd_mseries *m_requests; /* requests handled (server = opts.name, loop = index) */
+    /* Loop thread: accepted connections (struct sd_http_conn) and whether the listeners are
+     * being read (off at max_connections or during an accept back-off). nconns (atomic) also
+     * counts connections the acceptor handed over that this loop has not adopted yet. */
+    h2o_linklist_t conns;
+    size_t nconns;
+    int is_accepting;
+    int64_t backoff_until_ms;  /* accept back-off in progress until then (0 = none) */
+    int64_t backoff_logged_ms; /* last warning of a failed accept (0 = none yet) */
+    int64_t full_logged_ms;    /* last warning that max_connections was reached (0 = none) */
+    size_t nlingering;         /* of conns: closed by h2o, still discarding input */
+    pthread_t thread;
+    pthread_mutex_t start_lock;
+    pthread_cond_t start_cond;
+    int is_started; /* under start_lock (read atomically): the loop thread has built its h2o
+                     * objects */
+    struct sd_http_msg *pending, *pending_tail; /* under start_lock: posted before is_started */
+    int is_running;
+    int is_stopping; /* loop thread only */
+    int64_t stop_deadline_ms;
+};
+
 /* Lives in a request's pool: disposing the request (response done or connection closed)
  * ends the connection's busy time. */
 struct sd_http_busy {
@@ -107,10 +154,23 @@ static void sd__http_on_conn_close(void *data);
 static json_t *sd__http_error_json(int status, const char *name, const char *message);
 static char *sd__http_dump(json_t *json, int pretty);
 
-/* Reads the listeners exactly while a connection may be accepted. */
+/* Open connections of the loops serving loop's listeners (the acceptor's group, or loop). */
+static size_t sd__http_open_conns(const struct sd_http_loop *loop)
+{
+    size_t total = __atomic_load_n(&loop->nconns, __ATOMIC_RELAXED);
+
+    for (size_t i = 1; i < loop->ngroup; i++) {
+        total += __atomic_load_n(&loop->group[i]->nconns, __ATOMIC_RELAXED);
+    }
+    return total;
+}
+
+/* Reads the listeners exactly while a connection may be accepted. A joined loop has none; the
+ * acceptor learns of connections its group closed at its next sweep. */
 static void sd__http_update_accepting(struct sd_http_loop *loop)
 {
-    int want = loop->backoff_until_ms == 0 && loop->nconns < loop->opts.max_connections;
+    int want =
+        loop->backoff_until_ms == 0 && sd__http_open_conns(loop) < loop->opts.max_connections;
 
     if (want == loop->is_accepting) {
         return;
@@ -180,6 +240,7 @@ static int sd__http_on_req(h2o_handler_t *self, h2o_req_t *req)
     conn->busy = h2o_mem_alloc_shared(&req->pool, sizeof(*conn->busy), sd__http_on_busy_done);
     conn->busy->conn = conn;
     conn->has_served = 1;
+    sd_mreg_add(loop->m_requests, 1);
     loop->opts.handler(loop->opts.handler_arg, req);
     return 0;
 }
@@ -197,7 +258,7 @@ static void sd__http_conn_free(struct sd_http_conn *conn)
     }
     h2o_linklist_unlink(&conn->link);
     free(conn);
-    loop->nconns--;
+    __atomic_sub_fetch(&loop->nconns, 1, __ATOMIC_RELAXED);
     sd__http_update_accepting(loop);
 }
 
@@ -302,8 +363,8 @@ static void sd__http_on_sweep(h2o_timeout_entry_t *entry)
 
     if (loop->backoff_until_ms != 0 && now >= loop->backoff_until_ms) {
         loop->backoff_until_ms = 0;
-        sd__http_update_accepting(loop);
     }
+    sd__http_update_accepting(loop);
     for (h2o_linklist_t *node = loop->conns.next, *next; node != &loop->conns; node = next) {
         struct sd_http_conn *conn = H2O_STRUCT_FROM_MEMBER(struct sd_http_conn, link, node);
         next = node->next; /* closing a lingering connection frees it */
@@ -342,17 +403,35 @@ static void sd__http_on_tick(h2o_timeout_entry_t *entry)
     h2o_timeout_link(loop->ctx.loop, &loop->tick_timeout, &loop->tick_entry);
 }
 
-int sd_http_loop_init(struct sd_http_loop *loop, const struct sd_http_loop_opts *opts)
+struct sd_http_loop *sd_http_loop_create(const struct sd_http_loop_opts *opts)
 {
-    memset(loop, 0, sizeof(*loop));
+    struct sd_http_loop *loop = sd_xcalloc(1, sizeof(*loop));
+
     loop->opts = *opts;
     /* a head is part of its request: the request timeout bounds it too */
     if (loop->opts.header_timeout_ms > loop->opts.request_timeout_ms) {
         loop->opts.header_timeout_ms = loop->opts.request_timeout_ms;
     }
-    loop->is_initialized = 1;
+    loop->group[0] = loop;
+    loop->ngroup = 1;
     pthread_mutex_init(&loop->start_lock, NULL);
     pthread_cond_init(&loop->start_cond, NULL);
+    return loop;
+}
+
+void sd_http_loop_set_handler_arg(struct sd_http_loop *loop, void *arg)
+{
+    loop->opts.handler_arg = arg;
+}
+
+int sd_http_loop_join(struct sd_http_loop *acceptor, struct sd_http_loop *loop)
+{
+    if (acceptor->ngroup == SD_HTTP_MAX_LOOPS) {
+        return SD_ELIMIT;
+    }
+    loop->acceptor = acceptor;
+    loop->index = acceptor->ngroup;
+    acceptor->group[acceptor->ngroup++] = loop;
     return 0;
 }
 
@@ -417,7 +496,14 @@ static void sd__http_setup(struct sd_http_loop *loop)
     h2o_pathconf_t *path;
     struct sd_http_handler *handler;
     struct sd_http_error_filter *errors;
+    struct sd_buf labels = SD_BUF_INIT;
+    char index[24];
 
+    snprintf(index, sizeof(index), "%zu", loop->index);
+    sd_mreg_label(&labels, "server", loop->opts.name);
+    sd_mreg_label(&labels, "loop", index);
+    loop->m_requests = sd_mreg_series(SD_M_HTTP_LOOP_REQUESTS, sd_buf_cstr(&labels));
+    sd_buf_fini(&labels);
     h2o_config_init(&loop->conf);
     loop->conf.server_name = h2o_iovec_init(H2O_STRLIT(""));
     loop->conf.max_request_entity_size = loop->opts.max_request_body_bytes;
@@ -472,16 +558,34 @@ static void sd__http_accept_backoff(struct sd_http_loop *loop, int err)
         sd_log_warn("http",
                     "%s: accept failed (%s) with %zu connections open: pausing accepts, "
                     "retrying every %d ms",
-                    loop->opts.name, sd_strerror(-err), loop->nconns, SD_HTTP_BACKOFF_MS);
+                    loop->opts.name, sd_strerror(-err), sd__http_open_conns(loop),
+                    SD_HTTP_BACKOFF_MS);
         loop->backoff_logged_ms = now;
     }
     loop->backoff_until_ms = now + SD_HTTP_BACKOFF_MS;
 }
 
-static void sd__http_track(struct sd_http_loop *loop, h2o_socket_t *sock)
+/* Loop thread: serves an accepted connection (already counted in loop->nconns). */
+static void sd__http_adopt(struct sd_http_loop *loop, int fd)
 {
-    struct sd_http_conn *conn = sd_xcalloc(1, sizeof(*conn));
+    struct sd_http_conn *conn;
+    h2o_socket_t *sock;
+    int one = 1;
 
+    if (loop->is_stopping) {
+        close(fd);
+        __atomic_sub_fetch(&loop->nconns, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    /* small answers go out at once, pipelined ones too */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (loop->opts.send_buffer_bytes > 0) {
+        int size = (int)loop->opts.send_buffer_bytes;
+        /* a refused size leaves the default: nothing to do about it per connection */
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+    }
+    sock = h2o_evloop_socket_create(loop->ctx.loop, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
+    conn = sd_xcalloc(1, sizeof(*conn));
     conn->loop = loop;
     conn->sock = sock;
     conn->linger_fd = -1;
@@ -489,39 +593,66 @@ static void sd__http_track(struct sd_http_loop *loop, h2o_socket_t *sock)
     sock->on_close.cb = sd__http_on_conn_close;
     sock->on_close.data = conn;
     h2o_linklist_insert(&loop->conns, &conn->link);
-    loop->nconns++;
+    h2o_accept(&loop->accept_ctx, sock);
+}
+
+/* A connection handed over by the acceptor (the descriptor is the argument). */
+static void sd__http_on_handover(struct sd_http_loop *loop, void *arg)
+{
+    sd__http_adopt(loop, (int)(intptr_t)arg);
+}
+
+/* Acceptor thread: the loop of the group with the fewest open connections, from the one after
+ * the last pick (so ties go in turn). */
+static struct sd_http_loop *sd__http_pick(struct sd_http_loop *acceptor)
+{
+    struct sd_http_loop *best = NULL;
+    size_t best_conns = SIZE_MAX;
+
+    for (size_t k = 0; k < acceptor->ngroup; k++) {
+        struct sd_http_loop *l = acceptor->group[(acceptor->next_pick + k) % acceptor->ngroup];
+        size_t n = __atomic_load_n(&l->nconns, __ATOMIC_RELAXED);
+        if (n < best_conns) {
+            best = l;
+            best_conns = n;
+        }
+    }
+    acceptor->next_pick = (best->index + 1) % acceptor->ngroup;
+    return best;
 }
 
 static void sd__http_on_accept(h2o_socket_t *listener, const char *err)
 {
     struct sd_http_loop *loop = listener->data;
-    h2o_socket_t *sock;
+    size_t open_conns = sd__http_open_conns(loop);
 
     if (err != NULL) {
         return;
     }
-    for (int i = 0; i < SD_HTTP_ACCEPT_BATCH && loop->nconns < loop->opts.max_connections; i++) {
-        sock = h2o_evloop_socket_accept(listener);
-        if (sock == NULL) {
+    for (int i = 0; i < SD_HTTP_ACCEPT_BATCH && open_conns < loop->opts.max_connections; i++) {
+        int fd = accept4(h2o_socket_get_fd(listener), NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sd_http_loop *target;
+        if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 sd__http_accept_backoff(loop, errno);
             }
             break;
         }
-        sd__http_track(loop, sock);
-        if (loop->opts.send_buffer_bytes > 0) {
-            int size = (int)loop->opts.send_buffer_bytes;
-            /* a refused size leaves the default: nothing to do about it per connection */
-            (void)setsockopt(h2o_socket_get_fd(sock), SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+        target = sd__http_pick(loop);
+        __atomic_add_fetch(&target->nconns, 1, __ATOMIC_RELAXED);
+        open_conns++;
+        if (target == loop) {
+            sd__http_adopt(loop, fd);
+        } else {
+            sd_http_loop_post(target, sd__http_on_handover, (void *)(intptr_t)fd);
         }
-        h2o_accept(&loop->accept_ctx, sock);
     }
-    if (loop->nconns >= loop->opts.max_connections &&
+    if (open_conns >= loop->opts.max_connections &&
         (loop->full_logged_ms == 0 ||
          sd_mono_ms() - loop->full_logged_ms >= SD_HTTP_LOG_EVERY_MS)) {
         loop->full_logged_ms = sd_mono_ms();
         sd_log_warn("http", "%s: %zu connections open, the limit: new ones wait until some close",
-                    loop->opts.name, loop->nconns);
+                    loop->opts.name, open_conns);
     }
     sd__http_update_accepting(loop);
 }
@@ -548,9 +679,14 @@ static void sd__http_teardown(struct sd_http_loop *loop);
 static void *sd__http_thread_main(void *arg)
 {
     struct sd_http_loop *loop = arg;
-    char name[16];
+    char name[48];
 
-    snprintf(name, sizeof(name), "sd-%s", loop->opts.name);
+    if (loop->index == 0) {
+        snprintf(name, sizeof(name), "sd-%s", loop->opts.name);
+    } else {
+        snprintf(name, sizeof(name), "sd-%s-%zu", loop->opts.name, loop->index);
+    }
+    name[15] = '\0'; /* the kernel's limit */
     pthread_setname_np(pthread_self(), name);
     sd__http_setup(loop);
     pthread_mutex_lock(&loop->start_lock);
@@ -570,7 +706,7 @@ static void *sd__http_thread_main(void *arg)
             loop->opts.after_round(loop, loop->opts.after_round_arg);
         }
         if (loop->is_stopping) {
-            int idle = (loop->is_idle == NULL || loop->is_idle(loop->is_idle_arg)) &&
+            int idle = (loop->opts.is_idle == NULL || loop->opts.is_idle(loop->opts.is_idle_arg)) &&
                        h2o_linklist_is_empty(&loop->ctx.http1._conns) && loop->nlingering == 0;
             if (idle || sd_mono_ms() >= loop->stop_deadline_ms) {
                 break;
@@ -639,7 +775,7 @@ static void sd__http_close_listeners(struct sd_http_loop *loop, void *arg)
 
 void sd_http_loop_close_listeners(struct sd_http_loop *loop)
 {
-    if (loop->is_running) {
+    if (loop != NULL && loop->is_running) {
         sd_http_loop_post(loop, sd__http_close_listeners, NULL);
     }
 }
@@ -656,18 +792,33 @@ static void sd__http_do_stop(struct sd_http_loop *loop, void *arg)
     free(stop);
 }
 
-void sd_http_loop_stop(struct sd_http_loop *loop, int64_t drain_ms)
+/* Posts the stop (the loop must be running). */
+static void sd__http_post_stop(struct sd_http_loop *loop, int64_t drain_ms)
 {
-    struct sd_http_stop *stop;
+    struct sd_http_stop *stop = sd_xcalloc(1, sizeof(*stop));
 
-    if (!loop->is_running) {
-        return;
-    }
-    stop = sd_xcalloc(1, sizeof(*stop));
     stop->drain_ms = drain_ms;
     sd_http_loop_post(loop, sd__http_do_stop, stop);
-    pthread_join(loop->thread, NULL);
-    loop->is_running = 0;
+}
+
+void sd_http_loops_stop(struct sd_http_loop *const *loops, size_t n, int64_t drain_ms)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (loops[i] != NULL && loops[i]->is_running) {
+            sd__http_post_stop(loops[i], drain_ms);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (loops[i] != NULL && loops[i]->is_running) {
+            pthread_join(loops[i]->thread, NULL);
+            loops[i]->is_running = 0;
+        }
+    }
+}
+
+void sd_http_loop_stop(struct sd_http_loop *loop, int64_t drain_ms)
+{
+    sd_http_loops_stop(&loop, 1, drain_ms);
 }
 
 static void sd__http_teardown(struct sd_http_loop *loop)
@@ -700,9 +851,9 @@ static void sd__http_teardown(struct sd_http_loop *loop)
     loop->evloop = NULL;
 }
 
-void sd_http_loop_fini(struct sd_http_loop *loop)
+void sd_http_loop_destroy(struct sd_http_loop *loop)
 {
-    if (!loop->is_initialized) {
+    if (loop == NULL) {
         return;
     }
     for (size_t i = 0; i < loop->nlisteners; i++) {
@@ -713,11 +864,14 @@ void sd_http_loop_fini(struct sd_http_loop *loop)
     while (loop->pending != NULL) { /* posted to a loop that never started */
         struct sd_http_msg *msg = loop->pending;
         loop->pending = msg->next_pending;
+        if (msg->fn == sd__http_on_handover) {
+            close((int)(intptr_t)msg->arg);
+        }
         free(msg);
     }
     pthread_cond_destroy(&loop->start_cond);
     pthread_mutex_destroy(&loop->start_lock);
-    loop->is_initialized = 0;
+    free(loop);
 }
 
 static const char *sd__http_reason(int status)

@@ -65,53 +65,26 @@ struct sd_http_loop_opts {
      * round queued can go out in one write). */
     sd_http_tick_fn after_round;
     void *after_round_arg;
-};
-
-#define SD_HTTP_MAX_LISTENERS 4
-
-struct sd_http_msg;
-
-struct sd_http_loop {
-    struct sd_http_loop_opts opts;
-    h2o_globalconf_t conf;
-    h2o_context_t ctx;
-    h2o_accept_ctx_t accept_ctx;
-    h2o_evloop_t *evloop;
-    h2o_multithread_queue_t *queue;
-    h2o_multithread_receiver_t receiver;
-    h2o_timeout_t tick_timeout;
-    h2o_timeout_entry_t tick_entry;
-    h2o_timeout_t sweep_timeout; /* connection timeouts and the end of an accept back-off */
-    h2o_timeout_entry_t sweep_entry;
-    h2o_socket_t *listeners[SD_HTTP_MAX_LISTENERS]; /* loop thread */
-    int listen_fds[SD_HTTP_MAX_LISTENERS];          /* bound by listen(), wrapped at start */
-    size_t nlisteners;
-    /* Loop thread: accepted connections (struct sd_http_conn), their count, and whether the
-     * listeners are being read (off at max_connections or during an accept back-off). */
-    h2o_linklist_t conns;
-    size_t nconns;
-    int is_accepting;
-    int64_t backoff_until_ms;  /* accept back-off in progress until then (0 = none) */
-    int64_t backoff_logged_ms; /* last warning of a failed accept (0 = none yet) */
-    int64_t full_logged_ms;    /* last warning that max_connections was reached (0 = none) */
-    size_t nlingering;         /* of conns: closed by h2o, still discarding input */
-    pthread_t thread;
-    pthread_mutex_t start_lock;
-    pthread_cond_t start_cond;
-    int is_initialized;
-    int is_started; /* under start_lock (read atomically): the loop thread has built its h2o
-                     * objects */
-    struct sd_http_msg *pending, *pending_tail; /* under start_lock: posted before is_started */
-    int is_running;
-    int is_stopping; /* loop thread only */
-    int64_t stop_deadline_ms;
-    int (*is_idle)(void *arg); /* optional: the owner's "nothing in flight" check for a drain */
+    /* Optional: the owner's "nothing in flight" check for a drain (loop thread). */
+    int (*is_idle)(void *arg);
     void *is_idle_arg;
 };
 
-/* Prepares a loop (no thread, no h2o object yet: those are made on the loop thread, since
- * h2o's buffer caches are per thread). Returns 0 or -errno. */
-int sd_http_loop_init(struct sd_http_loop *loop, const struct sd_http_loop_opts *opts);
+#define SD_HTTP_MAX_LISTENERS 4
+/* Loops that may share one set of listeners (sd_http_loop_join). */
+#define SD_HTTP_MAX_LOOPS 64
+
+/* Creates a loop (no thread, no h2o object yet: those are made on the loop thread, since h2o's
+ * buffer caches are per thread). opts is copied. Free with sd_http_loop_destroy. */
+struct sd_http_loop *sd_http_loop_create(const struct sd_http_loop_opts *opts);
+/* Sets the handler's argument (before the loop starts). */
+void sd_http_loop_set_handler_arg(struct sd_http_loop *loop, void *arg);
+/* Makes loop serve acceptor's listeners too (both created, neither started; loop has no
+ * listener of its own): acceptor accepts every connection and hands it to whichever of itself
+ * and the loops joined to it has the fewest open connections (ties in turn), so connections
+ * spread evenly however few there are; acceptor's max_connections then bounds them together.
+ * Returns 0, or SD_ELIMIT past SD_HTTP_MAX_LOOPS. */
+int sd_http_loop_join(struct sd_http_loop *acceptor, struct sd_http_loop *loop);
 /* Binds "host:port" (port 0 = any) and starts accepting once the loop runs. Writes the URL
  * "http://HOST:PORT" (127.0.0.1 when bound to 0.0.0.0) into url. Returns 0 or -errno. */
 int sd_http_loop_listen(struct sd_http_loop *loop, const char *addr, char *url, size_t url_len);
@@ -123,10 +96,13 @@ void sd_http_loop_post(struct sd_http_loop *loop, sd_http_task_fn fn, void *arg)
 /* From another thread: stops accepting new connections (existing ones go on). */
 void sd_http_loop_close_listeners(struct sd_http_loop *loop);
 /* From another thread: closes the listeners, lets in-flight work finish (until is_idle says so
- * or drain_ms passes), then stops and joins the loop thread. */
+ * or drain_ms passes), then stops and joins the loop thread. NULL or not running: a no-op. */
 void sd_http_loop_stop(struct sd_http_loop *loop, int64_t drain_ms);
-/* Frees what init allocated (after stop; the loop thread disposed its h2o objects itself). */
-void sd_http_loop_fini(struct sd_http_loop *loop);
+/* sd_http_loop_stop for n loops (NULL entries skipped) at once: each drains in parallel. */
+void sd_http_loops_stop(struct sd_http_loop *const *loops, size_t n, int64_t drain_ms);
+/* Frees the loop (after stop; the loop thread disposed its h2o objects itself). NULL is a
+ * no-op. */
+void sd_http_loop_destroy(struct sd_http_loop *loop);
 
 /* Responses (loop thread). The body is copied. */
 void sd_http_send(h2o_req_t *req, int status, const char *content_type, const char *body,

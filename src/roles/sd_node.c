@@ -40,6 +40,7 @@
 #include "tables/sd_tables.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,9 @@ unsigned sd_node_role_by_name(const char *name)
 #define SD_NODE_HEADER_TIMEOUT_MS 10000
 #define SD_NODE_IDLE_TIMEOUT_MS 30000
 /* The API's request body limit (its configuration bodies are small). */
+/* source.http.loops 0: one loop per CPU, at most this many (a slot's appends are serialized:
+ * more loops mostly wait for each other). */
+#define SD_NODE_AUTO_LOOPS 16
 #define SD_NODE_API_MAX_BODY_BYTES (1024 * 1024)
 #define SD_NODE_API_MAX_BODY_TEXT "1MB"
 
@@ -86,7 +90,7 @@ struct sd_node {
     struct sd_health *health;
     struct sd_eval_pool *eval_pool; /* http-source and api: template evaluations */
     struct sd_metrics *metrics;
-    struct sd_http_loop metrics_loop;
+    struct sd_http_loop *metrics_loop;
     char metrics_url[128];
     struct sd_control *control;
     /* storage-writer; an http-source without it writes through a storage without volumes */
@@ -103,11 +107,12 @@ struct sd_node {
     /* http-source */
     struct sd_ingest *ingest;
     struct sd_session *source; /* http-source without storage-writer: the source group's lease */
-    struct sd_http_loop source_loop;
+    struct sd_http_loop *source_loops[SD_HTTP_MAX_LOOPS]; /* [0] accepts for them all */
+    size_t nsource_loops;
     char source_url[128];
     /* api */
     struct sd_api *api;
-    struct sd_http_loop api_loop;
+    struct sd_http_loop *api_loop;
     char api_url[128];
     char *api_public_url;    /* api.publicUrl or api_url; absolute, no trailing slash */
     char *source_public_url; /* source.http.publicUrl or source_url */
@@ -374,11 +379,28 @@ static int sd__start_operator(struct sd_node *n)
 
 /* ---- http-source: the data endpoint on its own loop, writing through storage ---- */
 
+/* source.http.loops, 0 = one per CPU the process may run on (its affinity), at most
+ * SD_NODE_AUTO_LOOPS. */
+static size_t sd__source_loops(const struct sd_node *n)
+{
+    cpu_set_t cpus;
+    int count = 1;
+
+    if (n->c.source_loops > 0) {
+        return n->c.source_loops;
+    }
+    if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0) {
+        count = CPU_COUNT(&cpus);
+    }
+    return count < 1 ? 1 : count > SD_NODE_AUTO_LOOPS ? SD_NODE_AUTO_LOOPS : (size_t)count;
+}
+
 static int sd__open_source(struct sd_node *n)
 {
     struct sd_http_loop_opts o;
 
-    n->ingest = sd_ingest_create(n->cfg, n->storage, n->eval_pool, n->health, &n->source_loop);
+    n->nsource_loops = sd__source_loops(n);
+    n->ingest = sd_ingest_create(n->cfg, n->storage, n->eval_pool, n->health, n->nsource_loops);
     memset(&o, 0, sizeof(o));
     o.name = "source";
     o.max_request_body_bytes = n->c.max_request_body;
@@ -392,17 +414,23 @@ static int sd__open_source(struct sd_node *n)
     o.bad_request_error = "stream.in.badRequest";
     o.server_header = SD_INGEST_SERVER;
     o.handler = sd_ingest_handle;
-    o.handler_arg = n->ingest;
     o.tick = sd_ingest_tick;
-    o.tick_arg = n->ingest;
     o.tick_ms = 100;
     o.after_round = sd_ingest_after_round;
-    o.after_round_arg = n->ingest;
-    sd_http_loop_init(&n->source_loop, &o);
-    n->source_loop.is_idle = sd_ingest_is_idle;
-    n->source_loop.is_idle_arg = n->ingest;
-    return sd__listen(n, &n->source_loop, "source.http.listen", n->c.source_listen, n->source_url,
-                      sizeof(n->source_url));
+    o.is_idle = sd_ingest_is_idle;
+    for (size_t i = 0; i < n->nsource_loops; i++) {
+        struct sd_http_loop *loop;
+        o.handler_arg = o.tick_arg = o.after_round_arg = o.is_idle_arg =
+            sd_ingest_loop_arg(n->ingest, i);
+        loop = sd_http_loop_create(&o);
+        n->source_loops[i] = loop;
+        sd_ingest_attach(n->ingest, i, loop);
+        if (i > 0) {
+            (void)sd_http_loop_join(n->source_loops[0], loop); /* nsource_loops is bounded */
+        }
+    }
+    return sd__listen(n, n->source_loops[0], "source.http.listen", n->c.source_listen,
+                      n->source_url, sizeof(n->source_url));
 }
 
 /* ---- metrics: every node's /metrics and health checks ---- */
@@ -424,8 +452,8 @@ static int sd__open_metrics(struct sd_node *n)
     snprintf(o.body_limit_text, sizeof(o.body_limit_text), "4KB");
     o.handler = sd_metrics_handle;
     o.handler_arg = n->metrics;
-    sd_http_loop_init(&n->metrics_loop, &o);
-    return sd__listen(n, &n->metrics_loop, "metrics.listen", n->c.metrics_listen, n->metrics_url,
+    n->metrics_loop = sd_http_loop_create(&o);
+    return sd__listen(n, n->metrics_loop, "metrics.listen", n->c.metrics_listen, n->metrics_url,
                       sizeof(n->metrics_url));
 }
 
@@ -477,8 +505,8 @@ static int sd__listen_api(struct sd_node *n)
     o.max_connections = n->fds.api_max_connections;
     o.bad_request_error = "stream.api.badRequest";
     o.handler = sd_api_handle;
-    sd_http_loop_init(&n->api_loop, &o);
-    return sd__listen(n, &n->api_loop, "api.listen", n->c.api_listen, n->api_url,
+    n->api_loop = sd_http_loop_create(&o);
+    return sd__listen(n, n->api_loop, "api.listen", n->c.api_listen, n->api_url,
                       sizeof(n->api_url));
 }
 
@@ -491,7 +519,7 @@ static int sd__open_api(struct sd_node *n)
         .state = n->state,
         .tables = n->tables,
         .eval_pool = n->eval_pool,
-        .loop = &n->api_loop,
+        .loop = n->api_loop,
         .api_url = n->api_public_url,
         .source_url = n->source_public_url,
         .hooks =
@@ -507,7 +535,7 @@ static int sd__open_api(struct sd_node *n)
     if (rc != 0) {
         sd_buf_printf(&n->err, "api: %s", sd_buf_cstr(&err));
     } else {
-        n->api_loop.opts.handler_arg = n->api;
+        sd_http_loop_set_handler_arg(n->api_loop, n->api);
     }
     sd_buf_fini(&err);
     return rc;
@@ -638,13 +666,15 @@ static int sd__node_start_loops(struct sd_node *n)
 {
     int rc;
 
-    if ((n->roles & SD_ROLE_SOURCE) && (rc = sd_http_loop_start(&n->source_loop)) != 0) {
+    for (size_t i = 0; i < n->nsource_loops; i++) {
+        if ((rc = sd_http_loop_start(n->source_loops[i])) != 0) {
+            return rc;
+        }
+    }
+    if ((n->roles & SD_ROLE_API) && (rc = sd_http_loop_start(n->api_loop)) != 0) {
         return rc;
     }
-    if ((n->roles & SD_ROLE_API) && (rc = sd_http_loop_start(&n->api_loop)) != 0) {
-        return rc;
-    }
-    return sd_http_loop_start(&n->metrics_loop);
+    return sd_http_loop_start(n->metrics_loop);
 }
 
 /* Stops and frees whatever sd__node_open got to, in the order the roles depend on each other. */
@@ -659,13 +689,13 @@ static void sd__node_close(struct sd_node *n)
     sd_state_follow_stop(n->peers);
     sd_state_follow_stop(n->group);
     /* http-source: no new connections */
-    if (n->source_loop.is_initialized) {
-        sd_http_loop_close_listeners(&n->source_loop);
+    if (n->nsource_loops > 0) {
+        sd_http_loop_close_listeners(n->source_loops[0]);
     }
     /* Template jobs read their requests and post to the loops: finish them while both run. */
     sd_eval_pool_close(n->eval_pool);
     /* api: it may reconcile (and touch storage) until its loop and tasks stop */
-    sd_http_loop_stop(&n->api_loop, 5000);
+    sd_http_loop_stop(n->api_loop, 5000);
     sd_api_destroy(n->api);
     /* storage-reader + coordinator: rotations switch slots, so stop before closing storage */
     sd_operator_stop(n->op);
@@ -678,13 +708,14 @@ static void sd__node_close(struct sd_node *n)
     sd_storage_close(n->storage);
     sd_session_stop(n->volumes); /* the volumes leave the cluster with the writers closed */
     sd_session_stop(n->source);
-    if (n->source_loop.is_initialized) {
-        sd_http_loop_stop(&n->source_loop, n->c.shutdown_timeout_ms);
-        sd_http_loop_fini(&n->source_loop);
+    /* every source loop drains at once */
+    sd_http_loops_stop(n->source_loops, n->nsource_loops, n->c.shutdown_timeout_ms);
+    for (size_t i = 0; i < n->nsource_loops; i++) {
+        sd_http_loop_destroy(n->source_loops[i]);
     }
-    sd_http_loop_fini(&n->api_loop);
-    sd_http_loop_stop(&n->metrics_loop, 1000);
-    sd_http_loop_fini(&n->metrics_loop);
+    sd_http_loop_destroy(n->api_loop);
+    sd_http_loop_stop(n->metrics_loop, 1000);
+    sd_http_loop_destroy(n->metrics_loop);
     sd_ingest_destroy(n->ingest);
     sd_metrics_destroy(n->metrics);
     sd_reconcile_destroy(n->reconcile);

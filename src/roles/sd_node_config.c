@@ -18,6 +18,7 @@ static const struct sd_config_binding sd_node_rows[] = {
     SD_NODE_BIND(metrics_listen, "metrics.listen", SD_BIND_STR),
     SD_NODE_BIND(source_listen, "source.http.listen", SD_BIND_STR),
     SD_NODE_BIND(source_public_url, "source.http.publicUrl", SD_BIND_STR),
+    SD_NODE_BIND(source_loops, "source.http.loops", SD_BIND_SIZE_T),
     SD_NODE_BIND(max_connections, "source.http.maxConnections", SD_BIND_SIZE_T),
     SD_NODE_BIND(max_request_body, "source.http.maxRequestBodySize", SD_BIND_SIZE_T),
     SD_NODE_BIND(header_timeout_ms, "source.http.readHeaderTimeout", SD_BIND_I64),

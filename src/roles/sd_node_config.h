@@ -21,6 +21,7 @@ struct sd_node_config {
     const char *metrics_listen;
     const char *source_listen;
     const char *source_public_url;
+    size_t source_loops; /* source.http.loops: 0 = one per CPU we may run on, at most 16 */
     size_t max_connections;
     size_t max_request_body;
     int64_t header_timeout_ms;

@@ -2,10 +2,14 @@
  * every enabled sink, append the CSV rows to the sinks' slices and answer once the sync
  * covering them has returned.
  *
- * DESIGN: everything here runs on the source loop thread except sd_ingest_publish() and the
- * sync listener, which only posts a message to the loop. A request that waits for syncs is
- * "parked": a struct sd_pending with one waiter per waiting sink, queued per slice in append
- * (= sequence) order. A sync message pops every waiter of that slice up to its sequence. The
+ * DESIGN: the endpoint runs on N event loops, each with its own parked requests, record buffers
+ * and template VM (thread-local); they share the routing table and the sinks' slots (storage
+ * serializes appends per slot). Everything here runs on a loop thread except
+ * sd_ingest_publish() and the sync listener, which only posts messages to the loops. A request
+ * that waits for syncs is "parked": a struct sd_pending with one waiter per waiting sink, queued
+ * per slice and loop in append (= sequence) order; each append is marked with its loop
+ * (storage's appender), and a sync is posted to every loop marked on its slice, whose message
+ * pops that loop's waiters of the slice up to its sequence. The
  * pending request is reference-counted by its waiters, so a request answered early (timeout)
  * stays valid until its last waiter is popped. Status = max over sinks, as in the reference.
  *
@@ -17,7 +21,7 @@
  * request) to a worker, which maps every sink's row under the routes' read lock and posts the rows
  * back; the loop then routes the request again (the routes may have changed), appends and parks it
  * like any record. Appends stay on the loop, so waiters are queued in sequence order before their
- * sync can come. in->njobs keeps the loop's drain waiting for records on the workers. */
+ * sync can come. il->njobs keeps the loop's drain waiting for records on the workers. */
 #include "source/sd_ingest.h"
 #include "config/sd_config.h"
 #include "config/sd_config_bind.h"
@@ -61,7 +65,7 @@ struct sd_link {
 
 struct sd_pending {
     struct sd_link link; /* parked list, oldest last (answered ones are unlinked); first member */
-    struct sd_ingest *in;
+    struct sd_ingest_loop *il;
     h2o_req_t *req; /* NULL once answered */
     int refs;       /* waiters + the request itself while unanswered */
     int waiting;    /* sinks still waiting for their sync */
@@ -88,6 +92,7 @@ struct sd_waitq {
 };
 
 struct sd_sync_msg {
+    struct sd_ingest_loop *il; /* the loop it is posted to */
     struct sd_slice_handle *slice;
     uint64_t seq;
     int rc;
@@ -95,22 +100,33 @@ struct sd_sync_msg {
 
 struct sd_ingest {
     struct sd_storage *storage;     /* appends (borrowed); flushed after each loop round
-                                     * until the shutdown (under routes_lock) */
+                                     * until the shutdown (under the routes' lock) */
     struct sd_eval_pool *eval_pool; /* borrowed; maps records with templates while open */
     struct sd_health *health;       /* borrowed; answers GET /health-check */
-    struct sd_http_loop *loop;      /* borrowed; the source loop, where results are posted */
-    pthread_rwlock_t routes_lock;
+    struct sd_ingest_loop **loops;  /* one per event loop of the data endpoint */
+    size_t nloops;
+    /* The routes' lock is split, one read-write lock per loop (a loop reads only its own, so
+     * loops never write to a shared cache line per record); publishing takes them all. */
     struct sd_routes *routes;
-    int is_shutting_down; /* under routes_lock */
+    int is_shutting_down; /* under every loop's routes_lock */
     size_t read_buffer_bytes;
     size_t row_size_limit;
     int64_t request_timeout_ms;
-    struct sd_buf rows;           /* loop thread: CSV of the current record */
-    struct sd_mapped_row *mapped; /* loop thread: the rows of the current record, per sink */
+};
+
+/* What one event loop of the data endpoint owns; touched by its thread only, but for
+ * routes_lock (and a template worker holds it for reading while it maps one of its records). */
+struct sd_ingest_loop {
+    struct sd_ingest *in;
+    struct sd_http_loop *loop; /* borrowed; where results for its requests are posted */
+    unsigned index;            /* its storage appender number */
+    pthread_rwlock_t routes_lock;
+    struct sd_buf rows;           /* CSV of the current record */
+    struct sd_mapped_row *mapped; /* the rows of the current record, per sink */
     size_t mapped_cap;
     struct sd_link parked; /* sentinel of the parked list */
     size_t nparked;
-    size_t njobs; /* loop thread: records on the evaluation pool */
+    size_t njobs; /* records on the evaluation pool */
 };
 
 /* One sink's row of a record, mapped on the loop or by a pool worker. */
@@ -124,7 +140,7 @@ struct sd_mapped_row {
 /* A record of a source with template sinks, mapped on the evaluation pool. The record borrows
  * the parked request's memory, valid while the request is unanswered. */
 struct sd_ingest_job {
-    struct sd_ingest *in;
+    struct sd_ingest_loop *il;
     h2o_req_t *req;
     struct sd_str parts[3]; /* project, source, secret: routed again when the rows come back */
     int64_t project_id;
@@ -178,18 +194,30 @@ void sd_ingest_route_metrics(struct sd_route_source *src)
     sd_buf_fini(&b);
 }
 
+/* Takes (is_locking) or releases every loop's routes lock for writing, in loop order. */
+static void sd__routes_write_lock(struct sd_ingest *in, int is_locking)
+{
+    for (size_t i = 0; i < in->nloops; i++) {
+        if (is_locking) {
+            pthread_rwlock_wrlock(&in->loops[i]->routes_lock);
+        } else {
+            pthread_rwlock_unlock(&in->loops[i]->routes_lock);
+        }
+    }
+}
+
 void sd_ingest_publish(struct sd_ingest *in, struct sd_routes *routes)
 {
     struct sd_routes *old;
 
-    pthread_rwlock_wrlock(&in->routes_lock);
+    sd__routes_write_lock(in, 1);
     if (in->is_shutting_down) {
         old = routes;
     } else {
         old = in->routes;
         in->routes = routes;
     }
-    pthread_rwlock_unlock(&in->routes_lock);
+    sd__routes_write_lock(in, 0);
     sd_routes_free(old);
 }
 
@@ -197,11 +225,11 @@ void sd_ingest_shutdown(struct sd_ingest *in)
 {
     struct sd_routes *old;
 
-    pthread_rwlock_wrlock(&in->routes_lock);
+    sd__routes_write_lock(in, 1);
     old = in->routes;
     in->routes = NULL;
     in->is_shutting_down = 1;
-    pthread_rwlock_unlock(&in->routes_lock);
+    sd__routes_write_lock(in, 0);
     sd_routes_free(old);
 }
 
@@ -395,7 +423,7 @@ static void sd__pending_answer(struct sd_pending *p)
     p->req = NULL;
     p->link.prev->next = p->link.next;
     p->link.next->prev = p->link.prev;
-    p->in->nparked--;
+    p->il->nparked--;
 }
 
 static void sd__copy_text(char *dst, size_t cap, const char *src)
@@ -458,7 +486,7 @@ static void sd__result_from_rc(struct sd_sink_result *r, int rc)
 static void sd__on_sync_msg(struct sd_http_loop *loop, void *arg)
 {
     struct sd_sync_msg *msg = arg;
-    void **slot = sd_storage_slice_waiters(msg->slice);
+    void **slot = sd_storage_slice_waiters(msg->slice, msg->il->index);
     struct sd_waitq *q = *slot;
 
     (void)loop;
@@ -492,21 +520,33 @@ static void sd__on_sync_msg(struct sd_http_loop *loop, void *arg)
     free(msg);
 }
 
+/* Writer thread: tells every loop that appended to slice (and so may have waiters there). */
 static void sd__sync_listener(void *arg, struct sd_slice_handle *slice, uint64_t seq, int rc)
 {
     struct sd_ingest *in = arg;
-    struct sd_sync_msg *msg = sd_xcalloc(1, sizeof(*msg));
+    uint64_t appenders = sd_storage_slice_appenders(slice);
 
-    msg->slice = slice;
-    msg->seq = seq;
-    msg->rc = rc;
-    sd_http_loop_post(in->loop, sd__on_sync_msg, msg);
+    if (appenders == 0 && rc == SD_ECLOSED) {
+        sd_storage_slice_release(slice);
+    }
+    for (size_t i = 0; i < in->nloops; i++) {
+        struct sd_sync_msg *msg;
+        if ((appenders & ((uint64_t)1 << i)) == 0) {
+            continue;
+        }
+        msg = sd_xcalloc(1, sizeof(*msg));
+        msg->il = in->loops[i];
+        msg->slice = slice;
+        msg->seq = seq;
+        msg->rc = rc;
+        sd_http_loop_post(in->loops[i]->loop, sd__on_sync_msg, msg);
+    }
 }
 
 static void sd__park(struct sd_pending *p, struct sd_slice_handle *slice, size_t index,
                      uint64_t seq)
 {
-    void **slot = sd_storage_slice_waiters(slice);
+    void **slot = sd_storage_slice_waiters(slice, p->il->index);
     struct sd_waitq *q = *slot;
     struct sd_waiter *w = sd_xcalloc(1, sizeof(*w));
 
@@ -624,27 +664,28 @@ static void sd__send_cors(h2o_req_t *req)
 
 /* Looks the source of parts up, with the routes read-locked, and checks its secret. Returns it
  * with the lock held; or NULL, lock released, after answering the request's error. */
-static const struct sd_route_source *sd__route(struct sd_ingest *in, h2o_req_t *req,
+static const struct sd_route_source *sd__route(struct sd_ingest_loop *il, h2o_req_t *req,
                                                const struct sd_str parts[3], int64_t project)
 {
+    struct sd_ingest *in = il->in;
     const struct sd_route_source *src;
 
-    pthread_rwlock_rdlock(&in->routes_lock);
+    pthread_rwlock_rdlock(&il->routes_lock);
     if (in->is_shutting_down) {
-        pthread_rwlock_unlock(&in->routes_lock);
+        pthread_rwlock_unlock(&il->routes_lock);
         sd__send_shutdown(req);
         return NULL;
     }
     src = sd__find_source(in->routes, project, parts[1].p, parts[1].len);
     if (src == NULL || !sd__secret_matches(src->secret, parts[2].p, parts[2].len)) {
-        pthread_rwlock_unlock(&in->routes_lock);
+        pthread_rwlock_unlock(&il->routes_lock);
         sd__send_error(req, 404, "stream.in.noSourceFound",
                        "The specified combination of projectId, sourceId and secret was not "
                        "found.");
         return NULL;
     }
     if (!src->is_enabled) {
-        pthread_rwlock_unlock(&in->routes_lock);
+        pthread_rwlock_unlock(&il->routes_lock);
         sd__send_error(req, 404, "stream.in.disabledSource", "The source is disabled.");
         return NULL;
     }
@@ -652,13 +693,14 @@ static const struct sd_route_source *sd__route(struct sd_ingest *in, h2o_req_t *
 }
 
 /* A pending request for the sinks of src (results still empty). */
-static struct sd_pending *sd__pending_new(struct sd_ingest *in, h2o_req_t *req,
+static struct sd_pending *sd__pending_new(struct sd_ingest_loop *il, h2o_req_t *req,
                                           const struct sd_route_source *src, int64_t deadline_ms)
 {
     struct sd_pending *p = sd_xcalloc(1, sizeof(*p) + src->nsinks * sizeof(p->results[0]));
+    int64_t request_timeout_ms = il->in->request_timeout_ms;
     struct sd_str verbose;
 
-    p->in = in;
+    p->il = il;
     p->req = req;
     p->refs = 1;
     p->project_id = src->project_id;
@@ -673,8 +715,8 @@ static struct sd_pending *sd__pending_new(struct sd_ingest *in, h2o_req_t *req,
     /* the record came at deadline - requestTimeout (a whole ms, same clock); within that ms
      * (the inline path) the precise time now is used: one clock read per record */
     p->start_ms = sd_mreg_now_ms();
-    if (p->start_ms - (double)(deadline_ms - in->request_timeout_ms) >= 1.0) {
-        p->start_ms = (double)(deadline_ms - in->request_timeout_ms);
+    if (p->start_ms - (double)(deadline_ms - request_timeout_ms) >= 1.0) {
+        p->start_ms = (double)(deadline_ms - request_timeout_ms);
     }
     for (size_t i = 0; i < src->nsinks; i++) {
         /* Sink ids outlive the routes table only through this copy. */
@@ -688,13 +730,13 @@ static struct sd_pending *sd__pending_new(struct sd_ingest *in, h2o_req_t *req,
 }
 
 /* Links p into the parked list; answers it now if nothing waits. */
-static void sd__pending_start(struct sd_ingest *in, struct sd_pending *p)
+static void sd__pending_start(struct sd_ingest_loop *il, struct sd_pending *p)
 {
-    p->link.next = in->parked.next;
-    p->link.prev = &in->parked;
-    in->parked.next->prev = &p->link;
-    in->parked.next = &p->link;
-    in->nparked++;
+    p->link.next = il->parked.next;
+    p->link.prev = &il->parked;
+    il->parked.next->prev = &p->link;
+    il->parked.next = &p->link;
+    il->nparked++;
     if (p->waiting == 0) {
         sd__pending_answer(p);
         sd__pending_unref(p);
@@ -707,7 +749,7 @@ static void sd__deliver(struct sd_pending *p, size_t i, struct sd_sink_slot *slo
 {
     struct sd_slice_handle *slice = NULL;
     uint64_t seq = 0;
-    int rc = sd_storage_append(slot, row, len, 1, recv_time_ms, &slice, &seq);
+    int rc = sd_storage_append(slot, p->il->index, row, len, 1, recv_time_ms, &slice, &seq);
 
     p->results[i].bytes = rc == 0 ? len : 0;
     if (rc != 0) {
@@ -777,23 +819,23 @@ static void sd__job_free(struct sd_ingest_job *job)
 static void sd__on_mapped(struct sd_http_loop *loop, void *arg)
 {
     struct sd_ingest_job *job = arg;
-    struct sd_ingest *in = job->in;
+    struct sd_ingest_loop *il = job->il;
     const struct sd_route_source *src;
     struct sd_pending *p;
 
     (void)loop;
-    in->njobs--;
+    il->njobs--;
     if (job->is_cancelled) {
         sd__send_shutdown(job->req);
     } else if (!job->is_done) {
         sd__send_busy(job->req);
     }
-    src = job->is_done ? sd__route(in, job->req, job->parts, job->project_id) : NULL;
+    src = job->is_done ? sd__route(il, job->req, job->parts, job->project_id) : NULL;
     if (src == NULL) {
         sd__job_free(job);
         return;
     }
-    p = sd__pending_new(in, job->req, src, job->deadline_ms);
+    p = sd__pending_new(il, job->req, src, job->deadline_ms);
     for (size_t i = 0; i < src->nsinks; i++) {
         const struct sd_route_sink *sink = &src->sinks[i];
         const struct sd_mapped_row *m = NULL;
@@ -807,9 +849,9 @@ static void sd__on_mapped(struct sd_http_loop *loop, void *arg)
             sd__deliver_mapped(p, i, sink->slot, m, &job->csv, job->rec.recv_time_ms);
         }
     }
-    pthread_rwlock_unlock(&in->routes_lock);
+    pthread_rwlock_unlock(&il->routes_lock);
     sd__job_free(job);
-    sd__pending_start(in, p);
+    sd__pending_start(il, p);
 }
 
 /* Maps rec for every sink of src into csv, rows[i] for sink i (routes read-locked). */
@@ -830,12 +872,13 @@ static void sd__map_rows(const struct sd_ingest *in, const struct sd_route_sourc
 static void sd__map_job(void *arg, int is_cancelled)
 {
     struct sd_ingest_job *job = arg;
-    struct sd_ingest *in = job->in;
+    struct sd_ingest_loop *il = job->il;
+    struct sd_ingest *in = il->in;
     const struct sd_route_source *src;
 
     job->is_cancelled = is_cancelled;
     if (!is_cancelled && sd_mono_ms() < job->deadline_ms) {
-        pthread_rwlock_rdlock(&in->routes_lock);
+        pthread_rwlock_rdlock(&il->routes_lock);
         src = sd__find_source(in->routes, job->project_id, job->parts[1].p, job->parts[1].len);
         if (src != NULL) {
             job->rows = sd_xcalloc(src->nsinks + 1, sizeof(*job->rows));
@@ -845,22 +888,23 @@ static void sd__map_job(void *arg, int is_cancelled)
                 job->rows[i].sink_id = sd_xstrdup(src->sinks[i].sink_id);
             }
         }
-        pthread_rwlock_unlock(&in->routes_lock);
+        pthread_rwlock_unlock(&il->routes_lock);
         job->is_done = 1;
     }
     sd_record_fini(&job->rec);
-    sd_http_loop_post(in->loop, sd__on_mapped, job);
+    sd_http_loop_post(il->loop, sd__on_mapped, job);
 }
 
 /* Hands the record to the evaluation pool (routes read-locked by the caller); answers 503 when
  * the pool's queue is full. */
-static void sd__ingest_on_pool(struct sd_ingest *in, h2o_req_t *req, const struct sd_str parts[3],
-                               int64_t project)
+static void sd__ingest_on_pool(struct sd_ingest_loop *il, h2o_req_t *req,
+                               const struct sd_str parts[3], int64_t project)
 {
+    struct sd_ingest *in = il->in;
     struct sd_ingest_job *job = sd_xcalloc(1, sizeof(*job));
     int rc;
 
-    job->in = in;
+    job->il = il;
     job->req = req;
     memcpy(job->parts, parts, sizeof(job->parts));
     job->project_id = project;
@@ -878,7 +922,7 @@ static void sd__ingest_on_pool(struct sd_ingest *in, h2o_req_t *req, const struc
         }
         return;
     }
-    in->njobs++;
+    il->njobs++;
 }
 
 /* Loop thread: maps the record for every sink of src and appends its rows (routes read-locked;
@@ -887,9 +931,10 @@ static void sd__ingest_on_pool(struct sd_ingest *in, h2o_req_t *req, const struc
  * template workers (returns 0, lock held), and so are the source's next records for
  * SD_INGEST_HEAVY_MS. Cheap templates skip two thread hand-offs; costly ones hold up the loop
  * once per source and period at most. */
-static int sd__ingest_here(struct sd_ingest *in, h2o_req_t *req, const struct sd_route_source *src,
-                           int is_budgeted)
+static int sd__ingest_here(struct sd_ingest_loop *il, h2o_req_t *req,
+                           const struct sd_route_source *src, int is_budgeted)
 {
+    struct sd_ingest *in = il->in;
     struct sd_mapped_row *rows;
     struct sd_pending *p;
     struct sd_record rec;
@@ -899,18 +944,18 @@ static int sd__ingest_here(struct sd_ingest *in, h2o_req_t *req, const struct sd
     if (is_budgeted && now < __atomic_load_n(&src->heavy_until_ms, __ATOMIC_RELAXED)) {
         return 0;
     }
-    if (src->nsinks > in->mapped_cap) {
-        free(in->mapped);
-        in->mapped = sd_xcalloc(src->nsinks, sizeof(*in->mapped));
-        in->mapped_cap = src->nsinks;
+    if (src->nsinks > il->mapped_cap) {
+        free(il->mapped);
+        il->mapped = sd_xcalloc(src->nsinks, sizeof(*il->mapped));
+        il->mapped_cap = src->nsinks;
     }
-    rows = in->mapped;
+    rows = il->mapped;
     sd__record_fill(req, &rec);
-    sd_buf_reset(&in->rows);
+    sd_buf_reset(&il->rows);
     if (is_budgeted) {
         sd_template_set_step_budget(SD_INGEST_INLINE_STEPS);
     }
-    sd__map_rows(in, src, &rec, &in->rows, rows);
+    sd__map_rows(in, src, &rec, &il->rows, rows);
     if (is_budgeted) {
         for (size_t i = 0; i < src->nsinks && !is_heavy; i++) {
             is_heavy = rows[i].rc != 0 && sd_template_budget_exhausted();
@@ -923,18 +968,19 @@ static int sd__ingest_here(struct sd_ingest *in, h2o_req_t *req, const struct sd
         sd_record_fini(&rec);
         return 0;
     }
-    p = sd__pending_new(in, req, src, now + in->request_timeout_ms);
+    p = sd__pending_new(il, req, src, now + in->request_timeout_ms);
     for (size_t i = 0; i < src->nsinks; i++) {
-        sd__deliver_mapped(p, i, src->sinks[i].slot, &rows[i], &in->rows, rec.recv_time_ms);
+        sd__deliver_mapped(p, i, src->sinks[i].slot, &rows[i], &il->rows, rec.recv_time_ms);
     }
     sd_record_fini(&rec);
-    pthread_rwlock_unlock(&in->routes_lock);
-    sd__pending_start(in, p);
+    pthread_rwlock_unlock(&il->routes_lock);
+    sd__pending_start(il, p);
     return 1;
 }
 
-static void sd__ingest(struct sd_ingest *in, h2o_req_t *req, struct sd_str parts[3])
+static void sd__ingest(struct sd_ingest_loop *il, h2o_req_t *req, struct sd_str parts[3])
 {
+    struct sd_ingest *in = il->in;
     const struct sd_route_source *src;
     int64_t project;
 
@@ -942,20 +988,21 @@ static void sd__ingest(struct sd_ingest *in, h2o_req_t *req, struct sd_str parts
         sd__send_error(req, 400, "stream.in.badRequest", "Invalid project ID.");
         return;
     }
-    src = sd__route(in, req, parts, project);
+    src = sd__route(il, req, parts, project);
     if (src == NULL) {
         return;
     }
     /* templates may run long: never beyond a small budget on the loop */
-    if (!sd__ingest_here(in, req, src, sd_eval_pool_is_open(in->eval_pool) && src->has_template)) {
-        sd__ingest_on_pool(in, req, parts, project);
-        pthread_rwlock_unlock(&in->routes_lock);
+    if (!sd__ingest_here(il, req, src, sd_eval_pool_is_open(in->eval_pool) && src->has_template)) {
+        sd__ingest_on_pool(il, req, parts, project);
+        pthread_rwlock_unlock(&il->routes_lock);
     }
 }
 
 void sd_ingest_handle(void *arg, h2o_req_t *req)
 {
-    struct sd_ingest *in = arg;
+    struct sd_ingest_loop *il = arg;
+    struct sd_ingest *in = il->in;
     struct sd_str path = sd_http_path(req);
     struct sd_str parts[3];
     struct sd_buf health = SD_BUF_INIT;
@@ -978,7 +1025,7 @@ void sd_ingest_handle(void *arg, h2o_req_t *req)
     if (path.len > strlen("/stream/") && memcmp(path.p, "/stream/", 8) == 0 &&
         sd__split_path(path, parts) == 0) {
         if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
-            sd__ingest(in, req, parts);
+            sd__ingest(il, req, parts);
             return;
         }
         if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"))) {
@@ -997,26 +1044,26 @@ void sd_ingest_handle(void *arg, h2o_req_t *req)
 
 void sd_ingest_after_round(struct sd_http_loop *loop, void *arg)
 {
-    struct sd_ingest *in = arg;
+    struct sd_ingest_loop *il = arg;
 
     (void)loop;
     /* under the routes lock: once sd_ingest_shutdown returned, storage may be closed */
-    pthread_rwlock_rdlock(&in->routes_lock);
-    if (!in->is_shutting_down) {
-        sd_storage_flush(in->storage);
+    pthread_rwlock_rdlock(&il->routes_lock);
+    if (!il->in->is_shutting_down) {
+        sd_storage_flush(il->in->storage);
     }
-    pthread_rwlock_unlock(&in->routes_lock);
+    pthread_rwlock_unlock(&il->routes_lock);
 }
 
 void sd_ingest_tick(struct sd_http_loop *loop, void *arg)
 {
-    struct sd_ingest *in = arg;
+    struct sd_ingest_loop *il = arg;
     int64_t now = sd_mono_ms();
-    struct sd_link *l = in->parked.prev;
+    struct sd_link *l = il->parked.prev;
 
     (void)loop;
     /* The list is newest-first: walk from the oldest while deadlines have passed. */
-    while (l != &in->parked && ((struct sd_pending *)l)->deadline_ms <= now) {
+    while (l != &il->parked && ((struct sd_pending *)l)->deadline_ms <= now) {
         struct sd_pending *p = (struct sd_pending *)l;
         struct sd_link *prev = l->prev;
         for (size_t i = 0; i < p->nsinks; i++) {
@@ -1033,8 +1080,8 @@ void sd_ingest_tick(struct sd_http_loop *loop, void *arg)
 
 int sd_ingest_is_idle(void *arg)
 {
-    struct sd_ingest *in = arg;
-    return in->nparked == 0 && in->njobs == 0;
+    struct sd_ingest_loop *il = arg;
+    return il->nparked == 0 && il->njobs == 0;
 }
 
 #define SD_INGEST_BIND(field, key, type) SD_BIND(struct sd_ingest, field, key, type)
@@ -1048,20 +1095,38 @@ const struct sd_config_bindings sd_ingest_config_bindings = SD_BINDINGS("source"
 
 struct sd_ingest *sd_ingest_create(const struct sd_config *cfg, struct sd_storage *storage,
                                    struct sd_eval_pool *eval_pool, struct sd_health *health,
-                                   struct sd_http_loop *loop)
+                                   size_t nloops)
 {
     struct sd_ingest *in = sd_xcalloc(1, sizeof(*in));
 
     in->eval_pool = eval_pool;
     in->health = health;
-    in->loop = loop;
     in->storage = storage;
-    pthread_rwlock_init(&in->routes_lock, NULL);
     sd_config_fill(cfg, &sd_ingest_config_bindings, in);
-    sd_buf_init(&in->rows);
-    in->parked.next = in->parked.prev = &in->parked;
+    in->nloops = nloops;
+    in->loops = sd_xcalloc(nloops, sizeof(*in->loops));
+    for (size_t i = 0; i < nloops; i++) {
+        /* each on its own allocation: a loop's lock and counters share no cache line */
+        struct sd_ingest_loop *il = sd_xcalloc(1, sizeof(*il));
+        il->in = in;
+        il->index = (unsigned)i;
+        pthread_rwlock_init(&il->routes_lock, NULL);
+        sd_buf_init(&il->rows);
+        il->parked.next = il->parked.prev = &il->parked;
+        in->loops[i] = il;
+    }
     sd_storage_set_sync_listener(storage, sd__sync_listener, in);
     return in;
+}
+
+void *sd_ingest_loop_arg(struct sd_ingest *in, size_t i)
+{
+    return in->loops[i];
+}
+
+void sd_ingest_attach(struct sd_ingest *in, size_t i, struct sd_http_loop *loop)
+{
+    in->loops[i]->loop = loop;
 }
 
 void sd_ingest_destroy(struct sd_ingest *in)
@@ -1070,8 +1135,13 @@ void sd_ingest_destroy(struct sd_ingest *in)
         return;
     }
     sd_routes_free(in->routes);
-    pthread_rwlock_destroy(&in->routes_lock);
-    sd_buf_fini(&in->rows);
-    free(in->mapped);
+    for (size_t i = 0; i < in->nloops; i++) {
+        struct sd_ingest_loop *il = in->loops[i];
+        pthread_rwlock_destroy(&il->routes_lock);
+        sd_buf_fini(&il->rows);
+        free(il->mapped);
+        free(il);
+    }
+    free(in->loops);
     free(in);
 }

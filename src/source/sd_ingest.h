@@ -1,9 +1,10 @@
 /* sd_ingest.h: the http-source role's data endpoint: POST /stream/<projectId>/<sourceId>/<secret>.
  *
- * Threads: the handler, the tick and the sync notifications all run on the source loop thread.
- * The routing table is rebuilt by sd_reconcile_run() (roles/sd_reconcile.h) on a control thread and
- * published with sd_ingest_publish(); the loop reads it under a read lock for the synchronous part
- * of a request only. */
+ * Threads: the endpoint runs on N event loops (source.http.loops), each with its own state; the
+ * handler, the tick and the sync notifications of a loop's requests all run on its thread. The
+ * routing table is rebuilt by sd_reconcile_run() (roles/sd_reconcile.h) on a control thread and
+ * published with sd_ingest_publish(); a loop reads it under its own read lock for the synchronous
+ * part of a request only. */
 #ifndef SD_INGEST_H
 #define SD_INGEST_H
 
@@ -49,14 +50,18 @@ struct sd_routes {
 };
 
 /* Creates the data endpoint over storage (borrowed; it becomes storage's sync listener, so
- * create the endpoint before any sink is activated). Borrows eval_pool (NULL or closed: records
- * with templates are mapped on the loop), health (GET /health-check) and loop, the source loop
- * whose handler and tick are this endpoint's (results of other threads are posted to it; it
- * may be initialized after this call, before it runs). cfg is read here only. Returns owned;
- * free with sd_ingest_destroy. */
+ * create the endpoint before any sink is activated) for nloops event loops (at most
+ * SD_STORAGE_MAX_APPENDERS). Borrows eval_pool (NULL or closed: records with templates are mapped
+ * on the loop) and health (GET /health-check). cfg is read here only. Returns owned; free with
+ * sd_ingest_destroy. */
 struct sd_ingest *sd_ingest_create(const struct sd_config *cfg, struct sd_storage *storage,
                                    struct sd_eval_pool *eval_pool, struct sd_health *health,
-                                   struct sd_http_loop *loop);
+                                   size_t nloops);
+/* The argument of loop i's handler, tick, after-round hook and idle check (below). */
+void *sd_ingest_loop_arg(struct sd_ingest *in, size_t i);
+/* Tells the endpoint loop i (results of other threads for its requests are posted to it); before
+ * the loop runs and any sink is activated. */
+void sd_ingest_attach(struct sd_ingest *in, size_t i, struct sd_http_loop *loop);
 /* Replaces the routing table (takes ownership of routes) and frees the previous one after no
  * request uses it any more. Any thread. */
 void sd_ingest_publish(struct sd_ingest *in, struct sd_routes *routes);
@@ -67,15 +72,15 @@ void sd_ingest_route_metrics(struct sd_route_source *src);
 /* Stops routing records (later requests get 503 shutdown) and frees the routing table, so
  * storage may close the sinks' slots. Any thread. */
 void sd_ingest_shutdown(struct sd_ingest *in);
-/* sd_http_handler_fn of the source loop. */
-void sd_ingest_handle(void *ingest, h2o_req_t *req);
+/* sd_http_handler_fn of a source loop (arg: sd_ingest_loop_arg). */
+void sd_ingest_handle(void *loop_arg, h2o_req_t *req);
 /* After each round of the loop's events: sends what the round's appends queued for writer nodes
  * (sd_storage_flush). Loop thread. */
-void sd_ingest_after_round(struct sd_http_loop *loop, void *ingest);
+void sd_ingest_after_round(struct sd_http_loop *loop, void *loop_arg);
 /* sd_http_tick_fn: answers parked requests whose sync did not come within the timeout. */
-void sd_ingest_tick(struct sd_http_loop *loop, void *ingest);
-/* 1 when no request waits for a sync (drain check of the loop). */
-int sd_ingest_is_idle(void *ingest);
+void sd_ingest_tick(struct sd_http_loop *loop, void *loop_arg);
+/* 1 when no request of the loop waits for a sync or a template worker (its drain check). */
+int sd_ingest_is_idle(void *loop_arg);
 /* After the loop stopped. */
 void sd_ingest_destroy(struct sd_ingest *in);
 

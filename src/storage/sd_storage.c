@@ -78,9 +78,11 @@ struct sd_slice_handle {
     sd_slice_sync_fn net_fn; /* a source node's file (sd_storage_net_open): its sync results */
     void *net_arg;
     struct sd_slice_stats last_flushed;
-    int is_reported_not_ready;         /* writer threads only (one callback at a time) */
-    void *waiters;                     /* owned by the sync listener's thread */
-    struct sd_slice_handle *next_open; /* list of open slices (stats thread) */
+    int is_reported_not_ready; /* writer threads only (one callback at a time) */
+    uint64_t appenders;        /* bit i: appender i appended here (atomic, set first) */
+    int refs;                  /* releases left after SD_ECLOSED (atomic) */
+    void *waiters[SD_STORAGE_MAX_APPENDERS]; /* each owned by its appender's thread */
+    struct sd_slice_handle *next_open;       /* list of open slices (stats thread) */
 };
 
 struct sd_sink_slot {
@@ -202,7 +204,7 @@ struct sd_storage {
     /* a source-only node: its files on the writer nodes */
     struct sd_remote *remote;
     size_t min_slices;  /* writer.network.minSlicesPerSourceNode */
-    uint64_t round;     /* rounds of the data endpoint's loop (sd_storage_flush) */
+    uint64_t round;     /* rounds of the data endpoint's loops (sd_storage_flush; atomic) */
     int is_random_pick; /* writer.network.pipelineBalancer rand */
 };
 
@@ -563,6 +565,7 @@ static struct sd_slice_handle *sd__slice_handle(struct sd_storage *st, const cha
     const char *slash = strrchr(slice_key, '/');
 
     slice->storage = st;
+    slice->refs = 1;
     slice->key = sd_xstrdup(slice_key);
     slice->node_id = sd_xstrdup(node_id);
     /* "<fileKey>/<volumeId>/<sliceOpenedAt>" */
@@ -652,6 +655,8 @@ static void sd__slice_close(struct sd_storage *st, struct sd_slice_handle *slice
         (void)sd__writer_close(st, slice, &final); /* logged there */
     }
     if (st->listener != NULL) {
+        int appenders = __builtin_popcountll(__atomic_load_n(&slice->appenders, __ATOMIC_ACQUIRE));
+        __atomic_store_n(&slice->refs, appenders > 0 ? appenders : 1, __ATOMIC_RELEASE);
         st->listener(st->listener_arg, slice, 0, SD_ECLOSED);
     } else {
         sd_storage_slice_release(slice);
@@ -660,7 +665,7 @@ static void sd__slice_close(struct sd_storage *st, struct sd_slice_handle *slice
 
 void sd_storage_slice_release(struct sd_slice_handle *slice)
 {
-    if (slice == NULL) {
+    if (slice == NULL || __atomic_sub_fetch(&slice->refs, 1, __ATOMIC_ACQ_REL) > 0) {
         return;
     }
     free(slice->key);
@@ -669,9 +674,25 @@ void sd_storage_slice_release(struct sd_slice_handle *slice)
     free(slice);
 }
 
-void **sd_storage_slice_waiters(struct sd_slice_handle *slice)
+void **sd_storage_slice_waiters(struct sd_slice_handle *slice, unsigned appender)
 {
-    return &slice->waiters;
+    return &slice->waiters[appender];
+}
+
+uint64_t sd_storage_slice_appenders(const struct sd_slice_handle *slice)
+{
+    return __atomic_load_n(&slice->appenders, __ATOMIC_ACQUIRE);
+}
+
+/* Marks slice as appended by appender before the append, so the sync covering it sees the
+ * mark (the writer's lock orders the two). */
+static void sd__mark_appender(struct sd_slice_handle *slice, unsigned appender)
+{
+    uint64_t bit = (uint64_t)1 << appender;
+
+    if ((__atomic_load_n(&slice->appenders, __ATOMIC_RELAXED) & bit) == 0) {
+        __atomic_fetch_or(&slice->appenders, bit, __ATOMIC_RELEASE);
+    }
 }
 
 /* 1 if kvs item i is a "writing" slice of sink_key on one of our volumes whose old writer is not
@@ -1370,23 +1391,25 @@ int sd_storage_sink_deactivate(struct sd_storage *st, const char *sink_key)
  * turn moves once per round of the data endpoint's loop, not per record: a round's records of a
  * sink go to one slice as one batch (one write, one sync on the writer), and the rounds spread
  * over the slices. */
-static int sd__append_remote(struct sd_storage *st, struct sd_sink_slot *slot, const void *rows,
-                             size_t len, uint32_t nrows, struct sd_slice_handle **slice,
-                             uint64_t *seq)
+static int sd__append_remote(struct sd_storage *st, struct sd_sink_slot *slot, unsigned appender,
+                             const void *rows, size_t len, uint32_t nrows,
+                             struct sd_slice_handle **slice, uint64_t *seq)
 {
     size_t n = slot->nremote, start;
+    uint64_t round = __atomic_load_n(&st->round, __ATOMIC_RELAXED);
     int rc = SD_EUNHEALTHY;
 
     if (n == 0) {
         return SD_ECLOSED;
     }
-    if (slot->round != st->round) {
-        slot->round = st->round;
+    if (slot->round != round) {
+        slot->round = round;
         slot->pick = st->is_random_pick ? (size_t)random() : slot->pick + 1;
     }
     start = slot->pick;
     for (size_t k = 0; k < n; k++) {
         struct sd_slice_handle *h = slot->remote[(start + k) % n];
+        sd__mark_appender(h, appender);
         rc = sd_remote_append(h->remote, rows, len, nrows, seq); /* refused when not ready */
         if (rc == 0) {
             *slice = h;
@@ -1399,22 +1422,24 @@ static int sd__append_remote(struct sd_storage *st, struct sd_sink_slot *slot, c
 void sd_storage_flush(struct sd_storage *st)
 {
     if (st->remote != NULL) {
-        st->round++;
+        __atomic_add_fetch(&st->round, 1, __ATOMIC_RELAXED);
         sd_remote_flush(st->remote);
     }
 }
 
-int sd_storage_append(struct sd_sink_slot *slot, const void *rows, size_t len, uint32_t nrows,
-                      int64_t record_ms, struct sd_slice_handle **slice, uint64_t *seq)
+int sd_storage_append(struct sd_sink_slot *slot, unsigned appender, const void *rows, size_t len,
+                      uint32_t nrows, int64_t record_ms, struct sd_slice_handle **slice,
+                      uint64_t *seq)
 {
     int rc = SD_ECLOSED;
 
     pthread_mutex_lock(&slot->lock);
     if (slot->slice != NULL) {
+        sd__mark_appender(slot->slice, appender);
         rc = sd_slice_writer_append(slot->slice->writer, rows, len, nrows, record_ms, seq);
         *slice = slot->slice;
     } else if (slot->storage->remote != NULL) {
-        rc = sd__append_remote(slot->storage, slot, rows, len, nrows, slice, seq);
+        rc = sd__append_remote(slot->storage, slot, appender, rows, len, nrows, slice, seq);
     }
     pthread_mutex_unlock(&slot->lock);
     return rc;

@@ -2,10 +2,10 @@
  * "writing" slice of each active sink on them (following the slices the coordinator opens and
  * closes in the state store), close-sync reports, and the periodic flush of slice statistics.
  *
- * Threads: sd_storage_append() may be called from the data endpoint's loop thread; everything
- * else from one control thread at a time (reconciliation is serialized by the node's slot lock).
- * Sync results of every writer are delivered to the listener set with
- * sd_storage_set_sync_listener(), from writer threads. */
+ * Threads: sd_storage_append() and sd_storage_flush() may be called from the data endpoint's
+ * loop threads, any number at once; everything else from one control thread at a time
+ * (reconciliation is serialized by the node's slot lock). Sync results of every writer are
+ * delivered to the listener set with sd_storage_set_sync_listener(), from writer threads. */
 #ifndef SD_STORAGE_H
 #define SD_STORAGE_H
 
@@ -27,10 +27,15 @@ struct sd_storage;
 struct sd_sink_slot;
 struct sd_slice_handle;
 
+/* Appenders (the data endpoint's event loops) are numbered 0 to SD_STORAGE_MAX_APPENDERS - 1. */
+#define SD_STORAGE_MAX_APPENDERS 64
+
 /* Called from a writer thread: every append on slice with seq <= seq is durable (rc == 0), or
- * the batch ending at seq failed (rc < 0). After the slice's writer is closed, one last call
- * with rc == SD_ECLOSED follows; the listener then owns the handle and must release it with
- * sd_storage_slice_release() (on its own thread, after any waiters of that slice are done). */
+ * the batch ending at seq failed (rc < 0); sd_storage_slice_appenders(slice) says which
+ * appenders have appended there (each append's appender is marked before its sync can come).
+ * After the slice's writer is closed, one last call with rc == SD_ECLOSED follows; the handle
+ * must then be released with sd_storage_slice_release() once by each marked appender (on its
+ * own thread, after its waiters of that slice are done), or once when none is marked. */
 typedef void (*sd_storage_sync_fn)(void *arg, struct sd_slice_handle *slice, uint64_t seq, int rc);
 
 /* Opens the volumes under storage.volumesPath (creating default/1 when there is none), takes
@@ -98,18 +103,24 @@ int sd_storage_sink_is_active(struct sd_storage *st, const char *sink_key);
 json_t *sd_storage_active_sinks(struct sd_storage *st);
 /* Whether a 200 waits for the sync (storage.level.local.encoding.sync.wait) for this slot. */
 int sd_storage_slot_wait(const struct sd_sink_slot *slot);
-/* Appends CSV rows to the slot's current slice without blocking on I/O. On success sets the
- * slice and seq to wait for. Returns 0, SD_ELIMIT (back-pressure), SD_EUNHEALTHY, SD_ECLOSED. */
-int sd_storage_append(struct sd_sink_slot *slot, const void *rows, size_t len, uint32_t nrows,
-                      int64_t record_ms, struct sd_slice_handle **slice, uint64_t *seq);
+/* Appends CSV rows to the slot's current slice without blocking on I/O, for appender (below
+ * SD_STORAGE_MAX_APPENDERS; any number of appenders may append to one slot at once). On success
+ * sets the slice and seq to wait for. Returns 0, SD_ELIMIT (back-pressure), SD_EUNHEALTHY,
+ * SD_ECLOSED. */
+int sd_storage_append(struct sd_sink_slot *slot, unsigned appender, const void *rows, size_t len,
+                      uint32_t nrows, int64_t record_ms, struct sd_slice_handle **slice,
+                      uint64_t *seq);
 /* Sends what appends queued for writer nodes since the last flush (a source-only node; a no-op
  * with volumes): the data endpoint calls it after each round of its loop, so a round's records
  * go out in one write per writer node. */
 void sd_storage_flush(struct sd_storage *st);
-/* Loop-side storage of waiters on a slice (the data endpoint's bookkeeping; storage never
- * touches it). */
-void **sd_storage_slice_waiters(struct sd_slice_handle *slice);
-/* Frees a slice handle after its SD_ECLOSED notification. */
+/* Appender-side storage of appender's waiters on a slice (the data endpoint's bookkeeping;
+ * storage never touches it). */
+void **sd_storage_slice_waiters(struct sd_slice_handle *slice, unsigned appender);
+/* The appenders that have appended to slice: bit i for appender i. Any thread. */
+uint64_t sd_storage_slice_appenders(const struct sd_slice_handle *slice);
+/* Drops one reference to a slice handle after its SD_ECLOSED notification (see
+ * sd_storage_sync_fn); the last frees it. */
 void sd_storage_slice_release(struct sd_slice_handle *slice);
 /* A writer node's side of the source -> writer protocol (storage/sd_receiver.c): opens source
  * node source_id's file (slice-<sourceID>.csv[.gz]) in the directory of slice_key, which must be

@@ -336,17 +336,18 @@ static void test_a_writer_follows_its_slices_and_reports_closesync(void **state)
     fixture_define(e->st, storage);
     /* a slot without a slice yet refuses appends: nothing is written outside a slice */
     assert_int_equal(sd_storage_sink_activate(storage, sink, settings, &slot), 0);
-    assert_int_equal(sd_storage_append(slot, "a\n", 2, 1, sd_now_ms(), &slice, &seq), SD_ECLOSED);
+    assert_int_equal(sd_storage_append(slot, 0, "a\n", 2, 1, sd_now_ms(), &slice, &seq),
+                     SD_ECLOSED);
     f1 = fixture_open_file(e->st, e->cfg, NULL);
     fixture_sync(storage, &slots_lock);
-    assert_int_equal(sd_storage_append(slot, "a\n", 2, 1, sd_now_ms(), &slice, &seq), 0);
+    assert_int_equal(sd_storage_append(slot, 0, "a\n", 2, 1, sd_now_ms(), &slice, &seq), 0);
     assert_int_equal(count_in(e, "slice", "writing", first, sizeof(first)), 1);
     /* slice rotation: the slot writes the successor; the report covers the old slice's close */
     assert_int_equal(sd_files_rotate_slice(e->st, &fixture_files, first, &err), 0);
     fixture_sync(storage, &slots_lock);
     assert_int_equal(count_in(e, "slice", "writing", second, sizeof(second)), 1);
     assert_string_not_equal(first, second);
-    assert_int_equal(sd_storage_append(slot, "b\n", 2, 1, sd_now_ms(), &slice, &seq), 0);
+    assert_int_equal(sd_storage_append(slot, 0, "b\n", 2, 1, sd_now_ms(), &slice, &seq), 0);
     pthread_mutex_lock(&r.mu);
     assert_true(r.rev >= mod_rev_of(e, first));
     pthread_mutex_unlock(&r.mu);
@@ -354,7 +355,7 @@ static void test_a_writer_follows_its_slices_and_reports_closesync(void **state)
     /* file rotation: the slot moves to the new file */
     f2 = fixture_open_file(e->st, e->cfg, f1);
     fixture_sync(storage, &slots_lock);
-    assert_int_equal(sd_storage_append(slot, "c\n", 2, 1, sd_now_ms(), &slice, &seq), 0);
+    assert_int_equal(sd_storage_append(slot, 0, "c\n", 2, 1, sd_now_ms(), &slice, &seq), 0);
     {
         json_t *open = sd_storage_open_slices(storage);
         assert_int_equal(json_array_size(open), 1);
@@ -365,7 +366,8 @@ static void test_a_writer_follows_its_slices_and_reports_closesync(void **state)
     /* the sink stops: the slot is paused, its writer closed, and the report says so */
     assert_int_equal(sd_files_close(e->st, f2, &err), 0);
     fixture_sync(storage, &slots_lock);
-    assert_int_equal(sd_storage_append(slot, "d\n", 2, 1, sd_now_ms(), &slice, &seq), SD_ECLOSED);
+    assert_int_equal(sd_storage_append(slot, 0, "d\n", 2, 1, sd_now_ms(), &slice, &seq),
+                     SD_ECLOSED);
     assert_int_equal(count_in(e, "slice", "closing", second, sizeof(second)), 3);
     pthread_mutex_lock(&r.mu);
     assert_true(r.rev >= mod_rev_of(e, second));
