@@ -6,7 +6,8 @@
 # column (Body('a') + ":" + Body('c.f.g')) instead of the two path columns; and a one-thread
 # micro-benchmark of template evaluations; and the import of one CSV into SQLite against the
 # sqlite3 CLI's .import and into PostgreSQL against psql's \copy; then, with nginx and streamd
-# stopped, the cluster figure (bench/cluster_bench.sh). Prints one line per figure and the ratios.
+# stopped, the cluster figure (bench/cluster_bench.sh) and the scaling figure
+# (bench/scaling_bench.sh). Prints one line per figure and the ratios.
 # Usage: bench/run_bench.sh BUILD/streamd [DURATION_S]
 set -euo pipefail
 BIN=$(readlink -f "$1"); DUR=${2:-${BENCH_SECONDS:-10}}
@@ -205,3 +206,5 @@ echo "cpu_us_per_req template - path = $(awk -v a="$t_cpu" -v b="$(mean "$s_cpu"
 for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
 PIDS=()
 "$HERE/cluster_bench.sh" "$BIN" "$DUR"
+# The scaling figure: 1, 2, ... loops against nginx with as many workers (BENCH_CORES).
+"$HERE/scaling_bench.sh" "$BIN" "$DUR"
