@@ -6,7 +6,8 @@
 # each, 50 connections per loop. Reports req/s, the server's CPU per request, and for streamd the
 # smallest share of requests one loop served (streamd_http_loop_requests_total); then, per
 # doubling of loops, the req/s ratio (target >= 1.7 from 1 to 8 loops) and the CPU per record
-# ratio (target within 10 %).
+# ratio (target within 10 %); and the RSS at 200 connections with the default number of loops
+# (target <= 64 MiB).
 #
 # BENCH_CORES (default: the CPUs of this machine) is how many CPUs the run may use; loops double
 # while the server and wrk each get their own CPUs, up to 8 (BENCH_CORES=16 runs 1, 2, 4, 8 loops
@@ -104,6 +105,19 @@ for l in "${LOOPS[@]}"; do
   printf 'scaling loops=%-2s nginx req/s=%-7s cpu_us_per_req=%-5s | streamd req/s=%-7s cpu_us_per_req=%-5s non2xx=%s smallest_loop_share=%s%%\n' \
     "$l" "$n_rps" "$n_cpu" "$s_rps" "$s_cpu" "$s_non" "$share"
 done
+# RSS at 200 connections with the default number of loops (one per CPU, no pinning)
+STREAM_ADMIN_TOKEN=$TOKEN "$BIN" --data-dir "$WORK/data-default" --ready-file "$WORK/ready-default" \
+  --set api.listen=127.0.0.1:0 --set source.http.listen=127.0.0.1:0 --set metrics.listen=127.0.0.1:0 \
+  >"$WORK/streamd-default.log" 2>&1 &
+spid=$!; PIDS+=("$spid")
+wait_ready "$WORK/ready-default" "$spid"
+url=$(python3 "$HERE/sources.py" "$(ready_url "$WORK/ready-default" api)" "$TOKEN" bench)
+loops=$(loop_requests "$(ready_url "$WORK/ready-default" metrics)" | wc -l)
+BODY=$WORK/body_1k.json timeout $((DUR + 30)) taskset -c $((CORES - 1)) wrk -t1 -c200 -d"${DUR}s" --timeout 10s \
+  -s "$HERE/post.lua" "$url" >/dev/null 2>&1
+echo "scaling rss at 200 conns with the default $loops loops = $(($(rss_kb "$spid") / 1024)) MiB (target <= 64 MiB)"
+kill "$spid"; wait "$spid" 2>/dev/null || true
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "nan" }'; }
 prev=
 for l in "${LOOPS[@]}"; do
