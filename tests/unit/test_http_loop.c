@@ -28,7 +28,7 @@ static void record(struct sd_http_loop *loop, void *arg)
     pthread_mutex_unlock(&mu);
 }
 
-static void no_requests(void *arg, h2o_req_t *req)
+static void no_requests(void *arg, struct sd_http_req *req)
 {
     (void)arg;
     sd_http_send(req, 404, "text/plain", "", 0);
