@@ -176,14 +176,16 @@ static void sd__allow(char *allowed, size_t size, const char *method)
     snprintf(allowed + len, size - len, "%s%s", len > 0 ? ", " : "", method);
 }
 
-static void sd__send_method_not_allowed(h2o_req_t *req, const char *allowed)
+static void sd__send_method_not_allowed(struct sd_http_req *req, const char *allowed)
 {
+    struct sd_str method = sd_http_req_method(req);
+
     sd_http_add_header(req, "allow", allowed);
     sd__api_error(req, 405, "methodNotAllowed", "Method \"%.*s\" is not allowed here, use %s.",
-                  (int)(req->method.len > 16 ? 16 : req->method.len), req->method.base, allowed);
+                  (int)(method.len > 16 ? 16 : method.len), method.p, allowed);
 }
 
-static void sd__send_cors_preflight(h2o_req_t *req)
+static void sd__send_cors_preflight(struct sd_http_req *req)
 {
     sd_http_add_header(req, "access-control-allow-origin", "*");
     sd_http_add_header(req, "access-control-allow-methods", "GET, POST, PATCH, DELETE, PUT");
@@ -336,7 +338,7 @@ out:
 static void sd__api_index(struct sd_api_ctx *c)
 {
     struct sd_api *api = c->api;
-    h2o_req_t *req = c->req;
+    struct sd_http_req *req = c->req;
     json_t *j = json_object();
     char *doc = sd_xasprintf("%s/v1/documentation", api->api_url);
 
@@ -377,10 +379,10 @@ static int sd__prepare(struct sd_api_ctx *c, const struct sd_api_route *route,
     return 0;
 }
 
-void sd_api_handle(void *arg, h2o_req_t *req)
+void sd_api_handle(void *arg, struct sd_http_req *req)
 {
     struct sd_str path = sd_http_path(req);
-    struct sd_str method = {req->method.base, req->method.len};
+    struct sd_str method = sd_http_req_method(req);
     const struct sd_api_route *route = NULL;
     struct sd_api_params params;
     struct sd_api_path p;

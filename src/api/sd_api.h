@@ -59,7 +59,7 @@ int sd_api_create(const struct sd_api_deps *deps, struct sd_api **out, struct sd
 void sd_api_destroy(struct sd_api *api);
 
 /* The sd_http_handler_fn of the API loop; api is the struct sd_api. Answers every request. */
-void sd_api_handle(void *api, h2o_req_t *req);
+void sd_api_handle(void *api, struct sd_http_req *req);
 
 struct sd_config_bindings;
 /* The keys the API reads (for the registry). */

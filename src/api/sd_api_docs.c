@@ -867,7 +867,7 @@ json_t *sd__api_docs_document(void)
 void sd__api_docs_handle(struct sd_api_ctx *c)
 {
     struct sd_api *api = c->api;
-    h2o_req_t *req = c->req;
+    struct sd_http_req *req = c->req;
     struct sd_api_docs *d = api->docs;
     int file = sd__docs_file(sd_http_path(req));
 

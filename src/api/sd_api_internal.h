@@ -38,7 +38,7 @@ struct sd_api {
 /* One authenticated request on a branch route. Ids are decoded and NUL-terminated. */
 struct sd_api_ctx {
     struct sd_api *api;
-    h2o_req_t *req;
+    struct sd_http_req *req;
     struct sd_auth_token token;
     struct sd_defs_by by;
     int64_t project_id;
@@ -81,20 +81,20 @@ struct sd_api_page {
 
 /* Helpers of sd_api_reply.c. */
 /* Sends {"statusCode", "error":"stream.api.<name>", "message"}. */
-void sd__api_error(h2o_req_t *req, int status, const char *name, const char *fmt, ...)
+void sd__api_error(struct sd_http_req *req, int status, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Makes msg a sentence as the reference words its errors (its strhelper.AsSentence): the first
  * letter upper case, and a final '.' when msg ends with a letter, a digit or a quote. */
 void sd__api_sentence(struct sd_buf *msg);
 /* Sends 404 endpointNotFound for the request's path (decoded, as the reference shows it). */
-void sd__api_endpoint_not_found(h2o_req_t *req);
+void sd__api_endpoint_not_found(struct sd_http_req *req);
 /* Sends 404 sourceNotFound/sinkNotFound (deleted: deletedSourceNotFound/deletedSinkNotFound)
  * with the reference's text for id. */
-void sd__api_not_found(h2o_req_t *req, int is_sink, int deleted, const char *id);
+void sd__api_not_found(struct sd_http_req *req, int is_sink, int deleted, const char *id);
 /* Sends 500 for a state-store failure rc (logged once here). */
-void sd__api_internal_error(h2o_req_t *req, const char *what, int rc);
+void sd__api_internal_error(struct sd_http_req *req, const char *what, int rc);
 /* Sends a 400 for a validation failure. */
-void sd__api_validation_error(h2o_req_t *req, const struct sd_defs_err *err);
+void sd__api_validation_error(struct sd_http_req *req, const struct sd_defs_err *err);
 /* Parses the JSON request body; on failure sends 400 and returns NULL. */
 json_t *sd__api_body(struct sd_api_ctx *c);
 /* Parses afterId and limit; on failure sends 400 and returns nonzero. */
@@ -104,12 +104,12 @@ int sd__api_page(struct sd_api_ctx *c, struct sd_api_page *page);
  * "name", must be a integer; name must be greater or equal than 1 but got value 0."
  * (invalidFieldType) or "Name must be lesser or equal than 100 but got value 101."
  * (invalidRange), and returns SD_EINVAL. */
-int sd__api_int_param(h2o_req_t *req, const char *name, const char *value, int64_t min, int64_t max,
-                      int64_t *out);
+int sd__api_int_param(struct sd_http_req *req, const char *name, const char *value, int64_t min,
+                      int64_t max, int64_t *out);
 /* Reads the boolean query parameter name as Go's strconv.ParseBool does (absent or empty:
  * false) into *out; otherwise sends 400 invalidFieldType "Invalid value "x" for "name", must be
  * a boolean." and returns SD_EINVAL. */
-int sd__api_query_bool(h2o_req_t *req, const char *name, int *out);
+int sd__api_query_bool(struct sd_http_req *req, const char *name, int *out);
 /* Builds the "page" object of a list answer. */
 json_t *sd__api_page_json(const struct sd_api_page *page, int64_t total, const char *last_id);
 /* Helpers of sd_api_store.c. */

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void sd__api_error(h2o_req_t *req, int status, const char *name, const char *fmt, ...)
+void sd__api_error(struct sd_http_req *req, int status, const char *name, const char *fmt, ...)
 {
     char full_name[96];
     char message[1280];
@@ -44,7 +44,7 @@ void sd__api_sentence(struct sd_buf *msg)
     }
 }
 
-void sd__api_endpoint_not_found(h2o_req_t *req)
+void sd__api_endpoint_not_found(struct sd_http_req *req)
 {
     struct sd_str raw = sd_http_path(req);
     struct sd_buf path = SD_BUF_INIT;
@@ -58,7 +58,7 @@ void sd__api_endpoint_not_found(h2o_req_t *req)
     sd_buf_fini(&path);
 }
 
-void sd__api_not_found(h2o_req_t *req, int is_sink, int deleted, const char *id)
+void sd__api_not_found(struct sd_http_req *req, int is_sink, int deleted, const char *id)
 {
     if (is_sink && deleted) {
         sd__api_error(req, 404, "deletedSinkNotFound", SD_API_DELETED_SINK_NOT_FOUND, id);
@@ -71,7 +71,7 @@ void sd__api_not_found(h2o_req_t *req, int is_sink, int deleted, const char *id)
     }
 }
 
-void sd__api_internal_error(h2o_req_t *req, const char *what, int rc)
+void sd__api_internal_error(struct sd_http_req *req, const char *what, int rc)
 {
     if (rc == SD_EUNHEALTHY) { /* the state store logged it once and recovers by itself */
         sd_http_add_header(req, "Retry-After", "1");
@@ -84,7 +84,7 @@ void sd__api_internal_error(h2o_req_t *req, const char *what, int rc)
                   sd_strerror(rc));
 }
 
-void sd__api_validation_error(h2o_req_t *req, const struct sd_defs_err *err)
+void sd__api_validation_error(struct sd_http_req *req, const struct sd_defs_err *err)
 {
     char full_name[96];
 
@@ -104,15 +104,16 @@ char *sd__api_dump(const json_t *value)
 
 json_t *sd__api_body(struct sd_api_ctx *c)
 {
-    h2o_req_t *req = c->req;
+    struct sd_http_req *req = c->req;
+    struct sd_str text;
     json_error_t jerr;
     json_t *body;
 
-    if (req->entity.base == NULL || req->entity.len == 0) {
+    if (!sd_http_req_body(req, &text) || text.len == 0) {
         sd__api_error(req, 400, "badRequest", "The request body is empty, expected a JSON object.");
         return NULL;
     }
-    body = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &jerr);
+    body = json_loadb(text.p, text.len, JSON_REJECT_DUPLICATES, &jerr);
     if (body == NULL) {
         sd__api_error(req, 400, "badRequest",
                       "The request body is not valid JSON: %s (line %d, column %d).", jerr.text,
@@ -158,8 +159,8 @@ out:
     return rc;
 }
 
-int sd__api_int_param(h2o_req_t *req, const char *name, const char *value, int64_t min, int64_t max,
-                      int64_t *out)
+int sd__api_int_param(struct sd_http_req *req, const char *name, const char *value, int64_t min,
+                      int64_t max, int64_t *out)
 {
     struct sd_buf msg = SD_BUF_INIT;
     char *end;
@@ -193,7 +194,7 @@ int sd__api_int_param(h2o_req_t *req, const char *name, const char *value, int64
     return SD_EINVAL;
 }
 
-int sd__api_query_bool(h2o_req_t *req, const char *name, int *out)
+int sd__api_query_bool(struct sd_http_req *req, const char *name, int *out)
 {
     static const char *const yes[] = {"1", "t", "T", "TRUE", "true", "True"};
     static const char *const no[] = {"0", "f", "F", "FALSE", "false", "False"};

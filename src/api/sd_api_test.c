@@ -3,7 +3,7 @@
  * the rows that would be written, {projectId, branchId, sourceId, tables:[{sinkId, tableId,
  * rows:[{columns:[{name, value}]}]}]}. Nothing is stored.
  *
- * DESIGN: the record is built as the data endpoint builds it (pipeline/sd_record.h): the
+ * DESIGN: the record is built as the data endpoint builds it (sd_http_req_record): the
  * request's headers with canonical names, minus X-StorageApi-Token (the API token must never
  * reach a rendered value), plus Content-Length, but without Host (the reference's API server,
  * Go's net/http, keeps Host out of the headers; its data endpoint keeps it); the body and its
@@ -20,7 +20,6 @@
 #include "api/sd_api_internal.h"
 #include "core/sd_alloc.h"
 #include "core/sd_error.h"
-#include "core/sd_time.h"
 #include "pipeline/sd_eval_pool.h"
 #include "pipeline/sd_mapping.h"
 #include "pipeline/sd_record.h"
@@ -31,39 +30,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Fills headers (canonical names, sorted; allocated in the request pool) from the request,
- * without the API token header, plus Content-Length. */
-static void sd__test_headers(h2o_req_t *req, struct sd_header **out, size_t *n)
-{
-    size_t count = req->headers.size + 1, k = 0;
-    struct sd_header *h = h2o_mem_alloc_pool(&req->pool, sizeof(*h) * count);
-
-    for (size_t i = 0; i < req->headers.size; i++) {
-        const h2o_iovec_t *name = req->headers.entries[i].name;
-        char *canonical;
-        if (h2o_lcstris(name->base, name->len, H2O_STRLIT("x-storageapi-token"))) {
-            continue;
-        }
-        canonical = h2o_mem_alloc_pool(&req->pool, name->len + 1);
-        sd_header_canonicalize(name->base, name->len, canonical);
-        h[k].name.p = canonical;
-        h[k].name.len = name->len;
-        h[k].value.p = req->headers.entries[i].value.base;
-        h[k].value.len = req->headers.entries[i].value.len;
-        k++;
-    }
-    if (req->entity.base != NULL) {
-        char *digits = h2o_mem_alloc_pool(&req->pool, 24);
-        int len = snprintf(digits, 24, "%zu", req->entity.len);
-        h[k].name = SD_STR_LIT("Content-Length");
-        h[k].value.p = digits;
-        h[k].value.len = (size_t)len;
-        k++;
-    }
-    sd_record_sort_headers(h, k);
-    *out = h;
-    *n = k;
-}
+/* The record is the data endpoint's without Host, and the API token never reaches it. */
+static const struct sd_http_record_opts sd__record_opts = {.has_host = 0,
+                                                           .drop_header = "x-storageapi-token"};
 
 /* Copies v (blanks around it trimmed) into out when it is an IPv4 or IPv6 address. Returns 1
  * when copied. */
@@ -91,8 +60,9 @@ static int sd__take_ip(struct sd_str v, char *out, size_t out_len)
     return 1;
 }
 
-/* The client IP: X-Real-IP, else the first X-Forwarded-For entry, else the peer. */
-static void sd__client_ip(h2o_req_t *req, char *out, size_t out_len)
+/* The client IP into out: X-Real-IP, else the first X-Forwarded-For entry; left as it is (the
+ * peer) when neither names one. */
+static void sd__client_ip(struct sd_http_req *req, char *out, size_t out_len)
 {
     struct sd_str real_ip = sd_http_header(req, "x-real-ip");
     struct sd_str fwd = sd_http_header(req, "x-forwarded-for");
@@ -101,10 +71,9 @@ static void sd__client_ip(h2o_req_t *req, char *out, size_t out_len)
     if (comma != NULL) {
         fwd.len = (size_t)(comma - fwd.p);
     }
-    if (sd__take_ip(real_ip, out, out_len) || sd__take_ip(fwd, out, out_len)) {
-        return;
+    if (!sd__take_ip(real_ip, out, out_len)) {
+        sd__take_ip(fwd, out, out_len);
     }
-    sd_http_peer_ip(req, out, out_len);
 }
 
 /* Unquotes the one-field CSV row "<value with "" doubled>"\n into a JSON string (new
@@ -227,7 +196,7 @@ static int sd__signal_param(struct sd_api_ctx *c)
  * memory (valid while it is unanswered). */
 struct sd_test_job {
     struct sd_api *api;
-    h2o_req_t *req;
+    struct sd_http_req *req;
     int64_t project_id;
     int64_t branch_id;
     char source_id[SD_DEFS_ID_MAX + 1];
@@ -331,9 +300,7 @@ void sd__api_source_test(struct sd_api_ctx *c)
 {
     struct sd_buf prefix = SD_BUF_INIT;
     struct sd_test_job *job;
-    struct sd_header *headers = NULL;
     struct sd_eval_pool *pool = c->api->eval_pool;
-    size_t nheaders = 0;
     int rc;
 
     if (sd__signal_param(c) != 0 || sd__api_get_source(c, NULL, NULL) != 0) {
@@ -346,7 +313,8 @@ void sd__api_source_test(struct sd_api_ctx *c)
     job->branch_id = c->branch_id;
     snprintf(job->source_id, sizeof(job->source_id), "%s", c->source_id);
     sd_buf_init(&job->msg);
-    sd_record_init(&job->rec);
+    sd_http_req_record(c->req, &sd__record_opts, &job->rec);
+    sd__client_ip(c->req, job->rec.ip, sizeof(job->rec.ip));
     sd_defs_sinks_prefix(&prefix, c->project_id, c->branch_id, c->source_id, 0);
     job->prefix_len = prefix.len;
     rc = sd_state_range(c->api->state, sd_buf_cstr(&prefix), 0, &job->kvs);
@@ -356,19 +324,6 @@ void sd__api_source_test(struct sd_api_ctx *c)
         sd__test_job_free(job);
         return;
     }
-
-    job->rec.recv_time_ms = sd_now_ms();
-    sd__client_ip(c->req, job->rec.ip, sizeof(job->rec.ip));
-    sd__test_headers(c->req, &headers, &nheaders);
-    job->rec.headers = headers;
-    job->rec.nheaders = nheaders;
-    if (c->req->entity.base != NULL) {
-        job->rec.body.p = c->req->entity.base;
-        job->rec.body.len = c->req->entity.len;
-    } else {
-        job->rec.body = SD_STR_LIT("");
-    }
-    job->rec.content_type = sd_http_header(c->req, "content-type");
 
     if (!sd_eval_pool_is_open(pool)) { /* no workers (none in this process, or stopping): inline */
         sd__test_map(job);

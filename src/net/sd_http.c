@@ -37,10 +37,12 @@
 #include "core/sd_log.h"
 #include "core/sd_metrics_reg.h"
 #include "core/sd_time.h"
+#include "pipeline/sd_record.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <h2o.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -196,6 +198,17 @@ static void sd__http_on_busy_done(void *p)
     }
 }
 
+/* A struct sd_http_req is h2o's request itself, cast (no allocation per request). */
+static h2o_req_t *sd__h2o_req(struct sd_http_req *req)
+{
+    return (h2o_req_t *)req;
+}
+
+static struct sd_http_req *sd__http_req(h2o_req_t *req)
+{
+    return (struct sd_http_req *)req;
+}
+
 /* The tracked connection of req, or NULL if req did not come through our accept. */
 static struct sd_http_conn *sd__http_conn_of(h2o_req_t *req)
 {
@@ -232,16 +245,16 @@ static int sd__http_on_req(h2o_handler_t *self, h2o_req_t *req)
         req->http1_is_persistent = 0;
         sd__http_linger_after_close(conn);
         if (loop->opts.server_header != NULL) {
-            sd_http_add_header(req, "Server", loop->opts.server_header);
+            sd_http_add_header(sd__http_req(req), "Server", loop->opts.server_header);
         }
-        sd_http_send_error(req, 400, loop->opts.bad_request_error, why);
+        sd_http_send_error(sd__http_req(req), 400, loop->opts.bad_request_error, why);
         return 0;
     }
     conn->busy = h2o_mem_alloc_shared(&req->pool, sizeof(*conn->busy), sd__http_on_busy_done);
     conn->busy->conn = conn;
     conn->has_served = 1;
     sd_mreg_add(loop->m_requests, 1);
-    loop->opts.handler(loop->opts.handler_arg, req);
+    loop->opts.handler(loop->opts.handler_arg, sd__http_req(req));
     return 0;
 }
 
@@ -476,7 +489,7 @@ static void sd__http_error_on_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostr
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                        H2O_STRLIT("application/json"));
         if (loop->opts.server_header != NULL) {
-            sd_http_add_header(req, "Server", loop->opts.server_header);
+            sd_http_add_header(sd__http_req(req), "Server", loop->opts.server_header);
         }
         os = (struct sd_http_error_ostream *)h2o_add_ostream(req, sizeof(*os), slot);
         os->super.do_send = sd__http_error_do_send;
@@ -918,16 +931,18 @@ static const char *sd__http_reason(int status)
     }
 }
 
-void sd_http_add_header(h2o_req_t *req, const char *name, const char *value)
+void sd_http_add_header(struct sd_http_req *r, const char *name, const char *value)
 {
+    h2o_req_t *req = sd__h2o_req(r);
     h2o_iovec_t n = h2o_strdup(&req->pool, name, strlen(name));
     h2o_add_header_by_str(&req->pool, &req->res.headers, n.base, n.len, 1, NULL, value,
                           strlen(value));
 }
 
-void sd_http_send(h2o_req_t *req, int status, const char *content_type, const char *body,
+void sd_http_send(struct sd_http_req *r, int status, const char *content_type, const char *body,
                   size_t len)
 {
+    h2o_req_t *req = sd__h2o_req(r);
     static h2o_generator_t generator = {NULL, NULL};
     h2o_iovec_t copy = h2o_strdup(&req->pool, body, len);
 
@@ -962,7 +977,7 @@ static json_t *sd__http_error_json(int status, const char *name, const char *mes
     return body;
 }
 
-void sd_http_send_json(h2o_req_t *req, int status, json_t *json, int pretty)
+void sd_http_send_json(struct sd_http_req *req, int status, json_t *json, int pretty)
 {
     char *text = sd__http_dump(json, pretty);
     size_t len;
@@ -976,13 +991,14 @@ void sd_http_send_json(h2o_req_t *req, int status, json_t *json, int pretty)
     free(text);
 }
 
-void sd_http_send_error(h2o_req_t *req, int status, const char *name, const char *message)
+void sd_http_send_error(struct sd_http_req *req, int status, const char *name, const char *message)
 {
     sd_http_send_json(req, status, sd__http_error_json(status, name, message), 1);
 }
 
-struct sd_str sd_http_header(h2o_req_t *req, const char *lower_name)
+struct sd_str sd_http_header(struct sd_http_req *r, const char *lower_name)
 {
+    h2o_req_t *req = sd__h2o_req(r);
     ssize_t i = h2o_find_header_by_str(&req->headers, lower_name, strlen(lower_name), -1);
     struct sd_str v = {"", 0};
 
@@ -993,8 +1009,9 @@ struct sd_str sd_http_header(h2o_req_t *req, const char *lower_name)
     return v;
 }
 
-void sd_http_peer_ip(h2o_req_t *req, char *out, size_t len)
+void sd_http_peer_ip(struct sd_http_req *r, char *out, size_t len)
 {
+    h2o_req_t *req = sd__h2o_req(r);
     struct sockaddr_storage ss;
     socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
 
@@ -1014,8 +1031,9 @@ void sd_http_peer_ip(h2o_req_t *req, char *out, size_t len)
     }
 }
 
-size_t sd_http_head_bytes(h2o_req_t *req)
+size_t sd_http_head_bytes(struct sd_http_req *r)
 {
+    h2o_req_t *req = sd__h2o_req(r);
     /* request line: METHOD SP PATH SP HTTP/1.1 CRLF; each header: name ": " value CRLF */
     size_t total = req->method.len + req->path.len + 12;
 
@@ -1028,8 +1046,9 @@ size_t sd_http_head_bytes(h2o_req_t *req)
     return total + 2;
 }
 
-struct sd_str sd_http_path(h2o_req_t *req)
+struct sd_str sd_http_path(struct sd_http_req *r)
 {
+    h2o_req_t *req = sd__h2o_req(r);
     struct sd_str p = {req->path.base, req->path.len};
 
     if (req->query_at != SIZE_MAX && req->query_at < p.len) {
@@ -1038,8 +1057,9 @@ struct sd_str sd_http_path(h2o_req_t *req)
     return p;
 }
 
-int sd_http_query_param(h2o_req_t *req, const char *name, struct sd_str *value)
+int sd_http_query_param(struct sd_http_req *r, const char *name, struct sd_str *value)
 {
+    h2o_req_t *req = sd__h2o_req(r);
     size_t nlen = strlen(name);
     const char *q, *end;
 
@@ -1091,4 +1111,91 @@ int sd_http_url_decode(struct sd_str s, struct sd_buf *out)
     }
     out->data[out->len] = '\0';
     return 0;
+}
+
+/* ---- requests: accessors and the request as a record ---- */
+
+struct sd_str sd_http_req_method(struct sd_http_req *r)
+{
+    h2o_req_t *req = sd__h2o_req(r);
+    struct sd_str m = {req->method.base, req->method.len};
+
+    return m;
+}
+
+int sd_http_req_body(struct sd_http_req *r, struct sd_str *body)
+{
+    h2o_req_t *req = sd__h2o_req(r);
+
+    if (req->entity.base == NULL) { /* h2o: no body at all, unlike an empty one */
+        *body = SD_STR_LIT("");
+        return 0;
+    }
+    body->p = req->entity.base;
+    body->len = req->entity.len;
+    return 1;
+}
+
+char *sd_http_req_strdup(struct sd_http_req *r, const char *s)
+{
+    h2o_req_t *req = sd__h2o_req(r);
+
+    return h2o_strdup(&req->pool, s, strlen(s)).base;
+}
+
+/* Room for a size_t in decimal. */
+#define SD__HTTP_SIZE_DIGITS (sizeof("18446744073709551615") - 1)
+
+void sd_http_req_record(struct sd_http_req *r, const struct sd_http_record_opts *opts,
+                        struct sd_record *rec)
+{
+    h2o_req_t *req = sd__h2o_req(r);
+    /* h2o keeps Host (the authority) and Content-Length (the entity) out of its headers */
+    struct sd_header *h = h2o_mem_alloc_pool(&req->pool, sizeof(*h) * (req->headers.size + 2));
+    size_t drop_len = opts->drop_header != NULL ? strlen(opts->drop_header) : 0;
+    size_t names_len = SD__HTTP_SIZE_DIGITS, off = 0, k = 0;
+    char *names; /* the canonical names, then the digits of Content-Length at the end */
+
+    for (size_t i = 0; i < req->headers.size; i++) {
+        names_len += req->headers.entries[i].name->len;
+    }
+    names = h2o_mem_alloc_pool(&req->pool, names_len);
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_iovec_t *name = req->headers.entries[i].name;
+        if (drop_len > 0 && h2o_lcstris(name->base, name->len, opts->drop_header, drop_len)) {
+            continue;
+        }
+        sd_header_canonicalize(name->base, name->len, names + off);
+        h[k].name.p = names + off;
+        h[k].name.len = name->len;
+        h[k].value.p = req->headers.entries[i].value.base;
+        h[k].value.len = req->headers.entries[i].value.len;
+        off += name->len;
+        k++;
+    }
+    if (opts->has_host && req->authority.len > 0) {
+        h[k].name = SD_STR_LIT("Host");
+        h[k].value.p = req->authority.base;
+        h[k].value.len = req->authority.len;
+        k++;
+    }
+    sd_record_init(rec);
+    if (sd_http_req_body(r, &rec->body)) {
+        char *end = names + names_len, *digits = end;
+        size_t v = rec->body.len;
+        do {
+            *--digits = (char)('0' + v % 10);
+            v /= 10;
+        } while (v > 0);
+        h[k].name = SD_STR_LIT("Content-Length");
+        h[k].value.p = digits;
+        h[k].value.len = (size_t)(end - digits);
+        k++;
+    }
+    sd_record_sort_headers(h, k);
+    rec->headers = h;
+    rec->nheaders = k;
+    rec->recv_time_ms = sd_now_ms();
+    sd_http_peer_ip(r, rec->ip, sizeof(rec->ip));
+    rec->content_type = sd_http_header(r, "content-type");
 }

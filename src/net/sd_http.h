@@ -18,18 +18,21 @@
 #ifndef SD_HTTP_H
 #define SD_HTTP_H
 
-#define H2O_USE_LIBUV 0
-#include <h2o.h>
 #include <jansson.h>
-#include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/sd_buf.h"
 
 struct sd_http_loop;
+struct sd_record;
+
+/* One request, opaque to the handlers. It and every view its accessors return stay valid until
+ * it is answered. */
+struct sd_http_req;
 
 /* Handles one complete request on the loop thread. Must answer (now or later, on this thread). */
-typedef void (*sd_http_handler_fn)(void *arg, h2o_req_t *req);
+typedef void (*sd_http_handler_fn)(void *arg, struct sd_http_req *req);
 /* Runs on the loop thread for a message posted with sd_http_loop_post. */
 typedef void (*sd_http_task_fn)(struct sd_http_loop *loop, void *arg);
 /* Runs on the loop thread every tick_ms (timeouts of parked requests, etc.). */
@@ -105,25 +108,47 @@ void sd_http_loops_stop(struct sd_http_loop *const *loops, size_t n, int64_t dra
 void sd_http_loop_destroy(struct sd_http_loop *loop);
 
 /* Responses (loop thread). The body is copied. */
-void sd_http_send(h2o_req_t *req, int status, const char *content_type, const char *body,
+void sd_http_send(struct sd_http_req *req, int status, const char *content_type, const char *body,
                   size_t len);
 /* Sends json (takes ownership), compact or indented. */
-void sd_http_send_json(h2o_req_t *req, int status, json_t *json, int pretty);
+void sd_http_send_json(struct sd_http_req *req, int status, json_t *json, int pretty);
 /* Sends {"statusCode":status,"error":name,"message":message}. */
-void sd_http_send_error(h2o_req_t *req, int status, const char *name, const char *message);
+void sd_http_send_error(struct sd_http_req *req, int status, const char *name, const char *message);
 /* Adds a response header (name and value copied into the request pool). */
-void sd_http_add_header(h2o_req_t *req, const char *name, const char *value);
+void sd_http_add_header(struct sd_http_req *req, const char *name, const char *value);
 
 /* Request helpers. Returns the value of header name (lower-case) or an empty view. */
-struct sd_str sd_http_header(h2o_req_t *req, const char *lower_name);
+struct sd_str sd_http_header(struct sd_http_req *req, const char *lower_name);
 /* Writes the peer IP text into out. */
-void sd_http_peer_ip(h2o_req_t *req, char *out, size_t len);
+void sd_http_peer_ip(struct sd_http_req *req, char *out, size_t len);
 /* Total bytes of the request head as the client sent it (request line + header lines). */
-size_t sd_http_head_bytes(h2o_req_t *req);
+size_t sd_http_head_bytes(struct sd_http_req *req);
 /* Looks up a query parameter of the request path (not decoded). Returns 1 if found. */
-int sd_http_query_param(h2o_req_t *req, const char *name, struct sd_str *value);
+int sd_http_query_param(struct sd_http_req *req, const char *name, struct sd_str *value);
 /* Path without the query string. */
-struct sd_str sd_http_path(h2o_req_t *req);
+struct sd_str sd_http_path(struct sd_http_req *req);
+/* The request method ("GET"). */
+struct sd_str sd_http_req_method(struct sd_http_req *req);
+/* Sets body to the request body. Returns 1 when the request has one (even of length 0), else 0
+ * (body is then an empty view). */
+int sd_http_req_body(struct sd_http_req *req, struct sd_str *body);
+/* Returns a NUL-terminated copy of s in the request's memory (freed with the request). */
+char *sd_http_req_strdup(struct sd_http_req *req, const char *s);
+
+/* What differs between the endpoints that turn a request into a record. */
+struct sd_http_record_opts {
+    int has_host;            /* add Host (the request's authority), as the data endpoint does */
+    const char *drop_header; /* lower-case name of a header left out (or NULL) */
+};
+/* Initializes rec (sd_record_init) and fills it from the request: the headers with canonical
+ * names (sd_header_canonicalize; but opts->drop_header), plus Host when opts->has_host and the
+ * request names one, plus Content-Length when it has a body, sorted (sd_record_sort_headers);
+ * the body (empty when none), the Content-Type value, the receive time (now) and the peer IP.
+ * rec borrows the request's memory (two allocations from its pool): valid until the request is
+ * answered. */
+void sd_http_req_record(struct sd_http_req *req, const struct sd_http_record_opts *opts,
+                        struct sd_record *rec);
+
 /* Percent-decodes s into out (NUL-terminated). Returns 0, or SD_EPARSE on a bad escape or a
  * decoded NUL byte. */
 int sd_http_url_decode(struct sd_str s, struct sd_buf *out);

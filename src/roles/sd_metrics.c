@@ -155,7 +155,7 @@ static void sd__render_process(struct sd_buf *out, const struct sd_proc_stats *p
                   ps->start_time_seconds, ps->threads, uptime_seconds);
 }
 
-void sd_metrics_handle(void *arg, h2o_req_t *req)
+void sd_metrics_handle(void *arg, struct sd_http_req *req)
 {
     struct sd_metrics *m = arg;
     struct sd_str path = sd_http_path(req);

@@ -13,6 +13,6 @@ struct sd_metrics;
 struct sd_metrics *sd_metrics_create(struct sd_health *health);
 void sd_metrics_destroy(struct sd_metrics *m);
 /* sd_http_handler_fn of the metrics loop. */
-void sd_metrics_handle(void *metrics, h2o_req_t *req);
+void sd_metrics_handle(void *metrics, struct sd_http_req *req);
 
 #endif

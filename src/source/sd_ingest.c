@@ -39,6 +39,7 @@
 #include "storage/sd_storage.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,9 +67,9 @@ struct sd_link {
 struct sd_pending {
     struct sd_link link; /* parked list, oldest last (answered ones are unlinked); first member */
     struct sd_ingest_loop *il;
-    h2o_req_t *req; /* NULL once answered */
-    int refs;       /* waiters + the request itself while unanswered */
-    int waiting;    /* sinks still waiting for their sync */
+    struct sd_http_req *req; /* NULL once answered */
+    int refs;                /* waiters + the request itself while unanswered */
+    int waiting;             /* sinks still waiting for their sync */
     int is_verbose;
     int64_t deadline_ms;
     int64_t project_id;
@@ -141,7 +142,7 @@ struct sd_mapped_row {
  * the parked request's memory, valid while the request is unanswered. */
 struct sd_ingest_job {
     struct sd_ingest_loop *il;
-    h2o_req_t *req;
+    struct sd_http_req *req;
     struct sd_str parts[3]; /* project, source, secret: routed again when the rows come back */
     int64_t project_id;
     int64_t deadline_ms;
@@ -278,7 +279,8 @@ static int sd__secret_matches(const char *stored, const char *given, size_t give
 
 /* ---- responses ---- */
 
-static void sd__send_error(h2o_req_t *req, int status, const char *name, const char *message)
+static void sd__send_error(struct sd_http_req *req, int status, const char *name,
+                           const char *message)
 {
     sd_http_add_header(req, "Server", SD_INGEST_SERVER);
     if (status == 503 || status == 507 || status == 429) {
@@ -287,12 +289,12 @@ static void sd__send_error(h2o_req_t *req, int status, const char *name, const c
     sd_http_send_error(req, status, name, message);
 }
 
-static void sd__send_shutdown(h2o_req_t *req)
+static void sd__send_shutdown(struct sd_http_req *req)
 {
     sd__send_error(req, 503, "stream.in.shutdown", "The node is shutting down, retry later.");
 }
 
-static void sd__send_text(h2o_req_t *req, int status, const char *text)
+static void sd__send_text(struct sd_http_req *req, int status, const char *text)
 {
     sd_http_add_header(req, "Server", SD_INGEST_SERVER);
     sd_http_send(req, status, "text/plain", text, strlen(text));
@@ -304,10 +306,12 @@ static void sd__observe_source(const struct sd_pending *p, int has_error)
     struct sd_mseries *d = p->m_duration, *b = p->m_bytes;
 
     if (d != NULL) {
+        struct sd_str body;
         d = has_error ? sd_mreg_with(d, "has_error", "true") : d;
         b = has_error ? sd_mreg_with(b, "has_error", "true") : b;
         sd_mreg_observe(d, sd_mreg_now_ms() - p->start_ms);
-        sd_mreg_add(b, (int64_t)p->req->entity.len);
+        sd_http_req_body(p->req, &body);
+        sd_mreg_add(b, (int64_t)body.len);
     }
 }
 
@@ -342,7 +346,7 @@ static void sd__log_failed(const struct sd_pending *p, int status, int failed)
 
 static void sd__respond(struct sd_pending *p)
 {
-    h2o_req_t *req = p->req;
+    struct sd_http_req *req = p->req;
     int status = 200, failed = 0, ok = 0;
     json_t *body, *source, *sinks;
     char msg[96];
@@ -569,53 +573,8 @@ static void sd__park(struct sd_pending *p, struct sd_slice_handle *slice, size_t
 
 /* ---- the request ---- */
 
-/* Fills rec's headers (canonical names, sorted) from what h2o keeps, plus Host and
- * Content-Length, which h2o keeps elsewhere. */
-static void sd__record_headers(h2o_req_t *req, struct sd_header **out, size_t *n)
-{
-    size_t count = req->headers.size + 2, k = 0;
-    struct sd_header *h = h2o_mem_alloc_pool(&req->pool, sizeof(*h) * count);
-    char *names;
-    size_t names_len = 0, off = 0;
-
-    for (size_t i = 0; i < req->headers.size; i++) {
-        names_len += req->headers.entries[i].name->len;
-    }
-    names_len += 32;
-    names = h2o_mem_alloc_pool(&req->pool, names_len);
-    for (size_t i = 0; i < req->headers.size; i++) {
-        const h2o_iovec_t *name = req->headers.entries[i].name;
-        sd_header_canonicalize(name->base, name->len, names + off);
-        h[k].name.p = names + off;
-        h[k].name.len = name->len;
-        h[k].value.p = req->headers.entries[i].value.base;
-        h[k].value.len = req->headers.entries[i].value.len;
-        off += name->len;
-        k++;
-    }
-    if (req->authority.len > 0) {
-        h[k].name = SD_STR_LIT("Host");
-        h[k].value.p = req->authority.base;
-        h[k].value.len = req->authority.len;
-        k++;
-    }
-    if (req->entity.base != NULL) {
-        char *end = h2o_mem_alloc_pool(&req->pool, 24) + 24;
-        char *digits = end;
-        size_t v = req->entity.len;
-        do {
-            *--digits = (char)('0' + v % 10);
-            v /= 10;
-        } while (v > 0);
-        h[k].name = SD_STR_LIT("Content-Length");
-        h[k].value.p = digits;
-        h[k].value.len = (size_t)(end - digits);
-        k++;
-    }
-    sd_record_sort_headers(h, k);
-    *out = h;
-    *n = k;
-}
+/* A record keeps every header, and Host as the client sent it. */
+static const struct sd_http_record_opts sd__record_opts = {.has_host = 1, .drop_header = NULL};
 
 static int sd__split_path(struct sd_str path, struct sd_str parts[3])
 {
@@ -652,7 +611,7 @@ static int sd__parse_project(struct sd_str s, int64_t *out)
     return 0;
 }
 
-static void sd__send_cors(h2o_req_t *req)
+static void sd__send_cors(struct sd_http_req *req)
 {
     sd_http_add_header(req, "Allow", "OPTIONS, POST");
     sd_http_add_header(req, "Access-Control-Allow-Methods", "OPTIONS, POST");
@@ -664,7 +623,7 @@ static void sd__send_cors(h2o_req_t *req)
 
 /* Looks the source of parts up, with the routes read-locked, and checks its secret. Returns it
  * with the lock held; or NULL, lock released, after answering the request's error. */
-static const struct sd_route_source *sd__route(struct sd_ingest_loop *il, h2o_req_t *req,
+static const struct sd_route_source *sd__route(struct sd_ingest_loop *il, struct sd_http_req *req,
                                                const struct sd_str parts[3], int64_t project)
 {
     struct sd_ingest *in = il->in;
@@ -693,7 +652,7 @@ static const struct sd_route_source *sd__route(struct sd_ingest_loop *il, h2o_re
 }
 
 /* A pending request for the sinks of src (results still empty). */
-static struct sd_pending *sd__pending_new(struct sd_ingest_loop *il, h2o_req_t *req,
+static struct sd_pending *sd__pending_new(struct sd_ingest_loop *il, struct sd_http_req *req,
                                           const struct sd_route_source *src, int64_t deadline_ms)
 {
     struct sd_pending *p = sd_xcalloc(1, sizeof(*p) + src->nsinks * sizeof(p->results[0]));
@@ -721,7 +680,7 @@ static struct sd_pending *sd__pending_new(struct sd_ingest_loop *il, h2o_req_t *
     for (size_t i = 0; i < src->nsinks; i++) {
         /* Sink ids outlive the routes table only through this copy. */
         const char *id = src->sinks[i].sink_id;
-        p->results[i].sink_id = h2o_strdup(&req->pool, id, strlen(id)).base;
+        p->results[i].sink_id = sd_http_req_strdup(req, id);
         p->results[i].m_duration = src->sinks[i].m_duration;
         p->results[i].m_bytes = src->sinks[i].m_bytes;
         p->results[i].start_ms = p->start_ms;
@@ -776,29 +735,8 @@ static void sd__deliver_mapped(struct sd_pending *p, size_t i, struct sd_sink_sl
     }
 }
 
-/* Fills rec from the request (views into its memory). */
-static void sd__record_fill(h2o_req_t *req, struct sd_record *rec)
-{
-    struct sd_header *headers;
-    size_t nheaders;
-
-    sd__record_headers(req, &headers, &nheaders);
-    sd_record_init(rec);
-    rec->headers = headers;
-    rec->nheaders = nheaders;
-    rec->recv_time_ms = sd_now_ms();
-    sd_http_peer_ip(req, rec->ip, sizeof(rec->ip));
-    if (req->entity.base != NULL) {
-        rec->body.p = req->entity.base;
-        rec->body.len = req->entity.len;
-    } else {
-        rec->body = SD_STR_LIT("");
-    }
-    rec->content_type = sd_http_header(req, "content-type");
-}
-
 /* The template workers' queue is full (or the record waited in it past its timeout). */
-static void sd__send_busy(h2o_req_t *req)
+static void sd__send_busy(struct sd_http_req *req)
 {
     sd__send_error(req, 503, "stream.in.templatesBusy",
                    "Too many records wait for template evaluation, retry later.");
@@ -897,7 +835,7 @@ static void sd__map_job(void *arg, int is_cancelled)
 
 /* Hands the record to the evaluation pool (routes read-locked by the caller); answers 503 when
  * the pool's queue is full. */
-static void sd__ingest_on_pool(struct sd_ingest_loop *il, h2o_req_t *req,
+static void sd__ingest_on_pool(struct sd_ingest_loop *il, struct sd_http_req *req,
                                const struct sd_str parts[3], int64_t project)
 {
     struct sd_ingest *in = il->in;
@@ -909,7 +847,7 @@ static void sd__ingest_on_pool(struct sd_ingest_loop *il, h2o_req_t *req,
     memcpy(job->parts, parts, sizeof(job->parts));
     job->project_id = project;
     job->deadline_ms = sd_mono_ms() + in->request_timeout_ms;
-    sd__record_fill(req, &job->rec);
+    sd_http_req_record(req, &sd__record_opts, &job->rec);
     sd_buf_init(&job->csv);
     rc = sd_eval_pool_submit(in->eval_pool, sd__map_job, job);
     if (rc != 0) {
@@ -931,7 +869,7 @@ static void sd__ingest_on_pool(struct sd_ingest_loop *il, h2o_req_t *req,
  * template workers (returns 0, lock held), and so are the source's next records for
  * SD_INGEST_HEAVY_MS. Cheap templates skip two thread hand-offs; costly ones hold up the loop
  * once per source and period at most. */
-static int sd__ingest_here(struct sd_ingest_loop *il, h2o_req_t *req,
+static int sd__ingest_here(struct sd_ingest_loop *il, struct sd_http_req *req,
                            const struct sd_route_source *src, int is_budgeted)
 {
     struct sd_ingest *in = il->in;
@@ -950,7 +888,7 @@ static int sd__ingest_here(struct sd_ingest_loop *il, h2o_req_t *req,
         il->mapped_cap = src->nsinks;
     }
     rows = il->mapped;
-    sd__record_fill(req, &rec);
+    sd_http_req_record(req, &sd__record_opts, &rec);
     sd_buf_reset(&il->rows);
     if (is_budgeted) {
         sd_template_set_step_budget(SD_INGEST_INLINE_STEPS);
@@ -978,7 +916,7 @@ static int sd__ingest_here(struct sd_ingest_loop *il, h2o_req_t *req,
     return 1;
 }
 
-static void sd__ingest(struct sd_ingest_loop *il, h2o_req_t *req, struct sd_str parts[3])
+static void sd__ingest(struct sd_ingest_loop *il, struct sd_http_req *req, struct sd_str parts[3])
 {
     struct sd_ingest *in = il->in;
     const struct sd_route_source *src;
@@ -999,11 +937,12 @@ static void sd__ingest(struct sd_ingest_loop *il, h2o_req_t *req, struct sd_str 
     }
 }
 
-void sd_ingest_handle(void *arg, h2o_req_t *req)
+void sd_ingest_handle(void *arg, struct sd_http_req *req)
 {
     struct sd_ingest_loop *il = arg;
     struct sd_ingest *in = il->in;
     struct sd_str path = sd_http_path(req);
+    struct sd_str method = sd_http_req_method(req);
     struct sd_str parts[3];
     struct sd_buf health = SD_BUF_INIT;
     int health_status;
@@ -1016,7 +955,7 @@ void sd_ingest_handle(void *arg, h2o_req_t *req)
         sd__send_error(req, 413, "stream.in.headerTooLarge", message);
         return;
     }
-    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
+    if (sd_str_eq(method, SD_STR_LIT("GET")) &&
         (health_status = sd_health_route(in->health, path.p, path.len, &health)) != 0) {
         sd__send_text(req, health_status, sd_buf_cstr(&health));
         sd_buf_fini(&health);
@@ -1024,11 +963,11 @@ void sd_ingest_handle(void *arg, h2o_req_t *req)
     }
     if (path.len > strlen("/stream/") && memcmp(path.p, "/stream/", 8) == 0 &&
         sd__split_path(path, parts) == 0) {
-        if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
+        if (sd_str_eq(method, SD_STR_LIT("POST"))) {
             sd__ingest(il, req, parts);
             return;
         }
-        if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"))) {
+        if (sd_str_eq(method, SD_STR_LIT("OPTIONS"))) {
             sd__send_cors(req);
             return;
         }

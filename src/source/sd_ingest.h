@@ -73,7 +73,7 @@ void sd_ingest_route_metrics(struct sd_route_source *src);
  * storage may close the sinks' slots. Any thread. */
 void sd_ingest_shutdown(struct sd_ingest *in);
 /* sd_http_handler_fn of a source loop (arg: sd_ingest_loop_arg). */
-void sd_ingest_handle(void *loop_arg, h2o_req_t *req);
+void sd_ingest_handle(void *loop_arg, struct sd_http_req *req);
 /* After each round of the loop's events: sends what the round's appends queued for writer nodes
  * (sd_storage_flush). Loop thread. */
 void sd_ingest_after_round(struct sd_http_loop *loop, void *loop_arg);

@@ -35,7 +35,7 @@ static void record(struct sd_http_loop *loop, void *arg)
     pthread_mutex_unlock(&mu);
 }
 
-static void no_requests(void *arg, h2o_req_t *req)
+static void no_requests(void *arg, struct sd_http_req *req)
 {
     (void)arg;
     sd_http_send(req, 404, "text/plain", "", 0);
@@ -93,7 +93,7 @@ static void test_posts_to_a_loop_that_never_started_are_freed(void **state)
 }
 
 /* Answers with the name of the loop that serves the request (its handler argument). */
-static void answer_loop_name(void *arg, h2o_req_t *req)
+static void answer_loop_name(void *arg, struct sd_http_req *req)
 {
     sd_http_send(req, 200, "text/plain", arg, strlen(arg));
 }
