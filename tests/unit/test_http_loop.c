@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "net/sd_http.h"
+#include "test_http_opts.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -44,20 +45,9 @@ static void no_requests(void *arg, struct sd_http_req *req)
 static void test_posts_before_start_run_once_started_in_order(void **state)
 {
     struct sd_http_loop *loop;
-    struct sd_http_loop_opts o;
 
     (void)state;
-    memset(&o, 0, sizeof(o));
-    o.name = "test";
-    o.max_request_body_bytes = 1024;
-    o.body_too_large_error = "test.bodyTooLarge";
-    o.header_timeout_ms = 1000;
-    o.request_timeout_ms = 1000;
-    o.idle_timeout_ms = 1000;
-    o.max_connections = 4;
-    o.bad_request_error = "test.badRequest";
-    o.handler = no_requests;
-    loop = sd_http_loop_create(&o);
+    loop = test_http_loop(no_requests, NULL, 4);
     for (intptr_t i = 1; i <= 3; i++) {
         sd_http_loop_post(loop, record, (void *)i);
     }
@@ -78,15 +68,9 @@ static void test_posts_before_start_run_once_started_in_order(void **state)
 
 static void test_posts_to_a_loop_that_never_started_are_freed(void **state)
 {
-    struct sd_http_loop *loop;
-    struct sd_http_loop_opts o;
+    struct sd_http_loop *loop = test_http_loop(no_requests, NULL, 1);
 
     (void)state;
-    memset(&o, 0, sizeof(o));
-    o.name = "test";
-    o.max_connections = 1;
-    o.handler = no_requests;
-    loop = sd_http_loop_create(&o);
     sd_http_loop_post(loop, record, (void *)(intptr_t)9);
     sd_http_loop_destroy(loop); /* no leak under LeakSanitizer, nothing run */
     assert_int_not_equal(ran[nran > 0 ? nran - 1 : 0], 9);
@@ -135,20 +119,7 @@ static char ask_loop(int fd)
 
 static struct sd_http_loop *group_loop(const char *name, size_t max_connections)
 {
-    struct sd_http_loop_opts o;
-
-    memset(&o, 0, sizeof(o));
-    o.name = "test";
-    o.max_request_body_bytes = 1024;
-    o.body_too_large_error = "test.bodyTooLarge";
-    o.header_timeout_ms = 5000;
-    o.request_timeout_ms = 5000;
-    o.idle_timeout_ms = 5000;
-    o.max_connections = max_connections;
-    o.bad_request_error = "test.badRequest";
-    o.handler = answer_loop_name;
-    o.handler_arg = (void *)name;
-    return sd_http_loop_create(&o);
+    return test_http_loop(answer_loop_name, (void *)name, max_connections);
 }
 
 /* Two loops joined to an acceptor: connections go to the loop with the fewest, in turn. */

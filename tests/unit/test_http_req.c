@@ -11,6 +11,7 @@
 #include "core/sd_buf.h"
 #include "core/sd_time.h"
 #include "net/sd_http.h"
+#include "test_http_opts.h"
 #include "pipeline/sd_record.h"
 
 #include <arpa/inet.h>
@@ -55,7 +56,6 @@ struct server {
 static int server_start(void **state, const struct sd_http_record_opts *ro)
 {
     struct server *s = calloc(1, sizeof(*s));
-    struct sd_http_loop_opts o;
     char url[64];
 
     if (s == NULL) {
@@ -63,18 +63,7 @@ static int server_start(void **state, const struct sd_http_record_opts *ro)
     }
     *state = s;
 
-    memset(&o, 0, sizeof(o));
-    o.name = "test";
-    o.max_request_body_bytes = 1024;
-    o.body_too_large_error = "test.bodyTooLarge";
-    o.header_timeout_ms = 5000;
-    o.request_timeout_ms = 5000;
-    o.idle_timeout_ms = 5000;
-    o.max_connections = 4;
-    o.bad_request_error = "test.badRequest";
-    o.handler = echo_record;
-    o.handler_arg = (void *)ro;
-    s->loop = sd_http_loop_create(&o);
+    s->loop = test_http_loop(echo_record, (void *)ro, 4);
     if (sd_http_loop_listen(s->loop, "127.0.0.1:0", url, sizeof(url)) != 0) {
         return -1;
     }
