@@ -989,7 +989,7 @@ void sd_ingest_after_round(struct sd_http_loop *loop, void *arg)
     /* under the routes lock: once sd_ingest_shutdown returned, storage may be closed */
     pthread_rwlock_rdlock(&il->routes_lock);
     if (!il->in->is_shutting_down) {
-        sd_storage_flush(il->in->storage);
+        sd_storage_flush(il->in->storage, il->index);
     }
     pthread_rwlock_unlock(&il->routes_lock);
 }

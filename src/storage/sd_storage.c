@@ -99,8 +99,10 @@ struct sd_sink_slot {
      * balancer's next pick */
     struct sd_slice_handle *remote[SD_STORAGE_MAX_REMOTE];
     size_t nremote;
-    size_t pick;    /* the balancer's slice for this round (under lock) */
-    uint64_t round; /* the round of the data endpoint's loop it was picked in */
+    struct {
+        size_t pick;    /* the balancer's slice for the appender's round (under lock) */
+        uint64_t round; /* the appender's round it was picked in */
+    } turns[SD_STORAGE_MAX_APPENDERS];
     uint64_t slice_bytes[SD_STORAGE_ALLOC_HISTORY]; /* compressed sizes of the last rotated
                                                      * slices (ring; rotations only) */
     size_t nslices_rotated;
@@ -203,9 +205,10 @@ struct sd_storage {
     json_t *net_files;    /* {sliceKey: open files of source nodes} (under lock) */
     /* a source-only node: its files on the writer nodes */
     struct sd_remote *remote;
-    size_t min_slices;  /* writer.network.minSlicesPerSourceNode */
-    uint64_t round;     /* rounds of the data endpoint's loops (sd_storage_flush; atomic) */
-    int is_random_pick; /* writer.network.pipelineBalancer rand */
+    size_t min_slices;                         /* writer.network.minSlicesPerSourceNode */
+    uint64_t rounds[SD_STORAGE_MAX_APPENDERS]; /* each appender's rounds (sd_storage_flush;
+                                                * its loop thread only) */
+    int is_random_pick;                        /* writer.network.pipelineBalancer rand */
 };
 
 static void sd__random_alnum(char *out, size_t n)
@@ -1387,26 +1390,27 @@ int sd_storage_sink_deactivate(struct sd_storage *st, const char *sink_key)
 }
 
 /* The balancer of a source-only node (reference pipelineBalancer): the first of the slot's
- * slices, from the next in turn (roundRobin) or a random one (rand), that takes the rows. The
- * turn moves once per round of the data endpoint's loop, not per record: a round's records of a
- * sink go to one slice as one batch (one write, one sync on the writer), and the rounds spread
- * over the slices. */
+ * slices, from the next in turn (roundRobin) or a random one (rand), that takes the rows. Each
+ * appender (event loop) has its own turn, which moves once per round of that loop, not per
+ * record: a round's records of a sink go to one slice as one batch (one write, one sync on the
+ * writer), and the rounds spread over the slices. */
 static int sd__append_remote(struct sd_storage *st, struct sd_sink_slot *slot, unsigned appender,
                              const void *rows, size_t len, uint32_t nrows,
                              struct sd_slice_handle **slice, uint64_t *seq)
 {
     size_t n = slot->nremote, start;
-    uint64_t round = __atomic_load_n(&st->round, __ATOMIC_RELAXED);
+    uint64_t round = st->rounds[appender]; /* the appender's own thread */
     int rc = SD_EUNHEALTHY;
 
     if (n == 0) {
         return SD_ECLOSED;
     }
-    if (slot->round != round) {
-        slot->round = round;
-        slot->pick = st->is_random_pick ? (size_t)random() : slot->pick + 1;
+    if (slot->turns[appender].round != round) {
+        slot->turns[appender].round = round;
+        slot->turns[appender].pick =
+            st->is_random_pick ? (size_t)random() : slot->turns[appender].pick + 1;
     }
-    start = slot->pick;
+    start = slot->turns[appender].pick;
     for (size_t k = 0; k < n; k++) {
         struct sd_slice_handle *h = slot->remote[(start + k) % n];
         sd__mark_appender(h, appender);
@@ -1419,10 +1423,10 @@ static int sd__append_remote(struct sd_storage *st, struct sd_sink_slot *slot, u
     return rc;
 }
 
-void sd_storage_flush(struct sd_storage *st)
+void sd_storage_flush(struct sd_storage *st, unsigned appender)
 {
     if (st->remote != NULL) {
-        __atomic_add_fetch(&st->round, 1, __ATOMIC_RELAXED);
+        st->rounds[appender]++;
         sd_remote_flush(st->remote);
     }
 }

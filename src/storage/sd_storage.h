@@ -111,9 +111,10 @@ int sd_storage_append(struct sd_sink_slot *slot, unsigned appender, const void *
                       uint32_t nrows, int64_t record_ms, struct sd_slice_handle **slice,
                       uint64_t *seq);
 /* Sends what appends queued for writer nodes since the last flush (a source-only node; a no-op
- * with volumes): the data endpoint calls it after each round of its loop, so a round's records
- * go out in one write per writer node. */
-void sd_storage_flush(struct sd_storage *st);
+ * with volumes): each loop of the data endpoint calls it (as appender) after each of its rounds,
+ * so a round's records go out in one write per writer node, and the balancer's turn of that
+ * appender moves. */
+void sd_storage_flush(struct sd_storage *st, unsigned appender);
 /* Appender-side storage of appender's waiters on a slice (the data endpoint's bookkeeping;
  * storage never touches it). */
 void **sd_storage_slice_waiters(struct sd_slice_handle *slice, unsigned appender);
