@@ -71,10 +71,10 @@ unsigned sd_node_role_by_name(const char *name)
 /* Header read and keep-alive idle timeouts of the API and metrics listeners. */
 #define SD_NODE_HEADER_TIMEOUT_MS 10000
 #define SD_NODE_IDLE_TIMEOUT_MS 30000
-/* The API's request body limit (its configuration bodies are small). */
 /* source.http.loops 0: one loop per CPU, at most this many (a slot's appends are serialized:
  * more loops mostly wait for each other). */
 #define SD_NODE_AUTO_LOOPS 16
+/* The API's request body limit (its configuration bodies are small). */
 #define SD_NODE_API_MAX_BODY_BYTES (1024 * 1024)
 #define SD_NODE_API_MAX_BODY_TEXT "1MB"
 
@@ -377,7 +377,7 @@ static int sd__start_operator(struct sd_node *n)
     return rc;
 }
 
-/* ---- http-source: the data endpoint on its own loop, writing through storage ---- */
+/* ---- http-source: the data endpoint on its own loops, writing through storage ---- */
 
 /* source.http.loops, 0 = one per CPU the process may run on (its affinity), at most
  * SD_NODE_AUTO_LOOPS. */

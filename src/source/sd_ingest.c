@@ -106,17 +106,22 @@ struct sd_ingest {
     struct sd_health *health;       /* borrowed; answers GET /health-check */
     struct sd_ingest_loop **loops;  /* one per event loop of the data endpoint */
     size_t nloops;
-    /* The routes' lock is split, one read-write lock per loop (a loop reads only its own, so
-     * loops never write to a shared cache line per record); publishing takes them all. */
+    /* The routing table (atomic pointer) is read under the reader's loop's routes_lock (a loop
+     * takes only its own, so loops share no written cache line per record). A publisher swaps
+     * the pointer, then takes and releases each loop's lock in turn for writing, which waits
+     * only for that loop's readers of the old table (never holding one loop while waiting for
+     * another), and frees it. */
+    pthread_mutex_t publish_lock; /* one publisher swaps at a time */
     struct sd_routes *routes;
-    int is_shutting_down; /* under every loop's routes_lock */
+    int is_shutting_down; /* atomic; set once, before the last swap */
     size_t read_buffer_bytes;
     size_t row_size_limit;
     int64_t request_timeout_ms;
 };
 
 /* What one event loop of the data endpoint owns; touched by its thread only, but for
- * routes_lock (and a template worker holds it for reading while it maps one of its records). */
+ * routes_lock (a template worker holds it for reading while it maps one of the loop's records;
+ * a publisher takes it for writing to wait for the loop's readers). */
 struct sd_ingest_loop {
     struct sd_ingest *in;
     struct sd_http_loop *loop; /* borrowed; where results for its requests are posted */
@@ -195,43 +200,45 @@ void sd_ingest_route_metrics(struct sd_route_source *src)
     sd_buf_fini(&b);
 }
 
-/* Takes (is_locking) or releases every loop's routes lock for writing, in loop order. */
-static void sd__routes_write_lock(struct sd_ingest *in, int is_locking)
+/* Replaces the routing table (NULL and shutting down when is_shutdown) and frees the old one
+ * once no reader can still use it. */
+static void sd__swap_routes(struct sd_ingest *in, struct sd_routes *routes, int is_shutdown)
 {
-    for (size_t i = 0; i < in->nloops; i++) {
-        if (is_locking) {
-            pthread_rwlock_wrlock(&in->loops[i]->routes_lock);
-        } else {
-            pthread_rwlock_unlock(&in->loops[i]->routes_lock);
+    struct sd_routes *old;
+
+    pthread_mutex_lock(&in->publish_lock);
+    if (__atomic_load_n(&in->is_shutting_down, __ATOMIC_ACQUIRE)) {
+        old = routes;
+    } else {
+        if (is_shutdown) {
+            __atomic_store_n(&in->is_shutting_down, 1, __ATOMIC_RELEASE);
         }
+        old = __atomic_exchange_n(&in->routes, routes, __ATOMIC_ACQ_REL);
     }
+    pthread_mutex_unlock(&in->publish_lock);
+    for (size_t i = 0; i < in->nloops; i++) { /* each loop's readers of the old table are done */
+        pthread_rwlock_wrlock(&in->loops[i]->routes_lock);
+        pthread_rwlock_unlock(&in->loops[i]->routes_lock);
+    }
+    sd_routes_free(old);
 }
 
 void sd_ingest_publish(struct sd_ingest *in, struct sd_routes *routes)
 {
-    struct sd_routes *old;
-
-    sd__routes_write_lock(in, 1);
-    if (in->is_shutting_down) {
-        old = routes;
-    } else {
-        old = in->routes;
-        in->routes = routes;
-    }
-    sd__routes_write_lock(in, 0);
-    sd_routes_free(old);
+    sd__swap_routes(in, routes, 0);
 }
 
 void sd_ingest_shutdown(struct sd_ingest *in)
 {
-    struct sd_routes *old;
+    sd__swap_routes(in, NULL, 1);
+}
 
-    sd__routes_write_lock(in, 1);
-    old = in->routes;
-    in->routes = NULL;
-    in->is_shutting_down = 1;
-    sd__routes_write_lock(in, 0);
-    sd_routes_free(old);
+/* The routing table and whether the endpoint shuts down, for a reader holding its loop's
+ * routes_lock. */
+static struct sd_routes *sd__routes(struct sd_ingest *in, int *is_shutting_down)
+{
+    *is_shutting_down = __atomic_load_n(&in->is_shutting_down, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&in->routes, __ATOMIC_ACQUIRE);
 }
 
 static const struct sd_route_source *sd__find_source(const struct sd_routes *r, int64_t project,
@@ -626,16 +633,18 @@ static void sd__send_cors(struct sd_http_req *req)
 static const struct sd_route_source *sd__route(struct sd_ingest_loop *il, struct sd_http_req *req,
                                                const struct sd_str parts[3], int64_t project)
 {
-    struct sd_ingest *in = il->in;
     const struct sd_route_source *src;
+    struct sd_routes *routes;
+    int is_shutting_down;
 
     pthread_rwlock_rdlock(&il->routes_lock);
-    if (in->is_shutting_down) {
+    routes = sd__routes(il->in, &is_shutting_down);
+    if (is_shutting_down) {
         pthread_rwlock_unlock(&il->routes_lock);
         sd__send_shutdown(req);
         return NULL;
     }
-    src = sd__find_source(in->routes, project, parts[1].p, parts[1].len);
+    src = sd__find_source(routes, project, parts[1].p, parts[1].len);
     if (src == NULL || !sd__secret_matches(src->secret, parts[2].p, parts[2].len)) {
         pthread_rwlock_unlock(&il->routes_lock);
         sd__send_error(req, 404, "stream.in.noSourceFound",
@@ -816,8 +825,10 @@ static void sd__map_job(void *arg, int is_cancelled)
 
     job->is_cancelled = is_cancelled;
     if (!is_cancelled && sd_mono_ms() < job->deadline_ms) {
+        int is_shutting_down;
         pthread_rwlock_rdlock(&il->routes_lock);
-        src = sd__find_source(in->routes, job->project_id, job->parts[1].p, job->parts[1].len);
+        src = sd__find_source(sd__routes(in, &is_shutting_down), job->project_id, job->parts[1].p,
+                              job->parts[1].len);
         if (src != NULL) {
             job->rows = sd_xcalloc(src->nsinks + 1, sizeof(*job->rows));
             job->nrows = src->nsinks;
@@ -984,11 +995,13 @@ void sd_ingest_handle(void *arg, struct sd_http_req *req)
 void sd_ingest_after_round(struct sd_http_loop *loop, void *arg)
 {
     struct sd_ingest_loop *il = arg;
+    int is_shutting_down;
 
     (void)loop;
     /* under the routes lock: once sd_ingest_shutdown returned, storage may be closed */
     pthread_rwlock_rdlock(&il->routes_lock);
-    if (!il->in->is_shutting_down) {
+    (void)sd__routes(il->in, &is_shutting_down);
+    if (!is_shutting_down) {
         sd_storage_flush(il->in->storage, il->index);
     }
     pthread_rwlock_unlock(&il->routes_lock);
@@ -1042,6 +1055,7 @@ struct sd_ingest *sd_ingest_create(const struct sd_config *cfg, struct sd_storag
     in->health = health;
     in->storage = storage;
     sd_config_fill(cfg, &sd_ingest_config_bindings, in);
+    pthread_mutex_init(&in->publish_lock, NULL);
     in->nloops = nloops;
     in->loops = sd_xcalloc(nloops, sizeof(*in->loops));
     for (size_t i = 0; i < nloops; i++) {
@@ -1082,5 +1096,6 @@ void sd_ingest_destroy(struct sd_ingest *in)
         free(il);
     }
     free(in->loops);
+    pthread_mutex_destroy(&in->publish_lock);
     free(in);
 }

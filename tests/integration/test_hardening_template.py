@@ -245,3 +245,39 @@ def test_records_over_the_loop_budget_land_once_from_the_workers(streamd_factory
     time.sleep(1)  # nothing more arrives
     assert sorted(table_rows(s.data_dir, "in.c-bucket.slow")) == \
         [(str(n), "11250075000") for n in range(3)], rows
+
+
+def test_route_updates_while_templates_evaluate_stall_no_loop(streamd_factory):
+    """Two loops, template workers mapping slow records of both (each holding its loop's routes
+    lock for reading), and the routes published again and again: records of every loop are still
+    answered at once, as a publisher waits for one loop's readers at a time and never holds one
+    loop while waiting for another."""
+    s = streamd_factory(args=FAST + ["--set", "source.http.loops=2"])
+    slow_url = s.create_source("s1")["http"]["url"]
+    s.create_sink("s1", "k1", slow_columns(), table_id="in.c-bucket.slow")
+    fast_url = s.create_source("s2")["http"]["url"]
+    s.create_sink("s2", "k2", [{"type": "path", "name": "a", "path": "a"}],
+                  table_id="in.c-bucket.fast")
+    stop = threading.Event()
+    published = []
+
+    def publish():  # every change of a definition publishes the routes again
+        while not stop.is_set():
+            status, task = s.api_call("PATCH", SOURCES + "/s2",
+                                      {"description": "d%d" % len(published)})
+            assert status == 202, task
+            published.append(s.wait_task(task)["status"])
+
+    def fast_request():  # a new connection each: the probes alternate between the loops
+        status, _, data = s.request("POST", fast_url, '{"a": 2}', J)
+        assert status == 200, data
+
+    publisher = threading.Thread(target=publish)
+    publisher.start()
+    try:
+        assert_answers_during(lambda: http_request(slow_url, "POST", '{"a": 1}', J, timeout=60)[0],
+                              fast_request)
+    finally:
+        stop.set()
+        publisher.join()
+    assert published and set(published) == {"success"}, published
