@@ -88,5 +88,7 @@ for mode in plain pipelined; do
   read -r irps ip50 ip99 icpu _ inon2xx _ iway idrain iimports <<<"${R[imp_$mode]}"
   printf '%-24s req/s=%-7s p50_us=%-6s p99_us=%-6s cpu_us_per_req=%-6s non2xx=%s whole_way_cpu_us_per_record=%s drain_s=%s imports=%s\n' \
     "streamd_imports_$mode" "$irps" "$ip50" "$ip99" "$icpu" "$inon2xx" "$iway" "$idrain" "$iimports"
-  echo "ratio $mode with/without imports: req/s = $(ratio "$irps" "$rps") (target >= 0.8), p99 = $(ratio "$ip99" "$p99") (target <= 2.0), whole-way cpu per record / ingestion alone = $(ratio "$iway" "$cpu") (target <= 1.5)"
+  # wrk's latency histogram is not per request when pipelining (its percentiles read 0 there)
+  p99r="p99 = $(ratio "$ip99" "$p99") (target <= 2.0)"; [ $mode = plain ] || p99r="p99 n/a (pipelined)"
+  echo "ratio $mode with/without imports: req/s = $(ratio "$irps" "$rps") (target >= 0.8), $p99r, whole-way cpu per record / ingestion alone = $(ratio "$iway" "$cpu") (target <= 1.5)"
 done

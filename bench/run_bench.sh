@@ -6,7 +6,8 @@
 # column (Body('a') + ":" + Body('c.f.g')) instead of the two path columns; and a one-thread
 # micro-benchmark of template evaluations; and the import of one CSV into SQLite against the
 # sqlite3 CLI's .import and into PostgreSQL against psql's \copy; then, with nginx and streamd
-# stopped, the cluster figure (bench/cluster_bench.sh). Prints one line per figure and the ratios.
+# stopped, the same runs with imports every second (bench/import_bench.sh) and the cluster figure
+# (bench/cluster_bench.sh). Prints one line per figure and the ratios.
 # Usage: bench/run_bench.sh BUILD/streamd [DURATION_S]
 set -euo pipefail
 BIN=$(readlink -f "$1"); DUR=${2:-${BENCH_SECONDS:-10}}
@@ -184,8 +185,9 @@ echo "ratio req/s plain template/path = $(ratio "$t_rps" "$(mean "$s_rps" "$s2_r
 echo "ratio req/s pipelined template/path = $(ratio "$tp_rps" "$(mean "$sp_rps" "$sp2_rps")") (target >= 0.5)"
 echo "cpu_us_per_req template - path = $(awk -v a="$t_cpu" -v b="$(mean "$s_cpu" "$s2_cpu")" 'BEGIN{printf "%.1f", a-b}')"
 
-# The cluster figure, with nothing of the runs above left running (this streamd's background
-# imports would load CPU 0).
+# The imports-every-second and cluster figures, with nothing of the runs above left running
+# (this streamd's background imports would load CPU 0).
 for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
 PIDS=()
+"$HERE/import_bench.sh" "$BIN" "$DUR"
 "$HERE/cluster_bench.sh" "$BIN" "$DUR"
