@@ -738,9 +738,8 @@ static int sd__prepare_slice_files(const char *node_id, const char *dir,
         n++;
     }
     closedir(d);
-    if (n > 0) {
-        sd_fsync_dir(dir);
-    }
+    /* The renames are not synced: lost in a crash, they leave hidden names, which every pass
+     * (this one, recovery, disk cleanup) handles alike; the staged object is what is synced. */
     qsort(files, (size_t)n, sizeof(*files), sd__cmp_slice_files);
     return n;
 }
@@ -852,10 +851,11 @@ static void sd__upload_slice(struct sd_operator *op, const char *slice_key, json
                    sd_strerror(rc));
         goto done;
     }
-    /* The staged object (or nothing, for an empty slice) now holds the data. */
+    /* The staged object (or nothing, for an empty slice) now holds the data. Not synced: a
+     * removal lost in a crash leaves a directory that the disk cleanup removes with its entity,
+     * and a sync here would only add a device flush beside the slice writers' own. */
     if (dir != NULL) {
         sd_rm_rf(dir);
-        sd_fsync_parent(dir);
     }
     sd_log_key(SD_LOG_INFO, "operator", slice_key, "slice %s uploaded (%lld records, %llu bytes)",
                slice_key, (long long)u->records, (unsigned long long)u->size);
