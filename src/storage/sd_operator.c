@@ -765,8 +765,8 @@ static int sd__upload_step(void *arg)
     int n, rc = 0;
 
     pthread_setname_np(pthread_self(), "sd-upload");
-    (void)sd_bgprio_enter(); /* best effort: at the old priority only the data path's latency
-                                suffers */
+    /* best effort: at the old priority only the data path's latency suffers */
+    (void)sd_bgprio_enter();
     n = u->dir ? sd__prepare_slice_files(u->node_id, u->dir, files, &u->records) : 0;
     if (n < 0) {
         snprintf(u->reason, sizeof(u->reason), "slice files cannot be verified: %s",
