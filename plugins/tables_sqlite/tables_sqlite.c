@@ -7,7 +7,10 @@
  * DESIGN: the context caches one connection per project database, opened on first use and
  * kept until close; each has its own mutex, so calls for one project are serialized while
  * different projects proceed in parallel (a second mutex guards only the list of
- * connections). New databases get 16 KiB pages (TABLES_SQLITE_PAGE_SIZE). Connections run in
+ * connections). Connections write through the "streamd" VFS, which hands their writes to the
+ * disk in chunks as they are made (tables_sqlite_vfs.h), so an import's commit and checkpoint are
+ * no bursts beside the slice writers' syncs. New databases get 16 KiB pages
+ * (TABLES_SQLITE_PAGE_SIZE). Connections run in
  * WAL mode, so users can read a database while streamd writes it, with synchronous=FULL, so a
  * committed import survives kill -9 and power loss, and with a busy timeout, so another writer (a
  * second streamd process, a user) delays us instead of failing us at once. An import is one BEGIN
@@ -28,6 +31,7 @@
 #include "core/sd_time.h"
 #include "tables/sd_csv_reader.h"
 #include "tables/sd_table_schema.h"
+#include "tables_sqlite/tables_sqlite_vfs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -214,7 +218,8 @@ static int tables_sqlite_db_open(const char *dir, const char *path, int64_t proj
         goto fail;
     }
     src = sqlite3_open_v2(path, &d->conn,
-                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                          TABLES_SQLITE_VFS_NAME);
     if (src != SQLITE_OK) {
         rc = tables_sqlite_fail(err, d->conn, src, path);
         goto fail;
@@ -510,6 +515,9 @@ static int tables_sqlite_open(const struct sd_config *cfg, const char *location,
     *ctx = NULL;
     if (location == NULL || location[0] == '\0') {
         return SD_EINVAL;
+    }
+    if (tables_sqlite_vfs_register() != SQLITE_OK) {
+        return -ENOMEM; /* sqlite3_vfs_register fails only for want of memory */
     }
     rc = sd_mkdir_p(location, SD_DIR_MODE);
     if (rc == 0) {

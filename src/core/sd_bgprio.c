@@ -16,7 +16,8 @@
 
 /* linux/ioprio.h */
 #define SD__IOPRIO_CLASS_SHIFT 13
-#define SD__IOPRIO_CLASS_IDLE 3
+#define SD__IOPRIO_CLASS_BE 2
+#define SD__IOPRIO_BE_LOWEST 7
 #define SD__IOPRIO_WHO_PROCESS 1
 
 /* linux/sched/types.h (glibc < 2.41 has no struct sched_attr) */
@@ -44,7 +45,7 @@ int sd_bgprio_enter(void)
         return -errno;
     }
     if (syscall(SYS_ioprio_set, SD__IOPRIO_WHO_PROCESS, tid,
-                SD__IOPRIO_CLASS_IDLE << SD__IOPRIO_CLASS_SHIFT) != 0) {
+                (SD__IOPRIO_CLASS_BE << SD__IOPRIO_CLASS_SHIFT) | SD__IOPRIO_BE_LOWEST) != 0) {
         return -errno;
     }
     return 0;
@@ -64,5 +65,5 @@ int sd_bgprio_is_background(int tid)
         return -errno;
     }
     return a.sched_policy == SCHED_BATCH && a.sched_nice >= SD_BGPRIO_NICE &&
-           (io >> SD__IOPRIO_CLASS_SHIFT) == SD__IOPRIO_CLASS_IDLE;
+           io == ((SD__IOPRIO_CLASS_BE << SD__IOPRIO_CLASS_SHIFT) | SD__IOPRIO_BE_LOWEST);
 }

@@ -6,9 +6,10 @@
  *   - CPU: SCHED_BATCH (its wake-ups never preempt a running thread) at nice
  *     SD_BGPRIO_NICE (about a tenth of a nice-0 thread's share when the core is contended;
  *     all of an idle core);
- *   - I/O: IOPRIO_CLASS_IDLE (the block layer serves its reads, writes and syncs after the
- *     other classes' requests; mq-deadline still ages them in after prio_aging_expire, so they
- *     are delayed, never starved).
+ *   - I/O: best effort at the lowest level, 7 (schedulers with levels, BFQ, serve it after
+ *     the others'; not the idle class: a data-path sync can wait on metadata or journal
+ *     writes a background thread submitted, and an idle-class request waits for every other
+ *     request first, so the data path would wait for its own queue to drain).
  * Both apply to the calling thread only, and are inherited by threads it creates afterwards:
  * call it only in threads that start no data-path thread. Lowering needs no privilege. */
 #ifndef SD_BGPRIO_H

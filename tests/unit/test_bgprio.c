@@ -1,6 +1,6 @@
 /* test_bgprio.c: unit tests of core/sd_bgprio: a thread that enters background priority runs
- * SCHED_BATCH at nice SD_BGPRIO_NICE in I/O class idle, as the kernel reports it for that
- * thread id; the other threads of the process keep their priority; entering twice is fine. */
+ * SCHED_BATCH at nice SD_BGPRIO_NICE at the lowest best-effort I/O level, as the kernel reports
+ * it for that thread id; the other threads keep their priority; entering twice is fine. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
