@@ -6,8 +6,9 @@
 # column (Body('a') + ":" + Body('c.f.g')) instead of the two path columns; and a one-thread
 # micro-benchmark of template evaluations; and the import of one CSV into SQLite against the
 # sqlite3 CLI's .import and into PostgreSQL against psql's \copy; then, with nginx and streamd
-# stopped, the cluster figure (bench/cluster_bench.sh) and the scaling figure
-# (bench/scaling_bench.sh). Prints one line per figure and the ratios.
+# stopped, the same runs with imports every second (bench/import_bench.sh), the cluster figure
+# (bench/cluster_bench.sh) and the scaling figure (bench/scaling_bench.sh). Prints one line per
+# figure and the ratios.
 # Usage: bench/run_bench.sh BUILD/streamd [DURATION_S]
 set -euo pipefail
 BIN=$(readlink -f "$1"); DUR=${2:-${BENCH_SECONDS:-10}}
@@ -119,22 +120,6 @@ done
 "$PG_CLUSTER" stop "$PGDIR"; PGDIR=
 rm -f "$WORK/import.csv"
 
-# wrk run: LABEL URL PID CONNS SCRIPT -> "rps p50 p99 cpu_us_per_req rss_kb non2xx"
-run_wrk() {
-  local label=$1 url=$2 pid=$3 conns=$4 script=$5
-  local c0 c1 t0 t1 out res
-  c0=$(cpu_ticks "$pid"); t0=$(date +%s.%N)
-  out=$(BODY=$WORK/body_1k.json DEPTH=8 timeout $((DUR + 30)) taskset -c 1 wrk -t1 -c"$conns" -d"${DUR}s" --timeout 10s -s "$HERE/$script" "$url" 2>&1)
-  c1=$(cpu_ticks "$pid"); t1=$(date +%s.%N)
-  res=$(echo "$out" | grep '^RESULT')
-  local rps p50 p99 reqs non2xx
-  rps=$(wrk_field "$res" rps); p50=$(wrk_field "$res" p50_us); p99=$(wrk_field "$res" p99_us)
-  reqs=$(wrk_field "$res" requests); non2xx=$(wrk_field "$res" non2xx3xx)
-  local cpu_us
-  cpu_us=$(awk -v a="$c0" -v b="$c1" -v k="$TCK" -v n="$reqs" 'BEGIN{ if (n > 0) printf "%.1f", (b-a)/k*1e6/n; else print "nan" }')
-  echo "$rps $p50 $p99 $cpu_us $(rss_kb "$pid") $non2xx"
-}
-
 # nginx
 NPORT=$(free_port); mkdir -p "$WORK/nginx"
 sed -e "s#@PREFIX@#$WORK/nginx#g" -e "s#@PORT@#$NPORT#g" "$HERE/nginx.conf.in" > "$WORK/nginx/nginx.conf"
@@ -171,24 +156,24 @@ R[nginx_200]=$(run_wrk nginx "http://127.0.0.1:$NPORT/" "$NGINX_WORKER" 200 post
 
 for k in nginx_plain streamd_plain streamd_tpl_plain streamd_path2_plain nginx_pipelined streamd_pipelined \
   streamd_tpl_pipelined streamd_path2_pipelined nginx_200 streamd_200; do
-  read -r rps p50 p99 cpu rss non2xx <<<"${R[$k]}"
+  read -r rps p50 p99 cpu rss non2xx _ <<<"${R[$k]}"
   printf '%-18s req/s=%-7s p50_us=%-6s p99_us=%-6s cpu_us_per_req=%-6s rss_kB=%-7s non2xx=%s\n' "$k" "$rps" "$p50" "$p99" "$cpu" "$rss" "$non2xx"
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "nan" }'; }
-read -r n_rps n_p50 n_p99 n_cpu _ _ <<<"${R[nginx_plain]}"
-read -r s_rps s_p50 s_p99 s_cpu _ s_non <<<"${R[streamd_plain]}"
-read -r np_rps _ _ np_cpu _ _ <<<"${R[nginx_pipelined]}"
-read -r sp_rps _ _ sp_cpu _ _ <<<"${R[streamd_pipelined]}"
-read -r _ _ _ _ s200_rss _ <<<"${R[streamd_200]}"
+read -r n_rps n_p50 n_p99 n_cpu _ _ _ <<<"${R[nginx_plain]}"
+read -r s_rps s_p50 s_p99 s_cpu _ s_non _ <<<"${R[streamd_plain]}"
+read -r np_rps _ _ np_cpu _ _ _ <<<"${R[nginx_pipelined]}"
+read -r sp_rps _ _ sp_cpu _ _ _ <<<"${R[streamd_pipelined]}"
+read -r _ _ _ _ s200_rss _ _ <<<"${R[streamd_200]}"
 echo "ratio cpu_per_record streamd/nginx = $(ratio "$s_cpu" "$n_cpu") (target <= 2.0)"
 echo "ratio req/s plain streamd/nginx = $(ratio "$s_rps" "$n_rps") (target >= 0.5)"
 echo "ratio req/s pipelined streamd/nginx = $(ratio "$sp_rps" "$np_rps") (target >= 0.5)"
 echo "p99 plain streamd - nginx = $(( (s_p99 - n_p99) / 1000 )) ms (target <= 5 ms)"
 echo "rss at 200 conns streamd = $((s200_rss / 1024)) MiB (target <= 64 MiB)"
-read -r t_rps _ _ t_cpu _ t_non <<<"${R[streamd_tpl_plain]}"
-read -r tp_rps _ _ _ _ _ <<<"${R[streamd_tpl_pipelined]}"
-read -r s2_rps _ _ s2_cpu _ _ <<<"${R[streamd_path2_plain]}"
-read -r sp2_rps _ _ _ _ _ <<<"${R[streamd_path2_pipelined]}"
+read -r t_rps _ _ t_cpu _ t_non _ <<<"${R[streamd_tpl_plain]}"
+read -r tp_rps _ _ _ _ _ _ <<<"${R[streamd_tpl_pipelined]}"
+read -r s2_rps _ _ s2_cpu _ _ _ <<<"${R[streamd_path2_plain]}"
+read -r sp2_rps _ _ _ _ _ _ <<<"${R[streamd_path2_pipelined]}"
 mean() { awk -v a="$1" -v b="$2" 'BEGIN{ printf "%.1f", (a + b) / 2 }'; }
 echo "sqlite import rows/s streamd=$IMP_SD sqlite3_cli=$IMP_CLI; with primary key streamd=$IMP_SD_PK sqlite3_cli=$IMP_CLI_PK ($IMPORT_ROWS rows)"
 echo "ratio import rows/s streamd/sqlite3 .import = $(ratio "$IMP_SD" "$IMP_CLI") (target >= 1.0), with primary key = $(ratio "$IMP_SD_PK" "$IMP_CLI_PK")"
@@ -201,10 +186,11 @@ echo "ratio req/s plain template/path = $(ratio "$t_rps" "$(mean "$s_rps" "$s2_r
 echo "ratio req/s pipelined template/path = $(ratio "$tp_rps" "$(mean "$sp_rps" "$sp2_rps")") (target >= 0.5)"
 echo "cpu_us_per_req template - path = $(awk -v a="$t_cpu" -v b="$(mean "$s_cpu" "$s2_cpu")" 'BEGIN{printf "%.1f", a-b}')"
 
-# The cluster figure, with nothing of the runs above left running (this streamd's background
-# imports would load CPU 0).
+# The imports-every-second and cluster figures, with nothing of the runs above left running
+# (this streamd's background imports would load CPU 0).
 for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
 PIDS=()
+"$HERE/import_bench.sh" "$BIN" "$DUR"
 "$HERE/cluster_bench.sh" "$BIN" "$DUR"
 # The scaling figure: 1, 2, ... loops against nginx with as many workers (BENCH_CORES).
 "$HERE/scaling_bench.sh" "$BIN" "$DUR"

@@ -48,9 +48,9 @@ wrk_cpus() {
 # ticks PID...: the CPU ticks of the processes together.
 ticks() { local t=0 p; for p in "$@"; do t=$((t + $(cpu_ticks "$p"))); done; echo "$t"; }
 
-# run_wrk URL L PID...: wrk for DUR seconds at 50 x L connections; prints "rps cpu_us_per_req
+# scale_wrk URL L PID...: wrk for DUR seconds at 50 x L connections; prints "rps cpu_us_per_req
 # requests non2xx" (CPU of the PIDs).
-run_wrk() {
+scale_wrk() {
   local url=$1 l=$2 cpus threads c0 c1 out res reqs
   shift 2
   read -r cpus threads <<<"$(wrk_cpus "$l")"
@@ -82,7 +82,7 @@ for l in "${LOOPS[@]}"; do
   for _ in $(seq 100); do [ -s "$WORK/nginx$l/nginx.pid" ] && break; sleep 0.05; done
   sleep 0.3
   # shellcheck disable=SC2046
-  read -r n_rps n_cpu _ _ <<<"$(run_wrk "http://127.0.0.1:$port/" "$l" $(cat /proc/"$master"/task/*/children))"
+  read -r n_rps n_cpu _ _ <<<"$(scale_wrk "http://127.0.0.1:$port/" "$l" $(cat /proc/"$master"/task/*/children))"
   kill "$master"; wait "$master" 2>/dev/null || true
 
   # streamd with l loops
@@ -94,7 +94,7 @@ for l in "${LOOPS[@]}"; do
   url=$(python3 "$HERE/sources.py" "$(ready_url "$WORK/ready$l" api)" "$TOKEN" bench)
   murl=$(ready_url "$WORK/ready$l" metrics)
   before=$(loop_requests "$murl")
-  read -r s_rps s_cpu s_reqs s_non <<<"$(run_wrk "$url" "$l" "$spid")"
+  read -r s_rps s_cpu s_reqs s_non <<<"$(scale_wrk "$url" "$l" "$spid")"
   after=$(loop_requests "$murl")
   share=$(join <(echo "$before" | sort) <(echo "$after" | sort) | awk -v n="$l" '
     { d[$1] = $3 - $2; t += $3 - $2 } END {

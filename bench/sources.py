@@ -2,6 +2,10 @@
 URL, one per line, in the order named. Usage: sources.py API_URL TOKEN NAME...
   bench     sink with uuid, datetime, ip, body, headers and two path columns (a, c.f.g)
   benchtpl  the same with one template column (Body('a') + ":" + Body('c.f.g')) instead
+  benchidle the bench sink with its upload and import triggers at their maxima: nothing leaves
+            the local disk during a run (bench/import_bench.sh, "without imports")
+  benchimp  the bench sink uploading every second and importing every upload (triggers at
+            their minima; with the service's minimum intervals at 1s: imports every second)
 """
 import json
 import sys
@@ -18,6 +22,14 @@ SINKS = {
     "benchtpl": ("in.c-bench.tpl", COLS[:5] + [
         {"type": "template", "name": "ag", "rawString": True,
          "template": {"language": "jsonnet", "content": "Body('a') + \":\" + Body('c.f.g')"}}]),
+    "benchidle": ("in.c-bench.idle", COLS),
+    "benchimp": ("in.c-bench.imp", COLS),
+}
+UP, IMP = "storage.level.staging.upload.trigger.", "storage.level.target.import.trigger."
+SETTINGS = {
+    "benchidle": {UP + "count": 10000000, UP + "size": "50MB", UP + "interval": "30m",
+                  IMP + "count": 10000000, IMP + "size": "500MB", IMP + "interval": "24h"},
+    "benchimp": {UP + "count": 1, UP + "interval": "1s", IMP + "count": 1},
 }
 
 
@@ -43,6 +55,9 @@ def main(api, token, names):
         wait(call("POST", "/v1/branches/default/sources/%s/sinks" % name,
                   {"sinkId": name, "name": name, "type": "table",
                    "table": {"type": "keboola", "tableId": table, "mapping": {"columns": cols}}}))
+        if name in SETTINGS:
+            wait(call("PATCH", "/v1/branches/default/sources/%s/sinks/%s/settings" % (name, name),
+                      {"settings": [{"key": k, "value": v} for k, v in SETTINGS[name].items()]}))
     for name in names:
         print(call("GET", "/v1/branches/default/sources/" + name)["http"]["url"])
 

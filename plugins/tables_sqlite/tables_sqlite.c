@@ -7,18 +7,21 @@
  * DESIGN: the context caches one connection per project database, opened on first use and
  * kept until close; each has its own mutex, so calls for one project are serialized while
  * different projects proceed in parallel (a second mutex guards only the list of
- * connections). Connections run in WAL mode, so users can read a database while streamd writes
- * it, with synchronous=FULL, so a committed import survives kill -9 and power loss, and with a
- * busy timeout, so another writer (a second streamd process, a user) delays us instead of
- * failing us at once. An import is one BEGIN IMMEDIATE ... COMMIT: the table check (and its
- * creation when missing), every row of every slice not yet in the ledger, and one ledger row
- * per such slice. BEGIN IMMEDIATE takes the write lock before the ledger is read, so two
- * importers of one slice (threads or processes) cannot both miss its ledger row. Any failure,
- * a source read error included, rolls the whole transaction back. Rows are inserted through one
- * prepared statement with values bound by pointer and length: byte-exact, '' for an empty
- * field. A table with a primary key is loaded by INSERT ... ON CONFLICT (key) DO UPDATE, so,
- * rows going in one by one in order, the last row with a key wins. Errors are returned as codes
- * with a message in err; nothing is logged here. */
+ * connections). Connections write through the "streamd" VFS, which hands their writes to the
+ * disk in chunks as they are made (tables_sqlite_vfs.h), so an import's commit and checkpoint are
+ * no bursts beside the slice writers' syncs. New databases get 16 KiB pages
+ * (TABLES_SQLITE_PAGE_SIZE). Connections run in
+ * WAL mode, so users can read a database while streamd writes it, with synchronous=FULL, so a
+ * committed import survives kill -9 and power loss, and with a busy timeout, so another writer (a
+ * second streamd process, a user) delays us instead of failing us at once. An import is one BEGIN
+ * IMMEDIATE ... COMMIT: the table check (and its creation when missing), every row of every slice
+ * not yet in the ledger, and one ledger row per such slice. BEGIN IMMEDIATE takes the write lock
+ * before the ledger is read, so two importers of one slice (threads or processes) cannot both miss
+ * its ledger row. Any failure, a source read error included, rolls the whole transaction back. Rows
+ * are inserted through one prepared statement with values bound by pointer and length: byte-exact,
+ * '' for an empty field. A table with a primary key is loaded by INSERT ... ON CONFLICT (key) DO
+ * UPDATE, so, rows going in one by one in order, the last row with a key wins. Errors are returned
+ * as codes with a message in err; nothing is logged here. */
 #include "tables/sd_tables.h"
 
 #include "core/sd_alloc.h"
@@ -28,6 +31,7 @@
 #include "core/sd_time.h"
 #include "tables/sd_csv_reader.h"
 #include "tables/sd_table_schema.h"
+#include "tables_sqlite/tables_sqlite_vfs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,6 +51,12 @@
 #define TABLES_SQLITE_CHECK_BUSY_MS 1000
 
 #define TABLES_SQLITE_LEDGER "_streamd_import_ledger"
+
+/* The page size of new databases. An import writes each page twice (into the WAL, then at the
+ * checkpoint into the database), with a system call or two per page: 16 KiB pages instead of
+ * SQLite's 4 KiB cut an import's CPU by about a third (about half of its kernel time), for
+ * appends and for upserts of random keys alike (docs/BENCHMARKS.md, issue 14). */
+#define TABLES_SQLITE_PAGE_SIZE "16384"
 
 /* One project database and its connection. */
 struct tables_sqlite_db {
@@ -208,12 +218,18 @@ static int tables_sqlite_db_open(const char *dir, const char *path, int64_t proj
         goto fail;
     }
     src = sqlite3_open_v2(path, &d->conn,
-                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                          TABLES_SQLITE_VFS_NAME);
     if (src != SQLITE_OK) {
         rc = tables_sqlite_fail(err, d->conn, src, path);
         goto fail;
     }
     sqlite3_busy_timeout(d->conn, TABLES_SQLITE_BUSY_MS);
+    /* Before the first write only: a new database gets larger pages (existing ones keep theirs) */
+    rc = tables_sqlite_exec(d->conn, "PRAGMA page_size=" TABLES_SQLITE_PAGE_SIZE, err);
+    if (rc != 0) {
+        goto fail;
+    }
     /* journal_mode answers the mode in effect: anything but "wal" (a file system without
      * shared memory, say) would block users' readers, so it is an error. While another
      * connection creates the database and switches it to WAL, the pragma answers SQLITE_BUSY at
@@ -499,6 +515,9 @@ static int tables_sqlite_open(const struct sd_config *cfg, const char *location,
     *ctx = NULL;
     if (location == NULL || location[0] == '\0') {
         return SD_EINVAL;
+    }
+    if (tables_sqlite_vfs_register() != SQLITE_OK) {
+        return -ENOMEM; /* sqlite3_vfs_register fails only for want of memory */
     }
     rc = sd_mkdir_p(location, SD_DIR_MODE);
     if (rc == 0) {

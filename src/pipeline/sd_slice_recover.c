@@ -49,27 +49,40 @@ static void sd__rows_init(struct sd__rows *r)
 
 static void sd__rows_scan(struct sd__rows *r, const unsigned char *p, size_t n)
 {
+    const unsigned char *nul;
+    size_t end, i = 0;
+
     if (r->saw_nul) {
         r->bytes += n;
         return;
     }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = p[i];
-        if (c == '"') {
-            r->in_quotes = !r->in_quotes;
-        } else if (c == '\n') {
-            if (!r->in_quotes) {
-                r->rows++;
-                r->bytes_at_row_end = r->bytes + i + 1;
+    /* Bytes after a NUL are garbage: scan up to it. Inside quotes only '"' matters, so memchr
+     * skips the long runs of field bytes; outside them (a separator, a row end) the runs are a
+     * byte or two. */
+    nul = memchr(p, '\0', n);
+    end = nul != NULL ? (size_t)(nul - p) : n;
+    while (i < end) {
+        if (r->in_quotes) {
+            const unsigned char *q = memchr(p + i, '"', end - i);
+            if (q == NULL) {
+                break;
             }
-        } else if (c == '\0') {
-            r->saw_nul = 1;
-            r->at_row_end = 0;
-            r->bytes += n;
-            return;
+            i = (size_t)(q - p) + 1;
+            r->in_quotes = 0;
+            continue;
         }
+        if (p[i] == '"') {
+            r->in_quotes = 1;
+        } else if (p[i] == '\n') {
+            r->rows++;
+            r->bytes_at_row_end = r->bytes + i + 1;
+        }
+        i++;
     }
-    if (n > 0) {
+    if (nul != NULL) {
+        r->saw_nul = 1;
+        r->at_row_end = 0;
+    } else if (n > 0) {
         r->at_row_end = (p[n - 1] == '\n' && !r->in_quotes);
     }
     r->bytes += n;

@@ -43,6 +43,7 @@
 #include "config/sd_config.h"
 #include "config/sd_config_bind.h"
 #include "core/sd_alloc.h"
+#include "core/sd_bgprio.h"
 #include "core/sd_cond.h"
 #include "core/sd_error.h"
 #include "core/sd_fs.h"
@@ -737,9 +738,8 @@ static int sd__prepare_slice_files(const char *node_id, const char *dir,
         n++;
     }
     closedir(d);
-    if (n > 0) {
-        sd_fsync_dir(dir);
-    }
+    /* The renames are not synced: lost in a crash, they leave hidden names, which every pass
+     * (this one, recovery, disk cleanup) handles alike; the staged object is what is synced. */
     qsort(files, (size_t)n, sizeof(*files), sd__cmp_slice_files);
     return n;
 }
@@ -764,6 +764,9 @@ static int sd__upload_step(void *arg)
     const char *paths[SD_OP_MAX_FILES_PER_SLICE];
     int n, rc = 0;
 
+    pthread_setname_np(pthread_self(), "sd-upload");
+    /* best effort: at the old priority only the data path's latency suffers */
+    (void)sd_bgprio_enter();
     n = u->dir ? sd__prepare_slice_files(u->node_id, u->dir, files, &u->records) : 0;
     if (n < 0) {
         snprintf(u->reason, sizeof(u->reason), "slice files cannot be verified: %s",
@@ -848,10 +851,11 @@ static void sd__upload_slice(struct sd_operator *op, const char *slice_key, json
                    sd_strerror(rc));
         goto done;
     }
-    /* The staged object (or nothing, for an empty slice) now holds the data. */
+    /* The staged object (or nothing, for an empty slice) now holds the data. Not synced: a
+     * removal lost in a crash leaves a directory that the disk cleanup removes with its entity,
+     * and a sync here would only add a device flush beside the slice writers' own. */
     if (dir != NULL) {
         sd_rm_rf(dir);
-        sd_fsync_parent(dir);
     }
     sd_log_key(SD_LOG_INFO, "operator", slice_key, "slice %s uploaded (%lld records, %llu bytes)",
                slice_key, (long long)u->records, (unsigned long long)u->size);
@@ -944,6 +948,8 @@ static int sd__import_step(void *arg)
     size_t nopen = 0;
     int rc = 0;
 
+    pthread_setname_np(pthread_self(), "sd-import");
+    (void)sd_bgprio_enter(); /* best effort, as in sd__upload_step */
     for (size_t i = 0; i < m->nslices && rc == 0; i++) {
         reads[i].staging = m->staging;
         rc = sd_staging_open_read(m->staging, m->staged_keys[i], &reads[i].reader);

@@ -24,6 +24,7 @@
 #include "config/sd_config.h"
 #include "config/sd_config_bind.h"
 #include "core/sd_alloc.h"
+#include "core/sd_bgprio.h"
 #include "core/sd_cond.h"
 #include "core/sd_error.h"
 #include "core/sd_fs.h"
@@ -1482,6 +1483,7 @@ static void *sd__stats_main(void *arg)
     struct sd_storage *st = arg;
 
     pthread_setname_np(pthread_self(), "sd-stats");
+    (void)sd_bgprio_enter(); /* best effort: off the data path's core and disk when they are busy */
     pthread_mutex_lock(&st->lock);
     while (st->is_running) {
         sd_cond_wait_ms(&st->stats_cond, &st->lock, st->cfg.stats_interval_ms);
@@ -1512,6 +1514,7 @@ static void *sd__disk_cleanup_main(void *arg)
     const char *paths[SD_STORAGE_MAX_VOLUMES];
 
     pthread_setname_np(pthread_self(), "sd-diskclean");
+    (void)sd_bgprio_enter(); /* best effort, as the statistics thread */
     for (size_t i = 0; i < st->nvolumes; i++) {
         paths[i] = st->volumes[i].path;
     }

@@ -48,6 +48,19 @@ static sqlite3 *user_open(const char *dir, int64_t project)
     return db;
 }
 
+/* PRAGMA page_size of a connection. */
+static int page_size(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int n;
+
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
 static void quote_ident(struct sd_buf *b, const char *name)
 {
     assert_int_equal(sd_buf_append_char(b, '"'), 0);
@@ -214,6 +227,37 @@ static void test_file_layout_wal(void **state)
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
     sqlite3_finalize(st);
+    assert_int_equal(page_size(db), 16384); /* new databases: larger pages (fewer writes) */
+    sqlite3_close(db);
+    tc_data_free(&d);
+}
+
+/* A database made before streamd chose its page size keeps its own and is imported into. */
+static void test_existing_page_size_kept(void **state)
+{
+    struct tc_fixture *fx = *state;
+    struct tc_data d;
+    struct tc_src src;
+    struct sd_import_slice s;
+    char *path = project_path(fx->dir, 7);
+    sqlite3 *db = NULL;
+
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "PRAGMA page_size=4096; PRAGMA journal_mode=WAL; "
+                                  "CREATE TABLE mine (x TEXT)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    free(path);
+    tc_data_make(&d, "e", 5);
+    src = tc_src_of(&d.gz);
+    s = tc_slice("slice-1", &src);
+    assert_int_equal(tc_import(fx, 7, "in.c-b.t", &s, 1), 5);
+    db = user_open(fx->dir, 7);
+    assert_non_null(db);
+    assert_int_equal(page_size(db), 4096);
     sqlite3_close(db);
     tc_data_free(&d);
 }
@@ -559,6 +603,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         TC_CONTRACT_TESTS(be),
         SQ_TEST(test_file_layout_wal),
+        SQ_TEST(test_existing_page_size_kept),
         SQ_TEST(test_reader_during_import),
         SQ_TEST(test_kill_after_import),
         SQ_TEST(test_open_from_config),
