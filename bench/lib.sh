@@ -52,3 +52,21 @@ run_wrk() {
   cpu_us=$(awk -v a="$c0" -v b="$c1" -v k="$TCK" -v n="$reqs" 'BEGIN{ if (n > 0) printf "%.1f", (b-a)/k*1e6/n; else print "nan" }')
   echo "$rps $p50 $p99 $cpu_us $(rss_kb "$pid") $non2xx $reqs"
 }
+
+# bench_workdir NAME: sets WORK (a new temporary directory under BENCH_DIR, default build/, with
+# the 1 KiB body), TCK, TOKEN (the admin token to start streamd with) and PIDS (processes to
+# stop); at exit the processes in PIDS are stopped and WORK is removed.
+bench_workdir() {
+  mkdir -p "${BENCH_DIR:-$HERE/../build}"
+  WORK=$(mktemp -d "${BENCH_DIR:-$HERE/../build}/$1.XXXXXX")
+  TCK=$(getconf CLK_TCK)
+  TOKEN=bench-admin-token-0123456789
+  PIDS=()
+  trap bench_cleanup EXIT
+  make_body "$WORK/body_1k.json"
+}
+bench_cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
+  rm -rf "$WORK"
+}

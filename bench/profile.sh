@@ -11,17 +11,7 @@ BIN=$(readlink -f "$1"); DUR=${2:-${BENCH_SECONDS:-10}}
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench/lib.sh
 . "$HERE/lib.sh"
-mkdir -p "${BENCH_DIR:-$HERE/../build}"
-WORK=$(mktemp -d "${BENCH_DIR:-$HERE/../build}/profile.XXXXXX")
-TCK=$(getconf CLK_TCK)
-TOKEN=bench-admin-token-0123456789
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-make_body "$WORK/body_1k.json"
+bench_workdir profile
 
 STREAM_ADMIN_TOKEN=$TOKEN taskset -c 0 "$BIN" --data-dir "$WORK/data" --ready-file "$WORK/ready" \
   --set api.listen=127.0.0.1:0 --set source.http.listen=127.0.0.1:0 --set metrics.listen=127.0.0.1:0 \

@@ -21,17 +21,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench/lib.sh
 . "$HERE/lib.sh"
 CORES=${BENCH_CORES:-$(nproc)}
-mkdir -p "${BENCH_DIR:-$HERE/../build}"
-WORK=$(mktemp -d "${BENCH_DIR:-$HERE/../build}/scaling-bench.XXXXXX")
-TCK=$(getconf CLK_TCK)
-TOKEN=bench-admin-token-0123456789
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-make_body "$WORK/body_1k.json"
+bench_workdir scaling-bench
 
 # The loop counts: doubling from 1 while server and wrk fit on separate CPUs, at most 8; on a
 # machine with fewer than 4 CPUs, 1 and 2 (wrk then shares the last CPU).

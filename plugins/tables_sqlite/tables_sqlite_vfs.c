@@ -161,69 +161,15 @@ static int tsv_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
 }
 
 /* Version 3 methods; a real file of an older version gets io methods without what it lacks. */
-static const sqlite3_io_methods tsv_io = {
-    3,
-    tsv_close,
-    tsv_read,
-    tsv_write,
-    tsv_truncate,
-    tsv_sync,
-    tsv_file_size,
-    tsv_lock,
-    tsv_unlock,
-    tsv_check_reserved,
-    tsv_file_control,
-    tsv_sector_size,
-    tsv_device_characteristics,
-    tsv_shm_map,
-    tsv_shm_lock,
-    tsv_shm_barrier,
-    tsv_shm_unmap,
-    tsv_fetch,
-    tsv_unfetch,
-};
-static const sqlite3_io_methods tsv_io_v2 = {
-    2,
-    tsv_close,
-    tsv_read,
-    tsv_write,
-    tsv_truncate,
-    tsv_sync,
-    tsv_file_size,
-    tsv_lock,
-    tsv_unlock,
-    tsv_check_reserved,
-    tsv_file_control,
-    tsv_sector_size,
-    tsv_device_characteristics,
-    tsv_shm_map,
-    tsv_shm_lock,
-    tsv_shm_barrier,
-    tsv_shm_unmap,
-    NULL,
-    NULL,
-};
-static const sqlite3_io_methods tsv_io_v1 = {
-    1,
-    tsv_close,
-    tsv_read,
-    tsv_write,
-    tsv_truncate,
-    tsv_sync,
-    tsv_file_size,
-    tsv_lock,
-    tsv_unlock,
-    tsv_check_reserved,
-    tsv_file_control,
-    tsv_sector_size,
-    tsv_device_characteristics,
-    NULL,
-    NULL,
-    NULL,
-    NULL,
-    NULL,
-    NULL,
-};
+#define TSV_IO_V1_METHODS                                                                          \
+    tsv_close, tsv_read, tsv_write, tsv_truncate, tsv_sync, tsv_file_size, tsv_lock, tsv_unlock,   \
+        tsv_check_reserved, tsv_file_control, tsv_sector_size, tsv_device_characteristics
+#define TSV_IO_V2_METHODS                                                                          \
+    TSV_IO_V1_METHODS, tsv_shm_map, tsv_shm_lock, tsv_shm_barrier, tsv_shm_unmap
+static const sqlite3_io_methods tsv_io = {3, TSV_IO_V2_METHODS, tsv_fetch, tsv_unfetch};
+static const sqlite3_io_methods tsv_io_v2 = {2, TSV_IO_V2_METHODS, NULL, NULL};
+static const sqlite3_io_methods tsv_io_v1 = {1,   TSV_IO_V1_METHODS, NULL, NULL, NULL, NULL, NULL,
+                                             NULL};
 
 static int tsv_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags,
                     int *out_flags)
