@@ -12,26 +12,15 @@
 set -euo pipefail
 BIN=$(readlink -f "$1"); DUR=${2:-${BENCH_SECONDS:-10}}
 HERE=$(cd "$(dirname "$0")" && pwd)
-mkdir -p "${BENCH_DIR:-$HERE/../build}"
-WORK=$(mktemp -d "${BENCH_DIR:-$HERE/../build}/ibench.XXXXXX")
-TCK=$(getconf CLK_TCK)
-SPID=
-cleanup() {
-  [ -z "$SPID" ] || { kill "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; }
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
 # shellcheck source=bench/lib.sh
 . "$HERE/lib.sh"
-make_body "$WORK/body_1k.json"
+bench_workdir ibench
 
-TOKEN=bench-admin-token-0123456789
 STREAM_ADMIN_TOKEN=$TOKEN taskset -c 0 "$BIN" --data-dir "$WORK/data" --ready-file "$WORK/ready" \
   --set api.listen=127.0.0.1:0 --set source.http.listen=127.0.0.1:0 --set metrics.listen=127.0.0.1:0 \
   --set storage.level.staging.upload.minInterval=1s --set storage.level.target.import.minInterval=1s \
   >"$WORK/streamd.log" 2>&1 &
-SPID=$!
+SPID=$!; PIDS+=("$SPID")
 wait_ready "$WORK/ready" "$SPID"
 URLS=$(python3 "$HERE/sources.py" "$(ready_url "$WORK/ready" api)" "$TOKEN" benchidle benchimp)
 IDLE_URL=$(echo "$URLS" | sed -n 1p); IMP_URL=$(echo "$URLS" | sed -n 2p)

@@ -120,8 +120,7 @@ struct sd_http_loop {
     int listen_fds[SD_HTTP_MAX_LISTENERS];          /* bound by listen(), wrapped at start */
     size_t nlisteners;
     /* Loops serving the same listeners (sd_http_loop_join): the acceptor lists them all, itself
-     * first; a joined loop points at its acceptor. index = place in that list (0 = acceptor). */
-    struct sd_http_loop *acceptor;
+     * first. index = place in that list (0 = acceptor or a loop on its own). */
     struct sd_http_loop *group[SD_HTTP_MAX_LOOPS];
     size_t ngroup;
     size_t index;
@@ -493,7 +492,6 @@ int sd_http_loop_join(struct sd_http_loop *acceptor, struct sd_http_loop *loop)
     if (acceptor->ngroup == SD_HTTP_MAX_LOOPS) {
         return SD_ELIMIT;
     }
-    loop->acceptor = acceptor;
     loop->index = acceptor->ngroup;
     acceptor->group[acceptor->ngroup++] = loop;
     return 0;
