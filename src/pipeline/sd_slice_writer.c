@@ -3,19 +3,22 @@
  *
  * DESIGN. Threads: every open writer shares one sd_taskpool of writer threads (4 per CPU,
  * 4 to 32), started with the first open writer and stopped with the last. Appenders (any
- * thread) only copy rows into the pending batch under `mu`; the first append of a batch
- * schedules the writer's task (under `mu`, so close cannot detach it in between); no I/O
- * happens under `mu`. The task runs one batch per run, on one pool thread at a time, and owns
- * the file descriptor, the compressor and every file offset meanwhile: it swaps the pending
- * batch out under `mu` (appenders keep filling the other buffer), compresses it in one go
- * ending at a sync-flush boundary, writes it with pwrite at the tracked offset, fdatasyncs
- * (disk mode), publishes the durable statistics and calls the sync callback. An append during
- * the run schedules the task again, so the next batch follows at once (group commit) behind
- * the other ready writers. Close refuses appends, detaches the task (waiting for a running
- * batch) and writes what is left on its own thread. With the `parallel` implementation, a
- * batch larger than the block size is split at append boundaries into members compressed by
- * the shared workers of sd_gzip_pool (the writer's thread works too; when they serve another
- * batch, the writer's thread compresses alone).
+ * thread) only copy rows into the pending batch under `mu`; no I/O happens under `mu`. The
+ * first append of a batch schedules the writer's task (under `mu`, so close cannot detach it
+ * in between). A held append leaves that to the appender's sd_slice_writer_start once its
+ * round of appends is done: an event loop's requests read together share one batch, and the
+ * woken writer thread does not preempt the loop in the middle of them. The task runs one
+ * batch per run, on one pool thread at a time, and owns the file descriptor, the compressor
+ * and every file offset meanwhile: it swaps the pending batch out under `mu` (appenders keep
+ * filling the other buffer), compresses it in one go ending at a sync-flush boundary, writes
+ * it with pwrite at the tracked offset, fdatasyncs (disk mode), publishes the durable
+ * statistics and calls the sync callback. An append (or start) during the run schedules the
+ * task again, so the next batch follows at once (group commit) behind the other ready
+ * writers. Close refuses appends, detaches the task (waiting for a running batch) and writes
+ * what is left on its own thread. With the `parallel` implementation, a batch larger than the
+ * block size is split at append boundaries into members compressed by the shared workers of
+ * sd_gzip_pool (the writer's thread works too; when they serve another batch, the writer's
+ * thread compresses alone).
  * Ownership: appended rows are copied; the batch buffers, output buffers, jobs and compressor
  * belong to the writer and are freed by sd_slice_writer_close.
  *
@@ -1078,8 +1081,9 @@ int sd_slice_writer_open(const struct sd_slice_writer_opts *opts, sd_slice_sync_
     return 0;
 }
 
-int sd_slice_writer_append(struct sd_slice_writer *w, const void *rows, size_t len, uint32_t nrows,
-                           int64_t record_ms, uint64_t *seq)
+/* Both appends; start: the batch's first append queues the writer's task. */
+static int sd__append(struct sd_slice_writer *w, const void *rows, size_t len, uint32_t nrows,
+                      int64_t record_ms, uint64_t *seq, int start)
 {
     size_t end;
     int rc = 0;
@@ -1113,13 +1117,34 @@ int sd_slice_writer_append(struct sd_slice_writer *w, const void *rows, size_t l
             w->pending_st.last_ms = record_ms;
         }
         *seq = ++w->last_seq;
-        if (w->pending_appends == 1) {
+        if (start && w->pending_appends == 1) {
             /* The first append of a batch: queue the task (or rerun it after its batch). */
             sd_task_schedule(&w->task);
         }
     }
     pthread_mutex_unlock(&w->mu);
     return rc;
+}
+
+int sd_slice_writer_append(struct sd_slice_writer *w, const void *rows, size_t len, uint32_t nrows,
+                           int64_t record_ms, uint64_t *seq)
+{
+    return sd__append(w, rows, len, nrows, record_ms, seq, 1);
+}
+
+int sd_slice_writer_append_held(struct sd_slice_writer *w, const void *rows, size_t len,
+                                uint32_t nrows, int64_t record_ms, uint64_t *seq)
+{
+    return sd__append(w, rows, len, nrows, record_ms, seq, 0);
+}
+
+void sd_slice_writer_start(struct sd_slice_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    if (w->pending_appends > 0 && !w->closing) {
+        sd_task_schedule(&w->task);
+    }
+    pthread_mutex_unlock(&w->mu);
 }
 
 void sd_slice_writer_stats(struct sd_slice_writer *w, struct sd_slice_stats *out)

@@ -104,6 +104,16 @@ int sd_slice_writer_open(const struct sd_slice_writer_opts *opts, sd_slice_sync_
 int sd_slice_writer_append(struct sd_slice_writer *w, const void *rows, size_t len, uint32_t nrows,
                            int64_t record_ms, uint64_t *seq);
 
+/* Like sd_slice_writer_append, but the batch's write and sync wait for sd_slice_writer_start (or
+ * an unheld append, or the close): an event loop holds the appends of one round and starts them
+ * together, so they share a batch. */
+int sd_slice_writer_append_held(struct sd_slice_writer *w, const void *rows, size_t len,
+                                uint32_t nrows, int64_t record_ms, uint64_t *seq);
+
+/* Queues the write and sync of the held appends (a no-op when none wait or the writer closes).
+ * Any thread. */
+void sd_slice_writer_start(struct sd_slice_writer *w);
+
 /* Statistics of durable data so far (synced batches plus recovered data). Thread-safe. */
 void sd_slice_writer_stats(struct sd_slice_writer *w, struct sd_slice_stats *out);
 

@@ -79,9 +79,12 @@ struct sd_slice_handle {
     sd_slice_sync_fn net_fn; /* a source node's file (sd_storage_net_open): its sync results */
     void *net_arg;
     struct sd_slice_stats last_flushed;
-    int is_reported_not_ready; /* writer threads only (one callback at a time) */
-    uint64_t appenders;        /* bit i: appender i appended here (atomic, set first) */
-    int refs;                  /* releases left after SD_ECLOSED (atomic) */
+    int is_reported_not_ready;   /* writer threads only (one callback at a time) */
+    uint64_t appenders;          /* bit i: appender i appended here (atomic, set first) */
+    uint64_t held;               /* bit i: appender i holds appends here until its flush (atomic) */
+    pthread_mutex_t writer_lock; /* a start (sd_storage_flush) against the close of writer */
+    int refs; /* releases left: 1, one per appender holding appends; after SD_ECLOSED, one
+               * per appender (atomic) */
     void *waiters[SD_STORAGE_MAX_APPENDERS]; /* each owned by its appender's thread */
     struct sd_slice_handle *next_open;       /* list of open slices (stats thread) */
 };
@@ -206,10 +209,12 @@ struct sd_storage {
     json_t *net_files;    /* {sliceKey: open files of source nodes} (under lock) */
     /* a source-only node: its files on the writer nodes */
     struct sd_remote *remote;
-    size_t min_slices;                         /* writer.network.minSlicesPerSourceNode */
-    uint64_t rounds[SD_STORAGE_MAX_APPENDERS]; /* each appender's rounds (sd_storage_flush;
-                                                * its loop thread only) */
-    int is_random_pick;                        /* writer.network.pipelineBalancer rand */
+    size_t min_slices;                            /* writer.network.minSlicesPerSourceNode */
+    uint64_t rounds[SD_STORAGE_MAX_APPENDERS];    /* each appender's rounds (sd_storage_flush;
+                                                   * its loop thread only) */
+    struct sd_buf held[SD_STORAGE_MAX_APPENDERS]; /* each appender's slices with held appends
+                                                   * (handles; its loop thread only) */
+    int is_random_pick;                           /* writer.network.pipelineBalancer rand */
 };
 
 static void sd__random_alnum(char *out, size_t n)
@@ -570,6 +575,7 @@ static struct sd_slice_handle *sd__slice_handle(struct sd_storage *st, const cha
 
     slice->storage = st;
     slice->refs = 1;
+    pthread_mutex_init(&slice->writer_lock, NULL);
     slice->key = sd_xstrdup(slice_key);
     slice->node_id = sd_xstrdup(node_id);
     /* "<fileKey>/<volumeId>/<sliceOpenedAt>" */
@@ -617,6 +623,7 @@ static int sd__writer_close(struct sd_storage *st, struct sd_slice_handle *slice
 {
     char name[SD_HEALTH_NAME_MAX];
     struct sd_slice_handle **pp;
+    struct sd_slice_writer *writer;
     int rc;
 
     pthread_mutex_lock(&st->lock);
@@ -628,8 +635,11 @@ static int sd__writer_close(struct sd_storage *st, struct sd_slice_handle *slice
     }
     pthread_mutex_unlock(&st->lock);
     memset(final, 0, sizeof(*final));
-    rc = sd_slice_writer_close(slice->writer, final);
+    pthread_mutex_lock(&slice->writer_lock); /* no start from here on (the close writes all) */
+    writer = slice->writer;
     slice->writer = NULL;
+    pthread_mutex_unlock(&slice->writer_lock);
+    rc = sd_slice_writer_close(writer, final);
     snprintf(name, sizeof(name), "slice %s", slice->key);
     sd_health_clear(st->health, name);
     if (rc != 0) {
@@ -660,7 +670,7 @@ static void sd__slice_close(struct sd_storage *st, struct sd_slice_handle *slice
     }
     if (st->listener != NULL) {
         int appenders = __builtin_popcountll(__atomic_load_n(&slice->appenders, __ATOMIC_ACQUIRE));
-        __atomic_store_n(&slice->refs, appenders > 0 ? appenders : 1, __ATOMIC_RELEASE);
+        __atomic_add_fetch(&slice->refs, appenders > 0 ? appenders - 1 : 0, __ATOMIC_ACQ_REL);
         st->listener(st->listener_arg, slice, 0, SD_ECLOSED);
     } else {
         sd_storage_slice_release(slice);
@@ -672,6 +682,7 @@ void sd_storage_slice_release(struct sd_slice_handle *slice)
     if (slice == NULL || __atomic_sub_fetch(&slice->refs, 1, __ATOMIC_ACQ_REL) > 0) {
         return;
     }
+    pthread_mutex_destroy(&slice->writer_lock);
     free(slice->key);
     free(slice->file_key);
     free(slice->node_id);
@@ -1426,9 +1437,40 @@ static int sd__append_remote(struct sd_storage *st, struct sd_sink_slot *slot, u
 
 void sd_storage_flush(struct sd_storage *st, unsigned appender)
 {
+    struct sd_slice_handle **held = (struct sd_slice_handle **)st->held[appender].data;
+    size_t nheld = st->held[appender].len / sizeof(*held);
+    uint64_t bit = (uint64_t)1 << appender;
+
+    for (size_t i = 0; i < nheld; i++) {
+        __atomic_fetch_and(&held[i]->held, ~bit, __ATOMIC_RELAXED);
+        pthread_mutex_lock(&held[i]->writer_lock);
+        if (held[i]->writer != NULL) {
+            sd_slice_writer_start(held[i]->writer);
+        }
+        pthread_mutex_unlock(&held[i]->writer_lock);
+        sd_storage_slice_release(held[i]);
+    }
+    st->held[appender].len = 0;
     if (st->remote != NULL) {
         st->rounds[appender]++;
         sd_remote_flush(st->remote);
+    }
+}
+
+/* Notes that appender holds appends to slice until its sd_storage_flush (which releases the
+ * reference taken here). The appender's own thread. */
+static void sd__hold(struct sd_storage *st, struct sd_slice_handle *slice, unsigned appender)
+{
+    uint64_t bit = (uint64_t)1 << appender;
+
+    if ((__atomic_fetch_or(&slice->held, bit, __ATOMIC_RELAXED) & bit) != 0) {
+        return;
+    }
+    if (sd_buf_append(&st->held[appender], &slice, sizeof(slice)) == 0) {
+        __atomic_add_fetch(&slice->refs, 1, __ATOMIC_ACQ_REL);
+    } else { /* out of memory: start the batch now */
+        __atomic_fetch_and(&slice->held, ~bit, __ATOMIC_RELAXED);
+        sd_slice_writer_start(slice->writer);
     }
 }
 
@@ -1441,8 +1483,11 @@ int sd_storage_append(struct sd_sink_slot *slot, unsigned appender, const void *
     pthread_mutex_lock(&slot->lock);
     if (slot->slice != NULL) {
         sd__mark_appender(slot->slice, appender);
-        rc = sd_slice_writer_append(slot->slice->writer, rows, len, nrows, record_ms, seq);
+        rc = sd_slice_writer_append_held(slot->slice->writer, rows, len, nrows, record_ms, seq);
         *slice = slot->slice;
+        if (rc == 0) {
+            sd__hold(slot->storage, slot->slice, appender);
+        }
     } else if (slot->storage->remote != NULL) {
         rc = sd__append_remote(slot->storage, slot, appender, rows, len, nrows, slice, seq);
     }
@@ -1692,6 +1737,13 @@ void sd_storage_close(struct sd_storage *st)
             sd__slice_close(st, slot->remote[i]);
         }
         sd__slot_free(slot);
+    }
+    for (size_t a = 0; a < SD_STORAGE_MAX_APPENDERS; a++) { /* holds the last round left */
+        struct sd_slice_handle **held = (struct sd_slice_handle **)st->held[a].data;
+        for (size_t i = 0; i < st->held[a].len / sizeof(*held); i++) {
+            sd_storage_slice_release(held[i]);
+        }
+        sd_buf_fini(&st->held[a]);
     }
     sd_bounded_destroy(st->closes); /* closes in the background finish first */
     sd_remote_destroy(st->remote);

@@ -104,16 +104,19 @@ json_t *sd_storage_active_sinks(struct sd_storage *st);
 /* Whether a 200 waits for the sync (storage.level.local.encoding.sync.wait) for this slot. */
 int sd_storage_slot_wait(const struct sd_sink_slot *slot);
 /* Appends CSV rows to the slot's current slice without blocking on I/O, for appender (below
- * SD_STORAGE_MAX_APPENDERS; any number of appenders may append to one slot at once). On success
- * sets the slice and seq to wait for. Returns 0, SD_ELIMIT (back-pressure), SD_EUNHEALTHY,
- * SD_ECLOSED. */
+ * SD_STORAGE_MAX_APPENDERS; any number of appenders may append to one slot at once). The rows'
+ * write and sync start at the appender's next sd_storage_flush, so the records of one round
+ * share a batch. On success sets the slice and seq to wait for. Returns 0, SD_ELIMIT
+ * (back-pressure), SD_EUNHEALTHY, SD_ECLOSED. */
 int sd_storage_append(struct sd_sink_slot *slot, unsigned appender, const void *rows, size_t len,
                       uint32_t nrows, int64_t record_ms, struct sd_slice_handle **slice,
                       uint64_t *seq);
-/* Sends what appends queued for writer nodes since the last flush (a source-only node; a no-op
- * with volumes): each loop of the data endpoint calls it (as appender) after each of its rounds,
- * so a round's records go out in one write per writer node, and the balancer's turn of that
- * appender moves. */
+/* Starts what appender appended since its last flush: the write and sync of each slice it
+ * appended to on our volumes, and (a source-only node) the send to the writer nodes. Each loop
+ * of the data endpoint calls it (as appender) after each of its rounds, so a round's records
+ * share a batch and go out in one write per writer node, and the balancer's turn of that
+ * appender moves. Appends wait for it: an appender must flush after its appends (sd_storage_close
+ * writes what is left). */
 void sd_storage_flush(struct sd_storage *st, unsigned appender);
 /* Appender-side storage of appender's waiters on a slice (the data endpoint's bookkeeping;
  * storage never touches it). */

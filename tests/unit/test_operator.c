@@ -209,6 +209,7 @@ static void test_stuck_upload_is_abandoned_and_retried(void **state)
     assert_int_equal(sd_storage_sink_activate(d.storage, sink, settings, &slot), 0);
     fixture_sync(d.storage, &slots_lock);
     assert_int_equal(sd_storage_append(slot, 0, "a\n", 2, 1, sd_now_ms(), &slice, &seq), 0);
+    sd_storage_flush(d.storage, 0);
     j = find_slice(d.state, "writing");
     assert_non_null(j);
     snprintf(slice_key, sizeof(slice_key), "%s/%s/%s", file_key,

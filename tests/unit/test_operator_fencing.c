@@ -160,6 +160,7 @@ static void test_racing_coordinators_apply_each_transition_once(void **state)
         int len = snprintf(row, sizeof(row), "\"r%d\"\n", i);
         assert_int_equal(sd_storage_append(slot, 0, row, (size_t)len, 1, sd_now_ms(), &slice, &seq),
                          0);
+        sd_storage_flush(storage, 0);
         next = fixture_open_file(st, cfg, file_key);
         free(file_key);
         file_key = next;

@@ -1324,6 +1324,56 @@ static void test_back_pressure(void **state)
     fault_fini(&f);
 }
 
+/* Held appends (an event loop's round) wait for sd_slice_writer_start and then share one
+ * batch; the close writes held appends nobody started. */
+static void test_held_appends(void **state)
+{
+    struct tctx *t = *state;
+    struct sd_slice_writer_opts o;
+    struct sd_slice_writer *w = NULL;
+    struct fault f;
+    struct sd_slice_io io;
+    struct rec r;
+    struct sd_slice_stats st;
+    uint64_t seq = 0;
+    int writes, syncs;
+    uint64_t calls;
+
+    fault_init(&f);
+    faulty_writer_opts(t->dir, &f, &io, &r, &o);
+    assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, NULL), 0);
+    sd_slice_writer_start(w); /* nothing held: no batch */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sd_slice_writer_append_held(w, "\"a\"\n", 4, 1, 1000, &seq), 0);
+    }
+    usleep(200 * 1000);
+    pthread_mutex_lock(&f.mu);
+    writes = f.write_calls;
+    syncs = f.sync_calls;
+    pthread_mutex_unlock(&f.mu);
+    pthread_mutex_lock(&r.mu);
+    calls = r.calls;
+    pthread_mutex_unlock(&r.mu);
+    assert_int_equal(writes, 0);
+    assert_int_equal(syncs, 0);
+    assert_int_equal(calls, 0);
+
+    sd_slice_writer_start(w);
+    assert_int_equal(rec_wait(&r, seq), 1);
+    pthread_mutex_lock(&f.mu);
+    writes = f.write_calls;
+    pthread_mutex_unlock(&f.mu);
+    assert_int_equal(writes, 1); /* the three rows in one batch */
+    assert_int_equal(r.calls, 1);
+
+    assert_int_equal(sd_slice_writer_append_held(w, "\"b\"\n", 4, 1, 1000, &seq), 0);
+    assert_int_equal(sd_slice_writer_close(w, &st), 0);
+    assert_int_equal(rec_wait(&r, seq), 1);
+    assert_int_equal(st.records, 4);
+    rec_fini(&r);
+    fault_fini(&f);
+}
+
 /* Appends during close answer SD_ECLOSED; what was accepted before is still written. */
 struct closer {
     struct sd_slice_writer *w;
@@ -1761,6 +1811,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fdatasync_failure_twice, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_back_pressure, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_closed, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_held_appends, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_many_writers, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_stuck_sync_isolated, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_kill_fast, setup_dir, teardown_dir),
