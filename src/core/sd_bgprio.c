@@ -1,9 +1,8 @@
 /* sd_bgprio.c: lowers a thread's CPU and I/O priority (sd_bgprio.h).
  *
- * DESIGN: Linux keeps the scheduling policy, the nice value and the I/O priority per thread,
- * so each call addresses the caller's thread id: sched_setattr(SCHED_BATCH, nice) for the CPU
- * part (nice through sched_setattr, not setpriority(PRIO_PROCESS, 0), which glibc applies to
- * the thread group leader only) and the ioprio_set system call (no glibc wrapper) for the I/O
+ * DESIGN: Linux keeps the scheduling policy and the I/O priority per thread, so each call
+ * addresses the caller's thread id: sched_setattr(SCHED_IDLE) for the CPU part and the
+ * ioprio_set system call (no glibc wrapper) for the I/O
  * part. No state, no locks; failures are returned, never logged. */
 #include "core/sd_bgprio.h"
 
@@ -39,8 +38,7 @@ int sd_bgprio_enter(void)
 
     memset(&a, 0, sizeof(a));
     a.size = sizeof(a);
-    a.sched_policy = SCHED_BATCH;
-    a.sched_nice = SD_BGPRIO_NICE;
+    a.sched_policy = SCHED_IDLE;
     if (syscall(SYS_sched_setattr, tid, &a, 0) != 0) {
         return -errno;
     }
@@ -64,6 +62,6 @@ int sd_bgprio_is_background(int tid)
     if (io < 0) {
         return -errno;
     }
-    return a.sched_policy == SCHED_BATCH && a.sched_nice >= SD_BGPRIO_NICE &&
+    return a.sched_policy == SCHED_IDLE &&
            io == ((SD__IOPRIO_CLASS_BE << SD__IOPRIO_CLASS_SHIFT) | SD__IOPRIO_BE_LOWEST);
 }

@@ -1,7 +1,7 @@
 """Background work runs at background priority (issue 14): the threads that upload slices
 (sd-upload), import files (sd-import), flush statistics (sd-stats) and clean the disk
-(sd-diskclean) run SCHED_BATCH at nice 10, as /proc shows them; every other thread (the event
-loops, the slice writers) stays at the normal policy, the event loops at nice 0."""
+(sd-diskclean) run SCHED_IDLE, as /proc shows them; every other thread (the event loops, the
+slice writers) stays at the normal policy, the event loops at nice 0."""
 import json
 import os
 import threading
@@ -9,7 +9,7 @@ import time
 
 from helpers import FAST, PATH_COLUMNS
 
-SCHED_OTHER, SCHED_BATCH = 0, 3
+SCHED_OTHER, SCHED_IDLE = 0, 5
 BACKGROUND = {"sd-upload", "sd-import", "sd-stats", "sd-diskclean"}
 
 
@@ -59,4 +59,4 @@ def test_background_threads_yield_to_the_data_path(streamd_factory):
         poster.join()
     assert set(seen) == BACKGROUND, seen
     for name, prio in seen.items():
-        assert prio == (10, SCHED_BATCH), (name, prio)
+        assert prio == (0, SCHED_IDLE), (name, prio)

@@ -1,5 +1,5 @@
 /* test_bgprio.c: unit tests of core/sd_bgprio: a thread that enters background priority runs
- * SCHED_BATCH at nice SD_BGPRIO_NICE at the lowest best-effort I/O level, as the kernel reports
+ * SCHED_IDLE at the lowest best-effort I/O level, as the kernel reports
  * it for that thread id; the other threads keep their priority; entering twice is fine. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +9,9 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -21,29 +23,36 @@ struct probe {
     int rc_enter;
     int rc_again;
     int is_bg_after;
-    int nice_field; /* field 19 of /proc/self/task/<tid>/stat, read in the thread */
+    int policy_field; /* field 41 of /proc/self/task/<tid>/stat, read in the thread */
 };
 
-/* The nice value the kernel shows for a thread in /proc (what ps and top read). */
-static int stat_nice(int tid)
+/* The scheduling policy the kernel shows for a thread in /proc (field 41 of its stat, what ps
+ * reads), or -1. */
+static int stat_policy(int tid)
 {
     char path[64], buf[1024];
     FILE *f;
     char *p;
-    int nice = -100;
+    int policy = -1;
 
     snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
     f = fopen(path, "r");
     if (f == NULL) {
-        return -100;
+        return -1;
     }
     if (fgets(buf, sizeof(buf), f) != NULL && (p = strrchr(buf, ')')) != NULL) {
-        /* after ") ": state(3) ppid pgrp session tty_nr tpgid flags minflt cminflt majflt
-         * cmajflt utime stime cutime cstime priority nice(19) */
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %d", &nice);
+        /* after ") " come fields 3 (state) to 52: skip 3..40 */
+        char *save = NULL;
+        char *tok = strtok_r(p + 2, " ", &save);
+        for (int field = 3; tok != NULL && field < 41; field++) {
+            tok = strtok_r(NULL, " ", &save);
+        }
+        if (tok != NULL) {
+            policy = atoi(tok);
+        }
     }
     fclose(f);
-    return nice;
+    return policy;
 }
 
 static void *bg_main(void *arg)
@@ -54,7 +63,7 @@ static void *bg_main(void *arg)
     pr->rc_enter = sd_bgprio_enter();
     pr->rc_again = sd_bgprio_enter();
     pr->is_bg_after = sd_bgprio_is_background(0);
-    pr->nice_field = stat_nice(pr->tid);
+    pr->policy_field = stat_policy(pr->tid);
     return NULL;
 }
 
@@ -71,11 +80,11 @@ static void test_thread_enters_background(void **state)
     assert_int_equal(pr.rc_enter, 0);
     assert_int_equal(pr.rc_again, 0);
     assert_int_equal(pr.is_bg_after, 1);
-    assert_int_equal(pr.nice_field, SD_BGPRIO_NICE);
+    assert_int_equal(pr.policy_field, SCHED_IDLE);
     /* the caller's thread is untouched */
     assert_int_equal(sd_bgprio_is_background(0), 0);
     assert_int_equal(sd_bgprio_is_background(me), 0);
-    assert_int_equal(stat_nice(me), 0);
+    assert_int_equal(stat_policy(me), SCHED_OTHER);
 }
 
 /* A thread created by a background thread inherits its priority (why the header says to call
