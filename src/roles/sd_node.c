@@ -74,6 +74,9 @@ unsigned sd_node_role_by_name(const char *name)
 /* source.http.loops 0: one loop per CPU, at most this many (a slot's appends are serialized:
  * more loops mostly wait for each other). */
 #define SD_NODE_AUTO_LOOPS 16
+_Static_assert(SD_NODE_AUTO_LOOPS <= SD_HTTP_MAX_LOOPS, "the default loops form one group");
+_Static_assert(SD_HTTP_MAX_LOOPS <= SD_STORAGE_MAX_APPENDERS,
+               "each source loop appends to storage as its own appender");
 /* The API's request body limit (its configuration bodies are small). */
 #define SD_NODE_API_MAX_BODY_BYTES (1024 * 1024)
 #define SD_NODE_API_MAX_BODY_TEXT "1MB"

@@ -69,6 +69,8 @@ struct sd_volume {
     int lock_fd;
 };
 
+_Static_assert(SD_STORAGE_MAX_APPENDERS <= 64, "a slice's appenders are bits of a uint64_t");
+
 struct sd_slice_handle {
     struct sd_storage *storage;
     struct sd_slice_writer *writer; /* a file on our volumes, or */

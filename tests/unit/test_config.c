@@ -24,6 +24,7 @@
 #include "core/sd_buf.h"
 #include "core/sd_error.h"
 #include "core/sd_fs.h"
+#include "net/sd_http.h"
 
 /* ---- helpers ---- */
 
@@ -1205,6 +1206,17 @@ static void test_getter_misuse_aborts(void **state)
     }
 }
 
+/* source.http.loops accepts exactly as many loops as one sd_http group can join (the node
+ * asserts at compile time that storage has an appender for each). */
+static void test_loops_bound_is_the_group_limit(void **state)
+{
+    const struct sd_opt *o = sd_opt_find("source.http.loops");
+
+    (void)state;
+    assert_non_null(o);
+    assert_int_equal(o->max, SD_HTTP_MAX_LOOPS);
+}
+
 static void test_dump(void **state)
 {
     char *env[] = {"STREAM_ADMIN_TOKEN=my-admin-token-0123456789", NULL};
@@ -1379,6 +1391,7 @@ int main(void)
         cmocka_unit_test(test_set_after_load),
         cmocka_unit_test(test_getters),
         cmocka_unit_test(test_getter_misuse_aborts),
+        cmocka_unit_test(test_loops_bound_is_the_group_limit),
         cmocka_unit_test(test_dump),
         cmocka_unit_test(test_apply_text),
     };
