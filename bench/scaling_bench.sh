@@ -6,8 +6,9 @@
 # each, 50 connections per loop. Reports req/s, the server's CPU per request, and for streamd the
 # smallest share of requests one loop served (streamd_http_loop_requests_total); then, per
 # doubling of loops, the req/s ratio (target >= 1.7 from 1 to 8 loops) and the CPU per record
-# ratio (target within 10 %); and the RSS at 200 connections with the default number of loops
-# (target <= 64 MiB).
+# ratio (target within 10 %; next to it nginx's own ratio, which shows what sharing the CPUs
+# with wrk adds on a small machine); and the RSS at 200 connections with the default number of
+# loops (target <= 64 MiB).
 #
 # BENCH_CORES (default: the CPUs of this machine) is how many CPUs the run may use; loops double
 # while the server and wrk each get their own CPUs, up to 8 (BENCH_CORES=16 runs 1, 2, 4, 8 loops
@@ -60,7 +61,7 @@ loop_requests() {
 }
 
 echo "# scaling $(date -u +%Y-%m-%dT%H:%M:%SZ) commit $(git -C "$HERE/.." rev-parse --short HEAD 2>/dev/null || echo none), ${DUR}s per run, BENCH_CORES=$CORES, loops ${LOOPS[*]}"
-declare -A RPS CPU
+declare -A RPS CPU NCPU
 for l in "${LOOPS[@]}"; do
   last=$((l - 1))
   # nginx with l workers
@@ -91,7 +92,7 @@ for l in "${LOOPS[@]}"; do
       if (length(d) < n || t == 0) { print "0.0"; exit }
       m = 1; for (k in d) if (d[k] / t < m) m = d[k] / t; printf "%.1f", m * 100 }')
   kill "$spid"; wait "$spid" 2>/dev/null || true
-  RPS[$l]=$s_rps; CPU[$l]=$s_cpu
+  RPS[$l]=$s_rps; CPU[$l]=$s_cpu; NCPU[$l]=$n_cpu
   printf 'scaling loops=%-2s nginx req/s=%-7s cpu_us_per_req=%-5s | streamd req/s=%-7s cpu_us_per_req=%-5s non2xx=%s smallest_loop_share=%s%%\n' \
     "$l" "$n_rps" "$n_cpu" "$s_rps" "$s_cpu" "$s_non" "$share"
 done
@@ -112,7 +113,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else pr
 prev=
 for l in "${LOOPS[@]}"; do
   if [ -n "$prev" ]; then
-    echo "scaling ratio streamd $l/$prev loops: req/s = $(ratio "${RPS[$l]}" "${RPS[$prev]}") (target >= 1.7 with wrk on its own CPUs), cpu_per_record = $(ratio "${CPU[$l]}" "${CPU[$prev]}") (target <= 1.10)"
+    echo "scaling ratio streamd $l/$prev loops: req/s = $(ratio "${RPS[$l]}" "${RPS[$prev]}") (target >= 1.7 with wrk on its own CPUs), cpu_per_record = $(ratio "${CPU[$l]}" "${CPU[$prev]}") (target <= 1.10; nginx's own $l/$prev workers: $(ratio "${NCPU[$l]}" "${NCPU[$prev]}"), what sharing the machine's CPUs with wrk adds)"
   fi
   prev=$l
 done
