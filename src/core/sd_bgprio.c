@@ -2,8 +2,8 @@
  *
  * DESIGN: Linux keeps the scheduling policy and the I/O priority per thread, so each call
  * addresses the caller's thread id: sched_setattr(SCHED_IDLE) for the CPU part and the
- * ioprio_set system call (no glibc wrapper) for the I/O
- * part. No state, no locks; failures are returned, never logged. */
+ * ioprio_set system call (no glibc wrapper) for the I/O part. No state, no locks; failures are
+ * returned, never logged. */
 #include "core/sd_bgprio.h"
 
 #include <errno.h>

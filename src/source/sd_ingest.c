@@ -233,12 +233,16 @@ void sd_ingest_shutdown(struct sd_ingest *in)
     sd__swap_routes(in, NULL, 1);
 }
 
-/* The routing table and whether the endpoint shuts down, for a reader holding its loop's
+/* The routing table, and whether the endpoint shuts down, for a reader holding its loop's
  * routes_lock. */
-static struct sd_routes *sd__routes(struct sd_ingest *in, int *is_shutting_down)
+static struct sd_routes *sd__routes(struct sd_ingest *in)
 {
-    *is_shutting_down = __atomic_load_n(&in->is_shutting_down, __ATOMIC_ACQUIRE);
     return __atomic_load_n(&in->routes, __ATOMIC_ACQUIRE);
+}
+
+static int sd__is_shutting_down(struct sd_ingest *in)
+{
+    return __atomic_load_n(&in->is_shutting_down, __ATOMIC_ACQUIRE);
 }
 
 static const struct sd_route_source *sd__find_source(const struct sd_routes *r, int64_t project,
@@ -634,17 +638,14 @@ static const struct sd_route_source *sd__route(struct sd_ingest_loop *il, struct
                                                const struct sd_str parts[3], int64_t project)
 {
     const struct sd_route_source *src;
-    struct sd_routes *routes;
-    int is_shutting_down;
 
     pthread_rwlock_rdlock(&il->routes_lock);
-    routes = sd__routes(il->in, &is_shutting_down);
-    if (is_shutting_down) {
+    if (sd__is_shutting_down(il->in)) {
         pthread_rwlock_unlock(&il->routes_lock);
         sd__send_shutdown(req);
         return NULL;
     }
-    src = sd__find_source(routes, project, parts[1].p, parts[1].len);
+    src = sd__find_source(sd__routes(il->in), project, parts[1].p, parts[1].len);
     if (src == NULL || !sd__secret_matches(src->secret, parts[2].p, parts[2].len)) {
         pthread_rwlock_unlock(&il->routes_lock);
         sd__send_error(req, 404, "stream.in.noSourceFound",
@@ -825,10 +826,8 @@ static void sd__map_job(void *arg, int is_cancelled)
 
     job->is_cancelled = is_cancelled;
     if (!is_cancelled && sd_mono_ms() < job->deadline_ms) {
-        int is_shutting_down;
         pthread_rwlock_rdlock(&il->routes_lock);
-        src = sd__find_source(sd__routes(in, &is_shutting_down), job->project_id, job->parts[1].p,
-                              job->parts[1].len);
+        src = sd__find_source(sd__routes(in), job->project_id, job->parts[1].p, job->parts[1].len);
         if (src != NULL) {
             job->rows = sd_xcalloc(src->nsinks + 1, sizeof(*job->rows));
             job->nrows = src->nsinks;
@@ -995,13 +994,11 @@ void sd_ingest_handle(void *arg, struct sd_http_req *req)
 void sd_ingest_after_round(struct sd_http_loop *loop, void *arg)
 {
     struct sd_ingest_loop *il = arg;
-    int is_shutting_down;
 
     (void)loop;
     /* under the routes lock: once sd_ingest_shutdown returned, storage may be closed */
     pthread_rwlock_rdlock(&il->routes_lock);
-    (void)sd__routes(il->in, &is_shutting_down);
-    if (!is_shutting_down) {
+    if (!sd__is_shutting_down(il->in)) {
         sd_storage_flush(il->in->storage, il->index);
     }
     pthread_rwlock_unlock(&il->routes_lock);

@@ -1465,9 +1465,12 @@ static void sd__hold(struct sd_storage *st, struct sd_slice_handle *slice, unsig
 {
     uint64_t bit = (uint64_t)1 << appender;
 
-    if ((__atomic_fetch_or(&slice->held, bit, __ATOMIC_RELAXED) & bit) != 0) {
+    /* once per round: only this appender sets or clears its bit, so a load tells, and the other
+     * appends of the round write nothing to the shared handle */
+    if ((__atomic_load_n(&slice->held, __ATOMIC_RELAXED) & bit) != 0) {
         return;
     }
+    __atomic_fetch_or(&slice->held, bit, __ATOMIC_RELAXED);
     if (sd_buf_append(&st->held[appender], &slice, sizeof(slice)) == 0) {
         __atomic_add_fetch(&slice->refs, 1, __ATOMIC_ACQ_REL);
     } else { /* out of memory: start the batch now */
