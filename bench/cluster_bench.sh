@@ -45,17 +45,13 @@ forget() {
 
 make_body "$WORK/body_1k.json"
 
-# start_node NAME ARG...: a streamd process on CPU 0 with its own data dir, log and ready file;
-# ARG are further options and the roles. Sets NODE_PID.
+# start_node NAME ARG...: a streamd process on CPU 0 (start_streamd); ARG are further options and
+# the roles. Sets NODE_PID.
 start_node() {
   local name=$1
   shift
-  STREAM_ADMIN_TOKEN=$TOKEN taskset -c 0 "$BIN" --data-dir "$WORK/$name" --ready-file "$WORK/$name.ready" \
-    --set api.listen=127.0.0.1:0 --set source.http.listen=127.0.0.1:0 --set metrics.listen=127.0.0.1:0 \
-    "$@" >"$WORK/$name.log" 2>&1 &
-  NODE_PID=$!
-  PIDS+=("$NODE_PID")
-  wait_ready "$WORK/$name.ready" "$NODE_PID"
+  start_streamd "$name" 0 "$@"
+  NODE_PID=$SPID
 }
 
 # wait_routed URL: until a record posted with ?verbose=true reports the bench sink.

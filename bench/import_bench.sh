@@ -16,13 +16,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 bench_workdir ibench
 
-STREAM_ADMIN_TOKEN=$TOKEN taskset -c 0 "$BIN" --data-dir "$WORK/data" --ready-file "$WORK/ready" \
-  --set api.listen=127.0.0.1:0 --set source.http.listen=127.0.0.1:0 --set metrics.listen=127.0.0.1:0 \
-  --set storage.level.staging.upload.minInterval=1s --set storage.level.target.import.minInterval=1s \
-  >"$WORK/streamd.log" 2>&1 &
-SPID=$!; PIDS+=("$SPID")
-wait_ready "$WORK/ready" "$SPID"
-URLS=$(python3 "$HERE/sources.py" "$(ready_url "$WORK/ready" api)" "$TOKEN" benchidle benchimp)
+start_streamd data 0 \
+  --set storage.level.staging.upload.minInterval=1s --set storage.level.target.import.minInterval=1s
+URLS=$(python3 "$HERE/sources.py" "$(ready_url "$WORK/data.ready" api)" "$TOKEN" benchidle benchimp)
 IDLE_URL=$(echo "$URLS" | sed -n 1p); IMP_URL=$(echo "$URLS" | sed -n 2p)
 DB=$WORK/data/tables/project-1.sqlite
 
@@ -39,7 +35,7 @@ PY
 }
 
 # Imported files so far (the operator logs one line per import).
-imports() { grep -c 'imported into in.c-bench.imp' "$WORK/streamd.log" || true; }
+imports() { grep -c 'imported into in.c-bench.imp' "$WORK/data.log" || true; }
 
 # A run against the imports' sink: SCRIPT -> the run_wrk fields, then the whole way's CPU per
 # record (µs), the seconds from the end of the run until the last record was in the table, and

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # lib.sh: helpers shared by the bench scripts (sourced, not run): free loopback ports, a process's
 # CPU ticks and RSS, ready files, the 1 KiB body, the fields of wrk's RESULT line (post.lua), a
-# wrk run.
+# wrk run, starting streamd, the work directory.
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # utime + stime of every thread of a process, in clock ticks (getconf CLK_TCK per second)
@@ -39,11 +39,11 @@ wait_ready() {
 # run_wrk LABEL URL PID CONNS SCRIPT -> "rps p50 p99 cpu_us_per_req rss_kb non2xx requests": wrk (1 thread
 # on CPU 1) for $DUR seconds with $WORK/body_1k.json; the CPU is PID's over the run (CLK_TCK $TCK).
 run_wrk() {
-  local label=$1 url=$2 pid=$3 conns=$4 script=$5
-  local c0 c1 t0 t1 out res
-  c0=$(cpu_ticks "$pid"); t0=$(date +%s.%N)
+  local url=$2 pid=$3 conns=$4 script=$5 # LABEL ($1) names the server for the reader only
+  local c0 c1 out res
+  c0=$(cpu_ticks "$pid")
   out=$(BODY=$WORK/body_1k.json DEPTH=8 timeout $((DUR + 30)) taskset -c 1 wrk -t1 -c"$conns" -d"${DUR}s" --timeout 10s -s "$HERE/$script" "$url" 2>&1)
-  c1=$(cpu_ticks "$pid"); t1=$(date +%s.%N)
+  c1=$(cpu_ticks "$pid")
   res=$(echo "$out" | grep '^RESULT')
   local rps p50 p99 reqs non2xx
   rps=$(wrk_field "$res" rps); p50=$(wrk_field "$res" p50_us); p99=$(wrk_field "$res" p99_us)
@@ -51,6 +51,22 @@ run_wrk() {
   local cpu_us
   cpu_us=$(awk -v a="$c0" -v b="$c1" -v k="$TCK" -v n="$reqs" 'BEGIN{ if (n > 0) printf "%.1f", (b-a)/k*1e6/n; else print "nan" }')
   echo "$rps $p50 $p99 $cpu_us $(rss_kb "$pid") $non2xx $reqs"
+}
+
+# start_streamd NAME CPUS [ARG...]: starts streamd ($BIN, admin token $TOKEN) pinned to CPUS
+# ("" = unpinned), with its data in $WORK/NAME, its ready file $WORK/NAME.ready and its output in
+# $WORK/NAME.log, every listener on a free loopback port, and ARG (options, roles); waits until it
+# is ready. Sets SPID and adds it to PIDS.
+start_streamd() {
+  local name=$1 cpus=$2 pin=()
+  shift 2
+  [ -z "$cpus" ] || pin=(taskset -c "$cpus")
+  STREAM_ADMIN_TOKEN=$TOKEN "${pin[@]}" "$BIN" --data-dir "$WORK/$name" --ready-file "$WORK/$name.ready" \
+    --set api.listen=127.0.0.1:0 --set source.http.listen=127.0.0.1:0 --set metrics.listen=127.0.0.1:0 \
+    "$@" >"$WORK/$name.log" 2>&1 &
+  SPID=$!
+  PIDS+=("$SPID")
+  wait_ready "$WORK/$name.ready" "$SPID"
 }
 
 # bench_workdir NAME: sets WORK (a new temporary directory under BENCH_DIR, default build/, with

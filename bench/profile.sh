@@ -13,12 +13,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 bench_workdir profile
 
-STREAM_ADMIN_TOKEN=$TOKEN taskset -c 0 "$BIN" --data-dir "$WORK/data" --ready-file "$WORK/ready" \
-  --set api.listen=127.0.0.1:0 --set source.http.listen=127.0.0.1:0 --set metrics.listen=127.0.0.1:0 \
-  >"$WORK/streamd.log" 2>&1 &
-SPID=$!; PIDS+=("$SPID")
-wait_ready "$WORK/ready" "$SPID"
-URL=$(python3 "$HERE/sources.py" "$(ready_url "$WORK/ready" api)" "$TOKEN" bench)
+start_streamd data 0
+URL=$(python3 "$HERE/sources.py" "$(ready_url "$WORK/data.ready" api)" "$TOKEN" bench)
 # warm-up: the sink's first slice and files exist, buffers are grown
 BODY=$WORK/body_1k.json taskset -c 1 wrk -t1 -c50 -d2s -s "$HERE/post.lua" "$URL" >/dev/null 2>&1
 

@@ -134,12 +134,8 @@ NGINX_WORKER=$(cat /proc/"$NGINX_MASTER"/task/*/children | awk '{print $1}')
 
 # streamd standalone on the real disk
 TOKEN=bench-admin-token-0123456789
-STREAM_ADMIN_TOKEN=$TOKEN taskset -c 0 "$BIN" --data-dir "$WORK/data" --ready-file "$WORK/ready" \
-  --set api.listen=127.0.0.1:0 --set source.http.listen=127.0.0.1:0 --set metrics.listen=127.0.0.1:0 \
-  >"$WORK/streamd.log" 2>&1 &
-SPID=$!; PIDS+=("$SPID")
-wait_ready "$WORK/ready" "$SPID"
-URL=$(python3 "$HERE/sources.py" "$(ready_url "$WORK/ready" api)" "$TOKEN" bench benchtpl)
+start_streamd data 0
+URL=$(python3 "$HERE/sources.py" "$(ready_url "$WORK/data.ready" api)" "$TOKEN" bench benchtpl)
 TURL=$(echo "$URL" | sed -n 2p); URL=$(echo "$URL" | sed -n 1p)
 
 echo "# make bench $(date -u +%Y-%m-%dT%H:%M:%SZ) commit $(git -C "$HERE/.." rev-parse --short HEAD 2>/dev/null || echo none), ${DUR}s per run, 1 KiB JSON, wrk -t1 on CPU 1, servers on CPU 0"

@@ -77,15 +77,12 @@ for l in "${LOOPS[@]}"; do
   kill "$master"; wait "$master" 2>/dev/null || true
 
   # streamd with l loops
-  STREAM_ADMIN_TOKEN=$TOKEN taskset -c 0-$last "$BIN" --data-dir "$WORK/data$l" --ready-file "$WORK/ready$l" \
-    --set api.listen=127.0.0.1:0 --set source.http.listen=127.0.0.1:0 --set metrics.listen=127.0.0.1:0 \
-    --set source.http.loops="$l" >"$WORK/streamd$l.log" 2>&1 &
-  spid=$!; PIDS+=("$spid")
-  wait_ready "$WORK/ready$l" "$spid"
-  url=$(python3 "$HERE/sources.py" "$(ready_url "$WORK/ready$l" api)" "$TOKEN" bench)
-  murl=$(ready_url "$WORK/ready$l" metrics)
+  start_streamd "data$l" "0-$last" --set source.http.loops="$l"
+  spid=$SPID
+  url=$(python3 "$HERE/sources.py" "$(ready_url "$WORK/data$l.ready" api)" "$TOKEN" bench)
+  murl=$(ready_url "$WORK/data$l.ready" metrics)
   before=$(loop_requests "$murl")
-  read -r s_rps s_cpu s_reqs s_non <<<"$(scale_wrk "$url" "$l" "$spid")"
+  read -r s_rps s_cpu _ s_non <<<"$(scale_wrk "$url" "$l" "$spid")"
   after=$(loop_requests "$murl")
   share=$(join <(echo "$before" | sort) <(echo "$after" | sort) | awk -v n="$l" '
     { d[$1] = $3 - $2; t += $3 - $2 } END {
@@ -97,13 +94,10 @@ for l in "${LOOPS[@]}"; do
     "$l" "$n_rps" "$n_cpu" "$s_rps" "$s_cpu" "$s_non" "$share"
 done
 # RSS at 200 connections with the default number of loops (one per CPU, no pinning)
-STREAM_ADMIN_TOKEN=$TOKEN "$BIN" --data-dir "$WORK/data-default" --ready-file "$WORK/ready-default" \
-  --set api.listen=127.0.0.1:0 --set source.http.listen=127.0.0.1:0 --set metrics.listen=127.0.0.1:0 \
-  >"$WORK/streamd-default.log" 2>&1 &
-spid=$!; PIDS+=("$spid")
-wait_ready "$WORK/ready-default" "$spid"
-url=$(python3 "$HERE/sources.py" "$(ready_url "$WORK/ready-default" api)" "$TOKEN" bench)
-loops=$(loop_requests "$(ready_url "$WORK/ready-default" metrics)" | wc -l)
+start_streamd data-default ""
+spid=$SPID
+url=$(python3 "$HERE/sources.py" "$(ready_url "$WORK/data-default.ready" api)" "$TOKEN" bench)
+loops=$(loop_requests "$(ready_url "$WORK/data-default.ready" metrics)" | wc -l)
 BODY=$WORK/body_1k.json timeout $((DUR + 30)) taskset -c $((CORES - 1)) wrk -t1 -c200 -d"${DUR}s" --timeout 10s \
   -s "$HERE/post.lua" "$url" >/dev/null 2>&1
 echo "scaling rss at 200 conns with the default $loops loops = $(($(rss_kb "$spid") / 1024)) MiB (target <= 64 MiB)"
