@@ -64,11 +64,12 @@ struct sd_slice_writer_opts {
     enum sd_sync_mode sync_mode;
     size_t max_pending_bytes; /* budget of appended rows not yet written (pending batch and
                                * the batch being written); beyond -> SD_ELIMIT; 0 = 64 MiB */
-    int allocate;             /* fallocate(FALLOC_FL_KEEP_SIZE) allocate_bytes for each file before
-                               * its first write (an idle writer reserves nothing), unless that
-                               * leaves the volume less than a tenth of its size free (a burst
-                               * of sinks cannot fill it with reservations), and give the unused
-                               * rest back at close; failure is logged, not fatal */
+    int allocate;             /* fallocate allocate_bytes for each file before its first write
+                               * (an idle writer reserves nothing), setting the file's size so a
+                               * batch's sync writes no new size, unless that leaves the volume
+                               * less than a tenth of its size free (a burst of sinks cannot
+                               * fill it with reservations); the zero tail is cut at close;
+                               * failure is logged, not fatal */
     int64_t allocate_bytes;   /* bytes to reserve per file (the caller picks static or relative) */
     const struct sd_slice_io *io;      /* test seam, NULL = real syscalls; borrowed for the
                                         * writer's lifetime */

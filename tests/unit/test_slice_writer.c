@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "core/sd_alloc.h"
 #include "core/sd_buf.h"
 #include "core/sd_error.h"
 #include "core/sd_fs.h"
@@ -690,14 +691,19 @@ static void test_allocate(void **state)
     o.allocate_bytes = 4 << 20;
     assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, NULL), 0);
     p = file_path(t->dir, "n1", 1, 1);
-    /* An idle writer reserves nothing; the first data reserves the space, close gives the
-     * unused rest back. */
+    /* An idle writer reserves nothing; the first data reserves the space, close cuts the
+     * unused rest. */
     assert_int_equal(stat(p, &sb), 0);
     assert_true((int64_t)sb.st_blocks * 512 < (1 << 20));
     make_row(row, sizeof(row), "a", 1, 10);
     assert_int_equal(append_wait(w, &r, row, NULL), 1);
     assert_int_equal(stat(p, &sb), 0);
     assert_true((int64_t)sb.st_blocks * 512 >= (4 << 20));
+    /* The reservation sets the size (a batch's sync then writes no new size). */
+    assert_int_equal(sb.st_size, 4 << 20);
+    assert_int_equal(append_wait(w, &r, row, NULL), 1);
+    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal(sb.st_size, 4 << 20);
     assert_int_equal(sd_slice_writer_close(w, &st), 0);
     assert_int_equal(stat(p, &sb), 0);
     assert_true((int64_t)sb.st_blocks * 512 < (1 << 20));
@@ -706,6 +712,63 @@ static void test_allocate(void **state)
     assert_int_equal(gzip_t(p), 0);
     free(p);
     rec_fini(&r);
+}
+
+/* A file caught while its writer has a reservation (as a crash leaves it: the synced rows,
+ * then zeros up to the reserved size) recovers to exactly its synced rows. */
+static void allocated_crash_case(const struct tctx *t, enum sd_compression comp)
+{
+    struct sd_slice_writer_opts o;
+    struct sd_slice_writer *w = NULL;
+    struct rec r;
+    struct sd_slice_stats st;
+    struct sd_buf expect = SD_BUF_INIT;
+    struct sd_buf got = SD_BUF_INIT;
+    char *copy = sd_xasprintf("%s/crashed", t->dir);
+    char *p = file_path(t->dir, "n1", 1, comp == SD_COMPRESSION_GZIP);
+    char *data = NULL;
+    size_t len = 0;
+    char row[512];
+
+    rec_init(&r);
+    default_opts(&o, t->dir);
+    o.compression = comp;
+    o.allocate = 1;
+    o.allocate_bytes = 1 << 20;
+    assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, NULL), 0);
+    for (int i = 0; i < 3; i++) {
+        int n = make_row(row, sizeof(row), "c", (uint64_t)i, 30);
+        sd_buf_append(&expect, row, (size_t)n);
+        assert_int_equal(append_wait(w, &r, row, NULL), 1);
+    }
+    assert_int_equal(sd_read_file(p, &data, &len), 0);
+    assert_int_equal(len, 1 << 20);
+    assert_int_equal(data[len - 1], 0);
+    assert_int_equal(sd_write_file_atomic(copy, data, len, SD_FILE_MODE), 0);
+    assert_int_equal(sd_slice_recover(copy, &st), 0);
+    assert_int_equal(st.records, 3);
+    assert_int_equal(read_file_content(copy, comp == SD_COMPRESSION_GZIP, &got, &len),
+                     comp == SD_COMPRESSION_GZIP ? 1 : 0);
+    assert_int_equal(len, st.compressed_bytes);
+    assert_int_equal(got.len, expect.len);
+    assert_memory_equal(got.data, expect.data, expect.len);
+    assert_int_equal(sd_slice_writer_close(w, NULL), 0);
+    free(data);
+    free(copy);
+    free(p);
+    sd_buf_fini(&expect);
+    sd_buf_fini(&got);
+    rec_fini(&r);
+}
+
+static void test_allocate_crash_gzip(void **state)
+{
+    allocated_crash_case(*state, SD_COMPRESSION_GZIP);
+}
+
+static void test_allocate_crash_none(void **state)
+{
+    allocated_crash_case(*state, SD_COMPRESSION_NONE);
 }
 
 /* A volume as fstatvfs reports it to the writer (real I/O otherwise). */
@@ -1647,7 +1710,8 @@ static void kill_cb(void *arg, uint64_t seq, int rc)
     }
 }
 
-static void kill_child_main(const char *dir, int ackfd, enum sd_gzip_impl impl)
+static void kill_child_main(const char *dir, int ackfd, enum sd_gzip_impl impl,
+                            int64_t allocate_bytes)
 {
     struct sd_slice_writer_opts o;
     struct sd_slice_writer *w = NULL;
@@ -1660,6 +1724,8 @@ static void kill_child_main(const char *dir, int ackfd, enum sd_gzip_impl impl)
     o.gzip_impl = impl;
     o.gzip_concurrency = 2;
     o.gzip_block_size = 32 * 1024;
+    o.allocate = allocate_bytes > 0;
+    o.allocate_bytes = allocate_bytes;
     if (sd_slice_writer_open(&o, kill_cb, &k, &w, NULL) != 0) {
         _exit(3);
     }
@@ -1679,7 +1745,10 @@ static void kill_child_main(const char *dir, int ackfd, enum sd_gzip_impl impl)
     _exit(5);
 }
 
-static void kill_case(const struct tctx *t, enum sd_gzip_impl impl, int run_ms)
+/* Kills a writer appending as fast as it can after run_ms and recovers its file; with
+ * allocate_bytes, the file reserved that much and the recovery cuts the zero tail. */
+static void kill_case(const struct tctx *t, enum sd_gzip_impl impl, int run_ms,
+                      int64_t allocate_bytes)
 {
     int p[2];
     pid_t pid;
@@ -1700,7 +1769,7 @@ static void kill_case(const struct tctx *t, enum sd_gzip_impl impl, int run_ms)
     assert_true(pid >= 0);
     if (pid == 0) {
         close(p[0]);
-        kill_child_main(t->dir, p[1], impl);
+        kill_child_main(t->dir, p[1], impl, allocate_bytes);
     }
     close(p[1]);
     clock_gettime(CLOCK_MONOTONIC, &until);
@@ -1729,6 +1798,11 @@ static void kill_case(const struct tctx *t, enum sd_gzip_impl impl, int run_ms)
     }
     close(p[0]);
     assert_true(acked > 0);
+    if (allocate_bytes > 0) {
+        struct stat sb;
+        assert_int_equal(stat(path, &sb), 0);
+        assert_int_equal(sb.st_size, allocate_bytes);
+    }
     assert_int_equal(sd_slice_recover(path, &st), 0);
     assert_int_equal(gzip_t(path), 0);
     assert_true(read_file_content(path, 1, &got, NULL) >= 1);
@@ -1772,13 +1846,19 @@ static void kill_case(const struct tctx *t, enum sd_gzip_impl impl, int run_ms)
 
 static void test_kill_fast(void **state)
 {
-    kill_case(*state, SD_GZIP_FAST, 150);
-    kill_case(*state, SD_GZIP_FAST, 400);
+    kill_case(*state, SD_GZIP_FAST, 150, 0);
+    kill_case(*state, SD_GZIP_FAST, 400, 0);
 }
 
 static void test_kill_parallel(void **state)
 {
-    kill_case(*state, SD_GZIP_PARALLEL, 300);
+    kill_case(*state, SD_GZIP_PARALLEL, 300, 0);
+}
+
+static void test_kill_allocated(void **state)
+{
+    kill_case(*state, SD_GZIP_FAST, 150, (int64_t)1 << 30);
+    kill_case(*state, SD_GZIP_PARALLEL, 300, (int64_t)1 << 30);
 }
 
 int main(void)
@@ -1794,6 +1874,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_none, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_invalid_opts, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_allocate, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_allocate_crash_gzip, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_allocate_crash_none, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_allocate_keeps_volume_floor, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_recover_every_cut_fast, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_recover_every_cut_zlib, setup_dir, teardown_dir),
@@ -1816,6 +1898,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stuck_sync_isolated, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_kill_fast, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_kill_parallel, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_kill_allocated, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
