@@ -1058,6 +1058,25 @@ struct sd_str sd_http_header(struct sd_http_req *r, const char *lower_name)
     return v;
 }
 
+/* Dotted IPv4 text of the 4 bytes at a (inet_ntop formats it with sprintf, a visible cost for
+ * each record); out holds at least 16 bytes. */
+static void sd__format_ipv4(const unsigned char *a, char *out)
+{
+    char *p = out;
+
+    for (int i = 0; i < 4; i++) {
+        unsigned v = a[i];
+        if (v >= 100) {
+            *p++ = (char)('0' + v / 100);
+        }
+        if (v >= 10) {
+            *p++ = (char)('0' + v / 10 % 10);
+        }
+        *p++ = (char)('0' + v % 10);
+        *p++ = i < 3 ? '.' : '\0';
+    }
+}
+
 void sd_http_peer_ip(struct sd_http_req *r, char *out, size_t len)
 {
     h2o_req_t *req = sd__h2o_req(r);
@@ -1068,12 +1087,12 @@ void sd_http_peer_ip(struct sd_http_req *r, char *out, size_t len)
     if (sl == 0) {
         return;
     }
-    if (ss.ss_family == AF_INET) {
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)len);
+    if (ss.ss_family == AF_INET && len >= INET_ADDRSTRLEN) {
+        sd__format_ipv4((const unsigned char *)&((struct sockaddr_in *)&ss)->sin_addr, out);
     } else if (ss.ss_family == AF_INET6) {
         struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a)) {
-            inet_ntop(AF_INET, &a->s6_addr[12], out, (socklen_t)len);
+        if (IN6_IS_ADDR_V4MAPPED(a) && len >= INET_ADDRSTRLEN) {
+            sd__format_ipv4(&a->s6_addr[12], out);
         } else {
             inet_ntop(AF_INET6, a, out, (socklen_t)len);
         }

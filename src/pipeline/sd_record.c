@@ -238,8 +238,15 @@ int sd_record_headers_json(struct sd_record *rec, struct sd_str *out)
     int rc = 0;
 
     if (rec->headers_state == 0) {
+        size_t plain = 2; /* the braces, then per header its text, 2 quotes each and 2 marks */
+        for (size_t i = 0; i < rec->nheaders; i++) {
+            plain += rec->headers[i].name.len + rec->headers[i].value.len + 6;
+        }
         sd_buf_reset(b);
-        rc = sd_buf_append_char(b, '{');
+        rc = sd_buf_reserve(b, plain); /* one allocation instead of a doubling for each */
+        if (rc == 0) {
+            rc = sd_buf_append_char(b, '{');
+        }
         for (size_t i = 0; rc == 0 && i < rec->nheaders; i++) {
             h = &rec->headers[i];
             if (i > 0 && sd_str_eq(h->name, rec->headers[i - 1].name)) {

@@ -674,7 +674,8 @@ static struct sd_pending *sd__pending_new(struct sd_ingest_loop *il, struct sd_h
     p->refs = 1;
     p->project_id = src->project_id;
     p->branch_id = src->branch_id;
-    snprintf(p->source_id, sizeof(p->source_id), "%s", src->source_id);
+    /* (a copy: the routes table may be replaced while p waits; calloc ended it) */
+    memcpy(p->source_id, src->source_id, strnlen(src->source_id, sizeof(p->source_id) - 1));
     p->nsinks = src->nsinks;
     p->is_verbose = sd_http_query_param(req, "verbose", &verbose) && verbose.len == 4 &&
                     memcmp(verbose.p, "true", 4) == 0;

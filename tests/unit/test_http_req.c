@@ -91,9 +91,9 @@ static int server_stop(void **state)
     return 0;
 }
 
-/* Sends request (which asks to close the connection after it) and returns the response body
- * (owned), or NULL. */
-static char *exchange(const struct server *s, const char *request)
+/* Sends request (which asks to close the connection after it) from the loopback address from
+ * (NULL: 127.0.0.1) and returns the response body (owned), or NULL. */
+static char *exchange(const struct server *s, const char *from, const char *request)
 {
     struct sockaddr_in sa;
     struct timeval tv = {5, 0};
@@ -110,6 +110,13 @@ static char *exchange(const struct server *s, const char *request)
     sa.sin_port = htons((uint16_t)s->port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (from != NULL) {
+        struct sockaddr_in local;
+        memset(&local, 0, sizeof(local));
+        local.sin_family = AF_INET;
+        assert_int_equal(inet_pton(AF_INET, from, &local.sin_addr), 1);
+        assert_int_equal(bind(fd, (struct sockaddr *)&local, sizeof(local)), 0);
+    }
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     assert_int_equal(send(fd, request, strlen(request), MSG_NOSIGNAL), (ssize_t)strlen(request));
     while ((n = recv(fd, chunk, sizeof(chunk), 0)) > 0) {
@@ -126,7 +133,7 @@ static char *exchange(const struct server *s, const char *request)
 
 static void expect(const struct server *s, const char *request, const char *want)
 {
-    char *got = exchange(s, request);
+    char *got = exchange(s, NULL, request);
 
     assert_non_null(got);
     assert_string_equal(got, want);
@@ -174,6 +181,22 @@ static void test_data_endpoint_record(void **state)
            "type= ip=127.0.0.1 time=now\n");
 }
 
+/* The record's ip is the peer's address, whatever the width of its numbers. */
+static void test_peer_ip(void **state)
+{
+    const struct server *s = *state;
+    static const char *const from[] = {"127.0.0.1", "127.10.200.5", "127.255.99.0", "127.100.9.10"};
+    char want[64];
+
+    for (size_t i = 0; i < sizeof(from) / sizeof(from[0]); i++) {
+        char *got = exchange(s, from[i], "GET /a HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+        assert_non_null(got);
+        snprintf(want, sizeof(want), " ip=%s time=now\n", from[i]);
+        assert_non_null(strstr(got, want));
+        free(got);
+    }
+}
+
 /* The API test endpoint: no Host, and the API token never reaches the record. */
 static void test_api_test_endpoint_record(void **state)
 {
@@ -193,6 +216,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_data_endpoint_record, data_server_start, server_stop),
+        cmocka_unit_test_setup_teardown(test_peer_ip, data_server_start, server_stop),
         cmocka_unit_test_setup_teardown(test_api_test_endpoint_record, api_test_server_start,
                                         server_stop),
     };
