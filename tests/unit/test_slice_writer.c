@@ -771,6 +771,76 @@ static void test_allocate_crash_none(void **state)
     allocated_crash_case(*state, SD_COMPRESSION_NONE);
 }
 
+/* The writes of a writer: how many bytes went to the file, and how many of them were zeros
+ * written at or after the highest offset data reached. */
+struct write_log {
+    uint64_t data_end;
+    uint64_t zero_bytes;
+    uint64_t zero_end;
+};
+
+static ssize_t logged_pwrite(void *arg, int fd, const void *buf, size_t len, off_t off)
+{
+    struct write_log *l = arg;
+    const char *p = buf;
+    size_t i = 0;
+
+    while (i < len && p[i] == 0) {
+        i++;
+    }
+    if (len >= 4096 && i == len) {
+        l->zero_bytes += len;
+        l->zero_end = (uint64_t)off + len;
+    } else if ((uint64_t)off + len > l->data_end) {
+        l->data_end = (uint64_t)off + len;
+    }
+    return pwrite(fd, buf, len, off);
+}
+
+/* Within the reservation, the batch whose data reaches unwritten blocks writes a mebibyte of
+ * zeros after its data (synced with it); the batches after it overwrite them and write none,
+ * up to the reservation's end. */
+static void test_allocate_zero_ahead(void **state)
+{
+    struct tctx *t = *state;
+    struct sd_slice_writer_opts o;
+    struct sd_slice_writer *w = NULL;
+    struct write_log l = {0, 0, 0};
+    struct sd_slice_io io = {NULL, logged_pwrite, NULL, NULL, &l};
+    struct rec r;
+    char row[512];
+    uint64_t first_end;
+
+    rec_init(&r);
+    default_opts(&o, t->dir);
+    o.compression = SD_COMPRESSION_NONE;
+    o.allocate = 1;
+    o.allocate_bytes = (3 << 20) / 2;
+    o.io = &io;
+    assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, NULL), 0);
+    make_row(row, sizeof(row), "z", 1, 300);
+    assert_int_equal(append_wait(w, &r, row, NULL), 1);
+    first_end = l.data_end;
+    assert_int_equal(l.zero_end, first_end + (1 << 20));
+    assert_int_equal(l.zero_bytes, 1 << 20);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(append_wait(w, &r, row, NULL), 1);
+    }
+    assert_int_equal(l.zero_bytes, 1 << 20);
+    /* Past the zeros: the rest of the reservation, and nothing beyond it. */
+    while (l.data_end <= first_end + (1 << 20)) {
+        assert_int_equal(append_wait(w, &r, row, NULL), 1);
+    }
+    assert_int_equal(l.zero_end, (3 << 20) / 2);
+    while (l.data_end <= (3 << 20) / 2) {
+        assert_int_equal(append_wait(w, &r, row, NULL), 1);
+    }
+    assert_int_equal(append_wait(w, &r, row, NULL), 1);
+    assert_int_equal(l.zero_end, (3 << 20) / 2);
+    assert_int_equal(sd_slice_writer_close(w, NULL), 0);
+    rec_fini(&r);
+}
+
 /* A volume as fstatvfs reports it to the writer (real I/O otherwise). */
 struct fake_volume {
     uint64_t total;
@@ -1874,6 +1944,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_none, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_invalid_opts, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_allocate, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_allocate_zero_ahead, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_allocate_crash_gzip, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_allocate_crash_none, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_allocate_keeps_volume_floor, setup_dir, teardown_dir),
