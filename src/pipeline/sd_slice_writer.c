@@ -21,7 +21,8 @@
  * thread compresses alone).
  * Reservation: the first batch of a file reserves its space with fallocate, which sets the
  * file's size; the batch whose data reaches unwritten reserved blocks writes zeros a mebibyte
- * ahead, so a batch's fdatasync neither writes a new size nor converts an extent. Close cuts
+ * ahead (growing the reservation when the slice outgrows it), so a batch's fdatasync neither
+ * writes a new size nor converts an extent. Close cuts
  * the zero tail; after a crash, recovery cuts it (zeros never continue a gzip stream or a row).
  * Ownership: appended rows are copied; the batch buffers, output buffers, jobs and compressor
  * belong to the writer and are freed by sd_slice_writer_close.
@@ -69,6 +70,7 @@
 #define SD__SW_RESERVE_FLOOR_DIV 10           /* reservations leave a tenth of the volume free */
 #define SD__SW_ZERO_AHEAD ((uint64_t)1 << 20) /* zeros written ahead of the data at a time */
 #define SD__SW_ZERO_CHUNK ((size_t)64 << 10)
+#define SD__SW_RESERVE_STEP ((uint64_t)4 << 20) /* the least a reservation grows by */
 
 /* Rows and receive times of a batch. */
 struct sd__batch_stats {
@@ -449,40 +451,48 @@ static int sd__io_fstatvfs(const struct sd_slice_writer *w, int fd, struct statv
     return fstatvfs(fd, out);
 }
 
-/* Reserves the file's space, unless the reservation would leave the volume less than a tenth
- * of its size free: reservations of many sinks at once must not fill it (their data still can,
- * and then fails as a full volume does). The reservation sets the file's size (its blocks read
- * as zeros until written): a batch's fdatasync then writes no new size, which makes it a
- * quarter cheaper than an append's. The zero tail is cut at close; after a crash, recovery
- * cuts it as it cuts a torn batch (a zero byte is never a valid continuation). */
-static void sd__allocate(struct sd_slice_writer *w)
+/* Reserves the file's blocks [from, to) and sets its size to at least to, unless that would
+ * leave the volume less than a tenth of its size free: reservations of many sinks at once must
+ * not fill it (their data still can, and then fails as a full volume does). Blocks reserved
+ * this way read as zeros until written, and a batch written inside the size has no new size to
+ * sync: its fdatasync costs a quarter less than an append's. The zero tail is cut at close;
+ * after a crash, recovery cuts it as it cuts a torn batch (a zero byte is never a valid
+ * continuation). Returns 1 if reserved (reserved_end is then to). On failure, the file is cut
+ * back to keep (the end of what it holds): a failed fallocate may keep what it got. */
+static int sd__reserve(struct sd_slice_writer *w, uint64_t from, uint64_t to, uint64_t keep)
 {
     struct statvfs vfs;
+    int err;
 
-    if (!w->opts.allocate || w->opts.allocate_bytes <= 0) {
-        return;
-    }
     if (sd__io_fstatvfs(w, w->fd, &vfs) == 0) {
         uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
         uint64_t floor = (uint64_t)vfs.f_blocks * vfs.f_frsize / SD__SW_RESERVE_FLOOR_DIV;
-        if (avail < floor || avail - floor < (uint64_t)w->opts.allocate_bytes) {
+        if (avail < floor || avail - floor < to - from) {
             sd_log_debug("slice", "no reservation for %s: %llu bytes free", w->path,
                          (unsigned long long)avail);
-            return;
+            return 0;
         }
     }
-    if (fallocate(w->fd, 0, 0, (off_t)w->opts.allocate_bytes) == 0) {
-        w->reserved_end = (uint64_t)w->opts.allocate_bytes;
+    if (fallocate(w->fd, 0, (off_t)from, (off_t)(to - from)) == 0) {
+        w->reserved_end = to;
+        return 1;
+    }
+    err = errno;
+    if (ftruncate(w->fd, (off_t)keep) != 0) {
+        sd_log_warn("slice", "releasing preallocated space of %s failed: %s", w->path,
+                    sd_strerror(-errno));
+    }
+    sd_log_warn("slice", "fallocate %llu bytes for %s failed: %s (continuing)",
+                (unsigned long long)(to - from), w->path, sd_strerror(-err));
+    return 0;
+}
+
+/* The reservation at a file's first data (an idle slice reserves nothing). */
+static void sd__allocate(struct sd_slice_writer *w)
+{
+    if (w->opts.allocate && w->opts.allocate_bytes > 0 &&
+        sd__reserve(w, 0, (uint64_t)w->opts.allocate_bytes, w->off)) {
         w->zeroed_end = w->off;
-    } else {
-        int err = errno;
-        /* A failed fallocate may keep the blocks (and the size) it got: give them back. */
-        if (ftruncate(w->fd, (off_t)w->off) != 0) {
-            sd_log_warn("slice", "releasing preallocated space of %s failed: %s", w->path,
-                        sd_strerror(-errno));
-        }
-        sd_log_warn("slice", "fallocate %lld bytes for %s failed: %s (continuing)",
-                    (long long)w->opts.allocate_bytes, w->path, sd_strerror(-err));
     }
 }
 
@@ -673,14 +683,25 @@ static void sd__on_sync_failure(struct sd_slice_writer *w, int err)
 /* Writes zeros over the reserved (unwritten) blocks after the data's end at, when the data
  * reached them: a later batch then overwrites written blocks, and its fdatasync has no extent
  * to convert (on ext4 150 us and 40 us of CPU instead of 215 and 60 for a 3 KB batch). The
- * batch's own sync takes the zeros along, a mebibyte at a time. */
+ * batch's own sync takes the zeros along, a mebibyte at a time. A slice whose data outgrew its
+ * reservation (the relative size follows the last slices, and a small one predicts little)
+ * extends it by half, at least by 4 MiB, so its later batches are not appends; a slice that
+ * stays small never reserves more. */
 static int sd__zero_ahead(struct sd_slice_writer *w, uint64_t at)
 {
     static const char zeros[SD__SW_ZERO_CHUNK];
     uint64_t end;
 
-    if (at <= w->zeroed_end || at >= w->reserved_end) {
+    if (at <= w->zeroed_end || w->reserved_end == 0) {
         return 0;
+    }
+    if (at >= w->reserved_end) {
+        uint64_t grow =
+            w->reserved_end / 2 > SD__SW_RESERVE_STEP ? w->reserved_end / 2 : SD__SW_RESERVE_STEP;
+        if (!sd__reserve(w, w->reserved_end, at + grow, at)) {
+            w->reserved_end = 0; /* no more growth or zeros for this file */
+            return 0;
+        }
     }
     end = at + SD__SW_ZERO_AHEAD < w->reserved_end ? at + SD__SW_ZERO_AHEAD : w->reserved_end;
     for (uint64_t o = at; o < end; o += SD__SW_ZERO_CHUNK) {

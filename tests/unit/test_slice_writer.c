@@ -797,9 +797,10 @@ static ssize_t logged_pwrite(void *arg, int fd, const void *buf, size_t len, off
     return pwrite(fd, buf, len, off);
 }
 
-/* Within the reservation, the batch whose data reaches unwritten blocks writes a mebibyte of
- * zeros after its data (synced with it); the batches after it overwrite them and write none,
- * up to the reservation's end. */
+/* The batch whose data reaches unwritten reserved blocks writes a mebibyte of zeros after its
+ * data (synced with it); the batches after it overwrite them and write none. A slice outgrowing
+ * its reservation extends it (by 4 MiB at least) and goes on zeroing ahead; close cuts the
+ * file at its data. */
 static void test_allocate_zero_ahead(void **state)
 {
     struct tctx *t = *state;
@@ -807,8 +808,11 @@ static void test_allocate_zero_ahead(void **state)
     struct sd_slice_writer *w = NULL;
     struct write_log l = {0, 0, 0};
     struct sd_slice_io io = {NULL, logged_pwrite, NULL, NULL, &l};
+    struct sd_slice_stats st;
     struct rec r;
+    struct stat sb;
     char row[512];
+    char *p = file_path(t->dir, "n1", 1, 0);
     uint64_t first_end;
 
     rec_init(&r);
@@ -827,17 +831,25 @@ static void test_allocate_zero_ahead(void **state)
         assert_int_equal(append_wait(w, &r, row, NULL), 1);
     }
     assert_int_equal(l.zero_bytes, 1 << 20);
-    /* Past the zeros: the rest of the reservation, and nothing beyond it. */
+    /* Past the zeros: the rest of the reservation, which does not grow yet. */
     while (l.data_end <= first_end + (1 << 20)) {
         assert_int_equal(append_wait(w, &r, row, NULL), 1);
     }
     assert_int_equal(l.zero_end, (3 << 20) / 2);
+    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal(sb.st_size, (3 << 20) / 2);
+    /* The data outgrew it: 4 MiB more after the data, and zeros a mebibyte ahead again. */
     while (l.data_end <= (3 << 20) / 2) {
         assert_int_equal(append_wait(w, &r, row, NULL), 1);
     }
-    assert_int_equal(append_wait(w, &r, row, NULL), 1);
-    assert_int_equal(l.zero_end, (3 << 20) / 2);
-    assert_int_equal(sd_slice_writer_close(w, NULL), 0);
+    assert_int_equal(l.zero_end, l.data_end + (1 << 20));
+    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal((uint64_t)sb.st_size, l.data_end + (4 << 20));
+    assert_int_equal(sd_slice_writer_close(w, &st), 0);
+    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal((uint64_t)sb.st_size, st.compressed_bytes);
+    assert_int_equal((uint64_t)sb.st_size, l.data_end);
+    free(p);
     rec_fini(&r);
 }
 
