@@ -1,5 +1,6 @@
 """From records to table rows: rotation, upload to staging, exactly-once import into SQLite,
 with kill -9, a staging outage and a full disk (RELIABILITY.md (a), (b), (c))."""
+import ctypes
 import json
 import os
 import random
@@ -215,17 +216,29 @@ def test_kill9_repeatedly_every_acked_record_in_table_exactly_once(streamd_facto
     assert_loaded_once(table_rows(s.data_dir, TABLE), acked, sent)
 
 
+def exchange(a, b):
+    """Swaps the names a and b in one step (renameat2 RENAME_EXCHANGE)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.renameat2(-100, a.encode(), -100, b.encode(), 2) != 0:  # AT_FDCWD, RENAME_EXCHANGE
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), a)
+
+
+# The staging dir is swapped for a symlink to a file and back without a moment in which the name
+# is free: a retried upload creates the staging dirs, and could take a free name first.
 def break_staging(data_dir):
     staging = os.path.join(data_dir, "staging")
-    os.rename(staging, staging + ".off")
-    with open(staging, "w") as f:
+    with open(staging + ".broken", "w") as f:
         f.write("not a directory\n")
+    os.symlink("staging.broken", staging + ".new")
+    exchange(staging, staging + ".new")
+    os.rename(staging + ".new", staging + ".off")
 
 
 def repair_staging(data_dir):
     staging = os.path.join(data_dir, "staging")
-    os.unlink(staging)
-    os.rename(staging + ".off", staging)
+    os.symlink("staging.off", staging + ".new")
+    os.rename(staging + ".new", staging)
 
 
 def test_staging_outage_keeps_ingesting_and_catches_up(streamd_factory):
