@@ -68,7 +68,8 @@ struct sd_slice_writer_opts {
                                * (an idle writer reserves nothing), setting the file's size so a
                                * batch's sync writes no new size, unless that leaves the volume
                                * less than a tenth of its size free (a burst of sinks cannot
-                               * fill it with reservations); the zero tail is cut at close;
+                               * fill it with reservations); a file outgrowing it reserves
+                               * more, under the same floor; the zero tail is cut at close;
                                * failure is logged, not fatal */
     int64_t allocate_bytes;   /* bytes to reserve per file (the caller picks static or relative) */
     const struct sd_slice_io *io;      /* test seam, NULL = real syscalls; borrowed for the

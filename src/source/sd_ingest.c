@@ -233,13 +233,13 @@ void sd_ingest_shutdown(struct sd_ingest *in)
     sd__swap_routes(in, NULL, 1);
 }
 
-/* The routing table, and whether the endpoint shuts down, for a reader holding its loop's
- * routes_lock. */
+/* The routing table, for a reader holding its loop's routes_lock. */
 static struct sd_routes *sd__routes(struct sd_ingest *in)
 {
     return __atomic_load_n(&in->routes, __ATOMIC_ACQUIRE);
 }
 
+/* Whether the endpoint shuts down, for a reader holding its loop's routes_lock. */
 static int sd__is_shutting_down(struct sd_ingest *in)
 {
     return __atomic_load_n(&in->is_shutting_down, __ATOMIC_ACQUIRE);

@@ -912,6 +912,47 @@ static void test_allocate_keeps_volume_floor(void **state)
     assert_true(blocks_after_one_row(t->dir, "high", &io) >= (4 << 20));
 }
 
+/* A reservation that would take the volume below its floor does not grow: the slice goes on
+ * appending past it. */
+static void test_allocate_growth_keeps_volume_floor(void **state)
+{
+    struct tctx *t = *state;
+    /* 1 GiB volume, 104.4 MiB free: the 1.5 MiB reservation fits above the 102.4 MiB floor, 4
+     * MiB more do not. */
+    struct fake_volume v = {(uint64_t)1 << 30, ((uint64_t)1 << 30) / 10 + (2 << 20)};
+    struct sd_slice_io io = {NULL, NULL, NULL, fake_fstatvfs, &v};
+    struct sd_slice_writer_opts o;
+    struct sd_slice_writer *w = NULL;
+    struct sd_slice_stats now;
+    struct rec r;
+    struct stat sb;
+    char row[512];
+    char *p = file_path(t->dir, "n1", 1, 0);
+
+    rec_init(&r);
+    default_opts(&o, t->dir);
+    o.compression = SD_COMPRESSION_NONE;
+    o.allocate = 1;
+    o.allocate_bytes = (3 << 20) / 2;
+    o.io = &io;
+    assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, NULL), 0);
+    make_row(row, sizeof(row), "f", 1, 300);
+    assert_int_equal(append_wait(w, &r, row, NULL), 1);
+    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal(sb.st_size, (3 << 20) / 2);
+    do {
+        assert_int_equal(append_wait(w, &r, row, NULL), 1);
+        sd_slice_writer_stats(w, &now);
+    } while (now.compressed_bytes <= (3 << 20) / 2);
+    assert_int_equal(append_wait(w, &r, row, NULL), 1);
+    sd_slice_writer_stats(w, &now);
+    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal((uint64_t)sb.st_size, now.compressed_bytes);
+    assert_int_equal(sd_slice_writer_close(w, NULL), 0);
+    free(p);
+    rec_fini(&r);
+}
+
 /* ---- recovery ---- */
 
 /* A 3-member file as the writer makes it: members 1 and 2 finished, member 3 open; every
@@ -1960,6 +2001,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_allocate_crash_gzip, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_allocate_crash_none, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_allocate_keeps_volume_floor, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_allocate_growth_keeps_volume_floor, setup_dir,
+                                        teardown_dir),
         cmocka_unit_test_setup_teardown(test_recover_every_cut_fast, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_recover_every_cut_zlib, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_recover_garbage, setup_dir, teardown_dir),
