@@ -797,6 +797,22 @@ static ssize_t logged_pwrite(void *arg, int fd, const void *buf, size_t len, off
     return pwrite(fd, buf, len, off);
 }
 
+/* Opens a writer of plain CSV in dir reserving 1.5 MiB per file, its I/O through io, and a
+ * fresh record r of its callbacks. */
+static void open_reserving(const char *dir, const struct sd_slice_io *io, struct rec *r,
+                           struct sd_slice_writer **w)
+{
+    struct sd_slice_writer_opts o;
+
+    rec_init(r);
+    default_opts(&o, dir);
+    o.compression = SD_COMPRESSION_NONE;
+    o.allocate = 1;
+    o.allocate_bytes = (3 << 20) / 2;
+    o.io = io;
+    assert_int_equal(sd_slice_writer_open(&o, rec_cb, r, w, NULL), 0);
+}
+
 /* The batch whose data reaches unwritten reserved blocks writes a mebibyte of zeros after its
  * data (synced with it); the batches after it overwrite them and write none. A slice outgrowing
  * its reservation extends it (by 4 MiB at least) and goes on zeroing ahead; close cuts the
@@ -804,7 +820,6 @@ static ssize_t logged_pwrite(void *arg, int fd, const void *buf, size_t len, off
 static void test_allocate_zero_ahead(void **state)
 {
     struct tctx *t = *state;
-    struct sd_slice_writer_opts o;
     struct sd_slice_writer *w = NULL;
     struct write_log l = {0, 0, 0};
     struct sd_slice_io io = {NULL, logged_pwrite, NULL, NULL, &l};
@@ -815,13 +830,7 @@ static void test_allocate_zero_ahead(void **state)
     char *p = file_path(t->dir, "n1", 1, 0);
     uint64_t first_end;
 
-    rec_init(&r);
-    default_opts(&o, t->dir);
-    o.compression = SD_COMPRESSION_NONE;
-    o.allocate = 1;
-    o.allocate_bytes = (3 << 20) / 2;
-    o.io = &io;
-    assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, NULL), 0);
+    open_reserving(t->dir, &io, &r, &w);
     make_row(row, sizeof(row), "z", 1, 300);
     assert_int_equal(append_wait(w, &r, row, NULL), 1);
     first_end = l.data_end;
@@ -921,7 +930,6 @@ static void test_allocate_growth_keeps_volume_floor(void **state)
      * MiB more do not. */
     struct fake_volume v = {(uint64_t)1 << 30, ((uint64_t)1 << 30) / 10 + (2 << 20)};
     struct sd_slice_io io = {NULL, NULL, NULL, fake_fstatvfs, &v};
-    struct sd_slice_writer_opts o;
     struct sd_slice_writer *w = NULL;
     struct sd_slice_stats now;
     struct rec r;
@@ -929,13 +937,7 @@ static void test_allocate_growth_keeps_volume_floor(void **state)
     char row[512];
     char *p = file_path(t->dir, "n1", 1, 0);
 
-    rec_init(&r);
-    default_opts(&o, t->dir);
-    o.compression = SD_COMPRESSION_NONE;
-    o.allocate = 1;
-    o.allocate_bytes = (3 << 20) / 2;
-    o.io = &io;
-    assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, NULL), 0);
+    open_reserving(t->dir, &io, &r, &w);
     make_row(row, sizeof(row), "f", 1, 300);
     assert_int_equal(append_wait(w, &r, row, NULL), 1);
     assert_int_equal(stat(p, &sb), 0);
