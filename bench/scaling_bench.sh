@@ -13,8 +13,10 @@
 # BENCH_CORES (default: the CPUs of this machine) is how many CPUs the run may use; loops double
 # while the server and wrk each get their own CPUs, up to 8 (BENCH_CORES=16 runs 1, 2, 4, 8 loops
 # on CPUs 0-7 and wrk on the 8 after them). With 2 CPUs only the 1 and 2 loop runs fit, and the
-# 2 loop run shares CPU 1 with wrk: its req/s says nothing about scaling there, only the loop
-# shares and the CPU per record do.
+# 2 loop run shares CPU 1 with wrk: its req/s says nothing about scaling there, and its CPU per
+# record carries what the sharing adds (nginx's own ratio shows it). So such a machine also runs
+# 2 loops (2 nginx workers) on CPU 0 with wrk alone on CPU 1 at the 1 loop run's 50 connections:
+# only the number of loops differs, and the CPU per record target is judged there.
 # Usage: bench/scaling_bench.sh BUILD/streamd [DURATION_S]
 set -euo pipefail
 BIN=$(readlink -f "$1"); DUR=${2:-${BENCH_SECONDS:-10}}
@@ -39,14 +41,13 @@ wrk_cpus() {
 # ticks PID...: the CPU ticks of the processes together.
 ticks() { local t=0 p; for p in "$@"; do t=$((t + $(cpu_ticks "$p"))); done; echo "$t"; }
 
-# scale_wrk URL L PID...: wrk for DUR seconds at 50 x L connections; prints "rps cpu_us_per_req
+# scale_wrk URL WRK_CPUS THREADS CONNS PID...: wrk for DUR seconds; prints "rps cpu_us_per_req
 # requests non2xx" (CPU of the PIDs).
 scale_wrk() {
-  local url=$1 l=$2 cpus threads c0 c1 out res reqs
-  shift 2
-  read -r cpus threads <<<"$(wrk_cpus "$l")"
+  local url=$1 cpus=$2 threads=$3 conns=$4 c0 c1 out res reqs
+  shift 4
   c0=$(ticks "$@")
-  out=$(BODY=$WORK/body_1k.json timeout $((DUR + 30)) taskset -c "$cpus" wrk -t"$threads" -c$((50 * l)) \
+  out=$(BODY=$WORK/body_1k.json timeout $((DUR + 30)) taskset -c "$cpus" wrk -t"$threads" -c"$conns" \
     -d"${DUR}s" --timeout 10s -s "$HERE/post.lua" "$url" 2>&1)
   c1=$(ticks "$@")
   res=$(echo "$out" | grep '^RESULT')
@@ -60,39 +61,55 @@ loop_requests() {
   curl -s "$1/metrics" | sed -n 's/^streamd_http_loop_requests_total{.*server="source".*loop="\([0-9]*\)".*} \([0-9]*\)$/\1 \2/p'
 }
 
-echo "# scaling $(date -u +%Y-%m-%dT%H:%M:%SZ) commit $(git -C "$HERE/.." rev-parse --short HEAD 2>/dev/null || echo none), ${DUR}s per run, BENCH_CORES=$CORES, loops ${LOOPS[*]}"
+# scale_run KEY L SERVER_CPUS WRK_CPUS THREADS CONNS: nginx with L workers, then streamd with L
+# loops, each pinned to SERVER_CPUS, under wrk; prints the run's line and keeps its req/s and CPU
+# per request in RPS, CPU and NCPU under KEY.
 declare -A RPS CPU NCPU
-for l in "${LOOPS[@]}"; do
-  last=$((l - 1))
-  # nginx with l workers
-  port=$(free_port); mkdir -p "$WORK/nginx$l"
-  sed -e "s#@PREFIX@#$WORK/nginx$l#g" -e "s#@PORT@#$port#g" -e "s#^worker_processes 1;#worker_processes $l;#" \
-    "$HERE/nginx.conf.in" > "$WORK/nginx$l/nginx.conf"
-  taskset -c 0-$last nginx -c "$WORK/nginx$l/nginx.conf" -p "$WORK/nginx$l" 2>"$WORK/nginx$l/stderr" &
+scale_run() {
+  local key=$1 l=$2 srv=$3 wcpus=$4 threads=$5 conns=$6 port master spid url murl before after share
+  local n_rps n_cpu s_rps s_cpu s_non
+  port=$(free_port); mkdir -p "$WORK/nginx$key"
+  sed -e "s#@PREFIX@#$WORK/nginx$key#g" -e "s#@PORT@#$port#g" -e "s#^worker_processes 1;#worker_processes $l;#" \
+    "$HERE/nginx.conf.in" > "$WORK/nginx$key/nginx.conf"
+  taskset -c "$srv" nginx -c "$WORK/nginx$key/nginx.conf" -p "$WORK/nginx$key" 2>"$WORK/nginx$key/stderr" &
   master=$!; PIDS+=("$master")
-  for _ in $(seq 100); do [ -s "$WORK/nginx$l/nginx.pid" ] && break; sleep 0.05; done
+  for _ in $(seq 100); do [ -s "$WORK/nginx$key/nginx.pid" ] && break; sleep 0.05; done
   sleep 0.3
   # shellcheck disable=SC2046
-  read -r n_rps n_cpu _ _ <<<"$(scale_wrk "http://127.0.0.1:$port/" "$l" $(cat /proc/"$master"/task/*/children))"
+  read -r n_rps n_cpu _ _ <<<"$(scale_wrk "http://127.0.0.1:$port/" "$wcpus" "$threads" "$conns" \
+    $(cat /proc/"$master"/task/*/children))"
   kill "$master"; wait "$master" 2>/dev/null || true
 
-  # streamd with l loops
-  start_streamd "data$l" "0-$last" --set source.http.loops="$l"
+  start_streamd "data$key" "$srv" --set source.http.loops="$l"
   spid=$SPID
-  url=$(python3 "$HERE/sources.py" "$(ready_url "$WORK/data$l.ready" api)" "$TOKEN" bench)
-  murl=$(ready_url "$WORK/data$l.ready" metrics)
+  url=$(python3 "$HERE/sources.py" "$(ready_url "$WORK/data$key.ready" api)" "$TOKEN" bench)
+  murl=$(ready_url "$WORK/data$key.ready" metrics)
   before=$(loop_requests "$murl")
-  read -r s_rps s_cpu _ s_non <<<"$(scale_wrk "$url" "$l" "$spid")"
+  read -r s_rps s_cpu _ s_non <<<"$(scale_wrk "$url" "$wcpus" "$threads" "$conns" "$spid")"
   after=$(loop_requests "$murl")
   share=$(join <(echo "$before" | sort) <(echo "$after" | sort) | awk -v n="$l" '
     { d[$1] = $3 - $2; t += $3 - $2 } END {
       if (length(d) < n || t == 0) { print "0.0"; exit }
       m = 1; for (k in d) if (d[k] / t < m) m = d[k] / t; printf "%.1f", m * 100 }')
   kill "$spid"; wait "$spid" 2>/dev/null || true
-  RPS[$l]=$s_rps; CPU[$l]=$s_cpu; NCPU[$l]=$n_cpu
-  printf 'scaling loops=%-2s nginx req/s=%-7s cpu_us_per_req=%-5s | streamd req/s=%-7s cpu_us_per_req=%-5s non2xx=%s smallest_loop_share=%s%%\n' \
-    "$l" "$n_rps" "$n_cpu" "$s_rps" "$s_cpu" "$s_non" "$share"
+  RPS[$key]=$s_rps; CPU[$key]=$s_cpu; NCPU[$key]=$n_cpu
+  printf 'scaling loops=%-2s cpus=%-4s wrk_cpus=%-4s conns=%-4s nginx req/s=%-7s cpu_us_per_req=%-5s | streamd req/s=%-7s cpu_us_per_req=%-5s non2xx=%s smallest_loop_share=%s%%\n' \
+    "$l" "$srv" "$wcpus" "$conns" "$n_rps" "$n_cpu" "$s_rps" "$s_cpu" "$s_non" "$share"
+}
+
+echo "# scaling $(date -u +%Y-%m-%dT%H:%M:%SZ) commit $(git -C "$HERE/.." rev-parse --short HEAD 2>/dev/null || echo none), ${DUR}s per run, BENCH_CORES=$CORES, loops ${LOOPS[*]}"
+for l in "${LOOPS[@]}"; do
+  read -r wcpus threads <<<"$(wrk_cpus "$l")"
+  scale_run "$l" "$l" "0-$((l - 1))" "$wcpus" "$threads" $((50 * l))
 done
+# When the last run above shared a CPU with wrk (2 CPUs), this one keeps wrk on its own CPU: both
+# loops (both nginx workers) on CPU 0, at the 1 loop run's 50 connections, so only the number of
+# loops differs from that run.
+ONE_CPU=
+if [ "$CORES" -eq 2 ]; then
+  ONE_CPU=2cpu0
+  scale_run "$ONE_CPU" 2 0 1 1 50
+fi
 # RSS at 200 connections with the default number of loops (one per CPU, no pinning)
 start_streamd data-default ""
 spid=$SPID
@@ -107,8 +124,15 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else pr
 prev=
 for l in "${LOOPS[@]}"; do
   if [ -n "$prev" ]; then
-    echo "scaling ratio streamd $l/$prev loops: req/s = $(ratio "${RPS[$l]}" "${RPS[$prev]}") (target >= 1.7 with wrk on its own CPUs), cpu_per_record = $(ratio "${CPU[$l]}" "${CPU[$prev]}") (target <= 1.10; nginx's own $l/$prev workers: $(ratio "${NCPU[$l]}" "${NCPU[$prev]}"), what sharing the machine's CPUs with wrk adds)"
+    if [ -n "$ONE_CPU" ]; then
+      echo "scaling ratio streamd $l/$prev loops sharing CPU 1 with wrk: req/s = $(ratio "${RPS[$l]}" "${RPS[$prev]}"), cpu_per_record = $(ratio "${CPU[$l]}" "${CPU[$prev]}") (nginx's own $l/$prev workers: $(ratio "${NCPU[$l]}" "${NCPU[$prev]}"); what sharing a CPU with wrk adds, no target)"
+    else
+      echo "scaling ratio streamd $l/$prev loops: req/s = $(ratio "${RPS[$l]}" "${RPS[$prev]}") (target >= 1.7 with wrk on its own CPUs), cpu_per_record = $(ratio "${CPU[$l]}" "${CPU[$prev]}") (target <= 1.10; nginx's own $l/$prev workers: $(ratio "${NCPU[$l]}" "${NCPU[$prev]}"))"
+    fi
   fi
   prev=$l
 done
-[ "$CORES" -ge 4 ] || echo "scaling note: $CORES CPUs: the 2 loop run shares CPU $((CORES - 1)) with wrk, so its req/s cannot double; run with BENCH_CORES=16 on a bigger machine for the curve"
+if [ -n "$ONE_CPU" ]; then
+  echo "scaling ratio streamd 2/1 loops on CPU 0, wrk on its own CPU: cpu_per_record = $(ratio "${CPU[$ONE_CPU]}" "${CPU[1]}") (target <= 1.10; nginx's own 2/1 workers: $(ratio "${NCPU[$ONE_CPU]}" "${NCPU[1]}"))"
+  echo "scaling note: 2 CPUs: no room for a second loop and wrk on separate CPUs, so the loop cost is measured with both loops on CPU 0, and the 2 loop run on CPUs 0-1 shares CPU 1 with wrk (its req/s cannot double); run with BENCH_CORES=16 on a bigger machine for the curve"
+fi
