@@ -29,6 +29,8 @@ struct sd_taskpool {
     pthread_t *threads;
 };
 
+/* Queues t (under mu). The caller wakes a thread after unlocking mu: a woken thread that
+ * preempted the caller would only block on mu again. */
 static void sd__push(struct sd_taskpool *p, struct sd_task *t)
 {
     t->next = NULL;
@@ -39,7 +41,6 @@ static void sd__push(struct sd_taskpool *p, struct sd_task *t)
     }
     p->tail = t;
     t->state = SD__TASK_QUEUED;
-    pthread_cond_signal(&p->work_cv);
 }
 
 static void *sd__taskpool_main(void *arg)
@@ -65,6 +66,7 @@ static void *sd__taskpool_main(void *arg)
         t->fn(t->arg);
         pthread_mutex_lock(&p->mu);
         if (t->state == SD__TASK_RERUN) {
+            /* no wake: this thread takes the head next, and every task ahead had its own */
             sd__push(p, t);
         } else {
             t->state = SD__TASK_IDLE;
@@ -139,14 +141,19 @@ void sd_task_init(struct sd_task *t, struct sd_taskpool *p, sd_task_fn fn, void 
 void sd_task_schedule(struct sd_task *t)
 {
     struct sd_taskpool *p = t->pool;
+    int wake = 0;
 
     pthread_mutex_lock(&p->mu);
     if (t->state == SD__TASK_IDLE) {
         sd__push(p, t);
+        wake = 1;
     } else if (t->state == SD__TASK_RUNNING) {
         t->state = SD__TASK_RERUN;
     }
     pthread_mutex_unlock(&p->mu);
+    if (wake) {
+        pthread_cond_signal(&p->work_cv);
+    }
 }
 
 void sd_task_detach(struct sd_task *t)

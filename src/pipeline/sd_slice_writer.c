@@ -7,10 +7,12 @@
  * first append of a batch schedules the writer's task (under `mu`, so close cannot detach it
  * in between). A held append leaves that to the appender's sd_slice_writer_start once its
  * round of appends is done: an event loop's requests read together share one batch, and the
- * woken writer thread does not preempt the loop in the middle of them. The task runs one
- * batch per run, on one pool thread at a time, and owns the file descriptor, the compressor
- * and every file offset meanwhile: it swaps the pending batch out under `mu` (appenders keep
- * filling the other buffer), compresses it in one go ending at a sync-flush boundary, writes
+ * woken writer thread does not preempt the loop in the middle of them. The start queues the
+ * task after releasing `mu` (the pool wakes its thread after releasing its own lock too): a
+ * woken writer thread that preempts the loop on its CPU then finds no lock held by it. The task
+ * runs one batch per run, on one pool thread at a time, and owns the file descriptor, the
+ * compressor and every file offset meanwhile: it swaps the pending batch out under `mu` (appenders
+ * keep filling the other buffer), compresses it in one go ending at a sync-flush boundary, writes
  * it with pwrite at the tracked offset, fdatasyncs (disk mode), publishes the durable
  * statistics and calls the sync callback. An append (or start) during the run schedules the
  * task again, so the next batch follows at once (group commit) behind the other ready
@@ -1205,11 +1207,16 @@ int sd_slice_writer_append_held(struct sd_slice_writer *w, const void *rows, siz
 
 void sd_slice_writer_start(struct sd_slice_writer *w)
 {
+    int start;
+
     pthread_mutex_lock(&w->mu);
-    if (w->pending_appends > 0 && !w->closing) {
+    start = w->pending_appends > 0 && !w->closing;
+    pthread_mutex_unlock(&w->mu);
+    /* After unlocking: the woken writer thread takes mu first thing. The caller keeps the close
+     * away, so the task is still bound. */
+    if (start) {
         sd_task_schedule(&w->task);
     }
-    pthread_mutex_unlock(&w->mu);
 }
 
 void sd_slice_writer_stats(struct sd_slice_writer *w, struct sd_slice_stats *out)

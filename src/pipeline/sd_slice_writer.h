@@ -113,7 +113,8 @@ int sd_slice_writer_append_held(struct sd_slice_writer *w, const void *rows, siz
                                 uint32_t nrows, int64_t record_ms, uint64_t *seq);
 
 /* Queues the write and sync of the held appends (a no-op when none wait or the writer closes).
- * Any thread. */
+ * Any thread, but never while sd_slice_writer_close runs or after it (the caller orders the
+ * two, as storage does with a lock around the start and the close's begin). */
 void sd_slice_writer_start(struct sd_slice_writer *w);
 
 /* Statistics of durable data so far (synced batches plus recovered data). Thread-safe. */
