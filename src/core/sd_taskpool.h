@@ -32,7 +32,9 @@ void sd_taskpool_destroy(struct sd_taskpool *p);
 void sd_task_init(struct sd_task *t, struct sd_taskpool *p, sd_task_fn fn, void *arg);
 
 /* Queues t unless it is queued already; if its callback is running, it runs again after it
- * returns. Any thread, also the callback itself. Never blocks on the callback. */
+ * returns. Any thread, also the callback itself. Never blocks on the callback. It wakes a pool
+ * thread after releasing the pool's lock, so it must return before t's detach begins (the
+ * caller orders the two). */
 void sd_task_schedule(struct sd_task *t);
 
 /* Waits until t's callback is not running, takes t out of the queue and unbinds it: it never
