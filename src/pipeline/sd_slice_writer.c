@@ -43,6 +43,7 @@
  * unhealthy: pending batches fail and every append returns SD_EUNHEALTHY. */
 #include "pipeline/sd_slice_writer.h"
 #include "pipeline/sd_gzip_pool.h"
+#include "pipeline/sd_slice_closed.h"
 #include "core/sd_alloc.h"
 #include "core/sd_buf.h"
 #include "core/sd_error.h"
@@ -521,6 +522,7 @@ static int sd__open_file(struct sd_slice_writer *w, int n, int *fd_out, char **p
         free(path);
         return rc;
     }
+    sd_slice_closed_forget(fd); /* it may change from now on: its upload verifies it again */
     if (!existed) {
         rc = sd_fsync_dir(w->dir);
         if (rc != 0) {
@@ -840,6 +842,14 @@ static void sd__finish_file(struct sd_slice_writer *w)
     rc = sd__io_fdatasync(w, w->fd);
     if (rc != 0) {
         sd_log_error("slice", "final fdatasync of %s failed: %s", w->path, sd_strerror(rc));
+    } else if (w->final_rc == 0 && w->file_no == 1 && w->prev_files_bytes == 0) {
+        /* the slice's only file holds exactly the durable rows: its upload need not verify it */
+        struct sd_slice_stats closed;
+        pthread_mutex_lock(&w->mu);
+        closed = w->durable;
+        pthread_mutex_unlock(&w->mu);
+        closed.compressed_bytes = w->off;
+        sd_slice_closed_note(w->fd, &closed);
     }
 done:
     if (rc != 0 && w->final_rc == 0) {

@@ -51,6 +51,7 @@
 #include "core/sd_metrics_reg.h"
 #include "core/sd_time.h"
 #include "defs/sd_settings.h"
+#include "pipeline/sd_slice_closed.h"
 #include "pipeline/sd_slice_recover.h"
 #include "staging/sd_staging.h"
 #include "state/sd_state.h"
@@ -694,7 +695,8 @@ static int sd__cmp_slice_files(const void *a, const void *b)
     return strcmp(x->path, y->path);
 }
 
-/* Lists, verifies (recovery is idempotent) and renames to their visible names the files of a
+/* Lists, verifies (recovery is idempotent; a file closed cleanly in this process and unchanged
+ * since is taken as its writer left it) and renames to their visible names the files of a
  * slice directory. Returns the number of files (paths in files) or a negative error. */
 static int sd__prepare_slice_files(const char *node_id, const char *dir,
                                    struct sd_slice_file *files, int64_t *records)
@@ -717,7 +719,8 @@ static int sd__prepare_slice_files(const char *node_id, const char *dir,
         if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int)sizeof(path)) {
             continue;
         }
-        rc = sd_slice_recover(path, &stats);
+        /* a file its writer closed cleanly here and that is unchanged since needs no pass */
+        rc = sd_slice_closed_take(path, &stats) ? 0 : sd_slice_recover(path, &stats);
         if (rc != 0) {
             closedir(d);
             return rc;

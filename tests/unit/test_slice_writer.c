@@ -14,6 +14,7 @@
 #include "core/sd_error.h"
 #include "core/sd_fs.h"
 #include "pipeline/sd_gzip.h"
+#include "pipeline/sd_slice_closed.h"
 #include "pipeline/sd_slice_recover.h"
 #include "pipeline/sd_slice_writer.h"
 
@@ -1456,6 +1457,155 @@ static void test_fdatasync_failure_twice(void **state)
     fault_fini(&f);
 }
 
+/* Opens a writer (default options but the compression, node n1) on dir, appends rows tagged tag
+ * and closes it; returns the close's result. */
+static int write_rows_as(const char *dir, enum sd_compression comp, const char *tag, int rows,
+                         struct sd_slice_stats *st)
+{
+    struct sd_slice_writer_opts o;
+    struct sd_slice_writer *w = NULL;
+    struct rec r;
+    char row[512];
+    int rc;
+
+    rec_init(&r);
+    default_opts(&o, dir);
+    o.compression = comp;
+    assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, NULL), 0);
+    for (int i = 0; i < rows; i++) {
+        make_row(row, sizeof(row), tag, (uint64_t)i, 30);
+        assert_int_equal(append_wait(w, &r, row, NULL), 1);
+    }
+    rc = sd_slice_writer_close(w, st);
+    rec_fini(&r);
+    return rc;
+}
+
+/* The same with gzip. */
+static int write_rows(const char *dir, const char *tag, int rows, struct sd_slice_stats *st)
+{
+    return write_rows_as(dir, SD_COMPRESSION_GZIP, tag, rows, st);
+}
+
+/* A slice whose only file closed cleanly is recorded with the statistics a verification would
+ * find; the record is taken once, and a writer's open or any change of the file drops it. */
+static void test_closed_record(void **state)
+{
+    struct tctx *t = *state;
+    struct sd_slice_stats st;
+    struct sd_slice_stats got;
+    struct sd_slice_stats verified;
+    struct sd_slice_writer_opts o;
+    struct sd_slice_writer *w = NULL;
+    struct rec r;
+    struct stat sb;
+    char *p1 = file_path(t->dir, "n1", 1, 1);
+    int fd;
+
+    assert_int_equal(write_rows(t->dir, "c", 5, &st), 0);
+    assert_int_equal(sd_slice_closed_take(p1, &got), 1);
+    assert_int_equal(sd_slice_recover(p1, &verified), 0);
+    assert_int_equal(got.records, 5);
+    assert_int_equal(got.records, verified.records);
+    assert_int_equal(got.uncompressed_bytes, verified.uncompressed_bytes);
+    assert_int_equal(stat(p1, &sb), 0);
+    assert_int_equal(got.compressed_bytes, (uint64_t)sb.st_size);
+    assert_int_equal(sd_slice_closed_take(p1, &got), 0); /* taken once */
+
+    /* Continued by a second writer: its open drops the record, its clean close records the
+     * whole file. */
+    assert_int_equal(write_rows(t->dir, "d", 1, &st), 0);
+    rec_init(&r);
+    default_opts(&o, t->dir);
+    assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, NULL), 0);
+    assert_int_equal(sd_slice_closed_take(p1, &got), 0);
+    assert_int_equal(sd_slice_writer_close(w, NULL), 0);
+    rec_fini(&r);
+    assert_int_equal(sd_slice_closed_take(p1, &got), 1);
+    assert_int_equal(got.records, 6);
+
+    /* A byte appended after the close: not what was recorded, verified instead. */
+    assert_int_equal(write_rows(t->dir, "e", 1, &st), 0);
+    fd = open(p1, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "x", 1), 1);
+    close(fd);
+    assert_int_equal(sd_slice_closed_take(p1, &got), 0);
+    assert_int_equal(sd_slice_recover(p1, &verified), 0);
+    assert_int_equal(verified.records, 7);
+
+    /* Renamed after the close (its change time moves): verified instead. */
+    assert_int_equal(write_rows(t->dir, "f", 1, &st), 0);
+    {
+        struct timespec pause = {0, 20 * 1000 * 1000}; /* past the clock tick of the close */
+        char *moved = file_path(t->dir, "moved", 1, 1);
+        nanosleep(&pause, NULL);
+        assert_int_equal(rename(p1, moved), 0);
+        assert_int_equal(rename(moved, p1), 0);
+        free(moved);
+    }
+    assert_int_equal(sd_slice_closed_take(p1, &got), 0);
+    free(p1);
+
+    /* Plain CSV: the same record. */
+    p1 = file_path(t->dir, "n1", 1, 0);
+    assert_int_equal(write_rows_as(t->dir, SD_COMPRESSION_NONE, "h", 4, &st), 0);
+    assert_int_equal(sd_slice_closed_take(p1, &got), 1);
+    assert_int_equal(sd_slice_recover(p1, &verified), 0);
+    assert_int_equal(got.records, 4);
+    assert_int_equal(got.records, verified.records);
+    assert_int_equal(got.uncompressed_bytes, verified.uncompressed_bytes);
+    assert_int_equal(got.compressed_bytes, verified.compressed_bytes);
+    free(p1);
+}
+
+/* A slice that needed a continuation file (a failed fdatasync) or whose close failed is never
+ * recorded: its files are verified at upload. */
+static void test_closed_record_not_after_failures(void **state)
+{
+    struct tctx *t = *state;
+    struct sd_slice_writer_opts o;
+    struct sd_slice_writer *w = NULL;
+    struct fault f;
+    struct sd_slice_io io;
+    struct rec r;
+    struct sd_slice_stats got;
+    char row[512];
+    char *p1 = file_path(t->dir, "n1", 1, 1);
+    char *p2 = file_path(t->dir, "n1", 2, 1);
+
+    fault_init(&f);
+    f.fail_sync[0] = 2;
+    faulty_writer_opts(t->dir, &f, &io, &r, &o);
+    assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, NULL), 0);
+    make_row(row, sizeof(row), "g", 0, 5);
+    assert_int_equal(append_wait(w, &r, row, NULL), 1);
+    assert_int_equal(append_wait(w, &r, row, NULL), 2);
+    assert_int_equal(append_wait(w, &r, row, NULL), 1);
+    assert_int_equal(sd_slice_writer_close(w, NULL), 0);
+    assert_int_equal(access(p2, F_OK), 0);
+    assert_int_equal(sd_slice_closed_take(p1, &got), 0);
+    assert_int_equal(sd_slice_closed_take(p2, &got), 0);
+    rec_fini(&r);
+    fault_fini(&f);
+
+    /* The final fdatasync of the close fails. */
+    fault_init(&f);
+    f.fail_sync[0] = 2;
+    faulty_writer_opts(t->dir, &f, &io, &r, &o);
+    o.node_id = "n2";
+    assert_int_equal(sd_slice_writer_open(&o, rec_cb, &r, &w, NULL), 0);
+    assert_int_equal(append_wait(w, &r, row, NULL), 1);
+    assert_true(sd_slice_writer_close(w, NULL) != 0);
+    free(p1);
+    p1 = file_path(t->dir, "n2", 1, 1);
+    assert_int_equal(sd_slice_closed_take(p1, &got), 0);
+    rec_fini(&r);
+    fault_fini(&f);
+    free(p1);
+    free(p2);
+}
+
 /* The pending budget answers SD_ELIMIT while the writer is stuck in a sync. */
 static void test_back_pressure(void **state)
 {
@@ -2019,6 +2169,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fdatasync_failure_unhealthy_open, setup_dir,
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(test_fdatasync_failure_twice, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_closed_record, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_closed_record_not_after_failures, setup_dir,
+                                        teardown_dir),
         cmocka_unit_test_setup_teardown(test_back_pressure, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_closed, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_held_appends, setup_dir, teardown_dir),
