@@ -12,7 +12,6 @@
 #include "pipeline/sd_slice_closed.h"
 
 #include <pthread.h>
-#include <string.h>
 #include <sys/stat.h>
 
 #define SD__CLOSED_MAX 1024

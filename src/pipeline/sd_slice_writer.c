@@ -24,8 +24,9 @@
  * Reservation: the first batch of a file reserves its space with fallocate, which sets the
  * file's size; the batch whose data reaches unwritten reserved blocks writes zeros a mebibyte
  * ahead (growing the reservation when the slice outgrows it), so a batch's fdatasync neither
- * writes a new size nor converts an extent. Close cuts
- * the zero tail; after a crash, recovery cuts it (zeros never continue a gzip stream or a row).
+ * writes a new size nor converts an extent. Close cuts the zero tail; after a crash, recovery
+ * cuts it (zeros never continue a gzip stream or a row). A clean close of a slice's only file
+ * records it in sd_slice_closed, so its upload need not verify it again.
  * Ownership: appended rows are copied; the batch buffers, output buffers, jobs and compressor
  * belong to the writer and are freed by sd_slice_writer_close.
  *

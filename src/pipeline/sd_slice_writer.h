@@ -130,10 +130,10 @@ int sd_slice_writer_is_unhealthy(struct sd_slice_writer *w);
 
 /* Stops intake (appends return SD_ECLOSED), writes and syncs everything pending (their
  * callbacks fire), finishes the gzip member, fdatasyncs, closes the file, stops the shared
- * threads if this was the last open writer
- * and frees w. A writer that ends cleanly with a single file records it in sd_slice_closed
- * with its durable statistics (every file it opens loses its record there). Must not be called from the callback. Returns 0, or the first error that
- * left the slice without all accepted data (SD_EUNHEALTHY or the final write/sync error).
+ * threads if this was the last open writer and frees w. A writer that ends cleanly with a
+ * single file records it in sd_slice_closed with its durable statistics (every file it opens
+ * loses its record there). Must not be called from the callback. Returns 0, or the first error
+ * that left the slice without all accepted data (SD_EUNHEALTHY or the final write/sync error).
  * *final_stats (optional) receives the durable statistics. */
 int sd_slice_writer_close(struct sd_slice_writer *w, struct sd_slice_stats *final_stats);
 
