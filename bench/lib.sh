@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # lib.sh: helpers shared by the bench scripts (sourced, not run): free loopback ports, a process's
 # CPU ticks and RSS, ready files, the 1 KiB body, the fields of wrk's RESULT line (post.lua), a
-# wrk run, starting streamd, the work directory.
+# wrk run, starting streamd, the work directory, ratios and medians.
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # utime + stime of every thread of a process, in clock ticks (getconf CLK_TCK per second)
@@ -24,6 +24,19 @@ ready_url() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[s
 
 # wrk_field "RESULT ..." NAME: the number after NAME= in a RESULT line of post.lua.
 wrk_field() { echo "$1" | sed -n "s/.*[ ]$2=\([0-9]*\).*/\1/p"; }
+
+# ratio A B: A/B with two decimals ("nan" when B is not positive).
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "nan" }'; }
+# median X...: the median of the numbers ("nan" counts as the largest; the mean of the middle two
+# when they are even in number).
+median() {
+  printf '%s\n' "$@" | sed -e '/^$/d' -e 's/^nan$/inf/' | sort -g | awk '{ v[NR] = $1 } END {
+    a = v[int((NR + 1) / 2)]; b = v[int(NR / 2) + 1]
+    if (NR == 0 || a == "inf" || b == "inf") printf "nan"; else printf "%.2f", (a + b) / 2 }'
+}
+# BENCH_PAIRS: how many times import_bench.sh and scaling_bench.sh repeat their alternated runs;
+# the ratios they judge are the medians of the repetitions' ratios.
+PAIRS=${BENCH_PAIRS:-3}
 
 # wait_ready FILE PID: waits up to 20 s for a ready file; fails if the process exits first.
 wait_ready() {

@@ -158,7 +158,6 @@ for k in nginx_plain streamd_plain streamd_tpl_plain streamd_path2_plain nginx_p
   read -r rps p50 p99 cpu rss non2xx _ <<<"${R[$k]}"
   printf '%-18s req/s=%-7s p50_us=%-6s p99_us=%-6s cpu_us_per_req=%-6s rss_kB=%-7s non2xx=%s\n' "$k" "$rps" "$p50" "$p99" "$cpu" "$rss" "$non2xx"
 done
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "nan" }'; }
 read -r n_rps n_p50 n_p99 n_cpu _ _ _ <<<"${R[nginx_plain]}"
 read -r s_rps s_p50 s_p99 s_cpu _ s_non _ <<<"${R[streamd_plain]}"
 read -r np_rps _ _ np_cpu _ _ _ <<<"${R[nginx_pipelined]}"

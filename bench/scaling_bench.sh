@@ -17,6 +17,8 @@
 # record carries what the sharing adds (nginx's own ratio shows it). So such a machine also runs
 # 2 loops (2 nginx workers) on CPU 0 with wrk alone on CPU 1 at the 1 loop run's 50 connections:
 # only the number of loops differs, and the CPU per record target is judged there.
+# The runs repeat in BENCH_PAIRS (default 3) rounds; each ratio is the median of the rounds'
+# ratios (each round's printed beside it), as one 10 s run on a shared machine can be 20 % off.
 # Usage: bench/scaling_bench.sh BUILD/streamd [DURATION_S]
 set -euo pipefail
 BIN=$(readlink -f "$1"); DUR=${2:-${BENCH_SECONDS:-10}}
@@ -97,19 +99,19 @@ scale_run() {
     "$l" "$srv" "$wcpus" "$conns" "$n_rps" "$n_cpu" "$s_rps" "$s_cpu" "$s_non" "$share"
 }
 
-echo "# scaling $(date -u +%Y-%m-%dT%H:%M:%SZ) commit $(git -C "$HERE/.." rev-parse --short HEAD 2>/dev/null || echo none), ${DUR}s per run, BENCH_CORES=$CORES, loops ${LOOPS[*]}"
-for l in "${LOOPS[@]}"; do
-  read -r wcpus threads <<<"$(wrk_cpus "$l")"
-  scale_run "$l" "$l" "0-$((l - 1))" "$wcpus" "$threads" $((50 * l))
-done
-# When the last run above shared a CPU with wrk (2 CPUs), this one keeps wrk on its own CPU: both
-# loops (both nginx workers) on CPU 0, at the 1 loop run's 50 connections, so only the number of
-# loops differs from that run.
+echo "# scaling $(date -u +%Y-%m-%dT%H:%M:%SZ) commit $(git -C "$HERE/.." rev-parse --short HEAD 2>/dev/null || echo none), ${DUR}s per run, BENCH_CORES=$CORES, loops ${LOOPS[*]}, $PAIRS rounds; the ratios are the medians of the rounds' ratios"
+# When the last loop count shares a CPU with wrk (2 CPUs), each round also runs 2 loops (2 nginx
+# workers) on CPU 0 with wrk on its own CPU, at the 1 loop run's 50 connections, right after the
+# 1 loop run: only the number of loops differs from that run.
 ONE_CPU=
-if [ "$CORES" -eq 2 ]; then
-  ONE_CPU=2cpu0
-  scale_run "$ONE_CPU" 2 0 1 1 50
-fi
+[ "$CORES" -ne 2 ] || ONE_CPU=2cpu0
+for r in $(seq "$PAIRS"); do
+  for l in "${LOOPS[@]}"; do
+    read -r wcpus threads <<<"$(wrk_cpus "$l")"
+    scale_run "$l.$r" "$l" "0-$((l - 1))" "$wcpus" "$threads" $((50 * l))
+    [ -z "$ONE_CPU" ] || [ "$l" -ne 1 ] || scale_run "$ONE_CPU.$r" 2 0 1 1 50
+  done
+done
 # RSS at 200 connections with the default number of loops (one per CPU, no pinning)
 start_streamd data-default ""
 spid=$SPID
@@ -120,19 +122,34 @@ BODY=$WORK/body_1k.json timeout $((DUR + 30)) taskset -c $((CORES - 1)) wrk -t1 
 echo "scaling rss at 200 conns with the default $loops loops = $(($(rss_kb "$spid") / 1024)) MiB (target <= 64 MiB)"
 kill "$spid"; wait "$spid" 2>/dev/null || true
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "nan" }'; }
+# round_ratios ARRAY A B: the rounds' ratios of ARRAY[A.r] to ARRAY[B.r], space-separated.
+round_ratios() {
+  local -n arr=$1
+  local r out=()
+  for r in $(seq "$PAIRS"); do out+=("$(ratio "${arr[$2.$r]}" "${arr[$3.$r]}")"); done
+  echo "${out[*]}"
+}
+# doubling_line A B: "req/s = M (rounds), cpu_per_record = M (rounds)" of A loops against B, and
+# nginx's own CPU ratio.
+doubling_line() {
+  local rps cpu ncpu
+  read -r -a rps <<<"$(round_ratios RPS "$1" "$2")"
+  read -r -a cpu <<<"$(round_ratios CPU "$1" "$2")"
+  read -r -a ncpu <<<"$(round_ratios NCPU "$1" "$2")"
+  echo "req/s = $(median "${rps[@]}") (${rps[*]}), cpu_per_record = $(median "${cpu[@]}") (${cpu[*]}) (nginx's own: $(median "${ncpu[@]}")"
+}
 prev=
 for l in "${LOOPS[@]}"; do
   if [ -n "$prev" ]; then
     if [ -n "$ONE_CPU" ]; then
-      echo "scaling ratio streamd $l/$prev loops sharing CPU 1 with wrk: req/s = $(ratio "${RPS[$l]}" "${RPS[$prev]}"), cpu_per_record = $(ratio "${CPU[$l]}" "${CPU[$prev]}") (nginx's own $l/$prev workers: $(ratio "${NCPU[$l]}" "${NCPU[$prev]}"); what sharing a CPU with wrk adds, no target)"
+      echo "scaling ratio streamd $l/$prev loops sharing CPU 1 with wrk: $(doubling_line "$l" "$prev"); what sharing a CPU with wrk adds, no target)"
     else
-      echo "scaling ratio streamd $l/$prev loops: req/s = $(ratio "${RPS[$l]}" "${RPS[$prev]}") (target >= 1.7 with wrk on its own CPUs), cpu_per_record = $(ratio "${CPU[$l]}" "${CPU[$prev]}") (target <= 1.10; nginx's own $l/$prev workers: $(ratio "${NCPU[$l]}" "${NCPU[$prev]}"))"
+      echo "scaling ratio streamd $l/$prev loops: $(doubling_line "$l" "$prev")) (targets: req/s >= 1.7 with wrk on its own CPUs, cpu_per_record <= 1.10)"
     fi
   fi
   prev=$l
 done
 if [ -n "$ONE_CPU" ]; then
-  echo "scaling ratio streamd 2/1 loops on CPU 0, wrk on its own CPU: cpu_per_record = $(ratio "${CPU[$ONE_CPU]}" "${CPU[1]}") (target <= 1.10; nginx's own 2/1 workers: $(ratio "${NCPU[$ONE_CPU]}" "${NCPU[1]}"))"
+  echo "scaling ratio streamd 2/1 loops on CPU 0, wrk on its own CPU: $(doubling_line "$ONE_CPU" 1); req/s no target) (target: cpu_per_record <= 1.10)"
   echo "scaling note: 2 CPUs: no room for a second loop and wrk on separate CPUs, so the loop cost is measured with both loops on CPU 0, and the 2 loop run on CPUs 0-1 shares CPU 1 with wrk (its req/s cannot double); run with BENCH_CORES=16 on a bigger machine for the curve"
 fi
