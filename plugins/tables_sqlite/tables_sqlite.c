@@ -9,7 +9,7 @@
  * different projects proceed in parallel (a second mutex guards only the list of
  * connections). Connections write through the "streamd" VFS, which hands their writes to the
  * disk in chunks as they are made (tables_sqlite_vfs.h), so an import's commit and checkpoint are
- * no bursts beside the slice writers' syncs. New databases get 16 KiB pages
+ * no bursts beside the slice writers' syncs. New databases get 32 KiB pages
  * (TABLES_SQLITE_PAGE_SIZE), connections an 8 MiB page cache (TABLES_SQLITE_CACHE_SIZE).
  * Connections run in WAL mode, so users can read a database while streamd writes it, with
  * synchronous=FULL, so a committed import survives kill -9 and power loss, and with a busy timeout,
@@ -54,10 +54,11 @@
 #define TABLES_SQLITE_LEDGER "_streamd_import_ledger"
 
 /* The page size of new databases. An import writes each page twice (into the WAL, then at the
- * checkpoint into the database), with a system call or two per page: 16 KiB pages instead of
- * SQLite's 4 KiB cut an import's CPU by about a third (about half of its kernel time), for
- * appends and for upserts of random keys alike (docs/BENCHMARKS.md, issue 14). */
-#define TABLES_SQLITE_PAGE_SIZE "16384"
+ * checkpoint into the database), with a system call or two per page. Against SQLite's 4 KiB,
+ * 16 KiB pages cut an import's CPU by about a third, and 32 KiB by a further sixth for appends (a
+ * tenth for upserts of random keys); 64 KiB pages cost upserts of small rows more than 32 KiB
+ * (docs/BENCHMARKS.md, issue 14). */
+#define TABLES_SQLITE_PAGE_SIZE "32768"
 /* Each connection's page cache (negative: KiB). An upsert of random keys rewrites pages all over
  * the table's index; with SQLite's default 2 MiB they spill to the WAL again and again, and the
  * VFS hands every spilled MiB to the disk: 200,000 keyed rows imported at 44k rows/s, against

@@ -227,7 +227,7 @@ static void test_file_layout_wal(void **state)
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
     sqlite3_finalize(st);
-    assert_int_equal(page_size(db), 16384); /* new databases: larger pages (fewer writes) */
+    assert_int_equal(page_size(db), 32768); /* new databases: larger pages (fewer writes) */
     sqlite3_close(db);
     tc_data_free(&d);
 }
