@@ -4,14 +4,16 @@
  *
  * DESIGN: two layers. The decode layer (reader_fill) makes the next run of decoded CSV bytes
  * available in data[data_pos..data_len): for plain input that is the raw read buffer itself
- * (no copy); for gzip input it inflates the raw buffer into a second buffer with zlib
- * (16 + MAX_WBITS: gzip wrapper only), resetting the stream after every member end so that
- * concatenated members read as one stream. The parse layer is a three-state machine (at a
- * field start, inside a quoted field, just after a quote) that copies unquoted field bytes
- * into one row buffer, using memchr to skip to the next quote, and records where each field
- * starts; the views handed out are built from those offsets when the row ends, because the
- * row buffer may move while it grows. The reader is strict: it accepts exactly what
- * pipeline/sd_csv writes and reports anything else as SD_ECORRUPT with the row number and the
+ * (no copy); for gzip input it inflates the raw buffer into a second buffer with ISA-L's
+ * isal_inflate (gzip wrapper only: header parsed, CRC-32 and length checked), resetting the
+ * inflater after every member end so that concatenated members read as one stream. ISA-L rather
+ * than zlib: an import inflates every staged byte, and zlib's inflate and CRC-32 were a sixth of
+ * an import's CPU, and ISA-L takes a third of their time (docs/BENCHMARKS.md, issue 14). The parse
+ * layer is a three-state machine (at a field start, inside a quoted field, just after a quote) that
+ * copies unquoted field bytes into one row buffer, using memchr to skip to the next quote, and
+ * records where each field starts; the views handed out are built from those offsets when the row
+ * ends, because the row buffer may move while it grows. The reader is strict: it accepts exactly
+ * what pipeline/sd_csv writes and reports anything else as SD_ECORRUPT with the row number and the
  * byte offset. Errors are sticky. One thread at a time; no locks, no globals. */
 #include "tables/sd_csv_reader.h"
 
@@ -24,7 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
+
+#include <isa-l/igzip_lib.h>
 
 /* Size of the raw and the decoded buffer. */
 #define READER_BUF_SIZE (64 * 1024)
@@ -57,12 +60,10 @@ struct sd_csv_reader {
     uint64_t data_base;
 
     /* gzip mode */
-    z_stream zs;
-    int zs_ready;       /* inflateInit2 succeeded */
-    int member_done;    /* the last inflate ended a member */
-    int gz_pending;     /* the last inflate filled the output: it may hold more output */
-    uint64_t gz_base;   /* compressed bytes of the members before the current one */
-    uint64_t raw_total; /* compressed bytes read from the source */
+    struct inflate_state *zs; /* NULL until a gzip magic is seen */
+    int member_done;          /* the last inflate ended a member */
+    int gz_pending;           /* the last inflate filled the output: it may hold more output */
+    uint64_t raw_total;       /* compressed bytes read from the source */
 
     /* the current row */
     struct sd_buf row;   /* unquoted bytes of every field, back to back */
@@ -121,12 +122,44 @@ static ssize_t reader_read(struct sd_csv_reader *r, unsigned char *buf, size_t l
     return n;
 }
 
+/* The compressed offset the inflater has reached (bytes it holds in its bit buffer count as
+ * read), for messages. */
+static uint64_t reader_gz_offset(const struct sd_csv_reader *r)
+{
+    return r->raw_total - r->zs->avail_in;
+}
+
+/* Readies the inflater for a gzip member. */
+static void reader_gz_start(struct sd_csv_reader *r)
+{
+    isal_inflate_reset(r->zs);
+    r->zs->crc_flag = ISAL_GZIP;
+}
+
+/* What an isal_inflate error means. */
+static const char *reader_gz_error(int zrc)
+{
+    switch (zrc) {
+    case ISAL_INVALID_WRAPPER:
+        return "invalid member header";
+    case ISAL_UNSUPPORTED_METHOD:
+        return "unsupported compression method";
+    case ISAL_INCORRECT_CHECKSUM:
+        return "checksum mismatch";
+    case ISAL_INVALID_LOOKBACK:
+        return "invalid distance";
+    case ISAL_INVALID_SYMBOL:
+        return "invalid code";
+    default:
+        return "invalid block";
+    }
+}
+
 /* Reads the first bytes and picks plain or gzip. Returns 0 or < 0. */
 static int reader_detect(struct sd_csv_reader *r)
 {
     size_t have = 0;
     ssize_t n;
-    int zrc;
 
     while (have < 2) {
         n = reader_read(r, r->raw + have, READER_BUF_SIZE - have);
@@ -139,15 +172,14 @@ static int reader_detect(struct sd_csv_reader *r)
         have += (size_t)n;
     }
     if (have >= 2 && r->raw[0] == 0x1f && r->raw[1] == 0x8b) {
-        memset(&r->zs, 0, sizeof(r->zs));
-        zrc = inflateInit2(&r->zs, 16 + MAX_WBITS);
-        if (zrc != Z_OK) {
-            return reader_fail(r, zrc == Z_MEM_ERROR ? -ENOMEM : SD_EINVAL,
-                               "cannot initialize zlib (%d)", zrc);
+        r->zs = malloc(sizeof(*r->zs));
+        if (r->zs == NULL) {
+            return reader_fail(r, -ENOMEM, "out of memory");
         }
-        r->zs_ready = 1;
-        r->zs.next_in = r->raw;
-        r->zs.avail_in = (uInt)have;
+        isal_inflate_init(r->zs);
+        reader_gz_start(r);
+        r->zs->next_in = r->raw;
+        r->zs->avail_in = (uint32_t)have;
         r->mode = MODE_GZIP;
         return 0;
     }
@@ -161,13 +193,14 @@ static int reader_detect(struct sd_csv_reader *r)
 /* Inflates the next run of decoded bytes. Returns 1, 0 at the clean end, or < 0. */
 static int reader_fill_gzip(struct sd_csv_reader *r)
 {
+    struct inflate_state *zs = r->zs;
     ssize_t n;
     size_t produced;
-    uInt in_before;
+    uint32_t in_before;
     int zrc;
 
     for (;;) {
-        if (r->zs.avail_in == 0 && !r->gz_pending) {
+        if (zs->avail_in == 0 && !r->gz_pending) {
             if (r->src_eof) {
                 if (r->member_done) {
                     return 0;
@@ -183,45 +216,30 @@ static int reader_fill_gzip(struct sd_csv_reader *r)
             if (n == 0) {
                 continue;
             }
-            r->zs.next_in = r->raw;
-            r->zs.avail_in = (uInt)n;
+            zs->next_in = r->raw;
+            zs->avail_in = (uint32_t)n;
         }
         if (r->member_done) {
             /* more bytes after a member's end: they must be the next member */
-            r->gz_base += r->zs.total_in;
-            if (inflateReset(&r->zs) != Z_OK) {
-                return reader_fail(r, SD_EINVAL, "gzip: cannot reset the inflater");
-            }
+            reader_gz_start(r);
             r->member_done = 0;
         }
-        in_before = r->zs.avail_in;
-        r->zs.next_out = r->dec;
-        r->zs.avail_out = READER_BUF_SIZE;
-        zrc = inflate(&r->zs, Z_NO_FLUSH);
-        produced = READER_BUF_SIZE - r->zs.avail_out;
-        r->gz_pending = r->zs.avail_out == 0;
-        switch (zrc) {
-        case Z_STREAM_END:
-            r->member_done = 1;
-            r->gz_pending = 0;
-            break;
-        case Z_OK:
-            break;
-        case Z_BUF_ERROR:
-            /* no progress was possible: more input is needed */
-            r->gz_pending = 0;
-            break;
-        case Z_MEM_ERROR:
-            return reader_fail(r, -ENOMEM, "gzip: out of memory");
-        default:
+        in_before = zs->avail_in;
+        zs->next_out = r->dec;
+        zs->avail_out = READER_BUF_SIZE;
+        zrc = isal_inflate(zs);
+        produced = READER_BUF_SIZE - zs->avail_out;
+        if (zrc != ISAL_DECOMP_OK) {
             return reader_fail(r, SD_ECORRUPT, "gzip: %s at compressed offset %" PRIu64,
-                               r->zs.msg != NULL ? r->zs.msg : "invalid data",
-                               r->gz_base + r->zs.total_in);
+                               reader_gz_error(zrc), reader_gz_offset(r));
         }
-        if (produced == 0 && in_before > 0 && r->zs.avail_in == in_before) {
+        /* a full output may leave more output inside the inflater; a finished member none */
+        r->member_done = zs->block_state == ISAL_BLOCK_FINISH;
+        r->gz_pending = zs->avail_out == 0 && !r->member_done;
+        if (produced == 0 && in_before > 0 && zs->avail_in == in_before && !r->member_done) {
             /* input left and room for output, yet nothing moved: never loop on it */
             return reader_fail(r, SD_ECORRUPT, "gzip: no progress at compressed offset %" PRIu64,
-                               r->gz_base + r->zs.total_in);
+                               reader_gz_offset(r));
         }
         if (produced > 0) {
             r->data = r->dec;
@@ -439,9 +457,7 @@ void sd_csv_reader_close(struct sd_csv_reader *r)
     if (r == NULL) {
         return;
     }
-    if (r->zs_ready) {
-        inflateEnd(&r->zs);
-    }
+    free(r->zs);
     sd_buf_fini(&r->row);
     free(r->raw);
     free(r->dec);
