@@ -2,11 +2,12 @@
  *
  * DESIGN: Linux keeps the scheduling policy and the I/O priority per thread, so each call
  * addresses the caller's thread id: sched_setattr(SCHED_IDLE) for the CPU part and the
- * ioprio_set system call (no glibc wrapper) for the I/O part. No state, no locks; failures are
- * returned, never logged. */
+ * ioprio_set system call (no glibc wrapper) for the I/O part; sd_bgprio_thread_start also names
+ * the thread (pthread_setname_np). No state, no locks; failures are returned, never logged. */
 #include "core/sd_bgprio.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
 #include <string.h>
@@ -47,6 +48,12 @@ int sd_bgprio_enter(void)
         return -errno;
     }
     return 0;
+}
+
+void sd_bgprio_thread_start(const char *name)
+{
+    pthread_setname_np(pthread_self(), name);
+    (void)sd_bgprio_enter();
 }
 
 int sd_bgprio_is_background(int tid)

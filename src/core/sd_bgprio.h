@@ -23,6 +23,11 @@
  * at its old priority: nothing depends on it but latency). Any thread; idempotent. */
 int sd_bgprio_enter(void);
 
+/* The first step of a background thread: names the calling thread (at most 15 characters, as
+ * ps and perf show it) and lowers it with sd_bgprio_enter, best effort (a thread left at its old
+ * priority costs only the data path's latency). */
+void sd_bgprio_thread_start(const char *name);
+
 /* 1 if thread tid (a Linux thread id; 0 = the caller) runs at background priority (both the
  * CPU and the I/O part), 0 if not, -errno if it cannot be read. For tests and diagnostics. */
 int sd_bgprio_is_background(int tid);

@@ -767,9 +767,7 @@ static int sd__upload_step(void *arg)
     const char *paths[SD_OP_MAX_FILES_PER_SLICE];
     int n, rc = 0;
 
-    pthread_setname_np(pthread_self(), "sd-upload");
-    /* best effort: at the old priority only the data path's latency suffers */
-    (void)sd_bgprio_enter();
+    sd_bgprio_thread_start("sd-upload");
     n = u->dir ? sd__prepare_slice_files(u->node_id, u->dir, files, &u->records) : 0;
     if (n < 0) {
         snprintf(u->reason, sizeof(u->reason), "slice files cannot be verified: %s",
@@ -951,8 +949,7 @@ static int sd__import_step(void *arg)
     size_t nopen = 0;
     int rc = 0;
 
-    pthread_setname_np(pthread_self(), "sd-import");
-    (void)sd_bgprio_enter(); /* best effort, as in sd__upload_step */
+    sd_bgprio_thread_start("sd-import");
     for (size_t i = 0; i < m->nslices && rc == 0; i++) {
         reads[i].staging = m->staging;
         rc = sd_staging_open_read(m->staging, m->staged_keys[i], &reads[i].reader);

@@ -1532,8 +1532,7 @@ static void *sd__stats_main(void *arg)
 {
     struct sd_storage *st = arg;
 
-    pthread_setname_np(pthread_self(), "sd-stats");
-    (void)sd_bgprio_enter(); /* best effort: off the data path's core and disk when they are busy */
+    sd_bgprio_thread_start("sd-stats");
     pthread_mutex_lock(&st->lock);
     while (st->is_running) {
         sd_cond_wait_ms(&st->stats_cond, &st->lock, st->cfg.stats_interval_ms);
@@ -1563,8 +1562,7 @@ static void *sd__disk_cleanup_main(void *arg)
     struct sd_storage *st = arg;
     const char *paths[SD_STORAGE_MAX_VOLUMES];
 
-    pthread_setname_np(pthread_self(), "sd-diskclean");
-    (void)sd_bgprio_enter(); /* best effort, as the statistics thread */
+    sd_bgprio_thread_start("sd-diskclean");
     for (size_t i = 0; i < st->nvolumes; i++) {
         paths[i] = st->volumes[i].path;
     }

@@ -1,6 +1,7 @@
 /* test_bgprio.c: unit tests of core/sd_bgprio: a thread that enters background priority runs
  * SCHED_IDLE at the lowest best-effort I/O level, as the kernel reports
- * it for that thread id; the other threads keep their priority; entering twice is fine. */
+ * it for that thread id; the other threads keep their priority; entering twice is fine; a
+ * background thread's start names the thread and lowers it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -117,6 +118,36 @@ static void test_children_inherit(void **state)
     assert_int_equal(child_bg, 1);
 }
 
+/* sd_bgprio_thread_start names the thread and lowers it. */
+struct started {
+    char name[16];
+    int is_bg;
+};
+
+static void *started_main(void *arg)
+{
+    struct started *st = arg;
+
+    sd_bgprio_thread_start("sd-test-bg");
+    if (pthread_getname_np(pthread_self(), st->name, sizeof(st->name)) != 0) {
+        st->name[0] = '\0';
+    }
+    st->is_bg = sd_bgprio_is_background(0);
+    return NULL;
+}
+
+static void test_thread_start_names_and_lowers(void **state)
+{
+    struct started st = {.is_bg = -1};
+    pthread_t t;
+
+    (void)state;
+    assert_int_equal(pthread_create(&t, NULL, started_main, &st), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_string_equal(st.name, "sd-test-bg");
+    assert_int_equal(st.is_bg, 1);
+}
+
 static void test_unknown_thread_is_an_error(void **state)
 {
     (void)state;
@@ -128,6 +159,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_thread_enters_background),
         cmocka_unit_test(test_children_inherit),
+        cmocka_unit_test(test_thread_start_names_and_lowers),
         cmocka_unit_test(test_unknown_thread_is_an_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
