@@ -109,7 +109,7 @@ for r in $(seq "$PAIRS"); do
   for l in "${LOOPS[@]}"; do
     read -r wcpus threads <<<"$(wrk_cpus "$l")"
     scale_run "$l.$r" "$l" "0-$((l - 1))" "$wcpus" "$threads" $((50 * l))
-    [ -z "$ONE_CPU" ] || [ "$l" -ne 1 ] || scale_run "$ONE_CPU.$r" 2 0 1 1 50
+    if [ -n "$ONE_CPU" ] && [ "$l" -eq 1 ]; then scale_run "$ONE_CPU.$r" 2 0 1 1 50; fi
   done
 done
 # RSS at 200 connections with the default number of loops (one per CPU, no pinning)
